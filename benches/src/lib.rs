@@ -1,0 +1,1 @@
+//! Criterion benchmarks for smsim live in `benches/benches/`.

@@ -1,0 +1,1 @@
+//! The HTTP API (axum): tenants' bearer keys, typed JSON errors, webhooks.

@@ -1,0 +1,1 @@
+//! The engine's long-running services: workers, reaper, reconciler, scheduler.

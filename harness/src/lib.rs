@@ -1,0 +1,1 @@
+//! smsim-harness: the deterministic simulator, the certification kit and the `smsim` CLI.

@@ -1,0 +1,3 @@
+//! The `smsim` command.
+
+fn main() {}
