@@ -1,1 +1,1143 @@
-//! The in-memory store.
+//! The in-memory store: the simulator's store and the reference model of the store
+//! semantics.
+//!
+//! One mutex guards the whole state, so every trait method is trivially one transaction.
+//! All-or-nothing is kept by checking everything an operation can refuse *before* its
+//! first write. Every message status change goes through [`State::move_message`], which
+//! keeps the campaign counters, the tenant's credit columns, the journal and the indexes
+//! in step with the message — the one place where a counter can change.
+//!
+//! Indexes keep the hot paths proportional to the work, not to the store: the claimable
+//! queue holds only queued messages of sending campaigns, ordered by due time.
+
+use super::*;
+use crate::domain::ledger::{is_charged, on_transition, LedgerDelta, UNKNOWN_OUTCOME};
+use crate::domain::plan::plan_messages;
+use crate::domain::rate::TokenBucket;
+use crate::domain::records::Lease;
+use crate::domain::report::{decide, ReportDecision};
+use crate::domain::status::TransitionCause;
+use crate::domain::{phone, template};
+use crate::ids::ContactId;
+use std::collections::BTreeSet;
+use std::sync::{Mutex, MutexGuard};
+
+/// Most contact rows one import may carry.
+pub const MAX_IMPORT_ROWS: usize = 10_000;
+
+/// The in-memory store.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock is a store bug; the state may be half-written,
+        // so refusing to go on is the only safe answer.
+        self.state.lock().expect("memory store poisoned by an earlier panic")
+    }
+}
+
+/// A report kept until the message it names is known.
+#[derive(Clone, Debug)]
+struct ParkedReport {
+    report: InboundReport,
+}
+
+/// Whose rate-limit bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum BucketKey {
+    Account(TrafficAccountId),
+    Tenant(TenantId),
+}
+
+#[derive(Default)]
+struct State {
+    tenants: BTreeMap<TenantId, Tenant>,
+    accounts: BTreeMap<TrafficAccountId, TrafficAccount>,
+    contacts: BTreeMap<ContactId, Contact>,
+    contact_by_phone: BTreeMap<(TenantId, String), ContactId>,
+    campaigns: BTreeMap<CampaignId, Campaign>,
+    messages: BTreeMap<MessageId, Message>,
+    by_provider_id: BTreeMap<(TrafficAccountId, String), MessageId>,
+    /// Queued messages of sending campaigns, per account, by (due time, id).
+    ready: BTreeMap<TrafficAccountId, BTreeSet<(Timestamp, MessageId)>>,
+    /// Submitting messages by (lease expiry, id).
+    leases: BTreeSet<(Timestamp, MessageId)>,
+    /// Submitting messages by fencing token.
+    by_token: BTreeMap<u64, BTreeSet<MessageId>>,
+    /// Unknown messages by (time they became unknown, id).
+    unknowns: BTreeSet<(Timestamp, MessageId)>,
+    /// Parked reports in arrival order.
+    parked: BTreeMap<u64, ParkedReport>,
+    parked_by_provider_id: BTreeMap<(TrafficAccountId, String), BTreeSet<u64>>,
+    buckets: BTreeMap<BucketKey, TokenBucket>,
+    idempotency: BTreeMap<(TenantId, String), (String, EnqueueReceipt)>,
+    journal: Vec<JournalEntry>,
+    next_seq: u64,
+    next_token: u64,
+    next_parked: u64,
+    next_tenant: u64,
+    next_account: u64,
+    next_contact: u64,
+    next_campaign: u64,
+}
+
+fn not_found(what: &'static str, id: impl ToString) -> StoreError {
+    StoreError::NotFound { what, id: id.to_string() }
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> StoreError {
+    StoreError::Invalid { field: field.into(), message: message.into() }
+}
+
+/// Checks an import row's attributes: the first offending key, with its message.
+pub(crate) fn attribute_error(attributes: &BTreeMap<String, String>) -> Option<(String, &'static str)> {
+    for (key, value) in attributes {
+        let name_ok = (1..=64).contains(&key.len())
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !name_ok {
+            return Some((format!("attributes.{key}"), "attribute names are 1 to 64 letters, digits, _ - ."));
+        }
+        if value.len() > 1024 {
+            return Some((format!("attributes.{key}"), "attribute values are at most 1024 bytes"));
+        }
+    }
+    None
+}
+
+impl State {
+    // --- lookups ------------------------------------------------------------------------
+
+    fn tenant(&self, id: TenantId) -> StoreResult<&Tenant> {
+        self.tenants.get(&id).ok_or_else(|| not_found("tenant", id))
+    }
+
+    fn account(&self, id: TrafficAccountId) -> StoreResult<&TrafficAccount> {
+        self.accounts.get(&id).ok_or_else(|| not_found("traffic account", id))
+    }
+
+    fn campaign_of(&self, tenant: TenantId, id: CampaignId) -> StoreResult<&Campaign> {
+        self.campaigns.get(&id).filter(|campaign| campaign.tenant == tenant).ok_or_else(|| not_found("campaign", id))
+    }
+
+    fn campaign_mut(&mut self, id: CampaignId) -> &mut Campaign {
+        self.campaigns.get_mut(&id).expect("message refers to a missing campaign")
+    }
+
+    fn tenant_contacts(&self, tenant: TenantId) -> Vec<Contact> {
+        self.contacts.values().filter(|contact| contact.tenant == tenant).cloned().collect()
+    }
+
+    fn campaign_messages(&self, campaign: CampaignId) -> impl Iterator<Item = &Message> {
+        let start = MessageId::new(campaign, ContactId(0));
+        let end = MessageId::new(campaign, ContactId(u64::MAX));
+        self.messages.range(start..=end).map(|(_, message)| message)
+    }
+
+    // --- journal ------------------------------------------------------------------------
+
+    fn next_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    fn journal_campaign(&mut self, campaign: CampaignId, from: CampaignStatus, to: CampaignStatus, at: Timestamp) {
+        let seq = self.next_seq();
+        self.journal.push(JournalEntry::Campaign { seq, at, campaign, from, to });
+    }
+
+    // --- validation ---------------------------------------------------------------------
+
+    fn check_new_campaign(&self, tenant: TenantId, new: &NewCampaign) -> StoreResult<()> {
+        if new.name.trim().is_empty() {
+            return Err(invalid("name", "a campaign needs a name"));
+        }
+        if new.body_template.is_empty() {
+            return Err(invalid("body_template", "a campaign needs a body"));
+        }
+        template::placeholders(&new.body_template)?;
+        let account = self.account(new.traffic_account)?;
+        if !account.usable_by(tenant) {
+            return Err(not_found("traffic account", new.traffic_account));
+        }
+        if let Audience::Contacts { ids } = &new.audience {
+            if ids.is_empty() {
+                return Err(invalid("audience", "a contact list audience needs at least one contact"));
+            }
+            for id in ids {
+                if self.contacts.get(id).is_none_or(|contact| contact.tenant != tenant) {
+                    return Err(not_found("contact", id));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // --- the one place a message changes status --------------------------------------------
+
+    /// Moves message `id` to `to`, keeping counters, ledger, journal and indexes in step.
+    /// `error` replaces the message's last error when given. Refuses illegal moves with a
+    /// panic: every caller has checked the status it starts from, so an illegal move here
+    /// is a store bug.
+    fn move_message(
+        &mut self,
+        id: MessageId,
+        to: MessageStatus,
+        cause: TransitionCause,
+        error: Option<MessageError>,
+        now: Timestamp,
+    ) {
+        let message = self.messages.get_mut(&id).expect("move of a missing message");
+        let from = message.status;
+        from.transition(to, cause).unwrap_or_else(|illegal| panic!("store bug on {id}: {illegal}"));
+        let from_code = message.last_error.as_ref().map(|error| error.code.clone());
+        if let Some(error) = error {
+            message.last_error = Some(error);
+        }
+        let to_code = message.last_error.as_ref().map(|error| error.code.as_str());
+        let delta = on_transition(from, to, message.cost, from_code.as_deref(), to_code);
+        let previous_change = message.updated_at;
+        message.status = to;
+        message.updated_at = now;
+        let (tenant, account, due, lease) =
+            (message.tenant, message.traffic_account, message.next_attempt_at, message.lease.take());
+        if let Some(lease) = lease {
+            self.leases.remove(&(lease.expires_at, id));
+            if let Some(held) = self.by_token.get_mut(&lease.token) {
+                held.remove(&id);
+                if held.is_empty() {
+                    self.by_token.remove(&lease.token);
+                }
+            }
+        }
+        match from {
+            MessageStatus::Queued => {
+                if let Some(ready) = self.ready.get_mut(&account) {
+                    ready.remove(&(due, id));
+                }
+            }
+            MessageStatus::Unknown => {
+                // A message's `updated_at` only changes with its status, so it still says
+                // when the message became unknown.
+                self.unknowns.remove(&(previous_change, id));
+            }
+            _ => {}
+        }
+        match to {
+            MessageStatus::Unknown => {
+                self.unknowns.insert((now, id));
+            }
+            MessageStatus::Queued => self.index_if_claimable(id),
+            _ => {}
+        }
+        self.apply_ledger(tenant, delta);
+        self.campaign_mut(id.campaign).counts.shift(from, to);
+        let seq = self.next_seq();
+        self.journal.push(JournalEntry::Message { seq, at: now, message: id, from: Some(from), to, cause });
+    }
+
+    fn apply_ledger(&mut self, tenant: TenantId, delta: LedgerDelta) {
+        if delta == LedgerDelta::NONE {
+            return;
+        }
+        let books = self.tenants.get_mut(&tenant).expect("message of a missing tenant");
+        books.balance += delta.balance;
+        books.reserved += delta.reserved;
+        books.charged += delta.charged;
+        assert!(
+            books.reserved >= Credits::ZERO && books.reserved <= books.balance,
+            "ledger broken for {tenant}: {books:?}"
+        );
+    }
+
+    /// Puts a queued message in the claimable index if its campaign is sending.
+    fn index_if_claimable(&mut self, id: MessageId) {
+        let message = &self.messages[&id];
+        if message.status == MessageStatus::Queued && self.campaigns[&id.campaign].status == CampaignStatus::Sending {
+            self.ready.entry(message.traffic_account).or_default().insert((message.next_attempt_at, id));
+        }
+    }
+
+    fn set_campaign_status(&mut self, id: CampaignId, to: CampaignStatus, now: Timestamp) {
+        let campaign = self.campaign_mut(id);
+        let from = campaign.status;
+        campaign.status = from.transition(to).unwrap_or_else(|illegal| panic!("store bug on {id}: {illegal}"));
+        if to == CampaignStatus::Completed {
+            campaign.completed_at = Some(now);
+        }
+        self.journal_campaign(id, from, to, now);
+        // Claimability of the campaign's queued messages follows its status.
+        let queued: Vec<MessageId> = self
+            .campaign_messages(id)
+            .filter(|message| message.status == MessageStatus::Queued)
+            .map(|message| message.id)
+            .collect();
+        for message in queued {
+            if to == CampaignStatus::Sending {
+                self.index_if_claimable(message);
+            } else {
+                let (account, due) = (self.messages[&message].traffic_account, self.messages[&message].next_attempt_at);
+                if let Some(ready) = self.ready.get_mut(&account) {
+                    ready.remove(&(due, message));
+                }
+            }
+        }
+    }
+
+    /// The completion rule: a sending campaign with nothing pending is completed.
+    fn complete_if_settled(&mut self, campaigns: impl IntoIterator<Item = CampaignId>, now: Timestamp) {
+        let affected: BTreeSet<CampaignId> = campaigns.into_iter().collect();
+        for id in affected {
+            let campaign = &self.campaigns[&id];
+            if campaign.status == CampaignStatus::Sending && campaign.counts.pending() == 0 {
+                self.set_campaign_status(id, CampaignStatus::Completed, now);
+            }
+        }
+    }
+
+    fn set_lease(&mut self, id: MessageId, lease: Lease) {
+        self.leases.insert((lease.expires_at, id));
+        self.by_token.entry(lease.token).or_default().insert(id);
+        self.messages.get_mut(&id).expect("lease on a missing message").lease = Some(lease);
+    }
+
+    // --- acceptance and reports ------------------------------------------------------------
+
+    /// Records that the provider accepted `id` (from `submitting` or `unknown`) and applies
+    /// the reports parked for it. Returns the number of parked reports consumed.
+    fn accept(&mut self, id: MessageId, provider_message_id: String, bulk_id: Option<String>, now: Timestamp) -> u32 {
+        self.move_message(id, MessageStatus::Accepted, TransitionCause::Engine, None, now);
+        let message = self.messages.get_mut(&id).expect("accepted a missing message");
+        message.provider_message_id = Some(provider_message_id.clone());
+        message.bulk_id = bulk_id;
+        let key = (message.traffic_account, provider_message_id);
+        self.by_provider_id.insert(key.clone(), id);
+        let parked = self.parked_by_provider_id.remove(&key).unwrap_or_default();
+        let mut consumed = 0;
+        for number in parked {
+            let ParkedReport { report } = self.parked.remove(&number).expect("parked index out of step");
+            self.apply_report_to(id, &report, now);
+            consumed += 1;
+        }
+        consumed
+    }
+
+    fn park(&mut self, report: InboundReport) -> ReportOutcome {
+        self.next_parked += 1;
+        let number = self.next_parked;
+        self.parked_by_provider_id
+            .entry((report.traffic_account, report.provider_message_id.clone()))
+            .or_default()
+            .insert(number);
+        self.parked.insert(number, ParkedReport { report });
+        ReportOutcome::Parked
+    }
+
+    /// Applies `report` to message `id` by the rule of [`decide`]. A decision to park is
+    /// returned as `Parked` without parking (the caller decides).
+    fn apply_report_to(&mut self, id: MessageId, report: &InboundReport, now: Timestamp) -> ReportOutcome {
+        let current = self.messages[&id].status;
+        match decide(current, &report.status) {
+            ReportDecision::Apply { path } => {
+                let last = *path.last().expect("an applied report has a path");
+                for (index, step) in path.iter().enumerate() {
+                    let error = if index + 1 == path.len() { report_error(last, report) } else { None };
+                    self.move_message(id, *step, TransitionCause::Engine, error, now);
+                }
+                let message = self.messages.get_mut(&id).expect("report on a missing message");
+                if message.provider_message_id.is_none() {
+                    message.provider_message_id = Some(report.provider_message_id.clone());
+                    let key = (message.traffic_account, report.provider_message_id.clone());
+                    self.by_provider_id.insert(key, id);
+                }
+                ReportOutcome::Applied { message: id, from: current, to: last }
+            }
+            ReportDecision::Duplicate => ReportOutcome::Duplicate { message: id },
+            ReportDecision::IgnoredBackwards => ReportOutcome::IgnoredBackwards { message: id, status: current },
+            ReportDecision::Park => ReportOutcome::Parked,
+            ReportDecision::Unrecognized => ReportOutcome::Unrecognized,
+        }
+    }
+
+    // --- rate limits ------------------------------------------------------------------------
+
+    fn bucket(&self, key: BucketKey, rate: u32, now: Timestamp) -> TokenBucket {
+        self.buckets.get(&key).copied().unwrap_or_else(|| TokenBucket::full(rate, now)).refilled(rate, now)
+    }
+}
+
+/// The error a final report records on its message.
+fn report_error(to: MessageStatus, report: &InboundReport) -> Option<MessageError> {
+    let code = report.error_code.clone()?;
+    matches!(to, MessageStatus::Undelivered | MessageStatus::Expired | MessageStatus::Rejected).then(|| MessageError {
+        code,
+        retryable: false,
+        detail: format!("delivery report: {to}"),
+    })
+}
+
+/// The error recorded on messages settled as unknown outcome.
+pub fn unknown_outcome_error() -> MessageError {
+    MessageError {
+        code: UNKNOWN_OUTCOME.to_owned(),
+        retryable: false,
+        detail: "no report or lookup resolved the ambiguous submission".to_owned(),
+    }
+}
+
+impl Store for MemoryStore {
+    fn create_tenant(&self, new: NewTenant, _now: Timestamp) -> StoreResult<Tenant> {
+        if new.name.trim().is_empty() {
+            return Err(invalid("name", "a tenant needs a name"));
+        }
+        if new.credits < Credits::ZERO {
+            return Err(invalid("credits", "the opening balance cannot be negative"));
+        }
+        let mut state = self.lock();
+        state.next_tenant += 1;
+        let tenant = Tenant {
+            id: TenantId(state.next_tenant),
+            name: new.name,
+            api_key_hash: new.api_key_hash,
+            balance: new.credits,
+            reserved: Credits::ZERO,
+            charged: Credits::ZERO,
+            funded: new.credits,
+            rate_limit_per_s: new.rate_limit_per_s,
+        };
+        state.tenants.insert(tenant.id, tenant.clone());
+        Ok(tenant)
+    }
+
+    fn tenant(&self, id: TenantId) -> StoreResult<Tenant> {
+        self.lock().tenant(id).cloned()
+    }
+
+    fn tenant_by_api_key_hash(&self, api_key_hash: &str) -> StoreResult<Option<Tenant>> {
+        Ok(self.lock().tenants.values().find(|tenant| tenant.api_key_hash == api_key_hash).cloned())
+    }
+
+    fn tenants(&self) -> StoreResult<Vec<Tenant>> {
+        Ok(self.lock().tenants.values().cloned().collect())
+    }
+
+    fn change_credits(&self, tenant: TenantId, change: CreditChange, _now: Timestamp) -> StoreResult<Tenant> {
+        let mut state = self.lock();
+        let books = state.tenant(tenant)?;
+        let delta = match change {
+            CreditChange::TopUp(amount) if amount <= Credits::ZERO => {
+                return Err(invalid("amount", "a top-up must be positive"));
+            }
+            CreditChange::TopUp(amount) => amount,
+            CreditChange::Adjust(delta) if delta == Credits::ZERO => {
+                return Err(invalid("amount", "an adjustment must not be zero"));
+            }
+            CreditChange::Adjust(delta) => {
+                if books.balance + delta < books.reserved {
+                    return Err(StoreError::InsufficientCredits { needed: -delta, available: books.available() });
+                }
+                delta
+            }
+        };
+        let books = state.tenants.get_mut(&tenant).expect("checked above");
+        books.balance += delta;
+        books.funded += delta;
+        Ok(books.clone())
+    }
+
+    fn create_traffic_account(&self, new: NewTrafficAccount) -> StoreResult<TrafficAccount> {
+        if new.name.trim().is_empty() {
+            return Err(invalid("name", "a traffic account needs a name"));
+        }
+        if new.base_url.trim().is_empty() {
+            return Err(invalid("base_url", "a traffic account needs the provider's base URL"));
+        }
+        if new.sender.trim().is_empty() {
+            return Err(invalid("sender", "a traffic account needs a default sender"));
+        }
+        if new.price_per_segment < Credits::ZERO {
+            return Err(invalid("price_per_segment", "a price cannot be negative"));
+        }
+        let mut state = self.lock();
+        if let Some(owner) = new.owner {
+            state.tenant(owner)?;
+        }
+        state.next_account += 1;
+        let account = TrafficAccount {
+            id: TrafficAccountId(state.next_account),
+            owner: new.owner,
+            name: new.name,
+            provider: new.provider,
+            base_url: new.base_url,
+            credentials: new.credentials,
+            sender: new.sender,
+            rate_limit_per_s: new.rate_limit_per_s,
+            price_per_segment: new.price_per_segment,
+            idempotent_submissions: new.idempotent_submissions,
+        };
+        state.accounts.insert(account.id, account.clone());
+        Ok(account)
+    }
+
+    fn traffic_account(&self, id: TrafficAccountId) -> StoreResult<TrafficAccount> {
+        self.lock().account(id).cloned()
+    }
+
+    fn traffic_accounts(&self) -> StoreResult<Vec<TrafficAccount>> {
+        Ok(self.lock().accounts.values().cloned().collect())
+    }
+
+    fn import_contacts(&self, tenant: TenantId, rows: Vec<NewContact>, _now: Timestamp) -> StoreResult<ImportReport> {
+        let mut state = self.lock();
+        state.tenant(tenant)?;
+        if rows.len() > MAX_IMPORT_ROWS {
+            return Err(invalid("rows", format!("at most {MAX_IMPORT_ROWS} contacts per import, got {}", rows.len())));
+        }
+        let mut report = ImportReport::default();
+        for (row, contact) in rows.into_iter().enumerate() {
+            let phone = match phone::normalize_e164(&contact.phone) {
+                Ok(phone) => phone,
+                Err(error) => {
+                    report.errors.push(RowError { row, field: "phone".into(), message: error.to_string() });
+                    continue;
+                }
+            };
+            if let Some((field, message)) = attribute_error(&contact.attributes) {
+                report.errors.push(RowError { row, field, message: message.into() });
+                continue;
+            }
+            match state.contact_by_phone.get(&(tenant, phone.clone())).copied() {
+                Some(existing) => {
+                    let stored = state.contacts.get_mut(&existing).expect("phone index out of step");
+                    if stored.attributes == contact.attributes && stored.opted_out == contact.opted_out {
+                        report.unchanged += 1;
+                    } else {
+                        stored.attributes = contact.attributes;
+                        stored.opted_out = contact.opted_out;
+                        report.updated += 1;
+                    }
+                }
+                None => {
+                    state.next_contact += 1;
+                    let id = ContactId(state.next_contact);
+                    state.contact_by_phone.insert((tenant, phone.clone()), id);
+                    state.contacts.insert(
+                        id,
+                        Contact { id, tenant, phone, attributes: contact.attributes, opted_out: contact.opted_out },
+                    );
+                    report.created += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>> {
+        let state = self.lock();
+        state.tenant(tenant)?;
+        Ok(state.tenant_contacts(tenant))
+    }
+
+    fn create_campaign(&self, tenant: TenantId, new: NewCampaign, now: Timestamp) -> StoreResult<Campaign> {
+        let mut state = self.lock();
+        state.tenant(tenant)?;
+        state.check_new_campaign(tenant, &new)?;
+        state.next_campaign += 1;
+        let campaign = Campaign {
+            id: CampaignId(state.next_campaign),
+            tenant,
+            name: new.name,
+            body_template: new.body_template,
+            sender: new.sender,
+            audience: new.audience,
+            traffic_account: new.traffic_account,
+            status: CampaignStatus::Draft,
+            pause_reason: None,
+            schedule_at: new.schedule_at,
+            counts: StatusCounts::default(),
+            created_at: now,
+            enqueued_at: None,
+            completed_at: None,
+        };
+        state.campaigns.insert(campaign.id, campaign.clone());
+        Ok(campaign)
+    }
+
+    fn update_campaign(
+        &self,
+        tenant: TenantId,
+        id: CampaignId,
+        patch: CampaignPatch,
+        _now: Timestamp,
+    ) -> StoreResult<Campaign> {
+        let mut state = self.lock();
+        let current = state.campaign_of(tenant, id)?;
+        if current.status != CampaignStatus::Draft {
+            return Err(StoreError::Conflict(format!(
+                "campaign {id} is {}; only a draft can be changed",
+                current.status
+            )));
+        }
+        let mut updated = current.clone();
+        let new = NewCampaign {
+            name: patch.name.unwrap_or(updated.name.clone()),
+            body_template: patch.body_template.unwrap_or(updated.body_template.clone()),
+            sender: patch.sender.unwrap_or(updated.sender.clone()),
+            audience: patch.audience.unwrap_or(updated.audience.clone()),
+            traffic_account: patch.traffic_account.unwrap_or(updated.traffic_account),
+            schedule_at: patch.schedule_at.unwrap_or(updated.schedule_at),
+        };
+        state.check_new_campaign(tenant, &new)?;
+        updated.name = new.name;
+        updated.body_template = new.body_template;
+        updated.sender = new.sender;
+        updated.audience = new.audience;
+        updated.traffic_account = new.traffic_account;
+        updated.schedule_at = new.schedule_at;
+        state.campaigns.insert(id, updated.clone());
+        Ok(updated)
+    }
+
+    fn campaign(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Campaign> {
+        self.lock().campaign_of(tenant, id).cloned()
+    }
+
+    fn campaigns(&self, tenant: TenantId) -> StoreResult<Vec<Campaign>> {
+        let state = self.lock();
+        state.tenant(tenant)?;
+        Ok(state.campaigns.values().filter(|campaign| campaign.tenant == tenant).cloned().collect())
+    }
+
+    fn all_campaigns(&self) -> StoreResult<Vec<Campaign>> {
+        Ok(self.lock().campaigns.values().cloned().collect())
+    }
+
+    fn preview(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Preview> {
+        let state = self.lock();
+        let campaign = state.campaign_of(tenant, id)?;
+        let account = state.account(campaign.traffic_account)?;
+        let plan = plan_messages(campaign, account, &state.tenant_contacts(tenant))?;
+        let available = state.tenant(tenant)?.available();
+        Ok(Preview {
+            audience: plan.messages.len() as u32,
+            recipients: plan.sendable() as u32,
+            skipped: plan.skipped() as u32,
+            segments: plan.segments(),
+            estimated_cost: plan.cost(),
+            available_credits: available,
+            sufficient_credits: plan.cost() <= available,
+        })
+    }
+
+    fn enqueue(
+        &self,
+        tenant: TenantId,
+        id: CampaignId,
+        key: Option<IdempotencyKey>,
+        now: Timestamp,
+    ) -> StoreResult<EnqueueReceipt> {
+        let mut state = self.lock();
+        let campaign = state.campaign_of(tenant, id)?.clone();
+        if let Some(key) = &key {
+            if let Some((hash, receipt)) = state.idempotency.get(&(tenant, key.key.clone())) {
+                if *hash != key.request_hash {
+                    return Err(StoreError::IdempotencyMismatch { key: key.key.clone() });
+                }
+                return Ok(EnqueueReceipt { replayed: true, ..receipt.clone() });
+            }
+        }
+        let target = match campaign.schedule_at {
+            Some(start) if start > now => CampaignStatus::Scheduled,
+            _ => CampaignStatus::Sending,
+        };
+        campaign.status.transition(target)?;
+        let account = state.account(campaign.traffic_account)?.clone();
+        let plan = plan_messages(&campaign, &account, &state.tenant_contacts(tenant))?;
+        if plan.messages.is_empty() {
+            return Err(invalid("audience", "the audience has no contacts"));
+        }
+        let cost = plan.cost();
+        let available = state.tenant(tenant)?.available();
+        if cost > available {
+            return Err(StoreError::InsufficientCredits { needed: cost, available });
+        }
+        // Everything that could refuse has been checked: write.
+        let mut counts = StatusCounts::default();
+        for planned in &plan.messages {
+            let (status, last_error) = match planned.skip {
+                Some(reason) => (MessageStatus::Skipped, Some(skip_error(reason))),
+                None => (MessageStatus::Queued, None),
+            };
+            *counts.get_mut(status) += 1;
+            let message = Message {
+                id: planned.id,
+                tenant,
+                traffic_account: account.id,
+                destination: planned.destination.clone(),
+                sender: planned.sender.clone(),
+                body: planned.body.clone(),
+                encoding: planned.encoding,
+                segments: planned.segments,
+                cost: planned.cost,
+                status,
+                attempts: 0,
+                next_attempt_at: now,
+                lease: None,
+                provider_message_id: None,
+                bulk_id: None,
+                last_error,
+                created_at: now,
+                updated_at: now,
+            };
+            state.messages.insert(planned.id, message);
+            let seq = state.next_seq();
+            state.journal.push(JournalEntry::Message {
+                seq,
+                at: now,
+                message: planned.id,
+                from: None,
+                to: status,
+                cause: TransitionCause::Engine,
+            });
+        }
+        state.tenants.get_mut(&tenant).expect("checked above").reserved += cost;
+        {
+            let stored = state.campaign_mut(id);
+            stored.counts = counts;
+            stored.enqueued_at = Some(now);
+        }
+        state.set_campaign_status(id, target, now);
+        state.complete_if_settled([id], now);
+        let receipt = EnqueueReceipt {
+            campaign: id,
+            status: state.campaigns[&id].status,
+            messages: plan.messages.len() as u32,
+            skipped: plan.skipped() as u32,
+            reserved: cost,
+            replayed: false,
+        };
+        if let Some(key) = key {
+            state.idempotency.insert((tenant, key.key), (key.request_hash, receipt.clone()));
+        }
+        Ok(receipt)
+    }
+
+    fn start_due_campaigns(&self, now: Timestamp) -> StoreResult<Vec<CampaignId>> {
+        let mut state = self.lock();
+        let due: Vec<CampaignId> = state
+            .campaigns
+            .values()
+            .filter(|campaign| {
+                campaign.status == CampaignStatus::Scheduled && campaign.schedule_at.is_none_or(|at| at <= now)
+            })
+            .map(|campaign| campaign.id)
+            .collect();
+        for &id in &due {
+            state.set_campaign_status(id, CampaignStatus::Sending, now);
+        }
+        state.complete_if_settled(due.iter().copied(), now);
+        Ok(due)
+    }
+
+    fn pause(&self, tenant: TenantId, id: CampaignId, reason: PauseReason, now: Timestamp) -> StoreResult<Campaign> {
+        let mut state = self.lock();
+        state.campaign_of(tenant, id)?.status.transition(CampaignStatus::Paused)?;
+        state.set_campaign_status(id, CampaignStatus::Paused, now);
+        state.campaign_mut(id).pause_reason = Some(reason);
+        Ok(state.campaigns[&id].clone())
+    }
+
+    fn resume(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
+        let mut state = self.lock();
+        state.campaign_of(tenant, id)?.status.transition(CampaignStatus::Sending)?;
+        state.set_campaign_status(id, CampaignStatus::Sending, now);
+        state.campaign_mut(id).pause_reason = None;
+        state.complete_if_settled([id], now);
+        Ok(state.campaigns[&id].clone())
+    }
+
+    fn cancel(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
+        let mut state = self.lock();
+        state.campaign_of(tenant, id)?.status.transition(CampaignStatus::Cancelled)?;
+        let queued: Vec<MessageId> = state
+            .campaign_messages(id)
+            .filter(|message| message.status == MessageStatus::Queued)
+            .map(|message| message.id)
+            .collect();
+        for message in queued {
+            state.move_message(message, MessageStatus::Cancelled, TransitionCause::Engine, None, now);
+        }
+        state.set_campaign_status(id, CampaignStatus::Cancelled, now);
+        state.campaign_mut(id).pause_reason = None;
+        Ok(state.campaigns[&id].clone())
+    }
+
+    fn retry_failed(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<RetryReceipt> {
+        let mut state = self.lock();
+        let status = state.campaign_of(tenant, id)?.status;
+        if !matches!(status, CampaignStatus::Sending | CampaignStatus::Paused) {
+            return Err(StoreError::Conflict(format!(
+                "retry-failed needs a sending or paused campaign; {id} is {status}"
+            )));
+        }
+        let retryable: Vec<(MessageId, Credits)> = state
+            .campaign_messages(id)
+            .filter(|message| message.status == MessageStatus::Failed)
+            .filter(|message| message.last_error.as_ref().is_none_or(|error| error.code != UNKNOWN_OUTCOME))
+            .map(|message| (message.id, message.cost))
+            .collect();
+        let cost: Credits = retryable.iter().map(|(_, cost)| *cost).sum();
+        let available = state.tenant(tenant)?.available();
+        if cost > available {
+            return Err(StoreError::InsufficientCredits { needed: cost, available });
+        }
+        for &(message, _) in &retryable {
+            {
+                let stored = state.messages.get_mut(&message).expect("listed above");
+                stored.attempts = 0;
+                stored.next_attempt_at = now;
+            }
+            state.move_message(message, MessageStatus::Queued, TransitionCause::OperatorRetry, None, now);
+        }
+        Ok(RetryReceipt { requeued: retryable.len() as u32, reserved: cost })
+    }
+
+    fn failures_by_code(&self, tenant: TenantId, id: CampaignId) -> StoreResult<BTreeMap<String, u32>> {
+        let state = self.lock();
+        state.campaign_of(tenant, id)?;
+        let mut failures = BTreeMap::new();
+        for message in state.campaign_messages(id).filter(|message| message.status == MessageStatus::Failed) {
+            let code = message.last_error.as_ref().map_or("UNKNOWN", |error| error.code.as_str());
+            *failures.entry(code.to_owned()).or_insert(0) += 1;
+        }
+        Ok(failures)
+    }
+
+    fn messages(&self, campaign: CampaignId) -> StoreResult<Vec<Message>> {
+        let state = self.lock();
+        if !state.campaigns.contains_key(&campaign) {
+            return Err(not_found("campaign", campaign));
+        }
+        Ok(state.campaign_messages(campaign).cloned().collect())
+    }
+
+    fn message(&self, id: MessageId) -> StoreResult<Message> {
+        self.lock().messages.get(&id).cloned().ok_or_else(|| not_found("message", id))
+    }
+
+    fn claim(&self, request: ClaimRequest, now: Timestamp) -> StoreResult<ClaimOutcome> {
+        let mut state = self.lock();
+        let first_due = |ready: &BTreeSet<(Timestamp, MessageId)>| ready.iter().next().copied();
+        // The account: the one asked for, or the one with the most overdue message.
+        let account_id = match request.traffic_account {
+            Some(account) => account,
+            None => {
+                let earliest = state
+                    .ready
+                    .iter()
+                    .filter_map(|(account, ready)| first_due(ready).map(|first| (first, *account)))
+                    .min();
+                match earliest {
+                    Some((_, account)) => account,
+                    None => return Ok(ClaimOutcome::Idle(IdleReason::NothingDue { next_due_at: None })),
+                }
+            }
+        };
+        let empty = BTreeSet::new();
+        let ready = state.ready.get(&account_id).unwrap_or(&empty);
+        let next_due = first_due(ready).map(|(due, _)| due);
+        if next_due.is_none_or(|due| due > now) {
+            let next_due_at = match request.traffic_account {
+                Some(_) => next_due,
+                None => state.ready.values().filter_map(first_due).map(|(due, _)| due).min(),
+            };
+            return Ok(ClaimOutcome::Idle(IdleReason::NothingDue { next_due_at }));
+        }
+        let account = state.account(account_id)?.clone();
+        let mut account_bucket =
+            account.rate_limit_per_s.map(|rate| (rate, state.bucket(BucketKey::Account(account_id), rate, now)));
+        let mut tenant_buckets: BTreeMap<TenantId, (u32, TokenBucket)> = BTreeMap::new();
+        let mut skipped_tenants: BTreeSet<TenantId> = BTreeSet::new();
+        let mut taken: Vec<MessageId> = Vec::new();
+        let mut account_exhausted = false;
+        for &(due, id) in ready.range(..=(now, MessageId::new(CampaignId(u64::MAX), ContactId(u64::MAX)))) {
+            debug_assert!(due <= now);
+            if taken.len() as u32 >= request.max_messages {
+                break;
+            }
+            if let Some((rate, bucket)) = account_bucket {
+                if bucket.available(rate, now) == 0 {
+                    account_exhausted = true;
+                    break;
+                }
+            }
+            let tenant = state.messages[&id].tenant;
+            let tenant_rate = state.tenants[&tenant].rate_limit_per_s;
+            if let Some(rate) = tenant_rate {
+                let (_, bucket) = *tenant_buckets
+                    .entry(tenant)
+                    .or_insert_with(|| (rate, state.bucket(BucketKey::Tenant(tenant), rate, now)));
+                if bucket.available(rate, now) == 0 {
+                    skipped_tenants.insert(tenant);
+                    continue;
+                }
+                let (_, after) = bucket.take(1, rate, now);
+                tenant_buckets.insert(tenant, (rate, after));
+            }
+            if let Some((rate, bucket)) = account_bucket {
+                account_bucket = Some((rate, bucket.take(1, rate, now).1));
+            }
+            taken.push(id);
+        }
+        // Save the buckets as they stand after this claim, whether or not it took anything.
+        if let Some((_, bucket)) = account_bucket {
+            state.buckets.insert(BucketKey::Account(account_id), bucket);
+        }
+        for (tenant, (_, bucket)) in &tenant_buckets {
+            state.buckets.insert(BucketKey::Tenant(*tenant), *bucket);
+        }
+        if taken.is_empty() {
+            let wait_ms = if account_exhausted {
+                let (rate, bucket) = account_bucket.expect("exhausted implies limited");
+                bucket.ms_until_next_token(rate, now)
+            } else {
+                skipped_tenants
+                    .iter()
+                    .map(|tenant| {
+                        let (rate, bucket) = tenant_buckets[tenant];
+                        bucket.ms_until_next_token(rate, now)
+                    })
+                    .min()
+                    .unwrap_or(0)
+            };
+            return Ok(ClaimOutcome::Idle(IdleReason::RateLimited { retry_at: now.plus_ms(wait_ms) }));
+        }
+        state.next_token += 1;
+        let token = state.next_token;
+        let expires_at = now.plus_ms(request.lease_ms);
+        let mut messages = Vec::with_capacity(taken.len());
+        for id in taken {
+            state.move_message(id, MessageStatus::Submitting, TransitionCause::Engine, None, now);
+            state.messages.get_mut(&id).expect("claimed").attempts += 1;
+            state.set_lease(id, Lease { worker: request.worker.clone(), expires_at, token });
+            messages.push(state.messages[&id].clone());
+        }
+        Ok(ClaimOutcome::Claimed(Claim { token, traffic_account: account_id, expires_at, messages }))
+    }
+
+    fn renew_lease(&self, token: u64, lease_ms: u64, now: Timestamp) -> StoreResult<u32> {
+        let mut state = self.lock();
+        let held: Vec<MessageId> =
+            state.by_token.get(&token).map(|held| held.iter().copied().collect()).unwrap_or_default();
+        let expires_at = now.plus_ms(lease_ms);
+        for &id in &held {
+            let old = state.messages[&id].lease.clone().expect("indexed by token, so leased");
+            state.leases.remove(&(old.expires_at, id));
+            state.set_lease(id, Lease { expires_at, ..old });
+        }
+        Ok(held.len() as u32)
+    }
+
+    fn record_submissions(
+        &self,
+        token: u64,
+        results: Vec<(MessageId, SubmissionResult)>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<RecordOutcome>> {
+        let mut state = self.lock();
+        if let Some((missing, _)) = results.iter().find(|(id, _)| !state.messages.contains_key(id)) {
+            return Err(not_found("message", missing));
+        }
+        let mut outcomes = Vec::with_capacity(results.len());
+        let mut affected = BTreeSet::new();
+        for (id, result) in results {
+            let message = &state.messages[&id];
+            let holds_lease = message.status == MessageStatus::Submitting
+                && message.lease.as_ref().is_some_and(|lease| lease.token == token);
+            let late_acceptance =
+                message.status == MessageStatus::Unknown && matches!(result, SubmissionResult::Accepted { .. });
+            if !holds_lease && !late_acceptance {
+                outcomes.push(RecordOutcome::Fenced { status: message.status });
+                continue;
+            }
+            affected.insert(id.campaign);
+            let parked_reports_applied = match result {
+                SubmissionResult::Accepted { provider_message_id, bulk_id } => {
+                    state.accept(id, provider_message_id, bulk_id, now)
+                }
+                SubmissionResult::Retry { error, next_attempt_at } => {
+                    state.messages.get_mut(&id).expect("checked").next_attempt_at = next_attempt_at;
+                    state.move_message(id, MessageStatus::Queued, TransitionCause::Engine, Some(error), now);
+                    0
+                }
+                SubmissionResult::Failed { error } => {
+                    state.move_message(id, MessageStatus::Failed, TransitionCause::Engine, Some(error), now);
+                    0
+                }
+                SubmissionResult::Unknown { error } => {
+                    state.move_message(id, MessageStatus::Unknown, TransitionCause::Engine, Some(error), now);
+                    0
+                }
+            };
+            outcomes.push(RecordOutcome::Recorded { status: state.messages[&id].status, parked_reports_applied });
+        }
+        state.complete_if_settled(affected, now);
+        Ok(outcomes)
+    }
+
+    fn apply_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
+        let mut state = self.lock();
+        let by_provider =
+            state.by_provider_id.get(&(report.traffic_account, report.provider_message_id.clone())).copied();
+        let by_reference = report.message_ref.filter(|id| {
+            state.messages.get(id).is_some_and(|message| message.traffic_account == report.traffic_account)
+        });
+        let Some(id) = by_provider.or(by_reference) else {
+            return Ok(state.park(report));
+        };
+        let outcome = state.apply_report_to(id, &report, now);
+        if outcome == ReportOutcome::Parked {
+            return Ok(state.park(report));
+        }
+        state.complete_if_settled([id.campaign], now);
+        Ok(outcome)
+    }
+
+    fn reap_expired_leases(&self, now: Timestamp) -> StoreResult<ReapReport> {
+        let mut state = self.lock();
+        let mut expired: Vec<MessageId> =
+            state.leases.iter().take_while(|(expires, _)| *expires <= now).map(|(_, id)| *id).collect();
+        expired.sort();
+        let mut report = ReapReport::default();
+        for id in expired {
+            let account = state.messages[&id].traffic_account;
+            if state.accounts[&account].idempotent_submissions {
+                state.messages.get_mut(&id).expect("leased").next_attempt_at = now;
+                state.move_message(id, MessageStatus::Queued, TransitionCause::Engine, None, now);
+                report.requeued.push(id);
+            } else {
+                state.move_message(id, MessageStatus::Unknown, TransitionCause::Engine, None, now);
+                report.unknown.push(id);
+            }
+        }
+        Ok(report)
+    }
+
+    fn unknown_messages(&self, limit: u32) -> StoreResult<Vec<Message>> {
+        let state = self.lock();
+        Ok(state.unknowns.iter().take(limit as usize).map(|(_, id)| state.messages[id].clone()).collect())
+    }
+
+    fn resolve_unknown(&self, id: MessageId, resolution: Resolution, now: Timestamp) -> StoreResult<bool> {
+        let mut state = self.lock();
+        let status = state.messages.get(&id).ok_or_else(|| not_found("message", id))?.status;
+        if status != MessageStatus::Unknown {
+            return Ok(false);
+        }
+        match resolution {
+            Resolution::Accepted { provider_message_id } => {
+                state.accept(id, provider_message_id, None, now);
+            }
+            Resolution::NotAccepted { error } => {
+                state.move_message(id, MessageStatus::Failed, TransitionCause::Engine, Some(error), now);
+            }
+        }
+        state.complete_if_settled([id.campaign], now);
+        Ok(true)
+    }
+
+    fn settle_stale_unknowns(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<Vec<MessageId>> {
+        let mut state = self.lock();
+        let mut stale: Vec<MessageId> = state
+            .unknowns
+            .iter()
+            .take_while(|(since, _)| since.plus_ms(older_than_ms) <= now)
+            .map(|(_, id)| *id)
+            .collect();
+        stale.sort();
+        for &id in &stale {
+            state.move_message(id, MessageStatus::Failed, TransitionCause::Engine, Some(unknown_outcome_error()), now);
+        }
+        state.complete_if_settled(stale.iter().map(|id| id.campaign), now);
+        Ok(stale)
+    }
+
+    fn queue_stats(&self, tenant: Option<TenantId>, now: Timestamp) -> StoreResult<QueueStats> {
+        let state = self.lock();
+        if let Some(tenant) = tenant {
+            state.tenant(tenant)?;
+        }
+        let mine = |owner: TenantId| tenant.is_none_or(|tenant| tenant == owner);
+        let mut stats = QueueStats::default();
+        for ready in state.ready.values() {
+            for (due, id) in ready {
+                if mine(state.messages[id].tenant) {
+                    stats.queued += 1;
+                    if *due <= now {
+                        stats.due += 1;
+                    }
+                }
+            }
+        }
+        for (_, id) in &state.leases {
+            if mine(state.messages[id].tenant) {
+                stats.submitting += 1;
+            }
+        }
+        for (_, id) in &state.unknowns {
+            if mine(state.messages[id].tenant) {
+                stats.unknown += 1;
+            }
+        }
+        stats.parked_reports = state
+            .parked
+            .values()
+            .filter(|parked| match tenant {
+                None => true,
+                Some(tenant) => state
+                    .accounts
+                    .get(&parked.report.traffic_account)
+                    .is_some_and(|account| account.owner == Some(tenant)),
+            })
+            .count() as u32;
+        Ok(stats)
+    }
+
+    fn recount(&self, campaign: CampaignId) -> StoreResult<StatusCounts> {
+        let state = self.lock();
+        if !state.campaigns.contains_key(&campaign) {
+            return Err(not_found("campaign", campaign));
+        }
+        let mut counts = StatusCounts::default();
+        for message in state.campaign_messages(campaign) {
+            *counts.get_mut(message.status) += 1;
+        }
+        Ok(counts)
+    }
+
+    fn ledger_recount(&self, tenant: TenantId) -> StoreResult<LedgerRecount> {
+        let state = self.lock();
+        state.tenant(tenant)?;
+        let mut recount = LedgerRecount::default();
+        for message in state.messages.values().filter(|message| message.tenant == tenant) {
+            if message.status.holds_reservation() {
+                recount.reserved += message.cost;
+            }
+            if is_charged(message.status, message.last_error.as_ref().map(|error| error.code.as_str())) {
+                recount.charged += message.cost;
+            }
+        }
+        Ok(recount)
+    }
+
+    fn take_journal(&self) -> StoreResult<Vec<JournalEntry>> {
+        Ok(std::mem::take(&mut self.lock().journal))
+    }
+}

@@ -14,6 +14,7 @@
 //!
 //! Methods take the current time as an argument: the store has no clock of its own.
 
+pub mod conformance;
 pub mod memory;
 pub mod sqlite;
 

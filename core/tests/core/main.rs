@@ -1,1 +1,3 @@
 //! Integration tests of smsim-core, linked once.
+
+mod store_conformance;

@@ -1,0 +1,3 @@
+//! The store conformance suite against every store implementation of this crate.
+
+smsim_core::store_conformance_tests!(memory_store, smsim_core::store::memory::MemoryStore::new());
