@@ -1,1 +1,5 @@
 //! smsim-harness: the deterministic simulator, the certification kit and the `smsim` CLI.
+//!
+//! * [`net`] binds the engine's network seams (listener, HTTP connector) to turmoil.
+
+pub mod net;

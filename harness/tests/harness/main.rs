@@ -1,0 +1,3 @@
+//! Integration tests of smsim-harness, linked once.
+
+mod net;
