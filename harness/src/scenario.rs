@@ -1,0 +1,645 @@
+//! Scenario files: what a simulation sets up, breaks and expects.
+//!
+//! A scenario is TOML with `deny_unknown_fields` at every level, so a misspelt key is an
+//! error and not a silently ignored setting. [`Scenario::load`] reports errors with the
+//! file, the line and column, and what was expected; [`Scenario::validate`] refuses
+//! values that parse but cannot be simulated (no workers, a rate above 1, an operator
+//! action after the end). `scenarios/README.md` documents every field.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A scenario that cannot be used, with where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or does not have the expected shape.
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What was expected.
+        message: String,
+    },
+    /// The values parse but make no sense together.
+    #[error("{path}: {field}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The dotted path of the offending field.
+        field: String,
+        /// What is wrong and what is expected.
+        message: String,
+    },
+}
+
+/// One simulation setup.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// A short name (defaults to the file stem).
+    #[serde(default)]
+    pub name: String,
+    /// What the scenario proves, in a paragraph.
+    #[serde(default)]
+    pub description: String,
+    /// Simulated seconds of the fault phase.
+    #[serde(default = "defaults::duration_s")]
+    pub duration_s: u64,
+    /// Simulated seconds after faults heal, in which every liveness property must hold.
+    #[serde(default = "defaults::heal_s")]
+    pub heal_s: u64,
+    /// The simulation tick in milliseconds.
+    #[serde(default = "defaults::tick_ms")]
+    pub tick_ms: u64,
+    /// Engine settings.
+    #[serde(default)]
+    pub engine: EngineSection,
+    /// Tenants and their contacts.
+    #[serde(default)]
+    pub tenants: Vec<TenantSection>,
+    /// Provider accounts.
+    #[serde(default)]
+    pub traffic_accounts: Vec<AccountSection>,
+    /// Campaigns the driver creates.
+    #[serde(default)]
+    pub campaigns: Vec<CampaignSection>,
+    /// How the simulated provider behaves.
+    #[serde(default)]
+    pub provider: ProviderSection,
+    /// Faults: an explicit plan, a swarm, or both.
+    #[serde(default)]
+    pub faults: FaultSection,
+    /// Operator actions at given times.
+    #[serde(default)]
+    pub operator: Vec<OperatorAction>,
+    /// What must hold, or (for an incident reproduction) what must break.
+    #[serde(default)]
+    pub expect: ExpectSection,
+}
+
+mod defaults {
+    pub fn duration_s() -> u64 {
+        60
+    }
+    pub fn heal_s() -> u64 {
+        120
+    }
+    pub fn tick_ms() -> u64 {
+        10
+    }
+    pub fn workers() -> u32 {
+        2
+    }
+    pub fn lease_ms() -> u64 {
+        10_000
+    }
+    pub fn claim_batch() -> u32 {
+        50
+    }
+    pub fn unknown_settle_after_ms() -> u64 {
+        60_000
+    }
+    pub fn price() -> i64 {
+        55
+    }
+    pub fn credits() -> i64 {
+        1_000_000
+    }
+    pub fn template() -> String {
+        "Hello {{first_name|there}}, our spring sale starts today.".to_owned()
+    }
+    pub fn latency_ms() -> [u64; 2] {
+        [5, 50]
+    }
+    pub fn report_delay_ms() -> [u64; 2] {
+        [100, 3_000]
+    }
+    pub fn one() -> f64 {
+        1.0
+    }
+}
+
+/// Engine settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSection {
+    /// Worker hosts (`worker-1` … `worker-N`).
+    #[serde(default = "defaults::workers")]
+    pub workers: u32,
+    /// Lease length of a claim.
+    #[serde(default = "defaults::lease_ms")]
+    pub lease_ms: u64,
+    /// Most messages claimed at once.
+    #[serde(default = "defaults::claim_batch")]
+    pub claim_batch: u32,
+    /// How long an ambiguous submission may stay unknown before it settles as charged.
+    #[serde(default = "defaults::unknown_settle_after_ms")]
+    pub unknown_settle_after_ms: u64,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        EngineSection {
+            workers: defaults::workers(),
+            lease_ms: defaults::lease_ms(),
+            claim_batch: defaults::claim_batch(),
+            unknown_settle_after_ms: defaults::unknown_settle_after_ms(),
+        }
+    }
+}
+
+/// A tenant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSection {
+    /// Its name; campaigns and accounts refer to it.
+    pub name: String,
+    /// Opening credits.
+    #[serde(default = "defaults::credits")]
+    pub credits: i64,
+    /// Submissions per second across its campaigns.
+    #[serde(default)]
+    pub rate_limit_per_s: Option<u32>,
+    /// Its contacts.
+    #[serde(default)]
+    pub contacts: ContactsSection,
+}
+
+/// Generated contacts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactsSection {
+    /// How many rows the driver imports.
+    #[serde(default)]
+    pub count: u32,
+    /// Share of rows with an invalid number (refused at import).
+    #[serde(default)]
+    pub invalid_share: f64,
+    /// Share of contacts opted out (skipped at enqueue).
+    #[serde(default)]
+    pub opted_out_share: f64,
+    /// Share of contacts whose first name is outside GSM-7 (forcing UCS-2).
+    #[serde(default)]
+    pub ucs2_name_share: f64,
+}
+
+impl Default for ContactsSection {
+    fn default() -> Self {
+        ContactsSection { count: 0, invalid_share: 0.0, opted_out_share: 0.0, ucs2_name_share: 0.0 }
+    }
+}
+
+/// The wire format of an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKindName {
+    /// Mitto-style bulk.
+    Mitto,
+    /// Twilio-style single.
+    Twilio,
+}
+
+/// A provider account.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSection {
+    /// Its name; campaigns refer to it.
+    pub name: String,
+    /// Wire format.
+    pub provider: ProviderKindName,
+    /// Owning tenant, or none for a platform account shared by all.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Submissions per second.
+    #[serde(default)]
+    pub rate_limit_per_s: Option<u32>,
+    /// Price of one segment, in credits.
+    #[serde(default = "defaults::price")]
+    pub price_per_segment: i64,
+}
+
+/// How the driver clicks "send".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoubleClick {
+    /// One enqueue request.
+    #[default]
+    None,
+    /// Two concurrent requests with the same `Idempotency-Key`.
+    SameKey,
+    /// Two concurrent requests with different keys.
+    DifferentKeys,
+    /// Two concurrent requests without a key.
+    NoKey,
+}
+
+/// A campaign the driver creates and enqueues.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignSection {
+    /// Its name; operator actions refer to it.
+    pub name: String,
+    /// The tenant.
+    pub tenant: String,
+    /// The account.
+    pub traffic_account: String,
+    /// Body template.
+    #[serde(default = "defaults::template")]
+    pub template: String,
+    /// When the driver enqueues it (simulated seconds).
+    #[serde(default)]
+    pub enqueue_at_s: f64,
+    /// Start delay after enqueue, making it a scheduled campaign.
+    #[serde(default)]
+    pub schedule_in_s: Option<f64>,
+    /// How the driver clicks "send".
+    #[serde(default)]
+    pub double_click: DoubleClick,
+}
+
+/// Provider behaviour.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSection {
+    /// Answer latency range `[min, max]`.
+    #[serde(default = "defaults::latency_ms")]
+    pub latency_ms: [u64; 2],
+    /// Share of messages refused permanently (invalid number).
+    #[serde(default)]
+    pub reject_rate: f64,
+    /// Share of delivered messages (the rest are undelivered or expired).
+    #[serde(default = "defaults::one")]
+    pub delivery_rate: f64,
+    /// Delay range between acceptance and the final report.
+    #[serde(default = "defaults::report_delay_ms")]
+    pub report_delay_ms: [u64; 2],
+    /// Send an intermediate report (`Sent`/`sent`) before the final one.
+    #[serde(default)]
+    pub intermediate_reports: bool,
+    /// Honour idempotency keys (deduplicate resubmissions).
+    #[serde(default)]
+    pub idempotency_keys: bool,
+}
+
+impl Default for ProviderSection {
+    fn default() -> Self {
+        ProviderSection {
+            latency_ms: defaults::latency_ms(),
+            reject_rate: 0.0,
+            delivery_rate: 1.0,
+            report_delay_ms: defaults::report_delay_ms(),
+            intermediate_reports: false,
+            idempotency_keys: false,
+        }
+    }
+}
+
+/// Faults.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSection {
+    /// Each seed draws its own subset of faults and rates.
+    #[serde(default)]
+    pub swarm: bool,
+    /// Faults that are always on, with their rates.
+    #[serde(default)]
+    pub rates: FaultRates,
+    /// Faults at fixed times.
+    #[serde(default)]
+    pub events: Vec<FaultEvent>,
+}
+
+/// Per-occasion probabilities of faults, all in 0..=1.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRates {
+    /// A provider request answered 5xx.
+    #[serde(default)]
+    pub provider_5xx: f64,
+    /// A provider request answered 429 with `Retry-After`.
+    #[serde(default)]
+    pub provider_429: f64,
+    /// A provider request accepted whose answer never arrives.
+    #[serde(default)]
+    pub timeout_after_accept: f64,
+    /// A bulk answer with some per-message errors.
+    #[serde(default)]
+    pub partial_bulk_failure: f64,
+    /// A malformed 200 answer (after accepting).
+    #[serde(default)]
+    pub malformed_answer: f64,
+    /// A delivery report sent twice.
+    #[serde(default)]
+    pub duplicate_report: f64,
+    /// A delivery report sent before the submit answer.
+    #[serde(default)]
+    pub report_before_answer: f64,
+    /// An intermediate report sent after the final one.
+    #[serde(default)]
+    pub intermediate_after_final: f64,
+    /// A report for an id nobody sent.
+    #[serde(default)]
+    pub unknown_id_report: f64,
+    /// A forged report (bad signature or token).
+    #[serde(default)]
+    pub forged_report: f64,
+    /// A store call fails transiently.
+    #[serde(default)]
+    pub store_transient: f64,
+    /// A worker crashes right after the provider accepted its batch, before it records.
+    #[serde(default)]
+    pub crash_after_accept: f64,
+}
+
+/// A fault at a fixed time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FaultEvent {
+    /// Crash a host, restarting it after a while.
+    Crash {
+        /// `api`, `worker-N` or `provider`.
+        host: String,
+        /// When.
+        at_s: f64,
+        /// Restart delay.
+        restart_after_s: f64,
+    },
+    /// Cut the link between two hosts for a while.
+    Partition {
+        /// One end.
+        a: String,
+        /// The other end.
+        b: String,
+        /// When.
+        at_s: f64,
+        /// For how long.
+        for_s: f64,
+    },
+    /// Hold messages on a link (delivered, delayed and reordered, on release).
+    Hold {
+        /// One end.
+        a: String,
+        /// The other end.
+        b: String,
+        /// When.
+        at_s: f64,
+        /// For how long.
+        for_s: f64,
+    },
+    /// A burst of provider errors.
+    ProviderOutage {
+        /// When.
+        at_s: f64,
+        /// For how long.
+        for_s: f64,
+        /// The status answered (`503`, `429`).
+        status: u16,
+    },
+}
+
+/// An operator action.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorAction {
+    /// When (simulated seconds); with `random`, the upper bound of a seeded draw.
+    pub at_s: f64,
+    /// Draw the time uniformly in `[0, at_s]` from the seed.
+    #[serde(default)]
+    pub random: bool,
+    /// What.
+    pub action: OperatorVerb,
+    /// The campaign (for campaign actions).
+    #[serde(default)]
+    pub campaign: Option<String>,
+    /// The tenant (for credit actions).
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Credits (for top-ups and adjustments).
+    #[serde(default)]
+    pub amount: Option<i64>,
+}
+
+/// What an operator does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorVerb {
+    /// Pause a campaign.
+    Pause,
+    /// Resume it.
+    Resume,
+    /// Cancel it.
+    Cancel,
+    /// Retry its failed messages.
+    RetryFailed,
+    /// Add credits to a tenant.
+    TopUp,
+    /// Remove (or add) credits of a tenant.
+    Adjust,
+}
+
+/// Expectations.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectSection {
+    /// Invariants to check (empty: all of them).
+    #[serde(default)]
+    pub invariants: Vec<String>,
+    /// Coverage marks that must have fired in a sweep.
+    #[serde(default)]
+    pub coverage: Vec<String>,
+    /// For an incident reproduction: the bug to switch on and the invariant it must break.
+    #[serde(default)]
+    pub incident: Option<IncidentExpectation>,
+}
+
+/// An incident reproduction's expectation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentExpectation {
+    /// The seed document, e.g. `000_09048aa223bbca77.md`.
+    pub seed_document: String,
+    /// The bug's name in the `incidents` feature.
+    pub bug: String,
+    /// The invariant that must break with the bug on.
+    pub breaks: String,
+    /// A sweep of this many seeds must find the violation.
+    #[serde(default)]
+    pub within_seeds: Option<u64>,
+}
+
+impl fmt::Display for ProviderKindName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProviderKindName::Mitto => "mitto",
+            ProviderKindName::Twilio => "twilio",
+        })
+    }
+}
+
+impl Scenario {
+    /// Reads, parses and validates the scenario at `path`.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.to_owned(), source })?;
+        let mut scenario = Scenario::parse(&text, path)?;
+        if scenario.name.is_empty() {
+            scenario.name = path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
+        }
+        scenario.validate(path)?;
+        Ok(scenario)
+    }
+
+    /// Parses scenario text; `path` is only used in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+        toml::from_str(text).map_err(|error| {
+            let (line, column) = error.span().map_or((1, 1), |span| line_column(text, span.start));
+            ScenarioError::Parse { path: path.to_owned(), line, column, message: error.message().to_owned() }
+        })
+    }
+
+    /// Refuses values that parse but cannot be simulated.
+    pub fn validate(&self, path: &Path) -> Result<(), ScenarioError> {
+        let invalid =
+            |field: String, message: String| Err(ScenarioError::Invalid { path: path.to_owned(), field, message });
+        if self.engine.workers == 0 || self.engine.workers > 64 {
+            return invalid("engine.workers".into(), format!("expected 1 to 64 workers, got {}", self.engine.workers));
+        }
+        if self.engine.claim_batch == 0 {
+            return invalid("engine.claim_batch".into(), "expected at least 1".into());
+        }
+        if self.tick_ms == 0 || self.tick_ms > 1_000 {
+            return invalid("tick_ms".into(), format!("expected 1 to 1000 ms, got {}", self.tick_ms));
+        }
+        if self.duration_s == 0 {
+            return invalid("duration_s".into(), "expected a positive number of simulated seconds".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (index, tenant) in self.tenants.iter().enumerate() {
+            if !seen.insert(tenant.name.as_str()) {
+                return invalid(format!("tenants[{index}].name"), format!("`{}` is defined twice", tenant.name));
+            }
+            if tenant.credits < 0 {
+                return invalid(format!("tenants[{index}].credits"), "expected credits ≥ 0".into());
+            }
+            for (name, share) in [
+                ("invalid_share", tenant.contacts.invalid_share),
+                ("opted_out_share", tenant.contacts.opted_out_share),
+                ("ucs2_name_share", tenant.contacts.ucs2_name_share),
+            ] {
+                if !(0.0..=1.0).contains(&share) {
+                    return invalid(
+                        format!("tenants[{index}].contacts.{name}"),
+                        format!("expected a share in 0..=1, got {share}"),
+                    );
+                }
+            }
+        }
+        let tenant_known = |name: &str| self.tenants.iter().any(|tenant| tenant.name == name);
+        for (index, account) in self.traffic_accounts.iter().enumerate() {
+            if let Some(owner) = &account.owner {
+                if !tenant_known(owner) {
+                    return invalid(format!("traffic_accounts[{index}].owner"), format!("no tenant named `{owner}`"));
+                }
+            }
+            if account.price_per_segment < 0 {
+                return invalid(format!("traffic_accounts[{index}].price_per_segment"), "expected a price ≥ 0".into());
+            }
+        }
+        for (index, campaign) in self.campaigns.iter().enumerate() {
+            if !tenant_known(&campaign.tenant) {
+                return invalid(format!("campaigns[{index}].tenant"), format!("no tenant named `{}`", campaign.tenant));
+            }
+            if !self.traffic_accounts.iter().any(|account| account.name == campaign.traffic_account) {
+                return invalid(
+                    format!("campaigns[{index}].traffic_account"),
+                    format!("no traffic account named `{}`", campaign.traffic_account),
+                );
+            }
+            if campaign.enqueue_at_s < 0.0 || campaign.enqueue_at_s > self.duration_s as f64 {
+                return invalid(
+                    format!("campaigns[{index}].enqueue_at_s"),
+                    format!("expected a time within 0..={} s", self.duration_s),
+                );
+            }
+        }
+        for (index, action) in self.operator.iter().enumerate() {
+            if action.at_s < 0.0 || action.at_s > self.duration_s as f64 {
+                return invalid(
+                    format!("operator[{index}].at_s"),
+                    format!("expected a time within the fault phase, 0..={} s", self.duration_s),
+                );
+            }
+            let needs_campaign = matches!(
+                action.action,
+                OperatorVerb::Pause | OperatorVerb::Resume | OperatorVerb::Cancel | OperatorVerb::RetryFailed
+            );
+            match (&action.campaign, &action.tenant, needs_campaign) {
+                (Some(name), _, true) if self.campaigns.iter().any(|campaign| &campaign.name == name) => {}
+                (_, _, true) => {
+                    return invalid(
+                        format!("operator[{index}].campaign"),
+                        "expected the name of a campaign of this scenario".into(),
+                    )
+                }
+                (_, Some(name), false) if tenant_known(name) && action.amount.is_some() => {}
+                (_, _, false) => {
+                    return invalid(
+                        format!("operator[{index}]"),
+                        "expected `tenant` naming a tenant and `amount`".into(),
+                    )
+                }
+            }
+        }
+        let rates = &self.faults.rates;
+        for (name, rate) in [
+            ("provider_5xx", rates.provider_5xx),
+            ("provider_429", rates.provider_429),
+            ("timeout_after_accept", rates.timeout_after_accept),
+            ("partial_bulk_failure", rates.partial_bulk_failure),
+            ("malformed_answer", rates.malformed_answer),
+            ("duplicate_report", rates.duplicate_report),
+            ("report_before_answer", rates.report_before_answer),
+            ("intermediate_after_final", rates.intermediate_after_final),
+            ("unknown_id_report", rates.unknown_id_report),
+            ("forged_report", rates.forged_report),
+            ("store_transient", rates.store_transient),
+            ("crash_after_accept", rates.crash_after_accept),
+            ("provider.reject_rate", self.provider.reject_rate),
+            ("provider.delivery_rate", self.provider.delivery_rate),
+        ] {
+            if !(0.0..=1.0).contains(&rate) {
+                return invalid(format!("faults.rates.{name}"), format!("expected a rate in 0..=1, got {rate}"));
+            }
+        }
+        for (field, [low, high]) in [
+            ("provider.latency_ms", self.provider.latency_ms),
+            ("provider.report_delay_ms", self.provider.report_delay_ms),
+        ] {
+            if low > high {
+                return invalid(field.into(), format!("expected [min, max] with min ≤ max, got [{low}, {high}]"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(before.len(), |newline| before.len() - newline - 1) + 1;
+    (line, column)
+}
