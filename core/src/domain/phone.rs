@@ -26,6 +26,44 @@ pub enum PhoneError {
 
 /// `input` as a canonical E.164 string, if it is a valid number.
 pub fn normalize_e164(input: &str) -> Result<String, PhoneError> {
-    let _ = input;
-    todo!("domain helper")
+    let compact: String = input.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '\t')).collect();
+    let unparseable = |reason: &str| PhoneError::Unparseable { input: input.to_owned(), reason: reason.to_owned() };
+    let Some(digits) = compact.strip_prefix('+') else {
+        return Err(unparseable("it does not start with + and a country code"));
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(unparseable("only digits may follow the +"));
+    }
+    let number = phonenumber::parse(None, &compact).map_err(|error| unparseable(&error.to_string()))?;
+    if !phonenumber::is_valid(&number) {
+        return Err(PhoneError::Invalid { input: input.to_owned() });
+    }
+    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn international_numbers_are_normalised() {
+        assert_eq!(normalize_e164("+30 691 234 5678").as_deref(), Ok("+306912345678"));
+        assert_eq!(normalize_e164("+44 (7911) 123-456").as_deref(), Ok("+447911123456"));
+        assert_eq!(normalize_e164("+306912345678").as_deref(), Ok("+306912345678"));
+    }
+
+    #[test]
+    fn national_forms_and_garbage_are_refused() {
+        assert!(matches!(normalize_e164("6912345678"), Err(PhoneError::Unparseable { .. })));
+        assert!(matches!(normalize_e164(""), Err(PhoneError::Unparseable { .. })));
+        assert!(matches!(normalize_e164("+30abc"), Err(PhoneError::Unparseable { .. })));
+        assert!(normalize_e164("+3069").is_err());
+        assert!(normalize_e164("+999123456789").is_err());
+    }
+
+    #[test]
+    fn errors_say_what_form_is_expected() {
+        let message = normalize_e164("6912345678").unwrap_err().to_string();
+        assert!(message.contains("E.164"), "{message}");
+    }
 }

@@ -30,12 +30,123 @@ pub enum TemplateError {
 
 /// The attribute names a template uses, in order of first use, without duplicates.
 pub fn placeholders(template: &str) -> Result<Vec<String>, TemplateError> {
-    let _ = template;
-    todo!("domain helper")
+    let mut names: Vec<String> = Vec::new();
+    for piece in pieces(template) {
+        if let Piece::Placeholder { name, .. } = piece? {
+            if !names.iter().any(|known| known == name) {
+                names.push(name.to_owned());
+            }
+        }
+    }
+    Ok(names)
 }
 
 /// `template` with its placeholders filled from `attributes` (and `phone` for `{{phone}}`).
 pub fn render(template: &str, attributes: &BTreeMap<String, String>, phone: &str) -> Result<String, TemplateError> {
-    let _ = (template, attributes, phone);
-    todo!("domain helper")
+    let mut out = String::with_capacity(template.len() + 16);
+    for piece in pieces(template) {
+        match piece? {
+            Piece::Text(text) => out.push_str(text),
+            Piece::Placeholder { name, fallback } => {
+                let value = if name == "phone" { Some(phone) } else { attributes.get(name).map(String::as_str) };
+                match value.filter(|value| !value.is_empty()) {
+                    Some(value) => out.push_str(value),
+                    None => out.push_str(fallback.unwrap_or("")),
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A piece of a template.
+enum Piece<'a> {
+    Text(&'a str),
+    Placeholder { name: &'a str, fallback: Option<&'a str> },
+}
+
+/// The template cut into literal text and placeholders, in order.
+fn pieces(template: &str) -> impl Iterator<Item = Result<Piece<'_>, TemplateError>> {
+    let mut rest = template;
+    let mut offset = 0;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let Some(open) = rest.find("{{") else {
+            let text = rest;
+            rest = "";
+            return Some(Ok(Piece::Text(text)));
+        };
+        if open > 0 {
+            let text = &rest[..open];
+            rest = &rest[open..];
+            offset += open;
+            return Some(Ok(Piece::Text(text)));
+        }
+        let at = offset;
+        let Some(close) = rest.find("}}") else {
+            rest = "";
+            return Some(Err(TemplateError::Unclosed { at }));
+        };
+        let inner = &rest[2..close];
+        rest = &rest[close + 2..];
+        offset += close + 2;
+        let (name, fallback) = match inner.split_once('|') {
+            Some((name, fallback)) => (name.trim(), Some(fallback)),
+            None => (inner.trim(), None),
+        };
+        let valid =
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !valid {
+            rest = "";
+            return Some(Err(TemplateError::BadName { name: name.to_owned(), at }));
+        }
+        Some(Ok(Piece::Placeholder { name, fallback }))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn attributes(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect()
+    }
+
+    #[test]
+    fn placeholders_are_filled_from_attributes() {
+        let rendered =
+            render("Hi {{ first_name }}, call {{phone}}", &attributes(&[("first_name", "Maria")]), "+306912345678");
+        assert_eq!(rendered.as_deref(), Ok("Hi Maria, call +306912345678"));
+    }
+
+    #[test]
+    fn missing_attributes_use_the_fallback_or_nothing() {
+        let none = attributes(&[("first_name", "")]);
+        assert_eq!(render("Hi {{first_name|there}}!", &none, "").as_deref(), Ok("Hi there!"));
+        assert_eq!(render("Hi {{first_name}}!", &none, "").as_deref(), Ok("Hi !"));
+        assert_eq!(render("Hi {{last_name}}!", &none, "").as_deref(), Ok("Hi !"));
+    }
+
+    #[test]
+    fn broken_templates_are_refused_with_a_position() {
+        assert_eq!(placeholders("Hi {{name"), Err(TemplateError::Unclosed { at: 3 }));
+        assert_eq!(placeholders("Hi {{}}"), Err(TemplateError::BadName { name: String::new(), at: 3 }));
+        assert_eq!(placeholders("{{a b}}"), Err(TemplateError::BadName { name: "a b".into(), at: 0 }));
+        assert_eq!(placeholders("{{a}} {{b}} {{a}}"), Ok(vec!["a".to_owned(), "b".to_owned()]));
+    }
+
+    proptest! {
+        #[test]
+        fn text_without_placeholders_renders_unchanged(text in "[^{]*") {
+            prop_assert_eq!(render(&text, &BTreeMap::new(), ""), Ok(text.clone()));
+        }
+
+        #[test]
+        fn render_fails_exactly_when_placeholders_fails(text in "[a-z {}|]{0,24}") {
+            prop_assert_eq!(render(&text, &BTreeMap::new(), "").is_err(), placeholders(&text).is_err());
+        }
+    }
 }

@@ -26,7 +26,7 @@ const T0: Timestamp = Timestamp(1_700_000_000_000);
 enum Answer {
     Accept,
     Refuse { code: &'static str, retryable: bool },
-    LoseTheAnswer,
+    AcceptButLoseReply,
 }
 
 #[derive(Default)]
@@ -72,7 +72,7 @@ impl ProviderAdapter for ScriptedAdapter {
                         retry_after_ms: None,
                         detail: code.into(),
                     }),
-                    Answer::LoseTheAnswer => {
+                    Answer::AcceptButLoseReply => {
                         script.accepted.insert(message.id, provider_id);
                         SubmitOutcome::Ambiguous { detail: "connection reset after the request was sent".into() }
                     }
@@ -235,7 +235,7 @@ async fn a_claim_larger_than_the_adapter_batch_is_submitted_in_chunks() {
 
 #[tokio::test]
 async fn a_lost_answer_becomes_unknown_and_is_never_resent() {
-    let w = world(2, BULK, &[(1, Answer::LoseTheAnswer)]);
+    let w = world(2, BULK, &[(1, Answer::AcceptButLoseReply)]);
     w.worker("worker-1").step().await;
     assert_eq!((w.status(0), w.status(1)), (MessageStatus::Accepted, MessageStatus::Unknown));
     let message = w.store.message(MessageId::new(w.campaign, smsim_core::ContactId(2))).unwrap();
@@ -260,7 +260,7 @@ async fn a_lost_answer_becomes_unknown_and_is_never_resent() {
 
 #[tokio::test]
 async fn a_lost_answer_is_resubmitted_with_the_same_key_when_the_provider_deduplicates() {
-    let w = world(1, Capabilities { idempotency_keys: true, ..BULK }, &[(0, Answer::LoseTheAnswer)]);
+    let w = world(1, Capabilities { idempotency_keys: true, ..BULK }, &[(0, Answer::AcceptButLoseReply)]);
     w.worker("worker-1").step().await;
     assert_eq!(w.status(0), MessageStatus::Queued);
     w.script.lock().unwrap().answers.clear();
@@ -341,7 +341,7 @@ async fn a_crash_between_accept_and_commit_does_not_resend() {
 
 #[tokio::test]
 async fn status_lookup_resolves_unknown_messages() {
-    let w = world(2, Capabilities { status_lookup: true, ..BULK }, &[(0, Answer::LoseTheAnswer)]);
+    let w = world(2, Capabilities { status_lookup: true, ..BULK }, &[(0, Answer::AcceptButLoseReply)]);
     w.worker("worker-1").step().await;
     assert_eq!(w.status(0), MessageStatus::Unknown);
     let pass = w.maintenance().pass().await.unwrap();
