@@ -1,4 +1,5 @@
 //! Integration tests of smsim-core, linked once.
 
+mod adapters;
 mod store_conformance;
 mod worker;
