@@ -726,7 +726,11 @@ pub fn pause_resume_cancel(store: &dyn Store) {
     let after = store.campaign(acme, id).unwrap();
     assert_eq!((after.status, after.counts.sent(), after.progress()), (CampaignStatus::Cancelled, 2, 100));
     assert!(matches!(store.cancel(acme, id, T0), Err(StoreError::IllegalTransition(_))));
-    assert!(matches!(store.resume(acme, id, T0), Err(StoreError::IllegalTransition(_))));
+    assert!(matches!(store.resume(acme, id, T0), Err(StoreError::Conflict(_))));
+    // A draft is started by enqueue, never by resume: resume would skip creating messages.
+    let draft = draft(store, acme, s.account.id, "later");
+    assert!(matches!(store.resume(acme, draft.id, T0), Err(StoreError::Conflict(_))));
+    assert_eq!(store.campaign(acme, draft.id).unwrap().status, CampaignStatus::Draft);
 }
 
 pub fn retry_failed_reserves_again(store: &dyn Store) {

@@ -756,7 +756,11 @@ impl Store for MemoryStore {
 
     fn resume(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
         let mut state = self.lock();
-        state.campaign_of(tenant, id)?.status.transition(CampaignStatus::Sending)?;
+        let status = state.campaign_of(tenant, id)?.status;
+        // draft → sending is legal, but only through enqueue, which creates the messages.
+        if status != CampaignStatus::Paused {
+            return Err(StoreError::Conflict(format!("only a paused campaign can be resumed; {id} is {status}")));
+        }
         state.set_campaign_status(id, CampaignStatus::Sending, now);
         state.campaign_mut(id).pause_reason = None;
         state.complete_if_settled([id], now);

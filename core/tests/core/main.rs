@@ -1,5 +1,6 @@
 //! Integration tests of smsim-core, linked once.
 
 mod adapters;
+mod api;
 mod store_conformance;
 mod worker;

@@ -1,0 +1,518 @@
+//! The handlers, their request bodies and their answers.
+
+use super::{AdminAuth, ApiError, ApiState, JsonBody, TenantAuth};
+use crate::adapter::{capabilities_of, WebhookRequest};
+use crate::domain::records::{Audience, Campaign, PauseReason, ProviderKind, Tenant, TrafficAccount};
+use crate::ids::{CampaignId, TenantId, TrafficAccountId};
+use crate::money::Credits;
+use crate::store::memory::MAX_IMPORT_ROWS;
+use crate::store::{
+    sha256_hex, CampaignPatch, CreditChange, IdempotencyKey, InboundReport, NewCampaign, NewContact, NewTenant,
+    NewTrafficAccount, ReportOutcome,
+};
+use crate::Timestamp;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+type Api = State<Arc<ApiState>>;
+type Answer<T> = Result<T, ApiError>;
+
+fn campaign_id(text: &str) -> Result<CampaignId, ApiError> {
+    // A malformed id is "not found", like another tenant's: ids cannot be probed.
+    text.parse().map_err(|_| ApiError::not_found("campaign", text))
+}
+
+// --- views ----------------------------------------------------------------------------------
+
+/// A tenant as the API shows it (no key hash).
+#[derive(Serialize)]
+pub struct TenantView {
+    id: TenantId,
+    name: String,
+    balance: Credits,
+    reserved: Credits,
+    charged: Credits,
+    available: Credits,
+    rate_limit_per_s: Option<u32>,
+}
+
+impl From<Tenant> for TenantView {
+    fn from(tenant: Tenant) -> Self {
+        TenantView {
+            id: tenant.id,
+            available: tenant.available(),
+            name: tenant.name,
+            balance: tenant.balance,
+            reserved: tenant.reserved,
+            charged: tenant.charged,
+            rate_limit_per_s: tenant.rate_limit_per_s,
+        }
+    }
+}
+
+/// A traffic account as the API shows it (no credentials).
+#[derive(Serialize)]
+pub struct AccountView {
+    id: TrafficAccountId,
+    owner: Option<TenantId>,
+    name: String,
+    provider: ProviderKind,
+    base_url: String,
+    sender: String,
+    rate_limit_per_s: Option<u32>,
+    price_per_segment: Credits,
+    webhook_path: String,
+}
+
+impl From<TrafficAccount> for AccountView {
+    fn from(account: TrafficAccount) -> Self {
+        AccountView {
+            webhook_path: format!("/v1/webhooks/{}/{}", account.provider, account.id),
+            id: account.id,
+            owner: account.owner,
+            name: account.name,
+            provider: account.provider,
+            base_url: account.base_url,
+            sender: account.sender,
+            rate_limit_per_s: account.rate_limit_per_s,
+            price_per_segment: account.price_per_segment,
+        }
+    }
+}
+
+/// A campaign with its derived numbers.
+#[derive(Serialize)]
+pub struct CampaignView {
+    #[serde(flatten)]
+    campaign: Campaign,
+    total: u32,
+    sent: u32,
+    delivered: u32,
+    failed: u32,
+    pending: u32,
+    progress: u8,
+}
+
+impl From<Campaign> for CampaignView {
+    fn from(campaign: Campaign) -> Self {
+        let counts = campaign.counts;
+        CampaignView {
+            total: counts.total(),
+            sent: counts.sent(),
+            delivered: counts.delivered,
+            failed: counts.failed,
+            pending: counts.pending(),
+            progress: counts.progress(),
+            campaign,
+        }
+    }
+}
+
+// --- admin ----------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CreateTenant {
+    name: String,
+    #[serde(default)]
+    credits: i64,
+    #[serde(default)]
+    rate_limit_per_s: Option<u32>,
+}
+
+#[derive(Serialize)]
+pub(super) struct CreatedTenant {
+    tenant: TenantView,
+    api_key: String,
+}
+
+pub(super) async fn create_tenant(
+    State(api): Api,
+    _: AdminAuth,
+    JsonBody(body): JsonBody<CreateTenant>,
+) -> Answer<impl IntoResponse> {
+    let api_key = api.new_api_key();
+    let new = NewTenant {
+        name: body.name,
+        api_key_hash: sha256_hex(api_key.as_bytes()),
+        credits: Credits(body.credits),
+        rate_limit_per_s: body.rate_limit_per_s,
+    };
+    let tenant = api.store.create_tenant(new, api.clock.now())?;
+    Ok((StatusCode::CREATED, Json(CreatedTenant { tenant: tenant.into(), api_key })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ChangeCredits {
+    #[serde(default)]
+    top_up: Option<i64>,
+    #[serde(default)]
+    adjust: Option<i64>,
+}
+
+pub(super) async fn change_credits(
+    State(api): Api,
+    _: AdminAuth,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ChangeCredits>,
+) -> Answer<Json<TenantView>> {
+    let tenant: TenantId = id.parse().map_err(|_| ApiError::not_found("tenant", &id))?;
+    let change = match (body.top_up, body.adjust) {
+        (Some(amount), None) => CreditChange::TopUp(Credits(amount)),
+        (None, Some(delta)) => CreditChange::Adjust(Credits(delta)),
+        _ => return Err(ApiError::validation("top_up", "give exactly one of `top_up` and `adjust`")),
+    };
+    Ok(Json(api.store.change_credits(tenant, change, api.clock.now())?.into()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CreateAccount {
+    #[serde(default)]
+    owner: Option<TenantId>,
+    name: String,
+    provider: ProviderKind,
+    base_url: String,
+    #[serde(default)]
+    credentials: BTreeMap<String, String>,
+    sender: String,
+    #[serde(default)]
+    rate_limit_per_s: Option<u32>,
+    price_per_segment: i64,
+}
+
+pub(super) async fn create_account(
+    State(api): Api,
+    _: AdminAuth,
+    JsonBody(body): JsonBody<CreateAccount>,
+) -> Answer<impl IntoResponse> {
+    let new = NewTrafficAccount {
+        owner: body.owner,
+        name: body.name,
+        provider: body.provider,
+        base_url: body.base_url,
+        credentials: body.credentials,
+        sender: body.sender,
+        rate_limit_per_s: body.rate_limit_per_s,
+        price_per_segment: Credits(body.price_per_segment),
+        idempotent_submissions: capabilities_of(body.provider).idempotency_keys,
+    };
+    let account = api.store.create_traffic_account(new)?;
+    Ok((StatusCode::CREATED, Json(AccountView::from(account))))
+}
+
+pub(super) async fn list_all_accounts(State(api): Api, _: AdminAuth) -> Answer<Json<Vec<AccountView>>> {
+    Ok(Json(api.store.traffic_accounts()?.into_iter().map(AccountView::from).collect()))
+}
+
+// --- tenant ---------------------------------------------------------------------------------
+
+pub(super) async fn me(TenantAuth(tenant): TenantAuth) -> Json<TenantView> {
+    Json(tenant.into())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ImportContacts {
+    contacts: Vec<NewContact>,
+}
+
+pub(super) async fn import_contacts(
+    State(api): Api,
+    TenantAuth(tenant): TenantAuth,
+    JsonBody(body): JsonBody<ImportContacts>,
+) -> Answer<impl IntoResponse> {
+    if body.contacts.len() > MAX_IMPORT_ROWS {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            format!("at most {MAX_IMPORT_ROWS} contacts per import, got {}", body.contacts.len()),
+        ));
+    }
+    Ok(Json(api.store.import_contacts(tenant.id, body.contacts, api.clock.now())?))
+}
+
+pub(super) async fn list_contacts(State(api): Api, TenantAuth(tenant): TenantAuth) -> Answer<impl IntoResponse> {
+    Ok(Json(api.store.contacts(tenant.id)?))
+}
+
+pub(super) async fn list_usable_accounts(
+    State(api): Api,
+    TenantAuth(tenant): TenantAuth,
+) -> Answer<Json<Vec<AccountView>>> {
+    let usable = api.store.traffic_accounts()?.into_iter().filter(|account| account.usable_by(tenant.id));
+    Ok(Json(usable.map(AccountView::from).collect()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CreateCampaign {
+    name: String,
+    body_template: String,
+    #[serde(default)]
+    sender: Option<String>,
+    #[serde(default = "all_contacts")]
+    audience: Audience,
+    traffic_account: TrafficAccountId,
+    #[serde(default)]
+    schedule_at: Option<Timestamp>,
+}
+
+fn all_contacts() -> Audience {
+    Audience::All
+}
+
+pub(super) async fn create_campaign(
+    State(api): Api,
+    TenantAuth(tenant): TenantAuth,
+    JsonBody(body): JsonBody<CreateCampaign>,
+) -> Answer<impl IntoResponse> {
+    let new = NewCampaign {
+        name: body.name,
+        body_template: body.body_template,
+        sender: body.sender,
+        audience: body.audience,
+        traffic_account: body.traffic_account,
+        schedule_at: body.schedule_at,
+    };
+    let campaign = api.store.create_campaign(tenant.id, new, api.clock.now())?;
+    Ok((StatusCode::CREATED, Json(CampaignView::from(campaign))))
+}
+
+pub(super) async fn list_campaigns(State(api): Api, TenantAuth(tenant): TenantAuth) -> Answer<Json<Vec<CampaignView>>> {
+    Ok(Json(api.store.campaigns(tenant.id)?.into_iter().map(CampaignView::from).collect()))
+}
+
+pub(super) async fn read_campaign(
+    State(api): Api,
+    TenantAuth(tenant): TenantAuth,
+    Path(id): Path<String>,
+) -> Answer<Json<CampaignView>> {
+    Ok(Json(api.store.campaign(tenant.id, campaign_id(&id)?)?.into()))
+}
+
+/// A patch: absent fields stay; `null` clears the optional ones.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UpdateCampaign {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    body_template: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    sender: Option<Option<String>>,
+    #[serde(default)]
+    audience: Option<Audience>,
+    #[serde(default)]
+    traffic_account: Option<TrafficAccountId>,
+    #[serde(default, deserialize_with = "present")]
+    schedule_at: Option<Option<Timestamp>>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from an absent one (`None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+pub(super) async fn update_campaign(
+    State(api): Api,
+    TenantAuth(tenant): TenantAuth,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<UpdateCampaign>,
+) -> Answer<Json<CampaignView>> {
+    let patch = CampaignPatch {
+        name: body.name,
+        body_template: body.body_template,
+        sender: body.sender,
+        audience: body.audience,
+        traffic_account: body.traffic_account,
+        schedule_at: body.schedule_at,
+    };
+    Ok(Json(api.store.update_campaign(tenant.id, campaign_id(&id)?, patch, api.clock.now())?.into()))
+}
+
+pub(super) async fn preview(
+    State(api): Api,
+    TenantAuth(tenant): TenantAuth,
+    Path(id): Path<String>,
+) -> Answer<impl IntoResponse> {
+    Ok(Json(api.store.preview(tenant.id, campaign_id(&id)?)?))
+}
+
+pub(super) async fn enqueue(
+    State(api): Api,
+    TenantAuth(tenant): TenantAuth,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer<impl IntoResponse> {
+    let campaign = campaign_id(&id)?;
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => {
+            let key =
+                value.to_str().ok().filter(|key| !key.is_empty() && key.len() <= 255).ok_or_else(|| {
+                    ApiError::validation("Idempotency-Key", "expected 1 to 255 visible ASCII characters")
+                })?;
+            let mut fingerprint = format!("{method} {}\n", uri.path()).into_bytes();
+            fingerprint.extend_from_slice(&body);
+            Some(IdempotencyKey { key: key.to_owned(), request_hash: sha256_hex(&fingerprint) })
+        }
+    };
+    if !body.is_empty() {
+        // Enqueue takes no options today; a body is accepted (and fingerprinted) only if
+        // it is an empty JSON object, so a typo is not silently ignored.
+        let options: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|error| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_JSON", error.to_string()))?;
+        if options.as_object().is_none_or(|object| !object.is_empty()) {
+            return Err(ApiError::validation("body", "enqueue takes no options; send no body or `{}`"));
+        }
+    }
+    let receipt = api.store.enqueue(tenant.id, campaign, key, api.clock.now())?;
+    Ok((StatusCode::ACCEPTED, Json(receipt)))
+}
+
+pub(super) async fn pause(
+    State(api): Api,
+    TenantAuth(tenant): TenantAuth,
+    Path(id): Path<String>,
+) -> Answer<Json<CampaignView>> {
+    Ok(Json(api.store.pause(tenant.id, campaign_id(&id)?, PauseReason::Operator, api.clock.now())?.into()))
+}
+
+pub(super) async fn resume(
+    State(api): Api,
+    TenantAuth(tenant): TenantAuth,
+    Path(id): Path<String>,
+) -> Answer<Json<CampaignView>> {
+    Ok(Json(api.store.resume(tenant.id, campaign_id(&id)?, api.clock.now())?.into()))
+}
+
+pub(super) async fn cancel(
+    State(api): Api,
+    TenantAuth(tenant): TenantAuth,
+    Path(id): Path<String>,
+) -> Answer<Json<CampaignView>> {
+    Ok(Json(api.store.cancel(tenant.id, campaign_id(&id)?, api.clock.now())?.into()))
+}
+
+pub(super) async fn retry_failed(
+    State(api): Api,
+    TenantAuth(tenant): TenantAuth,
+    Path(id): Path<String>,
+) -> Answer<impl IntoResponse> {
+    Ok(Json(api.store.retry_failed(tenant.id, campaign_id(&id)?, api.clock.now())?))
+}
+
+pub(super) async fn failures(
+    State(api): Api,
+    TenantAuth(tenant): TenantAuth,
+    Path(id): Path<String>,
+) -> Answer<impl IntoResponse> {
+    Ok(Json(api.store.failures_by_code(tenant.id, campaign_id(&id)?)?))
+}
+
+pub(super) async fn progress(
+    State(api): Api,
+    TenantAuth(tenant): TenantAuth,
+    Path(id): Path<String>,
+) -> Answer<impl IntoResponse> {
+    let campaign = campaign_id(&id)?;
+    let first = api.store.campaign(tenant.id, campaign)?;
+    let interval = api.progress_interval;
+    // One event now, then one per interval while anything changes, ending with the event
+    // that shows the campaign completed or cancelled.
+    let stream = futures::stream::unfold(Some((first, true)), move |state| {
+        let api = api.clone();
+        async move {
+            let (campaign, first) = state?;
+            if !first {
+                tokio::time::sleep(interval).await;
+            }
+            let current = if first { campaign } else { api.store.campaign(tenant.id, campaign.id).ok()? };
+            let event = Event::default().event("progress").json_data(CampaignView::from(current.clone())).ok()?;
+            let next = (!current.status.is_terminal()).then_some((current, false));
+            Some((Ok::<_, Infallible>(event), next))
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+pub(super) async fn queue_stats(State(api): Api, TenantAuth(tenant): TenantAuth) -> Answer<impl IntoResponse> {
+    Ok(Json(api.store.queue_stats(Some(tenant.id), api.clock.now())?))
+}
+
+// --- webhooks -------------------------------------------------------------------------------
+
+/// What a webhook call did.
+#[derive(Default, Serialize)]
+pub(super) struct WebhookSummary {
+    applied: u32,
+    duplicates: u32,
+    ignored: u32,
+    parked: u32,
+    unrecognized: u32,
+}
+
+pub(super) async fn webhook(
+    State(api): Api,
+    Path((provider, account)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer<Json<WebhookSummary>> {
+    let not_found = || ApiError::not_found("webhook", &format!("{provider}/{account}"));
+    let kind = ProviderKind::parse(&provider).ok_or_else(not_found)?;
+    let account_id: TrafficAccountId = account.parse().map_err(|_| not_found())?;
+    let account = api.store.traffic_account(account_id).map_err(|_| not_found())?;
+    if account.provider != kind {
+        return Err(not_found());
+    }
+    let adapter = api.adapters.for_account(&account).map_err(|error| {
+        tracing::error!(%error, "webhook for a misconfigured account");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", "the account's adapter is not configured")
+    })?;
+    let path_and_query = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+    let request = WebhookRequest {
+        url: format!("{}{path_and_query}", api.public_base_url),
+        headers: headers
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str().to_ascii_lowercase(), value.to_str().ok()?.to_owned())))
+            .collect(),
+        body: body.to_vec(),
+    };
+    let reports = adapter.parse_webhook(&request)?;
+    let mut summary = WebhookSummary::default();
+    for report in reports {
+        let inbound = InboundReport {
+            traffic_account: account.id,
+            provider_message_id: report.provider_message_id,
+            message_ref: report.message_ref,
+            status: report.status,
+            error_code: report.error_code,
+        };
+        match api.store.apply_report(inbound, api.clock.now())? {
+            ReportOutcome::Applied { .. } => summary.applied += 1,
+            ReportOutcome::Duplicate { .. } => summary.duplicates += 1,
+            ReportOutcome::IgnoredBackwards { .. } => summary.ignored += 1,
+            ReportOutcome::Parked => summary.parked += 1,
+            ReportOutcome::Unrecognized => summary.unrecognized += 1,
+        }
+    }
+    Ok(Json(summary))
+}
