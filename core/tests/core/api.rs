@@ -232,12 +232,15 @@ async fn authentication_errors() {
     assert_eq!(before, api.snapshot());
 }
 
+/// Method, path, body, extra headers, expected status and error code.
+type RefusalCase = (&'static str, String, Option<String>, &'static [(&'static str, &'static str)], StatusCode, &'static str);
+
 #[tokio::test]
 async fn malformed_requests_get_typed_errors_and_change_nothing() {
     let api = api();
     let (key, campaign, account) = api.draft(1_000).await;
     let before = api.snapshot();
-    let cases: Vec<(&str, String, Option<String>, &[(&str, &str)], StatusCode, &str)> = vec![
+    let cases: Vec<RefusalCase> = vec![
         ("POST", "/v1/campaigns".into(), Some("{\"name\":".into()), &[], StatusCode::BAD_REQUEST, "INVALID_JSON"),
         ("POST", "/v1/campaigns".into(), Some(String::new()), &[], StatusCode::BAD_REQUEST, "INVALID_JSON"),
         (
