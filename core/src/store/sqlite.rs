@@ -1,1 +1,1581 @@
-//! The SQLite store.
+//! The SQLite store: the embedded default for real use.
+//!
+//! One connection behind a mutex, WAL journal, every trait method one `BEGIN IMMEDIATE`
+//! transaction that commits only if the whole method succeeded. The schema lives in
+//! `core/migrations/` and is applied in order at open, tracked with `PRAGMA user_version`.
+//!
+//! The logic mirrors the in-memory reference model step for step — the same domain
+//! functions decide, in the same order — and [`Tx::move_message`] is again the one place
+//! a message changes status, moving counters, ledger and journal with it. The store
+//! conformance suite and a differential property test hold the two to the same answers.
+
+use super::memory::{attribute_error, unknown_outcome_error, MAX_IMPORT_ROWS};
+use super::*;
+use crate::domain::ledger::{is_charged, on_transition, LedgerDelta};
+use crate::domain::plan::plan_messages;
+use crate::domain::rate::TokenBucket;
+use crate::domain::records::{Encoding, Lease};
+use crate::domain::report::{decide, ReportDecision};
+use crate::domain::{phone, template};
+use crate::ids::ContactId;
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// The schema migrations, in order; migration `n` brings the schema to version `n + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_initial.sql")];
+
+/// The SQLite store.
+pub struct SqliteStore {
+    connection: Mutex<Connection>,
+}
+
+fn backend(error: rusqlite::Error) -> StoreError {
+    match error.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            StoreError::Transient(error.to_string())
+        }
+        _ => StoreError::Backend(error.to_string()),
+    }
+}
+
+fn json_error(error: serde_json::Error) -> StoreError {
+    StoreError::Backend(format!("stored JSON unreadable: {error}"))
+}
+
+fn not_found(what: &'static str, id: impl ToString) -> StoreError {
+    StoreError::NotFound { what, id: id.to_string() }
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> StoreError {
+    StoreError::Invalid { field: field.into(), message: message.into() }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let connection = Connection::open(path).map_err(backend)?;
+        connection.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+        connection.pragma_update(None, "synchronous", "NORMAL").map_err(backend)?;
+        SqliteStore::prepare(connection)
+    }
+
+    /// A private in-memory database (for tests).
+    pub fn open_in_memory() -> StoreResult<Self> {
+        SqliteStore::prepare(Connection::open_in_memory().map_err(backend)?)
+    }
+
+    fn prepare(mut connection: Connection) -> StoreResult<Self> {
+        connection.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
+        connection.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+        connection.set_prepared_statement_cache_capacity(64);
+        let version: usize = connection.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(backend)?;
+        if version > MIGRATIONS.len() {
+            return Err(StoreError::Backend(format!(
+                "database schema version {version} is newer than this build ({})",
+                MIGRATIONS.len()
+            )));
+        }
+        for (index, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = connection.transaction().map_err(backend)?;
+            tx.execute_batch(migration).map_err(backend)?;
+            tx.pragma_update(None, "user_version", index + 1).map_err(backend)?;
+            tx.commit().map_err(backend)?;
+        }
+        Ok(SqliteStore { connection: Mutex::new(connection) })
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> StoreResult<usize> {
+        let connection = self.connection.lock().expect("sqlite connection poisoned");
+        connection.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(backend)
+    }
+
+    /// Runs `work` in one immediate transaction, committed only if it succeeds.
+    fn transaction<T>(&self, work: impl FnOnce(&Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        let mut connection = self.connection.lock().expect("sqlite connection poisoned");
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+        let wrapped = Tx { tx };
+        let value = work(&wrapped)?;
+        wrapped.tx.commit().map_err(backend)?;
+        Ok(value)
+    }
+}
+
+/// An open transaction with the store's helpers.
+struct Tx<'a> {
+    tx: rusqlite::Transaction<'a>,
+}
+
+const MESSAGE_COLUMNS: &str = "campaign_id, contact_id, tenant_id, traffic_account_id, destination, sender, body, encoding, segments, \
+     cost, status, attempts, next_attempt_at, lease_worker, lease_expires_at, lease_token, provider_message_id, bulk_id, \
+     error_code, error_retryable, error_detail, created_at, updated_at";
+
+const CAMPAIGN_COLUMNS: &str = "id, tenant_id, name, body_template, sender, audience, traffic_account_id, status, pause_reason, \
+     schedule_at, n_queued, n_submitting, n_accepted, n_delivered, n_undelivered, n_expired, n_rejected, n_failed, n_unknown, \
+     n_skipped, n_cancelled, created_at, enqueued_at, completed_at";
+
+fn counter_column(status: MessageStatus) -> &'static str {
+    match status {
+        MessageStatus::Queued => "n_queued",
+        MessageStatus::Submitting => "n_submitting",
+        MessageStatus::Accepted => "n_accepted",
+        MessageStatus::Delivered => "n_delivered",
+        MessageStatus::Undelivered => "n_undelivered",
+        MessageStatus::Expired => "n_expired",
+        MessageStatus::Rejected => "n_rejected",
+        MessageStatus::Failed => "n_failed",
+        MessageStatus::Unknown => "n_unknown",
+        MessageStatus::Skipped => "n_skipped",
+        MessageStatus::Cancelled => "n_cancelled",
+    }
+}
+
+fn encoding_text(encoding: Encoding) -> &'static str {
+    match encoding {
+        Encoding::Gsm7 => "gsm7",
+        Encoding::Ucs2 => "ucs2",
+    }
+}
+
+fn conversion(column: usize, what: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, format!("unknown {what}").into())
+}
+
+fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
+    let status: String = row.get(10)?;
+    let encoding: String = row.get(7)?;
+    let lease =
+        match (row.get::<_, Option<String>>(13)?, row.get::<_, Option<u64>>(14)?, row.get::<_, Option<u64>>(15)?) {
+            (Some(worker), Some(expires_at), Some(token)) => {
+                Some(Lease { worker, expires_at: Timestamp(expires_at), token })
+            }
+            _ => None,
+        };
+    let last_error = match row.get::<_, Option<String>>(18)? {
+        Some(code) => Some(MessageError {
+            code,
+            retryable: row.get::<_, Option<bool>>(19)?.unwrap_or(false),
+            detail: row.get::<_, Option<String>>(20)?.unwrap_or_default(),
+        }),
+        None => None,
+    };
+    Ok(Message {
+        id: MessageId::new(CampaignId(row.get(0)?), ContactId(row.get(1)?)),
+        tenant: TenantId(row.get(2)?),
+        traffic_account: TrafficAccountId(row.get(3)?),
+        destination: row.get(4)?,
+        sender: row.get(5)?,
+        body: row.get(6)?,
+        encoding: match encoding.as_str() {
+            "gsm7" => Encoding::Gsm7,
+            "ucs2" => Encoding::Ucs2,
+            _ => return Err(conversion(7, "encoding")),
+        },
+        segments: row.get(8)?,
+        cost: Credits(row.get(9)?),
+        status: MessageStatus::parse(&status).ok_or_else(|| conversion(10, "message status"))?,
+        attempts: row.get(11)?,
+        next_attempt_at: Timestamp(row.get(12)?),
+        lease,
+        provider_message_id: row.get(16)?,
+        bulk_id: row.get(17)?,
+        last_error,
+        created_at: Timestamp(row.get(21)?),
+        updated_at: Timestamp(row.get(22)?),
+    })
+}
+
+fn campaign_from_row(row: &Row<'_>) -> rusqlite::Result<Campaign> {
+    let audience: String = row.get(5)?;
+    let status: String = row.get(7)?;
+    let pause_reason: Option<String> = row.get(8)?;
+    let count = |index: usize| row.get::<_, u32>(index);
+    Ok(Campaign {
+        id: CampaignId(row.get(0)?),
+        tenant: TenantId(row.get(1)?),
+        name: row.get(2)?,
+        body_template: row.get(3)?,
+        sender: row.get(4)?,
+        audience: serde_json::from_str(&audience).map_err(|_| conversion(5, "audience"))?,
+        traffic_account: TrafficAccountId(row.get(6)?),
+        status: CampaignStatus::parse(&status).ok_or_else(|| conversion(7, "campaign status"))?,
+        pause_reason: match pause_reason {
+            Some(text) => Some(serde_json::from_str(&text).map_err(|_| conversion(8, "pause reason"))?),
+            None => None,
+        },
+        schedule_at: row.get::<_, Option<u64>>(9)?.map(Timestamp),
+        counts: StatusCounts {
+            queued: count(10)?,
+            submitting: count(11)?,
+            accepted: count(12)?,
+            delivered: count(13)?,
+            undelivered: count(14)?,
+            expired: count(15)?,
+            rejected: count(16)?,
+            failed: count(17)?,
+            unknown: count(18)?,
+            skipped: count(19)?,
+            cancelled: count(20)?,
+        },
+        created_at: Timestamp(row.get(21)?),
+        enqueued_at: row.get::<_, Option<u64>>(22)?.map(Timestamp),
+        completed_at: row.get::<_, Option<u64>>(23)?.map(Timestamp),
+    })
+}
+
+fn tenant_from_row(row: &Row<'_>) -> rusqlite::Result<Tenant> {
+    Ok(Tenant {
+        id: TenantId(row.get(0)?),
+        name: row.get(1)?,
+        api_key_hash: row.get(2)?,
+        balance: Credits(row.get(3)?),
+        reserved: Credits(row.get(4)?),
+        charged: Credits(row.get(5)?),
+        funded: Credits(row.get(6)?),
+        rate_limit_per_s: row.get(7)?,
+    })
+}
+
+const TENANT_COLUMNS: &str = "id, name, api_key_hash, balance, reserved, charged, funded, rate_limit_per_s";
+const ACCOUNT_COLUMNS: &str = "id, owner, name, provider, base_url, credentials, sender, rate_limit_per_s, price_per_segment, idempotent_submissions";
+
+fn account_from_row(row: &Row<'_>) -> rusqlite::Result<TrafficAccount> {
+    let provider: String = row.get(3)?;
+    let credentials: String = row.get(5)?;
+    Ok(TrafficAccount {
+        id: TrafficAccountId(row.get(0)?),
+        owner: row.get::<_, Option<u64>>(1)?.map(TenantId),
+        name: row.get(2)?,
+        provider: ProviderKind::parse(&provider).ok_or_else(|| conversion(3, "provider"))?,
+        base_url: row.get(4)?,
+        credentials: serde_json::from_str(&credentials).map_err(|_| conversion(5, "credentials"))?,
+        sender: row.get(6)?,
+        rate_limit_per_s: row.get(7)?,
+        price_per_segment: Credits(row.get(8)?),
+        idempotent_submissions: row.get(9)?,
+    })
+}
+
+fn contact_from_row(row: &Row<'_>) -> rusqlite::Result<Contact> {
+    let attributes: String = row.get(3)?;
+    Ok(Contact {
+        id: ContactId(row.get(0)?),
+        tenant: TenantId(row.get(1)?),
+        phone: row.get(2)?,
+        attributes: serde_json::from_str(&attributes).map_err(|_| conversion(3, "attributes"))?,
+        opted_out: row.get(4)?,
+    })
+}
+
+/// The error a final report records on its message (as in the reference model).
+fn report_error(to: MessageStatus, report: &InboundReport) -> Option<MessageError> {
+    let code = report.error_code.clone()?;
+    matches!(to, MessageStatus::Undelivered | MessageStatus::Expired | MessageStatus::Rejected).then(|| MessageError {
+        code,
+        retryable: false,
+        detail: format!("delivery report: {to}"),
+    })
+}
+
+impl Tx<'_> {
+    // --- reads --------------------------------------------------------------------------------
+
+    fn tenant(&self, id: TenantId) -> StoreResult<Tenant> {
+        let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?1");
+        self.tx
+            .prepare_cached(&sql)
+            .map_err(backend)?
+            .query_row([id.0], tenant_from_row)
+            .optional()
+            .map_err(backend)?
+            .ok_or_else(|| not_found("tenant", id))
+    }
+
+    fn account(&self, id: TrafficAccountId) -> StoreResult<TrafficAccount> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM traffic_accounts WHERE id = ?1");
+        self.tx
+            .prepare_cached(&sql)
+            .map_err(backend)?
+            .query_row([id.0], account_from_row)
+            .optional()
+            .map_err(backend)?
+            .ok_or_else(|| not_found("traffic account", id))
+    }
+
+    fn campaign(&self, id: CampaignId) -> StoreResult<Option<Campaign>> {
+        let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?1");
+        self.tx.prepare_cached(&sql).map_err(backend)?.query_row([id.0], campaign_from_row).optional().map_err(backend)
+    }
+
+    fn campaign_of(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Campaign> {
+        self.campaign(id)?.filter(|campaign| campaign.tenant == tenant).ok_or_else(|| not_found("campaign", id))
+    }
+
+    fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE campaign_id = ?1 AND contact_id = ?2");
+        self.tx
+            .prepare_cached(&sql)
+            .map_err(backend)?
+            .query_row([id.campaign.0, id.contact.0], message_from_row)
+            .optional()
+            .map_err(backend)
+    }
+
+    fn messages_where(&self, condition: &str, parameters: impl rusqlite::Params) -> StoreResult<Vec<Message>> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE {condition}");
+        let mut statement = self.tx.prepare_cached(&sql).map_err(backend)?;
+        let rows = statement.query_map(parameters, message_from_row).map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)
+    }
+
+    fn tenant_contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>> {
+        let mut statement = self
+            .tx
+            .prepare_cached(
+                "SELECT id, tenant_id, phone, attributes, opted_out FROM contacts WHERE tenant_id = ?1 ORDER BY id",
+            )
+            .map_err(backend)?;
+        let rows = statement.query_map([tenant.0], contact_from_row).map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)
+    }
+
+    fn next_meta(&self, key: &str) -> StoreResult<u64> {
+        self.tx
+            .prepare_cached("UPDATE meta SET value = value + 1 WHERE key = ?1 RETURNING value")
+            .map_err(backend)?
+            .query_row([key], |row| row.get(0))
+            .map_err(backend)
+    }
+
+    // --- writes -------------------------------------------------------------------------------
+
+    fn journal(&self, entry: impl FnOnce(u64) -> JournalEntry) -> StoreResult<()> {
+        let seq = self.next_meta("journal_seq")?;
+        let text = serde_json::to_string(&entry(seq)).map_err(json_error)?;
+        self.tx
+            .prepare_cached("INSERT INTO journal (seq, entry) VALUES (?1, ?2)")
+            .map_err(backend)?
+            .execute(params![seq, text])
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn save_message(&self, message: &Message) -> StoreResult<()> {
+        let (worker, expires_at, token) = match &message.lease {
+            Some(lease) => (Some(lease.worker.as_str()), Some(lease.expires_at.0), Some(lease.token)),
+            None => (None, None, None),
+        };
+        let error = message.last_error.as_ref();
+        self.tx
+            .prepare_cached(
+                "UPDATE messages SET status = ?1, attempts = ?2, next_attempt_at = ?3, lease_worker = ?4, lease_expires_at = ?5, \
+                 lease_token = ?6, provider_message_id = ?7, bulk_id = ?8, error_code = ?9, error_retryable = ?10, error_detail = ?11, \
+                 updated_at = ?12 WHERE campaign_id = ?13 AND contact_id = ?14",
+            )
+            .map_err(backend)?
+            .execute(params![
+                message.status.as_str(),
+                message.attempts,
+                message.next_attempt_at.0,
+                worker,
+                expires_at,
+                token,
+                message.provider_message_id,
+                message.bulk_id,
+                error.map(|error| error.code.as_str()),
+                error.map(|error| error.retryable),
+                error.map(|error| error.detail.as_str()),
+                message.updated_at.0,
+                message.id.campaign.0,
+                message.id.contact.0,
+            ])
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn insert_message(&self, message: &Message) -> StoreResult<()> {
+        let error = message.last_error.as_ref();
+        let sql = format!("INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, NULL, NULL, NULL, NULL, ?14, ?15, ?16, ?17, ?18)");
+        self.tx
+            .prepare_cached(&sql)
+            .map_err(backend)?
+            .execute(params![
+                message.id.campaign.0,
+                message.id.contact.0,
+                message.tenant.0,
+                message.traffic_account.0,
+                message.destination,
+                message.sender,
+                message.body,
+                encoding_text(message.encoding),
+                message.segments,
+                message.cost.0,
+                message.status.as_str(),
+                message.attempts,
+                message.next_attempt_at.0,
+                error.map(|error| error.code.as_str()),
+                error.map(|error| error.retryable),
+                error.map(|error| error.detail.as_str()),
+                message.created_at.0,
+                message.updated_at.0,
+            ])
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn apply_ledger(&self, tenant: TenantId, delta: LedgerDelta) -> StoreResult<()> {
+        if delta == LedgerDelta::NONE {
+            return Ok(());
+        }
+        self.tx
+            .prepare_cached("UPDATE tenants SET balance = balance + ?1, reserved = reserved + ?2, charged = charged + ?3 WHERE id = ?4")
+            .map_err(backend)?
+            .execute(params![delta.balance.0, delta.reserved.0, delta.charged.0, tenant.0])
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    /// Moves `message` to `to`, keeping counters, ledger and journal in step, and saves it.
+    /// An illegal move is a store bug (callers check the status they start from).
+    fn move_message(
+        &self,
+        message: &mut Message,
+        to: MessageStatus,
+        cause: TransitionCause,
+        error: Option<MessageError>,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let from = message.status;
+        from.transition(to, cause).unwrap_or_else(|illegal| panic!("store bug on {}: {illegal}", message.id));
+        let from_code = message.last_error.as_ref().map(|error| error.code.clone());
+        if let Some(error) = error {
+            message.last_error = Some(error);
+        }
+        let to_code = message.last_error.as_ref().map(|error| error.code.as_str());
+        let delta = on_transition(from, to, message.cost, from_code.as_deref(), to_code);
+        message.status = to;
+        message.updated_at = now;
+        message.lease = None;
+        self.apply_ledger(message.tenant, delta)?;
+        let sql = format!(
+            "UPDATE campaigns SET {from_column} = {from_column} - 1, {to_column} = {to_column} + 1 WHERE id = ?1",
+            from_column = counter_column(from),
+            to_column = counter_column(to)
+        );
+        self.tx.prepare_cached(&sql).map_err(backend)?.execute([message.id.campaign.0]).map_err(backend)?;
+        let id = message.id;
+        self.journal(|seq| JournalEntry::Message { seq, at: now, message: id, from: Some(from), to, cause })?;
+        self.save_message(message)
+    }
+
+    fn set_campaign_status(&self, campaign: &mut Campaign, to: CampaignStatus, now: Timestamp) -> StoreResult<()> {
+        let from = campaign.status;
+        campaign.status =
+            from.transition(to).unwrap_or_else(|illegal| panic!("store bug on {}: {illegal}", campaign.id));
+        if to == CampaignStatus::Completed {
+            campaign.completed_at = Some(now);
+        }
+        self.tx
+            .prepare_cached("UPDATE campaigns SET status = ?1, completed_at = ?2 WHERE id = ?3")
+            .map_err(backend)?
+            .execute(params![to.as_str(), campaign.completed_at.map(|at| at.0), campaign.id.0])
+            .map_err(backend)?;
+        let id = campaign.id;
+        self.journal(|seq| JournalEntry::Campaign { seq, at: now, campaign: id, from, to })
+    }
+
+    fn set_pause_reason(&self, campaign: &mut Campaign, reason: Option<PauseReason>) -> StoreResult<()> {
+        let text = reason.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
+        campaign.pause_reason = reason;
+        self.tx
+            .prepare_cached("UPDATE campaigns SET pause_reason = ?1 WHERE id = ?2")
+            .map_err(backend)?
+            .execute(params![text, campaign.id.0])
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    /// The completion rule: a sending campaign with nothing pending is completed.
+    fn complete_if_settled(&self, campaigns: impl IntoIterator<Item = CampaignId>, now: Timestamp) -> StoreResult<()> {
+        let affected: BTreeSet<CampaignId> = campaigns.into_iter().collect();
+        for id in affected {
+            let mut campaign = self.campaign(id)?.expect("affected campaigns exist");
+            if campaign.status == CampaignStatus::Sending && campaign.counts.pending() == 0 {
+                self.set_campaign_status(&mut campaign, CampaignStatus::Completed, now)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_new_campaign(&self, tenant: TenantId, new: &NewCampaign) -> StoreResult<()> {
+        if new.name.trim().is_empty() {
+            return Err(invalid("name", "a campaign needs a name"));
+        }
+        if new.body_template.is_empty() {
+            return Err(invalid("body_template", "a campaign needs a body"));
+        }
+        template::placeholders(&new.body_template)?;
+        let account = self.account(new.traffic_account)?;
+        if !account.usable_by(tenant) {
+            return Err(not_found("traffic account", new.traffic_account));
+        }
+        if let Audience::Contacts { ids } = &new.audience {
+            if ids.is_empty() {
+                return Err(invalid("audience", "a contact list audience needs at least one contact"));
+            }
+            let mut statement =
+                self.tx.prepare_cached("SELECT tenant_id FROM contacts WHERE id = ?1").map_err(backend)?;
+            for id in ids {
+                let owner: Option<u64> = statement.query_row([id.0], |row| row.get(0)).optional().map_err(backend)?;
+                if owner != Some(tenant.0) {
+                    return Err(not_found("contact", id));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write_campaign_fields(&self, campaign: &Campaign) -> StoreResult<()> {
+        let audience = serde_json::to_string(&campaign.audience).map_err(json_error)?;
+        self.tx
+            .prepare_cached(
+                "UPDATE campaigns SET name = ?1, body_template = ?2, sender = ?3, audience = ?4, traffic_account_id = ?5, schedule_at = ?6 WHERE id = ?7",
+            )
+            .map_err(backend)?
+            .execute(params![
+                campaign.name,
+                campaign.body_template,
+                campaign.sender,
+                audience,
+                campaign.traffic_account.0,
+                campaign.schedule_at.map(|at| at.0),
+                campaign.id.0
+            ])
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    // --- acceptance and reports --------------------------------------------------------------
+
+    fn accept(
+        &self,
+        message: &mut Message,
+        provider_message_id: String,
+        bulk_id: Option<String>,
+        now: Timestamp,
+    ) -> StoreResult<u32> {
+        self.move_message(message, MessageStatus::Accepted, TransitionCause::Engine, None, now)?;
+        message.provider_message_id = Some(provider_message_id.clone());
+        message.bulk_id = bulk_id;
+        self.save_message(message)?;
+        let parked: Vec<(u64, String)> = {
+            let mut statement = self
+                .tx
+                .prepare_cached("SELECT seq, report FROM parked_reports WHERE traffic_account_id = ?1 AND provider_message_id = ?2 ORDER BY seq")
+                .map_err(backend)?;
+            let rows = statement
+                .query_map(params![message.traffic_account.0, provider_message_id], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)?
+        };
+        for (seq, text) in &parked {
+            self.tx
+                .prepare_cached("DELETE FROM parked_reports WHERE seq = ?1")
+                .map_err(backend)?
+                .execute([seq])
+                .map_err(backend)?;
+            let report: InboundReport = serde_json::from_str(text).map_err(json_error)?;
+            self.apply_report_to(message, &report, now)?;
+        }
+        Ok(parked.len() as u32)
+    }
+
+    fn park(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
+        let seq = self.next_meta("parked_seq")?;
+        let text = serde_json::to_string(&report).map_err(json_error)?;
+        self.tx
+            .prepare_cached("INSERT INTO parked_reports (seq, traffic_account_id, provider_message_id, report, received_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .map_err(backend)?
+            .execute(params![seq, report.traffic_account.0, report.provider_message_id, text, now.0])
+            .map_err(backend)?;
+        Ok(ReportOutcome::Parked)
+    }
+
+    fn apply_report_to(
+        &self,
+        message: &mut Message,
+        report: &InboundReport,
+        now: Timestamp,
+    ) -> StoreResult<ReportOutcome> {
+        let current = message.status;
+        Ok(match decide(current, &report.status) {
+            ReportDecision::Apply { path } => {
+                let last = *path.last().expect("an applied report has a path");
+                for (index, step) in path.iter().enumerate() {
+                    let error = if index + 1 == path.len() { report_error(last, report) } else { None };
+                    self.move_message(message, *step, TransitionCause::Engine, error, now)?;
+                }
+                if message.provider_message_id.is_none() {
+                    message.provider_message_id = Some(report.provider_message_id.clone());
+                    self.save_message(message)?;
+                }
+                ReportOutcome::Applied { message: message.id, from: current, to: last }
+            }
+            ReportDecision::Duplicate => ReportOutcome::Duplicate { message: message.id },
+            ReportDecision::IgnoredBackwards => {
+                ReportOutcome::IgnoredBackwards { message: message.id, status: current }
+            }
+            ReportDecision::Park => ReportOutcome::Parked,
+            ReportDecision::Unrecognized => ReportOutcome::Unrecognized,
+        })
+    }
+
+    // --- rate limits --------------------------------------------------------------------------
+
+    fn bucket(&self, kind: &str, id: u64, rate: u32, now: Timestamp) -> StoreResult<TokenBucket> {
+        let stored: Option<(u64, u64)> = self
+            .tx
+            .prepare_cached("SELECT milli_tokens, updated_at FROM rate_buckets WHERE kind = ?1 AND id = ?2")
+            .map_err(backend)?
+            .query_row(params![kind, id], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()
+            .map_err(backend)?;
+        let bucket = stored.map_or_else(
+            || TokenBucket::full(rate, now),
+            |(milli_tokens, at)| TokenBucket { milli_tokens, updated_at: Timestamp(at) },
+        );
+        Ok(bucket.refilled(rate, now))
+    }
+
+    fn save_bucket(&self, kind: &str, id: u64, bucket: TokenBucket) -> StoreResult<()> {
+        self.tx
+            .prepare_cached("INSERT INTO rate_buckets (kind, id, milli_tokens, updated_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (kind, id) DO UPDATE SET milli_tokens = ?3, updated_at = ?4")
+            .map_err(backend)?
+            .execute(params![kind, id, bucket.milli_tokens, bucket.updated_at.0])
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn count(&self, sql: &str, parameters: impl rusqlite::Params) -> StoreResult<u32> {
+        self.tx.prepare_cached(sql).map_err(backend)?.query_row(parameters, |row| row.get(0)).map_err(backend)
+    }
+}
+
+impl Store for SqliteStore {
+    fn create_tenant(&self, new: NewTenant, _now: Timestamp) -> StoreResult<Tenant> {
+        if new.name.trim().is_empty() {
+            return Err(invalid("name", "a tenant needs a name"));
+        }
+        if new.credits < Credits::ZERO {
+            return Err(invalid("credits", "the opening balance cannot be negative"));
+        }
+        self.transaction(|tx| {
+            tx.tx
+                .prepare_cached("INSERT INTO tenants (name, api_key_hash, balance, reserved, charged, funded, rate_limit_per_s) VALUES (?1, ?2, ?3, 0, 0, ?3, ?4)")
+                .map_err(backend)?
+                .execute(params![new.name, new.api_key_hash, new.credits.0, new.rate_limit_per_s])
+                .map_err(backend)?;
+            tx.tenant(TenantId(tx.tx.last_insert_rowid() as u64))
+        })
+    }
+
+    fn tenant(&self, id: TenantId) -> StoreResult<Tenant> {
+        self.transaction(|tx| tx.tenant(id))
+    }
+
+    fn tenant_by_api_key_hash(&self, api_key_hash: &str) -> StoreResult<Option<Tenant>> {
+        self.transaction(|tx| {
+            let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE api_key_hash = ?1 ORDER BY id LIMIT 1");
+            tx.tx
+                .prepare_cached(&sql)
+                .map_err(backend)?
+                .query_row([api_key_hash], tenant_from_row)
+                .optional()
+                .map_err(backend)
+        })
+    }
+
+    fn tenants(&self) -> StoreResult<Vec<Tenant>> {
+        self.transaction(|tx| {
+            let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY id");
+            let mut statement = tx.tx.prepare_cached(&sql).map_err(backend)?;
+            let rows = statement.query_map([], tenant_from_row).map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+    }
+
+    fn change_credits(&self, tenant: TenantId, change: CreditChange, _now: Timestamp) -> StoreResult<Tenant> {
+        self.transaction(|tx| {
+            let books = tx.tenant(tenant)?;
+            let delta = match change {
+                CreditChange::TopUp(amount) if amount <= Credits::ZERO => {
+                    return Err(invalid("amount", "a top-up must be positive"))
+                }
+                CreditChange::TopUp(amount) => amount,
+                CreditChange::Adjust(delta) if delta == Credits::ZERO => {
+                    return Err(invalid("amount", "an adjustment must not be zero"))
+                }
+                CreditChange::Adjust(delta) => {
+                    if books.balance + delta < books.reserved {
+                        return Err(StoreError::InsufficientCredits { needed: -delta, available: books.available() });
+                    }
+                    delta
+                }
+            };
+            tx.tx
+                .prepare_cached("UPDATE tenants SET balance = balance + ?1, funded = funded + ?1 WHERE id = ?2")
+                .map_err(backend)?
+                .execute(params![delta.0, tenant.0])
+                .map_err(backend)?;
+            tx.tenant(tenant)
+        })
+    }
+
+    fn create_traffic_account(&self, new: NewTrafficAccount) -> StoreResult<TrafficAccount> {
+        if new.name.trim().is_empty() {
+            return Err(invalid("name", "a traffic account needs a name"));
+        }
+        if new.base_url.trim().is_empty() {
+            return Err(invalid("base_url", "a traffic account needs the provider's base URL"));
+        }
+        if new.sender.trim().is_empty() {
+            return Err(invalid("sender", "a traffic account needs a default sender"));
+        }
+        if new.price_per_segment < Credits::ZERO {
+            return Err(invalid("price_per_segment", "a price cannot be negative"));
+        }
+        self.transaction(|tx| {
+            if let Some(owner) = new.owner {
+                tx.tenant(owner)?;
+            }
+            let credentials = serde_json::to_string(&new.credentials).map_err(json_error)?;
+            tx.tx
+                .prepare_cached(
+                    "INSERT INTO traffic_accounts (owner, name, provider, base_url, credentials, sender, rate_limit_per_s, price_per_segment, idempotent_submissions) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(backend)?
+                .execute(params![
+                    new.owner.map(|owner| owner.0),
+                    new.name,
+                    new.provider.as_str(),
+                    new.base_url,
+                    credentials,
+                    new.sender,
+                    new.rate_limit_per_s,
+                    new.price_per_segment.0,
+                    new.idempotent_submissions
+                ])
+                .map_err(backend)?;
+            tx.account(TrafficAccountId(tx.tx.last_insert_rowid() as u64))
+        })
+    }
+
+    fn traffic_account(&self, id: TrafficAccountId) -> StoreResult<TrafficAccount> {
+        self.transaction(|tx| tx.account(id))
+    }
+
+    fn traffic_accounts(&self) -> StoreResult<Vec<TrafficAccount>> {
+        self.transaction(|tx| {
+            let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM traffic_accounts ORDER BY id");
+            let mut statement = tx.tx.prepare_cached(&sql).map_err(backend)?;
+            let rows = statement.query_map([], account_from_row).map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+    }
+
+    fn import_contacts(&self, tenant: TenantId, rows: Vec<NewContact>, _now: Timestamp) -> StoreResult<ImportReport> {
+        self.transaction(|tx| {
+            tx.tenant(tenant)?;
+            if rows.len() > MAX_IMPORT_ROWS {
+                return Err(invalid("rows", format!("at most {MAX_IMPORT_ROWS} contacts per import, got {}", rows.len())));
+            }
+            let mut report = ImportReport::default();
+            for (row, contact) in rows.into_iter().enumerate() {
+                let phone = match phone::normalize_e164(&contact.phone) {
+                    Ok(phone) => phone,
+                    Err(error) => {
+                        report.errors.push(RowError { row, field: "phone".into(), message: error.to_string() });
+                        continue;
+                    }
+                };
+                if let Some((field, message)) = attribute_error(&contact.attributes) {
+                    report.errors.push(RowError { row, field, message: message.into() });
+                    continue;
+                }
+                let attributes = serde_json::to_string(&contact.attributes).map_err(json_error)?;
+                let existing: Option<(u64, String, bool)> = tx
+                    .tx
+                    .prepare_cached("SELECT id, attributes, opted_out FROM contacts WHERE tenant_id = ?1 AND phone = ?2")
+                    .map_err(backend)?
+                    .query_row(params![tenant.0, phone], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                    .optional()
+                    .map_err(backend)?;
+                match existing {
+                    Some((id, stored, opted_out)) => {
+                        let stored: BTreeMap<String, String> = serde_json::from_str(&stored).map_err(json_error)?;
+                        if stored == contact.attributes && opted_out == contact.opted_out {
+                            report.unchanged += 1;
+                        } else {
+                            tx.tx
+                                .prepare_cached("UPDATE contacts SET attributes = ?1, opted_out = ?2 WHERE id = ?3")
+                                .map_err(backend)?
+                                .execute(params![attributes, contact.opted_out, id])
+                                .map_err(backend)?;
+                            report.updated += 1;
+                        }
+                    }
+                    None => {
+                        tx.tx
+                            .prepare_cached("INSERT INTO contacts (tenant_id, phone, attributes, opted_out) VALUES (?1, ?2, ?3, ?4)")
+                            .map_err(backend)?
+                            .execute(params![tenant.0, phone, attributes, contact.opted_out])
+                            .map_err(backend)?;
+                        report.created += 1;
+                    }
+                }
+            }
+            Ok(report)
+        })
+    }
+
+    fn contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>> {
+        self.transaction(|tx| {
+            tx.tenant(tenant)?;
+            tx.tenant_contacts(tenant)
+        })
+    }
+
+    fn create_campaign(&self, tenant: TenantId, new: NewCampaign, now: Timestamp) -> StoreResult<Campaign> {
+        self.transaction(|tx| {
+            tx.tenant(tenant)?;
+            tx.check_new_campaign(tenant, &new)?;
+            let audience = serde_json::to_string(&new.audience).map_err(json_error)?;
+            tx.tx
+                .prepare_cached(
+                    "INSERT INTO campaigns (tenant_id, name, body_template, sender, audience, traffic_account_id, status, schedule_at, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'draft', ?7, ?8)",
+                )
+                .map_err(backend)?
+                .execute(params![tenant.0, new.name, new.body_template, new.sender, audience, new.traffic_account.0, new.schedule_at.map(|at| at.0), now.0])
+                .map_err(backend)?;
+            Ok(tx.campaign(CampaignId(tx.tx.last_insert_rowid() as u64))?.expect("just inserted"))
+        })
+    }
+
+    fn update_campaign(
+        &self,
+        tenant: TenantId,
+        id: CampaignId,
+        patch: CampaignPatch,
+        _now: Timestamp,
+    ) -> StoreResult<Campaign> {
+        self.transaction(|tx| {
+            let mut campaign = tx.campaign_of(tenant, id)?;
+            if campaign.status != CampaignStatus::Draft {
+                return Err(StoreError::Conflict(format!(
+                    "campaign {id} is {}; only a draft can be changed",
+                    campaign.status
+                )));
+            }
+            let new = NewCampaign {
+                name: patch.name.unwrap_or(campaign.name.clone()),
+                body_template: patch.body_template.unwrap_or(campaign.body_template.clone()),
+                sender: patch.sender.unwrap_or(campaign.sender.clone()),
+                audience: patch.audience.unwrap_or(campaign.audience.clone()),
+                traffic_account: patch.traffic_account.unwrap_or(campaign.traffic_account),
+                schedule_at: patch.schedule_at.unwrap_or(campaign.schedule_at),
+            };
+            tx.check_new_campaign(tenant, &new)?;
+            campaign.name = new.name;
+            campaign.body_template = new.body_template;
+            campaign.sender = new.sender;
+            campaign.audience = new.audience;
+            campaign.traffic_account = new.traffic_account;
+            campaign.schedule_at = new.schedule_at;
+            tx.write_campaign_fields(&campaign)?;
+            Ok(campaign)
+        })
+    }
+
+    fn campaign(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Campaign> {
+        self.transaction(|tx| tx.campaign_of(tenant, id))
+    }
+
+    fn campaigns(&self, tenant: TenantId) -> StoreResult<Vec<Campaign>> {
+        self.transaction(|tx| {
+            tx.tenant(tenant)?;
+            let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE tenant_id = ?1 ORDER BY id");
+            let mut statement = tx.tx.prepare_cached(&sql).map_err(backend)?;
+            let rows = statement.query_map([tenant.0], campaign_from_row).map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+    }
+
+    fn all_campaigns(&self) -> StoreResult<Vec<Campaign>> {
+        self.transaction(|tx| {
+            let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns ORDER BY id");
+            let mut statement = tx.tx.prepare_cached(&sql).map_err(backend)?;
+            let rows = statement.query_map([], campaign_from_row).map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+    }
+
+    fn preview(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Preview> {
+        self.transaction(|tx| {
+            let campaign = tx.campaign_of(tenant, id)?;
+            let account = tx.account(campaign.traffic_account)?;
+            let plan = plan_messages(&campaign, &account, &tx.tenant_contacts(tenant)?)?;
+            let available = tx.tenant(tenant)?.available();
+            Ok(Preview {
+                audience: plan.messages.len() as u32,
+                recipients: plan.sendable() as u32,
+                skipped: plan.skipped() as u32,
+                segments: plan.segments(),
+                estimated_cost: plan.cost(),
+                available_credits: available,
+                sufficient_credits: plan.cost() <= available,
+            })
+        })
+    }
+
+    fn enqueue(
+        &self,
+        tenant: TenantId,
+        id: CampaignId,
+        key: Option<IdempotencyKey>,
+        now: Timestamp,
+    ) -> StoreResult<EnqueueReceipt> {
+        self.transaction(|tx| {
+            let mut campaign = tx.campaign_of(tenant, id)?;
+            if let Some(key) = &key {
+                let stored: Option<(String, String)> = tx
+                    .tx
+                    .prepare_cached(
+                        "SELECT request_hash, receipt FROM idempotency_keys WHERE tenant_id = ?1 AND key = ?2",
+                    )
+                    .map_err(backend)?
+                    .query_row(params![tenant.0, key.key], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+                    .map_err(backend)?;
+                if let Some((hash, receipt)) = stored {
+                    if hash != key.request_hash {
+                        return Err(StoreError::IdempotencyMismatch { key: key.key.clone() });
+                    }
+                    let receipt: EnqueueReceipt = serde_json::from_str(&receipt).map_err(json_error)?;
+                    return Ok(EnqueueReceipt { replayed: true, ..receipt });
+                }
+            }
+            let target = match campaign.schedule_at {
+                Some(start) if start > now => CampaignStatus::Scheduled,
+                _ => CampaignStatus::Sending,
+            };
+            campaign.status.transition(target)?;
+            let account = tx.account(campaign.traffic_account)?;
+            let plan = plan_messages(&campaign, &account, &tx.tenant_contacts(tenant)?)?;
+            if plan.messages.is_empty() {
+                return Err(invalid("audience", "the audience has no contacts"));
+            }
+            let cost = plan.cost();
+            let available = tx.tenant(tenant)?.available();
+            if cost > available {
+                return Err(StoreError::InsufficientCredits { needed: cost, available });
+            }
+            let mut counts = StatusCounts::default();
+            for planned in &plan.messages {
+                let (status, last_error) = match planned.skip {
+                    Some(reason) => (MessageStatus::Skipped, Some(skip_error(reason))),
+                    None => (MessageStatus::Queued, None),
+                };
+                *counts.get_mut(status) += 1;
+                tx.insert_message(&Message {
+                    id: planned.id,
+                    tenant,
+                    traffic_account: account.id,
+                    destination: planned.destination.clone(),
+                    sender: planned.sender.clone(),
+                    body: planned.body.clone(),
+                    encoding: planned.encoding,
+                    segments: planned.segments,
+                    cost: planned.cost,
+                    status,
+                    attempts: 0,
+                    next_attempt_at: now,
+                    lease: None,
+                    provider_message_id: None,
+                    bulk_id: None,
+                    last_error,
+                    created_at: now,
+                    updated_at: now,
+                })?;
+                tx.journal(|seq| JournalEntry::Message {
+                    seq,
+                    at: now,
+                    message: planned.id,
+                    from: None,
+                    to: status,
+                    cause: TransitionCause::Engine,
+                })?;
+            }
+            tx.apply_ledger(tenant, LedgerDelta::reserve(cost))?;
+            tx.tx
+                .prepare_cached("UPDATE campaigns SET n_queued = ?1, n_skipped = ?2, enqueued_at = ?3 WHERE id = ?4")
+                .map_err(backend)?
+                .execute(params![counts.queued, counts.skipped, now.0, id.0])
+                .map_err(backend)?;
+            campaign.counts = counts;
+            tx.set_campaign_status(&mut campaign, target, now)?;
+            tx.complete_if_settled([id], now)?;
+            let receipt = EnqueueReceipt {
+                campaign: id,
+                status: tx.campaign(id)?.expect("exists").status,
+                messages: plan.messages.len() as u32,
+                skipped: plan.skipped() as u32,
+                reserved: cost,
+                replayed: false,
+            };
+            if let Some(key) = key {
+                let text = serde_json::to_string(&receipt).map_err(json_error)?;
+                tx.tx
+                    .prepare_cached(
+                        "INSERT INTO idempotency_keys (tenant_id, key, request_hash, receipt) VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .map_err(backend)?
+                    .execute(params![tenant.0, key.key, key.request_hash, text])
+                    .map_err(backend)?;
+            }
+            Ok(receipt)
+        })
+    }
+
+    fn start_due_campaigns(&self, now: Timestamp) -> StoreResult<Vec<CampaignId>> {
+        self.transaction(|tx| {
+            let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE status = 'scheduled' AND (schedule_at IS NULL OR schedule_at <= ?1) ORDER BY id");
+            let due: Vec<Campaign> = {
+                let mut statement = tx.tx.prepare_cached(&sql).map_err(backend)?;
+                let rows = statement.query_map([now.0], campaign_from_row).map_err(backend)?;
+                rows.collect::<Result<_, _>>().map_err(backend)?
+            };
+            let mut started = Vec::with_capacity(due.len());
+            for mut campaign in due {
+                tx.set_campaign_status(&mut campaign, CampaignStatus::Sending, now)?;
+                started.push(campaign.id);
+            }
+            tx.complete_if_settled(started.iter().copied(), now)?;
+            Ok(started)
+        })
+    }
+
+    fn pause(&self, tenant: TenantId, id: CampaignId, reason: PauseReason, now: Timestamp) -> StoreResult<Campaign> {
+        self.transaction(|tx| {
+            let mut campaign = tx.campaign_of(tenant, id)?;
+            campaign.status.transition(CampaignStatus::Paused)?;
+            tx.set_campaign_status(&mut campaign, CampaignStatus::Paused, now)?;
+            tx.set_pause_reason(&mut campaign, Some(reason))?;
+            Ok(campaign)
+        })
+    }
+
+    fn resume(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
+        self.transaction(|tx| {
+            let mut campaign = tx.campaign_of(tenant, id)?;
+            if campaign.status != CampaignStatus::Paused {
+                return Err(StoreError::Conflict(format!(
+                    "only a paused campaign can be resumed; {id} is {}",
+                    campaign.status
+                )));
+            }
+            tx.set_campaign_status(&mut campaign, CampaignStatus::Sending, now)?;
+            tx.set_pause_reason(&mut campaign, None)?;
+            tx.complete_if_settled([id], now)?;
+            Ok(tx.campaign(id)?.expect("exists"))
+        })
+    }
+
+    fn cancel(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
+        self.transaction(|tx| {
+            let campaign = tx.campaign_of(tenant, id)?;
+            campaign.status.transition(CampaignStatus::Cancelled)?;
+            for mut message in
+                tx.messages_where("campaign_id = ?1 AND status = 'queued' ORDER BY contact_id", [id.0])?
+            {
+                tx.move_message(&mut message, MessageStatus::Cancelled, TransitionCause::Engine, None, now)?;
+            }
+            let mut campaign = tx.campaign(id)?.expect("exists");
+            tx.set_campaign_status(&mut campaign, CampaignStatus::Cancelled, now)?;
+            tx.set_pause_reason(&mut campaign, None)?;
+            Ok(campaign)
+        })
+    }
+
+    fn retry_failed(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<RetryReceipt> {
+        self.transaction(|tx| {
+            let status = tx.campaign_of(tenant, id)?.status;
+            if !matches!(status, CampaignStatus::Sending | CampaignStatus::Paused) {
+                return Err(StoreError::Conflict(format!("retry-failed needs a sending or paused campaign; {id} is {status}")));
+            }
+            let failed = tx.messages_where(
+                "campaign_id = ?1 AND status = 'failed' AND (error_code IS NULL OR error_code <> ?2) ORDER BY contact_id",
+                params![id.0, crate::domain::UNKNOWN_OUTCOME],
+            )?;
+            let cost: Credits = failed.iter().map(|message| message.cost).sum();
+            let available = tx.tenant(tenant)?.available();
+            if cost > available {
+                return Err(StoreError::InsufficientCredits { needed: cost, available });
+            }
+            let requeued = failed.len() as u32;
+            for mut message in failed {
+                message.attempts = 0;
+                message.next_attempt_at = now;
+                tx.move_message(&mut message, MessageStatus::Queued, TransitionCause::OperatorRetry, None, now)?;
+            }
+            Ok(RetryReceipt { requeued, reserved: cost })
+        })
+    }
+
+    fn failures_by_code(&self, tenant: TenantId, id: CampaignId) -> StoreResult<BTreeMap<String, u32>> {
+        self.transaction(|tx| {
+            tx.campaign_of(tenant, id)?;
+            let mut statement = tx
+                .tx
+                .prepare_cached("SELECT COALESCE(error_code, 'UNKNOWN'), COUNT(*) FROM messages WHERE campaign_id = ?1 AND status = 'failed' GROUP BY 1 ORDER BY 1")
+                .map_err(backend)?;
+            let rows = statement.query_map([id.0], |row| Ok((row.get(0)?, row.get(1)?))).map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+    }
+
+    fn messages(&self, campaign: CampaignId) -> StoreResult<Vec<Message>> {
+        self.transaction(|tx| {
+            tx.campaign(campaign)?.ok_or_else(|| not_found("campaign", campaign))?;
+            tx.messages_where("campaign_id = ?1 ORDER BY contact_id", [campaign.0])
+        })
+    }
+
+    fn message(&self, id: MessageId) -> StoreResult<Message> {
+        self.transaction(|tx| tx.message(id)?.ok_or_else(|| not_found("message", id)))
+    }
+
+    fn claim(&self, request: ClaimRequest, now: Timestamp) -> StoreResult<ClaimOutcome> {
+        self.transaction(|tx| {
+            const READY: &str = "FROM messages m JOIN campaigns c ON c.id = m.campaign_id WHERE m.status = 'queued' AND c.status = 'sending'";
+            let first_due = |account: Option<TrafficAccountId>| -> StoreResult<Option<(Timestamp, TrafficAccountId)>> {
+                let sql = format!(
+                    "SELECT m.next_attempt_at, m.traffic_account_id {READY} AND (?1 IS NULL OR m.traffic_account_id = ?1) \
+                     ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id LIMIT 1"
+                );
+                tx.tx
+                    .prepare_cached(&sql)
+                    .map_err(backend)?
+                    .query_row([account.map(|account| account.0)], |row| Ok((Timestamp(row.get(0)?), TrafficAccountId(row.get(1)?))))
+                    .optional()
+                    .map_err(backend)
+            };
+            let Some((next_due, earliest_account)) = first_due(request.traffic_account)? else {
+                return Ok(ClaimOutcome::Idle(IdleReason::NothingDue { next_due_at: None }));
+            };
+            if next_due > now {
+                return Ok(ClaimOutcome::Idle(IdleReason::NothingDue { next_due_at: Some(next_due) }));
+            }
+            let account_id = request.traffic_account.unwrap_or(earliest_account);
+            let account = tx.account(account_id)?;
+            let candidates: Vec<(MessageId, TenantId, Option<u32>)> = {
+                let sql = format!(
+                    "SELECT m.campaign_id, m.contact_id, m.tenant_id, t.rate_limit_per_s {READY} AND m.traffic_account_id = ?1 AND m.next_attempt_at <= ?2 \
+                     ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id"
+                )
+                .replace("WHERE", "JOIN tenants t ON t.id = m.tenant_id WHERE");
+                let mut statement = tx.tx.prepare_cached(&sql).map_err(backend)?;
+                let rows = statement
+                    .query_map(params![account_id.0, now.0], |row| {
+                        Ok((MessageId::new(CampaignId(row.get(0)?), ContactId(row.get(1)?)), TenantId(row.get(2)?), row.get(3)?))
+                    })
+                    .map_err(backend)?;
+                rows.collect::<Result<_, _>>().map_err(backend)?
+            };
+            let mut account_bucket = match account.rate_limit_per_s {
+                Some(rate) => Some((rate, tx.bucket("account", account_id.0, rate, now)?)),
+                None => None,
+            };
+            let mut tenant_buckets: BTreeMap<TenantId, (u32, TokenBucket)> = BTreeMap::new();
+            let mut skipped_tenants: BTreeSet<TenantId> = BTreeSet::new();
+            let mut taken: Vec<MessageId> = Vec::new();
+            let mut account_exhausted = false;
+            for (id, tenant, tenant_rate) in candidates {
+                if taken.len() as u32 >= request.max_messages {
+                    break;
+                }
+                if let Some((rate, bucket)) = account_bucket {
+                    if bucket.available(rate, now) == 0 {
+                        account_exhausted = true;
+                        break;
+                    }
+                }
+                if let Some(rate) = tenant_rate {
+                    let bucket = match tenant_buckets.get(&tenant) {
+                        Some((_, bucket)) => *bucket,
+                        None => tx.bucket("tenant", tenant.0, rate, now)?,
+                    };
+                    if bucket.available(rate, now) == 0 {
+                        tenant_buckets.insert(tenant, (rate, bucket));
+                        skipped_tenants.insert(tenant);
+                        continue;
+                    }
+                    tenant_buckets.insert(tenant, (rate, bucket.take(1, rate, now).1));
+                }
+                if let Some((rate, bucket)) = account_bucket {
+                    account_bucket = Some((rate, bucket.take(1, rate, now).1));
+                }
+                taken.push(id);
+            }
+            if let Some((_, bucket)) = account_bucket {
+                tx.save_bucket("account", account_id.0, bucket)?;
+            }
+            for (tenant, (_, bucket)) in &tenant_buckets {
+                tx.save_bucket("tenant", tenant.0, *bucket)?;
+            }
+            if taken.is_empty() {
+                let wait_ms = if account_exhausted {
+                    let (rate, bucket) = account_bucket.expect("exhausted implies limited");
+                    bucket.ms_until_next_token(rate, now)
+                } else {
+                    skipped_tenants
+                        .iter()
+                        .map(|tenant| {
+                            let (rate, bucket) = tenant_buckets[tenant];
+                            bucket.ms_until_next_token(rate, now)
+                        })
+                        .min()
+                        .unwrap_or(0)
+                };
+                return Ok(ClaimOutcome::Idle(IdleReason::RateLimited { retry_at: now.plus_ms(wait_ms) }));
+            }
+            let token = tx.next_meta("fencing_token")?;
+            let expires_at = now.plus_ms(request.lease_ms);
+            let mut messages = Vec::with_capacity(taken.len());
+            for id in taken {
+                let mut message = tx.message(id)?.expect("candidate exists");
+                tx.move_message(&mut message, MessageStatus::Submitting, TransitionCause::Engine, None, now)?;
+                message.attempts += 1;
+                message.lease = Some(Lease { worker: request.worker.clone(), expires_at, token });
+                tx.save_message(&message)?;
+                messages.push(message);
+            }
+            Ok(ClaimOutcome::Claimed(Claim { token, traffic_account: account_id, expires_at, messages }))
+        })
+    }
+
+    fn renew_lease(&self, token: u64, lease_ms: u64, now: Timestamp) -> StoreResult<u32> {
+        self.transaction(|tx| {
+            let renewed = tx
+                .tx
+                .prepare_cached(
+                    "UPDATE messages SET lease_expires_at = ?1 WHERE status = 'submitting' AND lease_token = ?2",
+                )
+                .map_err(backend)?
+                .execute(params![now.plus_ms(lease_ms).0, token])
+                .map_err(backend)?;
+            Ok(renewed as u32)
+        })
+    }
+
+    fn record_submissions(
+        &self,
+        token: u64,
+        results: Vec<(MessageId, SubmissionResult)>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<RecordOutcome>> {
+        self.transaction(|tx| {
+            let mut outcomes = Vec::with_capacity(results.len());
+            let mut affected = BTreeSet::new();
+            for (id, result) in results {
+                let mut message = tx.message(id)?.ok_or_else(|| not_found("message", id))?;
+                let holds_lease = message.status == MessageStatus::Submitting
+                    && message.lease.as_ref().is_some_and(|lease| lease.token == token);
+                let late_acceptance =
+                    message.status == MessageStatus::Unknown && matches!(result, SubmissionResult::Accepted { .. });
+                if !holds_lease && !late_acceptance {
+                    outcomes.push(RecordOutcome::Fenced { status: message.status });
+                    continue;
+                }
+                affected.insert(id.campaign);
+                let parked_reports_applied = match result {
+                    SubmissionResult::Accepted { provider_message_id, bulk_id } => {
+                        tx.accept(&mut message, provider_message_id, bulk_id, now)?
+                    }
+                    SubmissionResult::Retry { error, next_attempt_at } => {
+                        message.next_attempt_at = next_attempt_at;
+                        tx.move_message(
+                            &mut message,
+                            MessageStatus::Queued,
+                            TransitionCause::Engine,
+                            Some(error),
+                            now,
+                        )?;
+                        0
+                    }
+                    SubmissionResult::Failed { error } => {
+                        tx.move_message(
+                            &mut message,
+                            MessageStatus::Failed,
+                            TransitionCause::Engine,
+                            Some(error),
+                            now,
+                        )?;
+                        0
+                    }
+                    SubmissionResult::Unknown { error } => {
+                        tx.move_message(
+                            &mut message,
+                            MessageStatus::Unknown,
+                            TransitionCause::Engine,
+                            Some(error),
+                            now,
+                        )?;
+                        0
+                    }
+                };
+                outcomes.push(RecordOutcome::Recorded { status: message.status, parked_reports_applied });
+            }
+            tx.complete_if_settled(affected, now)?;
+            Ok(outcomes)
+        })
+    }
+
+    fn apply_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
+        self.transaction(|tx| {
+            let by_provider = tx
+                .messages_where(
+                    "traffic_account_id = ?1 AND provider_message_id = ?2 ORDER BY campaign_id, contact_id LIMIT 1",
+                    params![report.traffic_account.0, report.provider_message_id],
+                )?
+                .pop();
+            let by_reference = match (&by_provider, report.message_ref) {
+                (None, Some(id)) => tx.message(id)?.filter(|message| message.traffic_account == report.traffic_account),
+                _ => None,
+            };
+            let Some(mut message) = by_provider.or(by_reference) else {
+                return tx.park(report, now);
+            };
+            let outcome = tx.apply_report_to(&mut message, &report, now)?;
+            if outcome == ReportOutcome::Parked {
+                return tx.park(report, now);
+            }
+            tx.complete_if_settled([message.id.campaign], now)?;
+            Ok(outcome)
+        })
+    }
+
+    fn reap_expired_leases(&self, now: Timestamp) -> StoreResult<ReapReport> {
+        self.transaction(|tx| {
+            let mut report = ReapReport::default();
+            let expired = tx.messages_where(
+                "status = 'submitting' AND lease_expires_at <= ?1 ORDER BY campaign_id, contact_id",
+                [now.0],
+            )?;
+            for mut message in expired {
+                let idempotent = tx.account(message.traffic_account)?.idempotent_submissions;
+                if idempotent {
+                    message.next_attempt_at = now;
+                    tx.move_message(&mut message, MessageStatus::Queued, TransitionCause::Engine, None, now)?;
+                    report.requeued.push(message.id);
+                } else {
+                    tx.move_message(&mut message, MessageStatus::Unknown, TransitionCause::Engine, None, now)?;
+                    report.unknown.push(message.id);
+                }
+            }
+            Ok(report)
+        })
+    }
+
+    fn unknown_messages(&self, limit: u32) -> StoreResult<Vec<Message>> {
+        self.transaction(|tx| {
+            tx.messages_where("status = 'unknown' ORDER BY updated_at, campaign_id, contact_id LIMIT ?1", [limit])
+        })
+    }
+
+    fn resolve_unknown(&self, id: MessageId, resolution: Resolution, now: Timestamp) -> StoreResult<bool> {
+        self.transaction(|tx| {
+            let mut message = tx.message(id)?.ok_or_else(|| not_found("message", id))?;
+            if message.status != MessageStatus::Unknown {
+                return Ok(false);
+            }
+            match resolution {
+                Resolution::Accepted { provider_message_id } => {
+                    tx.accept(&mut message, provider_message_id, None, now)?;
+                }
+                Resolution::NotAccepted { error } => {
+                    tx.move_message(&mut message, MessageStatus::Failed, TransitionCause::Engine, Some(error), now)?
+                }
+            }
+            tx.complete_if_settled([id.campaign], now)?;
+            Ok(true)
+        })
+    }
+
+    fn settle_stale_unknowns(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<Vec<MessageId>> {
+        self.transaction(|tx| {
+            let cutoff = now.0.saturating_sub(older_than_ms);
+            let stale = if now.0 < older_than_ms {
+                Vec::new()
+            } else {
+                tx.messages_where("status = 'unknown' AND updated_at <= ?1 ORDER BY campaign_id, contact_id", [cutoff])?
+            };
+            let mut settled = Vec::with_capacity(stale.len());
+            for mut message in stale {
+                tx.move_message(
+                    &mut message,
+                    MessageStatus::Failed,
+                    TransitionCause::Engine,
+                    Some(unknown_outcome_error()),
+                    now,
+                )?;
+                settled.push(message.id);
+            }
+            tx.complete_if_settled(settled.iter().map(|id| id.campaign), now)?;
+            Ok(settled)
+        })
+    }
+
+    fn queue_stats(&self, tenant: Option<TenantId>, now: Timestamp) -> StoreResult<QueueStats> {
+        self.transaction(|tx| {
+            if let Some(tenant) = tenant {
+                tx.tenant(tenant)?;
+            }
+            let owner = tenant.map(|tenant| tenant.0);
+            let ready = "FROM messages m JOIN campaigns c ON c.id = m.campaign_id WHERE m.status = 'queued' AND c.status = 'sending' AND (?1 IS NULL OR m.tenant_id = ?1)";
+            Ok(QueueStats {
+                queued: tx.count(&format!("SELECT COUNT(*) {ready}"), params![owner])?,
+                due: tx.count(&format!("SELECT COUNT(*) {ready} AND m.next_attempt_at <= ?2"), params![owner, now.0])?,
+                submitting: tx.count("SELECT COUNT(*) FROM messages WHERE status = 'submitting' AND (?1 IS NULL OR tenant_id = ?1)", params![owner])?,
+                unknown: tx.count("SELECT COUNT(*) FROM messages WHERE status = 'unknown' AND (?1 IS NULL OR tenant_id = ?1)", params![owner])?,
+                parked_reports: tx.count(
+                    "SELECT COUNT(*) FROM parked_reports p LEFT JOIN traffic_accounts a ON a.id = p.traffic_account_id WHERE ?1 IS NULL OR a.owner = ?1",
+                    params![owner],
+                )?,
+            })
+        })
+    }
+
+    fn recount(&self, campaign: CampaignId) -> StoreResult<StatusCounts> {
+        self.transaction(|tx| {
+            tx.campaign(campaign)?.ok_or_else(|| not_found("campaign", campaign))?;
+            let mut statement = tx
+                .tx
+                .prepare_cached("SELECT status, COUNT(*) FROM messages WHERE campaign_id = ?1 GROUP BY status")
+                .map_err(backend)?;
+            let rows = statement
+                .query_map([campaign.0], |row| Ok((row.get::<_, String>(0)?, row.get::<_, u32>(1)?)))
+                .map_err(backend)?;
+            let mut counts = StatusCounts::default();
+            for row in rows {
+                let (status, count) = row.map_err(backend)?;
+                *counts.get_mut(
+                    MessageStatus::parse(&status)
+                        .ok_or_else(|| StoreError::Backend(format!("unknown status {status}")))?,
+                ) += count;
+            }
+            Ok(counts)
+        })
+    }
+
+    fn ledger_recount(&self, tenant: TenantId) -> StoreResult<LedgerRecount> {
+        self.transaction(|tx| {
+            tx.tenant(tenant)?;
+            let mut statement = tx.tx.prepare_cached("SELECT status, error_code, SUM(cost) FROM messages WHERE tenant_id = ?1 GROUP BY status, error_code").map_err(backend)?;
+            let rows = statement
+                .query_map([tenant.0], |row| Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?, row.get::<_, i64>(2)?)))
+                .map_err(backend)?;
+            let mut recount = LedgerRecount::default();
+            for row in rows {
+                let (status, code, cost) = row.map_err(backend)?;
+                let status = MessageStatus::parse(&status).ok_or_else(|| StoreError::Backend(format!("unknown status {status}")))?;
+                if status.holds_reservation() {
+                    recount.reserved += Credits(cost);
+                }
+                if is_charged(status, code.as_deref()) {
+                    recount.charged += Credits(cost);
+                }
+            }
+            Ok(recount)
+        })
+    }
+
+    fn take_journal(&self) -> StoreResult<Vec<JournalEntry>> {
+        self.transaction(|tx| {
+            let entries: Vec<String> = {
+                let mut statement = tx.tx.prepare_cached("SELECT entry FROM journal ORDER BY seq").map_err(backend)?;
+                let rows = statement.query_map([], |row| row.get(0)).map_err(backend)?;
+                rows.collect::<Result<_, _>>().map_err(backend)?
+            };
+            tx.tx.execute("DELETE FROM journal", []).map_err(backend)?;
+            entries.iter().map(|entry| serde_json::from_str(entry).map_err(json_error)).collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_once_and_reopening_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("smsim.db");
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len());
+        store
+            .create_tenant(
+                NewTenant {
+                    name: "acme".into(),
+                    api_key_hash: "h".into(),
+                    credits: Credits(5),
+                    rate_limit_per_s: None,
+                },
+                Timestamp(0),
+            )
+            .unwrap();
+        drop(store);
+        let reopened = SqliteStore::open(&path).unwrap();
+        assert_eq!(reopened.schema_version().unwrap(), MIGRATIONS.len());
+        assert_eq!(reopened.tenants().unwrap().len(), 1, "data survives a reopen");
+        let mode: String =
+            reopened.connection.lock().unwrap().pragma_query_value(None, "journal_mode", |row| row.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn a_failed_call_rolls_back_everything_it_wrote() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let now = Timestamp(0);
+        let tenant = store
+            .create_tenant(
+                NewTenant {
+                    name: "acme".into(),
+                    api_key_hash: "h".into(),
+                    credits: Credits(0),
+                    rate_limit_per_s: None,
+                },
+                now,
+            )
+            .unwrap();
+        // The journal sequence is bumped inside the refused transaction; it must roll back.
+        let result: StoreResult<()> = store.transaction(|tx| {
+            tx.journal(|seq| JournalEntry::Campaign {
+                seq,
+                at: now,
+                campaign: CampaignId(1),
+                from: CampaignStatus::Draft,
+                to: CampaignStatus::Sending,
+            })?;
+            Err(StoreError::Conflict("refused".into()))
+        });
+        assert!(result.is_err());
+        assert!(store.take_journal().unwrap().is_empty());
+        assert_eq!(store.tenant(tenant.id).unwrap(), tenant);
+    }
+}

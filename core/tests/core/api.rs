@@ -233,7 +233,8 @@ async fn authentication_errors() {
 }
 
 /// Method, path, body, extra headers, expected status and error code.
-type RefusalCase = (&'static str, String, Option<String>, &'static [(&'static str, &'static str)], StatusCode, &'static str);
+type RefusalCase =
+    (&'static str, String, Option<String>, &'static [(&'static str, &'static str)], StatusCode, &'static str);
 
 #[tokio::test]
 async fn malformed_requests_get_typed_errors_and_change_nothing() {
