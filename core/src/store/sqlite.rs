@@ -974,6 +974,14 @@ impl Store for SqliteStore {
                 Some(start) if start > now => CampaignStatus::Scheduled,
                 _ => CampaignStatus::Sending,
             };
+            // Only a draft: scheduled → sending is a legal edge, but it belongs to the scheduler;
+            // a second enqueue of a scheduled campaign would create its messages twice.
+            if campaign.status != CampaignStatus::Draft {
+                return Err(StoreError::Conflict(format!(
+                    "campaign {id} is {}; only a draft can be enqueued",
+                    campaign.status
+                )));
+            }
             campaign.status.transition(target)?;
             let account = tx.account(campaign.traffic_account)?;
             let plan = plan_messages(&campaign, &account, &tx.tenant_contacts(tenant)?)?;
