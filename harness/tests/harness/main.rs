@@ -1,3 +1,4 @@
 //! Integration tests of smsim-harness, linked once.
 
 mod net;
+mod serve;
