@@ -33,6 +33,23 @@ enum Command {
     /// Manage provider (traffic) accounts in the database.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// Simulate one scenario with one seed and check every invariant.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The scenario file.
+    scenario: PathBuf,
+    /// The seed (default: the SMSIM_SEED environment variable, else 1).
+    #[arg(long, env = "SMSIM_SEED", default_value_t = 1)]
+    seed: u64,
+    /// Write every trace event as JSON lines to this file.
+    #[arg(long)]
+    trace: Option<PathBuf>,
+    /// Print the whole report as JSON instead of a summary.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -146,8 +163,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
-    match runtime.block_on(run(cli)) {
+    match run(cli) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -156,11 +172,14 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// Runs a command. Simulations run their own simulated runtimes, so only serve mode
+/// starts a real one.
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(args)),
         Command::Tenant(command) => tenant(command),
         Command::Account(command) => account(command),
+        Command::Run(args) => simulate(args),
     }
 }
 
@@ -186,6 +205,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     );
     engine.wait().await;
     Ok(ExitCode::from(1))
+}
+
+fn simulate(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let scenario = smsim_harness::scenario::Scenario::load(&args.scenario)?;
+    let options = smsim_harness::run::RunOptions {
+        keep_trace: args.trace.is_some(),
+        scenario_path: Some(args.scenario.display().to_string()),
+    };
+    let report = smsim_harness::run::run(&scenario, args.seed, &options)?;
+    if let Some(path) = &args.trace {
+        report.write_trace(path).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", smsim_harness::report::summary(&report));
+    }
+    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn open(db: &DbArg) -> anyhow::Result<SqliteStore> {
