@@ -109,3 +109,70 @@ impl<S: Store> Store for FaultyStore<S> {
     delegate!(read ledger_recount(tenant: TenantId) -> LedgerRecount);
     delegate!(read take_journal() -> Vec<JournalEntry>);
 }
+
+/// A store whose *answers* are tampered with, so tests can show the oracle catches an
+/// engine that reports wrong numbers. The inner store stays correct.
+pub struct TamperedStore<S> {
+    inner: Arc<S>,
+    campaigns: fn(&mut Campaign),
+    tenants: fn(&mut Tenant),
+}
+
+impl<S: Store> TamperedStore<S> {
+    /// Wraps `inner`, passing every campaign and tenant it returns through the functions.
+    pub fn new(inner: Arc<S>, campaigns: fn(&mut Campaign), tenants: fn(&mut Tenant)) -> Self {
+        TamperedStore { inner, campaigns, tenants }
+    }
+}
+
+impl<S: Store> Store for TamperedStore<S> {
+    fn tenant(&self, id: TenantId) -> StoreResult<Tenant> {
+        let mut tenant = self.inner.tenant(id)?;
+        (self.tenants)(&mut tenant);
+        Ok(tenant)
+    }
+    fn tenants(&self) -> StoreResult<Vec<Tenant>> {
+        let mut tenants = self.inner.tenants()?;
+        tenants.iter_mut().for_each(self.tenants);
+        Ok(tenants)
+    }
+    fn all_campaigns(&self) -> StoreResult<Vec<Campaign>> {
+        let mut campaigns = self.inner.all_campaigns()?;
+        campaigns.iter_mut().for_each(self.campaigns);
+        Ok(campaigns)
+    }
+    delegate!(read create_tenant(new: NewTenant, now: Timestamp) -> Tenant);
+    delegate!(read tenant_by_api_key_hash(api_key_hash: &str) -> Option<Tenant>);
+    delegate!(read change_credits(tenant: TenantId, change: CreditChange, now: Timestamp) -> Tenant);
+    delegate!(read create_traffic_account(new: NewTrafficAccount) -> TrafficAccount);
+    delegate!(read traffic_account(id: TrafficAccountId) -> TrafficAccount);
+    delegate!(read traffic_accounts() -> Vec<TrafficAccount>);
+    delegate!(read import_contacts(tenant: TenantId, rows: Vec<NewContact>, now: Timestamp) -> ImportReport);
+    delegate!(read contacts(tenant: TenantId) -> Vec<Contact>);
+    delegate!(read create_campaign(tenant: TenantId, new: NewCampaign, now: Timestamp) -> Campaign);
+    delegate!(read update_campaign(tenant: TenantId, id: CampaignId, patch: CampaignPatch, now: Timestamp) -> Campaign);
+    delegate!(read campaign(tenant: TenantId, id: CampaignId) -> Campaign);
+    delegate!(read campaigns(tenant: TenantId) -> Vec<Campaign>);
+    delegate!(read preview(tenant: TenantId, id: CampaignId) -> Preview);
+    delegate!(read enqueue(tenant: TenantId, id: CampaignId, key: Option<IdempotencyKey>, now: Timestamp) -> EnqueueReceipt);
+    delegate!(read start_due_campaigns(now: Timestamp) -> Vec<CampaignId>);
+    delegate!(read pause(tenant: TenantId, id: CampaignId, reason: PauseReason, now: Timestamp) -> Campaign);
+    delegate!(read resume(tenant: TenantId, id: CampaignId, now: Timestamp) -> Campaign);
+    delegate!(read cancel(tenant: TenantId, id: CampaignId, now: Timestamp) -> Campaign);
+    delegate!(read retry_failed(tenant: TenantId, id: CampaignId, now: Timestamp) -> RetryReceipt);
+    delegate!(read failures_by_code(tenant: TenantId, id: CampaignId) -> BTreeMap<String, u32>);
+    delegate!(read messages(campaign: CampaignId) -> Vec<Message>);
+    delegate!(read message(id: MessageId) -> Message);
+    delegate!(read claim(request: ClaimRequest, now: Timestamp) -> ClaimOutcome);
+    delegate!(read renew_lease(token: u64, lease_ms: u64, now: Timestamp) -> u32);
+    delegate!(read record_submissions(token: u64, results: Vec<(MessageId, SubmissionResult)>, now: Timestamp) -> Vec<RecordOutcome>);
+    delegate!(read apply_report(report: InboundReport, now: Timestamp) -> ReportOutcome);
+    delegate!(read reap_expired_leases(now: Timestamp) -> ReapReport);
+    delegate!(read unknown_messages(limit: u32) -> Vec<Message>);
+    delegate!(read resolve_unknown(id: MessageId, resolution: Resolution, now: Timestamp) -> bool);
+    delegate!(read settle_stale_unknowns(older_than_ms: u64, now: Timestamp) -> Vec<MessageId>);
+    delegate!(read queue_stats(tenant: Option<TenantId>, now: Timestamp) -> QueueStats);
+    delegate!(read recount(campaign: CampaignId) -> StatusCounts);
+    delegate!(read ledger_recount(tenant: TenantId) -> LedgerRecount);
+    delegate!(read take_journal() -> Vec<JournalEntry>);
+}
