@@ -1,4 +1,121 @@
-//! Historical bugs, re-introduced on purpose for the simulator to find.
+//! Historical bugs, re-introduced on purpose so the simulator can show it finds them.
 //!
-//! Compiled only with the `incidents` cargo feature; without it this module is empty
-//! and the engine is exactly the normal one.
+//! With the `incidents` cargo feature off (the default) [`active`] is a constant `false`
+//! and every branch guarded by it compiles away: the engine is exactly the normal one.
+//! With it on, one bug at a time can be switched on for the current thread — a simulation
+//! runs on one thread, so parallel sweeps of different bugs do not interfere.
+//!
+//! Each bug lives at the place in the engine where it lived in the incident it comes from:
+//!
+//! | bug | seed document | where | what it does |
+//! |---|---|---|---|
+//! | `counter-per-report` | 000, 001 | store: apply report | bumps the delivered counter and charges again on every report, duplicates included |
+//! | `reaper-resends` | 000 | store: reap expired leases | returns ambiguous submissions to the queue, so they are sent again |
+//! | `completion-from-counters` | 000, 004 | store: completion rule | completes a campaign when settled + in-flight reach the total |
+//! | `unbounded-progress` | 004 | domain: progress | counts delivered messages twice and does not clamp |
+//! | `credits-not-reserved` | 002 | store: enqueue | checks credit at enqueue but reserves nothing; charges at acceptance |
+//! | `bulk-ids-shifted` | 003 | Mitto adapter | maps bulk answer entries to messages shifted by one |
+//! | `resume-requeues-in-flight` | issue 4 | store: resume | puts messages still with a worker back in the queue |
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A historical bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Bug {
+    /// A counter bumped (and a charge made) on every delivery report.
+    CounterPerReport,
+    /// The reaper resends ambiguous submissions.
+    ReaperResends,
+    /// Completion decided from counters that include in-flight messages.
+    CompletionFromCounters,
+    /// Progress computed without a bound.
+    UnboundedProgress,
+    /// Credits checked at enqueue but not reserved.
+    CreditsNotReserved,
+    /// Bulk answer ids mapped to the wrong messages.
+    BulkIdsShifted,
+    /// Resume re-queues messages that are still being submitted.
+    ResumeRequeuesInFlight,
+}
+
+impl Bug {
+    /// Every bug.
+    pub const ALL: [Bug; 7] = [
+        Bug::CounterPerReport,
+        Bug::ReaperResends,
+        Bug::CompletionFromCounters,
+        Bug::UnboundedProgress,
+        Bug::CreditsNotReserved,
+        Bug::BulkIdsShifted,
+        Bug::ResumeRequeuesInFlight,
+    ];
+
+    /// Its name in scenarios.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::CounterPerReport => "counter-per-report",
+            Bug::ReaperResends => "reaper-resends",
+            Bug::CompletionFromCounters => "completion-from-counters",
+            Bug::UnboundedProgress => "unbounded-progress",
+            Bug::CreditsNotReserved => "credits-not-reserved",
+            Bug::BulkIdsShifted => "bulk-ids-shifted",
+            Bug::ResumeRequeuesInFlight => "resume-requeues-in-flight",
+        }
+    }
+}
+
+impl fmt::Display for Bug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Bug {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Bug, String> {
+        Bug::ALL.into_iter().find(|bug| bug.name() == text).ok_or_else(|| {
+            let names: Vec<&str> = Bug::ALL.iter().map(|bug| bug.name()).collect();
+            format!("unknown bug `{text}`; expected one of {}", names.join(", "))
+        })
+    }
+}
+
+#[cfg(feature = "incidents")]
+thread_local! {
+    static ACTIVE: std::cell::Cell<Option<Bug>> = const { std::cell::Cell::new(None) };
+}
+
+/// Whether the engine was built with the `incidents` feature.
+pub const AVAILABLE: bool = cfg!(feature = "incidents");
+
+/// Switches `bug` on (or every bug off) for the current thread. Without the `incidents`
+/// feature, switching a bug on is refused.
+pub fn activate(bug: Option<Bug>) -> Result<(), String> {
+    #[cfg(feature = "incidents")]
+    {
+        ACTIVE.with(|active| active.set(bug));
+        Ok(())
+    }
+    #[cfg(not(feature = "incidents"))]
+    match bug {
+        None => Ok(()),
+        Some(bug) => Err(format!(
+            "bug `{bug}` needs an engine built with the `incidents` feature (cargo … --features incidents)"
+        )),
+    }
+}
+
+/// Whether `bug` is switched on for the current thread.
+#[inline(always)]
+pub fn active(bug: Bug) -> bool {
+    #[cfg(feature = "incidents")]
+    {
+        ACTIVE.with(|active| active.get() == Some(bug))
+    }
+    #[cfg(not(feature = "incidents"))]
+    {
+        let _ = bug;
+        false
+    }
+}

@@ -260,6 +260,12 @@ impl StatusCounts {
 
     /// `settled / total × 100`, an integer in 0..=100 (0 for an empty campaign).
     pub fn progress(&self) -> u8 {
+        if crate::incidents::active(crate::incidents::Bug::UnboundedProgress) {
+            // Incident 004: `(sentCount + failedCount) / contactCount × 100` where the sent
+            // counter also counted deliveries, and no bound: 290%.
+            let total = u64::from(self.total().max(1));
+            return ((u64::from(self.settled() + self.delivered) * 100) / total).min(255) as u8;
+        }
         progress(self.settled(), self.total())
     }
 }

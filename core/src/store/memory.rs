@@ -19,6 +19,7 @@ use crate::domain::report::{decide, ReportDecision};
 use crate::domain::status::TransitionCause;
 use crate::domain::{phone, template};
 use crate::ids::ContactId;
+use crate::incidents::{active, Bug};
 use std::collections::BTreeSet;
 use std::sync::{Mutex, MutexGuard};
 
@@ -243,7 +244,16 @@ impl State {
         self.journal.push(JournalEntry::Message { seq, at: now, message: id, from: Some(from), to, cause });
     }
 
-    fn apply_ledger(&mut self, tenant: TenantId, delta: LedgerDelta) {
+    fn apply_ledger(&mut self, tenant: TenantId, mut delta: LedgerDelta) {
+        if active(Bug::CreditsNotReserved) {
+            // Incident 002: credits were checked at enqueue, never held; a charge simply
+            // comes off the balance, however many campaigns are drawing on it.
+            delta.reserved = Credits::ZERO;
+            let books = self.tenants.get_mut(&tenant).expect("message of a missing tenant");
+            books.balance += delta.balance;
+            books.charged += delta.charged;
+            return;
+        }
         if delta == LedgerDelta::NONE {
             return;
         }
@@ -296,7 +306,14 @@ impl State {
         let affected: BTreeSet<CampaignId> = campaigns.into_iter().collect();
         for id in affected {
             let campaign = &self.campaigns[&id];
-            if campaign.status == CampaignStatus::Sending && campaign.counts.pending() == 0 {
+            let settled = if active(Bug::CompletionFromCounters) {
+                // Incidents 000 and 004: completion from counters, with messages handed to
+                // the provider counted as processed before the provider answered.
+                campaign.counts.queued == 0
+            } else {
+                campaign.counts.pending() == 0
+            };
+            if campaign.status == CampaignStatus::Sending && settled {
                 self.set_campaign_status(id, CampaignStatus::Completed, now);
             }
         }
@@ -716,7 +733,9 @@ impl Store for MemoryStore {
                 cause: TransitionCause::Engine,
             });
         }
-        state.tenants.get_mut(&tenant).expect("checked above").reserved += cost;
+        if !active(Bug::CreditsNotReserved) {
+            state.tenants.get_mut(&tenant).expect("checked above").reserved += cost;
+        }
         {
             let stored = state.campaign_mut(id);
             stored.counts = counts;
@@ -772,6 +791,15 @@ impl Store for MemoryStore {
         }
         state.set_campaign_status(id, CampaignStatus::Sending, now);
         state.campaign_mut(id).pause_reason = None;
+        if active(Bug::ResumeRequeuesInFlight) {
+            // The pause/resume bug: resume "restarts" the campaign by putting back in the
+            // queue whatever has not finished, including messages a worker is sending.
+            let in_flight: Vec<MessageId> =
+                state.campaign_messages(id).filter(|m| m.status == MessageStatus::Submitting).map(|m| m.id).collect();
+            for message in in_flight {
+                state.move_message(message, MessageStatus::Queued, TransitionCause::Engine, None, now);
+            }
+        }
         state.complete_if_settled([id], now);
         Ok(state.campaigns[&id].clone())
     }
@@ -1019,6 +1047,17 @@ impl Store for MemoryStore {
         if outcome == ReportOutcome::Parked {
             return Ok(state.park(report));
         }
+        if active(Bug::CounterPerReport)
+            && matches!(outcome, ReportOutcome::Duplicate { .. } | ReportOutcome::IgnoredBackwards { .. })
+        {
+            // Incidents 000 and 001: `$inc: { sentCount: 1, actualCost: cost }` on every
+            // report, without looking at the message's previous status.
+            let (tenant, cost) = (state.messages[&id].tenant, state.messages[&id].cost);
+            state.campaign_mut(id.campaign).counts.delivered += 1;
+            let books = state.tenants.get_mut(&tenant).expect("message of a missing tenant");
+            books.charged += cost;
+            books.balance -= cost;
+        }
         state.complete_if_settled([id.campaign], now);
         Ok(outcome)
     }
@@ -1031,7 +1070,9 @@ impl Store for MemoryStore {
         let mut report = ReapReport::default();
         for id in expired {
             let account = state.messages[&id].traffic_account;
-            if state.accounts[&account].idempotent_submissions {
+            // Incident 000: the reaper "retried" expired claims, resending what a crashed
+            // worker had already handed to the provider.
+            if state.accounts[&account].idempotent_submissions || active(Bug::ReaperResends) {
                 state.messages.get_mut(&id).expect("leased").next_attempt_at = now;
                 state.move_message(id, MessageStatus::Queued, TransitionCause::Engine, None, now);
                 report.requeued.push(id);
