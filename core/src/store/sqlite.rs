@@ -974,6 +974,17 @@ impl Store for SqliteStore {
                 Some(start) if start > now => CampaignStatus::Scheduled,
                 _ => CampaignStatus::Sending,
             };
+            // Only a draft has no messages yet. The graph alone would let a paused or
+            // scheduled campaign through (paused → sending and scheduled → sending are
+            // legal moves), and its messages would be planned a second time.
+            if campaign.status != CampaignStatus::Draft {
+                return Err(IllegalTransition {
+                    kind: "campaign",
+                    from: campaign.status.as_str(),
+                    to: target.as_str(),
+                }
+                .into());
+            }
             campaign.status.transition(target)?;
             let account = tx.account(campaign.traffic_account)?;
             let plan = plan_messages(&campaign, &account, &tx.tenant_contacts(tenant)?)?;

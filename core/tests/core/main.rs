@@ -3,4 +3,5 @@
 mod adapters;
 mod api;
 mod store_conformance;
+mod store_differential;
 mod worker;
