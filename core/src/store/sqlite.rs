@@ -26,13 +26,16 @@ use crate::ids::ContactId;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// The schema migrations, in order; migration `n` brings the schema to version `n + 1`.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_initial.sql"),
     include_str!("../../migrations/0002_status_partial_indexes.sql"),
 ];
+
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE_CAPACITY: usize = 128;
 
 /// Pages of cache per connection, in KiB when negative (SQLite's convention): enough to
 /// keep the hot indexes and a 100 000-message campaign in memory.
@@ -82,7 +85,9 @@ impl SqliteStore {
         connection.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
         connection.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
         connection.pragma_update(None, "cache_size", -CACHE_SIZE_KIB).map_err(backend)?;
-        connection.set_prepared_statement_cache_capacity(64);
+        // Every statement the store runs stays prepared: about fifty texts, plus one
+        // counter update per legal pair of message statuses.
+        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
         let version: usize = connection.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(backend)?;
         if version > MIGRATIONS.len() {
             return Err(StoreError::Backend(format!(
@@ -99,15 +104,22 @@ impl SqliteStore {
         Ok(SqliteStore { connection: Mutex::new(connection) })
     }
 
+    /// The connection. A panic inside a transaction is a store bug, but unlike the
+    /// in-memory store's state the database is whole afterwards: the transaction was
+    /// dropped, so rolled back, during the unwinding. Later calls may go on.
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.connection.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The schema version of the open database.
     pub fn schema_version(&self) -> StoreResult<usize> {
-        let connection = self.connection.lock().expect("sqlite connection poisoned");
+        let connection = self.lock();
         connection.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(backend)
     }
 
     /// Runs `work` in one immediate transaction, committed only if it succeeds.
     fn transaction<T>(&self, work: impl FnOnce(&Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
-        let mut connection = self.connection.lock().expect("sqlite connection poisoned");
+        let mut connection = self.lock();
         let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
         let wrapped = Tx { tx };
         let value = work(&wrapped)?;
@@ -1869,6 +1881,20 @@ mod tests {
         assert!(result.is_err());
         assert!(store.take_journal().expect("journal").is_empty());
         assert_eq!(store.tenant(tenant.id).expect("tenant"), tenant);
+    }
+
+    #[test]
+    fn a_panic_inside_a_transaction_rolls_back_and_the_store_goes_on() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        let tenant = tenant(&store, 0);
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            store.transaction(|tx| -> StoreResult<()> {
+                tx.apply_ledger(tenant.id, LedgerDelta { balance: Credits(9), ..LedgerDelta::NONE })?;
+                panic!("a store bug");
+            })
+        }));
+        assert!(unwound.is_err());
+        assert_eq!(store.tenant(tenant.id).expect("the store still answers"), tenant);
     }
 
     #[test]
