@@ -1,3 +1,294 @@
-//! The `smsim` command.
+//! The `smsim` command: a thin layer of argument parsing over the harness library.
 
-fn main() {}
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use rand::{RngCore, SeedableRng};
+use smsim_core::adapter::capabilities_of;
+use smsim_core::domain::ProviderKind;
+use smsim_core::service::EngineConfig;
+use smsim_core::store::sqlite::SqliteStore;
+use smsim_core::store::{sha256_hex, NewTenant, NewTrafficAccount, Store};
+use smsim_core::{Credits, TenantId, Timestamp};
+use smsim_harness::serve::{Engine, ServeOptions};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// smsim: a bulk-SMS campaign engine and the deterministic simulator that checks it.
+#[derive(Parser)]
+#[command(name = "smsim", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the engine for real: HTTP API, workers and maintenance on SQLite.
+    Serve(ServeArgs),
+    /// Manage tenants in the database.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage provider (traffic) accounts in the database.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Simulate one scenario with one seed and check every invariant.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The scenario file.
+    scenario: PathBuf,
+    /// The seed (default: the SMSIM_SEED environment variable, else 1).
+    #[arg(long, env = "SMSIM_SEED", default_value_t = 1)]
+    seed: u64,
+    /// Write every trace event as JSON lines to this file.
+    #[arg(long)]
+    trace: Option<PathBuf>,
+    /// Print the whole report as JSON instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct DbArg {
+    /// The SQLite database file.
+    #[arg(long, env = "SMSIM_DB", default_value = "smsim.db")]
+    db: PathBuf,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SMSIM_BIND", default_value = "127.0.0.1:8080")]
+    bind: String,
+    #[command(flatten)]
+    db: DbArg,
+    /// Worker tasks.
+    #[arg(long, env = "SMSIM_WORKERS", default_value_t = 2)]
+    workers: u32,
+    /// Bearer token for the /v1/admin routes (disabled when absent).
+    #[arg(long, env = "SMSIM_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// The URL providers use to reach this server (webhooks); defaults to http://BIND.
+    #[arg(long, env = "SMSIM_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Timeout of one provider request, in milliseconds.
+    #[arg(long, env = "SMSIM_PROVIDER_TIMEOUT_MS", default_value_t = 10_000)]
+    provider_timeout_ms: u64,
+    /// Lease of a claimed batch, in milliseconds.
+    #[arg(long, env = "SMSIM_LEASE_MS", default_value_t = 30_000)]
+    lease_ms: u64,
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant and print its API key (shown only once).
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Opening credits.
+        #[arg(long, default_value_t = 0)]
+        credits: i64,
+        /// Submissions per second across the tenant's campaigns.
+        #[arg(long)]
+        rate_limit: Option<u32>,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// List tenants.
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Provider {
+    Mitto,
+    Twilio,
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Create a traffic account.
+    Create {
+        /// Wire format.
+        #[arg(long, value_enum)]
+        provider: Provider,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// The provider's base URL.
+        #[arg(long)]
+        base_url: String,
+        /// Default sender.
+        #[arg(long)]
+        sender: String,
+        /// Price of one segment, in credits.
+        #[arg(long)]
+        price: i64,
+        /// Owning tenant (`ten_1`); a platform account shared by all tenants when absent.
+        #[arg(long)]
+        owner: Option<String>,
+        /// Submissions per second.
+        #[arg(long)]
+        rate_limit: Option<u32>,
+        /// A credential, `name=value` (repeat): mitto needs api_key, traffic_account_id,
+        /// webhook_token; twilio needs account_sid, auth_token.
+        #[arg(long = "credential", value_parser = parse_credential)]
+        credentials: Vec<(String, String)>,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// List traffic accounts (without credentials).
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+fn parse_credential(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text.split_once('=').ok_or_else(|| format!("expected name=value, got `{text}`"))?;
+    Ok((name.trim().to_owned(), value.to_owned()))
+}
+
+/// Exit codes: 0 ok, 1 failure, 2 bad input.
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs a command. Simulations run their own simulated runtimes, so only serve mode
+/// starts a real one.
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(args)),
+        Command::Tenant(command) => tenant(command),
+        Command::Account(command) => account(command),
+        Command::Run(args) => simulate(args),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let listener =
+        tokio::net::TcpListener::bind(&args.bind).await.with_context(|| format!("cannot listen on {}", args.bind))?;
+    let address = listener.local_addr()?;
+    let options = ServeOptions {
+        db: args.db.db.clone(),
+        workers: args.workers,
+        admin_token: args.admin_token,
+        public_url: args.public_url.unwrap_or_else(|| format!("http://{address}")),
+        provider_timeout: Duration::from_millis(args.provider_timeout_ms),
+        engine: EngineConfig { lease_ms: args.lease_ms, ..EngineConfig::default() },
+    };
+    let admin = if options.admin_token.is_some() { "enabled" } else { "disabled (set SMSIM_ADMIN_TOKEN)" };
+    let engine =
+        Engine::start(options, listener).await.with_context(|| format!("cannot open {}", args.db.db.display()))?;
+    eprintln!(
+        "smsim serving on http://{address} (database {}, {} workers, admin routes {admin})",
+        args.db.db.display(),
+        args.workers
+    );
+    engine.wait().await;
+    Ok(ExitCode::from(1))
+}
+
+fn simulate(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let scenario = smsim_harness::scenario::Scenario::load(&args.scenario)?;
+    let options = smsim_harness::run::RunOptions {
+        keep_trace: args.trace.is_some(),
+        scenario_path: Some(args.scenario.display().to_string()),
+    };
+    let report = smsim_harness::run::run(&scenario, args.seed, &options)?;
+    if let Some(path) = &args.trace {
+        report.write_trace(path).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", smsim_harness::report::summary(&report));
+    }
+    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn open(db: &DbArg) -> anyhow::Result<SqliteStore> {
+    SqliteStore::open(&db.db).with_context(|| format!("cannot open {}", db.db.display()))
+}
+
+fn tenant(command: TenantCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        TenantCommand::Create { name, credits, rate_limit, db } => {
+            let store = open(&db)?;
+            let mut key = [0u8; 16];
+            rand_chacha::ChaCha20Rng::from_os_rng().fill_bytes(&mut key);
+            let api_key = format!("sk_{}", hex::encode(key));
+            let new = NewTenant {
+                name,
+                api_key_hash: sha256_hex(api_key.as_bytes()),
+                credits: Credits(credits),
+                rate_limit_per_s: rate_limit,
+            };
+            let tenant = store.create_tenant(new, Timestamp(0))?;
+            println!("tenant {} created with {} credits", tenant.id, tenant.balance);
+            println!("api key (shown once): {api_key}");
+        }
+        TenantCommand::List { db } => {
+            for tenant in open(&db)?.tenants()? {
+                println!(
+                    "{}\t{}\tbalance {}\treserved {}\tcharged {}",
+                    tenant.id, tenant.name, tenant.balance, tenant.reserved, tenant.charged
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn account(command: AccountCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AccountCommand::Create { provider, name, base_url, sender, price, owner, rate_limit, credentials, db } => {
+            let provider = match provider {
+                Provider::Mitto => ProviderKind::Mitto,
+                Provider::Twilio => ProviderKind::Twilio,
+            };
+            let owner = owner.map(|text| text.parse::<TenantId>()).transpose()?;
+            let new = NewTrafficAccount {
+                owner,
+                name,
+                provider,
+                base_url,
+                credentials: credentials.into_iter().collect::<BTreeMap<_, _>>(),
+                sender,
+                rate_limit_per_s: rate_limit,
+                price_per_segment: Credits(price),
+                idempotent_submissions: capabilities_of(provider).idempotency_keys,
+            };
+            let account = open(&db)?.create_traffic_account(new)?;
+            println!(
+                "traffic account {} created; webhook path /v1/webhooks/{}/{}",
+                account.id, account.provider, account.id
+            );
+        }
+        AccountCommand::List { db } => {
+            for account in open(&db)?.traffic_accounts()? {
+                let owner = account.owner.map_or_else(|| "shared".to_owned(), |owner| owner.to_string());
+                println!("{}\t{}\t{}\t{}\towner {owner}", account.id, account.provider, account.name, account.base_url);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -24,6 +24,7 @@ struct Line<'a, E: Serialize> {
 }
 
 /// A run's trace.
+#[derive(Debug)]
 pub struct Trace {
     hasher: Sha256,
     next_seq: u64,

@@ -197,10 +197,12 @@ impl MittoAdapter {
         ]);
         let http =
             HttpRequest { method: http::Method::POST, url: self.send_url.clone(), headers, body: Bytes::from(body) };
-        match self.client.send(http).await {
+        let outcomes = match self.client.send(http).await {
             Ok(response) => self.read_answer(batch.len(), &response),
             Err(error) => transport_outcomes(batch.len(), &error),
-        }
+        };
+        // A provider may echo the request, key included, in an error body.
+        outcomes.into_iter().map(|outcome| redact(outcome, &[&self.api_key])).collect()
     }
 
     fn read_answer(&self, sent: usize, response: &HttpResponse) -> Vec<SubmitOutcome> {
@@ -248,6 +250,23 @@ impl MittoAdapter {
                 detail: format!("bulk answer {bulk_id} has an entry with neither or both of an id and an error"),
             },
         }
+    }
+}
+
+/// `outcome` with every secret in its detail replaced by `<redacted>`.
+pub(crate) fn redact(outcome: SubmitOutcome, secrets: &[&str]) -> SubmitOutcome {
+    let clean = |mut detail: String| {
+        for secret in secrets.iter().filter(|secret| !secret.is_empty()) {
+            detail = detail.replace(secret, "<redacted>");
+        }
+        detail
+    };
+    match outcome {
+        SubmitOutcome::Failed(failure) => {
+            SubmitOutcome::Failed(ProviderFailure { detail: clean(failure.detail), ..failure })
+        }
+        SubmitOutcome::Ambiguous { detail } => SubmitOutcome::Ambiguous { detail: clean(detail) },
+        accepted => accepted,
     }
 }
 

@@ -11,7 +11,7 @@
 //! picks the one whose body is ours — the only handle an ambiguous submission has, since
 //! its SID never reached us.
 
-use super::mitto::{constant_time_eq, http_failure, is_json, query_param, transport_outcomes};
+use super::mitto::{constant_time_eq, http_failure, is_json, query_param, redact, transport_outcomes};
 use super::{
     credential, AdapterConfigError, Capabilities, HttpClient, HttpRequest, HttpResponse, LookupOutcome,
     OutboundMessage, ParsedReport, ProviderAdapter, ProviderFailure, SignatureScheme, SubmitOutcome, WebhookError,
@@ -266,10 +266,13 @@ impl TwilioAdapter {
             headers: self.headers(Some("application/x-www-form-urlencoded")),
             body: Bytes::from(body),
         };
-        match self.client.send(request).await {
+        let outcome = match self.client.send(request).await {
             Ok(response) => read_answer(&response),
             Err(error) => transport_outcomes(1, &error).remove(0),
-        }
+        };
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", self.account_sid, self.auth_token));
+        redact(outcome, &[&self.auth_token, &basic])
     }
 }
 

@@ -398,9 +398,9 @@ pub fn enqueue_idempotency(store: &dyn Store) {
         store.enqueue(acme.id, campaign.id, key("h2"), T0),
         Err(StoreError::IdempotencyMismatch { key: "click-1".into() })
     );
-    assert!(matches!(store.enqueue(acme.id, campaign.id, None, T0), Err(StoreError::IllegalTransition(_))));
+    assert!(matches!(store.enqueue(acme.id, campaign.id, None, T0), Err(StoreError::Conflict(_))));
     let other_key = Some(IdempotencyKey { key: "click-2".into(), request_hash: "h1".into() });
-    assert!(matches!(store.enqueue(acme.id, campaign.id, other_key, T0), Err(StoreError::IllegalTransition(_))));
+    assert!(matches!(store.enqueue(acme.id, campaign.id, other_key, T0), Err(StoreError::Conflict(_))));
     assert_eq!(store.messages(campaign.id).unwrap().len(), 3, "one message per contact, whatever the clicks");
     assert_eq!(store.tenant(acme.id).unwrap().reserved, Credits(165));
 }
@@ -440,6 +440,10 @@ pub fn scheduled_campaign_starts_when_due(store: &dyn Store) {
     let campaign = store.create_campaign(acme.id, new, T0).unwrap();
     let receipt = store.enqueue(acme.id, campaign.id, None, T0).unwrap();
     assert_eq!((receipt.status, receipt.reserved), (CampaignStatus::Scheduled, Credits(110)));
+    // Found by the differential test: a scheduled campaign enqueued again after its start
+    // time must not get a second set of messages and reservations.
+    assert!(matches!(store.enqueue(acme.id, campaign.id, None, start), Err(StoreError::Conflict(_))));
+    assert_eq!(store.tenant(acme.id).unwrap().reserved, Credits(110));
     assert!(matches!(idle(store, T0.plus_ms(59_999)), IdleReason::NothingDue { .. }), "claimable before its start");
     assert!(store.start_due_campaigns(T0.plus_ms(59_999)).unwrap().is_empty());
     assert_eq!(store.start_due_campaigns(start).unwrap(), vec![campaign.id]);

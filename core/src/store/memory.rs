@@ -657,6 +657,14 @@ impl Store for MemoryStore {
             Some(start) if start > now => CampaignStatus::Scheduled,
             _ => CampaignStatus::Sending,
         };
+        // Only a draft: scheduled → sending is a legal edge, but it belongs to the scheduler;
+        // a second enqueue of a scheduled campaign would create its messages twice.
+        if campaign.status != CampaignStatus::Draft {
+            return Err(StoreError::Conflict(format!(
+                "campaign {id} is {}; only a draft can be enqueued",
+                campaign.status
+            )));
+        }
         campaign.status.transition(target)?;
         let account = state.account(campaign.traffic_account)?.clone();
         let plan = plan_messages(&campaign, &account, &state.tenant_contacts(tenant))?;
@@ -696,7 +704,8 @@ impl Store for MemoryStore {
                 created_at: now,
                 updated_at: now,
             };
-            state.messages.insert(planned.id, message);
+            let earlier = state.messages.insert(planned.id, message);
+            assert!(earlier.is_none(), "store bug: message {} created twice", planned.id);
             let seq = state.next_seq();
             state.journal.push(JournalEntry::Message {
                 seq,

@@ -1184,16 +1184,13 @@ impl Store for SqliteStore {
                 Some(start) if start > now => CampaignStatus::Scheduled,
                 _ => CampaignStatus::Sending,
             };
-            // Only a draft has no messages yet. The graph alone would let a paused or
-            // scheduled campaign through (paused → sending and scheduled → sending are
-            // legal moves), and its messages would be planned a second time.
+            // Only a draft: scheduled → sending is a legal edge, but it belongs to the scheduler;
+            // a second enqueue of a scheduled campaign would create its messages twice.
             if campaign.status != CampaignStatus::Draft {
-                return Err(IllegalTransition {
-                    kind: "campaign",
-                    from: campaign.status.as_str(),
-                    to: target.as_str(),
-                }
-                .into());
+                return Err(StoreError::Conflict(format!(
+                    "campaign {id} is {}; only a draft can be enqueued",
+                    campaign.status
+                )));
             }
             campaign.status.transition(target)?;
             let account = tx.account(campaign.traffic_account)?;
@@ -1907,17 +1904,14 @@ mod tests {
         store.pause(tenant.id, campaign.id, PauseReason::Operator, NOW).expect("pause");
         let before = store.messages(campaign.id).expect("messages");
         let refused = store.enqueue(tenant.id, campaign.id, None, NOW);
-        assert_eq!(
-            refused,
-            Err(StoreError::IllegalTransition(IllegalTransition { kind: "campaign", from: "paused", to: "sending" }))
-        );
+        assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
         assert_eq!(store.messages(campaign.id).expect("messages"), before);
 
         let later = NOW.plus_ms(60_000);
         let (tenant, scheduled) = draft(&store, 1_000, 2, Some(later));
         store.enqueue(tenant.id, scheduled.id, None, NOW).expect("enqueue");
         let refused = store.enqueue(tenant.id, scheduled.id, None, later);
-        assert!(matches!(refused, Err(StoreError::IllegalTransition(_))), "{refused:?}");
+        assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
         assert_eq!(store.campaign(tenant.id, scheduled.id).expect("campaign").counts.queued, 2);
     }
 

@@ -194,6 +194,7 @@ async fn mitto_http_errors_are_classified() {
     for (response, code, retryable, retry_after_ms) in cases {
         let (_server, adapter) = mitto_with(response).await;
         let outcomes = adapter.submit(&messages(2)).await;
+        assert_no_secret(&outcomes, API_KEY);
         for outcome in &outcomes {
             let SubmitOutcome::Failed(failure) = outcome else { panic!("{code}: {outcome:?}") };
             assert_eq!(
@@ -362,6 +363,7 @@ async fn twilio_error_codes_are_classified() {
         (ResponseTemplate::new(400).set_body_json(error(21610, 400)), "21610", false),
         (ResponseTemplate::new(429).set_body_json(error(20429, 429)).insert_header("retry-after", "2"), "20429", true),
         (ResponseTemplate::new(500), "HTTP_500", true),
+        (ResponseTemplate::new(400).set_body_string(format!("bad token {AUTH_TOKEN}")), "HTTP_400", false),
     ];
     for (response, code, retryable) in cases {
         let (_server, adapter) = twilio_with(response).await;

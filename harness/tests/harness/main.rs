@@ -1,3 +1,6 @@
 //! Integration tests of smsim-harness, linked once.
 
 mod net;
+mod oracle;
+mod serve;
+mod simulation;

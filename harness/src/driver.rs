@@ -1,0 +1,347 @@
+//! The scenario driver: a simulated client doing what users do, over simulated HTTP.
+//!
+//! It imports contacts, creates campaigns, clicks "send" (twice, if the scenario says
+//! so), pauses, resumes, cancels, retries, tops up, probes another tenant's campaign and
+//! polls progress — each at the time the plan says. What it did and what it was answered
+//! goes to the [`DriverLog`], which the oracle reads.
+
+use crate::clock::SimClock;
+use crate::net::SimConnector;
+use crate::scenario::{DoubleClick, OperatorVerb};
+use serde::Serialize;
+use serde_json::{json, Value};
+use smsim_core::adapter::http::HyperClient;
+use smsim_core::adapter::{HttpClient, HttpError, HttpRequest};
+use smsim_core::{CampaignId, TenantId};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A tenant as the driver knows it.
+#[derive(Clone, Debug)]
+pub struct DriverTenant {
+    /// Scenario name.
+    pub name: String,
+    /// Store id.
+    pub id: TenantId,
+    /// API key.
+    pub api_key: String,
+    /// Contact rows to import.
+    pub contacts: Vec<Value>,
+}
+
+/// A campaign the driver creates.
+#[derive(Clone, Debug)]
+pub struct DriverCampaign {
+    /// Scenario name.
+    pub name: String,
+    /// Index into the tenants.
+    pub tenant: usize,
+    /// Engine account id (`ta_N`).
+    pub account: String,
+    /// Body template (already tagged with the campaign's name).
+    pub template: String,
+    /// When to enqueue (ms).
+    pub enqueue_at_ms: u64,
+    /// Absolute start time, for scheduled campaigns.
+    pub schedule_at: Option<u64>,
+    /// How to click "send".
+    pub double_click: DoubleClick,
+}
+
+/// An operator action with its time fixed.
+#[derive(Clone, Debug)]
+pub struct PlannedAction {
+    /// When (ms).
+    pub at_ms: u64,
+    /// What.
+    pub verb: OperatorVerb,
+    /// The campaign's name, for campaign actions.
+    pub campaign: Option<String>,
+    /// The tenant index, for credit actions.
+    pub tenant: Option<usize>,
+    /// Credits, for credit actions.
+    pub amount: Option<i64>,
+}
+
+/// The driver's whole plan.
+#[derive(Clone, Debug)]
+pub struct DriverPlan {
+    /// Tenants with their keys and contact rows.
+    pub tenants: Vec<DriverTenant>,
+    /// Campaigns.
+    pub campaigns: Vec<DriverCampaign>,
+    /// Operator actions, by time.
+    pub actions: Vec<PlannedAction>,
+    /// The admin token.
+    pub admin_token: String,
+    /// When the driver stops (ms).
+    pub end_ms: u64,
+}
+
+/// Something the driver did, for the trace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum DriverEvent {
+    /// A request and its answer (status 0: no answer).
+    Request {
+        /// Method and path.
+        call: String,
+        /// HTTP status, 0 if none arrived.
+        status: u16,
+        /// The error code or a short answer.
+        answer: String,
+    },
+}
+
+/// What the driver observed, read by the oracle.
+#[derive(Debug, Default)]
+pub struct DriverLog {
+    /// Events not yet drained into the trace.
+    pub events: Vec<(u64, DriverEvent)>,
+    /// Campaign ids by scenario name, once created.
+    pub campaigns: BTreeMap<String, (TenantId, CampaignId)>,
+    /// Times of operator actions that were accepted (ms), per campaign.
+    pub operator_actions: Vec<(u64, Option<CampaignId>)>,
+    /// Isolation probes that got anything but 404.
+    pub isolation_breaches: Vec<String>,
+    /// Enqueue answers: (campaign name, status, replayed).
+    pub enqueues: Vec<(String, u16, bool)>,
+    /// Named rare paths taken.
+    pub marks: BTreeMap<&'static str, u64>,
+    /// The driver ran to its end.
+    pub finished: bool,
+}
+
+struct Driver {
+    client: HyperClient<SimConnector>,
+    log: Arc<Mutex<DriverLog>>,
+    clock: SimClock,
+}
+
+impl Driver {
+    fn note(&self, call: String, status: u16, answer: String) {
+        let at = self.clock.elapsed_ms();
+        self.log.lock().expect("driver log poisoned").events.push((at, DriverEvent::Request { call, status, answer }));
+    }
+
+    fn mark(&self, name: &'static str) {
+        *self.log.lock().expect("driver log poisoned").marks.entry(name).or_default() += 1;
+    }
+
+    /// One request; connection failures (the request never left) are retried a few times.
+    async fn call(
+        &self,
+        method: http::Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+        headers: &[(&str, String)],
+    ) -> (u16, Value) {
+        let mut request_headers = BTreeMap::from([("authorization".to_owned(), format!("Bearer {key}"))]);
+        if body.is_some() {
+            request_headers.insert("content-type".into(), "application/json".into());
+        }
+        for (name, value) in headers {
+            request_headers.insert((*name).to_owned(), value.clone());
+        }
+        let request = HttpRequest {
+            method: method.clone(),
+            url: format!("http://api{path}"),
+            headers: request_headers,
+            body: body.map(|body| bytes::Bytes::from(body.to_string())).unwrap_or_default(),
+        };
+        for attempt in 0..5 {
+            match self.client.send(request.clone()).await {
+                Ok(response) => {
+                    let value: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+                    let answer = value["error"]["code"].as_str().map(str::to_owned).unwrap_or_else(|| "ok".into());
+                    self.note(format!("{method} {path}"), response.status, answer);
+                    return (response.status, value);
+                }
+                Err(HttpError::Connect(_)) if attempt < 4 => tokio::time::sleep(Duration::from_millis(1_000)).await,
+                Err(error) => {
+                    self.note(format!("{method} {path}"), 0, error.to_string());
+                    return (0, Value::Null);
+                }
+            }
+        }
+        (0, Value::Null)
+    }
+
+    async fn sleep_until(&self, at_ms: u64) {
+        let now = self.clock.elapsed_ms();
+        if at_ms > now {
+            tokio::time::sleep(Duration::from_millis(at_ms - now)).await;
+        }
+    }
+}
+
+/// Runs the driver's plan.
+pub async fn run(plan: DriverPlan, log: Arc<Mutex<DriverLog>>) -> Result<(), Box<dyn std::error::Error>> {
+    let driver =
+        Driver { client: HyperClient::new(SimConnector, Duration::from_secs(5)), log: log.clone(), clock: SimClock };
+    use http::Method;
+    for tenant in &plan.tenants {
+        for chunk in tenant.contacts.chunks(5_000) {
+            driver.call(Method::POST, "/v1/contacts", &tenant.api_key, Some(json!({ "contacts": chunk })), &[]).await;
+        }
+    }
+    for campaign in &plan.campaigns {
+        let tenant = &plan.tenants[campaign.tenant];
+        let body = json!({
+            "name": campaign.name,
+            "body_template": campaign.template,
+            "traffic_account": campaign.account,
+            "schedule_at": campaign.schedule_at,
+        });
+        let (status, created) = driver.call(Method::POST, "/v1/campaigns", &tenant.api_key, Some(body), &[]).await;
+        if status == 201 {
+            let id: CampaignId =
+                created["id"].as_str().and_then(|id| id.parse().ok()).expect("a created campaign has an id");
+            log.lock().expect("driver log poisoned").campaigns.insert(campaign.name.clone(), (tenant.id, id));
+        }
+    }
+    enum Step<'a> {
+        Enqueue(&'a DriverCampaign),
+        Action(&'a PlannedAction),
+    }
+    let mut steps: Vec<(u64, usize, Step)> =
+        plan.campaigns.iter().enumerate().map(|(n, c)| (c.enqueue_at_ms, n, Step::Enqueue(c))).collect();
+    steps.extend(plan.actions.iter().enumerate().map(|(n, a)| (a.at_ms, plan.campaigns.len() + n, Step::Action(a))));
+    steps.sort_by_key(|(at, order, _)| (*at, *order));
+    for (at_ms, _, step) in steps {
+        driver.sleep_until(at_ms).await;
+        match step {
+            Step::Enqueue(campaign) => enqueue(&driver, &plan, campaign).await,
+            Step::Action(action) => act(&driver, &plan, action).await,
+        }
+    }
+    // Poll progress like a dashboard would, until the end.
+    while driver.clock.elapsed_ms() + 5_000 < plan.end_ms {
+        tokio::time::sleep(Duration::from_millis(5_000)).await;
+        for campaign in &plan.campaigns {
+            let known = log.lock().expect("driver log poisoned").campaigns.get(&campaign.name).copied();
+            if let Some((_, id)) = known {
+                driver
+                    .call(
+                        Method::GET,
+                        &format!("/v1/campaigns/{id}"),
+                        &plan.tenants[campaign.tenant].api_key,
+                        None,
+                        &[],
+                    )
+                    .await;
+            }
+        }
+    }
+    driver.sleep_until(plan.end_ms).await;
+    log.lock().expect("driver log poisoned").finished = true;
+    Ok(())
+}
+
+async fn enqueue(driver: &Driver, plan: &DriverPlan, campaign: &DriverCampaign) {
+    let Some((_, id)) = driver.log.lock().expect("driver log poisoned").campaigns.get(&campaign.name).copied() else {
+        return;
+    };
+    let key = &plan.tenants[campaign.tenant].api_key;
+    let path = format!("/v1/campaigns/{id}/enqueue");
+    let click = |idempotency: Option<String>| {
+        let headers: Vec<(&str, String)> = idempotency.into_iter().map(|key| ("idempotency-key", key)).collect();
+        let path = path.clone();
+        async move { driver.call(http::Method::POST, &path, key, None, &headers).await }
+    };
+    let answers = match campaign.double_click {
+        DoubleClick::None => vec![click(Some(format!("send-{}", campaign.name))).await],
+        DoubleClick::SameKey => {
+            driver.mark("double_click_same_key");
+            let (a, b) = futures::join!(
+                click(Some(format!("send-{}", campaign.name))),
+                click(Some(format!("send-{}", campaign.name)))
+            );
+            vec![a, b]
+        }
+        DoubleClick::DifferentKeys => {
+            driver.mark("double_click_different_keys");
+            let (a, b) = futures::join!(
+                click(Some(format!("send-{}-a", campaign.name))),
+                click(Some(format!("send-{}-b", campaign.name)))
+            );
+            vec![a, b]
+        }
+        DoubleClick::NoKey => {
+            driver.mark("double_click_no_key");
+            let (a, b) = futures::join!(click(None), click(None));
+            vec![a, b]
+        }
+    };
+    {
+        let mut log = driver.log.lock().expect("driver log poisoned");
+        for (status, body) in answers {
+            let replayed = body["replayed"].as_bool().unwrap_or(false);
+            if replayed {
+                *log.marks.entry("enqueue_replayed").or_default() += 1;
+            }
+            log.enqueues.push((campaign.name.clone(), status, replayed));
+        }
+    }
+    // An isolation probe: another tenant tries to read and cancel this campaign.
+    if plan.tenants.len() > 1 {
+        let intruder = if campaign.tenant == 0 { 1 } else { 0 };
+        let intruder_key = &plan.tenants[intruder].api_key;
+        for (method, suffix) in [(http::Method::GET, ""), (http::Method::POST, "/cancel")] {
+            let (status, _) =
+                driver.call(method.clone(), &format!("/v1/campaigns/{id}{suffix}"), intruder_key, None, &[]).await;
+            if status != 404 && status != 0 {
+                driver
+                    .log
+                    .lock()
+                    .expect("driver log poisoned")
+                    .isolation_breaches
+                    .push(format!("{method} {id}{suffix} by {} answered {status}", plan.tenants[intruder].name));
+            }
+        }
+        driver.mark("isolation_probe");
+    }
+}
+
+async fn act(driver: &Driver, plan: &DriverPlan, action: &PlannedAction) {
+    use http::Method;
+    let at = driver.clock.elapsed_ms();
+    match action.verb {
+        OperatorVerb::Pause | OperatorVerb::Resume | OperatorVerb::Cancel | OperatorVerb::RetryFailed => {
+            let Some(name) = &action.campaign else { return };
+            let Some((_, id)) = driver.log.lock().expect("driver log poisoned").campaigns.get(name).copied() else {
+                return;
+            };
+            let tenant = plan.campaigns.iter().find(|c| &c.name == name).map_or(0, |c| c.tenant);
+            let verb = match action.verb {
+                OperatorVerb::Pause => "pause",
+                OperatorVerb::Resume => "resume",
+                OperatorVerb::Cancel => "cancel",
+                _ => "retry-failed",
+            };
+            let (status, _) = driver
+                .call(Method::POST, &format!("/v1/campaigns/{id}/{verb}"), &plan.tenants[tenant].api_key, None, &[])
+                .await;
+            // Any answered action may change progress (retry-failed lowers it); the
+            // oracle restarts its monotonicity check from here.
+            driver.log.lock().expect("driver log poisoned").operator_actions.push((at, Some(id)));
+            if status == 200 {
+                driver.mark(match action.verb {
+                    OperatorVerb::Pause => "operator_pause",
+                    OperatorVerb::Resume => "operator_resume",
+                    OperatorVerb::Cancel => "operator_cancel",
+                    _ => "operator_retry_failed",
+                });
+            }
+        }
+        OperatorVerb::TopUp | OperatorVerb::Adjust => {
+            let (Some(tenant), Some(amount)) = (action.tenant, action.amount) else { return };
+            let field = if action.verb == OperatorVerb::TopUp { "top_up" } else { "adjust" };
+            let path = format!("/v1/admin/tenants/{}/credits", plan.tenants[tenant].id);
+            driver.call(Method::POST, &path, &plan.admin_token, Some(json!({ field: amount })), &[]).await;
+            driver.log.lock().expect("driver log poisoned").operator_actions.push((at, None));
+        }
+    }
+}

@@ -1,0 +1,606 @@
+//! The oracle: named invariants, checked after every simulation step and at the end.
+//!
+//! It keeps a shadow of every message's and campaign's status, fed by the store's
+//! journal, so each step costs in proportion to what changed in it. Against that shadow
+//! and the provider's ground truth it checks the safety properties (`always`) after
+//! every step, and the liveness properties (`eventually`) once the faults have healed.
+//! Each check can fire: the tests feed it broken histories and broken engines.
+
+use crate::driver::DriverLog;
+use crate::provider::{MessageKey, Truth};
+use serde::Serialize;
+use smsim_core::domain::{CampaignStatus, MessageStatus, TransitionCause, UNKNOWN_OUTCOME};
+use smsim_core::store::{JournalEntry, Store};
+use smsim_core::{CampaignId, MessageId, TenantId, TrafficAccountId};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// The invariants, by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Invariant {
+    /// Status counts ≤ total and sum to it; sent + failed ≤ contacts; stored = recount.
+    Counters,
+    /// 0 ≤ progress ≤ 100, never decreasing between operator actions.
+    Progress,
+    /// The provider accepted each message at most once.
+    AtMostOnce,
+    /// Balance ≥ 0; charges match acceptances; money conserved.
+    Money,
+    /// Every status change follows the lattice; terminal stays terminal.
+    Transitions,
+    /// Completed ⇔ nothing pending; announced once.
+    Completion,
+    /// Nothing is claimed after a pause or cancel committed.
+    Halt,
+    /// Submissions per window within the account's and tenant's limits.
+    Rate,
+    /// No tenant reads or changes another's; forged webhooks change nothing; no message to
+    /// an opted-out or invalid number.
+    Isolation,
+    /// After healing: campaigns finish, reports are reflected, leases do not linger.
+    Liveness,
+}
+
+impl Invariant {
+    /// Every invariant.
+    pub const ALL: [Invariant; 10] = [
+        Invariant::Counters,
+        Invariant::Progress,
+        Invariant::AtMostOnce,
+        Invariant::Money,
+        Invariant::Transitions,
+        Invariant::Completion,
+        Invariant::Halt,
+        Invariant::Rate,
+        Invariant::Isolation,
+        Invariant::Liveness,
+    ];
+
+    /// Its name in scenarios and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::Counters => "counters",
+            Invariant::Progress => "progress",
+            Invariant::AtMostOnce => "at-most-once",
+            Invariant::Money => "money",
+            Invariant::Transitions => "transitions",
+            Invariant::Completion => "completion",
+            Invariant::Halt => "halt",
+            Invariant::Rate => "rate",
+            Invariant::Isolation => "isolation",
+            Invariant::Liveness => "liveness",
+        }
+    }
+
+    /// The invariant named `name`.
+    pub fn parse(name: &str) -> Option<Invariant> {
+        Invariant::ALL.into_iter().find(|invariant| invariant.name() == name)
+    }
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A broken invariant, with the evidence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// Which.
+    pub invariant: Invariant,
+    /// Simulated ms at which it was found.
+    pub at_ms: u64,
+    /// What is wrong.
+    pub message: String,
+    /// The facts that show it.
+    pub evidence: Vec<String>,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invariant `{}` broken at {} ms: {}", self.invariant, self.at_ms, self.message)?;
+        for line in &self.evidence {
+            writeln!(f, "  evidence: {line}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Limits the oracle checks the provider's traffic against.
+#[derive(Clone, Debug, Default)]
+pub struct Limits {
+    /// Per engine account id (`ta_N`): submissions per second.
+    pub accounts: BTreeMap<String, u32>,
+    /// Per tenant: submissions per second.
+    pub tenants: BTreeMap<TenantId, u32>,
+    /// Maintenance interval plus slack, for lease liveness.
+    pub lease_grace_ms: u64,
+}
+
+/// The oracle's state.
+pub struct Oracle {
+    enabled: BTreeSet<Invariant>,
+    limits: Limits,
+    messages: BTreeMap<MessageId, MessageStatus>,
+    campaigns: BTreeMap<CampaignId, CampaignStatus>,
+    completed: BTreeSet<CampaignId>,
+    keys: BTreeMap<MessageKey, MessageId>,
+    tenants_of: BTreeMap<MessageId, TenantId>,
+    progress: BTreeMap<CampaignId, u8>,
+    actions_seen: usize,
+    received_checked: usize,
+    reports_checked: usize,
+    windows: BTreeMap<(String, u64), u32>,
+    tenant_windows: BTreeMap<(TenantId, u64), u32>,
+    /// Checks run, per invariant.
+    pub checks: BTreeMap<Invariant, u64>,
+}
+
+fn violation(invariant: Invariant, at_ms: u64, message: impl Into<String>, evidence: Vec<String>) -> Violation {
+    Violation { invariant, at_ms, message: message.into(), evidence }
+}
+
+impl Oracle {
+    /// An oracle checking `enabled` (empty: all) against `limits`.
+    pub fn new(enabled: &[Invariant], limits: Limits) -> Self {
+        let enabled =
+            if enabled.is_empty() { Invariant::ALL.into_iter().collect() } else { enabled.iter().copied().collect() };
+        Oracle {
+            enabled,
+            limits,
+            messages: BTreeMap::new(),
+            campaigns: BTreeMap::new(),
+            completed: BTreeSet::new(),
+            keys: BTreeMap::new(),
+            tenants_of: BTreeMap::new(),
+            progress: BTreeMap::new(),
+            actions_seen: 0,
+            received_checked: 0,
+            reports_checked: 0,
+            windows: BTreeMap::new(),
+            tenant_windows: BTreeMap::new(),
+            checks: BTreeMap::new(),
+        }
+    }
+
+    fn on(&mut self, invariant: Invariant) -> bool {
+        let on = self.enabled.contains(&invariant);
+        if on {
+            *self.checks.entry(invariant).or_default() += 1;
+        }
+        on
+    }
+
+    /// The message the provider knows under `key`, if the engine created one.
+    pub fn message_for(&self, key: &MessageKey) -> Option<MessageId> {
+        self.keys.get(key).copied()
+    }
+
+    /// Checks one step: `journal` is what the store committed during it.
+    pub fn check_step(
+        &mut self,
+        at_ms: u64,
+        journal: &[JournalEntry],
+        store: &dyn Store,
+        truth: &Truth,
+        driver: &DriverLog,
+    ) -> Result<(), Violation> {
+        let mut touched_campaigns = BTreeSet::new();
+        let mut touched_tenants = BTreeSet::new();
+        for entry in journal {
+            self.check_entry(at_ms, entry, store, &mut touched_campaigns, &mut touched_tenants)?;
+        }
+        for &id in &touched_campaigns {
+            self.check_campaign(at_ms, id, store, driver)?;
+        }
+        for &tenant in &touched_tenants {
+            self.check_money(at_ms, tenant, store)?;
+        }
+        self.check_truth(at_ms, store, truth, driver)
+    }
+
+    fn check_entry(
+        &mut self,
+        at_ms: u64,
+        entry: &JournalEntry,
+        store: &dyn Store,
+        touched_campaigns: &mut BTreeSet<CampaignId>,
+        touched_tenants: &mut BTreeSet<TenantId>,
+    ) -> Result<(), Violation> {
+        match *entry {
+            JournalEntry::Message { message, from, to, cause, seq, .. } => {
+                touched_campaigns.insert(message.campaign);
+                let known = self.messages.get(&message).copied();
+                if self.on(Invariant::Transitions) {
+                    let legal = match (known, from) {
+                        (None, None) => matches!(to, MessageStatus::Queued | MessageStatus::Skipped),
+                        (Some(held), Some(from)) => held == from && from.allows(to, cause),
+                        _ => false,
+                    };
+                    if !legal {
+                        return Err(violation(
+                            Invariant::Transitions,
+                            at_ms,
+                            format!(
+                                "{message} moved {} → {to} ({cause:?})",
+                                from.map_or("nothing".to_owned(), |f| f.to_string())
+                            ),
+                            vec![format!(
+                                "journal entry {seq}; the oracle last saw it {}",
+                                known.map_or("nowhere".to_owned(), |k| k.to_string())
+                            )],
+                        ));
+                    }
+                }
+                if from.is_none() {
+                    if let Ok(stored) = store.message(message) {
+                        self.keys.insert((stored.destination.clone(), stored.body.clone()), message);
+                        self.tenants_of.insert(message, stored.tenant);
+                    }
+                }
+                if let Some(&tenant) = self.tenants_of.get(&message) {
+                    touched_tenants.insert(tenant);
+                }
+                if from == Some(MessageStatus::Queued) && to == MessageStatus::Submitting && self.on(Invariant::Halt) {
+                    let campaign = self.campaigns.get(&message.campaign).copied();
+                    if campaign != Some(CampaignStatus::Sending) {
+                        return Err(violation(
+                            Invariant::Halt,
+                            at_ms,
+                            format!(
+                                "{message} was claimed while its campaign was {}",
+                                campaign.map_or("unknown".to_owned(), |c| c.to_string())
+                            ),
+                            vec![format!("journal entry {seq}")],
+                        ));
+                    }
+                }
+                self.messages.insert(message, to);
+            }
+            JournalEntry::Campaign { campaign, from, to, seq, .. } => {
+                touched_campaigns.insert(campaign);
+                let known = self.campaigns.get(&campaign).copied().unwrap_or(CampaignStatus::Draft);
+                if self.on(Invariant::Transitions) && (known != from || !from.allows(to)) {
+                    return Err(violation(
+                        Invariant::Transitions,
+                        at_ms,
+                        format!("{campaign} moved {from} → {to}"),
+                        vec![format!("journal entry {seq}; last seen {known}")],
+                    ));
+                }
+                if to == CampaignStatus::Completed && self.on(Invariant::Completion) && !self.completed.insert(campaign)
+                {
+                    return Err(violation(
+                        Invariant::Completion,
+                        at_ms,
+                        format!("{campaign} announced completed twice"),
+                        vec![format!("journal entry {seq}")],
+                    ));
+                }
+                self.campaigns.insert(campaign, to);
+            }
+        }
+        let _ = TransitionCause::Engine;
+        Ok(())
+    }
+
+    fn check_campaign(
+        &mut self,
+        at_ms: u64,
+        id: CampaignId,
+        store: &dyn Store,
+        driver: &DriverLog,
+    ) -> Result<(), Violation> {
+        let Some(campaign) = store.all_campaigns().ok().and_then(|all| all.into_iter().find(|c| c.id == id)) else {
+            return Ok(());
+        };
+        let counts = campaign.counts;
+        if self.on(Invariant::Counters) {
+            let recount = store.recount(id).unwrap_or_default();
+            let total = recount.total();
+            if counts != recount || counts.sent() + counts.failed > total || counts.total() != total {
+                return Err(violation(
+                    Invariant::Counters,
+                    at_ms,
+                    format!(
+                        "{id}: stored counters differ from its messages (sent {} + failed {} for {} messages)",
+                        counts.sent(),
+                        counts.failed,
+                        total
+                    ),
+                    vec![format!("stored {counts:?}"), format!("recount {recount:?}")],
+                ));
+            }
+        }
+        if self.on(Invariant::Progress) {
+            let progress = campaign.progress();
+            if driver.operator_actions.len() > self.actions_seen {
+                // An operator acted (retry-failed may lower progress): restart the baseline.
+                self.actions_seen = driver.operator_actions.len();
+                self.progress.clear();
+            }
+            let before = self.progress.insert(id, progress).unwrap_or(0);
+            if progress > 100 || progress < before {
+                return Err(violation(
+                    Invariant::Progress,
+                    at_ms,
+                    format!("{id}: progress went from {before}% to {progress}%"),
+                    vec![format!("counts {counts:?}")],
+                ));
+            }
+        }
+        if self.on(Invariant::Completion) && campaign.status == CampaignStatus::Completed && counts.pending() > 0 {
+            return Err(violation(
+                Invariant::Completion,
+                at_ms,
+                format!("{id} is completed with {} messages still pending", counts.pending()),
+                vec![format!("queued {}, submitting {}, unknown {}", counts.queued, counts.submitting, counts.unknown)],
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_money(&mut self, at_ms: u64, tenant: TenantId, store: &dyn Store) -> Result<(), Violation> {
+        if !self.on(Invariant::Money) {
+            return Ok(());
+        }
+        let Ok(books) = store.tenant(tenant) else { return Ok(()) };
+        let recount = store.ledger_recount(tenant).unwrap_or_default();
+        let problem = if books.balance.get() < 0 {
+            Some("the balance is negative")
+        } else if books.reserved > books.balance || books.reserved.get() < 0 {
+            Some("more is reserved than the balance holds")
+        } else if books.balance + books.charged != books.funded {
+            Some("money is not conserved: balance + charged ≠ funded")
+        } else if books.charged != recount.charged {
+            Some("charges differ from the cost of charged messages")
+        } else if books.reserved != recount.reserved {
+            Some("reservations differ from the cost of messages in flight")
+        } else {
+            None
+        };
+        match problem {
+            Some(problem) => Err(violation(
+                Invariant::Money,
+                at_ms,
+                format!("{tenant}: {problem}"),
+                vec![
+                    format!(
+                        "balance {} reserved {} charged {} funded {}",
+                        books.balance, books.reserved, books.charged, books.funded
+                    ),
+                    format!("recount: reserved {} charged {}", recount.reserved, recount.charged),
+                ],
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn check_truth(
+        &mut self,
+        at_ms: u64,
+        store: &dyn Store,
+        truth: &Truth,
+        driver: &DriverLog,
+    ) -> Result<(), Violation> {
+        if self.on(Invariant::AtMostOnce) {
+            if let Some((key, acceptances)) = truth.accepted.iter().find(|(_, acceptances)| acceptances.len() > 1) {
+                let message = self.keys.get(key).map_or("an unknown message".to_owned(), |id| id.to_string());
+                return Err(violation(
+                    Invariant::AtMostOnce,
+                    at_ms,
+                    format!("the provider accepted {message} {} times", acceptances.len()),
+                    acceptances
+                        .iter()
+                        .map(|a| {
+                            format!(
+                                "accepted at {} ms as {} through {} (to {})",
+                                a.at_ms, a.provider_id, a.account, key.0
+                            )
+                        })
+                        .collect(),
+                ));
+            }
+        }
+        if self.on(Invariant::Isolation) {
+            if let Some(breach) = driver.isolation_breaches.first() {
+                return Err(violation(
+                    Invariant::Isolation,
+                    at_ms,
+                    "a tenant reached another tenant's campaign",
+                    vec![breach.clone()],
+                ));
+            }
+            for report in &truth.reports[self.reports_checked..] {
+                if report.forged && report.answered.is_some_and(|status| (200..300).contains(&status)) {
+                    return Err(violation(
+                        Invariant::Isolation,
+                        at_ms,
+                        "a forged webhook was accepted",
+                        vec![format!("{report:?}")],
+                    ));
+                }
+            }
+        }
+        self.reports_checked = truth
+            .reports
+            .iter()
+            .rposition(|r| r.answered.is_none())
+            .map_or(truth.reports.len(), |unanswered| unanswered.min(self.reports_checked.max(unanswered)));
+        if self.on(Invariant::Rate) {
+            for (at, account, destination) in &truth.received[self.received_checked..] {
+                let window = at / 1_000;
+                let count = self.windows.entry((account.clone(), window)).or_default();
+                *count += 1;
+                if let Some(&limit) = self.limits.accounts.get(account) {
+                    // A bucket of one second's burst refills during the window: 2 × rate.
+                    if *count > 2 * limit {
+                        return Err(violation(
+                            Invariant::Rate,
+                            at_ms,
+                            format!("{account} sent {count} messages in second {window}, limit {limit}/s"),
+                            vec![],
+                        ));
+                    }
+                }
+                let tenant = self
+                    .keys
+                    .iter()
+                    .find(|((d, _), _)| d == destination)
+                    .and_then(|(_, id)| self.tenants_of.get(id))
+                    .copied();
+                if let Some(tenant) = tenant {
+                    let count = self.tenant_windows.entry((tenant, window)).or_default();
+                    *count += 1;
+                    if let Some(&limit) = self.limits.tenants.get(&tenant) {
+                        if *count > 2 * limit {
+                            return Err(violation(
+                                Invariant::Rate,
+                                at_ms,
+                                format!("{tenant} sent {count} messages in second {window}, limit {limit}/s"),
+                                vec![],
+                            ));
+                        }
+                    }
+                }
+            }
+            self.received_checked = truth.received.len();
+        }
+        if self.on(Invariant::Money) {
+            // Every message the engine charged as provider-accepted was accepted.
+            for (key, id) in &self.keys {
+                if self.messages.get(id).is_some_and(|status| status.is_provider_accepted())
+                    && !truth.accepted.contains_key(key)
+                {
+                    return Err(violation(
+                        Invariant::Money,
+                        at_ms,
+                        format!("{id} is charged as sent but the provider never accepted it"),
+                        vec![format!("destination {}", key.0)],
+                    ));
+                }
+            }
+        }
+        let _ = store;
+        Ok(())
+    }
+
+    /// The end-of-run checks, after faults healed and the heal phase ran.
+    pub fn check_final(
+        &mut self,
+        at_ms: u64,
+        store: &dyn Store,
+        truth: &Truth,
+        opted_out_or_invalid: &BTreeSet<String>,
+    ) -> Result<(), Violation> {
+        if self.on(Invariant::Isolation) {
+            if let Some((at, account, destination)) =
+                truth.received.iter().find(|(_, _, destination)| opted_out_or_invalid.contains(destination))
+            {
+                return Err(violation(
+                    Invariant::Isolation,
+                    at_ms,
+                    format!("a message went to opted-out or invalid number {destination}"),
+                    vec![format!("received at {at} ms through {account}")],
+                ));
+            }
+        }
+        let campaigns = store.all_campaigns().unwrap_or_default();
+        if self.on(Invariant::Money) {
+            // Every acceptance at the provider is charged, or settled as unknown outcome.
+            for (key, acceptances) in &truth.accepted {
+                let Some(id) = self.keys.get(key) else { continue };
+                let Ok(message) = store.message(*id) else { continue };
+                let charged = message.status.is_provider_accepted()
+                    || (message.status == MessageStatus::Failed
+                        && message.last_error.as_ref().is_some_and(|e| e.code == UNKNOWN_OUTCOME));
+                if !charged && !message.status.is_pending() {
+                    return Err(violation(
+                        Invariant::Money,
+                        at_ms,
+                        format!("{id} was accepted by the provider but ended {} without a charge", message.status),
+                        acceptances
+                            .iter()
+                            .map(|a| format!("accepted at {} ms as {}", a.at_ms, a.provider_id))
+                            .collect(),
+                    ));
+                }
+            }
+        }
+        if self.on(Invariant::Liveness) {
+            for campaign in &campaigns {
+                let pending = campaign.counts.pending();
+                let stuck = match campaign.status {
+                    CampaignStatus::Sending => true,
+                    CampaignStatus::Paused => campaign.pause_reason.is_none(),
+                    _ => false,
+                };
+                if stuck {
+                    return Err(violation(
+                        Invariant::Liveness,
+                        at_ms,
+                        format!(
+                            "{} is still {} after the heal phase ({pending} messages pending)",
+                            campaign.id, campaign.status
+                        ),
+                        vec![format!("counts {:?}", campaign.counts)],
+                    ));
+                }
+            }
+            let now = smsim_harness_epoch_plus(at_ms);
+            for campaign in &campaigns {
+                for message in store.messages(campaign.id).unwrap_or_default() {
+                    if let Some(lease) = &message.lease {
+                        if lease.expires_at.plus_ms(self.limits.lease_grace_ms) < now {
+                            return Err(violation(
+                                Invariant::Liveness,
+                                at_ms,
+                                format!("{}'s lease outlived its expiry", message.id),
+                                vec![format!("lease {lease:?}")],
+                            ));
+                        }
+                    }
+                }
+            }
+            for report in truth
+                .reports
+                .iter()
+                .filter(|r| r.is_final && !r.forged && r.answered.is_some_and(|s| (200..300).contains(&s)))
+            {
+                let account: Option<TrafficAccountId> = report.account.parse().ok();
+                let reflected = campaigns.iter().any(|campaign| {
+                    store.messages(campaign.id).unwrap_or_default().iter().any(|m| {
+                        Some(m.traffic_account) == account
+                            && m.provider_message_id.as_deref() == Some(report.provider_id.as_str())
+                            && m.status.is_settled()
+                    })
+                });
+                let for_known_message = truth.accepted.values().flatten().any(|a| a.provider_id == report.provider_id);
+                if for_known_message && !reflected {
+                    let unknown_outcome = truth
+                        .accepted
+                        .iter()
+                        .find(|(_, acceptances)| acceptances.iter().any(|a| a.provider_id == report.provider_id))
+                        .and_then(|(key, _)| self.keys.get(key))
+                        .and_then(|id| store.message(*id).ok())
+                        .is_some_and(|m| m.status == MessageStatus::Failed);
+                    if !unknown_outcome {
+                        return Err(violation(
+                            Invariant::Liveness,
+                            at_ms,
+                            format!("report {} {} was accepted but never reflected", report.provider_id, report.status),
+                            vec![format!("{report:?}")],
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn smsim_harness_epoch_plus(at_ms: u64) -> smsim_core::Timestamp {
+    crate::clock::EPOCH.plus_ms(at_ms)
+}

@@ -1,0 +1,437 @@
+//! The world: a scenario and a seed turned into turmoil hosts, a store, a provider, a
+//! driver and a fault plan.
+//!
+//! Hosts: `api` (the engine's HTTP API, webhooks and maintenance), `worker-1..N`,
+//! `provider` (the simulated provider) and the `driver` client. The store lives outside
+//! the hosts, as a database would, so it survives their crashes. Every random choice
+//! comes from a stream derived from the seed by name ([`derive_seed`]), so adding a draw
+//! in one place does not shift the draws of another.
+
+use crate::clock::{SimClock, EPOCH};
+use crate::driver::{DriverCampaign, DriverLog, DriverPlan, DriverTenant, PlannedAction};
+use crate::faulty_store::FaultyStore;
+use crate::net::{SimConnector, SimListener};
+use crate::oracle::Limits;
+use crate::provider::{AccountBinding, Behaviour, Provider};
+use crate::scenario::{FaultEvent, FaultRates, ProviderKindName, Scenario};
+use rand::{Rng, SeedableRng};
+use rand_chacha::{ChaCha20Rng, ChaCha8Rng};
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use smsim_core::adapter::http::HyperClient;
+use smsim_core::api::ApiState;
+use smsim_core::domain::ProviderKind;
+use smsim_core::service::maintenance::Maintenance;
+use smsim_core::service::worker::Worker;
+use smsim_core::service::{Adapters, EngineConfig};
+use smsim_core::store::memory::MemoryStore;
+use smsim_core::store::{sha256_hex, NewTenant, NewTrafficAccount, Store};
+use smsim_core::{Credits, TenantId};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The admin token inside simulations.
+pub const ADMIN_TOKEN: &str = "sim-admin";
+
+/// A seed for the stream called `label`, derived from the run's seed.
+pub fn derive_seed(seed: u64, label: &str) -> u64 {
+    let digest = Sha256::new().chain_update(seed.to_le_bytes()).chain_update(label.as_bytes()).finalize();
+    u64::from_le_bytes(digest[..8].try_into().expect("a SHA-256 digest has 8 bytes"))
+}
+
+/// A fault at a fixed time, as planned for this seed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "fault", rename_all = "snake_case")]
+pub enum TimedFault {
+    /// Crash a host, restart it later.
+    Crash {
+        /// Host.
+        host: String,
+        /// When (ms).
+        at_ms: u64,
+        /// Restart (ms).
+        restart_at_ms: u64,
+    },
+    /// Cut a link.
+    Partition {
+        /// One end.
+        a: String,
+        /// Other end.
+        b: String,
+        /// From (ms).
+        at_ms: u64,
+        /// Until (ms).
+        until_ms: u64,
+    },
+    /// Hold a link.
+    Hold {
+        /// One end.
+        a: String,
+        /// Other end.
+        b: String,
+        /// From (ms).
+        at_ms: u64,
+        /// Until (ms).
+        until_ms: u64,
+    },
+    /// A provider outage.
+    Outage {
+        /// Status answered.
+        status: u16,
+        /// From (ms).
+        at_ms: u64,
+        /// Until (ms).
+        until_ms: u64,
+    },
+}
+
+/// The faults of one run: rates that hold during the fault phase and timed events.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FaultPlan {
+    /// Rates.
+    pub rates: FaultRates,
+    /// Timed faults.
+    pub events: Vec<TimedFault>,
+}
+
+/// Everything a run needs, built but not started.
+pub struct World {
+    /// The simulation.
+    pub sim: turmoil::Sim<'static>,
+    /// The store (read by the oracle without injected failures).
+    pub store: Arc<MemoryStore>,
+    /// The store as the engine sees it.
+    pub faulty_store: Arc<FaultyStore<MemoryStore>>,
+    /// The simulated provider.
+    pub provider: Arc<Provider>,
+    /// What the driver saw.
+    pub driver: Arc<Mutex<DriverLog>>,
+    /// The fault plan.
+    pub plan: FaultPlan,
+    /// Limits for the oracle.
+    pub limits: Limits,
+    /// Phones that must never receive a message.
+    pub forbidden_destinations: BTreeSet<String>,
+    /// When the fault phase ends (ms).
+    pub heal_at_ms: u64,
+    /// When the run ends (ms).
+    pub end_ms: u64,
+}
+
+fn rate_from_swarm(rng: &mut ChaCha8Rng, upper: f64) -> f64 {
+    if rng.random_bool(0.5) {
+        rng.random_range(0.0..upper)
+    } else {
+        0.0
+    }
+}
+
+/// The fault plan for `seed`: the scenario's own faults, plus, in swarm mode, a subset
+/// of faults and rates drawn from the seed.
+pub fn fault_plan(scenario: &Scenario, seed: u64) -> FaultPlan {
+    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, "faults"));
+    let mut rates = scenario.faults.rates.clone();
+    let ms = |seconds: f64| (seconds * 1_000.0) as u64;
+    let mut events: Vec<TimedFault> = scenario
+        .faults
+        .events
+        .iter()
+        .map(|event| match event {
+            FaultEvent::Crash { host, at_s, restart_after_s } => {
+                TimedFault::Crash { host: host.clone(), at_ms: ms(*at_s), restart_at_ms: ms(at_s + restart_after_s) }
+            }
+            FaultEvent::Partition { a, b, at_s, for_s } => {
+                TimedFault::Partition { a: a.clone(), b: b.clone(), at_ms: ms(*at_s), until_ms: ms(at_s + for_s) }
+            }
+            FaultEvent::Hold { a, b, at_s, for_s } => {
+                TimedFault::Hold { a: a.clone(), b: b.clone(), at_ms: ms(*at_s), until_ms: ms(at_s + for_s) }
+            }
+            FaultEvent::ProviderOutage { at_s, for_s, status } => {
+                TimedFault::Outage { status: *status, at_ms: ms(*at_s), until_ms: ms(at_s + for_s) }
+            }
+        })
+        .collect();
+    if scenario.faults.swarm {
+        let swarm = FaultRates {
+            provider_5xx: rate_from_swarm(&mut rng, 0.2),
+            provider_429: rate_from_swarm(&mut rng, 0.2),
+            timeout_after_accept: rate_from_swarm(&mut rng, 0.1),
+            partial_bulk_failure: rate_from_swarm(&mut rng, 0.3),
+            malformed_answer: rate_from_swarm(&mut rng, 0.1),
+            duplicate_report: rate_from_swarm(&mut rng, 0.5),
+            report_before_answer: rate_from_swarm(&mut rng, 0.3),
+            intermediate_after_final: rate_from_swarm(&mut rng, 0.3),
+            unknown_id_report: rate_from_swarm(&mut rng, 0.2),
+            forged_report: rate_from_swarm(&mut rng, 0.2),
+            store_transient: rate_from_swarm(&mut rng, 0.05),
+            crash_after_accept: rate_from_swarm(&mut rng, 0.1),
+        };
+        let take = |mine: f64, drawn: f64| if mine > 0.0 { mine } else { drawn };
+        rates = FaultRates {
+            provider_5xx: take(rates.provider_5xx, swarm.provider_5xx),
+            provider_429: take(rates.provider_429, swarm.provider_429),
+            timeout_after_accept: take(rates.timeout_after_accept, swarm.timeout_after_accept),
+            partial_bulk_failure: take(rates.partial_bulk_failure, swarm.partial_bulk_failure),
+            malformed_answer: take(rates.malformed_answer, swarm.malformed_answer),
+            duplicate_report: take(rates.duplicate_report, swarm.duplicate_report),
+            report_before_answer: take(rates.report_before_answer, swarm.report_before_answer),
+            intermediate_after_final: take(rates.intermediate_after_final, swarm.intermediate_after_final),
+            unknown_id_report: take(rates.unknown_id_report, swarm.unknown_id_report),
+            forged_report: take(rates.forged_report, swarm.forged_report),
+            store_transient: take(rates.store_transient, swarm.store_transient),
+            crash_after_accept: take(rates.crash_after_accept, swarm.crash_after_accept),
+        };
+        let phase_ms = scenario.duration_s * 1_000;
+        let hosts: Vec<String> =
+            (1..=scenario.engine.workers).map(|n| format!("worker-{n}")).chain(["api".to_owned()]).collect();
+        for _ in 0..rng.random_range(0..=2u32) {
+            let host = hosts[rng.random_range(0..hosts.len())].clone();
+            let at_ms = rng.random_range(0..phase_ms);
+            events.push(TimedFault::Crash { host, at_ms, restart_at_ms: at_ms + rng.random_range(500..5_000) });
+        }
+        if rng.random_bool(0.5) {
+            let worker = format!("worker-{}", rng.random_range(1..=scenario.engine.workers));
+            let at_ms = rng.random_range(0..phase_ms);
+            events.push(TimedFault::Partition {
+                a: worker,
+                b: "provider".into(),
+                at_ms,
+                until_ms: at_ms + rng.random_range(1_000..10_000),
+            });
+        }
+        if rng.random_bool(0.5) {
+            let at_ms = rng.random_range(0..phase_ms);
+            events.push(TimedFault::Hold {
+                a: "provider".into(),
+                b: "api".into(),
+                at_ms,
+                until_ms: at_ms + rng.random_range(1_000..8_000),
+            });
+        }
+    }
+    FaultPlan { rates, events }
+}
+
+/// A tenant's generated contacts: rows to import and the phones that must never be sent to.
+fn contacts(
+    tenant_index: usize,
+    section: &crate::scenario::ContactsSection,
+    rng: &mut ChaCha8Rng,
+) -> (Vec<serde_json::Value>, BTreeSet<String>) {
+    let mut rows = Vec::with_capacity(section.count as usize);
+    let mut forbidden = BTreeSet::new();
+    for n in 0..section.count {
+        let valid = format!("+30691{:07}", tenant_index as u32 * 1_000_000 + n);
+        let invalid = rng.random_bool(section.invalid_share);
+        let phone = if invalid { format!("+3069{n}") } else { valid.clone() };
+        let opted_out = rng.random_bool(section.opted_out_share);
+        let name = if rng.random_bool(section.ucs2_name_share) { "Μαρία" } else { "Maria" };
+        if invalid || opted_out {
+            forbidden.insert(valid);
+        }
+        rows.push(json!({"phone": phone, "attributes": {"first_name": name}, "opted_out": opted_out}));
+    }
+    (rows, forbidden)
+}
+
+/// Builds the world for `scenario` and `seed`.
+pub fn build(scenario: &Scenario, seed: u64) -> anyhow::Result<World> {
+    let plan = fault_plan(scenario, seed);
+    let heal_at_ms = scenario.duration_s * 1_000;
+    let end_ms = heal_at_ms + scenario.heal_s * 1_000;
+    let store = Arc::new(MemoryStore::new());
+    let faulty_store =
+        Arc::new(FaultyStore::new(store.clone(), plan.rates.store_transient, derive_seed(seed, "store")));
+    let t0 = EPOCH;
+
+    // Tenants and accounts are configured before the simulation starts, as an operator would.
+    let mut tenant_ids = BTreeMap::new();
+    let mut driver_tenants = Vec::new();
+    let mut forbidden_destinations = BTreeSet::new();
+    let mut limits = Limits { lease_grace_ms: 5_000, ..Limits::default() };
+    let mut contact_rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, "contacts"));
+    for (index, tenant) in scenario.tenants.iter().enumerate() {
+        let api_key = format!("sk_sim_{index}_{:016x}", derive_seed(seed, &tenant.name));
+        let created = store.create_tenant(
+            NewTenant {
+                name: tenant.name.clone(),
+                api_key_hash: sha256_hex(api_key.as_bytes()),
+                credits: Credits(tenant.credits),
+                rate_limit_per_s: tenant.rate_limit_per_s,
+            },
+            t0,
+        )?;
+        if let Some(rate) = tenant.rate_limit_per_s {
+            limits.tenants.insert(created.id, rate);
+        }
+        tenant_ids.insert(tenant.name.clone(), (index, created.id));
+        let (rows, forbidden) = contacts(index, &tenant.contacts, &mut contact_rng);
+        forbidden_destinations.extend(forbidden);
+        driver_tenants.push(DriverTenant { name: tenant.name.clone(), id: created.id, api_key, contacts: rows });
+    }
+    let mut bindings = Vec::new();
+    let mut account_ids = BTreeMap::new();
+    for (index, account) in scenario.traffic_accounts.iter().enumerate() {
+        let provider = match account.provider {
+            ProviderKindName::Mitto => ProviderKind::Mitto,
+            ProviderKindName::Twilio => ProviderKind::Twilio,
+        };
+        let (key, secret) = match provider {
+            ProviderKind::Mitto => (format!("key-{}", account.name), format!("hook-{}", account.name)),
+            ProviderKind::Twilio => (format!("AC{index:032}"), format!("token-{}", account.name)),
+        };
+        let pairs: Vec<(&str, String)> = match provider {
+            ProviderKind::Mitto => vec![
+                ("api_key", key.clone()),
+                ("traffic_account_id", format!("mitto-{}", account.name)),
+                ("webhook_token", secret.clone()),
+            ],
+            ProviderKind::Twilio => vec![("account_sid", key.clone()), ("auth_token", secret.clone())],
+        };
+        let credentials: BTreeMap<String, String> =
+            pairs.into_iter().map(|(name, value)| (name.to_owned(), value)).collect();
+        let owner: Option<TenantId> = account.owner.as_ref().map(|owner| tenant_ids[owner].1);
+        let created = store.create_traffic_account(NewTrafficAccount {
+            owner,
+            name: account.name.clone(),
+            provider,
+            base_url: "http://provider".into(),
+            credentials,
+            sender: "SMSIM".into(),
+            rate_limit_per_s: account.rate_limit_per_s,
+            price_per_segment: Credits(account.price_per_segment),
+            idempotent_submissions: smsim_core::adapter::capabilities_of(provider).idempotency_keys,
+        })?;
+        if let Some(rate) = account.rate_limit_per_s {
+            limits.accounts.insert(created.id.to_string(), rate);
+        }
+        account_ids.insert(account.name.clone(), created.id.to_string());
+        bindings.push(AccountBinding { engine_id: created.id.to_string(), key, secret });
+    }
+
+    let behaviour = Behaviour {
+        latency_ms: scenario.provider.latency_ms,
+        reject_rate: scenario.provider.reject_rate,
+        delivery_rate: scenario.provider.delivery_rate,
+        report_delay_ms: scenario.provider.report_delay_ms,
+        intermediate_reports: scenario.provider.intermediate_reports,
+        provider_5xx: plan.rates.provider_5xx,
+        provider_429: plan.rates.provider_429,
+        timeout_after_accept: plan.rates.timeout_after_accept,
+        partial_bulk_failure: plan.rates.partial_bulk_failure,
+        malformed_answer: plan.rates.malformed_answer,
+        duplicate_report: plan.rates.duplicate_report,
+        report_before_answer: plan.rates.report_before_answer,
+        intermediate_after_final: plan.rates.intermediate_after_final,
+        unknown_id_report: plan.rates.unknown_id_report,
+        forged_report: plan.rates.forged_report,
+        crash_after_accept: plan.rates.crash_after_accept,
+    };
+    let provider = Provider::new(behaviour, bindings, derive_seed(seed, "provider"), SimClock);
+
+    let mut action_rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, "operator"));
+    let ms = |seconds: f64| (seconds * 1_000.0) as u64;
+    let campaigns = scenario
+        .campaigns
+        .iter()
+        .map(|campaign| DriverCampaign {
+            name: campaign.name.clone(),
+            tenant: tenant_ids[&campaign.tenant].0,
+            account: account_ids[&campaign.traffic_account].clone(),
+            // The tag makes bodies unique per campaign, so the provider's ground truth can
+            // tell one campaign's message to a contact from another's.
+            template: format!("[{}] {}", campaign.name, campaign.template),
+            enqueue_at_ms: ms(campaign.enqueue_at_s),
+            schedule_at: campaign.schedule_in_s.map(|delay| t0.plus_ms(ms(campaign.enqueue_at_s + delay)).0),
+            double_click: campaign.double_click,
+        })
+        .collect();
+    let mut actions: Vec<PlannedAction> = scenario
+        .operator
+        .iter()
+        .map(|action| PlannedAction {
+            at_ms: if action.random { action_rng.random_range(0..=ms(action.at_s)) } else { ms(action.at_s) },
+            verb: action.action,
+            campaign: action.campaign.clone(),
+            tenant: action.tenant.as_ref().map(|name| tenant_ids[name].0),
+            amount: action.amount,
+        })
+        .collect();
+    actions.sort_by_key(|action| action.at_ms);
+    let driver_plan =
+        DriverPlan { tenants: driver_tenants, campaigns, actions, admin_token: ADMIN_TOKEN.into(), end_ms };
+
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(derive_seed(seed, "network"))
+        .epoch(std::time::UNIX_EPOCH + Duration::from_millis(EPOCH.0))
+        .tick_duration(Duration::from_millis(scenario.tick_ms))
+        .simulation_duration(Duration::from_millis(end_ms + 60_000))
+        .build();
+
+    let engine = EngineConfig {
+        lease_ms: scenario.engine.lease_ms,
+        claim_batch: scenario.engine.claim_batch,
+        idle_poll_ms: 250,
+        maintenance_interval_ms: 1_000,
+        unknown_settle_after_ms: scenario.engine.unknown_settle_after_ms,
+        lookup_grace_ms: 5_000,
+        webhook_base_url: "http://api".into(),
+        ..EngineConfig::default()
+    };
+    let engine_store: Arc<dyn Store> = faulty_store.clone();
+    let adapters =
+        || Arc::new(Adapters::builtin(Arc::new(HyperClient::new(SimConnector, Duration::from_secs(5))), "http://api"));
+    {
+        let (store, engine) = (engine_store.clone(), engine.clone());
+        let key_seed = derive_seed(seed, "api-keys");
+        sim.host("api", move || {
+            let (store, engine) = (store.clone(), engine.clone());
+            let adapters = adapters();
+            async move {
+                tokio::spawn(Maintenance::new(store.clone(), Arc::new(SimClock), adapters.clone(), engine).run());
+                let state = ApiState::new(
+                    store,
+                    Arc::new(SimClock),
+                    adapters,
+                    Some(ADMIN_TOKEN.into()),
+                    "http://api",
+                    ChaCha20Rng::seed_from_u64(key_seed),
+                );
+                smsim_core::api::serve(SimListener::bind(80).await?, Arc::new(state)).await?;
+                Ok(())
+            }
+        });
+    }
+    for n in 1..=scenario.engine.workers {
+        let (store, engine) = (engine_store.clone(), engine.clone());
+        let name = format!("worker-{n}");
+        let host = name.clone();
+        let worker_seed = derive_seed(seed, &name);
+        sim.host(host, move || {
+            let worker =
+                Worker::new(name.clone(), store.clone(), Arc::new(SimClock), adapters(), engine.clone(), worker_seed);
+            async move {
+                worker.run().await;
+                Ok(())
+            }
+        });
+    }
+    {
+        let provider = provider.clone();
+        sim.host("provider", move || {
+            let provider = provider.clone();
+            async move {
+                crate::provider::serve(provider).await?;
+                Ok(())
+            }
+        });
+    }
+    let driver = Arc::new(Mutex::new(DriverLog::default()));
+    {
+        let driver = driver.clone();
+        sim.client("driver", async move { crate::driver::run(driver_plan, driver).await });
+    }
+    Ok(World { sim, store, faulty_store, provider, driver, plan, limits, forbidden_destinations, heal_at_ms, end_ms })
+}
