@@ -29,10 +29,8 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// The schema migrations, in order; migration `n` brings the schema to version `n + 1`.
-const MIGRATIONS: &[&str] = &[
-    include_str!("../../migrations/0001_initial.sql"),
-    include_str!("../../migrations/0002_status_partial_indexes.sql"),
-];
+const MIGRATIONS: &[&str] =
+    &[include_str!("../../migrations/0001_initial.sql"), include_str!("../../migrations/0002_message_indexes.sql")];
 
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE_CAPACITY: usize = 128;
@@ -477,13 +475,23 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Writes the provider ids `message` was just given, numbered in assignment order: a
+    /// report for a provider id goes to the message that was given it last.
     fn save_provider_ids(&self, message: &Message) -> StoreResult<()> {
+        let assigned = self.next_meta("provider_id_assigned")?;
         self.tx
             .prepare_cached(
-                "UPDATE messages SET provider_message_id = ?1, bulk_id = ?2 WHERE campaign_id = ?3 AND contact_id = ?4",
+                "UPDATE messages SET provider_message_id = ?1, bulk_id = ?2, provider_id_assigned = ?3 \
+                 WHERE campaign_id = ?4 AND contact_id = ?5",
             )
             .map_err(backend)?
-            .execute(params![message.provider_message_id, message.bulk_id, message.id.campaign.0, message.id.contact.0])
+            .execute(params![
+                message.provider_message_id,
+                message.bulk_id,
+                assigned,
+                message.id.campaign.0,
+                message.id.contact.0
+            ])
             .map_err(backend)?;
         Ok(())
     }
@@ -1496,7 +1504,7 @@ impl Store for SqliteStore {
             let by_provider = tx
                 .messages_where(
                     "INDEXED BY messages_by_provider_id",
-                    "traffic_account_id = ?1 AND provider_message_id = ?2 ORDER BY campaign_id, contact_id LIMIT 1",
+                    "traffic_account_id = ?1 AND provider_message_id = ?2 ORDER BY provider_id_assigned DESC LIMIT 1",
                     params![report.traffic_account.0, report.provider_message_id],
                 )?
                 .pop();
@@ -1913,6 +1921,32 @@ mod tests {
         let refused = store.enqueue(tenant.id, scheduled.id, None, later);
         assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
         assert_eq!(store.campaign(tenant.id, scheduled.id).expect("campaign").counts.queued, 2);
+    }
+
+    #[test]
+    fn a_report_for_a_reused_provider_id_goes_to_the_message_given_it_last() {
+        // As in the reference model, whatever the order of the message ids.
+        let store = SqliteStore::open_in_memory().expect("open");
+        let (tenant, campaign) = draft(&store, 1_000, 2, None);
+        store.enqueue(tenant.id, campaign.id, None, NOW).expect("enqueue");
+        let request = ClaimRequest { worker: "w".into(), traffic_account: None, max_messages: 2, lease_ms: 1_000 };
+        let Ok(ClaimOutcome::Claimed(claim)) = store.claim(request, NOW) else { panic!("a claim") };
+        let accepted =
+            |id: MessageId| (id, SubmissionResult::Accepted { provider_message_id: "reused".into(), bulk_id: None });
+        let (first, second) = (claim.messages[0].id, claim.messages[1].id);
+        store.record_submissions(claim.token, vec![accepted(first), accepted(second)], NOW).expect("record");
+        let report = InboundReport {
+            traffic_account: claim.traffic_account,
+            provider_message_id: "reused".into(),
+            message_ref: None,
+            status: crate::domain::ReportStatus::Delivered,
+            error_code: None,
+        };
+        let outcome = store.apply_report(report, NOW).expect("report");
+        assert_eq!(
+            outcome,
+            ReportOutcome::Applied { message: second, from: MessageStatus::Accepted, to: MessageStatus::Delivered }
+        );
     }
 
     #[test]

@@ -11,9 +11,10 @@
 //! Operations name records by a [`Pick`], resolved against the reference store when the
 //! operation runs: mostly an existing record, sometimes a missing id or another tenant's.
 //! Workers' writes refer to claims made earlier, with the claim's token or a stale one.
-//! Provider ids are unique per message (`p<campaign>_<contact>`), or "ghost" ids that no
-//! submission ever returns: the store semantics assume a provider never gives one id to
-//! two messages, so the generator does not either.
+//! Provider ids are mostly the message's own (`p<campaign>_<contact>`), sometimes "ghost"
+//! ids that no submission returns, and rarely one shared by several messages — which a
+//! provider should never do, and which both stores answer by sending the report to the
+//! message that was given the id last.
 //!
 //! `PROPTEST_CASES` runs more cases than the default 128; `DIFFERENTIAL_MARKS=1` prints how
 //! often each rare path was taken.
@@ -74,9 +75,18 @@ struct CampaignSpec {
 
 #[derive(Clone, Debug)]
 enum ResultSpec {
-    Accepted { bulk: bool },
-    Retry { code: &'static str, delay_ms: u64 },
-    Failed { code: &'static str },
+    /// Accepted under the message's own provider id, or under a shared one.
+    Accepted {
+        bulk: bool,
+        shared: Option<u8>,
+    },
+    Retry {
+        code: &'static str,
+        delay_ms: u64,
+    },
+    Failed {
+        code: &'static str,
+    },
     Unknown,
 }
 
@@ -94,6 +104,8 @@ enum PidSpec {
     Own,
     /// An id no submission returns.
     Ghost(u8),
+    /// An id some submissions may share.
+    Shared(u8),
 }
 
 #[derive(Clone, Debug)]
@@ -267,7 +279,8 @@ fn campaign_spec(valid: bool) -> impl Strategy<Value = CampaignSpec> {
 
 fn result_spec() -> impl Strategy<Value = ResultSpec> {
     prop_oneof![
-        6 => any::<bool>().prop_map(|bulk| ResultSpec::Accepted { bulk }),
+        6 => (any::<bool>(), prop::option::weighted(0.1, 0u8..2))
+            .prop_map(|(bulk, shared)| ResultSpec::Accepted { bulk, shared }),
         2 => (prop::sample::select(vec!["HTTP_503", "THROTTLED"]), prop::sample::select(vec![0u64, 1_000, 20_000]))
             .prop_map(|(code, delay_ms)| ResultSpec::Retry { code, delay_ms }),
         2 => prop::sample::select(vec!["INVALID_NUMBER", "HTTP_400", UNKNOWN_OUTCOME])
@@ -394,7 +407,11 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(claim, token, results, stray)| Op::Record { claim, token, results, stray }),
         8 => (
             any::<usize>(),
-            prop_oneof![6 => Just(PidSpec::Own), 1 => (0u8..3).prop_map(PidSpec::Ghost)],
+            prop_oneof![
+                12 => Just(PidSpec::Own),
+                2 => (0u8..3).prop_map(PidSpec::Ghost),
+                1 => (0u8..2).prop_map(PidSpec::Shared),
+            ],
             prop::bool::weighted(0.5),
             prop::bool::weighted(0.9),
             report_status(),
@@ -439,6 +456,11 @@ fn provider_id(id: MessageId) -> String {
     format!("p{}_{}", id.campaign.0, id.contact.0)
 }
 
+/// A provider id given to more than one message (a provider should never do it).
+fn shared_provider_id(n: u8) -> String {
+    format!("shared-{n}")
+}
+
 fn error(code: &str) -> MessageError {
     MessageError { code: code.to_owned(), retryable: false, detail: code.to_lowercase() }
 }
@@ -446,8 +468,8 @@ fn error(code: &str) -> MessageError {
 /// The submission result `spec` describes for message `id`.
 fn submission(id: MessageId, spec: &ResultSpec, token: u64, now: Timestamp) -> SubmissionResult {
     match *spec {
-        ResultSpec::Accepted { bulk } => SubmissionResult::Accepted {
-            provider_message_id: provider_id(id),
+        ResultSpec::Accepted { bulk, shared } => SubmissionResult::Accepted {
+            provider_message_id: shared.map_or_else(|| provider_id(id), shared_provider_id),
             bulk_id: bulk.then(|| format!("bulk-{token}")),
         },
         ResultSpec::Retry { code, delay_ms } => SubmissionResult::Retry {
@@ -699,6 +721,7 @@ impl Pair {
                     provider_message_id: match pid {
                         PidSpec::Own => provider_id(target),
                         PidSpec::Ghost(n) => format!("ghost-{n}"),
+                        PidSpec::Shared(n) => shared_provider_id(n),
                     },
                     message_ref: by_reference.then_some(target),
                     status,

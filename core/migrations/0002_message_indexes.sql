@@ -1,4 +1,5 @@
--- smsim schema, version 2: message indexes that only hold the messages they serve.
+-- smsim schema, version 2: message indexes that only hold the messages they serve, and
+-- the order in which provider ids were given out.
 --
 -- Version 1 indexed every message by status, lease and provider id, so every status
 -- change rewrote several index entries — a delivery report on an accepted message moved
@@ -26,3 +27,13 @@ CREATE INDEX messages_submitting_by_token ON messages (lease_token) WHERE status
 
 -- Reconciliation: unknown messages, oldest first.
 CREATE INDEX messages_unknown ON messages (updated_at) WHERE status = 'unknown';
+
+-- A delivery report names its message by (account, provider id). Providers give each id
+-- once, but if one ever came back twice the report goes to the message that received it
+-- last, so the store counts assignments (messages accepted before this version keep NULL,
+-- which sorts as the oldest).
+ALTER TABLE messages ADD COLUMN provider_id_assigned INTEGER;
+INSERT INTO meta (key, value) VALUES ('provider_id_assigned', 0);
+DROP INDEX messages_by_provider_id;
+CREATE INDEX messages_by_provider_id ON messages (traffic_account_id, provider_message_id, provider_id_assigned)
+    WHERE provider_message_id IS NOT NULL;
