@@ -292,7 +292,9 @@ async fn enqueue(driver: &Driver, plan: &DriverPlan, campaign: &DriverCampaign) 
         for (method, suffix) in [(http::Method::GET, ""), (http::Method::POST, "/cancel")] {
             let (status, _) =
                 driver.call(method.clone(), &format!("/v1/campaigns/{id}{suffix}"), intruder_key, None, &[]).await;
-            if status != 404 && status != 0 {
+            // A breach answers with something (2xx) or reveals the campaign exists (a
+            // 4xx other than 404). No answer or a 5xx reveals and changes nothing.
+            if status != 404 && status != 0 && status < 500 {
                 driver
                     .log
                     .lock()

@@ -5,6 +5,7 @@
 //!   [`provider`], a [`driver`] and a fault plan.
 //! * [`run`] steps the world, applies faults, heals, and asks the [`oracle`] after every step.
 //! * [`check`] runs scenarios over seeds inside `cargo test`.
+//! * [`sweep`] runs many seeds in parallel; [`shrink`] minimises a failing fault plan.
 //! * [`trace`] records every event of a run as JSON lines and hashes them.
 //! * [`serve`] runs the engine for real on SQLite and tokio sockets.
 //! * [`net`] binds the engine's network seams (listener, HTTP connector) to turmoil.
@@ -20,5 +21,7 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod serve;
+pub mod shrink;
+pub mod sweep;
 pub mod trace;
 pub mod world;

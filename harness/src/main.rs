@@ -35,6 +35,58 @@ enum Command {
     Account(AccountCommand),
     /// Simulate one scenario with one seed and check every invariant.
     Run(RunArgs),
+    /// Rerun one seed byte for byte and print its trace hash.
+    Replay(RunArgs),
+    /// Simulate many seeds of a scenario, or of every scenario in a directory.
+    Sweep(SweepArgs),
+    /// Shrink a failing seed's fault plan and write it to scenarios/regressions/.
+    Shrink(ShrinkArgs),
+}
+
+#[derive(Args)]
+struct SweepArgs {
+    /// A scenario file or a directory of them.
+    target: PathBuf,
+    /// Seeds per scenario.
+    #[arg(long, default_value_t = 100)]
+    seeds: u64,
+    /// The first seed.
+    #[arg(long, default_value_t = 1)]
+    start: u64,
+    /// Seeds run in parallel.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Run only shard I of N (`--shard 2/4`), for CI matrices.
+    #[arg(long, value_parser = parse_shard, default_value = "1/1")]
+    shard: (u64, u64),
+    /// Collect every failure instead of stopping at the first.
+    #[arg(long)]
+    keep_going: bool,
+}
+
+fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    let (index, count) = text.split_once('/').ok_or_else(|| format!("expected I/N, got `{text}`"))?;
+    let index: u64 = index.parse().map_err(|_| format!("`{index}` is not a number"))?;
+    let count: u64 = count.parse().map_err(|_| format!("`{count}` is not a number"))?;
+    if count == 0 || index == 0 || index > count {
+        return Err(format!("expected 1 ≤ I ≤ N, got {index}/{count}"));
+    }
+    Ok((index, count))
+}
+
+#[derive(Args)]
+struct ShrinkArgs {
+    /// The scenario file.
+    scenario: PathBuf,
+    /// The failing seed.
+    #[arg(long)]
+    seed: u64,
+    /// Most simulations to spend shrinking.
+    #[arg(long, default_value_t = 200)]
+    max_runs: usize,
+    /// Where to write the regression case.
+    #[arg(long, default_value = "scenarios/regressions")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -180,6 +232,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tenant(command) => tenant(command),
         Command::Account(command) => account(command),
         Command::Run(args) => simulate(args),
+        Command::Replay(args) => replay(args),
+        Command::Sweep(args) => sweep(args),
+        Command::Shrink(args) => shrink(args),
     }
 }
 
@@ -221,8 +276,127 @@ fn simulate(args: RunArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", smsim_harness::report::summary(&report));
+        println!("trace hash {}", report.trace_hash);
     }
     Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn replay(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let code = simulate(RunArgs { json: false, ..args })?;
+    Ok(code)
+}
+
+fn scenario_files(target: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
+    if target.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(target)
+            .with_context(|| format!("cannot read {}", target.display()))?
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+            .collect();
+        files.sort();
+        Ok(files)
+    } else {
+        Ok(vec![target.to_owned()])
+    }
+}
+
+// Wall time is measured here only to report speed; no outcome depends on it.
+#[allow(clippy::disallowed_methods)]
+fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    let files = scenario_files(&args.target)?;
+    let scenarios: Vec<(PathBuf, smsim_harness::scenario::Scenario)> = files
+        .into_iter()
+        .map(|path| smsim_harness::scenario::Scenario::load(&path).map(|s| (path, s)))
+        .collect::<Result<_, _>>()?;
+    let seeds = smsim_harness::sweep::SeedRange { start: args.start, count: args.seeds, shard: args.shard }.seeds();
+    let mut failed = false;
+    let interactive = std::io::stderr().is_terminal();
+    for (path, scenario) in scenarios {
+        if scenario.expect.incident.is_some() {
+            eprintln!("skipping {} (an incident reproduction; it needs the `incidents` engine)", path.display());
+            continue;
+        }
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let total = seeds.len();
+        let progress = |report: &smsim_harness::run::RunReport| {
+            let finished = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            if interactive {
+                eprint!(
+                    "\r{}: {finished}/{total} seeds{}",
+                    scenario.name,
+                    if report.passed() { "" } else { " (failure found)" }
+                );
+            }
+        };
+        let started = std::time::Instant::now();
+        let report = smsim_harness::sweep::sweep(
+            &scenario,
+            &path.display().to_string(),
+            &seeds,
+            args.jobs,
+            args.keep_going,
+            &progress,
+        )?;
+        let wall = started.elapsed().as_secs_f64();
+        if interactive {
+            eprintln!();
+        }
+        println!(
+            "{} {}: {} seeds in {wall:.2} s ({:.1} seeds/s, simulated/wall {:.0}×), {} failed",
+            if report.failures.is_empty() { "PASS" } else { "FAIL" },
+            report.scenario,
+            report.runs,
+            report.runs as f64 / wall.max(1e-9),
+            report.simulated_ms as f64 / 1_000.0 / wall.max(1e-9),
+            report.failures.len()
+        );
+        let coverage: Vec<String> = report.coverage.iter().map(|(mark, count)| format!("{mark} ×{count}")).collect();
+        println!(
+            "  coverage: {}",
+            if coverage.is_empty() { "nothing rare happened".to_owned() } else { coverage.join(", ") }
+        );
+        for failure in &report.failures {
+            failed = true;
+            print!("{}", smsim_harness::report::summary(failure));
+        }
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn shrink(args: ShrinkArgs) -> anyhow::Result<ExitCode> {
+    use smsim_harness::run::{run, RunOptions};
+    let scenario = smsim_harness::scenario::Scenario::load(&args.scenario)?;
+    let report = run(&scenario, args.seed, &RunOptions::default())?;
+    let Some(violation) = report.violation.clone() else {
+        println!("{} seed {} passes: nothing to shrink", scenario.name, args.seed);
+        return Ok(ExitCode::SUCCESS);
+    };
+    println!(
+        "{} seed {} breaks `{}`; shrinking its fault plan ({} timed faults)",
+        scenario.name,
+        args.seed,
+        violation.invariant,
+        report.faults.events.len()
+    );
+    let (plan, runs) = smsim_harness::shrink::shrink(report.faults.clone(), args.max_runs, |candidate| {
+        let trial = smsim_harness::shrink::with_plan(&scenario, candidate);
+        run(&trial, args.seed, &RunOptions::default())
+            .is_ok_and(|r| r.violation.is_some_and(|v| v.invariant == violation.invariant))
+    });
+    let mut regression = smsim_harness::shrink::with_plan(&scenario, &plan);
+    regression.seed = Some(args.seed);
+    regression.name = format!("{}-seed-{}", scenario.name, args.seed);
+    let header = format!(
+        "# Regression: {} seed {} broke `{}` at {} ms: {}\n# Fault plan shrunk in {runs} runs; replayed by the test suite with exactly this seed.\n",
+        scenario.name, args.seed, violation.invariant, violation.at_ms, violation.message
+    );
+    std::fs::create_dir_all(&args.out)?;
+    let path = args.out.join(format!("{}.toml", regression.name));
+    std::fs::write(&path, header + &toml::to_string(&regression)?)?;
+    println!("wrote {} ({} timed faults left)", path.display(), plan.events.len());
+    Ok(ExitCode::from(1))
 }
 
 fn open(db: &DbArg) -> anyhow::Result<SqliteStore> {

@@ -330,12 +330,20 @@ fn spoil(provider: &Provider, behaviour: &Behaviour) -> Spoil {
     }
 }
 
-/// The provider's router.
+/// The provider host's shared state: the provider and one pooled client for webhooks.
+#[derive(Clone)]
+pub struct Host {
+    provider: Arc<Provider>,
+    webhooks: Arc<HyperClient<SimConnector>>,
+}
+
+/// The provider's router; webhooks are sent through one pooled client per host start.
 pub fn router(provider: Arc<Provider>) -> Router {
+    let webhooks = Arc::new(HyperClient::new(SimConnector, Duration::from_secs(5)));
     Router::new()
         .route("/api/v1.1/Messages/sendmessagesbulk", post(mitto_send))
         .route("/2010-04-01/Accounts/{sid}/Messages.json", post(twilio_send).get(twilio_list))
-        .with_state(provider)
+        .with_state(Host { provider, webhooks })
 }
 
 /// The address of the host that made a request.
@@ -372,7 +380,7 @@ fn caller_crash(provider: &Provider, behaviour: &Behaviour, peer: SocketAddr) {
 }
 
 async fn mitto_send(
-    State(provider): State<Arc<Provider>>,
+    State(Host { provider, webhooks }): State<Host>,
     ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     headers: HeaderMap,
     body: Bytes,
@@ -425,7 +433,13 @@ async fn mitto_send(
     }
     caller_crash(&provider, &behaviour, peer);
     for id in &accepted {
-        schedule_reports(provider.clone(), Channel::Mitto { account: account.clone() }, id.clone(), &behaviour);
+        schedule_reports(
+            provider.clone(),
+            webhooks.clone(),
+            Channel::Mitto { account: account.clone() },
+            id.clone(),
+            &behaviour,
+        );
     }
     let answer = mitto::BulkResponse { bulk_id: provider.new_id("B"), messages: results };
     let response = if spoiled == Spoil::Malformed {
@@ -438,7 +452,7 @@ async fn mitto_send(
 }
 
 async fn twilio_send(
-    State(provider): State<Arc<Provider>>,
+    State(Host { provider, webhooks }): State<Host>,
     ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     Path(sid): Path<String>,
     body: Bytes,
@@ -474,6 +488,7 @@ async fn twilio_send(
     if let Some(callback) = form.status_callback.clone() {
         schedule_reports(
             provider.clone(),
+            webhooks.clone(),
             Channel::Twilio { account: account.clone(), callback },
             sid_of_message.clone(),
             &behaviour,
@@ -499,7 +514,7 @@ async fn twilio_send(
 }
 
 async fn twilio_list(
-    State(provider): State<Arc<Provider>>,
+    State(Host { provider, .. }): State<Host>,
     Path(sid): Path<String>,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Response {
@@ -545,7 +560,13 @@ struct Outgoing {
     forged: bool,
 }
 
-fn schedule_reports(provider: Arc<Provider>, channel: Channel, provider_id: String, behaviour: &Behaviour) {
+fn schedule_reports(
+    provider: Arc<Provider>,
+    client: Arc<HyperClient<SimConnector>>,
+    channel: Channel,
+    provider_id: String,
+    behaviour: &Behaviour,
+) {
     let twilio = matches!(channel, Channel::Twilio { .. });
     let (intermediate, delivered, undelivered) =
         if twilio { ("sent", "delivered", "undelivered") } else { ("Sent", "Delivered", "Failure") };
@@ -613,16 +634,19 @@ fn schedule_reports(provider: Arc<Provider>, channel: Channel, provider_id: Stri
         });
     }
     for report in outgoing {
-        let provider = provider.clone();
-        let channel = channel.clone();
-        tokio::spawn(async move { send_report(provider, channel, report).await });
+        let (provider, client, channel) = (provider.clone(), client.clone(), channel.clone());
+        tokio::spawn(async move { send_report(provider, client, channel, report).await });
     }
 }
 
 /// Posts one report, retrying non-2xx answers like real providers do (not forged ones).
-async fn send_report(provider: Arc<Provider>, channel: Channel, report: Outgoing) {
+async fn send_report(
+    provider: Arc<Provider>,
+    client: Arc<HyperClient<SimConnector>>,
+    channel: Channel,
+    report: Outgoing,
+) {
     tokio::time::sleep(Duration::from_millis(report.delay_ms)).await;
-    let client = HyperClient::new(SimConnector, Duration::from_secs(5));
     let (account, request) = match &channel {
         Channel::Mitto { account } => {
             let token = if report.forged { "forged".to_owned() } else { account.secret.clone() };

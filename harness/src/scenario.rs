@@ -55,6 +55,9 @@ pub struct Scenario {
     /// What the scenario proves, in a paragraph.
     #[serde(default)]
     pub description: String,
+    /// The seed a regression case replays (the test suite runs exactly this seed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     /// Simulated seconds of the fault phase.
     #[serde(default = "defaults::duration_s")]
     pub duration_s: u64,

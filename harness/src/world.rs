@@ -367,6 +367,9 @@ pub fn build(scenario: &Scenario, seed: u64) -> anyhow::Result<World> {
         .rng_seed(derive_seed(seed, "network"))
         .epoch(std::time::UNIX_EPOCH + Duration::from_millis(EPOCH.0))
         .tick_duration(Duration::from_millis(scenario.tick_ms))
+        // A released hold delivers a burst of connection attempts at once; turmoil's
+        // default backlog of 64 would turn that burst into a panic.
+        .tcp_capacity(16_384)
         .simulation_duration(Duration::from_millis(end_ms + 60_000))
         .build();
 

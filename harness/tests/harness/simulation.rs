@@ -52,7 +52,11 @@ fn every_scenario_holds_its_invariants() {
         if scenario.expect.incident.is_some() {
             continue;
         }
-        let seeds = if scenario.faults.swarm { 1..3 } else { 1..2 };
+        let seeds = match scenario.seed {
+            Some(seed) => seed..seed + 1,
+            None if scenario.faults.swarm => 1..3,
+            None => 1..2,
+        };
         scenario_passes(&file, seeds);
     }
 }
