@@ -8,6 +8,11 @@
 //! functions decide, in the same order — and [`Tx::move_message`] is again the one place
 //! a message changes status, moving counters, ledger and journal with it. The store
 //! conformance suite and a differential property test hold the two to the same answers.
+//!
+//! The hot paths read in proportion to their work, not to the store: each message index
+//! is partial on the one status its readers ask for (see migration 0002), the queries
+//! that must use one name it (`INDEXED BY`, so a plan change is an error, not a slow
+//! scan), and a claim streams the due queue only as far as it takes messages.
 
 use super::memory::{attribute_error, unknown_outcome_error, MAX_IMPORT_ROWS};
 use super::*;
@@ -21,10 +26,18 @@ use crate::ids::ContactId;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// The schema migrations, in order; migration `n` brings the schema to version `n + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("../../migrations/0001_initial.sql"), include_str!("../../migrations/0002_message_indexes.sql")];
+
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE_CAPACITY: usize = 128;
+
+/// Pages of cache per connection, in KiB when negative (SQLite's convention): enough to
+/// keep the hot indexes and a 100 000-message campaign in memory.
+const CACHE_SIZE_KIB: i64 = 64 * 1024;
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -69,7 +82,10 @@ impl SqliteStore {
     fn prepare(mut connection: Connection) -> StoreResult<Self> {
         connection.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
         connection.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
-        connection.set_prepared_statement_cache_capacity(64);
+        connection.pragma_update(None, "cache_size", -CACHE_SIZE_KIB).map_err(backend)?;
+        // Every statement the store runs stays prepared: about fifty texts, plus one
+        // counter update per legal pair of message statuses.
+        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
         let version: usize = connection.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(backend)?;
         if version > MIGRATIONS.len() {
             return Err(StoreError::Backend(format!(
@@ -86,15 +102,22 @@ impl SqliteStore {
         Ok(SqliteStore { connection: Mutex::new(connection) })
     }
 
+    /// The connection. A panic inside a transaction is a store bug, but unlike the
+    /// in-memory store's state the database is whole afterwards: the transaction was
+    /// dropped, so rolled back, during the unwinding. Later calls may go on.
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.connection.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The schema version of the open database.
     pub fn schema_version(&self) -> StoreResult<usize> {
-        let connection = self.connection.lock().expect("sqlite connection poisoned");
+        let connection = self.lock();
         connection.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(backend)
     }
 
     /// Runs `work` in one immediate transaction, committed only if it succeeds.
     fn transaction<T>(&self, work: impl FnOnce(&Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
-        let mut connection = self.connection.lock().expect("sqlite connection poisoned");
+        let mut connection = self.lock();
         let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
         let wrapped = Tx { tx };
         let value = work(&wrapped)?;
@@ -279,6 +302,40 @@ fn report_error(to: MessageStatus, report: &InboundReport) -> Option<MessageErro
     })
 }
 
+/// Where a claim's walk through the due messages ended.
+#[derive(Default)]
+struct Walk {
+    /// Messages taken, in walk order.
+    taken: Vec<MessageId>,
+    /// The account's bucket after the walk, if the account is rate limited.
+    account_bucket: Option<(u32, TokenBucket)>,
+    /// Each rate-limited tenant's bucket after the walk.
+    tenant_buckets: BTreeMap<TenantId, (u32, TokenBucket)>,
+    /// Tenants whose bucket was empty when one of their messages came up.
+    skipped_tenants: BTreeSet<TenantId>,
+    /// The walk stopped because the account's bucket ran dry.
+    account_exhausted: bool,
+}
+
+impl Walk {
+    /// How long until a walk that took nothing could take something: the account's wait
+    /// if its bucket stopped the walk, else the shortest wait of a skipped tenant.
+    fn wait_ms(&self, now: Timestamp) -> u64 {
+        if self.account_exhausted {
+            let (rate, bucket) = self.account_bucket.expect("an exhausted account is rate limited");
+            return bucket.ms_until_next_token(rate, now);
+        }
+        self.skipped_tenants
+            .iter()
+            .map(|tenant| {
+                let (rate, bucket) = self.tenant_buckets[tenant];
+                bucket.ms_until_next_token(rate, now)
+            })
+            .min()
+            .unwrap_or(0)
+    }
+}
+
 impl Tx<'_> {
     // --- reads --------------------------------------------------------------------------------
 
@@ -323,8 +380,15 @@ impl Tx<'_> {
             .map_err(backend)
     }
 
-    fn messages_where(&self, condition: &str, parameters: impl rusqlite::Params) -> StoreResult<Vec<Message>> {
-        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE {condition}");
+    /// The messages matching `condition`, read through `index` (an `INDEXED BY` clause,
+    /// or empty to let the planner choose).
+    fn messages_where(
+        &self,
+        index: &str,
+        condition: &str,
+        parameters: impl rusqlite::Params,
+    ) -> StoreResult<Vec<Message>> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages {index} WHERE {condition}");
         let mut statement = self.tx.prepare_cached(&sql).map_err(backend)?;
         let rows = statement.query_map(parameters, message_from_row).map_err(backend)?;
         rows.collect::<Result<_, _>>().map_err(backend)
@@ -341,19 +405,34 @@ impl Tx<'_> {
         rows.collect::<Result<_, _>>().map_err(backend)
     }
 
+    /// Takes the next value of the counter `key`.
     fn next_meta(&self, key: &str) -> StoreResult<u64> {
-        self.tx
-            .prepare_cached("UPDATE meta SET value = value + 1 WHERE key = ?1 RETURNING value")
-            .map_err(backend)?
-            .query_row([key], |row| row.get(0))
-            .map_err(backend)
+        self.take_meta(key, 1)
     }
 
     // --- writes -------------------------------------------------------------------------------
 
+    /// Takes `count` consecutive values of the counter `key`; returns the first.
+    fn take_meta(&self, key: &str, count: u64) -> StoreResult<u64> {
+        let last: u64 = self
+            .tx
+            .prepare_cached("UPDATE meta SET value = value + ?2 WHERE key = ?1 RETURNING value")
+            .map_err(backend)?
+            .query_row(params![key, count], |row| row.get(0))
+            .map_err(backend)?;
+        Ok(last + 1 - count)
+    }
+
+    /// Appends the entry `entry(seq)` to the journal under the next sequence number.
     fn journal(&self, entry: impl FnOnce(u64) -> JournalEntry) -> StoreResult<()> {
         let seq = self.next_meta("journal_seq")?;
-        let text = serde_json::to_string(&entry(seq)).map_err(json_error)?;
+        self.journal_at(entry(seq))
+    }
+
+    /// Appends `entry` under the sequence number it carries (taken with [`Tx::take_meta`]).
+    fn journal_at(&self, entry: JournalEntry) -> StoreResult<()> {
+        let seq = entry.seq();
+        let text = serde_json::to_string(&entry).map_err(json_error)?;
         self.tx
             .prepare_cached("INSERT INTO journal (seq, entry) VALUES (?1, ?2)")
             .map_err(backend)?
@@ -362,7 +441,10 @@ impl Tx<'_> {
         Ok(())
     }
 
-    fn save_message(&self, message: &Message) -> StoreResult<()> {
+    /// Writes the parts of `message` that change with its status. The provider ids are
+    /// written apart ([`Tx::save_provider_ids`]) because they change once per message:
+    /// an UPDATE that names a column rewrites every index entry holding it.
+    fn save_state(&self, message: &Message) -> StoreResult<()> {
         let (worker, expires_at, token) = match &message.lease {
             Some(lease) => (Some(lease.worker.as_str()), Some(lease.expires_at.0), Some(lease.token)),
             None => (None, None, None),
@@ -371,8 +453,8 @@ impl Tx<'_> {
         self.tx
             .prepare_cached(
                 "UPDATE messages SET status = ?1, attempts = ?2, next_attempt_at = ?3, lease_worker = ?4, lease_expires_at = ?5, \
-                 lease_token = ?6, provider_message_id = ?7, bulk_id = ?8, error_code = ?9, error_retryable = ?10, error_detail = ?11, \
-                 updated_at = ?12 WHERE campaign_id = ?13 AND contact_id = ?14",
+                 lease_token = ?6, error_code = ?7, error_retryable = ?8, error_detail = ?9, updated_at = ?10 \
+                 WHERE campaign_id = ?11 AND contact_id = ?12",
             )
             .map_err(backend)?
             .execute(params![
@@ -382,14 +464,33 @@ impl Tx<'_> {
                 worker,
                 expires_at,
                 token,
-                message.provider_message_id,
-                message.bulk_id,
                 error.map(|error| error.code.as_str()),
                 error.map(|error| error.retryable),
                 error.map(|error| error.detail.as_str()),
                 message.updated_at.0,
                 message.id.campaign.0,
                 message.id.contact.0,
+            ])
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    /// Writes the provider ids `message` was just given, numbered in assignment order: a
+    /// report for a provider id goes to the message that was given it last.
+    fn save_provider_ids(&self, message: &Message) -> StoreResult<()> {
+        let assigned = self.next_meta("provider_id_assigned")?;
+        self.tx
+            .prepare_cached(
+                "UPDATE messages SET provider_message_id = ?1, bulk_id = ?2, provider_id_assigned = ?3 \
+                 WHERE campaign_id = ?4 AND contact_id = ?5",
+            )
+            .map_err(backend)?
+            .execute(params![
+                message.provider_message_id,
+                message.bulk_id,
+                assigned,
+                message.id.campaign.0,
+                message.id.contact.0
             ])
             .map_err(backend)?;
         Ok(())
@@ -437,7 +538,9 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Moves `message` to `to`, keeping counters, ledger and journal in step, and saves it.
+    /// Moves `message` to `to`, keeping counters, ledger and journal in step, and saves its
+    /// state. Callers set the fields that change with the move (attempts, due time, a new
+    /// lease) before calling; a lease ends when the message leaves `submitting`.
     /// An illegal move is a store bug (callers check the status they start from).
     fn move_message(
         &self,
@@ -457,7 +560,9 @@ impl Tx<'_> {
         let delta = on_transition(from, to, message.cost, from_code.as_deref(), to_code);
         message.status = to;
         message.updated_at = now;
-        message.lease = None;
+        if to != MessageStatus::Submitting {
+            message.lease = None;
+        }
         self.apply_ledger(message.tenant, delta)?;
         let sql = format!(
             "UPDATE campaigns SET {from_column} = {from_column} - 1, {to_column} = {to_column} + 1 WHERE id = ?1",
@@ -467,7 +572,7 @@ impl Tx<'_> {
         self.tx.prepare_cached(&sql).map_err(backend)?.execute([message.id.campaign.0]).map_err(backend)?;
         let id = message.id;
         self.journal(|seq| JournalEntry::Message { seq, at: now, message: id, from: Some(from), to, cause })?;
-        self.save_message(message)
+        self.save_state(message)
     }
 
     fn set_campaign_status(&self, campaign: &mut Campaign, to: CampaignStatus, now: Timestamp) -> StoreResult<()> {
@@ -569,7 +674,7 @@ impl Tx<'_> {
         self.move_message(message, MessageStatus::Accepted, TransitionCause::Engine, None, now)?;
         message.provider_message_id = Some(provider_message_id.clone());
         message.bulk_id = bulk_id;
-        self.save_message(message)?;
+        self.save_provider_ids(message)?;
         let parked: Vec<(u64, String)> = {
             let mut statement = self
                 .tx
@@ -621,7 +726,7 @@ impl Tx<'_> {
                 }
                 if message.provider_message_id.is_none() {
                     message.provider_message_id = Some(report.provider_message_id.clone());
-                    self.save_message(message)?;
+                    self.save_provider_ids(message)?;
                 }
                 ReportOutcome::Applied { message: message.id, from: current, to: last }
             }
@@ -632,6 +737,119 @@ impl Tx<'_> {
             ReportDecision::Park => ReportOutcome::Parked,
             ReportDecision::Unrecognized => ReportOutcome::Unrecognized,
         })
+    }
+
+    // --- claims -------------------------------------------------------------------------------
+
+    /// The due time and account of the oldest queued message of a sending campaign, of
+    /// `account` if one is given; ties go to the smaller message id.
+    ///
+    /// The index is named (`INDEXED BY`) and the join order fixed (`CROSS JOIN`) so that
+    /// the plan reads the queue in due order and stops at the first row, instead of
+    /// reading every message of every sending campaign and sorting them.
+    fn first_due(&self, account: Option<TrafficAccountId>) -> StoreResult<Option<(Timestamp, TrafficAccountId)>> {
+        let read = |row: &Row<'_>| Ok((Timestamp(row.get(0)?), TrafficAccountId(row.get(1)?)));
+        let found = match account {
+            None => self
+                .tx
+                .prepare_cached(
+                    "SELECT m.next_attempt_at, m.traffic_account_id FROM messages m INDEXED BY messages_queued \
+                     CROSS JOIN campaigns c WHERE m.status = 'queued' AND c.id = m.campaign_id AND c.status = 'sending' \
+                     ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id LIMIT 1",
+                )
+                .map_err(backend)?
+                .query_row([], read),
+            Some(account) => self
+                .tx
+                .prepare_cached(
+                    "SELECT m.next_attempt_at, m.traffic_account_id FROM messages m INDEXED BY messages_queued_by_account \
+                     CROSS JOIN campaigns c WHERE m.status = 'queued' AND m.traffic_account_id = ?1 \
+                     AND c.id = m.campaign_id AND c.status = 'sending' \
+                     ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id LIMIT 1",
+                )
+                .map_err(backend)?
+                .query_row([account.0], read),
+        };
+        found.optional().map_err(backend)
+    }
+
+    /// Walks `account`'s due messages in (due time, id) order, taking up to `max` within
+    /// the account's and the tenants' rate limits. Rows are read only as far as the walk
+    /// goes, so a claim of 200 reads about 200 rows whatever the length of the queue.
+    fn walk_due(&self, account: &TrafficAccount, max: u32, now: Timestamp) -> StoreResult<Walk> {
+        let mut walk = Walk {
+            account_bucket: match account.rate_limit_per_s {
+                Some(rate) => Some((rate, self.bucket("account", account.id.0, rate, now)?)),
+                None => None,
+            },
+            ..Walk::default()
+        };
+        let mut statement = self
+            .tx
+            .prepare_cached(
+                "SELECT m.campaign_id, m.contact_id, m.tenant_id, t.rate_limit_per_s \
+                 FROM messages m INDEXED BY messages_queued_by_account CROSS JOIN campaigns c CROSS JOIN tenants t \
+                 WHERE m.status = 'queued' AND m.traffic_account_id = ?1 AND m.next_attempt_at <= ?2 \
+                 AND c.id = m.campaign_id AND c.status = 'sending' AND t.id = m.tenant_id \
+                 ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id",
+            )
+            .map_err(backend)?;
+        let mut rows = statement.query(params![account.id.0, now.0]).map_err(backend)?;
+        while (walk.taken.len() as u32) < max {
+            let Some(row) = rows.next().map_err(backend)? else { break };
+            let id = MessageId::new(CampaignId(row.get(0).map_err(backend)?), ContactId(row.get(1).map_err(backend)?));
+            let tenant = TenantId(row.get(2).map_err(backend)?);
+            let tenant_rate: Option<u32> = row.get(3).map_err(backend)?;
+            if let Some((rate, bucket)) = walk.account_bucket {
+                if bucket.available(rate, now) == 0 {
+                    walk.account_exhausted = true;
+                    break;
+                }
+            }
+            if let Some(rate) = tenant_rate {
+                let bucket = match walk.tenant_buckets.get(&tenant) {
+                    Some((_, bucket)) => *bucket,
+                    None => self.bucket("tenant", tenant.0, rate, now)?,
+                };
+                if bucket.available(rate, now) == 0 {
+                    walk.tenant_buckets.insert(tenant, (rate, bucket));
+                    walk.skipped_tenants.insert(tenant);
+                    continue;
+                }
+                walk.tenant_buckets.insert(tenant, (rate, bucket.take(1, rate, now).1));
+            }
+            if let Some((rate, bucket)) = walk.account_bucket {
+                walk.account_bucket = Some((rate, bucket.take(1, rate, now).1));
+            }
+            walk.taken.push(id);
+        }
+        Ok(walk)
+    }
+
+    /// Queued messages of sending campaigns (of `tenant`, if given), and how many of them
+    /// are due at `now`.
+    fn queued_and_due(&self, tenant: Option<TenantId>, now: Timestamp) -> StoreResult<(u32, u32)> {
+        let read = |row: &Row<'_>| Ok((row.get(0)?, row.get(1)?));
+        let counts = match tenant {
+            None => self
+                .tx
+                .prepare_cached(
+                    "SELECT COUNT(*), COALESCE(SUM(m.next_attempt_at <= ?1), 0) FROM messages m INDEXED BY messages_queued \
+                     CROSS JOIN campaigns c WHERE m.status = 'queued' AND c.id = m.campaign_id AND c.status = 'sending'",
+                )
+                .map_err(backend)?
+                .query_row([now.0], read),
+            Some(tenant) => self
+                .tx
+                .prepare_cached(
+                    "SELECT COUNT(*), COALESCE(SUM(m.next_attempt_at <= ?1), 0) FROM messages m INDEXED BY messages_by_tenant \
+                     CROSS JOIN campaigns c WHERE m.tenant_id = ?2 AND m.status = 'queued' \
+                     AND c.id = m.campaign_id AND c.status = 'sending'",
+                )
+                .map_err(backend)?
+                .query_row(params![now.0, tenant.0], read),
+        };
+        counts.map_err(backend)
     }
 
     // --- rate limits --------------------------------------------------------------------------
@@ -994,7 +1212,9 @@ impl Store for SqliteStore {
                 return Err(StoreError::InsufficientCredits { needed: cost, available });
             }
             let mut counts = StatusCounts::default();
-            for planned in &plan.messages {
+            // One counter update for the whole batch of creation entries.
+            let first_seq = tx.take_meta("journal_seq", plan.messages.len() as u64)?;
+            for (seq, planned) in (first_seq..).zip(&plan.messages) {
                 let (status, last_error) = match planned.skip {
                     Some(reason) => (MessageStatus::Skipped, Some(skip_error(reason))),
                     None => (MessageStatus::Queued, None),
@@ -1020,7 +1240,7 @@ impl Store for SqliteStore {
                     created_at: now,
                     updated_at: now,
                 })?;
-                tx.journal(|seq| JournalEntry::Message {
+                tx.journal_at(JournalEntry::Message {
                     seq,
                     at: now,
                     message: planned.id,
@@ -1109,7 +1329,7 @@ impl Store for SqliteStore {
             let campaign = tx.campaign_of(tenant, id)?;
             campaign.status.transition(CampaignStatus::Cancelled)?;
             for mut message in
-                tx.messages_where("campaign_id = ?1 AND status = 'queued' ORDER BY contact_id", [id.0])?
+                tx.messages_where("", "campaign_id = ?1 AND status = 'queued' ORDER BY contact_id", [id.0])?
             {
                 tx.move_message(&mut message, MessageStatus::Cancelled, TransitionCause::Engine, None, now)?;
             }
@@ -1127,6 +1347,7 @@ impl Store for SqliteStore {
                 return Err(StoreError::Conflict(format!("retry-failed needs a sending or paused campaign; {id} is {status}")));
             }
             let failed = tx.messages_where(
+                "",
                 "campaign_id = ?1 AND status = 'failed' AND (error_code IS NULL OR error_code <> ?2) ORDER BY contact_id",
                 params![id.0, crate::domain::UNKNOWN_OUTCOME],
             )?;
@@ -1160,7 +1381,7 @@ impl Store for SqliteStore {
     fn messages(&self, campaign: CampaignId) -> StoreResult<Vec<Message>> {
         self.transaction(|tx| {
             tx.campaign(campaign)?.ok_or_else(|| not_found("campaign", campaign))?;
-            tx.messages_where("campaign_id = ?1 ORDER BY contact_id", [campaign.0])
+            tx.messages_where("", "campaign_id = ?1 ORDER BY contact_id", [campaign.0])
         })
     }
 
@@ -1170,110 +1391,34 @@ impl Store for SqliteStore {
 
     fn claim(&self, request: ClaimRequest, now: Timestamp) -> StoreResult<ClaimOutcome> {
         self.transaction(|tx| {
-            const READY: &str = "FROM messages m JOIN campaigns c ON c.id = m.campaign_id WHERE m.status = 'queued' AND c.status = 'sending'";
-            let first_due = |account: Option<TrafficAccountId>| -> StoreResult<Option<(Timestamp, TrafficAccountId)>> {
-                let sql = format!(
-                    "SELECT m.next_attempt_at, m.traffic_account_id {READY} AND (?1 IS NULL OR m.traffic_account_id = ?1) \
-                     ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id LIMIT 1"
-                );
-                tx.tx
-                    .prepare_cached(&sql)
-                    .map_err(backend)?
-                    .query_row([account.map(|account| account.0)], |row| Ok((Timestamp(row.get(0)?), TrafficAccountId(row.get(1)?))))
-                    .optional()
-                    .map_err(backend)
-            };
-            let Some((next_due, earliest_account)) = first_due(request.traffic_account)? else {
+            let Some((next_due, earliest_account)) = tx.first_due(request.traffic_account)? else {
                 return Ok(ClaimOutcome::Idle(IdleReason::NothingDue { next_due_at: None }));
             };
             if next_due > now {
                 return Ok(ClaimOutcome::Idle(IdleReason::NothingDue { next_due_at: Some(next_due) }));
             }
-            let account_id = request.traffic_account.unwrap_or(earliest_account);
-            let account = tx.account(account_id)?;
-            let candidates: Vec<(MessageId, TenantId, Option<u32>)> = {
-                let sql = format!(
-                    "SELECT m.campaign_id, m.contact_id, m.tenant_id, t.rate_limit_per_s {READY} AND m.traffic_account_id = ?1 AND m.next_attempt_at <= ?2 \
-                     ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id"
-                )
-                .replace("WHERE", "JOIN tenants t ON t.id = m.tenant_id WHERE");
-                let mut statement = tx.tx.prepare_cached(&sql).map_err(backend)?;
-                let rows = statement
-                    .query_map(params![account_id.0, now.0], |row| {
-                        Ok((MessageId::new(CampaignId(row.get(0)?), ContactId(row.get(1)?)), TenantId(row.get(2)?), row.get(3)?))
-                    })
-                    .map_err(backend)?;
-                rows.collect::<Result<_, _>>().map_err(backend)?
-            };
-            let mut account_bucket = match account.rate_limit_per_s {
-                Some(rate) => Some((rate, tx.bucket("account", account_id.0, rate, now)?)),
-                None => None,
-            };
-            let mut tenant_buckets: BTreeMap<TenantId, (u32, TokenBucket)> = BTreeMap::new();
-            let mut skipped_tenants: BTreeSet<TenantId> = BTreeSet::new();
-            let mut taken: Vec<MessageId> = Vec::new();
-            let mut account_exhausted = false;
-            for (id, tenant, tenant_rate) in candidates {
-                if taken.len() as u32 >= request.max_messages {
-                    break;
-                }
-                if let Some((rate, bucket)) = account_bucket {
-                    if bucket.available(rate, now) == 0 {
-                        account_exhausted = true;
-                        break;
-                    }
-                }
-                if let Some(rate) = tenant_rate {
-                    let bucket = match tenant_buckets.get(&tenant) {
-                        Some((_, bucket)) => *bucket,
-                        None => tx.bucket("tenant", tenant.0, rate, now)?,
-                    };
-                    if bucket.available(rate, now) == 0 {
-                        tenant_buckets.insert(tenant, (rate, bucket));
-                        skipped_tenants.insert(tenant);
-                        continue;
-                    }
-                    tenant_buckets.insert(tenant, (rate, bucket.take(1, rate, now).1));
-                }
-                if let Some((rate, bucket)) = account_bucket {
-                    account_bucket = Some((rate, bucket.take(1, rate, now).1));
-                }
-                taken.push(id);
+            let account = tx.account(request.traffic_account.unwrap_or(earliest_account))?;
+            let walk = tx.walk_due(&account, request.max_messages, now)?;
+            if let Some((_, bucket)) = walk.account_bucket {
+                tx.save_bucket("account", account.id.0, bucket)?;
             }
-            if let Some((_, bucket)) = account_bucket {
-                tx.save_bucket("account", account_id.0, bucket)?;
-            }
-            for (tenant, (_, bucket)) in &tenant_buckets {
+            for (tenant, (_, bucket)) in &walk.tenant_buckets {
                 tx.save_bucket("tenant", tenant.0, *bucket)?;
             }
-            if taken.is_empty() {
-                let wait_ms = if account_exhausted {
-                    let (rate, bucket) = account_bucket.expect("exhausted implies limited");
-                    bucket.ms_until_next_token(rate, now)
-                } else {
-                    skipped_tenants
-                        .iter()
-                        .map(|tenant| {
-                            let (rate, bucket) = tenant_buckets[tenant];
-                            bucket.ms_until_next_token(rate, now)
-                        })
-                        .min()
-                        .unwrap_or(0)
-                };
-                return Ok(ClaimOutcome::Idle(IdleReason::RateLimited { retry_at: now.plus_ms(wait_ms) }));
+            if walk.taken.is_empty() {
+                return Ok(ClaimOutcome::Idle(IdleReason::RateLimited { retry_at: now.plus_ms(walk.wait_ms(now)) }));
             }
             let token = tx.next_meta("fencing_token")?;
             let expires_at = now.plus_ms(request.lease_ms);
-            let mut messages = Vec::with_capacity(taken.len());
-            for id in taken {
+            let mut messages = Vec::with_capacity(walk.taken.len());
+            for id in walk.taken {
                 let mut message = tx.message(id)?.expect("candidate exists");
-                tx.move_message(&mut message, MessageStatus::Submitting, TransitionCause::Engine, None, now)?;
                 message.attempts += 1;
                 message.lease = Some(Lease { worker: request.worker.clone(), expires_at, token });
-                tx.save_message(&message)?;
+                tx.move_message(&mut message, MessageStatus::Submitting, TransitionCause::Engine, None, now)?;
                 messages.push(message);
             }
-            Ok(ClaimOutcome::Claimed(Claim { token, traffic_account: account_id, expires_at, messages }))
+            Ok(ClaimOutcome::Claimed(Claim { token, traffic_account: account.id, expires_at, messages }))
         })
     }
 
@@ -1358,7 +1503,8 @@ impl Store for SqliteStore {
         self.transaction(|tx| {
             let by_provider = tx
                 .messages_where(
-                    "traffic_account_id = ?1 AND provider_message_id = ?2 ORDER BY campaign_id, contact_id LIMIT 1",
+                    "INDEXED BY messages_by_provider_id",
+                    "traffic_account_id = ?1 AND provider_message_id = ?2 ORDER BY provider_id_assigned DESC LIMIT 1",
                     params![report.traffic_account.0, report.provider_message_id],
                 )?
                 .pop();
@@ -1382,6 +1528,7 @@ impl Store for SqliteStore {
         self.transaction(|tx| {
             let mut report = ReapReport::default();
             let expired = tx.messages_where(
+                "INDEXED BY messages_submitting_by_expiry",
                 "status = 'submitting' AND lease_expires_at <= ?1 ORDER BY campaign_id, contact_id",
                 [now.0],
             )?;
@@ -1402,7 +1549,11 @@ impl Store for SqliteStore {
 
     fn unknown_messages(&self, limit: u32) -> StoreResult<Vec<Message>> {
         self.transaction(|tx| {
-            tx.messages_where("status = 'unknown' ORDER BY updated_at, campaign_id, contact_id LIMIT ?1", [limit])
+            tx.messages_where(
+                "INDEXED BY messages_unknown",
+                "status = 'unknown' ORDER BY updated_at, campaign_id, contact_id LIMIT ?1",
+                [limit],
+            )
         })
     }
 
@@ -1431,7 +1582,11 @@ impl Store for SqliteStore {
             let stale = if now.0 < older_than_ms {
                 Vec::new()
             } else {
-                tx.messages_where("status = 'unknown' AND updated_at <= ?1 ORDER BY campaign_id, contact_id", [cutoff])?
+                tx.messages_where(
+                    "INDEXED BY messages_unknown",
+                    "status = 'unknown' AND updated_at <= ?1 ORDER BY campaign_id, contact_id",
+                    [cutoff],
+                )?
             };
             let mut settled = Vec::with_capacity(stale.len());
             for mut message in stale {
@@ -1451,21 +1606,38 @@ impl Store for SqliteStore {
 
     fn queue_stats(&self, tenant: Option<TenantId>, now: Timestamp) -> StoreResult<QueueStats> {
         self.transaction(|tx| {
+            let parked = "SELECT COUNT(*) FROM parked_reports p LEFT JOIN traffic_accounts a ON a.id = p.traffic_account_id \
+                          WHERE ?1 IS NULL OR a.owner = ?1";
             if let Some(tenant) = tenant {
                 tx.tenant(tenant)?;
             }
-            let owner = tenant.map(|tenant| tenant.0);
-            let ready = "FROM messages m JOIN campaigns c ON c.id = m.campaign_id WHERE m.status = 'queued' AND c.status = 'sending' AND (?1 IS NULL OR m.tenant_id = ?1)";
-            Ok(QueueStats {
-                queued: tx.count(&format!("SELECT COUNT(*) {ready}"), params![owner])?,
-                due: tx.count(&format!("SELECT COUNT(*) {ready} AND m.next_attempt_at <= ?2"), params![owner, now.0])?,
-                submitting: tx.count("SELECT COUNT(*) FROM messages WHERE status = 'submitting' AND (?1 IS NULL OR tenant_id = ?1)", params![owner])?,
-                unknown: tx.count("SELECT COUNT(*) FROM messages WHERE status = 'unknown' AND (?1 IS NULL OR tenant_id = ?1)", params![owner])?,
-                parked_reports: tx.count(
-                    "SELECT COUNT(*) FROM parked_reports p LEFT JOIN traffic_accounts a ON a.id = p.traffic_account_id WHERE ?1 IS NULL OR a.owner = ?1",
-                    params![owner],
-                )?,
-            })
+            let (queued, due) = tx.queued_and_due(tenant, now)?;
+            let stats = match tenant {
+                // Store-wide: each count reads only the partial index of its status.
+                None => QueueStats {
+                    queued,
+                    due,
+                    submitting: tx.count(
+                        "SELECT COUNT(*) FROM messages INDEXED BY messages_submitting_by_token WHERE status = 'submitting'",
+                        [],
+                    )?,
+                    unknown: tx
+                        .count("SELECT COUNT(*) FROM messages INDEXED BY messages_unknown WHERE status = 'unknown'", [])?,
+                    parked_reports: tx.count(parked, [None::<u64>])?,
+                },
+                // One tenant: its messages by status.
+                Some(tenant) => {
+                    let by_status = "SELECT COUNT(*) FROM messages INDEXED BY messages_by_tenant WHERE tenant_id = ?1 AND status = ?2";
+                    QueueStats {
+                        queued,
+                        due,
+                        submitting: tx.count(by_status, params![tenant.0, MessageStatus::Submitting.as_str()])?,
+                        unknown: tx.count(by_status, params![tenant.0, MessageStatus::Unknown.as_str()])?,
+                        parked_reports: tx.count(parked, [tenant.0])?,
+                    }
+                }
+            };
+            Ok(stats)
         })
     }
 
@@ -1529,53 +1701,182 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::conformance::phone;
+
+    const NOW: Timestamp = Timestamp(1_700_000_000_000);
+
+    fn tenant(store: &SqliteStore, credits: i64) -> Tenant {
+        let new = NewTenant {
+            name: "acme".into(),
+            api_key_hash: "h".into(),
+            credits: Credits(credits),
+            rate_limit_per_s: None,
+        };
+        store.create_tenant(new, NOW).expect("create tenant")
+    }
+
+    /// A tenant with `contacts` contacts and a draft campaign to all of them through a
+    /// platform account at 10 credits a segment.
+    fn draft(store: &SqliteStore, credits: i64, contacts: u32, schedule_at: Option<Timestamp>) -> (Tenant, Campaign) {
+        let tenant = tenant(store, credits);
+        let account = store
+            .create_traffic_account(NewTrafficAccount {
+                owner: None,
+                name: "main".into(),
+                provider: ProviderKind::Mitto,
+                base_url: "http://provider".into(),
+                credentials: BTreeMap::from([("api_key".to_owned(), "secret".to_owned())]),
+                sender: "SMSIM".into(),
+                rate_limit_per_s: None,
+                price_per_segment: Credits(10),
+                idempotent_submissions: false,
+            })
+            .expect("create account");
+        let rows = (0..contacts).map(|n| NewContact { phone: phone(n), ..NewContact::default() }).collect();
+        store.import_contacts(tenant.id, rows, NOW).expect("import");
+        let campaign = store
+            .create_campaign(
+                tenant.id,
+                NewCampaign {
+                    name: "spring".into(),
+                    body_template: "Hello {{name|friend}}".into(),
+                    sender: None,
+                    audience: Audience::All,
+                    traffic_account: account.id,
+                    schedule_at,
+                },
+                NOW,
+            )
+            .expect("create campaign");
+        (tenant, campaign)
+    }
+
+    fn pragma<T: rusqlite::types::FromSql>(store: &SqliteStore, name: &str) -> T {
+        let connection = store.connection.lock().expect("connection");
+        connection.pragma_query_value(None, name, |row| row.get(0)).expect("pragma")
+    }
+
+    fn message_rows(store: &SqliteStore) -> u32 {
+        let connection = store.connection.lock().expect("connection");
+        connection.query_row("SELECT COUNT(*) FROM messages", [], |row| row.get(0)).expect("count")
+    }
 
     #[test]
-    fn migrations_apply_once_and_reopening_is_idempotent() {
-        let dir = tempfile::tempdir().unwrap();
+    fn migrations_apply_on_a_fresh_file_and_reopening_is_idempotent() {
+        let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join("smsim.db");
-        let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len());
-        store
-            .create_tenant(
-                NewTenant {
-                    name: "acme".into(),
-                    api_key_hash: "h".into(),
-                    credits: Credits(5),
-                    rate_limit_per_s: None,
-                },
-                Timestamp(0),
-            )
-            .unwrap();
+        let store = SqliteStore::open(&path).expect("open");
+        assert_eq!(store.schema_version().expect("version"), MIGRATIONS.len());
+        tenant(&store, 5);
         drop(store);
-        let reopened = SqliteStore::open(&path).unwrap();
-        assert_eq!(reopened.schema_version().unwrap(), MIGRATIONS.len());
-        assert_eq!(reopened.tenants().unwrap().len(), 1, "data survives a reopen");
-        let mode: String =
-            reopened.connection.lock().unwrap().pragma_query_value(None, "journal_mode", |row| row.get(0)).unwrap();
-        assert_eq!(mode, "wal");
+        let reopened = SqliteStore::open(&path).expect("reopen");
+        assert_eq!(reopened.schema_version().expect("version"), MIGRATIONS.len());
+        assert_eq!(reopened.tenants().expect("tenants").len(), 1, "a reopen applies nothing twice");
+    }
+
+    #[test]
+    fn a_version_1_database_is_brought_up_to_date() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("smsim.db");
+        {
+            let connection = Connection::open(&path).expect("open");
+            connection.execute_batch(MIGRATIONS[0]).expect("version 1");
+            connection.pragma_update(None, "user_version", 1).expect("set version");
+            connection
+                .execute(
+                    "INSERT INTO tenants (name, api_key_hash, balance, reserved, charged, funded) VALUES ('old', 'h', 7, 0, 0, 7)",
+                    [],
+                )
+                .expect("a row written by version 1");
+        }
+        let store = SqliteStore::open(&path).expect("open and migrate");
+        assert_eq!(store.schema_version().expect("version"), MIGRATIONS.len());
+        assert_eq!(store.tenants().expect("tenants")[0].balance, Credits(7));
+        let indexes: Vec<String> = {
+            let connection = store.connection.lock().expect("connection");
+            let mut statement = connection
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages' ORDER BY name")
+                .expect("prepare");
+            let names = statement.query_map([], |row| row.get(0)).expect("query");
+            names.collect::<Result<_, _>>().expect("names")
+        };
+        assert!(indexes.contains(&"messages_queued".to_owned()), "{indexes:?}");
+        assert!(!indexes.contains(&"messages_claimable".to_owned()), "{indexes:?}");
+    }
+
+    #[test]
+    fn a_schema_newer_than_the_build_is_refused() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("smsim.db");
+        Connection::open(&path).expect("open").pragma_update(None, "user_version", 99).expect("set version");
+        let refused = SqliteStore::open(&path).err().expect("a newer schema is refused");
+        assert!(matches!(refused, StoreError::Backend(ref message) if message.contains("99")), "{refused:?}");
+    }
+
+    #[test]
+    fn a_file_database_uses_wal_normal_sync_and_foreign_keys() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = SqliteStore::open(&dir.path().join("smsim.db")).expect("open");
+        assert_eq!(pragma::<String>(&store, "journal_mode"), "wal");
+        assert_eq!(pragma::<i64>(&store, "synchronous"), 1, "NORMAL");
+        assert_eq!(pragma::<i64>(&store, "foreign_keys"), 1);
+        assert!(pragma::<i64>(&store, "busy_timeout") > 0);
+    }
+
+    #[test]
+    fn state_survives_close_and_reopen_and_counters_move_on() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("smsim.db");
+        let store = SqliteStore::open(&path).expect("open");
+        let (tenant, campaign) = draft(&store, 1_000, 3, None);
+        store.enqueue(tenant.id, campaign.id, None, NOW).expect("enqueue");
+        let request = ClaimRequest { worker: "w".into(), traffic_account: None, max_messages: 1, lease_ms: 1_000 };
+        let Ok(ClaimOutcome::Claimed(first)) = store.claim(request.clone(), NOW) else { panic!("a claim") };
+        let journal = store.take_journal().expect("journal");
+        let last_seq = journal.last().expect("entries").seq();
+        let messages = store.messages(campaign.id).expect("messages");
+        let tenant = store.tenant(tenant.id).expect("tenant");
+        drop(store);
+
+        let store = SqliteStore::open(&path).expect("reopen");
+        assert_eq!(store.messages(campaign.id).expect("messages"), messages);
+        assert_eq!(store.tenant(tenant.id).expect("tenant"), tenant);
+        assert!(store.take_journal().expect("journal").is_empty(), "taken entries stay taken");
+        let Ok(ClaimOutcome::Claimed(second)) = store.claim(request, NOW) else { panic!("a claim") };
+        assert_eq!(second.token, first.token + 1, "fencing tokens are never reused");
+        let next = store.take_journal().expect("journal");
+        assert_eq!(next.first().expect("the claim's entry").seq(), last_seq + 1, "journal numbers are never reused");
+    }
+
+    #[test]
+    fn an_enqueue_refused_for_credit_leaves_no_trace() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        let (tenant, campaign) = draft(&store, 25, 3, None);
+        store.take_journal().expect("journal");
+        let key = IdempotencyKey { key: "k".into(), request_hash: "h".into() };
+        let refused = store.enqueue(tenant.id, campaign.id, Some(key.clone()), NOW);
+        assert_eq!(refused, Err(StoreError::InsufficientCredits { needed: Credits(30), available: Credits(25) }));
+        assert_eq!(message_rows(&store), 0);
+        assert_eq!(store.tenant(tenant.id).expect("tenant"), tenant);
+        assert_eq!(store.campaign(tenant.id, campaign.id).expect("campaign"), campaign);
+        assert!(store.take_journal().expect("journal").is_empty());
+        // The refused request was not remembered under its key: after a top-up the same
+        // key enqueues for real.
+        store.change_credits(tenant.id, CreditChange::TopUp(Credits(5)), NOW).expect("top up");
+        let receipt = store.enqueue(tenant.id, campaign.id, Some(key), NOW).expect("enqueue");
+        assert!(!receipt.replayed);
+        assert_eq!(message_rows(&store), 3);
     }
 
     #[test]
     fn a_failed_call_rolls_back_everything_it_wrote() {
-        let store = SqliteStore::open_in_memory().unwrap();
-        let now = Timestamp(0);
-        let tenant = store
-            .create_tenant(
-                NewTenant {
-                    name: "acme".into(),
-                    api_key_hash: "h".into(),
-                    credits: Credits(0),
-                    rate_limit_per_s: None,
-                },
-                now,
-            )
-            .unwrap();
+        let store = SqliteStore::open_in_memory().expect("open");
+        let tenant = tenant(&store, 0);
         // The journal sequence is bumped inside the refused transaction; it must roll back.
         let result: StoreResult<()> = store.transaction(|tx| {
             tx.journal(|seq| JournalEntry::Campaign {
                 seq,
-                at: now,
+                at: NOW,
                 campaign: CampaignId(1),
                 from: CampaignStatus::Draft,
                 to: CampaignStatus::Sending,
@@ -1583,7 +1884,87 @@ mod tests {
             Err(StoreError::Conflict("refused".into()))
         });
         assert!(result.is_err());
-        assert!(store.take_journal().unwrap().is_empty());
-        assert_eq!(store.tenant(tenant.id).unwrap(), tenant);
+        assert!(store.take_journal().expect("journal").is_empty());
+        assert_eq!(store.tenant(tenant.id).expect("tenant"), tenant);
+    }
+
+    #[test]
+    fn a_panic_inside_a_transaction_rolls_back_and_the_store_goes_on() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        let tenant = tenant(&store, 0);
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            store.transaction(|tx| -> StoreResult<()> {
+                tx.apply_ledger(tenant.id, LedgerDelta { balance: Credits(9), ..LedgerDelta::NONE })?;
+                panic!("a store bug");
+            })
+        }));
+        assert!(unwound.is_err());
+        assert_eq!(store.tenant(tenant.id).expect("the store still answers"), tenant);
+    }
+
+    #[test]
+    fn only_a_draft_is_enqueued() {
+        // The status graph allows paused → sending and scheduled → sending; enqueue must
+        // not plan a started campaign's messages a second time.
+        let store = SqliteStore::open_in_memory().expect("open");
+        let (tenant, campaign) = draft(&store, 1_000, 2, None);
+        store.enqueue(tenant.id, campaign.id, None, NOW).expect("enqueue");
+        store.pause(tenant.id, campaign.id, PauseReason::Operator, NOW).expect("pause");
+        let before = store.messages(campaign.id).expect("messages");
+        let refused = store.enqueue(tenant.id, campaign.id, None, NOW);
+        assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
+        assert_eq!(store.messages(campaign.id).expect("messages"), before);
+
+        let later = NOW.plus_ms(60_000);
+        let (tenant, scheduled) = draft(&store, 1_000, 2, Some(later));
+        store.enqueue(tenant.id, scheduled.id, None, NOW).expect("enqueue");
+        let refused = store.enqueue(tenant.id, scheduled.id, None, later);
+        assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
+        assert_eq!(store.campaign(tenant.id, scheduled.id).expect("campaign").counts.queued, 2);
+    }
+
+    #[test]
+    fn a_report_for_a_reused_provider_id_goes_to_the_message_given_it_last() {
+        // As in the reference model, whatever the order of the message ids.
+        let store = SqliteStore::open_in_memory().expect("open");
+        let (tenant, campaign) = draft(&store, 1_000, 2, None);
+        store.enqueue(tenant.id, campaign.id, None, NOW).expect("enqueue");
+        let request = ClaimRequest { worker: "w".into(), traffic_account: None, max_messages: 2, lease_ms: 1_000 };
+        let Ok(ClaimOutcome::Claimed(claim)) = store.claim(request, NOW) else { panic!("a claim") };
+        let accepted =
+            |id: MessageId| (id, SubmissionResult::Accepted { provider_message_id: "reused".into(), bulk_id: None });
+        let (first, second) = (claim.messages[0].id, claim.messages[1].id);
+        store.record_submissions(claim.token, vec![accepted(first), accepted(second)], NOW).expect("record");
+        let report = InboundReport {
+            traffic_account: claim.traffic_account,
+            provider_message_id: "reused".into(),
+            message_ref: None,
+            status: crate::domain::ReportStatus::Delivered,
+            error_code: None,
+        };
+        let outcome = store.apply_report(report, NOW).expect("report");
+        assert_eq!(
+            outcome,
+            ReportOutcome::Applied { message: second, from: MessageStatus::Accepted, to: MessageStatus::Delivered }
+        );
+    }
+
+    #[test]
+    fn a_locked_database_is_a_transient_error() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("smsim.db");
+        let store = SqliteStore::open(&path).expect("open");
+        store
+            .connection
+            .lock()
+            .expect("connection")
+            .busy_timeout(std::time::Duration::from_millis(10))
+            .expect("timeout");
+        let other = Connection::open(&path).expect("a second connection");
+        other.execute_batch("BEGIN IMMEDIATE").expect("hold the write lock");
+        let refused = store.tenants();
+        assert!(matches!(refused, Err(StoreError::Transient(_))), "{refused:?}");
+        other.execute_batch("ROLLBACK").expect("release");
+        assert_eq!(store.tenants(), Ok(Vec::new()));
     }
 }
