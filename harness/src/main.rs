@@ -102,6 +102,9 @@ struct RunArgs {
     /// Print the whole report as JSON instead of a summary.
     #[arg(long)]
     json: bool,
+    /// Run an incident scenario on the normal engine, its bug off.
+    #[arg(long)]
+    without_bug: bool,
 }
 
 #[derive(Args)]
@@ -267,6 +270,7 @@ fn simulate(args: RunArgs) -> anyhow::Result<ExitCode> {
     let options = smsim_harness::run::RunOptions {
         keep_trace: args.trace.is_some(),
         scenario_path: Some(args.scenario.display().to_string()),
+        without_bug: args.without_bug,
     };
     let report = smsim_harness::run::run(&scenario, args.seed, &options)?;
     if let Some(path) = &args.trace {
@@ -314,8 +318,8 @@ fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     let interactive = std::io::stderr().is_terminal();
     for (path, scenario) in scenarios {
-        if scenario.expect.incident.is_some() {
-            eprintln!("skipping {} (an incident reproduction; it needs the `incidents` engine)", path.display());
+        if scenario.expect.incident.is_some() && !smsim_core::incidents::AVAILABLE {
+            eprintln!("skipping {} (an incident reproduction; build with --features incidents)", path.display());
             continue;
         }
         let done = std::sync::atomic::AtomicU64::new(0);

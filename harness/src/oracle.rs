@@ -513,6 +513,15 @@ impl Oracle {
                 ));
             }
         }
+        // A full recount at the end catches a number changed without a status change
+        // (which the journal-driven step checks would not revisit).
+        let never = DriverLog::default();
+        for campaign in store.all_campaigns().unwrap_or_default() {
+            self.check_campaign(at_ms, campaign.id, store, &never)?;
+        }
+        for tenant in store.tenants().unwrap_or_default() {
+            self.check_money(at_ms, tenant.id, store)?;
+        }
         let campaigns = store.all_campaigns().unwrap_or_default();
         if self.on(Invariant::Money) {
             // Every acceptance at the provider is charged, or settled as unknown outcome.

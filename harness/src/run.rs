@@ -22,6 +22,30 @@ pub struct RunOptions {
     pub keep_trace: bool,
     /// The scenario file, for the reproduction command.
     pub scenario_path: Option<String>,
+    /// Run an incident scenario on the normal engine (its bug off).
+    pub without_bug: bool,
+}
+
+/// Switches an incident's bug on for this thread for as long as it lives.
+struct BugGuard;
+
+impl BugGuard {
+    fn activate(scenario: &Scenario, options: &RunOptions) -> anyhow::Result<BugGuard> {
+        let bug = match (&scenario.expect.incident, options.without_bug) {
+            (Some(incident), false) => {
+                Some(incident.bug.parse::<smsim_core::incidents::Bug>().map_err(anyhow::Error::msg)?)
+            }
+            _ => None,
+        };
+        smsim_core::incidents::activate(bug).map_err(anyhow::Error::msg)?;
+        Ok(BugGuard)
+    }
+}
+
+impl Drop for BugGuard {
+    fn drop(&mut self) {
+        let _ = smsim_core::incidents::activate(None);
+    }
 }
 
 /// A campaign's outcome.
@@ -108,6 +132,7 @@ enum HarnessEvent<'a> {
 
 /// Runs `scenario` with `seed`.
 pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> anyhow::Result<RunReport> {
+    let _bug = BugGuard::activate(scenario, options)?;
     let mut world = world::build(scenario, seed)?;
     let enabled: Vec<Invariant> = scenario.expect.invariants.iter().filter_map(|name| Invariant::parse(name)).collect();
     let mut oracle = Oracle::new(&enabled, world.limits.clone());
@@ -195,7 +220,14 @@ pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> anyhow::Resu
         campaigns,
         charged,
         tail: trace.tail().map(str::to_owned).collect(),
-        reproduce: format!("smsim replay {scenario_path} --seed {seed}"),
+        reproduce: format!(
+            "smsim replay {scenario_path} --seed {seed}{}",
+            if scenario.expect.incident.is_some() && !options.without_bug {
+                "   (an engine built with --features incidents)"
+            } else {
+                ""
+            }
+        ),
         violation,
         trace: options.keep_trace.then_some(trace),
     })

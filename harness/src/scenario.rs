@@ -606,6 +606,19 @@ impl Scenario {
                 }
             }
         }
+        if let Some(incident) = &self.expect.incident {
+            if let Err(message) = incident.bug.parse::<smsim_core::incidents::Bug>() {
+                return invalid("expect.incident.bug".into(), message);
+            }
+            if crate::oracle::Invariant::parse(&incident.breaks).is_none() {
+                return invalid("expect.incident.breaks".into(), format!("`{}` is not an invariant", incident.breaks));
+            }
+        }
+        for name in &self.expect.invariants {
+            if crate::oracle::Invariant::parse(name).is_none() {
+                return invalid("expect.invariants".into(), format!("`{name}` is not an invariant"));
+            }
+        }
         let rates = &self.faults.rates;
         for (name, rate) in [
             ("provider_5xx", rates.provider_5xx),

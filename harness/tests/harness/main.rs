@@ -1,5 +1,6 @@
 //! Integration tests of smsim-harness, linked once.
 
+mod incidents;
 mod net;
 mod oracle;
 mod serve;
