@@ -558,6 +558,9 @@ struct Outgoing {
     status: &'static str,
     is_final: bool,
     forged: bool,
+    /// A report for an id nobody sent: it must not carry a real message's reference
+    /// (Twilio's per-message callback URL names the message it was given for).
+    stray: bool,
 }
 
 fn schedule_reports(
@@ -581,6 +584,7 @@ fn schedule_reports(
             status: intermediate,
             is_final: false,
             forged: false,
+            stray: false,
         });
     }
     outgoing.push(Outgoing {
@@ -589,6 +593,7 @@ fn schedule_reports(
         status: final_status,
         is_final: true,
         forged: false,
+        stray: false,
     });
     if early {
         provider.truth.lock().expect("provider poisoned").mark("report_before_answer_sent");
@@ -601,6 +606,7 @@ fn schedule_reports(
             status: final_status,
             is_final: true,
             forged: false,
+            stray: false,
         });
     }
     if provider.chance(behaviour.intermediate_after_final) {
@@ -611,6 +617,7 @@ fn schedule_reports(
             status: intermediate,
             is_final: false,
             forged: false,
+            stray: false,
         });
     }
     if provider.chance(behaviour.unknown_id_report) {
@@ -621,6 +628,7 @@ fn schedule_reports(
             status: delivered,
             is_final: true,
             forged: false,
+            stray: true,
         });
     }
     if provider.chance(behaviour.forged_report) {
@@ -631,6 +639,7 @@ fn schedule_reports(
             status: undelivered,
             is_final: true,
             forged: true,
+            stray: false,
         });
     }
     for report in outgoing {
@@ -664,6 +673,9 @@ async fn send_report(
             (account.clone(), request)
         }
         Channel::Twilio { account, callback } => {
+            let callback =
+                if report.stray { callback.split('?').next().unwrap_or(callback).to_owned() } else { callback.clone() };
+            let callback = &callback;
             let params: BTreeMap<String, String> = [
                 ("MessageSid", report.provider_id.as_str()),
                 ("MessageStatus", report.status),

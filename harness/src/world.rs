@@ -384,9 +384,8 @@ pub fn build(scenario: &Scenario, seed: u64) -> anyhow::Result<World> {
         ..EngineConfig::default()
     };
     let engine_store: Arc<dyn Store> = faulty_store.clone();
-    let adapters = || {
-        Arc::new(Adapters::builtin(Arc::new(HyperClient::unpooled(SimConnector, Duration::from_secs(5))), "http://api"))
-    };
+    let adapters =
+        || Arc::new(Adapters::builtin(Arc::new(HyperClient::new(SimConnector, Duration::from_secs(5))), "http://api"));
     {
         let (store, engine) = (engine_store.clone(), engine.clone());
         let key_seed = derive_seed(seed, "api-keys");

@@ -86,20 +86,9 @@ impl<C: Connect + Clone + Send + Sync + 'static> HyperClient<C> {
     pub fn new(connector: C, timeout: Duration) -> Self {
         // hyper re-sends, by default, a request it believes never left a reused
         // connection. Whether a request reached the provider is exactly what the engine
-        // must decide for itself (found by the simulator: swarm-chaos seed 1077, where the
-        // provider had in fact accepted the first copy), so the client never retries.
+        // decides for itself (a resend is an at-most-once question), so the client never
+        // retries on its own.
         let client = Client::builder(TokioExecutor::new()).retry_canceled_requests(false).build(connector);
-        HyperClient { client, timeout }
-    }
-}
-
-impl<C: Connect + Clone + Send + Sync + 'static> HyperClient<C> {
-    /// A client over `connector` that opens a fresh connection for every request.
-    pub fn unpooled(connector: C, timeout: Duration) -> Self {
-        let client = Client::builder(TokioExecutor::new())
-            .retry_canceled_requests(false)
-            .pool_max_idle_per_host(0)
-            .build(connector);
         HyperClient { client, timeout }
     }
 }
