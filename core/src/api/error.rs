@@ -5,7 +5,7 @@
 
 use crate::adapter::WebhookError;
 use crate::store::StoreError;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -114,10 +114,19 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::JsonDataError(error) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "INVALID_JSON", error.body_text())
             }
-            JsonRejection::BytesRejection(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", error.body_text())
-            }
+            JsonRejection::BytesRejection(error) => error.into(),
             other => ApiError::new(StatusCode::BAD_REQUEST, "INVALID_BODY", other.body_text()),
+        }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", rejection.body_text())
+        } else {
+            // The body could not be read at all (the connection broke mid-body).
+            ApiError::new(StatusCode::BAD_REQUEST, "INVALID_BODY", rejection.body_text())
         }
     }
 }
@@ -131,5 +140,73 @@ impl From<WebhookError> for ApiError {
             _ => (StatusCode::BAD_REQUEST, "INVALID_WEBHOOK"),
         };
         ApiError::new(status, code, error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::status::IllegalTransition;
+    use crate::money::Credits;
+
+    fn status_and_code(error: StoreError) -> (StatusCode, &'static str) {
+        let error = ApiError::from(error);
+        (error.status, error.code)
+    }
+
+    #[test]
+    fn every_store_error_has_its_status_and_code() {
+        let invalid = StoreError::Invalid { field: "name".into(), message: "must not be empty".into() };
+        let cases = [
+            (StoreError::NotFound { what: "campaign", id: "cmp_1".into() }, StatusCode::NOT_FOUND, "NOT_FOUND"),
+            (
+                StoreError::IllegalTransition(IllegalTransition { kind: "campaign", from: "draft", to: "paused" }),
+                StatusCode::CONFLICT,
+                "ILLEGAL_TRANSITION",
+            ),
+            (StoreError::Conflict("busy".into()), StatusCode::CONFLICT, "CONFLICT"),
+            (
+                StoreError::InsufficientCredits { needed: Credits(10), available: Credits(5) },
+                StatusCode::PAYMENT_REQUIRED,
+                "INSUFFICIENT_CREDITS",
+            ),
+            (
+                StoreError::IdempotencyMismatch { key: "k".into() },
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "IDEMPOTENCY_KEY_REUSED",
+            ),
+            (invalid, StatusCode::BAD_REQUEST, "VALIDATION"),
+            (StoreError::Transient("busy".into()), StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+            (StoreError::Backend("disk".into()), StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(status_and_code(error.clone()), (status, code), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn a_validation_error_names_its_field() {
+        let error = ApiError::from(StoreError::Invalid { field: "name".into(), message: "must not be empty".into() });
+        assert_eq!((error.field.as_deref(), error.message.as_str()), (Some("name"), "name: must not be empty"));
+    }
+
+    #[test]
+    fn a_backend_failure_tells_the_client_nothing_of_the_internals() {
+        let error = ApiError::from(StoreError::Backend("disk I/O error at /var/lib/smsim/db".into()));
+        assert!(!error.message.contains("/var/lib"), "{}", error.message);
+    }
+
+    #[test]
+    fn webhook_refusals_map_to_401_400_413_415() {
+        let cases = [
+            (WebhookError::MissingSignature, StatusCode::UNAUTHORIZED),
+            (WebhookError::BadSignature, StatusCode::UNAUTHORIZED),
+            (WebhookError::Malformed("x".into()), StatusCode::BAD_REQUEST),
+            (WebhookError::TooLarge { size: 2, limit: 1 }, StatusCode::PAYLOAD_TOO_LARGE),
+            (WebhookError::ContentType("text/plain".into()), StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ];
+        for (error, status) in cases {
+            assert_eq!(ApiError::from(error.clone()).status, status, "{error:?}");
+        }
     }
 }

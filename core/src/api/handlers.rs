@@ -1,6 +1,6 @@
 //! The handlers, their request bodies and their answers.
 
-use super::{AdminAuth, ApiError, ApiState, JsonBody, TenantAuth};
+use super::{AdminAuth, ApiError, ApiState, JsonBody, PathParams, RawBody, TenantAuth};
 use crate::adapter::{capabilities_of, WebhookRequest};
 use crate::domain::records::{Audience, Campaign, PauseReason, ProviderKind, Tenant, TrafficAccount};
 use crate::ids::{CampaignId, TenantId, TrafficAccountId};
@@ -8,11 +8,10 @@ use crate::money::Credits;
 use crate::store::memory::MAX_IMPORT_ROWS;
 use crate::store::{
     sha256_hex, CampaignPatch, CreditChange, IdempotencyKey, InboundReport, NewCampaign, NewContact, NewTenant,
-    NewTrafficAccount, ReportOutcome,
+    NewTrafficAccount, ReportOutcome, StoreError,
 };
 use crate::Timestamp;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
@@ -69,6 +68,7 @@ pub struct AccountView {
     sender: String,
     rate_limit_per_s: Option<u32>,
     price_per_segment: Credits,
+    idempotent_submissions: bool,
     webhook_path: String,
 }
 
@@ -84,6 +84,7 @@ impl From<TrafficAccount> for AccountView {
             sender: account.sender,
             rate_limit_per_s: account.rate_limit_per_s,
             price_per_segment: account.price_per_segment,
+            idempotent_submissions: account.idempotent_submissions,
         }
     }
 }
@@ -162,7 +163,7 @@ pub(super) struct ChangeCredits {
 pub(super) async fn change_credits(
     State(api): Api,
     _: AdminAuth,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody<ChangeCredits>,
 ) -> Answer<Json<TenantView>> {
     let tenant: TenantId = id.parse().map_err(|_| ApiError::not_found("tenant", &id))?;
@@ -295,7 +296,7 @@ pub(super) async fn list_campaigns(State(api): Api, TenantAuth(tenant): TenantAu
 pub(super) async fn read_campaign(
     State(api): Api,
     TenantAuth(tenant): TenantAuth,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Answer<Json<CampaignView>> {
     Ok(Json(api.store.campaign(tenant.id, campaign_id(&id)?)?.into()))
 }
@@ -330,7 +331,7 @@ where
 pub(super) async fn update_campaign(
     State(api): Api,
     TenantAuth(tenant): TenantAuth,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody<UpdateCampaign>,
 ) -> Answer<Json<CampaignView>> {
     let patch = CampaignPatch {
@@ -347,7 +348,7 @@ pub(super) async fn update_campaign(
 pub(super) async fn preview(
     State(api): Api,
     TenantAuth(tenant): TenantAuth,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Answer<impl IntoResponse> {
     Ok(Json(api.store.preview(tenant.id, campaign_id(&id)?)?))
 }
@@ -355,13 +356,20 @@ pub(super) async fn preview(
 pub(super) async fn enqueue(
     State(api): Api,
     TenantAuth(tenant): TenantAuth,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Answer<impl IntoResponse> {
     let campaign = campaign_id(&id)?;
+    if !body.is_empty() && !is_json(&headers) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "expected a request body with content-type application/json",
+        ));
+    }
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(value) => {
@@ -387,10 +395,20 @@ pub(super) async fn enqueue(
     Ok((StatusCode::ACCEPTED, Json(receipt)))
 }
 
+/// Whether the request says its body is JSON (`application/json` or `application/*+json`,
+/// parameters allowed), as axum's `Json` extractor requires.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(axum::http::header::CONTENT_TYPE).and_then(|value| value.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
 pub(super) async fn pause(
     State(api): Api,
     TenantAuth(tenant): TenantAuth,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Answer<Json<CampaignView>> {
     Ok(Json(api.store.pause(tenant.id, campaign_id(&id)?, PauseReason::Operator, api.clock.now())?.into()))
 }
@@ -398,7 +416,7 @@ pub(super) async fn pause(
 pub(super) async fn resume(
     State(api): Api,
     TenantAuth(tenant): TenantAuth,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Answer<Json<CampaignView>> {
     Ok(Json(api.store.resume(tenant.id, campaign_id(&id)?, api.clock.now())?.into()))
 }
@@ -406,7 +424,7 @@ pub(super) async fn resume(
 pub(super) async fn cancel(
     State(api): Api,
     TenantAuth(tenant): TenantAuth,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Answer<Json<CampaignView>> {
     Ok(Json(api.store.cancel(tenant.id, campaign_id(&id)?, api.clock.now())?.into()))
 }
@@ -414,7 +432,7 @@ pub(super) async fn cancel(
 pub(super) async fn retry_failed(
     State(api): Api,
     TenantAuth(tenant): TenantAuth,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Answer<impl IntoResponse> {
     Ok(Json(api.store.retry_failed(tenant.id, campaign_id(&id)?, api.clock.now())?))
 }
@@ -422,35 +440,49 @@ pub(super) async fn retry_failed(
 pub(super) async fn failures(
     State(api): Api,
     TenantAuth(tenant): TenantAuth,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Answer<impl IntoResponse> {
     Ok(Json(api.store.failures_by_code(tenant.id, campaign_id(&id)?)?))
 }
 
+/// How many progress readings in a row may fail with a passing store error before the
+/// stream gives up (the client reconnects and starts again).
+const PROGRESS_READ_ATTEMPTS: u32 = 10;
+
 pub(super) async fn progress(
     State(api): Api,
     TenantAuth(tenant): TenantAuth,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Answer<impl IntoResponse> {
-    let campaign = campaign_id(&id)?;
-    let first = api.store.campaign(tenant.id, campaign)?;
-    let interval = api.progress_interval;
-    // One event now, then one per interval while anything changes, ending with the event
-    // that shows the campaign completed or cancelled.
-    let stream = futures::stream::unfold(Some((first, true)), move |state| {
+    let first = api.store.campaign(tenant.id, campaign_id(&id)?)?;
+    // One event at once with the campaign as it stands, then one per interval of tokio
+    // time (so every change shows within an interval), ending with the event that
+    // shows the campaign completed or cancelled.
+    let stream = futures::stream::unfold(Some((first, false)), move |state| {
         let api = api.clone();
         async move {
-            let (campaign, first) = state?;
-            if !first {
-                tokio::time::sleep(interval).await;
-            }
-            let current = if first { campaign } else { api.store.campaign(tenant.id, campaign.id).ok()? };
-            let event = Event::default().event("progress").json_data(CampaignView::from(current.clone())).ok()?;
-            let next = (!current.status.is_terminal()).then_some((current, false));
+            let (campaign, wait) = state?;
+            let campaign = if wait { next_reading(&api, tenant.id, campaign.id).await? } else { campaign };
+            let event = Event::default().event("progress").json_data(CampaignView::from(campaign.clone())).ok()?;
+            let next = (!campaign.status.is_terminal()).then_some((campaign, true));
             Some((Ok::<_, Infallible>(event), next))
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// The campaign one interval from now. A passing store failure waits another interval,
+/// a bounded number of times; a campaign that is gone ends the stream.
+async fn next_reading(api: &ApiState, tenant: TenantId, id: CampaignId) -> Option<Campaign> {
+    for _ in 0..PROGRESS_READ_ATTEMPTS {
+        tokio::time::sleep(api.progress_interval).await;
+        match api.store.campaign(tenant, id) {
+            Ok(campaign) => return Some(campaign),
+            Err(StoreError::Transient(_)) => continue,
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 pub(super) async fn queue_stats(State(api): Api, TenantAuth(tenant): TenantAuth) -> Answer<impl IntoResponse> {
@@ -471,15 +503,21 @@ pub(super) struct WebhookSummary {
 
 pub(super) async fn webhook(
     State(api): Api,
-    Path((provider, account)): Path<(String, String)>,
+    PathParams((provider, account)): PathParams<(String, String)>,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Answer<Json<WebhookSummary>> {
     let not_found = || ApiError::not_found("webhook", &format!("{provider}/{account}"));
     let kind = ProviderKind::parse(&provider).ok_or_else(not_found)?;
     let account_id: TrafficAccountId = account.parse().map_err(|_| not_found())?;
-    let account = api.store.traffic_account(account_id).map_err(|_| not_found())?;
+    // Only a missing account is a 404. A passing store failure must stay a 503, so the
+    // provider retries the callback instead of dropping the report as misaddressed.
+    let account = match api.store.traffic_account(account_id) {
+        Ok(account) => account,
+        Err(StoreError::NotFound { .. }) => return Err(not_found()),
+        Err(error) => return Err(error.into()),
+    };
     if account.provider != kind {
         return Err(not_found());
     }

@@ -38,7 +38,8 @@ use crate::domain::records::Tenant;
 use crate::ids::TenantId;
 use crate::service::Adapters;
 use crate::store::{sha256_hex, Store};
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -143,7 +144,13 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/campaigns/{id}/failures", get(failures))
         .route("/v1/campaigns/{id}/progress", get(progress))
         .route("/v1/queue/stats", get(queue_stats))
-        .route("/v1/webhooks/{provider}/{account}", post(webhook))
+        // A provider's report batch is small; refuse anything larger than any adapter
+        // would parse before reading it into memory (the route's limit overrides the
+        // router-wide one below).
+        .route(
+            "/v1/webhooks/{provider}/{account}",
+            post(webhook).layer(DefaultBodyLimit::max(crate::adapter::MAX_WEBHOOK_BODY_BYTES)),
+        )
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "method not allowed on this route")
@@ -163,10 +170,13 @@ where
 /// The tenant whose bearer key the request carries.
 pub struct TenantAuth(pub Tenant);
 
+/// The credential of an `Authorization: Bearer <token>` header. The scheme name is
+/// case-insensitive (RFC 9110 §11.1); anything else is no credential at all.
 fn bearer(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
-    let token = value.strip_prefix("Bearer ")?.trim();
-    (!token.is_empty()).then_some(token)
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 impl FromRequestParts<Arc<ApiState>> for TenantAuth {
@@ -202,6 +212,34 @@ impl FromRequestParts<Arc<ApiState>> for AdminAuth {
             return Err(ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", "a tenant key cannot use admin routes"));
         }
         Err(ApiError::unauthorized("wrong admin token"))
+    }
+}
+
+/// A raw request body (within the route's size limit) whose rejection is a typed
+/// [`ApiError`]: `413 PAYLOAD_TOO_LARGE` rather than axum's plain-text answer.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        Ok(RawBody(Bytes::from_request(request, state).await?))
+    }
+}
+
+/// Path parameters whose rejection is a typed `404 NOT_FOUND`: a path segment that is
+/// not even valid text names nothing, and saying so the same way as for an unknown id
+/// keeps ids from being probed.
+pub struct PathParams<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(params)) => Ok(PathParams(params)),
+            Err(_) => Err(ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such resource")),
+        }
     }
 }
 

@@ -10,12 +10,21 @@ use smsim_core::adapter::twilio::twilio_signature;
 use smsim_core::adapter::{HttpClient, HttpError, HttpRequest, HttpResponse};
 use smsim_core::api::{router, ApiState};
 use smsim_core::clock::ManualClock;
+use smsim_core::domain::records::{
+    Campaign, Contact, Message, MessageError, PauseReason, StatusCounts, Tenant, TrafficAccount,
+};
 use smsim_core::service::Adapters;
 use smsim_core::store::memory::MemoryStore;
-use smsim_core::store::{ClaimOutcome, ClaimRequest, Store, SubmissionResult};
-use smsim_core::Timestamp;
+use smsim_core::store::{
+    CampaignPatch, ClaimOutcome, ClaimRequest, CreditChange, EnqueueReceipt, IdempotencyKey, ImportReport,
+    InboundReport, JournalEntry, LedgerRecount, NewCampaign, NewContact, NewTenant, NewTrafficAccount, Preview,
+    QueueStats, ReapReport, RecordOutcome, ReportOutcome, Resolution, RetryReceipt, Store, StoreError, StoreResult,
+    SubmissionResult,
+};
+use smsim_core::{CampaignId, MessageId, TenantId, Timestamp, TrafficAccountId};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tower::ServiceExt;
 
 const ADMIN: &str = "admin-secret";
@@ -31,7 +40,8 @@ impl HttpClient for NoNetwork {
 }
 
 struct Api {
-    store: Arc<MemoryStore>,
+    store: Arc<SwitchableStore>,
+    clock: Arc<ManualClock>,
     app: axum::Router,
 }
 
@@ -49,18 +59,93 @@ impl Reply {
 }
 
 fn api() -> Api {
-    let store = Arc::new(MemoryStore::new());
+    api_with(|_| {})
+}
+
+/// An API over a fresh memory store, with `configure` applied to its state.
+fn api_with(configure: impl FnOnce(&mut ApiState)) -> Api {
+    let store = Arc::new(SwitchableStore::default());
     let clock = Arc::new(ManualClock::new(T0));
     let adapters = Arc::new(Adapters::builtin(Arc::new(NoNetwork), "https://sms.example.com"));
-    let state = ApiState::new(
+    let mut state = ApiState::new(
         store.clone(),
-        clock,
+        clock.clone(),
         adapters,
         Some(ADMIN.into()),
         "https://sms.example.com",
         rand_chacha_seeded(),
     );
-    Api { store, app: router(Arc::new(state)) }
+    configure(&mut state);
+    Api { store, clock, app: router(Arc::new(state)) }
+}
+
+/// The memory store, with a switch that makes every call fail with a given error (and
+/// change nothing), to see how the API answers a store that is down.
+#[derive(Default)]
+struct SwitchableStore {
+    inner: MemoryStore,
+    failure: Mutex<Option<StoreError>>,
+}
+
+impl SwitchableStore {
+    fn fail_with(&self, failure: Option<StoreError>) {
+        *self.failure.lock().unwrap() = failure;
+    }
+
+    fn check(&self) -> StoreResult<()> {
+        self.failure.lock().unwrap().clone().map_or(Ok(()), Err)
+    }
+}
+
+macro_rules! switchable {
+    ($(fn $name:ident(&self $(, $arg:ident: $type:ty)*) -> $answer:ty;)*) => {
+        impl Store for SwitchableStore {
+            $(fn $name(&self $(, $arg: $type)*) -> $answer {
+                self.check()?;
+                self.inner.$name($($arg),*)
+            })*
+        }
+    };
+}
+
+switchable! {
+    fn create_tenant(&self, new: NewTenant, now: Timestamp) -> StoreResult<Tenant>;
+    fn tenant(&self, id: TenantId) -> StoreResult<Tenant>;
+    fn tenant_by_api_key_hash(&self, api_key_hash: &str) -> StoreResult<Option<Tenant>>;
+    fn tenants(&self) -> StoreResult<Vec<Tenant>>;
+    fn change_credits(&self, tenant: TenantId, change: CreditChange, now: Timestamp) -> StoreResult<Tenant>;
+    fn create_traffic_account(&self, new: NewTrafficAccount) -> StoreResult<TrafficAccount>;
+    fn traffic_account(&self, id: TrafficAccountId) -> StoreResult<TrafficAccount>;
+    fn traffic_accounts(&self) -> StoreResult<Vec<TrafficAccount>>;
+    fn import_contacts(&self, tenant: TenantId, rows: Vec<NewContact>, now: Timestamp) -> StoreResult<ImportReport>;
+    fn contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>>;
+    fn create_campaign(&self, tenant: TenantId, new: NewCampaign, now: Timestamp) -> StoreResult<Campaign>;
+    fn update_campaign(&self, tenant: TenantId, id: CampaignId, patch: CampaignPatch, now: Timestamp) -> StoreResult<Campaign>;
+    fn campaign(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Campaign>;
+    fn campaigns(&self, tenant: TenantId) -> StoreResult<Vec<Campaign>>;
+    fn all_campaigns(&self) -> StoreResult<Vec<Campaign>>;
+    fn preview(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Preview>;
+    fn enqueue(&self, tenant: TenantId, id: CampaignId, key: Option<IdempotencyKey>, now: Timestamp) -> StoreResult<EnqueueReceipt>;
+    fn start_due_campaigns(&self, now: Timestamp) -> StoreResult<Vec<CampaignId>>;
+    fn pause(&self, tenant: TenantId, id: CampaignId, reason: PauseReason, now: Timestamp) -> StoreResult<Campaign>;
+    fn resume(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign>;
+    fn cancel(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign>;
+    fn retry_failed(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<RetryReceipt>;
+    fn failures_by_code(&self, tenant: TenantId, id: CampaignId) -> StoreResult<BTreeMap<String, u32>>;
+    fn messages(&self, campaign: CampaignId) -> StoreResult<Vec<Message>>;
+    fn message(&self, id: MessageId) -> StoreResult<Message>;
+    fn claim(&self, request: ClaimRequest, now: Timestamp) -> StoreResult<ClaimOutcome>;
+    fn renew_lease(&self, token: u64, lease_ms: u64, now: Timestamp) -> StoreResult<u32>;
+    fn record_submissions(&self, token: u64, results: Vec<(MessageId, SubmissionResult)>, now: Timestamp) -> StoreResult<Vec<RecordOutcome>>;
+    fn apply_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome>;
+    fn reap_expired_leases(&self, now: Timestamp) -> StoreResult<ReapReport>;
+    fn unknown_messages(&self, limit: u32) -> StoreResult<Vec<Message>>;
+    fn resolve_unknown(&self, id: MessageId, resolution: Resolution, now: Timestamp) -> StoreResult<bool>;
+    fn settle_stale_unknowns(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<Vec<MessageId>>;
+    fn queue_stats(&self, tenant: Option<TenantId>, now: Timestamp) -> StoreResult<QueueStats>;
+    fn recount(&self, campaign: CampaignId) -> StoreResult<StatusCounts>;
+    fn ledger_recount(&self, tenant: TenantId) -> StoreResult<LedgerRecount>;
+    fn take_journal(&self) -> StoreResult<Vec<JournalEntry>>;
 }
 
 fn rand_chacha_seeded() -> rand_chacha::ChaCha20Rng {
@@ -228,7 +313,15 @@ async fn authentication_errors() {
     let reply = api.json("POST", "/v1/admin/tenants", &key, json!({"name": "evil"})).await;
     assert_eq!((reply.status, reply.code()), (StatusCode::FORBIDDEN, "FORBIDDEN"));
     let reply = api.json("POST", "/v1/admin/tenants", "not-admin", json!({"name": "evil"})).await;
-    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!((reply.status, reply.code()), (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"));
+    let reply = api.call("POST", "/v1/admin/tenants", None, Some("{\"name\":\"evil\"}"), &[]).await;
+    assert_eq!((reply.status, reply.code()), (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"), "no admin header");
+    let reply = api.call("GET", "/v1/admin/traffic-accounts", None, None, &[("authorization", ADMIN)]).await;
+    assert_eq!((reply.status, reply.code()), (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"), "no Bearer scheme");
+    let reply = api.call("GET", "/v1/me", None, None, &[("authorization", &format!("Basic {key}"))]).await;
+    assert_eq!((reply.status, reply.code()), (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"), "another scheme");
+    let reply = api.call("GET", "/v1/me", None, None, &[("authorization", &format!("bearer {key}"))]).await;
+    assert_eq!(reply.status, StatusCode::OK, "the scheme name is case-insensitive");
     assert_eq!(before, api.snapshot());
 }
 
@@ -294,6 +387,33 @@ async fn malformed_requests_get_typed_errors_and_change_nothing() {
         ),
         ("GET", "/v1/campaigns/cmp_999".into(), None, &[], StatusCode::NOT_FOUND, "NOT_FOUND"),
         ("GET", "/v1/campaigns/not-an-id".into(), None, &[], StatusCode::NOT_FOUND, "NOT_FOUND"),
+        ("GET", "/v1/campaigns/cmp_x".into(), None, &[], StatusCode::NOT_FOUND, "NOT_FOUND"),
+        ("POST", "/v1/campaigns/cmp_x/enqueue".into(), None, &[], StatusCode::NOT_FOUND, "NOT_FOUND"),
+        ("GET", "/v1/campaigns/%FF%FE".into(), None, &[], StatusCode::NOT_FOUND, "NOT_FOUND"),
+        (
+            "POST",
+            format!("/v1/campaigns/{campaign}/enqueue"),
+            Some("{}".into()),
+            &[("content-type", "text/plain")],
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+        (
+            "POST",
+            "/v1/contacts".into(),
+            Some(json!({"contacts": "+306912300001"}).to_string()),
+            &[],
+            StatusCode::BAD_REQUEST,
+            "INVALID_JSON",
+        ),
+        (
+            "PATCH",
+            format!("/v1/campaigns/{campaign}"),
+            Some(json!({"name": "   "}).to_string()),
+            &[],
+            StatusCode::BAD_REQUEST,
+            "VALIDATION",
+        ),
         ("POST", format!("/v1/campaigns/{campaign}/resume"), None, &[], StatusCode::CONFLICT, "CONFLICT"),
         ("POST", format!("/v1/campaigns/{campaign}/pause"), None, &[], StatusCode::CONFLICT, "ILLEGAL_TRANSITION"),
         ("POST", format!("/v1/campaigns/{campaign}/retry-failed"), None, &[], StatusCode::CONFLICT, "CONFLICT"),
@@ -314,6 +434,15 @@ async fn malformed_requests_get_typed_errors_and_change_nothing() {
         assert!(!reply.body["error"]["message"].as_str().unwrap_or("").is_empty(), "errors say what: {}", reply.text);
     }
     assert_eq!(before, api.snapshot(), "a refused request changed the store");
+    let syntax = api.call("POST", "/v1/campaigns", Some(&key), Some("{\n  \"name\": }"), &[]).await;
+    let message = syntax.body["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("line 2 column"), "serde's position is shown: {message}");
+    let unknown_field = api.call("POST", "/v1/contacts", Some(&key), Some("{\"rows\": []}"), &[]).await;
+    let message = unknown_field.body["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("unknown field `rows`"), "{message}");
+    let validation = api.json("PATCH", &format!("/v1/campaigns/{campaign}"), &key, json!({"name": ""})).await;
+    assert_eq!(validation.body["error"]["field"].as_str(), Some("name"), "{}", validation.text);
+    assert_eq!(before, api.snapshot());
 }
 
 #[tokio::test]
@@ -323,6 +452,9 @@ async fn oversized_bodies_and_imports_are_refused() {
     let before = api.snapshot();
     let huge = format!("{{\"contacts\":[{{\"phone\":\"{}\"}}]}}", "1".repeat(2 * 1024 * 1024));
     let reply = api.call("POST", "/v1/contacts", Some(&key), Some(&huge), &[]).await;
+    assert_eq!((reply.status, reply.code()), (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"), "{}", reply.text);
+    let campaign = api.store.all_campaigns().unwrap()[0].id;
+    let reply = api.call("POST", &format!("/v1/campaigns/{campaign}/enqueue"), Some(&key), Some(&huge), &[]).await;
     assert_eq!((reply.status, reply.code()), (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"), "{}", reply.text);
     let rows: Vec<Value> = (0..10_001).map(|n| json!({"phone": format!("+30691{n:07}")})).collect();
     let reply = api.json("POST", "/v1/contacts", &key, json!({ "contacts": rows })).await;
@@ -363,7 +495,18 @@ async fn double_clicks_create_one_set_of_messages() {
     let second = api.call("POST", &path, Some(&key), None, &[("idempotency-key", "click-1")]).await;
     assert_eq!((first.status, second.status), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
     assert_eq!((first.body["replayed"].as_bool(), second.body["replayed"].as_bool()), (Some(false), Some(true)));
-    assert_eq!(first.body["messages"], second.body["messages"]);
+    let without_flag = |body: &Value| {
+        let mut body = body.clone();
+        body.as_object_mut().unwrap().remove("replayed");
+        body
+    };
+    assert_eq!(without_flag(&first.body), without_flag(&second.body), "the replay is the first answer");
+    let (third, fourth) = tokio::join!(
+        api.call("POST", &path, Some(&key), None, &[("idempotency-key", "click-1")]),
+        api.call("POST", &path, Some(&key), None, &[("idempotency-key", "click-1")]),
+    );
+    assert_eq!((third.status, fourth.status), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
+    assert_eq!(without_flag(&third.body), without_flag(&first.body));
     let before = api.snapshot();
     let reused = api.call("POST", &path, Some(&key), Some("{}"), &[("idempotency-key", "click-1")]).await;
     assert_eq!((reused.status, reused.code()), (StatusCode::UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED"));
@@ -378,6 +521,8 @@ async fn double_clicks_create_one_set_of_messages() {
 async fn tenants_cannot_see_or_touch_each_other() {
     let api = api();
     let (key_a, campaign, _) = api.draft(1_000).await;
+    let enqueued = api.call("POST", &format!("/v1/campaigns/{campaign}/enqueue"), Some(&key_a), None, &[]).await;
+    assert_eq!(enqueued.status, StatusCode::ACCEPTED);
     let (_, key_b) = api.tenant("other", 1_000).await;
     let before = api.snapshot();
     for (method, suffix) in [
@@ -385,19 +530,30 @@ async fn tenants_cannot_see_or_touch_each_other() {
         ("GET", "/preview"),
         ("POST", "/enqueue"),
         ("POST", "/pause"),
+        ("POST", "/resume"),
         ("POST", "/cancel"),
+        ("POST", "/retry-failed"),
         ("GET", "/failures"),
+        ("GET", "/progress"),
     ] {
         let reply = api.call(method, &format!("/v1/campaigns/{campaign}{suffix}"), Some(&key_b), None, &[]).await;
         assert_eq!((reply.status, reply.code()), (StatusCode::NOT_FOUND, "NOT_FOUND"), "{method} {suffix}");
     }
     let reply = api.json("PATCH", &format!("/v1/campaigns/{campaign}"), &key_b, json!({"name": "mine now"})).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let keyed = api
+        .call("POST", &format!("/v1/campaigns/{campaign}/enqueue"), Some(&key_b), None, &[("idempotency-key", "k")])
+        .await;
+    assert_eq!(keyed.status, StatusCode::NOT_FOUND, "a key does not open another tenant's campaign");
     let contacts = api.call("GET", "/v1/contacts", Some(&key_b), None, &[]).await;
     assert_eq!(contacts.body.as_array().map(Vec::len), Some(0));
+    let campaigns = api.call("GET", "/v1/campaigns", Some(&key_b), None, &[]).await;
+    assert_eq!(campaigns.body.as_array().map(Vec::len), Some(0));
+    let stats = api.call("GET", "/v1/queue/stats", Some(&key_b), None, &[]).await;
+    assert_eq!(stats.body["queued"].as_u64(), Some(0), "another tenant's queue is not counted");
     assert_eq!(before, api.snapshot());
     let mine = api.call("GET", &format!("/v1/campaigns/{campaign}"), Some(&key_a), None, &[]).await;
-    assert_eq!(mine.status, StatusCode::OK);
+    assert_eq!((mine.status, mine.body["status"].as_str()), (StatusCode::OK, Some("sending")));
 }
 
 #[tokio::test]
@@ -412,7 +568,7 @@ async fn a_draft_can_be_patched_and_null_clears_optional_fields() {
 }
 
 /// Sends the campaign's two messages as if a worker did, so reports have something to find.
-fn accept_all(store: &MemoryStore) {
+fn accept_all(store: &dyn Store) {
     let ClaimOutcome::Claimed(claim) = store
         .claim(ClaimRequest { worker: "w".into(), traffic_account: None, max_messages: 10, lease_ms: 10_000 }, T0)
         .unwrap()
@@ -434,7 +590,7 @@ async fn webhooks_apply_reports_and_forged_ones_change_nothing() {
     let api = api();
     let (key, campaign, account) = api.draft(1_000).await;
     api.call("POST", &format!("/v1/campaigns/{campaign}/enqueue"), Some(&key), None, &[]).await;
-    accept_all(&api.store);
+    accept_all(api.store.as_ref());
     let path = format!("/v1/webhooks/mitto/{account}");
     let reports = serde_json::to_string(&vec![
         mitto_wire::DeliveryReport {
@@ -524,4 +680,242 @@ async fn admin_credit_changes() {
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     let by_tenant = api.json("POST", &path, &key, json!({"top_up": 1_000_000})).await;
     assert_eq!(by_tenant.status, StatusCode::FORBIDDEN, "a tenant cannot top itself up");
+}
+
+#[tokio::test]
+async fn admin_routes_are_disabled_without_an_admin_token() {
+    let api = api_with(|state| state.admin_token = None);
+    let before = api.snapshot();
+    for key in [Some(ADMIN), Some("anything"), None] {
+        let reply = api.call("POST", "/v1/admin/tenants", key, Some("{\"name\":\"acme\",\"credits\":5}"), &[]).await;
+        assert_eq!((reply.status, reply.code()), (StatusCode::FORBIDDEN, "ADMIN_DISABLED"), "{key:?}");
+        let reply = api.call("GET", "/v1/admin/traffic-accounts", key, None, &[]).await;
+        assert_eq!((reply.status, reply.code()), (StatusCode::FORBIDDEN, "ADMIN_DISABLED"), "{key:?}");
+    }
+    assert_eq!(before, api.snapshot());
+}
+
+#[tokio::test]
+async fn accounts_are_shown_without_credentials_and_only_to_tenants_who_may_use_them() {
+    let api = api();
+    let (tenant_a, key_a) = api.tenant("acme", 0).await;
+    let (_, key_b) = api.tenant("other", 0).await;
+    let platform = api.mitto_account().await;
+    let owned = api
+        .json(
+            "POST",
+            "/v1/admin/traffic-accounts",
+            ADMIN,
+            json!({
+                "owner": tenant_a, "name": "acme twilio", "provider": "twilio", "base_url": "http://provider",
+                "sender": "+15005550006", "price_per_segment": 79, "rate_limit_per_s": 5,
+                "credentials": {"account_sid": "AC1", "auth_token": "secret-token"}
+            }),
+        )
+        .await;
+    assert_eq!(owned.status, StatusCode::CREATED, "{}", owned.text);
+    assert_eq!(
+        (owned.body["owner"].as_str(), owned.body["idempotent_submissions"].as_bool()),
+        (Some(tenant_a.as_str()), Some(false))
+    );
+    let owned = owned.body["id"].as_str().unwrap().to_owned();
+    let ids = |reply: &Reply| -> Vec<String> {
+        assert!(!reply.text.contains("secret-token") && !reply.text.contains("credentials"), "{}", reply.text);
+        reply.body.as_array().unwrap().iter().map(|account| account["id"].as_str().unwrap().to_owned()).collect()
+    };
+    let all = api.call("GET", "/v1/admin/traffic-accounts", Some(ADMIN), None, &[]).await;
+    assert_eq!(ids(&all), vec![platform.clone(), owned.clone()]);
+    let for_a = api.call("GET", "/v1/traffic-accounts", Some(&key_a), None, &[]).await;
+    assert_eq!(ids(&for_a), vec![platform.clone(), owned.clone()]);
+    let for_b = api.call("GET", "/v1/traffic-accounts", Some(&key_b), None, &[]).await;
+    assert_eq!(ids(&for_b), vec![platform]);
+    let reply = api
+        .json("POST", "/v1/campaigns", &key_b, json!({"name": "x", "body_template": "hi", "traffic_account": owned}))
+        .await;
+    assert_eq!((reply.status, reply.code()), (StatusCode::NOT_FOUND, "NOT_FOUND"), "another tenant's account");
+    let reply = api
+        .json(
+            "POST",
+            "/v1/admin/traffic-accounts",
+            ADMIN,
+            json!({"name": "x", "provider": "sinch", "base_url": "http://p", "sender": "S", "price_per_segment": 1}),
+        )
+        .await;
+    assert_eq!((reply.status, reply.code()), (StatusCode::BAD_REQUEST, "INVALID_JSON"), "an unknown provider kind");
+}
+
+#[tokio::test]
+async fn store_failures_are_503_or_500_and_a_webhook_during_one_is_not_called_misaddressed() {
+    let api = api();
+    let (key, campaign, account) = api.draft(1_000).await;
+    let before = api.snapshot();
+    let webhook = format!("/v1/webhooks/mitto/{account}?token=hook");
+    let report = "{\"messageId\":\"p-1\",\"deliveryStatus\":\"Delivered\"}";
+
+    api.store.fail_with(Some(StoreError::Transient("database is locked".into())));
+    let reply = api.call("POST", &format!("/v1/campaigns/{campaign}/enqueue"), Some(&key), None, &[]).await;
+    assert_eq!((reply.status, reply.code()), (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"), "{}", reply.text);
+    let reply = api.call("POST", &webhook, None, Some(report), &[]).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+        "the provider must retry, not drop the report: {}",
+        reply.text
+    );
+
+    api.store.fail_with(Some(StoreError::Backend("disk I/O error in /var/lib/smsim/smsim.db".into())));
+    let reply = api.call("GET", "/v1/me", Some(&key), None, &[]).await;
+    assert_eq!((reply.status, reply.code()), (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"));
+    assert!(!reply.text.contains("/var/lib") && !reply.text.contains("disk"), "{}", reply.text);
+
+    api.store.fail_with(None);
+    assert_eq!(before, api.snapshot());
+    let reply = api.call("POST", &webhook, None, Some(report), &[]).await;
+    assert_eq!((reply.status, reply.body["parked"].as_u64()), (StatusCode::OK, Some(1)), "{}", reply.text);
+}
+
+#[tokio::test]
+async fn webhooks_are_refused_by_size_content_type_and_address() {
+    let api = api();
+    let (key, campaign, account) = api.draft(1_000).await;
+    api.call("POST", &format!("/v1/campaigns/{campaign}/enqueue"), Some(&key), None, &[]).await;
+    accept_all(api.store.as_ref());
+    let report = "{\"messageId\":\"p-+306912300001\",\"deliveryStatus\":\"Delivered\"}";
+    let before = api.snapshot();
+    let oversized = format!("[{}]", vec![report; 6_000].join(","));
+    assert!(oversized.len() > smsim_core::adapter::MAX_WEBHOOK_BODY_BYTES);
+    let cases: Vec<(String, &str, &str, StatusCode, &str)> = vec![
+        (
+            format!("/v1/webhooks/mitto/{account}?token=hook"),
+            &oversized,
+            "application/json",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+        ),
+        (
+            format!("/v1/webhooks/mitto/{account}?token=hook"),
+            report,
+            "text/plain",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+        ("/v1/webhooks/mitto/ta_999?token=hook".into(), report, "application/json", StatusCode::NOT_FOUND, "NOT_FOUND"),
+        ("/v1/webhooks/mitto/ta_x?token=hook".into(), report, "application/json", StatusCode::NOT_FOUND, "NOT_FOUND"),
+        (
+            format!("/v1/webhooks/sinch/{account}?token=hook"),
+            report,
+            "application/json",
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+        ),
+    ];
+    for (path, body, content_type, status, code) in cases {
+        let reply = api.call("POST", &path, None, Some(body), &[("content-type", content_type)]).await;
+        assert_eq!((reply.status, reply.code()), (status, code), "{path} {content_type}: {}", reply.text);
+    }
+    assert_eq!(before, api.snapshot(), "refused webhooks changed the store");
+    let reply = api.call("POST", &format!("/v1/webhooks/mitto/{account}?token=hook"), None, Some(report), &[]).await;
+    assert_eq!((reply.status, reply.body["applied"].as_u64()), (StatusCode::OK, Some(1)), "{}", reply.text);
+}
+
+#[tokio::test]
+async fn failures_are_grouped_by_code_and_retry_failed_requeues_them() {
+    let api = api();
+    let (key, campaign, _) = api.draft(1_000).await;
+    api.call("POST", &format!("/v1/campaigns/{campaign}/enqueue"), Some(&key), None, &[]).await;
+    let store: &dyn Store = api.store.as_ref();
+    let ClaimOutcome::Claimed(claim) = store
+        .claim(ClaimRequest { worker: "w".into(), traffic_account: None, max_messages: 1, lease_ms: 10_000 }, T0)
+        .unwrap()
+    else {
+        panic!("nothing to claim")
+    };
+    let error = MessageError { code: "HTTP_400".into(), retryable: false, detail: "bad request".into() };
+    store
+        .record_submissions(claim.token, vec![(claim.messages[0].id, SubmissionResult::Failed { error })], T0)
+        .unwrap();
+    let failures = api.call("GET", &format!("/v1/campaigns/{campaign}/failures"), Some(&key), None, &[]).await;
+    assert_eq!((failures.status, failures.body.clone()), (StatusCode::OK, json!({"HTTP_400": 1})));
+    let me = api.call("GET", "/v1/me", Some(&key), None, &[]).await;
+    assert_eq!(me.body["reserved"].as_i64(), Some(55), "the failure released its reservation");
+    let retried = api.call("POST", &format!("/v1/campaigns/{campaign}/retry-failed"), Some(&key), None, &[]).await;
+    assert_eq!((retried.status, retried.body.clone()), (StatusCode::OK, json!({"requeued": 1, "reserved": 55})));
+    let view = api.call("GET", &format!("/v1/campaigns/{campaign}"), Some(&key), None, &[]).await;
+    assert_eq!(
+        (view.body["counts"]["queued"].as_u64(), view.body["failed"].as_u64(), view.body["pending"].as_u64()),
+        (Some(2), Some(0), Some(2))
+    );
+    let again = api.call("GET", &format!("/v1/campaigns/{campaign}/failures"), Some(&key), None, &[]).await;
+    assert_eq!(again.body, json!({}));
+}
+
+#[tokio::test]
+async fn a_tenant_over_its_request_rate_gets_429_until_a_token_returns() {
+    let api = api_with(|state| state.requests_per_s = Some(2));
+    let (_, key) = api.tenant("acme", 0).await;
+    let (_, other) = api.tenant("other", 0).await;
+    let before = api.snapshot();
+    for _ in 0..2 {
+        assert_eq!(api.call("GET", "/v1/me", Some(&key), None, &[]).await.status, StatusCode::OK);
+    }
+    let limited = api.json("POST", "/v1/contacts", &key, json!({"contacts": [{"phone": "+306912300001"}]})).await;
+    assert_eq!((limited.status, limited.code()), (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"));
+    assert_eq!(before, api.snapshot(), "a limited request changed nothing");
+    assert_eq!(
+        api.call("GET", "/v1/me", Some(&other), None, &[]).await.status,
+        StatusCode::OK,
+        "limits are per tenant"
+    );
+    api.clock.advance_ms(1_000);
+    assert_eq!(api.call("GET", "/v1/me", Some(&key), None, &[]).await.status, StatusCode::OK);
+}
+
+/// The next server-sent event of `body`, as (event name, JSON data), or `None` at the end.
+async fn next_event(body: &mut Body) -> Option<(String, Value)> {
+    let mut text = String::new();
+    loop {
+        let frame = body.frame().await?.expect("the stream does not fail");
+        let Ok(data) = frame.into_data() else { continue };
+        text.push_str(std::str::from_utf8(&data).unwrap());
+        if !text.ends_with("\n\n") {
+            continue;
+        }
+        let field = |name: &str| text.lines().find_map(|line| line.strip_prefix(name)).map(str::to_owned);
+        // Keep-alive comments carry neither an event name nor data.
+        if let (Some(event), Some(data)) = (field("event: "), field("data: ")) {
+            return Some((event, serde_json::from_str(&data).unwrap()));
+        }
+        text.clear();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn progress_events_follow_the_campaign_until_it_ends() {
+    let api = api_with(|state| state.progress_interval = Duration::from_millis(500));
+    let (key, campaign, _) = api.draft(1_000).await;
+    api.call("POST", &format!("/v1/campaigns/{campaign}/enqueue"), Some(&key), None, &[]).await;
+    let request = Request::get(format!("/v1/campaigns/{campaign}/progress"))
+        .header("authorization", format!("Bearer {key}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = api.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.into_body();
+    let started = tokio::time::Instant::now();
+    let (event, first) = next_event(&mut body).await.expect("an event at once");
+    assert_eq!((event.as_str(), first["status"].as_str()), ("progress", Some("sending")));
+    assert_eq!((first["total"].as_u64(), first["progress"].as_u64()), (Some(3), Some(33)));
+    assert_eq!(started.elapsed(), Duration::ZERO, "the first event does not wait");
+
+    api.call("POST", &format!("/v1/campaigns/{campaign}/pause"), Some(&key), None, &[]).await;
+    let (_, paused) = next_event(&mut body).await.expect("an event per interval");
+    assert_eq!(paused["status"].as_str(), Some("paused"));
+    assert_eq!(started.elapsed(), Duration::from_millis(500), "one interval of tokio time later");
+
+    let (_, still) = next_event(&mut body).await.expect("events go on while nothing changes");
+    assert_eq!(still["status"].as_str(), Some("paused"));
+    api.call("POST", &format!("/v1/campaigns/{campaign}/cancel"), Some(&key), None, &[]).await;
+    let (_, cancelled) = next_event(&mut body).await.expect("the final event");
+    assert_eq!((cancelled["status"].as_str(), cancelled["progress"].as_u64()), (Some("cancelled"), Some(100)));
+    assert!(next_event(&mut body).await.is_none(), "the stream ends with the campaign");
 }
