@@ -411,12 +411,7 @@ pub fn unknown_outcome_error() -> MessageError {
 
 impl Store for MemoryStore {
     fn create_tenant(&self, new: NewTenant, _now: Timestamp) -> StoreResult<Tenant> {
-        if new.name.trim().is_empty() {
-            return Err(invalid("name", "a tenant needs a name"));
-        }
-        if new.credits < Credits::ZERO {
-            return Err(invalid("credits", "the opening balance cannot be negative"));
-        }
+        new.check()?;
         let mut state = self.lock();
         state.next_tenant += 1;
         let tenant = Tenant {
@@ -470,18 +465,7 @@ impl Store for MemoryStore {
     }
 
     fn create_traffic_account(&self, new: NewTrafficAccount) -> StoreResult<TrafficAccount> {
-        if new.name.trim().is_empty() {
-            return Err(invalid("name", "a traffic account needs a name"));
-        }
-        if new.base_url.trim().is_empty() {
-            return Err(invalid("base_url", "a traffic account needs the provider's base URL"));
-        }
-        if new.sender.trim().is_empty() {
-            return Err(invalid("sender", "a traffic account needs a default sender"));
-        }
-        if new.price_per_segment < Credits::ZERO {
-            return Err(invalid("price_per_segment", "a price cannot be negative"));
-        }
+        new.check()?;
         let mut state = self.lock();
         if let Some(owner) = new.owner {
             state.tenant(owner)?;
@@ -642,15 +626,7 @@ impl Store for MemoryStore {
         let account = state.account(campaign.traffic_account)?;
         let plan = plan_messages(campaign, account, &state.tenant_contacts(tenant))?;
         let available = state.tenant(tenant)?.available();
-        Ok(Preview {
-            audience: plan.messages.len() as u32,
-            recipients: plan.sendable() as u32,
-            skipped: plan.skipped() as u32,
-            segments: plan.segments(),
-            estimated_cost: plan.cost(),
-            available_credits: available,
-            sufficient_credits: plan.cost() <= available,
-        })
+        Ok(Preview::of(&plan, available))
     }
 
     fn enqueue(

@@ -223,6 +223,58 @@ pub struct Preview {
     pub sufficient_credits: bool,
 }
 
+impl Preview {
+    /// The preview of `plan` for a tenant with `available` credit.
+    pub fn of(plan: &crate::domain::plan::Plan, available: Credits) -> Preview {
+        Preview {
+            audience: plan.messages.len() as u32,
+            recipients: plan.sendable() as u32,
+            skipped: plan.skipped() as u32,
+            segments: plan.segments(),
+            estimated_cost: plan.cost(),
+            available_credits: available,
+            sufficient_credits: plan.cost() <= available,
+        }
+    }
+}
+
+impl NewTenant {
+    /// Refuses a tenant no store may create.
+    pub fn check(&self) -> StoreResult<()> {
+        if self.name.trim().is_empty() {
+            return Err(StoreError::Invalid { field: "name".into(), message: "a tenant needs a name".into() });
+        }
+        if self.credits < Credits::ZERO {
+            return Err(StoreError::Invalid {
+                field: "credits".into(),
+                message: "the opening balance cannot be negative".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl NewTrafficAccount {
+    /// Refuses an account no store may create (its owner is checked by the store).
+    pub fn check(&self) -> StoreResult<()> {
+        let invalid =
+            |field: &str, message: &str| Err(StoreError::Invalid { field: field.into(), message: message.into() });
+        if self.name.trim().is_empty() {
+            return invalid("name", "a traffic account needs a name");
+        }
+        if self.base_url.trim().is_empty() {
+            return invalid("base_url", "a traffic account needs the provider's base URL");
+        }
+        if self.sender.trim().is_empty() {
+            return invalid("sender", "a traffic account needs a default sender");
+        }
+        if self.price_per_segment < Credits::ZERO {
+            return invalid("price_per_segment", "a price cannot be negative");
+        }
+        Ok(())
+    }
+}
+
 /// An `Idempotency-Key` and a fingerprint of the request it came with.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdempotencyKey {

@@ -885,12 +885,7 @@ impl Tx<'_> {
 
 impl Store for SqliteStore {
     fn create_tenant(&self, new: NewTenant, _now: Timestamp) -> StoreResult<Tenant> {
-        if new.name.trim().is_empty() {
-            return Err(invalid("name", "a tenant needs a name"));
-        }
-        if new.credits < Credits::ZERO {
-            return Err(invalid("credits", "the opening balance cannot be negative"));
-        }
+        new.check()?;
         self.transaction(|tx| {
             tx.tx
                 .prepare_cached("INSERT INTO tenants (name, api_key_hash, balance, reserved, charged, funded, rate_limit_per_s) VALUES (?1, ?2, ?3, 0, 0, ?3, ?4)")
@@ -954,18 +949,7 @@ impl Store for SqliteStore {
     }
 
     fn create_traffic_account(&self, new: NewTrafficAccount) -> StoreResult<TrafficAccount> {
-        if new.name.trim().is_empty() {
-            return Err(invalid("name", "a traffic account needs a name"));
-        }
-        if new.base_url.trim().is_empty() {
-            return Err(invalid("base_url", "a traffic account needs the provider's base URL"));
-        }
-        if new.sender.trim().is_empty() {
-            return Err(invalid("sender", "a traffic account needs a default sender"));
-        }
-        if new.price_per_segment < Credits::ZERO {
-            return Err(invalid("price_per_segment", "a price cannot be negative"));
-        }
+        new.check()?;
         self.transaction(|tx| {
             if let Some(owner) = new.owner {
                 tx.tenant(owner)?;
@@ -1149,15 +1133,7 @@ impl Store for SqliteStore {
             let account = tx.account(campaign.traffic_account)?;
             let plan = plan_messages(&campaign, &account, &tx.tenant_contacts(tenant)?)?;
             let available = tx.tenant(tenant)?.available();
-            Ok(Preview {
-                audience: plan.messages.len() as u32,
-                recipients: plan.sendable() as u32,
-                skipped: plan.skipped() as u32,
-                segments: plan.segments(),
-                estimated_cost: plan.cost(),
-                available_credits: available,
-                sufficient_credits: plan.cost() <= available,
-            })
+            Ok(Preview::of(&plan, available))
         })
     }
 
