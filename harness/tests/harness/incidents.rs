@@ -54,3 +54,23 @@ fn every_incident_is_found_with_its_bug_and_absent_without_it() {
         }
     }
 }
+
+/// `smsim shrink`'s core on a real failure: the shrunk plan still breaks the same
+/// invariant and is no larger than the one it started from.
+#[test]
+fn a_failing_fault_plan_shrinks_and_still_fails() {
+    use smsim_harness::shrink::{shrink, with_plan};
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/incidents/resend-after-crash.toml");
+    let scenario = Scenario::load(&file).unwrap();
+    let options = RunOptions::default();
+    let failing = run(&scenario, 2, &options).unwrap();
+    let broken = failing.violation.as_ref().expect("seed 2 finds the resend").invariant;
+    let still_fails = |plan: &smsim_harness::world::FaultPlan| {
+        run(&with_plan(&scenario, plan), 2, &options).unwrap().violation.is_some_and(|v| v.invariant == broken)
+    };
+    let (smaller, runs) = shrink(failing.faults.clone(), 8, still_fails);
+    assert!(runs <= 8);
+    assert!(still_fails(&smaller), "the shrunk plan no longer fails");
+    assert!(smaller.events.len() <= failing.faults.events.len());
+    assert!(smaller.rates.crash_after_accept <= failing.faults.rates.crash_after_accept);
+}
