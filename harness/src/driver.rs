@@ -101,8 +101,10 @@ pub struct DriverLog {
     pub events: Vec<(u64, DriverEvent)>,
     /// Campaign ids by scenario name, once created.
     pub campaigns: BTreeMap<String, (TenantId, CampaignId)>,
-    /// Times of operator actions that were accepted (ms), per campaign.
+    /// Times of operator actions that were answered (ms), per campaign.
     pub operator_actions: Vec<(u64, Option<CampaignId>)>,
+    /// Operator actions sent and not yet answered (the store may already have applied them).
+    pub actions_in_flight: u32,
     /// Isolation probes that got anything but 404.
     pub isolation_breaches: Vec<String>,
     /// Enqueue answers: (campaign name, status, replayed).
@@ -323,12 +325,18 @@ async fn act(driver: &Driver, plan: &DriverPlan, action: &PlannedAction) {
                 OperatorVerb::Cancel => "cancel",
                 _ => "retry-failed",
             };
+            // The store applies an action before its answer travels back, and retry-failed
+            // lowers progress at once: the oracle suspends its monotonicity check while an
+            // action is in flight and restarts it from the answer.
+            driver.log.lock().expect("driver log poisoned").actions_in_flight += 1;
             let (status, _) = driver
                 .call(Method::POST, &format!("/v1/campaigns/{id}/{verb}"), &plan.tenants[tenant].api_key, None, &[])
                 .await;
-            // Any answered action may change progress (retry-failed lowers it); the
-            // oracle restarts its monotonicity check from here.
-            driver.log.lock().expect("driver log poisoned").operator_actions.push((at, Some(id)));
+            {
+                let mut log = driver.log.lock().expect("driver log poisoned");
+                log.actions_in_flight -= 1;
+                log.operator_actions.push((at, Some(id)));
+            }
             if status == 200 {
                 driver.mark(match action.verb {
                     OperatorVerb::Pause => "operator_pause",
@@ -342,8 +350,11 @@ async fn act(driver: &Driver, plan: &DriverPlan, action: &PlannedAction) {
             let (Some(tenant), Some(amount)) = (action.tenant, action.amount) else { return };
             let field = if action.verb == OperatorVerb::TopUp { "top_up" } else { "adjust" };
             let path = format!("/v1/admin/tenants/{}/credits", plan.tenants[tenant].id);
+            driver.log.lock().expect("driver log poisoned").actions_in_flight += 1;
             driver.call(Method::POST, &path, &plan.admin_token, Some(json!({ field: amount })), &[]).await;
-            driver.log.lock().expect("driver log poisoned").operator_actions.push((at, None));
+            let mut log = driver.log.lock().expect("driver log poisoned");
+            log.actions_in_flight -= 1;
+            log.operator_actions.push((at, None));
         }
     }
 }

@@ -361,7 +361,7 @@ impl Oracle {
         }
         if self.on(Invariant::Progress) {
             let progress = campaign.progress();
-            if driver.operator_actions.len() > self.actions_seen {
+            if driver.operator_actions.len() > self.actions_seen || driver.actions_in_flight > 0 {
                 // An operator acted (retry-failed may lower progress): restart the baseline.
                 self.actions_seen = driver.operator_actions.len();
                 self.progress.clear();
