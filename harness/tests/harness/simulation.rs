@@ -57,8 +57,27 @@ fn every_scenario_holds_its_invariants() {
             None if scenario.faults.swarm => 1..3,
             None => 1..2,
         };
-        scenario_passes(&file, seeds);
+        let reports = scenario_passes(&file, seeds);
+        snapshot(&scenario, &reports[0]);
     }
+}
+
+/// A scenario's outcome at its first seed, reviewed like code (`cargo insta review`).
+fn snapshot(scenario: &Scenario, report: &smsim_harness::run::RunReport) {
+    let outcome = serde_json::json!({
+        "scenario": report.scenario,
+        "seed": report.seed,
+        "trace_hash": report.trace_hash,
+        "events": report.events,
+        "campaigns": report.campaigns,
+        "charged": report.charged,
+        "faults": report.faults,
+        "invariants_checked": report.checks,
+        "coverage": report.coverage,
+    });
+    insta::with_settings!({ snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots"), prepend_module_to_snapshot => false }, {
+        insta::assert_json_snapshot!(scenario.name.clone(), outcome);
+    });
 }
 
 #[test]
