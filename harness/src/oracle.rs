@@ -108,6 +108,9 @@ impl fmt::Display for Violation {
     }
 }
 
+/// Stores with up to this many messages are recounted after every step.
+pub const RECOUNT_EVERY_STEP_UP_TO: usize = 5_000;
+
 /// Limits the oracle checks the provider's traffic against.
 #[derive(Clone, Debug, Default)]
 pub struct Limits {
@@ -127,12 +130,17 @@ pub struct Oracle {
     campaigns: BTreeMap<CampaignId, CampaignStatus>,
     completed: BTreeSet<CampaignId>,
     keys: BTreeMap<MessageKey, MessageId>,
+    keys_of: BTreeMap<MessageId, MessageKey>,
+    newly_charged: Vec<MessageId>,
     tenants_of: BTreeMap<MessageId, TenantId>,
     accounts_of: BTreeMap<MessageId, TrafficAccountId>,
     progress: BTreeMap<CampaignId, u8>,
     actions_seen: usize,
     reports_checked: usize,
     windows: BTreeMap<(String, u64), u32>,
+    last_recount_ms: Option<u64>,
+    pending_campaigns: BTreeSet<CampaignId>,
+    pending_tenants: BTreeSet<TenantId>,
     tenant_windows: BTreeMap<(TenantId, u64), u32>,
     /// Checks run, per invariant.
     pub checks: BTreeMap<Invariant, u64>,
@@ -154,12 +162,17 @@ impl Oracle {
             campaigns: BTreeMap::new(),
             completed: BTreeSet::new(),
             keys: BTreeMap::new(),
+            keys_of: BTreeMap::new(),
+            newly_charged: Vec::new(),
             tenants_of: BTreeMap::new(),
             accounts_of: BTreeMap::new(),
             progress: BTreeMap::new(),
             actions_seen: 0,
             reports_checked: 0,
             windows: BTreeMap::new(),
+            last_recount_ms: None,
+            pending_campaigns: BTreeSet::new(),
+            pending_tenants: BTreeSet::new(),
             tenant_windows: BTreeMap::new(),
             checks: BTreeMap::new(),
         }
@@ -192,11 +205,21 @@ impl Oracle {
         for entry in journal {
             self.check_entry(at_ms, entry, store, &mut touched_campaigns, &mut touched_tenants)?;
         }
-        for &id in &touched_campaigns {
-            self.check_campaign(at_ms, id, store, driver)?;
-        }
-        for &tenant in &touched_tenants {
-            self.check_money(at_ms, tenant, store)?;
+        // Recounts cost in proportion to the store: every step while it is small, once a
+        // simulated second beyond (a large campaign would otherwise spend its run
+        // recounting), and always at the end.
+        self.pending_campaigns.extend(touched_campaigns);
+        self.pending_tenants.extend(touched_tenants);
+        let due = self.messages.len() <= RECOUNT_EVERY_STEP_UP_TO
+            || self.last_recount_ms.is_none_or(|last| at_ms >= last + 1_000);
+        if due && !(self.pending_campaigns.is_empty() && self.pending_tenants.is_empty()) {
+            self.last_recount_ms = Some(at_ms);
+            for id in std::mem::take(&mut self.pending_campaigns) {
+                self.check_campaign(at_ms, id, store, driver)?;
+            }
+            for tenant in std::mem::take(&mut self.pending_tenants) {
+                self.check_money(at_ms, tenant, store)?;
+            }
         }
         self.check_truth(at_ms, store, truth, driver)
     }
@@ -237,6 +260,7 @@ impl Oracle {
                 if from.is_none() {
                     if let Ok(stored) = store.message(message) {
                         self.keys.insert((stored.destination.clone(), stored.body.clone()), message);
+                        self.keys_of.insert(message, (stored.destination.clone(), stored.body.clone()));
                         self.tenants_of.insert(message, stored.tenant);
                         self.accounts_of.insert(message, stored.traffic_account);
                     }
@@ -260,6 +284,9 @@ impl Oracle {
                             vec![format!("journal entry {seq}")],
                         ));
                     }
+                }
+                if to.is_provider_accepted() && !from.is_some_and(MessageStatus::is_provider_accepted) {
+                    self.newly_charged.push(message);
                 }
                 self.messages.insert(message, to);
             }
@@ -431,7 +458,8 @@ impl Oracle {
         driver: &DriverLog,
     ) -> Result<(), Violation> {
         if self.on(Invariant::AtMostOnce) {
-            if let Some((key, acceptances)) = truth.accepted.iter().find(|(_, acceptances)| acceptances.len() > 1) {
+            if let Some((key, acceptances)) = truth.duplicated.first().and_then(|key| truth.accepted.get_key_value(key))
+            {
                 let message = self.keys.get(key).map_or("an unknown message".to_owned(), |id| id.to_string());
                 return Err(violation(
                     Invariant::AtMostOnce,
@@ -475,11 +503,12 @@ impl Oracle {
             .rposition(|r| r.answered.is_none())
             .map_or(truth.reports.len(), |unanswered| unanswered.min(self.reports_checked.max(unanswered)));
         if self.on(Invariant::Money) {
-            // Every message the engine charged as provider-accepted was accepted.
-            for (key, id) in &self.keys {
-                if self.messages.get(id).is_some_and(|status| status.is_provider_accepted())
-                    && !truth.accepted.contains_key(key)
-                {
+            // Every message the engine charged as provider-accepted was accepted: checked
+            // when it becomes accepted (the provider records an acceptance before it
+            // answers or reports, so the truth is always there first).
+            for id in std::mem::take(&mut self.newly_charged) {
+                let Some(key) = self.keys_of.get(&id) else { continue };
+                if !truth.accepted.contains_key(key) {
                     return Err(violation(
                         Invariant::Money,
                         at_ms,

@@ -152,6 +152,8 @@ pub struct Truth {
     pub crash_requests: Vec<String>,
     /// Named rare paths taken.
     pub marks: BTreeMap<&'static str, u64>,
+    /// Keys accepted a second (or later) time, in the order it happened.
+    pub duplicated: Vec<MessageKey>,
 }
 
 impl Truth {
@@ -254,6 +256,9 @@ impl Provider {
         let acceptances = truth.accepted.entry((destination.to_owned(), body.to_owned())).or_default();
         acceptances.push(Acceptance { at_ms, provider_id: provider_id.clone(), account: account.engine_id.clone() });
         let count = acceptances.len() as u32;
+        if count > 1 {
+            truth.duplicated.push((destination.to_owned(), body.to_owned()));
+        }
         truth.event(
             at_ms,
             ProviderEvent::Accepted {

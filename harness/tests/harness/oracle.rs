@@ -246,8 +246,9 @@ fn money_fires_when_charges_differ_from_acceptances() {
 fn at_most_once_fires_on_a_second_acceptance() {
     let (store, journal, ids) = fixture();
     let mut truth = truth_with_acceptances(&ids, &store);
-    let first = truth.accepted.values_mut().next().unwrap();
+    let (key, first) = truth.accepted.iter_mut().next().unwrap();
     first.push(Acceptance { at_ms: 900, provider_id: "p-again".into(), account: "ta_1".into() });
+    truth.duplicated.push(key.clone());
     let violation = Oracle::new(&[], Limits::default())
         .check_step(10, &journal, store.as_ref(), &truth, &DriverLog::default())
         .unwrap_err();
