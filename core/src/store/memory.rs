@@ -672,31 +672,9 @@ impl Store for MemoryStore {
         // Everything that could refuse has been checked: write.
         let mut counts = StatusCounts::default();
         for planned in &plan.messages {
-            let (status, last_error) = match planned.skip {
-                Some(reason) => (MessageStatus::Skipped, Some(skip_error(reason))),
-                None => (MessageStatus::Queued, None),
-            };
+            let message = new_message(planned, tenant, account.id, now);
+            let status = message.status;
             *counts.get_mut(status) += 1;
-            let message = Message {
-                id: planned.id,
-                tenant,
-                traffic_account: account.id,
-                destination: planned.destination.clone(),
-                sender: planned.sender.clone(),
-                body: planned.body.clone(),
-                encoding: planned.encoding,
-                segments: planned.segments,
-                cost: planned.cost,
-                status,
-                attempts: 0,
-                next_attempt_at: now,
-                lease: None,
-                provider_message_id: None,
-                bulk_id: None,
-                last_error,
-                created_at: now,
-                updated_at: now,
-            };
             let earlier = state.messages.insert(planned.id, message);
             assert!(earlier.is_none(), "store bug: message {} created twice", planned.id);
             let seq = state.next_seq();

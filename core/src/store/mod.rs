@@ -670,6 +670,39 @@ pub trait Store: Send + Sync + 'static {
     fn take_journal(&self) -> StoreResult<Vec<JournalEntry>>;
 }
 
+/// The message an enqueue stores for `planned`: queued, or skipped with its reason.
+pub fn new_message(
+    planned: &crate::domain::plan::PlannedMessage,
+    tenant: TenantId,
+    traffic_account: TrafficAccountId,
+    now: Timestamp,
+) -> Message {
+    let (status, last_error) = match planned.skip {
+        Some(reason) => (MessageStatus::Skipped, Some(skip_error(reason))),
+        None => (MessageStatus::Queued, None),
+    };
+    Message {
+        id: planned.id,
+        tenant,
+        traffic_account,
+        destination: planned.destination.clone(),
+        sender: planned.sender.clone(),
+        body: planned.body.clone(),
+        encoding: planned.encoding,
+        segments: planned.segments,
+        cost: planned.cost,
+        status,
+        attempts: 0,
+        next_attempt_at: now,
+        lease: None,
+        provider_message_id: None,
+        bulk_id: None,
+        last_error,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
 /// Why a planned message is created skipped, as a message error.
 pub fn skip_error(reason: SkipReason) -> MessageError {
     MessageError {

@@ -1191,31 +1191,10 @@ impl Store for SqliteStore {
             // One counter update for the whole batch of creation entries.
             let first_seq = tx.take_meta("journal_seq", plan.messages.len() as u64)?;
             for (seq, planned) in (first_seq..).zip(&plan.messages) {
-                let (status, last_error) = match planned.skip {
-                    Some(reason) => (MessageStatus::Skipped, Some(skip_error(reason))),
-                    None => (MessageStatus::Queued, None),
-                };
+                let message = new_message(planned, tenant, account.id, now);
+                let status = message.status;
                 *counts.get_mut(status) += 1;
-                tx.insert_message(&Message {
-                    id: planned.id,
-                    tenant,
-                    traffic_account: account.id,
-                    destination: planned.destination.clone(),
-                    sender: planned.sender.clone(),
-                    body: planned.body.clone(),
-                    encoding: planned.encoding,
-                    segments: planned.segments,
-                    cost: planned.cost,
-                    status,
-                    attempts: 0,
-                    next_attempt_at: now,
-                    lease: None,
-                    provider_message_id: None,
-                    bulk_id: None,
-                    last_error,
-                    created_at: now,
-                    updated_at: now,
-                })?;
+                tx.insert_message(&message)?;
                 tx.journal_at(JournalEntry::Message {
                     seq,
                     at: now,
