@@ -28,8 +28,12 @@ pub fn scenario_passes(path: impl AsRef<Path>, seed_range: Range<u64>) -> Vec<Ru
     seeds(seed_range)
         .into_iter()
         .map(|seed| {
-            let options =
-                RunOptions { keep_trace: false, scenario_path: Some(path.display().to_string()), without_bug: false };
+            let options = RunOptions {
+                keep_trace: false,
+                scenario_path: Some(path.display().to_string()),
+                without_bug: false,
+                adapters: None,
+            };
             let report = run(&scenario, seed, &options)
                 .unwrap_or_else(|error| panic!("{}: seed {seed}: {error}", path.display()));
             assert!(report.passed(), "\n{}", crate::report::summary(&report));

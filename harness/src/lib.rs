@@ -8,8 +8,10 @@
 //! * [`sweep`] runs many seeds in parallel; [`shrink`] minimises a failing fault plan.
 //! * [`trace`] records every event of a run as JSON lines and hashes them.
 //! * [`serve`] runs the engine for real on SQLite and tokio sockets.
+//! * [`certify`] judges a provider adapter clause by clause against stubbed providers.
 //! * [`net`] binds the engine's network seams (listener, HTTP connector) to turmoil.
 
+pub mod certify;
 pub mod check;
 pub mod clock;
 pub mod driver;

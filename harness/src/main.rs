@@ -41,6 +41,30 @@ enum Command {
     Sweep(SweepArgs),
     /// Shrink a failing seed's fault plan and write it to scenarios/regressions/.
     Shrink(ShrinkArgs),
+    /// Certify a provider adapter clause by clause against stubbed providers.
+    Certify(CertifyArgs),
+}
+
+#[derive(Args)]
+struct CertifyArgs {
+    /// The adapter: a provider kind (`mitto`, `twilio`) or `all`.
+    #[arg(required_unless_present = "list")]
+    adapter: Option<String>,
+    /// Run only this clause, or every clause under a prefix (`submit`); repeatable.
+    #[arg(long = "clause", value_name = "ID")]
+    clauses: Vec<String>,
+    /// Write the reports as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write the reports as JUnit XML to this file.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// List the clauses and exit.
+    #[arg(long)]
+    list: bool,
+    /// Seeds of the system arm's faulty sweep.
+    #[arg(long, default_value_t = 4)]
+    system_seeds: u64,
 }
 
 #[derive(Args)]
@@ -238,7 +262,44 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay(args),
         Command::Sweep(args) => sweep(args),
         Command::Shrink(args) => shrink(args),
+        Command::Certify(args) => certify(args),
     }
+}
+
+fn certify(args: CertifyArgs) -> anyhow::Result<ExitCode> {
+    use smsim_harness::certify::{self, Options, Subject};
+    if args.list {
+        for clause in certify::CLAUSES {
+            println!("{:<26}  {}", clause.id, clause.statement);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    for id in &args.clauses {
+        let options = Options { only: vec![id.clone()], ..Options::default() };
+        anyhow::ensure!(!certify::selected(&options).is_empty(), "no clause `{id}` (see `smsim certify --list`)");
+    }
+    let adapter = args.adapter.unwrap_or_default();
+    let subjects = match adapter.as_str() {
+        "all" => Subject::builtins(),
+        name => match ProviderKind::parse(name) {
+            Some(kind) => vec![Subject::builtin(kind)],
+            None => anyhow::bail!("no adapter `{name}`; expected one of mitto, twilio, all"),
+        },
+    };
+    let options = Options { only: args.clauses, system_seeds: args.system_seeds, ..Options::default() };
+    let reports: Vec<certify::Report> = subjects.iter().map(|subject| certify::certify(subject, &options)).collect();
+    for report in &reports {
+        println!("{}", report.table());
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&reports)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.junit {
+        std::fs::write(path, certify::Report::junit(&reports))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(if reports.iter().all(certify::Report::passed) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -271,6 +332,7 @@ fn simulate(args: RunArgs) -> anyhow::Result<ExitCode> {
         keep_trace: args.trace.is_some(),
         scenario_path: Some(args.scenario.display().to_string()),
         without_bug: args.without_bug,
+        adapters: None,
     };
     let report = smsim_harness::run::run(&scenario, args.seed, &options)?;
     if let Some(path) = &args.trace {

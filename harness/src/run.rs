@@ -11,9 +11,11 @@ use crate::trace::Trace;
 use crate::world::{self, TimedFault, World};
 use serde::Serialize;
 use smsim_core::domain::MessageStatus;
+use smsim_core::service::AdapterFactory;
 use smsim_core::store::{JournalEntry, Store};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 
 /// Options of a run.
 #[derive(Clone, Debug, Default)]
@@ -24,6 +26,18 @@ pub struct RunOptions {
     pub scenario_path: Option<String>,
     /// Run an incident scenario on the normal engine (its bug off).
     pub without_bug: bool,
+    /// Build the engine's adapters with this factory instead of the built-in one.
+    pub adapters: Option<AdapterFactoryRef>,
+}
+
+/// A shared adapter factory in [`RunOptions`].
+#[derive(Clone)]
+pub struct AdapterFactoryRef(pub Arc<dyn AdapterFactory>);
+
+impl std::fmt::Debug for AdapterFactoryRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdapterFactory")
+    }
 }
 
 /// Switches an incident's bug on for this thread for as long as it lives.
@@ -133,7 +147,10 @@ enum HarnessEvent<'a> {
 /// Runs `scenario` with `seed`.
 pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> anyhow::Result<RunReport> {
     let _bug = BugGuard::activate(scenario, options)?;
-    let mut world = world::build(scenario, seed)?;
+    let mut world = match &options.adapters {
+        Some(factory) => world::build_with(scenario, seed, factory.0.clone())?,
+        None => world::build(scenario, seed)?,
+    };
     let enabled: Vec<Invariant> = scenario.expect.invariants.iter().filter_map(|name| Invariant::parse(name)).collect();
     let mut oracle = Oracle::new(&enabled, world.limits.clone());
     let mut trace = Trace::new(options.keep_trace);

@@ -66,8 +66,12 @@ pub fn sweep(
                 }
                 let index = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&seed) = seeds.get(index) else { return };
-                let options =
-                    RunOptions { keep_trace: false, scenario_path: Some(scenario_path.to_owned()), without_bug: false };
+                let options = RunOptions {
+                    keep_trace: false,
+                    scenario_path: Some(scenario_path.to_owned()),
+                    without_bug: false,
+                    adapters: None,
+                };
                 match run(scenario, seed, &options) {
                     Ok(report) => {
                         on_done(&report);

@@ -24,7 +24,7 @@ use smsim_core::api::ApiState;
 use smsim_core::domain::ProviderKind;
 use smsim_core::service::maintenance::Maintenance;
 use smsim_core::service::worker::Worker;
-use smsim_core::service::{Adapters, EngineConfig};
+use smsim_core::service::{AdapterFactory, Adapters, BuiltinAdapters, EngineConfig};
 use smsim_core::store::memory::MemoryStore;
 use smsim_core::store::{sha256_hex, NewTenant, NewTrafficAccount, Store};
 use smsim_core::{Credits, TenantId};
@@ -236,8 +236,14 @@ fn contacts(
     (rows, forbidden)
 }
 
-/// Builds the world for `scenario` and `seed`.
+/// Builds the world for `scenario` and `seed`, with this crate's adapters.
 pub fn build(scenario: &Scenario, seed: u64) -> anyhow::Result<World> {
+    build_with(scenario, seed, Arc::new(BuiltinAdapters))
+}
+
+/// Builds the world for `scenario` and `seed`, with the engine's adapters made by `factory`
+/// (the certification kit's system arm puts the adapter under test here).
+pub fn build_with(scenario: &Scenario, seed: u64, factory: Arc<dyn AdapterFactory>) -> anyhow::Result<World> {
     let plan = fault_plan(scenario, seed);
     let heal_at_ms = scenario.duration_s * 1_000;
     let end_ms = heal_at_ms + scenario.heal_s * 1_000;
@@ -384,11 +390,17 @@ pub fn build(scenario: &Scenario, seed: u64) -> anyhow::Result<World> {
         ..EngineConfig::default()
     };
     let engine_store: Arc<dyn Store> = faulty_store.clone();
-    let adapters =
-        || Arc::new(Adapters::builtin(Arc::new(HyperClient::new(SimConnector, Duration::from_secs(5))), "http://api"));
+    let adapters = {
+        let factory = factory.clone();
+        move || {
+            let client = Arc::new(HyperClient::new(SimConnector, Duration::from_secs(5)));
+            Arc::new(Adapters::new(factory.clone(), client, "http://api"))
+        }
+    };
     {
         let (store, engine) = (engine_store.clone(), engine.clone());
         let key_seed = derive_seed(seed, "api-keys");
+        let adapters = adapters.clone();
         sim.host("api", move || {
             let (store, engine) = (store.clone(), engine.clone());
             let adapters = adapters();
@@ -412,6 +424,7 @@ pub fn build(scenario: &Scenario, seed: u64) -> anyhow::Result<World> {
         let name = format!("worker-{n}");
         let host = name.clone();
         let worker_seed = derive_seed(seed, &name);
+        let adapters = adapters.clone();
         sim.host(host, move || {
             let worker =
                 Worker::new(name.clone(), store.clone(), Arc::new(SimClock), adapters(), engine.clone(), worker_seed);

@@ -202,7 +202,8 @@ impl MittoAdapter {
             Err(error) => transport_outcomes(batch.len(), &error),
         };
         // A provider may echo the request, key included, in an error body.
-        outcomes.into_iter().map(|outcome| redact(outcome, &[&self.api_key])).collect()
+        let webhook_token = self.webhook_token.as_deref().unwrap_or("");
+        outcomes.into_iter().map(|outcome| redact(outcome, &[&self.api_key, webhook_token])).collect()
     }
 
     fn read_answer(&self, sent: usize, response: &HttpResponse) -> Vec<SubmitOutcome> {

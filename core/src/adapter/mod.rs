@@ -170,8 +170,10 @@ pub enum WebhookError {
 pub const MAX_WEBHOOK_BODY_BYTES: usize = 256 * 1024;
 
 /// A provider adapter. One instance serves one traffic account.
+///
+/// Its `Debug` output is what ends up in logs: it must leave credentials out.
 #[async_trait::async_trait]
-pub trait ProviderAdapter: Send + Sync {
+pub trait ProviderAdapter: Send + Sync + std::fmt::Debug {
     /// The wire format.
     fn kind(&self) -> ProviderKind;
     /// What it can do.

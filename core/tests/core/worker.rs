@@ -29,7 +29,7 @@ enum Answer {
     AcceptButLoseReply,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Script {
     answers: BTreeMap<String, Answer>,
     /// Submissions received per message, accepted or not.
@@ -39,6 +39,7 @@ struct Script {
     batches: Vec<usize>,
 }
 
+#[derive(Debug)]
 struct ScriptedAdapter {
     script: Arc<Mutex<Script>>,
     capabilities: Capabilities,
