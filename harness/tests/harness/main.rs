@@ -1,5 +1,6 @@
 //! Integration tests of smsim-harness, linked once.
 
+mod certify;
 mod incidents;
 mod net;
 mod oracle;

@@ -1,0 +1,223 @@
+//! The certification kit, both ways: the shipped adapters pass every clause that applies
+//! to them, and adapters broken in one known way fail the clause that names the defect.
+
+use smsim_core::adapter::twilio::{self, TwilioAdapter};
+use smsim_core::adapter::{
+    adapter_for, Capabilities, LookupOutcome, OutboundMessage, ParsedReport, ProviderAdapter, SubmitOutcome,
+    WebhookError, WebhookRequest,
+};
+use smsim_core::domain::ProviderKind;
+use smsim_core::incidents::{self, Bug};
+use smsim_harness::certify::profiles::{MittoProfile, TwilioProfile};
+use smsim_harness::certify::{self, Options, Outcome, Report, Subject, CLAUSES};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+fn options(only: &[&str]) -> Options {
+    Options { only: only.iter().map(|id| id.to_string()).collect(), system_seeds: 2, ..Options::default() }
+}
+
+fn failed(report: &Report) -> BTreeSet<&'static str> {
+    report.failures().into_iter().collect()
+}
+
+#[test]
+fn clause_ids_are_unique_and_statements_present() {
+    let ids: BTreeSet<&str> = CLAUSES.iter().map(|clause| clause.id).collect();
+    assert_eq!(ids.len(), CLAUSES.len(), "duplicate clause ids");
+    assert!(CLAUSES.iter().all(|clause| !clause.statement.is_empty() && clause.id.contains('.')));
+    assert_eq!(certify::selected(&options(&["webhook"])).len(), 9);
+    assert_eq!(certify::selected(&options(&["submit.codes"])).len(), 1);
+    assert!(certify::selected(&options(&["submit.cod"])).is_empty(), "a prefix must end at a dot");
+}
+
+#[test]
+fn the_shipped_adapters_pass_every_clause_that_applies() {
+    for subject in Subject::builtins() {
+        let report = certify::certify(&subject, &options(&[]));
+        assert!(report.passed(), "{}", report.table());
+        let ran = report.clauses.iter().filter(|clause| clause.outcome == Outcome::Pass).count();
+        assert!(ran >= 22, "{}: only {ran} clauses ran:\n{}", subject.name, report.table());
+    }
+}
+
+#[test]
+fn the_reports_render_as_a_table_json_and_junit() {
+    let report =
+        certify::certify(&Subject::builtin(ProviderKind::Twilio), &options(&["submit.single", "submit.batch"]));
+    let table = report.table();
+    assert!(table.contains("submit.single") && table.contains("n/a") && table.contains("1 passed"), "{table}");
+    let json: serde_json::Value = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["clauses"][0]["outcome"]["result"], "pass");
+    assert_eq!(json["clauses"][1]["outcome"]["result"], "not_applicable");
+    let junit = Report::junit(&[report]);
+    assert!(junit.contains("<testcase name=\"submit.single\"") && junit.contains("<skipped"), "{junit}");
+}
+
+// --- broken adapters --------------------------------------------------------------------------
+
+/// Wraps a real adapter and spoils its submit outcomes.
+#[derive(Debug)]
+struct Spoiled {
+    inner: Arc<dyn ProviderAdapter>,
+    spoil: fn(SubmitOutcome) -> SubmitOutcome,
+}
+
+#[async_trait::async_trait]
+impl ProviderAdapter for Spoiled {
+    fn kind(&self) -> ProviderKind {
+        self.inner.kind()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn submit(&self, batch: &[OutboundMessage]) -> Vec<SubmitOutcome> {
+        self.inner.submit(batch).await.into_iter().map(self.spoil).collect()
+    }
+    async fn lookup(&self, message: &OutboundMessage) -> LookupOutcome {
+        self.inner.lookup(message).await
+    }
+    fn parse_webhook(&self, request: &WebhookRequest) -> Result<Vec<ParsedReport>, WebhookError> {
+        self.inner.parse_webhook(request)
+    }
+}
+
+fn spoiled(kind: ProviderKind, spoil: fn(SubmitOutcome) -> SubmitOutcome) -> Subject {
+    let built = Subject::builtin(kind);
+    Subject {
+        name: format!("{}-spoiled", built.name),
+        build: Arc::new(move |account, client, base| {
+            Ok(Arc::new(Spoiled { inner: adapter_for(account, client, base)?, spoil }) as Arc<dyn ProviderAdapter>)
+        }),
+        ..built
+    }
+}
+
+#[test]
+fn an_adapter_that_treats_timeouts_as_failures_fails_the_timeout_clauses() {
+    let subject = spoiled(ProviderKind::Mitto, |outcome| match outcome {
+        SubmitOutcome::Ambiguous { detail } => SubmitOutcome::Failed(smsim_core::adapter::ProviderFailure {
+            code: "TIMEOUT".into(),
+            retryable: true,
+            retry_after_ms: None,
+            detail,
+        }),
+        other => other,
+    });
+    let report = certify::certify(&subject, &Options { system_seeds: 4, ..options(&["submit", "system.faults"]) });
+    let failed = failed(&report);
+    // In the simulator a timed-out submission that the provider took is retried and
+    // accepted twice: the oracle's at-most-once invariant names the defect too.
+    for clause in ["submit.timeout", "submit.hang-up", "submit.malformed", "submit.missing", "system.faults"] {
+        assert!(failed.contains(clause), "expected {clause} to fail:\n{}", report.table());
+    }
+    assert!(!failed.contains("submit.single"), "{}", report.table());
+}
+
+#[test]
+fn an_adapter_that_retries_every_4xx_fails_the_classification_clauses() {
+    let subject = spoiled(ProviderKind::Twilio, |outcome| match outcome {
+        SubmitOutcome::Failed(failure) => {
+            SubmitOutcome::Failed(smsim_core::adapter::ProviderFailure { retryable: true, ..failure })
+        }
+        other => other,
+    });
+    let report = certify::certify(&subject, &options(&["submit"]));
+    let failed = failed(&report);
+    for clause in ["submit.client-error", "submit.codes", "submit.partial"] {
+        assert!(failed.contains(clause), "expected {clause} to fail:\n{}", report.table());
+    }
+    for clause in ["submit.throttled", "submit.server-error", "submit.single"] {
+        assert!(!failed.contains(clause), "{clause} should still pass:\n{}", report.table());
+    }
+}
+
+/// The Twilio adapter with its signature check forgotten.
+#[derive(Debug)]
+struct Unsigned(TwilioAdapter);
+
+#[async_trait::async_trait]
+impl ProviderAdapter for Unsigned {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Twilio
+    }
+    fn capabilities(&self) -> Capabilities {
+        twilio::CAPABILITIES
+    }
+    async fn submit(&self, batch: &[OutboundMessage]) -> Vec<SubmitOutcome> {
+        self.0.submit(batch).await
+    }
+    async fn lookup(&self, message: &OutboundMessage) -> LookupOutcome {
+        self.0.lookup(message).await
+    }
+    fn parse_webhook(&self, request: &WebhookRequest) -> Result<Vec<ParsedReport>, WebhookError> {
+        let callback: twilio::wire::StatusCallback =
+            serde_urlencoded::from_bytes(&request.body).map_err(|error| WebhookError::Malformed(error.to_string()))?;
+        Ok(vec![ParsedReport {
+            status: twilio::report_status(&callback.message_status),
+            provider_message_id: callback.message_sid,
+            message_ref: None,
+            error_code: callback.error_code,
+        }])
+    }
+}
+
+#[test]
+fn an_adapter_that_does_not_check_signatures_fails_the_authentication_clauses() {
+    let subject = Subject::new("twilio-unsigned", TwilioProfile::default(), |account, client, base| {
+        Ok(Arc::new(Unsigned(TwilioAdapter::from_account(account, client, base)?)) as Arc<dyn ProviderAdapter>)
+    });
+    let report = certify::certify(&subject, &options(&["webhook"]));
+    let failed = failed(&report);
+    for clause in ["webhook.auth", "webhook.replayed"] {
+        assert!(failed.contains(clause), "expected {clause} to fail:\n{}", report.table());
+    }
+    assert!(!failed.contains("webhook.statuses"), "{}", report.table());
+}
+
+#[test]
+fn incident_003_bulk_ids_on_the_wrong_messages_fails_the_batch_clause() {
+    incidents::activate(Some(Bug::BulkIdsShifted)).unwrap();
+    let report = certify::certify(&Subject::builtin(ProviderKind::Mitto), &options(&["submit.batch", "submit.single"]));
+    incidents::activate(None).unwrap();
+    assert_eq!(failed(&report), BTreeSet::from(["submit.batch"]), "{}", report.table());
+}
+
+#[test]
+fn an_engine_that_counts_every_report_fails_the_duplicate_clause() {
+    incidents::activate(Some(Bug::CounterPerReport)).unwrap();
+    let report = certify::certify(&Subject::builtin(ProviderKind::Mitto), &options(&["webhook.duplicates"]));
+    incidents::activate(None).unwrap();
+    assert_eq!(failed(&report), BTreeSet::from(["webhook.duplicates"]), "{}", report.table());
+}
+
+#[test]
+fn an_adapter_that_leaks_its_key_fails_the_secrets_clause() {
+    #[derive(Debug)]
+    struct Leaky(Arc<dyn ProviderAdapter>, String);
+    #[async_trait::async_trait]
+    impl ProviderAdapter for Leaky {
+        fn kind(&self) -> ProviderKind {
+            self.0.kind()
+        }
+        fn capabilities(&self) -> Capabilities {
+            self.0.capabilities()
+        }
+        async fn submit(&self, batch: &[OutboundMessage]) -> Vec<SubmitOutcome> {
+            tracing::info!(api_key = %self.1, "submitting");
+            self.0.submit(batch).await
+        }
+        async fn lookup(&self, message: &OutboundMessage) -> LookupOutcome {
+            self.0.lookup(message).await
+        }
+        fn parse_webhook(&self, request: &WebhookRequest) -> Result<Vec<ParsedReport>, WebhookError> {
+            self.0.parse_webhook(request)
+        }
+    }
+    let subject = Subject::new("mitto-leaky", MittoProfile::default(), |account, client, base| {
+        let key = account.credentials["api_key"].clone();
+        Ok(Arc::new(Leaky(adapter_for(account, client, base)?, key)) as Arc<dyn ProviderAdapter>)
+    });
+    let report = certify::certify(&subject, &options(&["submit.secrets"]));
+    assert_eq!(failed(&report), BTreeSet::from(["submit.secrets"]), "{}", report.table());
+}
