@@ -56,15 +56,18 @@ pub struct Scenario {
     #[serde(default)]
     pub description: String,
     /// The seed a regression case replays (the test suite runs exactly this seed).
+    /// `smsim run` and `sweep` ignore it and take their seeds from the command line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
-    /// Simulated seconds of the fault phase.
+    /// Simulated seconds of the fault phase (at least 1): enqueues, operator actions and
+    /// faults happen in it.
     #[serde(default = "defaults::duration_s")]
     pub duration_s: u64,
-    /// Simulated seconds after faults heal, in which every liveness property must hold.
+    /// Simulated seconds after faults heal, by the end of which every liveness property
+    /// must hold.
     #[serde(default = "defaults::heal_s")]
     pub heal_s: u64,
-    /// The simulation tick in milliseconds.
+    /// The simulation tick in milliseconds (1 to 1000).
     #[serde(default = "defaults::tick_ms")]
     pub tick_ms: u64,
     /// Engine settings.
@@ -139,16 +142,17 @@ mod defaults {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EngineSection {
-    /// Worker hosts (`worker-1` … `worker-N`).
+    /// Worker hosts (`worker-1` … `worker-N`), 1 to 64.
     #[serde(default = "defaults::workers")]
     pub workers: u32,
-    /// Lease length of a claim.
+    /// Lease length of a claim, in ms.
     #[serde(default = "defaults::lease_ms")]
     pub lease_ms: u64,
-    /// Most messages claimed at once.
+    /// Most messages claimed at once (at least 1).
     #[serde(default = "defaults::claim_batch")]
     pub claim_batch: u32,
-    /// How long an ambiguous submission may stay unknown before it settles as charged.
+    /// How long (ms) an ambiguous submission may stay unknown before it settles as
+    /// failed `UNKNOWN_OUTCOME`, charged.
     #[serde(default = "defaults::unknown_settle_after_ms")]
     pub unknown_settle_after_ms: u64,
 }
@@ -170,10 +174,10 @@ impl Default for EngineSection {
 pub struct TenantSection {
     /// Its name; campaigns and accounts refer to it.
     pub name: String,
-    /// Opening credits.
+    /// Opening credits (≥ 0).
     #[serde(default = "defaults::credits")]
     pub credits: i64,
-    /// Submissions per second across its campaigns.
+    /// Submissions per second across its campaigns (none: unlimited).
     #[serde(default)]
     pub rate_limit_per_s: Option<u32>,
     /// Its contacts.
@@ -181,7 +185,8 @@ pub struct TenantSection {
     pub contacts: ContactsSection,
 }
 
-/// Generated contacts.
+/// Generated contacts (drawn from the seed; there is no explicit list). Shares are in
+/// 0..=1 and apply to each row independently.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ContactsSection {
@@ -223,13 +228,13 @@ pub struct AccountSection {
     pub name: String,
     /// Wire format.
     pub provider: ProviderKindName,
-    /// Owning tenant, or none for a platform account shared by all.
+    /// Owning tenant (its `name`), or none for a platform account shared by all.
     #[serde(default)]
     pub owner: Option<String>,
-    /// Submissions per second.
+    /// Submissions per second (none: unlimited).
     #[serde(default)]
     pub rate_limit_per_s: Option<u32>,
-    /// Price of one segment, in credits.
+    /// Price of one segment, in credits (≥ 0).
     #[serde(default = "defaults::price")]
     pub price_per_segment: i64,
 }
@@ -259,13 +264,13 @@ pub struct CampaignSection {
     pub tenant: String,
     /// The account.
     pub traffic_account: String,
-    /// Body template.
+    /// Body template; the driver sends it prefixed with `[NAME] `.
     #[serde(default = "defaults::template")]
     pub template: String,
-    /// When the driver enqueues it (simulated seconds).
+    /// When the driver enqueues it (simulated seconds, within the fault phase).
     #[serde(default)]
     pub enqueue_at_s: f64,
-    /// Start delay after enqueue, making it a scheduled campaign.
+    /// Start delay after enqueue in simulated seconds, making it a scheduled campaign.
     #[serde(default)]
     pub schedule_in_s: Option<f64>,
     /// How the driver clicks "send".
@@ -277,22 +282,23 @@ pub struct CampaignSection {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderSection {
-    /// Answer latency range `[min, max]`.
+    /// Answer latency range `[min, max]`, in ms.
     #[serde(default = "defaults::latency_ms")]
     pub latency_ms: [u64; 2],
     /// Share of messages refused permanently (invalid number).
     #[serde(default)]
     pub reject_rate: f64,
-    /// Share of delivered messages (the rest are undelivered or expired).
+    /// Share of accepted messages reported delivered (the rest are reported undelivered).
     #[serde(default = "defaults::one")]
     pub delivery_rate: f64,
-    /// Delay range between acceptance and the final report.
+    /// Delay range `[min, max]` between acceptance and the final report, in ms.
     #[serde(default = "defaults::report_delay_ms")]
     pub report_delay_ms: [u64; 2],
     /// Send an intermediate report (`Sent`/`sent`) before the final one.
     #[serde(default)]
     pub intermediate_reports: bool,
-    /// Honour idempotency keys (deduplicate resubmissions).
+    /// Accepted but without effect: whether resubmissions are deduplicated follows the
+    /// adapter's capabilities.
     #[serde(default)]
     pub idempotency_keys: bool,
 }
@@ -325,7 +331,7 @@ pub struct FaultSection {
     pub events: Vec<FaultEvent>,
 }
 
-/// Per-occasion probabilities of faults, all in 0..=1.
+/// Per-occasion probabilities of faults during the fault phase, all in 0..=1.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRates {
@@ -367,7 +373,8 @@ pub struct FaultRates {
     pub crash_after_accept: f64,
 }
 
-/// A fault at a fixed time.
+/// A fault at a fixed time (simulated seconds). Not validated: an unknown host panics the
+/// simulator, and an event after `duration_s` never happens.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum FaultEvent {
@@ -377,7 +384,7 @@ pub enum FaultEvent {
         host: String,
         /// When.
         at_s: f64,
-        /// Restart delay.
+        /// Restart delay (restarted at the end of the fault phase at the latest).
         restart_after_s: f64,
     },
     /// Cut the link between two hosts for a while.
@@ -408,7 +415,7 @@ pub enum FaultEvent {
         at_s: f64,
         /// For how long.
         for_s: f64,
-        /// The status answered (`503`, `429`).
+        /// The status answered to every submit request (`503`; `429` with `Retry-After`).
         status: u16,
     },
 }
@@ -460,7 +467,8 @@ pub struct ExpectSection {
     /// Invariants to check (empty: all of them).
     #[serde(default)]
     pub invariants: Vec<String>,
-    /// Coverage marks that must have fired in a sweep.
+    /// Coverage marks the scenario is meant to go through. Recorded only: neither the
+    /// names nor whether they fired are checked.
     #[serde(default)]
     pub coverage: Vec<String>,
     /// For an incident reproduction: the bug to switch on and the invariant it must break.
@@ -472,13 +480,14 @@ pub struct ExpectSection {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentExpectation {
-    /// The seed document, e.g. `000_09048aa223bbca77.md`.
+    /// The seed document, e.g. `000_09048aa223bbca77.md` (not checked).
     pub seed_document: String,
     /// The bug's name in the `incidents` feature.
     pub bug: String,
     /// The invariant that must break with the bug on.
     pub breaks: String,
-    /// A sweep of this many seeds must find the violation.
+    /// The test suite requires the violation among seeds `1..=within_seeds` with the bug
+    /// on, and those seeds to pass with it off (5 seeds when absent).
     #[serde(default)]
     pub within_seeds: Option<u64>,
 }
