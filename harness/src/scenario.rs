@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     /// The file could not be read.
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The TOML is malformed or does not have the expected shape.
     #[error("{path}:{line}:{column}: {message}")]
@@ -34,10 +34,12 @@ pub enum ScenarioError {
         message: String,
     },
     /// The values parse but make no sense together.
-    #[error("{path}: {field}: {message}")]
+    #[error("{path}{}: {field}: {message}", .line.map(|line| format!(":{line}")).unwrap_or_default())]
     Invalid {
         /// The file.
         path: PathBuf,
+        /// 1-based line of the offending field, when the file's text is at hand.
+        line: Option<usize>,
         /// The dotted path of the offending field.
         field: String,
         /// What is wrong and what is expected.
@@ -373,8 +375,8 @@ pub struct FaultRates {
     pub crash_after_accept: f64,
 }
 
-/// A fault at a fixed time (simulated seconds). Not validated: an unknown host panics the
-/// simulator, and an event after `duration_s` never happens.
+/// A fault at a fixed time (simulated seconds), within the fault phase (`0..=duration_s`),
+/// on hosts of this scenario (`api`, `provider`, `driver`, `worker-1`…`worker-N`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum FaultEvent {
@@ -505,12 +507,12 @@ impl Scenario {
     /// Reads, parses and validates the scenario at `path`.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let text =
-            std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.to_owned(), source })?;
+            std::fs::read_to_string(path).map_err(|error| ScenarioError::Read { path: path.to_owned(), error })?;
         let mut scenario = Scenario::parse(&text, path)?;
         if scenario.name.is_empty() {
             scenario.name = path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
         }
-        scenario.validate(path)?;
+        scenario.validate(path).map_err(|error| error.located(&text))?;
         Ok(scenario)
     }
 
@@ -524,8 +526,9 @@ impl Scenario {
 
     /// Refuses values that parse but cannot be simulated.
     pub fn validate(&self, path: &Path) -> Result<(), ScenarioError> {
-        let invalid =
-            |field: String, message: String| Err(ScenarioError::Invalid { path: path.to_owned(), field, message });
+        let invalid = |field: String, message: String| {
+            Err(ScenarioError::Invalid { path: path.to_owned(), line: None, field, message })
+        };
         if self.engine.workers == 0 || self.engine.workers > 64 {
             return invalid("engine.workers".into(), format!("expected 1 to 64 workers, got {}", self.engine.workers));
         }
@@ -560,7 +563,20 @@ impl Scenario {
             }
         }
         let tenant_known = |name: &str| self.tenants.iter().any(|tenant| tenant.name == name);
+        let mut seen_accounts = std::collections::BTreeSet::new();
         for (index, account) in self.traffic_accounts.iter().enumerate() {
+            if !seen_accounts.insert(account.name.as_str()) {
+                return invalid(
+                    format!("traffic_accounts[{index}].name"),
+                    format!("`{}` is defined twice", account.name),
+                );
+            }
+            if account.rate_limit_per_s == Some(0) {
+                return invalid(
+                    format!("traffic_accounts[{index}].rate_limit_per_s"),
+                    "expected at least 1 submission per second (leave it out for no limit)".into(),
+                );
+            }
             if let Some(owner) = &account.owner {
                 if !tenant_known(owner) {
                     return invalid(format!("traffic_accounts[{index}].owner"), format!("no tenant named `{owner}`"));
@@ -570,7 +586,11 @@ impl Scenario {
                 return invalid(format!("traffic_accounts[{index}].price_per_segment"), "expected a price ≥ 0".into());
             }
         }
+        let mut seen_campaigns = std::collections::BTreeSet::new();
         for (index, campaign) in self.campaigns.iter().enumerate() {
+            if !seen_campaigns.insert(campaign.name.as_str()) {
+                return invalid(format!("campaigns[{index}].name"), format!("`{}` is defined twice", campaign.name));
+            }
             if !tenant_known(&campaign.tenant) {
                 return invalid(format!("campaigns[{index}].tenant"), format!("no tenant named `{}`", campaign.tenant));
             }
@@ -646,7 +666,68 @@ impl Scenario {
             ("provider.delivery_rate", self.provider.delivery_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
-                return invalid(format!("faults.rates.{name}"), format!("expected a rate in 0..=1, got {rate}"));
+                let field =
+                    if name.starts_with("provider.") { name.to_owned() } else { format!("faults.rates.{name}") };
+                return invalid(field, format!("expected a rate in 0..=1, got {rate}"));
+            }
+        }
+        let workers = self.engine.workers;
+        let host_known = |host: &str, driver_too: bool| {
+            matches!(host, "api" | "provider")
+                || (driver_too && host == "driver")
+                || host
+                    .strip_prefix("worker-")
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .is_some_and(|n| (1..=workers).contains(&n))
+        };
+        let hosts = format!("api, provider, driver or worker-1..worker-{workers}");
+        for (index, event) in self.faults.events.iter().enumerate() {
+            let field = |name: &str| format!("faults.events[{index}].{name}");
+            let at_s = match event {
+                FaultEvent::Crash { host, at_s, restart_after_s } => {
+                    if !host_known(host, false) {
+                        return invalid(
+                            field("host"),
+                            format!("no host `{host}` to crash; expected api, provider or worker-1..worker-{workers}"),
+                        );
+                    }
+                    if *restart_after_s < 0.0 {
+                        return invalid(field("restart_after_s"), "expected a delay ≥ 0".into());
+                    }
+                    *at_s
+                }
+                FaultEvent::Partition { a, b, at_s, for_s } | FaultEvent::Hold { a, b, at_s, for_s } => {
+                    for (name, host) in [("a", a), ("b", b)] {
+                        if !host_known(host, true) {
+                            return invalid(field(name), format!("no host `{host}`; expected {hosts}"));
+                        }
+                    }
+                    if a == b {
+                        return invalid(field("b"), format!("a link needs two different hosts, got `{a}` twice"));
+                    }
+                    if *for_s < 0.0 {
+                        return invalid(field("for_s"), "expected a duration ≥ 0".into());
+                    }
+                    *at_s
+                }
+                FaultEvent::ProviderOutage { at_s, for_s, status } => {
+                    if !(400..=599).contains(status) {
+                        return invalid(
+                            field("status"),
+                            format!("expected an HTTP error status 400..=599, got {status}"),
+                        );
+                    }
+                    if *for_s < 0.0 {
+                        return invalid(field("for_s"), "expected a duration ≥ 0".into());
+                    }
+                    *at_s
+                }
+            };
+            if !(0.0..=self.duration_s as f64).contains(&at_s) {
+                return invalid(
+                    field("at_s"),
+                    format!("expected a time within the fault phase, 0..={} s, got {at_s}", self.duration_s),
+                );
             }
         }
         for (field, [low, high]) in [
@@ -659,6 +740,56 @@ impl Scenario {
         }
         Ok(())
     }
+}
+
+impl ScenarioError {
+    /// The error with the line of its field in `text`, the file it came from.
+    pub fn located(self, text: &str) -> ScenarioError {
+        match self {
+            ScenarioError::Invalid { path, line: None, field, message } => {
+                let line = field_offset(text, &field).map(|offset| line_column(text, offset).0);
+                ScenarioError::Invalid { path, line, field, message }
+            }
+            other => other,
+        }
+    }
+}
+
+/// Where the dotted `field` (`campaigns[1].traffic_account`) is written in `text`: the
+/// deepest key or table header of the path that the file spells out.
+fn field_offset(text: &str, field: &str) -> Option<usize> {
+    let document = toml_edit::ImDocument::parse(text).ok()?;
+    let mut table: &dyn toml_edit::TableLike = document.as_table();
+    let mut offset = None;
+    for segment in field.split('.') {
+        let (name, index) = match segment.split_once('[') {
+            Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (segment, None),
+        };
+        let Some((key, item)) = table.get_key_value(name) else { break };
+        offset = key.span().map(|span| span.start).or(offset);
+        let next = match (index, item) {
+            (Some(index), toml_edit::Item::ArrayOfTables(array)) => {
+                let Some(entry) = array.get(index) else { break };
+                offset = entry.span().map(|span| span.start).or(offset);
+                entry as &dyn toml_edit::TableLike
+            }
+            (Some(index), toml_edit::Item::Value(toml_edit::Value::Array(array))) => {
+                let Some(value) = array.get(index) else { break };
+                offset = value.span().map(|span| span.start).or(offset);
+                match value.as_inline_table() {
+                    Some(inline) => inline as &dyn toml_edit::TableLike,
+                    None => break,
+                }
+            }
+            (_, item) => match item.as_table_like() {
+                Some(next) => next,
+                None => break,
+            },
+        };
+        table = next;
+    }
+    offset
 }
 
 /// 1-based line and column of byte `offset` in `text`.

@@ -40,7 +40,7 @@ fn a_swarm_sweep_goes_through_the_dangerous_paths() {
 
 fn parse(text: &str) -> Result<Scenario, ScenarioError> {
     let scenario = Scenario::parse(text, Path::new("bad.toml"))?;
-    scenario.validate(Path::new("bad.toml"))?;
+    scenario.validate(Path::new("bad.toml")).map_err(|error| error.located(text))?;
     Ok(scenario)
 }
 
@@ -58,7 +58,15 @@ fn bad_scenarios_are_refused_with_file_line_and_expectation() {
     let late_action = parse("duration_s = 10\n[[tenants]]\nname = \"a\"\n[[traffic_accounts]]\nname = \"m\"\nprovider = \"mitto\"\n[[campaigns]]\nname = \"c\"\ntenant = \"a\"\ntraffic_account = \"m\"\n[[operator]]\naction = \"pause\"\ncampaign = \"c\"\nat_s = 99\n")
         .unwrap_err()
         .to_string();
-    assert!(late_action.contains("operator[0].at_s"), "{late_action}");
+    assert!(late_action.starts_with("bad.toml:14: operator[0].at_s"), "{late_action}");
+    let unknown_host = parse("[engine]\nworkers = 2\n[[faults.events]]\nkind = \"crash\"\nhost = \"worker-3\"\nat_s = 1\nrestart_after_s = 1\n")
+        .unwrap_err()
+        .to_string();
+    assert!(unknown_host.starts_with("bad.toml:5: faults.events[0].host: no host `worker-3`"), "{unknown_host}");
+    let twice = parse("[[traffic_accounts]]\nname = \"m\"\nprovider = \"mitto\"\n[[traffic_accounts]]\nname = \"m\"\nprovider = \"twilio\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(twice.starts_with("bad.toml:5: traffic_accounts[1].name: `m` is defined twice"), "{twice}");
     let missing = Scenario::load(Path::new("/nonexistent/scenario.toml")).unwrap_err().to_string();
     assert!(missing.contains("/nonexistent/scenario.toml"), "{missing}");
 }
