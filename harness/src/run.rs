@@ -210,6 +210,17 @@ pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> anyhow::Resu
         let truth = world.provider.truth.lock().expect("provider poisoned");
         violation = oracle.check_final(now_ms, world.store.as_ref(), &truth, &world.forbidden_destinations).err();
     }
+    if violation.is_none() {
+        let driver = world.driver.lock().expect("driver log poisoned");
+        if !driver.not_started.is_empty() {
+            violation = Some(Violation {
+                invariant: Invariant::Liveness,
+                at_ms: now_ms,
+                message: format!("{} campaign(s) of the scenario never started", driver.not_started.len()),
+                evidence: driver.not_started.clone(),
+            });
+        }
+    }
     if let Some(violation) = &violation {
         trace.record(violation.at_ms, "oracle", &HarnessEvent::Violation { violation });
     }

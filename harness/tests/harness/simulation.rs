@@ -70,3 +70,15 @@ fn bad_scenarios_are_refused_with_file_line_and_expectation() {
     let missing = Scenario::load(Path::new("/nonexistent/scenario.toml")).unwrap_err().to_string();
     assert!(missing.contains("/nonexistent/scenario.toml"), "{missing}");
 }
+
+/// A run in which a scenario's campaign never started has tested nothing about it, and
+/// says so instead of passing.
+#[test]
+fn a_campaign_the_api_refuses_to_create_fails_the_run() {
+    let text = "duration_s = 10\nheal_s = 10\n[[tenants]]\nname = \"a\"\ncontacts = { count = 3 }\n[[traffic_accounts]]\nname = \"m\"\nprovider = \"mitto\"\n[[campaigns]]\nname = \"c\"\ntenant = \"a\"\ntraffic_account = \"m\"\ntemplate = \"Hello {{first_name\"\nenqueue_at_s = 1\n";
+    let scenario = parse(text).unwrap();
+    let report = run(&scenario, 1, &RunOptions::default()).unwrap();
+    let violation = report.violation.expect("the run should fail");
+    assert_eq!(violation.invariant, smsim_harness::oracle::Invariant::Liveness);
+    assert!(violation.evidence[0].contains("creating campaign `c` was answered 400"), "{violation}");
+}
