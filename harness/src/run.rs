@@ -274,7 +274,7 @@ fn apply_faults(
     for fault in pending.drain(..) {
         match &fault {
             TimedFault::Crash { host, at_ms, restart_at_ms } if *at_ms <= now_ms => {
-                world.sim.crash(host.as_str());
+                crash(world, host, &remaining);
                 restarts.push((*restart_at_ms, host.clone()));
                 trace.record(now_ms, "harness", &HarnessEvent::Fault { fault: "crash", host });
                 *marks.entry(format!("crash_{}", if host == "api" { "api" } else { "worker" })).or_default() += 1;
@@ -324,7 +324,7 @@ fn apply_faults(
         }
         let holding =
             world.store.queue_stats(None, crate::clock::EPOCH.plus_ms(now_ms)).map_or(0, |stats| stats.submitting);
-        world.sim.crash(host.as_str());
+        crash(world, &host, pending);
         restarts.push((now_ms + 2_000, host.clone()));
         trace.record(now_ms, "harness", &HarnessEvent::Fault { fault: "crash_after_accept", host: &host });
         if holding > 0 {
@@ -335,6 +335,31 @@ fn apply_faults(
     *restarts = later;
     for (_, host) in due {
         world.sim.bounce(host.as_str());
+    }
+}
+
+/// Crashes `host` the way a machine dies: its links go dark first, so the connections its
+/// runtime drops on the way down send nothing. Left to itself, turmoil would send a FIN
+/// for every dropped socket and draw each one's latency from the network's generator, in
+/// the order tokio drops the tasks — an order that follows process-wide task ids, so the
+/// same seed would take another path when other simulations share the process.
+fn crash(world: &mut World, host: &str, active: &[TimedFault]) {
+    let faulted = |peer: &str| {
+        active.iter().any(|fault| match fault {
+            TimedFault::Partition { a, b, at_ms: u64::MAX, .. } | TimedFault::Hold { a, b, at_ms: u64::MAX, .. } => {
+                (a == host && b == peer) || (a == peer && b == host)
+            }
+            _ => false,
+        })
+    };
+    let peers: Vec<String> =
+        world.hosts.iter().filter(|peer| peer.as_str() != host && !faulted(peer)).cloned().collect();
+    for peer in &peers {
+        world.sim.partition(host, peer.as_str());
+    }
+    world.sim.crash(host);
+    for peer in &peers {
+        world.sim.repair(host, peer.as_str());
     }
 }
 

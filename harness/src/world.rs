@@ -118,6 +118,8 @@ pub struct World {
     pub heal_at_ms: u64,
     /// When the run ends (ms).
     pub end_ms: u64,
+    /// Every host of the simulation.
+    pub hosts: Vec<String>,
 }
 
 fn rate_from_swarm(rng: &mut ChaCha8Rng, upper: f64) -> f64 {
@@ -449,5 +451,19 @@ pub fn build_with(scenario: &Scenario, seed: u64, factory: Arc<dyn AdapterFactor
         let driver = driver.clone();
         sim.client("driver", async move { crate::driver::run(driver_plan, driver).await });
     }
-    Ok(World { sim, store, faulty_store, provider, driver, plan, limits, forbidden_destinations, heal_at_ms, end_ms })
+    let mut hosts: Vec<String> = ["api", "provider", "driver"].map(String::from).to_vec();
+    hosts.extend((1..=scenario.engine.workers).map(|n| format!("worker-{n}")));
+    Ok(World {
+        sim,
+        store,
+        faulty_store,
+        provider,
+        driver,
+        plan,
+        limits,
+        forbidden_destinations,
+        heal_at_ms,
+        end_ms,
+        hosts,
+    })
 }

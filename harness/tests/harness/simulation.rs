@@ -1,5 +1,6 @@
 //! Whole simulations: determinism, every scenario file, bad scenario files.
 
+use smsim_harness::check::scenario_passes;
 use smsim_harness::run::{run, RunOptions};
 use smsim_harness::scenario::{Scenario, ScenarioError};
 use std::path::{Path, PathBuf};
@@ -10,6 +11,88 @@ fn scenarios_dir() -> PathBuf {
 
 fn load(name: &str) -> Scenario {
     Scenario::load(&scenarios_dir().join(name)).unwrap()
+}
+
+/// Same scenario + seed ⇒ same trace hash, run after run.
+#[test]
+fn seeds_replay_byte_for_byte() {
+    for (name, seed) in [("happy-path.toml", 11), ("swarm-chaos.toml", 3)] {
+        let scenario = load(name);
+        let first = run(&scenario, seed, &RunOptions::default()).unwrap();
+        let second = run(&scenario, seed, &RunOptions::default()).unwrap();
+        assert_eq!(first.trace_hash, second.trace_hash, "{name} seed {seed} did not replay");
+        assert_eq!(first.events, second.events);
+        assert_eq!(first.coverage, second.coverage);
+    }
+}
+
+/// A run's trace depends on its scenario and seed only, not on what else the process is
+/// doing: crashes used to let tokio's process-wide task ids reach the network's generator.
+#[test]
+fn a_crash_scenario_replays_while_other_simulations_share_the_process() {
+    let crash = load("api-crash.toml");
+    let alone = run(&crash, 1, &RunOptions::default()).unwrap().trace_hash;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let neighbour = {
+        let (stop, other) = (stop.clone(), load("happy-path.toml"));
+        std::thread::spawn(move || {
+            let mut seed = 1;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                run(&other, seed, &RunOptions::default()).unwrap();
+                seed += 1;
+            }
+        })
+    };
+    let beside: Vec<String> = (0..3).map(|_| run(&crash, 1, &RunOptions::default()).unwrap().trace_hash).collect();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    neighbour.join().unwrap();
+    assert!(beside.iter().all(|hash| *hash == alone), "alone {alone}, beside another simulation {beside:?}");
+}
+
+/// Every scenario file (regressions included) runs through one loader, a few seeds each.
+#[test]
+fn every_scenario_holds_its_invariants() {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for dir in [scenarios_dir(), scenarios_dir().join("regressions")] {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            files.extend(
+                entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")),
+            );
+        }
+    }
+    files.sort();
+    assert!(files.len() >= 2, "no scenarios found in {}", scenarios_dir().display());
+    for file in files {
+        let scenario = Scenario::load(&file).unwrap();
+        if scenario.expect.incident.is_some() {
+            continue;
+        }
+        let seeds = match scenario.seed {
+            Some(seed) => seed..seed + 1,
+            None if scenario.faults.swarm => 1..3,
+            None => 1..2,
+        };
+        let reports = scenario_passes(&file, seeds);
+        snapshot(&scenario, &reports[0]);
+    }
+}
+
+/// A scenario's outcome at its first seed, reviewed like code (`cargo insta review`).
+fn snapshot(scenario: &Scenario, report: &smsim_harness::run::RunReport) {
+    let outcome = serde_json::json!({
+        "scenario": report.scenario,
+        "seed": report.seed,
+        "trace_hash": report.trace_hash,
+        "events": report.events,
+        "campaigns": report.campaigns,
+        "charged": report.charged,
+        "faults": report.faults,
+        "invariants_checked": report.checks,
+        "coverage": report.coverage,
+    });
+    insta::with_settings!({ snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots"), prepend_module_to_snapshot => false }, {
+        insta::assert_json_snapshot!(scenario.name.clone(), outcome);
+    });
 }
 
 #[test]
