@@ -213,6 +213,8 @@ pub enum ProviderKindName {
     Mitto,
     /// Twilio-style single.
     Twilio,
+    /// Infobip-style bulk (answers and reports keyed by our message id).
+    Infobip,
 }
 
 /// A provider account.
@@ -488,6 +490,7 @@ impl fmt::Display for ProviderKindName {
         f.write_str(match self {
             ProviderKindName::Mitto => "mitto",
             ProviderKindName::Twilio => "twilio",
+            ProviderKindName::Infobip => "infobip",
         })
     }
 }
