@@ -291,7 +291,7 @@ pub struct ProviderSection {
     /// Delay range between acceptance and the final report.
     #[serde(default = "defaults::report_delay_ms")]
     pub report_delay_ms: [u64; 2],
-    /// Send an intermediate report (`Sent`/`sent`) before the final one.
+    /// Send an intermediate report (`Sent`, `sent`, `PENDING_ENROUTE`) before the final one.
     #[serde(default)]
     pub intermediate_reports: bool,
     /// Honour idempotency keys (deduplicate resubmissions).
