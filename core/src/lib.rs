@@ -11,7 +11,7 @@
 //!   message is accepted by a provider at most once, credits are reserved before anything
 //!   is sent and a campaign completes only when its messages say so.
 //! * [`adapter`] turns batches of messages into provider requests and provider webhooks
-//!   into delivery reports (Mitto-style bulk and Twilio-style single).
+//!   into delivery reports (Mitto-style bulk, Twilio-style single, Infobip-style bulk).
 //! * [`api`] is the HTTP API (axum) and [`service`] the workers, reaper and scheduler.
 //!   They receive their listener, HTTP connector, store and clock from outside, so the
 //!   same code runs on tokio sockets and on a simulated network.

@@ -189,6 +189,7 @@ enum TenantCommand {
 enum Provider {
     Mitto,
     Twilio,
+    Infobip,
 }
 
 #[derive(Subcommand)]
@@ -217,7 +218,8 @@ enum AccountCommand {
         #[arg(long)]
         rate_limit: Option<u32>,
         /// A credential, `name=value` (repeat): mitto needs api_key, traffic_account_id,
-        /// webhook_token; twilio needs account_sid, auth_token.
+        /// webhook_token; twilio needs account_sid, auth_token; infobip needs api_key,
+        /// webhook_token.
         #[arg(long = "credential", value_parser = parse_credential)]
         credentials: Vec<(String, String)>,
         #[command(flatten)]
@@ -504,6 +506,7 @@ fn account(command: AccountCommand) -> anyhow::Result<ExitCode> {
             let provider = match provider {
                 Provider::Mitto => ProviderKind::Mitto,
                 Provider::Twilio => ProviderKind::Twilio,
+                Provider::Infobip => ProviderKind::Infobip,
             };
             let owner = owner.map(|text| text.parse::<TenantId>()).transpose()?;
             let new = NewTrafficAccount {

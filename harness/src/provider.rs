@@ -1,24 +1,32 @@
-//! The simulated provider: Mitto-style bulk and Twilio-style single on one host, speaking
-//! the adapters' own wire types, keeping the ground truth, and misbehaving on command.
+//! The simulated provider: Mitto-style bulk, Twilio-style single and Infobip-style bulk on
+//! one host, speaking the adapters' own wire types, keeping the ground truth, and
+//! misbehaving on command.
 //!
 //! The ground truth ([`Truth`]) lives outside the simulated host, so it survives a
 //! provider crash and the oracle can read it between steps: every message the provider
 //! received and accepted (and how many times), and every delivery report it sent. A
 //! message is identified by its destination and body; the driver makes bodies unique per
 //! campaign, so two acceptances under one key are two sends of one message.
+//!
+//! The Infobip-style endpoint takes the client's message ids (the engine's own) as its
+//! ids, answers in a seeded shuffled order — which a position-mapping adapter gets
+//! wrong — and sends reports to each message's `notifyUrl`, batching several results in
+//! one webhook for some requests.
 
 use crate::clock::SimClock;
 use crate::net::{SimConnector, SimListener};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use smsim_core::adapter::http::HyperClient;
+use smsim_core::adapter::infobip::wire as infobip;
 use smsim_core::adapter::mitto::wire as mitto;
 use smsim_core::adapter::twilio::{twilio_signature, wire as twilio};
 use smsim_core::adapter::{HttpClient, HttpRequest};
@@ -46,7 +54,8 @@ pub struct Behaviour {
     pub provider_429: f64,
     /// Per request: accept, never answer in time.
     pub timeout_after_accept: f64,
-    /// Per bulk request: some messages refused.
+    /// Per bulk request: some messages refused (Infobip-style: or accepted but left out of
+    /// the answer).
     pub partial_bulk_failure: f64,
     /// Per request: accept, answer garbage.
     pub malformed_answer: f64,
@@ -171,11 +180,14 @@ impl Truth {
 pub struct AccountBinding {
     /// The engine's id (`ta_N`).
     pub engine_id: String,
-    /// Mitto: the API key it must send; Twilio: the account SID.
+    /// Mitto and Infobip: the API key it must send; Twilio: the account SID.
     pub key: String,
-    /// Mitto: the webhook token; Twilio: the auth token.
+    /// Mitto and Infobip: the webhook token; Twilio: the auth token.
     pub secret: String,
 }
+
+/// Refusals by (engine account, message id): each one's destination and status name.
+type Refusals = BTreeMap<(String, String), Vec<(String, &'static str)>>;
 
 /// The simulated provider, shared between its host and the harness.
 pub struct Provider {
@@ -187,6 +199,8 @@ pub struct Provider {
     accounts: Vec<AccountBinding>,
     clock: SimClock,
     next_id: Mutex<u64>,
+    /// Infobip-style messages refused in an answer: the message log lists them too.
+    refused: Mutex<Refusals>,
 }
 
 impl Provider {
@@ -200,6 +214,7 @@ impl Provider {
             accounts,
             clock,
             next_id: Mutex::new(0),
+            refused: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -248,9 +263,15 @@ impl Provider {
         self.accounts.iter().find(|account| account.key == key).cloned()
     }
 
-    /// Records an acceptance, returning its provider id.
+    /// Records an acceptance under a new provider id, returning it.
     fn accept(&self, account: &AccountBinding, destination: &str, body: &str, prefix: &str) -> String {
         let provider_id = self.new_id(prefix);
+        self.accept_as(account, destination, body, provider_id)
+    }
+
+    /// Records an acceptance under `provider_id` (the client's id, where the provider takes
+    /// one), returning it.
+    fn accept_as(&self, account: &AccountBinding, destination: &str, body: &str, provider_id: String) -> String {
         let at_ms = self.now_ms();
         let mut truth = self.truth.lock().expect("provider poisoned");
         let acceptances = truth.accepted.entry((destination.to_owned(), body.to_owned())).or_default();
@@ -348,6 +369,8 @@ pub fn router(provider: Arc<Provider>) -> Router {
     Router::new()
         .route("/api/v1.1/Messages/sendmessagesbulk", post(mitto_send))
         .route("/2010-04-01/Accounts/{sid}/Messages.json", post(twilio_send).get(twilio_list))
+        .route("/sms/2/text/advanced", post(infobip_send))
+        .route("/sms/1/logs", get(infobip_logs))
         .with_state(Host { provider, webhooks })
 }
 
@@ -426,7 +449,7 @@ async fn mitto_send(
             },
             None => {
                 let id = provider.accept(&account, &message.destination, &message.sms.text, "M");
-                accepted.push(id.clone());
+                accepted.push((id.clone(), message.destination.clone()));
                 mitto::BulkResult {
                     traffic_account_id: message.traffic_account_id.clone(),
                     message_id: Some(id),
@@ -437,12 +460,13 @@ async fn mitto_send(
         results.push(result);
     }
     caller_crash(&provider, &behaviour, peer);
-    for id in &accepted {
+    for (id, destination) in &accepted {
         schedule_reports(
             provider.clone(),
             webhooks.clone(),
             Channel::Mitto { account: account.clone() },
             id.clone(),
+            destination,
             &behaviour,
         );
     }
@@ -496,6 +520,7 @@ async fn twilio_send(
             webhooks.clone(),
             Channel::Twilio { account: account.clone(), callback },
             sid_of_message.clone(),
+            &form.to,
             &behaviour,
         );
     }
@@ -554,133 +579,146 @@ async fn twilio_list(
 enum Channel {
     Mitto { account: AccountBinding },
     Twilio { account: AccountBinding, callback: String },
+    Infobip { account: AccountBinding, notify_url: String, bulk_id: String },
+}
+
+impl Channel {
+    /// The engine account the reports are for.
+    fn account(&self) -> &AccountBinding {
+        match self {
+            Channel::Mitto { account } | Channel::Twilio { account, .. } | Channel::Infobip { account, .. } => account,
+        }
+    }
+
+    /// The intermediate, delivered and undelivered status strings of its wire format.
+    fn statuses(&self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Channel::Mitto { .. } => ("Sent", "Delivered", "Failure"),
+            Channel::Twilio { .. } => ("sent", "delivered", "undelivered"),
+            Channel::Infobip { .. } => ("PENDING_ENROUTE", "DELIVERED_TO_HANDSET", "UNDELIVERABLE_NOT_DELIVERED"),
+        }
+    }
 }
 
 /// A report to send.
 struct Outgoing {
     delay_ms: u64,
     provider_id: String,
+    /// The message's destination (Infobip's reports repeat it).
+    destination: String,
     status: &'static str,
     is_final: bool,
     forged: bool,
     /// A report for an id nobody sent: it must not carry a real message's reference
     /// (Twilio's per-message callback URL names the message it was given for).
     stray: bool,
+    /// The message's own final report, which may share a webhook with others' (Infobip).
+    batchable: bool,
 }
 
-fn schedule_reports(
-    provider: Arc<Provider>,
-    client: Arc<HyperClient<SimConnector>>,
-    channel: Channel,
-    provider_id: String,
+/// Plans one accepted message's reports. `common_delay_ms`, when given, is the final
+/// report's delay shared by every message of its request, so those reports can travel in
+/// one webhook.
+fn plan_reports(
+    provider: &Provider,
+    channel: &Channel,
+    provider_id: &str,
+    destination: &str,
     behaviour: &Behaviour,
-) {
-    let twilio = matches!(channel, Channel::Twilio { .. });
-    let (intermediate, delivered, undelivered) =
-        if twilio { ("sent", "delivered", "undelivered") } else { ("Sent", "Delivered", "Failure") };
-    let final_status = if provider.chance(behaviour.delivery_rate) { delivered } else { undelivered };
-    let early = provider.chance(behaviour.report_before_answer);
-    let final_delay = if early { 0 } else { provider.between(behaviour.report_delay_ms) };
-    let mut outgoing = Vec::new();
-    if behaviour.intermediate_reports && !early {
-        outgoing.push(Outgoing {
-            delay_ms: final_delay / 2,
-            provider_id: provider_id.clone(),
-            status: intermediate,
-            is_final: false,
-            forged: false,
-            stray: false,
-        });
+    common_delay_ms: Option<u64>,
+) -> Vec<Outgoing> {
+    let (intermediate, delivered, undelivered) = channel.statuses();
+    let mut final_status = if provider.chance(behaviour.delivery_rate) { delivered } else { undelivered };
+    if matches!(channel, Channel::Infobip { .. }) && final_status == undelivered && provider.chance(0.3) {
+        final_status = "EXPIRED_EXPIRED";
     }
-    outgoing.push(Outgoing {
-        delay_ms: final_delay,
-        provider_id: provider_id.clone(),
-        status: final_status,
-        is_final: true,
+    let early = provider.chance(behaviour.report_before_answer);
+    let final_delay =
+        if early { 0 } else { common_delay_ms.unwrap_or_else(|| provider.between(behaviour.report_delay_ms)) };
+    let report = |delay_ms: u64, provider_id: String, status: &'static str, is_final: bool| Outgoing {
+        delay_ms,
+        provider_id,
+        destination: destination.to_owned(),
+        status,
+        is_final,
         forged: false,
         stray: false,
-    });
+        batchable: false,
+    };
+    let mut outgoing = Vec::new();
+    if behaviour.intermediate_reports && !early {
+        outgoing.push(report(final_delay / 2, provider_id.to_owned(), intermediate, false));
+    }
+    outgoing.push(Outgoing { batchable: !early, ..report(final_delay, provider_id.to_owned(), final_status, true) });
     if early {
         provider.truth.lock().expect("provider poisoned").mark("report_before_answer_sent");
     }
     if provider.chance(behaviour.duplicate_report) {
         provider.truth.lock().expect("provider poisoned").mark("duplicate_report_sent");
-        outgoing.push(Outgoing {
-            delay_ms: final_delay + 50,
-            provider_id: provider_id.clone(),
-            status: final_status,
-            is_final: true,
-            forged: false,
-            stray: false,
-        });
+        outgoing.push(report(final_delay + 50, provider_id.to_owned(), final_status, true));
     }
     if provider.chance(behaviour.intermediate_after_final) {
         provider.truth.lock().expect("provider poisoned").mark("intermediate_after_final_sent");
-        outgoing.push(Outgoing {
-            delay_ms: final_delay + 100,
-            provider_id: provider_id.clone(),
-            status: intermediate,
-            is_final: false,
-            forged: false,
-            stray: false,
-        });
+        outgoing.push(report(final_delay + 100, provider_id.to_owned(), intermediate, false));
     }
     if provider.chance(behaviour.unknown_id_report) {
         provider.truth.lock().expect("provider poisoned").mark("unknown_id_report_sent");
-        outgoing.push(Outgoing {
-            delay_ms: final_delay,
-            provider_id: format!("X{provider_id}"),
-            status: delivered,
-            is_final: true,
-            forged: false,
-            stray: true,
-        });
+        outgoing.push(Outgoing { stray: true, ..report(final_delay, format!("X{provider_id}"), delivered, true) });
     }
     if provider.chance(behaviour.forged_report) {
         provider.truth.lock().expect("provider poisoned").mark("forged_report_sent");
-        outgoing.push(Outgoing {
-            delay_ms: final_delay / 3,
-            provider_id: provider_id.clone(),
-            status: undelivered,
-            is_final: true,
-            forged: true,
-            stray: false,
-        });
+        outgoing.push(Outgoing { forged: true, ..report(final_delay / 3, provider_id.to_owned(), undelivered, true) });
     }
-    for report in outgoing {
-        let (provider, client, channel) = (provider.clone(), client.clone(), channel.clone());
-        tokio::spawn(async move { send_report(provider, client, channel, report).await });
-    }
+    outgoing
 }
 
-/// Posts one report, retrying non-2xx answers like real providers do (not forged ones).
-async fn send_report(
+/// Plans one accepted message's reports and sends each in its own webhook.
+fn schedule_reports(
     provider: Arc<Provider>,
     client: Arc<HyperClient<SimConnector>>,
     channel: Channel,
-    report: Outgoing,
+    provider_id: String,
+    destination: &str,
+    behaviour: &Behaviour,
 ) {
-    tokio::time::sleep(Duration::from_millis(report.delay_ms)).await;
-    let (account, request) = match &channel {
+    for report in plan_reports(&provider, &channel, &provider_id, destination, behaviour, None) {
+        spawn_webhook(provider.clone(), client.clone(), channel.clone(), vec![report]);
+    }
+}
+
+fn spawn_webhook(
+    provider: Arc<Provider>,
+    client: Arc<HyperClient<SimConnector>>,
+    channel: Channel,
+    reports: Vec<Outgoing>,
+) {
+    tokio::spawn(async move { send_webhook(provider, client, channel, reports).await });
+}
+
+/// The webhook request carrying `reports` (one, except for an Infobip batch).
+fn webhook_request(provider: &Provider, channel: &Channel, reports: &[Outgoing]) -> HttpRequest {
+    let forged = reports.iter().any(|report| report.forged);
+    let json = BTreeMap::from([("content-type".to_owned(), "application/json".to_owned())]);
+    match channel {
         Channel::Mitto { account } => {
-            let token = if report.forged { "forged".to_owned() } else { account.secret.clone() };
+            let token = if forged { "forged".to_owned() } else { account.secret.clone() };
+            let report = &reports[0];
             let body = mitto::DeliveryReport {
                 message_id: report.provider_id.clone(),
                 delivery_status: report.status.into(),
                 error_code: None,
             };
-            let request = HttpRequest {
+            HttpRequest {
                 method: http::Method::POST,
                 url: format!("http://api/v1/webhooks/mitto/{}?token={token}", account.engine_id),
-                headers: BTreeMap::from([("content-type".to_owned(), "application/json".to_owned())]),
+                headers: json,
                 body: Bytes::from(serde_json::to_vec(&body).expect("reports serialise")),
-            };
-            (account.clone(), request)
+            }
         }
         Channel::Twilio { account, callback } => {
+            let report = &reports[0];
             let callback =
                 if report.stray { callback.split('?').next().unwrap_or(callback).to_owned() } else { callback.clone() };
-            let callback = &callback;
             let params: BTreeMap<String, String> = [
                 ("MessageSid", report.provider_id.as_str()),
                 ("MessageStatus", report.status),
@@ -689,56 +727,357 @@ async fn send_report(
             .into_iter()
             .map(|(name, value)| (name.to_owned(), value.to_owned()))
             .collect();
-            let token = if report.forged { "forged" } else { account.secret.as_str() };
-            let signature = twilio_signature(token, callback, &params);
-            let request = HttpRequest {
+            let token = if forged { "forged" } else { account.secret.as_str() };
+            let signature = twilio_signature(token, &callback, &params);
+            HttpRequest {
                 method: http::Method::POST,
-                url: callback.clone(),
+                url: callback,
                 headers: BTreeMap::from([
                     ("content-type".to_owned(), "application/x-www-form-urlencoded".to_owned()),
                     ("x-twilio-signature".to_owned(), signature),
                 ]),
                 body: Bytes::from(serde_urlencoded::to_string(&params).expect("forms serialise")),
-            };
-            (account.clone(), request)
+            }
         }
-    };
+        Channel::Infobip { notify_url, bulk_id, .. } => {
+            let url = if forged {
+                format!("{}?token=forged", notify_url.split('?').next().unwrap_or(notify_url))
+            } else {
+                notify_url.clone()
+            };
+            let done_at = infobip_time(crate::clock::EPOCH.0 + provider.now_ms());
+            let results = reports
+                .iter()
+                .map(|report| infobip::DeliveryReport {
+                    bulk_id: Some(bulk_id.clone()),
+                    message_id: report.provider_id.clone(),
+                    to: report.destination.clone(),
+                    sent_at: Some(done_at.clone()),
+                    done_at: Some(done_at.clone()),
+                    sms_count: Some(1),
+                    price: Some(infobip::Price {
+                        price_per_message: serde_json::Number::from_f64(0.01).expect("a finite price"),
+                        currency: "EUR".into(),
+                    }),
+                    status: infobip_status(report.status),
+                    error: Some(infobip_error(report.status)),
+                })
+                .collect();
+            HttpRequest {
+                method: http::Method::POST,
+                url,
+                headers: json,
+                body: Bytes::from(
+                    serde_json::to_vec(&infobip::DeliveryReports { results }).expect("reports serialise"),
+                ),
+            }
+        }
+    }
+}
+
+/// Posts one webhook, retrying non-2xx answers like real providers do (not forged ones).
+async fn send_webhook(
+    provider: Arc<Provider>,
+    client: Arc<HyperClient<SimConnector>>,
+    channel: Channel,
+    reports: Vec<Outgoing>,
+) {
+    let Some(first) = reports.first() else { return };
+    tokio::time::sleep(Duration::from_millis(first.delay_ms)).await;
+    let request = webhook_request(&provider, &channel, &reports);
+    let forged = reports.iter().any(|report| report.forged);
     let at_ms = provider.now_ms();
-    let index = {
+    let indexes: Vec<usize> = {
         let mut truth = provider.truth.lock().expect("provider poisoned");
-        truth.reports.push(SentReport {
-            at_ms,
-            account: account.engine_id.clone(),
-            provider_id: report.provider_id.clone(),
-            status: report.status.into(),
-            is_final: report.is_final,
-            forged: report.forged,
-            answered: None,
-        });
-        truth.reports.len() - 1
+        if reports.len() > 1 {
+            truth.mark("reports_batched_in_one_webhook");
+        }
+        reports
+            .iter()
+            .map(|report| {
+                truth.reports.push(SentReport {
+                    at_ms,
+                    account: channel.account().engine_id.clone(),
+                    provider_id: report.provider_id.clone(),
+                    status: report.status.into(),
+                    is_final: report.is_final,
+                    forged: report.forged,
+                    answered: None,
+                });
+                truth.reports.len() - 1
+            })
+            .collect()
     };
-    let attempts = if report.forged { 1 } else { 5 };
+    let attempts = if forged { 1 } else { 5 };
     for attempt in 0..attempts {
         let answered = client.send(request.clone()).await.ok().map(|response| response.status);
         let now = provider.now_ms();
         {
             let mut truth = provider.truth.lock().expect("provider poisoned");
-            truth.reports[index].answered = answered;
-            truth.event(
-                now,
-                ProviderEvent::Report {
-                    provider_id: report.provider_id.clone(),
-                    status: report.status.into(),
-                    forged: report.forged,
-                    answered,
-                },
-            );
+            for (report, &index) in reports.iter().zip(&indexes) {
+                truth.reports[index].answered = answered;
+                truth.event(
+                    now,
+                    ProviderEvent::Report {
+                        provider_id: report.provider_id.clone(),
+                        status: report.status.into(),
+                        forged: report.forged,
+                        answered,
+                    },
+                );
+            }
         }
-        if answered.is_some_and(|status| (200..300).contains(&status)) || report.forged {
+        if answered.is_some_and(|status| (200..300).contains(&status)) || forged {
             return;
         }
         tokio::time::sleep(Duration::from_millis(1_000 << attempt)).await;
     }
+}
+
+/// The Infobip statuses the simulated provider uses: name, group, id, description.
+const INFOBIP_STATUSES: [(&str, infobip::Group, u32, &str); 7] = [
+    ("PENDING_ACCEPTED", infobip::Group::Pending, 26, "Message sent to next instance"),
+    ("PENDING_ENROUTE", infobip::Group::Pending, 7, "Message sent to next instance"),
+    ("DELIVERED_TO_HANDSET", infobip::Group::Delivered, 5, "Message delivered to handset"),
+    ("UNDELIVERABLE_NOT_DELIVERED", infobip::Group::Undeliverable, 9, "Message sent not delivered"),
+    ("EXPIRED_EXPIRED", infobip::Group::Expired, 15, "Message expired"),
+    ("REJECTED_DESTINATION", infobip::Group::Rejected, 14, "Invalid destination address"),
+    ("REJECTED_NETWORK", infobip::Group::Rejected, 6, "Network is forbidden"),
+];
+
+/// The full Infobip status named `name` (one of [`INFOBIP_STATUSES`]).
+fn infobip_status(name: &str) -> infobip::Status {
+    let (name, group, id, description) = INFOBIP_STATUSES
+        .iter()
+        .copied()
+        .find(|(known, ..)| *known == name)
+        .expect("the simulated provider only uses statuses from its table");
+    infobip::Status::new(group, id, name, description)
+}
+
+/// The error object Infobip sends with a report of status `name`.
+fn infobip_error(name: &str) -> infobip::ReportError {
+    let (group_id, group_name, id, error, permanent) = match name {
+        "UNDELIVERABLE_NOT_DELIVERED" => (1, "HANDSET_ERRORS", 27, "EC_ABSENT_SUBSCRIBER", false),
+        _ => (0, "OK", 0, "NO_ERROR", false),
+    };
+    infobip::ReportError {
+        group_id,
+        group_name: group_name.into(),
+        id,
+        name: error.into(),
+        description: String::new(),
+        permanent,
+    }
+}
+
+/// Milliseconds since the Unix epoch written as Infobip writes times
+/// (`2023-11-14T22:13:20.000+0000`).
+fn infobip_time(ms: u64) -> String {
+    let (days, in_day) = ((ms / 86_400_000) as i64, ms % 86_400_000);
+    // The civil date of a day count (Howard Hinnant's `civil_from_days`).
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}+0000",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1_000 % 60,
+        in_day % 1_000
+    )
+}
+
+/// An Infobip error answer.
+fn infobip_refusal(status: StatusCode, code: &str, text: &str) -> Response {
+    let body = infobip::ErrorBody {
+        request_error: infobip::RequestError {
+            service_exception: infobip::ServiceException { message_id: code.into(), text: text.into() },
+        },
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+/// The account whose `Authorization: App {api key}` a request carries.
+fn infobip_account(provider: &Provider, headers: &HeaderMap) -> Option<AccountBinding> {
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let key = value.strip_prefix("App ")?;
+    provider.account_by_key(key.trim())
+}
+
+/// What becomes of one message of an Infobip-style request.
+enum Fate {
+    /// Refused, with this status name, in the answer.
+    Refused(&'static str),
+    /// Accepted and listed in the answer.
+    Accepted,
+    /// Accepted, but left out of the answer (a partial answer): the adapter must call it
+    /// ambiguous and a lookup must find it.
+    Unlisted,
+}
+
+async fn infobip_send(
+    State(Host { provider, webhooks }): State<Host>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let behaviour = provider.behaviour();
+    let Some(account) = infobip_account(&provider, &headers) else {
+        return infobip_refusal(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Invalid login details");
+    };
+    if let Some(fault) = provider.request_fault(&behaviour) {
+        return answer_after(&provider, &behaviour, Spoil::None, fault).await;
+    }
+    let Ok(request) = serde_json::from_slice::<infobip::SendRequest>(&body) else {
+        return infobip_refusal(StatusCode::BAD_REQUEST, "BAD_REQUEST", "malformed request");
+    };
+    let partial = provider.chance(behaviour.partial_bulk_failure);
+    if partial {
+        provider.fault("partial_bulk_failure", "partial_bulk_failure");
+    }
+    let spoiled = spoil(&provider, &behaviour);
+    let bulk_id = request.bulk_id.clone().unwrap_or_else(|| provider.new_id("IB"));
+    let mut results = Vec::new();
+    // (message id, destination, notify URL) of every accepted message.
+    let mut accepted: Vec<(String, String, Option<String>)> = Vec::new();
+    for message in &request.messages {
+        for destination in &message.destinations {
+            provider.received(&account, &destination.to);
+            let id = destination.message_id.clone().unwrap_or_else(|| provider.new_id("IBM"));
+            let fate = if provider.chance(behaviour.reject_rate) {
+                Fate::Refused("REJECTED_DESTINATION")
+            } else if partial && provider.chance(0.3) {
+                if provider.chance(0.5) {
+                    Fate::Refused("REJECTED_NETWORK")
+                } else {
+                    Fate::Unlisted
+                }
+            } else {
+                Fate::Accepted
+            };
+            match fate {
+                Fate::Refused(name) => {
+                    provider
+                        .refused
+                        .lock()
+                        .expect("provider poisoned")
+                        .entry((account.engine_id.clone(), id.clone()))
+                        .or_default()
+                        .push((destination.to.clone(), name));
+                    results.push(infobip::SentMessage {
+                        to: destination.to.clone(),
+                        message_id: id,
+                        status: infobip_status(name),
+                    });
+                }
+                Fate::Accepted | Fate::Unlisted => {
+                    let id = provider.accept_as(&account, &destination.to, &message.text, id);
+                    if matches!(fate, Fate::Unlisted) {
+                        provider.truth.lock().expect("provider poisoned").mark("accepted_but_left_out_of_the_answer");
+                    } else {
+                        results.push(infobip::SentMessage {
+                            to: destination.to.clone(),
+                            message_id: id.clone(),
+                            status: infobip_status("PENDING_ACCEPTED"),
+                        });
+                    }
+                    accepted.push((id, destination.to.clone(), message.notify_url.clone()));
+                }
+            }
+        }
+    }
+    // The answer's order is not guaranteed; a seeded shuffle makes sure it is not the
+    // request's.
+    if results.len() > 1 {
+        results.shuffle(&mut *provider.rng.lock().expect("provider poisoned"));
+        provider.truth.lock().expect("provider poisoned").mark("answer_shuffled");
+    }
+    caller_crash(&provider, &behaviour, peer);
+    // Some requests' final reports share one webhook, as Infobip batches results.
+    let batched = accepted.len() > 1 && provider.chance(0.5);
+    let common_delay_ms = batched.then(|| provider.between(behaviour.report_delay_ms));
+    let mut batches: BTreeMap<String, Vec<Outgoing>> = BTreeMap::new();
+    for (id, destination, notify_url) in accepted {
+        let Some(notify_url) = notify_url else { continue };
+        let channel =
+            Channel::Infobip { account: account.clone(), notify_url: notify_url.clone(), bulk_id: bulk_id.clone() };
+        for report in plan_reports(&provider, &channel, &id, &destination, &behaviour, common_delay_ms) {
+            if batched && report.batchable {
+                batches.entry(notify_url.clone()).or_default().push(report);
+            } else {
+                spawn_webhook(provider.clone(), webhooks.clone(), channel.clone(), vec![report]);
+            }
+        }
+    }
+    for (notify_url, reports) in batches {
+        let channel = Channel::Infobip { account: account.clone(), notify_url, bulk_id: bulk_id.clone() };
+        spawn_webhook(provider.clone(), webhooks.clone(), channel, reports);
+    }
+    let answer = infobip::SendResponse { bulk_id: Some(bulk_id), messages: results };
+    let response = if spoiled == Spoil::Malformed {
+        let text = serde_json::to_string(&answer).expect("answers serialise");
+        ([("content-type", "application/json")], text[..text.len() / 2].to_owned()).into_response()
+    } else {
+        axum::Json(answer).into_response()
+    };
+    answer_after(&provider, &behaviour, spoiled, response).await
+}
+
+/// The message log: every message of the account with the asked-for id, accepted or refused.
+async fn infobip_logs(
+    State(Host { provider, .. }): State<Host>,
+    headers: HeaderMap,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    let behaviour = provider.behaviour();
+    let Some(account) = infobip_account(&provider, &headers) else {
+        return infobip_refusal(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Invalid login details");
+    };
+    if let Some(fault) = provider.request_fault(&behaviour) {
+        return answer_after(&provider, &behaviour, Spoil::None, fault).await;
+    }
+    let wanted = |id: &str| query.get("messageId").is_none_or(|wanted| wanted == id);
+    let entry = |id: &str, to: &str, text: Option<String>, status: &str| infobip::LogEntry {
+        bulk_id: None,
+        message_id: id.to_owned(),
+        to: to.to_owned(),
+        from: None,
+        text,
+        sent_at: None,
+        done_at: None,
+        sms_count: Some(1),
+        price: None,
+        status: infobip_status(status),
+        error: None,
+    };
+    let mut results: Vec<infobip::LogEntry> = {
+        let truth = provider.truth.lock().expect("provider poisoned");
+        truth
+            .accepted
+            .iter()
+            .flat_map(|((destination, body), acceptances)| {
+                acceptances
+                    .iter()
+                    .filter(|a| a.account == account.engine_id && wanted(&a.provider_id))
+                    .map(|a| entry(&a.provider_id, destination, Some(body.clone()), "PENDING_ENROUTE"))
+            })
+            .collect()
+    };
+    let refused = provider.refused.lock().expect("provider poisoned");
+    for ((engine_id, id), refusals) in refused.iter() {
+        if *engine_id == account.engine_id && wanted(id) {
+            results.extend(refusals.iter().map(|(to, status)| entry(id, to, None, status)));
+        }
+    }
+    results.truncate(50);
+    axum::Json(infobip::Logs { results }).into_response()
 }
 
 /// Message keys the provider accepted more than once.

@@ -220,6 +220,8 @@ pub enum ProviderKindName {
     Mitto,
     /// Twilio-style single.
     Twilio,
+    /// Infobip-style bulk (answers and reports keyed by our message id).
+    Infobip,
 }
 
 /// A provider account.
@@ -296,7 +298,7 @@ pub struct ProviderSection {
     /// Delay range `[min, max]` between acceptance and the final report, in ms.
     #[serde(default = "defaults::report_delay_ms")]
     pub report_delay_ms: [u64; 2],
-    /// Send an intermediate report (`Sent`/`sent`) before the final one.
+    /// Send an intermediate report (`Sent`, `sent`, `PENDING_ENROUTE`) before the final one.
     #[serde(default)]
     pub intermediate_reports: bool,
     /// Accepted but without effect: whether resubmissions are deduplicated follows the
@@ -499,6 +501,7 @@ impl fmt::Display for ProviderKindName {
         f.write_str(match self {
             ProviderKindName::Mitto => "mitto",
             ProviderKindName::Twilio => "twilio",
+            ProviderKindName::Infobip => "infobip",
         })
     }
 }

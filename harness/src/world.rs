@@ -285,10 +285,12 @@ pub fn build_with(scenario: &Scenario, seed: u64, factory: Arc<dyn AdapterFactor
         let provider = match account.provider {
             ProviderKindName::Mitto => ProviderKind::Mitto,
             ProviderKindName::Twilio => ProviderKind::Twilio,
+            ProviderKindName::Infobip => ProviderKind::Infobip,
         };
         let (key, secret) = match provider {
             ProviderKind::Mitto => (format!("key-{}", account.name), format!("hook-{}", account.name)),
             ProviderKind::Twilio => (format!("AC{index:032}"), format!("token-{}", account.name)),
+            ProviderKind::Infobip => (format!("app-{}", account.name), format!("hook-{}", account.name)),
         };
         let pairs: Vec<(&str, String)> = match provider {
             ProviderKind::Mitto => vec![
@@ -297,6 +299,7 @@ pub fn build_with(scenario: &Scenario, seed: u64, factory: Arc<dyn AdapterFactor
                 ("webhook_token", secret.clone()),
             ],
             ProviderKind::Twilio => vec![("account_sid", key.clone()), ("auth_token", secret.clone())],
+            ProviderKind::Infobip => vec![("api_key", key.clone()), ("webhook_token", secret.clone())],
         };
         let credentials: BTreeMap<String, String> =
             pairs.into_iter().map(|(name, value)| (name.to_owned(), value)).collect();

@@ -2,16 +2,20 @@
 //!
 //! An adapter knows one provider's wire format and nothing else: it builds requests,
 //! sends them through the [`HttpClient`] it was given (a real socket or a simulated
-//! one), and maps the answers to a [`SubmitOutcome`] per message, *by position* — the
-//! outcome list always has exactly one entry per message submitted. When an answer
-//! cannot be mapped with certainty (a bulk answer of the wrong length, a connection that
-//! dropped after the request left) the outcome is [`SubmitOutcome::Ambiguous`], never a
-//! guess: a guess is how incident 003's bulk ids ended up on the wrong messages.
+//! one), and maps the answers to a [`SubmitOutcome`] per message, *in request order* —
+//! the outcome list always has exactly one entry per message submitted. How an answer is
+//! mapped back depends on what the provider echoes: a Mitto-style bulk answer by position
+//! (so its length must match the request), an Infobip-style answer by our message id (its
+//! order is not guaranteed). When an answer cannot be mapped with certainty (a bulk answer
+//! of the wrong length, one that leaves a message out, a connection that dropped after
+//! the request left) the outcome is [`SubmitOutcome::Ambiguous`], never a guess: a guess
+//! is how incident 003's bulk ids ended up on the wrong messages.
 //!
-//! The wire types are public serde structs in [`mitto::wire`] and [`twilio::wire`] so the
-//! simulated provider speaks exactly what the adapters parse.
+//! The wire types are public serde structs in [`mitto::wire`], [`twilio::wire`] and
+//! [`infobip::wire`] so the simulated provider speaks exactly what the adapters parse.
 
 pub mod http;
+pub mod infobip;
 pub mod mitto;
 pub mod twilio;
 
@@ -209,6 +213,9 @@ pub fn adapter_for(
     match account.provider {
         ProviderKind::Mitto => Ok(Arc::new(mitto::MittoAdapter::from_account(account, client)?)),
         ProviderKind::Twilio => Ok(Arc::new(twilio::TwilioAdapter::from_account(account, client, webhook_base_url)?)),
+        ProviderKind::Infobip => {
+            Ok(Arc::new(infobip::InfobipAdapter::from_account(account, client, webhook_base_url)?))
+        }
     }
 }
 
@@ -217,6 +224,7 @@ pub fn capabilities_of(kind: ProviderKind) -> Capabilities {
     match kind {
         ProviderKind::Mitto => mitto::CAPABILITIES,
         ProviderKind::Twilio => twilio::CAPABILITIES,
+        ProviderKind::Infobip => infobip::CAPABILITIES,
     }
 }
 

@@ -64,14 +64,21 @@ pub enum ProviderKind {
     Mitto,
     /// Twilio-style single: one message per request, signed status callbacks.
     Twilio,
+    /// Infobip-style bulk: many messages per request, each carrying our id, which the
+    /// answer and the reports echo.
+    Infobip,
 }
 
 impl ProviderKind {
+    /// Every kind.
+    pub const ALL: [ProviderKind; 3] = [ProviderKind::Mitto, ProviderKind::Twilio, ProviderKind::Infobip];
+
     /// The kind's name in paths and configuration.
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::Mitto => "mitto",
             ProviderKind::Twilio => "twilio",
+            ProviderKind::Infobip => "infobip",
         }
     }
 
@@ -80,6 +87,7 @@ impl ProviderKind {
         match text {
             "mitto" => Some(ProviderKind::Mitto),
             "twilio" => Some(ProviderKind::Twilio),
+            "infobip" => Some(ProviderKind::Infobip),
             _ => None,
         }
     }

@@ -1,19 +1,25 @@
-//! The Mitto-style and Twilio-style adapters against wiremock providers on loopback.
+//! The Mitto-style, Twilio-style and Infobip-style adapters against wiremock providers on loopback.
 
 use smsim_core::adapter::http::HyperClient;
+use smsim_core::adapter::infobip::{wire as infobip_wire, InfobipAdapter};
 use smsim_core::adapter::mitto::{wire as mitto_wire, MittoAdapter};
 use smsim_core::adapter::twilio::{twilio_signature, wire as twilio_wire, TwilioAdapter};
-use smsim_core::adapter::{HttpClient, OutboundMessage, ProviderAdapter, SubmitOutcome, WebhookError, WebhookRequest};
+use smsim_core::adapter::{
+    adapter_for, capabilities_of, HttpClient, LookupOutcome, OutboundMessage, ProviderAdapter, SubmitOutcome,
+    WebhookError, WebhookRequest,
+};
 use smsim_core::domain::{ProviderKind, ReportStatus, TrafficAccount};
 use smsim_core::{CampaignId, ContactId, Credits, MessageId, TrafficAccountId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use wiremock::matchers::{body_string_contains, header, method, path};
+use wiremock::matchers::{body_string_contains, header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const API_KEY: &str = "mitto-secret-key";
 const AUTH_TOKEN: &str = "twilio-auth-token";
+const INFOBIP_KEY: &str = "infobip-secret-key";
+const INFOBIP_HOOK: &str = "infobip-hook";
 
 fn client() -> Arc<dyn HttpClient> {
     Arc::new(HyperClient::tcp(Duration::from_millis(500)))
@@ -25,6 +31,7 @@ fn account(provider: ProviderKind, base_url: &str) -> TrafficAccount {
             [("api_key", API_KEY), ("traffic_account_id", "ta-77"), ("webhook_token", "hook-secret")]
         }
         ProviderKind::Twilio => [("account_sid", "AC123"), ("auth_token", AUTH_TOKEN), ("unused", "x")],
+        ProviderKind::Infobip => [("api_key", INFOBIP_KEY), ("webhook_token", INFOBIP_HOOK), ("unused", "x")],
     };
     TrafficAccount {
         id: TrafficAccountId(3),
@@ -444,5 +451,367 @@ fn missing_credentials_are_a_configuration_error_naming_them() {
     let mut broken = account(ProviderKind::Mitto, "http://p");
     broken.credentials.remove("api_key");
     let error = MittoAdapter::from_account(&broken, client()).unwrap_err();
+    assert!(error.to_string().contains("api_key"), "{error}");
+}
+
+#[test]
+fn every_kind_is_named_built_and_declares_its_capabilities() {
+    for kind in ProviderKind::ALL {
+        assert_eq!(ProviderKind::parse(kind.as_str()), Some(kind));
+        let adapter = adapter_for(&account(kind, "http://p"), client(), "https://engine").unwrap();
+        assert_eq!((adapter.kind(), adapter.capabilities()), (kind, capabilities_of(kind)));
+    }
+    assert_eq!(ProviderKind::parse("sinch"), None);
+}
+
+/// An Infobip provider that takes every message, echoes its id, and answers in reverse
+/// order (the order of an Infobip answer is not guaranteed), refusing `reject`ed ids.
+struct InfobipTakes {
+    reject: Vec<&'static str>,
+}
+
+impl Respond for InfobipTakes {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let send: infobip_wire::SendRequest = serde_json::from_slice(&request.body).expect("adapter sends a request");
+        let mut messages: Vec<infobip_wire::SentMessage> = send
+            .messages
+            .iter()
+            .flat_map(|message| &message.destinations)
+            .map(|destination| {
+                let id = destination.message_id.clone().expect("the adapter names every message");
+                let status = if self.reject.contains(&id.as_str()) {
+                    infobip_wire::Status::new(infobip_wire::Group::Rejected, 14, "REJECTED_DESTINATION", "refused")
+                } else {
+                    infobip_wire::Status::new(infobip_wire::Group::Pending, 26, "PENDING_ACCEPTED", "taken")
+                };
+                infobip_wire::SentMessage { to: destination.to.clone(), message_id: id, status }
+            })
+            .collect();
+        messages.reverse();
+        ResponseTemplate::new(200)
+            .set_body_json(infobip_wire::SendResponse { bulk_id: Some(format!("bulk-{}", messages.len())), messages })
+    }
+}
+
+async fn infobip_with(response: impl Respond + 'static) -> (MockServer, InfobipAdapter) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/sms/2/text/advanced")).respond_with(response).mount(&server).await;
+    let adapter = InfobipAdapter::from_account(
+        &account(ProviderKind::Infobip, &server.uri()),
+        client(),
+        "https://engine.example",
+    )
+    .unwrap();
+    (server, adapter)
+}
+
+fn our_ids(n: u64) -> Vec<String> {
+    messages(n).iter().map(|message| message.id.to_string()).collect()
+}
+
+#[tokio::test]
+async fn infobip_sends_our_ids_and_maps_a_reversed_answer_back_by_id() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/sms/2/text/advanced"))
+        .and(header("authorization", format!("App {INFOBIP_KEY}").as_str()))
+        .and(header("content-type", "application/json"))
+        .respond_with(InfobipTakes { reject: vec![] })
+        .expect(1)
+        .mount(&server)
+        .await;
+    let adapter = InfobipAdapter::from_account(
+        &account(ProviderKind::Infobip, &server.uri()),
+        client(),
+        "https://engine.example",
+    )
+    .unwrap();
+    let outcomes = adapter.submit(&messages(3)).await;
+    assert_eq!(accepted_ids(&outcomes), our_ids(3), "each outcome is its own message's, whatever the answer's order");
+    assert!(matches!(&outcomes[0], SubmitOutcome::Accepted { bulk_id: Some(bulk), .. } if bulk == "bulk-3"));
+    let request = &server.received_requests().await.unwrap()[0];
+    let sent: infobip_wire::SendRequest = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(sent.messages.len(), 3, "one entry per message");
+    let first = &sent.messages[0];
+    assert_eq!((first.from.as_str(), first.text.as_str(), first.destinations.len()), ("SMSIM", "hello 1", 1));
+    assert_eq!(
+        (first.destinations[0].to.as_str(), first.destinations[0].message_id.as_deref()),
+        ("+306912300001", Some("msg_1_1"))
+    );
+    assert_eq!(
+        first.notify_url.as_deref(),
+        Some(format!("https://engine.example/v1/webhooks/infobip/ta_3?token={INFOBIP_HOOK}").as_str())
+    );
+    assert_eq!(first.notify_content_type.as_deref(), Some("application/json"));
+}
+
+#[tokio::test]
+async fn infobip_splits_a_batch_larger_than_its_maximum_never_truncates() {
+    let (server, adapter) = infobip_with(InfobipTakes { reject: vec![] }).await;
+    let outcomes = adapter.submit(&messages(250)).await;
+    assert_eq!(accepted_ids(&outcomes), our_ids(250));
+    let sizes: Vec<usize> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_slice::<infobip_wire::SendRequest>(&r.body).unwrap().messages.len())
+        .collect();
+    assert_eq!(sizes, vec![100, 100, 50]);
+}
+
+#[tokio::test]
+async fn infobip_partial_rejection_fails_exactly_the_rejected_ones_permanently() {
+    let (_server, adapter) = infobip_with(InfobipTakes { reject: vec!["msg_1_2"] }).await;
+    let outcomes = adapter.submit(&messages(3)).await;
+    assert!(
+        matches!(&outcomes[0], SubmitOutcome::Accepted { provider_message_id, .. } if provider_message_id == "msg_1_1")
+    );
+    assert!(
+        matches!(&outcomes[1], SubmitOutcome::Failed(f) if f.code == "REJECTED_DESTINATION" && !f.retryable),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(&outcomes[2], SubmitOutcome::Accepted { provider_message_id, .. } if provider_message_id == "msg_1_3")
+    );
+}
+
+#[tokio::test]
+async fn infobip_answer_leaving_a_message_out_makes_only_that_one_ambiguous() {
+    let pending = |id: &str| infobip_wire::SentMessage {
+        to: String::new(),
+        message_id: id.into(),
+        status: infobip_wire::Status::new(infobip_wire::Group::Pending, 26, "PENDING_ACCEPTED", ""),
+    };
+    let answer = infobip_wire::SendResponse {
+        bulk_id: Some("b".into()),
+        messages: vec![pending("msg_1_3"), pending("somebody-else"), pending("msg_1_1")],
+    };
+    let (_server, adapter) = infobip_with(ResponseTemplate::new(200).set_body_json(answer)).await;
+    let outcomes = adapter.submit(&messages(3)).await;
+    assert!(
+        matches!(&outcomes[0], SubmitOutcome::Accepted { provider_message_id, .. } if provider_message_id == "msg_1_1")
+    );
+    assert!(
+        matches!(&outcomes[1], SubmitOutcome::Ambiguous { detail } if detail.contains("msg_1_2") && detail.contains("somebody-else")),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(&outcomes[2], SubmitOutcome::Accepted { provider_message_id, .. } if provider_message_id == "msg_1_3")
+    );
+}
+
+#[tokio::test]
+async fn infobip_http_errors_are_classified_and_named_by_the_error_body() {
+    let error = |code: &str| serde_json::json!({"requestError": {"serviceException": {"messageId": code, "text": format!("key {INFOBIP_KEY} refused")}}});
+    let cases = [
+        (
+            ResponseTemplate::new(429).insert_header("retry-after", "3").set_body_json(error("TOO_MANY_REQUESTS")),
+            "TOO_MANY_REQUESTS",
+            true,
+            Some(3_000),
+        ),
+        (ResponseTemplate::new(503), "HTTP_503", true, None),
+        (ResponseTemplate::new(500).set_body_json(error("GENERAL_ERROR")), "GENERAL_ERROR", true, None),
+        (ResponseTemplate::new(400).set_body_json(error("BAD_REQUEST")), "BAD_REQUEST", false, None),
+        (ResponseTemplate::new(401).set_body_json(error("UNAUTHORIZED")), "UNAUTHORIZED", false, None),
+        (ResponseTemplate::new(403).set_body_string(format!("no, {INFOBIP_KEY}")), "HTTP_403", false, None),
+    ];
+    for (response, code, retryable, retry_after_ms) in cases {
+        let (_server, adapter) = infobip_with(response).await;
+        let outcomes = adapter.submit(&messages(2)).await;
+        assert_no_secret(&outcomes, INFOBIP_KEY);
+        for outcome in &outcomes {
+            let SubmitOutcome::Failed(failure) = outcome else { panic!("{code}: {outcome:?}") };
+            assert_eq!(
+                (failure.code.as_str(), failure.retryable, failure.retry_after_ms),
+                (code, retryable, retry_after_ms)
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn infobip_unreadable_success_answers_are_ambiguous_never_failed() {
+    let answers = [
+        ResponseTemplate::new(200).set_body_raw("{\"bulkId\":\"b\",\"messages\":[{\"messageId\":", "application/json"),
+        ResponseTemplate::new(200).set_body_raw(format!("not json {INFOBIP_KEY}"), "application/json"),
+        ResponseTemplate::new(200).set_body_raw("", "application/json"),
+        ResponseTemplate::new(200).set_body_raw("<html>ok</html>", "text/html"),
+    ];
+    for answer in answers {
+        let (_server, adapter) = infobip_with(answer).await;
+        let outcomes = adapter.submit(&messages(2)).await;
+        assert_all_ambiguous(&outcomes);
+        assert_no_secret(&outcomes, INFOBIP_KEY);
+    }
+}
+
+#[tokio::test]
+async fn infobip_lost_answer_is_ambiguous_and_a_refused_connection_is_retryable() {
+    let late = ResponseTemplate::new(200)
+        .set_body_json(infobip_wire::SendResponse { bulk_id: None, messages: vec![] })
+        .set_delay(Duration::from_secs(2));
+    let (_server, adapter) = infobip_with(late).await;
+    assert_all_ambiguous(&adapter.submit(&messages(2)).await);
+    let nowhere =
+        InfobipAdapter::from_account(&account(ProviderKind::Infobip, "http://127.0.0.1:9"), client(), "https://e")
+            .unwrap();
+    let outcomes = nowhere.submit(&messages(2)).await;
+    assert!(
+        outcomes.iter().all(|o| matches!(o, SubmitOutcome::Failed(f) if f.code == "NETWORK" && f.retryable)),
+        "{outcomes:?}"
+    );
+}
+
+fn infobip_result(id: &str, group: infobip_wire::Group, name: &str, error: Option<&str>) -> serde_json::Value {
+    let mut result = serde_json::json!({
+        "bulkId": "bulk-1", "messageId": id, "to": "306912300001",
+        "sentAt": "2024-05-01T10:00:00.000+0000", "doneAt": "2024-05-01T10:00:03.000+0000", "smsCount": 1,
+        "price": {"pricePerMessage": 0.01, "currency": "EUR"},
+        "status": {"groupId": group.id(), "groupName": group.name(), "id": 5, "name": name, "description": "d"},
+    });
+    if let Some(error) = error {
+        result["error"] = serde_json::json!({
+            "groupId": 1, "groupName": "HANDSET_ERRORS", "id": 27, "name": error, "description": "e", "permanent": false
+        });
+    }
+    result
+}
+
+#[test]
+fn infobip_reports_parse_one_or_many_name_our_message_and_require_the_token() {
+    let adapter =
+        InfobipAdapter::from_account(&account(ProviderKind::Infobip, "http://p"), client(), "https://engine").unwrap();
+    let url = format!("https://engine/v1/webhooks/infobip/ta_3?token={INFOBIP_HOOK}");
+    let one = serde_json::json!({"results": [infobip_result("msg_1_2", infobip_wire::Group::Delivered, "DELIVERED_TO_HANDSET", Some("NO_ERROR"))]});
+    let reports = adapter.parse_webhook(&webhook(&url, "application/json", &one.to_string())).unwrap();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(
+        (reports[0].provider_message_id.as_str(), &reports[0].status, reports[0].error_code.as_deref()),
+        ("msg_1_2", &ReportStatus::Delivered, None)
+    );
+    assert_eq!(reports[0].message_ref, Some(MessageId::new(CampaignId(1), ContactId(2))));
+    let many = serde_json::json!({"results": [
+        infobip_result("msg_1_1", infobip_wire::Group::Pending, "PENDING_ENROUTE", None),
+        infobip_result("msg_1_1", infobip_wire::Group::Pending, "PENDING_ENROUTE", None),
+        infobip_result("msg_1_3", infobip_wire::Group::Undeliverable, "UNDELIVERABLE_NOT_DELIVERED", Some("EC_ABSENT_SUBSCRIBER")),
+        infobip_result("msg_1_4", infobip_wire::Group::Expired, "EXPIRED_EXPIRED", None),
+        infobip_result("msg_1_5", infobip_wire::Group::Rejected, "REJECTED_NETWORK", None),
+        {"messageId": "msg_1_6", "status": {"groupId": 9, "groupName": "TELEPORTED", "id": 99, "name": "TELEPORTED_AWAY"}},
+        infobip_result("3333333333", infobip_wire::Group::Delivered, "DELIVERED_TO_HANDSET", None),
+    ]});
+    let reports = adapter.parse_webhook(&webhook(&url, "application/json; charset=utf-8", &many.to_string())).unwrap();
+    let statuses: Vec<ReportStatus> = reports.iter().map(|r| r.status.clone()).collect();
+    assert_eq!(
+        statuses,
+        vec![
+            ReportStatus::Accepted,
+            ReportStatus::Accepted,
+            ReportStatus::Undelivered,
+            ReportStatus::Expired,
+            ReportStatus::Rejected,
+            ReportStatus::Unrecognized("TELEPORTED".into()),
+            ReportStatus::Delivered,
+        ]
+    );
+    assert_eq!(reports[2].error_code.as_deref(), Some("EC_ABSENT_SUBSCRIBER"));
+    assert_eq!(reports[6].message_ref, None, "an id that is not ours names no message");
+    let body = one.to_string();
+    assert_eq!(
+        adapter.parse_webhook(&webhook("https://engine/v1/webhooks/infobip/ta_3", "application/json", &body)),
+        Err(WebhookError::MissingSignature)
+    );
+    assert_eq!(
+        adapter.parse_webhook(&webhook(
+            "https://engine/v1/webhooks/infobip/ta_3?token=guess",
+            "application/json",
+            &body
+        )),
+        Err(WebhookError::BadSignature)
+    );
+    assert!(matches!(adapter.parse_webhook(&webhook(&url, "text/plain", &body)), Err(WebhookError::ContentType(_))));
+    for malformed in ["{\"results\":", "[]", "{\"results\":[{\"status\":{}}]}"] {
+        assert!(
+            matches!(
+                adapter.parse_webhook(&webhook(&url, "application/json", malformed)),
+                Err(WebhookError::Malformed(_))
+            ),
+            "{malformed}"
+        );
+    }
+    let huge = format!(
+        "{{\"results\":[{}]}}",
+        vec![infobip_result("msg_1_1", infobip_wire::Group::Pending, "P", None).to_string(); 2_000].join(",")
+    );
+    assert!(matches!(
+        adapter.parse_webhook(&webhook(&url, "application/json", &huge)),
+        Err(WebhookError::TooLarge { .. })
+    ));
+    // Without a webhook token nothing is requested, and nothing is believed.
+    let mut tokenless = account(ProviderKind::Infobip, "http://p");
+    tokenless.credentials.remove("webhook_token");
+    let tokenless = InfobipAdapter::from_account(&tokenless, client(), "https://engine").unwrap();
+    assert_eq!(tokenless.parse_webhook(&webhook(&url, "application/json", &body)), Err(WebhookError::BadSignature));
+}
+
+#[tokio::test]
+async fn infobip_lookup_asks_for_our_id_and_is_exact() {
+    let server = MockServer::start().await;
+    let log = |id: &str, group: infobip_wire::Group, name: &str| infobip_wire::LogEntry {
+        bulk_id: Some("b".into()),
+        message_id: id.into(),
+        to: "306912300001".into(),
+        from: Some("SMSIM".into()),
+        text: Some("hello".into()),
+        sent_at: None,
+        done_at: None,
+        sms_count: Some(1),
+        price: None,
+        status: infobip_wire::Status::new(group, 0, name, ""),
+        error: None,
+    };
+    let logs = |results| ResponseTemplate::new(200).set_body_json(infobip_wire::Logs { results });
+    let routes = [
+        // A log that also lists another message: only ours counts.
+        (
+            "msg_1_1",
+            logs(vec![
+                log("msg_1_9", infobip_wire::Group::Rejected, "REJECTED_DESTINATION"),
+                log("msg_1_1", infobip_wire::Group::Delivered, "DELIVERED_TO_HANDSET"),
+            ]),
+        ),
+        ("msg_1_2", logs(vec![log("msg_1_9", infobip_wire::Group::Delivered, "DELIVERED_TO_HANDSET")])),
+        ("msg_1_3", logs(vec![log("msg_1_3", infobip_wire::Group::Rejected, "REJECTED_DESTINATION")])),
+        ("msg_1_4", ResponseTemplate::new(503)),
+        ("msg_1_5", ResponseTemplate::new(200).set_body_raw("{\"results\":[", "application/json")),
+    ];
+    for (id, response) in routes {
+        Mock::given(method("GET"))
+            .and(path("/sms/1/logs"))
+            .and(query_param("messageId", id))
+            .and(header("authorization", format!("App {INFOBIP_KEY}").as_str()))
+            .respond_with(response)
+            .mount(&server)
+            .await;
+    }
+    let adapter =
+        InfobipAdapter::from_account(&account(ProviderKind::Infobip, &server.uri()), client(), "https://e").unwrap();
+    let wanted = messages(5);
+    assert_eq!(
+        adapter.lookup(&wanted[0]).await,
+        LookupOutcome::Accepted { provider_message_id: "msg_1_1".into(), status: Some(ReportStatus::Delivered) }
+    );
+    assert_eq!(adapter.lookup(&wanted[1]).await, LookupOutcome::NotFound, "another message's entry is not ours");
+    assert_eq!(adapter.lookup(&wanted[2]).await, LookupOutcome::NotFound, "a refused message was never sent");
+    assert!(matches!(adapter.lookup(&wanted[3]).await, LookupOutcome::Unavailable { .. }));
+    assert!(matches!(adapter.lookup(&wanted[4]).await, LookupOutcome::Unavailable { .. }));
+}
+
+#[test]
+fn infobip_requires_an_api_key() {
+    let mut broken = account(ProviderKind::Infobip, "http://p");
+    broken.credentials.remove("api_key");
+    let error = InfobipAdapter::from_account(&broken, client(), "https://e").unwrap_err();
     assert!(error.to_string().contains("api_key"), "{error}");
 }

@@ -663,6 +663,84 @@ async fn twilio_webhooks_check_the_signature_over_the_public_url() {
     assert_eq!((reply.status, reply.body["parked"].as_u64()), (StatusCode::OK, Some(1)), "{}", reply.text);
 }
 
+/// Infobip echoes our message id in every report, so a report resolves even a message
+/// whose submission answer was lost; one webhook may carry several results.
+#[tokio::test]
+async fn infobip_webhooks_carry_several_results_that_name_our_messages() {
+    let api = api();
+    let (_, key) = api.tenant("acme", 1_000).await;
+    let body = json!({
+        "name": "infobip", "provider": "infobip", "base_url": "http://provider", "sender": "ACME", "price_per_segment": 40,
+        "credentials": {"api_key": "app-key", "webhook_token": "hook"}
+    });
+    let created = api.json("POST", "/v1/admin/traffic-accounts", ADMIN, body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let account = created.body["id"].as_str().unwrap().to_owned();
+    let contacts = json!({"contacts": [{"phone": "+306912300001"}, {"phone": "+306912300002"}]});
+    api.json("POST", "/v1/contacts", &key, contacts).await;
+    let campaign = api
+        .json(
+            "POST",
+            "/v1/campaigns",
+            &key,
+            json!({"name": "spring", "body_template": "Hi", "traffic_account": account}),
+        )
+        .await;
+    let campaign = campaign.body["id"].as_str().unwrap().to_owned();
+    let enqueued = api.call("POST", &format!("/v1/campaigns/{campaign}/enqueue"), Some(&key), None, &[]).await;
+    assert_eq!(enqueued.status, StatusCode::ACCEPTED, "{}", enqueued.text);
+    // The first message's answer arrived (Infobip's id is ours); the second's was lost.
+    let store: &dyn Store = api.store.as_ref();
+    let ClaimOutcome::Claimed(claim) = store
+        .claim(ClaimRequest { worker: "w".into(), traffic_account: None, max_messages: 10, lease_ms: 10_000 }, T0)
+        .unwrap()
+    else {
+        panic!("nothing to claim")
+    };
+    let (answered, lost) = (claim.messages[0].id, claim.messages[1].id);
+    let lost_answer = MessageError { code: "AMBIGUOUS".into(), retryable: false, detail: "timed out".into() };
+    let results = vec![
+        (answered, SubmissionResult::Accepted { provider_message_id: answered.to_string(), bulk_id: Some("b".into()) }),
+        (lost, SubmissionResult::Unknown { error: lost_answer }),
+    ];
+    store.record_submissions(claim.token, results, T0).unwrap();
+    let result = |id: &str, group: &str, name: &str| {
+        json!({"bulkId": "b", "messageId": id, "to": "306912300001", "smsCount": 1,
+               "price": {"pricePerMessage": 0.01, "currency": "EUR"},
+               "status": {"groupId": 3, "groupName": group, "id": 5, "name": name, "description": "d"},
+               "error": {"groupId": 0, "groupName": "OK", "id": 0, "name": "NO_ERROR", "description": "", "permanent": false}})
+    };
+    let reports = json!({"results": [
+        result(&answered.to_string(), "DELIVERED", "DELIVERED_TO_HANDSET"),
+        result(&answered.to_string(), "DELIVERED", "DELIVERED_TO_HANDSET"),
+        result(&lost.to_string(), "UNDELIVERABLE", "UNDELIVERABLE_NOT_DELIVERED"),
+        result("msg_99_1", "DELIVERED", "DELIVERED_TO_HANDSET"),
+        result(&answered.to_string(), "TELEPORTED", "TELEPORTED_AWAY"),
+    ]})
+    .to_string();
+    let path = format!("/v1/webhooks/infobip/{account}");
+    let before = api.snapshot();
+    for query in ["", "?token=forged"] {
+        let reply = api.call("POST", &format!("{path}{query}"), None, Some(&reports), &[]).await;
+        assert_eq!((reply.status, reply.code()), (StatusCode::UNAUTHORIZED, "BAD_SIGNATURE"), "{query}");
+    }
+    let reply = api.call("POST", &format!("/v1/webhooks/mitto/{account}?token=hook"), None, Some(&reports), &[]).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "a webhook of the wrong provider kind");
+    assert_eq!(before, api.snapshot(), "refused webhooks changed the store");
+    let reply = api.call("POST", &format!("{path}?token=hook"), None, Some(&reports), &[]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.body, json!({"applied": 2, "duplicates": 1, "ignored": 0, "parked": 1, "unrecognized": 1}));
+    let view = api.call("GET", &format!("/v1/campaigns/{campaign}"), Some(&key), None, &[]).await;
+    assert_eq!(
+        (view.body["delivered"].as_u64(), view.body["counts"]["undelivered"].as_u64(), view.body["status"].as_str()),
+        (Some(1), Some(1), Some("completed")),
+        "{}",
+        view.text
+    );
+    let lost = store.message(lost).unwrap();
+    assert_eq!(lost.provider_message_id.as_deref(), Some(lost.id.to_string().as_str()), "the report named it");
+}
+
 #[tokio::test]
 async fn admin_credit_changes() {
     let api = api();
