@@ -47,7 +47,7 @@ enum Command {
 
 #[derive(Args)]
 struct CertifyArgs {
-    /// The adapter: a provider kind (`mitto`, `twilio`) or `all`.
+    /// The adapter: a provider kind (`mitto`, `twilio`, `infobip`) or `all`.
     #[arg(required_unless_present = "list")]
     adapter: Option<String>,
     /// Run only this clause, or every clause under a prefix (`submit`); repeatable.
@@ -285,7 +285,7 @@ fn certify(args: CertifyArgs) -> anyhow::Result<ExitCode> {
         "all" => Subject::builtins(),
         name => match ProviderKind::parse(name) {
             Some(kind) => vec![Subject::builtin(kind)],
-            None => anyhow::bail!("no adapter `{name}`; expected one of mitto, twilio, all"),
+            None => anyhow::bail!("no adapter `{name}`; expected one of mitto, twilio, infobip, all"),
         },
     };
     let options = Options { only: args.clauses, system_seeds: args.system_seeds, ..Options::default() };

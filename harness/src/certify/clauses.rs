@@ -166,6 +166,12 @@ async fn submit_to(
     Ok((outcomes, stub))
 }
 
+/// The id the stub's provider gives `message`.
+fn expected_id(context: &Context, message: &OutboundMessage) -> String {
+    let reference = message.id.to_string();
+    context.subject.profile.provider_id(Some(&reference), provider_id_for(&message.destination))
+}
+
 fn show(outcome: &SubmitOutcome) -> String {
     serde_json::to_string(outcome).unwrap_or_else(|_| format!("{outcome:?}"))
 }
@@ -177,7 +183,7 @@ async fn accepted_and_mapped(context: &Context, count: u32, plan: Plan) -> Verdi
         return Err(format!("the provider refused the request: {reason}"));
     }
     for (message, outcome) in messages.iter().zip(&outcomes) {
-        let expected = provider_id_for(&message.destination);
+        let expected = expected_id(context, message);
         match outcome {
             SubmitOutcome::Accepted { provider_message_id, bulk_id } => {
                 if *provider_message_id != expected {
@@ -212,7 +218,7 @@ async fn partial(context: &Context) -> Verdict {
         let ok = match (refused.contains_key(&message.destination), outcome) {
             (true, SubmitOutcome::Failed(failure)) => failure.code == code && !failure.retryable,
             (false, SubmitOutcome::Accepted { provider_message_id, .. }) => {
-                *provider_message_id == provider_id_for(&message.destination)
+                *provider_message_id == expected_id(context, message)
             }
             _ => false,
         };
@@ -220,7 +226,7 @@ async fn partial(context: &Context) -> Verdict {
             let expected = if refused.contains_key(&message.destination) {
                 format!("failed with `{code}`, permanent")
             } else {
-                format!("accepted as `{}`", provider_id_for(&message.destination))
+                format!("accepted as `{}`", expected_id(context, message))
             };
             return Err(format!("message to {}: expected {expected}, outcome {}", message.destination, show(outcome)));
         }
@@ -409,7 +415,8 @@ async fn malformed(context: &Context) -> Verdict {
             .collect();
         let verdicts: Vec<_> = (0..wire.len())
             .map(|index| {
-                (index, super::profile::Verdict::Accept { provider_id: provider_id_for(&wire[index].destination) })
+                let provider_id = expected_id(context, &messages[index]);
+                (index, super::profile::Verdict::Accept { provider_id })
             })
             .collect();
         context.subject.profile.answer(&wire, &verdicts)
@@ -748,9 +755,10 @@ async fn early(context: &Context) -> Verdict {
     let engine = engine(context, 1, Plan::Accept).await?;
     let (delivered, _) = status_of(context, ReportStatus::Delivered)?;
     // The stub's ids are known in advance, so the report can beat the send answer.
+    let reference = engine.message(0).id.to_string();
     let early = WireReport {
-        provider_message_id: provider_id_for(&destination(0)),
-        reference: Some(engine.message(0).id.to_string()),
+        provider_message_id: context.subject.profile.provider_id(Some(&reference), provider_id_for(&destination(0))),
+        reference: Some(reference),
         status: delivered.clone(),
         error_code: None,
     };
@@ -783,7 +791,8 @@ async fn lookup_resolves(context: &Context) -> Verdict {
     engine.stub.set_plan(Plan::Accept);
     let resolved = engine.maintain().await?;
     let message = engine.message(0);
-    let expected = provider_id_for(&message.destination);
+    let reference = message.id.to_string();
+    let expected = context.subject.profile.provider_id(Some(&reference), provider_id_for(&message.destination));
     if resolved != 1 || message.provider_message_id.as_deref() != Some(expected.as_str()) {
         return Err(format!(
             "after a lookup the message is {} with provider id {:?}; the provider holds it as `{expected}`",

@@ -79,12 +79,13 @@ impl Subject {
         match kind {
             ProviderKind::Mitto => Subject::new("mitto", profiles::MittoProfile::default(), build),
             ProviderKind::Twilio => Subject::new("twilio", profiles::TwilioProfile::default(), build),
+            ProviderKind::Infobip => Subject::new("infobip", profiles::InfobipProfile::default(), build),
         }
     }
 
     /// Every adapter this crate ships.
     pub fn builtins() -> Vec<Subject> {
-        [ProviderKind::Mitto, ProviderKind::Twilio].into_iter().map(Subject::builtin).collect()
+        ProviderKind::ALL.into_iter().map(Subject::builtin).collect()
     }
 }
 

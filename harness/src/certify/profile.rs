@@ -139,6 +139,12 @@ pub trait ProviderProfile: Send + Sync {
     fn answers_in_any_order(&self) -> bool;
     /// Whether a send answer carries a bulk id the adapter should keep.
     fn bulk_ids(&self) -> bool;
+    /// The id the provider gives the message to `destination` whose request carried our
+    /// id `reference`. By default the provider makes one up (`suggested`); a provider that
+    /// keys messages by the client's id returns that instead.
+    fn provider_id(&self, _reference: Option<&str>, suggested: String) -> String {
+        suggested
+    }
     /// Every per-message error code the provider documents, with its class.
     fn documented_codes(&self) -> Vec<DocumentedCode>;
 

@@ -6,6 +6,7 @@ use super::profile::{
     WebhookTarget, WireMessage, WireReport,
 };
 use base64::Engine;
+use smsim_core::adapter::infobip::{self, wire as infobip_wire};
 use smsim_core::adapter::mitto::{self, wire as mitto_wire};
 use smsim_core::adapter::twilio::{self, wire as twilio_wire};
 use smsim_core::adapter::{HttpRequest, HttpResponse, WebhookRequest};
@@ -399,5 +400,231 @@ impl ProviderProfile for TwilioProfile {
             })
             .collect();
         Some(json_response(200, &twilio_wire::MessageList { messages }))
+    }
+}
+
+/// Infobip-style bulk: `Authorization: App KEY`, one entry per message keyed by the
+/// client's own message id, answers in any order, `{"results":[…]}` reports to the
+/// `notifyUrl` (unsigned: a token in the URL), and a message log keyed by our id.
+#[derive(Clone, Debug)]
+pub struct InfobipProfile {
+    api_key: String,
+    webhook_token: String,
+}
+
+impl Default for InfobipProfile {
+    fn default() -> Self {
+        InfobipProfile { api_key: "infobip-key-SECRET-3b8e".into(), webhook_token: "infobip-hook-SECRET-77aa".into() }
+    }
+}
+
+impl InfobipProfile {
+    fn authorised(&self, request: &HttpRequest) -> Result<(), String> {
+        let expected = format!("{} {}", infobip::AUTHORIZATION_SCHEME, self.api_key);
+        if header(request, "authorization") == Some(expected.as_str()) {
+            Ok(())
+        } else {
+            Err("the `Authorization: App KEY` header is missing or wrong".into())
+        }
+    }
+
+    fn status(raw: &str) -> infobip_wire::Status {
+        match infobip_wire::Group::ALL.into_iter().find(|group| group.name() == raw) {
+            Some(group) => infobip_wire::Status::new(group, group.id() * 10, raw, "as documented"),
+            None => infobip_wire::Status {
+                group_id: 99,
+                group_name: raw.to_owned(),
+                id: 999,
+                name: raw.to_owned(),
+                description: "not documented".into(),
+            },
+        }
+    }
+}
+
+impl ProviderProfile for InfobipProfile {
+    fn name(&self) -> &str {
+        "infobip"
+    }
+
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Infobip
+    }
+
+    fn credentials(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("api_key".to_owned(), self.api_key.clone()),
+            ("webhook_token".to_owned(), self.webhook_token.clone()),
+        ])
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        vec![self.api_key.clone(), self.webhook_token.clone()]
+    }
+
+    fn is_submit(&self, request: &HttpRequest) -> bool {
+        request.method == http::Method::POST && path_of(&request.url) == infobip::SEND_PATH
+    }
+
+    fn read_submit(&self, request: &HttpRequest) -> Result<Vec<WireMessage>, String> {
+        self.authorised(request)?;
+        content_type_is(request, "application/json")?;
+        let send: infobip_wire::SendRequest =
+            serde_json::from_slice(&request.body).map_err(|error| format!("unreadable send request: {error}"))?;
+        let mut messages = Vec::new();
+        for message in send.messages {
+            if message.from.is_empty() {
+                return Err("a message without `from`".into());
+            }
+            for destination in message.destinations {
+                messages.push(WireMessage {
+                    destination: destination.to,
+                    sender: Some(message.from.clone()),
+                    body: message.text.clone(),
+                    reference: destination.message_id,
+                    callback: message.notify_url.clone(),
+                    idempotency_key: None,
+                });
+            }
+        }
+        Ok(messages)
+    }
+
+    fn answer(&self, messages: &[WireMessage], verdicts: &[(usize, Verdict)]) -> HttpResponse {
+        let sent = verdicts
+            .iter()
+            .map(|(index, verdict)| {
+                let message = &messages[*index];
+                let (message_id, status) = match verdict {
+                    Verdict::Accept { provider_id } => (
+                        provider_id.clone(),
+                        infobip_wire::Status::new(infobip_wire::Group::Pending, 26, "PENDING_ACCEPTED", "accepted"),
+                    ),
+                    Verdict::Reject { code } => (
+                        message.reference.clone().unwrap_or_default(),
+                        infobip_wire::Status::new(infobip_wire::Group::Rejected, 51, code, "refused"),
+                    ),
+                };
+                infobip_wire::SentMessage { to: message.destination.clone(), message_id, status }
+            })
+            .collect();
+        let bulk_id = format!("bulk-{}", messages.first().map_or("empty", |message| message.destination.as_str()));
+        json_response(200, &infobip_wire::SendResponse { bulk_id: Some(bulk_id), messages: sent })
+    }
+
+    fn answers_in_any_order(&self) -> bool {
+        true
+    }
+
+    fn bulk_ids(&self) -> bool {
+        true
+    }
+
+    fn provider_id(&self, reference: Option<&str>, suggested: String) -> String {
+        reference.map_or(suggested, str::to_owned)
+    }
+
+    fn documented_codes(&self) -> Vec<DocumentedCode> {
+        [
+            "REJECTED_NETWORK",
+            "REJECTED_PREFIX_MISSING",
+            "REJECTED_DND",
+            "REJECTED_SOURCE",
+            "REJECTED_NOT_ENOUGH_CREDITS",
+            "REJECTED_SENDER",
+            "REJECTED_DESTINATION",
+            "REJECTED_DESTINATION_NOT_REGISTERED",
+        ]
+        .into_iter()
+        .map(|code| DocumentedCode::new(code, false))
+        .collect()
+    }
+
+    fn documented_statuses(&self) -> Vec<(String, ReportStatus)> {
+        [
+            ("PENDING", ReportStatus::Accepted),
+            ("DELIVERED", ReportStatus::Delivered),
+            ("UNDELIVERABLE", ReportStatus::Undelivered),
+            ("EXPIRED", ReportStatus::Expired),
+            ("REJECTED", ReportStatus::Rejected),
+        ]
+        .into_iter()
+        .map(|(raw, status)| (raw.to_owned(), status))
+        .collect()
+    }
+
+    fn report_shapes(&self) -> Vec<ReportShape> {
+        vec![ReportShape::Single, ReportShape::Batch]
+    }
+
+    fn webhook(
+        &self,
+        target: &WebhookTarget,
+        reports: &[WireReport],
+        _shape: ReportShape,
+        auth: Auth,
+    ) -> WebhookRequest {
+        let url = match auth {
+            Auth::Valid => with_query(&target.account_url, "token", &self.webhook_token),
+            Auth::Invalid => with_query(&target.account_url, "token", "not-the-token"),
+            Auth::Missing => target.account_url.clone(),
+        };
+        let results = reports
+            .iter()
+            .map(|report| infobip_wire::DeliveryReport {
+                bulk_id: None,
+                message_id: report.provider_message_id.clone(),
+                to: String::new(),
+                sent_at: None,
+                done_at: None,
+                sms_count: Some(1),
+                price: None,
+                status: InfobipProfile::status(&report.status),
+                error: report.error_code.as_ref().map(|code| infobip_wire::ReportError {
+                    group_id: 1,
+                    group_name: "HANDSET_ERRORS".into(),
+                    id: 1,
+                    name: code.clone(),
+                    description: "as reported".into(),
+                    permanent: true,
+                }),
+            })
+            .collect();
+        WebhookRequest {
+            url,
+            headers: BTreeMap::from([("content-type".to_owned(), "application/json".to_owned())]),
+            body: serde_json::to_vec(&infobip_wire::DeliveryReports { results }).expect("reports serialise"),
+        }
+    }
+
+    fn lookup_answer(&self, request: &HttpRequest, accepted: &[Accepted]) -> Option<HttpResponse> {
+        if request.method != http::Method::GET || path_of(&request.url) != infobip::LOGS_PATH {
+            return None;
+        }
+        if let Err(error) = self.authorised(request) {
+            return Some(json_response(
+                401,
+                &serde_json::json!({ "requestError": { "serviceException": { "messageId": "UNAUTHORIZED", "text": error } } }),
+            ));
+        }
+        let wanted = query_param(&request.url, "messageId");
+        let results = accepted
+            .iter()
+            .filter(|known| known.provider_id.as_str() == wanted.as_deref().unwrap_or(""))
+            .map(|known| infobip_wire::LogEntry {
+                bulk_id: None,
+                message_id: known.provider_id.clone(),
+                to: known.message.destination.clone(),
+                from: known.message.sender.clone(),
+                text: Some(known.message.body.clone()),
+                sent_at: None,
+                done_at: None,
+                sms_count: Some(1),
+                price: None,
+                status: infobip_wire::Status::new(infobip_wire::Group::Pending, 26, "PENDING_ACCEPTED", "accepted"),
+                error: None,
+            })
+            .collect();
+        Some(json_response(200, &infobip_wire::Logs { results }))
     }
 }

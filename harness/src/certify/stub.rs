@@ -106,8 +106,12 @@ impl Respond for Responder {
         };
         seen.submits.push(messages.clone());
         let plan = self.plan.lock().expect("plan poisoned").clone();
-        let accept =
-            |index: usize| (index, Verdict::Accept { provider_id: provider_id_for(&messages[index].destination) });
+        let accept = |index: usize| {
+            let message = &messages[index];
+            let provider_id =
+                self.profile.provider_id(message.reference.as_deref(), provider_id_for(&message.destination));
+            (index, Verdict::Accept { provider_id })
+        };
         let (verdicts, delay): (Vec<(usize, Verdict)>, Option<Duration>) = match &plan {
             Plan::Raw(answer) => return template(answer),
             Plan::Accept => ((0..messages.len()).map(accept).collect(), None),

@@ -1,6 +1,7 @@
 //! The certification kit, both ways: the shipped adapters pass every clause that applies
 //! to them, and adapters broken in one known way fail the clause that names the defect.
 
+use smsim_core::adapter::infobip;
 use smsim_core::adapter::twilio::{self, TwilioAdapter};
 use smsim_core::adapter::{
     adapter_for, Capabilities, LookupOutcome, OutboundMessage, ParsedReport, ProviderAdapter, SubmitOutcome,
@@ -8,7 +9,7 @@ use smsim_core::adapter::{
 };
 use smsim_core::domain::ProviderKind;
 use smsim_core::incidents::{self, Bug};
-use smsim_harness::certify::profiles::{MittoProfile, TwilioProfile};
+use smsim_harness::certify::profiles::{InfobipProfile, MittoProfile, TwilioProfile};
 use smsim_harness::certify::{self, Options, Outcome, Report, Subject, CLAUSES};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -220,4 +221,89 @@ fn an_adapter_that_leaks_its_key_fails_the_secrets_clause() {
     });
     let report = certify::certify(&subject, &options(&["submit.secrets"]));
     assert_eq!(failed(&report), BTreeSet::from(["submit.secrets"]), "{}", report.table());
+}
+
+/// The Infobip-style adapter as someone would write it who assumed the answer lists the
+/// messages in request order: ids mapped back by position.
+struct PositionMapped {
+    client: Arc<dyn smsim_core::adapter::HttpClient>,
+    base_url: String,
+    api_key: String,
+    real: Arc<dyn ProviderAdapter>,
+}
+
+impl std::fmt::Debug for PositionMapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PositionMapped").field("base_url", &self.base_url).finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl ProviderAdapter for PositionMapped {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Infobip
+    }
+    fn capabilities(&self) -> Capabilities {
+        infobip::CAPABILITIES
+    }
+    async fn submit(&self, batch: &[OutboundMessage]) -> Vec<SubmitOutcome> {
+        let request = infobip::wire::SendRequest {
+            bulk_id: None,
+            messages: batch
+                .iter()
+                .map(|message| infobip::wire::Message {
+                    destinations: vec![infobip::wire::Destination {
+                        to: message.destination.clone(),
+                        message_id: Some(message.id.to_string()),
+                    }],
+                    from: message.sender.clone(),
+                    text: message.body.clone(),
+                    notify_url: None,
+                    notify_content_type: None,
+                })
+                .collect(),
+        };
+        let http = smsim_core::adapter::HttpRequest {
+            method: http::Method::POST,
+            url: format!("{}{}", self.base_url, infobip::SEND_PATH),
+            headers: [
+                ("authorization".to_owned(), format!("App {}", self.api_key)),
+                ("content-type".to_owned(), "application/json".to_owned()),
+            ]
+            .into(),
+            body: serde_json::to_vec(&request).unwrap().into(),
+        };
+        let lost = || vec![SubmitOutcome::Ambiguous { detail: "no answer".into() }; batch.len()];
+        let Ok(response) = self.client.send(http).await else { return lost() };
+        let Ok(answer) = serde_json::from_slice::<infobip::wire::SendResponse>(&response.body) else { return lost() };
+        // The defect: the i-th answer entry is taken to be the i-th message.
+        answer
+            .messages
+            .into_iter()
+            .map(|entry| SubmitOutcome::Accepted {
+                provider_message_id: entry.message_id,
+                bulk_id: answer.bulk_id.clone(),
+            })
+            .collect()
+    }
+    async fn lookup(&self, message: &OutboundMessage) -> LookupOutcome {
+        self.real.lookup(message).await
+    }
+    fn parse_webhook(&self, request: &WebhookRequest) -> Result<Vec<ParsedReport>, WebhookError> {
+        self.real.parse_webhook(request)
+    }
+}
+
+#[test]
+fn an_adapter_that_maps_ids_by_position_fails_when_the_provider_answers_out_of_order() {
+    let subject = Subject::new("infobip-by-position", InfobipProfile::default(), |account, client, base| {
+        Ok(Arc::new(PositionMapped {
+            real: adapter_for(account, client.clone(), base)?,
+            client,
+            base_url: account.base_url.clone(),
+            api_key: account.credentials["api_key"].clone(),
+        }) as Arc<dyn ProviderAdapter>)
+    });
+    let report = certify::certify(&subject, &options(&["submit.single", "submit.batch", "submit.reordered"]));
+    assert_eq!(failed(&report), BTreeSet::from(["submit.reordered"]), "{}", report.table());
 }
