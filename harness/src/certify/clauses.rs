@@ -45,6 +45,7 @@ pub const CLAUSES: &[Clause] = &[
         "a batch above the declared maximum is split, never truncated: every message submitted once",
     ),
     Clause::new("submit.request", "credentials, sender, destination and text are sent as the provider requires"),
+    Clause::new("submit.multipart", "long and UCS-2 texts are sent whole, as one message each, never cut or split"),
     Clause::new(
         "submit.secrets",
         "no credential appears in an outcome, a log line or Debug output, even when the provider echoes it",
@@ -111,6 +112,7 @@ pub async fn run(id: &str, context: &Context) -> Verdict {
         "submit.malformed" => malformed(context).await,
         "submit.oversized" => oversized(context).await,
         "submit.request" => request_shape(context).await,
+        "submit.multipart" => multipart(context).await,
         "submit.secrets" => secrets(context).await,
         "webhook.statuses" => statuses(context),
         "webhook.unknown-status" => unknown_status(context),
@@ -495,6 +497,36 @@ async fn request_shape(context: &Context) -> Verdict {
         }
         if wire.sender.as_ref().is_some_and(|sender| *sender != message.sender) {
             return Err(format!("sender {:?} sent as {:?}", message.sender, wire.sender));
+        }
+    }
+    Ok(())
+}
+
+async fn multipart(context: &Context) -> Verdict {
+    let mut messages = batch(2.min(context.full_batch()).max(2));
+    // Four GSM-7 segments, and three UCS-2 segments with a character outside the BMP.
+    messages[0].body = "Long message. ".repeat(40);
+    messages[1].body = format!("Γειά σου Μαρία 👋 {}", "ελληνικά ".repeat(20));
+    let (outcomes, stub) = submit_to(context, Plan::Accept, &messages).await?;
+    let seen = stub.seen();
+    let read: Vec<_> = seen.submits.iter().flatten().collect();
+    for (message, outcome) in messages.iter().zip(&outcomes) {
+        let copies: Vec<_> = read.iter().filter(|wire| wire.destination == message.destination).collect();
+        match copies.as_slice() {
+            [one] if one.body == message.body => {}
+            [one] => {
+                return Err(format!(
+                    "a {}-character text reached the provider as {} characters",
+                    message.body.chars().count(),
+                    one.body.chars().count()
+                ))
+            }
+            many => {
+                return Err(format!("one long text reached the provider as {} messages", many.len()));
+            }
+        }
+        if !matches!(outcome, SubmitOutcome::Accepted { .. }) {
+            return Err(format!("a long text the provider took: outcome {}", show(outcome)));
         }
     }
     Ok(())

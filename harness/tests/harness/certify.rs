@@ -28,6 +28,7 @@ fn clause_ids_are_unique_and_statements_present() {
     assert_eq!(ids.len(), CLAUSES.len(), "duplicate clause ids");
     assert!(CLAUSES.iter().all(|clause| !clause.statement.is_empty() && clause.id.contains('.')));
     assert_eq!(certify::selected(&options(&["webhook"])).len(), 9);
+    assert_eq!(certify::selected(&options(&["submit"])).len(), 17);
     assert_eq!(certify::selected(&options(&["submit.codes"])).len(), 1);
     assert!(certify::selected(&options(&["submit.cod"])).is_empty(), "a prefix must end at a dot");
 }
