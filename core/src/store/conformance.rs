@@ -310,6 +310,11 @@ pub fn campaign_validation_and_isolation(store: &dyn Store) {
         store.create_campaign(acme.id, new("", shared.id, Audience::All), T0),
         store.create_campaign(acme.id, new("hi", shared.id, Audience::Contacts { ids: vec![other_contact] }), T0),
         store.create_campaign(acme.id, new("hi", shared.id, Audience::Contacts { ids: vec![] }), T0),
+        store.create_campaign(
+            acme.id,
+            NewCampaign { schedule_at: Some(Timestamp(u64::MAX)), ..new("hi", shared.id, Audience::All) },
+            T0,
+        ),
     ];
     for refused in &refusals {
         assert!(refused.is_err(), "{refused:?}");
@@ -317,6 +322,7 @@ pub fn campaign_validation_and_isolation(store: &dyn Store) {
     assert!(matches!(refusals[0], Err(StoreError::NotFound { what: "traffic account", .. })));
     assert!(matches!(refusals[2], Err(StoreError::Template(_))));
     assert!(matches!(refusals[4], Err(StoreError::NotFound { what: "contact", .. })));
+    assert!(matches!(&refusals[6], Err(StoreError::Invalid { field, .. }) if field == "schedule_at"));
     assert_eq!(before, snapshot(store), "a refused create changed the store");
     let campaign = store.create_campaign(acme.id, new("hi", shared.id, Audience::All), T0).unwrap();
     assert_eq!((campaign.status, campaign.total()), (CampaignStatus::Draft, 0));

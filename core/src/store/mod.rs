@@ -703,6 +703,21 @@ pub fn new_message(
     }
 }
 
+/// The latest instant a store accepts: the last millisecond of the year 9999. A time
+/// beyond it is a typo, and SQLite keeps times as signed 64-bit integers.
+pub const LATEST: Timestamp = Timestamp(253_402_300_799_999);
+
+/// Refuses a campaign start time beyond [`LATEST`].
+pub fn check_schedule(schedule_at: Option<Timestamp>) -> StoreResult<()> {
+    match schedule_at {
+        Some(at) if at > LATEST => Err(StoreError::Invalid {
+            field: "schedule_at".into(),
+            message: format!("{} ms is after the year 9999; expected milliseconds since the Unix epoch", at.0),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Why a planned message is created skipped, as a message error.
 pub fn skip_error(reason: SkipReason) -> MessageError {
     MessageError {

@@ -622,6 +622,7 @@ impl Tx<'_> {
             return Err(invalid("body_template", "a campaign needs a body"));
         }
         template::placeholders(&new.body_template)?;
+        super::check_schedule(new.schedule_at)?;
         let account = self.account(new.traffic_account)?;
         if !account.usable_by(tenant) {
             return Err(not_found("traffic account", new.traffic_account));
