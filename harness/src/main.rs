@@ -13,6 +13,7 @@ use smsim_harness::serve::{Engine, ServeOptions};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// smsim: a bulk-SMS campaign engine and the deterministic simulator that checks it.
@@ -520,6 +521,10 @@ fn account(command: AccountCommand) -> anyhow::Result<ExitCode> {
                 price_per_segment: Credits(price),
                 idempotent_submissions: capabilities_of(provider).idempotency_keys,
             };
+            // The adapter is built once to check the credentials before anything is stored.
+            let client = Arc::new(smsim_core::adapter::http::HyperClient::tcp(Duration::from_secs(1)));
+            smsim_core::adapter::adapter_for(&new.preview(), client, "http://localhost")
+                .map_err(|error| anyhow::anyhow!("{} account: {}", new.provider, error.message))?;
             let account = open(&db)?.create_traffic_account(new)?;
             println!(
                 "traffic account {} created; webhook path /v1/webhooks/{}/{}",

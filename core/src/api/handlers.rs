@@ -207,6 +207,7 @@ pub(super) async fn create_account(
         price_per_segment: Credits(body.price_per_segment),
         idempotent_submissions: capabilities_of(body.provider).idempotency_keys,
     };
+    api.adapters.check(&new.preview()).map_err(|error| ApiError::validation("credentials", error.message))?;
     let account = api.store.create_traffic_account(new)?;
     Ok((StatusCode::CREATED, Json(AccountView::from(account))))
 }

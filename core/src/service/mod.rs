@@ -112,6 +112,13 @@ impl Adapters {
         Adapters::new(Arc::new(BuiltinAdapters), client, webhook_base_url)
     }
 
+    /// Whether an adapter can be built for `account` — its credentials are complete —
+    /// without keeping it: accounts are checked when they are created, not when their
+    /// first webhook arrives.
+    pub fn check(&self, account: &TrafficAccount) -> Result<(), AdapterConfigError> {
+        self.factory.build(account, self.client.clone(), &self.webhook_base_url).map(drop)
+    }
+
     /// The adapter for `account`.
     pub fn for_account(&self, account: &TrafficAccount) -> Result<Arc<dyn ProviderAdapter>, AdapterConfigError> {
         let mut built = self.built.lock().expect("adapter cache poisoned");

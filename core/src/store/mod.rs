@@ -255,6 +255,23 @@ impl NewTenant {
 }
 
 impl NewTrafficAccount {
+    /// The account as it will be once created, under a placeholder id: what an adapter is
+    /// built from, to check the credentials before anything is stored.
+    pub fn preview(&self) -> TrafficAccount {
+        TrafficAccount {
+            id: TrafficAccountId(0),
+            owner: self.owner,
+            name: self.name.clone(),
+            provider: self.provider,
+            base_url: self.base_url.clone(),
+            credentials: self.credentials.clone(),
+            sender: self.sender.clone(),
+            rate_limit_per_s: self.rate_limit_per_s,
+            price_per_segment: self.price_per_segment,
+            idempotent_submissions: self.idempotent_submissions,
+        }
+    }
+
     /// Refuses an account no store may create (its owner is checked by the store).
     pub fn check(&self) -> StoreResult<()> {
         let invalid =

@@ -997,3 +997,20 @@ async fn progress_events_follow_the_campaign_until_it_ends() {
     assert_eq!((cancelled["status"].as_str(), cancelled["progress"].as_u64()), (Some("cancelled"), Some(100)));
     assert!(next_event(&mut body).await.is_none(), "the stream ends with the campaign");
 }
+
+/// An account whose adapter cannot be built (a credential missing) is refused when it is
+/// created, naming the credential, instead of answering 503 to its first webhook.
+#[tokio::test]
+async fn an_account_without_its_credentials_is_refused_at_creation() {
+    let api = api();
+    let before = api.store.traffic_accounts().unwrap().len();
+    let body = json!({
+        "name": "twilio", "provider": "twilio", "base_url": "http://provider", "sender": "ACME", "price_per_segment": 40,
+        "credentials": {"account_sid": "AC123"}
+    });
+    let reply = api.json("POST", "/v1/admin/traffic-accounts", ADMIN, body).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+    assert_eq!(reply.body["error"]["field"], "credentials", "{}", reply.text);
+    assert!(reply.text.contains("auth_token"), "{}", reply.text);
+    assert_eq!(api.store.traffic_accounts().unwrap().len(), before);
+}
