@@ -137,6 +137,7 @@ pub struct Oracle {
     progress: BTreeMap<CampaignId, u8>,
     actions_seen: usize,
     reports_checked: usize,
+    forged_unanswered: Vec<usize>,
     windows: BTreeMap<(String, u64), u32>,
     last_recount_ms: Option<u64>,
     pending_campaigns: BTreeSet<CampaignId>,
@@ -169,6 +170,7 @@ impl Oracle {
             progress: BTreeMap::new(),
             actions_seen: 0,
             reports_checked: 0,
+            forged_unanswered: Vec::new(),
             windows: BTreeMap::new(),
             last_recount_ms: None,
             pending_campaigns: BTreeSet::new(),
@@ -486,22 +488,30 @@ impl Oracle {
                     vec![breach.clone()],
                 ));
             }
-            for report in &truth.reports[self.reports_checked..] {
-                if report.forged && report.answered.is_some_and(|status| (200..300).contains(&status)) {
-                    return Err(violation(
-                        Invariant::Isolation,
-                        at_ms,
-                        "a forged webhook was accepted",
-                        vec![format!("{report:?}")],
-                    ));
+            // Each report is looked at once when it is sent; a forged one is watched until
+            // it is answered, so a step costs in proportion to what is new, not to every
+            // report of the run.
+            let sent = self.reports_checked..truth.reports.len();
+            self.forged_unanswered.extend(sent.filter(|&index| truth.reports[index].forged));
+            self.reports_checked = truth.reports.len();
+            let mut unanswered = Vec::new();
+            for index in std::mem::take(&mut self.forged_unanswered) {
+                let report = &truth.reports[index];
+                match report.answered {
+                    Some(status) if (200..300).contains(&status) => {
+                        return Err(violation(
+                            Invariant::Isolation,
+                            at_ms,
+                            "a forged webhook was accepted",
+                            vec![format!("{report:?}")],
+                        ));
+                    }
+                    Some(_) => {}
+                    None => unanswered.push(index),
                 }
             }
+            self.forged_unanswered = unanswered;
         }
-        self.reports_checked = truth
-            .reports
-            .iter()
-            .rposition(|r| r.answered.is_none())
-            .map_or(truth.reports.len(), |unanswered| unanswered.min(self.reports_checked.max(unanswered)));
         if self.on(Invariant::Money) {
             // Every message the engine charged as provider-accepted was accepted: checked
             // when it becomes accepted (the provider records an acceptance before it
@@ -594,18 +604,31 @@ impl Oracle {
                 }
             }
             let now = smsim_harness_epoch_plus(at_ms);
-            for campaign in &campaigns {
-                for message in store.messages(campaign.id).unwrap_or_default() {
-                    if let Some(lease) = &message.lease {
-                        if lease.expires_at.plus_ms(self.limits.lease_grace_ms) < now {
-                            return Err(violation(
-                                Invariant::Liveness,
-                                at_ms,
-                                format!("{}'s lease outlived its expiry", message.id),
-                                vec![format!("lease {lease:?}")],
-                            ));
-                        }
+            // Each message is read once and indexed, so the report check below costs in
+            // proportion to the reports, not reports × messages.
+            let mut settled: BTreeSet<(TrafficAccountId, &str)> = BTreeSet::new();
+            let messages: Vec<Vec<smsim_core::domain::Message>> =
+                campaigns.iter().map(|campaign| store.messages(campaign.id).unwrap_or_default()).collect();
+            for message in messages.iter().flatten() {
+                if let Some(lease) = &message.lease {
+                    if lease.expires_at.plus_ms(self.limits.lease_grace_ms) < now {
+                        return Err(violation(
+                            Invariant::Liveness,
+                            at_ms,
+                            format!("{}'s lease outlived its expiry", message.id),
+                            vec![format!("lease {lease:?}")],
+                        ));
                     }
+                }
+                if let (Some(provider_id), true) = (&message.provider_message_id, message.status.is_settled()) {
+                    settled.insert((message.traffic_account, provider_id.as_str()));
+                }
+            }
+            // Provider ids are unique at the provider: each names one accepted key.
+            let mut accepted_as: BTreeMap<&str, &MessageKey> = BTreeMap::new();
+            for (key, acceptances) in &truth.accepted {
+                for acceptance in acceptances {
+                    accepted_as.entry(acceptance.provider_id.as_str()).or_insert(key);
                 }
             }
             for report in truth
@@ -614,20 +637,13 @@ impl Oracle {
                 .filter(|r| r.is_final && !r.forged && r.answered.is_some_and(|s| (200..300).contains(&s)))
             {
                 let account: Option<TrafficAccountId> = report.account.parse().ok();
-                let reflected = campaigns.iter().any(|campaign| {
-                    store.messages(campaign.id).unwrap_or_default().iter().any(|m| {
-                        Some(m.traffic_account) == account
-                            && m.provider_message_id.as_deref() == Some(report.provider_id.as_str())
-                            && m.status.is_settled()
-                    })
-                });
-                let for_known_message = truth.accepted.values().flatten().any(|a| a.provider_id == report.provider_id);
-                if for_known_message && !reflected {
-                    let unknown_outcome = truth
-                        .accepted
-                        .iter()
-                        .find(|(_, acceptances)| acceptances.iter().any(|a| a.provider_id == report.provider_id))
-                        .and_then(|(key, _)| self.keys.get(key))
+                let reflected =
+                    account.is_some_and(|account| settled.contains(&(account, report.provider_id.as_str())));
+                let Some(key) = accepted_as.get(report.provider_id.as_str()) else { continue };
+                if !reflected {
+                    let unknown_outcome = self
+                        .keys
+                        .get(*key)
                         .and_then(|id| store.message(*id).ok())
                         .is_some_and(|m| m.status == MessageStatus::Failed);
                     if !unknown_outcome {
