@@ -111,6 +111,8 @@ pub struct DriverLog {
     pub enqueues: Vec<(String, u16, bool)>,
     /// Named rare paths taken.
     pub marks: BTreeMap<&'static str, u64>,
+    /// Every planned enqueue and operator action has been done (only polling is left).
+    pub plan_done: bool,
     /// The driver ran to its end.
     pub finished: bool,
 }
@@ -219,6 +221,7 @@ pub async fn run(plan: DriverPlan, log: Arc<Mutex<DriverLog>>) -> Result<(), Box
             Step::Action(action) => act(&driver, &plan, action).await,
         }
     }
+    log.lock().expect("driver log poisoned").plan_done = true;
     // Poll progress like a dashboard would, until the end.
     while driver.clock.elapsed_ms() + 5_000 < plan.end_ms {
         tokio::time::sleep(Duration::from_millis(5_000)).await;

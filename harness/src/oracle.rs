@@ -127,6 +127,8 @@ pub struct Oracle {
     enabled: BTreeSet<Invariant>,
     limits: Limits,
     messages: BTreeMap<MessageId, MessageStatus>,
+    /// Messages now `submitting` or `unknown`: work the engine still has in hand.
+    in_hand: u64,
     campaigns: BTreeMap<CampaignId, CampaignStatus>,
     completed: BTreeSet<CampaignId>,
     keys: BTreeMap<MessageKey, MessageId>,
@@ -160,6 +162,7 @@ impl Oracle {
             enabled,
             limits,
             messages: BTreeMap::new(),
+            in_hand: 0,
             campaigns: BTreeMap::new(),
             completed: BTreeSet::new(),
             keys: BTreeMap::new(),
@@ -186,6 +189,16 @@ impl Oracle {
             *self.checks.entry(invariant).or_default() += 1;
         }
         on
+    }
+
+    /// Whether the engine, as the journal shows it, has nothing left to do by itself: no
+    /// campaign sending or scheduled, no message submitting or awaiting reconciliation.
+    pub fn engine_idle(&self) -> bool {
+        self.in_hand == 0
+            && self
+                .campaigns
+                .values()
+                .all(|status| !matches!(status, CampaignStatus::Sending | CampaignStatus::Scheduled))
     }
 
     /// The message the provider knows under `key`, if the engine created one.
@@ -290,7 +303,14 @@ impl Oracle {
                 if to.is_provider_accepted() && !from.is_some_and(MessageStatus::is_provider_accepted) {
                     self.newly_charged.push(message);
                 }
-                self.messages.insert(message, to);
+                let in_hand =
+                    |status: MessageStatus| matches!(status, MessageStatus::Submitting | MessageStatus::Unknown);
+                if self.messages.insert(message, to).is_some_and(in_hand) {
+                    self.in_hand -= 1;
+                }
+                if in_hand(to) {
+                    self.in_hand += 1;
+                }
             }
             JournalEntry::Campaign { campaign, from, to, seq, .. } => {
                 touched_campaigns.insert(campaign);

@@ -154,6 +154,8 @@ pub struct Truth {
     pub marks: BTreeMap<&'static str, u64>,
     /// Keys accepted a second (or later) time, in the order it happened.
     pub duplicated: Vec<MessageKey>,
+    /// Reports scheduled and not yet done with (sent and answered, or given up on).
+    pub reports_pending: u64,
 }
 
 impl Truth {
@@ -648,8 +650,31 @@ fn schedule_reports(
         });
     }
     for report in outgoing {
+        let pending = PendingReport::new(&provider);
         let (provider, client, channel) = (provider.clone(), client.clone(), channel.clone());
-        tokio::spawn(async move { send_report(provider, client, channel, report).await });
+        tokio::spawn(async move {
+            send_report(provider, client, channel, report).await;
+            drop(pending);
+        });
+    }
+}
+
+/// One report counted in [`Truth::reports_pending`] for as long as this lives (also when
+/// its task is dropped with a crashed or finished simulation).
+struct PendingReport(Arc<Provider>);
+
+impl PendingReport {
+    fn new(provider: &Arc<Provider>) -> PendingReport {
+        provider.truth.lock().expect("provider poisoned").reports_pending += 1;
+        PendingReport(provider.clone())
+    }
+}
+
+impl Drop for PendingReport {
+    fn drop(&mut self) {
+        if let Ok(mut truth) = self.0.truth.lock() {
+            truth.reports_pending -= 1;
+        }
     }
 }
 
