@@ -9,7 +9,9 @@
 //! * [`trace`] records every event of a run as JSON lines and hashes them.
 //! * [`serve`] runs the engine for real on SQLite and tokio sockets.
 //! * [`net`] binds the engine's network seams (listener, HTTP connector) to turmoil.
+//! * [`bench`] measures simulation speed, real-mode throughput and memory (`smsim bench`).
 
+pub mod bench;
 pub mod check;
 pub mod clock;
 pub mod driver;

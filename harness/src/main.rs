@@ -41,6 +41,16 @@ enum Command {
     Sweep(SweepArgs),
     /// Shrink a failing seed's fault plan and write it to scenarios/regressions/.
     Shrink(ShrinkArgs),
+    /// Measure simulation speed, sweep scaling, real-mode throughput and memory against
+    /// the README's targets.
+    Bench(smsim_harness::bench::BenchArgs),
+    /// Simulate seed 1 of a scenario and print this process's peak memory as JSON (the
+    /// memory section of `bench` runs it as a child process).
+    #[command(hide = true)]
+    BenchPeakRss {
+        /// The scenario file.
+        scenario: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -238,6 +248,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay(args),
         Command::Sweep(args) => sweep(args),
         Command::Shrink(args) => shrink(args),
+        Command::Bench(args) => smsim_harness::bench::bench(&args).map(|_| ExitCode::SUCCESS),
+        Command::BenchPeakRss { scenario } => {
+            println!("{}", serde_json::to_string(&smsim_harness::bench::peak_rss_child(&scenario)?)?);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

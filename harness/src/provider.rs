@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// Per-request and per-report fault probabilities, and behaviour.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -189,6 +190,8 @@ pub struct Provider {
     accounts: Vec<AccountBinding>,
     clock: SimClock,
     next_id: Mutex<u64>,
+    reports_held: watch::Sender<bool>,
+    report_slots: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
 }
 
 impl Provider {
@@ -202,7 +205,23 @@ impl Provider {
             accounts,
             clock,
             next_id: Mutex::new(0),
+            reports_held: watch::channel(false).0,
+            report_slots: Mutex::new(None),
         })
+    }
+
+    /// Holds every delivery report that falls due until released, or releases them. A
+    /// throughput measurement uses it to time submissions and reports apart; simulations
+    /// never hold reports.
+    pub fn hold_reports(&self, held: bool) {
+        self.reports_held.send_replace(held);
+    }
+
+    /// Sends at most `slots` reports at once, as a real provider's webhook sender does
+    /// (on real sockets, tens of thousands of reports falling due together would
+    /// otherwise each open a connection). Simulations leave reports unlimited.
+    pub fn limit_concurrent_reports(&self, slots: usize) {
+        *self.report_slots.lock().expect("provider poisoned") = Some(Arc::new(tokio::sync::Semaphore::new(slots)));
     }
 
     /// Starts or ends an outage answering `status` to every request.
@@ -337,20 +356,29 @@ fn spoil(provider: &Provider, behaviour: &Behaviour) -> Spoil {
     }
 }
 
-/// The provider host's shared state: the provider and one pooled client for webhooks.
+/// The provider host's shared state: the provider, one pooled client for webhooks and
+/// the engine's base URL Mitto-style reports are posted to.
 #[derive(Clone)]
 pub struct Host {
     provider: Arc<Provider>,
-    webhooks: Arc<HyperClient<SimConnector>>,
+    webhooks: Arc<dyn HttpClient>,
+    engine_url: Arc<str>,
 }
 
-/// The provider's router; webhooks are sent through one pooled client per host start.
+/// The provider's router on the simulated network; webhooks are sent through one pooled
+/// client per host start, to the `api` host.
 pub fn router(provider: Arc<Provider>) -> Router {
     let webhooks = Arc::new(HyperClient::new(SimConnector, Duration::from_secs(5)));
+    router_with(provider, webhooks, "http://api")
+}
+
+/// The provider's router sending webhooks through `webhooks` to the engine at
+/// `engine_url` (Twilio-style reports go to the callback each message names).
+pub fn router_with(provider: Arc<Provider>, webhooks: Arc<dyn HttpClient>, engine_url: &str) -> Router {
     Router::new()
         .route("/api/v1.1/Messages/sendmessagesbulk", post(mitto_send))
         .route("/2010-04-01/Accounts/{sid}/Messages.json", post(twilio_send).get(twilio_list))
-        .with_state(Host { provider, webhooks })
+        .with_state(Host { provider, webhooks, engine_url: engine_url.into() })
 }
 
 /// The address of the host that made a request.
@@ -363,10 +391,28 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, SimL
     }
 }
 
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
 /// Serves the provider on port 80 of the current simulated host.
 pub async fn serve(provider: Arc<Provider>) -> std::io::Result<()> {
     let listener = SimListener::bind(80).await?;
     axum::serve(listener, router(provider).into_make_service_with_connect_info::<Peer>()).await
+}
+
+/// Serves the provider on real sockets (for timing the engine in real time): webhooks go
+/// over TCP to the engine at `engine_url`.
+pub async fn serve_tcp(
+    provider: Arc<Provider>,
+    listener: tokio::net::TcpListener,
+    engine_url: &str,
+) -> std::io::Result<()> {
+    let webhooks = Arc::new(HyperClient::tcp(Duration::from_secs(10)));
+    let router = router_with(provider, webhooks, engine_url);
+    axum::serve(listener, router.into_make_service_with_connect_info::<Peer>()).await
 }
 
 async fn answer_after(provider: &Provider, behaviour: &Behaviour, spoiled: Spoil, response: Response) -> Response {
@@ -387,7 +433,7 @@ fn caller_crash(provider: &Provider, behaviour: &Behaviour, peer: SocketAddr) {
 }
 
 async fn mitto_send(
-    State(Host { provider, webhooks }): State<Host>,
+    State(Host { provider, webhooks, engine_url }): State<Host>,
     ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     headers: HeaderMap,
     body: Bytes,
@@ -443,7 +489,7 @@ async fn mitto_send(
         schedule_reports(
             provider.clone(),
             webhooks.clone(),
-            Channel::Mitto { account: account.clone() },
+            Channel::Mitto { account: account.clone(), engine_url: engine_url.clone() },
             id.clone(),
             &behaviour,
         );
@@ -459,7 +505,7 @@ async fn mitto_send(
 }
 
 async fn twilio_send(
-    State(Host { provider, webhooks }): State<Host>,
+    State(Host { provider, webhooks, .. }): State<Host>,
     ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     Path(sid): Path<String>,
     body: Bytes,
@@ -554,7 +600,7 @@ async fn twilio_list(
 /// Where a message's reports go.
 #[derive(Clone)]
 enum Channel {
-    Mitto { account: AccountBinding },
+    Mitto { account: AccountBinding, engine_url: Arc<str> },
     Twilio { account: AccountBinding, callback: String },
 }
 
@@ -572,7 +618,7 @@ struct Outgoing {
 
 fn schedule_reports(
     provider: Arc<Provider>,
-    client: Arc<HyperClient<SimConnector>>,
+    client: Arc<dyn HttpClient>,
     channel: Channel,
     provider_id: String,
     behaviour: &Behaviour,
@@ -679,15 +725,12 @@ impl Drop for PendingReport {
 }
 
 /// Posts one report, retrying non-2xx answers like real providers do (not forged ones).
-async fn send_report(
-    provider: Arc<Provider>,
-    client: Arc<HyperClient<SimConnector>>,
-    channel: Channel,
-    report: Outgoing,
-) {
+async fn send_report(provider: Arc<Provider>, client: Arc<dyn HttpClient>, channel: Channel, report: Outgoing) {
     tokio::time::sleep(Duration::from_millis(report.delay_ms)).await;
+    // An open gate (always, in a simulation) passes without yielding.
+    let _ = provider.reports_held.subscribe().wait_for(|held| !held).await;
     let (account, request) = match &channel {
-        Channel::Mitto { account } => {
+        Channel::Mitto { account, engine_url } => {
             let token = if report.forged { "forged".to_owned() } else { account.secret.clone() };
             let body = mitto::DeliveryReport {
                 message_id: report.provider_id.clone(),
@@ -696,7 +739,7 @@ async fn send_report(
             };
             let request = HttpRequest {
                 method: http::Method::POST,
-                url: format!("http://api/v1/webhooks/mitto/{}?token={token}", account.engine_id),
+                url: format!("{engine_url}/v1/webhooks/mitto/{}?token={token}", account.engine_id),
                 headers: BTreeMap::from([("content-type".to_owned(), "application/json".to_owned())]),
                 body: Bytes::from(serde_json::to_vec(&body).expect("reports serialise")),
             };
@@ -744,7 +787,13 @@ async fn send_report(
     };
     let attempts = if report.forged { 1 } else { 5 };
     for attempt in 0..attempts {
+        let slots = provider.report_slots.lock().expect("provider poisoned").clone();
+        let slot = match &slots {
+            Some(slots) => slots.acquire().await.ok(),
+            None => None,
+        };
         let answered = client.send(request.clone()).await.ok().map(|response| response.status);
+        drop(slot);
         let now = provider.now_ms();
         {
             let mut truth = provider.truth.lock().expect("provider poisoned");
