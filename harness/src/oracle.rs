@@ -132,7 +132,6 @@ pub struct Oracle {
     campaigns: BTreeMap<CampaignId, CampaignStatus>,
     completed: BTreeSet<CampaignId>,
     keys: BTreeMap<MessageKey, MessageId>,
-    keys_of: BTreeMap<MessageId, MessageKey>,
     newly_charged: Vec<MessageId>,
     tenants_of: BTreeMap<MessageId, TenantId>,
     accounts_of: BTreeMap<MessageId, TrafficAccountId>,
@@ -166,7 +165,6 @@ impl Oracle {
             campaigns: BTreeMap::new(),
             completed: BTreeSet::new(),
             keys: BTreeMap::new(),
-            keys_of: BTreeMap::new(),
             newly_charged: Vec::new(),
             tenants_of: BTreeMap::new(),
             accounts_of: BTreeMap::new(),
@@ -275,7 +273,6 @@ impl Oracle {
                 if from.is_none() {
                     if let Ok(stored) = store.message(message) {
                         self.keys.insert((stored.destination.clone(), stored.body.clone()), message);
-                        self.keys_of.insert(message, (stored.destination.clone(), stored.body.clone()));
                         self.tenants_of.insert(message, stored.tenant);
                         self.accounts_of.insert(message, stored.traffic_account);
                     }
@@ -536,9 +533,12 @@ impl Oracle {
             // Every message the engine charged as provider-accepted was accepted: checked
             // when it becomes accepted (the provider records an acceptance before it
             // answers or reports, so the truth is always there first).
+            // The key is read back from the store rather than kept per message: a million
+            // messages' destinations and bodies are worth not holding twice.
             for id in std::mem::take(&mut self.newly_charged) {
-                let Some(key) = self.keys_of.get(&id) else { continue };
-                if !truth.accepted.contains_key(key) {
+                let Ok(message) = store.message(id) else { continue };
+                let key = (message.destination, message.body);
+                if !truth.accepted.contains_key(&key) {
                     return Err(violation(
                         Invariant::Money,
                         at_ms,
@@ -548,7 +548,6 @@ impl Oracle {
                 }
             }
         }
-        let _ = store;
         Ok(())
     }
 
@@ -625,23 +624,24 @@ impl Oracle {
             }
             let now = smsim_harness_epoch_plus(at_ms);
             // Each message is read once and indexed, so the report check below costs in
-            // proportion to the reports, not reports × messages.
-            let mut settled: BTreeSet<(TrafficAccountId, &str)> = BTreeSet::new();
-            let messages: Vec<Vec<smsim_core::domain::Message>> =
-                campaigns.iter().map(|campaign| store.messages(campaign.id).unwrap_or_default()).collect();
-            for message in messages.iter().flatten() {
-                if let Some(lease) = &message.lease {
-                    if lease.expires_at.plus_ms(self.limits.lease_grace_ms) < now {
-                        return Err(violation(
-                            Invariant::Liveness,
-                            at_ms,
-                            format!("{}'s lease outlived its expiry", message.id),
-                            vec![format!("lease {lease:?}")],
-                        ));
+            // proportion to the reports, not reports × messages; one campaign's messages
+            // are held at a time (a million-message run is at its largest here).
+            let mut settled: BTreeSet<(TrafficAccountId, String)> = BTreeSet::new();
+            for campaign in &campaigns {
+                for message in store.messages(campaign.id).unwrap_or_default() {
+                    if let Some(lease) = &message.lease {
+                        if lease.expires_at.plus_ms(self.limits.lease_grace_ms) < now {
+                            return Err(violation(
+                                Invariant::Liveness,
+                                at_ms,
+                                format!("{}'s lease outlived its expiry", message.id),
+                                vec![format!("lease {lease:?}")],
+                            ));
+                        }
                     }
-                }
-                if let (Some(provider_id), true) = (&message.provider_message_id, message.status.is_settled()) {
-                    settled.insert((message.traffic_account, provider_id.as_str()));
+                    if let (Some(provider_id), true) = (message.provider_message_id, message.status.is_settled()) {
+                        settled.insert((message.traffic_account, provider_id));
+                    }
                 }
             }
             // Provider ids are unique at the provider: each names one accepted key.
@@ -657,8 +657,7 @@ impl Oracle {
                 .filter(|r| r.is_final && !r.forged && r.answered.is_some_and(|s| (200..300).contains(&s)))
             {
                 let account: Option<TrafficAccountId> = report.account.parse().ok();
-                let reflected =
-                    account.is_some_and(|account| settled.contains(&(account, report.provider_id.as_str())));
+                let reflected = account.is_some_and(|account| settled.contains(&(account, report.provider_id.clone())));
                 let Some(key) = accepted_as.get(report.provider_id.as_str()) else { continue };
                 if !reflected {
                     let unknown_outcome = self
