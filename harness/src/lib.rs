@@ -10,7 +10,9 @@
 //! * [`serve`] runs the engine for real on SQLite and tokio sockets.
 //! * [`certify`] judges a provider adapter clause by clause against stubbed providers.
 //! * [`net`] binds the engine's network seams (listener, HTTP connector) to turmoil.
+//! * [`bench`] measures simulation speed, real-mode throughput and memory (`smsim bench`).
 
+pub mod bench;
 pub mod certify;
 pub mod check;
 pub mod clock;

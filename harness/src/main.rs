@@ -44,6 +44,16 @@ enum Command {
     Shrink(ShrinkArgs),
     /// Certify a provider adapter clause by clause against stubbed providers.
     Certify(CertifyArgs),
+    /// Measure simulation speed, sweep scaling, real-mode throughput and memory against
+    /// the README's targets.
+    Bench(smsim_harness::bench::BenchArgs),
+    /// Simulate seed 1 of a scenario and print this process's peak memory as JSON (the
+    /// memory section of `bench` runs it as a child process).
+    #[command(hide = true)]
+    BenchPeakRss {
+        /// The scenario file.
+        scenario: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -266,6 +276,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sweep(args) => sweep(args),
         Command::Shrink(args) => shrink(args),
         Command::Certify(args) => certify(args),
+        Command::Bench(args) => smsim_harness::bench::bench(&args).map(|_| ExitCode::SUCCESS),
+        Command::BenchPeakRss { scenario } => {
+            println!("{}", serde_json::to_string(&smsim_harness::bench::peak_rss_child(&scenario)?)?);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -127,16 +127,18 @@ pub struct Oracle {
     enabled: BTreeSet<Invariant>,
     limits: Limits,
     messages: BTreeMap<MessageId, MessageStatus>,
+    /// Messages now `submitting` or `unknown`: work the engine still has in hand.
+    in_hand: u64,
     campaigns: BTreeMap<CampaignId, CampaignStatus>,
     completed: BTreeSet<CampaignId>,
     keys: BTreeMap<MessageKey, MessageId>,
-    keys_of: BTreeMap<MessageId, MessageKey>,
     newly_charged: Vec<MessageId>,
     tenants_of: BTreeMap<MessageId, TenantId>,
     accounts_of: BTreeMap<MessageId, TrafficAccountId>,
     progress: BTreeMap<CampaignId, u8>,
     actions_seen: usize,
     reports_checked: usize,
+    forged_unanswered: Vec<usize>,
     windows: BTreeMap<(String, u64), u32>,
     last_recount_ms: Option<u64>,
     pending_campaigns: BTreeSet<CampaignId>,
@@ -159,16 +161,17 @@ impl Oracle {
             enabled,
             limits,
             messages: BTreeMap::new(),
+            in_hand: 0,
             campaigns: BTreeMap::new(),
             completed: BTreeSet::new(),
             keys: BTreeMap::new(),
-            keys_of: BTreeMap::new(),
             newly_charged: Vec::new(),
             tenants_of: BTreeMap::new(),
             accounts_of: BTreeMap::new(),
             progress: BTreeMap::new(),
             actions_seen: 0,
             reports_checked: 0,
+            forged_unanswered: Vec::new(),
             windows: BTreeMap::new(),
             last_recount_ms: None,
             pending_campaigns: BTreeSet::new(),
@@ -184,6 +187,16 @@ impl Oracle {
             *self.checks.entry(invariant).or_default() += 1;
         }
         on
+    }
+
+    /// Whether the engine, as the journal shows it, has nothing left to do by itself: no
+    /// campaign sending or scheduled, no message submitting or awaiting reconciliation.
+    pub fn engine_idle(&self) -> bool {
+        self.in_hand == 0
+            && self
+                .campaigns
+                .values()
+                .all(|status| !matches!(status, CampaignStatus::Sending | CampaignStatus::Scheduled))
     }
 
     /// The message the provider knows under `key`, if the engine created one.
@@ -260,7 +273,6 @@ impl Oracle {
                 if from.is_none() {
                     if let Ok(stored) = store.message(message) {
                         self.keys.insert((stored.destination.clone(), stored.body.clone()), message);
-                        self.keys_of.insert(message, (stored.destination.clone(), stored.body.clone()));
                         self.tenants_of.insert(message, stored.tenant);
                         self.accounts_of.insert(message, stored.traffic_account);
                     }
@@ -288,7 +300,14 @@ impl Oracle {
                 if to.is_provider_accepted() && !from.is_some_and(MessageStatus::is_provider_accepted) {
                     self.newly_charged.push(message);
                 }
-                self.messages.insert(message, to);
+                let in_hand =
+                    |status: MessageStatus| matches!(status, MessageStatus::Submitting | MessageStatus::Unknown);
+                if self.messages.insert(message, to).is_some_and(in_hand) {
+                    self.in_hand -= 1;
+                }
+                if in_hand(to) {
+                    self.in_hand += 1;
+                }
             }
             JournalEntry::Campaign { campaign, from, to, seq, .. } => {
                 touched_campaigns.insert(campaign);
@@ -486,29 +505,40 @@ impl Oracle {
                     vec![breach.clone()],
                 ));
             }
-            for report in &truth.reports[self.reports_checked..] {
-                if report.forged && report.answered.is_some_and(|status| (200..300).contains(&status)) {
-                    return Err(violation(
-                        Invariant::Isolation,
-                        at_ms,
-                        "a forged webhook was accepted",
-                        vec![format!("{report:?}")],
-                    ));
+            // Each report is looked at once when it is sent; a forged one is watched until
+            // it is answered, so a step costs in proportion to what is new, not to every
+            // report of the run.
+            let sent = self.reports_checked..truth.reports.len();
+            self.forged_unanswered.extend(sent.filter(|&index| truth.reports[index].forged));
+            self.reports_checked = truth.reports.len();
+            let mut unanswered = Vec::new();
+            for index in std::mem::take(&mut self.forged_unanswered) {
+                let report = &truth.reports[index];
+                match report.answered {
+                    Some(status) if (200..300).contains(&status) => {
+                        return Err(violation(
+                            Invariant::Isolation,
+                            at_ms,
+                            "a forged webhook was accepted",
+                            vec![format!("{report:?}")],
+                        ));
+                    }
+                    Some(_) => {}
+                    None => unanswered.push(index),
                 }
             }
+            self.forged_unanswered = unanswered;
         }
-        self.reports_checked = truth
-            .reports
-            .iter()
-            .rposition(|r| r.answered.is_none())
-            .map_or(truth.reports.len(), |unanswered| unanswered.min(self.reports_checked.max(unanswered)));
         if self.on(Invariant::Money) {
             // Every message the engine charged as provider-accepted was accepted: checked
             // when it becomes accepted (the provider records an acceptance before it
             // answers or reports, so the truth is always there first).
+            // The key is read back from the store rather than kept per message: a million
+            // messages' destinations and bodies are worth not holding twice.
             for id in std::mem::take(&mut self.newly_charged) {
-                let Some(key) = self.keys_of.get(&id) else { continue };
-                if !truth.accepted.contains_key(key) {
+                let Ok(message) = store.message(id) else { continue };
+                let key = (message.destination, message.body);
+                if !truth.accepted.contains_key(&key) {
                     return Err(violation(
                         Invariant::Money,
                         at_ms,
@@ -518,7 +548,6 @@ impl Oracle {
                 }
             }
         }
-        let _ = store;
         Ok(())
     }
 
@@ -594,6 +623,10 @@ impl Oracle {
                 }
             }
             let now = smsim_harness_epoch_plus(at_ms);
+            // Each message is read once and indexed, so the report check below costs in
+            // proportion to the reports, not reports × messages; one campaign's messages
+            // are held at a time (a million-message run is at its largest here).
+            let mut settled: BTreeSet<(TrafficAccountId, String)> = BTreeSet::new();
             for campaign in &campaigns {
                 for message in store.messages(campaign.id).unwrap_or_default() {
                     if let Some(lease) = &message.lease {
@@ -606,6 +639,16 @@ impl Oracle {
                             ));
                         }
                     }
+                    if let (Some(provider_id), true) = (message.provider_message_id, message.status.is_settled()) {
+                        settled.insert((message.traffic_account, provider_id));
+                    }
+                }
+            }
+            // Provider ids are unique at the provider: each names one accepted key.
+            let mut accepted_as: BTreeMap<&str, &MessageKey> = BTreeMap::new();
+            for (key, acceptances) in &truth.accepted {
+                for acceptance in acceptances {
+                    accepted_as.entry(acceptance.provider_id.as_str()).or_insert(key);
                 }
             }
             for report in truth
@@ -614,20 +657,12 @@ impl Oracle {
                 .filter(|r| r.is_final && !r.forged && r.answered.is_some_and(|s| (200..300).contains(&s)))
             {
                 let account: Option<TrafficAccountId> = report.account.parse().ok();
-                let reflected = campaigns.iter().any(|campaign| {
-                    store.messages(campaign.id).unwrap_or_default().iter().any(|m| {
-                        Some(m.traffic_account) == account
-                            && m.provider_message_id.as_deref() == Some(report.provider_id.as_str())
-                            && m.status.is_settled()
-                    })
-                });
-                let for_known_message = truth.accepted.values().flatten().any(|a| a.provider_id == report.provider_id);
-                if for_known_message && !reflected {
-                    let unknown_outcome = truth
-                        .accepted
-                        .iter()
-                        .find(|(_, acceptances)| acceptances.iter().any(|a| a.provider_id == report.provider_id))
-                        .and_then(|(key, _)| self.keys.get(key))
+                let reflected = account.is_some_and(|account| settled.contains(&(account, report.provider_id.clone())));
+                let Some(key) = accepted_as.get(report.provider_id.as_str()) else { continue };
+                if !reflected {
+                    let unknown_outcome = self
+                        .keys
+                        .get(*key)
                         .and_then(|id| store.message(*id).ok())
                         .is_some_and(|m| m.status == MessageStatus::Failed);
                     if !unknown_outcome {

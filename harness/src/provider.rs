@@ -34,6 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// Per-request and per-report fault probabilities, and behaviour.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -163,6 +164,8 @@ pub struct Truth {
     pub marks: BTreeMap<&'static str, u64>,
     /// Keys accepted a second (or later) time, in the order it happened.
     pub duplicated: Vec<MessageKey>,
+    /// Reports scheduled and not yet done with (sent and answered, or given up on).
+    pub reports_pending: u64,
 }
 
 impl Truth {
@@ -201,6 +204,8 @@ pub struct Provider {
     next_id: Mutex<u64>,
     /// Infobip-style messages refused in an answer: the message log lists them too.
     refused: Mutex<Refusals>,
+    reports_held: watch::Sender<bool>,
+    report_slots: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
 }
 
 impl Provider {
@@ -215,7 +220,23 @@ impl Provider {
             clock,
             next_id: Mutex::new(0),
             refused: Mutex::new(BTreeMap::new()),
+            reports_held: watch::channel(false).0,
+            report_slots: Mutex::new(None),
         })
+    }
+
+    /// Holds every delivery report that falls due until released, or releases them. A
+    /// throughput measurement uses it to time submissions and reports apart; simulations
+    /// never hold reports.
+    pub fn hold_reports(&self, held: bool) {
+        self.reports_held.send_replace(held);
+    }
+
+    /// Sends at most `slots` webhooks at once, as a real provider's webhook sender does
+    /// (on real sockets, tens of thousands of reports falling due together would
+    /// otherwise each open a connection). Simulations leave reports unlimited.
+    pub fn limit_concurrent_reports(&self, slots: usize) {
+        *self.report_slots.lock().expect("provider poisoned") = Some(Arc::new(tokio::sync::Semaphore::new(slots)));
     }
 
     /// Starts or ends an outage answering `status` to every request.
@@ -356,22 +377,31 @@ fn spoil(provider: &Provider, behaviour: &Behaviour) -> Spoil {
     }
 }
 
-/// The provider host's shared state: the provider and one pooled client for webhooks.
+/// The provider host's shared state: the provider, one pooled client for webhooks and
+/// the engine's base URL Mitto-style reports are posted to.
 #[derive(Clone)]
 pub struct Host {
     provider: Arc<Provider>,
-    webhooks: Arc<HyperClient<SimConnector>>,
+    webhooks: Arc<dyn HttpClient>,
+    engine_url: Arc<str>,
 }
 
-/// The provider's router; webhooks are sent through one pooled client per host start.
+/// The provider's router on the simulated network; webhooks are sent through one pooled
+/// client per host start, to the `api` host.
 pub fn router(provider: Arc<Provider>) -> Router {
     let webhooks = Arc::new(HyperClient::new(SimConnector, Duration::from_secs(5)));
+    router_with(provider, webhooks, "http://api")
+}
+
+/// The provider's router sending webhooks through `webhooks` to the engine at
+/// `engine_url` (Twilio- and Infobip-style reports go to the callback each message names).
+pub fn router_with(provider: Arc<Provider>, webhooks: Arc<dyn HttpClient>, engine_url: &str) -> Router {
     Router::new()
         .route("/api/v1.1/Messages/sendmessagesbulk", post(mitto_send))
         .route("/2010-04-01/Accounts/{sid}/Messages.json", post(twilio_send).get(twilio_list))
         .route("/sms/2/text/advanced", post(infobip_send))
         .route("/sms/1/logs", get(infobip_logs))
-        .with_state(Host { provider, webhooks })
+        .with_state(Host { provider, webhooks, engine_url: engine_url.into() })
 }
 
 /// The address of the host that made a request.
@@ -384,10 +414,28 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, SimL
     }
 }
 
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
 /// Serves the provider on port 80 of the current simulated host.
 pub async fn serve(provider: Arc<Provider>) -> std::io::Result<()> {
     let listener = SimListener::bind(80).await?;
     axum::serve(listener, router(provider).into_make_service_with_connect_info::<Peer>()).await
+}
+
+/// Serves the provider on real sockets (for timing the engine in real time): webhooks go
+/// over TCP to the engine at `engine_url`.
+pub async fn serve_tcp(
+    provider: Arc<Provider>,
+    listener: tokio::net::TcpListener,
+    engine_url: &str,
+) -> std::io::Result<()> {
+    let webhooks = Arc::new(HyperClient::tcp(Duration::from_secs(10)));
+    let router = router_with(provider, webhooks, engine_url);
+    axum::serve(listener, router.into_make_service_with_connect_info::<Peer>()).await
 }
 
 async fn answer_after(provider: &Provider, behaviour: &Behaviour, spoiled: Spoil, response: Response) -> Response {
@@ -408,7 +456,7 @@ fn caller_crash(provider: &Provider, behaviour: &Behaviour, peer: SocketAddr) {
 }
 
 async fn mitto_send(
-    State(Host { provider, webhooks }): State<Host>,
+    State(Host { provider, webhooks, engine_url }): State<Host>,
     ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     headers: HeaderMap,
     body: Bytes,
@@ -464,7 +512,7 @@ async fn mitto_send(
         schedule_reports(
             provider.clone(),
             webhooks.clone(),
-            Channel::Mitto { account: account.clone() },
+            Channel::Mitto { account: account.clone(), engine_url: engine_url.clone() },
             id.clone(),
             destination,
             &behaviour,
@@ -481,7 +529,7 @@ async fn mitto_send(
 }
 
 async fn twilio_send(
-    State(Host { provider, webhooks }): State<Host>,
+    State(Host { provider, webhooks, .. }): State<Host>,
     ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     Path(sid): Path<String>,
     body: Bytes,
@@ -577,7 +625,7 @@ async fn twilio_list(
 /// Where a message's reports go.
 #[derive(Clone)]
 enum Channel {
-    Mitto { account: AccountBinding },
+    Mitto { account: AccountBinding, engine_url: Arc<str> },
     Twilio { account: AccountBinding, callback: String },
     Infobip { account: AccountBinding, notify_url: String, bulk_id: String },
 }
@@ -586,7 +634,9 @@ impl Channel {
     /// The engine account the reports are for.
     fn account(&self) -> &AccountBinding {
         match self {
-            Channel::Mitto { account } | Channel::Twilio { account, .. } | Channel::Infobip { account, .. } => account,
+            Channel::Mitto { account, .. } | Channel::Twilio { account, .. } | Channel::Infobip { account, .. } => {
+                account
+            }
         }
     }
 
@@ -675,7 +725,7 @@ fn plan_reports(
 /// Plans one accepted message's reports and sends each in its own webhook.
 fn schedule_reports(
     provider: Arc<Provider>,
-    client: Arc<HyperClient<SimConnector>>,
+    client: Arc<dyn HttpClient>,
     channel: Channel,
     provider_id: String,
     destination: &str,
@@ -686,13 +736,31 @@ fn schedule_reports(
     }
 }
 
-fn spawn_webhook(
-    provider: Arc<Provider>,
-    client: Arc<HyperClient<SimConnector>>,
-    channel: Channel,
-    reports: Vec<Outgoing>,
-) {
-    tokio::spawn(async move { send_webhook(provider, client, channel, reports).await });
+fn spawn_webhook(provider: Arc<Provider>, client: Arc<dyn HttpClient>, channel: Channel, reports: Vec<Outgoing>) {
+    let pending = PendingReports::new(&provider, reports.len());
+    tokio::spawn(async move {
+        send_webhook(provider, client, channel, reports).await;
+        drop(pending);
+    });
+}
+
+/// Reports counted in [`Truth::reports_pending`] for as long as this lives (also when
+/// its task is dropped with a crashed or finished simulation).
+struct PendingReports(Arc<Provider>, u64);
+
+impl PendingReports {
+    fn new(provider: &Arc<Provider>, count: usize) -> PendingReports {
+        provider.truth.lock().expect("provider poisoned").reports_pending += count as u64;
+        PendingReports(provider.clone(), count as u64)
+    }
+}
+
+impl Drop for PendingReports {
+    fn drop(&mut self) {
+        if let Ok(mut truth) = self.0.truth.lock() {
+            truth.reports_pending -= self.1;
+        }
+    }
 }
 
 /// The webhook request carrying `reports` (one, except for an Infobip batch).
@@ -700,7 +768,7 @@ fn webhook_request(provider: &Provider, channel: &Channel, reports: &[Outgoing])
     let forged = reports.iter().any(|report| report.forged);
     let json = BTreeMap::from([("content-type".to_owned(), "application/json".to_owned())]);
     match channel {
-        Channel::Mitto { account } => {
+        Channel::Mitto { account, engine_url } => {
             let token = if forged { "forged".to_owned() } else { account.secret.clone() };
             let report = &reports[0];
             let body = mitto::DeliveryReport {
@@ -710,7 +778,7 @@ fn webhook_request(provider: &Provider, channel: &Channel, reports: &[Outgoing])
             };
             HttpRequest {
                 method: http::Method::POST,
-                url: format!("http://api/v1/webhooks/mitto/{}?token={token}", account.engine_id),
+                url: format!("{engine_url}/v1/webhooks/mitto/{}?token={token}", account.engine_id),
                 headers: json,
                 body: Bytes::from(serde_json::to_vec(&body).expect("reports serialise")),
             }
@@ -776,14 +844,14 @@ fn webhook_request(provider: &Provider, channel: &Channel, reports: &[Outgoing])
 }
 
 /// Posts one webhook, retrying non-2xx answers like real providers do (not forged ones).
-async fn send_webhook(
-    provider: Arc<Provider>,
-    client: Arc<HyperClient<SimConnector>>,
-    channel: Channel,
-    reports: Vec<Outgoing>,
-) {
+async fn send_webhook(provider: Arc<Provider>, client: Arc<dyn HttpClient>, channel: Channel, reports: Vec<Outgoing>) {
     let Some(first) = reports.first() else { return };
     tokio::time::sleep(Duration::from_millis(first.delay_ms)).await;
+    // Simulations never hold reports, and must not reach an await point here (a wait,
+    // even on an open gate, spends cooperative budget).
+    if *provider.reports_held.borrow() {
+        let _ = provider.reports_held.subscribe().wait_for(|held| !held).await;
+    }
     let request = webhook_request(&provider, &channel, &reports);
     let forged = reports.iter().any(|report| report.forged);
     let at_ms = provider.now_ms();
@@ -810,7 +878,13 @@ async fn send_webhook(
     };
     let attempts = if forged { 1 } else { 5 };
     for attempt in 0..attempts {
+        let slots = provider.report_slots.lock().expect("provider poisoned").clone();
+        let slot = match &slots {
+            Some(slots) => slots.acquire().await.ok(),
+            None => None,
+        };
         let answered = client.send(request.clone()).await.ok().map(|response| response.status);
+        drop(slot);
         let now = provider.now_ms();
         {
             let mut truth = provider.truth.lock().expect("provider poisoned");
@@ -923,7 +997,7 @@ enum Fate {
 }
 
 async fn infobip_send(
-    State(Host { provider, webhooks }): State<Host>,
+    State(Host { provider, webhooks, .. }): State<Host>,
     ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     headers: HeaderMap,
     body: Bytes,

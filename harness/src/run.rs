@@ -141,6 +141,7 @@ enum HarnessEvent<'a> {
     FaultPlan { plan: &'a world::FaultPlan },
     Fault { fault: &'a str, host: &'a str },
     Heal,
+    Settled,
     Violation { violation: &'a Violation },
 }
 
@@ -203,6 +204,20 @@ pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> anyhow::Resu
             break;
         }
         if now_ms >= world.end_ms {
+            break;
+        }
+        // Once nothing is left to happen — every planned action and fault done, the engine
+        // idle, no report on its way — the rest of the run would be idle steps and the
+        // driver's polls: the end-of-run checks would find exactly what they find now.
+        let settled = pending_faults.is_empty()
+            && restarts.is_empty()
+            && driver.plan_done
+            && driver.actions_in_flight == 0
+            && truth.reports_pending == 0
+            && truth.crash_requests.is_empty()
+            && oracle.engine_idle();
+        if settled {
+            trace.record(now_ms, "harness", &HarnessEvent::Settled);
             break;
         }
     }

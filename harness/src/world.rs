@@ -8,7 +8,7 @@
 //! in one place does not shift the draws of another.
 
 use crate::clock::{SimClock, EPOCH};
-use crate::driver::{DriverCampaign, DriverLog, DriverPlan, DriverTenant, PlannedAction};
+use crate::driver::{ContactRow, DriverCampaign, DriverLog, DriverPlan, DriverTenant, PlannedAction};
 use crate::faulty_store::FaultyStore;
 use crate::net::{SimConnector, SimListener};
 use crate::oracle::Limits;
@@ -17,7 +17,6 @@ use crate::scenario::{FaultEvent, FaultRates, ProviderKindName, Scenario};
 use rand::{Rng, SeedableRng};
 use rand_chacha::{ChaCha20Rng, ChaCha8Rng};
 use serde::Serialize;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use smsim_core::adapter::http::HyperClient;
 use smsim_core::api::ApiState;
@@ -221,7 +220,7 @@ fn contacts(
     tenant_index: usize,
     section: &crate::scenario::ContactsSection,
     rng: &mut ChaCha8Rng,
-) -> (Vec<serde_json::Value>, BTreeSet<String>) {
+) -> (Vec<ContactRow>, BTreeSet<String>) {
     let mut rows = Vec::with_capacity(section.count as usize);
     let mut forbidden = BTreeSet::new();
     for n in 0..section.count {
@@ -233,7 +232,7 @@ fn contacts(
         if invalid || opted_out {
             forbidden.insert(valid);
         }
-        rows.push(json!({"phone": phone, "attributes": {"first_name": name}, "opted_out": opted_out}));
+        rows.push(ContactRow { phone, first_name: name, opted_out });
     }
     (rows, forbidden)
 }

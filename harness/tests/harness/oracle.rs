@@ -336,3 +336,52 @@ fn liveness_fires_on_a_campaign_still_sending_at_the_end() {
         Invariant::Liveness,
     );
 }
+
+#[test]
+fn liveness_fires_on_an_accepted_report_never_reflected() {
+    let (store, _, ids) = fixture();
+    let first = store.message(ids[0]).unwrap();
+    store.cancel(first.tenant, ids[0].campaign, T0).unwrap();
+    let mut truth = truth_with_acceptances(&ids, &store);
+    // The provider accepted the message a second time and reported that id, which the
+    // engine never learned: the report can be reflected nowhere.
+    truth.accepted.get_mut(&(first.destination.clone(), first.body.clone())).unwrap().push(Acceptance {
+        at_ms: 6,
+        provider_id: "p-again".into(),
+        account: "ta_1".into(),
+    });
+    let report = |provider_id: &str| SentReport {
+        at_ms: 7,
+        account: "ta_1".into(),
+        provider_id: provider_id.into(),
+        status: "Delivered".into(),
+        is_final: true,
+        forged: false,
+        answered: Some(204),
+    };
+    truth.reports = vec![report(&format!("p-{}", ids[0])), report(&format!("p-{}", ids[1]))];
+    let oracle = || Oracle::new(&[Invariant::Liveness], Limits::default());
+    oracle().check_final(10, store.as_ref(), &truth, &BTreeSet::new()).unwrap();
+    truth.reports.push(report("p-again"));
+    fires(oracle().check_final(10, store.as_ref(), &truth, &BTreeSet::new()), Invariant::Liveness);
+}
+
+#[test]
+fn isolation_fires_on_a_forgery_answered_steps_after_it_was_sent() {
+    let (store, journal, ids) = fixture();
+    let mut truth = truth_with_acceptances(&ids, &store);
+    truth.reports.push(SentReport {
+        at_ms: 5,
+        account: "ta_1".into(),
+        provider_id: "p-x".into(),
+        status: "Delivered".into(),
+        is_final: true,
+        forged: true,
+        answered: None,
+    });
+    let mut oracle = Oracle::new(&[Invariant::Isolation], Limits::default());
+    oracle.check_step(10, &journal, store.as_ref(), &truth, &DriverLog::default()).unwrap();
+    oracle.check_step(20, &[], store.as_ref(), &truth, &DriverLog::default()).unwrap();
+    truth.reports[0].answered = Some(200);
+    fires(oracle.check_step(30, &[], store.as_ref(), &truth, &DriverLog::default()), Invariant::Isolation);
+}
