@@ -155,6 +155,21 @@ impl Driver {
         *self.log.lock().expect("driver log poisoned").marks.entry(name).or_default() += 1;
     }
 
+    /// One request, sent again (up to ten times, a second apart) while it gets no answer
+    /// or a 5xx, as a client script would.
+    async fn call_retrying(&self, method: http::Method, path: &str, key: &str, body: Value) -> (u16, Value) {
+        let mut answer = self.call(method.clone(), path, key, Some(body.clone()), &[]).await;
+        for _ in 0..10 {
+            if answer.0 != 0 && answer.0 < 500 {
+                break;
+            }
+            self.mark("request_retried");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            answer = self.call(method.clone(), path, key, Some(body.clone()), &[]).await;
+        }
+        answer
+    }
+
     /// One request; connection failures (the request never left) are retried a few times.
     async fn call(
         &self,
@@ -211,7 +226,7 @@ pub async fn run(plan: DriverPlan, log: Arc<Mutex<DriverLog>>) -> Result<(), Box
     for tenant in &plan.tenants {
         for chunk in tenant.contacts.chunks(5_000) {
             let rows: Vec<Value> = chunk.iter().map(ContactRow::json).collect();
-            driver.call(Method::POST, "/v1/contacts", &tenant.api_key, Some(json!({ "contacts": rows })), &[]).await;
+            driver.call_retrying(Method::POST, "/v1/contacts", &tenant.api_key, json!({ "contacts": rows })).await;
         }
     }
     for campaign in &plan.campaigns {
@@ -222,7 +237,8 @@ pub async fn run(plan: DriverPlan, log: Arc<Mutex<DriverLog>>) -> Result<(), Box
             "traffic_account": campaign.account,
             "schedule_at": campaign.schedule_at,
         });
-        let (status, created) = driver.call(Method::POST, "/v1/campaigns", &tenant.api_key, Some(body), &[]).await;
+        // A lost answer may leave an extra draft behind, which sends nothing.
+        let (status, created) = driver.call_retrying(Method::POST, "/v1/campaigns", &tenant.api_key, body).await;
         let mut log = log.lock().expect("driver log poisoned");
         if status == 201 {
             let id: CampaignId =
