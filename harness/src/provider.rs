@@ -205,6 +205,7 @@ pub struct Provider {
     /// Infobip-style messages refused in an answer: the message log lists them too.
     refused: Mutex<Refusals>,
     reports_held: watch::Sender<bool>,
+    mitto_batches: std::sync::atomic::AtomicBool,
     report_slots: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
 }
 
@@ -221,6 +222,7 @@ impl Provider {
             next_id: Mutex::new(0),
             refused: Mutex::new(BTreeMap::new()),
             reports_held: watch::channel(false).0,
+            mitto_batches: std::sync::atomic::AtomicBool::new(false),
             report_slots: Mutex::new(None),
         })
     }
@@ -230,6 +232,13 @@ impl Provider {
     /// never hold reports.
     pub fn hold_reports(&self, held: bool) {
         self.reports_held.send_replace(held);
+    }
+
+    /// Sends the final reports of each Mitto-style bulk request as one array webhook, as
+    /// Mitto may, instead of one webhook per message. Off in the scenarios (their traces
+    /// were recorded with single reports); the real-mode throughput measurement turns it on.
+    pub fn batch_mitto_reports(&self, on: bool) {
+        self.mitto_batches.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Sends at most `slots` webhooks at once, as a real provider's webhook sender does
@@ -508,15 +517,24 @@ async fn mitto_send(
         results.push(result);
     }
     caller_crash(&provider, &behaviour, peer);
-    for (id, destination) in &accepted {
-        schedule_reports(
-            provider.clone(),
-            webhooks.clone(),
-            Channel::Mitto { account: account.clone(), engine_url: engine_url.clone() },
-            id.clone(),
-            destination,
-            &behaviour,
-        );
+    let channel = Channel::Mitto { account: account.clone(), engine_url: engine_url.clone() };
+    if provider.mitto_batches.load(std::sync::atomic::Ordering::Relaxed) && accepted.len() > 1 {
+        let common_delay_ms = Some(provider.between(behaviour.report_delay_ms));
+        let mut batch = Vec::new();
+        for (id, destination) in &accepted {
+            for report in plan_reports(&provider, &channel, id, destination, &behaviour, common_delay_ms) {
+                if report.batchable {
+                    batch.push(report);
+                } else {
+                    spawn_webhook(provider.clone(), webhooks.clone(), channel.clone(), vec![report]);
+                }
+            }
+        }
+        spawn_webhook(provider.clone(), webhooks.clone(), channel, batch);
+    } else {
+        for (id, destination) in &accepted {
+            schedule_reports(provider.clone(), webhooks.clone(), channel.clone(), id.clone(), destination, &behaviour);
+        }
     }
     let answer = mitto::BulkResponse { bulk_id: provider.new_id("B"), messages: results };
     let response = if spoiled == Spoil::Malformed {
@@ -770,11 +788,14 @@ fn webhook_request(provider: &Provider, channel: &Channel, reports: &[Outgoing])
     match channel {
         Channel::Mitto { account, engine_url } => {
             let token = if forged { "forged".to_owned() } else { account.secret.clone() };
-            let report = &reports[0];
-            let body = mitto::DeliveryReport {
+            let wire = |report: &Outgoing| mitto::DeliveryReport {
                 message_id: report.provider_id.clone(),
                 delivery_status: report.status.into(),
                 error_code: None,
+            };
+            let body = match reports {
+                [report] => mitto::DeliveryReports::One(wire(report)),
+                many => mitto::DeliveryReports::Many(many.iter().map(wire).collect()),
             };
             HttpRequest {
                 method: http::Method::POST,

@@ -535,17 +535,20 @@ pub(super) async fn webhook(
             .collect(),
         body: body.to_vec(),
     };
-    let reports = adapter.parse_webhook(&request)?;
-    let mut summary = WebhookSummary::default();
-    for report in reports {
-        let inbound = InboundReport {
+    let inbound = adapter
+        .parse_webhook(&request)?
+        .into_iter()
+        .map(|report| InboundReport {
             traffic_account: account.id,
             provider_message_id: report.provider_message_id,
             message_ref: report.message_ref,
             status: report.status,
             error_code: report.error_code,
-        };
-        match api.store.apply_report(inbound, api.clock.now())? {
+        })
+        .collect();
+    let mut summary = WebhookSummary::default();
+    for outcome in api.store.apply_reports(inbound, api.clock.now())? {
+        match outcome {
             ReportOutcome::Applied { .. } => summary.applied += 1,
             ReportOutcome::Duplicate { .. } => summary.duplicates += 1,
             ReportOutcome::IgnoredBackwards { .. } => summary.ignored += 1,

@@ -60,7 +60,8 @@ pub const CASES: &[(&str, Case)] = &[
 macro_rules! store_conformance_tests {
     ($module:ident, $make:expr) => {
         mod $module {
-            $crate::store_conformance_cases!($make; tenants_and_credits, contact_import_reports_rows, campaign_validation_and_isolation, only_a_draft_can_be_changed, preview_matches_enqueue, enqueue_is_all_or_nothing_on_credit, enqueue_idempotency, opted_out_contacts_are_skipped, scheduled_campaign_starts_when_due, happy_path_accept_deliver_complete, stale_tokens_are_fenced, reaper_requeues_for_idempotent_accounts, retry_and_failure, reports_are_idempotent_and_order_free, report_before_submit_answer_is_parked, report_naming_message_resolves_unknown, unknowns_resolve_or_settle_charged, pause_resume_cancel, retry_failed_reserves_again, account_rate_limit, tenant_rate_limit_across_shared_account, lease_renewal, journal_records_every_change, queue_stats_count_the_queue);
+            $crate::store_conformance_cases!($make; tenants_and_credits, contact_import_reports_rows, campaign_validation_and_isolation, only_a_draft_can_be_changed, preview_matches_enqueue, enqueue_is_all_or_nothing_on_credit, enqueue_idempotency, opted_out_contacts_are_skipped, scheduled_campaign_starts_when_due, happy_path_accept_deliver_complete, stale_tokens_are_fenced, reaper_requeues_for_idempotent_accounts, retry_and_failure, reports_are_idempotent_and_order_free,
+            a_webhooks_reports_apply_in_order, report_before_submit_answer_is_parked, report_naming_message_resolves_unknown, unknowns_resolve_or_settle_charged, pause_resume_cancel, retry_failed_reserves_again, account_rate_limit, tenant_rate_limit_across_shared_account, lease_renewal, journal_records_every_change, queue_stats_count_the_queue);
         }
     };
 }
@@ -639,6 +640,37 @@ fn sending_more(store: &dyn Store, s: &Sending) -> CampaignId {
         .unwrap();
     store.enqueue(s.tenant.id, campaign.id, None, T0).unwrap();
     campaign.id
+}
+
+pub fn a_webhooks_reports_apply_in_order(store: &dyn Store) {
+    let s = sending(store, 2, false);
+    let claimed = claim(store, 10, T0);
+    let (first, second) = (claimed.messages[0].id, claimed.messages[1].id);
+    store.record_submissions(claimed.token, vec![(first, accepted(0)), (second, accepted(1))], T0).unwrap();
+    let account = s.account.id;
+    let outcomes = store
+        .apply_reports(
+            vec![
+                report(account, "p-0", ReportStatus::Delivered),
+                report(account, "p-0", ReportStatus::Delivered),
+                report(account, "p-1", ReportStatus::Accepted),
+                report(account, "p-404", ReportStatus::Delivered),
+                report(account, "p-1", ReportStatus::Undelivered),
+            ],
+            T0.plus_ms(10),
+        )
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            ReportOutcome::Applied { message: first, from: MessageStatus::Accepted, to: MessageStatus::Delivered },
+            ReportOutcome::Duplicate { message: first },
+            ReportOutcome::Duplicate { message: second },
+            ReportOutcome::Parked,
+            ReportOutcome::Applied { message: second, from: MessageStatus::Accepted, to: MessageStatus::Undelivered },
+        ]
+    );
+    assert_eq!(store.campaign(s.tenant.id, s.campaign.id).unwrap().status, CampaignStatus::Completed);
 }
 
 pub fn report_before_submit_answer_is_parked(store: &dyn Store) {

@@ -663,6 +663,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<RecordOutcome>>;
     /// Applies a delivery report, idempotently and in any order.
     fn apply_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome>;
+    /// Applies the reports of one webhook, in order; one outcome each. A store may apply
+    /// them in one transaction (SQLite does: one commit instead of one per report). On an
+    /// error some may have been applied: the provider's retry finds them duplicates.
+    fn apply_reports(&self, reports: Vec<InboundReport>, now: Timestamp) -> StoreResult<Vec<ReportOutcome>> {
+        reports.into_iter().map(|report| self.apply_report(report, now)).collect()
+    }
     /// Returns expired leases: to `queued` where the account's provider honours
     /// idempotency keys, otherwise to `unknown`. Never a blind resend.
     fn reap_expired_leases(&self, now: Timestamp) -> StoreResult<ReapReport>;

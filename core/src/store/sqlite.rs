@@ -711,6 +711,30 @@ impl Tx<'_> {
         Ok(ReportOutcome::Parked)
     }
 
+    /// Applies one report inside this transaction.
+    fn apply_one_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
+        let by_provider = self
+            .messages_where(
+                "INDEXED BY messages_by_provider_id",
+                "traffic_account_id = ?1 AND provider_message_id = ?2 ORDER BY provider_id_assigned DESC LIMIT 1",
+                params![report.traffic_account.0, report.provider_message_id],
+            )?
+            .pop();
+        let by_reference = match (&by_provider, report.message_ref) {
+            (None, Some(id)) => self.message(id)?.filter(|message| message.traffic_account == report.traffic_account),
+            _ => None,
+        };
+        let Some(mut message) = by_provider.or(by_reference) else {
+            return self.park(report, now);
+        };
+        let outcome = self.apply_report_to(&mut message, &report, now)?;
+        if outcome == ReportOutcome::Parked {
+            return self.park(report, now);
+        }
+        self.complete_if_settled([message.id.campaign], now)?;
+        Ok(outcome)
+    }
+
     fn apply_report_to(
         &self,
         message: &mut Message,
@@ -1456,28 +1480,11 @@ impl Store for SqliteStore {
     }
 
     fn apply_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
-        self.transaction(|tx| {
-            let by_provider = tx
-                .messages_where(
-                    "INDEXED BY messages_by_provider_id",
-                    "traffic_account_id = ?1 AND provider_message_id = ?2 ORDER BY provider_id_assigned DESC LIMIT 1",
-                    params![report.traffic_account.0, report.provider_message_id],
-                )?
-                .pop();
-            let by_reference = match (&by_provider, report.message_ref) {
-                (None, Some(id)) => tx.message(id)?.filter(|message| message.traffic_account == report.traffic_account),
-                _ => None,
-            };
-            let Some(mut message) = by_provider.or(by_reference) else {
-                return tx.park(report, now);
-            };
-            let outcome = tx.apply_report_to(&mut message, &report, now)?;
-            if outcome == ReportOutcome::Parked {
-                return tx.park(report, now);
-            }
-            tx.complete_if_settled([message.id.campaign], now)?;
-            Ok(outcome)
-        })
+        self.transaction(|tx| tx.apply_one_report(report, now))
+    }
+
+    fn apply_reports(&self, reports: Vec<InboundReport>, now: Timestamp) -> StoreResult<Vec<ReportOutcome>> {
+        self.transaction(|tx| reports.into_iter().map(|report| tx.apply_one_report(report, now)).collect())
     }
 
     fn reap_expired_leases(&self, now: Timestamp) -> StoreResult<ReapReport> {
