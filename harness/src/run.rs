@@ -292,7 +292,8 @@ fn apply_faults(
                 crash(world, host, &remaining);
                 restarts.push((*restart_at_ms, host.clone()));
                 trace.record(now_ms, "harness", &HarnessEvent::Fault { fault: "crash", host });
-                *marks.entry(format!("crash_{}", if host == "api" { "api" } else { "worker" })).or_default() += 1;
+                let kind = if host.starts_with("worker-") { "worker" } else { host.as_str() };
+                *marks.entry(format!("crash_{kind}")).or_default() += 1;
             }
             TimedFault::Partition { a, b, at_ms, until_ms } if *at_ms <= now_ms && now_ms < *until_ms => {
                 world.sim.partition(a.as_str(), b.as_str());
