@@ -17,11 +17,11 @@
 //! `{"results":[…]}` with one or several results; the provider does not sign them, so the
 //! `notifyUrl` we send carries a per-account secret (`?token=`), checked as for Mitto.
 
-use super::mitto::{constant_time_eq, http_failure, is_json, query_param, redact, transport_outcomes};
+use super::mitto::{check_token_json_webhook, http_failure, is_json, redact, transport_outcomes};
 use super::{
     credential, AdapterConfigError, Capabilities, HttpClient, HttpRequest, HttpResponse, LookupOutcome,
     OutboundMessage, ParsedReport, ProviderAdapter, ProviderFailure, SignatureScheme, SubmitOutcome, WebhookError,
-    WebhookRequest, MAX_WEBHOOK_BODY_BYTES,
+    WebhookRequest,
 };
 use crate::domain::records::{ProviderKind, TrafficAccount};
 use crate::domain::report::ReportStatus;
@@ -643,18 +643,7 @@ impl ProviderAdapter for InfobipAdapter {
     }
 
     fn parse_webhook(&self, request: &WebhookRequest) -> Result<Vec<ParsedReport>, WebhookError> {
-        let expected = self.webhook_token.as_deref().ok_or(WebhookError::BadSignature)?;
-        let given = query_param(&request.url, "token").ok_or(WebhookError::MissingSignature)?;
-        if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-            return Err(WebhookError::BadSignature);
-        }
-        if request.body.len() > MAX_WEBHOOK_BODY_BYTES {
-            return Err(WebhookError::TooLarge { size: request.body.len(), limit: MAX_WEBHOOK_BODY_BYTES });
-        }
-        let content_type = request.headers.get("content-type").map(String::as_str);
-        if !is_json(content_type) {
-            return Err(WebhookError::ContentType(content_type.unwrap_or("").to_owned()));
-        }
+        check_token_json_webhook(request, self.webhook_token.as_deref())?;
         let reports = serde_json::from_slice::<wire::DeliveryReports>(&request.body)
             .map_err(|error| WebhookError::Malformed(error.to_string()))?;
         Ok(reports.results.into_iter().map(parsed).collect())

@@ -326,6 +326,25 @@ pub(crate) fn query_param(url: &str, name: &str) -> Option<String> {
         .map(|(_, value)| value)
 }
 
+/// Authenticates a webhook of a provider that does not sign (the URL carries the account's
+/// token) and checks it is a JSON body within the size limit. Without a configured token
+/// every webhook is refused.
+pub(crate) fn check_token_json_webhook(request: &WebhookRequest, expected: Option<&str>) -> Result<(), WebhookError> {
+    let expected = expected.ok_or(WebhookError::BadSignature)?;
+    let given = query_param(&request.url, "token").ok_or(WebhookError::MissingSignature)?;
+    if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        return Err(WebhookError::BadSignature);
+    }
+    if request.body.len() > MAX_WEBHOOK_BODY_BYTES {
+        return Err(WebhookError::TooLarge { size: request.body.len(), limit: MAX_WEBHOOK_BODY_BYTES });
+    }
+    let content_type = request.headers.get("content-type").map(String::as_str);
+    if !is_json(content_type) {
+        return Err(WebhookError::ContentType(content_type.unwrap_or("").to_owned()));
+    }
+    Ok(())
+}
+
 /// Compares two secrets in time independent of where they differ.
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |difference, (x, y)| difference | (x ^ y)) == 0
@@ -364,18 +383,7 @@ impl ProviderAdapter for MittoAdapter {
     }
 
     fn parse_webhook(&self, request: &WebhookRequest) -> Result<Vec<ParsedReport>, WebhookError> {
-        let expected = self.webhook_token.as_deref().ok_or(WebhookError::BadSignature)?;
-        let given = query_param(&request.url, "token").ok_or(WebhookError::MissingSignature)?;
-        if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-            return Err(WebhookError::BadSignature);
-        }
-        if request.body.len() > MAX_WEBHOOK_BODY_BYTES {
-            return Err(WebhookError::TooLarge { size: request.body.len(), limit: MAX_WEBHOOK_BODY_BYTES });
-        }
-        let content_type = request.headers.get("content-type").map(String::as_str);
-        if !is_json(content_type) {
-            return Err(WebhookError::ContentType(content_type.unwrap_or("").to_owned()));
-        }
+        check_token_json_webhook(request, self.webhook_token.as_deref())?;
         let reports = match serde_json::from_slice::<wire::DeliveryReports>(&request.body) {
             Ok(wire::DeliveryReports::One(report)) => vec![report],
             Ok(wire::DeliveryReports::Many(reports)) => reports,
