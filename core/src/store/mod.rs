@@ -238,6 +238,29 @@ impl Preview {
     }
 }
 
+impl NewCampaign {
+    /// Refuses a campaign no store may create, before any lookup: a name, a body whose
+    /// placeholders close, a start time no later than [`LATEST`]. The store checks the
+    /// account and the audience against its own records.
+    pub fn check(&self) -> StoreResult<()> {
+        let invalid = |field: &str, message: String| Err(StoreError::Invalid { field: field.into(), message });
+        if self.name.trim().is_empty() {
+            return invalid("name", "a campaign needs a name".into());
+        }
+        if self.body_template.is_empty() {
+            return invalid("body_template", "a campaign needs a body".into());
+        }
+        crate::domain::template::placeholders(&self.body_template)?;
+        match self.schedule_at {
+            Some(at) if at > LATEST => invalid(
+                "schedule_at",
+                format!("{} ms is after the year 9999; expected milliseconds since the Unix epoch", at.0),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl NewTenant {
     /// Refuses a tenant no store may create.
     pub fn check(&self) -> StoreResult<()> {
@@ -729,17 +752,6 @@ pub fn new_message(
 /// The latest instant a store accepts: the last millisecond of the year 9999. A time
 /// beyond it is a typo, and SQLite keeps times as signed 64-bit integers.
 pub const LATEST: Timestamp = Timestamp(253_402_300_799_999);
-
-/// Refuses a campaign start time beyond [`LATEST`].
-pub fn check_schedule(schedule_at: Option<Timestamp>) -> StoreResult<()> {
-    match schedule_at {
-        Some(at) if at > LATEST => Err(StoreError::Invalid {
-            field: "schedule_at".into(),
-            message: format!("{} ms is after the year 9999; expected milliseconds since the Unix epoch", at.0),
-        }),
-        _ => Ok(()),
-    }
-}
 
 /// Why a planned message is created skipped, as a message error.
 pub fn skip_error(reason: SkipReason) -> MessageError {

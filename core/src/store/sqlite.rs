@@ -17,11 +17,11 @@
 use super::memory::{attribute_error, unknown_outcome_error, MAX_IMPORT_ROWS};
 use super::*;
 use crate::domain::ledger::{is_charged, on_transition, LedgerDelta};
+use crate::domain::phone;
 use crate::domain::plan::plan_messages;
 use crate::domain::rate::TokenBucket;
 use crate::domain::records::{Encoding, Lease};
 use crate::domain::report::{decide, ReportDecision};
-use crate::domain::{phone, template};
 use crate::ids::ContactId;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use std::collections::BTreeSet;
@@ -615,14 +615,7 @@ impl Tx<'_> {
     }
 
     fn check_new_campaign(&self, tenant: TenantId, new: &NewCampaign) -> StoreResult<()> {
-        if new.name.trim().is_empty() {
-            return Err(invalid("name", "a campaign needs a name"));
-        }
-        if new.body_template.is_empty() {
-            return Err(invalid("body_template", "a campaign needs a body"));
-        }
-        template::placeholders(&new.body_template)?;
-        super::check_schedule(new.schedule_at)?;
+        new.check()?;
         let account = self.account(new.traffic_account)?;
         if !account.usable_by(tenant) {
             return Err(not_found("traffic account", new.traffic_account));
