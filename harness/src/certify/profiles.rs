@@ -33,6 +33,16 @@ fn content_type_is(request: &HttpRequest, expected: &str) -> Result<(), String> 
     }
 }
 
+/// The webhook URL of a provider that does not sign: `url` with the account's token, a
+/// wrong one, or none.
+fn token_url(url: &str, token: &str, auth: Auth) -> String {
+    match auth {
+        Auth::Valid => with_query(url, "token", token),
+        Auth::Invalid => with_query(url, "token", "not-the-token"),
+        Auth::Missing => url.to_owned(),
+    }
+}
+
 /// Mitto-style bulk: `X-Mitto-API-Key`, JSON bulk requests, answers by position, unsigned
 /// reports authenticated by a token in the webhook URL.
 #[derive(Clone, Debug)]
@@ -170,11 +180,7 @@ impl ProviderProfile for MittoProfile {
         shape: ReportShape,
         auth: Auth,
     ) -> WebhookRequest {
-        let url = match auth {
-            Auth::Valid => with_query(&target.account_url, "token", &self.webhook_token),
-            Auth::Invalid => with_query(&target.account_url, "token", "not-the-token"),
-            Auth::Missing => target.account_url.clone(),
-        };
+        let url = token_url(&target.account_url, &self.webhook_token, auth);
         let wire = |report: &WireReport| mitto_wire::DeliveryReport {
             message_id: report.provider_message_id.clone(),
             delivery_status: report.status.clone(),
@@ -564,11 +570,7 @@ impl ProviderProfile for InfobipProfile {
         _shape: ReportShape,
         auth: Auth,
     ) -> WebhookRequest {
-        let url = match auth {
-            Auth::Valid => with_query(&target.account_url, "token", &self.webhook_token),
-            Auth::Invalid => with_query(&target.account_url, "token", "not-the-token"),
-            Auth::Missing => target.account_url.clone(),
-        };
+        let url = token_url(&target.account_url, &self.webhook_token, auth);
         let results = reports
             .iter()
             .map(|report| infobip_wire::DeliveryReport {
