@@ -1,16 +1,25 @@
-//! Domain hot paths: segment counting, template rendering and the status lattice.
+//! Domain hot paths: phone validation, segment counting, template rendering and the
+//! status lattice.
 //!
-//! These run once per message (segments, rendering) or once per status change and
-//! report (transitions), so they bound enqueue and report throughput from below.
+//! These run once per contact (phone validation, at import), once per message
+//! (segments, rendering) or once per status change and report (transitions), so they
+//! bound import, enqueue and report throughput from below.
 #![allow(missing_docs)]
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use smsim_core::domain::phone::normalize_e164;
 use smsim_core::domain::report::decide;
 use smsim_core::domain::segments::count_segments;
 use smsim_core::domain::template::render;
 use smsim_core::domain::{CampaignStatus, MessageStatus, ReportStatus, TransitionCause};
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+fn phones(c: &mut Criterion) {
+    c.bench_function("normalize_e164/canonical", |b| b.iter(|| normalize_e164(black_box("+306912345678"))));
+    c.bench_function("normalize_e164/spaced", |b| b.iter(|| normalize_e164(black_box("+44 (7911) 123-456"))));
+    c.bench_function("normalize_e164/invalid", |b| b.iter(|| normalize_e164(black_box("+999123456789"))));
+}
 
 fn segments(c: &mut Criterion) {
     let gsm = "Hello Maria, your appointment is confirmed for Tuesday at 10:00. Reply STOP to opt out.";
@@ -74,6 +83,6 @@ fn transitions(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
-    targets = segments, rendering, transitions
+    targets = phones, segments, rendering, transitions
 }
 criterion_main!(benches);
