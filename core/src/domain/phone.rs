@@ -24,6 +24,17 @@ pub enum PhoneError {
     },
 }
 
+/// Whether `number` has the form of a canonical E.164 string: `+`, a non-zero digit and
+/// at most fourteen more digits.
+///
+/// This is the cheap check of a number already normalised by [`normalize_e164`] (every
+/// stored contact's is, at import): it does not consult the numbering plan, so a string
+/// of the right form may still not be a valid number.
+pub fn is_e164_form(number: &str) -> bool {
+    let Some(digits) = number.strip_prefix('+') else { return false };
+    (2..=15).contains(&digits.len()) && !digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// `input` as a canonical E.164 string, if it is a valid number.
 pub fn normalize_e164(input: &str) -> Result<String, PhoneError> {
     let compact: String = input.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '\t')).collect();
@@ -59,6 +70,17 @@ mod tests {
         assert!(matches!(normalize_e164("+30abc"), Err(PhoneError::Unparseable { .. })));
         assert!(normalize_e164("+3069").is_err());
         assert!(normalize_e164("+999123456789").is_err());
+    }
+
+    #[test]
+    fn every_normalised_number_has_the_e164_form() {
+        for input in ["+30 691 234 5678", "+44 (7911) 123-456", "+1 415 555 2671", "+306912345678"] {
+            let number = normalize_e164(input).unwrap();
+            assert!(is_e164_form(&number), "{number}");
+        }
+        for malformed in ["", "+", "+3", "306912345678", "+0306912345678", "+30 691", "+3069123456789012", "+30abc"] {
+            assert!(!is_e164_form(malformed), "{malformed}");
+        }
     }
 
     #[test]

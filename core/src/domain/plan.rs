@@ -7,7 +7,7 @@
 //! GSM-7 or UCS-2), a personalisation that turns one message into three segments is
 //! reserved as three.
 
-use super::phone::normalize_e164;
+use super::phone::is_e164_form;
 use super::records::{Campaign, Contact, Encoding, TrafficAccount};
 use super::segments::count_segments;
 use super::template::{render, TemplateError};
@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 pub enum SkipReason {
     /// The contact opted out.
     OptedOut,
-    /// The contact's number is not a valid E.164 number.
+    /// The contact's number is not in E.164 form.
     InvalidNumber,
 }
 
@@ -42,7 +42,8 @@ pub struct PlannedMessage {
     pub id: MessageId,
     /// The contact.
     pub contact: ContactId,
-    /// The destination in E.164 form (as stored when the number is invalid).
+    /// The destination: the contact's number, in E.164 form unless the message is
+    /// skipped as [`SkipReason::InvalidNumber`].
     pub destination: String,
     /// The sender.
     pub sender: String,
@@ -89,6 +90,11 @@ impl Plan {
 
 /// Plans the messages of `campaign` sent through `account` to those of `contacts` that
 /// are in its audience. `contacts` may be in any order; the plan is in contact id order.
+///
+/// Numbers were validated against the numbering plan once, when the contacts were
+/// imported (a stored contact's number is canonical E.164); planning checks only their
+/// form, so a number that is not E.164 (a hand-edited database, say) is skipped rather
+/// than sent.
 pub fn plan_messages(
     campaign: &Campaign,
     account: &TrafficAccount,
@@ -105,10 +111,9 @@ pub fn plan_messages(
     for contact in audience {
         let body = render(&campaign.body_template, &contact.attributes, &contact.phone)?;
         let info = count_segments(&body);
-        let destination = normalize_e164(&contact.phone);
         let skip = if contact.opted_out {
             Some(SkipReason::OptedOut)
-        } else if destination.is_err() {
+        } else if !is_e164_form(&contact.phone) {
             Some(SkipReason::InvalidNumber)
         } else {
             None
@@ -117,7 +122,7 @@ pub fn plan_messages(
         messages.push(PlannedMessage {
             id: MessageId::new(campaign.id, contact.id),
             contact: contact.id,
-            destination: destination.unwrap_or_else(|_| contact.phone.clone()),
+            destination: contact.phone.clone(),
             sender: sender.clone(),
             body,
             encoding: info.encoding,
@@ -127,4 +132,86 @@ pub fn plan_messages(
         });
     }
     Ok(Plan { messages })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Timestamp;
+    use crate::domain::records::{Audience, ProviderKind};
+    use crate::domain::CampaignStatus;
+    use crate::ids::{CampaignId, TenantId, TrafficAccountId};
+
+    const TENANT: TenantId = TenantId(1);
+
+    fn campaign() -> Campaign {
+        Campaign {
+            id: CampaignId(7),
+            tenant: TENANT,
+            name: "spring".into(),
+            body_template: "Hello {{first_name|there}}".into(),
+            sender: None,
+            audience: Audience::All,
+            traffic_account: TrafficAccountId(1),
+            status: CampaignStatus::Draft,
+            pause_reason: None,
+            schedule_at: None,
+            counts: Default::default(),
+            created_at: Timestamp(0),
+            enqueued_at: None,
+            completed_at: None,
+        }
+    }
+
+    fn account() -> TrafficAccount {
+        TrafficAccount {
+            id: TrafficAccountId(1),
+            owner: None,
+            name: "main".into(),
+            provider: ProviderKind::Mitto,
+            base_url: "http://provider".into(),
+            credentials: Default::default(),
+            sender: "ACME".into(),
+            rate_limit_per_s: None,
+            price_per_segment: Credits(3),
+            idempotent_submissions: false,
+        }
+    }
+
+    fn contact(id: u64, phone: &str, opted_out: bool) -> Contact {
+        Contact { id: ContactId(id), tenant: TENANT, phone: phone.into(), attributes: Default::default(), opted_out }
+    }
+
+    #[test]
+    fn a_plan_is_in_contact_order_and_prices_only_what_it_sends() {
+        let contacts = [
+            contact(3, "+306912345003", false),
+            contact(1, "+306912345001", true),
+            contact(2, "+306912345002", false),
+            Contact { tenant: TenantId(2), ..contact(4, "+306912345004", false) },
+        ];
+        let plan = plan_messages(&campaign(), &account(), &contacts).unwrap();
+        let planned: Vec<(u64, Option<SkipReason>, Credits)> =
+            plan.messages.iter().map(|m| (m.contact.0, m.skip, m.cost)).collect();
+        assert_eq!(
+            planned,
+            [(1, Some(SkipReason::OptedOut), Credits::ZERO), (2, None, Credits(3)), (3, None, Credits(3))]
+        );
+        assert_eq!(plan.messages[1].body, "Hello there");
+        assert_eq!(plan.messages[1].sender, "ACME");
+        assert_eq!((plan.cost(), plan.sendable(), plan.skipped(), plan.segments()), (Credits(6), 2, 1, 2));
+    }
+
+    #[test]
+    fn a_number_not_in_e164_form_is_skipped_unpriced_and_kept_as_stored() {
+        let contacts = [contact(1, "6912345678", false), contact(2, "+306912345002", false)];
+        let plan = plan_messages(&campaign(), &account(), &contacts).unwrap();
+        let first = &plan.messages[0];
+        assert_eq!(
+            (first.skip, first.cost, first.destination.as_str()),
+            (Some(SkipReason::InvalidNumber), Credits::ZERO, "6912345678")
+        );
+        assert_eq!(plan.messages[1].skip, None);
+        assert_eq!(plan.cost(), Credits(3));
+    }
 }
