@@ -9,6 +9,7 @@
 
 use super::records::Encoding;
 use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
 
 /// How a body is sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,8 +28,26 @@ const GSM7_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆ�
 /// The GSM 03.38 extension table: each costs an escape septet plus its own.
 const GSM7_EXTENSION: &str = "\u{c}^{}\\[~]|€";
 
+/// Septets each ASCII character takes in GSM-7 (0: none), read off the two tables above
+/// once, so that the common case is one lookup instead of a scan of the tables.
+static ASCII_SEPTETS: LazyLock<[u8; 128]> = LazyLock::new(|| {
+    let mut septets = [0; 128];
+    for (table, cost) in [(GSM7_BASIC, 1), (GSM7_EXTENSION, 2)] {
+        for character in table.chars().filter(char::is_ascii) {
+            septets[character as usize] = cost;
+        }
+    }
+    septets
+});
+
 /// Septets one character takes in GSM-7, or `None` if it has no GSM-7 form.
 pub fn gsm7_septets(character: char) -> Option<u32> {
+    if character.is_ascii() {
+        return match ASCII_SEPTETS[character as usize] {
+            0 => None,
+            cost => Some(u32::from(cost)),
+        };
+    }
     if GSM7_BASIC.contains(character) {
         Some(1)
     } else if GSM7_EXTENSION.contains(character) {
@@ -53,12 +72,12 @@ const fn limits(encoding: Encoding) -> (u32, u32) {
 
 /// The encoding, size and number of parts of `text`.
 pub fn count_segments(text: &str) -> SegmentInfo {
-    let septets: Option<Vec<u32>> = text.chars().map(gsm7_septets).collect();
-    let (encoding, costs) = match septets {
-        Some(costs) => (Encoding::Gsm7, costs),
-        None => (Encoding::Ucs2, text.chars().map(|character| character.len_utf16() as u32).collect()),
+    let (encoding, cost): (Encoding, fn(char) -> u32) = if is_gsm7(text) {
+        (Encoding::Gsm7, |character| gsm7_septets(character).unwrap_or(1))
+    } else {
+        (Encoding::Ucs2, |character| character.len_utf16() as u32)
     };
-    let units: u32 = costs.iter().sum();
+    let units: u32 = text.chars().map(cost).sum();
     let (single, per_part) = limits(encoding);
     if units <= single {
         return SegmentInfo { encoding, units, segments: 1 };
@@ -67,7 +86,7 @@ pub fn count_segments(text: &str) -> SegmentInfo {
     // fit whole in the current part starts the next one.
     let mut segments = 1;
     let mut used = 0;
-    for cost in costs {
+    for cost in text.chars().map(cost) {
         if used + cost > per_part {
             segments += 1;
             used = 0;
@@ -114,6 +133,20 @@ mod tests {
         assert_eq!(segments(&text), (Encoding::Gsm7, 164, 2));
         let text = format!("{}€{}", "a".repeat(152), "a".repeat(152));
         assert_eq!(segments(&text), (Encoding::Gsm7, 306, 3));
+    }
+
+    #[test]
+    fn the_ascii_lookup_agrees_with_the_tables() {
+        for character in (0..128u8).map(char::from) {
+            let expected = if GSM7_BASIC.contains(character) {
+                Some(1)
+            } else if GSM7_EXTENSION.contains(character) {
+                Some(2)
+            } else {
+                None
+            };
+            assert_eq!(gsm7_septets(character), expected, "{character:?}");
+        }
     }
 
     #[test]
