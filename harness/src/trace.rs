@@ -51,17 +51,22 @@ impl Trace {
     /// anything but their content (no maps with unordered keys).
     pub fn record<E: Serialize>(&mut self, at_ms: u64, source: &str, event: &E) {
         self.next_seq += 1;
-        let line =
-            serde_json::to_string(&Line { seq: self.next_seq, at_ms, source, event }).expect("trace events serialise");
-        self.hasher.update(line.as_bytes());
-        self.hasher.update(b"\n");
-        if self.tail.len() == TAIL_LINES {
-            self.tail.pop_front();
-        }
-        self.tail.push_back(line.clone());
+        // The line that falls out of the tail lends its buffer to the new one.
+        let mut buffer = match self.tail.len() {
+            TAIL_LINES => self.tail.pop_front().map(String::into_bytes).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        buffer.clear();
+        serde_json::to_writer(&mut buffer, &Line { seq: self.next_seq, at_ms, source, event })
+            .expect("trace events serialise");
+        buffer.push(b'\n');
+        self.hasher.update(&buffer);
+        buffer.pop();
+        let line = String::from_utf8(buffer).expect("JSON is UTF-8");
         if self.keep_all {
-            self.lines.push(line);
+            self.lines.push(line.clone());
         }
+        self.tail.push_back(line);
     }
 
     /// Events recorded so far.
