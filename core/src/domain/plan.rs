@@ -8,9 +8,9 @@
 //! reserved as three.
 
 use super::phone::normalize_e164;
-use super::records::{Campaign, Contact, Encoding, TrafficAccount};
+use super::records::{Campaign, ContactFields, Encoding, TrafficAccount};
 use super::segments::count_segments;
-use super::template::{render, TemplateError};
+use super::template::{render_with, TemplateError};
 use crate::ids::{ContactId, MessageId};
 use crate::money::Credits;
 use serde::{Deserialize, Serialize};
@@ -89,24 +89,24 @@ impl Plan {
 
 /// Plans the messages of `campaign` sent through `account` to those of `contacts` that
 /// are in its audience. `contacts` may be in any order; the plan is in contact id order.
-pub fn plan_messages(
+pub fn plan_messages<C: ContactFields>(
     campaign: &Campaign,
     account: &TrafficAccount,
-    contacts: &[Contact],
+    contacts: &[C],
 ) -> Result<Plan, TemplateError> {
     let sender = campaign.sender.clone().unwrap_or_else(|| account.sender.clone());
-    let mut audience: Vec<&Contact> = contacts
+    let mut audience: Vec<&C> = contacts
         .iter()
-        .filter(|contact| contact.tenant == campaign.tenant && campaign.audience.includes(contact))
+        .filter(|contact| contact.tenant() == campaign.tenant && campaign.audience.includes(*contact))
         .collect();
-    audience.sort_by_key(|contact| contact.id);
-    audience.dedup_by_key(|contact| contact.id);
+    audience.sort_by_key(|contact| contact.id());
+    audience.dedup_by_key(|contact| contact.id());
     let mut messages = Vec::with_capacity(audience.len());
     for contact in audience {
-        let body = render(&campaign.body_template, &contact.attributes, &contact.phone)?;
+        let body = render_with(&campaign.body_template, |name| contact.attribute(name), contact.phone())?;
         let info = count_segments(&body);
-        let destination = normalize_e164(&contact.phone);
-        let skip = if contact.opted_out {
+        let destination = normalize_e164(contact.phone());
+        let skip = if contact.opted_out() {
             Some(SkipReason::OptedOut)
         } else if destination.is_err() {
             Some(SkipReason::InvalidNumber)
@@ -115,9 +115,9 @@ pub fn plan_messages(
         };
         let cost = if skip.is_some() { Credits::ZERO } else { account.price_per_segment * info.segments };
         messages.push(PlannedMessage {
-            id: MessageId::new(campaign.id, contact.id),
-            contact: contact.id,
-            destination: destination.unwrap_or_else(|_| contact.phone.clone()),
+            id: MessageId::new(campaign.id, contact.id()),
+            contact: contact.id(),
+            destination: destination.unwrap_or_else(|_| contact.phone().to_owned()),
             sender: sender.clone(),
             body,
             encoding: info.encoding,
