@@ -34,7 +34,7 @@ fn drained(messages: u32) -> Drained {
     let mut accepted = 0;
     while let Some(claimed) = claim(&store, BATCH, T0) {
         for (n, message) in claimed.messages.iter().enumerate() {
-            let key = (message.destination.clone(), message.body.clone());
+            let key = (message.destination.as_str().into(), message.body.as_str().into());
             let acceptance =
                 Acceptance { at_ms: 0, provider_id: provider_id(accepted + n), account: fixture.account.to_string() };
             truth.accepted.insert(key, vec![acceptance]);

@@ -95,6 +95,7 @@ impl<S: Store> Store for FaultyStore<S> {
     delegate!(write retry_failed(tenant: TenantId, id: CampaignId, now: Timestamp) -> RetryReceipt);
     delegate!(read failures_by_code(tenant: TenantId, id: CampaignId) -> BTreeMap<String, u32>);
     delegate!(read messages(campaign: CampaignId) -> Vec<Message>);
+    delegate!(read visit_messages(campaign: CampaignId, visit: &mut dyn FnMut(&Message)) -> ());
     delegate!(read message(id: MessageId) -> Message);
     delegate!(write claim(request: ClaimRequest, now: Timestamp) -> ClaimOutcome);
     delegate!(write renew_lease(token: u64, lease_ms: u64, now: Timestamp) -> u32);
@@ -162,6 +163,7 @@ impl<S: Store> Store for TamperedStore<S> {
     delegate!(read retry_failed(tenant: TenantId, id: CampaignId, now: Timestamp) -> RetryReceipt);
     delegate!(read failures_by_code(tenant: TenantId, id: CampaignId) -> BTreeMap<String, u32>);
     delegate!(read messages(campaign: CampaignId) -> Vec<Message>);
+    delegate!(read visit_messages(campaign: CampaignId, visit: &mut dyn FnMut(&Message)) -> ());
     delegate!(read message(id: MessageId) -> Message);
     delegate!(read claim(request: ClaimRequest, now: Timestamp) -> ClaimOutcome);
     delegate!(read renew_lease(token: u64, lease_ms: u64, now: Timestamp) -> u32);

@@ -14,6 +14,7 @@ use smsim_core::store::{JournalEntry, Store};
 use smsim_core::{CampaignId, MessageId, TenantId, TrafficAccountId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 /// The invariants, by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -132,9 +133,11 @@ pub struct Oracle {
     campaigns: BTreeMap<CampaignId, CampaignStatus>,
     completed: BTreeSet<CampaignId>,
     keys: BTreeMap<MessageKey, MessageId>,
+    /// The distinct bodies of `keys`, each held once.
+    bodies: BTreeSet<Arc<str>>,
     newly_charged: Vec<MessageId>,
-    tenants_of: BTreeMap<MessageId, TenantId>,
-    accounts_of: BTreeMap<MessageId, TrafficAccountId>,
+    /// Each message's tenant and account, in one map (a million messages' worth).
+    owners: BTreeMap<MessageId, (TenantId, TrafficAccountId)>,
     progress: BTreeMap<CampaignId, u8>,
     actions_seen: usize,
     reports_checked: usize,
@@ -165,9 +168,9 @@ impl Oracle {
             campaigns: BTreeMap::new(),
             completed: BTreeSet::new(),
             keys: BTreeMap::new(),
+            bodies: BTreeSet::new(),
             newly_charged: Vec::new(),
-            tenants_of: BTreeMap::new(),
-            accounts_of: BTreeMap::new(),
+            owners: BTreeMap::new(),
             progress: BTreeMap::new(),
             actions_seen: 0,
             reports_checked: 0,
@@ -272,12 +275,19 @@ impl Oracle {
                 }
                 if from.is_none() {
                     if let Ok(stored) = store.message(message) {
-                        self.keys.insert((stored.destination.clone(), stored.body.clone()), message);
-                        self.tenants_of.insert(message, stored.tenant);
-                        self.accounts_of.insert(message, stored.traffic_account);
+                        let body = match self.bodies.get(stored.body.as_str()) {
+                            Some(known) => known.clone(),
+                            None => {
+                                let body: Arc<str> = stored.body.into();
+                                self.bodies.insert(body.clone());
+                                body
+                            }
+                        };
+                        self.keys.insert((stored.destination.into(), body), message);
+                        self.owners.insert(message, (stored.tenant, stored.traffic_account));
                     }
                 }
-                if let Some(&tenant) = self.tenants_of.get(&message) {
+                if let Some(&(tenant, _)) = self.owners.get(&message) {
                     touched_tenants.insert(tenant);
                 }
                 if from == Some(MessageStatus::Queued) && to == MessageStatus::Submitting && self.on(Invariant::Rate) {
@@ -346,7 +356,8 @@ impl Oracle {
     fn check_rate(&mut self, at_ms: u64, message: MessageId, entry: &JournalEntry) -> Result<(), Violation> {
         let JournalEntry::Message { at, .. } = entry else { return Ok(()) };
         let window = at.ms_since(crate::clock::EPOCH) / 1_000;
-        if let Some(account) = self.accounts_of.get(&message).map(|a| a.to_string()) {
+        let owner = self.owners.get(&message).copied();
+        if let Some(account) = owner.map(|(_, account)| account.to_string()) {
             let count = self.windows.entry((account.clone(), window)).or_default();
             *count += 1;
             if let Some(&limit) = self.limits.accounts.get(&account) {
@@ -360,7 +371,7 @@ impl Oracle {
                 }
             }
         }
-        if let Some(&tenant) = self.tenants_of.get(&message) {
+        if let Some((tenant, _)) = owner {
             let count = self.tenant_windows.entry((tenant, window)).or_default();
             *count += 1;
             if let Some(&limit) = self.limits.tenants.get(&tenant) {
@@ -537,7 +548,7 @@ impl Oracle {
             // messages' destinations and bodies are worth not holding twice.
             for id in std::mem::take(&mut self.newly_charged) {
                 let Ok(message) = store.message(id) else { continue };
-                let key = (message.destination, message.body);
+                let key: MessageKey = (message.destination.into(), message.body.into());
                 if !truth.accepted.contains_key(&key) {
                     return Err(violation(
                         Invariant::Money,
@@ -624,24 +635,28 @@ impl Oracle {
             }
             let now = smsim_harness_epoch_plus(at_ms);
             // Each message is read once and indexed, so the report check below costs in
-            // proportion to the reports, not reports × messages; one campaign's messages
-            // are held at a time (a million-message run is at its largest here).
+            // proportion to the reports, not reports × messages; messages are read in place,
+            // one at a time (a million-message run is at its largest here).
             let mut settled: BTreeSet<(TrafficAccountId, String)> = BTreeSet::new();
+            let mut outlived = None;
             for campaign in &campaigns {
-                for message in store.messages(campaign.id).unwrap_or_default() {
+                let _ = store.visit_messages(campaign.id, &mut |message| {
                     if let Some(lease) = &message.lease {
-                        if lease.expires_at.plus_ms(self.limits.lease_grace_ms) < now {
-                            return Err(violation(
-                                Invariant::Liveness,
-                                at_ms,
-                                format!("{}'s lease outlived its expiry", message.id),
-                                vec![format!("lease {lease:?}")],
-                            ));
+                        if outlived.is_none() && lease.expires_at.plus_ms(self.limits.lease_grace_ms) < now {
+                            outlived = Some((message.id, lease.clone()));
                         }
                     }
-                    if let (Some(provider_id), true) = (message.provider_message_id, message.status.is_settled()) {
-                        settled.insert((message.traffic_account, provider_id));
+                    if let (Some(provider_id), true) = (&message.provider_message_id, message.status.is_settled()) {
+                        settled.insert((message.traffic_account, provider_id.clone()));
                     }
+                });
+                if let Some((id, lease)) = outlived.take() {
+                    return Err(violation(
+                        Invariant::Liveness,
+                        at_ms,
+                        format!("{id}'s lease outlived its expiry"),
+                        vec![format!("lease {lease:?}")],
+                    ));
                 }
             }
             // Provider ids are unique at the provider: each names one accepted key.

@@ -74,8 +74,10 @@ pub struct Behaviour {
     pub crash_after_accept: f64,
 }
 
-/// The key of a message at the provider: destination and body.
-pub type MessageKey = (String, String);
+/// The key of a message at the provider: destination and body. The body is shared
+/// between keys (see [`Truth::key`]): a campaign's bodies differ only by their
+/// placeholders, and a million keys hold a handful of distinct ones.
+pub type MessageKey = (Box<str>, Arc<str>);
 
 /// One acceptance.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -166,9 +168,25 @@ pub struct Truth {
     pub duplicated: Vec<MessageKey>,
     /// Reports scheduled and not yet done with (sent and answered, or given up on).
     pub reports_pending: u64,
+    /// Every distinct body of [`Truth::accepted`]'s keys, held once.
+    bodies: BTreeSet<Arc<str>>,
 }
 
 impl Truth {
+    /// The key of the message to `destination` with `body`, its body shared with the keys
+    /// already held.
+    pub fn key(&mut self, destination: &str, body: &str) -> MessageKey {
+        let body = match self.bodies.get(body) {
+            Some(known) => known.clone(),
+            None => {
+                let body: Arc<str> = body.into();
+                self.bodies.insert(body.clone());
+                body
+            }
+        };
+        (destination.into(), body)
+    }
+
     fn event(&mut self, at_ms: u64, event: ProviderEvent) {
         self.events.push((at_ms, event));
     }
@@ -304,11 +322,15 @@ impl Provider {
     fn accept_as(&self, account: &AccountBinding, destination: &str, body: &str, provider_id: String) -> String {
         let at_ms = self.now_ms();
         let mut truth = self.truth.lock().expect("provider poisoned");
-        let acceptances = truth.accepted.entry((destination.to_owned(), body.to_owned())).or_default();
+        // Room for one: a message is accepted once unless something is wrong (a default
+        // `Vec` would make room for four, a million times over).
+        let key = truth.key(destination, body);
+        let acceptances = truth.accepted.entry(key).or_insert_with(|| Vec::with_capacity(1));
         acceptances.push(Acceptance { at_ms, provider_id: provider_id.clone(), account: account.engine_id.clone() });
         let count = acceptances.len() as u32;
         if count > 1 {
-            truth.duplicated.push((destination.to_owned(), body.to_owned()));
+            let key = truth.key(destination, body);
+            truth.duplicated.push(key);
         }
         truth.event(
             at_ms,
@@ -622,14 +644,14 @@ async fn twilio_list(
     let messages = truth
         .accepted
         .iter()
-        .filter(|((destination, _), _)| *destination == to)
+        .filter(|((destination, _), _)| **destination == *to)
         .flat_map(|((destination, body), acceptances)| {
             acceptances.iter().filter(|a| a.account == account.engine_id).map(|a| twilio::MessageResource {
                 sid: a.provider_id.clone(),
                 status: "sent".into(),
-                to: destination.clone(),
+                to: destination.to_string(),
                 from: query.get("From").cloned(),
-                body: body.clone(),
+                body: body.to_string(),
                 error_code: None,
                 error_message: None,
                 num_segments: Some("1".into()),
@@ -1161,7 +1183,7 @@ async fn infobip_logs(
                 acceptances
                     .iter()
                     .filter(|a| a.account == account.engine_id && wanted(&a.provider_id))
-                    .map(|a| entry(&a.provider_id, destination, Some(body.clone()), "PENDING_ENROUTE"))
+                    .map(|a| entry(&a.provider_id, destination, Some(body.to_string()), "PENDING_ENROUTE"))
             })
             .collect()
     };

@@ -16,8 +16,8 @@ pub mod template;
 
 pub use ledger::{LedgerDelta, UNKNOWN_OUTCOME};
 pub use records::{
-    progress, Audience, Campaign, Contact, Encoding, Lease, Message, MessageError, PauseReason, ProviderKind,
-    StatusCounts, Tenant, TrafficAccount,
+    progress, Audience, Campaign, Contact, ContactFields, Encoding, Lease, Message, MessageError, PauseReason,
+    ProviderKind, StatusCounts, Tenant, TrafficAccount,
 };
 pub use report::{ReportDecision, ReportStatus};
 pub use status::{CampaignStatus, IllegalTransition, MessageStatus, TransitionCause};

@@ -8,9 +8,9 @@
 //! reserved as three.
 
 use super::phone::is_e164_form;
-use super::records::{Campaign, Contact, Encoding, TrafficAccount};
+use super::records::{Campaign, ContactFields, Encoding, TrafficAccount};
 use super::segments::count_segments;
-use super::template::{render, TemplateError};
+use super::template::{render_with, TemplateError};
 use crate::ids::{ContactId, MessageId};
 use crate::money::Credits;
 use serde::{Deserialize, Serialize};
@@ -95,34 +95,34 @@ impl Plan {
 /// imported (a stored contact's number is canonical E.164); planning checks only their
 /// form, so a number that is not E.164 (a hand-edited database, say) is skipped rather
 /// than sent.
-pub fn plan_messages(
+pub fn plan_messages<C: ContactFields>(
     campaign: &Campaign,
     account: &TrafficAccount,
-    contacts: &[Contact],
+    contacts: &[C],
 ) -> Result<Plan, TemplateError> {
     let sender = campaign.sender.clone().unwrap_or_else(|| account.sender.clone());
-    let mut audience: Vec<&Contact> = contacts
+    let mut audience: Vec<&C> = contacts
         .iter()
-        .filter(|contact| contact.tenant == campaign.tenant && campaign.audience.includes(contact))
+        .filter(|contact| contact.tenant() == campaign.tenant && campaign.audience.includes(*contact))
         .collect();
-    audience.sort_by_key(|contact| contact.id);
-    audience.dedup_by_key(|contact| contact.id);
+    audience.sort_by_key(|contact| contact.id());
+    audience.dedup_by_key(|contact| contact.id());
     let mut messages = Vec::with_capacity(audience.len());
     for contact in audience {
-        let body = render(&campaign.body_template, &contact.attributes, &contact.phone)?;
+        let body = render_with(&campaign.body_template, |name| contact.attribute(name), contact.phone())?;
         let info = count_segments(&body);
-        let skip = if contact.opted_out {
+        let skip = if contact.opted_out() {
             Some(SkipReason::OptedOut)
-        } else if !is_e164_form(&contact.phone) {
+        } else if !is_e164_form(contact.phone()) {
             Some(SkipReason::InvalidNumber)
         } else {
             None
         };
         let cost = if skip.is_some() { Credits::ZERO } else { account.price_per_segment * info.segments };
         messages.push(PlannedMessage {
-            id: MessageId::new(campaign.id, contact.id),
-            contact: contact.id,
-            destination: contact.phone.clone(),
+            id: MessageId::new(campaign.id, contact.id()),
+            contact: contact.id(),
+            destination: contact.phone().to_owned(),
             sender: sender.clone(),
             body,
             encoding: info.encoding,
@@ -138,7 +138,7 @@ pub fn plan_messages(
 mod tests {
     use super::*;
     use crate::clock::Timestamp;
-    use crate::domain::records::{Audience, ProviderKind};
+    use crate::domain::records::{Audience, Contact, ProviderKind};
     use crate::domain::CampaignStatus;
     use crate::ids::{CampaignId, TenantId, TrafficAccountId};
 

@@ -56,6 +56,43 @@ pub struct Contact {
     pub opted_out: bool,
 }
 
+/// What planning reads of a contact. A store may keep its contacts in a shape of its own
+/// (the memory store holds a million of them, compactly) and plan from that directly.
+pub trait ContactFields {
+    /// Its id.
+    fn id(&self) -> ContactId;
+    /// Its tenant.
+    fn tenant(&self) -> TenantId;
+    /// The phone number as stored.
+    fn phone(&self) -> &str;
+    /// The value of attribute `name`, if it has one.
+    fn attribute(&self, name: &str) -> Option<&str>;
+    /// Opted out of messages.
+    fn opted_out(&self) -> bool;
+}
+
+impl ContactFields for Contact {
+    fn id(&self) -> ContactId {
+        self.id
+    }
+
+    fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    fn phone(&self) -> &str {
+        &self.phone
+    }
+
+    fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes.get(name).map(String::as_str)
+    }
+
+    fn opted_out(&self) -> bool {
+        self.opted_out
+    }
+}
+
 /// The wire format an account speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -155,11 +192,11 @@ pub enum Audience {
 
 impl Audience {
     /// Whether `contact` belongs to this audience.
-    pub fn includes(&self, contact: &Contact) -> bool {
+    pub fn includes(&self, contact: &impl ContactFields) -> bool {
         match self {
             Audience::All => true,
-            Audience::Contacts { ids } => ids.contains(&contact.id),
-            Audience::Attribute { key, value } => contact.attributes.get(key) == Some(value),
+            Audience::Contacts { ids } => ids.contains(&contact.id()),
+            Audience::Attribute { key, value } => contact.attribute(key) == Some(value.as_str()),
         }
     }
 }

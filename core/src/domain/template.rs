@@ -43,12 +43,22 @@ pub fn placeholders(template: &str) -> Result<Vec<String>, TemplateError> {
 
 /// `template` with its placeholders filled from `attributes` (and `phone` for `{{phone}}`).
 pub fn render(template: &str, attributes: &BTreeMap<String, String>, phone: &str) -> Result<String, TemplateError> {
+    render_with(template, |name| attributes.get(name).map(String::as_str), phone)
+}
+
+/// `template` with its placeholders filled from what `attribute` answers for each name
+/// (and `phone` for `{{phone}}`): [`render`] for attributes not kept in a map.
+pub fn render_with<'v>(
+    template: &str,
+    attribute: impl Fn(&str) -> Option<&'v str>,
+    phone: &'v str,
+) -> Result<String, TemplateError> {
     let mut out = String::with_capacity(template.len() + 16);
     for piece in pieces(template) {
         match piece? {
             Piece::Text(text) => out.push_str(text),
             Piece::Placeholder { name, fallback } => {
-                let value = if name == "phone" { Some(phone) } else { attributes.get(name).map(String::as_str) };
+                let value = if name == "phone" { Some(phone) } else { attribute(name) };
                 match value.filter(|value| !value.is_empty()) {
                     Some(value) => out.push_str(value),
                     None => out.push_str(fallback.unwrap_or("")),

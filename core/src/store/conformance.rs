@@ -502,6 +502,13 @@ pub fn happy_path_accept_deliver_complete(store: &dyn Store) {
     // campaign completed at acceptance, and delivery reports keep arriving after it.
     assert_eq!((done.status, done.progress(), done.counts.delivered), (CampaignStatus::Completed, 100, 3));
     assert_eq!(done.completed_at, Some(T0.plus_ms(100)));
+    let mut visited = Vec::new();
+    store.visit_messages(s.campaign.id, &mut |message| visited.push(message.clone())).unwrap();
+    assert_eq!(
+        visited,
+        store.messages(s.campaign.id).unwrap(),
+        "visiting a campaign's messages lists them all, in order"
+    );
 }
 
 pub fn stale_tokens_are_fenced(store: &dyn Store) {

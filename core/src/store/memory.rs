@@ -15,13 +15,13 @@ use crate::domain::ledger::{is_charged, on_transition, LedgerDelta, UNKNOWN_OUTC
 use crate::domain::phone;
 use crate::domain::plan::plan_messages;
 use crate::domain::rate::TokenBucket;
-use crate::domain::records::Lease;
+use crate::domain::records::{ContactFields, Encoding, Lease};
 use crate::domain::report::{decide, ReportDecision};
 use crate::domain::status::TransitionCause;
 use crate::ids::ContactId;
 use crate::incidents::{active, Bug};
 use std::collections::BTreeSet;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Most contact rows one import may carry.
 pub const MAX_IMPORT_ROWS: usize = 10_000;
@@ -45,6 +45,152 @@ impl MemoryStore {
     }
 }
 
+/// A contact as this store keeps it. A simulated campaign holds a million of them, so the
+/// attributes are a sorted boxed slice with shared names rather than a map: a `BTreeMap`
+/// with one entry is a whole B-tree node, half a kilobyte.
+#[derive(Clone, Debug)]
+struct StoredContact {
+    tenant: TenantId,
+    phone: Box<str>,
+    /// Sorted by name, names unique.
+    attributes: Box<[(Arc<str>, Box<str>)]>,
+    opted_out: bool,
+}
+
+impl StoredContact {
+    fn to_contact(&self, id: ContactId) -> Contact {
+        Contact {
+            id,
+            tenant: self.tenant,
+            phone: self.phone.to_string(),
+            attributes: self.attributes.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect(),
+            opted_out: self.opted_out,
+        }
+    }
+
+    /// Whether the contact holds exactly `attributes`.
+    fn has_attributes(&self, attributes: &BTreeMap<String, String>) -> bool {
+        self.attributes.len() == attributes.len()
+            && self
+                .attributes
+                .iter()
+                .zip(attributes)
+                .all(|((name, value), (other_name, other_value))| **name == **other_name && **value == **other_value)
+    }
+}
+
+/// A message as this store keeps it. A simulated campaign holds a million of them, so
+/// strings carry no spare capacity, a campaign's sender and its messages' bodies (which
+/// differ only by their placeholders) are shared, and the lease and the error, rarely
+/// set, are boxed.
+#[derive(Clone, Debug)]
+struct StoredMessage {
+    id: MessageId,
+    tenant: TenantId,
+    traffic_account: TrafficAccountId,
+    destination: Box<str>,
+    sender: Arc<str>,
+    body: Arc<str>,
+    encoding: Encoding,
+    segments: u32,
+    cost: Credits,
+    status: MessageStatus,
+    attempts: u32,
+    next_attempt_at: Timestamp,
+    lease: Option<Box<Lease>>,
+    provider_message_id: Option<Box<str>>,
+    bulk_id: Option<Arc<str>>,
+    last_error: Option<Box<MessageError>>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+impl StoredMessage {
+    /// `message` as kept, its sender and body taken from `shared` where already there.
+    fn new(message: Message, shared: &mut BTreeSet<Arc<str>>) -> StoredMessage {
+        let mut share = |text: String| match shared.get(text.as_str()) {
+            Some(known) => known.clone(),
+            None => {
+                let text: Arc<str> = text.into();
+                shared.insert(text.clone());
+                text
+            }
+        };
+        StoredMessage {
+            id: message.id,
+            tenant: message.tenant,
+            traffic_account: message.traffic_account,
+            destination: message.destination.into_boxed_str(),
+            sender: share(message.sender),
+            body: share(message.body),
+            encoding: message.encoding,
+            segments: message.segments,
+            cost: message.cost,
+            status: message.status,
+            attempts: message.attempts,
+            next_attempt_at: message.next_attempt_at,
+            lease: message.lease.map(Box::new),
+            provider_message_id: message.provider_message_id.map(String::into_boxed_str),
+            bulk_id: message.bulk_id.map(Arc::from),
+            last_error: message.last_error.map(Box::new),
+            created_at: message.created_at,
+            updated_at: message.updated_at,
+        }
+    }
+
+    fn to_message(&self) -> Message {
+        Message {
+            id: self.id,
+            tenant: self.tenant,
+            traffic_account: self.traffic_account,
+            destination: self.destination.to_string(),
+            sender: self.sender.to_string(),
+            body: self.body.to_string(),
+            encoding: self.encoding,
+            segments: self.segments,
+            cost: self.cost,
+            status: self.status,
+            attempts: self.attempts,
+            next_attempt_at: self.next_attempt_at,
+            lease: self.lease.as_deref().cloned(),
+            provider_message_id: self.provider_message_id.as_deref().map(str::to_owned),
+            bulk_id: self.bulk_id.as_deref().map(str::to_owned),
+            last_error: self.last_error.as_deref().cloned(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// A stored contact with its id, as planning reads it.
+struct ContactRef<'a> {
+    id: ContactId,
+    contact: &'a StoredContact,
+}
+
+impl ContactFields for ContactRef<'_> {
+    fn id(&self) -> ContactId {
+        self.id
+    }
+
+    fn tenant(&self) -> TenantId {
+        self.contact.tenant
+    }
+
+    fn phone(&self) -> &str {
+        &self.contact.phone
+    }
+
+    fn attribute(&self, name: &str) -> Option<&str> {
+        let attributes = &self.contact.attributes;
+        attributes.binary_search_by(|(known, _)| (**known).cmp(name)).ok().map(|index| &*attributes[index].1)
+    }
+
+    fn opted_out(&self) -> bool {
+        self.contact.opted_out
+    }
+}
+
 /// A report kept until the message it names is known.
 #[derive(Clone, Debug)]
 struct ParkedReport {
@@ -62,10 +208,12 @@ enum BucketKey {
 struct State {
     tenants: BTreeMap<TenantId, Tenant>,
     accounts: BTreeMap<TrafficAccountId, TrafficAccount>,
-    contacts: BTreeMap<ContactId, Contact>,
-    contact_by_phone: BTreeMap<(TenantId, String), ContactId>,
+    contacts: BTreeMap<ContactId, StoredContact>,
+    contact_by_phone: BTreeMap<(TenantId, Box<str>), ContactId>,
+    /// Attribute names, each held once however many contacts carry it.
+    attribute_names: BTreeSet<Arc<str>>,
     campaigns: BTreeMap<CampaignId, Campaign>,
-    messages: BTreeMap<MessageId, Message>,
+    messages: BTreeMap<MessageId, StoredMessage>,
     by_provider_id: BTreeMap<(TrafficAccountId, String), MessageId>,
     /// Queued messages of sending campaigns, per account, by (due time, id).
     ready: BTreeMap<TrafficAccountId, BTreeSet<(Timestamp, MessageId)>>,
@@ -81,6 +229,8 @@ struct State {
     buckets: BTreeMap<BucketKey, TokenBucket>,
     idempotency: BTreeMap<(TenantId, String), (String, EnqueueReceipt)>,
     journal: Vec<JournalEntry>,
+    /// The bulk id last recorded: a bulk request's messages share it.
+    last_bulk_id: Option<Arc<str>>,
     next_seq: u64,
     next_token: u64,
     next_parked: u64,
@@ -133,10 +283,37 @@ impl State {
     }
 
     fn tenant_contacts(&self, tenant: TenantId) -> Vec<Contact> {
-        self.contacts.values().filter(|contact| contact.tenant == tenant).cloned().collect()
+        self.tenant_audience(tenant).iter().map(|found| found.contact.to_contact(found.id)).collect()
     }
 
-    fn campaign_messages(&self, campaign: CampaignId) -> impl Iterator<Item = &Message> {
+    /// The tenant's contacts as planning reads them, without copying them.
+    fn tenant_audience(&self, tenant: TenantId) -> Vec<ContactRef<'_>> {
+        self.contacts
+            .iter()
+            .filter(|(_, contact)| contact.tenant == tenant)
+            .map(|(&id, contact)| ContactRef { id, contact })
+            .collect()
+    }
+
+    /// `attributes` as a contact keeps them, names shared through the store's name set.
+    fn compact_attributes(&mut self, attributes: BTreeMap<String, String>) -> Box<[(Arc<str>, Box<str>)]> {
+        attributes
+            .into_iter()
+            .map(|(name, value)| {
+                let name = match self.attribute_names.get(name.as_str()) {
+                    Some(known) => known.clone(),
+                    None => {
+                        let name: Arc<str> = name.into();
+                        self.attribute_names.insert(name.clone());
+                        name
+                    }
+                };
+                (name, value.into_boxed_str())
+            })
+            .collect()
+    }
+
+    fn campaign_messages(&self, campaign: CampaignId) -> impl Iterator<Item = &StoredMessage> {
         let start = MessageId::new(campaign, ContactId(0));
         let end = MessageId::new(campaign, ContactId(u64::MAX));
         self.messages.range(start..=end).map(|(_, message)| message)
@@ -194,7 +371,7 @@ impl State {
         from.transition(to, cause).unwrap_or_else(|illegal| panic!("store bug on {id}: {illegal}"));
         let from_code = message.last_error.as_ref().map(|error| error.code.clone());
         if let Some(error) = error {
-            message.last_error = Some(error);
+            message.last_error = Some(Box::new(error));
         }
         let to_code = message.last_error.as_ref().map(|error| error.code.as_str());
         let delta = on_transition(from, to, message.cost, from_code.as_deref(), to_code);
@@ -316,7 +493,7 @@ impl State {
     fn set_lease(&mut self, id: MessageId, lease: Lease) {
         self.leases.insert((lease.expires_at, id));
         self.by_token.entry(lease.token).or_default().insert(id);
-        self.messages.get_mut(&id).expect("lease on a missing message").lease = Some(lease);
+        self.messages.get_mut(&id).expect("lease on a missing message").lease = Some(Box::new(lease));
     }
 
     // --- acceptance and reports ------------------------------------------------------------
@@ -325,8 +502,12 @@ impl State {
     /// the reports parked for it. Returns the number of parked reports consumed.
     fn accept(&mut self, id: MessageId, provider_message_id: String, bulk_id: Option<String>, now: Timestamp) -> u32 {
         self.move_message(id, MessageStatus::Accepted, TransitionCause::Engine, None, now);
+        let bulk_id = bulk_id.map(|bulk_id| match &self.last_bulk_id {
+            Some(last) if **last == *bulk_id => last.clone(),
+            _ => self.last_bulk_id.insert(bulk_id.into()).clone(),
+        });
         let message = self.messages.get_mut(&id).expect("accepted a missing message");
-        message.provider_message_id = Some(provider_message_id.clone());
+        message.provider_message_id = Some(provider_message_id.as_str().into());
         message.bulk_id = bulk_id;
         let key = (message.traffic_account, provider_message_id);
         self.by_provider_id.insert(key.clone(), id);
@@ -364,7 +545,7 @@ impl State {
                 }
                 let message = self.messages.get_mut(&id).expect("report on a missing message");
                 if message.provider_message_id.is_none() {
-                    message.provider_message_id = Some(report.provider_message_id.clone());
+                    message.provider_message_id = Some(report.provider_message_id.as_str().into());
                     let key = (message.traffic_account, report.provider_message_id.clone());
                     self.by_provider_id.insert(key, id);
                 }
@@ -508,13 +689,16 @@ impl Store for MemoryStore {
                 report.errors.push(RowError { row, field, message: message.into() });
                 continue;
             }
+            let phone = phone.into_boxed_str();
             match state.contact_by_phone.get(&(tenant, phone.clone())).copied() {
                 Some(existing) => {
-                    let stored = state.contacts.get_mut(&existing).expect("phone index out of step");
-                    if stored.attributes == contact.attributes && stored.opted_out == contact.opted_out {
+                    let stored = &state.contacts[&existing];
+                    if stored.has_attributes(&contact.attributes) && stored.opted_out == contact.opted_out {
                         report.unchanged += 1;
                     } else {
-                        stored.attributes = contact.attributes;
+                        let attributes = state.compact_attributes(contact.attributes);
+                        let stored = state.contacts.get_mut(&existing).expect("phone index out of step");
+                        stored.attributes = attributes;
                         stored.opted_out = contact.opted_out;
                         report.updated += 1;
                     }
@@ -523,10 +707,10 @@ impl Store for MemoryStore {
                     state.next_contact += 1;
                     let id = ContactId(state.next_contact);
                     state.contact_by_phone.insert((tenant, phone.clone()), id);
-                    state.contacts.insert(
-                        id,
-                        Contact { id, tenant, phone, attributes: contact.attributes, opted_out: contact.opted_out },
-                    );
+                    let attributes = state.compact_attributes(contact.attributes);
+                    state
+                        .contacts
+                        .insert(id, StoredContact { tenant, phone, attributes, opted_out: contact.opted_out });
                     report.created += 1;
                 }
             }
@@ -618,7 +802,7 @@ impl Store for MemoryStore {
         let state = self.lock();
         let campaign = state.campaign_of(tenant, id)?;
         let account = state.account(campaign.traffic_account)?;
-        let plan = plan_messages(campaign, account, &state.tenant_contacts(tenant))?;
+        let plan = plan_messages(campaign, account, &state.tenant_audience(tenant))?;
         let available = state.tenant(tenant)?.available();
         Ok(Preview::of(&plan, available))
     }
@@ -654,7 +838,7 @@ impl Store for MemoryStore {
         }
         campaign.status.transition(target)?;
         let account = state.account(campaign.traffic_account)?.clone();
-        let plan = plan_messages(&campaign, &account, &state.tenant_contacts(tenant))?;
+        let plan = plan_messages(&campaign, &account, &state.tenant_audience(tenant))?;
         if plan.messages.is_empty() {
             return Err(invalid("audience", "the audience has no contacts"));
         }
@@ -664,13 +848,19 @@ impl Store for MemoryStore {
             return Err(StoreError::InsufficientCredits { needed: cost, available });
         }
         // Everything that could refuse has been checked: write.
+        let (planned_count, skipped) = (plan.messages.len() as u32, plan.skipped() as u32);
         let mut counts = StatusCounts::default();
-        for planned in &plan.messages {
-            let message = new_message(planned, tenant, account.id, now);
+        let mut shared = BTreeSet::new();
+        assert!(state.campaign_messages(id).next().is_none(), "store bug: messages of {id} created twice");
+        // The campaign's messages are built apart and appended whole: a map built from sorted
+        // entries has full nodes, where one grown entry by entry is left about half full. The
+        // plan is used up as they are built, so the two are not held whole at once.
+        let mut created = Vec::with_capacity(plan.messages.len());
+        for planned in plan.messages {
+            let message = StoredMessage::new(new_message(&planned, tenant, account.id, now), &mut shared);
             let status = message.status;
             *counts.get_mut(status) += 1;
-            let earlier = state.messages.insert(planned.id, message);
-            assert!(earlier.is_none(), "store bug: message {} created twice", planned.id);
+            created.push((planned.id, message));
             let seq = state.next_seq();
             state.journal.push(JournalEntry::Message {
                 seq,
@@ -681,6 +871,7 @@ impl Store for MemoryStore {
                 cause: TransitionCause::Engine,
             });
         }
+        state.messages.append(&mut created.into_iter().collect());
         if !active(Bug::CreditsNotReserved) {
             state.tenants.get_mut(&tenant).expect("checked above").reserved += cost;
         }
@@ -694,8 +885,8 @@ impl Store for MemoryStore {
         let receipt = EnqueueReceipt {
             campaign: id,
             status: state.campaigns[&id].status,
-            messages: plan.messages.len() as u32,
-            skipped: plan.skipped() as u32,
+            messages: planned_count,
+            skipped,
             reserved: cost,
             replayed: false,
         };
@@ -814,11 +1005,20 @@ impl Store for MemoryStore {
         if !state.campaigns.contains_key(&campaign) {
             return Err(not_found("campaign", campaign));
         }
-        Ok(state.campaign_messages(campaign).cloned().collect())
+        Ok(state.campaign_messages(campaign).map(StoredMessage::to_message).collect())
+    }
+
+    fn visit_messages(&self, campaign: CampaignId, visit: &mut dyn FnMut(&Message)) -> StoreResult<()> {
+        let state = self.lock();
+        if !state.campaigns.contains_key(&campaign) {
+            return Err(not_found("campaign", campaign));
+        }
+        state.campaign_messages(campaign).for_each(|message| visit(&message.to_message()));
+        Ok(())
     }
 
     fn message(&self, id: MessageId) -> StoreResult<Message> {
-        self.lock().messages.get(&id).cloned().ok_or_else(|| not_found("message", id))
+        self.lock().messages.get(&id).map(StoredMessage::to_message).ok_or_else(|| not_found("message", id))
     }
 
     fn claim(&self, request: ClaimRequest, now: Timestamp) -> StoreResult<ClaimOutcome> {
@@ -916,7 +1116,7 @@ impl Store for MemoryStore {
             state.move_message(id, MessageStatus::Submitting, TransitionCause::Engine, None, now);
             state.messages.get_mut(&id).expect("claimed").attempts += 1;
             state.set_lease(id, Lease { worker: request.worker.clone(), expires_at, token });
-            messages.push(state.messages[&id].clone());
+            messages.push(state.messages[&id].to_message());
         }
         Ok(ClaimOutcome::Claimed(Claim { token, traffic_account: account_id, expires_at, messages }))
     }
@@ -927,7 +1127,7 @@ impl Store for MemoryStore {
             state.by_token.get(&token).map(|held| held.iter().copied().collect()).unwrap_or_default();
         let expires_at = now.plus_ms(lease_ms);
         for &id in &held {
-            let old = state.messages[&id].lease.clone().expect("indexed by token, so leased");
+            let old = *state.messages[&id].lease.clone().expect("indexed by token, so leased");
             state.leases.remove(&(old.expires_at, id));
             state.set_lease(id, Lease { expires_at, ..old });
         }
@@ -1034,7 +1234,7 @@ impl Store for MemoryStore {
 
     fn unknown_messages(&self, limit: u32) -> StoreResult<Vec<Message>> {
         let state = self.lock();
-        Ok(state.unknowns.iter().take(limit as usize).map(|(_, id)| state.messages[id].clone()).collect())
+        Ok(state.unknowns.iter().take(limit as usize).map(|(_, id)| state.messages[id].to_message()).collect())
     }
 
     fn resolve_unknown(&self, id: MessageId, resolution: Resolution, now: Timestamp) -> StoreResult<bool> {

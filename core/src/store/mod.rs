@@ -664,6 +664,13 @@ pub trait Store: Send + Sync + 'static {
     fn failures_by_code(&self, tenant: TenantId, id: CampaignId) -> StoreResult<BTreeMap<String, u32>>;
     /// A campaign's messages, by id.
     fn messages(&self, campaign: CampaignId) -> StoreResult<Vec<Message>>;
+    /// Calls `visit` with each of a campaign's messages, by id, as [`Store::messages`]
+    /// lists them, without holding them all at once: a million-message campaign's copy is
+    /// worth not making just to read it through. The default lists them first.
+    fn visit_messages(&self, campaign: CampaignId, visit: &mut dyn FnMut(&Message)) -> StoreResult<()> {
+        self.messages(campaign)?.iter().for_each(visit);
+        Ok(())
+    }
     /// A message by id.
     fn message(&self, id: MessageId) -> StoreResult<Message>;
 

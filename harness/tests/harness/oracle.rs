@@ -11,7 +11,7 @@ use smsim_core::{Credits, MessageId, Timestamp};
 use smsim_harness::driver::DriverLog;
 use smsim_harness::faulty_store::TamperedStore;
 use smsim_harness::oracle::{Invariant, Limits, Oracle};
-use smsim_harness::provider::{Acceptance, SentReport, Truth};
+use smsim_harness::provider::{Acceptance, MessageKey, SentReport, Truth};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -83,7 +83,7 @@ fn truth_with_acceptances(ids: &[MessageId], store: &MemoryStore) -> Truth {
     for id in ids {
         let message = store.message(*id).unwrap();
         truth.accepted.insert(
-            (message.destination, message.body),
+            (message.destination.into(), message.body.into()),
             vec![Acceptance { at_ms: 5, provider_id: format!("p-{id}"), account: "ta_1".into() }],
         );
     }
@@ -345,7 +345,8 @@ fn liveness_fires_on_an_accepted_report_never_reflected() {
     let mut truth = truth_with_acceptances(&ids, &store);
     // The provider accepted the message a second time and reported that id, which the
     // engine never learned: the report can be reflected nowhere.
-    truth.accepted.get_mut(&(first.destination.clone(), first.body.clone())).unwrap().push(Acceptance {
+    let key: MessageKey = (first.destination.as_str().into(), first.body.as_str().into());
+    truth.accepted.get_mut(&key).unwrap().push(Acceptance {
         at_ms: 6,
         provider_id: "p-again".into(),
         account: "ta_1".into(),
