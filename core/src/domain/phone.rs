@@ -1,9 +1,11 @@
-//! Phone-number validation through a real numbering-plan library (`phonenumber`, a port
-//! of libphonenumber), not a regular expression.
+//! Phone-number validation through a real numbering-plan library (`rlibphonenumber`, a
+//! port of libphonenumber checked against the C++ original), not a regular expression.
 //!
 //! Numbers must be written in international form (`+` and country code); the result is
 //! the canonical E.164 string (`+306912345678`). Spaces, dashes, dots and parentheses
 //! are accepted on input and dropped on output.
+
+use rlibphonenumber::{PhoneNumberFormat, PHONE_NUMBER_UTIL};
 
 /// A number that cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -45,11 +47,11 @@ pub fn normalize_e164(input: &str) -> Result<String, PhoneError> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(unparseable("only digits may follow the +"));
     }
-    let number = phonenumber::parse(None, &compact).map_err(|error| unparseable(&error.to_string()))?;
-    if !phonenumber::is_valid(&number) {
+    let number = PHONE_NUMBER_UTIL.parse(&compact, None).map_err(|error| unparseable(&error.to_string()))?;
+    if !number.is_valid() {
         return Err(PhoneError::Invalid { input: input.to_owned() });
     }
-    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
+    Ok(number.format_as(PhoneNumberFormat::E164).into_owned())
 }
 
 #[cfg(test)]
@@ -80,6 +82,27 @@ mod tests {
         }
         for malformed in ["", "+", "+3", "306912345678", "+0306912345678", "+30 691", "+3069123456789012", "+30abc"] {
             assert!(!is_e164_form(malformed), "{malformed}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Separators anywhere in a valid number change nothing, and a normalised number
+        /// normalises to itself (import stores it; a later import of it must match).
+        #[test]
+        fn normalisation_ignores_separators_and_is_idempotent(
+            subscriber in 0u32..10_000_000,
+            separators in proptest::collection::vec(proptest::sample::select(vec!["", " ", "-", ".", "(", ")"]), 12),
+        ) {
+            let canonical = format!("+30691{subscriber:07}");
+            let written: String = canonical
+                .chars()
+                .zip(separators.iter().chain(std::iter::repeat(&"")))
+                .flat_map(|(digit, separator)| std::iter::once(digit).chain(separator.chars()))
+                .collect();
+            let normalised = normalize_e164(&written).unwrap();
+            proptest::prop_assert_eq!(&normalised, &canonical);
+            proptest::prop_assert_eq!(normalize_e164(&normalised).unwrap(), normalised.clone());
+            proptest::prop_assert!(is_e164_form(&normalised));
         }
     }
 
