@@ -53,7 +53,7 @@ pub struct BenchArgs {
     /// The scenario whose peak memory is measured (relative to --scenarios).
     #[arg(long, default_value = "large/million-contacts.toml")]
     pub memory_scenario: PathBuf,
-    /// Skip the memory section (its simulation takes a few minutes).
+    /// Skip the memory section (its 1 000 000-contact simulation takes about a minute).
     #[arg(long)]
     pub skip_memory: bool,
 }
