@@ -14,6 +14,7 @@
 //! wall clock is the point (each such function says so in its `allow`).
 
 use crate::clock::SimClock;
+use crate::outln;
 use crate::provider::{AccountBinding, Behaviour, Provider};
 use crate::run::{run, RunOptions};
 use crate::scenario::Scenario;
@@ -133,7 +134,7 @@ fn sweep_speed(scenario: &Scenario, path: &Path, seeds: u64, jobs: usize) -> any
 pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     let mut report = BenchReport { cpus, sections: Vec::new() };
-    println!("smsim bench ({cpus} CPUs; release build expected)\n");
+    outln!("smsim bench ({cpus} CPUs; release build expected)\n");
     let happy_path = args.scenarios.join("happy-path.toml");
     let happy = Scenario::load(&happy_path)?;
     let swarm_path = args.scenarios.join("swarm-chaos.toml");
@@ -263,20 +264,20 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     }
     let missed: Vec<&str> =
         report.sections.iter().flat_map(|(_, figures)| figures).filter(|f| !f.met).map(|f| f.name.as_str()).collect();
-    println!(
+    outln!(
         "{} of the targets missed{}",
         missed.len(),
         if missed.is_empty() { String::new() } else { format!(": {}", missed.join("; ")) }
     );
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
-        println!("figures written to {}", path.display());
+        outln!("figures written to {}", path.display());
     }
     Ok(report)
 }
 
 fn print_section(title: &str, figures: &[Figure]) {
-    println!("{title}");
+    outln!("{title}");
     for figure in figures {
         let target = match figure.target {
             Some(target) => format!(
@@ -287,10 +288,10 @@ fn print_section(title: &str, figures: &[Figure]) {
             ),
             None => String::new(),
         };
-        println!("  {:<58} {:>12} {:<9} {target}", figure.name, number(figure.value), figure.unit);
-        println!("      {}", figure.detail);
+        outln!("  {:<58} {:>12} {:<9} {target}", figure.name, number(figure.value), figure.unit);
+        outln!("      {}", figure.detail);
     }
-    println!();
+    outln!();
 }
 
 fn number(value: f64) -> String {

@@ -11,6 +11,7 @@
 //! * [`certify`] judges a provider adapter clause by clause against stubbed providers.
 //! * [`net`] binds the engine's network seams (listener, HTTP connector) to turmoil.
 //! * [`bench`] measures simulation speed, real-mode throughput and memory (`smsim bench`).
+//! * [`stdout`] prints the CLI's output, ending quietly when its reader has gone.
 
 pub mod bench;
 pub mod certify;
@@ -26,6 +27,7 @@ pub mod run;
 pub mod scenario;
 pub mod serve;
 pub mod shrink;
+pub mod stdout;
 pub mod sweep;
 pub mod trace;
 pub mod world;

@@ -10,6 +10,7 @@ use smsim_core::store::sqlite::SqliteStore;
 use smsim_core::store::{sha256_hex, NewTenant, NewTrafficAccount, Store};
 use smsim_core::{Credits, TenantId, Timestamp};
 use smsim_harness::serve::{Engine, ServeOptions};
+use smsim_harness::{out, outln};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -283,7 +284,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Certify(args) => certify(args),
         Command::Bench(args) => smsim_harness::bench::bench(&args).map(|_| ExitCode::SUCCESS),
         Command::BenchPeakRss { scenario } => {
-            println!("{}", serde_json::to_string(&smsim_harness::bench::peak_rss_child(&scenario)?)?);
+            outln!("{}", serde_json::to_string(&smsim_harness::bench::peak_rss_child(&scenario)?)?);
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -293,7 +294,7 @@ fn certify(args: CertifyArgs) -> anyhow::Result<ExitCode> {
     use smsim_harness::certify::{self, Options, Subject};
     if args.list {
         for clause in certify::CLAUSES {
-            println!("{:<26}  {}", clause.id, clause.statement);
+            outln!("{:<26}  {}", clause.id, clause.statement);
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -312,7 +313,7 @@ fn certify(args: CertifyArgs) -> anyhow::Result<ExitCode> {
     let options = Options { only: args.clauses, system_seeds: args.system_seeds, ..Options::default() };
     let reports: Vec<certify::Report> = subjects.iter().map(|subject| certify::certify(subject, &options)).collect();
     for report in &reports {
-        println!("{}", report.table());
+        outln!("{}", report.table());
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&reports)?)
@@ -362,10 +363,10 @@ fn simulate(args: RunArgs) -> anyhow::Result<ExitCode> {
         report.write_trace(path).with_context(|| format!("cannot write {}", path.display()))?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", smsim_harness::report::summary(&report));
-        println!("trace hash {}", report.trace_hash);
+        out!("{}", smsim_harness::report::summary(&report));
+        outln!("trace hash {}", report.trace_hash);
     }
     Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
@@ -432,7 +433,7 @@ fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
         if interactive {
             eprintln!();
         }
-        println!(
+        outln!(
             "{} {}: {} seeds in {wall:.2} s ({:.1} seeds/s, simulated/wall {:.0}×), {} failed",
             if report.failures.is_empty() { "PASS" } else { "FAIL" },
             report.scenario,
@@ -442,13 +443,13 @@ fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
             report.failures.len()
         );
         let coverage: Vec<String> = report.coverage.iter().map(|(mark, count)| format!("{mark} ×{count}")).collect();
-        println!(
+        outln!(
             "  coverage: {}",
             if coverage.is_empty() { "nothing rare happened".to_owned() } else { coverage.join(", ") }
         );
         for failure in &report.failures {
             failed = true;
-            print!("{}", smsim_harness::report::summary(failure));
+            out!("{}", smsim_harness::report::summary(failure));
         }
     }
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
@@ -459,10 +460,10 @@ fn shrink(args: ShrinkArgs) -> anyhow::Result<ExitCode> {
     let scenario = smsim_harness::scenario::Scenario::load(&args.scenario)?;
     let report = run(&scenario, args.seed, &RunOptions::default())?;
     let Some(violation) = report.violation.clone() else {
-        println!("{} seed {} passes: nothing to shrink", scenario.name, args.seed);
+        outln!("{} seed {} passes: nothing to shrink", scenario.name, args.seed);
         return Ok(ExitCode::SUCCESS);
     };
-    println!(
+    outln!(
         "{} seed {} breaks `{}`; shrinking its fault plan ({} timed faults)",
         scenario.name,
         args.seed,
@@ -484,7 +485,7 @@ fn shrink(args: ShrinkArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.out)?;
     let path = args.out.join(format!("{}.toml", regression.name));
     std::fs::write(&path, header + &toml::to_string(&regression)?)?;
-    println!("wrote {} ({} timed faults left)", path.display(), plan.events.len());
+    outln!("wrote {} ({} timed faults left)", path.display(), plan.events.len());
     Ok(ExitCode::from(1))
 }
 
@@ -506,14 +507,18 @@ fn tenant(command: TenantCommand) -> anyhow::Result<ExitCode> {
                 rate_limit_per_s: rate_limit,
             };
             let tenant = store.create_tenant(new, Timestamp(0))?;
-            println!("tenant {} created with {} credits", tenant.id, tenant.balance);
-            println!("api key (shown once): {api_key}");
+            outln!("tenant {} created with {} credits", tenant.id, tenant.balance);
+            outln!("api key (shown once): {api_key}");
         }
         TenantCommand::List { db } => {
             for tenant in open(&db)?.tenants()? {
-                println!(
+                outln!(
                     "{}\t{}\tbalance {}\treserved {}\tcharged {}",
-                    tenant.id, tenant.name, tenant.balance, tenant.reserved, tenant.charged
+                    tenant.id,
+                    tenant.name,
+                    tenant.balance,
+                    tenant.reserved,
+                    tenant.charged
                 );
             }
         }
@@ -546,15 +551,17 @@ fn account(command: AccountCommand) -> anyhow::Result<ExitCode> {
             smsim_core::adapter::adapter_for(&new.preview(), client, "http://localhost")
                 .map_err(|error| anyhow::anyhow!("{} account: {}", new.provider, error.message))?;
             let account = open(&db)?.create_traffic_account(new)?;
-            println!(
+            outln!(
                 "traffic account {} created; webhook path /v1/webhooks/{}/{}",
-                account.id, account.provider, account.id
+                account.id,
+                account.provider,
+                account.id
             );
         }
         AccountCommand::List { db } => {
             for account in open(&db)?.traffic_accounts()? {
                 let owner = account.owner.map_or_else(|| "shared".to_owned(), |owner| owner.to_string());
-                println!("{}\t{}\t{}\t{}\towner {owner}", account.id, account.provider, account.name, account.base_url);
+                outln!("{}\t{}\t{}\t{}\towner {owner}", account.id, account.provider, account.name, account.base_url);
             }
         }
     }

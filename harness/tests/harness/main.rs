@@ -1,6 +1,7 @@
 //! Integration tests of smsim-harness, linked once.
 
 mod certify;
+mod cli;
 mod incidents;
 mod net;
 mod oracle;
