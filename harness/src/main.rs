@@ -435,7 +435,7 @@ fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
         }
         outln!(
             "{} {}: {} seeds in {wall:.2} s ({:.1} seeds/s, simulated/wall {:.0}×), {} failed",
-            if report.failures.is_empty() { "PASS" } else { "FAIL" },
+            if report.passed() { "PASS" } else { "FAIL" },
             report.scenario,
             report.runs,
             report.runs as f64 / wall.max(1e-9),
@@ -447,6 +447,10 @@ fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
             "  coverage: {}",
             if coverage.is_empty() { "nothing rare happened".to_owned() } else { coverage.join(", ") }
         );
+        if !report.uncovered.is_empty() {
+            failed = true;
+            outln!("  expected coverage never reached in {} seeds: {}", report.runs, report.uncovered.join(", "));
+        }
         for failure in &report.failures {
             failed = true;
             out!("{}", smsim_harness::report::summary(failure));

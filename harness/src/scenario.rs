@@ -301,10 +301,6 @@ pub struct ProviderSection {
     /// Send an intermediate report (`Sent`, `sent`, `PENDING_ENROUTE`) before the final one.
     #[serde(default)]
     pub intermediate_reports: bool,
-    /// Accepted but without effect: whether resubmissions are deduplicated follows the
-    /// adapter's capabilities.
-    #[serde(default)]
-    pub idempotency_keys: bool,
 }
 
 impl Default for ProviderSection {
@@ -315,7 +311,6 @@ impl Default for ProviderSection {
             delivery_rate: 1.0,
             report_delay_ms: defaults::report_delay_ms(),
             intermediate_reports: false,
-            idempotency_keys: false,
         }
     }
 }
@@ -471,8 +466,10 @@ pub struct ExpectSection {
     /// Invariants to check (empty: all of them).
     #[serde(default)]
     pub invariants: Vec<String>,
-    /// Coverage marks the scenario is meant to go through. Recorded only: neither the
-    /// names nor whether they fired are checked.
+    /// Coverage marks the scenario is meant to go through: `smsim sweep` fails the
+    /// scenario when one of them fired in none of its seeds. A single run does not check
+    /// them (one seed may miss a rare path), and the names are not checked at load: an
+    /// unknown name never fires, which the sweep reports beside the marks that did.
     #[serde(default)]
     pub coverage: Vec<String>,
     /// For an incident reproduction: the bug to switch on and the invariant it must break.

@@ -40,8 +40,18 @@ pub struct SweepReport {
     pub failures: Vec<RunReport>,
     /// Coverage marks summed over the runs.
     pub coverage: BTreeMap<String, u64>,
+    /// Marks the scenario expects (`expect.coverage`) that fired in none of the runs: a
+    /// green sweep that never went where the scenario is meant to go proves nothing.
+    pub uncovered: Vec<String>,
     /// Simulated milliseconds summed over the runs.
     pub simulated_ms: u64,
+}
+
+impl SweepReport {
+    /// Whether every run passed and every expected coverage mark fired at least once.
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty() && self.uncovered.is_empty()
+    }
 }
 
 /// Runs `scenario` for every seed of `seeds` on `jobs` threads. Unless `keep_going`, it
@@ -105,5 +115,6 @@ pub fn sweep(
             failures.push(report);
         }
     }
-    Ok(SweepReport { scenario: scenario.name.clone(), runs, failures, coverage, simulated_ms })
+    let uncovered = scenario.expect.coverage.iter().filter(|mark| !coverage.contains_key(*mark)).cloned().collect();
+    Ok(SweepReport { scenario: scenario.name.clone(), runs, failures, coverage, uncovered, simulated_ms })
 }

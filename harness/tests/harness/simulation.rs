@@ -165,3 +165,21 @@ fn a_campaign_the_api_refuses_to_create_fails_the_run() {
     assert_eq!(violation.invariant, smsim_harness::oracle::Invariant::Liveness);
     assert!(violation.evidence[0].contains("creating campaign `c` was answered 400"), "{violation}");
 }
+
+/// `expect.coverage` fails a sweep whose seeds never went where the scenario is meant to
+/// go, and passes one in which every listed mark fired somewhere.
+#[test]
+fn a_sweep_fails_when_an_expected_coverage_mark_never_fires() {
+    use smsim_harness::sweep::sweep;
+    let mut quiet = load("happy-path.toml");
+    quiet.expect.coverage = vec!["crash_worker".into()];
+    let report = sweep(&quiet, "scenarios/happy-path.toml", &[1, 2], 1, true, &|_| {}).unwrap();
+    assert!(report.failures.is_empty());
+    assert_eq!(report.uncovered, ["crash_worker"]);
+    assert!(!report.passed());
+
+    let crashing = load("api-crash.toml");
+    assert_eq!(crashing.expect.coverage, ["crash_api"]);
+    let report = sweep(&crashing, "scenarios/api-crash.toml", &[1], 1, true, &|_| {}).unwrap();
+    assert!(report.uncovered.is_empty() && report.passed(), "{:?}", report.coverage);
+}
