@@ -194,7 +194,8 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     print_section("2. Sweep scaling", &section);
     report.sections.push(("sweep scaling".into(), section));
 
-    let throughput = runtime.block_on(real_mode_throughput(args.real_messages))?;
+    let throughput = runtime.block_on(real_mode_throughput(args.real_messages, Reports::OneArrayPerRequest))?;
+    let singles = runtime.block_on(real_mode_throughput(args.real_messages / 4, Reports::OnePerWebhook))?;
     let raw = raw_sqlite_update_rate(args.real_messages)?;
     let section = vec![
         Figure::new(
@@ -212,6 +213,17 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
             Some(20_000.0),
             true,
             format!("{} reports released at once, at most {REPORT_SLOTS} in flight", throughput.messages),
+        ),
+        Figure::new(
+            "delivery reports/s, one report per webhook",
+            singles.reports_per_s,
+            "reports/s",
+            None,
+            true,
+            format!(
+                "{} reports, each its own webhook and store transaction (Twilio-style callbacks)",
+                singles.messages
+            ),
         ),
         Figure::new(
             "raw SQLite single-row updates/s",
@@ -538,13 +550,22 @@ struct Throughput {
     reports_per_s: f64,
 }
 
+/// How the provider sends delivery reports in the real-mode measurement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reports {
+    /// Each bulk request's reports as one array webhook, as Mitto may send them.
+    OneArrayPerRequest,
+    /// Each report as its own webhook.
+    OnePerWebhook,
+}
+
 /// Serve mode's defaults (two workers, batches of 200) on SQLite against a provider
 /// that answers at once: `messages` messages timed from the enqueue request until every
 /// one is accepted, with the reports held; then the reports released and timed until
 /// every one is applied.
 // Wall time is what is measured here; no outcome depends on it.
 #[allow(clippy::disallowed_methods)]
-async fn real_mode_throughput(messages: u32) -> anyhow::Result<Throughput> {
+async fn real_mode_throughput(messages: u32, reports: Reports) -> anyhow::Result<Throughput> {
     let behaviour =
         Behaviour { latency_ms: [0, 0], delivery_rate: 1.0, report_delay_ms: [0, 0], ..Behaviour::default() };
     // A short idle poll, so that a worker asleep when the enqueue lands is not what is timed.
@@ -552,8 +573,7 @@ async fn real_mode_throughput(messages: u32) -> anyhow::Result<Throughput> {
     let workers = 2;
     let loopback = Loopback::start("throughput", engine, workers, behaviour, i64::from(messages) * 100).await?;
     loopback.provider.hold_reports(true);
-    // Each bulk request's reports come back as one array webhook, as Mitto may send them.
-    loopback.provider.batch_mitto_reports(true);
+    loopback.provider.batch_mitto_reports(reports == Reports::OneArrayPerRequest);
     for chunk in contact_rows(messages).chunks(10_000) {
         loopback.engine.store.import_contacts(loopback.tenant, chunk.to_vec(), Timestamp(0))?;
     }
