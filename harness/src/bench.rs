@@ -493,24 +493,7 @@ struct RealTime {
 async fn real_time_campaign(scenario: &Scenario) -> anyhow::Result<RealTime> {
     let tenant = scenario.tenants.first().ok_or_else(|| anyhow::anyhow!("{} has no tenant", scenario.name))?;
     let campaign = scenario.campaigns.first().ok_or_else(|| anyhow::anyhow!("{} has no campaign", scenario.name))?;
-    let provider = &scenario.provider;
-    let behaviour = Behaviour {
-        latency_ms: provider.latency_ms,
-        reject_rate: provider.reject_rate,
-        delivery_rate: provider.delivery_rate,
-        report_delay_ms: provider.report_delay_ms,
-        intermediate_reports: provider.intermediate_reports,
-        ..Behaviour::default()
-    };
-    let engine = EngineConfig {
-        lease_ms: scenario.engine.lease_ms,
-        claim_batch: scenario.engine.claim_batch,
-        idle_poll_ms: 250,
-        maintenance_interval_ms: 1_000,
-        unknown_settle_after_ms: scenario.engine.unknown_settle_after_ms,
-        lookup_grace_ms: 5_000,
-        ..EngineConfig::default()
-    };
+    let (engine, behaviour) = (crate::world::engine_config(scenario), crate::world::provider_behaviour(scenario));
     let loopback = Loopback::start("real-time", engine, scenario.engine.workers, behaviour, tenant.credits).await?;
     let client = HyperClient::tcp(Duration::from_secs(10));
     let rows: Vec<serde_json::Value> = contact_rows(tenant.contacts.count)

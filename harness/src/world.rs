@@ -237,6 +237,34 @@ fn contacts(
     (rows, forbidden)
 }
 
+/// The engine settings a scenario runs with (the webhook base URL aside, which depends
+/// on where the engine listens).
+pub fn engine_config(scenario: &Scenario) -> EngineConfig {
+    EngineConfig {
+        lease_ms: scenario.engine.lease_ms,
+        claim_batch: scenario.engine.claim_batch,
+        idle_poll_ms: 250,
+        maintenance_interval_ms: 1_000,
+        unknown_settle_after_ms: scenario.engine.unknown_settle_after_ms,
+        lookup_grace_ms: 5_000,
+        ..EngineConfig::default()
+    }
+}
+
+/// The simulated provider's behaviour from the scenario's `[provider]` section, with no
+/// fault rates (the fault plan adds them).
+pub fn provider_behaviour(scenario: &Scenario) -> Behaviour {
+    let provider = &scenario.provider;
+    Behaviour {
+        latency_ms: provider.latency_ms,
+        reject_rate: provider.reject_rate,
+        delivery_rate: provider.delivery_rate,
+        report_delay_ms: provider.report_delay_ms,
+        intermediate_reports: provider.intermediate_reports,
+        ..Behaviour::default()
+    }
+}
+
 /// Builds the world for `scenario` and `seed`, with this crate's adapters.
 pub fn build(scenario: &Scenario, seed: u64) -> anyhow::Result<World> {
     build_with(scenario, seed, Arc::new(BuiltinAdapters))
@@ -322,11 +350,6 @@ pub fn build_with(scenario: &Scenario, seed: u64, factory: Arc<dyn AdapterFactor
     }
 
     let behaviour = Behaviour {
-        latency_ms: scenario.provider.latency_ms,
-        reject_rate: scenario.provider.reject_rate,
-        delivery_rate: scenario.provider.delivery_rate,
-        report_delay_ms: scenario.provider.report_delay_ms,
-        intermediate_reports: scenario.provider.intermediate_reports,
         provider_5xx: plan.rates.provider_5xx,
         provider_429: plan.rates.provider_429,
         timeout_after_accept: plan.rates.timeout_after_accept,
@@ -338,6 +361,7 @@ pub fn build_with(scenario: &Scenario, seed: u64, factory: Arc<dyn AdapterFactor
         unknown_id_report: plan.rates.unknown_id_report,
         forged_report: plan.rates.forged_report,
         crash_after_accept: plan.rates.crash_after_accept,
+        ..provider_behaviour(scenario)
     };
     let provider = Provider::new(behaviour, bindings, derive_seed(seed, "provider"), SimClock);
 
@@ -383,16 +407,7 @@ pub fn build_with(scenario: &Scenario, seed: u64, factory: Arc<dyn AdapterFactor
         .simulation_duration(Duration::from_millis(end_ms + 60_000))
         .build();
 
-    let engine = EngineConfig {
-        lease_ms: scenario.engine.lease_ms,
-        claim_batch: scenario.engine.claim_batch,
-        idle_poll_ms: 250,
-        maintenance_interval_ms: 1_000,
-        unknown_settle_after_ms: scenario.engine.unknown_settle_after_ms,
-        lookup_grace_ms: 5_000,
-        webhook_base_url: "http://api".into(),
-        ..EngineConfig::default()
-    };
+    let engine = EngineConfig { webhook_base_url: "http://api".into(), ..engine_config(scenario) };
     let engine_store: Arc<dyn Store> = faulty_store.clone();
     let adapters = {
         let factory = factory.clone();
