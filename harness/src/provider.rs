@@ -559,13 +559,7 @@ async fn mitto_send(
         }
     }
     let answer = mitto::BulkResponse { bulk_id: provider.new_id("B"), messages: results };
-    let response = if spoiled == Spoil::Malformed {
-        let text = serde_json::to_string(&answer).expect("answers serialise");
-        ([("content-type", "application/json")], text[..text.len() / 2].to_owned()).into_response()
-    } else {
-        axum::Json(answer).into_response()
-    };
-    answer_after(&provider, &behaviour, spoiled, response).await
+    answer_after(&provider, &behaviour, spoiled, json_answer(&answer, spoiled)).await
 }
 
 async fn twilio_send(
@@ -1138,13 +1132,14 @@ async fn infobip_send(
         spawn_webhook(provider.clone(), webhooks.clone(), channel, reports);
     }
     let answer = infobip::SendResponse { bulk_id: Some(bulk_id), messages: results };
-    let response = if spoiled == Spoil::Malformed {
-        let text = serde_json::to_string(&answer).expect("answers serialise");
-        ([("content-type", "application/json")], text[..text.len() / 2].to_owned()).into_response()
-    } else {
-        axum::Json(answer).into_response()
-    };
-    answer_after(&provider, &behaviour, spoiled, response).await
+    answer_after(&provider, &behaviour, spoiled, json_answer(&answer, spoiled)).await
+}
+
+/// A send answer as JSON, or its first half when the answer is to be malformed.
+fn json_answer(answer: &impl Serialize, spoiled: Spoil) -> Response {
+    let text = serde_json::to_string(answer).expect("answers serialise");
+    let text = if spoiled == Spoil::Malformed { text[..text.len() / 2].to_owned() } else { text };
+    ([("content-type", "application/json")], text).into_response()
 }
 
 /// The message log: every message of the account with the asked-for id, accepted or refused.
