@@ -678,9 +678,8 @@ impl Store for MemoryStore {
         let state = self.lock();
         let campaign = state.campaign_of(tenant, id)?;
         let account = state.account(campaign.traffic_account)?;
-        let plan = crate::domain::plan::plan_messages(campaign, account, &state.tenant_audience(tenant))?;
         let available = state.tenant(tenant)?.available();
-        Ok(Preview::of(&plan, available))
+        rules::preview(campaign, account, &state.tenant_audience(tenant), available)
     }
 
     fn enqueue(

@@ -347,6 +347,17 @@ pub fn attribute_error(attributes: &BTreeMap<String, String>) -> Option<(String,
 
 // --- enqueue ----------------------------------------------------------------------------
 
+/// What enqueueing `campaign` over the tenant's contacts would create and cost, for a
+/// tenant with `available` credit.
+pub fn preview<C: ContactFields>(
+    campaign: &Campaign,
+    account: &TrafficAccount,
+    contacts: &[C],
+    available: Credits,
+) -> StoreResult<Preview> {
+    Ok(Preview::of(&plan_messages(campaign, account, contacts)?, available))
+}
+
 /// The answer stored under an idempotency key, checked against the key now presented:
 /// the earlier answer again, or a mismatch.
 pub fn replay(stored: Option<(&str, &EnqueueReceipt)>, key: &IdempotencyKey) -> StoreResult<Option<EnqueueReceipt>> {

@@ -1011,9 +1011,8 @@ impl Store for SqliteStore {
         self.transaction(|tx| {
             let campaign = tx.campaign_of(tenant, id)?;
             let account = tx.account(campaign.traffic_account)?;
-            let plan = crate::domain::plan::plan_messages(&campaign, &account, &tx.tenant_contacts(tenant)?)?;
             let available = tx.tenant(tenant)?.available();
-            Ok(Preview::of(&plan, available))
+            rules::preview(&campaign, &account, &tx.tenant_contacts(tenant)?, available)
         })
     }
 
