@@ -37,8 +37,9 @@ enum Command {
     Account(AccountCommand),
     /// Simulate one scenario with one seed and check every invariant.
     Run(RunArgs),
-    /// Rerun one seed byte for byte and print its trace hash.
-    Replay(RunArgs),
+    /// Rerun one seed byte for byte and print its trace hash; with `--expect-hash`, fail
+    /// when the hash differs.
+    Replay(ReplayArgs),
     /// Simulate many seeds of a scenario, or of every scenario in a directory.
     Sweep(SweepArgs),
     /// Shrink a failing seed's fault plan and write it to scenarios/regressions/.
@@ -141,6 +142,16 @@ struct RunArgs {
     /// Run an incident scenario on the normal engine, its bug off.
     #[arg(long)]
     without_bug: bool,
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// The trace hash the run must reproduce (a failure report prints it in the command
+    /// to paste); a different hash exits 1 and prints both.
+    #[arg(long, value_name = "HASH")]
+    expect_hash: Option<String>,
 }
 
 #[derive(Args)]
@@ -351,6 +362,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn simulate(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let report = simulate_and_print(&args)?;
+    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Runs the scenario and seed of `args`, writes the trace when asked, and prints the
+/// report (as JSON with `--json`, else the summary and the trace hash).
+fn simulate_and_print(args: &RunArgs) -> anyhow::Result<smsim_sim::run::RunReport> {
     let scenario = smsim_sim::scenario::Scenario::load(&args.scenario)?;
     let options = smsim_sim::run::RunOptions {
         keep_trace: args.trace.is_some(),
@@ -368,12 +386,24 @@ fn simulate(args: RunArgs) -> anyhow::Result<ExitCode> {
         out!("{}", smsim_sim::report::summary(&report));
         outln!("trace hash {}", report.trace_hash);
     }
-    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(report)
 }
 
-fn replay(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let code = simulate(RunArgs { json: false, ..args })?;
-    Ok(code)
+/// A replay verifies: with `--expect-hash` a different trace hash is a failure (exit 1)
+/// whatever the invariants say, because the run is then not the one that was reported.
+fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let report = simulate_and_print(&RunArgs { json: false, ..args.run })?;
+    if let Some(expected) = &args.expect_hash {
+        if *expected != report.trace_hash {
+            eprintln!(
+                "replay diverged: expected trace hash {expected}\n                        got trace hash {}",
+                report.trace_hash
+            );
+            return Ok(ExitCode::from(1));
+        }
+        outln!("trace hash matches the expected one");
+    }
+    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn scenario_files(target: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {

@@ -94,6 +94,9 @@ pub struct RunReport {
     pub scenario: String,
     /// The seed.
     pub seed: u64,
+    /// Hash of the scenario's resolved configuration ([`Scenario::config_hash`]):
+    /// with the scenario's name and the seed it identifies the run.
+    pub config_hash: String,
     /// Hash of the trace.
     pub trace_hash: String,
     /// Trace events.
@@ -251,10 +254,11 @@ pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> anyhow::Resu
     let campaigns = outcomes(world.store.as_ref(), &world.driver.lock().expect("driver log poisoned").campaigns);
     let charged = world.store.tenants().unwrap_or_default().into_iter().map(|t| (t.name, t.charged.get())).collect();
     let scenario_path = options.scenario_path.clone().unwrap_or_else(|| format!("scenarios/{}.toml", scenario.name));
+    let trace_hash = trace.hash();
     Ok(RunReport {
         scenario: scenario.name.clone(),
         seed,
-        trace_hash: trace.hash(),
+        config_hash: scenario.config_hash(),
         events: trace.len(),
         simulated_ms: now_ms,
         faults: world.plan.clone(),
@@ -264,7 +268,7 @@ pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> anyhow::Resu
         charged,
         tail: trace.tail().map(str::to_owned).collect(),
         reproduce: format!(
-            "smsim replay {scenario_path} --seed {seed}{}",
+            "smsim replay {scenario_path} --seed {seed} --expect-hash {trace_hash}{}",
             if scenario.expect.incident.is_some() && !options.without_bug {
                 "   (an engine built with --features incidents)"
             } else {
@@ -272,6 +276,7 @@ pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> anyhow::Resu
             }
         ),
         violation,
+        trace_hash,
         trace: options.keep_trace.then_some(trace),
     })
 }

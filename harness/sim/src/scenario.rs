@@ -516,6 +516,16 @@ impl Scenario {
         Ok(scenario)
     }
 
+    /// The hash of this scenario's resolved configuration: every field, defaults filled
+    /// in, as JSON. With the scenario's name and a seed it identifies a run (madsim's
+    /// triple): a changed default or file changes the hash, so an old trace hash is not
+    /// compared against a different world.
+    pub fn config_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let json = serde_json::to_vec(self).expect("a scenario always serializes to JSON");
+        hex::encode(Sha256::digest(&json))
+    }
+
     /// Parses scenario text; `path` is only used in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         toml::from_str(text).map_err(|error| {
