@@ -6,6 +6,7 @@
 //! goes to the [`DriverLog`], which the oracle reads.
 
 use crate::clock::SimClock;
+use crate::coverage::Mark;
 use crate::net::SimConnector;
 use crate::scenario::{DoubleClick, OperatorVerb};
 use serde::Serialize;
@@ -151,8 +152,8 @@ impl Driver {
         self.log.lock().expect("driver log poisoned").events.push((at, DriverEvent::Request { call, status, answer }));
     }
 
-    fn mark(&self, name: &'static str) {
-        *self.log.lock().expect("driver log poisoned").marks.entry(name).or_default() += 1;
+    fn mark(&self, mark: Mark) {
+        *self.log.lock().expect("driver log poisoned").marks.entry(mark.name()).or_default() += 1;
     }
 
     /// One request, sent again (up to ten times, a second apart) while it gets no answer
@@ -163,7 +164,7 @@ impl Driver {
             if answer.0 != 0 && answer.0 < 500 {
                 break;
             }
-            self.mark("request_retried");
+            self.mark(Mark::RequestRetried);
             tokio::time::sleep(Duration::from_secs(1)).await;
             answer = self.call(method.clone(), path, key, Some(body.clone()), &[]).await;
         }
@@ -307,14 +308,14 @@ async fn enqueue(driver: &Driver, plan: &DriverPlan, campaign: &DriverCampaign) 
                 if answer.0 != 0 && answer.0 < 500 {
                     break;
                 }
-                driver.mark("enqueue_retried");
+                driver.mark(Mark::EnqueueRetried);
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 answer = click(Some(format!("send-{}", campaign.name))).await;
             }
             vec![answer]
         }
         DoubleClick::SameKey => {
-            driver.mark("double_click_same_key");
+            driver.mark(Mark::DoubleClickSameKey);
             let (a, b) = futures::join!(
                 click(Some(format!("send-{}", campaign.name))),
                 click(Some(format!("send-{}", campaign.name)))
@@ -322,7 +323,7 @@ async fn enqueue(driver: &Driver, plan: &DriverPlan, campaign: &DriverCampaign) 
             vec![a, b]
         }
         DoubleClick::DifferentKeys => {
-            driver.mark("double_click_different_keys");
+            driver.mark(Mark::DoubleClickDifferentKeys);
             let (a, b) = futures::join!(
                 click(Some(format!("send-{}-a", campaign.name))),
                 click(Some(format!("send-{}-b", campaign.name)))
@@ -330,7 +331,7 @@ async fn enqueue(driver: &Driver, plan: &DriverPlan, campaign: &DriverCampaign) 
             vec![a, b]
         }
         DoubleClick::NoKey => {
-            driver.mark("double_click_no_key");
+            driver.mark(Mark::DoubleClickNoKey);
             let (a, b) = futures::join!(click(None), click(None));
             vec![a, b]
         }
@@ -347,7 +348,7 @@ async fn enqueue(driver: &Driver, plan: &DriverPlan, campaign: &DriverCampaign) 
         for (status, body) in answers {
             let replayed = body["replayed"].as_bool().unwrap_or(false);
             if replayed {
-                *log.marks.entry("enqueue_replayed").or_default() += 1;
+                *log.marks.entry(Mark::EnqueueReplayed.name()).or_default() += 1;
             }
             log.enqueues.push((campaign.name.clone(), status, replayed));
         }
@@ -370,7 +371,7 @@ async fn enqueue(driver: &Driver, plan: &DriverPlan, campaign: &DriverCampaign) 
                     .push(format!("{method} {id}{suffix} by {} answered {status}", plan.tenants[intruder].name));
             }
         }
-        driver.mark("isolation_probe");
+        driver.mark(Mark::IsolationProbe);
     }
 }
 
@@ -404,10 +405,10 @@ async fn act(driver: &Driver, plan: &DriverPlan, action: &PlannedAction) {
             }
             if status == 200 {
                 driver.mark(match action.verb {
-                    OperatorVerb::Pause => "operator_pause",
-                    OperatorVerb::Resume => "operator_resume",
-                    OperatorVerb::Cancel => "operator_cancel",
-                    _ => "operator_retry_failed",
+                    OperatorVerb::Pause => Mark::OperatorPause,
+                    OperatorVerb::Resume => Mark::OperatorResume,
+                    OperatorVerb::Cancel => Mark::OperatorCancel,
+                    _ => Mark::OperatorRetryFailed,
                 });
             }
         }

@@ -16,75 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
-/// The invariants, by name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Invariant {
-    /// Status counts ≤ total and sum to it; sent + failed ≤ contacts; stored = recount.
-    Counters,
-    /// 0 ≤ progress ≤ 100, never decreasing between operator actions.
-    Progress,
-    /// The provider accepted each message at most once.
-    AtMostOnce,
-    /// Balance ≥ 0; charges match acceptances; money conserved.
-    Money,
-    /// Every status change follows the lattice; terminal stays terminal.
-    Transitions,
-    /// Completed ⇔ nothing pending; announced once.
-    Completion,
-    /// Nothing is claimed after a pause or cancel committed.
-    Halt,
-    /// Submissions per window within the account's and tenant's limits.
-    Rate,
-    /// No tenant reads or changes another's; forged webhooks change nothing; no message to
-    /// an opted-out or invalid number.
-    Isolation,
-    /// After healing: campaigns finish, reports are reflected, leases do not linger.
-    Liveness,
-}
-
-impl Invariant {
-    /// Every invariant.
-    pub const ALL: [Invariant; 10] = [
-        Invariant::Counters,
-        Invariant::Progress,
-        Invariant::AtMostOnce,
-        Invariant::Money,
-        Invariant::Transitions,
-        Invariant::Completion,
-        Invariant::Halt,
-        Invariant::Rate,
-        Invariant::Isolation,
-        Invariant::Liveness,
-    ];
-
-    /// Its name in scenarios and reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Invariant::Counters => "counters",
-            Invariant::Progress => "progress",
-            Invariant::AtMostOnce => "at-most-once",
-            Invariant::Money => "money",
-            Invariant::Transitions => "transitions",
-            Invariant::Completion => "completion",
-            Invariant::Halt => "halt",
-            Invariant::Rate => "rate",
-            Invariant::Isolation => "isolation",
-            Invariant::Liveness => "liveness",
-        }
-    }
-
-    /// The invariant named `name`.
-    pub fn parse(name: &str) -> Option<Invariant> {
-        Invariant::ALL.into_iter().find(|invariant| invariant.name() == name)
-    }
-}
-
-impl fmt::Display for Invariant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use crate::invariant::Invariant;
 
 /// A broken invariant, with the evidence.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -5,6 +5,7 @@
 //! machine. A failing run reports the invariant, the simulated time, the evidence, the
 //! last events and the command that reproduces it.
 
+use crate::coverage::Mark;
 use crate::oracle::{Invariant, Oracle, Violation};
 use crate::scenario::Scenario;
 use crate::trace::Trace;
@@ -155,8 +156,7 @@ pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> anyhow::Resu
         Some(factory) => world::build_with(scenario, seed, factory.0.clone())?,
         None => world::build(scenario, seed)?,
     };
-    let enabled: Vec<Invariant> = scenario.expect.invariants.iter().filter_map(|name| Invariant::parse(name)).collect();
-    let mut oracle = Oracle::new(&enabled, world.limits.clone());
+    let mut oracle = Oracle::new(&scenario.expect.invariants, world.limits.clone());
     let mut trace = Trace::new(options.keep_trace);
     trace.record(0, "harness", &HarnessEvent::FaultPlan { plan: &world.plan });
     let mut marks: BTreeMap<String, u64> = BTreeMap::new();
@@ -248,7 +248,7 @@ pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> anyhow::Resu
     }
     let store_failures = world.faulty_store.failures();
     if store_failures > 0 {
-        marks.insert("store_transient_failure".into(), store_failures);
+        marks.insert(Mark::StoreTransientFailure.name().into(), store_failures);
     }
     drop(truth);
     let campaigns = outcomes(world.store.as_ref(), &world.driver.lock().expect("driver log poisoned").campaigns);
@@ -297,13 +297,14 @@ fn apply_faults(
                 crash(world, host, &remaining);
                 restarts.push((*restart_at_ms, host.clone()));
                 trace.record(now_ms, "harness", &HarnessEvent::Fault { fault: "crash", host });
-                let kind = if host.starts_with("worker-") { "worker" } else { host.as_str() };
-                *marks.entry(format!("crash_{kind}")).or_default() += 1;
+                if let Some(mark) = Mark::crash_of(host) {
+                    count(marks, mark);
+                }
             }
             TimedFault::Partition { a, b, at_ms, until_ms } if *at_ms <= now_ms && now_ms < *until_ms => {
                 world.sim.partition(a.as_str(), b.as_str());
                 trace.record(now_ms, "harness", &HarnessEvent::Fault { fault: "partition", host: a });
-                *marks.entry("partition".into()).or_default() += 1;
+                count(marks, Mark::Partition);
                 remaining.push(TimedFault::Partition {
                     a: a.clone(),
                     b: b.clone(),
@@ -317,7 +318,7 @@ fn apply_faults(
             TimedFault::Hold { a, b, at_ms, until_ms } if *at_ms <= now_ms && now_ms < *until_ms => {
                 world.sim.hold(a.as_str(), b.as_str());
                 trace.record(now_ms, "harness", &HarnessEvent::Fault { fault: "hold", host: a });
-                *marks.entry("held_link".into()).or_default() += 1;
+                count(marks, Mark::HeldLink);
                 remaining.push(TimedFault::Hold { a: a.clone(), b: b.clone(), at_ms: u64::MAX, until_ms: *until_ms });
             }
             TimedFault::Hold { a, b, at_ms: u64::MAX, until_ms } if *until_ms <= now_ms => {
@@ -349,7 +350,7 @@ fn apply_faults(
         restarts.push((now_ms + 2_000, host.clone()));
         trace.record(now_ms, "harness", &HarnessEvent::Fault { fault: "crash_after_accept", host: &host });
         if holding > 0 {
-            *marks.entry("crash_between_accept_and_commit".into()).or_default() += 1;
+            count(marks, Mark::CrashBetweenAcceptAndCommit);
         }
     }
     let (due, later): (Vec<_>, Vec<_>) = restarts.drain(..).partition(|(at, _)| *at <= now_ms);
@@ -399,20 +400,25 @@ fn heal(world: &mut World, restarts: &mut Vec<(u64, String)>, pending: &mut Vec<
     world.faulty_store.heal();
 }
 
+/// Counts one pass through `mark`.
+fn count(marks: &mut BTreeMap<String, u64>, mark: Mark) {
+    *marks.entry(mark.name().to_owned()).or_default() += 1;
+}
+
 fn record_marks(journal: &[JournalEntry], marks: &mut BTreeMap<String, u64>) {
     use MessageStatus::*;
     for entry in journal {
         if let JournalEntry::Message { from: Some(from), to, .. } = entry {
             let mark = match (from, to) {
-                (Submitting, Unknown) => "submission_unknown",
-                (Unknown, Accepted) => "unknown_resolved_accepted",
-                (Unknown, Failed) => "unknown_settled_or_refuted",
-                (Submitting, Queued) => "retry_scheduled",
-                (Failed, Queued) => "failed_requeued_by_operator",
-                (Queued, Cancelled) => "queued_cancelled",
+                (Submitting, Unknown) => Mark::SubmissionUnknown,
+                (Unknown, Accepted) => Mark::UnknownResolvedAccepted,
+                (Unknown, Failed) => Mark::UnknownSettledOrRefuted,
+                (Submitting, Queued) => Mark::RetryScheduled,
+                (Failed, Queued) => Mark::FailedRequeuedByOperator,
+                (Queued, Cancelled) => Mark::QueuedCancelled,
                 _ => continue,
             };
-            *marks.entry(mark.into()).or_default() += 1;
+            count(marks, mark);
         }
     }
 }

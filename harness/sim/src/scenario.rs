@@ -6,8 +6,13 @@
 //! values that parse but cannot be simulated (no workers, a rate above 1, an operator
 //! action after the end). `scenarios/README.md` documents every field.
 
+use crate::coverage::Mark;
+use crate::fault::Fault;
+use crate::invariant::Invariant;
 use serde::{Deserialize, Serialize};
-use std::fmt;
+use smsim_core::domain::ProviderKind;
+
+pub use crate::fault::FaultRates;
 use std::path::{Path, PathBuf};
 
 /// A scenario that cannot be used, with where and why.
@@ -212,26 +217,14 @@ impl Default for ContactsSection {
     }
 }
 
-/// The wire format of an account.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProviderKindName {
-    /// Mitto-style bulk.
-    Mitto,
-    /// Twilio-style single.
-    Twilio,
-    /// Infobip-style bulk (answers and reports keyed by our message id).
-    Infobip,
-}
-
 /// A provider account.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountSection {
     /// Its name; campaigns refer to it.
     pub name: String,
-    /// Wire format.
-    pub provider: ProviderKindName,
+    /// Wire format (`mitto`, `twilio`, `infobip`: the engine's provider kinds).
+    pub provider: ProviderKind,
     /// Owning tenant (its `name`), or none for a platform account shared by all.
     #[serde(default)]
     pub owner: Option<String>,
@@ -330,48 +323,6 @@ pub struct FaultSection {
     pub events: Vec<FaultEvent>,
 }
 
-/// Per-occasion probabilities of faults during the fault phase, all in 0..=1.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FaultRates {
-    /// A provider request answered 5xx.
-    #[serde(default)]
-    pub provider_5xx: f64,
-    /// A provider request answered 429 with `Retry-After`.
-    #[serde(default)]
-    pub provider_429: f64,
-    /// A provider request accepted whose answer never arrives.
-    #[serde(default)]
-    pub timeout_after_accept: f64,
-    /// A bulk answer with some per-message errors.
-    #[serde(default)]
-    pub partial_bulk_failure: f64,
-    /// A malformed 200 answer (after accepting).
-    #[serde(default)]
-    pub malformed_answer: f64,
-    /// A delivery report sent twice.
-    #[serde(default)]
-    pub duplicate_report: f64,
-    /// A delivery report sent before the submit answer.
-    #[serde(default)]
-    pub report_before_answer: f64,
-    /// An intermediate report sent after the final one.
-    #[serde(default)]
-    pub intermediate_after_final: f64,
-    /// A report for an id nobody sent.
-    #[serde(default)]
-    pub unknown_id_report: f64,
-    /// A forged report (bad signature or token).
-    #[serde(default)]
-    pub forged_report: f64,
-    /// A store call fails transiently.
-    #[serde(default)]
-    pub store_transient: f64,
-    /// A worker crashes right after the provider accepted its batch, before it records.
-    #[serde(default)]
-    pub crash_after_accept: f64,
-}
-
 /// A fault at a fixed time (simulated seconds), within the fault phase (`0..=duration_s`),
 /// on hosts of this scenario (`api`, `provider`, `driver`, `worker-1`…`worker-N`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -463,15 +414,15 @@ pub enum OperatorVerb {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectSection {
-    /// Invariants to check (empty: all of them).
+    /// Invariants to check (empty: all of them); an unknown name is a load error.
     #[serde(default)]
-    pub invariants: Vec<String>,
-    /// Coverage marks the scenario is meant to go through: `smsim sweep` fails the
-    /// scenario when one of them fired in none of its seeds. A single run does not check
-    /// them (one seed may miss a rare path), and the names are not checked at load: an
-    /// unknown name never fires, which the sweep reports beside the marks that did.
+    pub invariants: Vec<Invariant>,
+    /// Coverage marks the scenario is meant to go through: `smsim sweep` and `cargo test`
+    /// fail the scenario when one of them fired in none of its seeds. A single run does
+    /// not check them (one seed may miss a rare path). An unknown name is a load error
+    /// with the file and line, so a misspelt mark cannot pass by never firing.
     #[serde(default)]
-    pub coverage: Vec<String>,
+    pub coverage: Vec<Mark>,
     /// For an incident reproduction: the bug to switch on and the invariant it must break.
     #[serde(default)]
     pub incident: Option<IncidentExpectation>,
@@ -486,21 +437,11 @@ pub struct IncidentExpectation {
     /// The bug's name in the `incidents` feature.
     pub bug: String,
     /// The invariant that must break with the bug on.
-    pub breaks: String,
+    pub breaks: Invariant,
     /// The test suite requires the violation among seeds `1..=within_seeds` with the bug
     /// on, and those seeds to pass with it off (5 seeds when absent).
     #[serde(default)]
     pub within_seeds: Option<u64>,
-}
-
-impl fmt::Display for ProviderKindName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ProviderKindName::Mitto => "mitto",
-            ProviderKindName::Twilio => "twilio",
-            ProviderKindName::Infobip => "infobip",
-        })
-    }
 }
 
 impl Scenario {
@@ -649,35 +590,15 @@ impl Scenario {
             if let Err(message) = incident.bug.parse::<smsim_core::incidents::Bug>() {
                 return invalid("expect.incident.bug".into(), message);
             }
-            if crate::oracle::Invariant::parse(&incident.breaks).is_none() {
-                return invalid("expect.incident.breaks".into(), format!("`{}` is not an invariant", incident.breaks));
-            }
         }
-        for name in &self.expect.invariants {
-            if crate::oracle::Invariant::parse(name).is_none() {
-                return invalid("expect.invariants".into(), format!("`{name}` is not an invariant"));
-            }
-        }
-        let rates = &self.faults.rates;
-        for (name, rate) in [
-            ("provider_5xx", rates.provider_5xx),
-            ("provider_429", rates.provider_429),
-            ("timeout_after_accept", rates.timeout_after_accept),
-            ("partial_bulk_failure", rates.partial_bulk_failure),
-            ("malformed_answer", rates.malformed_answer),
-            ("duplicate_report", rates.duplicate_report),
-            ("report_before_answer", rates.report_before_answer),
-            ("intermediate_after_final", rates.intermediate_after_final),
-            ("unknown_id_report", rates.unknown_id_report),
-            ("forged_report", rates.forged_report),
-            ("store_transient", rates.store_transient),
-            ("crash_after_accept", rates.crash_after_accept),
-            ("provider.reject_rate", self.provider.reject_rate),
-            ("provider.delivery_rate", self.provider.delivery_rate),
-        ] {
+        let fault_rates =
+            self.faults.rates.iter().map(|(fault, rate)| (format!("faults.rates.{}", Fault::name(fault)), rate));
+        let provider_rates = [
+            ("provider.reject_rate".to_owned(), self.provider.reject_rate),
+            ("provider.delivery_rate".to_owned(), self.provider.delivery_rate),
+        ];
+        for (field, rate) in fault_rates.chain(provider_rates) {
             if !(0.0..=1.0).contains(&rate) {
-                let field =
-                    if name.starts_with("provider.") { name.to_owned() } else { format!("faults.rates.{name}") };
                 return invalid(field, format!("expected a rate in 0..=1, got {rate}"));
             }
         }

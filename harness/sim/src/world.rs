@@ -9,11 +9,12 @@
 
 use crate::clock::{SimClock, EPOCH};
 use crate::driver::{ContactRow, DriverCampaign, DriverLog, DriverPlan, DriverTenant, PlannedAction};
+use crate::fault::{Fault, FaultRates};
 use crate::faulty_store::FaultyStore;
 use crate::net::{SimConnector, SimListener};
 use crate::oracle::Limits;
 use crate::provider::{AccountBinding, Behaviour, Provider};
-use crate::scenario::{FaultEvent, FaultRates, ProviderKindName, Scenario};
+use crate::scenario::{FaultEvent, Scenario};
 use rand::{Rng, SeedableRng};
 use rand_chacha::{ChaCha20Rng, ChaCha8Rng};
 use serde::Serialize;
@@ -155,35 +156,13 @@ pub fn fault_plan(scenario: &Scenario, seed: u64) -> FaultPlan {
         })
         .collect();
     if scenario.faults.swarm {
-        let swarm = FaultRates {
-            provider_5xx: rate_from_swarm(&mut rng, 0.2),
-            provider_429: rate_from_swarm(&mut rng, 0.2),
-            timeout_after_accept: rate_from_swarm(&mut rng, 0.1),
-            partial_bulk_failure: rate_from_swarm(&mut rng, 0.3),
-            malformed_answer: rate_from_swarm(&mut rng, 0.1),
-            duplicate_report: rate_from_swarm(&mut rng, 0.5),
-            report_before_answer: rate_from_swarm(&mut rng, 0.3),
-            intermediate_after_final: rate_from_swarm(&mut rng, 0.3),
-            unknown_id_report: rate_from_swarm(&mut rng, 0.2),
-            forged_report: rate_from_swarm(&mut rng, 0.2),
-            store_transient: rate_from_swarm(&mut rng, 0.05),
-            crash_after_accept: rate_from_swarm(&mut rng, 0.1),
-        };
-        let take = |mine: f64, drawn: f64| if mine > 0.0 { mine } else { drawn };
-        rates = FaultRates {
-            provider_5xx: take(rates.provider_5xx, swarm.provider_5xx),
-            provider_429: take(rates.provider_429, swarm.provider_429),
-            timeout_after_accept: take(rates.timeout_after_accept, swarm.timeout_after_accept),
-            partial_bulk_failure: take(rates.partial_bulk_failure, swarm.partial_bulk_failure),
-            malformed_answer: take(rates.malformed_answer, swarm.malformed_answer),
-            duplicate_report: take(rates.duplicate_report, swarm.duplicate_report),
-            report_before_answer: take(rates.report_before_answer, swarm.report_before_answer),
-            intermediate_after_final: take(rates.intermediate_after_final, swarm.intermediate_after_final),
-            unknown_id_report: take(rates.unknown_id_report, swarm.unknown_id_report),
-            forged_report: take(rates.forged_report, swarm.forged_report),
-            store_transient: take(rates.store_transient, swarm.store_transient),
-            crash_after_accept: take(rates.crash_after_accept, swarm.crash_after_accept),
-        };
+        // One draw per fault, in `Fault::ALL` order (the order every seed's outcome
+        // depends on), whether or not the scenario sets that rate itself.
+        let mut swarm = FaultRates::default();
+        for &fault in Fault::ALL {
+            *swarm.get_mut(fault) = rate_from_swarm(&mut rng, fault.swarm_upper());
+        }
+        rates = rates.or_else(&swarm);
         let phase_ms = scenario.duration_s * 1_000;
         let hosts: Vec<String> =
             (1..=scenario.engine.workers).map(|n| format!("worker-{n}")).chain(["api".to_owned()]).collect();
@@ -309,11 +288,7 @@ pub fn build_with(scenario: &Scenario, seed: u64, factory: Arc<dyn AdapterFactor
     let mut bindings = Vec::new();
     let mut account_ids = BTreeMap::new();
     for (index, account) in scenario.traffic_accounts.iter().enumerate() {
-        let provider = match account.provider {
-            ProviderKindName::Mitto => ProviderKind::Mitto,
-            ProviderKindName::Twilio => ProviderKind::Twilio,
-            ProviderKindName::Infobip => ProviderKind::Infobip,
-        };
+        let provider = account.provider;
         let (key, secret) = match provider {
             ProviderKind::Mitto => (format!("key-{}", account.name), format!("hook-{}", account.name)),
             ProviderKind::Twilio => (format!("AC{index:032}"), format!("token-{}", account.name)),
@@ -349,20 +324,7 @@ pub fn build_with(scenario: &Scenario, seed: u64, factory: Arc<dyn AdapterFactor
         bindings.push(AccountBinding { engine_id: created.id.to_string(), key, secret });
     }
 
-    let behaviour = Behaviour {
-        provider_5xx: plan.rates.provider_5xx,
-        provider_429: plan.rates.provider_429,
-        timeout_after_accept: plan.rates.timeout_after_accept,
-        partial_bulk_failure: plan.rates.partial_bulk_failure,
-        malformed_answer: plan.rates.malformed_answer,
-        duplicate_report: plan.rates.duplicate_report,
-        report_before_answer: plan.rates.report_before_answer,
-        intermediate_after_final: plan.rates.intermediate_after_final,
-        unknown_id_report: plan.rates.unknown_id_report,
-        forged_report: plan.rates.forged_report,
-        crash_after_accept: plan.rates.crash_after_accept,
-        ..provider_behaviour(scenario)
-    };
+    let behaviour = Behaviour { faults: plan.rates.clone(), ..provider_behaviour(scenario) };
     let provider = Provider::new(behaviour, bindings, derive_seed(seed, "provider"), SimClock);
 
     let mut action_rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, "operator"));
