@@ -9,7 +9,7 @@
 use crate::driver::DriverLog;
 use crate::provider::{MessageKey, Truth};
 use serde::Serialize;
-use smsim_core::domain::{CampaignStatus, MessageStatus, TransitionCause, UNKNOWN_OUTCOME};
+use smsim_core::domain::{CampaignStatus, MessageStatus, UNKNOWN_OUTCOME};
 use smsim_core::store::{JournalEntry, Store};
 use smsim_core::{CampaignId, MessageId, TenantId, TrafficAccountId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -83,6 +83,14 @@ pub struct Oracle {
     pub checks: BTreeMap<Invariant, u64>,
 }
 
+/// A store read the oracle cannot do without. The oracle reads the store underneath the
+/// engine's faulty wrapper (`World::store`, not `World::faulty_store`), so no injected
+/// failure reaches it: a failed read is a bug in the store or the harness, and treating
+/// it as "nothing to check" would let a run pass unchecked.
+fn read<T>(result: smsim_core::store::StoreResult<T>, what: &str) -> T {
+    result.unwrap_or_else(|error| panic!("the oracle could not read {what} from the store: {error}"))
+}
+
 fn violation(invariant: Invariant, at_ms: u64, message: impl Into<String>, evidence: Vec<String>) -> Violation {
     Violation { invariant, at_ms, message: message.into(), evidence }
 }
@@ -132,11 +140,6 @@ impl Oracle {
                 .campaigns
                 .values()
                 .all(|status| !matches!(status, CampaignStatus::Sending | CampaignStatus::Scheduled))
-    }
-
-    /// The message the provider knows under `key`, if the engine created one.
-    pub fn message_for(&self, key: &MessageKey) -> Option<MessageId> {
-        self.keys.get(key).copied()
     }
 
     /// Checks one step: `journal` is what the store committed during it.
@@ -206,18 +209,17 @@ impl Oracle {
                     }
                 }
                 if from.is_none() {
-                    if let Ok(stored) = store.message(message) {
-                        let body = match self.bodies.get(stored.body.as_str()) {
-                            Some(known) => known.clone(),
-                            None => {
-                                let body: Arc<str> = stored.body.into();
-                                self.bodies.insert(body.clone());
-                                body
-                            }
-                        };
-                        self.keys.insert((stored.destination.into(), body), message);
-                        self.owners.insert(message, (stored.tenant, stored.traffic_account));
-                    }
+                    let stored = read(store.message(message), "a message the journal created");
+                    let body = match self.bodies.get(stored.body.as_str()) {
+                        Some(known) => known.clone(),
+                        None => {
+                            let body: Arc<str> = stored.body.into();
+                            self.bodies.insert(body.clone());
+                            body
+                        }
+                    };
+                    self.keys.insert((stored.destination.into(), body), message);
+                    self.owners.insert(message, (stored.tenant, stored.traffic_account));
                 }
                 if let Some(&(tenant, _)) = self.owners.get(&message) {
                     touched_tenants.insert(tenant);
@@ -274,7 +276,6 @@ impl Oracle {
                 self.campaigns.insert(campaign, to);
             }
         }
-        let _ = TransitionCause::Engine;
         Ok(())
     }
 
@@ -327,12 +328,13 @@ impl Oracle {
         store: &dyn Store,
         driver: &DriverLog,
     ) -> Result<(), Violation> {
-        let Some(campaign) = store.all_campaigns().ok().and_then(|all| all.into_iter().find(|c| c.id == id)) else {
-            return Ok(());
-        };
+        let campaign = read(store.all_campaigns(), "the campaigns")
+            .into_iter()
+            .find(|c| c.id == id)
+            .unwrap_or_else(|| panic!("{id} is in the journal but not in the store"));
         let counts = campaign.counts;
         if self.on(Invariant::Counters) {
-            let recount = store.recount(id).unwrap_or_default();
+            let recount = read(store.recount(id), "a campaign's recount");
             let total = recount.total();
             if counts != recount || counts.sent() + counts.failed > total || counts.total() != total {
                 return Err(violation(
@@ -380,8 +382,8 @@ impl Oracle {
         if !self.on(Invariant::Money) {
             return Ok(());
         }
-        let Ok(books) = store.tenant(tenant) else { return Ok(()) };
-        let recount = store.ledger_recount(tenant).unwrap_or_default();
+        let books = read(store.tenant(tenant), "a tenant's books");
+        let recount = read(store.ledger_recount(tenant), "a tenant's ledger recount");
         let problem = if books.balance.get() < 0 {
             Some("the balance is negative")
         } else if books.reserved > books.balance || books.reserved.get() < 0 {
@@ -479,7 +481,7 @@ impl Oracle {
             // The key is read back from the store rather than kept per message: a million
             // messages' destinations and bodies are worth not holding twice.
             for id in std::mem::take(&mut self.newly_charged) {
-                let Ok(message) = store.message(id) else { continue };
+                let message = read(store.message(id), "a charged message");
                 let key: MessageKey = (message.destination.into(), message.body.into());
                 if !truth.accepted.contains_key(&key) {
                     return Err(violation(
@@ -517,18 +519,20 @@ impl Oracle {
         // A full recount at the end catches a number changed without a status change
         // (which the journal-driven step checks would not revisit).
         let never = DriverLog::default();
-        for campaign in store.all_campaigns().unwrap_or_default() {
+        for campaign in read(store.all_campaigns(), "the campaigns") {
             self.check_campaign(at_ms, campaign.id, store, &never)?;
         }
-        for tenant in store.tenants().unwrap_or_default() {
+        for tenant in read(store.tenants(), "the tenants") {
             self.check_money(at_ms, tenant.id, store)?;
         }
-        let campaigns = store.all_campaigns().unwrap_or_default();
+        let campaigns = read(store.all_campaigns(), "the campaigns");
         if self.on(Invariant::Money) {
             // Every acceptance at the provider is charged, or settled as unknown outcome.
             for (key, acceptances) in &truth.accepted {
+                // An acceptance of a message the engine never created (an unknown-id or
+                // forged report's key) has no charge to check.
                 let Some(id) = self.keys.get(key) else { continue };
-                let Ok(message) = store.message(*id) else { continue };
+                let message = read(store.message(*id), "an accepted message");
                 let charged = message.status.is_provider_accepted()
                     || (message.status == MessageStatus::Failed
                         && message.last_error.as_ref().is_some_and(|e| e.code == UNKNOWN_OUTCOME));
@@ -572,7 +576,7 @@ impl Oracle {
             let mut settled: BTreeSet<(TrafficAccountId, String)> = BTreeSet::new();
             let mut outlived = None;
             for campaign in &campaigns {
-                let _ = store.visit_messages(campaign.id, &mut |message| {
+                let visited = store.visit_messages(campaign.id, &mut |message| {
                     if let Some(lease) = &message.lease {
                         if outlived.is_none() && lease.expires_at.plus_ms(self.limits.lease_grace_ms) < now {
                             outlived = Some((message.id, lease.clone()));
@@ -582,6 +586,7 @@ impl Oracle {
                         settled.insert((message.traffic_account, provider_id.clone()));
                     }
                 });
+                read(visited, "a campaign's messages");
                 if let Some((id, lease)) = outlived.take() {
                     return Err(violation(
                         Invariant::Liveness,
@@ -607,11 +612,13 @@ impl Oracle {
                 let reflected = account.is_some_and(|account| settled.contains(&(account, report.provider_id.clone())));
                 let Some(key) = accepted_as.get(report.provider_id.as_str()) else { continue };
                 if !reflected {
-                    let unknown_outcome = self
-                        .keys
-                        .get(*key)
-                        .and_then(|id| store.message(*id).ok())
-                        .is_some_and(|m| m.status == MessageStatus::Failed);
+                    // The one excuse: the message settled as failed `UNKNOWN_OUTCOME` (charged,
+                    // reported) before the report came; any other failure must reflect it.
+                    let unknown_outcome = self.keys.get(*key).is_some_and(|id| {
+                        let message = read(store.message(*id), "a reported message");
+                        message.status == MessageStatus::Failed
+                            && message.last_error.as_ref().is_some_and(|error| error.code == UNKNOWN_OUTCOME)
+                    });
                     if !unknown_outcome {
                         return Err(violation(
                             Invariant::Liveness,

@@ -183,7 +183,9 @@ pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> anyhow::Resu
             trace.record(now_ms, "harness", &HarnessEvent::Heal);
             healed = true;
         }
-        let journal = world.store.take_journal().unwrap_or_default();
+        // The store underneath the faulty wrapper: its reads do not fail by design, so a
+        // failure is a bug, not an empty step.
+        let journal = world.store.take_journal().expect("the memory store's journal is always readable");
         record_marks(&journal, &mut marks);
         for entry in &journal {
             trace.record(now_ms, "store", entry);
@@ -252,7 +254,8 @@ pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> anyhow::Resu
     }
     drop(truth);
     let campaigns = outcomes(world.store.as_ref(), &world.driver.lock().expect("driver log poisoned").campaigns);
-    let charged = world.store.tenants().unwrap_or_default().into_iter().map(|t| (t.name, t.charged.get())).collect();
+    let tenants = world.store.tenants().expect("the memory store's tenants are always readable");
+    let charged = tenants.into_iter().map(|t| (t.name, t.charged.get())).collect();
     let scenario_path = options.scenario_path.clone().unwrap_or_else(|| format!("scenarios/{}.toml", scenario.name));
     let trace_hash = trace.hash();
     Ok(RunReport {
@@ -344,8 +347,11 @@ fn apply_faults(
         if healed || !world.sim.is_host_running(host.as_str()) || !host.starts_with("worker") {
             continue;
         }
-        let holding =
-            world.store.queue_stats(None, crate::clock::EPOCH.plus_ms(now_ms)).map_or(0, |stats| stats.submitting);
+        let holding = world
+            .store
+            .queue_stats(None, crate::clock::EPOCH.plus_ms(now_ms))
+            .expect("the memory store's queue stats are always readable")
+            .submitting;
         crash(world, &host, pending);
         restarts.push((now_ms + 2_000, host.clone()));
         trace.record(now_ms, "harness", &HarnessEvent::Fault { fault: "crash_after_accept", host: &host });
@@ -431,7 +437,7 @@ fn outcomes(
     let ids: BTreeSet<_> = by_id.keys().copied().collect();
     store
         .all_campaigns()
-        .unwrap_or_default()
+        .expect("the memory store's campaigns are always readable")
         .into_iter()
         .filter(|campaign| ids.contains(&campaign.id))
         .map(|campaign| CampaignOutcome {
