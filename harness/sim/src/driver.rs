@@ -127,8 +127,6 @@ pub struct DriverLog {
     pub actions_in_flight: u32,
     /// Isolation probes that got anything but 404.
     pub isolation_breaches: Vec<String>,
-    /// Enqueue answers: (campaign name, status, replayed).
-    pub enqueues: Vec<(String, u16, bool)>,
     /// Named rare paths taken.
     pub marks: BTreeMap<&'static str, u64>,
     /// Campaigns of the scenario the API would not create or enqueue, and why: a run in
@@ -136,8 +134,6 @@ pub struct DriverLog {
     pub not_started: Vec<String>,
     /// Every planned enqueue and operator action has been done (only polling is left).
     pub plan_done: bool,
-    /// The driver ran to its end.
-    pub finished: bool,
 }
 
 struct Driver {
@@ -284,7 +280,6 @@ pub async fn run(plan: DriverPlan, log: Arc<Mutex<DriverLog>>) -> Result<(), Box
         }
     }
     driver.sleep_until(plan.end_ms).await;
-    log.lock().expect("driver log poisoned").finished = true;
     Ok(())
 }
 
@@ -345,12 +340,10 @@ async fn enqueue(driver: &Driver, plan: &DriverPlan, campaign: &DriverCampaign) 
             let (status, body) = &answers[0];
             log.not_started.push(format!("enqueueing campaign `{}` was answered {status}: {body}", campaign.name));
         }
-        for (status, body) in answers {
-            let replayed = body["replayed"].as_bool().unwrap_or(false);
-            if replayed {
+        for (_, body) in answers {
+            if body["replayed"].as_bool().unwrap_or(false) {
                 *log.marks.entry(Mark::EnqueueReplayed.name()).or_default() += 1;
             }
-            log.enqueues.push((campaign.name.clone(), status, replayed));
         }
     }
     // An isolation probe: another tenant tries to read and cancel this campaign.
