@@ -357,7 +357,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         args.db.db.display(),
         args.workers
     );
-    engine.wait().await;
+    let ended = engine.wait().await;
+    eprintln!("smsim serve stopped: {ended}");
     Ok(ExitCode::from(1))
 }
 
