@@ -293,7 +293,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sweep(args) => sweep(args),
         Command::Shrink(args) => shrink(args),
         Command::Certify(args) => certify(args),
-        Command::Bench(args) => smsim_cli::bench::bench(&args).map(|_| ExitCode::SUCCESS),
+        Command::Bench(args) => {
+            // A missed target fails the command, so CI and scripts can use it.
+            let report = smsim_cli::bench::bench(&args)?;
+            Ok(if report.missed().is_empty() || args.no_fail { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
         Command::BenchPeakRss { scenario } => {
             outln!("{}", serde_json::to_string(&smsim_cli::bench::peak_rss_child(&scenario)?)?);
             Ok(ExitCode::SUCCESS)
