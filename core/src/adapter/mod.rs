@@ -14,6 +14,7 @@
 //! The wire types are public serde structs in [`mitto::wire`], [`twilio::wire`] and
 //! [`infobip::wire`] so the simulated provider speaks exactly what the adapters parse.
 
+pub(crate) mod common;
 pub mod http;
 pub mod infobip;
 pub mod mitto;
