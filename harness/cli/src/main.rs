@@ -1,7 +1,7 @@
 //! The `smsim` command: a thin layer of argument parsing over the harness library.
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use rand::{RngCore, SeedableRng};
 use smsim_cli::serve::{Engine, ServeOptions};
 use smsim_cli::{out, outln};
@@ -208,11 +208,14 @@ enum TenantCommand {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Provider {
-    Mitto,
-    Twilio,
-    Infobip,
+/// A provider kind by its name; the names come from the engine's registry.
+fn parse_provider(text: &str) -> Result<ProviderKind, String> {
+    ProviderKind::parse(text).ok_or_else(|| format!("expected one of {}", provider_names().join(", ")))
+}
+
+/// The names of every provider kind.
+fn provider_names() -> Vec<&'static str> {
+    ProviderKind::ALL.into_iter().map(ProviderKind::as_str).collect()
 }
 
 #[derive(Subcommand)]
@@ -220,8 +223,8 @@ enum AccountCommand {
     /// Create a traffic account.
     Create {
         /// Wire format.
-        #[arg(long, value_enum)]
-        provider: Provider,
+        #[arg(long, value_parser = parse_provider)]
+        provider: ProviderKind,
         /// Display name.
         #[arg(long)]
         name: String,
@@ -322,7 +325,7 @@ fn certify(args: CertifyArgs) -> anyhow::Result<ExitCode> {
         "all" => Subject::builtins(),
         name => match ProviderKind::parse(name) {
             Some(kind) => vec![Subject::builtin(kind)],
-            None => anyhow::bail!("no adapter `{name}`; expected one of mitto, twilio, infobip, all"),
+            None => anyhow::bail!("no adapter `{name}`; expected one of {}, all", provider_names().join(", ")),
         },
     };
     let options = Options { only: args.clauses, system_seeds: args.system_seeds, ..Options::default() };
@@ -568,11 +571,6 @@ fn tenant(command: TenantCommand) -> anyhow::Result<ExitCode> {
 fn account(command: AccountCommand) -> anyhow::Result<ExitCode> {
     match command {
         AccountCommand::Create { provider, name, base_url, sender, price, owner, rate_limit, credentials, db } => {
-            let provider = match provider {
-                Provider::Mitto => ProviderKind::Mitto,
-                Provider::Twilio => ProviderKind::Twilio,
-                Provider::Infobip => ProviderKind::Infobip,
-            };
             let owner = owner.map(|text| text.parse::<TenantId>()).transpose()?;
             let new = NewTrafficAccount {
                 owner,
