@@ -475,11 +475,22 @@ impl Scenario {
         })
     }
 
-    /// Refuses values that parse but cannot be simulated.
+    /// Refuses values that parse but cannot be simulated, naming the field.
     pub fn validate(&self, path: &Path) -> Result<(), ScenarioError> {
-        let invalid = |field: String, message: String| {
-            Err(ScenarioError::Invalid { path: path.to_owned(), line: None, field, message })
-        };
+        self.validate_timing(path)?;
+        self.validate_tenants(path)?;
+        self.validate_accounts(path)?;
+        self.validate_campaigns(path)?;
+        self.validate_operator(path)?;
+        self.validate_expect(path)?;
+        self.validate_rates(path)?;
+        self.validate_events(path)?;
+        self.validate_provider_ranges(path)
+    }
+
+    /// Workers, batch, tick and phase length.
+    fn validate_timing(&self, path: &Path) -> Result<(), ScenarioError> {
+        let invalid = |field: String, message: String| invalid(path, field, message);
         if self.engine.workers == 0 || self.engine.workers > 64 {
             return invalid("engine.workers".into(), format!("expected 1 to 64 workers, got {}", self.engine.workers));
         }
@@ -492,6 +503,12 @@ impl Scenario {
         if self.duration_s == 0 {
             return invalid("duration_s".into(), "expected a positive number of simulated seconds".into());
         }
+        Ok(())
+    }
+
+    /// Tenant names unique, credits and contact shares in range.
+    fn validate_tenants(&self, path: &Path) -> Result<(), ScenarioError> {
+        let invalid = |field: String, message: String| invalid(path, field, message);
         let mut seen = std::collections::BTreeSet::new();
         for (index, tenant) in self.tenants.iter().enumerate() {
             if !seen.insert(tenant.name.as_str()) {
@@ -513,6 +530,12 @@ impl Scenario {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Account names unique, owners known, rates and prices in range.
+    fn validate_accounts(&self, path: &Path) -> Result<(), ScenarioError> {
+        let invalid = |field: String, message: String| invalid(path, field, message);
         let tenant_known = |name: &str| self.tenants.iter().any(|tenant| tenant.name == name);
         let mut seen_accounts = std::collections::BTreeSet::new();
         for (index, account) in self.traffic_accounts.iter().enumerate() {
@@ -537,6 +560,13 @@ impl Scenario {
                 return invalid(format!("traffic_accounts[{index}].price_per_segment"), "expected a price ≥ 0".into());
             }
         }
+        Ok(())
+    }
+
+    /// Campaign names unique, their tenant and account known, enqueued in the fault phase.
+    fn validate_campaigns(&self, path: &Path) -> Result<(), ScenarioError> {
+        let invalid = |field: String, message: String| invalid(path, field, message);
+        let tenant_known = |name: &str| self.tenants.iter().any(|tenant| tenant.name == name);
         let mut seen_campaigns = std::collections::BTreeSet::new();
         for (index, campaign) in self.campaigns.iter().enumerate() {
             if !seen_campaigns.insert(campaign.name.as_str()) {
@@ -558,6 +588,13 @@ impl Scenario {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// Operator actions in the fault phase, naming what they act on.
+    fn validate_operator(&self, path: &Path) -> Result<(), ScenarioError> {
+        let invalid = |field: String, message: String| invalid(path, field, message);
+        let tenant_known = |name: &str| self.tenants.iter().any(|tenant| tenant.name == name);
         for (index, action) in self.operator.iter().enumerate() {
             if action.at_s < 0.0 || action.at_s > self.duration_s as f64 {
                 return invalid(
@@ -586,11 +623,23 @@ impl Scenario {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The incident bug exists (invariant and coverage names are checked as they parse).
+    fn validate_expect(&self, path: &Path) -> Result<(), ScenarioError> {
+        let invalid = |field: String, message: String| invalid(path, field, message);
         if let Some(incident) = &self.expect.incident {
             if let Err(message) = incident.bug.parse::<smsim_core::incidents::Bug>() {
                 return invalid("expect.incident.bug".into(), message);
             }
         }
+        Ok(())
+    }
+
+    /// Every fault rate and provider rate in 0..=1.
+    fn validate_rates(&self, path: &Path) -> Result<(), ScenarioError> {
+        let invalid = |field: String, message: String| invalid(path, field, message);
         let fault_rates =
             self.faults.rates.iter().map(|(fault, rate)| (format!("faults.rates.{}", Fault::name(fault)), rate));
         let provider_rates = [
@@ -602,6 +651,12 @@ impl Scenario {
                 return invalid(field, format!("expected a rate in 0..=1, got {rate}"));
             }
         }
+        Ok(())
+    }
+
+    /// Timed faults on hosts of this scenario, within the fault phase.
+    fn validate_events(&self, path: &Path) -> Result<(), ScenarioError> {
+        let invalid = |field: String, message: String| invalid(path, field, message);
         let workers = self.engine.workers;
         let host_known = |host: &str, driver_too: bool| {
             matches!(host, "api" | "provider")
@@ -661,6 +716,12 @@ impl Scenario {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// Latency and report delay ranges with min ≤ max.
+    fn validate_provider_ranges(&self, path: &Path) -> Result<(), ScenarioError> {
+        let invalid = |field: String, message: String| invalid(path, field, message);
         for (field, [low, high]) in [
             ("provider.latency_ms", self.provider.latency_ms),
             ("provider.report_delay_ms", self.provider.report_delay_ms),
@@ -671,6 +732,12 @@ impl Scenario {
         }
         Ok(())
     }
+}
+
+/// A validation error for `field` of the file at `path` (its line is found later, by
+/// [`ScenarioError::located`]).
+fn invalid(path: &Path, field: String, message: String) -> Result<(), ScenarioError> {
+    Err(ScenarioError::Invalid { path: path.to_owned(), line: None, field, message })
 }
 
 impl ScenarioError {
