@@ -9,7 +9,7 @@
 use crate::driver::DriverLog;
 use crate::provider::{MessageKey, Truth};
 use serde::Serialize;
-use smsim_core::domain::{CampaignStatus, MessageStatus, UNKNOWN_OUTCOME};
+use smsim_core::domain::{Campaign, CampaignStatus, Message, MessageStatus, UNKNOWN_OUTCOME};
 use smsim_core::store::{JournalEntry, Store};
 use smsim_core::{CampaignId, MessageId, TenantId, TrafficAccountId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -527,111 +527,147 @@ impl Oracle {
         }
         let campaigns = read(store.all_campaigns(), "the campaigns");
         if self.on(Invariant::Money) {
-            // Every acceptance at the provider is charged, or settled as unknown outcome.
-            for (key, acceptances) in &truth.accepted {
-                // An acceptance of a message the engine never created (an unknown-id or
-                // forged report's key) has no charge to check.
-                let Some(id) = self.keys.get(key) else { continue };
-                let message = read(store.message(*id), "an accepted message");
-                let charged = message.status.is_provider_accepted()
-                    || (message.status == MessageStatus::Failed
-                        && message.last_error.as_ref().is_some_and(|e| e.code == UNKNOWN_OUTCOME));
-                if !charged && !message.status.is_pending() {
-                    return Err(violation(
-                        Invariant::Money,
-                        at_ms,
-                        format!("{id} was accepted by the provider but ended {} without a charge", message.status),
-                        acceptances
-                            .iter()
-                            .map(|a| format!("accepted at {} ms as {}", a.at_ms, a.provider_id))
-                            .collect(),
-                    ));
-                }
-            }
+            self.check_acceptances_charged(at_ms, store, truth)?;
         }
         if self.on(Invariant::Liveness) {
-            for campaign in &campaigns {
-                let pending = campaign.counts.pending();
-                let stuck = match campaign.status {
-                    CampaignStatus::Sending => true,
-                    CampaignStatus::Paused => campaign.pause_reason.is_none(),
-                    _ => false,
-                };
-                if stuck {
+            check_campaigns_finished(at_ms, &campaigns)?;
+            let settled = self.check_leases(at_ms, store, &campaigns)?;
+            self.check_reports_reflected(at_ms, store, truth, &settled)?;
+        }
+        Ok(())
+    }
+
+    /// Every acceptance at the provider is charged, or settled as unknown outcome.
+    fn check_acceptances_charged(&self, at_ms: u64, store: &dyn Store, truth: &Truth) -> Result<(), Violation> {
+        for (key, acceptances) in &truth.accepted {
+            // An acceptance of a message the engine never created (an unknown-id or
+            // forged report's key) has no charge to check.
+            let Some(id) = self.keys.get(key) else { continue };
+            let message = read(store.message(*id), "an accepted message");
+            let charged = message.status.is_provider_accepted() || settled_as_unknown_outcome(&message);
+            if !charged && !message.status.is_pending() {
+                return Err(violation(
+                    Invariant::Money,
+                    at_ms,
+                    format!("{id} was accepted by the provider but ended {} without a charge", message.status),
+                    acceptances.iter().map(|a| format!("accepted at {} ms as {}", a.at_ms, a.provider_id)).collect(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// No lease outlived its expiry by more than the grace; returns every settled
+    /// message's (account, provider id), for the report check.
+    fn check_leases(
+        &self,
+        at_ms: u64,
+        store: &dyn Store,
+        campaigns: &[Campaign],
+    ) -> Result<BTreeSet<(TrafficAccountId, String)>, Violation> {
+        let now = smsim_harness_epoch_plus(at_ms);
+        // Each message is read once and indexed, so the report check below costs in
+        // proportion to the reports, not reports × messages; messages are read in place,
+        // one at a time (a million-message run is at its largest here).
+        let mut settled: BTreeSet<(TrafficAccountId, String)> = BTreeSet::new();
+        let mut outlived = None;
+        for campaign in campaigns {
+            let visited = store.visit_messages(campaign.id, &mut |message| {
+                if let Some(lease) = &message.lease {
+                    if outlived.is_none() && lease.expires_at.plus_ms(self.limits.lease_grace_ms) < now {
+                        outlived = Some((message.id, lease.clone()));
+                    }
+                }
+                if let (Some(provider_id), true) = (&message.provider_message_id, message.status.is_settled()) {
+                    settled.insert((message.traffic_account, provider_id.clone()));
+                }
+            });
+            read(visited, "a campaign's messages");
+            if let Some((id, lease)) = outlived.take() {
+                return Err(violation(
+                    Invariant::Liveness,
+                    at_ms,
+                    format!("{id}'s lease outlived its expiry"),
+                    vec![format!("lease {lease:?}")],
+                ));
+            }
+        }
+        Ok(settled)
+    }
+
+    /// Every final report the engine accepted is reflected in its message.
+    fn check_reports_reflected(
+        &self,
+        at_ms: u64,
+        store: &dyn Store,
+        truth: &Truth,
+        settled: &BTreeSet<(TrafficAccountId, String)>,
+    ) -> Result<(), Violation> {
+        // Provider ids are unique at the provider: each names one accepted key.
+        let mut accepted_as: BTreeMap<&str, &MessageKey> = BTreeMap::new();
+        for (key, acceptances) in &truth.accepted {
+            for acceptance in acceptances {
+                accepted_as.entry(acceptance.provider_id.as_str()).or_insert(key);
+            }
+        }
+        for report in truth
+            .reports
+            .iter()
+            .filter(|r| r.is_final && !r.forged && r.answered.is_some_and(|s| (200..300).contains(&s)))
+        {
+            let account: Option<TrafficAccountId> = report.account.parse().ok();
+            let reflected = account.is_some_and(|account| settled.contains(&(account, report.provider_id.clone())));
+            let Some(key) = accepted_as.get(report.provider_id.as_str()) else { continue };
+            if !reflected {
+                // The one excuse: the message settled as failed `UNKNOWN_OUTCOME` (charged,
+                // reported) before the report came; any other failure must reflect it.
+                let unknown_outcome = self
+                    .keys
+                    .get(*key)
+                    .is_some_and(|id| settled_as_unknown_outcome(&read(store.message(*id), "a reported message")));
+                if !unknown_outcome {
                     return Err(violation(
                         Invariant::Liveness,
                         at_ms,
-                        format!(
-                            "{} is still {} after the heal phase ({pending} messages pending)",
-                            campaign.id, campaign.status
-                        ),
-                        vec![format!("counts {:?}", campaign.counts)],
+                        format!("report {} {} was accepted but never reflected", report.provider_id, report.status),
+                        vec![format!("{report:?}")],
                     ));
-                }
-            }
-            let now = smsim_harness_epoch_plus(at_ms);
-            // Each message is read once and indexed, so the report check below costs in
-            // proportion to the reports, not reports × messages; messages are read in place,
-            // one at a time (a million-message run is at its largest here).
-            let mut settled: BTreeSet<(TrafficAccountId, String)> = BTreeSet::new();
-            let mut outlived = None;
-            for campaign in &campaigns {
-                let visited = store.visit_messages(campaign.id, &mut |message| {
-                    if let Some(lease) = &message.lease {
-                        if outlived.is_none() && lease.expires_at.plus_ms(self.limits.lease_grace_ms) < now {
-                            outlived = Some((message.id, lease.clone()));
-                        }
-                    }
-                    if let (Some(provider_id), true) = (&message.provider_message_id, message.status.is_settled()) {
-                        settled.insert((message.traffic_account, provider_id.clone()));
-                    }
-                });
-                read(visited, "a campaign's messages");
-                if let Some((id, lease)) = outlived.take() {
-                    return Err(violation(
-                        Invariant::Liveness,
-                        at_ms,
-                        format!("{id}'s lease outlived its expiry"),
-                        vec![format!("lease {lease:?}")],
-                    ));
-                }
-            }
-            // Provider ids are unique at the provider: each names one accepted key.
-            let mut accepted_as: BTreeMap<&str, &MessageKey> = BTreeMap::new();
-            for (key, acceptances) in &truth.accepted {
-                for acceptance in acceptances {
-                    accepted_as.entry(acceptance.provider_id.as_str()).or_insert(key);
-                }
-            }
-            for report in truth
-                .reports
-                .iter()
-                .filter(|r| r.is_final && !r.forged && r.answered.is_some_and(|s| (200..300).contains(&s)))
-            {
-                let account: Option<TrafficAccountId> = report.account.parse().ok();
-                let reflected = account.is_some_and(|account| settled.contains(&(account, report.provider_id.clone())));
-                let Some(key) = accepted_as.get(report.provider_id.as_str()) else { continue };
-                if !reflected {
-                    // The one excuse: the message settled as failed `UNKNOWN_OUTCOME` (charged,
-                    // reported) before the report came; any other failure must reflect it.
-                    let unknown_outcome = self.keys.get(*key).is_some_and(|id| {
-                        let message = read(store.message(*id), "a reported message");
-                        message.status == MessageStatus::Failed
-                            && message.last_error.as_ref().is_some_and(|error| error.code == UNKNOWN_OUTCOME)
-                    });
-                    if !unknown_outcome {
-                        return Err(violation(
-                            Invariant::Liveness,
-                            at_ms,
-                            format!("report {} {} was accepted but never reflected", report.provider_id, report.status),
-                            vec![format!("{report:?}")],
-                        ));
-                    }
                 }
             }
         }
         Ok(())
     }
+}
+
+/// After the heal phase, no campaign is still sending, nor paused without a reason
+/// (a pause for credits is the engine's answer, not a stall).
+fn check_campaigns_finished(at_ms: u64, campaigns: &[Campaign]) -> Result<(), Violation> {
+    for campaign in campaigns {
+        let pending = campaign.counts.pending();
+        let stuck = match campaign.status {
+            CampaignStatus::Sending => true,
+            CampaignStatus::Paused => campaign.pause_reason.is_none(),
+            _ => false,
+        };
+        if stuck {
+            return Err(violation(
+                Invariant::Liveness,
+                at_ms,
+                format!(
+                    "{} is still {} after the heal phase ({pending} messages pending)",
+                    campaign.id, campaign.status
+                ),
+                vec![format!("counts {:?}", campaign.counts)],
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `message` settled as failed `UNKNOWN_OUTCOME`: charged, because the provider
+/// may have sent it.
+fn settled_as_unknown_outcome(message: &Message) -> bool {
+    message.status == MessageStatus::Failed && message.last_error.as_ref().is_some_and(|e| e.code == UNKNOWN_OUTCOME)
 }
 
 fn smsim_harness_epoch_plus(at_ms: u64) -> smsim_core::Timestamp {
