@@ -371,22 +371,7 @@ fn create_accounts(
     let mut account_ids = BTreeMap::new();
     for (index, account) in scenario.traffic_accounts.iter().enumerate() {
         let provider = account.provider;
-        let (key, secret) = match provider {
-            ProviderKind::Mitto => (format!("key-{}", account.name), format!("hook-{}", account.name)),
-            ProviderKind::Twilio => (format!("AC{index:032}"), format!("token-{}", account.name)),
-            ProviderKind::Infobip => (format!("app-{}", account.name), format!("hook-{}", account.name)),
-        };
-        let pairs: Vec<(&str, String)> = match provider {
-            ProviderKind::Mitto => vec![
-                ("api_key", key.clone()),
-                ("traffic_account_id", format!("mitto-{}", account.name)),
-                ("webhook_token", secret.clone()),
-            ],
-            ProviderKind::Twilio => vec![("account_sid", key.clone()), ("auth_token", secret.clone())],
-            ProviderKind::Infobip => vec![("api_key", key.clone()), ("webhook_token", secret.clone())],
-        };
-        let credentials: BTreeMap<String, String> =
-            pairs.into_iter().map(|(name, value)| (name.to_owned(), value)).collect();
+        let SimulatedCredentials { key, secret, credentials } = simulated_credentials(provider, index, &account.name);
         let owner: Option<TenantId> = account.owner.as_ref().map(|owner| tenant_ids[owner].1);
         let created = store.create_traffic_account(NewTrafficAccount {
             owner,
@@ -406,6 +391,43 @@ fn create_accounts(
         bindings.push(AccountBinding { engine_id: created.id.to_string(), key, secret });
     }
     Ok((account_ids, bindings))
+}
+
+/// An account's credentials in a simulation: the key the simulated provider expects on
+/// submissions, the secret that authenticates its webhooks, and the credentials the
+/// engine's adapter is configured with. The one place the simulator knows each provider
+/// kind's credential names.
+struct SimulatedCredentials {
+    key: String,
+    secret: String,
+    credentials: BTreeMap<String, String>,
+}
+
+fn simulated_credentials(kind: ProviderKind, index: usize, name: &str) -> SimulatedCredentials {
+    let (key, secret, named) = match kind {
+        ProviderKind::Mitto => {
+            let (key, secret) = (format!("key-{name}"), format!("hook-{name}"));
+            let traffic_account_id = format!("mitto-{name}");
+            let named = vec![
+                ("api_key", key.clone()),
+                ("traffic_account_id", traffic_account_id),
+                ("webhook_token", secret.clone()),
+            ];
+            (key, secret, named)
+        }
+        ProviderKind::Twilio => {
+            let (key, secret) = (format!("AC{index:032}"), format!("token-{name}"));
+            let named = vec![("account_sid", key.clone()), ("auth_token", secret.clone())];
+            (key, secret, named)
+        }
+        ProviderKind::Infobip => {
+            let (key, secret) = (format!("app-{name}"), format!("hook-{name}"));
+            let named = vec![("api_key", key.clone()), ("webhook_token", secret.clone())];
+            (key, secret, named)
+        }
+    };
+    let credentials = named.into_iter().map(|(name, value)| (name.to_owned(), value)).collect();
+    SimulatedCredentials { key, secret, credentials }
 }
 
 /// What the driver does: the tenants' imports, the campaigns, the operator's actions in
