@@ -17,7 +17,7 @@
 //! `{"results":[…]}` with one or several results; the provider does not sign them, so the
 //! `notifyUrl` we send carries a per-account secret (`?token=`), checked as for Mitto.
 
-use super::mitto::{check_token_json_webhook, http_failure, is_json, redact, transport_outcomes};
+use super::common::{check_token_json_webhook, http_failure, is_json, redact, transport_outcomes};
 use super::{
     credential, AdapterConfigError, Capabilities, HttpClient, HttpRequest, HttpResponse, LookupOutcome,
     OutboundMessage, ParsedReport, ProviderAdapter, ProviderFailure, SignatureScheme, SubmitOutcome, WebhookError,

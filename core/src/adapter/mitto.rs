@@ -13,14 +13,15 @@
 //! `{"messageId","deliveryStatus"}` object or an array of them; the webhook URL carries a
 //! per-account secret (`?token=`), since the provider does not sign.
 
+use super::common::{check_token_json_webhook, http_failure, is_json, redact, transport_outcomes};
 use super::{
-    credential, AdapterConfigError, Capabilities, HttpClient, HttpError, HttpRequest, HttpResponse, LookupOutcome,
+    credential, AdapterConfigError, Capabilities, HttpClient, HttpRequest, HttpResponse, LookupOutcome,
     OutboundMessage, ParsedReport, ProviderAdapter, ProviderFailure, SignatureScheme, SubmitOutcome, WebhookError,
-    WebhookRequest, MAX_WEBHOOK_BODY_BYTES,
+    WebhookRequest,
 };
 use crate::domain::records::{ProviderKind, TrafficAccount};
 use crate::domain::report::ReportStatus;
-use crate::domain::retry::{classify_http_status, ErrorClass};
+use crate::domain::retry::ErrorClass;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -258,96 +259,6 @@ impl MittoAdapter {
             },
         }
     }
-}
-
-/// `outcome` with every secret in its detail replaced by `<redacted>`.
-pub(crate) fn redact(outcome: SubmitOutcome, secrets: &[&str]) -> SubmitOutcome {
-    let clean = |mut detail: String| {
-        for secret in secrets.iter().filter(|secret| !secret.is_empty()) {
-            detail = detail.replace(secret, "<redacted>");
-        }
-        detail
-    };
-    match outcome {
-        SubmitOutcome::Failed(failure) => {
-            SubmitOutcome::Failed(ProviderFailure { detail: clean(failure.detail), ..failure })
-        }
-        SubmitOutcome::Ambiguous { detail } => SubmitOutcome::Ambiguous { detail: clean(detail) },
-        accepted => accepted,
-    }
-}
-
-/// Whether a content type is JSON.
-pub(crate) fn is_json(content_type: Option<&str>) -> bool {
-    content_type.is_some_and(|value| {
-        let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        essence == "application/json" || essence.ends_with("+json")
-    })
-}
-
-/// The failure every message of a refused request gets.
-pub(crate) fn http_failure(response: &HttpResponse) -> ProviderFailure {
-    let retry_after_ms = response
-        .header("retry-after")
-        .and_then(|value| value.trim().parse::<u64>().ok())
-        .map(|seconds| seconds * 1_000);
-    let snippet: String = String::from_utf8_lossy(&response.body).chars().take(200).collect();
-    ProviderFailure {
-        code: format!("HTTP_{}", response.status),
-        retryable: classify_http_status(response.status) == ErrorClass::Retryable,
-        retry_after_ms,
-        detail: format!("provider answered {}: {snippet}", response.status),
-    }
-}
-
-/// The outcomes of `count` messages whose request failed in transport.
-pub(crate) fn transport_outcomes(count: usize, error: &HttpError) -> Vec<SubmitOutcome> {
-    if error.never_sent() {
-        let failure = ProviderFailure {
-            code: "NETWORK".into(),
-            retryable: true,
-            retry_after_ms: None,
-            detail: error.to_string(),
-        };
-        vec![SubmitOutcome::Failed(failure); count]
-    } else {
-        vec![SubmitOutcome::Ambiguous { detail: error.to_string() }; count]
-    }
-}
-
-/// The value of query parameter `name` in `url`.
-pub(crate) fn query_param(url: &str, name: &str) -> Option<String> {
-    let query = url.split_once('?')?.1;
-    let query = query.split('#').next().unwrap_or("");
-    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
-        .ok()?
-        .into_iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value)
-}
-
-/// Authenticates a webhook of a provider that does not sign (the URL carries the account's
-/// token) and checks it is a JSON body within the size limit. Without a configured token
-/// every webhook is refused.
-pub(crate) fn check_token_json_webhook(request: &WebhookRequest, expected: Option<&str>) -> Result<(), WebhookError> {
-    let expected = expected.ok_or(WebhookError::BadSignature)?;
-    let given = query_param(&request.url, "token").ok_or(WebhookError::MissingSignature)?;
-    if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-        return Err(WebhookError::BadSignature);
-    }
-    if request.body.len() > MAX_WEBHOOK_BODY_BYTES {
-        return Err(WebhookError::TooLarge { size: request.body.len(), limit: MAX_WEBHOOK_BODY_BYTES });
-    }
-    let content_type = request.headers.get("content-type").map(String::as_str);
-    if !is_json(content_type) {
-        return Err(WebhookError::ContentType(content_type.unwrap_or("").to_owned()));
-    }
-    Ok(())
-}
-
-/// Compares two secrets in time independent of where they differ.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |difference, (x, y)| difference | (x ^ y)) == 0
 }
 
 /// The lattice status of a Mitto `deliveryStatus`.

@@ -14,6 +14,7 @@
 //! The wire types are public serde structs in [`mitto::wire`], [`twilio::wire`] and
 //! [`infobip::wire`] so the simulated provider speaks exactly what the adapters parse.
 
+pub(crate) mod common;
 pub mod http;
 pub mod infobip;
 pub mod mitto;
@@ -201,6 +202,52 @@ pub struct AdapterConfigError {
     pub message: String,
 }
 
+/// Builds a provider's adapter for an account: the account, the HTTP client to send
+/// through, and where this engine's API is reachable from the provider.
+pub type BuildAdapter =
+    fn(&TrafficAccount, Arc<dyn HttpClient>, &str) -> Result<Arc<dyn ProviderAdapter>, AdapterConfigError>;
+
+/// One provider kind's adapter: what it can do and how to build it.
+#[derive(Clone, Copy)]
+pub struct ProviderEntry {
+    /// The kind.
+    pub kind: ProviderKind,
+    /// What its adapter can do.
+    pub capabilities: Capabilities,
+    /// Builds its adapter for an account.
+    pub build: BuildAdapter,
+}
+
+/// The provider registry: every kind with its adapter. Adding a provider is a
+/// [`ProviderKind`] variant, its adapter module, and a row here; everything that builds
+/// adapters or asks for capabilities goes through [`provider`].
+pub const PROVIDERS: [ProviderEntry; 3] = [
+    ProviderEntry {
+        kind: ProviderKind::Mitto,
+        capabilities: mitto::CAPABILITIES,
+        build: |account, client, _| Ok(Arc::new(mitto::MittoAdapter::from_account(account, client)?)),
+    },
+    ProviderEntry {
+        kind: ProviderKind::Twilio,
+        capabilities: twilio::CAPABILITIES,
+        build: |account, client, webhook_base_url| {
+            Ok(Arc::new(twilio::TwilioAdapter::from_account(account, client, webhook_base_url)?))
+        },
+    },
+    ProviderEntry {
+        kind: ProviderKind::Infobip,
+        capabilities: infobip::CAPABILITIES,
+        build: |account, client, webhook_base_url| {
+            Ok(Arc::new(infobip::InfobipAdapter::from_account(account, client, webhook_base_url)?))
+        },
+    },
+];
+
+/// The registry entry of `kind`.
+pub fn provider(kind: ProviderKind) -> &'static ProviderEntry {
+    PROVIDERS.iter().find(|entry| entry.kind == kind).expect("every provider kind has a registry entry")
+}
+
 /// Builds the adapter for `account`, sending through `client`.
 ///
 /// `webhook_base_url` is where this engine's API is reachable from the provider; the
@@ -210,22 +257,12 @@ pub fn adapter_for(
     client: Arc<dyn HttpClient>,
     webhook_base_url: &str,
 ) -> Result<Arc<dyn ProviderAdapter>, AdapterConfigError> {
-    match account.provider {
-        ProviderKind::Mitto => Ok(Arc::new(mitto::MittoAdapter::from_account(account, client)?)),
-        ProviderKind::Twilio => Ok(Arc::new(twilio::TwilioAdapter::from_account(account, client, webhook_base_url)?)),
-        ProviderKind::Infobip => {
-            Ok(Arc::new(infobip::InfobipAdapter::from_account(account, client, webhook_base_url)?))
-        }
-    }
+    (provider(account.provider).build)(account, client, webhook_base_url)
 }
 
 /// The capabilities of the adapter for `kind`, without building one.
 pub fn capabilities_of(kind: ProviderKind) -> Capabilities {
-    match kind {
-        ProviderKind::Mitto => mitto::CAPABILITIES,
-        ProviderKind::Twilio => twilio::CAPABILITIES,
-        ProviderKind::Infobip => infobip::CAPABILITIES,
-    }
+    provider(kind).capabilities
 }
 
 /// A credential of `account`, or a config error naming it.
@@ -233,4 +270,18 @@ pub fn credential<'a>(account: &'a TrafficAccount, name: &str) -> Result<&'a str
     account.credentials.get(name).map(String::as_str).filter(|value| !value.is_empty()).ok_or_else(|| {
         AdapterConfigError { account: account.id.to_string(), message: format!("credential `{name}` is missing") }
     })
+}
+
+#[cfg(test)]
+mod registry_tests {
+    use super::*;
+
+    /// A kind without a row would panic in [`provider`]; a kind with two would hide one.
+    #[test]
+    fn every_provider_kind_has_exactly_one_registry_entry() {
+        for kind in ProviderKind::ALL {
+            assert_eq!(PROVIDERS.iter().filter(|entry| entry.kind == kind).count(), 1, "{kind}");
+        }
+        assert_eq!(PROVIDERS.len(), ProviderKind::ALL.len());
+    }
 }

@@ -11,7 +11,7 @@
 //! picks the one whose body is ours — the only handle an ambiguous submission has, since
 //! its SID never reached us.
 
-use super::mitto::{constant_time_eq, http_failure, is_json, query_param, redact, transport_outcomes};
+use super::common::{constant_time_eq, http_failure, is_json, query_param, redact, transport_outcomes};
 use super::{
     credential, AdapterConfigError, Capabilities, HttpClient, HttpRequest, HttpResponse, LookupOutcome,
     OutboundMessage, ParsedReport, ProviderAdapter, ProviderFailure, SignatureScheme, SubmitOutcome, WebhookError,

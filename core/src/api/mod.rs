@@ -205,7 +205,7 @@ impl FromRequestParts<Arc<ApiState>> for AdminAuth {
         };
         let given =
             bearer(parts).ok_or_else(|| ApiError::unauthorized("expected `Authorization: Bearer <admin token>`"))?;
-        if crate::adapter::mitto::constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        if crate::adapter::common::constant_time_eq(given.as_bytes(), expected.as_bytes()) {
             return Ok(AdminAuth);
         }
         if state.store.tenant_by_api_key_hash(&sha256_hex(given.as_bytes()))?.is_some() {

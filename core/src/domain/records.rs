@@ -121,12 +121,7 @@ impl ProviderKind {
 
     /// The kind named `text`, if any.
     pub fn parse(text: &str) -> Option<ProviderKind> {
-        match text {
-            "mitto" => Some(ProviderKind::Mitto),
-            "twilio" => Some(ProviderKind::Twilio),
-            "infobip" => Some(ProviderKind::Infobip),
-            _ => None,
-        }
+        ProviderKind::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 }
 

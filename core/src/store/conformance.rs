@@ -26,34 +26,6 @@ const LEASE_MS: u64 = 30_000;
 /// A conformance case: panics on the first deviation.
 pub type Case = fn(&dyn Store);
 
-/// Every case, by name, for runners that iterate.
-pub const CASES: &[(&str, Case)] = &[
-    ("tenants_and_credits", tenants_and_credits),
-    ("contact_import_reports_rows", contact_import_reports_rows),
-    ("campaign_validation_and_isolation", campaign_validation_and_isolation),
-    ("only_a_draft_can_be_changed", only_a_draft_can_be_changed),
-    ("preview_matches_enqueue", preview_matches_enqueue),
-    ("enqueue_is_all_or_nothing_on_credit", enqueue_is_all_or_nothing_on_credit),
-    ("enqueue_idempotency", enqueue_idempotency),
-    ("opted_out_contacts_are_skipped", opted_out_contacts_are_skipped),
-    ("scheduled_campaign_starts_when_due", scheduled_campaign_starts_when_due),
-    ("happy_path_accept_deliver_complete", happy_path_accept_deliver_complete),
-    ("stale_tokens_are_fenced", stale_tokens_are_fenced),
-    ("reaper_requeues_for_idempotent_accounts", reaper_requeues_for_idempotent_accounts),
-    ("retry_and_failure", retry_and_failure),
-    ("reports_are_idempotent_and_order_free", reports_are_idempotent_and_order_free),
-    ("report_before_submit_answer_is_parked", report_before_submit_answer_is_parked),
-    ("report_naming_message_resolves_unknown", report_naming_message_resolves_unknown),
-    ("unknowns_resolve_or_settle_charged", unknowns_resolve_or_settle_charged),
-    ("pause_resume_cancel", pause_resume_cancel),
-    ("retry_failed_reserves_again", retry_failed_reserves_again),
-    ("account_rate_limit", account_rate_limit),
-    ("tenant_rate_limit_across_shared_account", tenant_rate_limit_across_shared_account),
-    ("lease_renewal", lease_renewal),
-    ("journal_records_every_change", journal_records_every_change),
-    ("queue_stats_count_the_queue", queue_stats_count_the_queue),
-];
-
 /// Expands to one `#[test]` per conformance case, in a module named `$module`, each run
 /// against a fresh store made by `$make` and followed by [`assert_books_balance`].
 #[macro_export]

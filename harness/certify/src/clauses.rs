@@ -6,7 +6,7 @@
 use super::engine::{destination, Engine};
 use super::profile::{Auth, ReportShape, WebhookTarget, WireReport};
 use super::stub::{provider_id_for, HangUp, Plan, Stub};
-use super::{probe_account, Clause, Context};
+use super::{probe_account, Body, Clause, Context};
 use smsim_core::adapter::SignatureScheme;
 use smsim_core::adapter::{
     HttpResponse, OutboundMessage, ParsedReport, SubmitOutcome, WebhookError, WebhookRequest, MAX_WEBHOOK_BODY_BYTES,
@@ -17,125 +17,196 @@ use smsim_core::store::Store;
 use smsim_core::{CampaignId, ContactId, MessageId};
 use std::collections::BTreeMap;
 
-type Verdict = Result<(), String>;
+/// A clause's result: `Ok`, or the evidence of its failure.
+pub type Verdict = Result<(), String>;
 
-/// Every clause, in the order they run.
+/// Every clause, in the order they run: its id, what it demands, when it does not apply
+/// (`unless`), and its body. One table, so a clause cannot be listed without a body or
+/// run without a statement.
 pub const CLAUSES: &[Clause] = &[
-    Clause::new("submit.single", "one message accepted: the provider's id is mapped to it"),
-    Clause::new("submit.batch", "a full batch accepted: every provider id lands on its own message, bulk id kept"),
-    Clause::new("submit.reordered", "an answer listing messages out of order still maps every id to its own message"),
-    Clause::new("submit.partial", "partial failure: exactly the refused messages fail, the others are accepted"),
+    Clause::new(
+        "submit.single",
+        "one message accepted: the provider's id is mapped to it",
+        Body::Async(|c| Box::pin(accepted_and_mapped(c, 1, Plan::Accept))),
+    ),
+    Clause::new(
+        "submit.batch",
+        "a full batch accepted: every provider id lands on its own message, bulk id kept",
+        Body::Async(|c| Box::pin(accepted_and_mapped(c, c.full_batch(), Plan::Accept))),
+    )
+    .unless(one_message_per_request),
+    Clause::new(
+        "submit.reordered",
+        "an answer listing messages out of order still maps every id to its own message",
+        Body::Async(|c| Box::pin(accepted_and_mapped(c, c.full_batch(), Plan::AcceptReversed))),
+    )
+    .unless(answers_in_request_order),
+    Clause::new(
+        "submit.partial",
+        "partial failure: exactly the refused messages fail, the others are accepted",
+        Body::Async(|c| Box::pin(partial(c))),
+    ),
     Clause::new(
         "submit.codes",
         "every documented per-message error code is classified retryable or permanent as documented",
+        Body::Async(|c| Box::pin(codes(c))),
     ),
-    Clause::new("submit.missing", "a message the answer does not mention is ambiguous, never accepted or failed"),
-    Clause::new("submit.throttled", "429 with Retry-After: a retryable failure that keeps the delay"),
-    Clause::new("submit.server-error", "5xx: a retryable failure"),
-    Clause::new("submit.client-error", "4xx other than 429: a permanent failure, never retried"),
-    Clause::new("submit.refused", "a connection refused before the request left: a retryable failure, not ambiguous"),
-    Clause::new("submit.timeout", "an answer that does not arrive in time: ambiguous, and no silent resend"),
-    Clause::new("submit.hang-up", "a connection dropped after the request was sent: ambiguous, and no silent resend"),
+    Clause::new(
+        "submit.missing",
+        "a message the answer does not mention is ambiguous, never accepted or failed",
+        Body::Async(|c| Box::pin(missing(c))),
+    )
+    .unless(one_message_per_request),
+    Clause::new(
+        "submit.throttled",
+        "429 with Retry-After: a retryable failure that keeps the delay",
+        Body::Async(|c| Box::pin(throttled(c))),
+    ),
+    Clause::new(
+        "submit.server-error",
+        "5xx: a retryable failure",
+        Body::Async(|c| Box::pin(http_failures(c, &[500, 502, 503], true))),
+    ),
+    Clause::new(
+        "submit.client-error",
+        "4xx other than 429: a permanent failure, never retried",
+        Body::Async(|c| Box::pin(http_failures(c, &[400, 401, 403, 404, 422], false))),
+    ),
+    Clause::new(
+        "submit.refused",
+        "a connection refused before the request left: a retryable failure, not ambiguous",
+        Body::Async(|c| Box::pin(refused(c))),
+    ),
+    Clause::new(
+        "submit.timeout",
+        "an answer that does not arrive in time: ambiguous, and no silent resend",
+        Body::Async(|c| Box::pin(timeout(c))),
+    ),
+    Clause::new(
+        "submit.hang-up",
+        "a connection dropped after the request was sent: ambiguous, and no silent resend",
+        Body::Async(|c| Box::pin(hang_up(c))),
+    ),
     Clause::new(
         "submit.malformed",
         "malformed JSON, wrong content type, empty or truncated body: ambiguous, never accepted or failed",
+        Body::Async(|c| Box::pin(malformed(c))),
     ),
     Clause::new(
         "submit.oversized",
         "a batch above the declared maximum is split, never truncated: every message submitted once",
+        Body::Async(|c| Box::pin(oversized(c))),
     ),
-    Clause::new("submit.request", "credentials, sender, destination and text are sent as the provider requires"),
-    Clause::new("submit.multipart", "long and UCS-2 texts are sent whole, as one message each, never cut or split"),
+    Clause::new(
+        "submit.request",
+        "credentials, sender, destination and text are sent as the provider requires",
+        Body::Async(|c| Box::pin(request_shape(c))),
+    ),
+    Clause::new(
+        "submit.multipart",
+        "long and UCS-2 texts are sent whole, as one message each, never cut or split",
+        Body::Async(|c| Box::pin(multipart(c))),
+    ),
     Clause::new(
         "submit.secrets",
         "no credential appears in an outcome, a log line or Debug output, even when the provider echoes it",
+        Body::Async(|c| Box::pin(secrets(c))),
     ),
-    Clause::new("webhook.statuses", "every documented status string maps onto the lattice as documented"),
-    Clause::new("webhook.unknown-status", "an undocumented status string is reported as unrecognised, never guessed"),
+    Clause::new(
+        "webhook.statuses",
+        "every documented status string maps onto the lattice as documented",
+        Body::Async(|c| Box::pin(async move { statuses(c) })),
+    ),
+    Clause::new(
+        "webhook.unknown-status",
+        "an undocumented status string is reported as unrecognised, never guessed",
+        Body::Async(|c| Box::pin(async move { unknown_status(c) })),
+    ),
     Clause::new(
         "webhook.shapes",
         "every body shape the provider sends (one object, a batch) parses to the same reports",
+        Body::Async(|c| Box::pin(async move { shapes(c) })),
     ),
-    Clause::new("webhook.auth", "an authentic webhook is accepted; a wrong or missing signature or token is refused"),
-    Clause::new("webhook.replayed", "a signature lifted from one callback does not authenticate another"),
-    Clause::new("webhook.malformed", "oversized, malformed and wrongly typed bodies are refused with a typed error"),
-    Clause::new("webhook.duplicates", "through the engine: a duplicated report changes nothing the second time"),
-    Clause::new("webhook.late-intermediate", "through the engine: an intermediate report after a final one is ignored"),
-    Clause::new("webhook.early", "through the engine: a report for an id not yet known is parked, then applied"),
+    Clause::new(
+        "webhook.auth",
+        "an authentic webhook is accepted; a wrong or missing signature or token is refused",
+        Body::Async(|c| Box::pin(async move { auth(c) })),
+    ),
+    Clause::new(
+        "webhook.replayed",
+        "a signature lifted from one callback does not authenticate another",
+        Body::Async(|c| Box::pin(async move { replayed(c) })),
+    )
+    .unless(unsigned_webhooks),
+    Clause::new(
+        "webhook.malformed",
+        "oversized, malformed and wrongly typed bodies are refused with a typed error",
+        Body::Async(|c| Box::pin(async move { webhook_malformed(c) })),
+    ),
+    Clause::new(
+        "webhook.duplicates",
+        "through the engine: a duplicated report changes nothing the second time",
+        Body::Async(|c| Box::pin(duplicates(c))),
+    ),
+    Clause::new(
+        "webhook.late-intermediate",
+        "through the engine: an intermediate report after a final one is ignored",
+        Body::Async(|c| Box::pin(late_intermediate(c))),
+    ),
+    Clause::new(
+        "webhook.early",
+        "through the engine: a report for an id not yet known is parked, then applied",
+        Body::Async(|c| Box::pin(early(c))),
+    ),
     Clause::new(
         "lookup.resolves",
         "through the engine: a status lookup resolves an ambiguous submission to the provider's id",
+        Body::Async(|c| Box::pin(lookup_resolves(c))),
+    )
+    .unless(no_status_lookup),
+    Clause::new(
+        "lookup.not-found",
+        "a lookup of a message the provider never took says so",
+        Body::Async(|c| Box::pin(lookup_not_found(c))),
+    )
+    .unless(no_status_lookup),
+    Clause::new(
+        "system.happy-path",
+        "the simulator's happy path through this adapter keeps every invariant",
+        Body::Simulator(super::system::happy_path),
     ),
-    Clause::new("lookup.not-found", "a lookup of a message the provider never took says so"),
-    Clause::new("system.happy-path", "the simulator's happy path through this adapter keeps every invariant"),
     Clause::new(
         "system.faults",
         "a faulty sweep through this adapter (outages, timeouts, duplicates, crashes) keeps every invariant",
+        Body::Simulator(super::system::faults),
     ),
 ];
 
-/// Why a clause does not apply to an adapter, if it does not.
-pub fn not_applicable(id: &str, context: &Context) -> Option<String> {
-    let capabilities = context.capabilities;
-    match id {
-        "submit.batch" | "submit.missing" if capabilities.max_batch < 2 => {
-            Some(format!("one message per request (max batch {})", capabilities.max_batch))
-        }
-        "submit.reordered" if capabilities.max_batch < 2 || !context.subject.profile.answers_in_any_order() => {
-            Some("the provider answers in request order".into())
-        }
-        "webhook.replayed" if capabilities.signature == SignatureScheme::UrlToken => {
-            Some("the provider does not sign webhooks; a token in the URL authenticates them".into())
-        }
-        "lookup.resolves" | "lookup.not-found" if !capabilities.status_lookup => {
-            Some("the adapter declares no status lookup".into())
-        }
-        _ => None,
-    }
+/// The clause every run starts with: the adapter builds for an account with the
+/// profile's credentials (without it no other clause can run).
+pub const BUILD: Clause = Clause::new(
+    "build",
+    "the adapter builds for an account with the profile's credentials",
+    Body::Async(|c| Box::pin(async move { c.adapter("http://127.0.0.1:9").map(|_| ()) })),
+);
+
+fn one_message_per_request(context: &Context) -> Option<String> {
+    let max_batch = context.capabilities.max_batch;
+    (max_batch < 2).then(|| format!("one message per request (max batch {max_batch})"))
 }
 
-/// Runs clause `id`.
-pub async fn run(id: &str, context: &Context) -> Verdict {
-    match id {
-        "submit.single" => accepted_and_mapped(context, 1, Plan::Accept).await,
-        "submit.batch" => accepted_and_mapped(context, context.full_batch(), Plan::Accept).await,
-        "submit.reordered" => accepted_and_mapped(context, context.full_batch(), Plan::AcceptReversed).await,
-        "submit.partial" => partial(context).await,
-        "submit.codes" => codes(context).await,
-        "submit.missing" => missing(context).await,
-        "submit.throttled" => throttled(context).await,
-        "submit.server-error" => http_failures(context, &[500, 502, 503], true).await,
-        "submit.client-error" => http_failures(context, &[400, 401, 403, 404, 422], false).await,
-        "submit.refused" => refused(context).await,
-        "submit.timeout" => timeout(context).await,
-        "submit.hang-up" => hang_up(context).await,
-        "submit.malformed" => malformed(context).await,
-        "submit.oversized" => oversized(context).await,
-        "submit.request" => request_shape(context).await,
-        "submit.multipart" => multipart(context).await,
-        "submit.secrets" => secrets(context).await,
-        "webhook.statuses" => statuses(context),
-        "webhook.unknown-status" => unknown_status(context),
-        "webhook.shapes" => shapes(context),
-        "webhook.auth" => auth(context),
-        "webhook.replayed" => replayed(context),
-        "webhook.malformed" => webhook_malformed(context),
-        "webhook.duplicates" => duplicates(context).await,
-        "webhook.late-intermediate" => late_intermediate(context).await,
-        "webhook.early" => early(context).await,
-        "lookup.resolves" => lookup_resolves(context).await,
-        "lookup.not-found" => lookup_not_found(context).await,
-        other => Err(format!("no clause `{other}` runs on the async path")),
-    }
+fn answers_in_request_order(context: &Context) -> Option<String> {
+    (context.capabilities.max_batch < 2 || !context.subject.profile.answers_in_any_order())
+        .then(|| "the provider answers in request order".into())
 }
 
-/// Runs a clause that drives the simulator (which needs a thread of its own).
-pub fn run_blocking(id: &str, context: &Context) -> Verdict {
-    match id {
-        "system.happy-path" => super::system::happy_path(context),
-        "system.faults" => super::system::faults(context),
-        other => Err(format!("no clause `{other}` runs on the simulator")),
-    }
+fn unsigned_webhooks(context: &Context) -> Option<String> {
+    (context.capabilities.signature == SignatureScheme::UrlToken)
+        .then(|| "the provider does not sign webhooks; a token in the URL authenticates them".into())
+}
+
+fn no_status_lookup(context: &Context) -> Option<String> {
+    (!context.capabilities.status_lookup).then(|| "the adapter declares no status lookup".into())
 }
 
 // --- submit ---------------------------------------------------------------------------------

@@ -30,8 +30,9 @@ use smsim_core::adapter::http::HyperClient;
 use smsim_core::adapter::{AdapterConfigError, Capabilities, HttpClient, ProviderAdapter};
 use smsim_core::domain::{ProviderKind, TrafficAccount};
 use smsim_core::{Credits, TrafficAccountId};
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -106,21 +107,60 @@ impl Default for Options {
     }
 }
 
-/// One clause of the suite.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// One clause of the suite: its id, its statement, when it applies and its body, in one
+/// value ([`CLAUSES`] is the table of them).
+#[derive(Clone, Copy, Serialize)]
 pub struct Clause {
     /// Its id (`submit.partial`).
     pub id: &'static str,
     /// What it demands, in one line.
     pub statement: &'static str,
+    /// Why it does not apply to the adapter in `Context`, if it does not.
+    #[serde(skip)]
+    pub unless: fn(&Context) -> Option<String>,
+    /// What it runs.
+    #[serde(skip)]
+    pub body: Body,
+}
+
+/// A future a clause's body returns.
+pub type ClauseFuture<'a> = Pin<Box<dyn Future<Output = clauses::Verdict> + Send + 'a>>;
+
+/// How a clause runs.
+#[derive(Clone, Copy)]
+pub enum Body {
+    /// On the suite's runtime, against stubbed providers.
+    Async(for<'a> fn(&'a Context) -> ClauseFuture<'a>),
+    /// On a thread of its own: it drives the simulator, which runs runtimes of its own.
+    Simulator(fn(&Context) -> clauses::Verdict),
 }
 
 impl Clause {
-    /// A clause.
-    pub const fn new(id: &'static str, statement: &'static str) -> Clause {
-        Clause { id, statement }
+    /// A clause that applies to every adapter.
+    pub const fn new(id: &'static str, statement: &'static str, body: Body) -> Clause {
+        Clause { id, statement, unless: |_| None, body }
+    }
+
+    /// The clause, not applying when `unless` gives a reason.
+    pub const fn unless(self, unless: fn(&Context) -> Option<String>) -> Clause {
+        Clause { unless, ..self }
     }
 }
+
+impl fmt::Debug for Clause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Clause").field("id", &self.id).field("statement", &self.statement).finish_non_exhaustive()
+    }
+}
+
+/// Clauses are the same when their id and statement are (the functions are not compared).
+impl PartialEq for Clause {
+    fn eq(&self, other: &Clause) -> bool {
+        (self.id, self.statement) == (other.id, other.statement)
+    }
+}
+
+impl Eq for Clause {}
 
 /// Everything a clause needs.
 #[derive(Clone, Debug)]
@@ -271,7 +311,7 @@ pub async fn certify_async(subject: &Subject, options: &Options) -> Report {
         Ok(adapter) => adapter.capabilities(),
         Err(error) => {
             report.clauses.push(ClauseReport {
-                clause: Clause::new("build", "the adapter builds for an account with the profile's credentials"),
+                clause: clauses::BUILD,
                 outcome: Outcome::Fail(error.to_string()),
                 millis: 0,
             });
@@ -283,9 +323,9 @@ pub async fn certify_async(subject: &Subject, options: &Options) -> Report {
     for clause in selected(options) {
         #[allow(clippy::disallowed_methods)] // the report says how long each clause took
         let started = std::time::Instant::now();
-        let outcome = match clauses::not_applicable(clause.id, &context) {
+        let outcome = match (clause.unless)(&context) {
             Some(reason) => Outcome::NotApplicable(reason),
-            None => match run_one(clause.id, &context).await {
+            None => match run_one(clause, &context).await {
                 Ok(()) => Outcome::Pass,
                 Err(evidence) => Outcome::Fail(evidence),
             },
@@ -308,15 +348,17 @@ pub fn selected(options: &Options) -> Vec<&'static Clause> {
         .collect()
 }
 
-async fn run_one(id: &'static str, context: &Context) -> Result<(), String> {
-    if id.starts_with("system.") {
-        // The simulator runs runtimes of its own; it cannot run inside this one.
-        let context = context.clone();
-        return tokio::task::spawn_blocking(move || clauses::run_blocking(id, &context))
-            .await
-            .unwrap_or_else(|panic| Err(format!("the simulation panicked: {panic}")));
+async fn run_one(clause: &Clause, context: &Context) -> clauses::Verdict {
+    match clause.body {
+        Body::Async(body) => body(context).await,
+        Body::Simulator(body) => {
+            // The simulator runs runtimes of its own; it cannot run inside this one.
+            let context = context.clone();
+            tokio::task::spawn_blocking(move || body(&context))
+                .await
+                .unwrap_or_else(|panic| Err(format!("the simulation panicked: {panic}")))
+        }
     }
-    clauses::run(id, context).await
 }
 
 /// Runs `future` with every tracing event it emits captured; its output and the log text.

@@ -1,7 +1,7 @@
 //! The `smsim` command: a thin layer of argument parsing over the harness library.
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use rand::{RngCore, SeedableRng};
 use smsim_cli::serve::{Engine, ServeOptions};
 use smsim_cli::{out, outln};
@@ -37,8 +37,9 @@ enum Command {
     Account(AccountCommand),
     /// Simulate one scenario with one seed and check every invariant.
     Run(RunArgs),
-    /// Rerun one seed byte for byte and print its trace hash.
-    Replay(RunArgs),
+    /// Rerun one seed byte for byte and print its trace hash; with `--expect-hash`, fail
+    /// when the hash differs.
+    Replay(ReplayArgs),
     /// Simulate many seeds of a scenario, or of every scenario in a directory.
     Sweep(SweepArgs),
     /// Shrink a failing seed's fault plan and write it to scenarios/regressions/.
@@ -144,6 +145,16 @@ struct RunArgs {
 }
 
 #[derive(Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// The trace hash the run must reproduce (a failure report prints it in the command
+    /// to paste); a different hash exits 1 and prints both.
+    #[arg(long, value_name = "HASH")]
+    expect_hash: Option<String>,
+}
+
+#[derive(Args)]
 struct DbArg {
     /// The SQLite database file.
     #[arg(long, env = "SMSIM_DB", default_value = "smsim.db")]
@@ -197,11 +208,14 @@ enum TenantCommand {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Provider {
-    Mitto,
-    Twilio,
-    Infobip,
+/// A provider kind by its name; the names come from the engine's registry.
+fn parse_provider(text: &str) -> Result<ProviderKind, String> {
+    ProviderKind::parse(text).ok_or_else(|| format!("expected one of {}", provider_names().join(", ")))
+}
+
+/// The names of every provider kind.
+fn provider_names() -> Vec<&'static str> {
+    ProviderKind::ALL.into_iter().map(ProviderKind::as_str).collect()
 }
 
 #[derive(Subcommand)]
@@ -209,8 +223,8 @@ enum AccountCommand {
     /// Create a traffic account.
     Create {
         /// Wire format.
-        #[arg(long, value_enum)]
-        provider: Provider,
+        #[arg(long, value_parser = parse_provider)]
+        provider: ProviderKind,
         /// Display name.
         #[arg(long)]
         name: String,
@@ -282,7 +296,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sweep(args) => sweep(args),
         Command::Shrink(args) => shrink(args),
         Command::Certify(args) => certify(args),
-        Command::Bench(args) => smsim_cli::bench::bench(&args).map(|_| ExitCode::SUCCESS),
+        Command::Bench(args) => {
+            // A missed target fails the command, so CI and scripts can use it.
+            let report = smsim_cli::bench::bench(&args)?;
+            Ok(if report.missed().is_empty() || args.no_fail { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
         Command::BenchPeakRss { scenario } => {
             outln!("{}", serde_json::to_string(&smsim_cli::bench::peak_rss_child(&scenario)?)?);
             Ok(ExitCode::SUCCESS)
@@ -307,7 +325,7 @@ fn certify(args: CertifyArgs) -> anyhow::Result<ExitCode> {
         "all" => Subject::builtins(),
         name => match ProviderKind::parse(name) {
             Some(kind) => vec![Subject::builtin(kind)],
-            None => anyhow::bail!("no adapter `{name}`; expected one of mitto, twilio, infobip, all"),
+            None => anyhow::bail!("no adapter `{name}`; expected one of {}, all", provider_names().join(", ")),
         },
     };
     let options = Options { only: args.clauses, system_seeds: args.system_seeds, ..Options::default() };
@@ -346,11 +364,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         args.db.db.display(),
         args.workers
     );
-    engine.wait().await;
+    let ended = engine.wait().await;
+    eprintln!("smsim serve stopped: {ended}");
     Ok(ExitCode::from(1))
 }
 
 fn simulate(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let report = simulate_and_print(&args)?;
+    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Runs the scenario and seed of `args`, writes the trace when asked, and prints the
+/// report (as JSON with `--json`, else the summary and the trace hash).
+fn simulate_and_print(args: &RunArgs) -> anyhow::Result<smsim_sim::run::RunReport> {
     let scenario = smsim_sim::scenario::Scenario::load(&args.scenario)?;
     let options = smsim_sim::run::RunOptions {
         keep_trace: args.trace.is_some(),
@@ -368,12 +394,24 @@ fn simulate(args: RunArgs) -> anyhow::Result<ExitCode> {
         out!("{}", smsim_sim::report::summary(&report));
         outln!("trace hash {}", report.trace_hash);
     }
-    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(report)
 }
 
-fn replay(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let code = simulate(RunArgs { json: false, ..args })?;
-    Ok(code)
+/// A replay verifies: with `--expect-hash` a different trace hash is a failure (exit 1)
+/// whatever the invariants say, because the run is then not the one that was reported.
+fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let report = simulate_and_print(&RunArgs { json: false, ..args.run })?;
+    if let Some(expected) = &args.expect_hash {
+        if *expected != report.trace_hash {
+            eprintln!(
+                "replay diverged: expected trace hash {expected}\n                        got trace hash {}",
+                report.trace_hash
+            );
+            return Ok(ExitCode::from(1));
+        }
+        outln!("trace hash matches the expected one");
+    }
+    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn scenario_files(target: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -533,11 +571,6 @@ fn tenant(command: TenantCommand) -> anyhow::Result<ExitCode> {
 fn account(command: AccountCommand) -> anyhow::Result<ExitCode> {
     match command {
         AccountCommand::Create { provider, name, base_url, sender, price, owner, rate_limit, credentials, db } => {
-            let provider = match provider {
-                Provider::Mitto => ProviderKind::Mitto,
-                Provider::Twilio => ProviderKind::Twilio,
-                Provider::Infobip => ProviderKind::Infobip,
-            };
             let owner = owner.map(|text| text.parse::<TenantId>()).transpose()?;
             let new = NewTrafficAccount {
                 owner,

@@ -21,11 +21,36 @@ pub fn seeds(seeds: Range<u64>) -> Vec<u64> {
 }
 
 /// Runs the scenario at `path` for every seed and returns the reports; panics on the
-/// first failing seed with the summary, the evidence and the command to reproduce.
+/// first failing seed with the summary, the evidence and the command to reproduce, and
+/// when a coverage mark the scenario expects (`expect.coverage`) fired in none of the
+/// seeds — as `smsim sweep` does, so a green test has been where the scenario says.
+/// A seed pinned by `SMSIM_SEED` skips the coverage check: one seed may miss a rare
+/// path, and the pin is for chasing a failure.
 pub fn scenario_passes(path: impl AsRef<Path>, seed_range: Range<u64>) -> Vec<RunReport> {
     let path = path.as_ref();
     let scenario = Scenario::load(path).unwrap_or_else(|error| panic!("{error}"));
-    seeds(seed_range)
+    let pinned = std::env::var_os("SMSIM_SEED").is_some();
+    let reports = run_seeds(path, &scenario, seeds(seed_range.clone()));
+    if !pinned {
+        let uncovered: Vec<&str> = scenario
+            .expect
+            .coverage
+            .iter()
+            .map(|mark| mark.name())
+            .filter(|mark| !reports.iter().any(|report| report.coverage.contains_key(*mark)))
+            .collect();
+        assert!(
+            uncovered.is_empty(),
+            "{}: expected coverage {uncovered:?} fired in none of seeds {seed_range:?}",
+            path.display()
+        );
+    }
+    reports
+}
+
+/// Runs `scenario` for every seed; panics on the first failing one.
+fn run_seeds(path: &Path, scenario: &Scenario, seeds: Vec<u64>) -> Vec<RunReport> {
+    seeds
         .into_iter()
         .map(|seed| {
             let options = RunOptions {
@@ -34,7 +59,7 @@ pub fn scenario_passes(path: impl AsRef<Path>, seed_range: Range<u64>) -> Vec<Ru
                 without_bug: false,
                 adapters: None,
             };
-            let report = run(&scenario, seed, &options)
+            let report = run(scenario, seed, &options)
                 .unwrap_or_else(|error| panic!("{}: seed {seed}: {error}", path.display()));
             assert!(report.passed(), "\n{}", crate::report::summary(&report));
             report

@@ -6,6 +6,7 @@
 //! goes to the [`DriverLog`], which the oracle reads.
 
 use crate::clock::SimClock;
+use crate::coverage::Mark;
 use crate::net::SimConnector;
 use crate::scenario::{DoubleClick, OperatorVerb};
 use serde::Serialize;
@@ -126,8 +127,6 @@ pub struct DriverLog {
     pub actions_in_flight: u32,
     /// Isolation probes that got anything but 404.
     pub isolation_breaches: Vec<String>,
-    /// Enqueue answers: (campaign name, status, replayed).
-    pub enqueues: Vec<(String, u16, bool)>,
     /// Named rare paths taken.
     pub marks: BTreeMap<&'static str, u64>,
     /// Campaigns of the scenario the API would not create or enqueue, and why: a run in
@@ -135,8 +134,6 @@ pub struct DriverLog {
     pub not_started: Vec<String>,
     /// Every planned enqueue and operator action has been done (only polling is left).
     pub plan_done: bool,
-    /// The driver ran to its end.
-    pub finished: bool,
 }
 
 struct Driver {
@@ -151,8 +148,8 @@ impl Driver {
         self.log.lock().expect("driver log poisoned").events.push((at, DriverEvent::Request { call, status, answer }));
     }
 
-    fn mark(&self, name: &'static str) {
-        *self.log.lock().expect("driver log poisoned").marks.entry(name).or_default() += 1;
+    fn mark(&self, mark: Mark) {
+        *self.log.lock().expect("driver log poisoned").marks.entry(mark.name()).or_default() += 1;
     }
 
     /// One request, sent again (up to ten times, a second apart) while it gets no answer
@@ -163,7 +160,7 @@ impl Driver {
             if answer.0 != 0 && answer.0 < 500 {
                 break;
             }
-            self.mark("request_retried");
+            self.mark(Mark::RequestRetried);
             tokio::time::sleep(Duration::from_secs(1)).await;
             answer = self.call(method.clone(), path, key, Some(body.clone()), &[]).await;
         }
@@ -283,7 +280,6 @@ pub async fn run(plan: DriverPlan, log: Arc<Mutex<DriverLog>>) -> Result<(), Box
         }
     }
     driver.sleep_until(plan.end_ms).await;
-    log.lock().expect("driver log poisoned").finished = true;
     Ok(())
 }
 
@@ -307,14 +303,14 @@ async fn enqueue(driver: &Driver, plan: &DriverPlan, campaign: &DriverCampaign) 
                 if answer.0 != 0 && answer.0 < 500 {
                     break;
                 }
-                driver.mark("enqueue_retried");
+                driver.mark(Mark::EnqueueRetried);
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 answer = click(Some(format!("send-{}", campaign.name))).await;
             }
             vec![answer]
         }
         DoubleClick::SameKey => {
-            driver.mark("double_click_same_key");
+            driver.mark(Mark::DoubleClickSameKey);
             let (a, b) = futures::join!(
                 click(Some(format!("send-{}", campaign.name))),
                 click(Some(format!("send-{}", campaign.name)))
@@ -322,7 +318,7 @@ async fn enqueue(driver: &Driver, plan: &DriverPlan, campaign: &DriverCampaign) 
             vec![a, b]
         }
         DoubleClick::DifferentKeys => {
-            driver.mark("double_click_different_keys");
+            driver.mark(Mark::DoubleClickDifferentKeys);
             let (a, b) = futures::join!(
                 click(Some(format!("send-{}-a", campaign.name))),
                 click(Some(format!("send-{}-b", campaign.name)))
@@ -330,7 +326,7 @@ async fn enqueue(driver: &Driver, plan: &DriverPlan, campaign: &DriverCampaign) 
             vec![a, b]
         }
         DoubleClick::NoKey => {
-            driver.mark("double_click_no_key");
+            driver.mark(Mark::DoubleClickNoKey);
             let (a, b) = futures::join!(click(None), click(None));
             vec![a, b]
         }
@@ -344,12 +340,10 @@ async fn enqueue(driver: &Driver, plan: &DriverPlan, campaign: &DriverCampaign) 
             let (status, body) = &answers[0];
             log.not_started.push(format!("enqueueing campaign `{}` was answered {status}: {body}", campaign.name));
         }
-        for (status, body) in answers {
-            let replayed = body["replayed"].as_bool().unwrap_or(false);
-            if replayed {
-                *log.marks.entry("enqueue_replayed").or_default() += 1;
+        for (_, body) in answers {
+            if body["replayed"].as_bool().unwrap_or(false) {
+                *log.marks.entry(Mark::EnqueueReplayed.name()).or_default() += 1;
             }
-            log.enqueues.push((campaign.name.clone(), status, replayed));
         }
     }
     // An isolation probe: another tenant tries to read and cancel this campaign.
@@ -370,7 +364,7 @@ async fn enqueue(driver: &Driver, plan: &DriverPlan, campaign: &DriverCampaign) 
                     .push(format!("{method} {id}{suffix} by {} answered {status}", plan.tenants[intruder].name));
             }
         }
-        driver.mark("isolation_probe");
+        driver.mark(Mark::IsolationProbe);
     }
 }
 
@@ -404,10 +398,10 @@ async fn act(driver: &Driver, plan: &DriverPlan, action: &PlannedAction) {
             }
             if status == 200 {
                 driver.mark(match action.verb {
-                    OperatorVerb::Pause => "operator_pause",
-                    OperatorVerb::Resume => "operator_resume",
-                    OperatorVerb::Cancel => "operator_cancel",
-                    _ => "operator_retry_failed",
+                    OperatorVerb::Pause => Mark::OperatorPause,
+                    OperatorVerb::Resume => Mark::OperatorResume,
+                    OperatorVerb::Cancel => Mark::OperatorCancel,
+                    _ => Mark::OperatorRetryFailed,
                 });
             }
         }

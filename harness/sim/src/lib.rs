@@ -11,6 +11,10 @@
 //! * [`report`] prints a run's outcome for people.
 //! * [`net`] binds the engine's network seams (listener, HTTP connector) to turmoil.
 //! * [`faulty_store`] wraps a store with seeded transient failures.
+//! * Leaf vocabularies that the modules above share, each written once and checked when
+//!   a scenario loads: [`fault`] (the rate faults), [`coverage`] (the marks),
+//!   [`invariant`] (the oracle's properties). Keeping them leaves means `scenario`
+//!   depends on no module that depends on it (`driver → scenario`, `oracle → driver`).
 //!
 //! Nothing here parses command lines or writes files of its own accord: the `smsim`
 //! command (`harness/cli`) does that, and the certification kit (`harness/certify`)
@@ -18,8 +22,11 @@
 
 pub mod check;
 pub mod clock;
+pub mod coverage;
 pub mod driver;
+pub mod fault;
 pub mod faulty_store;
+pub mod invariant;
 pub mod net;
 pub mod oracle;
 pub mod provider;

@@ -9,82 +9,14 @@
 use crate::driver::DriverLog;
 use crate::provider::{MessageKey, Truth};
 use serde::Serialize;
-use smsim_core::domain::{CampaignStatus, MessageStatus, TransitionCause, UNKNOWN_OUTCOME};
+use smsim_core::domain::{Campaign, CampaignStatus, Message, MessageStatus, UNKNOWN_OUTCOME};
 use smsim_core::store::{JournalEntry, Store};
 use smsim_core::{CampaignId, MessageId, TenantId, TrafficAccountId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
-/// The invariants, by name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Invariant {
-    /// Status counts ≤ total and sum to it; sent + failed ≤ contacts; stored = recount.
-    Counters,
-    /// 0 ≤ progress ≤ 100, never decreasing between operator actions.
-    Progress,
-    /// The provider accepted each message at most once.
-    AtMostOnce,
-    /// Balance ≥ 0; charges match acceptances; money conserved.
-    Money,
-    /// Every status change follows the lattice; terminal stays terminal.
-    Transitions,
-    /// Completed ⇔ nothing pending; announced once.
-    Completion,
-    /// Nothing is claimed after a pause or cancel committed.
-    Halt,
-    /// Submissions per window within the account's and tenant's limits.
-    Rate,
-    /// No tenant reads or changes another's; forged webhooks change nothing; no message to
-    /// an opted-out or invalid number.
-    Isolation,
-    /// After healing: campaigns finish, reports are reflected, leases do not linger.
-    Liveness,
-}
-
-impl Invariant {
-    /// Every invariant.
-    pub const ALL: [Invariant; 10] = [
-        Invariant::Counters,
-        Invariant::Progress,
-        Invariant::AtMostOnce,
-        Invariant::Money,
-        Invariant::Transitions,
-        Invariant::Completion,
-        Invariant::Halt,
-        Invariant::Rate,
-        Invariant::Isolation,
-        Invariant::Liveness,
-    ];
-
-    /// Its name in scenarios and reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Invariant::Counters => "counters",
-            Invariant::Progress => "progress",
-            Invariant::AtMostOnce => "at-most-once",
-            Invariant::Money => "money",
-            Invariant::Transitions => "transitions",
-            Invariant::Completion => "completion",
-            Invariant::Halt => "halt",
-            Invariant::Rate => "rate",
-            Invariant::Isolation => "isolation",
-            Invariant::Liveness => "liveness",
-        }
-    }
-
-    /// The invariant named `name`.
-    pub fn parse(name: &str) -> Option<Invariant> {
-        Invariant::ALL.into_iter().find(|invariant| invariant.name() == name)
-    }
-}
-
-impl fmt::Display for Invariant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use crate::invariant::Invariant;
 
 /// A broken invariant, with the evidence.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -151,6 +83,14 @@ pub struct Oracle {
     pub checks: BTreeMap<Invariant, u64>,
 }
 
+/// A store read the oracle cannot do without. The oracle reads the store underneath the
+/// engine's faulty wrapper (`World::store`, not `World::faulty_store`), so no injected
+/// failure reaches it: a failed read is a bug in the store or the harness, and treating
+/// it as "nothing to check" would let a run pass unchecked.
+fn read<T>(result: smsim_core::store::StoreResult<T>, what: &str) -> T {
+    result.unwrap_or_else(|error| panic!("the oracle could not read {what} from the store: {error}"))
+}
+
 fn violation(invariant: Invariant, at_ms: u64, message: impl Into<String>, evidence: Vec<String>) -> Violation {
     Violation { invariant, at_ms, message: message.into(), evidence }
 }
@@ -200,11 +140,6 @@ impl Oracle {
                 .campaigns
                 .values()
                 .all(|status| !matches!(status, CampaignStatus::Sending | CampaignStatus::Scheduled))
-    }
-
-    /// The message the provider knows under `key`, if the engine created one.
-    pub fn message_for(&self, key: &MessageKey) -> Option<MessageId> {
-        self.keys.get(key).copied()
     }
 
     /// Checks one step: `journal` is what the store committed during it.
@@ -274,18 +209,17 @@ impl Oracle {
                     }
                 }
                 if from.is_none() {
-                    if let Ok(stored) = store.message(message) {
-                        let body = match self.bodies.get(stored.body.as_str()) {
-                            Some(known) => known.clone(),
-                            None => {
-                                let body: Arc<str> = stored.body.into();
-                                self.bodies.insert(body.clone());
-                                body
-                            }
-                        };
-                        self.keys.insert((stored.destination.into(), body), message);
-                        self.owners.insert(message, (stored.tenant, stored.traffic_account));
-                    }
+                    let stored = read(store.message(message), "a message the journal created");
+                    let body = match self.bodies.get(stored.body.as_str()) {
+                        Some(known) => known.clone(),
+                        None => {
+                            let body: Arc<str> = stored.body.into();
+                            self.bodies.insert(body.clone());
+                            body
+                        }
+                    };
+                    self.keys.insert((stored.destination.into(), body), message);
+                    self.owners.insert(message, (stored.tenant, stored.traffic_account));
                 }
                 if let Some(&(tenant, _)) = self.owners.get(&message) {
                     touched_tenants.insert(tenant);
@@ -342,7 +276,6 @@ impl Oracle {
                 self.campaigns.insert(campaign, to);
             }
         }
-        let _ = TransitionCause::Engine;
         Ok(())
     }
 
@@ -395,12 +328,13 @@ impl Oracle {
         store: &dyn Store,
         driver: &DriverLog,
     ) -> Result<(), Violation> {
-        let Some(campaign) = store.all_campaigns().ok().and_then(|all| all.into_iter().find(|c| c.id == id)) else {
-            return Ok(());
-        };
+        let campaign = read(store.all_campaigns(), "the campaigns")
+            .into_iter()
+            .find(|c| c.id == id)
+            .unwrap_or_else(|| panic!("{id} is in the journal but not in the store"));
         let counts = campaign.counts;
         if self.on(Invariant::Counters) {
-            let recount = store.recount(id).unwrap_or_default();
+            let recount = read(store.recount(id), "a campaign's recount");
             let total = recount.total();
             if counts != recount || counts.sent() + counts.failed > total || counts.total() != total {
                 return Err(violation(
@@ -448,8 +382,8 @@ impl Oracle {
         if !self.on(Invariant::Money) {
             return Ok(());
         }
-        let Ok(books) = store.tenant(tenant) else { return Ok(()) };
-        let recount = store.ledger_recount(tenant).unwrap_or_default();
+        let books = read(store.tenant(tenant), "a tenant's books");
+        let recount = read(store.ledger_recount(tenant), "a tenant's ledger recount");
         let problem = if books.balance.get() < 0 {
             Some("the balance is negative")
         } else if books.reserved > books.balance || books.reserved.get() < 0 {
@@ -547,7 +481,7 @@ impl Oracle {
             // The key is read back from the store rather than kept per message: a million
             // messages' destinations and bodies are worth not holding twice.
             for id in std::mem::take(&mut self.newly_charged) {
-                let Ok(message) = store.message(id) else { continue };
+                let message = read(store.message(id), "a charged message");
                 let key: MessageKey = (message.destination.into(), message.body.into());
                 if !truth.accepted.contains_key(&key) {
                     return Err(violation(
@@ -585,114 +519,155 @@ impl Oracle {
         // A full recount at the end catches a number changed without a status change
         // (which the journal-driven step checks would not revisit).
         let never = DriverLog::default();
-        for campaign in store.all_campaigns().unwrap_or_default() {
+        for campaign in read(store.all_campaigns(), "the campaigns") {
             self.check_campaign(at_ms, campaign.id, store, &never)?;
         }
-        for tenant in store.tenants().unwrap_or_default() {
+        for tenant in read(store.tenants(), "the tenants") {
             self.check_money(at_ms, tenant.id, store)?;
         }
-        let campaigns = store.all_campaigns().unwrap_or_default();
+        let campaigns = read(store.all_campaigns(), "the campaigns");
         if self.on(Invariant::Money) {
-            // Every acceptance at the provider is charged, or settled as unknown outcome.
-            for (key, acceptances) in &truth.accepted {
-                let Some(id) = self.keys.get(key) else { continue };
-                let Ok(message) = store.message(*id) else { continue };
-                let charged = message.status.is_provider_accepted()
-                    || (message.status == MessageStatus::Failed
-                        && message.last_error.as_ref().is_some_and(|e| e.code == UNKNOWN_OUTCOME));
-                if !charged && !message.status.is_pending() {
-                    return Err(violation(
-                        Invariant::Money,
-                        at_ms,
-                        format!("{id} was accepted by the provider but ended {} without a charge", message.status),
-                        acceptances
-                            .iter()
-                            .map(|a| format!("accepted at {} ms as {}", a.at_ms, a.provider_id))
-                            .collect(),
-                    ));
-                }
-            }
+            self.check_acceptances_charged(at_ms, store, truth)?;
         }
         if self.on(Invariant::Liveness) {
-            for campaign in &campaigns {
-                let pending = campaign.counts.pending();
-                let stuck = match campaign.status {
-                    CampaignStatus::Sending => true,
-                    CampaignStatus::Paused => campaign.pause_reason.is_none(),
-                    _ => false,
-                };
-                if stuck {
+            check_campaigns_finished(at_ms, &campaigns)?;
+            let settled = self.check_leases(at_ms, store, &campaigns)?;
+            self.check_reports_reflected(at_ms, store, truth, &settled)?;
+        }
+        Ok(())
+    }
+
+    /// Every acceptance at the provider is charged, or settled as unknown outcome.
+    fn check_acceptances_charged(&self, at_ms: u64, store: &dyn Store, truth: &Truth) -> Result<(), Violation> {
+        for (key, acceptances) in &truth.accepted {
+            // An acceptance of a message the engine never created (an unknown-id or
+            // forged report's key) has no charge to check.
+            let Some(id) = self.keys.get(key) else { continue };
+            let message = read(store.message(*id), "an accepted message");
+            let charged = message.status.is_provider_accepted() || settled_as_unknown_outcome(&message);
+            if !charged && !message.status.is_pending() {
+                return Err(violation(
+                    Invariant::Money,
+                    at_ms,
+                    format!("{id} was accepted by the provider but ended {} without a charge", message.status),
+                    acceptances.iter().map(|a| format!("accepted at {} ms as {}", a.at_ms, a.provider_id)).collect(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// No lease outlived its expiry by more than the grace; returns every settled
+    /// message's (account, provider id), for the report check.
+    fn check_leases(
+        &self,
+        at_ms: u64,
+        store: &dyn Store,
+        campaigns: &[Campaign],
+    ) -> Result<BTreeSet<(TrafficAccountId, String)>, Violation> {
+        let now = smsim_harness_epoch_plus(at_ms);
+        // Each message is read once and indexed, so the report check below costs in
+        // proportion to the reports, not reports × messages; messages are read in place,
+        // one at a time (a million-message run is at its largest here).
+        let mut settled: BTreeSet<(TrafficAccountId, String)> = BTreeSet::new();
+        let mut outlived = None;
+        for campaign in campaigns {
+            let visited = store.visit_messages(campaign.id, &mut |message| {
+                if let Some(lease) = &message.lease {
+                    if outlived.is_none() && lease.expires_at.plus_ms(self.limits.lease_grace_ms) < now {
+                        outlived = Some((message.id, lease.clone()));
+                    }
+                }
+                if let (Some(provider_id), true) = (&message.provider_message_id, message.status.is_settled()) {
+                    settled.insert((message.traffic_account, provider_id.clone()));
+                }
+            });
+            read(visited, "a campaign's messages");
+            if let Some((id, lease)) = outlived.take() {
+                return Err(violation(
+                    Invariant::Liveness,
+                    at_ms,
+                    format!("{id}'s lease outlived its expiry"),
+                    vec![format!("lease {lease:?}")],
+                ));
+            }
+        }
+        Ok(settled)
+    }
+
+    /// Every final report the engine accepted is reflected in its message.
+    fn check_reports_reflected(
+        &self,
+        at_ms: u64,
+        store: &dyn Store,
+        truth: &Truth,
+        settled: &BTreeSet<(TrafficAccountId, String)>,
+    ) -> Result<(), Violation> {
+        // Provider ids are unique at the provider: each names one accepted key.
+        let mut accepted_as: BTreeMap<&str, &MessageKey> = BTreeMap::new();
+        for (key, acceptances) in &truth.accepted {
+            for acceptance in acceptances {
+                accepted_as.entry(acceptance.provider_id.as_str()).or_insert(key);
+            }
+        }
+        for report in truth
+            .reports
+            .iter()
+            .filter(|r| r.is_final && !r.forged && r.answered.is_some_and(|s| (200..300).contains(&s)))
+        {
+            let account: Option<TrafficAccountId> = report.account.parse().ok();
+            let reflected = account.is_some_and(|account| settled.contains(&(account, report.provider_id.clone())));
+            let Some(key) = accepted_as.get(report.provider_id.as_str()) else { continue };
+            if !reflected {
+                // The one excuse: the message settled as failed `UNKNOWN_OUTCOME` (charged,
+                // reported) before the report came; any other failure must reflect it.
+                let unknown_outcome = self
+                    .keys
+                    .get(*key)
+                    .is_some_and(|id| settled_as_unknown_outcome(&read(store.message(*id), "a reported message")));
+                if !unknown_outcome {
                     return Err(violation(
                         Invariant::Liveness,
                         at_ms,
-                        format!(
-                            "{} is still {} after the heal phase ({pending} messages pending)",
-                            campaign.id, campaign.status
-                        ),
-                        vec![format!("counts {:?}", campaign.counts)],
+                        format!("report {} {} was accepted but never reflected", report.provider_id, report.status),
+                        vec![format!("{report:?}")],
                     ));
-                }
-            }
-            let now = smsim_harness_epoch_plus(at_ms);
-            // Each message is read once and indexed, so the report check below costs in
-            // proportion to the reports, not reports × messages; messages are read in place,
-            // one at a time (a million-message run is at its largest here).
-            let mut settled: BTreeSet<(TrafficAccountId, String)> = BTreeSet::new();
-            let mut outlived = None;
-            for campaign in &campaigns {
-                let _ = store.visit_messages(campaign.id, &mut |message| {
-                    if let Some(lease) = &message.lease {
-                        if outlived.is_none() && lease.expires_at.plus_ms(self.limits.lease_grace_ms) < now {
-                            outlived = Some((message.id, lease.clone()));
-                        }
-                    }
-                    if let (Some(provider_id), true) = (&message.provider_message_id, message.status.is_settled()) {
-                        settled.insert((message.traffic_account, provider_id.clone()));
-                    }
-                });
-                if let Some((id, lease)) = outlived.take() {
-                    return Err(violation(
-                        Invariant::Liveness,
-                        at_ms,
-                        format!("{id}'s lease outlived its expiry"),
-                        vec![format!("lease {lease:?}")],
-                    ));
-                }
-            }
-            // Provider ids are unique at the provider: each names one accepted key.
-            let mut accepted_as: BTreeMap<&str, &MessageKey> = BTreeMap::new();
-            for (key, acceptances) in &truth.accepted {
-                for acceptance in acceptances {
-                    accepted_as.entry(acceptance.provider_id.as_str()).or_insert(key);
-                }
-            }
-            for report in truth
-                .reports
-                .iter()
-                .filter(|r| r.is_final && !r.forged && r.answered.is_some_and(|s| (200..300).contains(&s)))
-            {
-                let account: Option<TrafficAccountId> = report.account.parse().ok();
-                let reflected = account.is_some_and(|account| settled.contains(&(account, report.provider_id.clone())));
-                let Some(key) = accepted_as.get(report.provider_id.as_str()) else { continue };
-                if !reflected {
-                    let unknown_outcome = self
-                        .keys
-                        .get(*key)
-                        .and_then(|id| store.message(*id).ok())
-                        .is_some_and(|m| m.status == MessageStatus::Failed);
-                    if !unknown_outcome {
-                        return Err(violation(
-                            Invariant::Liveness,
-                            at_ms,
-                            format!("report {} {} was accepted but never reflected", report.provider_id, report.status),
-                            vec![format!("{report:?}")],
-                        ));
-                    }
                 }
             }
         }
         Ok(())
     }
+}
+
+/// After the heal phase, no campaign is still sending, nor paused without a reason
+/// (a pause for credits is the engine's answer, not a stall).
+fn check_campaigns_finished(at_ms: u64, campaigns: &[Campaign]) -> Result<(), Violation> {
+    for campaign in campaigns {
+        let pending = campaign.counts.pending();
+        let stuck = match campaign.status {
+            CampaignStatus::Sending => true,
+            CampaignStatus::Paused => campaign.pause_reason.is_none(),
+            _ => false,
+        };
+        if stuck {
+            return Err(violation(
+                Invariant::Liveness,
+                at_ms,
+                format!(
+                    "{} is still {} after the heal phase ({pending} messages pending)",
+                    campaign.id, campaign.status
+                ),
+                vec![format!("counts {:?}", campaign.counts)],
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `message` settled as failed `UNKNOWN_OUTCOME`: charged, because the provider
+/// may have sent it.
+fn settled_as_unknown_outcome(message: &Message) -> bool {
+    message.status == MessageStatus::Failed && message.last_error.as_ref().is_some_and(|e| e.code == UNKNOWN_OUTCOME)
 }
 
 fn smsim_harness_epoch_plus(at_ms: u64) -> smsim_core::Timestamp {

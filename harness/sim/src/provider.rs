@@ -14,6 +14,8 @@
 //! one webhook for some requests.
 
 use crate::clock::SimClock;
+use crate::coverage::Mark;
+use crate::fault::FaultRates;
 use crate::net::{SimConnector, SimListener};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -49,29 +51,9 @@ pub struct Behaviour {
     pub report_delay_ms: [u64; 2],
     /// Send an intermediate report first.
     pub intermediate_reports: bool,
-    /// Per request: 503.
-    pub provider_5xx: f64,
-    /// Per request: 429 with Retry-After.
-    pub provider_429: f64,
-    /// Per request: accept, never answer in time.
-    pub timeout_after_accept: f64,
-    /// Per bulk request: some messages refused (Infobip-style: or accepted but left out of
-    /// the answer).
-    pub partial_bulk_failure: f64,
-    /// Per request: accept, answer garbage.
-    pub malformed_answer: f64,
-    /// Per report: sent twice.
-    pub duplicate_report: f64,
-    /// Per accepted message: report sent before the submit answer.
-    pub report_before_answer: f64,
-    /// Per accepted message: an intermediate report after the final one.
-    pub intermediate_after_final: f64,
-    /// Per accepted message: also a report for an id nobody sent.
-    pub unknown_id_report: f64,
-    /// Per accepted message: also a forged report.
-    pub forged_report: f64,
-    /// Per request: ask the harness to crash the calling worker after accepting.
-    pub crash_after_accept: f64,
+    /// Fault rates: per request, per message or per report, as each fault says
+    /// (`store_transient` is the faulty store's, not the provider's).
+    pub faults: FaultRates,
 }
 
 /// The key of a message at the provider: destination and body. The body is shared
@@ -191,8 +173,8 @@ impl Truth {
         self.events.push((at_ms, event));
     }
 
-    fn mark(&mut self, name: &'static str) {
-        *self.marks.entry(name).or_default() += 1;
+    fn mark(&mut self, mark: Mark) {
+        *self.marks.entry(mark.name()).or_default() += 1;
     }
 }
 
@@ -275,14 +257,7 @@ impl Provider {
     pub fn heal(&self) {
         self.set_outage(None);
         let mut behaviour = self.behaviour.lock().expect("provider poisoned");
-        *behaviour = Behaviour {
-            latency_ms: behaviour.latency_ms,
-            reject_rate: behaviour.reject_rate,
-            delivery_rate: behaviour.delivery_rate,
-            report_delay_ms: behaviour.report_delay_ms,
-            intermediate_reports: behaviour.intermediate_reports,
-            ..Behaviour::default()
-        };
+        behaviour.faults = FaultRates::default();
     }
 
     fn now_ms(&self) -> u64 {
@@ -354,7 +329,7 @@ impl Provider {
         );
     }
 
-    fn fault(&self, kind: &str, mark: &'static str) {
+    fn fault(&self, kind: &str, mark: Mark) {
         let at_ms = self.now_ms();
         let mut truth = self.truth.lock().expect("provider poisoned");
         truth.mark(mark);
@@ -364,15 +339,15 @@ impl Provider {
     /// A request-level fault to answer instead of processing, if one is drawn.
     fn request_fault(&self, behaviour: &Behaviour) -> Option<Response> {
         if let Some(status) = *self.outage.lock().expect("provider poisoned") {
-            self.fault(&format!("outage_{status}"), "provider_outage");
+            self.fault(&format!("outage_{status}"), Mark::ProviderOutage);
             return Some(outage_answer(status));
         }
-        if self.chance(behaviour.provider_5xx) {
-            self.fault("http_503", "provider_5xx");
+        if self.chance(behaviour.faults.provider_5xx) {
+            self.fault("http_503", Mark::Provider5xx);
             return Some(outage_answer(503));
         }
-        if self.chance(behaviour.provider_429) {
-            self.fault("http_429", "provider_429");
+        if self.chance(behaviour.faults.provider_429) {
+            self.fault("http_429", Mark::Provider429);
             return Some(outage_answer(429));
         }
         None
@@ -397,11 +372,11 @@ enum Spoil {
 }
 
 fn spoil(provider: &Provider, behaviour: &Behaviour) -> Spoil {
-    if provider.chance(behaviour.timeout_after_accept) {
-        provider.fault("timeout_after_accept", "timeout_after_accept");
+    if provider.chance(behaviour.faults.timeout_after_accept) {
+        provider.fault("timeout_after_accept", Mark::TimeoutAfterAccept);
         Spoil::Timeout
-    } else if provider.chance(behaviour.malformed_answer) {
-        provider.fault("malformed_answer", "malformed_answer");
+    } else if provider.chance(behaviour.faults.malformed_answer) {
+        provider.fault("malformed_answer", Mark::MalformedAnswer);
         Spoil::Malformed
     } else {
         Spoil::None
@@ -477,11 +452,11 @@ async fn answer_after(provider: &Provider, behaviour: &Behaviour, spoiled: Spoil
 }
 
 fn caller_crash(provider: &Provider, behaviour: &Behaviour, peer: SocketAddr) {
-    if provider.chance(behaviour.crash_after_accept) {
+    if provider.chance(behaviour.faults.crash_after_accept) {
         if let Some(host) = turmoil::reverse_lookup(peer.ip()) {
             let mut truth = provider.truth.lock().expect("provider poisoned");
             truth.crash_requests.push(host);
-            truth.mark("crash_after_accept_requested");
+            truth.mark(Mark::CrashAfterAcceptRequested);
         }
     }
 }
@@ -504,9 +479,9 @@ async fn mitto_send(
     let Ok(request) = serde_json::from_slice::<mitto::BulkRequest>(&body) else {
         return (StatusCode::BAD_REQUEST, "malformed bulk request").into_response();
     };
-    let partial = provider.chance(behaviour.partial_bulk_failure);
+    let partial = provider.chance(behaviour.faults.partial_bulk_failure);
     if partial {
-        provider.fault("partial_bulk_failure", "partial_bulk_failure");
+        provider.fault("partial_bulk_failure", Mark::PartialBulkFailure);
     }
     let spoiled = spoil(&provider, &behaviour);
     let mut results = Vec::with_capacity(request.messages.len());
@@ -716,7 +691,7 @@ fn plan_reports(
     if matches!(channel, Channel::Infobip { .. }) && final_status == undelivered && provider.chance(0.3) {
         final_status = "EXPIRED_EXPIRED";
     }
-    let early = provider.chance(behaviour.report_before_answer);
+    let early = provider.chance(behaviour.faults.report_before_answer);
     let final_delay =
         if early { 0 } else { common_delay_ms.unwrap_or_else(|| provider.between(behaviour.report_delay_ms)) };
     let report = |delay_ms: u64, provider_id: String, status: &'static str, is_final: bool| Outgoing {
@@ -735,22 +710,22 @@ fn plan_reports(
     }
     outgoing.push(Outgoing { batchable: !early, ..report(final_delay, provider_id.to_owned(), final_status, true) });
     if early {
-        provider.truth.lock().expect("provider poisoned").mark("report_before_answer_sent");
+        provider.truth.lock().expect("provider poisoned").mark(Mark::ReportBeforeAnswerSent);
     }
-    if provider.chance(behaviour.duplicate_report) {
-        provider.truth.lock().expect("provider poisoned").mark("duplicate_report_sent");
+    if provider.chance(behaviour.faults.duplicate_report) {
+        provider.truth.lock().expect("provider poisoned").mark(Mark::DuplicateReportSent);
         outgoing.push(report(final_delay + 50, provider_id.to_owned(), final_status, true));
     }
-    if provider.chance(behaviour.intermediate_after_final) {
-        provider.truth.lock().expect("provider poisoned").mark("intermediate_after_final_sent");
+    if provider.chance(behaviour.faults.intermediate_after_final) {
+        provider.truth.lock().expect("provider poisoned").mark(Mark::IntermediateAfterFinalSent);
         outgoing.push(report(final_delay + 100, provider_id.to_owned(), intermediate, false));
     }
-    if provider.chance(behaviour.unknown_id_report) {
-        provider.truth.lock().expect("provider poisoned").mark("unknown_id_report_sent");
+    if provider.chance(behaviour.faults.unknown_id_report) {
+        provider.truth.lock().expect("provider poisoned").mark(Mark::UnknownIdReportSent);
         outgoing.push(Outgoing { stray: true, ..report(final_delay, format!("X{provider_id}"), delivered, true) });
     }
-    if provider.chance(behaviour.forged_report) {
-        provider.truth.lock().expect("provider poisoned").mark("forged_report_sent");
+    if provider.chance(behaviour.faults.forged_report) {
+        provider.truth.lock().expect("provider poisoned").mark(Mark::ForgedReportSent);
         outgoing.push(Outgoing { forged: true, ..report(final_delay / 3, provider_id.to_owned(), undelivered, true) });
     }
     outgoing
@@ -895,7 +870,7 @@ async fn send_webhook(provider: Arc<Provider>, client: Arc<dyn HttpClient>, chan
     let indexes: Vec<usize> = {
         let mut truth = provider.truth.lock().expect("provider poisoned");
         if reports.len() > 1 {
-            truth.mark("reports_batched_in_one_webhook");
+            truth.mark(Mark::ReportsBatchedInOneWebhook);
         }
         reports
             .iter()
@@ -1049,9 +1024,9 @@ async fn infobip_send(
     let Ok(request) = serde_json::from_slice::<infobip::SendRequest>(&body) else {
         return infobip_refusal(StatusCode::BAD_REQUEST, "BAD_REQUEST", "malformed request");
     };
-    let partial = provider.chance(behaviour.partial_bulk_failure);
+    let partial = provider.chance(behaviour.faults.partial_bulk_failure);
     if partial {
-        provider.fault("partial_bulk_failure", "partial_bulk_failure");
+        provider.fault("partial_bulk_failure", Mark::PartialBulkFailure);
     }
     let spoiled = spoil(&provider, &behaviour);
     let bulk_id = request.bulk_id.clone().unwrap_or_else(|| provider.new_id("IB"));
@@ -1091,7 +1066,7 @@ async fn infobip_send(
                 Fate::Accepted | Fate::Unlisted => {
                     let id = provider.accept_as(&account, &destination.to, &message.text, id);
                     if matches!(fate, Fate::Unlisted) {
-                        provider.truth.lock().expect("provider poisoned").mark("accepted_but_left_out_of_the_answer");
+                        provider.truth.lock().expect("provider poisoned").mark(Mark::AcceptedButLeftOutOfTheAnswer);
                     } else {
                         results.push(infobip::SentMessage {
                             to: destination.to.clone(),
@@ -1108,7 +1083,7 @@ async fn infobip_send(
     // request's.
     if results.len() > 1 {
         results.shuffle(&mut *provider.rng.lock().expect("provider poisoned"));
-        provider.truth.lock().expect("provider poisoned").mark("answer_shuffled");
+        provider.truth.lock().expect("provider poisoned").mark(Mark::AnswerShuffled);
     }
     caller_crash(&provider, &behaviour, peer);
     // Some requests' final reports share one webhook, as Infobip batches results.
@@ -1190,14 +1165,4 @@ async fn infobip_logs(
     }
     results.truncate(50);
     axum::Json(infobip::Logs { results }).into_response()
-}
-
-/// Message keys the provider accepted more than once.
-pub fn duplicates(truth: &Truth) -> Vec<(&MessageKey, &Vec<Acceptance>)> {
-    truth.accepted.iter().filter(|(_, acceptances)| acceptances.len() > 1).collect()
-}
-
-/// Destinations the provider received messages for.
-pub fn destinations(truth: &Truth) -> BTreeSet<String> {
-    truth.received.iter().map(|(_, _, destination)| destination.clone()).collect()
 }

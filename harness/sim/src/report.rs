@@ -10,9 +10,10 @@ pub fn summary(report: &RunReport) -> String {
     let verdict = if report.passed() { "PASS" } else { "FAIL" };
     let _ = writeln!(
         out,
-        "{verdict}  {} seed {}  ({} simulated s, {} events, trace {})",
+        "{verdict}  {} seed {} config {}  ({} simulated s, {} events, trace {})",
         report.scenario,
         report.seed,
+        &report.config_hash[..16],
         report.simulated_ms / 1_000,
         report.events,
         &report.trace_hash[..16]

@@ -5,6 +5,7 @@
 //! machine. A failing run reports the invariant, the simulated time, the evidence, the
 //! last events and the command that reproduces it.
 
+use crate::coverage::Mark;
 use crate::oracle::{Invariant, Oracle, Violation};
 use crate::scenario::Scenario;
 use crate::trace::Trace;
@@ -94,6 +95,9 @@ pub struct RunReport {
     pub scenario: String,
     /// The seed.
     pub seed: u64,
+    /// Hash of the scenario's resolved configuration ([`Scenario::config_hash`]):
+    /// with the scenario's name and the seed it identifies the run.
+    pub config_hash: String,
     /// Hash of the trace.
     pub trace_hash: String,
     /// Trace events.
@@ -145,135 +149,242 @@ enum HarnessEvent<'a> {
     Violation { violation: &'a Violation },
 }
 
-/// Runs `scenario` with `seed`.
+/// Runs `scenario` with `seed`: the safety phase with faults, heal, the liveness phase,
+/// the end-of-run checks, then the report.
 pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> anyhow::Result<RunReport> {
     let _bug = BugGuard::activate(scenario, options)?;
-    let mut world = match &options.adapters {
+    let world = match &options.adapters {
         Some(factory) => world::build_with(scenario, seed, factory.0.clone())?,
         None => world::build(scenario, seed)?,
     };
-    let enabled: Vec<Invariant> = scenario.expect.invariants.iter().filter_map(|name| Invariant::parse(name)).collect();
-    let mut oracle = Oracle::new(&enabled, world.limits.clone());
-    let mut trace = Trace::new(options.keep_trace);
-    trace.record(0, "harness", &HarnessEvent::FaultPlan { plan: &world.plan });
-    let mut marks: BTreeMap<String, u64> = BTreeMap::new();
-    let mut pending_faults = world.plan.events.clone();
-    let mut restarts: Vec<(u64, String)> = Vec::new();
-    let mut healed = false;
-    let mut violation = None;
-    let mut now_ms;
-    loop {
-        let stepped = world.sim.step();
-        now_ms = world.sim.elapsed().as_millis() as u64;
+    let mut runner = Runner::new(world, scenario, options);
+    let violation = runner.phases().and_then(|()| runner.check_end()).err();
+    Ok(runner.finish(scenario, seed, options, violation))
+}
+
+/// Whether a run goes on after a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Progress {
+    /// More to do.
+    Running,
+    /// The end of the run, or nothing left to happen.
+    Done,
+}
+
+/// One run in progress: the world, the oracle watching it, the trace, the coverage so
+/// far, and the timed faults not yet over.
+struct Runner {
+    world: World,
+    oracle: Oracle,
+    trace: Trace,
+    marks: BTreeMap<String, u64>,
+    /// Timed faults still to start or, once started (`at_ms: u64::MAX`), to end.
+    pending_faults: Vec<TimedFault>,
+    /// Crashed hosts and when they restart.
+    restarts: Vec<(u64, String)>,
+    healed: bool,
+    now_ms: u64,
+}
+
+impl Runner {
+    fn new(world: World, scenario: &Scenario, options: &RunOptions) -> Runner {
+        let oracle = Oracle::new(&scenario.expect.invariants, world.limits.clone());
+        let mut trace = Trace::new(options.keep_trace);
+        trace.record(0, "harness", &HarnessEvent::FaultPlan { plan: &world.plan });
+        let pending_faults = world.plan.events.clone();
+        Runner {
+            world,
+            oracle,
+            trace,
+            marks: BTreeMap::new(),
+            pending_faults,
+            restarts: Vec::new(),
+            healed: false,
+            now_ms: 0,
+        }
+    }
+
+    /// VOPR's two loops: a safety phase in which faults happen and every `always`
+    /// invariant is checked after every step, then heal, then a liveness phase without
+    /// faults that must converge by the end (or settle earlier).
+    fn phases(&mut self) -> Result<(), Violation> {
+        while !self.healed {
+            self.step()?;
+            if self.now_ms >= self.world.heal_at_ms {
+                self.heal();
+            }
+            if self.observe()? == Progress::Done {
+                return Ok(());
+            }
+        }
+        loop {
+            self.step()?;
+            if self.observe()? == Progress::Done {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One simulation step, then the timed faults due at its time. A host that panics
+    /// or a simulation that runs out of time fails the run.
+    fn step(&mut self) -> Result<(), Violation> {
+        let stepped = self.world.sim.step();
+        self.now_ms = self.world.sim.elapsed().as_millis() as u64;
         if let Err(error) = stepped {
-            violation = Some(Violation {
+            return Err(Violation {
                 invariant: Invariant::Liveness,
-                at_ms: now_ms,
+                at_ms: self.now_ms,
                 message: format!("the simulation failed: {error}"),
                 evidence: vec!["a host panicked or the simulation ran out of time".into()],
             });
-            break;
         }
-        apply_faults(&mut world, now_ms, &mut pending_faults, &mut restarts, &mut trace, &mut marks, healed);
-        if !healed && now_ms >= world.heal_at_ms {
-            heal(&mut world, &mut restarts, &mut pending_faults);
-            trace.record(now_ms, "harness", &HarnessEvent::Heal);
-            healed = true;
-        }
-        let journal = world.store.take_journal().unwrap_or_default();
-        record_marks(&journal, &mut marks);
+        apply_faults(
+            &mut self.world,
+            self.now_ms,
+            &mut self.pending_faults,
+            &mut self.restarts,
+            &mut self.trace,
+            &mut self.marks,
+            self.healed,
+        );
+        Ok(())
+    }
+
+    /// Ends the fault phase: links repaired, crashed hosts restarted, rates off.
+    fn heal(&mut self) {
+        heal(&mut self.world, &mut self.restarts, &mut self.pending_faults);
+        self.trace.record(self.now_ms, "harness", &HarnessEvent::Heal);
+        self.healed = true;
+    }
+
+    /// Traces what the step did, checks it, and says whether the run is over.
+    fn observe(&mut self) -> Result<Progress, Violation> {
+        // The store underneath the faulty wrapper: its reads do not fail by design, so a
+        // failure is a bug, not an empty step.
+        let journal = self.world.store.take_journal().expect("the memory store's journal is always readable");
+        record_marks(&journal, &mut self.marks);
         for entry in &journal {
-            trace.record(now_ms, "store", entry);
+            self.trace.record(self.now_ms, "store", entry);
         }
         {
-            let mut truth = world.provider.truth.lock().expect("provider poisoned");
+            let mut truth = self.world.provider.truth.lock().expect("provider poisoned");
             for (at, event) in truth.events.drain(..) {
-                trace.record(at, "provider", &event);
+                self.trace.record(at, "provider", &event);
             }
         }
         {
-            let mut driver = world.driver.lock().expect("driver log poisoned");
+            let mut driver = self.world.driver.lock().expect("driver log poisoned");
             for (at, event) in driver.events.drain(..) {
-                trace.record(at, "driver", &event);
+                self.trace.record(at, "driver", &event);
             }
         }
-        let truth = world.provider.truth.lock().expect("provider poisoned");
-        let driver = world.driver.lock().expect("driver log poisoned");
-        if let Err(found) = oracle.check_step(now_ms, &journal, world.store.as_ref(), &truth, &driver) {
-            violation = Some(found);
-            break;
-        }
-        if now_ms >= world.end_ms {
-            break;
+        let truth = self.world.provider.truth.lock().expect("provider poisoned");
+        let driver = self.world.driver.lock().expect("driver log poisoned");
+        self.oracle.check_step(self.now_ms, &journal, self.world.store.as_ref(), &truth, &driver)?;
+        if self.now_ms >= self.world.end_ms {
+            return Ok(Progress::Done);
         }
         // Once nothing is left to happen — every planned action and fault done, the engine
         // idle, no report on its way — the rest of the run would be idle steps and the
         // driver's polls: the end-of-run checks would find exactly what they find now.
-        let settled = pending_faults.is_empty()
-            && restarts.is_empty()
+        let settled = self.pending_faults.is_empty()
+            && self.restarts.is_empty()
             && driver.plan_done
             && driver.actions_in_flight == 0
             && truth.reports_pending == 0
             && truth.crash_requests.is_empty()
-            && oracle.engine_idle();
+            && self.oracle.engine_idle();
         if settled {
-            trace.record(now_ms, "harness", &HarnessEvent::Settled);
-            break;
+            self.trace.record(self.now_ms, "harness", &HarnessEvent::Settled);
+            return Ok(Progress::Done);
         }
+        Ok(Progress::Running)
     }
-    if violation.is_none() {
-        let truth = world.provider.truth.lock().expect("provider poisoned");
-        violation = oracle.check_final(now_ms, world.store.as_ref(), &truth, &world.forbidden_destinations).err();
-    }
-    if violation.is_none() {
-        let driver = world.driver.lock().expect("driver log poisoned");
+
+    /// The end-of-run checks: the oracle's final ones, and every campaign of the
+    /// scenario started.
+    fn check_end(&mut self) -> Result<(), Violation> {
+        {
+            let truth = self.world.provider.truth.lock().expect("provider poisoned");
+            self.oracle.check_final(
+                self.now_ms,
+                self.world.store.as_ref(),
+                &truth,
+                &self.world.forbidden_destinations,
+            )?;
+        }
+        let driver = self.world.driver.lock().expect("driver log poisoned");
         if !driver.not_started.is_empty() {
-            violation = Some(Violation {
+            return Err(Violation {
                 invariant: Invariant::Liveness,
-                at_ms: now_ms,
+                at_ms: self.now_ms,
                 message: format!("{} campaign(s) of the scenario never started", driver.not_started.len()),
                 evidence: driver.not_started.clone(),
             });
         }
+        Ok(())
     }
-    if let Some(violation) = &violation {
-        trace.record(violation.at_ms, "oracle", &HarnessEvent::Violation { violation });
+
+    /// The report: the violation traced, the coverage gathered from every source, the
+    /// outcomes read from the store.
+    fn finish(
+        mut self,
+        scenario: &Scenario,
+        seed: u64,
+        options: &RunOptions,
+        violation: Option<Violation>,
+    ) -> RunReport {
+        if let Some(violation) = &violation {
+            self.trace.record(violation.at_ms, "oracle", &HarnessEvent::Violation { violation });
+        }
+        self.gather_marks();
+        let world = &self.world;
+        let campaigns = outcomes(world.store.as_ref(), &world.driver.lock().expect("driver log poisoned").campaigns);
+        let tenants = world.store.tenants().expect("the memory store's tenants are always readable");
+        let charged = tenants.into_iter().map(|t| (t.name, t.charged.get())).collect();
+        let trace_hash = self.trace.hash();
+        RunReport {
+            scenario: scenario.name.clone(),
+            seed,
+            config_hash: scenario.config_hash(),
+            events: self.trace.len(),
+            simulated_ms: self.now_ms,
+            faults: world.plan.clone(),
+            coverage: self.marks,
+            checks: self.oracle.checks.iter().map(|(invariant, count)| (invariant.name().to_owned(), *count)).collect(),
+            campaigns,
+            charged,
+            tail: self.trace.tail().map(str::to_owned).collect(),
+            reproduce: reproduce(scenario, seed, options, &trace_hash),
+            violation,
+            trace_hash,
+            trace: options.keep_trace.then_some(self.trace),
+        }
     }
-    let truth = world.provider.truth.lock().expect("provider poisoned");
-    for (name, count) in truth.marks.iter().chain(world.driver.lock().expect("driver log poisoned").marks.iter()) {
-        *marks.entry((*name).to_owned()).or_default() += count;
+
+    /// Adds the provider's, the driver's and the faulty store's marks to the run loop's.
+    fn gather_marks(&mut self) {
+        let truth = self.world.provider.truth.lock().expect("provider poisoned");
+        let driver = self.world.driver.lock().expect("driver log poisoned");
+        for (name, count) in truth.marks.iter().chain(driver.marks.iter()) {
+            *self.marks.entry((*name).to_owned()).or_default() += count;
+        }
+        let store_failures = self.world.faulty_store.failures();
+        if store_failures > 0 {
+            self.marks.insert(Mark::StoreTransientFailure.name().into(), store_failures);
+        }
     }
-    let store_failures = world.faulty_store.failures();
-    if store_failures > 0 {
-        marks.insert("store_transient_failure".into(), store_failures);
-    }
-    drop(truth);
-    let campaigns = outcomes(world.store.as_ref(), &world.driver.lock().expect("driver log poisoned").campaigns);
-    let charged = world.store.tenants().unwrap_or_default().into_iter().map(|t| (t.name, t.charged.get())).collect();
+}
+
+/// The command that reproduces a run and checks that it did.
+fn reproduce(scenario: &Scenario, seed: u64, options: &RunOptions, trace_hash: &str) -> String {
     let scenario_path = options.scenario_path.clone().unwrap_or_else(|| format!("scenarios/{}.toml", scenario.name));
-    Ok(RunReport {
-        scenario: scenario.name.clone(),
-        seed,
-        trace_hash: trace.hash(),
-        events: trace.len(),
-        simulated_ms: now_ms,
-        faults: world.plan.clone(),
-        coverage: marks,
-        checks: oracle.checks.iter().map(|(invariant, count)| (invariant.name().to_owned(), *count)).collect(),
-        campaigns,
-        charged,
-        tail: trace.tail().map(str::to_owned).collect(),
-        reproduce: format!(
-            "smsim replay {scenario_path} --seed {seed}{}",
-            if scenario.expect.incident.is_some() && !options.without_bug {
-                "   (an engine built with --features incidents)"
-            } else {
-                ""
-            }
-        ),
-        violation,
-        trace: options.keep_trace.then_some(trace),
-    })
+    let incident = if scenario.expect.incident.is_some() && !options.without_bug {
+        "   (an engine built with --features incidents)"
+    } else {
+        ""
+    };
+    format!("smsim replay {scenario_path} --seed {seed} --expect-hash {trace_hash}{incident}")
 }
 
 fn apply_faults(
@@ -292,13 +403,14 @@ fn apply_faults(
                 crash(world, host, &remaining);
                 restarts.push((*restart_at_ms, host.clone()));
                 trace.record(now_ms, "harness", &HarnessEvent::Fault { fault: "crash", host });
-                let kind = if host.starts_with("worker-") { "worker" } else { host.as_str() };
-                *marks.entry(format!("crash_{kind}")).or_default() += 1;
+                if let Some(mark) = Mark::crash_of(host) {
+                    count(marks, mark);
+                }
             }
             TimedFault::Partition { a, b, at_ms, until_ms } if *at_ms <= now_ms && now_ms < *until_ms => {
                 world.sim.partition(a.as_str(), b.as_str());
                 trace.record(now_ms, "harness", &HarnessEvent::Fault { fault: "partition", host: a });
-                *marks.entry("partition".into()).or_default() += 1;
+                count(marks, Mark::Partition);
                 remaining.push(TimedFault::Partition {
                     a: a.clone(),
                     b: b.clone(),
@@ -312,7 +424,7 @@ fn apply_faults(
             TimedFault::Hold { a, b, at_ms, until_ms } if *at_ms <= now_ms && now_ms < *until_ms => {
                 world.sim.hold(a.as_str(), b.as_str());
                 trace.record(now_ms, "harness", &HarnessEvent::Fault { fault: "hold", host: a });
-                *marks.entry("held_link".into()).or_default() += 1;
+                count(marks, Mark::HeldLink);
                 remaining.push(TimedFault::Hold { a: a.clone(), b: b.clone(), at_ms: u64::MAX, until_ms: *until_ms });
             }
             TimedFault::Hold { a, b, at_ms: u64::MAX, until_ms } if *until_ms <= now_ms => {
@@ -338,13 +450,16 @@ fn apply_faults(
         if healed || !world.sim.is_host_running(host.as_str()) || !host.starts_with("worker") {
             continue;
         }
-        let holding =
-            world.store.queue_stats(None, crate::clock::EPOCH.plus_ms(now_ms)).map_or(0, |stats| stats.submitting);
+        let holding = world
+            .store
+            .queue_stats(None, crate::clock::EPOCH.plus_ms(now_ms))
+            .expect("the memory store's queue stats are always readable")
+            .submitting;
         crash(world, &host, pending);
         restarts.push((now_ms + 2_000, host.clone()));
         trace.record(now_ms, "harness", &HarnessEvent::Fault { fault: "crash_after_accept", host: &host });
         if holding > 0 {
-            *marks.entry("crash_between_accept_and_commit".into()).or_default() += 1;
+            count(marks, Mark::CrashBetweenAcceptAndCommit);
         }
     }
     let (due, later): (Vec<_>, Vec<_>) = restarts.drain(..).partition(|(at, _)| *at <= now_ms);
@@ -394,20 +509,25 @@ fn heal(world: &mut World, restarts: &mut Vec<(u64, String)>, pending: &mut Vec<
     world.faulty_store.heal();
 }
 
+/// Counts one pass through `mark`.
+fn count(marks: &mut BTreeMap<String, u64>, mark: Mark) {
+    *marks.entry(mark.name().to_owned()).or_default() += 1;
+}
+
 fn record_marks(journal: &[JournalEntry], marks: &mut BTreeMap<String, u64>) {
     use MessageStatus::*;
     for entry in journal {
         if let JournalEntry::Message { from: Some(from), to, .. } = entry {
             let mark = match (from, to) {
-                (Submitting, Unknown) => "submission_unknown",
-                (Unknown, Accepted) => "unknown_resolved_accepted",
-                (Unknown, Failed) => "unknown_settled_or_refuted",
-                (Submitting, Queued) => "retry_scheduled",
-                (Failed, Queued) => "failed_requeued_by_operator",
-                (Queued, Cancelled) => "queued_cancelled",
+                (Submitting, Unknown) => Mark::SubmissionUnknown,
+                (Unknown, Accepted) => Mark::UnknownResolvedAccepted,
+                (Unknown, Failed) => Mark::UnknownSettledOrRefuted,
+                (Submitting, Queued) => Mark::RetryScheduled,
+                (Failed, Queued) => Mark::FailedRequeuedByOperator,
+                (Queued, Cancelled) => Mark::QueuedCancelled,
                 _ => continue,
             };
-            *marks.entry(mark.into()).or_default() += 1;
+            count(marks, mark);
         }
     }
 }
@@ -420,7 +540,7 @@ fn outcomes(
     let ids: BTreeSet<_> = by_id.keys().copied().collect();
     store
         .all_campaigns()
-        .unwrap_or_default()
+        .expect("the memory store's campaigns are always readable")
         .into_iter()
         .filter(|campaign| ids.contains(&campaign.id))
         .map(|campaign| CampaignOutcome {

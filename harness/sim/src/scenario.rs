@@ -6,8 +6,13 @@
 //! values that parse but cannot be simulated (no workers, a rate above 1, an operator
 //! action after the end). `scenarios/README.md` documents every field.
 
+use crate::coverage::Mark;
+use crate::fault::Fault;
+use crate::invariant::Invariant;
 use serde::{Deserialize, Serialize};
-use std::fmt;
+use smsim_core::domain::ProviderKind;
+
+pub use crate::fault::FaultRates;
 use std::path::{Path, PathBuf};
 
 /// A scenario that cannot be used, with where and why.
@@ -212,26 +217,14 @@ impl Default for ContactsSection {
     }
 }
 
-/// The wire format of an account.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProviderKindName {
-    /// Mitto-style bulk.
-    Mitto,
-    /// Twilio-style single.
-    Twilio,
-    /// Infobip-style bulk (answers and reports keyed by our message id).
-    Infobip,
-}
-
 /// A provider account.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountSection {
     /// Its name; campaigns refer to it.
     pub name: String,
-    /// Wire format.
-    pub provider: ProviderKindName,
+    /// Wire format (`mitto`, `twilio`, `infobip`: the engine's provider kinds).
+    pub provider: ProviderKind,
     /// Owning tenant (its `name`), or none for a platform account shared by all.
     #[serde(default)]
     pub owner: Option<String>,
@@ -330,48 +323,6 @@ pub struct FaultSection {
     pub events: Vec<FaultEvent>,
 }
 
-/// Per-occasion probabilities of faults during the fault phase, all in 0..=1.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FaultRates {
-    /// A provider request answered 5xx.
-    #[serde(default)]
-    pub provider_5xx: f64,
-    /// A provider request answered 429 with `Retry-After`.
-    #[serde(default)]
-    pub provider_429: f64,
-    /// A provider request accepted whose answer never arrives.
-    #[serde(default)]
-    pub timeout_after_accept: f64,
-    /// A bulk answer with some per-message errors.
-    #[serde(default)]
-    pub partial_bulk_failure: f64,
-    /// A malformed 200 answer (after accepting).
-    #[serde(default)]
-    pub malformed_answer: f64,
-    /// A delivery report sent twice.
-    #[serde(default)]
-    pub duplicate_report: f64,
-    /// A delivery report sent before the submit answer.
-    #[serde(default)]
-    pub report_before_answer: f64,
-    /// An intermediate report sent after the final one.
-    #[serde(default)]
-    pub intermediate_after_final: f64,
-    /// A report for an id nobody sent.
-    #[serde(default)]
-    pub unknown_id_report: f64,
-    /// A forged report (bad signature or token).
-    #[serde(default)]
-    pub forged_report: f64,
-    /// A store call fails transiently.
-    #[serde(default)]
-    pub store_transient: f64,
-    /// A worker crashes right after the provider accepted its batch, before it records.
-    #[serde(default)]
-    pub crash_after_accept: f64,
-}
-
 /// A fault at a fixed time (simulated seconds), within the fault phase (`0..=duration_s`),
 /// on hosts of this scenario (`api`, `provider`, `driver`, `worker-1`…`worker-N`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -463,15 +414,15 @@ pub enum OperatorVerb {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectSection {
-    /// Invariants to check (empty: all of them).
+    /// Invariants to check (empty: all of them); an unknown name is a load error.
     #[serde(default)]
-    pub invariants: Vec<String>,
-    /// Coverage marks the scenario is meant to go through: `smsim sweep` fails the
-    /// scenario when one of them fired in none of its seeds. A single run does not check
-    /// them (one seed may miss a rare path), and the names are not checked at load: an
-    /// unknown name never fires, which the sweep reports beside the marks that did.
+    pub invariants: Vec<Invariant>,
+    /// Coverage marks the scenario is meant to go through: `smsim sweep` and `cargo test`
+    /// fail the scenario when one of them fired in none of its seeds. A single run does
+    /// not check them (one seed may miss a rare path). An unknown name is a load error
+    /// with the file and line, so a misspelt mark cannot pass by never firing.
     #[serde(default)]
-    pub coverage: Vec<String>,
+    pub coverage: Vec<Mark>,
     /// For an incident reproduction: the bug to switch on and the invariant it must break.
     #[serde(default)]
     pub incident: Option<IncidentExpectation>,
@@ -486,21 +437,11 @@ pub struct IncidentExpectation {
     /// The bug's name in the `incidents` feature.
     pub bug: String,
     /// The invariant that must break with the bug on.
-    pub breaks: String,
+    pub breaks: Invariant,
     /// The test suite requires the violation among seeds `1..=within_seeds` with the bug
     /// on, and those seeds to pass with it off (5 seeds when absent).
     #[serde(default)]
     pub within_seeds: Option<u64>,
-}
-
-impl fmt::Display for ProviderKindName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ProviderKindName::Mitto => "mitto",
-            ProviderKindName::Twilio => "twilio",
-            ProviderKindName::Infobip => "infobip",
-        })
-    }
 }
 
 impl Scenario {
@@ -516,6 +457,16 @@ impl Scenario {
         Ok(scenario)
     }
 
+    /// The hash of this scenario's resolved configuration: every field, defaults filled
+    /// in, as JSON. With the scenario's name and a seed it identifies a run (madsim's
+    /// triple): a changed default or file changes the hash, so an old trace hash is not
+    /// compared against a different world.
+    pub fn config_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let json = serde_json::to_vec(self).expect("a scenario always serializes to JSON");
+        hex::encode(Sha256::digest(&json))
+    }
+
     /// Parses scenario text; `path` is only used in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         toml::from_str(text).map_err(|error| {
@@ -524,11 +475,22 @@ impl Scenario {
         })
     }
 
-    /// Refuses values that parse but cannot be simulated.
+    /// Refuses values that parse but cannot be simulated, naming the field.
     pub fn validate(&self, path: &Path) -> Result<(), ScenarioError> {
-        let invalid = |field: String, message: String| {
-            Err(ScenarioError::Invalid { path: path.to_owned(), line: None, field, message })
-        };
+        self.validate_timing(path)?;
+        self.validate_tenants(path)?;
+        self.validate_accounts(path)?;
+        self.validate_campaigns(path)?;
+        self.validate_operator(path)?;
+        self.validate_expect(path)?;
+        self.validate_rates(path)?;
+        self.validate_events(path)?;
+        self.validate_provider_ranges(path)
+    }
+
+    /// Workers, batch, tick and phase length.
+    fn validate_timing(&self, path: &Path) -> Result<(), ScenarioError> {
+        let invalid = |field: String, message: String| invalid(path, field, message);
         if self.engine.workers == 0 || self.engine.workers > 64 {
             return invalid("engine.workers".into(), format!("expected 1 to 64 workers, got {}", self.engine.workers));
         }
@@ -541,6 +503,12 @@ impl Scenario {
         if self.duration_s == 0 {
             return invalid("duration_s".into(), "expected a positive number of simulated seconds".into());
         }
+        Ok(())
+    }
+
+    /// Tenant names unique, credits and contact shares in range.
+    fn validate_tenants(&self, path: &Path) -> Result<(), ScenarioError> {
+        let invalid = |field: String, message: String| invalid(path, field, message);
         let mut seen = std::collections::BTreeSet::new();
         for (index, tenant) in self.tenants.iter().enumerate() {
             if !seen.insert(tenant.name.as_str()) {
@@ -562,6 +530,12 @@ impl Scenario {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Account names unique, owners known, rates and prices in range.
+    fn validate_accounts(&self, path: &Path) -> Result<(), ScenarioError> {
+        let invalid = |field: String, message: String| invalid(path, field, message);
         let tenant_known = |name: &str| self.tenants.iter().any(|tenant| tenant.name == name);
         let mut seen_accounts = std::collections::BTreeSet::new();
         for (index, account) in self.traffic_accounts.iter().enumerate() {
@@ -586,6 +560,13 @@ impl Scenario {
                 return invalid(format!("traffic_accounts[{index}].price_per_segment"), "expected a price ≥ 0".into());
             }
         }
+        Ok(())
+    }
+
+    /// Campaign names unique, their tenant and account known, enqueued in the fault phase.
+    fn validate_campaigns(&self, path: &Path) -> Result<(), ScenarioError> {
+        let invalid = |field: String, message: String| invalid(path, field, message);
+        let tenant_known = |name: &str| self.tenants.iter().any(|tenant| tenant.name == name);
         let mut seen_campaigns = std::collections::BTreeSet::new();
         for (index, campaign) in self.campaigns.iter().enumerate() {
             if !seen_campaigns.insert(campaign.name.as_str()) {
@@ -607,6 +588,13 @@ impl Scenario {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// Operator actions in the fault phase, naming what they act on.
+    fn validate_operator(&self, path: &Path) -> Result<(), ScenarioError> {
+        let invalid = |field: String, message: String| invalid(path, field, message);
+        let tenant_known = |name: &str| self.tenants.iter().any(|tenant| tenant.name == name);
         for (index, action) in self.operator.iter().enumerate() {
             if action.at_s < 0.0 || action.at_s > self.duration_s as f64 {
                 return invalid(
@@ -635,42 +623,40 @@ impl Scenario {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The incident bug exists (invariant and coverage names are checked as they parse).
+    fn validate_expect(&self, path: &Path) -> Result<(), ScenarioError> {
+        let invalid = |field: String, message: String| invalid(path, field, message);
         if let Some(incident) = &self.expect.incident {
             if let Err(message) = incident.bug.parse::<smsim_core::incidents::Bug>() {
                 return invalid("expect.incident.bug".into(), message);
             }
-            if crate::oracle::Invariant::parse(&incident.breaks).is_none() {
-                return invalid("expect.incident.breaks".into(), format!("`{}` is not an invariant", incident.breaks));
-            }
         }
-        for name in &self.expect.invariants {
-            if crate::oracle::Invariant::parse(name).is_none() {
-                return invalid("expect.invariants".into(), format!("`{name}` is not an invariant"));
-            }
-        }
-        let rates = &self.faults.rates;
-        for (name, rate) in [
-            ("provider_5xx", rates.provider_5xx),
-            ("provider_429", rates.provider_429),
-            ("timeout_after_accept", rates.timeout_after_accept),
-            ("partial_bulk_failure", rates.partial_bulk_failure),
-            ("malformed_answer", rates.malformed_answer),
-            ("duplicate_report", rates.duplicate_report),
-            ("report_before_answer", rates.report_before_answer),
-            ("intermediate_after_final", rates.intermediate_after_final),
-            ("unknown_id_report", rates.unknown_id_report),
-            ("forged_report", rates.forged_report),
-            ("store_transient", rates.store_transient),
-            ("crash_after_accept", rates.crash_after_accept),
-            ("provider.reject_rate", self.provider.reject_rate),
-            ("provider.delivery_rate", self.provider.delivery_rate),
-        ] {
+        Ok(())
+    }
+
+    /// Every fault rate and provider rate in 0..=1.
+    fn validate_rates(&self, path: &Path) -> Result<(), ScenarioError> {
+        let invalid = |field: String, message: String| invalid(path, field, message);
+        let fault_rates =
+            self.faults.rates.iter().map(|(fault, rate)| (format!("faults.rates.{}", Fault::name(fault)), rate));
+        let provider_rates = [
+            ("provider.reject_rate".to_owned(), self.provider.reject_rate),
+            ("provider.delivery_rate".to_owned(), self.provider.delivery_rate),
+        ];
+        for (field, rate) in fault_rates.chain(provider_rates) {
             if !(0.0..=1.0).contains(&rate) {
-                let field =
-                    if name.starts_with("provider.") { name.to_owned() } else { format!("faults.rates.{name}") };
                 return invalid(field, format!("expected a rate in 0..=1, got {rate}"));
             }
         }
+        Ok(())
+    }
+
+    /// Timed faults on hosts of this scenario, within the fault phase.
+    fn validate_events(&self, path: &Path) -> Result<(), ScenarioError> {
+        let invalid = |field: String, message: String| invalid(path, field, message);
         let workers = self.engine.workers;
         let host_known = |host: &str, driver_too: bool| {
             matches!(host, "api" | "provider")
@@ -730,6 +716,12 @@ impl Scenario {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// Latency and report delay ranges with min ≤ max.
+    fn validate_provider_ranges(&self, path: &Path) -> Result<(), ScenarioError> {
+        let invalid = |field: String, message: String| invalid(path, field, message);
         for (field, [low, high]) in [
             ("provider.latency_ms", self.provider.latency_ms),
             ("provider.report_delay_ms", self.provider.report_delay_ms),
@@ -740,6 +732,12 @@ impl Scenario {
         }
         Ok(())
     }
+}
+
+/// A validation error for `field` of the file at `path` (its line is found later, by
+/// [`ScenarioError::located`]).
+fn invalid(path: &Path, field: String, message: String) -> Result<(), ScenarioError> {
+    Err(ScenarioError::Invalid { path: path.to_owned(), line: None, field, message })
 }
 
 impl ScenarioError {

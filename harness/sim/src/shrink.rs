@@ -6,26 +6,9 @@
 //! until no change does. The result is written as an explicit scenario under
 //! `scenarios/regressions/`, which the test suite replays.
 
-use crate::scenario::{FaultEvent, FaultRates, FaultSection, Scenario};
+use crate::fault::Fault;
+use crate::scenario::{FaultEvent, FaultSection, Scenario};
 use crate::world::{FaultPlan, TimedFault};
-
-/// The rates of a plan as (name, value) pairs, and a setter, for uniform shrinking.
-fn rates_mut(rates: &mut FaultRates) -> [(&'static str, &mut f64); 12] {
-    [
-        ("provider_5xx", &mut rates.provider_5xx),
-        ("provider_429", &mut rates.provider_429),
-        ("timeout_after_accept", &mut rates.timeout_after_accept),
-        ("partial_bulk_failure", &mut rates.partial_bulk_failure),
-        ("malformed_answer", &mut rates.malformed_answer),
-        ("duplicate_report", &mut rates.duplicate_report),
-        ("report_before_answer", &mut rates.report_before_answer),
-        ("intermediate_after_final", &mut rates.intermediate_after_final),
-        ("unknown_id_report", &mut rates.unknown_id_report),
-        ("forged_report", &mut rates.forged_report),
-        ("store_transient", &mut rates.store_transient),
-        ("crash_after_accept", &mut rates.crash_after_accept),
-    ]
-}
 
 /// Candidate simplifications of `plan`, simplest first.
 fn candidates(plan: &FaultPlan) -> Vec<FaultPlan> {
@@ -36,14 +19,13 @@ fn candidates(plan: &FaultPlan) -> Vec<FaultPlan> {
         out.push(smaller);
     }
     for zero_or_halve in [true, false] {
-        for index in 0..12 {
+        for &fault in Fault::ALL {
             let mut smaller = plan.clone();
-            let mut rates = rates_mut(&mut smaller.rates);
-            let value = &mut rates[index].1;
-            if **value <= 0.0 {
+            let value = smaller.rates.get_mut(fault);
+            if *value <= 0.0 {
                 continue;
             }
-            **value = if zero_or_halve || **value < 0.002 { 0.0 } else { **value / 2.0 };
+            *value = if zero_or_halve || *value < 0.002 { 0.0 } else { *value / 2.0 };
             out.push(smaller);
         }
     }
@@ -98,6 +80,7 @@ pub fn with_plan(scenario: &Scenario, plan: &FaultPlan) -> Scenario {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fault::FaultRates;
 
     #[test]
     fn shrinking_keeps_only_what_the_failure_needs() {

@@ -115,6 +115,12 @@ pub fn sweep(
             failures.push(report);
         }
     }
-    let uncovered = scenario.expect.coverage.iter().filter(|mark| !coverage.contains_key(*mark)).cloned().collect();
+    let uncovered = scenario
+        .expect
+        .coverage
+        .iter()
+        .filter(|mark| !coverage.contains_key(mark.name()))
+        .map(|mark| mark.name().to_owned())
+        .collect();
     Ok(SweepReport { scenario: scenario.name.clone(), runs, failures, coverage, uncovered, simulated_ms })
 }

@@ -9,11 +9,12 @@
 
 use crate::clock::{SimClock, EPOCH};
 use crate::driver::{ContactRow, DriverCampaign, DriverLog, DriverPlan, DriverTenant, PlannedAction};
+use crate::fault::{Fault, FaultRates};
 use crate::faulty_store::FaultyStore;
 use crate::net::{SimConnector, SimListener};
 use crate::oracle::Limits;
 use crate::provider::{AccountBinding, Behaviour, Provider};
-use crate::scenario::{FaultEvent, FaultRates, ProviderKindName, Scenario};
+use crate::scenario::{FaultEvent, Scenario};
 use rand::{Rng, SeedableRng};
 use rand_chacha::{ChaCha20Rng, ChaCha8Rng};
 use serde::Serialize;
@@ -155,35 +156,13 @@ pub fn fault_plan(scenario: &Scenario, seed: u64) -> FaultPlan {
         })
         .collect();
     if scenario.faults.swarm {
-        let swarm = FaultRates {
-            provider_5xx: rate_from_swarm(&mut rng, 0.2),
-            provider_429: rate_from_swarm(&mut rng, 0.2),
-            timeout_after_accept: rate_from_swarm(&mut rng, 0.1),
-            partial_bulk_failure: rate_from_swarm(&mut rng, 0.3),
-            malformed_answer: rate_from_swarm(&mut rng, 0.1),
-            duplicate_report: rate_from_swarm(&mut rng, 0.5),
-            report_before_answer: rate_from_swarm(&mut rng, 0.3),
-            intermediate_after_final: rate_from_swarm(&mut rng, 0.3),
-            unknown_id_report: rate_from_swarm(&mut rng, 0.2),
-            forged_report: rate_from_swarm(&mut rng, 0.2),
-            store_transient: rate_from_swarm(&mut rng, 0.05),
-            crash_after_accept: rate_from_swarm(&mut rng, 0.1),
-        };
-        let take = |mine: f64, drawn: f64| if mine > 0.0 { mine } else { drawn };
-        rates = FaultRates {
-            provider_5xx: take(rates.provider_5xx, swarm.provider_5xx),
-            provider_429: take(rates.provider_429, swarm.provider_429),
-            timeout_after_accept: take(rates.timeout_after_accept, swarm.timeout_after_accept),
-            partial_bulk_failure: take(rates.partial_bulk_failure, swarm.partial_bulk_failure),
-            malformed_answer: take(rates.malformed_answer, swarm.malformed_answer),
-            duplicate_report: take(rates.duplicate_report, swarm.duplicate_report),
-            report_before_answer: take(rates.report_before_answer, swarm.report_before_answer),
-            intermediate_after_final: take(rates.intermediate_after_final, swarm.intermediate_after_final),
-            unknown_id_report: take(rates.unknown_id_report, swarm.unknown_id_report),
-            forged_report: take(rates.forged_report, swarm.forged_report),
-            store_transient: take(rates.store_transient, swarm.store_transient),
-            crash_after_accept: take(rates.crash_after_accept, swarm.crash_after_accept),
-        };
+        // One draw per fault, in `Fault::ALL` order (the order every seed's outcome
+        // depends on), whether or not the scenario sets that rate itself.
+        let mut swarm = FaultRates::default();
+        for &fault in Fault::ALL {
+            *swarm.get_mut(fault) = rate_from_swarm(&mut rng, fault.swarm_upper());
+        }
+        rates = rates.or_else(&swarm);
         let phase_ms = scenario.duration_s * 1_000;
         let hosts: Vec<String> =
             (1..=scenario.engine.workers).map(|n| format!("worker-{n}")).chain(["api".to_owned()]).collect();
@@ -279,13 +258,78 @@ pub fn build_with(scenario: &Scenario, seed: u64, factory: Arc<dyn AdapterFactor
     let store = Arc::new(MemoryStore::new());
     let faulty_store =
         Arc::new(FaultyStore::new(store.clone(), plan.rates.store_transient, derive_seed(seed, "store")));
-    let t0 = EPOCH;
 
     // Tenants and accounts are configured before the simulation starts, as an operator would.
-    let mut tenant_ids = BTreeMap::new();
-    let mut driver_tenants = Vec::new();
-    let mut forbidden_destinations = BTreeSet::new();
     let mut limits = Limits { lease_grace_ms: 5_000, ..Limits::default() };
+    let CreatedTenants { ids: tenant_ids, driver: driver_tenants, forbidden_destinations } =
+        create_tenants(scenario, seed, &store, &mut limits)?;
+    let (account_ids, bindings) = create_accounts(scenario, &store, &tenant_ids, &mut limits)?;
+    let behaviour = Behaviour { faults: plan.rates.clone(), ..provider_behaviour(scenario) };
+    let provider = Provider::new(behaviour, bindings, derive_seed(seed, "provider"), SimClock);
+    let driver_plan = driver_plan(scenario, seed, &tenant_ids, driver_tenants, &account_ids, end_ms);
+
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(derive_seed(seed, "network"))
+        .epoch(std::time::UNIX_EPOCH + Duration::from_millis(EPOCH.0))
+        .tick_duration(Duration::from_millis(scenario.tick_ms))
+        // A released hold delivers a burst of connection attempts at once; turmoil's
+        // default backlog of 64 would turn that burst into a panic.
+        .tcp_capacity(16_384)
+        .simulation_duration(Duration::from_millis(end_ms + 60_000))
+        .build();
+    add_engine_hosts(&mut sim, scenario, seed, faulty_store.clone(), factory);
+    {
+        let provider = provider.clone();
+        sim.host("provider", move || {
+            let provider = provider.clone();
+            async move {
+                crate::provider::serve(provider).await?;
+                Ok(())
+            }
+        });
+    }
+    let driver = Arc::new(Mutex::new(DriverLog::default()));
+    {
+        let driver = driver.clone();
+        sim.client("driver", async move { crate::driver::run(driver_plan, driver).await });
+    }
+    let mut hosts: Vec<String> = ["api", "provider", "driver"].map(String::from).to_vec();
+    hosts.extend((1..=scenario.engine.workers).map(|n| format!("worker-{n}")));
+    Ok(World {
+        sim,
+        store,
+        faulty_store,
+        provider,
+        driver,
+        plan,
+        limits,
+        forbidden_destinations,
+        heal_at_ms,
+        end_ms,
+        hosts,
+    })
+}
+
+/// The scenario's tenants as created in the store.
+struct CreatedTenants {
+    /// Index in the scenario and id, by name.
+    ids: BTreeMap<String, (usize, TenantId)>,
+    /// What the driver needs of each: key and contact rows.
+    driver: Vec<DriverTenant>,
+    /// Phones that must never receive a message.
+    forbidden_destinations: BTreeSet<String>,
+}
+
+/// Creates the scenario's tenants in `store` and draws their contacts; their rate limits
+/// go into `limits`.
+fn create_tenants(
+    scenario: &Scenario,
+    seed: u64,
+    store: &MemoryStore,
+    limits: &mut Limits,
+) -> anyhow::Result<CreatedTenants> {
+    let mut created_tenants =
+        CreatedTenants { ids: BTreeMap::new(), driver: Vec::new(), forbidden_destinations: BTreeSet::new() };
     let mut contact_rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, "contacts"));
     for (index, tenant) in scenario.tenants.iter().enumerate() {
         let api_key = format!("sk_sim_{index}_{:016x}", derive_seed(seed, &tenant.name));
@@ -296,40 +340,38 @@ pub fn build_with(scenario: &Scenario, seed: u64, factory: Arc<dyn AdapterFactor
                 credits: Credits(tenant.credits),
                 rate_limit_per_s: tenant.rate_limit_per_s,
             },
-            t0,
+            EPOCH,
         )?;
         if let Some(rate) = tenant.rate_limit_per_s {
             limits.tenants.insert(created.id, rate);
         }
-        tenant_ids.insert(tenant.name.clone(), (index, created.id));
+        created_tenants.ids.insert(tenant.name.clone(), (index, created.id));
         let (rows, forbidden) = contacts(index, &tenant.contacts, &mut contact_rng);
-        forbidden_destinations.extend(forbidden);
-        driver_tenants.push(DriverTenant { name: tenant.name.clone(), id: created.id, api_key, contacts: rows });
+        created_tenants.forbidden_destinations.extend(forbidden);
+        created_tenants.driver.push(DriverTenant {
+            name: tenant.name.clone(),
+            id: created.id,
+            api_key,
+            contacts: rows,
+        });
     }
+    Ok(created_tenants)
+}
+
+/// Creates the scenario's traffic accounts in `store`, with credentials the simulated
+/// provider checks; returns the engine ids by name and the provider's bindings. Their
+/// rate limits go into `limits`.
+fn create_accounts(
+    scenario: &Scenario,
+    store: &MemoryStore,
+    tenant_ids: &BTreeMap<String, (usize, TenantId)>,
+    limits: &mut Limits,
+) -> anyhow::Result<(BTreeMap<String, String>, Vec<AccountBinding>)> {
     let mut bindings = Vec::new();
     let mut account_ids = BTreeMap::new();
     for (index, account) in scenario.traffic_accounts.iter().enumerate() {
-        let provider = match account.provider {
-            ProviderKindName::Mitto => ProviderKind::Mitto,
-            ProviderKindName::Twilio => ProviderKind::Twilio,
-            ProviderKindName::Infobip => ProviderKind::Infobip,
-        };
-        let (key, secret) = match provider {
-            ProviderKind::Mitto => (format!("key-{}", account.name), format!("hook-{}", account.name)),
-            ProviderKind::Twilio => (format!("AC{index:032}"), format!("token-{}", account.name)),
-            ProviderKind::Infobip => (format!("app-{}", account.name), format!("hook-{}", account.name)),
-        };
-        let pairs: Vec<(&str, String)> = match provider {
-            ProviderKind::Mitto => vec![
-                ("api_key", key.clone()),
-                ("traffic_account_id", format!("mitto-{}", account.name)),
-                ("webhook_token", secret.clone()),
-            ],
-            ProviderKind::Twilio => vec![("account_sid", key.clone()), ("auth_token", secret.clone())],
-            ProviderKind::Infobip => vec![("api_key", key.clone()), ("webhook_token", secret.clone())],
-        };
-        let credentials: BTreeMap<String, String> =
-            pairs.into_iter().map(|(name, value)| (name.to_owned(), value)).collect();
+        let provider = account.provider;
+        let SimulatedCredentials { key, secret, credentials } = simulated_credentials(provider, index, &account.name);
         let owner: Option<TenantId> = account.owner.as_ref().map(|owner| tenant_ids[owner].1);
         let created = store.create_traffic_account(NewTrafficAccount {
             owner,
@@ -348,23 +390,56 @@ pub fn build_with(scenario: &Scenario, seed: u64, factory: Arc<dyn AdapterFactor
         account_ids.insert(account.name.clone(), created.id.to_string());
         bindings.push(AccountBinding { engine_id: created.id.to_string(), key, secret });
     }
+    Ok((account_ids, bindings))
+}
 
-    let behaviour = Behaviour {
-        provider_5xx: plan.rates.provider_5xx,
-        provider_429: plan.rates.provider_429,
-        timeout_after_accept: plan.rates.timeout_after_accept,
-        partial_bulk_failure: plan.rates.partial_bulk_failure,
-        malformed_answer: plan.rates.malformed_answer,
-        duplicate_report: plan.rates.duplicate_report,
-        report_before_answer: plan.rates.report_before_answer,
-        intermediate_after_final: plan.rates.intermediate_after_final,
-        unknown_id_report: plan.rates.unknown_id_report,
-        forged_report: plan.rates.forged_report,
-        crash_after_accept: plan.rates.crash_after_accept,
-        ..provider_behaviour(scenario)
+/// An account's credentials in a simulation: the key the simulated provider expects on
+/// submissions, the secret that authenticates its webhooks, and the credentials the
+/// engine's adapter is configured with. The one place the simulator knows each provider
+/// kind's credential names.
+struct SimulatedCredentials {
+    key: String,
+    secret: String,
+    credentials: BTreeMap<String, String>,
+}
+
+fn simulated_credentials(kind: ProviderKind, index: usize, name: &str) -> SimulatedCredentials {
+    let (key, secret, named) = match kind {
+        ProviderKind::Mitto => {
+            let (key, secret) = (format!("key-{name}"), format!("hook-{name}"));
+            let traffic_account_id = format!("mitto-{name}");
+            let named = vec![
+                ("api_key", key.clone()),
+                ("traffic_account_id", traffic_account_id),
+                ("webhook_token", secret.clone()),
+            ];
+            (key, secret, named)
+        }
+        ProviderKind::Twilio => {
+            let (key, secret) = (format!("AC{index:032}"), format!("token-{name}"));
+            let named = vec![("account_sid", key.clone()), ("auth_token", secret.clone())];
+            (key, secret, named)
+        }
+        ProviderKind::Infobip => {
+            let (key, secret) = (format!("app-{name}"), format!("hook-{name}"));
+            let named = vec![("api_key", key.clone()), ("webhook_token", secret.clone())];
+            (key, secret, named)
+        }
     };
-    let provider = Provider::new(behaviour, bindings, derive_seed(seed, "provider"), SimClock);
+    let credentials = named.into_iter().map(|(name, value)| (name.to_owned(), value)).collect();
+    SimulatedCredentials { key, secret, credentials }
+}
 
+/// What the driver does: the tenants' imports, the campaigns, the operator's actions in
+/// time order.
+fn driver_plan(
+    scenario: &Scenario,
+    seed: u64,
+    tenant_ids: &BTreeMap<String, (usize, TenantId)>,
+    tenants: Vec<DriverTenant>,
+    account_ids: &BTreeMap<String, String>,
+    end_ms: u64,
+) -> DriverPlan {
     let mut action_rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, "operator"));
     let ms = |seconds: f64| (seconds * 1_000.0) as u64;
     let campaigns = scenario
@@ -378,7 +453,7 @@ pub fn build_with(scenario: &Scenario, seed: u64, factory: Arc<dyn AdapterFactor
             // tell one campaign's message to a contact from another's.
             template: format!("[{}] {}", campaign.name, campaign.template),
             enqueue_at_ms: ms(campaign.enqueue_at_s),
-            schedule_at: campaign.schedule_in_s.map(|delay| t0.plus_ms(ms(campaign.enqueue_at_s + delay)).0),
+            schedule_at: campaign.schedule_in_s.map(|delay| EPOCH.plus_ms(ms(campaign.enqueue_at_s + delay)).0),
             double_click: campaign.double_click,
         })
         .collect();
@@ -394,21 +469,20 @@ pub fn build_with(scenario: &Scenario, seed: u64, factory: Arc<dyn AdapterFactor
         })
         .collect();
     actions.sort_by_key(|action| action.at_ms);
-    let driver_plan =
-        DriverPlan { tenants: driver_tenants, campaigns, actions, admin_token: ADMIN_TOKEN.into(), end_ms };
+    DriverPlan { tenants, campaigns, actions, admin_token: ADMIN_TOKEN.into(), end_ms }
+}
 
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(derive_seed(seed, "network"))
-        .epoch(std::time::UNIX_EPOCH + Duration::from_millis(EPOCH.0))
-        .tick_duration(Duration::from_millis(scenario.tick_ms))
-        // A released hold delivers a burst of connection attempts at once; turmoil's
-        // default backlog of 64 would turn that burst into a panic.
-        .tcp_capacity(16_384)
-        .simulation_duration(Duration::from_millis(end_ms + 60_000))
-        .build();
-
+/// The engine's hosts: `api` (API, webhooks and maintenance) and `worker-1..N`, all on
+/// `engine_store`.
+fn add_engine_hosts(
+    sim: &mut turmoil::Sim<'static>,
+    scenario: &Scenario,
+    seed: u64,
+    engine_store: Arc<FaultyStore<MemoryStore>>,
+    factory: Arc<dyn AdapterFactory>,
+) {
+    let engine_store: Arc<dyn Store> = engine_store;
     let engine = EngineConfig { webhook_base_url: "http://api".into(), ..engine_config(scenario) };
-    let engine_store: Arc<dyn Store> = faulty_store.clone();
     let adapters = {
         let factory = factory.clone();
         move || {
@@ -453,34 +527,4 @@ pub fn build_with(scenario: &Scenario, seed: u64, factory: Arc<dyn AdapterFactor
             }
         });
     }
-    {
-        let provider = provider.clone();
-        sim.host("provider", move || {
-            let provider = provider.clone();
-            async move {
-                crate::provider::serve(provider).await?;
-                Ok(())
-            }
-        });
-    }
-    let driver = Arc::new(Mutex::new(DriverLog::default()));
-    {
-        let driver = driver.clone();
-        sim.client("driver", async move { crate::driver::run(driver_plan, driver).await });
-    }
-    let mut hosts: Vec<String> = ["api", "provider", "driver"].map(String::from).to_vec();
-    hosts.extend((1..=scenario.engine.workers).map(|n| format!("worker-{n}")));
-    Ok(World {
-        sim,
-        store,
-        faulty_store,
-        provider,
-        driver,
-        plan,
-        limits,
-        forbidden_destinations,
-        heal_at_ms,
-        end_ms,
-        hosts,
-    })
 }

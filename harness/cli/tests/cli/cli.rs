@@ -25,3 +25,29 @@ fn a_reader_that_goes_away_ends_the_program_quietly() {
     assert!(output.status.success(), "exit {:?}: {stderr}", output.status);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+fn scenario(name: &str) -> String {
+    format!("{}/../../scenarios/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `smsim replay --expect-hash` verifies: the hash it prints passes, any other fails
+/// with exit 1 and both hashes.
+#[test]
+fn replay_fails_when_the_trace_hash_differs_from_the_expected_one() {
+    let path = scenario("happy-path.toml");
+    let first = smsim().args(["replay", &path, "--seed", "2"]).output().unwrap();
+    assert!(first.status.success(), "{first:?}");
+    let stdout = String::from_utf8(first.stdout).unwrap();
+    let hash = stdout.lines().find_map(|line| line.strip_prefix("trace hash ")).expect("a trace hash line").to_owned();
+    assert_eq!(hash.len(), 64, "{stdout}");
+    assert!(stdout.contains(" config "), "the header names the configuration hash: {stdout}");
+
+    let same = smsim().args(["replay", &path, "--seed", "2", "--expect-hash", &hash]).output().unwrap();
+    assert!(same.status.success(), "{same:?}");
+
+    let wrong = "0".repeat(64);
+    let other = smsim().args(["replay", &path, "--seed", "2", "--expect-hash", &wrong]).output().unwrap();
+    assert_eq!(other.status.code(), Some(1), "{other:?}");
+    let stderr = String::from_utf8(other.stderr).unwrap();
+    assert!(stderr.contains(&wrong) && stderr.contains(&hash), "both hashes are printed: {stderr}");
+}

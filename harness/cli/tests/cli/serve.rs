@@ -149,3 +149,24 @@ async fn a_campaign_is_sent_and_reported_through_the_real_stack() {
     );
     engine.stop();
 }
+
+/// Serve mode ends when any task ends: a panicking worker is reported by name while the
+/// API (here: a task that would run for ever) is still up, and the rest are stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_mode_ends_when_a_worker_panics_or_returns() {
+    use smsim_cli::serve::{TaskEnded, Tasks};
+    let mut tasks = Tasks::default();
+    tasks.spawn("api", std::future::pending());
+    tasks.spawn("worker-1", async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        panic!("a worker bug");
+    });
+    let ended = tokio::time::timeout(Duration::from_secs(10), tasks.first_to_end()).await.expect("serve mode ended");
+    assert_eq!(ended, TaskEnded { task: "worker-1".into(), panicked: true });
+
+    let mut tasks = Tasks::default();
+    tasks.spawn("api", std::future::pending());
+    tasks.spawn("maintenance", async {});
+    let ended = tokio::time::timeout(Duration::from_secs(10), tasks.first_to_end()).await.expect("serve mode ended");
+    assert_eq!(ended, TaskEnded { task: "maintenance".into(), panicked: false });
+}

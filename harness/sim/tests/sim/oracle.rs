@@ -4,7 +4,9 @@
 //! is fed fabricated journals, tampered store answers and a provider ground truth that a
 //! broken engine would produce. The `incidents` scenarios do the same end to end.
 
-use smsim_core::domain::{Audience, Campaign, CampaignStatus, MessageStatus, ProviderKind, Tenant, TransitionCause};
+use smsim_core::domain::{
+    Audience, Campaign, CampaignStatus, MessageError, MessageStatus, ProviderKind, Tenant, TransitionCause,
+};
 use smsim_core::store::memory::MemoryStore;
 use smsim_core::store::*;
 use smsim_core::{Credits, MessageId, Timestamp};
@@ -385,4 +387,66 @@ fn isolation_fires_on_a_forgery_answered_steps_after_it_was_sent() {
     oracle.check_step(20, &[], store.as_ref(), &truth, &DriverLog::default()).unwrap();
     truth.reports[0].answered = Some(200);
     fires(oracle.check_step(30, &[], store.as_ref(), &truth, &DriverLog::default()), Invariant::Isolation);
+}
+
+/// The fixture with its third message claimed and ended by `outcome` (after `settle_ms`,
+/// stale unknowns settle as `UNKNOWN_OUTCOME`), its campaign no longer sending, an oracle
+/// that saw the whole journal, and a ground truth in which the provider accepted and
+/// reported all three messages.
+fn third_message_ended(outcome: SubmissionResult) -> (Arc<MemoryStore>, Oracle, Truth) {
+    let (store, mut journal, mut ids) = fixture();
+    let ClaimOutcome::Claimed(claim) = store
+        .claim(ClaimRequest { worker: "w".into(), traffic_account: None, max_messages: 1, lease_ms: 1_000 }, T0)
+        .unwrap()
+    else {
+        panic!("the third message was not claimed")
+    };
+    let third = claim.messages[0].id;
+    store.record_submissions(claim.token, vec![(third, outcome)], T0).unwrap();
+    store.settle_stale_unknowns(0, T0.plus_ms(1)).unwrap();
+    let campaign = store.all_campaigns().unwrap().remove(0);
+    if campaign.status == CampaignStatus::Sending {
+        store.cancel(campaign.tenant, campaign.id, T0.plus_ms(2)).unwrap();
+    }
+    journal.extend(store.take_journal().unwrap());
+    ids.push(third);
+    let mut truth = truth_with_acceptances(&ids, &store);
+    truth.reports = ids
+        .iter()
+        .map(|id| SentReport {
+            at_ms: 7,
+            account: "ta_1".into(),
+            provider_id: format!("p-{id}"),
+            status: "Delivered".into(),
+            is_final: true,
+            forged: false,
+            answered: Some(204),
+        })
+        .collect();
+    let mut oracle = Oracle::new(&[Invariant::Liveness], Limits::default());
+    oracle.check_step(10, &journal, store.as_ref(), &truth, &DriverLog::default()).unwrap();
+    (store, oracle, truth)
+}
+
+/// A report the engine could not reflect is excused only for a message settled as
+/// failed `UNKNOWN_OUTCOME`; any other failure must have taken the report in.
+#[test]
+fn liveness_excuses_an_unreflected_report_only_for_an_unknown_outcome() {
+    let unknown = SubmissionResult::Unknown {
+        error: MessageError { code: "TIMEOUT".into(), retryable: false, detail: "no answer".into() },
+    };
+    let (store, mut oracle, truth) = third_message_ended(unknown);
+    let failed = store.messages(truth_campaign(&store)).unwrap();
+    assert!(failed.iter().any(|m| m.last_error.as_ref().is_some_and(|e| e.code == "UNKNOWN_OUTCOME")), "{failed:?}");
+    oracle.check_final(20, store.as_ref(), &truth, &BTreeSet::new()).unwrap();
+
+    let rejected = SubmissionResult::Failed {
+        error: MessageError { code: "REJECTED".into(), retryable: false, detail: "refused".into() },
+    };
+    let (store, mut oracle, truth) = third_message_ended(rejected);
+    fires(oracle.check_final(20, store.as_ref(), &truth, &BTreeSet::new()), Invariant::Liveness);
+}
+
+fn truth_campaign(store: &MemoryStore) -> smsim_core::CampaignId {
+    store.all_campaigns().unwrap()[0].id
 }

@@ -1,6 +1,7 @@
 //! Whole simulations: determinism, every scenario file, bad scenario files.
 
 use smsim_sim::check::scenario_passes;
+use smsim_sim::coverage::Mark;
 use smsim_sim::run::{run, RunOptions};
 use smsim_sim::scenario::{Scenario, ScenarioError};
 use std::path::{Path, PathBuf};
@@ -150,6 +151,16 @@ fn bad_scenarios_are_refused_with_file_line_and_expectation() {
         .unwrap_err()
         .to_string();
     assert!(twice.starts_with("bad.toml:5: traffic_accounts[1].name: `m` is defined twice"), "{twice}");
+    // A misspelt coverage mark or invariant is refused at load, with its line: it would
+    // otherwise never fire, and the sweep could not tell a typo from a path not taken.
+    let misspelt_mark = parse("duration_s = 10\n[expect]\ncoverage = [\"crash_api\",\n  \"duplicate_reports_sent\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(misspelt_mark.starts_with("bad.toml:4:"), "{misspelt_mark}");
+    assert!(misspelt_mark.contains("duplicate_reports_sent"), "{misspelt_mark}");
+    let misspelt_invariant = parse("[expect]\ninvariants = [\"at_most_once\"]\n").unwrap_err().to_string();
+    assert!(misspelt_invariant.starts_with("bad.toml:2:"), "{misspelt_invariant}");
+    assert!(misspelt_invariant.contains("at-most-once"), "the error lists the names: {misspelt_invariant}");
     let missing = Scenario::load(Path::new("/nonexistent/scenario.toml")).unwrap_err().to_string();
     assert!(missing.contains("/nonexistent/scenario.toml"), "{missing}");
 }
@@ -172,14 +183,14 @@ fn a_campaign_the_api_refuses_to_create_fails_the_run() {
 fn a_sweep_fails_when_an_expected_coverage_mark_never_fires() {
     use smsim_sim::sweep::sweep;
     let mut quiet = load("happy-path.toml");
-    quiet.expect.coverage = vec!["crash_worker".into()];
+    quiet.expect.coverage = vec![Mark::CrashWorker];
     let report = sweep(&quiet, "scenarios/happy-path.toml", &[1, 2], 1, true, &|_| {}).unwrap();
     assert!(report.failures.is_empty());
     assert_eq!(report.uncovered, ["crash_worker"]);
     assert!(!report.passed());
 
     let crashing = load("api-crash.toml");
-    assert_eq!(crashing.expect.coverage, ["crash_api"]);
+    assert_eq!(crashing.expect.coverage, [Mark::CrashApi]);
     let report = sweep(&crashing, "scenarios/api-crash.toml", &[1], 1, true, &|_| {}).unwrap();
     assert!(report.uncovered.is_empty() && report.passed(), "{:?}", report.coverage);
 }
