@@ -2,6 +2,7 @@
 
 mod certify;
 mod cli;
+mod hostile;
 mod incidents;
 mod net;
 mod oracle;
