@@ -5,4 +5,5 @@ mod api;
 mod hostile;
 mod store_conformance;
 mod store_differential;
+mod store_incidents;
 mod worker;
