@@ -51,9 +51,15 @@ fn request(method: &str, uri: String, key: &str, body: &Value) -> RawRequest {
 }
 
 /// B's view of a listing route holds none of A's ids.
-async fn listings_hide(world: &World, owner: &TenantIds, intruder: &TenantIds) -> Result<(), TestCaseError> {
+async fn listings_hide(
+    world: &World,
+    count: &CaseCount,
+    owner: &TenantIds,
+    intruder: &TenantIds,
+) -> Result<(), TestCaseError> {
     for uri in ["/v1/campaigns", "/v1/contacts", "/v1/me", "/v1/queue/stats", "/v1/traffic-accounts"] {
         let reply = world.send_checked(&request("GET", uri.into(), &intruder.key, &Value::Null)).await?;
+        count.answered(reply.status);
         prop_assert_eq!(reply.status, 200, "{} {}", uri, reply.text);
         let items = reply.body.as_array().cloned().unwrap_or_else(|| vec![reply.body.clone()]);
         for item in items {
@@ -73,10 +79,16 @@ async fn listings_hide(world: &World, owner: &TenantIds, intruder: &TenantIds) -
     Ok(())
 }
 
-async fn intrude(world: &World, owner: &TenantIds, intruder: &TenantIds) -> Result<(), TestCaseError> {
+async fn intrude(
+    world: &World,
+    count: &CaseCount,
+    owner: &TenantIds,
+    intruder: &TenantIds,
+) -> Result<(), TestCaseError> {
     for campaign in [&owner.draft, &owner.sending] {
         for (method, uri, body) in campaign_routes(campaign) {
             let reply = world.send_checked(&request(method, uri.clone(), &intruder.key, &body)).await?;
+            count.answered(reply.status);
             prop_assert_eq!(
                 (reply.status, reply.code()),
                 (404, "NOT_FOUND"),
@@ -90,9 +102,10 @@ async fn intrude(world: &World, owner: &TenantIds, intruder: &TenantIds) -> Resu
     }
     for (method, uri, body) in admin_routes(owner) {
         let reply = world.send_checked(&request(method, uri.clone(), &intruder.key, &body)).await?;
+        count.answered(reply.status);
         prop_assert_eq!((reply.status, reply.code()), (403, "FORBIDDEN"), "{} {}: {}", method, uri, reply.text);
     }
-    listings_hide(world, owner, intruder).await
+    listings_hide(world, count, owner, intruder).await
 }
 
 fn isolation(backend: Backend, name: &'static str) {
@@ -105,7 +118,7 @@ fn isolation(backend: Backend, name: &'static str) {
     // it was, so cases beyond a few dozen repeat themselves: the long run is capped.
     let result = runner(cases(12).min(60)).run(&pair, |(owner, intruder)| {
         count.tick();
-        rt.block_on(intrude(&world, &world.tenants[owner], &world.tenants[intruder]))
+        rt.block_on(intrude(&world, &count, &world.tenants[owner], &world.tenants[intruder]))
     });
     if let Err(error) = result {
         panic!("{name}: {error}");
