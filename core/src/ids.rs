@@ -5,6 +5,10 @@
 //! instead of silently naming another record. A message id is *derived* from its
 //! campaign and contact (`msg_12_345`), which makes creating a campaign's messages
 //! idempotent: enqueueing twice cannot create a second message for one contact.
+//!
+//! The number in an id is at most [`MAX_ID_NUMBER`] (`i64::MAX`): stores number records
+//! as SQLite does, in signed 64 bits, so a larger number names nothing, and refusing it
+//! while parsing keeps it from reaching a store that cannot even look it up.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -20,6 +24,17 @@ pub struct BadId {
     pub kind: &'static str,
     /// The expected prefix.
     pub prefix: &'static str,
+}
+
+/// The largest number an id may carry (`i64::MAX`, SQLite's largest row id).
+pub const MAX_ID_NUMBER: u64 = i64::MAX as u64;
+
+/// The number in `digits`: ASCII digits only, at most [`MAX_ID_NUMBER`].
+fn id_number(digits: &str) -> Option<u64> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|number| *number <= MAX_ID_NUMBER)
 }
 
 macro_rules! numbered_id {
@@ -43,8 +58,7 @@ macro_rules! numbered_id {
             type Err = BadId;
             fn from_str(text: &str) -> Result<Self, BadId> {
                 text.strip_prefix($prefix)
-                    .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|digits| digits.parse().ok())
+                    .and_then(id_number)
                     .map($name)
                     .ok_or_else(|| BadId { text: text.to_owned(), kind: $kind, prefix: $prefix })
             }
@@ -113,12 +127,7 @@ impl FromStr for MessageId {
         let bad = || BadId { text: text.to_owned(), kind: "message", prefix: "msg_<campaign>_" };
         let rest = text.strip_prefix("msg_").ok_or_else(bad)?;
         let (campaign, contact) = rest.split_once('_').ok_or_else(bad)?;
-        let number = |digits: &str| -> Result<u64, BadId> {
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(bad());
-            }
-            digits.parse().map_err(|_| bad())
-        };
+        let number = |digits: &str| id_number(digits).ok_or_else(bad);
         Ok(MessageId::new(CampaignId(number(campaign)?), ContactId(number(contact)?)))
     }
 }
@@ -157,5 +166,14 @@ mod tests {
         assert!("cmp_1x".parse::<CampaignId>().is_err());
         assert!("msg_3".parse::<MessageId>().is_err());
         assert!("msg_3_".parse::<MessageId>().is_err());
+    }
+
+    #[test]
+    fn a_number_beyond_a_signed_64_bit_row_id_is_refused() {
+        assert_eq!("cmp_9223372036854775807".parse::<CampaignId>(), Ok(CampaignId(MAX_ID_NUMBER)));
+        assert!("cmp_9223372036854775808".parse::<CampaignId>().is_err());
+        assert!("ten_18446744073709551615".parse::<TenantId>().is_err());
+        assert!("msg_9223372036854775808_1".parse::<MessageId>().is_err());
+        assert!("msg_1_9223372036854775808".parse::<MessageId>().is_err());
     }
 }

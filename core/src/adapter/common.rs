@@ -33,12 +33,21 @@ pub(crate) fn is_json(content_type: Option<&str>) -> bool {
     })
 }
 
+/// The longest `Retry-After` honoured: a day. A provider's header is hostile input; a
+/// larger value (or one whose milliseconds overflow a `u64`) is read as a day, so the
+/// message is retried then rather than scheduled past what any store can keep.
+pub const MAX_RETRY_AFTER_MS: u64 = 24 * 60 * 60 * 1_000;
+
+/// A `Retry-After` header in seconds as milliseconds, capped at [`MAX_RETRY_AFTER_MS`].
+/// (The HTTP-date form is not used by these providers and is ignored.)
+pub fn retry_after_ms(value: &str) -> Option<u64> {
+    let seconds = value.trim().parse::<u64>().ok()?;
+    Some(seconds.checked_mul(1_000).map_or(MAX_RETRY_AFTER_MS, |ms| ms.min(MAX_RETRY_AFTER_MS)))
+}
+
 /// The failure every message of a refused request gets.
 pub(crate) fn http_failure(response: &HttpResponse) -> ProviderFailure {
-    let retry_after_ms = response
-        .header("retry-after")
-        .and_then(|value| value.trim().parse::<u64>().ok())
-        .map(|seconds| seconds * 1_000);
+    let retry_after_ms = response.header("retry-after").and_then(retry_after_ms);
     let snippet: String = String::from_utf8_lossy(&response.body).chars().take(200).collect();
     ProviderFailure {
         code: format!("HTTP_{}", response.status),
@@ -96,4 +105,17 @@ pub(crate) fn check_token_json_webhook(request: &WebhookRequest, expected: Optio
 /// Compares two secrets in time independent of where they differ.
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |difference, (x, y)| difference | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_absurd_retry_after_is_capped_at_a_day_instead_of_overflowing() {
+        assert_eq!(retry_after_ms("30"), Some(30_000));
+        assert_eq!(retry_after_ms("18446744073709551615"), Some(MAX_RETRY_AFTER_MS));
+        assert_eq!(retry_after_ms("18446744073709552"), Some(MAX_RETRY_AFTER_MS));
+        assert_eq!((retry_after_ms("-1"), retry_after_ms("soon")), (None, None));
+    }
 }

@@ -172,6 +172,7 @@ pub(super) async fn change_credits(
         (None, Some(delta)) => CreditChange::Adjust(Credits(delta)),
         _ => return Err(ApiError::validation("top_up", "give exactly one of `top_up` and `adjust`")),
     };
+    change.check()?;
     Ok(Json(api.store.change_credits(tenant, change, api.clock.now())?.into()))
 }
 

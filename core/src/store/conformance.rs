@@ -33,7 +33,9 @@ macro_rules! store_conformance_tests {
     ($module:ident, $make:expr) => {
         mod $module {
             $crate::store_conformance_cases!($make; tenants_and_credits, contact_import_reports_rows, campaign_validation_and_isolation, only_a_draft_can_be_changed, preview_matches_enqueue, enqueue_is_all_or_nothing_on_credit, enqueue_idempotency, opted_out_contacts_are_skipped, scheduled_campaign_starts_when_due, happy_path_accept_deliver_complete, stale_tokens_are_fenced, reaper_requeues_for_idempotent_accounts, retry_and_failure, reports_are_idempotent_and_order_free,
-            a_webhooks_reports_apply_in_order, report_before_submit_answer_is_parked, report_naming_message_resolves_unknown, unknowns_resolve_or_settle_charged, pause_resume_cancel, retry_failed_reserves_again, account_rate_limit, tenant_rate_limit_across_shared_account, lease_renewal, journal_records_every_change, queue_stats_count_the_queue);
+            a_webhooks_reports_apply_in_order, report_before_submit_answer_is_parked, report_naming_message_resolves_unknown, unknowns_resolve_or_settle_charged, pause_resume_cancel, retry_failed_reserves_again, account_rate_limit, tenant_rate_limit_across_shared_account, lease_renewal, journal_records_every_change, queue_stats_count_the_queue,
+            credit_changes_stay_within_the_bound, opening_balances_prices_and_rates_are_bounded, lease_times_are_bounded,
+            retry_times_are_bounded);
         }
     };
 }
@@ -875,4 +877,116 @@ pub fn queue_stats_count_the_queue(store: &dyn Store) {
     assert_eq!(stats, QueueStats { queued: 3, due: 3, submitting: 1, unknown: 1, parked_reports: 0 });
     let other = tenant(store, "other", 0);
     assert_eq!(store.queue_stats(Some(other.id), T0).unwrap(), QueueStats::default());
+}
+
+// --- integer boundaries (issue 16: hostile input) ------------------------------------------
+
+/// The field of a refusal that should be `StoreError::Invalid`.
+fn invalid_field<T: std::fmt::Debug>(result: StoreResult<T>) -> String {
+    match result {
+        Err(StoreError::Invalid { field, .. }) => field,
+        other => panic!("expected a typed Invalid error, got {other:?}"),
+    }
+}
+
+/// Regression (issue 16): a top-up of i64::MAX overflowed the memory store's balance and
+/// turned SQLite's `balance + ?` into a REAL (500 INTERNAL). Every change that would take
+/// the balance past [`Credits::MAX`] or overflow is refused, naming its field, and
+/// changes nothing.
+pub fn credit_changes_stay_within_the_bound(store: &dyn Store) {
+    let acme = tenant(store, "acme", 100);
+    let before = snapshot(store);
+    let refusals = [
+        (CreditChange::TopUp(Credits(i64::MAX)), "top_up"),
+        (CreditChange::TopUp(Credits::MAX), "top_up"),
+        (CreditChange::Adjust(Credits(i64::MAX)), "adjust"),
+        (CreditChange::Adjust(Credits(i64::MIN)), "adjust"),
+        (CreditChange::Adjust(-Credits::MAX - Credits(1)), "adjust"),
+    ];
+    for (change, field) in refusals {
+        assert_eq!(invalid_field(store.change_credits(acme.id, change, T0)), field, "{change:?}");
+        assert_eq!(snapshot(store), before, "a refused {change:?} changed the store");
+    }
+    let full = store.change_credits(acme.id, CreditChange::TopUp(Credits::MAX - Credits(100)), T0).unwrap();
+    assert_eq!((full.balance, full.funded), (Credits::MAX, Credits::MAX), "up to the bound exactly");
+    assert_eq!(invalid_field(store.change_credits(acme.id, CreditChange::TopUp(Credits(1)), T0)), "top_up");
+    assert_eq!(invalid_field(store.change_credits(acme.id, CreditChange::Adjust(Credits(1)), T0)), "adjust");
+    let emptied = store.change_credits(acme.id, CreditChange::Adjust(-Credits::MAX), T0).unwrap();
+    assert_eq!((emptied.balance, emptied.funded), (Credits::ZERO, Credits::ZERO));
+}
+
+/// Amounts that later sums multiply or add are bounded where they enter the store.
+pub fn opening_balances_prices_and_rates_are_bounded(store: &dyn Store) {
+    let new_tenant = |credits: Credits, rate_limit_per_s| NewTenant {
+        name: "big".into(),
+        api_key_hash: "h".into(),
+        credits,
+        rate_limit_per_s,
+    };
+    assert_eq!(invalid_field(store.create_tenant(new_tenant(Credits(i64::MAX), None), T0)), "credits");
+    assert_eq!(invalid_field(store.create_tenant(new_tenant(Credits::MAX + Credits(1), None), T0)), "credits");
+    assert_eq!(invalid_field(store.create_tenant(new_tenant(Credits(1), Some(0)), T0)), "rate_limit_per_s");
+    let rich = store.create_tenant(new_tenant(Credits::MAX, Some(u32::MAX)), T0).unwrap();
+    let new_account = |price: Credits, rate_limit_per_s| NewTrafficAccount {
+        owner: None,
+        name: "dear".into(),
+        provider: ProviderKind::Mitto,
+        base_url: "http://provider".into(),
+        credentials: BTreeMap::new(),
+        sender: "S".into(),
+        rate_limit_per_s,
+        price_per_segment: price,
+        idempotent_submissions: false,
+    };
+    let over = Credits::MAX_PRICE_PER_SEGMENT + Credits(1);
+    assert_eq!(invalid_field(store.create_traffic_account(new_account(over, None))), "price_per_segment");
+    assert_eq!(invalid_field(store.create_traffic_account(new_account(Credits(i64::MAX), None))), "price_per_segment");
+    assert_eq!(invalid_field(store.create_traffic_account(new_account(Credits(1), Some(0)))), "rate_limit_per_s");
+    assert_eq!(store.traffic_accounts().unwrap(), vec![], "nothing was created");
+    // The dearest account and the richest tenant: a three-part message costs exactly.
+    let dear = store.create_traffic_account(new_account(Credits::MAX_PRICE_PER_SEGMENT, Some(u32::MAX))).unwrap();
+    contacts(store, rich.id, 0, 2);
+    let campaign = draft(store, rich.id, dear.id, &"x".repeat(400));
+    let preview = store.preview(rich.id, campaign.id).unwrap();
+    assert_eq!(preview.estimated_cost, Credits(2 * 3 * Credits::MAX_PRICE_PER_SEGMENT.0));
+    let receipt = store.enqueue(rich.id, campaign.id, None, T0).unwrap();
+    assert_eq!(receipt.reserved, preview.estimated_cost);
+}
+
+/// A lease beyond a day, or one that would end after [`LATEST`], is refused naming
+/// `lease_ms` before anything is claimed or renewed (SQLite cannot even store a time
+/// past `i64::MAX`).
+pub fn lease_times_are_bounded(store: &dyn Store) {
+    sending(store, 2, false);
+    let before = snapshot(store);
+    for lease_ms in [u64::MAX, rules::MAX_LEASE_MS + 1] {
+        let request = ClaimRequest { worker: "w".into(), traffic_account: None, max_messages: 10, lease_ms };
+        assert_eq!(invalid_field(store.claim(request, T0)), "lease_ms", "{lease_ms}");
+    }
+    let late = ClaimRequest { worker: "w".into(), traffic_account: None, max_messages: 10, lease_ms: 1 };
+    assert_eq!(invalid_field(store.claim(late, LATEST)), "lease_ms", "a lease ending after the year 9999");
+    assert_eq!(snapshot(store), before, "a refused claim changed the store");
+    let claimed = claim(store, 10, T0);
+    assert_eq!(invalid_field(store.renew_lease(claimed.token, u64::MAX, T0)), "lease_ms");
+    let held = store.message(claimed.messages[0].id).unwrap().lease.expect("still leased");
+    assert_eq!(held.expires_at, T0.plus_ms(LEASE_MS), "a refused renewal kept the lease");
+    assert_eq!(store.renew_lease(claimed.token, rules::MAX_LEASE_MS, T0).unwrap(), 2);
+}
+
+/// A retry due after [`LATEST`] (an absurd `Retry-After`) is refused naming
+/// `next_attempt_at`, and the batch is left as it was.
+pub fn retry_times_are_bounded(store: &dyn Store) {
+    sending(store, 2, false);
+    let claimed = claim(store, 10, T0);
+    let [a, b] = [claimed.messages[0].id, claimed.messages[1].id];
+    let before = snapshot(store);
+    let results = vec![
+        (a, accepted(0)),
+        (b, SubmissionResult::Retry { error: error("HTTP_429", true), next_attempt_at: Timestamp(u64::MAX) }),
+    ];
+    assert_eq!(invalid_field(store.record_submissions(claimed.token, results, T0)), "next_attempt_at");
+    assert_eq!(snapshot(store), before, "a refused batch changed the store");
+    let latest = SubmissionResult::Retry { error: error("HTTP_429", true), next_attempt_at: LATEST };
+    store.record_submissions(claimed.token, vec![(a, accepted(0)), (b, latest)], T0).unwrap();
+    assert_eq!(store.message(b).unwrap().next_attempt_at, LATEST);
 }

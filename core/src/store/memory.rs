@@ -842,6 +842,8 @@ impl Store for MemoryStore {
     }
 
     fn claim(&self, request: ClaimRequest, now: Timestamp) -> StoreResult<ClaimOutcome> {
+        // Checked before anything moves: this store has no rollback.
+        rules::lease_expiry(request.lease_ms, now)?;
         let mut state = self.lock();
         let first_due = |ready: &BTreeSet<(Timestamp, MessageId)>| ready.iter().next().map(|(due, _)| *due);
         // The oldest queued message: of the account asked for, or of any account.
@@ -883,7 +885,7 @@ impl Store for MemoryStore {
             return Ok(ClaimOutcome::Idle(walk.idle(now)));
         }
         state.next_token += 1;
-        let lease = rules::claim_lease(&request, state.next_token, now);
+        let lease = rules::claim_lease(&request, state.next_token, now)?;
         let mut messages = Vec::with_capacity(walk.taken.len());
         for id in walk.taken {
             state.move_message(id, MessageStatus::Submitting, TransitionCause::Engine, None, now);
@@ -900,10 +902,10 @@ impl Store for MemoryStore {
     }
 
     fn renew_lease(&self, token: u64, lease_ms: u64, now: Timestamp) -> StoreResult<u32> {
+        let expires_at = rules::lease_expiry(lease_ms, now)?;
         let mut state = self.lock();
         let held: Vec<MessageId> =
             state.by_token.get(&token).map(|held| held.iter().copied().collect()).unwrap_or_default();
-        let expires_at = now.plus_ms(lease_ms);
         for &id in &held {
             let old = *state.messages[&id].lease.clone().expect("indexed by token, so leased");
             state.leases.remove(&(old.expires_at, id));
@@ -918,6 +920,7 @@ impl Store for MemoryStore {
         results: Vec<(MessageId, SubmissionResult)>,
         now: Timestamp,
     ) -> StoreResult<Vec<RecordOutcome>> {
+        rules::check_submission_times(&results)?;
         let mut state = self.lock();
         if let Some((missing, _)) = results.iter().find(|(id, _)| !state.messages.contains_key(id)) {
             return Err(not_found("message", missing));

@@ -270,13 +270,51 @@ impl NewTenant {
         if self.name.trim().is_empty() {
             return Err(StoreError::Invalid { field: "name".into(), message: "a tenant needs a name".into() });
         }
-        if self.credits < Credits::ZERO {
+        if self.credits < Credits::ZERO || self.credits > Credits::MAX {
             return Err(StoreError::Invalid {
                 field: "credits".into(),
-                message: "the opening balance cannot be negative".into(),
+                message: format!("expected an opening balance of 0 to {} credits, got {}", Credits::MAX, self.credits),
             });
         }
-        Ok(())
+        check_rate_limit(self.rate_limit_per_s)
+    }
+}
+
+/// Refuses a rate limit of zero, which would never let a message go (and would make
+/// "when is the next token" infinitely far away); no limit is written as none.
+fn check_rate_limit(rate_limit_per_s: Option<u32>) -> StoreResult<()> {
+    match rate_limit_per_s {
+        Some(0) => Err(StoreError::Invalid {
+            field: "rate_limit_per_s".into(),
+            message: "expected at least 1 per second (leave it out for no limit)".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl CreditChange {
+    /// The name of the request field this change comes from (`top_up` or `adjust`).
+    pub fn field(self) -> &'static str {
+        match self {
+            CreditChange::TopUp(_) => "top_up",
+            CreditChange::Adjust(_) => "adjust",
+        }
+    }
+
+    /// Refuses an amount no store may apply, before any lookup: a top-up must be 1 to
+    /// [`Credits::MAX`], an adjustment a non-zero amount within ±[`Credits::MAX`]. The
+    /// store checks the resulting balance against the same bound and the reservation.
+    pub fn check(self) -> StoreResult<()> {
+        let invalid = |message: String| Err(StoreError::Invalid { field: self.field().into(), message });
+        match self {
+            CreditChange::TopUp(amount) if amount <= Credits::ZERO || amount > Credits::MAX => {
+                invalid(format!("expected a top-up of 1 to {} credits, got {amount}", Credits::MAX))
+            }
+            CreditChange::Adjust(delta) if delta == Credits::ZERO || !delta.within_bound() => {
+                invalid(format!("expected a non-zero adjustment within ±{} credits, got {delta}", Credits::MAX))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -311,10 +349,17 @@ impl NewTrafficAccount {
         if self.sender.trim().is_empty() {
             return invalid("sender", "a traffic account needs a default sender");
         }
-        if self.price_per_segment < Credits::ZERO {
-            return invalid("price_per_segment", "a price cannot be negative");
+        if self.price_per_segment < Credits::ZERO || self.price_per_segment > Credits::MAX_PRICE_PER_SEGMENT {
+            return Err(StoreError::Invalid {
+                field: "price_per_segment".into(),
+                message: format!(
+                    "expected a price of 0 to {} credits per segment, got {}",
+                    Credits::MAX_PRICE_PER_SEGMENT,
+                    self.price_per_segment
+                ),
+            });
         }
-        Ok(())
+        check_rate_limit(self.rate_limit_per_s)
     }
 }
 

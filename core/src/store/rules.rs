@@ -292,19 +292,29 @@ pub fn check_affordable(cost: Credits, available: Credits) -> StoreResult<()> {
     Ok(())
 }
 
-/// The amount a credit change adds to the balance and to `funded`.
+/// The amount a credit change adds to the balance and to `funded`. The amount must pass
+/// [`CreditChange::check`], and the balance it leaves must stay within [`Credits::MAX`]
+/// and not below what is reserved; every sum is checked, so no change wraps around (or,
+/// in SQLite, turns a column into a lossy REAL).
 pub fn credit_change(books: &Tenant, change: CreditChange) -> StoreResult<Credits> {
-    match change {
-        CreditChange::TopUp(amount) if amount <= Credits::ZERO => Err(invalid("amount", "a top-up must be positive")),
-        CreditChange::TopUp(amount) => Ok(amount),
-        CreditChange::Adjust(delta) if delta == Credits::ZERO => {
-            Err(invalid("amount", "an adjustment must not be zero"))
-        }
-        CreditChange::Adjust(delta) if books.balance + delta < books.reserved => {
-            Err(StoreError::InsufficientCredits { needed: -delta, available: books.available() })
-        }
-        CreditChange::Adjust(delta) => Ok(delta),
+    change.check()?;
+    let delta = match change {
+        CreditChange::TopUp(amount) => amount,
+        CreditChange::Adjust(delta) => delta,
+    };
+    let beyond = || {
+        invalid(
+            change.field(),
+            format!("the balance would pass {} credits (it is {}, the change {delta})", Credits::MAX, books.balance),
+        )
+    };
+    let balance = books.balance.checked_add(delta).filter(|balance| *balance <= Credits::MAX).ok_or_else(beyond)?;
+    books.funded.checked_add(delta).ok_or_else(beyond)?;
+    if balance < books.reserved {
+        // The delta is negative and within ±Credits::MAX here, so its negation exists.
+        return Err(StoreError::InsufficientCredits { needed: -delta, available: books.available() });
     }
+    Ok(delta)
 }
 
 // --- contacts ---------------------------------------------------------------------------
@@ -581,9 +591,41 @@ impl RateWalk {
     }
 }
 
-/// The lease claimed messages are held under.
-pub fn claim_lease(request: &ClaimRequest, token: u64, now: Timestamp) -> Lease {
-    Lease { worker: request.worker.clone(), expires_at: now.plus_ms(request.lease_ms), token }
+/// The longest lease a claim or a renewal may take: a day. A lease is a promise that a
+/// worker is still at it; one beyond a day is a unit mistake, and one past [`LATEST`]
+/// could not even be stored.
+pub const MAX_LEASE_MS: u64 = 24 * 60 * 60 * 1_000;
+
+/// When a lease of `lease_ms` taken at `now` expires, or a typed error naming `lease_ms`
+/// when it is longer than [`MAX_LEASE_MS`] or would end after [`LATEST`].
+pub fn lease_expiry(lease_ms: u64, now: Timestamp) -> StoreResult<Timestamp> {
+    let expires_at = now.0.checked_add(lease_ms).map(Timestamp).filter(|at| *at <= LATEST);
+    match expires_at {
+        Some(at) if lease_ms <= MAX_LEASE_MS => Ok(at),
+        _ => Err(invalid("lease_ms", format!("expected a lease of at most {MAX_LEASE_MS} ms, got {lease_ms}"))),
+    }
+}
+
+/// The lease claimed messages are held under (see [`lease_expiry`] for its bound).
+pub fn claim_lease(request: &ClaimRequest, token: u64, now: Timestamp) -> StoreResult<Lease> {
+    Ok(Lease { worker: request.worker.clone(), expires_at: lease_expiry(request.lease_ms, now)?, token })
+}
+
+/// Refuses submission results no store can keep: a retry due after [`LATEST`] (a
+/// provider's absurd `Retry-After` that got through) is a typed error naming
+/// `next_attempt_at`, checked before anything is written.
+pub fn check_submission_times(results: &[(MessageId, SubmissionResult)]) -> StoreResult<()> {
+    for (id, result) in results {
+        if let SubmissionResult::Retry { next_attempt_at, .. } = result {
+            if *next_attempt_at > LATEST {
+                return Err(invalid(
+                    "next_attempt_at",
+                    format!("{id}: a retry at {next_attempt_at} is after the year 9999"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 // --- submissions, reports, reaper -------------------------------------------------------

@@ -1188,6 +1188,7 @@ impl Store for SqliteStore {
     }
 
     fn claim(&self, request: ClaimRequest, now: Timestamp) -> StoreResult<ClaimOutcome> {
+        rules::lease_expiry(request.lease_ms, now)?;
         self.transaction(|tx| {
             let account = match rules::claim_account(tx.first_due(request.traffic_account)?, now) {
                 Ok(account) => tx.account(account)?,
@@ -1203,7 +1204,7 @@ impl Store for SqliteStore {
             if walk.taken.is_empty() {
                 return Ok(ClaimOutcome::Idle(walk.idle(now)));
             }
-            let lease = rules::claim_lease(&request, tx.next_meta("fencing_token")?, now);
+            let lease = rules::claim_lease(&request, tx.next_meta("fencing_token")?, now)?;
             let mut messages = Vec::with_capacity(walk.taken.len());
             for id in walk.taken {
                 let mut message = tx.message(id)?.expect("candidate exists");
@@ -1218,6 +1219,7 @@ impl Store for SqliteStore {
     }
 
     fn renew_lease(&self, token: u64, lease_ms: u64, now: Timestamp) -> StoreResult<u32> {
+        let expires_at = rules::lease_expiry(lease_ms, now)?;
         self.transaction(|tx| {
             let renewed = tx
                 .tx
@@ -1225,7 +1227,7 @@ impl Store for SqliteStore {
                     "UPDATE messages SET lease_expires_at = ?1 WHERE status = 'submitting' AND lease_token = ?2",
                 )
                 .map_err(backend)?
-                .execute(params![now.plus_ms(lease_ms).0, token])
+                .execute(params![expires_at.0, token])
                 .map_err(backend)?;
             Ok(renewed as u32)
         })
@@ -1237,6 +1239,7 @@ impl Store for SqliteStore {
         results: Vec<(MessageId, SubmissionResult)>,
         now: Timestamp,
     ) -> StoreResult<Vec<RecordOutcome>> {
+        rules::check_submission_times(&results)?;
         self.transaction(|tx| {
             let mut outcomes = Vec::with_capacity(results.len());
             let mut affected = BTreeSet::new();

@@ -2,6 +2,7 @@
 
 mod adapters;
 mod api;
+mod hostile;
 mod store_conformance;
 mod store_differential;
 mod store_incidents;

@@ -503,6 +503,9 @@ impl Scenario {
         if self.duration_s == 0 {
             return invalid("duration_s".into(), "expected a positive number of simulated seconds".into());
         }
+        if let Err((field, message)) = self.check_bounds() {
+            return invalid(field, message);
+        }
         Ok(())
     }
 
@@ -738,6 +741,146 @@ impl Scenario {
 /// [`ScenarioError::located`]).
 fn invalid(path: &Path, field: String, message: String) -> Result<(), ScenarioError> {
     Err(ScenarioError::Invalid { path: path.to_owned(), line: None, field, message })
+}
+
+/// The bounds that keep every scenario a loader accepts finite and its arithmetic exact:
+/// a simulation that ends, in memory that fits, with amounts the engine accepts. Each is
+/// well above the largest scenario of the project (`scenarios/large/million-contacts.toml`).
+pub mod bounds {
+    /// Simulated seconds of the fault phase, and of the heal phase (each).
+    pub const MAX_PHASE_S: u64 = 3_600;
+    /// Any duration in milliseconds (lease, settle delay, latency, report delay).
+    pub const MAX_DURATION_MS: u64 = 2 * MAX_PHASE_S * 1_000;
+    /// Contacts across all tenants.
+    pub const MAX_CONTACTS: u64 = 1_000_000;
+    /// Entries of each list (tenants, accounts, campaigns, operator actions, fault events).
+    pub const MAX_ENTRIES: usize = 1_000;
+    /// Messages claimed at once.
+    pub const MAX_CLAIM_BATCH: u32 = 10_000;
+    /// Seeds an incident reproduction may need.
+    pub const MAX_WITHIN_SEEDS: u64 = 1_000;
+}
+
+/// A field and what is wrong with it.
+type BoundError = (String, String);
+
+/// `value` unless it is above `max`.
+fn at_most<T: PartialOrd + std::fmt::Display>(field: &str, value: T, max: T, unit: &str) -> Result<(), BoundError> {
+    if value > max {
+        return Err((field.to_owned(), format!("expected at most {max} {unit}, got {value}")));
+    }
+    Ok(())
+}
+
+/// A time or duration in simulated seconds: finite, not negative, within both phases.
+fn seconds(field: String, value: f64) -> Result<(), BoundError> {
+    let max = (2 * bounds::MAX_PHASE_S) as f64;
+    if !value.is_finite() || !(0.0..=max).contains(&value) {
+        return Err((field, format!("expected a number of seconds in 0..={max}, got {value}")));
+    }
+    Ok(())
+}
+
+impl Scenario {
+    /// Refuses what would never end, never fit or overflow: every count, duration and
+    /// amount within [`bounds`] or the engine's own limits, every float finite.
+    fn check_bounds(&self) -> Result<(), BoundError> {
+        use bounds::*;
+        at_most("duration_s", self.duration_s, MAX_PHASE_S, "simulated seconds")?;
+        at_most("heal_s", self.heal_s, MAX_PHASE_S, "simulated seconds")?;
+        at_most("engine.lease_ms", self.engine.lease_ms, MAX_DURATION_MS, "ms")?;
+        if self.engine.lease_ms == 0 {
+            return Err(("engine.lease_ms".into(), "expected a lease of at least 1 ms".into()));
+        }
+        at_most("engine.unknown_settle_after_ms", self.engine.unknown_settle_after_ms, MAX_DURATION_MS, "ms")?;
+        at_most("engine.claim_batch", self.engine.claim_batch, MAX_CLAIM_BATCH, "messages")?;
+        for (field, [_, high]) in [
+            ("provider.latency_ms", self.provider.latency_ms),
+            ("provider.report_delay_ms", self.provider.report_delay_ms),
+        ] {
+            at_most(field, high, MAX_DURATION_MS, "ms")?;
+        }
+        for (field, length) in [
+            ("tenants", self.tenants.len()),
+            ("traffic_accounts", self.traffic_accounts.len()),
+            ("campaigns", self.campaigns.len()),
+            ("operator", self.operator.len()),
+            ("faults.events", self.faults.events.len()),
+        ] {
+            at_most(field, length, MAX_ENTRIES, "entries")?;
+        }
+        self.check_tenant_bounds()?;
+        self.check_amount_bounds()?;
+        self.check_time_bounds()?;
+        if let Some(within) = self.expect.incident.as_ref().and_then(|incident| incident.within_seeds) {
+            at_most("expect.incident.within_seeds", within, MAX_WITHIN_SEEDS, "seeds")?;
+        }
+        Ok(())
+    }
+
+    fn check_tenant_bounds(&self) -> Result<(), BoundError> {
+        let mut contacts = 0u64;
+        for (index, tenant) in self.tenants.iter().enumerate() {
+            contacts += u64::from(tenant.contacts.count);
+            at_most(&format!("tenants[{index}].contacts.count"), contacts, bounds::MAX_CONTACTS, "contacts in all")?;
+            let credits = smsim_core::Credits(tenant.credits);
+            at_most(&format!("tenants[{index}].credits"), credits, smsim_core::Credits::MAX, "credits")?;
+            if tenant.rate_limit_per_s == Some(0) {
+                return Err((
+                    format!("tenants[{index}].rate_limit_per_s"),
+                    "expected at least 1 submission per second (leave it out for no limit)".into(),
+                ));
+            }
+        }
+        for (index, account) in self.traffic_accounts.iter().enumerate() {
+            let price = smsim_core::Credits(account.price_per_segment);
+            let max = smsim_core::Credits::MAX_PRICE_PER_SEGMENT;
+            at_most(&format!("traffic_accounts[{index}].price_per_segment"), price, max, "credits")?;
+        }
+        Ok(())
+    }
+
+    /// Credit actions carry an amount the engine's API accepts.
+    fn check_amount_bounds(&self) -> Result<(), BoundError> {
+        use smsim_core::store::CreditChange;
+        for (index, action) in self.operator.iter().enumerate() {
+            let change = match (action.action, action.amount) {
+                (OperatorVerb::TopUp, Some(amount)) => CreditChange::TopUp(smsim_core::Credits(amount)),
+                (OperatorVerb::Adjust, Some(amount)) => CreditChange::Adjust(smsim_core::Credits(amount)),
+                _ => continue,
+            };
+            if let Err(smsim_core::store::StoreError::Invalid { message, .. }) = change.check() {
+                return Err((format!("operator[{index}].amount"), message));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every time and duration in seconds is finite and within both phases (a NaN
+    /// passes every `<` and `>` comparison, so it is refused here by name).
+    fn check_time_bounds(&self) -> Result<(), BoundError> {
+        for (index, campaign) in self.campaigns.iter().enumerate() {
+            seconds(format!("campaigns[{index}].enqueue_at_s"), campaign.enqueue_at_s)?;
+            if let Some(delay) = campaign.schedule_in_s {
+                seconds(format!("campaigns[{index}].schedule_in_s"), delay)?;
+            }
+        }
+        for (index, action) in self.operator.iter().enumerate() {
+            seconds(format!("operator[{index}].at_s"), action.at_s)?;
+        }
+        for (index, event) in self.faults.events.iter().enumerate() {
+            let field = |name: &str| format!("faults.events[{index}].{name}");
+            let (at_s, name, length) = match event {
+                FaultEvent::Crash { at_s, restart_after_s, .. } => (at_s, "restart_after_s", restart_after_s),
+                FaultEvent::Partition { at_s, for_s, .. }
+                | FaultEvent::Hold { at_s, for_s, .. }
+                | FaultEvent::ProviderOutage { at_s, for_s, .. } => (at_s, "for_s", for_s),
+            };
+            seconds(field("at_s"), *at_s)?;
+            seconds(field(name), *length)?;
+        }
+        Ok(())
+    }
 }
 
 impl ScenarioError {

@@ -1,5 +1,6 @@
 //! Integration tests of smsim-sim, linked once.
 
+mod hostile;
 mod incidents;
 mod net;
 mod oracle;
