@@ -357,6 +357,7 @@ fn simulate(args: RunArgs) -> anyhow::Result<ExitCode> {
         scenario_path: Some(args.scenario.display().to_string()),
         without_bug: args.without_bug,
         adapters: None,
+        timeline: false,
     };
     let report = smsim_sim::run::run(&scenario, args.seed, &options)?;
     if let Some(path) = &args.trace {

@@ -33,6 +33,7 @@ pub fn scenario_passes(path: impl AsRef<Path>, seed_range: Range<u64>) -> Vec<Ru
                 scenario_path: Some(path.display().to_string()),
                 without_bug: false,
                 adapters: None,
+                timeline: false,
             };
             let report = run(&scenario, seed, &options)
                 .unwrap_or_else(|error| panic!("{}: seed {seed}: {error}", path.display()));

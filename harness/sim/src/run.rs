@@ -7,6 +7,7 @@
 
 use crate::oracle::{Invariant, Oracle, Violation};
 use crate::scenario::Scenario;
+use crate::timeline::{Collector, Timeline};
 use crate::trace::Trace;
 use crate::world::{self, TimedFault, World};
 use serde::Serialize;
@@ -28,6 +29,8 @@ pub struct RunOptions {
     pub without_bug: bool,
     /// Build the engine's adapters with this factory instead of the built-in one.
     pub adapters: Option<AdapterFactoryRef>,
+    /// Gather a [`Timeline`] beside the trace (for `--html`); the trace hash is the same.
+    pub timeline: bool,
 }
 
 /// A shared adapter factory in [`RunOptions`].
@@ -116,6 +119,9 @@ pub struct RunReport {
     pub tail: Vec<String>,
     /// The command that reproduces this run.
     pub reproduce: String,
+    /// The run's timeline, when [`RunOptions::timeline`] asked for it.
+    #[serde(skip)]
+    pub timeline: Option<Timeline>,
     #[serde(skip)]
     trace: Option<Trace>,
 }
@@ -154,7 +160,11 @@ pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> anyhow::Resu
     };
     let enabled: Vec<Invariant> = scenario.expect.invariants.iter().filter_map(|name| Invariant::parse(name)).collect();
     let mut oracle = Oracle::new(&enabled, world.limits.clone());
-    let mut trace = Trace::new(options.keep_trace);
+    let mut trace = Trace::new(options.keep_trace || options.timeline);
+    let mut collector = options.timeline.then(|| {
+        world.provider.truth.lock().expect("provider poisoned").exchanges = Some(Vec::new());
+        Collector::default()
+    });
     trace.record(0, "harness", &HarnessEvent::FaultPlan { plan: &world.plan });
     let mut marks: BTreeMap<String, u64> = BTreeMap::new();
     let mut pending_faults = world.plan.events.clone();
@@ -196,6 +206,9 @@ pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> anyhow::Resu
             for (at, event) in driver.events.drain(..) {
                 trace.record(at, "driver", &event);
             }
+        }
+        if let Some(collector) = collector.as_mut() {
+            collector.sample(now_ms, world.store.as_ref());
         }
         let truth = world.provider.truth.lock().expect("provider poisoned");
         let driver = world.driver.lock().expect("driver log poisoned");
@@ -251,7 +264,7 @@ pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> anyhow::Resu
     let campaigns = outcomes(world.store.as_ref(), &world.driver.lock().expect("driver log poisoned").campaigns);
     let charged = world.store.tenants().unwrap_or_default().into_iter().map(|t| (t.name, t.charged.get())).collect();
     let scenario_path = options.scenario_path.clone().unwrap_or_else(|| format!("scenarios/{}.toml", scenario.name));
-    Ok(RunReport {
+    let mut report = RunReport {
         scenario: scenario.name.clone(),
         seed,
         trace_hash: trace.hash(),
@@ -272,8 +285,14 @@ pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> anyhow::Resu
             }
         ),
         violation,
-        trace: options.keep_trace.then_some(trace),
-    })
+        timeline: None,
+        trace: None,
+    };
+    if let Some(collector) = collector {
+        report.timeline = Some(crate::timeline::gather(collector, &report, &world, &trace));
+    }
+    report.trace = options.keep_trace.then_some(trace);
+    Ok(report)
 }
 
 fn apply_faults(
