@@ -79,10 +79,13 @@ impl ScenarioSweep {
     }
 }
 
+/// A seed's outcome and the coverage marks it fired, with how often.
+type SeedMarks = (SeedOutcome, Vec<(String, u64)>);
+
 /// Collects seeds as a sweep finishes them, from any thread.
 #[derive(Debug, Default)]
 pub struct Collected {
-    seeds: Mutex<BTreeMap<u64, (SeedOutcome, Vec<(String, u64)>)>>,
+    seeds: Mutex<BTreeMap<u64, SeedMarks>>,
 }
 
 impl Collected {
