@@ -96,6 +96,7 @@ fn sweep(template: &str, seeds: std::ops::RangeInclusive<u64>, context: &Context
     let scenario = scenario(template, context)?;
     let options = RunOptions {
         adapters: Some(AdapterFactoryRef(Arc::new(SubjectFactory(context.subject.clone())))),
+        timeline: false,
         ..RunOptions::default()
     };
     for seed in seeds {

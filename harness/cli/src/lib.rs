@@ -2,7 +2,9 @@
 //!
 //! * [`serve`] runs the engine for real on SQLite and tokio sockets.
 //! * [`bench`] measures simulation speed, real-mode throughput and memory (`smsim bench`).
-//! * [`junit`] writes certification reports as JUnit XML.
+//! * [`junit`] writes certification reports and sweeps as JUnit XML.
+//! * [`timeline`] writes a run's timeline as one self-contained HTML page.
+//! * [`sweep_output`] turns sweep reports into JSON and progress lines for CI.
 //! * [`stdout`] prints the command's output, ending quietly when its reader has gone.
 //!
 //! The simulator itself is `smsim-sim` (`harness/sim`) and the certification kit
@@ -12,3 +14,5 @@ pub mod bench;
 pub mod junit;
 pub mod serve;
 pub mod stdout;
+pub mod sweep_output;
+pub mod timeline;

@@ -1,7 +1,7 @@
 //! The `smsim` command: a thin layer of argument parsing over the harness library.
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use rand::{RngCore, SeedableRng};
 use smsim_cli::serve::{Engine, ServeOptions};
 use smsim_cli::{out, outln};
@@ -99,6 +99,30 @@ struct SweepArgs {
     /// Collect every failure instead of stopping at the first.
     #[arg(long)]
     keep_going: bool,
+    /// Write the results as JUnit XML to this file.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// JUnit test cases: one per scenario × seed, or one per scenario listing its failing
+    /// seeds (for very large sweeps).
+    #[arg(long, value_enum, default_value = "seed")]
+    junit_cases: JunitCases,
+    /// Write the results (failures, per-mark coverage) as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write an HTML timeline of every failing seed into this directory.
+    #[arg(long, value_name = "DIR")]
+    html_dir: Option<PathBuf>,
+    /// Print, per coverage mark, in how many seeds it fired.
+    #[arg(long)]
+    coverage_report: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum JunitCases {
+    /// One test case per scenario × seed.
+    Seed,
+    /// One test case per scenario, its failing seeds listed.
+    Scenario,
 }
 
 fn parse_shard(text: &str) -> Result<(u64, u64), String> {
@@ -142,6 +166,9 @@ struct RunArgs {
     /// Run an incident scenario on the normal engine, its bug off.
     #[arg(long)]
     without_bug: bool,
+    /// Write the run's timeline as one self-contained HTML page to this file.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -383,10 +410,14 @@ fn simulate_and_print(args: &RunArgs) -> anyhow::Result<smsim_sim::run::RunRepor
         scenario_path: Some(args.scenario.display().to_string()),
         without_bug: args.without_bug,
         adapters: None,
+        timeline: args.html.is_some(),
     };
     let report = smsim_sim::run::run(&scenario, args.seed, &options)?;
     if let Some(path) = &args.trace {
         report.write_trace(path).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let (Some(path), Some(timeline)) = (&args.html, &report.timeline) {
+        write_timeline(path, timeline)?;
     }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
@@ -429,72 +460,130 @@ fn scenario_files(target: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
     }
 }
 
-// Wall time is measured here only to report speed; no outcome depends on it.
-#[allow(clippy::disallowed_methods)]
+fn write_timeline(path: &std::path::Path, timeline: &smsim_sim::timeline::Timeline) -> anyhow::Result<()> {
+    let page = smsim_cli::timeline::html(timeline);
+    std::fs::write(path, &page).with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("timeline written to {} ({} KiB)", path.display(), page.len() / 1024);
+    Ok(())
+}
+
 fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
-    use std::io::IsTerminal;
     let files = scenario_files(&args.target)?;
     let scenarios: Vec<(PathBuf, smsim_sim::scenario::Scenario)> = files
         .into_iter()
         .map(|path| smsim_sim::scenario::Scenario::load(&path).map(|s| (path, s)))
         .collect::<Result<_, _>>()?;
     let seeds = smsim_sim::sweep::SeedRange { start: args.start, count: args.seeds, shard: args.shard }.seeds();
-    let mut failed = false;
-    let interactive = std::io::stderr().is_terminal();
+    let mut sweeps = Vec::new();
     for (path, scenario) in scenarios {
         if scenario.expect.incident.is_some() && !smsim_core::incidents::AVAILABLE {
             eprintln!("skipping {} (an incident reproduction; build with --features incidents)", path.display());
             continue;
         }
-        let done = std::sync::atomic::AtomicU64::new(0);
-        let total = seeds.len();
-        let progress = |report: &smsim_sim::run::RunReport| {
-            let finished = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            if interactive {
-                eprint!(
-                    "\r{}: {finished}/{total} seeds{}",
-                    scenario.name,
-                    if report.passed() { "" } else { " (failure found)" }
-                );
-            }
-        };
-        let started = std::time::Instant::now();
-        let report = smsim_sim::sweep::sweep(
-            &scenario,
-            &path.display().to_string(),
-            &seeds,
-            args.jobs,
-            args.keep_going,
-            &progress,
-        )?;
-        let wall = started.elapsed().as_secs_f64();
-        if interactive {
-            eprintln!();
+        let mut swept = sweep_scenario(&args, &path, &scenario, &seeds)?;
+        print_sweep(&args, &swept);
+        if let Some(dir) = &args.html_dir {
+            swept.timelines = failing_timelines(dir, &path, &scenario, &swept)?;
         }
-        outln!(
-            "{} {}: {} seeds in {wall:.2} s ({:.1} seeds/s, simulated/wall {:.0}×), {} failed",
-            if report.passed() { "PASS" } else { "FAIL" },
-            report.scenario,
-            report.runs,
-            report.runs as f64 / wall.max(1e-9),
-            report.simulated_ms as f64 / 1_000.0 / wall.max(1e-9),
-            report.failures.len()
-        );
-        let coverage: Vec<String> = report.coverage.iter().map(|(mark, count)| format!("{mark} ×{count}")).collect();
+        sweeps.push(swept);
+    }
+    if let Some(path) = &args.json {
+        let json = serde_json::json!({
+            "shard": format!("{}/{}", args.shard.0, args.shard.1),
+            "start": args.start,
+            "seeds": args.seeds,
+            "scenarios": sweeps,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.junit {
+        let cases = match args.junit_cases {
+            JunitCases::Seed => smsim_cli::junit::SweepCases::PerSeed,
+            JunitCases::Scenario => smsim_cli::junit::SweepCases::PerScenario,
+        };
+        std::fs::write(path, smsim_cli::junit::sweep(&sweeps, cases))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(if sweeps.iter().all(|sweep| sweep.passed) { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+// Wall time is measured here only to report speed; no outcome depends on it.
+#[allow(clippy::disallowed_methods)]
+fn sweep_scenario(
+    args: &SweepArgs,
+    path: &std::path::Path,
+    scenario: &smsim_sim::scenario::Scenario,
+    seeds: &[u64],
+) -> anyhow::Result<smsim_cli::sweep_output::ScenarioSweep> {
+    use smsim_cli::sweep_output::{Collected, Progress};
+    use std::io::IsTerminal;
+    let progress = Progress::new(&scenario.name, seeds.len() as u64, std::io::stderr().is_terminal());
+    let collected = Collected::default();
+    let on_done = |report: &smsim_sim::run::RunReport| {
+        collected.add(report);
+        progress.seed_done(report);
+    };
+    let started = std::time::Instant::now();
+    let path_text = path.display().to_string();
+    let report = smsim_sim::sweep::sweep(scenario, &path_text, seeds, args.jobs, args.keep_going, &on_done)?;
+    let wall = started.elapsed().as_secs_f64();
+    progress.finish();
+    outln!(
+        "{} {}: {} seeds in {wall:.2} s ({:.1} seeds/s, simulated/wall {:.0}×), {} failed",
+        if report.passed() { "PASS" } else { "FAIL" },
+        report.scenario,
+        report.runs,
+        report.runs as f64 / wall.max(1e-9),
+        report.simulated_ms as f64 / 1_000.0 / wall.max(1e-9),
+        report.failures.len()
+    );
+    for failure in &report.failures {
+        out!("{}", smsim_sim::report::summary(failure));
+    }
+    Ok(collected.into_sweep(&path_text, &report, wall))
+}
+
+fn print_sweep(args: &SweepArgs, swept: &smsim_cli::sweep_output::ScenarioSweep) {
+    if args.coverage_report {
+        out!("{}", swept.coverage_report());
+    } else {
+        let coverage: Vec<String> =
+            swept.coverage.iter().map(|(mark, reach)| format!("{mark} ×{}", reach.count)).collect();
         outln!(
             "  coverage: {}",
             if coverage.is_empty() { "nothing rare happened".to_owned() } else { coverage.join(", ") }
         );
-        if !report.uncovered.is_empty() {
-            failed = true;
-            outln!("  expected coverage never reached in {} seeds: {}", report.runs, report.uncovered.join(", "));
-        }
-        for failure in &report.failures {
-            failed = true;
-            out!("{}", smsim_sim::report::summary(failure));
+    }
+    if !swept.uncovered.is_empty() {
+        outln!("  expected coverage never reached in {} seeds: {}", swept.runs, swept.uncovered.join(", "));
+    }
+}
+
+/// Reruns each failing seed with a timeline (a seed replays byte for byte) and writes it
+/// to `dir` as `<scenario>-seed-<seed>.html`.
+fn failing_timelines(
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    scenario: &smsim_sim::scenario::Scenario,
+    swept: &smsim_cli::sweep_output::ScenarioSweep,
+) -> anyhow::Result<Vec<String>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut written = Vec::new();
+    for failure in &swept.failures {
+        let options = smsim_sim::run::RunOptions {
+            scenario_path: Some(path.display().to_string()),
+            timeline: true,
+            ..Default::default()
+        };
+        let report = smsim_sim::run::run(scenario, failure.seed, &options)?;
+        let file = dir.join(format!("{}-seed-{}.html", scenario.name, failure.seed));
+        if let Some(timeline) = &report.timeline {
+            write_timeline(&file, timeline)?;
+            written.push(file.display().to_string());
         }
     }
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(written)
 }
 
 fn shrink(args: ShrinkArgs) -> anyhow::Result<ExitCode> {

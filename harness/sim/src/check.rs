@@ -58,6 +58,7 @@ fn run_seeds(path: &Path, scenario: &Scenario, seeds: Vec<u64>) -> Vec<RunReport
                 scenario_path: Some(path.display().to_string()),
                 without_bug: false,
                 adapters: None,
+                timeline: false,
             };
             let report = run(scenario, seed, &options)
                 .unwrap_or_else(|error| panic!("{}: seed {seed}: {error}", path.display()));

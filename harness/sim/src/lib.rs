@@ -8,6 +8,7 @@
 //! * [`check`] runs scenarios over seeds inside `cargo test`.
 //! * [`sweep`] runs many seeds in parallel; [`shrink`] minimises a failing fault plan.
 //! * [`trace`] records every event of a run as JSON lines and hashes them.
+//! * [`timeline`] gathers what a run's HTML timeline shows, beside the trace.
 //! * [`report`] prints a run's outcome for people.
 //! * [`net`] binds the engine's network seams (listener, HTTP connector) to turmoil.
 //! * [`faulty_store`] wraps a store with seeded transient failures.
@@ -35,5 +36,6 @@ pub mod run;
 pub mod scenario;
 pub mod shrink;
 pub mod sweep;
+pub mod timeline;
 pub mod trace;
 pub mod world;

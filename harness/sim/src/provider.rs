@@ -152,6 +152,9 @@ pub struct Truth {
     pub reports_pending: u64,
     /// Every distinct body of [`Truth::accepted`]'s keys, held once.
     bodies: BTreeSet<Arc<str>>,
+    /// Every request the provider answered, with the host that sent it; kept only when a
+    /// timeline is asked for (`Some`), and never written into the trace.
+    pub exchanges: Option<Vec<crate::timeline::Exchange>>,
 }
 
 impl Truth {
@@ -407,7 +410,41 @@ pub fn router_with(provider: Arc<Provider>, webhooks: Arc<dyn HttpClient>, engin
         .route("/2010-04-01/Accounts/{sid}/Messages.json", post(twilio_send).get(twilio_list))
         .route("/sms/2/text/advanced", post(infobip_send))
         .route("/sms/1/logs", get(infobip_logs))
+        .layer(axum::middleware::from_fn_with_state(provider.clone(), log_exchange))
         .with_state(Host { provider, webhooks, engine_url: engine_url.into() })
+}
+
+/// Notes a request and its answer in [`Truth::exchanges`] when a timeline is kept: noted
+/// when it arrives (status 0, so one still unanswered when the run ends shows), completed
+/// when answered. It only reads the clock and the peer's name, so a run takes the same
+/// path either way.
+async fn log_exchange(
+    State(provider): State<Arc<Provider>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let index = {
+        let at_ms = provider.now_ms();
+        let mut truth = provider.truth.lock().expect("provider poisoned");
+        truth.exchanges.as_mut().map(|exchanges| {
+            let peer = request.extensions().get::<ConnectInfo<Peer>>().map(|ConnectInfo(Peer(peer))| *peer);
+            let from = peer.and_then(|peer| turmoil::reverse_lookup(peer.ip())).unwrap_or_else(|| "?".to_owned());
+            let what = format!("{} {}", request.method(), request.uri().path());
+            let to = "provider".to_owned();
+            exchanges.push(crate::timeline::Exchange { from, to, at_ms, until_ms: at_ms, what, status: 0, count: 1 });
+            exchanges.len() - 1
+        })
+    };
+    let response = next.run(request).await;
+    if let Some(index) = index {
+        let until_ms = provider.now_ms();
+        let mut truth = provider.truth.lock().expect("provider poisoned");
+        if let Some(exchange) = truth.exchanges.as_mut().and_then(|exchanges| exchanges.get_mut(index)) {
+            exchange.until_ms = until_ms;
+            exchange.status = response.status().as_u16();
+        }
+    }
+    response
 }
 
 /// The address of the host that made a request.

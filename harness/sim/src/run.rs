@@ -8,6 +8,7 @@
 use crate::coverage::Mark;
 use crate::oracle::{Invariant, Oracle, Violation};
 use crate::scenario::Scenario;
+use crate::timeline::{Collector, Timeline};
 use crate::trace::Trace;
 use crate::world::{self, TimedFault, World};
 use serde::Serialize;
@@ -29,6 +30,8 @@ pub struct RunOptions {
     pub without_bug: bool,
     /// Build the engine's adapters with this factory instead of the built-in one.
     pub adapters: Option<AdapterFactoryRef>,
+    /// Gather a [`Timeline`] beside the trace (for `--html`); the trace hash is the same.
+    pub timeline: bool,
 }
 
 /// A shared adapter factory in [`RunOptions`].
@@ -120,6 +123,9 @@ pub struct RunReport {
     pub tail: Vec<String>,
     /// The command that reproduces this run.
     pub reproduce: String,
+    /// The run's timeline, when [`RunOptions::timeline`] asked for it.
+    #[serde(skip)]
+    pub timeline: Option<Timeline>,
     #[serde(skip)]
     trace: Option<Trace>,
 }
@@ -177,6 +183,8 @@ struct Runner {
     world: World,
     oracle: Oracle,
     trace: Trace,
+    /// What the timeline needs beyond the trace, when `--html` asked for it.
+    collector: Option<Collector>,
     marks: BTreeMap<String, u64>,
     /// Timed faults still to start or, once started (`at_ms: u64::MAX`), to end.
     pending_faults: Vec<TimedFault>,
@@ -189,13 +197,18 @@ struct Runner {
 impl Runner {
     fn new(world: World, scenario: &Scenario, options: &RunOptions) -> Runner {
         let oracle = Oracle::new(&scenario.expect.invariants, world.limits.clone());
-        let mut trace = Trace::new(options.keep_trace);
+        let mut trace = Trace::new(options.keep_trace || options.timeline);
+        let collector = options.timeline.then(|| {
+            world.provider.truth.lock().expect("provider poisoned").exchanges = Some(Vec::new());
+            Collector::default()
+        });
         trace.record(0, "harness", &HarnessEvent::FaultPlan { plan: &world.plan });
         let pending_faults = world.plan.events.clone();
         Runner {
             world,
             oracle,
             trace,
+            collector,
             marks: BTreeMap::new(),
             pending_faults,
             restarts: Vec::new(),
@@ -278,6 +291,9 @@ impl Runner {
                 self.trace.record(at, "driver", &event);
             }
         }
+        if let Some(collector) = self.collector.as_mut() {
+            collector.sample(self.now_ms, self.world.store.as_ref());
+        }
         let truth = self.world.provider.truth.lock().expect("provider poisoned");
         let driver = self.world.driver.lock().expect("driver log poisoned");
         self.oracle.check_step(self.now_ms, &journal, self.world.store.as_ref(), &truth, &driver)?;
@@ -343,7 +359,7 @@ impl Runner {
         let tenants = world.store.tenants().expect("the memory store's tenants are always readable");
         let charged = tenants.into_iter().map(|t| (t.name, t.charged.get())).collect();
         let trace_hash = self.trace.hash();
-        RunReport {
+        let mut report = RunReport {
             scenario: scenario.name.clone(),
             seed,
             config_hash: scenario.config_hash(),
@@ -358,8 +374,14 @@ impl Runner {
             reproduce: reproduce(scenario, seed, options, &trace_hash),
             violation,
             trace_hash,
-            trace: options.keep_trace.then_some(self.trace),
+            timeline: None,
+            trace: None,
+        };
+        if let Some(collector) = self.collector.take() {
+            report.timeline = Some(crate::timeline::gather(collector, &report, world, &self.trace));
         }
+        report.trace = options.keep_trace.then_some(self.trace);
+        report
     }
 
     /// Adds the provider's, the driver's and the faulty store's marks to the run loop's.

@@ -81,6 +81,7 @@ pub fn sweep(
                     scenario_path: Some(scenario_path.to_owned()),
                     without_bug: false,
                     adapters: None,
+                    timeline: false,
                 };
                 match run(scenario, seed, &options) {
                     Ok(report) => {

@@ -89,6 +89,11 @@ impl Trace {
         self.tail.iter().map(String::as_str)
     }
 
+    /// Every kept line, in order.
+    pub fn lines(&self) -> impl Iterator<Item = &str> {
+        self.lines.iter().map(String::as_str)
+    }
+
     /// Writes every kept line to `out`.
     pub fn write_to(&self, mut out: impl Write) -> std::io::Result<()> {
         for line in &self.lines {

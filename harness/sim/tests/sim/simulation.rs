@@ -194,3 +194,33 @@ fn a_sweep_fails_when_an_expected_coverage_mark_never_fires() {
     let report = sweep(&crashing, "scenarios/api-crash.toml", &[1], 1, true, &|_| {}).unwrap();
     assert!(report.uncovered.is_empty() && report.passed(), "{:?}", report.coverage);
 }
+
+/// Asking for a timeline changes nothing about the run (same trace hash), and the
+/// timeline follows every message and names the host behind each provider request.
+#[test]
+fn a_timeline_leaves_the_trace_hash_unchanged_and_follows_every_message() {
+    use smsim_sim::timeline::MessageEventKind;
+    let scenario = load("crash-between-accept-and-commit.toml");
+    let plain = run(&scenario, 1, &RunOptions::default()).unwrap();
+    let seen = run(&scenario, 1, &RunOptions { timeline: true, ..RunOptions::default() }).unwrap();
+    assert_eq!(plain.trace_hash, seen.trace_hash);
+    assert!(plain.timeline.is_none());
+    let timeline = seen.timeline.unwrap();
+    let messages: u32 = seen.campaigns.iter().map(|campaign| campaign.total).sum();
+    assert_eq!(timeline.messages.len() as u32, messages);
+    let sent: u32 = seen.campaigns.iter().map(|campaign| campaign.sent).sum();
+    let accepted = |path: &&smsim_sim::timeline::MessagePath| {
+        path.events.iter().any(|event| event.kind == MessageEventKind::Accepted)
+    };
+    // Messages settled as failed after an ambiguous acceptance were accepted too.
+    let with_acceptance = timeline.messages.iter().filter(accepted).count() as u32;
+    assert!(sent > 0 && with_acceptance >= sent, "{with_acceptance} messages with an acceptance, {sent} sent");
+    for path in &timeline.messages {
+        assert_eq!(path.events[0].kind, MessageEventKind::Created, "{}", path.id);
+        assert!(path.events.windows(2).all(|pair| pair[0].at_ms <= pair[1].at_ms), "{} out of order", path.id);
+    }
+    assert!(timeline.exchanges.iter().any(|e| e.from.starts_with("worker-") && e.to == "provider"));
+    assert!(timeline.exchanges.iter().any(|e| e.from == "driver" && e.to == "api"));
+    assert!(timeline.hosts.first().is_some_and(|host| host == "driver"));
+    assert!(timeline.campaigns.iter().all(|campaign| !campaign.samples.is_empty()));
+}
