@@ -1,4 +1,5 @@
 //! Integration tests of the `smsim` command, linked once.
 
 mod cli;
+mod live;
 mod serve;
