@@ -170,7 +170,12 @@ pub fn completion(campaign: &CampaignOutcome, completed: &str, now_ms: u64) -> O
 
 /// `money`: a tenant's charges equal the cost of its accepted messages, plus at most the
 /// cost of those settled as unknown outcome (which the provider may not have accepted).
-pub fn money(tenant: &TenantOutcome, campaigns: &[CampaignOutcome], truth: &TruthView, now_ms: u64) -> Option<Violation> {
+pub fn money(
+    tenant: &TenantOutcome,
+    campaigns: &[CampaignOutcome],
+    truth: &TruthView,
+    now_ms: u64,
+) -> Option<Violation> {
     let charged = tenant.charged?;
     let mine: Vec<&CampaignOutcome> = campaigns.iter().filter(|c| c.tenant == tenant.name).collect();
     let cost = |body: &str| i64::from(count_segments(body).segments) * tenant.price_per_segment;
@@ -195,7 +200,12 @@ pub fn money(tenant: &TenantOutcome, campaigns: &[CampaignOutcome], truth: &Trut
 
 /// `liveness`: every campaign reached a final status within the bound, and every report
 /// the provider sent for a message it accepted was answered 2xx in the end.
-pub fn liveness(campaigns: &[CampaignOutcome], final_statuses: &[String], truth: &TruthView, now_ms: u64) -> Option<Violation> {
+pub fn liveness(
+    campaigns: &[CampaignOutcome],
+    final_statuses: &[String],
+    truth: &TruthView,
+    now_ms: u64,
+) -> Option<Violation> {
     let unfinished: Vec<String> = campaigns
         .iter()
         .filter(|c| !final_statuses.contains(&c.last.status))
@@ -213,11 +223,8 @@ pub fn liveness(campaigns: &[CampaignOutcome], final_statuses: &[String], truth:
     if unfinished.is_empty() && unanswered.is_empty() {
         return None;
     }
-    let message = format!(
-        "{} campaigns unfinished and {} reports unanswered after healing",
-        unfinished.len(),
-        unanswered.len()
-    );
+    let message =
+        format!("{} campaigns unfinished and {} reports unanswered after healing", unfinished.len(), unanswered.len());
     let evidence = unfinished.into_iter().chain(unanswered.into_iter().take(5)).collect();
     Some(violation(Invariant::Liveness, now_ms, message, evidence))
 }

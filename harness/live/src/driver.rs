@@ -161,7 +161,9 @@ impl Driver {
         let mut read = captures("read_campaign", &actions.read_campaign, &answer, &optional)?;
         if let Some(request) = &actions.read_failures {
             match self.api.call("read_failures", request, &values).await? {
-                Some(answer) if answer.status < 500 => read.extend(captures("read_failures", request, &answer, &optional)?),
+                Some(answer) if answer.status < 500 => {
+                    read.extend(captures("read_failures", request, &answer, &optional)?)
+                }
                 _ => return Ok(None),
             }
             read.entry("unknown_outcome".into()).or_insert_with(|| "0".into());

@@ -176,7 +176,11 @@ pub async fn wait_ready(
             let exit = exited.map(|status| format!("; the process exited ({status})")).unwrap_or_default();
             let tail = process.log_tail(5);
             let log = if tail.is_empty() { String::new() } else { format!("; its log ends:\n{tail}") };
-            return Err(LiveError::NotReady { url: url.to_owned(), timeout_ms, detail: format!(" ({last}){exit}{log}") });
+            return Err(LiveError::NotReady {
+                url: url.to_owned(),
+                timeout_ms,
+                detail: format!(" ({last}){exit}{log}"),
+            });
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -160,8 +160,7 @@ async fn execute(scenario: Scenario, profile: Profile, options: &LiveOptions) ->
     let plan = draw(&scenario, options.seed, &options.nemesis);
     trace.event("plan", json!({ "seed": plan.seed, "faults": plan.faults }));
 
-    let provider_listener =
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(io("binding the provider"))?;
+    let provider_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(io("binding the provider"))?;
     let provider_url = format!("http://{}", provider_listener.local_addr().map_err(io("provider address"))?);
     let engine_port = free_port()?;
     let global = global_values(&profile, options, &provider_url, engine_port);
@@ -255,8 +254,7 @@ fn start_provider(
         key: profile.provider.key.clone(),
         secret: profile.provider.secret.clone(),
     };
-    let provider =
-        Provider::new(live_behaviour(scenario), vec![binding], seed, smsim_sim::clock::SimClock);
+    let provider = Provider::new(live_behaviour(scenario), vec![binding], seed, smsim_sim::clock::SimClock);
     // Real sockets: bound the webhooks in flight, as a real provider's sender does.
     provider.limit_concurrent_reports(64);
     let webhook_base = fill(&profile.provider.webhook_base_url, global, "provider.webhook_base_url", false)?;
@@ -293,7 +291,8 @@ impl Live {
         // Random operator times are drawn from the seed, like the simulator's.
         let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(plan.seed ^ 0x6f70);
         for (index, action) in self.scenario.operator.iter().enumerate() {
-            let at_ms = if action.random { rand::Rng::random_range(&mut rng, 0..=ms(action.at_s)) } else { ms(action.at_s) };
+            let at_ms =
+                if action.random { rand::Rng::random_range(&mut rng, 0..=ms(action.at_s)) } else { ms(action.at_s) };
             add(at_ms, Step::Operator(index));
         }
         for fault in &plan.faults {
@@ -359,7 +358,8 @@ impl Live {
             Step::Operator(index) => self.spawn_operator(index),
             Step::Fault(Fault::Kill { restart_after_ms, .. }) => {
                 let killed = self.engine.lock().expect("engine lock poisoned").kill();
-                self.trace.event(if killed { "kill" } else { "missed" }, json!({ "restart_after_ms": restart_after_ms }));
+                self.trace
+                    .event(if killed { "kill" } else { "missed" }, json!({ "restart_after_ms": restart_after_ms }));
                 return killed.then_some((restart_after_ms, Step::Restart));
             }
             Step::Fault(Fault::KillOnAccept { restart_after_ms, .. }) => {

@@ -150,6 +150,9 @@ S(('127.0.0.1', int(sys.argv[1])), H).serve_forever()";
     let (output, _) = live(&profile, &workdir, &[]);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("create_campaign") && stderr.contains("campaign_id") && stderr.contains("garbage"), "{stderr}");
+    assert!(
+        stderr.contains("create_campaign") && stderr.contains("campaign_id") && stderr.contains("garbage"),
+        "{stderr}"
+    );
     assert_ended(&workdir);
 }
