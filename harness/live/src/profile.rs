@@ -173,3 +173,33 @@ impl Profile {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_profiles_load() {
+        let engines = Path::new(env!("CARGO_MANIFEST_DIR")).join("engines");
+        for name in ["smsim-serve.toml", "python-queue-buggy.toml", "python-queue-fixed.toml"] {
+            let profile = Profile::load(&engines.join(name)).unwrap_or_else(|error| panic!("{error}"));
+            assert_eq!(profile.dir, engines, "{name}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_field_and_a_missing_capture_are_named() {
+        let dir = std::env::temp_dir().join(format!("smsim-profile-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let engines = Path::new(env!("CARGO_MANIFEST_DIR")).join("engines");
+        let good = std::fs::read_to_string(engines.join("python-queue-fixed.toml")).unwrap();
+        let path = dir.join("typo.toml");
+        std::fs::write(&path, good.replace("ready_url =", "readyurl =")).unwrap();
+        let error = Profile::load(&path).unwrap_err().to_string();
+        assert!(error.contains("typo.toml") && error.contains("readyurl") && error.contains("line"), "{error}");
+        std::fs::write(&path, good.replace("capture = { campaign_id = \"/id\" }", "")).unwrap();
+        let error = Profile::load(&path).unwrap_err().to_string();
+        assert!(error.contains("actions.create_campaign.capture") && error.contains("campaign_id"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

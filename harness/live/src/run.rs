@@ -81,6 +81,15 @@ fn check_scenario(scenario: &Scenario, profile: &Profile, options: &LiveOptions)
         }
         _ => return Err(error("live mode drives exactly one traffic account".into())),
     }
+    let shares = |t: &smsim_sim::scenario::TenantSection| {
+        t.contacts.invalid_share + t.contacts.opted_out_share + t.contacts.ucs2_name_share
+    };
+    if let Some(tenant) = scenario.tenants.iter().find(|tenant| shares(tenant) > 0.0) {
+        return Err(error(format!(
+            "tenant `{}`: live mode imports valid, opted-in GSM-7 contacts only (invalid, opted-out and UCS-2 shares must be 0)",
+            tenant.name
+        )));
+    }
     if scenario.campaigns.is_empty() {
         return Err(error("no campaigns: nothing to drive".into()));
     }
@@ -168,11 +177,10 @@ async fn execute(scenario: Scenario, profile: Profile, options: &LiveOptions) ->
 
     let launch = launch(&profile, &global, &options.workdir)?;
     let engine = Arc::new(Mutex::new(EngineProcess::new(launch)));
-    let provider = start_provider(&scenario, &profile, &global, options.seed, provider_listener)?;
     let (kill_requests, kill_queue) = mpsc::unbounded_channel();
     let trap = Trap::default();
-    provider.0.hold_answers_with(trap.hook(kill_requests));
-    let provider = provider.0;
+    let provider = start_provider(&scenario, &profile, &global, options.seed, provider_listener)?;
+    provider.hold_answers_with(trap.hook(kill_requests));
 
     let pid = engine.lock().expect("engine lock poisoned").start()?;
     trace.event("start", json!({ "pid": pid }));
@@ -239,16 +247,13 @@ fn launch(profile: &Profile, global: &Values, workdir: &std::path::Path) -> Resu
     Ok(Launch { command, env, log: workdir.join("engine.log") })
 }
 
-/// Wraps the provider so a serving task can own a clone.
-struct Served(Arc<Provider>);
-
 fn start_provider(
     scenario: &Scenario,
     profile: &Profile,
     global: &Values,
     seed: u64,
     listener: tokio::net::TcpListener,
-) -> Result<Served, LiveError> {
+) -> Result<Arc<Provider>, LiveError> {
     let binding = AccountBinding {
         engine_id: profile.provider.account_id.clone(),
         key: profile.provider.key.clone(),
@@ -262,7 +267,7 @@ fn start_provider(
     tokio::spawn(async move {
         let _ = serve_live(serving, listener, &webhook_base, None).await;
     });
-    Ok(Served(provider))
+    Ok(provider)
 }
 
 /// A step of the fault phase's timeline.
