@@ -120,18 +120,12 @@ impl EngineProcess {
         self.stopped
     }
 
-    /// SIGTERM, up to `grace` for it to exit, then SIGKILL.
-    pub async fn stop(&mut self, grace: Duration) {
+    /// SIGCONTs it if paused, then SIGTERMs it: the polite first half of a stop.
+    pub fn terminate(&mut self) -> bool {
         if self.stopped {
             self.resume();
         }
-        if self.signal(Signal::SIGTERM) {
-            let deadline = tokio::time::Instant::now() + grace;
-            while self.alive() && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-        self.kill();
+        self.signal(Signal::SIGTERM)
     }
 
     /// The last `lines` lines of the engine's log.
@@ -146,6 +140,19 @@ impl Drop for EngineProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Stops the engine: SIGTERM, up to `grace` for it to exit, then SIGKILL. The lock is
+/// not held across waits.
+pub async fn stop(process: &std::sync::Mutex<EngineProcess>, grace: Duration) {
+    let lock = || process.lock().expect("engine lock poisoned");
+    if lock().terminate() {
+        let deadline = tokio::time::Instant::now() + grace;
+        while lock().alive() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    lock().kill();
 }
 
 /// Waits until `url` answers HTTP below 500 (a server that answers at all, even 401, is

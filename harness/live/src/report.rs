@@ -51,6 +51,9 @@ pub struct LiveReport {
     pub duplicate_acceptances: u64,
     /// Reports the provider sent.
     pub reports_sent: u64,
+    /// Rare paths the provider took (its coverage marks: faults drawn, early and
+    /// duplicated reports), so a green run that exercised nothing shows.
+    pub coverage: BTreeMap<String, u64>,
     /// Readings sampled during the run.
     pub samples: u64,
     /// Wall-clock milliseconds the run took.
@@ -109,6 +112,12 @@ pub fn summary(report: &LiveReport) -> String {
         out,
         "  provider: {} acceptances, {} duplicate, {} reports sent",
         report.acceptances, report.duplicate_acceptances, report.reports_sent
+    );
+    let coverage: Vec<String> = report.coverage.iter().map(|(mark, count)| format!("{mark} ×{count}")).collect();
+    let _ = writeln!(
+        out,
+        "  coverage: {}",
+        if coverage.is_empty() { "nothing rare happened at the provider".to_owned() } else { coverage.join(", ") }
     );
     let verdicts: Vec<String> = report
         .verdicts

@@ -214,7 +214,7 @@ async fn execute(scenario: Scenario, profile: Profile, options: &LiveOptions) ->
     live.heal(&trap, &ready_url).await?;
     let settled = live.settle().await?;
     let report = live.report(plan, settled, options, &trace_path, started).await;
-    live.engine.lock().expect("engine lock poisoned").kill();
+    crate::process::stop(&live.engine, Duration::from_millis(live.profile.process.stop_grace_ms)).await;
     report
 }
 
@@ -555,6 +555,7 @@ impl Live {
             acceptances: truth.acceptances.len() as u64,
             duplicate_acceptances,
             reports_sent: truth.reports.len() as u64,
+            coverage: truth.marks.clone(),
             samples: self.samples.load(std::sync::atomic::Ordering::Relaxed),
             wall_ms: now_ms - started_ms,
             workdir: options.workdir.display().to_string(),

@@ -41,7 +41,10 @@ fn text(output: &Output) -> String {
 fn smsim_serve_keeps_every_invariant_through_kills_mid_campaign() {
     let dir = tempfile::tempdir().unwrap();
     let profile = root().join("harness/live/engines/smsim-serve.toml");
-    let (output, report) = live(&profile, &dir.path().join("run"), &["--seed", "3", "--kills", "3"]);
+    let junit = dir.path().join("live.xml");
+    let junit_arg = junit.to_str().unwrap();
+    let (output, report) =
+        live(&profile, &dir.path().join("run"), &["--seed", "3", "--kills", "3", "--junit", junit_arg]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     let report = report.expect("a report");
     assert!(report["fired"]["kills"].as_u64().unwrap() >= 2, "{}", text(&output));
@@ -50,6 +53,8 @@ fn smsim_serve_keeps_every_invariant_through_kills_mid_campaign() {
     }
     assert_eq!(report["duplicate_acceptances"], 0);
     assert_eq!(report["campaigns"][0]["last"]["status"], "completed");
+    let junit = std::fs::read_to_string(junit).unwrap();
+    assert!(junit.contains("<testcase name=\"at-most-once\"") && !junit.contains("<failure"), "{junit}");
 }
 
 // incident 000: the SmsQueueService's in-memory guard and per-report counters.
@@ -65,6 +70,10 @@ fn the_python_engine_is_caught_in_its_incident_mode_and_passes_corrected() {
         .filter(|invariant| verdict(&report, invariant) == "broken")
         .collect();
     assert!(broken.contains(&"counters") || broken.contains(&"progress"), "{}", text(&buggy));
+    // A kill between the provider's acceptance and the commit loses the in-memory guard.
+    if report["fired"]["kills_between_accept_and_commit"].as_u64().unwrap() > 0 {
+        assert!(broken.contains(&"at-most-once"), "{}", text(&buggy));
+    }
     assert!(text(&buggy).contains("rerun this fault plan with:\n  smsim live"), "{}", text(&buggy));
 
     let (fixed, report) = live(&engines.join("python-queue-fixed.toml"), &dir.path().join("fixed"), &[]);
