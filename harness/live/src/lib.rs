@@ -6,10 +6,13 @@
 //! * [`template`] fills the profile's `${name}` placeholders.
 //! * [`process`] starts, signals and always ends the engine's child processes.
 //! * [`plan`] draws the fault plan (the nemesis) from the seed.
-//! * [`api`] calls the engine over loopback HTTP as the profile says.
+//! * [`api`] calls the engine over loopback HTTP as the profile says; [`driver`] does
+//!   what a user does with it (tenants, contacts, campaigns, clicks, operator actions).
 //! * [`check`] decides the invariants from the provider's ground truth and the engine's
 //!   answers, as [`smsim_sim::oracle::Violation`]s.
-//! * [`run`] puts them together: `smsim live`.
+//! * [`run`] puts them together: `smsim live`; [`report`] prints its outcome and
+//!   [`trace`] writes its JSON-lines trace.
+//! * [`provider_server`] serves the simulated provider alone: `smsim provider`.
 //!
 //! Real time is not replayable; the fault plan is: the same seed gives the same plan.
 

@@ -179,12 +179,15 @@ async fn execute(scenario: Scenario, profile: Profile, options: &LiveOptions) ->
     let engine = Arc::new(Mutex::new(EngineProcess::new(launch)));
     let (kill_requests, kill_queue) = mpsc::unbounded_channel();
     let trap = Trap::default();
-    let provider = start_provider(&scenario, &profile, &global, options.seed, provider_listener)?;
+    let webhook_base = fill(&profile.provider.webhook_base_url, &global, "provider.webhook_base_url", false)?;
+    loopback_only(&webhook_base, "provider.webhook_base_url", options)?;
+    let provider = start_provider(&scenario, &profile, webhook_base, options.seed, provider_listener);
     provider.hold_answers_with(trap.hook(kill_requests));
 
     let pid = engine.lock().expect("engine lock poisoned").start()?;
     trace.event("start", json!({ "pid": pid }));
     let ready_url = fill(&profile.process.ready_url, &global, "process.ready_url", false)?;
+    loopback_only(&ready_url, "process.ready_url", options)?;
     wait_ready(&engine, &ready_url, profile.process.ready_timeout_ms).await?;
 
     let driver = Arc::new(Driver {
@@ -216,6 +219,24 @@ async fn execute(scenario: Scenario, profile: Profile, options: &LiveOptions) ->
     let report = live.report(plan, settled, options, &trace_path, started).await;
     crate::process::stop(&live.engine, Duration::from_millis(live.profile.process.stop_grace_ms)).await;
     report
+}
+
+/// Whether `url` is `http://` on a loopback host: live mode never leaves the machine.
+fn is_loopback(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else { return false };
+    let host = rest.split(['/', '?']).next().unwrap_or_default();
+    let host = host.rsplit_once(':').map_or(host, |(host, _port)| host);
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+}
+
+fn loopback_only(url: &str, place: &str, options: &LiveOptions) -> Result<(), LiveError> {
+    if is_loopback(url) {
+        return Ok(());
+    }
+    Err(LiveError::Profile {
+        path: options.profile.display().to_string(),
+        message: format!("{place}: `{url}` is not a loopback URL (live mode stays on 127.0.0.1)"),
+    })
 }
 
 fn global_values(profile: &Profile, options: &LiveOptions, provider_url: &str, engine_port: u16) -> Values {
@@ -250,10 +271,10 @@ fn launch(profile: &Profile, global: &Values, workdir: &std::path::Path) -> Resu
 fn start_provider(
     scenario: &Scenario,
     profile: &Profile,
-    global: &Values,
+    webhook_base: String,
     seed: u64,
     listener: tokio::net::TcpListener,
-) -> Result<Arc<Provider>, LiveError> {
+) -> Arc<Provider> {
     let binding = AccountBinding {
         engine_id: profile.provider.account_id.clone(),
         key: profile.provider.key.clone(),
@@ -262,12 +283,11 @@ fn start_provider(
     let provider = Provider::new(live_behaviour(scenario), vec![binding], seed, smsim_sim::clock::SimClock);
     // Real sockets: bound the webhooks in flight, as a real provider's sender does.
     provider.limit_concurrent_reports(64);
-    let webhook_base = fill(&profile.provider.webhook_base_url, global, "provider.webhook_base_url", false)?;
     let serving = provider.clone();
     tokio::spawn(async move {
         let _ = serve_live(serving, listener, &webhook_base, None).await;
     });
-    Ok(provider)
+    provider
 }
 
 /// A step of the fault phase's timeline.
@@ -660,4 +680,19 @@ fn reproduce(options: &LiveOptions) -> String {
         nemesis.pauses,
         nemesis.pause_ms
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn only_loopback_urls_pass() {
+        assert!(is_loopback("http://127.0.0.1:8080/health"));
+        assert!(is_loopback("http://localhost:1"));
+        assert!(is_loopback("http://[::1]:80/x?y"));
+        assert!(!is_loopback("http://10.0.0.1:8080/health"));
+        assert!(!is_loopback("https://example.com/"));
+        assert!(!is_loopback("http://127.0.0.1.evil.com/"));
+    }
 }
