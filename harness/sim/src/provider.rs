@@ -227,7 +227,7 @@ pub struct Provider {
     reports_held: watch::Sender<bool>,
     mitto_batches: std::sync::atomic::AtomicBool,
     report_slots: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
-    /// Live mode only (see [`crate::live_provider`]): the real-time start that
+    /// Live mode only (see [`live`]): the real-time start that
     /// [`Provider::now_ms`] counts from instead of the simulated clock.
     real_start: std::sync::OnceLock<tokio::time::Instant>,
     /// Live mode only: awaited after a submit request accepted messages and before it is
