@@ -119,6 +119,42 @@ pub fn certification(reports: &[Report]) -> String {
     junit.to_string().expect("JUnit reports serialise")
 }
 
+/// A live run as JUnit XML: one test suite, one test case per invariant; a broken one
+/// carries its violation, one live mode cannot observe is skipped with the reason.
+pub fn live(report: &smsim_live::report::LiveReport) -> String {
+    use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
+    use smsim_live::check::Verdict;
+    let name = format!("live.{}.seed-{}", report.scenario, report.seed);
+    let mut suite = TestSuite::new(name.clone());
+    for (invariant, verdict) in &report.verdicts {
+        let status = match verdict {
+            Verdict::Held => TestCaseStatus::success(),
+            Verdict::Broken => {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                let evidence: String = report
+                    .violations
+                    .iter()
+                    .filter(|violation| violation.invariant == *invariant)
+                    .map(|violation| format!("{violation}rerun with: {}", report.reproduce))
+                    .collect();
+                status.set_message(invariant.name()).set_description(evidence);
+                status
+            }
+            Verdict::NotChecked(reason) => {
+                let mut status = TestCaseStatus::skipped();
+                status.set_message(reason.as_str());
+                status
+            }
+        };
+        let mut case = TestCase::new(invariant.name(), status);
+        case.set_classname(name.clone());
+        suite.add_test_case(case);
+    }
+    let mut junit = quick_junit::Report::new("smsim live");
+    junit.add_test_suite(suite);
+    junit.to_string().expect("JUnit reports serialise")
+}
+
 #[cfg(test)]
 mod tests {
     use crate::sweep_output::{ScenarioSweep, SeedOutcome};

@@ -46,6 +46,10 @@ enum Command {
     Shrink(ShrinkArgs),
     /// Certify a provider adapter clause by clause against stubbed providers.
     Certify(CertifyArgs),
+    /// Serve the simulated provider on a loopback socket, its ground truth at /_smsim/truth.
+    Provider(ProviderArgs),
+    /// Run a scenario in real time against an engine's processes, with a seeded fault plan.
+    Live(LiveArgs),
     /// Measure simulation speed, sweep scaling, real-mode throughput and memory against
     /// the README's targets.
     Bench(smsim_cli::bench::BenchArgs),
@@ -78,6 +82,69 @@ struct CertifyArgs {
     /// Seeds of the system arm's faulty sweep.
     #[arg(long, default_value_t = 4)]
     system_seeds: u64,
+}
+
+#[derive(Args)]
+struct ProviderArgs {
+    /// Loopback address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8091")]
+    bind: String,
+    /// The wire format the engine speaks (all three are served; this picks the hint printed).
+    #[arg(long, default_value = "mitto", value_parser = parse_provider)]
+    kind: ProviderKind,
+    /// A scenario file whose [provider] and [faults.rates] set the behaviour.
+    #[arg(long, value_name = "FILE")]
+    behaviour: Option<PathBuf>,
+    /// The engine's base URL, where Mitto-style reports go.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    engine_url: String,
+    /// The engine's id of its provider account (in Mitto-style report URLs).
+    #[arg(long, default_value = "ta_1")]
+    account_id: String,
+    /// The API key (Mitto, Infobip) or account SID (Twilio) the engine sends.
+    #[arg(long, default_value = "live-mitto-key")]
+    key: String,
+    /// The webhook token (Mitto, Infobip) or auth token (Twilio).
+    #[arg(long, default_value = "live-mitto-token")]
+    secret: String,
+    /// The seed of the provider's draws.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Args)]
+struct LiveArgs {
+    /// The scenario file.
+    scenario: PathBuf,
+    /// The engine profile (TOML; see harness/live/engines/).
+    #[arg(long, value_name = "PROFILE")]
+    engine: PathBuf,
+    /// The seed of the fault plan (default: the SMSIM_SEED environment variable, else 1).
+    #[arg(long, env = "SMSIM_SEED", default_value_t = 1)]
+    seed: u64,
+    /// SIGKILLs at seeded moments.
+    #[arg(long, default_value_t = 2)]
+    kills: u32,
+    /// SIGKILLs while the provider holds an answer it accepted.
+    #[arg(long, default_value_t = 1)]
+    kills_on_accept: u32,
+    /// SIGSTOP/SIGCONT pauses.
+    #[arg(long, default_value_t = 1)]
+    pauses: u32,
+    /// How long a pause lasts, in milliseconds (longer than the engine's lease).
+    #[arg(long, default_value_t = 1_500)]
+    pause_ms: u64,
+    /// Where the engine's files, its log and the trace go (default: a new directory under
+    /// the system's temporary directory).
+    #[arg(long)]
+    workdir: Option<PathBuf>,
+    /// Write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write the report as JUnit XML to this file.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    // An `--html FILE` timeline would render the trace (workdir/trace.jsonl) here.
 }
 
 #[derive(Args)]
@@ -210,6 +277,18 @@ struct ServeArgs {
     /// Lease of a claimed batch, in milliseconds.
     #[arg(long, env = "SMSIM_LEASE_MS", default_value_t = 30_000)]
     lease_ms: u64,
+    // Live-mode tunables (issue #11): shortened by `smsim live`'s profile so a run with
+    // kills settles in seconds; the defaults are EngineConfig's.
+    /// How long an ambiguous submission may stay unknown before it settles as failed
+    /// UNKNOWN_OUTCOME (charged), in milliseconds.
+    #[arg(long, env = "SMSIM_UNKNOWN_SETTLE_AFTER_MS", default_value_t = EngineConfig::default().unknown_settle_after_ms)]
+    unknown_settle_after_ms: u64,
+    /// How often the reaper, reconciler and scheduler run, in milliseconds.
+    #[arg(long, env = "SMSIM_MAINTENANCE_INTERVAL_MS", default_value_t = EngineConfig::default().maintenance_interval_ms)]
+    maintenance_interval_ms: u64,
+    /// Longest a worker sleeps when there is nothing to do, in milliseconds.
+    #[arg(long, env = "SMSIM_IDLE_POLL_MS", default_value_t = EngineConfig::default().idle_poll_ms)]
+    idle_poll_ms: u64,
 }
 
 #[derive(Subcommand)]
@@ -323,6 +402,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sweep(args) => sweep(args),
         Command::Shrink(args) => shrink(args),
         Command::Certify(args) => certify(args),
+        Command::Provider(args) => provider(args),
+        Command::Live(args) => live(args),
         Command::Bench(args) => {
             // A missed target fails the command, so CI and scripts can use it.
             let report = smsim_cli::bench::bench(&args)?;
@@ -381,7 +462,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         admin_token: args.admin_token,
         public_url: args.public_url.unwrap_or_else(|| format!("http://{address}")),
         provider_timeout: Duration::from_millis(args.provider_timeout_ms),
-        engine: EngineConfig { lease_ms: args.lease_ms, ..EngineConfig::default() },
+        engine: EngineConfig {
+            lease_ms: args.lease_ms,
+            // Live-mode tunables (issue #11).
+            unknown_settle_after_ms: args.unknown_settle_after_ms,
+            maintenance_interval_ms: args.maintenance_interval_ms,
+            idle_poll_ms: args.idle_poll_ms,
+            ..EngineConfig::default()
+        },
     };
     let admin = if options.admin_token.is_some() { "enabled" } else { "disabled (set SMSIM_ADMIN_TOKEN)" };
     let engine =
@@ -394,6 +482,64 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let ended = engine.wait().await;
     eprintln!("smsim serve stopped: {ended}");
     Ok(ExitCode::from(1))
+}
+
+fn provider(args: ProviderArgs) -> anyhow::Result<ExitCode> {
+    let bind = smsim_live::provider_server::loopback(&args.bind).map_err(anyhow::Error::msg)?;
+    let options = smsim_live::provider_server::ProviderOptions {
+        bind,
+        behaviour: args.behaviour,
+        engine_url: args.engine_url,
+        account_id: args.account_id,
+        key: args.key,
+        secret: args.secret,
+        seed: args.seed,
+    };
+    let endpoint = match args.kind {
+        ProviderKind::Mitto => "/api/v1.1/Messages/sendmessagesbulk",
+        ProviderKind::Twilio => "/2010-04-01/Accounts/{sid}/Messages.json",
+        ProviderKind::Infobip => "/sms/2/text/advanced",
+    };
+    eprintln!("smsim provider on http://{bind}{endpoint}; ground truth at http://{bind}/_smsim/truth");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        tokio::select! {
+            result = smsim_live::provider_server::serve(options) => result.map_err(anyhow::Error::from),
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
+    let stem = args.scenario.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
+    let workdir = args.workdir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("smsim-live-{stem}-{}-{}", args.seed, std::process::id()))
+    });
+    let options = smsim_live::run::LiveOptions {
+        scenario: args.scenario,
+        profile: args.engine,
+        seed: args.seed,
+        nemesis: smsim_live::plan::NemesisOptions {
+            kills: args.kills,
+            kills_on_accept: args.kills_on_accept,
+            pauses: args.pauses,
+            pause_ms: args.pause_ms,
+            ..smsim_live::plan::NemesisOptions::default()
+        },
+        workdir,
+        smsim: std::env::current_exe().context("finding the smsim executable")?,
+    };
+    let report = smsim_live::run::run(&options)?;
+    out!("{}", smsim_live::report::summary(&report));
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.junit {
+        std::fs::write(path, smsim_cli::junit::live(&report)).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn simulate(args: RunArgs) -> anyhow::Result<ExitCode> {

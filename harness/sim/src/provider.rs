@@ -38,6 +38,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
+pub mod live;
+
 /// Per-request and per-report fault probabilities, and behaviour.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Behaviour {
@@ -210,7 +212,17 @@ pub struct Provider {
     reports_held: watch::Sender<bool>,
     mitto_batches: std::sync::atomic::AtomicBool,
     report_slots: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
+    /// Live mode only (see [`live`]): the real-time start that
+    /// [`Provider::now_ms`] counts from instead of the simulated clock.
+    real_start: std::sync::OnceLock<tokio::time::Instant>,
+    /// Live mode only: awaited after a submit request accepted messages and before it is
+    /// answered, so a runner can kill the engine between acceptance and commit.
+    after_accept: std::sync::OnceLock<AfterAccept>,
 }
+
+/// Called with the number of messages a submit request accepted, before its answer is
+/// sent; the answer waits for the returned future.
+pub type AfterAccept = Arc<dyn Fn(usize) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
 
 impl Provider {
     /// A provider with `behaviour`, knowing `accounts`, drawing from `seed`.
@@ -227,7 +239,28 @@ impl Provider {
             reports_held: watch::channel(false).0,
             mitto_batches: std::sync::atomic::AtomicBool::new(false),
             report_slots: Mutex::new(None),
+            real_start: std::sync::OnceLock::new(),
+            after_accept: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Counts time from now on tokio's real clock instead of the simulated one (live mode:
+    /// outside a simulation the simulated clock reads 0). Takes effect once.
+    pub fn use_real_time(&self) {
+        let _ = self.real_start.set(tokio::time::Instant::now());
+    }
+
+    /// Installs `hook`, awaited between a request's acceptances and its answer (live mode:
+    /// the runner kills the engine there). Takes effect once; simulations install none.
+    pub fn hold_answers_with(&self, hook: AfterAccept) {
+        let _ = self.after_accept.set(hook);
+    }
+
+    /// Waits for the live-mode hook, if one is installed, after `accepted` acceptances.
+    async fn after_accept(&self, accepted: usize) {
+        if let Some(hook) = self.after_accept.get() {
+            hook(accepted).await;
+        }
     }
 
     /// Holds every delivery report that falls due until released, or releases them. A
@@ -263,8 +296,12 @@ impl Provider {
         behaviour.faults = FaultRates::default();
     }
 
-    fn now_ms(&self) -> u64 {
-        self.clock.elapsed_ms()
+    /// Milliseconds since the start: simulated, or real in live mode.
+    pub fn now_ms(&self) -> u64 {
+        match self.real_start.get() {
+            Some(start) => start.elapsed().as_millis() as u64,
+            None => self.clock.elapsed_ms(),
+        }
     }
 
     fn chance(&self, p: f64) -> bool {
@@ -551,6 +588,9 @@ async fn mitto_send(
         results.push(result);
     }
     caller_crash(&provider, &behaviour, peer);
+    if provider.after_accept.get().is_some() {
+        provider.after_accept(accepted.len()).await;
+    }
     let channel = Channel::Mitto { account: account.clone(), engine_url: engine_url.clone() };
     if provider.mitto_batches.load(std::sync::atomic::Ordering::Relaxed) && accepted.len() > 1 {
         let common_delay_ms = Some(provider.between(behaviour.report_delay_ms));
@@ -608,6 +648,9 @@ async fn twilio_send(
     let spoiled = spoil(&provider, &behaviour);
     let sid_of_message = provider.accept(&account, &form.to, &form.body, "SM");
     caller_crash(&provider, &behaviour, peer);
+    if provider.after_accept.get().is_some() {
+        provider.after_accept(1).await;
+    }
     if let Some(callback) = form.status_callback.clone() {
         schedule_reports(
             provider.clone(),
@@ -1123,6 +1166,9 @@ async fn infobip_send(
         provider.truth.lock().expect("provider poisoned").mark(Mark::AnswerShuffled);
     }
     caller_crash(&provider, &behaviour, peer);
+    if provider.after_accept.get().is_some() {
+        provider.after_accept(accepted.len()).await;
+    }
     // Some requests' final reports share one webhook, as Infobip batches results.
     let batched = accepted.len() > 1 && provider.chance(0.5);
     let common_delay_ms = batched.then(|| provider.between(behaviour.report_delay_ms));

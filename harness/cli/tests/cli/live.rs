@@ -1,0 +1,167 @@
+//! `smsim live` against real processes: `smsim serve` under SIGKILLs, the example Python
+//! engine in its incident mode (caught) and its corrected mode (passes), and bad input
+//! (a profile missing a field, an engine that never becomes ready, an engine that answers
+//! garbage), each ending every child process.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn live(profile: &Path, workdir: &Path, extra: &[&str]) -> (Output, Option<Value>) {
+    let json = workdir.with_extension("json");
+    let output = Command::new(env!("CARGO_BIN_EXE_smsim"))
+        .arg("live")
+        .arg(root().join("harness/live/scenarios/short.toml"))
+        .arg("--engine")
+        .arg(profile)
+        .arg("--workdir")
+        .arg(workdir)
+        .arg("--json")
+        .arg(&json)
+        .args(extra)
+        .output()
+        .expect("smsim runs");
+    let report = std::fs::read_to_string(&json).ok().map(|text| serde_json::from_str(&text).expect("a JSON report"));
+    (output, report)
+}
+
+fn verdict<'a>(report: &'a Value, invariant: &str) -> &'a Value {
+    &report["verdicts"][invariant]
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+#[test]
+fn smsim_serve_keeps_every_invariant_through_kills_mid_campaign() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = root().join("harness/live/engines/smsim-serve.toml");
+    let junit = dir.path().join("live.xml");
+    let junit_arg = junit.to_str().unwrap();
+    let (output, report) =
+        live(&profile, &dir.path().join("run"), &["--seed", "3", "--kills", "3", "--junit", junit_arg]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let report = report.expect("a report");
+    assert!(report["fired"]["kills"].as_u64().unwrap() >= 2, "{}", text(&output));
+    for invariant in ["counters", "progress", "at-most-once", "money", "completion", "liveness"] {
+        assert_eq!(verdict(&report, invariant), "held", "{invariant}: {}", text(&output));
+    }
+    assert_eq!(report["duplicate_acceptances"], 0);
+    assert_eq!(report["campaigns"][0]["last"]["status"], "completed");
+    let junit = std::fs::read_to_string(junit).unwrap();
+    assert!(junit.contains("<testcase name=\"at-most-once\"") && !junit.contains("<failure"), "{junit}");
+}
+
+// incident 000: the SmsQueueService's in-memory guard and per-report counters.
+#[test]
+fn the_python_engine_is_caught_in_its_incident_mode_and_passes_corrected() {
+    let dir = tempfile::tempdir().unwrap();
+    let engines = root().join("harness/live/engines");
+    let (buggy, report) = live(&engines.join("python-queue-buggy.toml"), &dir.path().join("buggy"), &[]);
+    assert_eq!(buggy.status.code(), Some(1), "{}", text(&buggy));
+    let report = report.expect("a report");
+    let broken: Vec<&str> = ["at-most-once", "counters", "progress"]
+        .into_iter()
+        .filter(|invariant| verdict(&report, invariant) == "broken")
+        .collect();
+    assert!(broken.contains(&"counters") || broken.contains(&"progress"), "{}", text(&buggy));
+    // A kill between the provider's acceptance and the commit loses the in-memory guard.
+    if report["fired"]["kills_between_accept_and_commit"].as_u64().unwrap() > 0 {
+        assert!(broken.contains(&"at-most-once"), "{}", text(&buggy));
+    }
+    assert!(text(&buggy).contains("rerun this fault plan with:\n  smsim live"), "{}", text(&buggy));
+
+    let (fixed, report) = live(&engines.join("python-queue-fixed.toml"), &dir.path().join("fixed"), &[]);
+    assert_eq!(fixed.status.code(), Some(0), "{}", text(&fixed));
+    assert_eq!(report.expect("a report")["duplicate_acceptances"], 0);
+}
+
+/// A profile for a stand-in engine running `command`.
+fn stand_in(dir: &Path, command: &str, ready_timeout_ms: u64) -> PathBuf {
+    let profile = format!(
+        r#"name = "stand-in"
+[process]
+command = ["python3", "-c", '''{command}''', "${{engine_port}}", "${{workdir}}"]
+ready_url = "http://127.0.0.1:${{engine_port}}/"
+ready_timeout_ms = {ready_timeout_ms}
+[provider]
+kind = "mitto"
+account_id = "a"
+key = "k"
+secret = "s"
+webhook_base_url = "http://127.0.0.1:${{engine_port}}"
+[statuses]
+final = ["done"]
+completed = "done"
+[actions.create_campaign]
+method = "POST"
+path = "/campaigns"
+capture = {{ campaign_id = "/id" }}
+[actions.enqueue]
+method = "POST"
+path = "/campaigns/${{campaign_id}}/send"
+[actions.read_campaign]
+method = "GET"
+path = "/campaigns/${{campaign_id}}"
+capture = {{ status = "/s", sent = "/a", failed = "/b", total = "/c", progress = "/d" }}
+"#
+    );
+    let path = dir.join("profile.toml");
+    std::fs::write(&path, profile).unwrap();
+    path
+}
+
+/// Python that writes its pid to WORKDIR/pid, then runs `rest`.
+const WRITE_PID: &str = "import os, sys; open(os.path.join(sys.argv[2], 'pid'), 'w').write(str(os.getpid()))";
+
+fn assert_ended(workdir: &Path) {
+    let pid = std::fs::read_to_string(workdir.join("pid")).expect("the stand-in started and wrote its pid");
+    assert!(!Path::new(&format!("/proc/{}", pid.trim())).exists(), "process {pid} is still there");
+}
+
+#[test]
+fn a_profile_missing_a_field_is_refused_naming_the_file_the_line_and_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(stand_in(dir.path(), "pass", 1_000)).unwrap();
+    let path = dir.path().join("missing.toml");
+    std::fs::write(&path, good.replace("ready_url = \"http://127.0.0.1:${engine_port}/\"\n", "")).unwrap();
+    let (output, _) = live(&path, &dir.path().join("run"), &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("missing.toml") && stderr.contains("line") && stderr.contains("ready_url"), "{stderr}");
+}
+
+#[test]
+fn an_engine_that_never_becomes_ready_is_an_error_and_is_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = stand_in(dir.path(), &format!("{WRITE_PID}; import time; time.sleep(60)"), 1_500);
+    let workdir = dir.path().join("run");
+    let (output, _) = live(&profile, &workdir, &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("never became ready") && stderr.contains("1500 ms"), "{stderr}");
+    assert_ended(&workdir);
+}
+
+#[test]
+fn an_engine_that_answers_garbage_is_an_error_naming_the_action_and_is_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = "from http.server import BaseHTTPRequestHandler as B, HTTPServer as S\n\
+class H(B):\n    def reply(self):\n        self.send_response(200); self.send_header('content-length', '7'); self.end_headers(); self.wfile.write(b'garbage')\n    do_GET = do_POST = reply\n\
+S(('127.0.0.1', int(sys.argv[1])), H).serve_forever()";
+    let profile = stand_in(dir.path(), &format!("{WRITE_PID}\n{server}"), 10_000);
+    let workdir = dir.path().join("run");
+    let (output, _) = live(&profile, &workdir, &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("create_campaign") && stderr.contains("campaign_id") && stderr.contains("garbage"),
+        "{stderr}"
+    );
+    assert_ended(&workdir);
+}

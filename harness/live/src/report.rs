@@ -1,0 +1,145 @@
+//! A live run's report: the fault plan and what of it fired, the campaigns, the verdict
+//! per invariant with the simulator's [`Violation`]s as evidence, and the command that
+//! reruns the plan. Printed like `smsim run`'s summary.
+
+use crate::check::{CampaignOutcome, TenantOutcome, Verdict};
+use crate::plan::FaultPlan;
+use serde::Serialize;
+use smsim_sim::oracle::{Invariant, Violation};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// Faults that actually happened (counted from the trace's events).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FaultsFired {
+    /// SIGKILLs of every kind.
+    pub kills: u32,
+    /// SIGKILLs while the provider held the answer to a request it had accepted.
+    pub kills_between_accept_and_commit: u32,
+    /// SIGSTOP … SIGCONT pauses.
+    pub pauses: u32,
+    /// Engine starts after the first.
+    pub restarts: u32,
+    /// Planned faults that found no engine to act on, or no request to hold.
+    pub missed: u32,
+}
+
+/// The outcome of `smsim live`.
+#[derive(Clone, Debug, Serialize)]
+pub struct LiveReport {
+    /// Scenario name.
+    pub scenario: String,
+    /// Engine profile name.
+    pub engine: String,
+    /// The seed.
+    pub seed: u64,
+    /// The fault plan drawn from the seed.
+    pub plan: FaultPlan,
+    /// What fired.
+    pub fired: FaultsFired,
+    /// Each invariant's verdict, by name.
+    pub verdicts: BTreeMap<Invariant, Verdict>,
+    /// Every broken invariant, with evidence (the first of each kind).
+    pub violations: Vec<Violation>,
+    /// Campaigns at the end.
+    pub campaigns: Vec<CampaignOutcome>,
+    /// Tenants at the end.
+    pub tenants: Vec<TenantOutcome>,
+    /// Acceptances at the provider (duplicates included).
+    pub acceptances: u64,
+    /// Acceptances beyond the first of a message.
+    pub duplicate_acceptances: u64,
+    /// Reports the provider sent.
+    pub reports_sent: u64,
+    /// Rare paths the provider took (its coverage marks: faults drawn, early and
+    /// duplicated reports), so a green run that exercised nothing shows.
+    pub coverage: BTreeMap<String, u64>,
+    /// Readings sampled during the run.
+    pub samples: u64,
+    /// Wall-clock milliseconds the run took.
+    pub wall_ms: u64,
+    /// The working directory (engine database, logs, trace).
+    pub workdir: String,
+    /// The JSON-lines trace.
+    pub trace: String,
+    /// The trace's last lines.
+    pub tail: Vec<String>,
+    /// The command that reruns this fault plan.
+    pub reproduce: String,
+}
+
+impl LiveReport {
+    /// Whether every checked invariant held.
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// The report for people.
+pub fn summary(report: &LiveReport) -> String {
+    let mut out = String::new();
+    let verdict = if report.passed() { "PASS" } else { "FAIL" };
+    let _ = writeln!(
+        out,
+        "{verdict}  {} against {} seed {}  ({:.1} wall s, {} samples)",
+        report.scenario,
+        report.engine,
+        report.seed,
+        report.wall_ms as f64 / 1_000.0,
+        report.samples
+    );
+    for campaign in &report.campaigns {
+        let last = &campaign.last;
+        let _ = writeln!(
+            out,
+            "  campaign {:<12} {:<10} contacts {:>6}  sent {:>6}  failed {:>5}  progress {:>3}%  provider accepted {:>6} ({} distinct)",
+            campaign.name, last.status, campaign.contacts, last.sent, last.failed, last.progress, campaign.accepted, campaign.accepted_distinct
+        );
+    }
+    for tenant in &report.tenants {
+        let charged = tenant.charged.map_or_else(|| "not exposed".to_owned(), |c| format!("{c} credits"));
+        let _ = writeln!(out, "  tenant {}: charged {charged}", tenant.name);
+    }
+    let plan: Vec<String> = report.plan.faults.iter().map(|f| serde_json::to_string(f).unwrap_or_default()).collect();
+    let _ = writeln!(out, "  fault plan: {}", if plan.is_empty() { "none".to_owned() } else { plan.join(", ") });
+    let fired = &report.fired;
+    let _ = writeln!(
+        out,
+        "  fired: {} SIGKILLs ({} between acceptance and commit), {} SIGSTOP pauses, {} restarts, {} missed",
+        fired.kills, fired.kills_between_accept_and_commit, fired.pauses, fired.restarts, fired.missed
+    );
+    let _ = writeln!(
+        out,
+        "  provider: {} acceptances, {} duplicate, {} reports sent",
+        report.acceptances, report.duplicate_acceptances, report.reports_sent
+    );
+    let coverage: Vec<String> = report.coverage.iter().map(|(mark, count)| format!("{mark} ×{count}")).collect();
+    let _ = writeln!(
+        out,
+        "  coverage: {}",
+        if coverage.is_empty() { "nothing rare happened at the provider".to_owned() } else { coverage.join(", ") }
+    );
+    let verdicts: Vec<String> = report
+        .verdicts
+        .iter()
+        .map(|(invariant, verdict)| match verdict {
+            Verdict::Held => format!("{invariant} held"),
+            Verdict::Broken => format!("{invariant} BROKEN"),
+            Verdict::NotChecked(why) => format!("{invariant} not checked ({why})"),
+        })
+        .collect();
+    let _ = writeln!(out, "  invariants: {}", verdicts.join(", "));
+    let _ = writeln!(out, "  trace {}  (workdir {})", report.trace, report.workdir);
+    for violation in &report.violations {
+        let _ = writeln!(out);
+        let _ = write!(out, "{violation}");
+    }
+    if !report.passed() {
+        let _ = writeln!(out, "last events:");
+        for line in &report.tail {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    let _ = writeln!(out, "rerun this fault plan with:\n  {}", report.reproduce);
+    out
+}

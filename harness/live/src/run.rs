@@ -1,0 +1,698 @@
+//! `smsim live`: starts the simulated provider on a loopback socket and the engine from
+//! its profile, drives a scenario in real time while the fault plan kills, pauses and
+//! restarts the engine, heals, waits (bounded) for every campaign to settle, and decides
+//! the invariants. Every child process is ended on every way out: the engine's handle
+//! kills it when dropped, and Ctrl-C drops the whole run.
+
+use crate::check::{self, CampaignOutcome, Reading, TenantOutcome, Verdict};
+use crate::driver::Driver;
+use crate::plan::{draw, Fault, FaultPlan, NemesisOptions};
+use crate::process::{wait_ready, EngineProcess, Launch};
+use crate::profile::Profile;
+use crate::report::{FaultsFired, LiveReport};
+use crate::template::{fill, Values};
+use crate::trace::Trace;
+use crate::LiveError;
+use serde_json::json;
+use smsim_sim::oracle::{Invariant, Violation};
+use smsim_sim::provider::live::{live_behaviour, serve_live, TruthView};
+use smsim_sim::provider::{AccountBinding, AfterAccept, Provider};
+use smsim_sim::scenario::Scenario;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct LiveOptions {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// The engine profile.
+    pub profile: PathBuf,
+    /// The seed of the fault plan.
+    pub seed: u64,
+    /// How many faults to draw.
+    pub nemesis: NemesisOptions,
+    /// Where the engine's files, its log and the trace go (created if missing).
+    pub workdir: PathBuf,
+    /// The `smsim` executable (`${smsim}` in profiles).
+    pub smsim: PathBuf,
+}
+
+/// How often the engine's numbers are sampled during the run.
+const SAMPLE_EVERY: Duration = Duration::from_millis(250);
+
+/// Runs `options` to a report; `Err` is bad input or an engine that would not run.
+pub fn run(options: &LiveOptions) -> Result<LiveReport, LiveError> {
+    let scenario = Scenario::load(&options.scenario).map_err(|error| LiveError::Scenario {
+        path: options.scenario.display().to_string(),
+        message: error.to_string(),
+    })?;
+    let profile = Profile::load(&options.profile)?;
+    check_scenario(&scenario, &profile, options)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| LiveError::Io { what: "starting the runtime".into(), source })?;
+    let result = runtime.block_on(async {
+        tokio::select! {
+            biased;
+            _ = tokio::signal::ctrl_c() => Err(LiveError::Interrupted),
+            result = execute(scenario, profile, options) => result,
+        }
+    });
+    // Dropping the runtime drops every task still holding the engine, which kills it.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    result
+}
+
+fn check_scenario(scenario: &Scenario, profile: &Profile, options: &LiveOptions) -> Result<(), LiveError> {
+    let error = |message: String| LiveError::Scenario { path: options.scenario.display().to_string(), message };
+    match scenario.traffic_accounts.as_slice() {
+        [account] if account.provider == profile.provider.kind => {}
+        [account] => {
+            return Err(error(format!(
+                "traffic account `{}` is {:?}, the engine profile's provider is {:?}",
+                account.name, account.provider, profile.provider.kind
+            )))
+        }
+        _ => return Err(error("live mode drives exactly one traffic account".into())),
+    }
+    let shares = |t: &smsim_sim::scenario::TenantSection| {
+        t.contacts.invalid_share + t.contacts.opted_out_share + t.contacts.ucs2_name_share
+    };
+    if let Some(tenant) = scenario.tenants.iter().find(|tenant| shares(tenant) > 0.0) {
+        return Err(error(format!(
+            "tenant `{}`: live mode imports valid, opted-in GSM-7 contacts only (invalid, opted-out and UCS-2 shares must be 0)",
+            tenant.name
+        )));
+    }
+    if scenario.campaigns.is_empty() {
+        return Err(error("no campaigns: nothing to drive".into()));
+    }
+    Ok(())
+}
+
+/// A free loopback port (bound, then released for the engine to take).
+fn free_port() -> Result<u16, LiveError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|source| LiveError::Io { what: "finding a free port".into(), source })?;
+    listener.local_addr().map(|address| address.port()).map_err(|source| LiveError::Io { what: "port".into(), source })
+}
+
+/// What the provider's hold hook asks the runner: kill the engine, restart after
+/// `restart_after_ms`, then answer.
+struct KillRequest {
+    restart_after_ms: u64,
+    done: oneshot::Sender<()>,
+}
+
+/// Armed kills-on-accept: each is a restart delay; the next accepting request takes one.
+#[derive(Clone, Default)]
+struct Trap(Arc<Mutex<Vec<u64>>>);
+
+impl Trap {
+    fn hook(&self, requests: mpsc::UnboundedSender<KillRequest>) -> AfterAccept {
+        let armed = self.0.clone();
+        Arc::new(move |accepted| {
+            let restart = if accepted > 0 { armed.lock().expect("trap poisoned").pop() } else { None };
+            let requests = requests.clone();
+            Box::pin(async move {
+                let Some(restart_after_ms) = restart else { return };
+                let (done, answered) = oneshot::channel();
+                if requests.send(KillRequest { restart_after_ms, done }).is_ok() {
+                    // Bounded: the runner answers at once after the kill.
+                    let _ = tokio::time::timeout(Duration::from_secs(5), answered).await;
+                }
+            })
+        })
+    }
+}
+
+/// The run's moving parts.
+struct Live {
+    scenario: Scenario,
+    profile: Profile,
+    engine: Arc<Mutex<EngineProcess>>,
+    driver: Arc<Driver>,
+    provider: Arc<Provider>,
+    trace: Arc<Trace>,
+    global: Values,
+    contacts: BTreeMap<String, u64>,
+    violations: Arc<Mutex<Vec<Violation>>>,
+    failure: Arc<Mutex<Option<LiveError>>>,
+    samples: Arc<std::sync::atomic::AtomicU64>,
+    /// A sampling round is in flight (a stopped engine holds one for up to a timeout;
+    /// rounds do not pile up behind it).
+    sampling: Arc<std::sync::atomic::AtomicBool>,
+}
+
+async fn execute(scenario: Scenario, profile: Profile, options: &LiveOptions) -> Result<LiveReport, LiveError> {
+    let io = |what: &str| {
+        let what = what.to_owned();
+        move |source| LiveError::Io { what, source }
+    };
+    // An old engine database would carry an earlier run's campaigns into this one.
+    let used = std::fs::read_dir(&options.workdir).is_ok_and(|mut entries| entries.next().is_some());
+    if used {
+        return Err(LiveError::Scenario {
+            path: options.scenario.display().to_string(),
+            message: format!("workdir {} is not empty; give a new or empty directory", options.workdir.display()),
+        });
+    }
+    std::fs::create_dir_all(&options.workdir).map_err(io("creating the workdir"))?;
+    let trace_path = options.workdir.join("trace.jsonl");
+    let trace = Arc::new(Trace::create(&trace_path).map_err(io("creating the trace"))?);
+    let plan = draw(&scenario, options.seed, &options.nemesis);
+    trace.event("plan", json!({ "seed": plan.seed, "faults": plan.faults }));
+
+    let provider_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(io("binding the provider"))?;
+    let provider_url = format!("http://{}", provider_listener.local_addr().map_err(io("provider address"))?);
+    let engine_port = free_port()?;
+    let global = global_values(&profile, options, &provider_url, engine_port);
+    let engine_url = format!("http://127.0.0.1:{engine_port}");
+
+    let launch = launch(&profile, &global, &options.workdir)?;
+    let engine = Arc::new(Mutex::new(EngineProcess::new(launch)));
+    let (kill_requests, kill_queue) = mpsc::unbounded_channel();
+    let trap = Trap::default();
+    let webhook_base = fill(&profile.provider.webhook_base_url, &global, "provider.webhook_base_url", false)?;
+    loopback_only(&webhook_base, "provider.webhook_base_url", options)?;
+    let provider = start_provider(&scenario, &profile, webhook_base, options.seed, provider_listener);
+    provider.hold_answers_with(trap.hook(kill_requests));
+
+    let pid = engine.lock().expect("engine lock poisoned").start()?;
+    trace.event("start", json!({ "pid": pid }));
+    let ready_url = fill(&profile.process.ready_url, &global, "process.ready_url", false)?;
+    loopback_only(&ready_url, "process.ready_url", options)?;
+    wait_ready(&engine, &ready_url, profile.process.ready_timeout_ms).await?;
+
+    let driver = Arc::new(Driver {
+        api: crate::api::EngineApi::new(engine_url),
+        profile: profile.clone(),
+        campaigns: Mutex::new(BTreeMap::new()),
+        tenants: Mutex::new(BTreeMap::new()),
+    });
+    let contacts = driver.setup(&scenario, &global).await?;
+    trace.event("setup", json!({ "campaigns": contacts }));
+    let live = Live {
+        scenario,
+        profile,
+        engine,
+        driver,
+        provider,
+        trace,
+        global,
+        contacts,
+        violations: Arc::default(),
+        failure: Arc::default(),
+        samples: Arc::default(),
+        sampling: Arc::default(),
+    };
+    let started = live.trace.now_ms();
+    live.fault_phase(&plan, &trap, kill_queue).await?;
+    live.heal(&trap, &ready_url).await?;
+    let settled = live.settle().await?;
+    let report = live.report(plan, settled, options, &trace_path, started).await;
+    crate::process::stop(&live.engine, Duration::from_millis(live.profile.process.stop_grace_ms)).await;
+    report
+}
+
+/// Whether `url` is `http://` on a loopback host: live mode never leaves the machine.
+fn is_loopback(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else { return false };
+    let host = rest.split(['/', '?']).next().unwrap_or_default();
+    let host = host.rsplit_once(':').map_or(host, |(host, _port)| host);
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+}
+
+fn loopback_only(url: &str, place: &str, options: &LiveOptions) -> Result<(), LiveError> {
+    if is_loopback(url) {
+        return Ok(());
+    }
+    Err(LiveError::Profile {
+        path: options.profile.display().to_string(),
+        message: format!("{place}: `{url}` is not a loopback URL (live mode stays on 127.0.0.1)"),
+    })
+}
+
+fn global_values(profile: &Profile, options: &LiveOptions, provider_url: &str, engine_port: u16) -> Values {
+    let provider = &profile.provider;
+    Values::from([
+        ("smsim".into(), options.smsim.display().to_string()),
+        ("profile_dir".into(), profile.dir.display().to_string()),
+        ("workdir".into(), options.workdir.display().to_string()),
+        ("seed".into(), options.seed.to_string()),
+        ("engine_port".into(), engine_port.to_string()),
+        ("provider_url".into(), provider_url.to_owned()),
+        ("provider_key".into(), provider.key.clone()),
+        ("provider_secret".into(), provider.secret.clone()),
+        ("account_id".into(), provider.account_id.clone()),
+    ])
+}
+
+fn launch(profile: &Profile, global: &Values, workdir: &std::path::Path) -> Result<Launch, LiveError> {
+    let command = profile
+        .process
+        .command
+        .iter()
+        .map(|part| fill(part, global, "process.command", false))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut env = BTreeMap::new();
+    for (name, value) in &profile.process.env {
+        env.insert(name.clone(), fill(value, global, &format!("process.env.{name}"), false)?);
+    }
+    Ok(Launch { command, env, log: workdir.join("engine.log") })
+}
+
+fn start_provider(
+    scenario: &Scenario,
+    profile: &Profile,
+    webhook_base: String,
+    seed: u64,
+    listener: tokio::net::TcpListener,
+) -> Arc<Provider> {
+    let binding = AccountBinding {
+        engine_id: profile.provider.account_id.clone(),
+        key: profile.provider.key.clone(),
+        secret: profile.provider.secret.clone(),
+    };
+    let provider = Provider::new(live_behaviour(scenario), vec![binding], seed, smsim_sim::clock::SimClock);
+    // Real sockets: bound the webhooks in flight, as a real provider's sender does.
+    provider.limit_concurrent_reports(64);
+    let serving = provider.clone();
+    tokio::spawn(async move {
+        let _ = serve_live(serving, listener, &webhook_base, None).await;
+    });
+    provider
+}
+
+/// A step of the fault phase's timeline.
+#[derive(Clone, Debug)]
+enum Step {
+    Enqueue(usize),
+    Operator(usize),
+    Fault(Fault),
+    Restart,
+    Continue,
+}
+
+impl Live {
+    /// The timeline: enqueues and operator actions from the scenario, faults from the plan.
+    fn timeline(&self, plan: &FaultPlan) -> BTreeMap<(u64, u64), Step> {
+        let mut timeline = BTreeMap::new();
+        let mut sequence = 0;
+        let mut add = |at_ms: u64, step: Step| {
+            sequence += 1;
+            timeline.insert((at_ms, sequence), step);
+        };
+        let ms = |seconds: f64| (seconds * 1_000.0) as u64;
+        for (index, campaign) in self.scenario.campaigns.iter().enumerate() {
+            add(ms(campaign.enqueue_at_s), Step::Enqueue(index));
+        }
+        // Random operator times are drawn from the seed, like the simulator's.
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(plan.seed ^ 0x6f70);
+        for (index, action) in self.scenario.operator.iter().enumerate() {
+            let at_ms =
+                if action.random { rand::Rng::random_range(&mut rng, 0..=ms(action.at_s)) } else { ms(action.at_s) };
+            add(at_ms, Step::Operator(index));
+        }
+        for fault in &plan.faults {
+            add(fault.at_ms(), Step::Fault(fault.clone()));
+        }
+        timeline
+    }
+
+    /// Runs the fault phase: the timeline, kill requests from the provider, and samples.
+    async fn fault_phase(
+        &self,
+        plan: &FaultPlan,
+        trap: &Trap,
+        mut kill_queue: mpsc::UnboundedReceiver<KillRequest>,
+    ) -> Result<(), LiveError> {
+        let start = tokio::time::Instant::now();
+        let phase_end = start + Duration::from_secs(self.scenario.duration_s.max(1));
+        let mut timeline = self.timeline(plan);
+        let mut sampling = tokio::time::interval(SAMPLE_EVERY);
+        let mut sequence = u64::MAX / 2;
+        loop {
+            if let Some(error) = self.failure.lock().expect("failure poisoned").take() {
+                return Err(error);
+            }
+            let next = timeline.first_key_value().map(|((at_ms, _), _)| start + Duration::from_millis(*at_ms));
+            let wake = next.map_or(phase_end, |next| next.min(phase_end));
+            tokio::select! {
+                biased;
+                Some(request) = kill_queue.recv() => {
+                    let at = self.kill_between_accept_and_commit(request);
+                    sequence += 1;
+                    timeline.insert((at + start.elapsed().as_millis() as u64, sequence), Step::Restart);
+                }
+                _ = tokio::time::sleep_until(wake) => {
+                    if tokio::time::Instant::now() >= phase_end {
+                        return Ok(());
+                    }
+                    let Some(((_, _), step)) = timeline.pop_first() else { continue };
+                    let now_ms = start.elapsed().as_millis() as u64;
+                    if let Some((delay_ms, follow)) = self.apply(step, trap) {
+                        sequence += 1;
+                        timeline.insert((now_ms + delay_ms, sequence), follow);
+                    }
+                }
+                _ = sampling.tick() => self.sample(),
+            }
+        }
+    }
+
+    /// Kills the engine for a held acceptance and lets the answer go; the restart delay.
+    fn kill_between_accept_and_commit(&self, request: KillRequest) -> u64 {
+        let killed = self.engine.lock().expect("engine lock poisoned").kill();
+        let event = if killed { "kill_between_accept_and_commit" } else { "missed" };
+        self.trace.event(event, json!({ "restart_after_ms": request.restart_after_ms }));
+        let _ = request.done.send(());
+        request.restart_after_ms
+    }
+
+    /// Applies one step; a follow-up step and its delay, if any.
+    fn apply(&self, step: Step, trap: &Trap) -> Option<(u64, Step)> {
+        match step {
+            Step::Enqueue(index) => self.spawn_enqueue(index),
+            Step::Operator(index) => self.spawn_operator(index),
+            Step::Fault(Fault::Kill { restart_after_ms, .. }) => {
+                let killed = self.engine.lock().expect("engine lock poisoned").kill();
+                self.trace
+                    .event(if killed { "kill" } else { "missed" }, json!({ "restart_after_ms": restart_after_ms }));
+                return killed.then_some((restart_after_ms, Step::Restart));
+            }
+            Step::Fault(Fault::KillOnAccept { restart_after_ms, .. }) => {
+                trap.0.lock().expect("trap poisoned").push(restart_after_ms);
+                self.trace.event("armed_kill_on_accept", json!({ "restart_after_ms": restart_after_ms }));
+            }
+            Step::Fault(Fault::Pause { for_ms, .. }) => {
+                let mut engine = self.engine.lock().expect("engine lock poisoned");
+                let paused = engine.alive() && !engine.is_paused() && engine.pause();
+                self.trace.event(if paused { "sigstop" } else { "missed" }, json!({ "for_ms": for_ms }));
+                return paused.then_some((for_ms, Step::Continue));
+            }
+            Step::Restart => self.restart(),
+            Step::Continue => {
+                self.engine.lock().expect("engine lock poisoned").resume();
+                self.trace.event("sigcont", json!({}));
+            }
+        }
+        None
+    }
+
+    fn restart(&self) {
+        let mut engine = self.engine.lock().expect("engine lock poisoned");
+        if engine.alive() {
+            return;
+        }
+        match engine.start() {
+            Ok(pid) => self.trace.event("restart", json!({ "pid": pid })),
+            Err(error) => *self.failure.lock().expect("failure poisoned") = Some(error),
+        }
+    }
+
+    fn spawn_enqueue(&self, index: usize) {
+        let campaign = self.scenario.campaigns[index].clone();
+        let (driver, trace, failure) = (self.driver.clone(), self.trace.clone(), self.failure.clone());
+        tokio::spawn(async move {
+            match driver.enqueue(&campaign.name, campaign.double_click).await {
+                Ok(answers) => trace.event("enqueue", json!({ "campaign": campaign.name, "answers": answers })),
+                Err(error) => *failure.lock().expect("failure poisoned") = Some(error),
+            }
+        });
+    }
+
+    fn spawn_operator(&self, index: usize) {
+        let action = self.scenario.operator[index].clone();
+        let (driver, trace, global) = (self.driver.clone(), self.trace.clone(), self.global.clone());
+        let failure = self.failure.clone();
+        tokio::spawn(async move {
+            let campaign = action.campaign.as_deref();
+            match driver.operator(action.action, campaign, action.tenant.as_deref(), action.amount, &global).await {
+                Ok(answer) => trace.event(
+                    "operator",
+                    json!({ "action": action.action, "campaign": campaign, "mapped": answer.is_some(), "answer": answer.flatten() }),
+                ),
+                Err(error) => *failure.lock().expect("failure poisoned") = Some(error),
+            }
+        });
+    }
+
+    /// Reads every campaign once in the background, checking each reading's bounds.
+    fn sample(&self) {
+        if self.sampling.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
+        let sampling = self.sampling.clone();
+        let names: Vec<(String, u64)> = self.contacts.iter().map(|(name, count)| (name.clone(), *count)).collect();
+        let (driver, trace, violations) = (self.driver.clone(), self.trace.clone(), self.violations.clone());
+        let (failure, samples) = (self.failure.clone(), self.samples.clone());
+        tokio::spawn(async move {
+            for (name, contacts) in names {
+                match driver.read(&name, trace.now_ms()).await {
+                    Ok(Some(reading)) => {
+                        samples.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        trace.event("sample", json!({ "campaign": name, "reading": reading }));
+                        record(&violations, check::check_reading(&name, contacts, &reading));
+                    }
+                    Ok(None) => {}
+                    Err(error) => *failure.lock().expect("failure poisoned") = Some(error),
+                }
+            }
+            sampling.store(false, std::sync::atomic::Ordering::Release);
+        });
+    }
+}
+
+/// Keeps the first violation of each invariant.
+fn record(violations: &Mutex<Vec<Violation>>, found: Vec<Violation>) {
+    let mut violations = violations.lock().expect("violations poisoned");
+    for violation in found {
+        if !violations.iter().any(|known| known.invariant == violation.invariant) {
+            violations.push(violation);
+        }
+    }
+}
+
+impl Live {
+    /// Ends the faults: disarms the trap, turns the provider's faults off, continues or
+    /// restarts the engine, and waits until it is ready.
+    async fn heal(&self, trap: &Trap, ready_url: &str) -> Result<(), LiveError> {
+        let unfired = std::mem::take(&mut *trap.0.lock().expect("trap poisoned"));
+        for _ in unfired {
+            self.trace.event("missed", json!({ "fault": "kill_on_accept", "why": "no request accepted after arming" }));
+        }
+        self.provider.heal();
+        {
+            let mut engine = self.engine.lock().expect("engine lock poisoned");
+            if engine.is_paused() {
+                engine.resume();
+                self.trace.event("sigcont", json!({}));
+            }
+        }
+        self.restart();
+        self.trace.event("heal", json!({}));
+        wait_ready(&self.engine, ready_url, self.profile.process.ready_timeout_ms).await
+    }
+
+    /// Waits (at most the scenario's `heal_s`) until every campaign is in a final status
+    /// and the provider has no report left to send; the last readings, and whether it did.
+    async fn settle(&self) -> Result<(BTreeMap<String, Reading>, bool), LiveError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(self.scenario.heal_s.max(1));
+        let final_statuses = &self.profile.statuses.final_statuses;
+        let mut last: BTreeMap<String, Reading> = BTreeMap::new();
+        loop {
+            for (name, contacts) in &self.contacts {
+                if let Some(reading) = self.driver.read(name, self.trace.now_ms()).await? {
+                    self.samples.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    record(&self.violations, check::check_reading(name, *contacts, &reading));
+                    last.insert(name.clone(), reading);
+                }
+            }
+            let pending = self.provider.truth.lock().expect("provider poisoned").reports_pending;
+            let finished = last.len() == self.contacts.len()
+                && last.values().all(|reading| final_statuses.contains(&reading.status));
+            if finished && pending == 0 {
+                self.trace.event("settled", json!({ "campaigns": last }));
+                return Ok((last, true));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                self.trace.event("not_settled", json!({ "campaigns": last, "reports_pending": pending }));
+                return Ok((last, false));
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Decides the invariants and writes the report.
+    async fn report(
+        &self,
+        plan: FaultPlan,
+        (last, _settled): (BTreeMap<String, Reading>, bool),
+        options: &LiveOptions,
+        trace_path: &std::path::Path,
+        started_ms: u64,
+    ) -> Result<LiveReport, LiveError> {
+        let now_ms = self.trace.now_ms();
+        let truth = {
+            let truth = self.provider.truth.lock().expect("provider poisoned");
+            TruthView::of(&truth, self.provider.now_ms())
+        };
+        let campaigns = self.outcomes(&last, &truth);
+        let tenants = self.tenants(&campaigns).await?;
+        let mut found = Vec::new();
+        found.extend(check::at_most_once(&truth, now_ms));
+        for campaign in &campaigns {
+            found.extend(check::counters_against_truth(campaign, now_ms));
+            found.extend(check::completion(campaign, &self.profile.statuses.completed, now_ms));
+        }
+        for tenant in &tenants {
+            found.extend(check::money(tenant, &campaigns, &truth, now_ms));
+        }
+        found.extend(check::liveness(&campaigns, &self.profile.statuses.final_statuses, &truth, now_ms));
+        record(&self.violations, found);
+        let violations = self.violations.lock().expect("violations poisoned").clone();
+        let verdicts = verdicts(&violations, tenants.iter().any(|t| t.charged.is_some()));
+        self.trace.event("verdicts", json!({ "verdicts": verdicts }));
+        self.trace.flush();
+        let duplicate_acceptances = truth.acceptances.len() as u64 - distinct(&truth);
+        Ok(LiveReport {
+            scenario: self.scenario.name.clone(),
+            engine: self.profile.name.clone(),
+            seed: plan.seed,
+            fired: self.fired(),
+            plan,
+            verdicts,
+            violations,
+            campaigns,
+            tenants,
+            acceptances: truth.acceptances.len() as u64,
+            duplicate_acceptances,
+            reports_sent: truth.reports.len() as u64,
+            coverage: truth.marks.clone(),
+            samples: self.samples.load(std::sync::atomic::Ordering::Relaxed),
+            wall_ms: now_ms - started_ms,
+            workdir: options.workdir.display().to_string(),
+            trace: trace_path.display().to_string(),
+            tail: self.trace.tail(),
+            reproduce: reproduce(options),
+        })
+    }
+
+    fn fired(&self) -> FaultsFired {
+        let between = self.trace.count("kill_between_accept_and_commit");
+        FaultsFired {
+            kills: self.trace.count("kill") + between,
+            kills_between_accept_and_commit: between,
+            pauses: self.trace.count("sigstop"),
+            restarts: self.trace.count("restart"),
+            missed: self.trace.count("missed"),
+        }
+    }
+
+    fn outcomes(&self, last: &BTreeMap<String, Reading>, truth: &TruthView) -> Vec<CampaignOutcome> {
+        self.scenario
+            .campaigns
+            .iter()
+            .map(|campaign| {
+                let body_prefix = format!("[{}] ", campaign.name);
+                let mine: Vec<_> = check::acceptances_of(truth, &body_prefix).collect();
+                let keys: std::collections::BTreeSet<(&str, &str)> =
+                    mine.iter().map(|a| (a.destination.as_str(), a.body.as_str())).collect();
+                CampaignOutcome {
+                    name: campaign.name.clone(),
+                    tenant: campaign.tenant.clone(),
+                    contacts: self.contacts.get(&campaign.name).copied().unwrap_or(0),
+                    last: last.get(&campaign.name).cloned().unwrap_or_default(),
+                    accepted: mine.len() as u64,
+                    accepted_distinct: keys.len() as u64,
+                    body_prefix,
+                }
+            })
+            .collect()
+    }
+
+    async fn tenants(&self, campaigns: &[CampaignOutcome]) -> Result<Vec<TenantOutcome>, LiveError> {
+        let price = self.scenario.traffic_accounts.first().map_or(0, |account| account.price_per_segment);
+        let mut tenants = Vec::new();
+        for tenant in &self.scenario.tenants {
+            let from_campaigns: Option<i64> =
+                campaigns.iter().filter(|c| c.tenant == tenant.name).map(|c| c.last.charged).sum();
+            let charged = match self.driver.charged(&tenant.name, &self.global).await? {
+                Some(charged) => Some(charged),
+                None => from_campaigns,
+            };
+            tenants.push(TenantOutcome { name: tenant.name.clone(), charged, price_per_segment: price });
+        }
+        Ok(tenants)
+    }
+}
+
+fn distinct(truth: &TruthView) -> u64 {
+    let keys: std::collections::BTreeSet<(&str, &str)> =
+        truth.acceptances.iter().map(|a| (a.destination.as_str(), a.body.as_str())).collect();
+    keys.len() as u64
+}
+
+/// Live mode decides these; the rest need the engine's journal, which it does not have.
+const CHECKED: [Invariant; 6] = [
+    Invariant::Counters,
+    Invariant::Progress,
+    Invariant::AtMostOnce,
+    Invariant::Money,
+    Invariant::Completion,
+    Invariant::Liveness,
+];
+
+fn verdicts(violations: &[Violation], money_visible: bool) -> BTreeMap<Invariant, Verdict> {
+    Invariant::ALL
+        .into_iter()
+        .map(|invariant| {
+            let verdict = if !CHECKED.contains(&invariant) {
+                Verdict::NotChecked("needs the engine's own history".into())
+            } else if invariant == Invariant::Money && !money_visible {
+                Verdict::NotChecked("the profile reads no charges".into())
+            } else if violations.iter().any(|v| v.invariant == invariant) {
+                Verdict::Broken
+            } else {
+                Verdict::Held
+            };
+            (invariant, verdict)
+        })
+        .collect()
+}
+
+fn reproduce(options: &LiveOptions) -> String {
+    let nemesis = &options.nemesis;
+    format!(
+        "smsim live {} --engine {} --seed {} --kills {} --kills-on-accept {} --pauses {} --pause-ms {}",
+        options.scenario.display(),
+        options.profile.display(),
+        options.seed,
+        nemesis.kills,
+        nemesis.kills_on_accept,
+        nemesis.pauses,
+        nemesis.pause_ms
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn only_loopback_urls_pass() {
+        assert!(is_loopback("http://127.0.0.1:8080/health"));
+        assert!(is_loopback("http://localhost:1"));
+        assert!(is_loopback("http://[::1]:80/x?y"));
+        assert!(!is_loopback("http://10.0.0.1:8080/health"));
+        assert!(!is_loopback("https://example.com/"));
+        assert!(!is_loopback("http://127.0.0.1.evil.com/"));
+    }
+}

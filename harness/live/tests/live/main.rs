@@ -1,0 +1,43 @@
+//! Integration tests of smsim-live: the simulated provider on a real loopback socket.
+
+use smsim_core::adapter::http::HyperClient;
+use smsim_core::adapter::{HttpClient, HttpRequest};
+use smsim_sim::provider::live::{serve_live, TruthView, TRUTH_PATH};
+use smsim_sim::provider::{AccountBinding, Behaviour, Provider};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn request(method: http::Method, url: String, headers: &[(&str, &str)], body: &str) -> HttpRequest {
+    let headers: BTreeMap<String, String> =
+        headers.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect();
+    HttpRequest { method, url, headers, body: bytes::Bytes::from(body.to_owned()) }
+}
+
+/// A Mitto-style send over TCP shows up in the truth served at /_smsim/truth, with its
+/// time on the real clock; a request with an unknown key is refused and not accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provider_serves_its_ground_truth_over_tcp() {
+    let behaviour =
+        Behaviour { latency_ms: [0, 0], delivery_rate: 1.0, report_delay_ms: [50, 50], ..Behaviour::default() };
+    let binding = AccountBinding { engine_id: "ta_1".into(), key: "k".into(), secret: "s".into() };
+    let provider = Provider::new(behaviour, vec![binding], 1, smsim_sim::clock::SimClock);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    // Reports go to a port nobody listens on: they are retried, not lost.
+    let serving = tokio::spawn(serve_live(provider.clone(), listener, "http://127.0.0.1:9", None));
+    let client = HyperClient::tcp(Duration::from_secs(5));
+    let send = |key: &'static str| {
+        let body = r#"{"messages":[{"trafficAccountId":"t","destination":"+306910000001","sms":{"text":"[a] hi","sender":"S"}}]}"#;
+        let json = [("content-type", "application/json"), ("x-mitto-api-key", key)];
+        request(http::Method::POST, format!("{base}/api/v1.1/Messages/sendmessagesbulk"), &json, body)
+    };
+    assert_eq!(client.send(send("wrong")).await.unwrap().status, 401);
+    assert_eq!(client.send(send("k")).await.unwrap().status, 200);
+    let answer = client.send(request(http::Method::GET, format!("{base}{TRUTH_PATH}"), &[], "")).await.unwrap();
+    let truth: TruthView = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(truth.acceptances.len(), 1, "{truth:?}");
+    assert_eq!(truth.acceptances[0].destination, "+306910000001");
+    assert_eq!(truth.acceptances[0].account, "ta_1");
+    assert_eq!(truth.received, 1);
+    serving.abort();
+}
