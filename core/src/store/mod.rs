@@ -16,6 +16,7 @@
 
 pub mod conformance;
 pub mod memory;
+pub mod postgres;
 pub mod sqlite;
 
 use crate::clock::Timestamp;
