@@ -11,9 +11,9 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingM
 use smsim_benches::{accept, claim, enqueued_campaign, provider_id, Fixture, T0};
 use smsim_core::store::memory::MemoryStore;
 use smsim_core::store::{JournalEntry, Store};
-use smsim_harness::driver::DriverLog;
-use smsim_harness::oracle::{Limits, Oracle};
-use smsim_harness::provider::{Acceptance, SentReport, Truth};
+use smsim_sim::driver::DriverLog;
+use smsim_sim::oracle::{Limits, Oracle};
+use smsim_sim::provider::{Acceptance, SentReport, Truth};
 use std::time::Duration;
 
 const BATCH: u32 = 200;

@@ -4,8 +4,8 @@
 #![allow(missing_docs)]
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use smsim_harness::run::{run, RunOptions};
-use smsim_harness::scenario::Scenario;
+use smsim_sim::run::{run, RunOptions};
+use smsim_sim::scenario::Scenario;
 use std::path::Path;
 use std::time::Duration;
 

@@ -7,7 +7,7 @@
 //! ```text
 //! #[test]
 //! fn certified() {
-//!     smsim_harness::certify::assert_certified(&subject());
+//!     smsim_certify::assert_certified(&subject());
 //! }
 //! ```
 //!
@@ -15,6 +15,8 @@
 //! `cargo test` runs the test at the bottom too (the example is built with `test = true`).
 
 use bytes::Bytes;
+use smsim_certify::profiles::MittoProfile;
+use smsim_certify::{self as certify, Options, Subject};
 use smsim_core::adapter::mitto::wire;
 use smsim_core::adapter::{
     AdapterConfigError, Capabilities, HttpClient, HttpRequest, LookupOutcome, OutboundMessage, ParsedReport,
@@ -23,8 +25,6 @@ use smsim_core::adapter::{
 };
 use smsim_core::domain::report::ReportStatus;
 use smsim_core::domain::{ProviderKind, TrafficAccount};
-use smsim_harness::certify::profiles::MittoProfile;
-use smsim_harness::certify::{self, Options, Subject};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -215,6 +215,6 @@ fn main() -> ExitCode {
 mod tests {
     #[test]
     fn certified() {
-        smsim_harness::certify::assert_certified(&super::subject());
+        smsim_certify::assert_certified(&super::subject());
     }
 }

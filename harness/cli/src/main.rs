@@ -3,14 +3,14 @@
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use rand::{RngCore, SeedableRng};
+use smsim_cli::serve::{Engine, ServeOptions};
+use smsim_cli::{out, outln};
 use smsim_core::adapter::capabilities_of;
 use smsim_core::domain::ProviderKind;
 use smsim_core::service::EngineConfig;
 use smsim_core::store::sqlite::SqliteStore;
 use smsim_core::store::{sha256_hex, NewTenant, NewTrafficAccount, Store};
 use smsim_core::{Credits, TenantId, Timestamp};
-use smsim_harness::serve::{Engine, ServeOptions};
-use smsim_harness::{out, outln};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,7 +47,7 @@ enum Command {
     Certify(CertifyArgs),
     /// Measure simulation speed, sweep scaling, real-mode throughput and memory against
     /// the README's targets.
-    Bench(smsim_harness::bench::BenchArgs),
+    Bench(smsim_cli::bench::BenchArgs),
     /// Simulate seed 1 of a scenario and print this process's peak memory as JSON (the
     /// memory section of `bench` runs it as a child process).
     #[command(hide = true)]
@@ -282,16 +282,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sweep(args) => sweep(args),
         Command::Shrink(args) => shrink(args),
         Command::Certify(args) => certify(args),
-        Command::Bench(args) => smsim_harness::bench::bench(&args).map(|_| ExitCode::SUCCESS),
+        Command::Bench(args) => smsim_cli::bench::bench(&args).map(|_| ExitCode::SUCCESS),
         Command::BenchPeakRss { scenario } => {
-            outln!("{}", serde_json::to_string(&smsim_harness::bench::peak_rss_child(&scenario)?)?);
+            outln!("{}", serde_json::to_string(&smsim_cli::bench::peak_rss_child(&scenario)?)?);
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
 fn certify(args: CertifyArgs) -> anyhow::Result<ExitCode> {
-    use smsim_harness::certify::{self, Options, Subject};
+    use smsim_certify::{self as certify, Options, Subject};
     if args.list {
         for clause in certify::CLAUSES {
             outln!("{:<26}  {}", clause.id, clause.statement);
@@ -320,7 +320,7 @@ fn certify(args: CertifyArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.junit {
-        std::fs::write(path, certify::Report::junit(&reports))
+        std::fs::write(path, smsim_cli::junit::certification(&reports))
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(if reports.iter().all(certify::Report::passed) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
@@ -351,21 +351,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn simulate(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let scenario = smsim_harness::scenario::Scenario::load(&args.scenario)?;
-    let options = smsim_harness::run::RunOptions {
+    let scenario = smsim_sim::scenario::Scenario::load(&args.scenario)?;
+    let options = smsim_sim::run::RunOptions {
         keep_trace: args.trace.is_some(),
         scenario_path: Some(args.scenario.display().to_string()),
         without_bug: args.without_bug,
         adapters: None,
     };
-    let report = smsim_harness::run::run(&scenario, args.seed, &options)?;
+    let report = smsim_sim::run::run(&scenario, args.seed, &options)?;
     if let Some(path) = &args.trace {
         report.write_trace(path).with_context(|| format!("cannot write {}", path.display()))?;
     }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        out!("{}", smsim_harness::report::summary(&report));
+        out!("{}", smsim_sim::report::summary(&report));
         outln!("trace hash {}", report.trace_hash);
     }
     Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
@@ -396,11 +396,11 @@ fn scenario_files(target: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
 fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
     let files = scenario_files(&args.target)?;
-    let scenarios: Vec<(PathBuf, smsim_harness::scenario::Scenario)> = files
+    let scenarios: Vec<(PathBuf, smsim_sim::scenario::Scenario)> = files
         .into_iter()
-        .map(|path| smsim_harness::scenario::Scenario::load(&path).map(|s| (path, s)))
+        .map(|path| smsim_sim::scenario::Scenario::load(&path).map(|s| (path, s)))
         .collect::<Result<_, _>>()?;
-    let seeds = smsim_harness::sweep::SeedRange { start: args.start, count: args.seeds, shard: args.shard }.seeds();
+    let seeds = smsim_sim::sweep::SeedRange { start: args.start, count: args.seeds, shard: args.shard }.seeds();
     let mut failed = false;
     let interactive = std::io::stderr().is_terminal();
     for (path, scenario) in scenarios {
@@ -410,7 +410,7 @@ fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
         }
         let done = std::sync::atomic::AtomicU64::new(0);
         let total = seeds.len();
-        let progress = |report: &smsim_harness::run::RunReport| {
+        let progress = |report: &smsim_sim::run::RunReport| {
             let finished = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             if interactive {
                 eprint!(
@@ -421,7 +421,7 @@ fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
             }
         };
         let started = std::time::Instant::now();
-        let report = smsim_harness::sweep::sweep(
+        let report = smsim_sim::sweep::sweep(
             &scenario,
             &path.display().to_string(),
             &seeds,
@@ -453,15 +453,15 @@ fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
         }
         for failure in &report.failures {
             failed = true;
-            out!("{}", smsim_harness::report::summary(failure));
+            out!("{}", smsim_sim::report::summary(failure));
         }
     }
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 fn shrink(args: ShrinkArgs) -> anyhow::Result<ExitCode> {
-    use smsim_harness::run::{run, RunOptions};
-    let scenario = smsim_harness::scenario::Scenario::load(&args.scenario)?;
+    use smsim_sim::run::{run, RunOptions};
+    let scenario = smsim_sim::scenario::Scenario::load(&args.scenario)?;
     let report = run(&scenario, args.seed, &RunOptions::default())?;
     let Some(violation) = report.violation.clone() else {
         outln!("{} seed {} passes: nothing to shrink", scenario.name, args.seed);
@@ -474,12 +474,12 @@ fn shrink(args: ShrinkArgs) -> anyhow::Result<ExitCode> {
         violation.invariant,
         report.faults.events.len()
     );
-    let (plan, runs) = smsim_harness::shrink::shrink(report.faults.clone(), args.max_runs, |candidate| {
-        let trial = smsim_harness::shrink::with_plan(&scenario, candidate);
+    let (plan, runs) = smsim_sim::shrink::shrink(report.faults.clone(), args.max_runs, |candidate| {
+        let trial = smsim_sim::shrink::with_plan(&scenario, candidate);
         run(&trial, args.seed, &RunOptions::default())
             .is_ok_and(|r| r.violation.is_some_and(|v| v.invariant == violation.invariant))
     });
-    let mut regression = smsim_harness::shrink::with_plan(&scenario, &plan);
+    let mut regression = smsim_sim::shrink::with_plan(&scenario, &plan);
     regression.seed = Some(args.seed);
     regression.name = format!("{}-seed-{}", scenario.name, args.seed);
     let header = format!(

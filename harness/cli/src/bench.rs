@@ -13,13 +13,8 @@
 //! These are measurements, not tests: nothing here decides an outcome, so reading the
 //! wall clock is the point (each such function says so in its `allow`).
 
-use crate::clock::SimClock;
 use crate::outln;
-use crate::provider::{AccountBinding, Behaviour, Provider};
-use crate::run::{run, RunOptions};
-use crate::scenario::Scenario;
 use crate::serve::{Engine, ServeOptions};
-use crate::sweep::sweep;
 use serde::Serialize;
 use serde_json::json;
 use smsim_core::adapter::http::HyperClient;
@@ -28,6 +23,11 @@ use smsim_core::domain::{CampaignStatus, ProviderKind};
 use smsim_core::service::EngineConfig;
 use smsim_core::store::{sha256_hex, NewCampaign, NewContact, NewTenant, NewTrafficAccount};
 use smsim_core::{CampaignId, Credits, TenantId, Timestamp};
+use smsim_sim::clock::SimClock;
+use smsim_sim::provider::{AccountBinding, Behaviour, Provider};
+use smsim_sim::run::{run, RunOptions};
+use smsim_sim::scenario::Scenario;
+use smsim_sim::sweep::sweep;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -405,7 +405,7 @@ impl Loopback {
         let provider_task = {
             let (provider, engine_url) = (provider.clone(), api_url.clone());
             tokio::spawn(async move {
-                if let Err(error) = crate::provider::serve_tcp(provider, provider_listener, &engine_url).await {
+                if let Err(error) = smsim_sim::provider::serve_tcp(provider, provider_listener, &engine_url).await {
                     tracing::error!(%error, "the loopback provider stopped");
                 }
             })
@@ -493,7 +493,8 @@ struct RealTime {
 async fn real_time_campaign(scenario: &Scenario) -> anyhow::Result<RealTime> {
     let tenant = scenario.tenants.first().ok_or_else(|| anyhow::anyhow!("{} has no tenant", scenario.name))?;
     let campaign = scenario.campaigns.first().ok_or_else(|| anyhow::anyhow!("{} has no campaign", scenario.name))?;
-    let (engine, behaviour) = (crate::world::engine_config(scenario), crate::world::provider_behaviour(scenario));
+    let (engine, behaviour) =
+        (smsim_sim::world::engine_config(scenario), smsim_sim::world::provider_behaviour(scenario));
     let loopback = Loopback::start("real-time", engine, scenario.engine.workers, behaviour, tenant.credits).await?;
     let client = HyperClient::tcp(Duration::from_secs(10));
     let rows: Vec<serde_json::Value> = contact_rows(tenant.contacts.count)

@@ -3,8 +3,8 @@
 
 use super::engine::SubjectFactory;
 use super::Context;
-use crate::run::{self, AdapterFactoryRef, RunOptions};
-use crate::scenario::Scenario;
+use smsim_sim::run::{self, AdapterFactoryRef, RunOptions};
+use smsim_sim::scenario::Scenario;
 use std::path::Path;
 use std::sync::Arc;
 

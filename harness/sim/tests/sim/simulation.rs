@@ -1,12 +1,12 @@
 //! Whole simulations: determinism, every scenario file, bad scenario files.
 
-use smsim_harness::check::scenario_passes;
-use smsim_harness::run::{run, RunOptions};
-use smsim_harness::scenario::{Scenario, ScenarioError};
+use smsim_sim::check::scenario_passes;
+use smsim_sim::run::{run, RunOptions};
+use smsim_sim::scenario::{Scenario, ScenarioError};
 use std::path::{Path, PathBuf};
 
 fn scenarios_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")
 }
 
 fn load(name: &str) -> Scenario {
@@ -78,7 +78,7 @@ fn every_scenario_holds_its_invariants() {
 }
 
 /// A scenario's outcome at its first seed, reviewed like code (`cargo insta review`).
-fn snapshot(scenario: &Scenario, report: &smsim_harness::run::RunReport) {
+fn snapshot(scenario: &Scenario, report: &smsim_sim::run::RunReport) {
     let outcome = serde_json::json!({
         "scenario": report.scenario,
         "seed": report.seed,
@@ -90,7 +90,7 @@ fn snapshot(scenario: &Scenario, report: &smsim_harness::run::RunReport) {
         "invariants_checked": report.checks,
         "coverage": report.coverage,
     });
-    insta::with_settings!({ snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots"), prepend_module_to_snapshot => false }, {
+    insta::with_settings!({ snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../../snapshots"), prepend_module_to_snapshot => false }, {
         insta::assert_json_snapshot!(scenario.name.clone(), outcome);
     });
 }
@@ -162,7 +162,7 @@ fn a_campaign_the_api_refuses_to_create_fails_the_run() {
     let scenario = parse(text).unwrap();
     let report = run(&scenario, 1, &RunOptions::default()).unwrap();
     let violation = report.violation.expect("the run should fail");
-    assert_eq!(violation.invariant, smsim_harness::oracle::Invariant::Liveness);
+    assert_eq!(violation.invariant, smsim_sim::oracle::Invariant::Liveness);
     assert!(violation.evidence[0].contains("creating campaign `c` was answered 400"), "{violation}");
 }
 
@@ -170,7 +170,7 @@ fn a_campaign_the_api_refuses_to_create_fails_the_run() {
 /// go, and passes one in which every listed mark fired somewhere.
 #[test]
 fn a_sweep_fails_when_an_expected_coverage_mark_never_fires() {
-    use smsim_harness::sweep::sweep;
+    use smsim_sim::sweep::sweep;
     let mut quiet = load("happy-path.toml");
     quiet.expect.coverage = vec!["crash_worker".into()];
     let report = sweep(&quiet, "scenarios/happy-path.toml", &[1, 2], 1, true, &|_| {}).unwrap();

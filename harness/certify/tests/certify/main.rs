@@ -1,6 +1,8 @@
 //! The certification kit, both ways: the shipped adapters pass every clause that applies
 //! to them, and adapters broken in one known way fail the clause that names the defect.
 
+use smsim_certify::profiles::{InfobipProfile, MittoProfile, TwilioProfile};
+use smsim_certify::{self as certify, Options, Outcome, Report, Subject, CLAUSES};
 use smsim_core::adapter::infobip;
 use smsim_core::adapter::twilio::{self, TwilioAdapter};
 use smsim_core::adapter::{
@@ -9,8 +11,6 @@ use smsim_core::adapter::{
 };
 use smsim_core::domain::ProviderKind;
 use smsim_core::incidents::{self, Bug};
-use smsim_harness::certify::profiles::{InfobipProfile, MittoProfile, TwilioProfile};
-use smsim_harness::certify::{self, Options, Outcome, Report, Subject, CLAUSES};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -44,7 +44,7 @@ fn the_shipped_adapters_pass_every_clause_that_applies() {
 }
 
 #[test]
-fn the_reports_render_as_a_table_json_and_junit() {
+fn the_reports_render_as_a_table_and_json() {
     let report =
         certify::certify(&Subject::builtin(ProviderKind::Twilio), &options(&["submit.single", "submit.batch"]));
     let table = report.table();
@@ -52,8 +52,6 @@ fn the_reports_render_as_a_table_json_and_junit() {
     let json: serde_json::Value = serde_json::to_value(&report).unwrap();
     assert_eq!(json["clauses"][0]["outcome"]["result"], "pass");
     assert_eq!(json["clauses"][1]["outcome"]["result"], "not_applicable");
-    let junit = Report::junit(&[report]);
-    assert!(junit.contains("<testcase name=\"submit.single\"") && junit.contains("<skipped"), "{junit}");
 }
 
 // --- broken adapters --------------------------------------------------------------------------

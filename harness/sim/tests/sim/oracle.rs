@@ -8,10 +8,10 @@ use smsim_core::domain::{Audience, Campaign, CampaignStatus, MessageStatus, Prov
 use smsim_core::store::memory::MemoryStore;
 use smsim_core::store::*;
 use smsim_core::{Credits, MessageId, Timestamp};
-use smsim_harness::driver::DriverLog;
-use smsim_harness::faulty_store::TamperedStore;
-use smsim_harness::oracle::{Invariant, Limits, Oracle};
-use smsim_harness::provider::{Acceptance, MessageKey, SentReport, Truth};
+use smsim_sim::driver::DriverLog;
+use smsim_sim::faulty_store::TamperedStore;
+use smsim_sim::oracle::{Invariant, Limits, Oracle};
+use smsim_sim::provider::{Acceptance, MessageKey, SentReport, Truth};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -90,7 +90,7 @@ fn truth_with_acceptances(ids: &[MessageId], store: &MemoryStore) -> Truth {
     truth
 }
 
-fn fires(result: Result<(), smsim_harness::oracle::Violation>, invariant: Invariant) {
+fn fires(result: Result<(), smsim_sim::oracle::Violation>, invariant: Invariant) {
     match result {
         Err(violation) => assert_eq!(violation.invariant, invariant, "{violation}"),
         Ok(()) => panic!("`{invariant}` did not fire"),

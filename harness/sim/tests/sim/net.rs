@@ -4,7 +4,7 @@ use axum::routing::post;
 use axum::Router;
 use smsim_core::adapter::http::HyperClient;
 use smsim_core::adapter::{HttpClient, HttpError, HttpRequest};
-use smsim_harness::net::{SimConnector, SimListener};
+use smsim_sim::net::{SimConnector, SimListener};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! fail with the reproduction command.
 //!
 //! ```no_run
-//! smsim_harness::check::scenario_passes("scenarios/happy-path.toml", 1..4);
+//! smsim_sim::check::scenario_passes("scenarios/happy-path.toml", 1..4);
 //! ```
 //!
 //! `SMSIM_SEED=n` pins every check to that one seed, to chase a failure.

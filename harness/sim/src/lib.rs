@@ -1,4 +1,5 @@
-//! smsim-harness: the deterministic simulator, the certification kit and the `smsim` CLI.
+//! smsim-sim: the deterministic simulator that runs the smsim engine on turmoil's
+//! simulated network and clock and checks it after every step.
 //!
 //! * [`scenario`] reads and validates scenario files.
 //! * [`world`] turns a scenario and a seed into turmoil hosts, a store, a simulated
@@ -7,14 +8,14 @@
 //! * [`check`] runs scenarios over seeds inside `cargo test`.
 //! * [`sweep`] runs many seeds in parallel; [`shrink`] minimises a failing fault plan.
 //! * [`trace`] records every event of a run as JSON lines and hashes them.
-//! * [`serve`] runs the engine for real on SQLite and tokio sockets.
-//! * [`certify`] judges a provider adapter clause by clause against stubbed providers.
+//! * [`report`] prints a run's outcome for people.
 //! * [`net`] binds the engine's network seams (listener, HTTP connector) to turmoil.
-//! * [`bench`] measures simulation speed, real-mode throughput and memory (`smsim bench`).
-//! * [`stdout`] prints the CLI's output, ending quietly when its reader has gone.
+//! * [`faulty_store`] wraps a store with seeded transient failures.
+//!
+//! Nothing here parses command lines or writes files of its own accord: the `smsim`
+//! command (`harness/cli`) does that, and the certification kit (`harness/certify`)
+//! reuses the [`run`] loop for its system arm.
 
-pub mod bench;
-pub mod certify;
 pub mod check;
 pub mod clock;
 pub mod driver;
@@ -25,9 +26,7 @@ pub mod provider;
 pub mod report;
 pub mod run;
 pub mod scenario;
-pub mod serve;
 pub mod shrink;
-pub mod stdout;
 pub mod sweep;
 pub mod trace;
 pub mod world;

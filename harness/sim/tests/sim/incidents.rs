@@ -2,13 +2,13 @@
 //! sweep of a few seeds finds the violation the scenario names and prints how to
 //! reproduce it; with the bug off, the same seeds pass.
 
-use smsim_harness::oracle::Invariant;
-use smsim_harness::run::{run, RunOptions};
-use smsim_harness::scenario::Scenario;
+use smsim_sim::oracle::Invariant;
+use smsim_sim::run::{run, RunOptions};
+use smsim_sim::scenario::Scenario;
 use std::path::{Path, PathBuf};
 
 fn incident_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/incidents");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/incidents");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
         .filter_map(Result::ok)
@@ -49,7 +49,7 @@ fn every_incident_is_found_with_its_bug_and_absent_without_it() {
             assert!(
                 report.passed(),
                 "{path} seed {seed} fails on the normal engine:\n{}",
-                smsim_harness::report::summary(&report)
+                smsim_sim::report::summary(&report)
             );
         }
     }
@@ -59,13 +59,13 @@ fn every_incident_is_found_with_its_bug_and_absent_without_it() {
 /// invariant and is no larger than the one it started from.
 #[test]
 fn a_failing_fault_plan_shrinks_and_still_fails() {
-    use smsim_harness::shrink::{shrink, with_plan};
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/incidents/resend-after-crash.toml");
+    use smsim_sim::shrink::{shrink, with_plan};
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/incidents/resend-after-crash.toml");
     let scenario = Scenario::load(&file).unwrap();
     let options = RunOptions::default();
     let failing = run(&scenario, 2, &options).unwrap();
     let broken = failing.violation.as_ref().expect("seed 2 finds the resend").invariant;
-    let still_fails = |plan: &smsim_harness::world::FaultPlan| {
+    let still_fails = |plan: &smsim_sim::world::FaultPlan| {
         run(&with_plan(&scenario, plan), 2, &options).unwrap().violation.is_some_and(|v| v.invariant == broken)
     };
     let (smaller, runs) = shrink(failing.faults.clone(), 8, still_fails);

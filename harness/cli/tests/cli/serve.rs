@@ -3,11 +3,11 @@
 //! back through the webhook.
 
 use serde_json::{json, Value};
+use smsim_cli::serve::{Engine, ServeOptions};
 use smsim_core::adapter::http::HyperClient;
 use smsim_core::adapter::mitto::wire as mitto;
 use smsim_core::adapter::{HttpClient, HttpRequest};
 use smsim_core::service::EngineConfig;
-use smsim_harness::serve::{Engine, ServeOptions};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use wiremock::matchers::{method, path};

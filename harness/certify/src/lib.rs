@@ -8,7 +8,7 @@
 //! made of it:
 //!
 //! ```no_run
-//! use smsim_harness::certify::{self, Options, Subject};
+//! use smsim_certify::{self as certify, Options, Subject};
 //! let report = certify::certify(&Subject::builtin(smsim_core::domain::ProviderKind::Mitto), &Options::default());
 //! assert!(report.passed(), "{}", report.table());
 //! ```
@@ -238,36 +238,6 @@ impl Report {
             count(|o| matches!(o, Outcome::NotApplicable(_)))
         );
         out
-    }
-
-    /// The report as JUnit XML: one test suite per adapter, one test case per clause.
-    pub fn junit(reports: &[Report]) -> String {
-        use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
-        let mut junit = quick_junit::Report::new("smsim certify");
-        for report in reports {
-            let mut suite = TestSuite::new(format!("certify.{}", report.adapter));
-            for clause in &report.clauses {
-                let status = match &clause.outcome {
-                    Outcome::Pass => TestCaseStatus::success(),
-                    Outcome::Fail(evidence) => {
-                        let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                        status.set_message(clause.clause.statement).set_description(evidence.as_str());
-                        status
-                    }
-                    Outcome::NotApplicable(reason) => {
-                        let mut status = TestCaseStatus::skipped();
-                        status.set_message(reason.as_str());
-                        status
-                    }
-                };
-                let mut case = TestCase::new(clause.clause.id, status);
-                case.set_classname(format!("certify.{}", report.adapter))
-                    .set_time(Duration::from_millis(clause.millis));
-                suite.add_test_case(case);
-            }
-            junit.add_test_suite(suite);
-        }
-        junit.to_string().expect("JUnit reports serialise")
     }
 }
 

@@ -1,0 +1,14 @@
+//! smsim-cli: what the `smsim` command does beyond parsing its arguments.
+//!
+//! * [`serve`] runs the engine for real on SQLite and tokio sockets.
+//! * [`bench`] measures simulation speed, real-mode throughput and memory (`smsim bench`).
+//! * [`junit`] writes certification reports as JUnit XML.
+//! * [`stdout`] prints the command's output, ending quietly when its reader has gone.
+//!
+//! The simulator itself is `smsim-sim` (`harness/sim`) and the certification kit
+//! `smsim-certify` (`harness/certify`); this crate only wires them to a terminal.
+
+pub mod bench;
+pub mod junit;
+pub mod serve;
+pub mod stdout;

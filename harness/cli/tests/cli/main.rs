@@ -1,0 +1,4 @@
+//! Integration tests of the `smsim` command, linked once.
+
+mod cli;
+mod serve;

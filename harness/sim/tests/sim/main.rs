@@ -1,0 +1,6 @@
+//! Integration tests of smsim-sim, linked once.
+
+mod incidents;
+mod net;
+mod oracle;
+mod simulation;

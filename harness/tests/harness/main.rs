@@ -1,9 +1,0 @@
-//! Integration tests of smsim-harness, linked once.
-
-mod certify;
-mod cli;
-mod incidents;
-mod net;
-mod oracle;
-mod serve;
-mod simulation;
