@@ -10,21 +10,17 @@
 //! Indexes keep the hot paths proportional to the work, not to the store: the claimable
 //! queue holds only queued messages of sending campaigns, ordered by due time.
 
+use super::rules::{self, not_found, ReapDecision, ReportPlan, SubmissionPlan};
 use super::*;
-use crate::domain::ledger::{is_charged, on_transition, LedgerDelta, UNKNOWN_OUTCOME};
-use crate::domain::phone;
-use crate::domain::plan::plan_messages;
+use crate::domain::ledger::LedgerDelta;
 use crate::domain::rate::TokenBucket;
 use crate::domain::records::{ContactFields, Encoding, Lease};
-use crate::domain::report::{decide, ReportDecision};
 use crate::domain::status::TransitionCause;
 use crate::ids::ContactId;
-use crate::incidents::{active, Bug};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Most contact rows one import may carry.
-pub const MAX_IMPORT_ROWS: usize = 10_000;
+pub use super::rules::MAX_IMPORT_ROWS;
 
 /// The in-memory store.
 #[derive(Default)]
@@ -240,29 +236,6 @@ struct State {
     next_campaign: u64,
 }
 
-fn not_found(what: &'static str, id: impl ToString) -> StoreError {
-    StoreError::NotFound { what, id: id.to_string() }
-}
-
-fn invalid(field: impl Into<String>, message: impl Into<String>) -> StoreError {
-    StoreError::Invalid { field: field.into(), message: message.into() }
-}
-
-/// Checks an import row's attributes: the first offending key, with its message.
-pub(crate) fn attribute_error(attributes: &BTreeMap<String, String>) -> Option<(String, &'static str)> {
-    for (key, value) in attributes {
-        let name_ok = (1..=64).contains(&key.len())
-            && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-        if !name_ok {
-            return Some((format!("attributes.{key}"), "attribute names are 1 to 64 letters, digits, _ - ."));
-        }
-        if value.len() > 1024 {
-            return Some((format!("attributes.{key}"), "attribute values are at most 1024 bytes"));
-        }
-    }
-    None
-}
-
 impl State {
     // --- lookups ------------------------------------------------------------------------
 
@@ -334,22 +307,12 @@ impl State {
     // --- validation ---------------------------------------------------------------------
 
     fn check_new_campaign(&self, tenant: TenantId, new: &NewCampaign) -> StoreResult<()> {
-        new.check()?;
-        let account = self.account(new.traffic_account)?;
-        if !account.usable_by(tenant) {
-            return Err(not_found("traffic account", new.traffic_account));
-        }
-        if let Audience::Contacts { ids } = &new.audience {
-            if ids.is_empty() {
-                return Err(invalid("audience", "a contact list audience needs at least one contact"));
-            }
-            for id in ids {
-                if self.contacts.get(id).is_none_or(|contact| contact.tenant != tenant) {
-                    return Err(not_found("contact", id));
-                }
-            }
-        }
-        Ok(())
+        rules::check_new_campaign(
+            tenant,
+            new,
+            |id| self.account(id).cloned(),
+            |id| Ok(self.contacts.get(&id).map(|contact| contact.tenant)),
+        )
     }
 
     // --- the one place a message changes status --------------------------------------------
@@ -368,13 +331,10 @@ impl State {
     ) {
         let message = self.messages.get_mut(&id).expect("move of a missing message");
         let from = message.status;
-        from.transition(to, cause).unwrap_or_else(|illegal| panic!("store bug on {id}: {illegal}"));
-        let from_code = message.last_error.as_ref().map(|error| error.code.clone());
-        if let Some(error) = error {
+        let change = rules::move_message(id, from, to, cause, message.cost, message.last_error.as_deref(), error);
+        if let Some(error) = change.error {
             message.last_error = Some(Box::new(error));
         }
-        let to_code = message.last_error.as_ref().map(|error| error.code.as_str());
-        let delta = on_transition(from, to, message.cost, from_code.as_deref(), to_code);
         let previous_change = message.updated_at;
         message.status = to;
         message.updated_at = now;
@@ -409,22 +369,13 @@ impl State {
             MessageStatus::Queued => self.index_if_claimable(id),
             _ => {}
         }
-        self.apply_ledger(tenant, delta);
+        self.apply_ledger(tenant, change.ledger);
         self.campaign_mut(id.campaign).counts.shift(from, to);
         let seq = self.next_seq();
         self.journal.push(JournalEntry::Message { seq, at: now, message: id, from: Some(from), to, cause });
     }
 
-    fn apply_ledger(&mut self, tenant: TenantId, mut delta: LedgerDelta) {
-        if active(Bug::CreditsNotReserved) {
-            // Incident 002: credits were checked at enqueue, never held; a charge simply
-            // comes off the balance, however many campaigns are drawing on it.
-            delta.reserved = Credits::ZERO;
-            let books = self.tenants.get_mut(&tenant).expect("message of a missing tenant");
-            books.balance += delta.balance;
-            books.charged += delta.charged;
-            return;
-        }
+    fn apply_ledger(&mut self, tenant: TenantId, delta: LedgerDelta) {
         if delta == LedgerDelta::NONE {
             return;
         }
@@ -432,10 +383,8 @@ impl State {
         books.balance += delta.balance;
         books.reserved += delta.reserved;
         books.charged += delta.charged;
-        assert!(
-            books.reserved >= Credits::ZERO && books.reserved <= books.balance,
-            "ledger broken for {tenant}: {books:?}"
-        );
+        // SQLite keeps this with a CHECK constraint; here nothing else would.
+        assert!(rules::books_hold(books), "ledger broken for {tenant}: {books:?}");
     }
 
     /// Puts a queued message in the claimable index if its campaign is sending.
@@ -449,10 +398,7 @@ impl State {
     fn set_campaign_status(&mut self, id: CampaignId, to: CampaignStatus, now: Timestamp) {
         let campaign = self.campaign_mut(id);
         let from = campaign.status;
-        campaign.status = from.transition(to).unwrap_or_else(|illegal| panic!("store bug on {id}: {illegal}"));
-        if to == CampaignStatus::Completed {
-            campaign.completed_at = Some(now);
-        }
+        (campaign.status, campaign.completed_at) = rules::campaign_move(campaign, to, now);
         self.journal_campaign(id, from, to, now);
         // Claimability of the campaign's queued messages follows its status.
         let queued: Vec<MessageId> = self
@@ -477,14 +423,7 @@ impl State {
         let affected: BTreeSet<CampaignId> = campaigns.into_iter().collect();
         for id in affected {
             let campaign = &self.campaigns[&id];
-            let settled = if active(Bug::CompletionFromCounters) {
-                // Incidents 000 and 004: completion from counters, with messages handed to
-                // the provider counted as processed before the provider answered.
-                campaign.counts.queued == 0
-            } else {
-                campaign.counts.pending() == 0
-            };
-            if campaign.status == CampaignStatus::Sending && settled {
+            if rules::completes(campaign.status, &campaign.counts) {
                 self.set_campaign_status(id, CampaignStatus::Completed, now);
             }
         }
@@ -532,55 +471,32 @@ impl State {
         ReportOutcome::Parked
     }
 
-    /// Applies `report` to message `id` by the rule of [`decide`]. A decision to park is
+    /// Applies `report` to message `id` by [`rules::report_plan`]. A decision to park is
     /// returned as `Parked` without parking (the caller decides).
     fn apply_report_to(&mut self, id: MessageId, report: &InboundReport, now: Timestamp) -> ReportOutcome {
-        let current = self.messages[&id].status;
-        match decide(current, &report.status) {
-            ReportDecision::Apply { path } => {
-                let last = *path.last().expect("an applied report has a path");
-                for (index, step) in path.iter().enumerate() {
-                    let error = if index + 1 == path.len() { report_error(last, report) } else { None };
-                    self.move_message(id, *step, TransitionCause::Engine, error, now);
+        let message = &self.messages[&id];
+        match rules::report_plan(id, message.status, message.provider_message_id.is_some(), report) {
+            ReportPlan::Apply { moves, assign_provider_id, outcome } => {
+                for (step, error) in moves {
+                    self.move_message(id, step, TransitionCause::Engine, error, now);
                 }
-                let message = self.messages.get_mut(&id).expect("report on a missing message");
-                if message.provider_message_id.is_none() {
+                if assign_provider_id {
+                    let message = self.messages.get_mut(&id).expect("report on a missing message");
                     message.provider_message_id = Some(report.provider_message_id.as_str().into());
                     let key = (message.traffic_account, report.provider_message_id.clone());
                     self.by_provider_id.insert(key, id);
                 }
-                ReportOutcome::Applied { message: id, from: current, to: last }
+                outcome
             }
-            ReportDecision::Duplicate => ReportOutcome::Duplicate { message: id },
-            ReportDecision::IgnoredBackwards => ReportOutcome::IgnoredBackwards { message: id, status: current },
-            ReportDecision::Park => ReportOutcome::Parked,
-            ReportDecision::Unrecognized => ReportOutcome::Unrecognized,
+            ReportPlan::Ignore(outcome) => outcome,
+            ReportPlan::Park => ReportOutcome::Parked,
         }
     }
 
     // --- rate limits ------------------------------------------------------------------------
 
     fn bucket(&self, key: BucketKey, rate: u32, now: Timestamp) -> TokenBucket {
-        self.buckets.get(&key).copied().unwrap_or_else(|| TokenBucket::full(rate, now)).refilled(rate, now)
-    }
-}
-
-/// The error a final report records on its message.
-fn report_error(to: MessageStatus, report: &InboundReport) -> Option<MessageError> {
-    let code = report.error_code.clone()?;
-    matches!(to, MessageStatus::Undelivered | MessageStatus::Expired | MessageStatus::Rejected).then(|| MessageError {
-        code,
-        retryable: false,
-        detail: format!("delivery report: {to}"),
-    })
-}
-
-/// The error recorded on messages settled as unknown outcome.
-pub fn unknown_outcome_error() -> MessageError {
-    MessageError {
-        code: UNKNOWN_OUTCOME.to_owned(),
-        retryable: false,
-        detail: "no report or lookup resolved the ambiguous submission".to_owned(),
+        rules::bucket_now(self.buckets.get(&key).copied(), rate, now)
     }
 }
 
@@ -617,22 +533,7 @@ impl Store for MemoryStore {
 
     fn change_credits(&self, tenant: TenantId, change: CreditChange, _now: Timestamp) -> StoreResult<Tenant> {
         let mut state = self.lock();
-        let books = state.tenant(tenant)?;
-        let delta = match change {
-            CreditChange::TopUp(amount) if amount <= Credits::ZERO => {
-                return Err(invalid("amount", "a top-up must be positive"));
-            }
-            CreditChange::TopUp(amount) => amount,
-            CreditChange::Adjust(delta) if delta == Credits::ZERO => {
-                return Err(invalid("amount", "an adjustment must not be zero"));
-            }
-            CreditChange::Adjust(delta) => {
-                if books.balance + delta < books.reserved {
-                    return Err(StoreError::InsufficientCredits { needed: -delta, available: books.available() });
-                }
-                delta
-            }
-        };
+        let delta = rules::credit_change(state.tenant(tenant)?, change)?;
         let books = state.tenants.get_mut(&tenant).expect("checked above");
         books.balance += delta;
         books.funded += delta;
@@ -673,22 +574,16 @@ impl Store for MemoryStore {
     fn import_contacts(&self, tenant: TenantId, rows: Vec<NewContact>, _now: Timestamp) -> StoreResult<ImportReport> {
         let mut state = self.lock();
         state.tenant(tenant)?;
-        if rows.len() > MAX_IMPORT_ROWS {
-            return Err(invalid("rows", format!("at most {MAX_IMPORT_ROWS} contacts per import, got {}", rows.len())));
-        }
+        rules::check_import_size(rows.len())?;
         let mut report = ImportReport::default();
         for (row, contact) in rows.into_iter().enumerate() {
-            let phone = match phone::normalize_e164(&contact.phone) {
+            let phone = match rules::import_row(row, &contact) {
                 Ok(phone) => phone,
                 Err(error) => {
-                    report.errors.push(RowError { row, field: "phone".into(), message: error.to_string() });
+                    report.errors.push(error);
                     continue;
                 }
             };
-            if let Some((field, message)) = attribute_error(&contact.attributes) {
-                report.errors.push(RowError { row, field, message: message.into() });
-                continue;
-            }
             let phone = phone.into_boxed_str();
             match state.contact_by_phone.get(&(tenant, phone.clone())).copied() {
                 Some(existing) => {
@@ -757,29 +652,10 @@ impl Store for MemoryStore {
         _now: Timestamp,
     ) -> StoreResult<Campaign> {
         let mut state = self.lock();
-        let current = state.campaign_of(tenant, id)?;
-        if current.status != CampaignStatus::Draft {
-            return Err(StoreError::Conflict(format!(
-                "campaign {id} is {}; only a draft can be changed",
-                current.status
-            )));
-        }
-        let mut updated = current.clone();
-        let new = NewCampaign {
-            name: patch.name.unwrap_or(updated.name.clone()),
-            body_template: patch.body_template.unwrap_or(updated.body_template.clone()),
-            sender: patch.sender.unwrap_or(updated.sender.clone()),
-            audience: patch.audience.unwrap_or(updated.audience.clone()),
-            traffic_account: patch.traffic_account.unwrap_or(updated.traffic_account),
-            schedule_at: patch.schedule_at.unwrap_or(updated.schedule_at),
-        };
+        let mut updated = state.campaign_of(tenant, id)?.clone();
+        let new = rules::patched_campaign(&updated, patch)?;
         state.check_new_campaign(tenant, &new)?;
-        updated.name = new.name;
-        updated.body_template = new.body_template;
-        updated.sender = new.sender;
-        updated.audience = new.audience;
-        updated.traffic_account = new.traffic_account;
-        updated.schedule_at = new.schedule_at;
+        rules::apply_patch(&mut updated, new);
         state.campaigns.insert(id, updated.clone());
         Ok(updated)
     }
@@ -802,7 +678,7 @@ impl Store for MemoryStore {
         let state = self.lock();
         let campaign = state.campaign_of(tenant, id)?;
         let account = state.account(campaign.traffic_account)?;
-        let plan = plan_messages(campaign, account, &state.tenant_audience(tenant))?;
+        let plan = crate::domain::plan::plan_messages(campaign, account, &state.tenant_audience(tenant))?;
         let available = state.tenant(tenant)?.available();
         Ok(Preview::of(&plan, available))
     }
@@ -817,83 +693,49 @@ impl Store for MemoryStore {
         let mut state = self.lock();
         let campaign = state.campaign_of(tenant, id)?.clone();
         if let Some(key) = &key {
-            if let Some((hash, receipt)) = state.idempotency.get(&(tenant, key.key.clone())) {
-                if *hash != key.request_hash {
-                    return Err(StoreError::IdempotencyMismatch { key: key.key.clone() });
-                }
-                return Ok(EnqueueReceipt { replayed: true, ..receipt.clone() });
+            let stored = state.idempotency.get(&(tenant, key.key.clone()));
+            if let Some(receipt) = rules::replay(stored.map(|(hash, receipt)| (hash.as_str(), receipt)), key)? {
+                return Ok(receipt);
             }
         }
-        let target = match campaign.schedule_at {
-            Some(start) if start > now => CampaignStatus::Scheduled,
-            _ => CampaignStatus::Sending,
-        };
-        // Only a draft: scheduled → sending is a legal edge, but it belongs to the scheduler;
-        // a second enqueue of a scheduled campaign would create its messages twice.
-        if campaign.status != CampaignStatus::Draft {
-            return Err(StoreError::Conflict(format!(
-                "campaign {id} is {}; only a draft can be enqueued",
-                campaign.status
-            )));
-        }
-        campaign.status.transition(target)?;
+        let target = rules::enqueue_target(&campaign, now)?;
         let account = state.account(campaign.traffic_account)?.clone();
-        let plan = plan_messages(&campaign, &account, &state.tenant_audience(tenant))?;
-        if plan.messages.is_empty() {
-            return Err(invalid("audience", "the audience has no contacts"));
-        }
-        let cost = plan.cost();
         let available = state.tenant(tenant)?.available();
-        if cost > available {
-            return Err(StoreError::InsufficientCredits { needed: cost, available });
-        }
+        let plan = rules::enqueue_plan(&campaign, target, &account, &state.tenant_audience(tenant), available)?;
         // Everything that could refuse has been checked: write.
-        let (planned_count, skipped) = (plan.messages.len() as u32, plan.skipped() as u32);
-        let mut counts = StatusCounts::default();
-        let mut shared = BTreeSet::new();
         assert!(state.campaign_messages(id).next().is_none(), "store bug: messages of {id} created twice");
+        let mut shared = BTreeSet::new();
         // The campaign's messages are built apart and appended whole: a map built from sorted
         // entries has full nodes, where one grown entry by entry is left about half full. The
         // plan is used up as they are built, so the two are not held whole at once.
-        let mut created = Vec::with_capacity(plan.messages.len());
-        for planned in plan.messages {
+        let mut created = Vec::with_capacity(plan.plan.messages.len());
+        for planned in plan.plan.messages {
             let message = StoredMessage::new(new_message(&planned, tenant, account.id, now), &mut shared);
-            let status = message.status;
-            *counts.get_mut(status) += 1;
-            created.push((planned.id, message));
             let seq = state.next_seq();
             state.journal.push(JournalEntry::Message {
                 seq,
                 at: now,
                 message: planned.id,
                 from: None,
-                to: status,
+                to: message.status,
                 cause: TransitionCause::Engine,
             });
+            created.push((planned.id, message));
         }
         state.messages.append(&mut created.into_iter().collect());
-        if !active(Bug::CreditsNotReserved) {
-            state.tenants.get_mut(&tenant).expect("checked above").reserved += cost;
-        }
+        state.tenants.get_mut(&tenant).expect("checked above").reserved += plan.reserve;
         {
             let stored = state.campaign_mut(id);
-            stored.counts = counts;
+            stored.counts = plan.counts;
             stored.enqueued_at = Some(now);
         }
-        state.set_campaign_status(id, target, now);
-        state.complete_if_settled([id], now);
-        let receipt = EnqueueReceipt {
-            campaign: id,
-            status: state.campaigns[&id].status,
-            messages: planned_count,
-            skipped,
-            reserved: cost,
-            replayed: false,
-        };
-        if let Some(key) = key {
-            state.idempotency.insert((tenant, key.key), (key.request_hash, receipt.clone()));
+        for status in plan.statuses {
+            state.set_campaign_status(id, status, now);
         }
-        Ok(receipt)
+        if let Some(key) = key {
+            state.idempotency.insert((tenant, key.key), (key.request_hash, plan.receipt.clone()));
+        }
+        Ok(plan.receipt)
     }
 
     fn start_due_campaigns(&self, now: Timestamp) -> StoreResult<Vec<CampaignId>> {
@@ -915,7 +757,7 @@ impl Store for MemoryStore {
 
     fn pause(&self, tenant: TenantId, id: CampaignId, reason: PauseReason, now: Timestamp) -> StoreResult<Campaign> {
         let mut state = self.lock();
-        state.campaign_of(tenant, id)?.status.transition(CampaignStatus::Paused)?;
+        rules::pause_check(state.campaign_of(tenant, id)?)?;
         state.set_campaign_status(id, CampaignStatus::Paused, now);
         state.campaign_mut(id).pause_reason = Some(reason);
         Ok(state.campaigns[&id].clone())
@@ -923,16 +765,10 @@ impl Store for MemoryStore {
 
     fn resume(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
         let mut state = self.lock();
-        let status = state.campaign_of(tenant, id)?.status;
-        // draft → sending is legal, but only through enqueue, which creates the messages.
-        if status != CampaignStatus::Paused {
-            return Err(StoreError::Conflict(format!("only a paused campaign can be resumed; {id} is {status}")));
-        }
+        let plan = rules::resume_plan(state.campaign_of(tenant, id)?)?;
         state.set_campaign_status(id, CampaignStatus::Sending, now);
         state.campaign_mut(id).pause_reason = None;
-        if active(Bug::ResumeRequeuesInFlight) {
-            // The pause/resume bug: resume "restarts" the campaign by putting back in the
-            // queue whatever has not finished, including messages a worker is sending.
+        if plan.requeue_in_flight {
             let in_flight: Vec<MessageId> =
                 state.campaign_messages(id).filter(|m| m.status == MessageStatus::Submitting).map(|m| m.id).collect();
             for message in in_flight {
@@ -945,7 +781,7 @@ impl Store for MemoryStore {
 
     fn cancel(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
         let mut state = self.lock();
-        state.campaign_of(tenant, id)?.status.transition(CampaignStatus::Cancelled)?;
+        rules::cancel_check(state.campaign_of(tenant, id)?)?;
         let queued: Vec<MessageId> = state
             .campaign_messages(id)
             .filter(|message| message.status == MessageStatus::Queued)
@@ -961,23 +797,19 @@ impl Store for MemoryStore {
 
     fn retry_failed(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<RetryReceipt> {
         let mut state = self.lock();
-        let status = state.campaign_of(tenant, id)?.status;
-        if !matches!(status, CampaignStatus::Sending | CampaignStatus::Paused) {
-            return Err(StoreError::Conflict(format!(
-                "retry-failed needs a sending or paused campaign; {id} is {status}"
-            )));
-        }
+        rules::retry_failed_check(state.campaign_of(tenant, id)?)?;
         let retryable: Vec<(MessageId, Credits)> = state
             .campaign_messages(id)
-            .filter(|message| message.status == MessageStatus::Failed)
-            .filter(|message| message.last_error.as_ref().is_none_or(|error| error.code != UNKNOWN_OUTCOME))
+            .filter(|message| {
+                rules::is_retryable_failure(
+                    message.status,
+                    message.last_error.as_ref().map(|error| error.code.as_str()),
+                )
+            })
             .map(|message| (message.id, message.cost))
             .collect();
         let cost: Credits = retryable.iter().map(|(_, cost)| *cost).sum();
-        let available = state.tenant(tenant)?.available();
-        if cost > available {
-            return Err(StoreError::InsufficientCredits { needed: cost, available });
-        }
+        rules::check_affordable(cost, state.tenant(tenant)?.available())?;
         for &(message, _) in &retryable {
             {
                 let stored = state.messages.get_mut(&message).expect("listed above");
@@ -1023,102 +855,60 @@ impl Store for MemoryStore {
 
     fn claim(&self, request: ClaimRequest, now: Timestamp) -> StoreResult<ClaimOutcome> {
         let mut state = self.lock();
-        let first_due = |ready: &BTreeSet<(Timestamp, MessageId)>| ready.iter().next().copied();
-        // The account: the one asked for, or the one with the most overdue message.
-        let account_id = match request.traffic_account {
-            Some(account) => account,
-            None => {
-                let earliest = state
-                    .ready
-                    .iter()
-                    .filter_map(|(account, ready)| first_due(ready).map(|first| (first, *account)))
-                    .min();
-                match earliest {
-                    Some((_, account)) => account,
-                    None => return Ok(ClaimOutcome::Idle(IdleReason::NothingDue { next_due_at: None })),
-                }
-            }
+        let first_due = |ready: &BTreeSet<(Timestamp, MessageId)>| ready.iter().next().map(|(due, _)| *due);
+        // The oldest queued message: of the account asked for, or of any account.
+        let oldest = match request.traffic_account {
+            Some(account) => state.ready.get(&account).and_then(first_due).map(|due| (due, account)),
+            None => state
+                .ready
+                .iter()
+                .filter_map(|(account, ready)| ready.iter().next().map(|&(due, id)| (due, id, *account)))
+                .min()
+                .map(|(due, _, account)| (due, account)),
         };
+        let account_id = match rules::claim_account(oldest, now) {
+            Ok(account) => account,
+            Err(idle) => return Ok(ClaimOutcome::Idle(idle)),
+        };
+        let account = state.account(account_id)?.clone();
+        let account_bucket =
+            account.rate_limit_per_s.map(|rate| (rate, state.bucket(BucketKey::Account(account_id), rate, now)));
+        let mut walk = rules::RateWalk::new(request.max_messages, account_bucket);
         let empty = BTreeSet::new();
         let ready = state.ready.get(&account_id).unwrap_or(&empty);
-        let next_due = first_due(ready).map(|(due, _)| due);
-        if next_due.is_none_or(|due| due > now) {
-            let next_due_at = match request.traffic_account {
-                Some(_) => next_due,
-                None => state.ready.values().filter_map(first_due).map(|(due, _)| due).min(),
-            };
-            return Ok(ClaimOutcome::Idle(IdleReason::NothingDue { next_due_at }));
-        }
-        let account = state.account(account_id)?.clone();
-        let mut account_bucket =
-            account.rate_limit_per_s.map(|rate| (rate, state.bucket(BucketKey::Account(account_id), rate, now)));
-        let mut tenant_buckets: BTreeMap<TenantId, (u32, TokenBucket)> = BTreeMap::new();
-        let mut skipped_tenants: BTreeSet<TenantId> = BTreeSet::new();
-        let mut taken: Vec<MessageId> = Vec::new();
-        let mut account_exhausted = false;
-        for &(due, id) in ready.range(..=(now, MessageId::new(CampaignId(u64::MAX), ContactId(u64::MAX)))) {
-            debug_assert!(due <= now);
-            if taken.len() as u32 >= request.max_messages {
+        for &(_, id) in ready.range(..=(now, MessageId::new(CampaignId(u64::MAX), ContactId(u64::MAX)))) {
+            if !walk.wants_more() {
                 break;
             }
-            if let Some((rate, bucket)) = account_bucket {
-                if bucket.available(rate, now) == 0 {
-                    account_exhausted = true;
-                    break;
-                }
-            }
             let tenant = state.messages[&id].tenant;
-            let tenant_rate = state.tenants[&tenant].rate_limit_per_s;
-            if let Some(rate) = tenant_rate {
-                let (_, bucket) = *tenant_buckets
-                    .entry(tenant)
-                    .or_insert_with(|| (rate, state.bucket(BucketKey::Tenant(tenant), rate, now)));
-                if bucket.available(rate, now) == 0 {
-                    skipped_tenants.insert(tenant);
-                    continue;
-                }
-                let (_, after) = bucket.take(1, rate, now);
-                tenant_buckets.insert(tenant, (rate, after));
-            }
-            if let Some((rate, bucket)) = account_bucket {
-                account_bucket = Some((rate, bucket.take(1, rate, now).1));
-            }
-            taken.push(id);
+            let rate = state.tenants[&tenant].rate_limit_per_s;
+            walk.offer(id, tenant, rate, now, |rate| Ok(state.bucket(BucketKey::Tenant(tenant), rate, now)))?;
         }
         // Save the buckets as they stand after this claim, whether or not it took anything.
-        if let Some((_, bucket)) = account_bucket {
+        if let Some((_, bucket)) = walk.account_bucket {
             state.buckets.insert(BucketKey::Account(account_id), bucket);
         }
-        for (tenant, (_, bucket)) in &tenant_buckets {
+        for (tenant, (_, bucket)) in &walk.tenant_buckets {
             state.buckets.insert(BucketKey::Tenant(*tenant), *bucket);
         }
-        if taken.is_empty() {
-            let wait_ms = if account_exhausted {
-                let (rate, bucket) = account_bucket.expect("exhausted implies limited");
-                bucket.ms_until_next_token(rate, now)
-            } else {
-                skipped_tenants
-                    .iter()
-                    .map(|tenant| {
-                        let (rate, bucket) = tenant_buckets[tenant];
-                        bucket.ms_until_next_token(rate, now)
-                    })
-                    .min()
-                    .unwrap_or(0)
-            };
-            return Ok(ClaimOutcome::Idle(IdleReason::RateLimited { retry_at: now.plus_ms(wait_ms) }));
+        if walk.taken.is_empty() {
+            return Ok(ClaimOutcome::Idle(walk.idle(now)));
         }
         state.next_token += 1;
-        let token = state.next_token;
-        let expires_at = now.plus_ms(request.lease_ms);
-        let mut messages = Vec::with_capacity(taken.len());
-        for id in taken {
+        let lease = rules::claim_lease(&request, state.next_token, now);
+        let mut messages = Vec::with_capacity(walk.taken.len());
+        for id in walk.taken {
             state.move_message(id, MessageStatus::Submitting, TransitionCause::Engine, None, now);
             state.messages.get_mut(&id).expect("claimed").attempts += 1;
-            state.set_lease(id, Lease { worker: request.worker.clone(), expires_at, token });
+            state.set_lease(id, lease.clone());
             messages.push(state.messages[&id].to_message());
         }
-        Ok(ClaimOutcome::Claimed(Claim { token, traffic_account: account_id, expires_at, messages }))
+        Ok(ClaimOutcome::Claimed(Claim {
+            token: lease.token,
+            traffic_account: account_id,
+            expires_at: lease.expires_at,
+            messages,
+        }))
     }
 
     fn renew_lease(&self, token: u64, lease_ms: u64, now: Timestamp) -> StoreResult<u32> {
@@ -1148,33 +938,24 @@ impl Store for MemoryStore {
         let mut affected = BTreeSet::new();
         for (id, result) in results {
             let message = &state.messages[&id];
-            let holds_lease = message.status == MessageStatus::Submitting
-                && message.lease.as_ref().is_some_and(|lease| lease.token == token);
-            let late_acceptance =
-                message.status == MessageStatus::Unknown && matches!(result, SubmissionResult::Accepted { .. });
-            if !holds_lease && !late_acceptance {
-                outcomes.push(RecordOutcome::Fenced { status: message.status });
-                continue;
-            }
-            affected.insert(id.campaign);
-            let parked_reports_applied = match result {
-                SubmissionResult::Accepted { provider_message_id, bulk_id } => {
+            let lease_token = message.lease.as_ref().map(|lease| lease.token);
+            let parked_reports_applied = match rules::record_submission(message.status, lease_token, token, result) {
+                SubmissionPlan::Fenced => {
+                    outcomes.push(RecordOutcome::Fenced { status: message.status });
+                    continue;
+                }
+                SubmissionPlan::Accept { provider_message_id, bulk_id } => {
                     state.accept(id, provider_message_id, bulk_id, now)
                 }
-                SubmissionResult::Retry { error, next_attempt_at } => {
-                    state.messages.get_mut(&id).expect("checked").next_attempt_at = next_attempt_at;
-                    state.move_message(id, MessageStatus::Queued, TransitionCause::Engine, Some(error), now);
-                    0
-                }
-                SubmissionResult::Failed { error } => {
-                    state.move_message(id, MessageStatus::Failed, TransitionCause::Engine, Some(error), now);
-                    0
-                }
-                SubmissionResult::Unknown { error } => {
-                    state.move_message(id, MessageStatus::Unknown, TransitionCause::Engine, Some(error), now);
+                SubmissionPlan::Move { to, error, next_attempt_at } => {
+                    if let Some(due) = next_attempt_at {
+                        state.messages.get_mut(&id).expect("checked").next_attempt_at = due;
+                    }
+                    state.move_message(id, to, TransitionCause::Engine, Some(error), now);
                     0
                 }
             };
+            affected.insert(id.campaign);
             outcomes.push(RecordOutcome::Recorded { status: state.messages[&id].status, parked_reports_applied });
         }
         state.complete_if_settled(affected, now);
@@ -1195,16 +976,12 @@ impl Store for MemoryStore {
         if outcome == ReportOutcome::Parked {
             return Ok(state.park(report));
         }
-        if active(Bug::CounterPerReport)
-            && matches!(outcome, ReportOutcome::Duplicate { .. } | ReportOutcome::IgnoredBackwards { .. })
-        {
-            // Incidents 000 and 001: `$inc: { sentCount: 1, actualCost: cost }` on every
-            // report, without looking at the message's previous status.
-            let (tenant, cost) = (state.messages[&id].tenant, state.messages[&id].cost);
+        let (tenant, cost) = (state.messages[&id].tenant, state.messages[&id].cost);
+        if let Some(delta) = rules::report_side_effect(&outcome, cost) {
             state.campaign_mut(id.campaign).counts.delivered += 1;
             let books = state.tenants.get_mut(&tenant).expect("message of a missing tenant");
-            books.charged += cost;
-            books.balance -= cost;
+            books.balance += delta.balance;
+            books.charged += delta.charged;
         }
         state.complete_if_settled([id.campaign], now);
         Ok(outcome)
@@ -1218,15 +995,16 @@ impl Store for MemoryStore {
         let mut report = ReapReport::default();
         for id in expired {
             let account = state.messages[&id].traffic_account;
-            // Incident 000: the reaper "retried" expired claims, resending what a crashed
-            // worker had already handed to the provider.
-            if state.accounts[&account].idempotent_submissions || active(Bug::ReaperResends) {
-                state.messages.get_mut(&id).expect("leased").next_attempt_at = now;
-                state.move_message(id, MessageStatus::Queued, TransitionCause::Engine, None, now);
-                report.requeued.push(id);
-            } else {
-                state.move_message(id, MessageStatus::Unknown, TransitionCause::Engine, None, now);
-                report.unknown.push(id);
+            match rules::reap(state.accounts[&account].idempotent_submissions) {
+                ReapDecision::Requeue => {
+                    state.messages.get_mut(&id).expect("leased").next_attempt_at = now;
+                    state.move_message(id, MessageStatus::Queued, TransitionCause::Engine, None, now);
+                    report.requeued.push(id);
+                }
+                ReapDecision::Unknown => {
+                    state.move_message(id, MessageStatus::Unknown, TransitionCause::Engine, None, now);
+                    report.unknown.push(id);
+                }
             }
         }
         Ok(report)
@@ -1240,9 +1018,9 @@ impl Store for MemoryStore {
     fn resolve_unknown(&self, id: MessageId, resolution: Resolution, now: Timestamp) -> StoreResult<bool> {
         let mut state = self.lock();
         let status = state.messages.get(&id).ok_or_else(|| not_found("message", id))?.status;
-        if status != MessageStatus::Unknown {
+        let Some(resolution) = rules::resolve_plan(status, resolution) else {
             return Ok(false);
-        }
+        };
         match resolution {
             Resolution::Accepted { provider_message_id } => {
                 state.accept(id, provider_message_id, None, now);
@@ -1257,15 +1035,16 @@ impl Store for MemoryStore {
 
     fn settle_stale_unknowns(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<Vec<MessageId>> {
         let mut state = self.lock();
-        let mut stale: Vec<MessageId> = state
-            .unknowns
-            .iter()
-            .take_while(|(since, _)| since.plus_ms(older_than_ms) <= now)
-            .map(|(_, id)| *id)
-            .collect();
+        let mut stale: Vec<MessageId> = match rules::stale_cutoff(older_than_ms, now) {
+            Some(cutoff) => {
+                state.unknowns.iter().take_while(|(since, _)| *since <= cutoff).map(|(_, id)| *id).collect()
+            }
+            None => Vec::new(),
+        };
         stale.sort();
         for &id in &stale {
-            state.move_message(id, MessageStatus::Failed, TransitionCause::Engine, Some(unknown_outcome_error()), now);
+            let error = rules::unknown_outcome_error();
+            state.move_message(id, MessageStatus::Failed, TransitionCause::Engine, Some(error), now);
         }
         state.complete_if_settled(stale.iter().map(|id| id.campaign), now);
         Ok(stale)
@@ -1329,12 +1108,8 @@ impl Store for MemoryStore {
         state.tenant(tenant)?;
         let mut recount = LedgerRecount::default();
         for message in state.messages.values().filter(|message| message.tenant == tenant) {
-            if message.status.holds_reservation() {
-                recount.reserved += message.cost;
-            }
-            if is_charged(message.status, message.last_error.as_ref().map(|error| error.code.as_str())) {
-                recount.charged += message.cost;
-            }
+            let code = message.last_error.as_ref().map(|error| error.code.as_str());
+            rules::recount_message(&mut recount, message.status, code, message.cost);
         }
         Ok(recount)
     }

@@ -10,13 +10,16 @@
 //!
 //! Two implementations pass one conformance suite: [`memory::MemoryStore`] (the
 //! simulator's; also the reference model in the differential test) and
-//! [`sqlite::SqliteStore`] (the embedded default for real use).
+//! [`sqlite::SqliteStore`] (the embedded default for real use). What each operation
+//! decides is written once, in [`rules`]; a backend reads rows, asks the rules and writes
+//! what they decide (the module documents the contract a new backend keeps).
 //!
 //! Methods take the current time as an argument: the store has no clock of its own.
 
 pub mod conformance;
 pub mod memory;
 pub mod postgres;
+pub mod rules;
 pub mod sqlite;
 
 use crate::clock::Timestamp;

@@ -4,24 +4,21 @@
 //! transaction that commits only if the whole method succeeded. The schema lives in
 //! `core/migrations/` and is applied in order at open, tracked with `PRAGMA user_version`.
 //!
-//! The logic mirrors the in-memory reference model step for step — the same domain
-//! functions decide, in the same order — and [`Tx::move_message`] is again the one place
-//! a message changes status, moving counters, ledger and journal with it. The store
-//! conformance suite and a differential property test hold the two to the same answers.
+//! Every decision is the shared rules' ([`super::rules`]): this file reads rows, asks
+//! the rules and writes what they decide. [`Tx::move_message`] is the one place a message
+//! changes status, writing counters, ledger and journal with it. The store conformance
+//! suite and a differential property test hold it to the in-memory store's answers.
 //!
 //! The hot paths read in proportion to their work, not to the store: each message index
 //! is partial on the one status its readers ask for (see migration 0002), the queries
 //! that must use one name it (`INDEXED BY`, so a plan change is an error, not a slow
 //! scan), and a claim streams the due queue only as far as it takes messages.
 
-use super::memory::{attribute_error, unknown_outcome_error, MAX_IMPORT_ROWS};
+use super::rules::{self, not_found, ReapDecision, ReportPlan, SubmissionPlan};
 use super::*;
-use crate::domain::ledger::{is_charged, on_transition, LedgerDelta};
-use crate::domain::phone;
-use crate::domain::plan::plan_messages;
+use crate::domain::ledger::LedgerDelta;
 use crate::domain::rate::TokenBucket;
 use crate::domain::records::{Encoding, Lease};
-use crate::domain::report::{decide, ReportDecision};
 use crate::ids::ContactId;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use std::collections::BTreeSet;
@@ -55,14 +52,6 @@ fn backend(error: rusqlite::Error) -> StoreError {
 
 fn json_error(error: serde_json::Error) -> StoreError {
     StoreError::Backend(format!("stored JSON unreadable: {error}"))
-}
-
-fn not_found(what: &'static str, id: impl ToString) -> StoreError {
-    StoreError::NotFound { what, id: id.to_string() }
-}
-
-fn invalid(field: impl Into<String>, message: impl Into<String>) -> StoreError {
-    StoreError::Invalid { field: field.into(), message: message.into() }
 }
 
 impl SqliteStore {
@@ -292,50 +281,6 @@ fn contact_from_row(row: &Row<'_>) -> rusqlite::Result<Contact> {
     })
 }
 
-/// The error a final report records on its message (as in the reference model).
-fn report_error(to: MessageStatus, report: &InboundReport) -> Option<MessageError> {
-    let code = report.error_code.clone()?;
-    matches!(to, MessageStatus::Undelivered | MessageStatus::Expired | MessageStatus::Rejected).then(|| MessageError {
-        code,
-        retryable: false,
-        detail: format!("delivery report: {to}"),
-    })
-}
-
-/// Where a claim's walk through the due messages ended.
-#[derive(Default)]
-struct Walk {
-    /// Messages taken, in walk order.
-    taken: Vec<MessageId>,
-    /// The account's bucket after the walk, if the account is rate limited.
-    account_bucket: Option<(u32, TokenBucket)>,
-    /// Each rate-limited tenant's bucket after the walk.
-    tenant_buckets: BTreeMap<TenantId, (u32, TokenBucket)>,
-    /// Tenants whose bucket was empty when one of their messages came up.
-    skipped_tenants: BTreeSet<TenantId>,
-    /// The walk stopped because the account's bucket ran dry.
-    account_exhausted: bool,
-}
-
-impl Walk {
-    /// How long until a walk that took nothing could take something: the account's wait
-    /// if its bucket stopped the walk, else the shortest wait of a skipped tenant.
-    fn wait_ms(&self, now: Timestamp) -> u64 {
-        if self.account_exhausted {
-            let (rate, bucket) = self.account_bucket.expect("an exhausted account is rate limited");
-            return bucket.ms_until_next_token(rate, now);
-        }
-        self.skipped_tenants
-            .iter()
-            .map(|tenant| {
-                let (rate, bucket) = self.tenant_buckets[tenant];
-                bucket.ms_until_next_token(rate, now)
-            })
-            .min()
-            .unwrap_or(0)
-    }
-}
-
 impl Tx<'_> {
     // --- reads --------------------------------------------------------------------------------
 
@@ -551,19 +496,16 @@ impl Tx<'_> {
         now: Timestamp,
     ) -> StoreResult<()> {
         let from = message.status;
-        from.transition(to, cause).unwrap_or_else(|illegal| panic!("store bug on {}: {illegal}", message.id));
-        let from_code = message.last_error.as_ref().map(|error| error.code.clone());
-        if let Some(error) = error {
+        let change = rules::move_message(message.id, from, to, cause, message.cost, message.last_error.as_ref(), error);
+        if let Some(error) = change.error {
             message.last_error = Some(error);
         }
-        let to_code = message.last_error.as_ref().map(|error| error.code.as_str());
-        let delta = on_transition(from, to, message.cost, from_code.as_deref(), to_code);
         message.status = to;
         message.updated_at = now;
-        if to != MessageStatus::Submitting {
+        if !change.keeps_lease {
             message.lease = None;
         }
-        self.apply_ledger(message.tenant, delta)?;
+        self.apply_ledger(message.tenant, change.ledger)?;
         let sql = format!(
             "UPDATE campaigns SET {from_column} = {from_column} - 1, {to_column} = {to_column} + 1 WHERE id = ?1",
             from_column = counter_column(from),
@@ -577,11 +519,7 @@ impl Tx<'_> {
 
     fn set_campaign_status(&self, campaign: &mut Campaign, to: CampaignStatus, now: Timestamp) -> StoreResult<()> {
         let from = campaign.status;
-        campaign.status =
-            from.transition(to).unwrap_or_else(|illegal| panic!("store bug on {}: {illegal}", campaign.id));
-        if to == CampaignStatus::Completed {
-            campaign.completed_at = Some(now);
-        }
+        (campaign.status, campaign.completed_at) = rules::campaign_move(campaign, to, now);
         self.tx
             .prepare_cached("UPDATE campaigns SET status = ?1, completed_at = ?2 WHERE id = ?3")
             .map_err(backend)?
@@ -607,7 +545,7 @@ impl Tx<'_> {
         let affected: BTreeSet<CampaignId> = campaigns.into_iter().collect();
         for id in affected {
             let mut campaign = self.campaign(id)?.expect("affected campaigns exist");
-            if campaign.status == CampaignStatus::Sending && campaign.counts.pending() == 0 {
+            if rules::completes(campaign.status, &campaign.counts) {
                 self.set_campaign_status(&mut campaign, CampaignStatus::Completed, now)?;
             }
         }
@@ -615,25 +553,13 @@ impl Tx<'_> {
     }
 
     fn check_new_campaign(&self, tenant: TenantId, new: &NewCampaign) -> StoreResult<()> {
-        new.check()?;
-        let account = self.account(new.traffic_account)?;
-        if !account.usable_by(tenant) {
-            return Err(not_found("traffic account", new.traffic_account));
-        }
-        if let Audience::Contacts { ids } = &new.audience {
-            if ids.is_empty() {
-                return Err(invalid("audience", "a contact list audience needs at least one contact"));
-            }
+        let owner_of = |id: ContactId| {
             let mut statement =
                 self.tx.prepare_cached("SELECT tenant_id FROM contacts WHERE id = ?1").map_err(backend)?;
-            for id in ids {
-                let owner: Option<u64> = statement.query_row([id.0], |row| row.get(0)).optional().map_err(backend)?;
-                if owner != Some(tenant.0) {
-                    return Err(not_found("contact", id));
-                }
-            }
-        }
-        Ok(())
+            let owner: Option<u64> = statement.query_row([id.0], |row| row.get(0)).optional().map_err(backend)?;
+            Ok(owner.map(TenantId))
+        };
+        rules::check_new_campaign(tenant, new, |id| self.account(id), owner_of)
     }
 
     fn write_campaign_fields(&self, campaign: &Campaign) -> StoreResult<()> {
@@ -724,6 +650,14 @@ impl Tx<'_> {
         if outcome == ReportOutcome::Parked {
             return self.park(report, now);
         }
+        if let Some(delta) = rules::report_side_effect(&outcome, message.cost) {
+            self.tx
+                .prepare_cached("UPDATE campaigns SET n_delivered = n_delivered + 1 WHERE id = ?1")
+                .map_err(backend)?
+                .execute([message.id.campaign.0])
+                .map_err(backend)?;
+            self.apply_ledger(message.tenant, delta)?;
+        }
         self.complete_if_settled([message.id.campaign], now)?;
         Ok(outcome)
     }
@@ -734,26 +668,19 @@ impl Tx<'_> {
         report: &InboundReport,
         now: Timestamp,
     ) -> StoreResult<ReportOutcome> {
-        let current = message.status;
-        Ok(match decide(current, &report.status) {
-            ReportDecision::Apply { path } => {
-                let last = *path.last().expect("an applied report has a path");
-                for (index, step) in path.iter().enumerate() {
-                    let error = if index + 1 == path.len() { report_error(last, report) } else { None };
-                    self.move_message(message, *step, TransitionCause::Engine, error, now)?;
+        Ok(match rules::report_plan(message.id, message.status, message.provider_message_id.is_some(), report) {
+            ReportPlan::Apply { moves, assign_provider_id, outcome } => {
+                for (step, error) in moves {
+                    self.move_message(message, step, TransitionCause::Engine, error, now)?;
                 }
-                if message.provider_message_id.is_none() {
+                if assign_provider_id {
                     message.provider_message_id = Some(report.provider_message_id.clone());
                     self.save_provider_ids(message)?;
                 }
-                ReportOutcome::Applied { message: message.id, from: current, to: last }
+                outcome
             }
-            ReportDecision::Duplicate => ReportOutcome::Duplicate { message: message.id },
-            ReportDecision::IgnoredBackwards => {
-                ReportOutcome::IgnoredBackwards { message: message.id, status: current }
-            }
-            ReportDecision::Park => ReportOutcome::Parked,
-            ReportDecision::Unrecognized => ReportOutcome::Unrecognized,
+            ReportPlan::Ignore(outcome) => outcome,
+            ReportPlan::Park => ReportOutcome::Parked,
         })
     }
 
@@ -794,14 +721,12 @@ impl Tx<'_> {
     /// Walks `account`'s due messages in (due time, id) order, taking up to `max` within
     /// the account's and the tenants' rate limits. Rows are read only as far as the walk
     /// goes, so a claim of 200 reads about 200 rows whatever the length of the queue.
-    fn walk_due(&self, account: &TrafficAccount, max: u32, now: Timestamp) -> StoreResult<Walk> {
-        let mut walk = Walk {
-            account_bucket: match account.rate_limit_per_s {
-                Some(rate) => Some((rate, self.bucket("account", account.id.0, rate, now)?)),
-                None => None,
-            },
-            ..Walk::default()
+    fn walk_due(&self, account: &TrafficAccount, max: u32, now: Timestamp) -> StoreResult<rules::RateWalk> {
+        let account_bucket = match account.rate_limit_per_s {
+            Some(rate) => Some((rate, self.bucket("account", account.id.0, rate, now)?)),
+            None => None,
         };
+        let mut walk = rules::RateWalk::new(max, account_bucket);
         let mut statement = self
             .tx
             .prepare_cached(
@@ -813,33 +738,12 @@ impl Tx<'_> {
             )
             .map_err(backend)?;
         let mut rows = statement.query(params![account.id.0, now.0]).map_err(backend)?;
-        while (walk.taken.len() as u32) < max {
+        while walk.wants_more() {
             let Some(row) = rows.next().map_err(backend)? else { break };
             let id = MessageId::new(CampaignId(row.get(0).map_err(backend)?), ContactId(row.get(1).map_err(backend)?));
             let tenant = TenantId(row.get(2).map_err(backend)?);
             let tenant_rate: Option<u32> = row.get(3).map_err(backend)?;
-            if let Some((rate, bucket)) = walk.account_bucket {
-                if bucket.available(rate, now) == 0 {
-                    walk.account_exhausted = true;
-                    break;
-                }
-            }
-            if let Some(rate) = tenant_rate {
-                let bucket = match walk.tenant_buckets.get(&tenant) {
-                    Some((_, bucket)) => *bucket,
-                    None => self.bucket("tenant", tenant.0, rate, now)?,
-                };
-                if bucket.available(rate, now) == 0 {
-                    walk.tenant_buckets.insert(tenant, (rate, bucket));
-                    walk.skipped_tenants.insert(tenant);
-                    continue;
-                }
-                walk.tenant_buckets.insert(tenant, (rate, bucket.take(1, rate, now).1));
-            }
-            if let Some((rate, bucket)) = walk.account_bucket {
-                walk.account_bucket = Some((rate, bucket.take(1, rate, now).1));
-            }
-            walk.taken.push(id);
+            walk.offer(id, tenant, tenant_rate, now, |rate| self.bucket("tenant", tenant.0, rate, now))?;
         }
         Ok(walk)
     }
@@ -880,11 +784,8 @@ impl Tx<'_> {
             .query_row(params![kind, id], |row| Ok((row.get(0)?, row.get(1)?)))
             .optional()
             .map_err(backend)?;
-        let bucket = stored.map_or_else(
-            || TokenBucket::full(rate, now),
-            |(milli_tokens, at)| TokenBucket { milli_tokens, updated_at: Timestamp(at) },
-        );
-        Ok(bucket.refilled(rate, now))
+        let stored = stored.map(|(milli_tokens, at)| TokenBucket { milli_tokens, updated_at: Timestamp(at) });
+        Ok(rules::bucket_now(stored, rate, now))
     }
 
     fn save_bucket(&self, kind: &str, id: u64, bucket: TokenBucket) -> StoreResult<()> {
@@ -941,22 +842,7 @@ impl Store for SqliteStore {
 
     fn change_credits(&self, tenant: TenantId, change: CreditChange, _now: Timestamp) -> StoreResult<Tenant> {
         self.transaction(|tx| {
-            let books = tx.tenant(tenant)?;
-            let delta = match change {
-                CreditChange::TopUp(amount) if amount <= Credits::ZERO => {
-                    return Err(invalid("amount", "a top-up must be positive"))
-                }
-                CreditChange::TopUp(amount) => amount,
-                CreditChange::Adjust(delta) if delta == Credits::ZERO => {
-                    return Err(invalid("amount", "an adjustment must not be zero"))
-                }
-                CreditChange::Adjust(delta) => {
-                    if books.balance + delta < books.reserved {
-                        return Err(StoreError::InsufficientCredits { needed: -delta, available: books.available() });
-                    }
-                    delta
-                }
-            };
+            let delta = rules::credit_change(&tx.tenant(tenant)?, change)?;
             tx.tx
                 .prepare_cached("UPDATE tenants SET balance = balance + ?1, funded = funded + ?1 WHERE id = ?2")
                 .map_err(backend)?
@@ -1011,22 +897,16 @@ impl Store for SqliteStore {
     fn import_contacts(&self, tenant: TenantId, rows: Vec<NewContact>, _now: Timestamp) -> StoreResult<ImportReport> {
         self.transaction(|tx| {
             tx.tenant(tenant)?;
-            if rows.len() > MAX_IMPORT_ROWS {
-                return Err(invalid("rows", format!("at most {MAX_IMPORT_ROWS} contacts per import, got {}", rows.len())));
-            }
+            rules::check_import_size(rows.len())?;
             let mut report = ImportReport::default();
             for (row, contact) in rows.into_iter().enumerate() {
-                let phone = match phone::normalize_e164(&contact.phone) {
+                let phone = match rules::import_row(row, &contact) {
                     Ok(phone) => phone,
                     Err(error) => {
-                        report.errors.push(RowError { row, field: "phone".into(), message: error.to_string() });
+                        report.errors.push(error);
                         continue;
                     }
                 };
-                if let Some((field, message)) = attribute_error(&contact.attributes) {
-                    report.errors.push(RowError { row, field, message: message.into() });
-                    continue;
-                }
                 let attributes = serde_json::to_string(&contact.attributes).map_err(json_error)?;
                 let existing: Option<(u64, String, bool)> = tx
                     .tx
@@ -1096,27 +976,9 @@ impl Store for SqliteStore {
     ) -> StoreResult<Campaign> {
         self.transaction(|tx| {
             let mut campaign = tx.campaign_of(tenant, id)?;
-            if campaign.status != CampaignStatus::Draft {
-                return Err(StoreError::Conflict(format!(
-                    "campaign {id} is {}; only a draft can be changed",
-                    campaign.status
-                )));
-            }
-            let new = NewCampaign {
-                name: patch.name.unwrap_or(campaign.name.clone()),
-                body_template: patch.body_template.unwrap_or(campaign.body_template.clone()),
-                sender: patch.sender.unwrap_or(campaign.sender.clone()),
-                audience: patch.audience.unwrap_or(campaign.audience.clone()),
-                traffic_account: patch.traffic_account.unwrap_or(campaign.traffic_account),
-                schedule_at: patch.schedule_at.unwrap_or(campaign.schedule_at),
-            };
+            let new = rules::patched_campaign(&campaign, patch)?;
             tx.check_new_campaign(tenant, &new)?;
-            campaign.name = new.name;
-            campaign.body_template = new.body_template;
-            campaign.sender = new.sender;
-            campaign.audience = new.audience;
-            campaign.traffic_account = new.traffic_account;
-            campaign.schedule_at = new.schedule_at;
+            rules::apply_patch(&mut campaign, new);
             tx.write_campaign_fields(&campaign)?;
             Ok(campaign)
         })
@@ -1149,7 +1011,7 @@ impl Store for SqliteStore {
         self.transaction(|tx| {
             let campaign = tx.campaign_of(tenant, id)?;
             let account = tx.account(campaign.traffic_account)?;
-            let plan = plan_messages(&campaign, &account, &tx.tenant_contacts(tenant)?)?;
+            let plan = crate::domain::plan::plan_messages(&campaign, &account, &tx.tenant_contacts(tenant)?)?;
             let available = tx.tenant(tenant)?.available();
             Ok(Preview::of(&plan, available))
         })
@@ -1174,73 +1036,46 @@ impl Store for SqliteStore {
                     .query_row(params![tenant.0, key.key], |row| Ok((row.get(0)?, row.get(1)?)))
                     .optional()
                     .map_err(backend)?;
-                if let Some((hash, receipt)) = stored {
-                    if hash != key.request_hash {
-                        return Err(StoreError::IdempotencyMismatch { key: key.key.clone() });
-                    }
-                    let receipt: EnqueueReceipt = serde_json::from_str(&receipt).map_err(json_error)?;
-                    return Ok(EnqueueReceipt { replayed: true, ..receipt });
+                let stored = match stored {
+                    Some((hash, receipt)) => Some((hash, serde_json::from_str(&receipt).map_err(json_error)?)),
+                    None => None,
+                };
+                if let Some(receipt) =
+                    rules::replay(stored.as_ref().map(|(hash, receipt)| (hash.as_str(), receipt)), key)?
+                {
+                    return Ok(receipt);
                 }
             }
-            let target = match campaign.schedule_at {
-                Some(start) if start > now => CampaignStatus::Scheduled,
-                _ => CampaignStatus::Sending,
-            };
-            // Only a draft: scheduled → sending is a legal edge, but it belongs to the scheduler;
-            // a second enqueue of a scheduled campaign would create its messages twice.
-            if campaign.status != CampaignStatus::Draft {
-                return Err(StoreError::Conflict(format!(
-                    "campaign {id} is {}; only a draft can be enqueued",
-                    campaign.status
-                )));
-            }
-            campaign.status.transition(target)?;
+            let target = rules::enqueue_target(&campaign, now)?;
             let account = tx.account(campaign.traffic_account)?;
-            let plan = plan_messages(&campaign, &account, &tx.tenant_contacts(tenant)?)?;
-            if plan.messages.is_empty() {
-                return Err(invalid("audience", "the audience has no contacts"));
-            }
-            let cost = plan.cost();
             let available = tx.tenant(tenant)?.available();
-            if cost > available {
-                return Err(StoreError::InsufficientCredits { needed: cost, available });
-            }
-            let mut counts = StatusCounts::default();
+            let plan = rules::enqueue_plan(&campaign, target, &account, &tx.tenant_contacts(tenant)?, available)?;
             // One counter update for the whole batch of creation entries.
-            let first_seq = tx.take_meta("journal_seq", plan.messages.len() as u64)?;
-            for (seq, planned) in (first_seq..).zip(&plan.messages) {
+            let first_seq = tx.take_meta("journal_seq", plan.plan.messages.len() as u64)?;
+            for (seq, planned) in (first_seq..).zip(&plan.plan.messages) {
                 let message = new_message(planned, tenant, account.id, now);
-                let status = message.status;
-                *counts.get_mut(status) += 1;
                 tx.insert_message(&message)?;
                 tx.journal_at(JournalEntry::Message {
                     seq,
                     at: now,
                     message: planned.id,
                     from: None,
-                    to: status,
+                    to: message.status,
                     cause: TransitionCause::Engine,
                 })?;
             }
-            tx.apply_ledger(tenant, LedgerDelta::reserve(cost))?;
+            tx.apply_ledger(tenant, LedgerDelta::reserve(plan.reserve))?;
             tx.tx
                 .prepare_cached("UPDATE campaigns SET n_queued = ?1, n_skipped = ?2, enqueued_at = ?3 WHERE id = ?4")
                 .map_err(backend)?
-                .execute(params![counts.queued, counts.skipped, now.0, id.0])
+                .execute(params![plan.counts.queued, plan.counts.skipped, now.0, id.0])
                 .map_err(backend)?;
-            campaign.counts = counts;
-            tx.set_campaign_status(&mut campaign, target, now)?;
-            tx.complete_if_settled([id], now)?;
-            let receipt = EnqueueReceipt {
-                campaign: id,
-                status: tx.campaign(id)?.expect("exists").status,
-                messages: plan.messages.len() as u32,
-                skipped: plan.skipped() as u32,
-                reserved: cost,
-                replayed: false,
-            };
+            campaign.counts = plan.counts;
+            for status in plan.statuses {
+                tx.set_campaign_status(&mut campaign, status, now)?;
+            }
             if let Some(key) = key {
-                let text = serde_json::to_string(&receipt).map_err(json_error)?;
+                let text = serde_json::to_string(&plan.receipt).map_err(json_error)?;
                 tx.tx
                     .prepare_cached(
                         "INSERT INTO idempotency_keys (tenant_id, key, request_hash, receipt) VALUES (?1, ?2, ?3, ?4)",
@@ -1249,7 +1084,7 @@ impl Store for SqliteStore {
                     .execute(params![tenant.0, key.key, key.request_hash, text])
                     .map_err(backend)?;
             }
-            Ok(receipt)
+            Ok(plan.receipt)
         })
     }
 
@@ -1274,7 +1109,7 @@ impl Store for SqliteStore {
     fn pause(&self, tenant: TenantId, id: CampaignId, reason: PauseReason, now: Timestamp) -> StoreResult<Campaign> {
         self.transaction(|tx| {
             let mut campaign = tx.campaign_of(tenant, id)?;
-            campaign.status.transition(CampaignStatus::Paused)?;
+            rules::pause_check(&campaign)?;
             tx.set_campaign_status(&mut campaign, CampaignStatus::Paused, now)?;
             tx.set_pause_reason(&mut campaign, Some(reason))?;
             Ok(campaign)
@@ -1284,14 +1119,16 @@ impl Store for SqliteStore {
     fn resume(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
         self.transaction(|tx| {
             let mut campaign = tx.campaign_of(tenant, id)?;
-            if campaign.status != CampaignStatus::Paused {
-                return Err(StoreError::Conflict(format!(
-                    "only a paused campaign can be resumed; {id} is {}",
-                    campaign.status
-                )));
-            }
+            let plan = rules::resume_plan(&campaign)?;
             tx.set_campaign_status(&mut campaign, CampaignStatus::Sending, now)?;
             tx.set_pause_reason(&mut campaign, None)?;
+            if plan.requeue_in_flight {
+                for mut message in
+                    tx.messages_where("", "campaign_id = ?1 AND status = 'submitting' ORDER BY contact_id", [id.0])?
+                {
+                    tx.move_message(&mut message, MessageStatus::Queued, TransitionCause::Engine, None, now)?;
+                }
+            }
             tx.complete_if_settled([id], now)?;
             Ok(tx.campaign(id)?.expect("exists"))
         })
@@ -1299,8 +1136,7 @@ impl Store for SqliteStore {
 
     fn cancel(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
         self.transaction(|tx| {
-            let campaign = tx.campaign_of(tenant, id)?;
-            campaign.status.transition(CampaignStatus::Cancelled)?;
+            rules::cancel_check(&tx.campaign_of(tenant, id)?)?;
             for mut message in
                 tx.messages_where("", "campaign_id = ?1 AND status = 'queued' ORDER BY contact_id", [id.0])?
             {
@@ -1315,20 +1151,17 @@ impl Store for SqliteStore {
 
     fn retry_failed(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<RetryReceipt> {
         self.transaction(|tx| {
-            let status = tx.campaign_of(tenant, id)?.status;
-            if !matches!(status, CampaignStatus::Sending | CampaignStatus::Paused) {
-                return Err(StoreError::Conflict(format!("retry-failed needs a sending or paused campaign; {id} is {status}")));
-            }
-            let failed = tx.messages_where(
-                "",
-                "campaign_id = ?1 AND status = 'failed' AND (error_code IS NULL OR error_code <> ?2) ORDER BY contact_id",
-                params![id.0, crate::domain::UNKNOWN_OUTCOME],
-            )?;
+            rules::retry_failed_check(&tx.campaign_of(tenant, id)?)?;
+            let mut failed =
+                tx.messages_where("", "campaign_id = ?1 AND status = 'failed' ORDER BY contact_id", [id.0])?;
+            failed.retain(|message| {
+                rules::is_retryable_failure(
+                    message.status,
+                    message.last_error.as_ref().map(|error| error.code.as_str()),
+                )
+            });
             let cost: Credits = failed.iter().map(|message| message.cost).sum();
-            let available = tx.tenant(tenant)?.available();
-            if cost > available {
-                return Err(StoreError::InsufficientCredits { needed: cost, available });
-            }
+            rules::check_affordable(cost, tx.tenant(tenant)?.available())?;
             let requeued = failed.len() as u32;
             for mut message in failed {
                 message.attempts = 0;
@@ -1364,13 +1197,10 @@ impl Store for SqliteStore {
 
     fn claim(&self, request: ClaimRequest, now: Timestamp) -> StoreResult<ClaimOutcome> {
         self.transaction(|tx| {
-            let Some((next_due, earliest_account)) = tx.first_due(request.traffic_account)? else {
-                return Ok(ClaimOutcome::Idle(IdleReason::NothingDue { next_due_at: None }));
+            let account = match rules::claim_account(tx.first_due(request.traffic_account)?, now) {
+                Ok(account) => tx.account(account)?,
+                Err(idle) => return Ok(ClaimOutcome::Idle(idle)),
             };
-            if next_due > now {
-                return Ok(ClaimOutcome::Idle(IdleReason::NothingDue { next_due_at: Some(next_due) }));
-            }
-            let account = tx.account(request.traffic_account.unwrap_or(earliest_account))?;
             let walk = tx.walk_due(&account, request.max_messages, now)?;
             if let Some((_, bucket)) = walk.account_bucket {
                 tx.save_bucket("account", account.id.0, bucket)?;
@@ -1379,18 +1209,18 @@ impl Store for SqliteStore {
                 tx.save_bucket("tenant", tenant.0, *bucket)?;
             }
             if walk.taken.is_empty() {
-                return Ok(ClaimOutcome::Idle(IdleReason::RateLimited { retry_at: now.plus_ms(walk.wait_ms(now)) }));
+                return Ok(ClaimOutcome::Idle(walk.idle(now)));
             }
-            let token = tx.next_meta("fencing_token")?;
-            let expires_at = now.plus_ms(request.lease_ms);
+            let lease = rules::claim_lease(&request, tx.next_meta("fencing_token")?, now);
             let mut messages = Vec::with_capacity(walk.taken.len());
             for id in walk.taken {
                 let mut message = tx.message(id)?.expect("candidate exists");
                 message.attempts += 1;
-                message.lease = Some(Lease { worker: request.worker.clone(), expires_at, token });
+                message.lease = Some(lease.clone());
                 tx.move_message(&mut message, MessageStatus::Submitting, TransitionCause::Engine, None, now)?;
                 messages.push(message);
             }
+            let (token, expires_at) = (lease.token, lease.expires_at);
             Ok(ClaimOutcome::Claimed(Claim { token, traffic_account: account.id, expires_at, messages }))
         })
     }
@@ -1420,51 +1250,23 @@ impl Store for SqliteStore {
             let mut affected = BTreeSet::new();
             for (id, result) in results {
                 let mut message = tx.message(id)?.ok_or_else(|| not_found("message", id))?;
-                let holds_lease = message.status == MessageStatus::Submitting
-                    && message.lease.as_ref().is_some_and(|lease| lease.token == token);
-                let late_acceptance =
-                    message.status == MessageStatus::Unknown && matches!(result, SubmissionResult::Accepted { .. });
-                if !holds_lease && !late_acceptance {
-                    outcomes.push(RecordOutcome::Fenced { status: message.status });
-                    continue;
-                }
-                affected.insert(id.campaign);
-                let parked_reports_applied = match result {
-                    SubmissionResult::Accepted { provider_message_id, bulk_id } => {
+                let lease_token = message.lease.as_ref().map(|lease| lease.token);
+                let parked_reports_applied = match rules::record_submission(message.status, lease_token, token, result)
+                {
+                    SubmissionPlan::Fenced => {
+                        outcomes.push(RecordOutcome::Fenced { status: message.status });
+                        continue;
+                    }
+                    SubmissionPlan::Accept { provider_message_id, bulk_id } => {
                         tx.accept(&mut message, provider_message_id, bulk_id, now)?
                     }
-                    SubmissionResult::Retry { error, next_attempt_at } => {
-                        message.next_attempt_at = next_attempt_at;
-                        tx.move_message(
-                            &mut message,
-                            MessageStatus::Queued,
-                            TransitionCause::Engine,
-                            Some(error),
-                            now,
-                        )?;
-                        0
-                    }
-                    SubmissionResult::Failed { error } => {
-                        tx.move_message(
-                            &mut message,
-                            MessageStatus::Failed,
-                            TransitionCause::Engine,
-                            Some(error),
-                            now,
-                        )?;
-                        0
-                    }
-                    SubmissionResult::Unknown { error } => {
-                        tx.move_message(
-                            &mut message,
-                            MessageStatus::Unknown,
-                            TransitionCause::Engine,
-                            Some(error),
-                            now,
-                        )?;
+                    SubmissionPlan::Move { to, error, next_attempt_at } => {
+                        message.next_attempt_at = next_attempt_at.unwrap_or(message.next_attempt_at);
+                        tx.move_message(&mut message, to, TransitionCause::Engine, Some(error), now)?;
                         0
                     }
                 };
+                affected.insert(id.campaign);
                 outcomes.push(RecordOutcome::Recorded { status: message.status, parked_reports_applied });
             }
             tx.complete_if_settled(affected, now)?;
@@ -1489,14 +1291,16 @@ impl Store for SqliteStore {
                 [now.0],
             )?;
             for mut message in expired {
-                let idempotent = tx.account(message.traffic_account)?.idempotent_submissions;
-                if idempotent {
-                    message.next_attempt_at = now;
-                    tx.move_message(&mut message, MessageStatus::Queued, TransitionCause::Engine, None, now)?;
-                    report.requeued.push(message.id);
-                } else {
-                    tx.move_message(&mut message, MessageStatus::Unknown, TransitionCause::Engine, None, now)?;
-                    report.unknown.push(message.id);
+                match rules::reap(tx.account(message.traffic_account)?.idempotent_submissions) {
+                    ReapDecision::Requeue => {
+                        message.next_attempt_at = now;
+                        tx.move_message(&mut message, MessageStatus::Queued, TransitionCause::Engine, None, now)?;
+                        report.requeued.push(message.id);
+                    }
+                    ReapDecision::Unknown => {
+                        tx.move_message(&mut message, MessageStatus::Unknown, TransitionCause::Engine, None, now)?;
+                        report.unknown.push(message.id);
+                    }
                 }
             }
             Ok(report)
@@ -1516,9 +1320,9 @@ impl Store for SqliteStore {
     fn resolve_unknown(&self, id: MessageId, resolution: Resolution, now: Timestamp) -> StoreResult<bool> {
         self.transaction(|tx| {
             let mut message = tx.message(id)?.ok_or_else(|| not_found("message", id))?;
-            if message.status != MessageStatus::Unknown {
+            let Some(resolution) = rules::resolve_plan(message.status, resolution) else {
                 return Ok(false);
-            }
+            };
             match resolution {
                 Resolution::Accepted { provider_message_id } => {
                     tx.accept(&mut message, provider_message_id, None, now)?;
@@ -1534,25 +1338,18 @@ impl Store for SqliteStore {
 
     fn settle_stale_unknowns(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<Vec<MessageId>> {
         self.transaction(|tx| {
-            let cutoff = now.0.saturating_sub(older_than_ms);
-            let stale = if now.0 < older_than_ms {
-                Vec::new()
-            } else {
-                tx.messages_where(
+            let stale = match rules::stale_cutoff(older_than_ms, now) {
+                Some(cutoff) => tx.messages_where(
                     "INDEXED BY messages_unknown",
                     "status = 'unknown' AND updated_at <= ?1 ORDER BY campaign_id, contact_id",
-                    [cutoff],
-                )?
+                    [cutoff.0],
+                )?,
+                None => Vec::new(),
             };
             let mut settled = Vec::with_capacity(stale.len());
             for mut message in stale {
-                tx.move_message(
-                    &mut message,
-                    MessageStatus::Failed,
-                    TransitionCause::Engine,
-                    Some(unknown_outcome_error()),
-                    now,
-                )?;
+                let error = rules::unknown_outcome_error();
+                tx.move_message(&mut message, MessageStatus::Failed, TransitionCause::Engine, Some(error), now)?;
                 settled.push(message.id);
             }
             tx.complete_if_settled(settled.iter().map(|id| id.campaign), now)?;
@@ -1630,12 +1427,7 @@ impl Store for SqliteStore {
             for row in rows {
                 let (status, code, cost) = row.map_err(backend)?;
                 let status = MessageStatus::parse(&status).ok_or_else(|| StoreError::Backend(format!("unknown status {status}")))?;
-                if status.holds_reservation() {
-                    recount.reserved += Credits(cost);
-                }
-                if is_charged(status, code.as_deref()) {
-                    recount.charged += Credits(cost);
-                }
+                rules::recount_message(&mut recount, status, code.as_deref(), Credits(cost));
             }
             Ok(recount)
         })

@@ -4,4 +4,5 @@ mod adapters;
 mod api;
 mod store_conformance;
 mod store_differential;
+mod store_incidents;
 mod worker;

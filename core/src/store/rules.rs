@@ -1,0 +1,710 @@
+//! The store's rules, written once: what every [`Store`] operation decides, as pure
+//! functions over rows a backend has read. A backend reads, asks these functions, and
+//! writes what they answer; it decides nothing of its own. The historical bugs of
+//! [`crate::incidents`] that live in the store are switched here, so they act on every
+//! backend alike.
+//!
+//! Nothing here does I/O, reads a clock or draws randomness: time comes in as `now`.
+//!
+//! # The contract a backend keeps
+//!
+//! Every [`Store`] method is one transaction that commits all it writes or nothing, and
+//! checks what it depends on inside that transaction (row locks or a single writer).
+//! Refusals ([`StoreError`]) come before the first write. Beyond that, a backend:
+//!
+//! 1. **Moves a message only through [`move_message`]**, and writes *all* of the returned
+//!    [`MessageMove`] in the same transaction: the status and `updated_at = now`; the
+//!    error, when one is given; the lease cleared unless the message is `submitting`; the
+//!    campaign counters shifted `from → to` ([`StatusCounts::shift`]); the tenant's
+//!    columns moved by [`MessageMove::ledger`] (a delta: `balance`, `reserved`, `charged`);
+//!    a [`JournalEntry::Message`] under the next journal sequence number.
+//! 2. **Moves a campaign only through [`campaign_move`]**, writing the status, the
+//!    completion time it returns and a [`JournalEntry::Campaign`]. After any operation
+//!    that can settle messages or start a campaign, it asks [`completes`] for each
+//!    campaign touched (in id order) and, if so, moves it to `completed`.
+//! 3. **Enqueue**: [`replay`] the idempotency key first; then [`enqueue_target`],
+//!    [`enqueue_plan`] (given the tenant's contacts and available credit); insert every
+//!    planned message ([`new_message`]) with one `from: None` journal entry each, set the
+//!    counters to [`EnqueuePlan::counts`], add [`EnqueuePlan::reserve`] to `reserved`,
+//!    walk the campaign through [`EnqueuePlan::statuses`], store the receipt under the key.
+//! 4. **Claim**: [`claim_account`] on the oldest queued message of a sending campaign;
+//!    then offer that account's due queued messages of sending campaigns, in (due time,
+//!    campaign, contact) order, to a [`RateWalk`] whose buckets come from
+//!    [`bucket_now`]; save every bucket the walk holds, even when it took nothing; move
+//!    what it took to `submitting` with `attempts + 1` and a lease under a fresh token
+//!    (tokens are never reused).
+//! 5. **Submissions**: [`record_submission`] per result; for an acceptance, [`accept`]
+//!    rules: move to `accepted`, record the provider ids (numbered, so a reused provider
+//!    id names the message that got it last), then apply the reports parked under
+//!    `(account, provider id)` in arrival order through [`report_plan`], deleting them.
+//! 6. **Reports**: find the message by `(account, provider id)` — the one given it last —
+//!    else by `message_ref` if it is of the same account; none found, or
+//!    [`ReportPlan::Park`], parks the report (arrival order kept). Otherwise write the
+//!    [`ReportPlan`], then [`report_side_effect`] for the outcome, then completion.
+//! 7. **Reaper, unknowns**: [`reap`] per expired lease (in message id order);
+//!    [`resolve_plan`] for a resolution; [`stale_cutoff`] for settling, with
+//!    [`unknown_outcome_error`].
+//! 8. **Operator actions**: [`pause_check`], [`resume_plan`], [`cancel_check`] (then
+//!    cancel each queued message), [`retry_failed_check`] with [`is_retryable_failure`]
+//!    and [`check_affordable`], [`credit_change`], [`patched_campaign`].
+//!
+//! The conformance suite (`store::conformance`) and the differential property test hold
+//! a backend to this; a new backend should pass both unchanged.
+
+use super::*;
+use crate::domain::ledger::{is_charged, on_transition, LedgerDelta, UNKNOWN_OUTCOME};
+use crate::domain::phone;
+use crate::domain::plan::{plan_messages, Plan};
+use crate::domain::rate::TokenBucket;
+use crate::domain::records::{ContactFields, Lease};
+use crate::domain::report::{decide, ReportDecision};
+use crate::ids::ContactId;
+use crate::incidents::{active, Bug};
+use std::collections::BTreeSet;
+
+/// Most contact rows one import may carry.
+pub const MAX_IMPORT_ROWS: usize = 10_000;
+
+/// A record that does not exist (or is another tenant's).
+pub fn not_found(what: &'static str, id: impl ToString) -> StoreError {
+    StoreError::NotFound { what, id: id.to_string() }
+}
+
+/// An unacceptable input.
+pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> StoreError {
+    StoreError::Invalid { field: field.into(), message: message.into() }
+}
+
+// --- messages ---------------------------------------------------------------------------
+
+/// Everything one message status change writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageMove {
+    /// The status left.
+    pub from: MessageStatus,
+    /// The status entered.
+    pub to: MessageStatus,
+    /// Why the move is allowed (for the journal).
+    pub cause: TransitionCause,
+    /// The error that replaces the message's last error, if any.
+    pub error: Option<MessageError>,
+    /// The money the move shifts on the tenant's books.
+    pub ledger: LedgerDelta,
+    /// Whether the message keeps its lease (only while `submitting`).
+    pub keeps_lease: bool,
+}
+
+/// The move of message `id` (costing `cost`, last error `current_error`) from `from` to
+/// `to`. An illegal move panics: callers ask only for moves the rules allowed, so one here
+/// is a store bug, and writing it would corrupt the books.
+pub fn move_message(
+    id: MessageId,
+    from: MessageStatus,
+    to: MessageStatus,
+    cause: TransitionCause,
+    cost: Credits,
+    current_error: Option<&MessageError>,
+    error: Option<MessageError>,
+) -> MessageMove {
+    from.transition(to, cause).unwrap_or_else(|illegal| panic!("store bug on {id}: {illegal}"));
+    let from_code = current_error.map(|error| error.code.as_str());
+    let to_code = error.as_ref().map(|error| error.code.as_str()).or(from_code);
+    let mut ledger = on_transition(from, to, cost, from_code, to_code);
+    if active(Bug::CreditsNotReserved) {
+        // Incident 002: credits were checked at enqueue, never held; a charge simply
+        // comes off the balance, however many campaigns are drawing on it.
+        ledger.reserved = Credits::ZERO;
+    }
+    MessageMove { from, to, cause, error, ledger, keeps_lease: to == MessageStatus::Submitting }
+}
+
+/// Whether a tenant's books hold after a move: nothing reserved beyond the balance. A
+/// backend without a constraint of its own asserts it, so a ledger bug stops the store.
+pub fn books_hold(books: &Tenant) -> bool {
+    // Incident 002 reserves nothing and lets the balance go negative: that is the bug
+    // the simulator must see, not a store panic.
+    active(Bug::CreditsNotReserved) || (books.reserved >= Credits::ZERO && books.reserved <= books.balance)
+}
+
+/// The error a final report records on its message.
+pub fn report_error(to: MessageStatus, report: &InboundReport) -> Option<MessageError> {
+    let code = report.error_code.clone()?;
+    matches!(to, MessageStatus::Undelivered | MessageStatus::Expired | MessageStatus::Rejected).then(|| MessageError {
+        code,
+        retryable: false,
+        detail: format!("delivery report: {to}"),
+    })
+}
+
+/// The error recorded on messages settled as unknown outcome.
+pub fn unknown_outcome_error() -> MessageError {
+    MessageError {
+        code: UNKNOWN_OUTCOME.to_owned(),
+        retryable: false,
+        detail: "no report or lookup resolved the ambiguous submission".to_owned(),
+    }
+}
+
+/// Adds one message's reservation and charge to a ledger recount.
+pub fn recount_message(recount: &mut LedgerRecount, status: MessageStatus, error_code: Option<&str>, cost: Credits) {
+    if status.holds_reservation() {
+        recount.reserved += cost;
+    }
+    if is_charged(status, error_code) {
+        recount.charged += cost;
+    }
+}
+
+// --- campaigns --------------------------------------------------------------------------
+
+/// A campaign's move to `to`: the checked new status and its completion time. An illegal
+/// move is a store bug, as for messages.
+pub fn campaign_move(campaign: &Campaign, to: CampaignStatus, now: Timestamp) -> (CampaignStatus, Option<Timestamp>) {
+    let status =
+        campaign.status.transition(to).unwrap_or_else(|illegal| panic!("store bug on {}: {illegal}", campaign.id));
+    let completed_at = if to == CampaignStatus::Completed { Some(now) } else { campaign.completed_at };
+    (status, completed_at)
+}
+
+/// The completion rule: a sending campaign with nothing pending is completed.
+pub fn completes(status: CampaignStatus, counts: &StatusCounts) -> bool {
+    let settled = if active(Bug::CompletionFromCounters) {
+        // Incidents 000 and 004: completion from counters, with messages handed to the
+        // provider counted as processed before the provider answered.
+        counts.queued == 0
+    } else {
+        counts.pending() == 0
+    };
+    status == CampaignStatus::Sending && settled
+}
+
+/// Checks a campaign to create or the result of a change: its fields, its account
+/// (`account`, as read) and, for a contact list, that every contact is the tenant's
+/// (`owner_of` reads a contact's tenant).
+pub fn check_new_campaign(
+    tenant: TenantId,
+    new: &NewCampaign,
+    account: impl FnOnce(TrafficAccountId) -> StoreResult<TrafficAccount>,
+    mut owner_of: impl FnMut(ContactId) -> StoreResult<Option<TenantId>>,
+) -> StoreResult<()> {
+    new.check()?;
+    if !account(new.traffic_account)?.usable_by(tenant) {
+        return Err(not_found("traffic account", new.traffic_account));
+    }
+    if let Audience::Contacts { ids } = &new.audience {
+        if ids.is_empty() {
+            return Err(invalid("audience", "a contact list audience needs at least one contact"));
+        }
+        for id in ids {
+            if owner_of(*id)? != Some(tenant) {
+                return Err(not_found("contact", id));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A draft campaign with `patch` applied, to be checked with [`check_new_campaign`];
+/// only a draft can be changed.
+pub fn patched_campaign(current: &Campaign, patch: CampaignPatch) -> StoreResult<NewCampaign> {
+    if current.status != CampaignStatus::Draft {
+        return Err(StoreError::Conflict(format!(
+            "campaign {} is {}; only a draft can be changed",
+            current.id, current.status
+        )));
+    }
+    Ok(NewCampaign {
+        name: patch.name.unwrap_or(current.name.clone()),
+        body_template: patch.body_template.unwrap_or(current.body_template.clone()),
+        sender: patch.sender.unwrap_or(current.sender.clone()),
+        audience: patch.audience.unwrap_or(current.audience.clone()),
+        traffic_account: patch.traffic_account.unwrap_or(current.traffic_account),
+        schedule_at: patch.schedule_at.unwrap_or(current.schedule_at),
+    })
+}
+
+/// `campaign` with the checked fields of `new` written in.
+pub fn apply_patch(campaign: &mut Campaign, new: NewCampaign) {
+    campaign.name = new.name;
+    campaign.body_template = new.body_template;
+    campaign.sender = new.sender;
+    campaign.audience = new.audience;
+    campaign.traffic_account = new.traffic_account;
+    campaign.schedule_at = new.schedule_at;
+}
+
+/// Checks a pause.
+pub fn pause_check(campaign: &Campaign) -> StoreResult<()> {
+    campaign.status.transition(CampaignStatus::Paused)?;
+    Ok(())
+}
+
+/// What a resume does besides moving the campaign back to `sending`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResumePlan {
+    /// Move the campaign's `submitting` messages back to `queued` (only the
+    /// `resume-requeues-in-flight` bug does).
+    pub requeue_in_flight: bool,
+}
+
+/// Checks a resume and says what it does.
+pub fn resume_plan(campaign: &Campaign) -> StoreResult<ResumePlan> {
+    // draft → sending is legal, but only through enqueue, which creates the messages.
+    if campaign.status != CampaignStatus::Paused {
+        return Err(StoreError::Conflict(format!(
+            "only a paused campaign can be resumed; {} is {}",
+            campaign.id, campaign.status
+        )));
+    }
+    // The pause/resume bug: resume "restarts" the campaign by putting back in the queue
+    // whatever has not finished, including messages a worker is sending.
+    Ok(ResumePlan { requeue_in_flight: active(Bug::ResumeRequeuesInFlight) })
+}
+
+/// Checks a cancel; the backend then cancels every queued message, in id order.
+pub fn cancel_check(campaign: &Campaign) -> StoreResult<()> {
+    campaign.status.transition(CampaignStatus::Cancelled)?;
+    Ok(())
+}
+
+/// Checks a retry-failed.
+pub fn retry_failed_check(campaign: &Campaign) -> StoreResult<()> {
+    match campaign.status {
+        CampaignStatus::Sending | CampaignStatus::Paused => Ok(()),
+        status => Err(StoreError::Conflict(format!(
+            "retry-failed needs a sending or paused campaign; {} is {status}",
+            campaign.id
+        ))),
+    }
+}
+
+/// Whether retry-failed requeues a message in `status` with `error_code`: failures of
+/// unknown outcome are charged and may have been sent, so never again.
+pub fn is_retryable_failure(status: MessageStatus, error_code: Option<&str>) -> bool {
+    status == MessageStatus::Failed && error_code != Some(UNKNOWN_OUTCOME)
+}
+
+/// Refuses to reserve `cost` when only `available` is.
+pub fn check_affordable(cost: Credits, available: Credits) -> StoreResult<()> {
+    if cost > available {
+        return Err(StoreError::InsufficientCredits { needed: cost, available });
+    }
+    Ok(())
+}
+
+/// The amount a credit change adds to the balance and to `funded`.
+pub fn credit_change(books: &Tenant, change: CreditChange) -> StoreResult<Credits> {
+    match change {
+        CreditChange::TopUp(amount) if amount <= Credits::ZERO => Err(invalid("amount", "a top-up must be positive")),
+        CreditChange::TopUp(amount) => Ok(amount),
+        CreditChange::Adjust(delta) if delta == Credits::ZERO => {
+            Err(invalid("amount", "an adjustment must not be zero"))
+        }
+        CreditChange::Adjust(delta) if books.balance + delta < books.reserved => {
+            Err(StoreError::InsufficientCredits { needed: -delta, available: books.available() })
+        }
+        CreditChange::Adjust(delta) => Ok(delta),
+    }
+}
+
+// --- contacts ---------------------------------------------------------------------------
+
+/// Refuses an import of too many rows.
+pub fn check_import_size(rows: usize) -> StoreResult<()> {
+    if rows > MAX_IMPORT_ROWS {
+        return Err(invalid("rows", format!("at most {MAX_IMPORT_ROWS} contacts per import, got {rows}")));
+    }
+    Ok(())
+}
+
+/// An import row's number in canonical form, or why row `row` is rejected.
+pub fn import_row(row: usize, contact: &NewContact) -> Result<String, RowError> {
+    let phone = phone::normalize_e164(&contact.phone).map_err(|error| RowError {
+        row,
+        field: "phone".into(),
+        message: error.to_string(),
+    })?;
+    if let Some((field, message)) = attribute_error(&contact.attributes) {
+        return Err(RowError { row, field, message: message.into() });
+    }
+    Ok(phone)
+}
+
+/// Checks an import row's attributes: the first offending key, with its message.
+pub fn attribute_error(attributes: &BTreeMap<String, String>) -> Option<(String, &'static str)> {
+    for (key, value) in attributes {
+        let name_ok = (1..=64).contains(&key.len())
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !name_ok {
+            return Some((format!("attributes.{key}"), "attribute names are 1 to 64 letters, digits, _ - ."));
+        }
+        if value.len() > 1024 {
+            return Some((format!("attributes.{key}"), "attribute values are at most 1024 bytes"));
+        }
+    }
+    None
+}
+
+// --- enqueue ----------------------------------------------------------------------------
+
+/// The answer stored under an idempotency key, checked against the key now presented:
+/// the earlier answer again, or a mismatch.
+pub fn replay(stored: Option<(&str, &EnqueueReceipt)>, key: &IdempotencyKey) -> StoreResult<Option<EnqueueReceipt>> {
+    match stored {
+        None => Ok(None),
+        Some((hash, _)) if hash != key.request_hash => Err(StoreError::IdempotencyMismatch { key: key.key.clone() }),
+        Some((_, receipt)) => Ok(Some(EnqueueReceipt { replayed: true, ..receipt.clone() })),
+    }
+}
+
+/// The status an enqueue moves `campaign` to: `scheduled` if it starts later, else
+/// `sending`. Only a draft: scheduled → sending is a legal edge, but it belongs to the
+/// scheduler; a second enqueue of a scheduled campaign would create its messages twice.
+pub fn enqueue_target(campaign: &Campaign, now: Timestamp) -> StoreResult<CampaignStatus> {
+    let target = match campaign.schedule_at {
+        Some(start) if start > now => CampaignStatus::Scheduled,
+        _ => CampaignStatus::Sending,
+    };
+    if campaign.status != CampaignStatus::Draft {
+        return Err(StoreError::Conflict(format!(
+            "campaign {} is {}; only a draft can be enqueued",
+            campaign.id, campaign.status
+        )));
+    }
+    campaign.status.transition(target)?;
+    Ok(target)
+}
+
+/// What an enqueue writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnqueuePlan {
+    /// The messages to create, in id order ([`new_message`] turns each into a row).
+    pub plan: Plan,
+    /// The campaign's counters once they exist.
+    pub counts: StatusCounts,
+    /// Credits to add to the tenant's `reserved`.
+    pub reserve: Credits,
+    /// The campaign statuses to pass through, in order.
+    pub statuses: Vec<CampaignStatus>,
+    /// The answer (stored under the idempotency key, if any).
+    pub receipt: EnqueueReceipt,
+}
+
+/// Plans the enqueue of `campaign` towards `target` (from [`enqueue_target`]) over the
+/// tenant's contacts, refusing it whole if the tenant's `available` credit falls short.
+pub fn enqueue_plan<C: ContactFields>(
+    campaign: &Campaign,
+    target: CampaignStatus,
+    account: &TrafficAccount,
+    contacts: &[C],
+    available: Credits,
+) -> StoreResult<EnqueuePlan> {
+    let plan = plan_messages(campaign, account, contacts)?;
+    if plan.messages.is_empty() {
+        return Err(invalid("audience", "the audience has no contacts"));
+    }
+    let cost = plan.cost();
+    check_affordable(cost, available)?;
+    let counts =
+        StatusCounts { queued: plan.sendable() as u32, skipped: plan.skipped() as u32, ..StatusCounts::default() };
+    let mut statuses = vec![target];
+    if completes(target, &counts) {
+        statuses.push(CampaignStatus::Completed);
+    }
+    let receipt = EnqueueReceipt {
+        campaign: campaign.id,
+        status: *statuses.last().expect("a target"),
+        messages: plan.messages.len() as u32,
+        skipped: counts.skipped,
+        reserved: cost,
+        replayed: false,
+    };
+    // Incident 002: credits checked at enqueue, never reserved.
+    let reserve = if active(Bug::CreditsNotReserved) { Credits::ZERO } else { cost };
+    Ok(EnqueuePlan { plan, counts, reserve, statuses, receipt })
+}
+
+// --- claims -----------------------------------------------------------------------------
+
+/// The account a claim draws from, given the oldest queued message of a sending campaign
+/// (of the requested account, if one was) — or why there is nothing to claim.
+pub fn claim_account(
+    first_due: Option<(Timestamp, TrafficAccountId)>,
+    now: Timestamp,
+) -> Result<TrafficAccountId, IdleReason> {
+    match first_due {
+        None => Err(IdleReason::NothingDue { next_due_at: None }),
+        Some((due, _)) if due > now => Err(IdleReason::NothingDue { next_due_at: Some(due) }),
+        Some((_, account)) => Ok(account),
+    }
+}
+
+/// A rate-limit bucket as it stands at `now`: the stored one refilled, or a full one.
+pub fn bucket_now(stored: Option<TokenBucket>, rate: u32, now: Timestamp) -> TokenBucket {
+    stored.unwrap_or_else(|| TokenBucket::full(rate, now)).refilled(rate, now)
+}
+
+/// A claim's walk through the due messages of one account, taking each within the
+/// account's and its tenant's rate limits.
+#[derive(Clone, Debug, Default)]
+pub struct RateWalk {
+    /// Messages taken, in walk order.
+    pub taken: Vec<MessageId>,
+    /// The account's bucket, if the account is rate limited.
+    pub account_bucket: Option<(u32, TokenBucket)>,
+    /// Each rate-limited tenant's bucket met so far.
+    pub tenant_buckets: BTreeMap<TenantId, (u32, TokenBucket)>,
+    /// Tenants whose bucket was empty when one of their messages came up.
+    skipped_tenants: BTreeSet<TenantId>,
+    /// The walk stopped because the account's bucket ran dry.
+    account_exhausted: bool,
+    /// At most this many are taken.
+    max: u32,
+}
+
+impl RateWalk {
+    /// A walk taking at most `max`, under the account's bucket if it is limited.
+    pub fn new(max: u32, account_bucket: Option<(u32, TokenBucket)>) -> RateWalk {
+        RateWalk { max, account_bucket, ..RateWalk::default() }
+    }
+
+    /// Whether the walk wants another message.
+    pub fn wants_more(&self) -> bool {
+        (self.taken.len() as u32) < self.max && !self.account_exhausted
+    }
+
+    /// Offers the due message `id` of `tenant` (limited to `tenant_rate`); `stored` reads
+    /// the tenant's bucket at that rate ([`bucket_now`]) the first time it is needed.
+    pub fn offer(
+        &mut self,
+        id: MessageId,
+        tenant: TenantId,
+        tenant_rate: Option<u32>,
+        now: Timestamp,
+        stored: impl FnOnce(u32) -> StoreResult<TokenBucket>,
+    ) -> StoreResult<()> {
+        if let Some((rate, bucket)) = self.account_bucket {
+            if bucket.available(rate, now) == 0 {
+                self.account_exhausted = true;
+                return Ok(());
+            }
+        }
+        if let Some(rate) = tenant_rate {
+            let bucket = match self.tenant_buckets.get(&tenant) {
+                Some((_, bucket)) => *bucket,
+                None => stored(rate)?,
+            };
+            if bucket.available(rate, now) == 0 {
+                self.tenant_buckets.insert(tenant, (rate, bucket));
+                self.skipped_tenants.insert(tenant);
+                return Ok(());
+            }
+            self.tenant_buckets.insert(tenant, (rate, bucket.take(1, rate, now).1));
+        }
+        if let Some((rate, bucket)) = self.account_bucket {
+            self.account_bucket = Some((rate, bucket.take(1, rate, now).1));
+        }
+        self.taken.push(id);
+        Ok(())
+    }
+
+    /// Why a walk that took nothing is idle: the account's wait if its bucket stopped the
+    /// walk, else the shortest wait of a skipped tenant.
+    pub fn idle(&self, now: Timestamp) -> IdleReason {
+        let wait_ms = if self.account_exhausted {
+            let (rate, bucket) = self.account_bucket.expect("an exhausted account is rate limited");
+            bucket.ms_until_next_token(rate, now)
+        } else {
+            self.skipped_tenants
+                .iter()
+                .map(|tenant| {
+                    let (rate, bucket) = self.tenant_buckets[tenant];
+                    bucket.ms_until_next_token(rate, now)
+                })
+                .min()
+                .unwrap_or(0)
+        };
+        IdleReason::RateLimited { retry_at: now.plus_ms(wait_ms) }
+    }
+}
+
+/// The lease claimed messages are held under.
+pub fn claim_lease(request: &ClaimRequest, token: u64, now: Timestamp) -> Lease {
+    Lease { worker: request.worker.clone(), expires_at: now.plus_ms(request.lease_ms), token }
+}
+
+// --- submissions, reports, reaper -------------------------------------------------------
+
+/// What to write for one submission result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SubmissionPlan {
+    /// Refused: the token is stale or the message moved on.
+    Fenced,
+    /// The provider has it: accept it (see the module's contract).
+    Accept {
+        /// The provider's id.
+        provider_message_id: String,
+        /// The bulk request's id.
+        bulk_id: Option<String>,
+    },
+    /// Move the message, with this error, due again at `next_attempt_at` if given.
+    Move {
+        /// The new status.
+        to: MessageStatus,
+        /// Its error.
+        error: MessageError,
+        /// The new due time, for a retry.
+        next_attempt_at: Option<Timestamp>,
+    },
+}
+
+/// The rule for a submission result under `token`, for a message in `status` whose lease
+/// carries `lease_token`. An acceptance for a message the reaper moved to `unknown`
+/// resolves it; anything else needs the lease.
+pub fn record_submission(
+    status: MessageStatus,
+    lease_token: Option<u64>,
+    token: u64,
+    result: SubmissionResult,
+) -> SubmissionPlan {
+    let holds_lease = status == MessageStatus::Submitting && lease_token == Some(token);
+    let late_acceptance = status == MessageStatus::Unknown && matches!(result, SubmissionResult::Accepted { .. });
+    if !holds_lease && !late_acceptance {
+        return SubmissionPlan::Fenced;
+    }
+    match result {
+        SubmissionResult::Accepted { provider_message_id, bulk_id } => {
+            SubmissionPlan::Accept { provider_message_id, bulk_id }
+        }
+        SubmissionResult::Retry { error, next_attempt_at } => {
+            SubmissionPlan::Move { to: MessageStatus::Queued, error, next_attempt_at: Some(next_attempt_at) }
+        }
+        SubmissionResult::Failed { error } => {
+            SubmissionPlan::Move { to: MessageStatus::Failed, error, next_attempt_at: None }
+        }
+        SubmissionResult::Unknown { error } => {
+            SubmissionPlan::Move { to: MessageStatus::Unknown, error, next_attempt_at: None }
+        }
+    }
+}
+
+/// What one report does to the message it names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReportPlan {
+    /// Move the message through these statuses, each with the error to record, then give
+    /// it the report's provider id if `assign_provider_id`; answer `outcome`.
+    Apply {
+        /// The moves, in order.
+        moves: Vec<(MessageStatus, Option<MessageError>)>,
+        /// The message has no provider id yet: it takes the report's.
+        assign_provider_id: bool,
+        /// The answer.
+        outcome: ReportOutcome,
+    },
+    /// Nothing changes; the answer is `outcome`.
+    Ignore(ReportOutcome),
+    /// The submission is not recorded yet: park the report.
+    Park,
+}
+
+/// The rule for `report` on message `id` in `status` (with a provider id or not).
+pub fn report_plan(id: MessageId, status: MessageStatus, has_provider_id: bool, report: &InboundReport) -> ReportPlan {
+    match decide(status, &report.status) {
+        ReportDecision::Apply { path } => {
+            let last = *path.last().expect("an applied report has a path");
+            let count = path.len();
+            let moves = path
+                .into_iter()
+                .enumerate()
+                .map(|(index, step)| (step, if index + 1 == count { report_error(last, report) } else { None }))
+                .collect();
+            let outcome = ReportOutcome::Applied { message: id, from: status, to: last };
+            ReportPlan::Apply { moves, assign_provider_id: !has_provider_id, outcome }
+        }
+        ReportDecision::Duplicate => ReportPlan::Ignore(ReportOutcome::Duplicate { message: id }),
+        ReportDecision::IgnoredBackwards => ReportPlan::Ignore(ReportOutcome::IgnoredBackwards { message: id, status }),
+        ReportDecision::Park => ReportPlan::Park,
+        ReportDecision::Unrecognized => ReportPlan::Ignore(ReportOutcome::Unrecognized),
+    }
+}
+
+/// What a directly applied report does beyond its [`ReportPlan`], for a message of
+/// `cost`: normally nothing. With the `counter-per-report` bug, a duplicate or backward
+/// report bumps the delivered counter by one and moves this money (balance and charged
+/// only), as incidents 000 and 001 did with `$inc: { sentCount: 1, actualCost: cost }`.
+pub fn report_side_effect(outcome: &ReportOutcome, cost: Credits) -> Option<LedgerDelta> {
+    let ignored = matches!(outcome, ReportOutcome::Duplicate { .. } | ReportOutcome::IgnoredBackwards { .. });
+    (ignored && active(Bug::CounterPerReport)).then_some(LedgerDelta {
+        balance: -cost,
+        reserved: Credits::ZERO,
+        charged: cost,
+    })
+}
+
+/// What the reaper does with an expired lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReapDecision {
+    /// Back to `queued`, due now: the provider deduplicates a resubmission by its key.
+    Requeue,
+    /// To `unknown`, for reconciliation: never a blind resend.
+    Unknown,
+}
+
+/// The rule for an expired lease on an account whose provider honours idempotency keys
+/// (`idempotent_submissions`) or not.
+pub fn reap(idempotent_submissions: bool) -> ReapDecision {
+    // Incident 000: the reaper "retried" expired claims, resending what a crashed worker
+    // had already handed to the provider.
+    if idempotent_submissions || active(Bug::ReaperResends) {
+        ReapDecision::Requeue
+    } else {
+        ReapDecision::Unknown
+    }
+}
+
+/// The rule for resolving a message in `status`: `None` if it is no longer unknown, else
+/// the resolution to write (an acceptance, or a failure with its error).
+pub fn resolve_plan(status: MessageStatus, resolution: Resolution) -> Option<Resolution> {
+    (status == MessageStatus::Unknown).then_some(resolution)
+}
+
+/// Unknown messages that became unknown at or before this time are stale; `None` when
+/// none can be (the bound reaches back before the epoch).
+pub fn stale_cutoff(older_than_ms: u64, now: Timestamp) -> Option<Timestamp> {
+    now.0.checked_sub(older_than_ms).map(Timestamp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completion_waits_for_every_pending_message() {
+        let counts = StatusCounts { submitting: 1, delivered: 3, ..StatusCounts::default() };
+        assert!(!completes(CampaignStatus::Sending, &counts));
+        assert!(completes(CampaignStatus::Sending, &StatusCounts { delivered: 3, ..StatusCounts::default() }));
+        assert!(!completes(CampaignStatus::Paused, &StatusCounts::default()));
+    }
+
+    #[test]
+    fn the_reaper_never_resends_to_a_provider_without_idempotency_keys() {
+        assert_eq!(reap(false), ReapDecision::Unknown);
+        assert_eq!(reap(true), ReapDecision::Requeue);
+    }
+
+    #[test]
+    fn a_stale_token_is_fenced_but_a_late_acceptance_resolves_an_unknown() {
+        let accepted = || SubmissionResult::Accepted { provider_message_id: "p".into(), bulk_id: None };
+        assert_eq!(record_submission(MessageStatus::Submitting, Some(1), 2, accepted()), SubmissionPlan::Fenced);
+        assert!(matches!(
+            record_submission(MessageStatus::Unknown, None, 2, accepted()),
+            SubmissionPlan::Accept { .. }
+        ));
+    }
+
+    #[test]
+    fn the_stale_bound_never_reaches_before_the_epoch() {
+        assert_eq!(stale_cutoff(10, Timestamp(5)), None);
+        assert_eq!(stale_cutoff(10, Timestamp(15)), Some(Timestamp(5)));
+    }
+}
