@@ -44,12 +44,18 @@
 //! store works in one schema (`public` unless told otherwise), so several stores — the
 //! tests make one per case — can share a database.
 
+use super::rules::{self, not_found, ReapDecision, ReportPlan, SubmissionPlan};
 use super::*;
+use crate::domain::ledger::LedgerDelta;
+use crate::domain::rate::TokenBucket;
+use crate::domain::records::{Encoding, Lease};
+use crate::ids::ContactId;
 use ::postgres as pg;
 use pg::error::SqlState;
 use pg::types::ToSql;
 use pg::{IsolationLevel, NoTls, Row, Statement};
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// The schema migrations, in order; migration `n` brings the schema to version `n + 1`.
@@ -348,11 +354,6 @@ impl Tx<'_> {
         self.tx.borrow_mut().query(&statement, parameters).map_err(backend)
     }
 
-    fn query_opt(&self, sql: &str, parameters: &[&(dyn ToSql + Sync)]) -> StoreResult<Option<Row>> {
-        let statement = self.statement(sql)?;
-        self.tx.borrow_mut().query_opt(&statement, parameters).map_err(backend)
-    }
-
     fn execute(&self, sql: &str, parameters: &[&(dyn ToSql + Sync)]) -> StoreResult<u64> {
         let statement = self.statement(sql)?;
         self.tx.borrow_mut().execute(&statement, parameters).map_err(backend)
@@ -361,6 +362,1210 @@ impl Tx<'_> {
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> StoreError {
     StoreError::Invalid { field: field.into(), message: message.into() }
+}
+
+fn json_error(error: serde_json::Error) -> StoreError {
+    StoreError::Backend(format!("stored JSON unreadable: {error}"))
+}
+
+fn unreadable(what: &str, text: &str) -> StoreError {
+    StoreError::Backend(format!("unknown {what} `{text}` in the database"))
+}
+
+/// A `u64` as PostgreSQL's BIGINT (ids, times and tokens stay far below 2⁶³).
+fn big(value: u64) -> i64 {
+    value as i64
+}
+
+const MESSAGE_COLUMNS: &str = "campaign_id, contact_id, tenant_id, traffic_account_id, destination, sender, body, encoding, segments, \
+     cost, status, attempts, next_attempt_at, lease_worker, lease_expires_at, lease_token, provider_message_id, bulk_id, \
+     error_code, error_retryable, error_detail, created_at, updated_at";
+
+const CAMPAIGN_COLUMNS: &str = "id, tenant_id, name, body_template, sender, audience, traffic_account_id, status, pause_reason, \
+     schedule_at, n_queued, n_submitting, n_accepted, n_delivered, n_undelivered, n_expired, n_rejected, n_failed, n_unknown, \
+     n_skipped, n_cancelled, created_at, enqueued_at, completed_at";
+
+const TENANT_COLUMNS: &str = "id, name, api_key_hash, balance, reserved, charged, funded, rate_limit_per_s";
+
+const ACCOUNT_COLUMNS: &str = "id, owner, name, provider, base_url, credentials, sender, rate_limit_per_s, price_per_segment, idempotent_submissions";
+
+fn counter_column(status: MessageStatus) -> &'static str {
+    match status {
+        MessageStatus::Queued => "n_queued",
+        MessageStatus::Submitting => "n_submitting",
+        MessageStatus::Accepted => "n_accepted",
+        MessageStatus::Delivered => "n_delivered",
+        MessageStatus::Undelivered => "n_undelivered",
+        MessageStatus::Expired => "n_expired",
+        MessageStatus::Rejected => "n_rejected",
+        MessageStatus::Failed => "n_failed",
+        MessageStatus::Unknown => "n_unknown",
+        MessageStatus::Skipped => "n_skipped",
+        MessageStatus::Cancelled => "n_cancelled",
+    }
+}
+
+fn encoding_text(encoding: Encoding) -> &'static str {
+    match encoding {
+        Encoding::Gsm7 => "gsm7",
+        Encoding::Ucs2 => "ucs2",
+    }
+}
+
+fn u64_at(row: &Row, index: usize) -> u64 {
+    row.get::<_, i64>(index) as u64
+}
+
+fn u32_at(row: &Row, index: usize) -> u32 {
+    row.get::<_, i64>(index) as u32
+}
+
+fn time_at(row: &Row, index: usize) -> Option<Timestamp> {
+    row.get::<_, Option<i64>>(index).map(|at| Timestamp(at as u64))
+}
+
+fn message_from_row(row: &Row) -> StoreResult<Message> {
+    let status: &str = row.get(10);
+    let encoding: &str = row.get(7);
+    let lease = match (row.get::<_, Option<String>>(13), time_at(row, 14), row.get::<_, Option<i64>>(15)) {
+        (Some(worker), Some(expires_at), Some(token)) => Some(Lease { worker, expires_at, token: token as u64 }),
+        _ => None,
+    };
+    let last_error = row.get::<_, Option<String>>(18).map(|code| MessageError {
+        code,
+        retryable: row.get::<_, Option<bool>>(19).unwrap_or(false),
+        detail: row.get::<_, Option<String>>(20).unwrap_or_default(),
+    });
+    Ok(Message {
+        id: MessageId::new(CampaignId(u64_at(row, 0)), ContactId(u64_at(row, 1))),
+        tenant: TenantId(u64_at(row, 2)),
+        traffic_account: TrafficAccountId(u64_at(row, 3)),
+        destination: row.get(4),
+        sender: row.get(5),
+        body: row.get(6),
+        encoding: match encoding {
+            "gsm7" => Encoding::Gsm7,
+            "ucs2" => Encoding::Ucs2,
+            other => return Err(unreadable("encoding", other)),
+        },
+        segments: u32_at(row, 8),
+        cost: Credits(row.get(9)),
+        status: MessageStatus::parse(status).ok_or_else(|| unreadable("message status", status))?,
+        attempts: u32_at(row, 11),
+        next_attempt_at: Timestamp(u64_at(row, 12)),
+        lease,
+        provider_message_id: row.get(16),
+        bulk_id: row.get(17),
+        last_error,
+        created_at: Timestamp(u64_at(row, 21)),
+        updated_at: Timestamp(u64_at(row, 22)),
+    })
+}
+
+fn campaign_from_row(row: &Row) -> StoreResult<Campaign> {
+    let status: &str = row.get(7);
+    let pause_reason: Option<&str> = row.get(8);
+    Ok(Campaign {
+        id: CampaignId(u64_at(row, 0)),
+        tenant: TenantId(u64_at(row, 1)),
+        name: row.get(2),
+        body_template: row.get(3),
+        sender: row.get(4),
+        audience: serde_json::from_str(row.get(5)).map_err(json_error)?,
+        traffic_account: TrafficAccountId(u64_at(row, 6)),
+        status: CampaignStatus::parse(status).ok_or_else(|| unreadable("campaign status", status))?,
+        pause_reason: pause_reason.map(serde_json::from_str).transpose().map_err(json_error)?,
+        schedule_at: time_at(row, 9),
+        counts: StatusCounts {
+            queued: u32_at(row, 10),
+            submitting: u32_at(row, 11),
+            accepted: u32_at(row, 12),
+            delivered: u32_at(row, 13),
+            undelivered: u32_at(row, 14),
+            expired: u32_at(row, 15),
+            rejected: u32_at(row, 16),
+            failed: u32_at(row, 17),
+            unknown: u32_at(row, 18),
+            skipped: u32_at(row, 19),
+            cancelled: u32_at(row, 20),
+        },
+        created_at: Timestamp(u64_at(row, 21)),
+        enqueued_at: time_at(row, 22),
+        completed_at: time_at(row, 23),
+    })
+}
+
+fn tenant_from_row(row: &Row) -> StoreResult<Tenant> {
+    Ok(Tenant {
+        id: TenantId(u64_at(row, 0)),
+        name: row.get(1),
+        api_key_hash: row.get(2),
+        balance: Credits(row.get(3)),
+        reserved: Credits(row.get(4)),
+        charged: Credits(row.get(5)),
+        funded: Credits(row.get(6)),
+        rate_limit_per_s: row.get::<_, Option<i64>>(7).map(|rate| rate as u32),
+    })
+}
+
+fn account_from_row(row: &Row) -> StoreResult<TrafficAccount> {
+    let provider: &str = row.get(3);
+    Ok(TrafficAccount {
+        id: TrafficAccountId(u64_at(row, 0)),
+        owner: row.get::<_, Option<i64>>(1).map(|owner| TenantId(owner as u64)),
+        name: row.get(2),
+        provider: ProviderKind::parse(provider).ok_or_else(|| unreadable("provider", provider))?,
+        base_url: row.get(4),
+        credentials: serde_json::from_str(row.get(5)).map_err(json_error)?,
+        sender: row.get(6),
+        rate_limit_per_s: row.get::<_, Option<i64>>(7).map(|rate| rate as u32),
+        price_per_segment: Credits(row.get(8)),
+        idempotent_submissions: row.get(9),
+    })
+}
+
+fn contact_from_row(row: &Row) -> StoreResult<Contact> {
+    Ok(Contact {
+        id: ContactId(u64_at(row, 0)),
+        tenant: TenantId(u64_at(row, 1)),
+        phone: row.get(2),
+        attributes: serde_json::from_str(row.get(3)).map_err(json_error)?,
+        opted_out: row.get(4),
+    })
+}
+
+/// Rows of one page of a claim's walk through the due queue.
+const WALK_PAGE: i64 = 256;
+
+impl Tx<'_> {
+    // --- reads --------------------------------------------------------------------------------
+
+    fn rows<T>(
+        &self,
+        sql: &str,
+        parameters: &[&(dyn ToSql + Sync)],
+        read: fn(&Row) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        self.query(sql, parameters)?.iter().map(read).collect()
+    }
+
+    fn tenant(&self, id: TenantId) -> StoreResult<Tenant> {
+        let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1");
+        self.rows(&sql, &[&big(id.0)], tenant_from_row)?.pop().ok_or_else(|| not_found("tenant", id))
+    }
+
+    fn account(&self, id: TrafficAccountId) -> StoreResult<TrafficAccount> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM traffic_accounts WHERE id = $1");
+        self.rows(&sql, &[&big(id.0)], account_from_row)?.pop().ok_or_else(|| not_found("traffic account", id))
+    }
+
+    fn campaign(&self, id: CampaignId) -> StoreResult<Option<Campaign>> {
+        let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1");
+        Ok(self.rows(&sql, &[&big(id.0)], campaign_from_row)?.pop())
+    }
+
+    fn campaign_of(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Campaign> {
+        self.campaign(id)?.filter(|campaign| campaign.tenant == tenant).ok_or_else(|| not_found("campaign", id))
+    }
+
+    fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE campaign_id = $1 AND contact_id = $2");
+        Ok(self.rows(&sql, &[&big(id.campaign.0), &big(id.contact.0)], message_from_row)?.pop())
+    }
+
+    /// The messages matching `condition` (an SQL tail: WHERE clause and order).
+    fn messages_where(&self, condition: &str, parameters: &[&(dyn ToSql + Sync)]) -> StoreResult<Vec<Message>> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE {condition}");
+        self.rows(&sql, parameters, message_from_row)
+    }
+
+    fn tenant_contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>> {
+        self.rows(
+            "SELECT id, tenant_id, phone, attributes, opted_out FROM contacts WHERE tenant_id = $1 ORDER BY id",
+            &[&big(tenant.0)],
+            contact_from_row,
+        )
+    }
+
+    fn count(&self, sql: &str, parameters: &[&(dyn ToSql + Sync)]) -> StoreResult<u32> {
+        Ok(self.query(sql, parameters)?.first().map_or(0, |row| u32_at(row, 0)))
+    }
+
+    // --- writes -------------------------------------------------------------------------------
+
+    /// The id the next row of `table` gets: the largest plus one, as SQLite gives out
+    /// rowids (safe under the writer lock).
+    fn next_id(&self, table: &str) -> StoreResult<i64> {
+        let sql = format!("SELECT COALESCE(MAX(id), 0) + 1 FROM {table}");
+        Ok(self.query(&sql, &[])?[0].get(0))
+    }
+
+    /// Takes the next value of the counter `key`.
+    fn next_meta(&self, key: &str) -> StoreResult<u64> {
+        self.take_meta(key, 1)
+    }
+
+    /// Takes `count` consecutive values of the counter `key`; returns the first.
+    fn take_meta(&self, key: &str, count: u64) -> StoreResult<u64> {
+        let rows = self.query("UPDATE meta SET value = value + $2 WHERE key = $1 RETURNING value", &[&key, &big(count)])?;
+        let last = rows.first().map(|row| u64_at(row, 0)).ok_or_else(|| unreadable("meta counter", key))?;
+        Ok(last + 1 - count)
+    }
+
+    /// Appends the entry `entry(seq)` to the journal under the next sequence number.
+    fn journal(&self, entry: impl FnOnce(u64) -> JournalEntry) -> StoreResult<()> {
+        let seq = self.next_meta("journal_seq")?;
+        self.journal_at(entry(seq))
+    }
+
+    /// Appends `entry` under the sequence number it carries (taken with [`Tx::take_meta`]).
+    fn journal_at(&self, entry: JournalEntry) -> StoreResult<()> {
+        let text = serde_json::to_string(&entry).map_err(json_error)?;
+        self.execute("INSERT INTO journal (seq, entry) VALUES ($1, $2)", &[&big(entry.seq()), &text])?;
+        Ok(())
+    }
+
+    /// Writes the parts of `message` that change with its status.
+    fn save_state(&self, message: &Message) -> StoreResult<()> {
+        let (worker, expires_at, token) = match &message.lease {
+            Some(lease) => (Some(lease.worker.as_str()), Some(big(lease.expires_at.0)), Some(big(lease.token))),
+            None => (None, None, None),
+        };
+        let error = message.last_error.as_ref();
+        self.execute(
+            "UPDATE messages SET status = $1, attempts = $2, next_attempt_at = $3, lease_worker = $4, lease_expires_at = $5, \
+             lease_token = $6, error_code = $7, error_retryable = $8, error_detail = $9, updated_at = $10 \
+             WHERE campaign_id = $11 AND contact_id = $12",
+            &[
+                &message.status.as_str(),
+                &i64::from(message.attempts),
+                &big(message.next_attempt_at.0),
+                &worker,
+                &expires_at,
+                &token,
+                &error.map(|error| error.code.as_str()),
+                &error.map(|error| error.retryable),
+                &error.map(|error| error.detail.as_str()),
+                &big(message.updated_at.0),
+                &big(message.id.campaign.0),
+                &big(message.id.contact.0),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Writes the provider ids `message` was just given, numbered in assignment order: a
+    /// report for a provider id goes to the message that was given it last.
+    fn save_provider_ids(&self, message: &Message) -> StoreResult<()> {
+        let assigned = self.next_meta("provider_id_assigned")?;
+        self.execute(
+            "UPDATE messages SET provider_message_id = $1, bulk_id = $2, provider_id_assigned = $3 \
+             WHERE campaign_id = $4 AND contact_id = $5",
+            &[
+                &message.provider_message_id,
+                &message.bulk_id,
+                &big(assigned),
+                &big(message.id.campaign.0),
+                &big(message.id.contact.0),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn insert_message(&self, message: &Message) -> StoreResult<()> {
+        let error = message.last_error.as_ref();
+        let sql = format!(
+            "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+             NULL, NULL, NULL, NULL, NULL, $14, $15, $16, $17, $18)"
+        );
+        self.execute(
+            &sql,
+            &[
+                &big(message.id.campaign.0),
+                &big(message.id.contact.0),
+                &big(message.tenant.0),
+                &big(message.traffic_account.0),
+                &message.destination,
+                &message.sender,
+                &message.body,
+                &encoding_text(message.encoding),
+                &i64::from(message.segments),
+                &message.cost.0,
+                &message.status.as_str(),
+                &i64::from(message.attempts),
+                &big(message.next_attempt_at.0),
+                &error.map(|error| error.code.as_str()),
+                &error.map(|error| error.retryable),
+                &error.map(|error| error.detail.as_str()),
+                &big(message.created_at.0),
+                &big(message.updated_at.0),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn apply_ledger(&self, tenant: TenantId, delta: LedgerDelta) -> StoreResult<()> {
+        if delta == LedgerDelta::NONE {
+            return Ok(());
+        }
+        self.execute(
+            "UPDATE tenants SET balance = balance + $1, reserved = reserved + $2, charged = charged + $3 WHERE id = $4",
+            &[&delta.balance.0, &delta.reserved.0, &delta.charged.0, &big(tenant.0)],
+        )?;
+        Ok(())
+    }
+
+    /// Moves `message` to `to` as [`rules::move_message`] decides, writing counters, ledger
+    /// and journal with it, and saves its state. Callers set the fields that change with
+    /// the move (attempts, due time, a new lease) before calling.
+    fn move_message(
+        &self,
+        message: &mut Message,
+        to: MessageStatus,
+        cause: TransitionCause,
+        error: Option<MessageError>,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let from = message.status;
+        let change = rules::move_message(message.id, from, to, cause, message.cost, message.last_error.as_ref(), error);
+        if let Some(error) = change.error {
+            message.last_error = Some(error);
+        }
+        message.status = to;
+        message.updated_at = now;
+        if !change.keeps_lease {
+            message.lease = None;
+        }
+        self.apply_ledger(message.tenant, change.ledger)?;
+        let sql = format!(
+            "UPDATE campaigns SET {from_column} = {from_column} - 1, {to_column} = {to_column} + 1 WHERE id = $1",
+            from_column = counter_column(from),
+            to_column = counter_column(to)
+        );
+        self.execute(&sql, &[&big(message.id.campaign.0)])?;
+        let id = message.id;
+        self.journal(|seq| JournalEntry::Message { seq, at: now, message: id, from: Some(from), to, cause })?;
+        self.save_state(message)
+    }
+
+    fn set_campaign_status(&self, campaign: &mut Campaign, to: CampaignStatus, now: Timestamp) -> StoreResult<()> {
+        let from = campaign.status;
+        (campaign.status, campaign.completed_at) = rules::campaign_move(campaign, to, now);
+        self.execute(
+            "UPDATE campaigns SET status = $1, completed_at = $2 WHERE id = $3",
+            &[&to.as_str(), &campaign.completed_at.map(|at| big(at.0)), &big(campaign.id.0)],
+        )?;
+        let id = campaign.id;
+        self.journal(|seq| JournalEntry::Campaign { seq, at: now, campaign: id, from, to })
+    }
+
+    fn set_pause_reason(&self, campaign: &mut Campaign, reason: Option<PauseReason>) -> StoreResult<()> {
+        let text = reason.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
+        campaign.pause_reason = reason;
+        self.execute("UPDATE campaigns SET pause_reason = $1 WHERE id = $2", &[&text, &big(campaign.id.0)])?;
+        Ok(())
+    }
+
+    /// Completes each of `campaigns` (in id order) that [`rules::completes`] says is done.
+    fn complete_if_settled(&self, campaigns: impl IntoIterator<Item = CampaignId>, now: Timestamp) -> StoreResult<()> {
+        let affected: BTreeSet<CampaignId> = campaigns.into_iter().collect();
+        for id in affected {
+            let mut campaign = self.campaign(id)?.expect("affected campaigns exist");
+            if rules::completes(campaign.status, &campaign.counts) {
+                self.set_campaign_status(&mut campaign, CampaignStatus::Completed, now)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_new_campaign(&self, tenant: TenantId, new: &NewCampaign) -> StoreResult<()> {
+        let owner_of = |id: ContactId| {
+            let rows = self.query("SELECT tenant_id FROM contacts WHERE id = $1", &[&big(id.0)])?;
+            Ok(rows.first().map(|row| TenantId(u64_at(row, 0))))
+        };
+        rules::check_new_campaign(tenant, new, |id| self.account(id), owner_of)
+    }
+
+    fn write_campaign_fields(&self, campaign: &Campaign) -> StoreResult<()> {
+        let audience = serde_json::to_string(&campaign.audience).map_err(json_error)?;
+        self.execute(
+            "UPDATE campaigns SET name = $1, body_template = $2, sender = $3, audience = $4, traffic_account_id = $5, \
+             schedule_at = $6 WHERE id = $7",
+            &[
+                &campaign.name,
+                &campaign.body_template,
+                &campaign.sender,
+                &audience,
+                &big(campaign.traffic_account.0),
+                &campaign.schedule_at.map(|at| big(at.0)),
+                &big(campaign.id.0),
+            ],
+        )?;
+        Ok(())
+    }
+
+    // --- acceptance and reports --------------------------------------------------------------
+
+    fn accept(
+        &self,
+        message: &mut Message,
+        provider_message_id: String,
+        bulk_id: Option<String>,
+        now: Timestamp,
+    ) -> StoreResult<u32> {
+        self.move_message(message, MessageStatus::Accepted, TransitionCause::Engine, None, now)?;
+        message.provider_message_id = Some(provider_message_id.clone());
+        message.bulk_id = bulk_id;
+        self.save_provider_ids(message)?;
+        let parked: Vec<(i64, String)> = self
+            .query(
+                "SELECT seq, report FROM parked_reports WHERE traffic_account_id = $1 AND provider_message_id = $2 \
+                 ORDER BY seq",
+                &[&big(message.traffic_account.0), &provider_message_id],
+            )?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        for (seq, text) in &parked {
+            self.execute("DELETE FROM parked_reports WHERE seq = $1", &[seq])?;
+            let report: InboundReport = serde_json::from_str(text).map_err(json_error)?;
+            self.apply_report_to(message, &report, now)?;
+        }
+        Ok(parked.len() as u32)
+    }
+
+    fn park(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
+        let seq = self.next_meta("parked_seq")?;
+        let text = serde_json::to_string(&report).map_err(json_error)?;
+        self.execute(
+            "INSERT INTO parked_reports (seq, traffic_account_id, provider_message_id, report, received_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+            &[&big(seq), &big(report.traffic_account.0), &report.provider_message_id, &text, &big(now.0)],
+        )?;
+        Ok(ReportOutcome::Parked)
+    }
+
+    /// Applies one report inside this transaction.
+    fn apply_one_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
+        let by_provider = self
+            .messages_where(
+                "traffic_account_id = $1 AND provider_message_id = $2 \
+                 ORDER BY provider_id_assigned DESC NULLS LAST LIMIT 1",
+                &[&big(report.traffic_account.0), &report.provider_message_id],
+            )?
+            .pop();
+        let by_reference = match (&by_provider, report.message_ref) {
+            (None, Some(id)) => self.message(id)?.filter(|message| message.traffic_account == report.traffic_account),
+            _ => None,
+        };
+        let Some(mut message) = by_provider.or(by_reference) else {
+            return self.park(report, now);
+        };
+        let outcome = self.apply_report_to(&mut message, &report, now)?;
+        if outcome == ReportOutcome::Parked {
+            return self.park(report, now);
+        }
+        if let Some(delta) = rules::report_side_effect(&outcome, message.cost) {
+            self.execute(
+                "UPDATE campaigns SET n_delivered = n_delivered + 1 WHERE id = $1",
+                &[&big(message.id.campaign.0)],
+            )?;
+            self.apply_ledger(message.tenant, delta)?;
+        }
+        self.complete_if_settled([message.id.campaign], now)?;
+        Ok(outcome)
+    }
+
+    fn apply_report_to(
+        &self,
+        message: &mut Message,
+        report: &InboundReport,
+        now: Timestamp,
+    ) -> StoreResult<ReportOutcome> {
+        Ok(match rules::report_plan(message.id, message.status, message.provider_message_id.is_some(), report) {
+            ReportPlan::Apply { moves, assign_provider_id, outcome } => {
+                for (step, error) in moves {
+                    self.move_message(message, step, TransitionCause::Engine, error, now)?;
+                }
+                if assign_provider_id {
+                    message.provider_message_id = Some(report.provider_message_id.clone());
+                    self.save_provider_ids(message)?;
+                }
+                outcome
+            }
+            ReportPlan::Ignore(outcome) => outcome,
+            ReportPlan::Park => ReportOutcome::Parked,
+        })
+    }
+
+    // --- claims -------------------------------------------------------------------------------
+
+    /// The due time and account of the oldest queued message of a sending campaign, of
+    /// `account` if one is given; ties go to the smaller message id.
+    fn first_due(&self, account: Option<TrafficAccountId>) -> StoreResult<Option<(Timestamp, TrafficAccountId)>> {
+        let rows = self.query(
+            "SELECT m.next_attempt_at, m.traffic_account_id FROM messages m JOIN campaigns c ON c.id = m.campaign_id \
+             WHERE m.status = 'queued' AND ($1::BIGINT IS NULL OR m.traffic_account_id = $1) AND c.status = 'sending' \
+             ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id LIMIT 1",
+            &[&account.map(|account| big(account.0))],
+        )?;
+        Ok(rows.first().map(|row| (Timestamp(u64_at(row, 0)), TrafficAccountId(u64_at(row, 1)))))
+    }
+
+    /// Walks `account`'s due messages in (due time, id) order through a [`rules::RateWalk`].
+    /// The queue is read a page at a time, only as far as the walk goes.
+    fn walk_due(&self, account: &TrafficAccount, max: u32, now: Timestamp) -> StoreResult<rules::RateWalk> {
+        let account_bucket = match account.rate_limit_per_s {
+            Some(rate) => Some((rate, self.bucket("account", account.id.0, rate, now)?)),
+            None => None,
+        };
+        let mut walk = rules::RateWalk::new(max, account_bucket);
+        // The position after the last row read: (due time, campaign, contact).
+        let mut after = (i64::MIN, i64::MIN, i64::MIN);
+        while walk.wants_more() {
+            let page = self.query(
+                "SELECT m.next_attempt_at, m.campaign_id, m.contact_id, m.tenant_id, t.rate_limit_per_s \
+                 FROM messages m JOIN campaigns c ON c.id = m.campaign_id JOIN tenants t ON t.id = m.tenant_id \
+                 WHERE m.status = 'queued' AND m.traffic_account_id = $1 AND m.next_attempt_at <= $2 \
+                 AND c.status = 'sending' AND (m.next_attempt_at, m.campaign_id, m.contact_id) > ($3, $4, $5) \
+                 ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id LIMIT $6",
+                &[&big(account.id.0), &big(now.0), &after.0, &after.1, &after.2, &WALK_PAGE],
+            )?;
+            for row in &page {
+                if !walk.wants_more() {
+                    break;
+                }
+                after = (row.get(0), row.get(1), row.get(2));
+                let id = MessageId::new(CampaignId(u64_at(row, 1)), ContactId(u64_at(row, 2)));
+                let tenant = TenantId(u64_at(row, 3));
+                let tenant_rate = row.get::<_, Option<i64>>(4).map(|rate| rate as u32);
+                walk.offer(id, tenant, tenant_rate, now, |rate| self.bucket("tenant", tenant.0, rate, now))?;
+            }
+            if (page.len() as i64) < WALK_PAGE {
+                break;
+            }
+        }
+        Ok(walk)
+    }
+
+    /// Queued messages of sending campaigns (of `tenant`, if given), and how many of them
+    /// are due at `now`.
+    fn queued_and_due(&self, tenant: Option<TenantId>, now: Timestamp) -> StoreResult<(u32, u32)> {
+        let rows = self.query(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE m.next_attempt_at <= $1) \
+             FROM messages m JOIN campaigns c ON c.id = m.campaign_id \
+             WHERE m.status = 'queued' AND ($2::BIGINT IS NULL OR m.tenant_id = $2) AND c.status = 'sending'",
+            &[&big(now.0), &tenant.map(|tenant| big(tenant.0))],
+        )?;
+        Ok((u32_at(&rows[0], 0), u32_at(&rows[0], 1)))
+    }
+
+    // --- rate limits --------------------------------------------------------------------------
+
+    fn bucket(&self, kind: &str, id: u64, rate: u32, now: Timestamp) -> StoreResult<TokenBucket> {
+        let rows = self.query(
+            "SELECT milli_tokens, updated_at FROM rate_buckets WHERE kind = $1 AND id = $2",
+            &[&kind, &big(id)],
+        )?;
+        let stored = rows
+            .first()
+            .map(|row| TokenBucket { milli_tokens: u64_at(row, 0), updated_at: Timestamp(u64_at(row, 1)) });
+        Ok(rules::bucket_now(stored, rate, now))
+    }
+
+    fn save_bucket(&self, kind: &str, id: u64, bucket: TokenBucket) -> StoreResult<()> {
+        self.execute(
+            "INSERT INTO rate_buckets (kind, id, milli_tokens, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (kind, id) DO UPDATE SET milli_tokens = $3, updated_at = $4",
+            &[&kind, &big(id), &big(bucket.milli_tokens), &big(bucket.updated_at.0)],
+        )?;
+        Ok(())
+    }
+}
+
+impl Store for PostgresStore {
+    fn create_tenant(&self, new: NewTenant, _now: Timestamp) -> StoreResult<Tenant> {
+        new.check()?;
+        self.write(|tx| {
+            let id = tx.next_id("tenants")?;
+            tx.execute(
+                "INSERT INTO tenants (id, name, api_key_hash, balance, reserved, charged, funded, rate_limit_per_s) \
+                 VALUES ($1, $2, $3, $4, 0, 0, $4, $5)",
+                &[&id, &new.name, &new.api_key_hash, &new.credits.0, &new.rate_limit_per_s.map(i64::from)],
+            )?;
+            tx.tenant(TenantId(id as u64))
+        })
+    }
+
+    fn tenant(&self, id: TenantId) -> StoreResult<Tenant> {
+        self.read(|tx| tx.tenant(id))
+    }
+
+    fn tenant_by_api_key_hash(&self, api_key_hash: &str) -> StoreResult<Option<Tenant>> {
+        self.read(|tx| {
+            let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE api_key_hash = $1 ORDER BY id LIMIT 1");
+            Ok(tx.rows(&sql, &[&api_key_hash], tenant_from_row)?.pop())
+        })
+    }
+
+    fn tenants(&self) -> StoreResult<Vec<Tenant>> {
+        self.read(|tx| tx.rows(&format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY id"), &[], tenant_from_row))
+    }
+
+    fn change_credits(&self, tenant: TenantId, change: CreditChange, _now: Timestamp) -> StoreResult<Tenant> {
+        self.write(|tx| {
+            let delta = rules::credit_change(&tx.tenant(tenant)?, change)?;
+            tx.execute(
+                "UPDATE tenants SET balance = balance + $1, funded = funded + $1 WHERE id = $2",
+                &[&delta.0, &big(tenant.0)],
+            )?;
+            tx.tenant(tenant)
+        })
+    }
+
+    fn create_traffic_account(&self, new: NewTrafficAccount) -> StoreResult<TrafficAccount> {
+        new.check()?;
+        let credentials = serde_json::to_string(&new.credentials).map_err(json_error)?;
+        self.write(|tx| {
+            if let Some(owner) = new.owner {
+                tx.tenant(owner)?;
+            }
+            let id = tx.next_id("traffic_accounts")?;
+            tx.execute(
+                "INSERT INTO traffic_accounts (id, owner, name, provider, base_url, credentials, sender, rate_limit_per_s, \
+                 price_per_segment, idempotent_submissions) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                &[
+                    &id,
+                    &new.owner.map(|owner| big(owner.0)),
+                    &new.name,
+                    &new.provider.as_str(),
+                    &new.base_url,
+                    &credentials,
+                    &new.sender,
+                    &new.rate_limit_per_s.map(i64::from),
+                    &new.price_per_segment.0,
+                    &new.idempotent_submissions,
+                ],
+            )?;
+            tx.account(TrafficAccountId(id as u64))
+        })
+    }
+
+    fn traffic_account(&self, id: TrafficAccountId) -> StoreResult<TrafficAccount> {
+        self.read(|tx| tx.account(id))
+    }
+
+    fn traffic_accounts(&self) -> StoreResult<Vec<TrafficAccount>> {
+        self.read(|tx| {
+            tx.rows(&format!("SELECT {ACCOUNT_COLUMNS} FROM traffic_accounts ORDER BY id"), &[], account_from_row)
+        })
+    }
+
+    fn import_contacts(&self, tenant: TenantId, rows: Vec<NewContact>, _now: Timestamp) -> StoreResult<ImportReport> {
+        self.write(|tx| {
+            tx.tenant(tenant)?;
+            rules::check_import_size(rows.len())?;
+            let mut report = ImportReport::default();
+            for (row, contact) in rows.iter().enumerate() {
+                let phone = match rules::import_row(row, contact) {
+                    Ok(phone) => phone,
+                    Err(error) => {
+                        report.errors.push(error);
+                        continue;
+                    }
+                };
+                let attributes = serde_json::to_string(&contact.attributes).map_err(json_error)?;
+                let existing = tx.query(
+                    "SELECT id, attributes, opted_out FROM contacts WHERE tenant_id = $1 AND phone = $2",
+                    &[&big(tenant.0), &phone],
+                )?;
+                match existing.first() {
+                    Some(found) => {
+                        let stored: BTreeMap<String, String> =
+                            serde_json::from_str(found.get(1)).map_err(json_error)?;
+                        if stored == contact.attributes && found.get::<_, bool>(2) == contact.opted_out {
+                            report.unchanged += 1;
+                        } else {
+                            tx.execute(
+                                "UPDATE contacts SET attributes = $1, opted_out = $2 WHERE id = $3",
+                                &[&attributes, &contact.opted_out, &found.get::<_, i64>(0)],
+                            )?;
+                            report.updated += 1;
+                        }
+                    }
+                    None => {
+                        let id = tx.next_id("contacts")?;
+                        tx.execute(
+                            "INSERT INTO contacts (id, tenant_id, phone, attributes, opted_out) VALUES ($1, $2, $3, $4, $5)",
+                            &[&id, &big(tenant.0), &phone, &attributes, &contact.opted_out],
+                        )?;
+                        report.created += 1;
+                    }
+                }
+            }
+            Ok(report)
+        })
+    }
+
+    fn contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>> {
+        self.read(|tx| {
+            tx.tenant(tenant)?;
+            tx.tenant_contacts(tenant)
+        })
+    }
+
+    fn create_campaign(&self, tenant: TenantId, new: NewCampaign, now: Timestamp) -> StoreResult<Campaign> {
+        let audience = serde_json::to_string(&new.audience).map_err(json_error)?;
+        self.write(|tx| {
+            tx.tenant(tenant)?;
+            tx.check_new_campaign(tenant, &new)?;
+            let id = tx.next_id("campaigns")?;
+            tx.execute(
+                "INSERT INTO campaigns (id, tenant_id, name, body_template, sender, audience, traffic_account_id, status, \
+                 schedule_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'draft', $8, $9)",
+                &[
+                    &id,
+                    &big(tenant.0),
+                    &new.name,
+                    &new.body_template,
+                    &new.sender,
+                    &audience,
+                    &big(new.traffic_account.0),
+                    &new.schedule_at.map(|at| big(at.0)),
+                    &big(now.0),
+                ],
+            )?;
+            Ok(tx.campaign(CampaignId(id as u64))?.expect("just inserted"))
+        })
+    }
+
+    fn update_campaign(
+        &self,
+        tenant: TenantId,
+        id: CampaignId,
+        patch: CampaignPatch,
+        _now: Timestamp,
+    ) -> StoreResult<Campaign> {
+        self.write(|tx| {
+            let mut campaign = tx.campaign_of(tenant, id)?;
+            let new = rules::patched_campaign(&campaign, patch.clone())?;
+            tx.check_new_campaign(tenant, &new)?;
+            rules::apply_patch(&mut campaign, new);
+            tx.write_campaign_fields(&campaign)?;
+            Ok(campaign)
+        })
+    }
+
+    fn campaign(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Campaign> {
+        self.read(|tx| tx.campaign_of(tenant, id))
+    }
+
+    fn campaigns(&self, tenant: TenantId) -> StoreResult<Vec<Campaign>> {
+        self.read(|tx| {
+            tx.tenant(tenant)?;
+            let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE tenant_id = $1 ORDER BY id");
+            tx.rows(&sql, &[&big(tenant.0)], campaign_from_row)
+        })
+    }
+
+    fn all_campaigns(&self) -> StoreResult<Vec<Campaign>> {
+        self.read(|tx| tx.rows(&format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns ORDER BY id"), &[], campaign_from_row))
+    }
+
+    fn preview(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Preview> {
+        self.read(|tx| {
+            let campaign = tx.campaign_of(tenant, id)?;
+            let account = tx.account(campaign.traffic_account)?;
+            let available = tx.tenant(tenant)?.available();
+            let plan = crate::domain::plan::plan_messages(&campaign, &account, &tx.tenant_contacts(tenant)?)?;
+            Ok(Preview::of(&plan, available))
+        })
+    }
+
+    fn enqueue(
+        &self,
+        tenant: TenantId,
+        id: CampaignId,
+        key: Option<IdempotencyKey>,
+        now: Timestamp,
+    ) -> StoreResult<EnqueueReceipt> {
+        self.write(|tx| {
+            let mut campaign = tx.campaign_of(tenant, id)?;
+            if let Some(key) = &key {
+                let rows = tx.query(
+                    "SELECT request_hash, receipt FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
+                    &[&big(tenant.0), &key.key],
+                )?;
+                let stored: Option<(String, EnqueueReceipt)> = match rows.first() {
+                    Some(row) => Some((row.get(0), serde_json::from_str(row.get(1)).map_err(json_error)?)),
+                    None => None,
+                };
+                if let Some(receipt) =
+                    rules::replay(stored.as_ref().map(|(hash, receipt)| (hash.as_str(), receipt)), key)?
+                {
+                    return Ok(receipt);
+                }
+            }
+            let target = rules::enqueue_target(&campaign, now)?;
+            let account = tx.account(campaign.traffic_account)?;
+            let available = tx.tenant(tenant)?.available();
+            let plan = rules::enqueue_plan(&campaign, target, &account, &tx.tenant_contacts(tenant)?, available)?;
+            let first_seq = tx.take_meta("journal_seq", plan.plan.messages.len() as u64)?;
+            for (seq, planned) in (first_seq..).zip(&plan.plan.messages) {
+                let message = new_message(planned, tenant, account.id, now);
+                tx.insert_message(&message)?;
+                tx.journal_at(JournalEntry::Message {
+                    seq,
+                    at: now,
+                    message: planned.id,
+                    from: None,
+                    to: message.status,
+                    cause: TransitionCause::Engine,
+                })?;
+            }
+            tx.apply_ledger(tenant, LedgerDelta::reserve(plan.reserve))?;
+            tx.execute(
+                "UPDATE campaigns SET n_queued = $1, n_skipped = $2, enqueued_at = $3 WHERE id = $4",
+                &[&i64::from(plan.counts.queued), &i64::from(plan.counts.skipped), &big(now.0), &big(id.0)],
+            )?;
+            campaign.counts = plan.counts;
+            for status in &plan.statuses {
+                tx.set_campaign_status(&mut campaign, *status, now)?;
+            }
+            if let Some(key) = &key {
+                let text = serde_json::to_string(&plan.receipt).map_err(json_error)?;
+                tx.execute(
+                    "INSERT INTO idempotency_keys (tenant_id, key, request_hash, receipt) VALUES ($1, $2, $3, $4)",
+                    &[&big(tenant.0), &key.key, &key.request_hash, &text],
+                )?;
+            }
+            Ok(plan.receipt)
+        })
+    }
+
+    fn start_due_campaigns(&self, now: Timestamp) -> StoreResult<Vec<CampaignId>> {
+        self.write(|tx| {
+            let sql = format!(
+                "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE status = 'scheduled' \
+                 AND (schedule_at IS NULL OR schedule_at <= $1) ORDER BY id"
+            );
+            let due = tx.rows(&sql, &[&big(now.0)], campaign_from_row)?;
+            let mut started = Vec::with_capacity(due.len());
+            for mut campaign in due {
+                tx.set_campaign_status(&mut campaign, CampaignStatus::Sending, now)?;
+                started.push(campaign.id);
+            }
+            tx.complete_if_settled(started.iter().copied(), now)?;
+            Ok(started)
+        })
+    }
+
+    fn pause(&self, tenant: TenantId, id: CampaignId, reason: PauseReason, now: Timestamp) -> StoreResult<Campaign> {
+        self.write(|tx| {
+            let mut campaign = tx.campaign_of(tenant, id)?;
+            rules::pause_check(&campaign)?;
+            tx.set_campaign_status(&mut campaign, CampaignStatus::Paused, now)?;
+            tx.set_pause_reason(&mut campaign, Some(reason.clone()))?;
+            Ok(campaign)
+        })
+    }
+
+    fn resume(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
+        self.write(|tx| {
+            let mut campaign = tx.campaign_of(tenant, id)?;
+            let plan = rules::resume_plan(&campaign)?;
+            tx.set_campaign_status(&mut campaign, CampaignStatus::Sending, now)?;
+            tx.set_pause_reason(&mut campaign, None)?;
+            if plan.requeue_in_flight {
+                for mut message in
+                    tx.messages_where("campaign_id = $1 AND status = 'submitting' ORDER BY contact_id", &[&big(id.0)])?
+                {
+                    tx.move_message(&mut message, MessageStatus::Queued, TransitionCause::Engine, None, now)?;
+                }
+            }
+            tx.complete_if_settled([id], now)?;
+            Ok(tx.campaign(id)?.expect("exists"))
+        })
+    }
+
+    fn cancel(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
+        self.write(|tx| {
+            rules::cancel_check(&tx.campaign_of(tenant, id)?)?;
+            for mut message in
+                tx.messages_where("campaign_id = $1 AND status = 'queued' ORDER BY contact_id", &[&big(id.0)])?
+            {
+                tx.move_message(&mut message, MessageStatus::Cancelled, TransitionCause::Engine, None, now)?;
+            }
+            let mut campaign = tx.campaign(id)?.expect("exists");
+            tx.set_campaign_status(&mut campaign, CampaignStatus::Cancelled, now)?;
+            tx.set_pause_reason(&mut campaign, None)?;
+            Ok(campaign)
+        })
+    }
+
+    fn retry_failed(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<RetryReceipt> {
+        self.write(|tx| {
+            rules::retry_failed_check(&tx.campaign_of(tenant, id)?)?;
+            let mut failed =
+                tx.messages_where("campaign_id = $1 AND status = 'failed' ORDER BY contact_id", &[&big(id.0)])?;
+            failed.retain(|message| {
+                rules::is_retryable_failure(
+                    message.status,
+                    message.last_error.as_ref().map(|error| error.code.as_str()),
+                )
+            });
+            let cost: Credits = failed.iter().map(|message| message.cost).sum();
+            rules::check_affordable(cost, tx.tenant(tenant)?.available())?;
+            let requeued = failed.len() as u32;
+            for mut message in failed {
+                message.attempts = 0;
+                message.next_attempt_at = now;
+                tx.move_message(&mut message, MessageStatus::Queued, TransitionCause::OperatorRetry, None, now)?;
+            }
+            Ok(RetryReceipt { requeued, reserved: cost })
+        })
+    }
+
+    fn failures_by_code(&self, tenant: TenantId, id: CampaignId) -> StoreResult<BTreeMap<String, u32>> {
+        self.read(|tx| {
+            tx.campaign_of(tenant, id)?;
+            let rows = tx.query(
+                "SELECT COALESCE(error_code, 'UNKNOWN'), COUNT(*) FROM messages \
+                 WHERE campaign_id = $1 AND status = 'failed' GROUP BY 1",
+                &[&big(id.0)],
+            )?;
+            Ok(rows.iter().map(|row| (row.get(0), u32_at(row, 1))).collect())
+        })
+    }
+
+    fn messages(&self, campaign: CampaignId) -> StoreResult<Vec<Message>> {
+        self.read(|tx| {
+            tx.campaign(campaign)?.ok_or_else(|| not_found("campaign", campaign))?;
+            tx.messages_where("campaign_id = $1 ORDER BY contact_id", &[&big(campaign.0)])
+        })
+    }
+
+    fn message(&self, id: MessageId) -> StoreResult<Message> {
+        self.read(|tx| tx.message(id)?.ok_or_else(|| not_found("message", id)))
+    }
+
+    fn claim(&self, request: ClaimRequest, now: Timestamp) -> StoreResult<ClaimOutcome> {
+        self.write(|tx| {
+            let account = match rules::claim_account(tx.first_due(request.traffic_account)?, now) {
+                Ok(account) => tx.account(account)?,
+                Err(idle) => return Ok(ClaimOutcome::Idle(idle)),
+            };
+            let walk = tx.walk_due(&account, request.max_messages, now)?;
+            if let Some((_, bucket)) = walk.account_bucket {
+                tx.save_bucket("account", account.id.0, bucket)?;
+            }
+            for (tenant, (_, bucket)) in &walk.tenant_buckets {
+                tx.save_bucket("tenant", tenant.0, *bucket)?;
+            }
+            if walk.taken.is_empty() {
+                return Ok(ClaimOutcome::Idle(walk.idle(now)));
+            }
+            let lease = rules::claim_lease(&request, tx.next_meta("fencing_token")?, now);
+            let mut messages = Vec::with_capacity(walk.taken.len());
+            for id in &walk.taken {
+                let mut message = tx.message(*id)?.expect("candidate exists");
+                message.attempts += 1;
+                message.lease = Some(lease.clone());
+                tx.move_message(&mut message, MessageStatus::Submitting, TransitionCause::Engine, None, now)?;
+                messages.push(message);
+            }
+            let (token, expires_at) = (lease.token, lease.expires_at);
+            Ok(ClaimOutcome::Claimed(Claim { token, traffic_account: account.id, expires_at, messages }))
+        })
+    }
+
+    fn renew_lease(&self, token: u64, lease_ms: u64, now: Timestamp) -> StoreResult<u32> {
+        self.write(|tx| {
+            let renewed = tx.execute(
+                "UPDATE messages SET lease_expires_at = $1 WHERE status = 'submitting' AND lease_token = $2",
+                &[&big(now.plus_ms(lease_ms).0), &big(token)],
+            )?;
+            Ok(renewed as u32)
+        })
+    }
+
+    fn record_submissions(
+        &self,
+        token: u64,
+        results: Vec<(MessageId, SubmissionResult)>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<RecordOutcome>> {
+        self.write(|tx| {
+            let mut outcomes = Vec::with_capacity(results.len());
+            let mut affected = BTreeSet::new();
+            for (id, result) in &results {
+                let mut message = tx.message(*id)?.ok_or_else(|| not_found("message", id))?;
+                let lease_token = message.lease.as_ref().map(|lease| lease.token);
+                let plan = rules::record_submission(message.status, lease_token, token, result.clone());
+                let parked_reports_applied = match plan {
+                    SubmissionPlan::Fenced => {
+                        outcomes.push(RecordOutcome::Fenced { status: message.status });
+                        continue;
+                    }
+                    SubmissionPlan::Accept { provider_message_id, bulk_id } => {
+                        tx.accept(&mut message, provider_message_id, bulk_id, now)?
+                    }
+                    SubmissionPlan::Move { to, error, next_attempt_at } => {
+                        message.next_attempt_at = next_attempt_at.unwrap_or(message.next_attempt_at);
+                        tx.move_message(&mut message, to, TransitionCause::Engine, Some(error), now)?;
+                        0
+                    }
+                };
+                affected.insert(id.campaign);
+                outcomes.push(RecordOutcome::Recorded { status: message.status, parked_reports_applied });
+            }
+            tx.complete_if_settled(affected, now)?;
+            Ok(outcomes)
+        })
+    }
+
+    fn apply_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
+        self.write(|tx| tx.apply_one_report(report.clone(), now))
+    }
+
+    fn apply_reports(&self, reports: Vec<InboundReport>, now: Timestamp) -> StoreResult<Vec<ReportOutcome>> {
+        self.write(|tx| reports.iter().map(|report| tx.apply_one_report(report.clone(), now)).collect())
+    }
+
+    fn reap_expired_leases(&self, now: Timestamp) -> StoreResult<ReapReport> {
+        self.write(|tx| {
+            let mut report = ReapReport::default();
+            let expired = tx.messages_where(
+                "status = 'submitting' AND lease_expires_at <= $1 ORDER BY campaign_id, contact_id",
+                &[&big(now.0)],
+            )?;
+            for mut message in expired {
+                match rules::reap(tx.account(message.traffic_account)?.idempotent_submissions) {
+                    ReapDecision::Requeue => {
+                        message.next_attempt_at = now;
+                        tx.move_message(&mut message, MessageStatus::Queued, TransitionCause::Engine, None, now)?;
+                        report.requeued.push(message.id);
+                    }
+                    ReapDecision::Unknown => {
+                        tx.move_message(&mut message, MessageStatus::Unknown, TransitionCause::Engine, None, now)?;
+                        report.unknown.push(message.id);
+                    }
+                }
+            }
+            Ok(report)
+        })
+    }
+
+    fn unknown_messages(&self, limit: u32) -> StoreResult<Vec<Message>> {
+        self.read(|tx| {
+            tx.messages_where(
+                "status = 'unknown' ORDER BY updated_at, campaign_id, contact_id LIMIT $1",
+                &[&i64::from(limit)],
+            )
+        })
+    }
+
+    fn resolve_unknown(&self, id: MessageId, resolution: Resolution, now: Timestamp) -> StoreResult<bool> {
+        self.write(|tx| {
+            let mut message = tx.message(id)?.ok_or_else(|| not_found("message", id))?;
+            let Some(resolution) = rules::resolve_plan(message.status, resolution.clone()) else {
+                return Ok(false);
+            };
+            match resolution {
+                Resolution::Accepted { provider_message_id } => {
+                    tx.accept(&mut message, provider_message_id, None, now)?;
+                }
+                Resolution::NotAccepted { error } => {
+                    tx.move_message(&mut message, MessageStatus::Failed, TransitionCause::Engine, Some(error), now)?
+                }
+            }
+            tx.complete_if_settled([id.campaign], now)?;
+            Ok(true)
+        })
+    }
+
+    fn settle_stale_unknowns(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<Vec<MessageId>> {
+        self.write(|tx| {
+            let stale = match rules::stale_cutoff(older_than_ms, now) {
+                Some(cutoff) => tx.messages_where(
+                    "status = 'unknown' AND updated_at <= $1 ORDER BY campaign_id, contact_id",
+                    &[&big(cutoff.0)],
+                )?,
+                None => Vec::new(),
+            };
+            let mut settled = Vec::with_capacity(stale.len());
+            for mut message in stale {
+                let error = rules::unknown_outcome_error();
+                tx.move_message(&mut message, MessageStatus::Failed, TransitionCause::Engine, Some(error), now)?;
+                settled.push(message.id);
+            }
+            tx.complete_if_settled(settled.iter().map(|id| id.campaign), now)?;
+            Ok(settled)
+        })
+    }
+
+    fn queue_stats(&self, tenant: Option<TenantId>, now: Timestamp) -> StoreResult<QueueStats> {
+        self.read(|tx| {
+            if let Some(tenant) = tenant {
+                tx.tenant(tenant)?;
+            }
+            let owner = tenant.map(|tenant| big(tenant.0));
+            let (queued, due) = tx.queued_and_due(tenant, now)?;
+            let by_status = "SELECT COUNT(*) FROM messages WHERE status = $1 AND ($2::BIGINT IS NULL OR tenant_id = $2)";
+            Ok(QueueStats {
+                queued,
+                due,
+                submitting: tx.count(by_status, &[&MessageStatus::Submitting.as_str(), &owner])?,
+                unknown: tx.count(by_status, &[&MessageStatus::Unknown.as_str(), &owner])?,
+                parked_reports: tx.count(
+                    "SELECT COUNT(*) FROM parked_reports p LEFT JOIN traffic_accounts a ON a.id = p.traffic_account_id \
+                     WHERE $1::BIGINT IS NULL OR a.owner = $1",
+                    &[&owner],
+                )?,
+            })
+        })
+    }
+
+    fn recount(&self, campaign: CampaignId) -> StoreResult<StatusCounts> {
+        self.read(|tx| {
+            tx.campaign(campaign)?.ok_or_else(|| not_found("campaign", campaign))?;
+            let rows =
+                tx.query("SELECT status, COUNT(*) FROM messages WHERE campaign_id = $1 GROUP BY status", &[&big(campaign.0)])?;
+            let mut counts = StatusCounts::default();
+            for row in &rows {
+                let status: &str = row.get(0);
+                *counts.get_mut(MessageStatus::parse(status).ok_or_else(|| unreadable("message status", status))?) +=
+                    u32_at(row, 1);
+            }
+            Ok(counts)
+        })
+    }
+
+    fn ledger_recount(&self, tenant: TenantId) -> StoreResult<LedgerRecount> {
+        self.read(|tx| {
+            tx.tenant(tenant)?;
+            let rows = tx.query(
+                "SELECT status, error_code, SUM(cost)::BIGINT FROM messages WHERE tenant_id = $1 GROUP BY status, error_code",
+                &[&big(tenant.0)],
+            )?;
+            let mut recount = LedgerRecount::default();
+            for row in &rows {
+                let status: &str = row.get(0);
+                let status = MessageStatus::parse(status).ok_or_else(|| unreadable("message status", status))?;
+                rules::recount_message(&mut recount, status, row.get(1), Credits(row.get(2)));
+            }
+            Ok(recount)
+        })
+    }
+
+    fn take_journal(&self) -> StoreResult<Vec<JournalEntry>> {
+        self.write(|tx| {
+            let rows = tx.query("DELETE FROM journal RETURNING seq, entry", &[])?;
+            let mut entries: Vec<(i64, &str)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+            entries.sort_unstable_by_key(|(seq, _)| *seq);
+            entries.iter().map(|(_, entry)| serde_json::from_str(entry).map_err(json_error)).collect()
+        })
+    }
 }
 
 /// Throwaway stores for tests, on the database named by [`TEST_DATABASE_VARIABLE`].

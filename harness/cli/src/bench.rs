@@ -14,7 +14,7 @@
 //! wall clock is the point (each such function says so in its `allow`).
 
 use crate::outln;
-use crate::serve::{Engine, ServeOptions};
+use crate::serve::{Database, Engine, Role, ServeOptions};
 use serde::Serialize;
 use serde_json::json;
 use smsim_core::adapter::http::HyperClient;
@@ -364,14 +364,15 @@ impl Loopback {
         let provider_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let provider_url = format!("http://{}", provider_listener.local_addr()?);
         let options = ServeOptions {
-            db: scratch.0.join("smsim.db"),
+            db: Database::Sqlite(scratch.0.join("smsim.db")),
+            roles: Role::ALL.to_vec(),
             workers,
             admin_token: None,
             public_url: api_url.clone(),
             provider_timeout: Duration::from_secs(10),
             engine,
         };
-        let engine = Engine::start(options, api_listener).await?;
+        let engine = Engine::start(options, Some(api_listener)).await?;
         let api_key = "sk_bench".to_owned();
         let tenant = engine.store.create_tenant(
             NewTenant {
