@@ -1694,4 +1694,87 @@ mod tests {
         });
         assert_eq!(version, Ok(MIGRATIONS.len()));
     }
+
+    /// A sending campaign of `contacts` messages through a non-idempotent account.
+    fn sending(store: &PostgresStore, contacts: u32) -> CampaignId {
+        let now = crate::store::conformance::T0;
+        let tenant = store
+            .create_tenant(
+                NewTenant { name: "acme".into(), api_key_hash: "h".into(), credits: Credits(1_000_000), rate_limit_per_s: None },
+                now,
+            )
+            .expect("tenant");
+        let account = store
+            .create_traffic_account(NewTrafficAccount {
+                owner: None,
+                name: "main".into(),
+                provider: ProviderKind::Mitto,
+                base_url: "http://provider".into(),
+                credentials: BTreeMap::new(),
+                sender: "SMSIM".into(),
+                rate_limit_per_s: None,
+                price_per_segment: Credits(1),
+                idempotent_submissions: false,
+            })
+            .expect("account");
+        let rows = (0..contacts)
+            .map(|n| NewContact { phone: crate::store::conformance::phone(n), ..NewContact::default() })
+            .collect();
+        store.import_contacts(tenant.id, rows, now).expect("import");
+        let new = NewCampaign {
+            name: "c".into(),
+            body_template: "hi".into(),
+            sender: None,
+            audience: Audience::All,
+            traffic_account: account.id,
+            schedule_at: None,
+        };
+        let campaign = store.create_campaign(tenant.id, new, now).expect("campaign");
+        store.enqueue(tenant.id, campaign.id, None, now).expect("enqueue");
+        campaign.id
+    }
+
+    #[test]
+    fn concurrent_claimers_and_reapers_never_take_one_message_twice() {
+        let Some(store) = test_store("concurrent_claims_and_reaps") else { return };
+        let now = crate::store::conformance::T0;
+        let campaign = sending(&store, 120);
+        // Four workers (as four processes would, each on its own connections) claim until
+        // the queue is empty: every message is claimed exactly once.
+        let claimed: Vec<MessageId> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4)
+                .map(|n| {
+                    let store = &store;
+                    scope.spawn(move || {
+                        let mut mine = Vec::new();
+                        let request =
+                            ClaimRequest { worker: format!("w{n}"), traffic_account: None, max_messages: 7, lease_ms: 1_000 };
+                        for _ in 0..1_000 {
+                            match store.claim(request.clone(), now).expect("claim") {
+                                ClaimOutcome::Claimed(claim) => mine.extend(claim.messages.iter().map(|m| m.id)),
+                                ClaimOutcome::Idle(_) => break,
+                            }
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            workers.into_iter().flat_map(|worker| worker.join().expect("worker")).collect()
+        });
+        let distinct: BTreeSet<MessageId> = claimed.iter().copied().collect();
+        assert_eq!((claimed.len(), distinct.len()), (120, 120), "each message claimed once");
+        // Three maintenance processes reap the expired leases at once: each lease is reaped
+        // by exactly one of them.
+        let later = now.plus_ms(5_000);
+        let reaped: Vec<MessageId> = std::thread::scope(|scope| {
+            let reapers: Vec<_> =
+                (0..3).map(|_| scope.spawn(|| store.reap_expired_leases(later).expect("reap").unknown)).collect();
+            reapers.into_iter().flat_map(|reaper| reaper.join().expect("reaper")).collect()
+        });
+        let distinct: BTreeSet<MessageId> = reaped.iter().copied().collect();
+        assert_eq!((reaped.len(), distinct.len()), (120, 120), "each lease reaped once");
+        let counts = store.recount(campaign).expect("recount");
+        assert_eq!(counts.unknown, 120);
+        assert_eq!(store.all_campaigns().expect("campaigns")[0].counts, counts);
+    }
 }
