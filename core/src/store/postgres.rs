@@ -92,7 +92,9 @@ impl PostgresOptions {
 
 /// The PostgreSQL store.
 pub struct PostgresStore {
-    pool: r2d2::Pool<Manager>,
+    /// The connections; `None` only while the store is dropped. A connection's drop
+    /// blocks (it says goodbye to the server), so the pool is dropped off the runtime.
+    pool: Option<r2d2::Pool<Manager>>,
     /// The key of the writer lock (and of the migration lock): one per schema.
     lock_key: i64,
     schema: String,
@@ -213,9 +215,13 @@ impl PostgresStore {
         })
         .map_err(|error| StoreError::Backend(format!("cannot connect to PostgreSQL: {error}")))?;
         let store =
-            PostgresStore { pool, lock_key: lock_key(&options.schema), schema: options.schema, drop_schema: false };
+            PostgresStore { pool: Some(pool), lock_key: lock_key(&options.schema), schema: options.schema, drop_schema: false };
         store.migrate()?;
         Ok(store)
+    }
+
+    fn pool(&self) -> &r2d2::Pool<Manager> {
+        self.pool.as_ref().expect("the pool lives as long as the store")
     }
 
     /// The schema the store works in.
@@ -233,7 +239,7 @@ impl PostgresStore {
 
     fn migrate(&self) -> StoreResult<()> {
         off_the_runtime(|| {
-            let mut connection = self.pool.get().map_err(pool_error)?;
+            let mut connection = self.pool().get().map_err(pool_error)?;
             let mut tx = connection.client.transaction().map_err(backend)?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&self.lock_key]).map_err(backend)?;
             tx.batch_execute(&format!(
@@ -296,7 +302,7 @@ impl PostgresStore {
     }
 
     fn attempt<T>(&self, access: Access, work: &mut impl FnMut(&Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
-        let mut connection = self.pool.get().map_err(pool_error)?;
+        let mut connection = self.pool().get().map_err(pool_error)?;
         let Connection { client, statements } = &mut *connection;
         let transaction = match access {
             Access::Write => client.build_transaction().isolation_level(IsolationLevel::ReadCommitted),
@@ -316,17 +322,18 @@ impl PostgresStore {
 
 impl Drop for PostgresStore {
     fn drop(&mut self) {
-        if !self.drop_schema {
-            return;
+        if self.drop_schema {
+            let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", quote_identifier(&self.schema));
+            let dropped = off_the_runtime(|| -> StoreResult<()> {
+                let mut connection = self.pool().get().map_err(pool_error)?;
+                connection.client.batch_execute(&sql).map_err(backend)
+            });
+            if let Err(error) = dropped {
+                tracing::warn!(%error, schema = %self.schema, "a test schema was left behind");
+            }
         }
-        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", quote_identifier(&self.schema));
-        let dropped = off_the_runtime(|| -> StoreResult<()> {
-            let mut connection = self.pool.get().map_err(pool_error)?;
-            connection.client.batch_execute(&sql).map_err(backend)
-        });
-        if let Err(error) = dropped {
-            tracing::warn!(%error, schema = %self.schema, "a test schema was left behind");
-        }
+        let pool = self.pool.take();
+        off_the_runtime(move || drop(pool));
     }
 }
 

@@ -188,6 +188,10 @@ struct ServeArgs {
     /// Lease of a claimed batch, in milliseconds.
     #[arg(long, env = "SMSIM_LEASE_MS", default_value_t = 30_000)]
     lease_ms: u64,
+    /// How long an ambiguous submission may stay unknown before it is settled as
+    /// UNKNOWN_OUTCOME (charged), in milliseconds.
+    #[arg(long, env = "SMSIM_UNKNOWN_SETTLE_MS", default_value_t = 600_000)]
+    unknown_settle_ms: u64,
 }
 
 #[derive(Subcommand)]
@@ -375,7 +379,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         admin_token: args.admin_token,
         public_url: args.public_url.unwrap_or_else(|| format!("http://{address}")),
         provider_timeout: Duration::from_millis(args.provider_timeout_ms),
-        engine: EngineConfig { lease_ms: args.lease_ms, ..EngineConfig::default() },
+        engine: EngineConfig {
+            lease_ms: args.lease_ms,
+            unknown_settle_after_ms: args.unknown_settle_ms,
+            ..EngineConfig::default()
+        },
     };
     let admin = if options.admin_token.is_some() { "enabled" } else { "disabled (set SMSIM_ADMIN_TOKEN)" };
     let engine = Engine::start(options, listener).await.with_context(|| format!("cannot open {db}"))?;

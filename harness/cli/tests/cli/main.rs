@@ -1,4 +1,5 @@
 //! Integration tests of the `smsim` command, linked once.
 
 mod cli;
+mod many_processes;
 mod serve;
