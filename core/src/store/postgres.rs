@@ -141,9 +141,9 @@ fn quote_identifier(name: &str) -> String {
 /// The advisory lock key of `schema`: FNV-1a of its name, so stores in different schemas
 /// of one database do not wait for each other.
 fn lock_key(schema: &str) -> i64 {
-    let hash = format!("smsim:{schema}").bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
+    let hash = format!("smsim:{schema}")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3));
     hash as i64
 }
 
@@ -214,8 +214,12 @@ impl PostgresStore {
                 .build(manager)
         })
         .map_err(|error| StoreError::Backend(format!("cannot connect to PostgreSQL: {error}")))?;
-        let store =
-            PostgresStore { pool: Some(pool), lock_key: lock_key(&options.schema), schema: options.schema, drop_schema: false };
+        let store = PostgresStore {
+            pool: Some(pool),
+            lock_key: lock_key(&options.schema),
+            schema: options.schema,
+            drop_schema: false,
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -614,7 +618,8 @@ impl Tx<'_> {
 
     /// Takes `count` consecutive values of the counter `key`; returns the first.
     fn take_meta(&self, key: &str, count: u64) -> StoreResult<u64> {
-        let rows = self.query("UPDATE meta SET value = value + $2 WHERE key = $1 RETURNING value", &[&key, &big(count)])?;
+        let rows =
+            self.query("UPDATE meta SET value = value + $2 WHERE key = $1 RETURNING value", &[&key, &big(count)])?;
         let last = rows.first().map(|row| u64_at(row, 0)).ok_or_else(|| unreadable("meta counter", key))?;
         Ok(last + 1 - count)
     }
@@ -974,9 +979,8 @@ impl Tx<'_> {
             "SELECT milli_tokens, updated_at FROM rate_buckets WHERE kind = $1 AND id = $2",
             &[&kind, &big(id)],
         )?;
-        let stored = rows
-            .first()
-            .map(|row| TokenBucket { milli_tokens: u64_at(row, 0), updated_at: Timestamp(u64_at(row, 1)) });
+        let stored =
+            rows.first().map(|row| TokenBucket { milli_tokens: u64_at(row, 0), updated_at: Timestamp(u64_at(row, 1)) });
         Ok(rules::bucket_now(stored, rate, now))
     }
 
@@ -1176,7 +1180,9 @@ impl Store for PostgresStore {
     }
 
     fn all_campaigns(&self) -> StoreResult<Vec<Campaign>> {
-        self.read(|tx| tx.rows(&format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns ORDER BY id"), &[], campaign_from_row))
+        self.read(|tx| {
+            tx.rows(&format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns ORDER BY id"), &[], campaign_from_row)
+        })
     }
 
     fn preview(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Preview> {
@@ -1518,7 +1524,8 @@ impl Store for PostgresStore {
             }
             let owner = tenant.map(|tenant| big(tenant.0));
             let (queued, due) = tx.queued_and_due(tenant, now)?;
-            let by_status = "SELECT COUNT(*) FROM messages WHERE status = $1 AND ($2::BIGINT IS NULL OR tenant_id = $2)";
+            let by_status =
+                "SELECT COUNT(*) FROM messages WHERE status = $1 AND ($2::BIGINT IS NULL OR tenant_id = $2)";
             Ok(QueueStats {
                 queued,
                 due,
@@ -1536,8 +1543,10 @@ impl Store for PostgresStore {
     fn recount(&self, campaign: CampaignId) -> StoreResult<StatusCounts> {
         self.read(|tx| {
             tx.campaign(campaign)?.ok_or_else(|| not_found("campaign", campaign))?;
-            let rows =
-                tx.query("SELECT status, COUNT(*) FROM messages WHERE campaign_id = $1 GROUP BY status", &[&big(campaign.0)])?;
+            let rows = tx.query(
+                "SELECT status, COUNT(*) FROM messages WHERE campaign_id = $1 GROUP BY status",
+                &[&big(campaign.0)],
+            )?;
             let mut counts = StatusCounts::default();
             for row in &rows {
                 let status: &str = row.get(0);
@@ -1599,7 +1608,9 @@ pub mod testing {
             return Some(url);
         }
         if std::env::var("CI").is_ok_and(|ci| ci == "true") {
-            panic!("CI=true but {TEST_DATABASE_VARIABLE} is not set: the PostgreSQL tests must run in CI; {HOW_TO_RUN}");
+            panic!(
+                "CI=true but {TEST_DATABASE_VARIABLE} is not set: the PostgreSQL tests must run in CI; {HOW_TO_RUN}"
+            );
         }
         // Written to the process's stderr, not through `eprintln!`, which the test harness
         // captures and shows only for a failing test.
@@ -1693,12 +1704,10 @@ mod tests {
         let store = std::sync::Arc::new(store);
         let current_thread = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         assert_eq!(current_thread.block_on(async { store.schema_version() }), Ok(MIGRATIONS.len()));
-        let multi_thread =
-            tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("runtime");
+        let multi_thread = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("runtime");
         let shared = store.clone();
-        let version = multi_thread.block_on(async move {
-            tokio::spawn(async move { shared.schema_version() }).await.expect("task")
-        });
+        let version = multi_thread
+            .block_on(async move { tokio::spawn(async move { shared.schema_version() }).await.expect("task") });
         assert_eq!(version, Ok(MIGRATIONS.len()));
     }
 
@@ -1707,7 +1716,12 @@ mod tests {
         let now = crate::store::conformance::T0;
         let tenant = store
             .create_tenant(
-                NewTenant { name: "acme".into(), api_key_hash: "h".into(), credits: Credits(1_000_000), rate_limit_per_s: None },
+                NewTenant {
+                    name: "acme".into(),
+                    api_key_hash: "h".into(),
+                    credits: Credits(1_000_000),
+                    rate_limit_per_s: None,
+                },
                 now,
             )
             .expect("tenant");
@@ -1754,8 +1768,12 @@ mod tests {
                     let store = &store;
                     scope.spawn(move || {
                         let mut mine = Vec::new();
-                        let request =
-                            ClaimRequest { worker: format!("w{n}"), traffic_account: None, max_messages: 7, lease_ms: 1_000 };
+                        let request = ClaimRequest {
+                            worker: format!("w{n}"),
+                            traffic_account: None,
+                            max_messages: 7,
+                            lease_ms: 1_000,
+                        };
                         for _ in 0..1_000 {
                             match store.claim(request.clone(), now).expect("claim") {
                                 ClaimOutcome::Claimed(claim) => mine.extend(claim.messages.iter().map(|m| m.id)),

@@ -963,12 +963,8 @@ fn agrees_with_the_reference_model(
     cases: u32,
     make: &dyn Fn() -> Option<Box<dyn Store>>,
 ) {
-    let config = ProptestConfig {
-        cases,
-        source_file: Some(file!()),
-        test_name: Some(test_name),
-        ..ProptestConfig::default()
-    };
+    let config =
+        ProptestConfig { cases, source_file: Some(file!()), test_name: Some(test_name), ..ProptestConfig::default() };
     let marks: Mutex<BTreeMap<&'static str, u32>> = Mutex::new(BTreeMap::new());
     let strategy = (setup(), prop::collection::vec(op(), 1..MAX_OPS));
     let outcome = TestRunner::new(config).run(&strategy, |(setup, ops)| {

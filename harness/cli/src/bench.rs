@@ -85,6 +85,13 @@ impl Figure {
     }
 }
 
+impl Figure {
+    /// A figure without a target.
+    pub(crate) fn new_public(name: &str, value: f64, unit: &str, detail: String) -> Figure {
+        Figure::new(name, value, unit, None, true, detail)
+    }
+}
+
 /// The whole report: sections of figures, in order.
 #[derive(Debug, Default, Serialize)]
 pub struct BenchReport {

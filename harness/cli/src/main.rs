@@ -47,6 +47,8 @@ enum Command {
     /// Measure simulation speed, sweep scaling, real-mode throughput and memory against
     /// the README's targets.
     Bench(smsim_cli::bench::BenchArgs),
+    /// Measure serve mode's throughput on PostgreSQL with one and three processes.
+    BenchPostgres(smsim_cli::bench_postgres::BenchPostgresArgs),
     /// Simulate seed 1 of a scenario and print this process's peak memory as JSON (the
     /// memory section of `bench` runs it as a child process).
     #[command(hide = true)]
@@ -192,6 +194,9 @@ struct ServeArgs {
     /// UNKNOWN_OUTCOME (charged), in milliseconds.
     #[arg(long, env = "SMSIM_UNKNOWN_SETTLE_MS", default_value_t = 600_000)]
     unknown_settle_ms: u64,
+    /// Longest a worker sleeps when there is nothing to do, in milliseconds.
+    #[arg(long, env = "SMSIM_IDLE_POLL_MS", default_value_t = 500)]
+    idle_poll_ms: u64,
 }
 
 #[derive(Subcommand)]
@@ -303,6 +308,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Shrink(args) => shrink(args),
         Command::Certify(args) => certify(args),
         Command::Bench(args) => smsim_cli::bench::bench(&args).map(|_| ExitCode::SUCCESS),
+        Command::BenchPostgres(args) => smsim_cli::bench_postgres::bench_postgres(&args).map(|_| ExitCode::SUCCESS),
         Command::BenchPeakRss { scenario } => {
             outln!("{}", serde_json::to_string(&smsim_cli::bench::peak_rss_child(&scenario)?)?);
             Ok(ExitCode::SUCCESS)
@@ -382,6 +388,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         engine: EngineConfig {
             lease_ms: args.lease_ms,
             unknown_settle_after_ms: args.unknown_settle_ms,
+            idle_poll_ms: args.idle_poll_ms,
             ..EngineConfig::default()
         },
     };

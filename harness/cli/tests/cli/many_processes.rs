@@ -12,6 +12,7 @@
 //! Runs when SMSIM_TEST_POSTGRES names a server (in a database of its own, dropped after);
 //! skips loudly otherwise, and fails under CI=true.
 
+use smsim_cli::bench_postgres::with_database;
 use smsim_core::adapter::capabilities_of;
 use smsim_core::adapter::http::HyperClient;
 use smsim_core::adapter::{HttpClient, HttpRequest};
@@ -39,7 +40,8 @@ struct Database {
 
 impl Database {
     fn create(server_url: &str, name: &str) -> Database {
-        let database = Database { server_url: server_url.to_owned(), name: name.to_owned(), url: with_database(server_url, name) };
+        let database =
+            Database { server_url: server_url.to_owned(), name: name.to_owned(), url: with_database(server_url, name) };
         database.admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         database.admin(&format!("CREATE DATABASE {name}"));
         database
@@ -48,7 +50,8 @@ impl Database {
     fn admin(&self, sql: &str) {
         let sql = sql.to_owned();
         off_the_runtime(|| {
-            let mut client = postgres::Client::connect(&self.server_url, postgres::NoTls).expect("connect to the test server");
+            let mut client =
+                postgres::Client::connect(&self.server_url, postgres::NoTls).expect("connect to the test server");
             client.batch_execute(&sql).unwrap_or_else(|error| panic!("{sql}: {error}"));
         });
     }
@@ -58,19 +61,6 @@ impl Drop for Database {
     fn drop(&mut self) {
         self.admin(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
     }
-}
-
-/// `url` naming database `name` instead of its own.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(base, query)| (base, Some(query)));
-    let authority_start = base.find("://").map_or(0, |at| at + 3);
-    let path_start = base[authority_start..].find('/').map_or(base.len(), |at| authority_start + at);
-    let mut out = format!("{}/{name}", &base[..path_start]);
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
-    }
-    out
 }
 
 /// A `smsim serve` child process, killed on every way out of the test.
@@ -118,7 +108,11 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("address").port()
 }
 
-async fn api(client: &HyperClient<hyper_util::client::legacy::connect::HttpConnector>, method: http::Method, url: String) -> u16 {
+async fn api(
+    client: &HyperClient<hyper_util::client::legacy::connect::HttpConnector>,
+    method: http::Method,
+    url: String,
+) -> u16 {
     let request = HttpRequest {
         method,
         url,
