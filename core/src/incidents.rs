@@ -5,17 +5,19 @@
 //! With it on, one bug at a time can be switched on for the current thread — a simulation
 //! runs on one thread, so parallel sweeps of different bugs do not interfere.
 //!
-//! Each bug lives at the place in the engine where it lived in the incident it comes from:
+//! Each bug lives at the place in the engine where it lived in the incident it comes from.
+//! The store's bugs live in the shared store rules (`store::rules`), which every backend
+//! calls, so a bug switched on acts on the in-memory store and on SQLite alike:
 //!
 //! | bug | seed document | where | what it does |
 //! |---|---|---|---|
-//! | `counter-per-report` | 000, 001 | store: apply report | bumps the delivered counter and charges again on every report, duplicates included |
-//! | `reaper-resends` | 000 | store: reap expired leases | returns ambiguous submissions to the queue, so they are sent again |
-//! | `completion-from-counters` | 000, 004 | store: completion rule | completes a campaign when settled + in-flight reach the total |
+//! | `counter-per-report` | 000, 001 | store rules: `report_side_effect` | bumps the delivered counter and charges again on every report, duplicates included |
+//! | `reaper-resends` | 000 | store rules: `reap` | returns ambiguous submissions to the queue, so they are sent again |
+//! | `completion-from-counters` | 000, 004 | store rules: `completes` | completes a campaign when settled + in-flight reach the total |
 //! | `unbounded-progress` | 004 | domain: progress | counts delivered messages twice and does not clamp |
-//! | `credits-not-reserved` | 002 | store: enqueue | checks credit at enqueue but reserves nothing; charges at acceptance |
+//! | `credits-not-reserved` | 002 | store rules: `enqueue_plan`, `move_message` | checks credit at enqueue but reserves nothing; charges at acceptance |
 //! | `bulk-ids-shifted` | 003 | Mitto adapter | maps bulk answer entries to messages shifted by one |
-//! | `resume-requeues-in-flight` | issue 4 | store: resume | puts messages still with a worker back in the queue |
+//! | `resume-requeues-in-flight` | issue 4 | store rules: `resume_plan` | puts messages still with a worker back in the queue |
 
 use std::fmt;
 use std::str::FromStr;

@@ -574,43 +574,32 @@ impl Store for MemoryStore {
     fn import_contacts(&self, tenant: TenantId, rows: Vec<NewContact>, _now: Timestamp) -> StoreResult<ImportReport> {
         let mut state = self.lock();
         state.tenant(tenant)?;
-        rules::check_import_size(rows.len())?;
-        let mut report = ImportReport::default();
-        for (row, contact) in rows.into_iter().enumerate() {
-            let phone = match rules::import_row(row, &contact) {
-                Ok(phone) => phone,
-                Err(error) => {
-                    report.errors.push(error);
-                    continue;
-                }
-            };
+        rules::import_contacts(rows, |phone, contact| {
             let phone = phone.into_boxed_str();
-            match state.contact_by_phone.get(&(tenant, phone.clone())).copied() {
-                Some(existing) => {
-                    let stored = &state.contacts[&existing];
-                    if stored.has_attributes(&contact.attributes) && stored.opted_out == contact.opted_out {
-                        report.unchanged += 1;
-                    } else {
-                        let attributes = state.compact_attributes(contact.attributes);
-                        let stored = state.contacts.get_mut(&existing).expect("phone index out of step");
-                        stored.attributes = attributes;
-                        stored.opted_out = contact.opted_out;
-                        report.updated += 1;
-                    }
-                }
-                None => {
+            let existing = state.contact_by_phone.get(&(tenant, phone.clone())).copied();
+            let same = existing.map(|id| {
+                let stored = &state.contacts[&id];
+                stored.has_attributes(&contact.attributes) && stored.opted_out == contact.opted_out
+            });
+            let change = rules::contact_change(same);
+            let id = match (change, existing) {
+                (rules::ContactChange::Unchanged, _) => return Ok(change),
+                (_, Some(id)) => id,
+                (_, None) => {
                     state.next_contact += 1;
                     let id = ContactId(state.next_contact);
                     state.contact_by_phone.insert((tenant, phone.clone()), id);
-                    let attributes = state.compact_attributes(contact.attributes);
-                    state
-                        .contacts
-                        .insert(id, StoredContact { tenant, phone, attributes, opted_out: contact.opted_out });
-                    report.created += 1;
+                    let stored = StoredContact { tenant, phone, attributes: Box::new([]), opted_out: false };
+                    state.contacts.insert(id, stored);
+                    id
                 }
-            }
-        }
-        Ok(report)
+            };
+            let attributes = state.compact_attributes(contact.attributes);
+            let stored = state.contacts.get_mut(&id).expect("phone index out of step");
+            stored.attributes = attributes;
+            stored.opted_out = contact.opted_out;
+            Ok(change)
+        })
     }
 
     fn contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>> {
@@ -678,9 +667,8 @@ impl Store for MemoryStore {
         let state = self.lock();
         let campaign = state.campaign_of(tenant, id)?;
         let account = state.account(campaign.traffic_account)?;
-        let plan = crate::domain::plan::plan_messages(campaign, account, &state.tenant_audience(tenant))?;
         let available = state.tenant(tenant)?.available();
-        Ok(Preview::of(&plan, available))
+        rules::preview(campaign, account, &state.tenant_audience(tenant), available)
     }
 
     fn enqueue(

@@ -317,6 +317,48 @@ pub fn check_import_size(rows: usize) -> StoreResult<()> {
     Ok(())
 }
 
+/// What importing one valid row did to the tenant's contacts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContactChange {
+    /// A new contact.
+    Created,
+    /// The contact with that number got new attributes or opt-out.
+    Updated,
+    /// The contact with that number already held them.
+    Unchanged,
+}
+
+/// The change for a row whose number is held by no contact (`None`) or by one that holds
+/// the same attributes and opt-out (`Some(true)`) or not (`Some(false)`).
+pub fn contact_change(existing_same: Option<bool>) -> ContactChange {
+    match existing_same {
+        None => ContactChange::Created,
+        Some(true) => ContactChange::Unchanged,
+        Some(false) => ContactChange::Updated,
+    }
+}
+
+/// Imports `rows`: each valid row goes to `write` with its canonical number, which writes
+/// it and says what it did; invalid rows are reported by their index.
+pub fn import_contacts(
+    rows: Vec<NewContact>,
+    mut write: impl FnMut(String, NewContact) -> StoreResult<ContactChange>,
+) -> StoreResult<ImportReport> {
+    check_import_size(rows.len())?;
+    let mut report = ImportReport::default();
+    for (row, contact) in rows.into_iter().enumerate() {
+        match import_row(row, &contact) {
+            Err(error) => report.errors.push(error),
+            Ok(phone) => match write(phone, contact)? {
+                ContactChange::Created => report.created += 1,
+                ContactChange::Updated => report.updated += 1,
+                ContactChange::Unchanged => report.unchanged += 1,
+            },
+        }
+    }
+    Ok(report)
+}
+
 /// An import row's number in canonical form, or why row `row` is rejected.
 pub fn import_row(row: usize, contact: &NewContact) -> Result<String, RowError> {
     let phone = phone::normalize_e164(&contact.phone).map_err(|error| RowError {
@@ -346,6 +388,17 @@ pub fn attribute_error(attributes: &BTreeMap<String, String>) -> Option<(String,
 }
 
 // --- enqueue ----------------------------------------------------------------------------
+
+/// What enqueueing `campaign` over the tenant's contacts would create and cost, for a
+/// tenant with `available` credit.
+pub fn preview<C: ContactFields>(
+    campaign: &Campaign,
+    account: &TrafficAccount,
+    contacts: &[C],
+    available: Credits,
+) -> StoreResult<Preview> {
+    Ok(Preview::of(&plan_messages(campaign, account, contacts)?, available))
+}
 
 /// The answer stored under an idempotency key, checked against the key now presented:
 /// the earlier answer again, or a mismatch.

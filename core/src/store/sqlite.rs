@@ -897,16 +897,7 @@ impl Store for SqliteStore {
     fn import_contacts(&self, tenant: TenantId, rows: Vec<NewContact>, _now: Timestamp) -> StoreResult<ImportReport> {
         self.transaction(|tx| {
             tx.tenant(tenant)?;
-            rules::check_import_size(rows.len())?;
-            let mut report = ImportReport::default();
-            for (row, contact) in rows.into_iter().enumerate() {
-                let phone = match rules::import_row(row, &contact) {
-                    Ok(phone) => phone,
-                    Err(error) => {
-                        report.errors.push(error);
-                        continue;
-                    }
-                };
+            rules::import_contacts(rows, |phone, contact| {
                 let attributes = serde_json::to_string(&contact.attributes).map_err(json_error)?;
                 let existing: Option<(u64, String, bool)> = tx
                     .tx
@@ -915,31 +906,33 @@ impl Store for SqliteStore {
                     .query_row(params![tenant.0, phone], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
                     .optional()
                     .map_err(backend)?;
-                match existing {
-                    Some((id, stored, opted_out)) => {
-                        let stored: BTreeMap<String, String> = serde_json::from_str(&stored).map_err(json_error)?;
-                        if stored == contact.attributes && opted_out == contact.opted_out {
-                            report.unchanged += 1;
-                        } else {
-                            tx.tx
-                                .prepare_cached("UPDATE contacts SET attributes = ?1, opted_out = ?2 WHERE id = ?3")
-                                .map_err(backend)?
-                                .execute(params![attributes, contact.opted_out, id])
-                                .map_err(backend)?;
-                            report.updated += 1;
-                        }
+                let same = match &existing {
+                    Some((_, stored, opted_out)) => {
+                        let stored: BTreeMap<String, String> = serde_json::from_str(stored).map_err(json_error)?;
+                        Some(stored == contact.attributes && *opted_out == contact.opted_out)
                     }
-                    None => {
+                    None => None,
+                };
+                let change = rules::contact_change(same);
+                match (change, existing) {
+                    (rules::ContactChange::Unchanged, _) => {}
+                    (_, Some((id, _, _))) => {
+                        tx.tx
+                            .prepare_cached("UPDATE contacts SET attributes = ?1, opted_out = ?2 WHERE id = ?3")
+                            .map_err(backend)?
+                            .execute(params![attributes, contact.opted_out, id])
+                            .map_err(backend)?;
+                    }
+                    (_, None) => {
                         tx.tx
                             .prepare_cached("INSERT INTO contacts (tenant_id, phone, attributes, opted_out) VALUES (?1, ?2, ?3, ?4)")
                             .map_err(backend)?
                             .execute(params![tenant.0, phone, attributes, contact.opted_out])
                             .map_err(backend)?;
-                        report.created += 1;
                     }
                 }
-            }
-            Ok(report)
+                Ok(change)
+            })
         })
     }
 
@@ -1011,9 +1004,8 @@ impl Store for SqliteStore {
         self.transaction(|tx| {
             let campaign = tx.campaign_of(tenant, id)?;
             let account = tx.account(campaign.traffic_account)?;
-            let plan = crate::domain::plan::plan_messages(&campaign, &account, &tx.tenant_contacts(tenant)?)?;
             let available = tx.tenant(tenant)?.available();
-            Ok(Preview::of(&plan, available))
+            rules::preview(&campaign, &account, &tx.tenant_contacts(tenant)?, available)
         })
     }
 
