@@ -1075,46 +1075,39 @@ impl Store for PostgresStore {
     fn import_contacts(&self, tenant: TenantId, rows: Vec<NewContact>, _now: Timestamp) -> StoreResult<ImportReport> {
         self.write(|tx| {
             tx.tenant(tenant)?;
-            rules::check_import_size(rows.len())?;
-            let mut report = ImportReport::default();
-            for (row, contact) in rows.iter().enumerate() {
-                let phone = match rules::import_row(row, contact) {
-                    Ok(phone) => phone,
-                    Err(error) => {
-                        report.errors.push(error);
-                        continue;
-                    }
-                };
+            rules::import_contacts(rows.clone(), |phone, contact| {
                 let attributes = serde_json::to_string(&contact.attributes).map_err(json_error)?;
                 let existing = tx.query(
                     "SELECT id, attributes, opted_out FROM contacts WHERE tenant_id = $1 AND phone = $2",
                     &[&big(tenant.0), &phone],
                 )?;
-                match existing.first() {
+                let same = match existing.first() {
                     Some(found) => {
                         let stored: BTreeMap<String, String> =
                             serde_json::from_str(found.get(1)).map_err(json_error)?;
-                        if stored == contact.attributes && found.get::<_, bool>(2) == contact.opted_out {
-                            report.unchanged += 1;
-                        } else {
-                            tx.execute(
-                                "UPDATE contacts SET attributes = $1, opted_out = $2 WHERE id = $3",
-                                &[&attributes, &contact.opted_out, &found.get::<_, i64>(0)],
-                            )?;
-                            report.updated += 1;
-                        }
+                        Some(stored == contact.attributes && found.get::<_, bool>(2) == contact.opted_out)
                     }
-                    None => {
+                    None => None,
+                };
+                let change = rules::contact_change(same);
+                match (change, existing.first()) {
+                    (rules::ContactChange::Unchanged, _) => {}
+                    (_, Some(found)) => {
+                        tx.execute(
+                            "UPDATE contacts SET attributes = $1, opted_out = $2 WHERE id = $3",
+                            &[&attributes, &contact.opted_out, &found.get::<_, i64>(0)],
+                        )?;
+                    }
+                    (_, None) => {
                         let id = tx.next_id("contacts")?;
                         tx.execute(
                             "INSERT INTO contacts (id, tenant_id, phone, attributes, opted_out) VALUES ($1, $2, $3, $4, $5)",
                             &[&id, &big(tenant.0), &phone, &attributes, &contact.opted_out],
                         )?;
-                        report.created += 1;
                     }
                 }
-            }
-            Ok(report)
+                Ok(change)
+            })
         })
     }
 
@@ -1190,8 +1183,7 @@ impl Store for PostgresStore {
             let campaign = tx.campaign_of(tenant, id)?;
             let account = tx.account(campaign.traffic_account)?;
             let available = tx.tenant(tenant)?.available();
-            let plan = crate::domain::plan::plan_messages(&campaign, &account, &tx.tenant_contacts(tenant)?)?;
-            Ok(Preview::of(&plan, available))
+            rules::preview(&campaign, &account, &tx.tenant_contacts(tenant)?, available)
         })
     }
 
