@@ -40,26 +40,23 @@ struct Database {
 
 impl Database {
     fn create(server_url: &str, name: &str) -> Database {
-        let database =
-            Database { server_url: server_url.to_owned(), name: name.to_owned(), url: with_database(server_url, name) };
-        database.admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-        database.admin(&format!("CREATE DATABASE {name}"));
+        let url = with_database(server_url, name);
+        let database = Database { server_url: server_url.to_owned(), name: name.to_owned(), url };
+        for sql in [format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), format!("CREATE DATABASE {name}")] {
+            database.admin(&sql).unwrap_or_else(|error| panic!("{sql}: {error}"));
+        }
         database
     }
 
-    fn admin(&self, sql: &str) {
-        let sql = sql.to_owned();
-        off_the_runtime(|| {
-            let mut client =
-                postgres::Client::connect(&self.server_url, postgres::NoTls).expect("connect to the test server");
-            client.batch_execute(&sql).unwrap_or_else(|error| panic!("{sql}: {error}"));
-        });
+    fn admin(&self, sql: &str) -> Result<(), postgres::Error> {
+        off_the_runtime(|| postgres::Client::connect(&self.server_url, postgres::NoTls)?.batch_execute(sql))
     }
 }
 
 impl Drop for Database {
     fn drop(&mut self) {
-        self.admin(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        // Never a panic here: the test may be unwinding already (a server gone away).
+        let _ = self.admin(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
     }
 }
 
