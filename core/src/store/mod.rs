@@ -18,6 +18,7 @@
 
 pub mod conformance;
 pub mod memory;
+pub mod postgres;
 pub mod rules;
 pub mod sqlite;
 

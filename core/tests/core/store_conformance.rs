@@ -6,3 +6,7 @@ smsim_core::store_conformance_tests!(
     sqlite_store,
     smsim_core::store::sqlite::SqliteStore::open_in_memory().expect("open an in-memory SQLite store")
 );
+
+// Runs when SMSIM_TEST_POSTGRES names a database (each case in a schema of its own); says
+// loudly that it skipped otherwise, and fails under CI=true.
+smsim_core::store_conformance_tests!(optional postgres_store, smsim_core::store::postgres::testing::test_store);

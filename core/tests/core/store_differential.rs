@@ -1,9 +1,10 @@
-//! Differential test of the two stores: the in-memory store is the reference model, and
-//! SQLite must give the same answer to every call of a random operation sequence.
+//! Differential test of the stores: the in-memory store is the reference model, and SQLite
+//! and PostgreSQL must each give the same answer to every call of a random operation
+//! sequence.
 //!
 //! Each case builds a random setup (tenants, accounts, contacts, enqueued campaigns) and
 //! then applies a random operation sequence to a fresh `MemoryStore` and a fresh
-//! in-memory `SqliteStore`, comparing every returned value (`Ok` and `Err` alike) as it
+//! in-memory `SqliteStore` (or a `PostgresStore` in a fresh schema), comparing every returned value (`Ok` and `Err` alike) as it
 //! goes. At the end it compares everything either store shows (journal, tenants,
 //! accounts, contacts, campaigns, messages) and checks that the stored counters and
 //! credit columns equal a recount in both.
@@ -16,6 +17,9 @@
 //! provider should never do, and which both stores answer by sending the report to the
 //! message that was given the id last.
 //!
+//! The PostgreSQL arm runs when `SMSIM_TEST_POSTGRES` names a database (see
+//! `store::postgres::testing`), each case in a schema of its own.
+//!
 //! `PROPTEST_CASES` runs more cases than the default 128; `DIFFERENTIAL_MARKS=1` prints how
 //! often each rare path was taken.
 
@@ -27,6 +31,7 @@ use smsim_core::domain::{
 };
 use smsim_core::store::conformance::phone;
 use smsim_core::store::memory::MemoryStore;
+use smsim_core::store::postgres::testing;
 use smsim_core::store::sqlite::SqliteStore;
 use smsim_core::store::*;
 use smsim_core::{CampaignId, ContactId, Credits, MessageId, TenantId, Timestamp, TrafficAccountId};
@@ -443,7 +448,9 @@ fn op() -> impl Strategy<Value = Op> {
 
 struct Pair {
     reference: MemoryStore,
-    sqlite: SqliteStore,
+    /// The store under test, and its name for messages.
+    subject: Box<dyn Store>,
+    subject_name: &'static str,
     now: Timestamp,
     /// Every claim made so far, in order; workers' writes refer to them.
     claims: Vec<Claim>,
@@ -494,10 +501,11 @@ fn import_row(row: &RowSpec) -> NewContact {
 }
 
 impl Pair {
-    fn new() -> Self {
+    fn new(subject: Box<dyn Store>, subject_name: &'static str) -> Self {
         Pair {
             reference: MemoryStore::new(),
-            sqlite: SqliteStore::open_in_memory().expect("open an in-memory SQLite store"),
+            subject,
+            subject_name,
             now: T0,
             claims: Vec::new(),
             marks: BTreeMap::new(),
@@ -508,11 +516,11 @@ impl Pair {
     /// Runs `call` on both stores, asserts equal answers and returns the reference's.
     fn both<T: PartialEq + Debug>(&self, what: &str, call: impl Fn(&dyn Store) -> T) -> T {
         let expected = call(&self.reference);
-        let actual = call(&self.sqlite);
+        let actual = call(self.subject.as_ref());
         assert_eq!(
             expected, actual,
-            "step {}: {what}: the SQLite store (right) disagrees with the reference (left)",
-            self.step
+            "step {}: {what}: the {} store (right) disagrees with the reference (left)",
+            self.step, self.subject_name
         );
         expected
     }
@@ -870,7 +878,7 @@ impl Pair {
         for tenant in &tenants {
             self.check("contacts", |store| store.contacts(tenant.id));
             self.check("tenant_by_api_key_hash", |store| store.tenant_by_api_key_hash(&tenant.api_key_hash));
-            for store in [&self.reference as &dyn Store, &self.sqlite] {
+            for store in [&self.reference as &dyn Store, self.subject.as_ref()] {
                 let recount = store.ledger_recount(tenant.id).expect("ledger recount");
                 assert_eq!(
                     (tenant.reserved, tenant.charged),
@@ -882,7 +890,7 @@ impl Pair {
         }
         for campaign in &campaigns {
             self.check("messages", |store| store.messages(campaign.id));
-            for store in [&self.reference as &dyn Store, &self.sqlite] {
+            for store in [&self.reference as &dyn Store, self.subject.as_ref()] {
                 assert_eq!(
                     store.recount(campaign.id).expect("recount"),
                     campaign.counts,
@@ -926,16 +934,41 @@ const SOMETIMES: &[&str] = &[
 /// sometimes: the run went through each of the [`SOMETIMES`] paths.
 #[test]
 fn sqlite_agrees_with_the_reference_model() {
-    let config = ProptestConfig {
-        cases: cases(),
-        source_file: Some(file!()),
-        test_name: Some(concat!(module_path!(), "::sqlite_agrees_with_the_reference_model")),
-        ..ProptestConfig::default()
-    };
+    agrees_with_the_reference_model(
+        "SQLite",
+        concat!(module_path!(), "::sqlite_agrees_with_the_reference_model"),
+        cases(),
+        &|| Some(Box::new(SqliteStore::open_in_memory().expect("open an in-memory SQLite store"))),
+    );
+}
+
+/// The same properties on PostgreSQL, each case in a schema of its own.
+#[test]
+fn postgres_agrees_with_the_reference_model() {
+    let test = "postgres_agrees_with_the_reference_model";
+    if testing::test_database_url(test).is_none() {
+        return;
+    }
+    agrees_with_the_reference_model(
+        "PostgreSQL",
+        concat!(module_path!(), "::postgres_agrees_with_the_reference_model"),
+        cases(),
+        &|| testing::test_store(test).map(|store| Box::new(store) as Box<dyn Store>),
+    );
+}
+
+fn agrees_with_the_reference_model(
+    subject_name: &'static str,
+    test_name: &'static str,
+    cases: u32,
+    make: &dyn Fn() -> Option<Box<dyn Store>>,
+) {
+    let config =
+        ProptestConfig { cases, source_file: Some(file!()), test_name: Some(test_name), ..ProptestConfig::default() };
     let marks: Mutex<BTreeMap<&'static str, u32>> = Mutex::new(BTreeMap::new());
     let strategy = (setup(), prop::collection::vec(op(), 1..MAX_OPS));
     let outcome = TestRunner::new(config).run(&strategy, |(setup, ops)| {
-        let mut pair = Pair::new();
+        let mut pair = Pair::new(make().expect("a store to test"), subject_name);
         for op in setup.iter().chain(&ops) {
             pair.apply(op);
         }

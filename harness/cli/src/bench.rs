@@ -14,7 +14,7 @@
 //! wall clock is the point (each such function says so in its `allow`).
 
 use crate::outln;
-use crate::serve::{Engine, ServeOptions};
+use crate::serve::{Database, Engine, Role, ServeOptions};
 use serde::Serialize;
 use serde_json::json;
 use smsim_core::adapter::http::HyperClient;
@@ -86,6 +86,13 @@ impl Figure {
     fn new(name: &str, value: f64, unit: &str, target: Option<f64>, higher_is_better: bool, detail: String) -> Figure {
         let met = target.is_none_or(|target| if higher_is_better { value >= target } else { value <= target });
         Figure { name: name.to_owned(), value, unit: unit.to_owned(), target, higher_is_better, met, detail }
+    }
+}
+
+impl Figure {
+    /// A figure without a target.
+    pub(crate) fn new_public(name: &str, value: f64, unit: &str, detail: String) -> Figure {
+        Figure::new(name, value, unit, None, true, detail)
     }
 }
 
@@ -400,14 +407,15 @@ impl Loopback {
         let provider_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let provider_url = format!("http://{}", provider_listener.local_addr()?);
         let options = ServeOptions {
-            db: scratch.0.join("smsim.db"),
+            db: Database::Sqlite(scratch.0.join("smsim.db")),
+            roles: Role::ALL.to_vec(),
             workers,
             admin_token: None,
             public_url: api_url.clone(),
             provider_timeout: Duration::from_secs(10),
             engine,
         };
-        let engine = Engine::start(options, api_listener).await?;
+        let engine = Engine::start(options, Some(api_listener)).await?;
         let api_key = "sk_bench".to_owned();
         let tenant = engine.store.create_tenant(
             NewTenant {

@@ -11,6 +11,7 @@
 //! `smsim-certify` (`harness/certify`); this crate only wires them to a terminal.
 
 pub mod bench;
+pub mod bench_postgres;
 pub mod junit;
 pub mod serve;
 pub mod stdout;

@@ -3,12 +3,11 @@
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use rand::{RngCore, SeedableRng};
-use smsim_cli::serve::{Engine, ServeOptions};
+use smsim_cli::serve::{Database, Engine, Role, ServeOptions};
 use smsim_cli::{out, outln};
 use smsim_core::adapter::capabilities_of;
 use smsim_core::domain::ProviderKind;
 use smsim_core::service::EngineConfig;
-use smsim_core::store::sqlite::SqliteStore;
 use smsim_core::store::{sha256_hex, NewTenant, NewTrafficAccount, Store};
 use smsim_core::{Credits, TenantId, Timestamp};
 use std::collections::BTreeMap;
@@ -53,6 +52,8 @@ enum Command {
     /// Measure simulation speed, sweep scaling, real-mode throughput and memory against
     /// the README's targets.
     Bench(smsim_cli::bench::BenchArgs),
+    /// Measure serve mode's throughput on PostgreSQL with one and three processes.
+    BenchPostgres(smsim_cli::bench_postgres::BenchPostgresArgs),
     /// Simulate seed 1 of a scenario and print this process's peak memory as JSON (the
     /// memory section of `bench` runs it as a child process).
     #[command(hide = true)]
@@ -250,9 +251,22 @@ struct ReplayArgs {
 
 #[derive(Args)]
 struct DbArg {
-    /// The SQLite database file.
-    #[arg(long, env = "SMSIM_DB", default_value = "smsim.db")]
-    db: PathBuf,
+    /// The database: an SQLite file, or a PostgreSQL URL (postgres://user:password@host:port/db).
+    #[arg(long, env = "SMSIM_DB", default_value = "smsim.db", hide_env_values = true)]
+    db: String,
+}
+
+/// A role of a serve process.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RoleArg {
+    /// The HTTP API and webhooks.
+    Api,
+    /// Workers.
+    Worker,
+    /// Reaper, reconciler and scheduler.
+    Maintenance,
+    /// All three.
+    All,
 }
 
 #[derive(Args)]
@@ -262,6 +276,10 @@ struct ServeArgs {
     bind: String,
     #[command(flatten)]
     db: DbArg,
+    /// What this process runs; several processes with different roles can share one
+    /// PostgreSQL database (comma-separated: `--role api,maintenance`).
+    #[arg(long, env = "SMSIM_ROLE", value_enum, value_delimiter = ',', default_value = "all")]
+    role: Vec<RoleArg>,
     /// Worker tasks.
     #[arg(long, env = "SMSIM_WORKERS", default_value_t = 2)]
     workers: u32,
@@ -409,6 +427,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = smsim_cli::bench::bench(&args)?;
             Ok(if report.missed().is_empty() || args.no_fail { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
+        Command::BenchPostgres(args) => smsim_cli::bench_postgres::bench_postgres(&args).map(|_| ExitCode::SUCCESS),
         Command::BenchPeakRss { scenario } => {
             outln!("{}", serde_json::to_string(&smsim_cli::bench::peak_rss_child(&scenario)?)?);
             Ok(ExitCode::SUCCESS)
@@ -453,11 +472,34 @@ fn certify(args: CertifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let listener =
-        tokio::net::TcpListener::bind(&args.bind).await.with_context(|| format!("cannot listen on {}", args.bind))?;
-    let address = listener.local_addr()?;
+    let mut roles: Vec<Role> = args
+        .role
+        .iter()
+        .flat_map(|role| match role {
+            RoleArg::Api => vec![Role::Api],
+            RoleArg::Worker => vec![Role::Worker],
+            RoleArg::Maintenance => vec![Role::Maintenance],
+            RoleArg::All => Role::ALL.to_vec(),
+        })
+        .collect();
+    roles.sort();
+    roles.dedup();
+    let listener = if roles.contains(&Role::Api) {
+        let listener = tokio::net::TcpListener::bind(&args.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.bind))?;
+        Some(listener)
+    } else {
+        None
+    };
+    let address = match &listener {
+        Some(listener) => listener.local_addr()?.to_string(),
+        None => args.bind.clone(),
+    };
+    let db = Database::parse(&args.db.db);
     let options = ServeOptions {
-        db: args.db.db.clone(),
+        db: db.clone(),
+        roles: roles.clone(),
         workers: args.workers,
         admin_token: args.admin_token,
         public_url: args.public_url.unwrap_or_else(|| format!("http://{address}")),
@@ -472,12 +514,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         },
     };
     let admin = if options.admin_token.is_some() { "enabled" } else { "disabled (set SMSIM_ADMIN_TOKEN)" };
-    let engine =
-        Engine::start(options, listener).await.with_context(|| format!("cannot open {}", args.db.db.display()))?;
+    let engine = Engine::start(options, listener).await.with_context(|| format!("cannot open {db}"))?;
+    let workers = if roles.contains(&Role::Worker) { args.workers } else { 0 };
+    match roles.contains(&Role::Api) {
+        true => eprint!("smsim serving on http://{address}"),
+        false => eprint!("smsim running without the API"),
+    }
     eprintln!(
-        "smsim serving on http://{address} (database {}, {} workers, admin routes {admin})",
-        args.db.db.display(),
-        args.workers
+        " (roles {roles:?}, database {db}, {workers} workers, admin routes {admin})",
+        roles = roles.iter().map(|role| format!("{role:?}").to_lowercase()).collect::<Vec<_>>().join(",")
     );
     let ended = engine.wait().await;
     eprintln!("smsim serve stopped: {ended}");
@@ -766,8 +811,9 @@ fn shrink(args: ShrinkArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(1))
 }
 
-fn open(db: &DbArg) -> anyhow::Result<SqliteStore> {
-    SqliteStore::open(&db.db).with_context(|| format!("cannot open {}", db.db.display()))
+fn open(db: &DbArg) -> anyhow::Result<Arc<dyn Store>> {
+    let db = Database::parse(&db.db);
+    db.open().with_context(|| format!("cannot open {db}"))
 }
 
 fn tenant(command: TenantCommand) -> anyhow::Result<ExitCode> {

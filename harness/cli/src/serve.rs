@@ -1,5 +1,11 @@
-//! Serve mode: the engine for real — API, workers and maintenance on SQLite and tokio
-//! sockets, sending through real provider accounts.
+//! Serve mode: the engine for real — API, workers and maintenance on SQLite or
+//! PostgreSQL and tokio sockets, sending through real provider accounts.
+//!
+//! One process may run every role (the default) or only some of them, so that several
+//! processes on several machines share one PostgreSQL database: API processes behind a
+//! load balancer, worker processes, and one or more maintenance processes. Leases,
+//! fencing tokens and rate-limit buckets live in the store, so the services need not know
+//! how many processes there are.
 //!
 //! The engine's tasks are supervised as one ([`Tasks`]): none of them should ever end,
 //! so the first that ends or panics — a worker as much as the API — ends serve mode
@@ -13,6 +19,7 @@ use smsim_core::clock::{Clock, TokioClock};
 use smsim_core::service::maintenance::Maintenance;
 use smsim_core::service::worker::Worker;
 use smsim_core::service::{Adapters, EngineConfig};
+use smsim_core::store::postgres::PostgresStore;
 use smsim_core::store::sqlite::SqliteStore;
 use smsim_core::store::Store;
 use smsim_core::Timestamp;
@@ -24,11 +31,73 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::{Id, JoinSet};
 
+/// Where the engine keeps its state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Database {
+    /// An SQLite database file (created if missing): one process.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL (`postgres://…` or `postgresql://…`): any number of processes.
+    Postgres(String),
+}
+
+impl Database {
+    /// A PostgreSQL URL, else an SQLite file name.
+    pub fn parse(text: &str) -> Database {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Database::Postgres(text.to_owned())
+        } else {
+            Database::Sqlite(PathBuf::from(text))
+        }
+    }
+
+    /// Opens the store, applying any schema migrations it lacks.
+    pub fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(match self {
+            Database::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
+            Database::Postgres(url) => Arc::new(PostgresStore::connect(url)?),
+        })
+    }
+}
+
+impl std::fmt::Display for Database {
+    /// The file, or the URL without its password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            Database::Postgres(url) => match (url.find("://"), url.rfind('@')) {
+                (Some(scheme), Some(at)) if url[scheme + 3..at].contains(':') => {
+                    let user_end = scheme + 3 + url[scheme + 3..at].find(':').expect("checked");
+                    write!(f, "{}:***{}", &url[..user_end], &url[at..])
+                }
+                _ => write!(f, "{url}"),
+            },
+        }
+    }
+}
+
+/// What one serve process runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// The HTTP API and the providers' webhooks.
+    Api,
+    /// Worker tasks: claim, submit, record.
+    Worker,
+    /// The maintenance loop: reaper, reconciler, scheduler.
+    Maintenance,
+}
+
+impl Role {
+    /// Every role: what a single process runs.
+    pub const ALL: [Role; 3] = [Role::Api, Role::Worker, Role::Maintenance];
+}
+
 /// How to run the engine.
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
-    /// The SQLite database file (created if missing).
-    pub db: PathBuf,
+    /// The database.
+    pub db: Database,
+    /// The roles this process runs (at least one).
+    pub roles: Vec<Role>,
     /// Worker tasks.
     pub workers: u32,
     /// The admin bearer token; `None` disables the admin routes.
@@ -43,8 +112,8 @@ pub struct ServeOptions {
 
 /// A running engine.
 pub struct Engine {
-    /// The address the API listens on.
-    pub address: SocketAddr,
+    /// The address the API listens on, if this process serves it.
+    pub address: Option<SocketAddr>,
     /// The store it runs on.
     pub store: Arc<dyn Store>,
     tasks: Tasks,
@@ -104,10 +173,17 @@ fn wall_clock_now() -> Timestamp {
 }
 
 impl Engine {
-    /// Opens the store and starts the API on `listener`, the workers and maintenance.
-    pub async fn start(options: ServeOptions, listener: tokio::net::TcpListener) -> anyhow::Result<Engine> {
-        let address = listener.local_addr()?;
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&options.db)?);
+    /// Opens the store and starts the roles of `options`: the API on `listener` (which
+    /// the API role needs, and no other uses), the workers, maintenance.
+    pub async fn start(options: ServeOptions, listener: Option<tokio::net::TcpListener>) -> anyhow::Result<Engine> {
+        anyhow::ensure!(!options.roles.is_empty(), "a serve process needs at least one role");
+        let listener = match (options.roles.contains(&Role::Api), listener) {
+            (true, None) => anyhow::bail!("the API role needs a listener"),
+            (true, listener) => listener,
+            (false, _) => None,
+        };
+        let address = listener.as_ref().map(tokio::net::TcpListener::local_addr).transpose()?;
+        let store = options.db.open()?;
         let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(wall_clock_now()));
         let client = Arc::new(HyperClient::tcp(options.provider_timeout));
         let adapters = Arc::new(Adapters::builtin(client, options.public_url.clone()));
@@ -123,8 +199,10 @@ impl Engine {
             ChaCha20Rng::from_os_rng(),
         );
         let mut tasks = Tasks::default();
-        for n in 1..=options.workers {
-            let name = format!("worker-{n}");
+        let workers = if options.roles.contains(&Role::Worker) { options.workers } else { 0 };
+        for n in 1..=workers {
+            // The process id tells apart the workers of several processes on one store.
+            let name = format!("worker-{}-{n}", std::process::id());
             let worker = Worker::new(
                 name.clone(),
                 store.clone(),
@@ -135,12 +213,16 @@ impl Engine {
             );
             tasks.spawn(name, worker.run());
         }
-        tasks.spawn("maintenance", Maintenance::new(store.clone(), clock.clone(), adapters, engine).run());
-        tasks.spawn("api", async move {
-            if let Err(error) = api::serve(listener, Arc::new(state)).await {
-                tracing::error!(%error, "the API server stopped");
-            }
-        });
+        if options.roles.contains(&Role::Maintenance) {
+            tasks.spawn("maintenance", Maintenance::new(store.clone(), clock.clone(), adapters, engine).run());
+        }
+        if let Some(listener) = listener {
+            tasks.spawn("api", async move {
+                if let Err(error) = api::serve(listener, Arc::new(state)).await {
+                    tracing::error!(%error, "the API server stopped");
+                }
+            });
+        }
         Ok(Engine { address, store, tasks })
     }
 

@@ -3,4 +3,5 @@
 mod browser;
 mod cli;
 mod live;
+mod many_processes;
 mod serve;

@@ -3,7 +3,7 @@
 //! back through the webhook.
 
 use serde_json::{json, Value};
-use smsim_cli::serve::{Engine, ServeOptions};
+use smsim_cli::serve::{Database, Engine, Role, ServeOptions};
 use smsim_core::adapter::http::HyperClient;
 use smsim_core::adapter::mitto::wire as mitto;
 use smsim_core::adapter::{HttpClient, HttpRequest};
@@ -65,7 +65,8 @@ async fn a_campaign_is_sent_and_reported_through_the_real_stack() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let options = ServeOptions {
-        db: dir.path().join("smsim.db"),
+        db: Database::Sqlite(dir.path().join("smsim.db")),
+        roles: Role::ALL.to_vec(),
         workers: 2,
         admin_token: Some("admin".into()),
         public_url: base.clone(),
@@ -77,7 +78,7 @@ async fn a_campaign_is_sent_and_reported_through_the_real_stack() {
             ..EngineConfig::default()
         },
     };
-    let engine = Engine::start(options, listener).await.unwrap();
+    let engine = Engine::start(options, Some(listener)).await.unwrap();
     let client = Client { http: HyperClient::tcp(Duration::from_secs(5)), base };
     use http::Method;
 

@@ -1,0 +1,1800 @@
+//! The PostgreSQL store: several engine processes, on several machines, sharing one
+//! database.
+//!
+//! # Transactions and concurrency
+//!
+//! Every trait method is one database transaction that commits only if the whole method
+//! succeeded, as in the SQLite store. A method that writes first takes the store's writer
+//! lock — a transaction-scoped advisory lock (`pg_advisory_xact_lock`) keyed by the
+//! schema — and then runs at READ COMMITTED: each of its statements sees every transaction
+//! that committed before the lock was granted, and no other writer runs until it commits
+//! or rolls back. Writers are therefore serialized exactly as SQLite's `BEGIN IMMEDIATE`
+//! serializes them, across every process that shares the database, and every conditional
+//! update (a claim takes only `queued` messages, a submission outcome only lands under its
+//! fencing token, the reaper only moves leases that are still expired) is decided on the
+//! latest committed state. Two reapers in two processes cannot both move one lease, and
+//! two workers cannot both claim one message.
+//!
+//! A store-wide lock costs little that the schema does not already cost: every status
+//! change appends to one journal numbered in commit order, and every claim takes the next
+//! fencing token, so writers would queue on those counter rows anyway — and with row
+//! locks alone, the order in which rows are locked would decide deadlocks. Methods that
+//! only read take no lock; they run in a REPEATABLE READ, READ ONLY transaction, so a read
+//! of several tables sees one committed state.
+//!
+//! A passing failure — the connection dropped, a serialization failure or a deadlock
+//! reported by the server — is retried up to [`MAX_ATTEMPTS`] times; the transaction
+//! rolled back, so a retry starts from scratch. After that the caller gets
+//! [`StoreError::Transient`].
+//!
+//! # Blocking and tokio
+//!
+//! The [`Store`] trait is synchronous and the services call it inline (that keeps the
+//! simulator deterministic). This store uses the synchronous `postgres` client with an
+//! `r2d2` pool, and runs each method through [`off_the_runtime`]: on a multi-thread tokio
+//! runtime (serve mode) inside [`tokio::task::block_in_place`], which hands the worker
+//! thread's other tasks to another thread while this one waits on the database; on a
+//! current-thread runtime on a scoped thread of its own (the runtime waits, as it must
+//! when a synchronous call is made from it); outside any runtime directly.
+//!
+//! # Schema
+//!
+//! The migrations in `core/migrations/postgres/` are applied in order when the store
+//! opens, under the same advisory lock, and the version is kept in `schema_version`. The
+//! store works in one schema (`public` unless told otherwise), so several stores — the
+//! tests make one per case — can share a database.
+
+use super::rules::{self, not_found, ReapDecision, ReportPlan, SubmissionPlan};
+use super::*;
+use crate::domain::ledger::LedgerDelta;
+use crate::domain::rate::TokenBucket;
+use crate::domain::records::{Encoding, Lease};
+use crate::ids::ContactId;
+use ::postgres as pg;
+use pg::error::SqlState;
+use pg::types::ToSql;
+use pg::{IsolationLevel, NoTls, Row, Statement};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// The schema migrations, in order; migration `n` brings the schema to version `n + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_initial.sql")];
+
+/// How many times a method is tried when the database reports a passing failure.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// How to reach the database and how many connections to keep.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostgresOptions {
+    /// A libpq-style URL or key=value string (`postgres://user:password@host:port/db`; a
+    /// Unix socket directory goes in the host, percent-encoded).
+    pub url: String,
+    /// The schema the store's tables live in; created if missing.
+    pub schema: String,
+    /// Most connections this process opens.
+    pub max_connections: u32,
+    /// How long a method waits for a free connection before it fails as transient.
+    pub connection_timeout: Duration,
+}
+
+impl PostgresOptions {
+    /// The defaults for `url`: schema `public`, 16 connections, 10 s connection timeout.
+    pub fn new(url: impl Into<String>) -> PostgresOptions {
+        PostgresOptions {
+            url: url.into(),
+            schema: "public".into(),
+            max_connections: 16,
+            connection_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The PostgreSQL store.
+pub struct PostgresStore {
+    /// The connections; `None` only while the store is dropped. A connection's drop
+    /// blocks (it says goodbye to the server), so the pool is dropped off the runtime.
+    pool: Option<r2d2::Pool<Manager>>,
+    /// The key of the writer lock (and of the migration lock): one per schema.
+    lock_key: i64,
+    schema: String,
+    /// Drop the schema with the store (the tests' throwaway schemas).
+    drop_schema: bool,
+}
+
+/// One pooled connection and the statements prepared on it.
+struct Connection {
+    client: pg::Client,
+    statements: BTreeMap<String, Statement>,
+}
+
+/// Opens connections for the pool, each with its `search_path` set to the store's schema.
+struct Manager {
+    config: pg::Config,
+    schema: String,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Connection;
+    type Error = pg::Error;
+
+    fn connect(&self) -> Result<Connection, pg::Error> {
+        let mut client = self.config.connect(NoTls)?;
+        client.batch_execute(&format!("SET search_path TO {}", quote_identifier(&self.schema)))?;
+        Ok(Connection { client, statements: BTreeMap::new() })
+    }
+
+    fn is_valid(&self, connection: &mut Connection) -> Result<(), pg::Error> {
+        connection.client.batch_execute("")
+    }
+
+    fn has_broken(&self, connection: &mut Connection) -> bool {
+        connection.client.is_closed()
+    }
+}
+
+/// `name` quoted as an SQL identifier.
+fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The advisory lock key of `schema`: FNV-1a of its name, so stores in different schemas
+/// of one database do not wait for each other.
+fn lock_key(schema: &str) -> i64 {
+    let hash = format!("smsim:{schema}")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3));
+    hash as i64
+}
+
+/// A database error as a store error: passing failures are [`StoreError::Transient`].
+fn backend(error: pg::Error) -> StoreError {
+    let passing = error.is_closed()
+        || matches!(
+            error.code(),
+            Some(&SqlState::T_R_SERIALIZATION_FAILURE)
+                | Some(&SqlState::T_R_DEADLOCK_DETECTED)
+                | Some(&SqlState::ADMIN_SHUTDOWN)
+                | Some(&SqlState::CONNECTION_FAILURE)
+                | Some(&SqlState::TOO_MANY_CONNECTIONS)
+        )
+        || error.as_db_error().is_none() && error.to_string().contains("connection");
+    if passing {
+        StoreError::Transient(error.to_string())
+    } else {
+        StoreError::Backend(error.to_string())
+    }
+}
+
+fn pool_error(error: r2d2::Error) -> StoreError {
+    StoreError::Transient(format!("no database connection: {error}"))
+}
+
+/// Runs blocking `work` without stalling a tokio runtime the caller may be on (see the
+/// module documentation).
+pub fn off_the_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(work),
+        Ok(_) => std::thread::scope(|scope| {
+            scope.spawn(work).join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        }),
+        Err(_) => work(),
+    }
+}
+
+/// Whether a transaction writes (and so takes the writer lock) or only reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    Write,
+    Read,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (schema `public`) and brings the schema up to date.
+    pub fn connect(url: &str) -> StoreResult<PostgresStore> {
+        PostgresStore::open(PostgresOptions::new(url))
+    }
+
+    /// Connects as `options` say, creates the schema if missing and applies the migrations
+    /// it lacks. Several processes may open one database at once: the migrations run under
+    /// the schema's advisory lock.
+    pub fn open(options: PostgresOptions) -> StoreResult<PostgresStore> {
+        let config: pg::Config =
+            options.url.parse().map_err(|error| invalid("db", format!("not a PostgreSQL URL: {error}")))?;
+        if options.schema.is_empty() || options.schema.len() > 63 {
+            return Err(invalid("schema", "a schema name has 1 to 63 characters"));
+        }
+        let manager = Manager { config, schema: options.schema.clone() };
+        let pool = off_the_runtime(|| {
+            r2d2::Pool::builder()
+                .max_size(options.max_connections.max(1))
+                .min_idle(Some(1))
+                .connection_timeout(options.connection_timeout)
+                .build(manager)
+        })
+        .map_err(|error| StoreError::Backend(format!("cannot connect to PostgreSQL: {error}")))?;
+        let store = PostgresStore {
+            pool: Some(pool),
+            lock_key: lock_key(&options.schema),
+            schema: options.schema,
+            drop_schema: false,
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn pool(&self) -> &r2d2::Pool<Manager> {
+        self.pool.as_ref().expect("the pool lives as long as the store")
+    }
+
+    /// The schema the store works in.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// The schema version of the database.
+    pub fn schema_version(&self) -> StoreResult<usize> {
+        self.read(|tx| {
+            let rows = tx.query("SELECT version FROM schema_version", &[])?;
+            Ok(rows.first().map_or(0, |row| row.get::<_, i64>(0) as usize))
+        })
+    }
+
+    fn migrate(&self) -> StoreResult<()> {
+        off_the_runtime(|| {
+            let mut connection = self.pool().get().map_err(pool_error)?;
+            let mut tx = connection.client.transaction().map_err(backend)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&self.lock_key]).map_err(backend)?;
+            tx.batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {schema}; \
+                 CREATE TABLE IF NOT EXISTS {schema}.schema_version (version BIGINT NOT NULL);",
+                schema = quote_identifier(&self.schema)
+            ))
+            .map_err(backend)?;
+            let version = match tx.query_opt("SELECT version FROM schema_version", &[]).map_err(backend)? {
+                Some(row) => row.get::<_, i64>(0) as usize,
+                None => {
+                    tx.execute("INSERT INTO schema_version (version) VALUES (0)", &[]).map_err(backend)?;
+                    0
+                }
+            };
+            if version > MIGRATIONS.len() {
+                return Err(StoreError::Backend(format!(
+                    "database schema version {version} is newer than this build ({})",
+                    MIGRATIONS.len()
+                )));
+            }
+            for (index, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+                tx.batch_execute(migration).map_err(backend)?;
+                tx.execute("UPDATE schema_version SET version = $1", &[&(index as i64 + 1)]).map_err(backend)?;
+            }
+            tx.commit().map_err(backend)
+        })
+    }
+
+    /// Runs `work` in one transaction that takes the writer lock.
+    fn write<T: Send>(&self, work: impl FnMut(&Tx<'_>) -> StoreResult<T> + Send) -> StoreResult<T> {
+        self.transaction(Access::Write, work)
+    }
+
+    /// Runs `work` in one read-only transaction on one snapshot.
+    fn read<T: Send>(&self, work: impl FnMut(&Tx<'_>) -> StoreResult<T> + Send) -> StoreResult<T> {
+        self.transaction(Access::Read, work)
+    }
+
+    /// Runs `work` in a transaction committed only if it succeeds, again (from scratch)
+    /// after a passing failure, at most [`MAX_ATTEMPTS`] times in all.
+    fn transaction<T: Send>(
+        &self,
+        access: Access,
+        mut work: impl FnMut(&Tx<'_>) -> StoreResult<T> + Send,
+    ) -> StoreResult<T> {
+        off_the_runtime(|| {
+            let mut attempt = 1;
+            loop {
+                match self.attempt(access, &mut work) {
+                    Err(StoreError::Transient(error)) if attempt < MAX_ATTEMPTS => {
+                        tracing::debug!(%error, attempt, "retrying a PostgreSQL transaction");
+                        attempt += 1;
+                        std::thread::sleep(Duration::from_millis(5 << attempt));
+                    }
+                    outcome => return outcome,
+                }
+            }
+        })
+    }
+
+    fn attempt<T>(&self, access: Access, work: &mut impl FnMut(&Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        let mut connection = self.pool().get().map_err(pool_error)?;
+        let Connection { client, statements } = &mut *connection;
+        let transaction = match access {
+            Access::Write => client.build_transaction().isolation_level(IsolationLevel::ReadCommitted),
+            Access::Read => client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true),
+        }
+        .start()
+        .map_err(backend)?;
+        let tx = Tx { tx: RefCell::new(transaction), statements: RefCell::new(statements) };
+        if access == Access::Write {
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&self.lock_key])?;
+        }
+        let value = work(&tx)?;
+        tx.tx.into_inner().commit().map_err(backend)?;
+        Ok(value)
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        if self.drop_schema {
+            let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", quote_identifier(&self.schema));
+            let dropped = off_the_runtime(|| -> StoreResult<()> {
+                let mut connection = self.pool().get().map_err(pool_error)?;
+                connection.client.batch_execute(&sql).map_err(backend)
+            });
+            if let Err(error) = dropped {
+                tracing::warn!(%error, schema = %self.schema, "a test schema was left behind");
+            }
+        }
+        let pool = self.pool.take();
+        off_the_runtime(move || drop(pool));
+    }
+}
+
+/// An open transaction with the store's helpers. The transaction and the connection's
+/// prepared statements sit in cells so the helpers can take `&self`, as the SQLite store's
+/// do, and call one another.
+struct Tx<'a> {
+    tx: RefCell<pg::Transaction<'a>>,
+    statements: RefCell<&'a mut BTreeMap<String, Statement>>,
+}
+
+impl Tx<'_> {
+    /// `sql` prepared on this connection, once per connection.
+    fn statement(&self, sql: &str) -> StoreResult<Statement> {
+        if let Some(statement) = self.statements.borrow().get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.tx.borrow_mut().prepare(sql).map_err(backend)?;
+        self.statements.borrow_mut().insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    fn query(&self, sql: &str, parameters: &[&(dyn ToSql + Sync)]) -> StoreResult<Vec<Row>> {
+        let statement = self.statement(sql)?;
+        self.tx.borrow_mut().query(&statement, parameters).map_err(backend)
+    }
+
+    fn execute(&self, sql: &str, parameters: &[&(dyn ToSql + Sync)]) -> StoreResult<u64> {
+        let statement = self.statement(sql)?;
+        self.tx.borrow_mut().execute(&statement, parameters).map_err(backend)
+    }
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> StoreError {
+    StoreError::Invalid { field: field.into(), message: message.into() }
+}
+
+fn json_error(error: serde_json::Error) -> StoreError {
+    StoreError::Backend(format!("stored JSON unreadable: {error}"))
+}
+
+fn unreadable(what: &str, text: &str) -> StoreError {
+    StoreError::Backend(format!("unknown {what} `{text}` in the database"))
+}
+
+/// A `u64` as PostgreSQL's BIGINT (ids, times and tokens stay far below 2⁶³).
+fn big(value: u64) -> i64 {
+    value as i64
+}
+
+const MESSAGE_COLUMNS: &str = "campaign_id, contact_id, tenant_id, traffic_account_id, destination, sender, body, encoding, segments, \
+     cost, status, attempts, next_attempt_at, lease_worker, lease_expires_at, lease_token, provider_message_id, bulk_id, \
+     error_code, error_retryable, error_detail, created_at, updated_at";
+
+const CAMPAIGN_COLUMNS: &str = "id, tenant_id, name, body_template, sender, audience, traffic_account_id, status, pause_reason, \
+     schedule_at, n_queued, n_submitting, n_accepted, n_delivered, n_undelivered, n_expired, n_rejected, n_failed, n_unknown, \
+     n_skipped, n_cancelled, created_at, enqueued_at, completed_at";
+
+const TENANT_COLUMNS: &str = "id, name, api_key_hash, balance, reserved, charged, funded, rate_limit_per_s";
+
+const ACCOUNT_COLUMNS: &str = "id, owner, name, provider, base_url, credentials, sender, rate_limit_per_s, price_per_segment, idempotent_submissions";
+
+fn counter_column(status: MessageStatus) -> &'static str {
+    match status {
+        MessageStatus::Queued => "n_queued",
+        MessageStatus::Submitting => "n_submitting",
+        MessageStatus::Accepted => "n_accepted",
+        MessageStatus::Delivered => "n_delivered",
+        MessageStatus::Undelivered => "n_undelivered",
+        MessageStatus::Expired => "n_expired",
+        MessageStatus::Rejected => "n_rejected",
+        MessageStatus::Failed => "n_failed",
+        MessageStatus::Unknown => "n_unknown",
+        MessageStatus::Skipped => "n_skipped",
+        MessageStatus::Cancelled => "n_cancelled",
+    }
+}
+
+fn encoding_text(encoding: Encoding) -> &'static str {
+    match encoding {
+        Encoding::Gsm7 => "gsm7",
+        Encoding::Ucs2 => "ucs2",
+    }
+}
+
+fn u64_at(row: &Row, index: usize) -> u64 {
+    row.get::<_, i64>(index) as u64
+}
+
+fn u32_at(row: &Row, index: usize) -> u32 {
+    row.get::<_, i64>(index) as u32
+}
+
+fn time_at(row: &Row, index: usize) -> Option<Timestamp> {
+    row.get::<_, Option<i64>>(index).map(|at| Timestamp(at as u64))
+}
+
+fn message_from_row(row: &Row) -> StoreResult<Message> {
+    let status: &str = row.get(10);
+    let encoding: &str = row.get(7);
+    let lease = match (row.get::<_, Option<String>>(13), time_at(row, 14), row.get::<_, Option<i64>>(15)) {
+        (Some(worker), Some(expires_at), Some(token)) => Some(Lease { worker, expires_at, token: token as u64 }),
+        _ => None,
+    };
+    let last_error = row.get::<_, Option<String>>(18).map(|code| MessageError {
+        code,
+        retryable: row.get::<_, Option<bool>>(19).unwrap_or(false),
+        detail: row.get::<_, Option<String>>(20).unwrap_or_default(),
+    });
+    Ok(Message {
+        id: MessageId::new(CampaignId(u64_at(row, 0)), ContactId(u64_at(row, 1))),
+        tenant: TenantId(u64_at(row, 2)),
+        traffic_account: TrafficAccountId(u64_at(row, 3)),
+        destination: row.get(4),
+        sender: row.get(5),
+        body: row.get(6),
+        encoding: match encoding {
+            "gsm7" => Encoding::Gsm7,
+            "ucs2" => Encoding::Ucs2,
+            other => return Err(unreadable("encoding", other)),
+        },
+        segments: u32_at(row, 8),
+        cost: Credits(row.get(9)),
+        status: MessageStatus::parse(status).ok_or_else(|| unreadable("message status", status))?,
+        attempts: u32_at(row, 11),
+        next_attempt_at: Timestamp(u64_at(row, 12)),
+        lease,
+        provider_message_id: row.get(16),
+        bulk_id: row.get(17),
+        last_error,
+        created_at: Timestamp(u64_at(row, 21)),
+        updated_at: Timestamp(u64_at(row, 22)),
+    })
+}
+
+fn campaign_from_row(row: &Row) -> StoreResult<Campaign> {
+    let status: &str = row.get(7);
+    let pause_reason: Option<&str> = row.get(8);
+    Ok(Campaign {
+        id: CampaignId(u64_at(row, 0)),
+        tenant: TenantId(u64_at(row, 1)),
+        name: row.get(2),
+        body_template: row.get(3),
+        sender: row.get(4),
+        audience: serde_json::from_str(row.get(5)).map_err(json_error)?,
+        traffic_account: TrafficAccountId(u64_at(row, 6)),
+        status: CampaignStatus::parse(status).ok_or_else(|| unreadable("campaign status", status))?,
+        pause_reason: pause_reason.map(serde_json::from_str).transpose().map_err(json_error)?,
+        schedule_at: time_at(row, 9),
+        counts: StatusCounts {
+            queued: u32_at(row, 10),
+            submitting: u32_at(row, 11),
+            accepted: u32_at(row, 12),
+            delivered: u32_at(row, 13),
+            undelivered: u32_at(row, 14),
+            expired: u32_at(row, 15),
+            rejected: u32_at(row, 16),
+            failed: u32_at(row, 17),
+            unknown: u32_at(row, 18),
+            skipped: u32_at(row, 19),
+            cancelled: u32_at(row, 20),
+        },
+        created_at: Timestamp(u64_at(row, 21)),
+        enqueued_at: time_at(row, 22),
+        completed_at: time_at(row, 23),
+    })
+}
+
+fn tenant_from_row(row: &Row) -> StoreResult<Tenant> {
+    Ok(Tenant {
+        id: TenantId(u64_at(row, 0)),
+        name: row.get(1),
+        api_key_hash: row.get(2),
+        balance: Credits(row.get(3)),
+        reserved: Credits(row.get(4)),
+        charged: Credits(row.get(5)),
+        funded: Credits(row.get(6)),
+        rate_limit_per_s: row.get::<_, Option<i64>>(7).map(|rate| rate as u32),
+    })
+}
+
+fn account_from_row(row: &Row) -> StoreResult<TrafficAccount> {
+    let provider: &str = row.get(3);
+    Ok(TrafficAccount {
+        id: TrafficAccountId(u64_at(row, 0)),
+        owner: row.get::<_, Option<i64>>(1).map(|owner| TenantId(owner as u64)),
+        name: row.get(2),
+        provider: ProviderKind::parse(provider).ok_or_else(|| unreadable("provider", provider))?,
+        base_url: row.get(4),
+        credentials: serde_json::from_str(row.get(5)).map_err(json_error)?,
+        sender: row.get(6),
+        rate_limit_per_s: row.get::<_, Option<i64>>(7).map(|rate| rate as u32),
+        price_per_segment: Credits(row.get(8)),
+        idempotent_submissions: row.get(9),
+    })
+}
+
+fn contact_from_row(row: &Row) -> StoreResult<Contact> {
+    Ok(Contact {
+        id: ContactId(u64_at(row, 0)),
+        tenant: TenantId(u64_at(row, 1)),
+        phone: row.get(2),
+        attributes: serde_json::from_str(row.get(3)).map_err(json_error)?,
+        opted_out: row.get(4),
+    })
+}
+
+/// Rows of one page of a claim's walk through the due queue.
+const WALK_PAGE: i64 = 256;
+
+impl Tx<'_> {
+    // --- reads --------------------------------------------------------------------------------
+
+    fn rows<T>(
+        &self,
+        sql: &str,
+        parameters: &[&(dyn ToSql + Sync)],
+        read: fn(&Row) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        self.query(sql, parameters)?.iter().map(read).collect()
+    }
+
+    fn tenant(&self, id: TenantId) -> StoreResult<Tenant> {
+        let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1");
+        self.rows(&sql, &[&big(id.0)], tenant_from_row)?.pop().ok_or_else(|| not_found("tenant", id))
+    }
+
+    fn account(&self, id: TrafficAccountId) -> StoreResult<TrafficAccount> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM traffic_accounts WHERE id = $1");
+        self.rows(&sql, &[&big(id.0)], account_from_row)?.pop().ok_or_else(|| not_found("traffic account", id))
+    }
+
+    fn campaign(&self, id: CampaignId) -> StoreResult<Option<Campaign>> {
+        let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1");
+        Ok(self.rows(&sql, &[&big(id.0)], campaign_from_row)?.pop())
+    }
+
+    fn campaign_of(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Campaign> {
+        self.campaign(id)?.filter(|campaign| campaign.tenant == tenant).ok_or_else(|| not_found("campaign", id))
+    }
+
+    fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE campaign_id = $1 AND contact_id = $2");
+        Ok(self.rows(&sql, &[&big(id.campaign.0), &big(id.contact.0)], message_from_row)?.pop())
+    }
+
+    /// The messages matching `condition` (an SQL tail: WHERE clause and order).
+    fn messages_where(&self, condition: &str, parameters: &[&(dyn ToSql + Sync)]) -> StoreResult<Vec<Message>> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE {condition}");
+        self.rows(&sql, parameters, message_from_row)
+    }
+
+    fn tenant_contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>> {
+        self.rows(
+            "SELECT id, tenant_id, phone, attributes, opted_out FROM contacts WHERE tenant_id = $1 ORDER BY id",
+            &[&big(tenant.0)],
+            contact_from_row,
+        )
+    }
+
+    fn count(&self, sql: &str, parameters: &[&(dyn ToSql + Sync)]) -> StoreResult<u32> {
+        Ok(self.query(sql, parameters)?.first().map_or(0, |row| u32_at(row, 0)))
+    }
+
+    // --- writes -------------------------------------------------------------------------------
+
+    /// The id the next row of `table` gets: the largest plus one, as SQLite gives out
+    /// rowids (safe under the writer lock).
+    fn next_id(&self, table: &str) -> StoreResult<i64> {
+        let sql = format!("SELECT COALESCE(MAX(id), 0) + 1 FROM {table}");
+        Ok(self.query(&sql, &[])?[0].get(0))
+    }
+
+    /// Takes the next value of the counter `key`.
+    fn next_meta(&self, key: &str) -> StoreResult<u64> {
+        self.take_meta(key, 1)
+    }
+
+    /// Takes `count` consecutive values of the counter `key`; returns the first.
+    fn take_meta(&self, key: &str, count: u64) -> StoreResult<u64> {
+        let rows =
+            self.query("UPDATE meta SET value = value + $2 WHERE key = $1 RETURNING value", &[&key, &big(count)])?;
+        let last = rows.first().map(|row| u64_at(row, 0)).ok_or_else(|| unreadable("meta counter", key))?;
+        Ok(last + 1 - count)
+    }
+
+    /// Appends the entry `entry(seq)` to the journal under the next sequence number.
+    fn journal(&self, entry: impl FnOnce(u64) -> JournalEntry) -> StoreResult<()> {
+        let seq = self.next_meta("journal_seq")?;
+        self.journal_at(entry(seq))
+    }
+
+    /// Appends `entry` under the sequence number it carries (taken with [`Tx::take_meta`]).
+    fn journal_at(&self, entry: JournalEntry) -> StoreResult<()> {
+        let text = serde_json::to_string(&entry).map_err(json_error)?;
+        self.execute("INSERT INTO journal (seq, entry) VALUES ($1, $2)", &[&big(entry.seq()), &text])?;
+        Ok(())
+    }
+
+    /// Writes the parts of `message` that change with its status.
+    fn save_state(&self, message: &Message) -> StoreResult<()> {
+        let (worker, expires_at, token) = match &message.lease {
+            Some(lease) => (Some(lease.worker.as_str()), Some(big(lease.expires_at.0)), Some(big(lease.token))),
+            None => (None, None, None),
+        };
+        let error = message.last_error.as_ref();
+        self.execute(
+            "UPDATE messages SET status = $1, attempts = $2, next_attempt_at = $3, lease_worker = $4, lease_expires_at = $5, \
+             lease_token = $6, error_code = $7, error_retryable = $8, error_detail = $9, updated_at = $10 \
+             WHERE campaign_id = $11 AND contact_id = $12",
+            &[
+                &message.status.as_str(),
+                &i64::from(message.attempts),
+                &big(message.next_attempt_at.0),
+                &worker,
+                &expires_at,
+                &token,
+                &error.map(|error| error.code.as_str()),
+                &error.map(|error| error.retryable),
+                &error.map(|error| error.detail.as_str()),
+                &big(message.updated_at.0),
+                &big(message.id.campaign.0),
+                &big(message.id.contact.0),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Writes the provider ids `message` was just given, numbered in assignment order: a
+    /// report for a provider id goes to the message that was given it last.
+    fn save_provider_ids(&self, message: &Message) -> StoreResult<()> {
+        let assigned = self.next_meta("provider_id_assigned")?;
+        self.execute(
+            "UPDATE messages SET provider_message_id = $1, bulk_id = $2, provider_id_assigned = $3 \
+             WHERE campaign_id = $4 AND contact_id = $5",
+            &[
+                &message.provider_message_id,
+                &message.bulk_id,
+                &big(assigned),
+                &big(message.id.campaign.0),
+                &big(message.id.contact.0),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn insert_message(&self, message: &Message) -> StoreResult<()> {
+        let error = message.last_error.as_ref();
+        let sql = format!(
+            "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+             NULL, NULL, NULL, NULL, NULL, $14, $15, $16, $17, $18)"
+        );
+        self.execute(
+            &sql,
+            &[
+                &big(message.id.campaign.0),
+                &big(message.id.contact.0),
+                &big(message.tenant.0),
+                &big(message.traffic_account.0),
+                &message.destination,
+                &message.sender,
+                &message.body,
+                &encoding_text(message.encoding),
+                &i64::from(message.segments),
+                &message.cost.0,
+                &message.status.as_str(),
+                &i64::from(message.attempts),
+                &big(message.next_attempt_at.0),
+                &error.map(|error| error.code.as_str()),
+                &error.map(|error| error.retryable),
+                &error.map(|error| error.detail.as_str()),
+                &big(message.created_at.0),
+                &big(message.updated_at.0),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn apply_ledger(&self, tenant: TenantId, delta: LedgerDelta) -> StoreResult<()> {
+        if delta == LedgerDelta::NONE {
+            return Ok(());
+        }
+        self.execute(
+            "UPDATE tenants SET balance = balance + $1, reserved = reserved + $2, charged = charged + $3 WHERE id = $4",
+            &[&delta.balance.0, &delta.reserved.0, &delta.charged.0, &big(tenant.0)],
+        )?;
+        Ok(())
+    }
+
+    /// Moves `message` to `to` as [`rules::move_message`] decides, writing counters, ledger
+    /// and journal with it, and saves its state. Callers set the fields that change with
+    /// the move (attempts, due time, a new lease) before calling.
+    fn move_message(
+        &self,
+        message: &mut Message,
+        to: MessageStatus,
+        cause: TransitionCause,
+        error: Option<MessageError>,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let from = message.status;
+        let change = rules::move_message(message.id, from, to, cause, message.cost, message.last_error.as_ref(), error);
+        if let Some(error) = change.error {
+            message.last_error = Some(error);
+        }
+        message.status = to;
+        message.updated_at = now;
+        if !change.keeps_lease {
+            message.lease = None;
+        }
+        self.apply_ledger(message.tenant, change.ledger)?;
+        let sql = format!(
+            "UPDATE campaigns SET {from_column} = {from_column} - 1, {to_column} = {to_column} + 1 WHERE id = $1",
+            from_column = counter_column(from),
+            to_column = counter_column(to)
+        );
+        self.execute(&sql, &[&big(message.id.campaign.0)])?;
+        let id = message.id;
+        self.journal(|seq| JournalEntry::Message { seq, at: now, message: id, from: Some(from), to, cause })?;
+        self.save_state(message)
+    }
+
+    fn set_campaign_status(&self, campaign: &mut Campaign, to: CampaignStatus, now: Timestamp) -> StoreResult<()> {
+        let from = campaign.status;
+        (campaign.status, campaign.completed_at) = rules::campaign_move(campaign, to, now);
+        self.execute(
+            "UPDATE campaigns SET status = $1, completed_at = $2 WHERE id = $3",
+            &[&to.as_str(), &campaign.completed_at.map(|at| big(at.0)), &big(campaign.id.0)],
+        )?;
+        let id = campaign.id;
+        self.journal(|seq| JournalEntry::Campaign { seq, at: now, campaign: id, from, to })
+    }
+
+    fn set_pause_reason(&self, campaign: &mut Campaign, reason: Option<PauseReason>) -> StoreResult<()> {
+        let text = reason.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
+        campaign.pause_reason = reason;
+        self.execute("UPDATE campaigns SET pause_reason = $1 WHERE id = $2", &[&text, &big(campaign.id.0)])?;
+        Ok(())
+    }
+
+    /// Completes each of `campaigns` (in id order) that [`rules::completes`] says is done.
+    fn complete_if_settled(&self, campaigns: impl IntoIterator<Item = CampaignId>, now: Timestamp) -> StoreResult<()> {
+        let affected: BTreeSet<CampaignId> = campaigns.into_iter().collect();
+        for id in affected {
+            let mut campaign = self.campaign(id)?.expect("affected campaigns exist");
+            if rules::completes(campaign.status, &campaign.counts) {
+                self.set_campaign_status(&mut campaign, CampaignStatus::Completed, now)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_new_campaign(&self, tenant: TenantId, new: &NewCampaign) -> StoreResult<()> {
+        let owner_of = |id: ContactId| {
+            let rows = self.query("SELECT tenant_id FROM contacts WHERE id = $1", &[&big(id.0)])?;
+            Ok(rows.first().map(|row| TenantId(u64_at(row, 0))))
+        };
+        rules::check_new_campaign(tenant, new, |id| self.account(id), owner_of)
+    }
+
+    fn write_campaign_fields(&self, campaign: &Campaign) -> StoreResult<()> {
+        let audience = serde_json::to_string(&campaign.audience).map_err(json_error)?;
+        self.execute(
+            "UPDATE campaigns SET name = $1, body_template = $2, sender = $3, audience = $4, traffic_account_id = $5, \
+             schedule_at = $6 WHERE id = $7",
+            &[
+                &campaign.name,
+                &campaign.body_template,
+                &campaign.sender,
+                &audience,
+                &big(campaign.traffic_account.0),
+                &campaign.schedule_at.map(|at| big(at.0)),
+                &big(campaign.id.0),
+            ],
+        )?;
+        Ok(())
+    }
+
+    // --- acceptance and reports --------------------------------------------------------------
+
+    fn accept(
+        &self,
+        message: &mut Message,
+        provider_message_id: String,
+        bulk_id: Option<String>,
+        now: Timestamp,
+    ) -> StoreResult<u32> {
+        self.move_message(message, MessageStatus::Accepted, TransitionCause::Engine, None, now)?;
+        message.provider_message_id = Some(provider_message_id.clone());
+        message.bulk_id = bulk_id;
+        self.save_provider_ids(message)?;
+        let parked: Vec<(i64, String)> = self
+            .query(
+                "SELECT seq, report FROM parked_reports WHERE traffic_account_id = $1 AND provider_message_id = $2 \
+                 ORDER BY seq",
+                &[&big(message.traffic_account.0), &provider_message_id],
+            )?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        for (seq, text) in &parked {
+            self.execute("DELETE FROM parked_reports WHERE seq = $1", &[seq])?;
+            let report: InboundReport = serde_json::from_str(text).map_err(json_error)?;
+            self.apply_report_to(message, &report, now)?;
+        }
+        Ok(parked.len() as u32)
+    }
+
+    fn park(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
+        let seq = self.next_meta("parked_seq")?;
+        let text = serde_json::to_string(&report).map_err(json_error)?;
+        self.execute(
+            "INSERT INTO parked_reports (seq, traffic_account_id, provider_message_id, report, received_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+            &[&big(seq), &big(report.traffic_account.0), &report.provider_message_id, &text, &big(now.0)],
+        )?;
+        Ok(ReportOutcome::Parked)
+    }
+
+    /// Applies one report inside this transaction.
+    fn apply_one_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
+        let by_provider = self
+            .messages_where(
+                "traffic_account_id = $1 AND provider_message_id = $2 \
+                 ORDER BY provider_id_assigned DESC NULLS LAST LIMIT 1",
+                &[&big(report.traffic_account.0), &report.provider_message_id],
+            )?
+            .pop();
+        let by_reference = match (&by_provider, report.message_ref) {
+            (None, Some(id)) => self.message(id)?.filter(|message| message.traffic_account == report.traffic_account),
+            _ => None,
+        };
+        let Some(mut message) = by_provider.or(by_reference) else {
+            return self.park(report, now);
+        };
+        let outcome = self.apply_report_to(&mut message, &report, now)?;
+        if outcome == ReportOutcome::Parked {
+            return self.park(report, now);
+        }
+        if let Some(delta) = rules::report_side_effect(&outcome, message.cost) {
+            self.execute(
+                "UPDATE campaigns SET n_delivered = n_delivered + 1 WHERE id = $1",
+                &[&big(message.id.campaign.0)],
+            )?;
+            self.apply_ledger(message.tenant, delta)?;
+        }
+        self.complete_if_settled([message.id.campaign], now)?;
+        Ok(outcome)
+    }
+
+    fn apply_report_to(
+        &self,
+        message: &mut Message,
+        report: &InboundReport,
+        now: Timestamp,
+    ) -> StoreResult<ReportOutcome> {
+        Ok(match rules::report_plan(message.id, message.status, message.provider_message_id.is_some(), report) {
+            ReportPlan::Apply { moves, assign_provider_id, outcome } => {
+                for (step, error) in moves {
+                    self.move_message(message, step, TransitionCause::Engine, error, now)?;
+                }
+                if assign_provider_id {
+                    message.provider_message_id = Some(report.provider_message_id.clone());
+                    self.save_provider_ids(message)?;
+                }
+                outcome
+            }
+            ReportPlan::Ignore(outcome) => outcome,
+            ReportPlan::Park => ReportOutcome::Parked,
+        })
+    }
+
+    // --- claims -------------------------------------------------------------------------------
+
+    /// The due time and account of the oldest queued message of a sending campaign, of
+    /// `account` if one is given; ties go to the smaller message id.
+    fn first_due(&self, account: Option<TrafficAccountId>) -> StoreResult<Option<(Timestamp, TrafficAccountId)>> {
+        let rows = self.query(
+            "SELECT m.next_attempt_at, m.traffic_account_id FROM messages m JOIN campaigns c ON c.id = m.campaign_id \
+             WHERE m.status = 'queued' AND ($1::BIGINT IS NULL OR m.traffic_account_id = $1) AND c.status = 'sending' \
+             ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id LIMIT 1",
+            &[&account.map(|account| big(account.0))],
+        )?;
+        Ok(rows.first().map(|row| (Timestamp(u64_at(row, 0)), TrafficAccountId(u64_at(row, 1)))))
+    }
+
+    /// Walks `account`'s due messages in (due time, id) order through a [`rules::RateWalk`].
+    /// The queue is read a page at a time, only as far as the walk goes.
+    fn walk_due(&self, account: &TrafficAccount, max: u32, now: Timestamp) -> StoreResult<rules::RateWalk> {
+        let account_bucket = match account.rate_limit_per_s {
+            Some(rate) => Some((rate, self.bucket("account", account.id.0, rate, now)?)),
+            None => None,
+        };
+        let mut walk = rules::RateWalk::new(max, account_bucket);
+        // The position after the last row read: (due time, campaign, contact).
+        let mut after = (i64::MIN, i64::MIN, i64::MIN);
+        while walk.wants_more() {
+            let page = self.query(
+                "SELECT m.next_attempt_at, m.campaign_id, m.contact_id, m.tenant_id, t.rate_limit_per_s \
+                 FROM messages m JOIN campaigns c ON c.id = m.campaign_id JOIN tenants t ON t.id = m.tenant_id \
+                 WHERE m.status = 'queued' AND m.traffic_account_id = $1 AND m.next_attempt_at <= $2 \
+                 AND c.status = 'sending' AND (m.next_attempt_at, m.campaign_id, m.contact_id) > ($3, $4, $5) \
+                 ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id LIMIT $6",
+                &[&big(account.id.0), &big(now.0), &after.0, &after.1, &after.2, &WALK_PAGE],
+            )?;
+            for row in &page {
+                if !walk.wants_more() {
+                    break;
+                }
+                after = (row.get(0), row.get(1), row.get(2));
+                let id = MessageId::new(CampaignId(u64_at(row, 1)), ContactId(u64_at(row, 2)));
+                let tenant = TenantId(u64_at(row, 3));
+                let tenant_rate = row.get::<_, Option<i64>>(4).map(|rate| rate as u32);
+                walk.offer(id, tenant, tenant_rate, now, |rate| self.bucket("tenant", tenant.0, rate, now))?;
+            }
+            if (page.len() as i64) < WALK_PAGE {
+                break;
+            }
+        }
+        Ok(walk)
+    }
+
+    /// Queued messages of sending campaigns (of `tenant`, if given), and how many of them
+    /// are due at `now`.
+    fn queued_and_due(&self, tenant: Option<TenantId>, now: Timestamp) -> StoreResult<(u32, u32)> {
+        let rows = self.query(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE m.next_attempt_at <= $1) \
+             FROM messages m JOIN campaigns c ON c.id = m.campaign_id \
+             WHERE m.status = 'queued' AND ($2::BIGINT IS NULL OR m.tenant_id = $2) AND c.status = 'sending'",
+            &[&big(now.0), &tenant.map(|tenant| big(tenant.0))],
+        )?;
+        Ok((u32_at(&rows[0], 0), u32_at(&rows[0], 1)))
+    }
+
+    // --- rate limits --------------------------------------------------------------------------
+
+    fn bucket(&self, kind: &str, id: u64, rate: u32, now: Timestamp) -> StoreResult<TokenBucket> {
+        let rows = self.query(
+            "SELECT milli_tokens, updated_at FROM rate_buckets WHERE kind = $1 AND id = $2",
+            &[&kind, &big(id)],
+        )?;
+        let stored =
+            rows.first().map(|row| TokenBucket { milli_tokens: u64_at(row, 0), updated_at: Timestamp(u64_at(row, 1)) });
+        Ok(rules::bucket_now(stored, rate, now))
+    }
+
+    fn save_bucket(&self, kind: &str, id: u64, bucket: TokenBucket) -> StoreResult<()> {
+        self.execute(
+            "INSERT INTO rate_buckets (kind, id, milli_tokens, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (kind, id) DO UPDATE SET milli_tokens = $3, updated_at = $4",
+            &[&kind, &big(id), &big(bucket.milli_tokens), &big(bucket.updated_at.0)],
+        )?;
+        Ok(())
+    }
+}
+
+impl Store for PostgresStore {
+    fn create_tenant(&self, new: NewTenant, _now: Timestamp) -> StoreResult<Tenant> {
+        new.check()?;
+        self.write(|tx| {
+            let id = tx.next_id("tenants")?;
+            tx.execute(
+                "INSERT INTO tenants (id, name, api_key_hash, balance, reserved, charged, funded, rate_limit_per_s) \
+                 VALUES ($1, $2, $3, $4, 0, 0, $4, $5)",
+                &[&id, &new.name, &new.api_key_hash, &new.credits.0, &new.rate_limit_per_s.map(i64::from)],
+            )?;
+            tx.tenant(TenantId(id as u64))
+        })
+    }
+
+    fn tenant(&self, id: TenantId) -> StoreResult<Tenant> {
+        self.read(|tx| tx.tenant(id))
+    }
+
+    fn tenant_by_api_key_hash(&self, api_key_hash: &str) -> StoreResult<Option<Tenant>> {
+        self.read(|tx| {
+            let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE api_key_hash = $1 ORDER BY id LIMIT 1");
+            Ok(tx.rows(&sql, &[&api_key_hash], tenant_from_row)?.pop())
+        })
+    }
+
+    fn tenants(&self) -> StoreResult<Vec<Tenant>> {
+        self.read(|tx| tx.rows(&format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY id"), &[], tenant_from_row))
+    }
+
+    fn change_credits(&self, tenant: TenantId, change: CreditChange, _now: Timestamp) -> StoreResult<Tenant> {
+        self.write(|tx| {
+            let delta = rules::credit_change(&tx.tenant(tenant)?, change)?;
+            tx.execute(
+                "UPDATE tenants SET balance = balance + $1, funded = funded + $1 WHERE id = $2",
+                &[&delta.0, &big(tenant.0)],
+            )?;
+            tx.tenant(tenant)
+        })
+    }
+
+    fn create_traffic_account(&self, new: NewTrafficAccount) -> StoreResult<TrafficAccount> {
+        new.check()?;
+        let credentials = serde_json::to_string(&new.credentials).map_err(json_error)?;
+        self.write(|tx| {
+            if let Some(owner) = new.owner {
+                tx.tenant(owner)?;
+            }
+            let id = tx.next_id("traffic_accounts")?;
+            tx.execute(
+                "INSERT INTO traffic_accounts (id, owner, name, provider, base_url, credentials, sender, rate_limit_per_s, \
+                 price_per_segment, idempotent_submissions) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                &[
+                    &id,
+                    &new.owner.map(|owner| big(owner.0)),
+                    &new.name,
+                    &new.provider.as_str(),
+                    &new.base_url,
+                    &credentials,
+                    &new.sender,
+                    &new.rate_limit_per_s.map(i64::from),
+                    &new.price_per_segment.0,
+                    &new.idempotent_submissions,
+                ],
+            )?;
+            tx.account(TrafficAccountId(id as u64))
+        })
+    }
+
+    fn traffic_account(&self, id: TrafficAccountId) -> StoreResult<TrafficAccount> {
+        self.read(|tx| tx.account(id))
+    }
+
+    fn traffic_accounts(&self) -> StoreResult<Vec<TrafficAccount>> {
+        self.read(|tx| {
+            tx.rows(&format!("SELECT {ACCOUNT_COLUMNS} FROM traffic_accounts ORDER BY id"), &[], account_from_row)
+        })
+    }
+
+    fn import_contacts(&self, tenant: TenantId, rows: Vec<NewContact>, _now: Timestamp) -> StoreResult<ImportReport> {
+        self.write(|tx| {
+            tx.tenant(tenant)?;
+            rules::import_contacts(rows.clone(), |phone, contact| {
+                let attributes = serde_json::to_string(&contact.attributes).map_err(json_error)?;
+                let existing = tx.query(
+                    "SELECT id, attributes, opted_out FROM contacts WHERE tenant_id = $1 AND phone = $2",
+                    &[&big(tenant.0), &phone],
+                )?;
+                let same = match existing.first() {
+                    Some(found) => {
+                        let stored: BTreeMap<String, String> =
+                            serde_json::from_str(found.get(1)).map_err(json_error)?;
+                        Some(stored == contact.attributes && found.get::<_, bool>(2) == contact.opted_out)
+                    }
+                    None => None,
+                };
+                let change = rules::contact_change(same);
+                match (change, existing.first()) {
+                    (rules::ContactChange::Unchanged, _) => {}
+                    (_, Some(found)) => {
+                        tx.execute(
+                            "UPDATE contacts SET attributes = $1, opted_out = $2 WHERE id = $3",
+                            &[&attributes, &contact.opted_out, &found.get::<_, i64>(0)],
+                        )?;
+                    }
+                    (_, None) => {
+                        let id = tx.next_id("contacts")?;
+                        tx.execute(
+                            "INSERT INTO contacts (id, tenant_id, phone, attributes, opted_out) VALUES ($1, $2, $3, $4, $5)",
+                            &[&id, &big(tenant.0), &phone, &attributes, &contact.opted_out],
+                        )?;
+                    }
+                }
+                Ok(change)
+            })
+        })
+    }
+
+    fn contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>> {
+        self.read(|tx| {
+            tx.tenant(tenant)?;
+            tx.tenant_contacts(tenant)
+        })
+    }
+
+    fn create_campaign(&self, tenant: TenantId, new: NewCampaign, now: Timestamp) -> StoreResult<Campaign> {
+        let audience = serde_json::to_string(&new.audience).map_err(json_error)?;
+        self.write(|tx| {
+            tx.tenant(tenant)?;
+            tx.check_new_campaign(tenant, &new)?;
+            let id = tx.next_id("campaigns")?;
+            tx.execute(
+                "INSERT INTO campaigns (id, tenant_id, name, body_template, sender, audience, traffic_account_id, status, \
+                 schedule_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'draft', $8, $9)",
+                &[
+                    &id,
+                    &big(tenant.0),
+                    &new.name,
+                    &new.body_template,
+                    &new.sender,
+                    &audience,
+                    &big(new.traffic_account.0),
+                    &new.schedule_at.map(|at| big(at.0)),
+                    &big(now.0),
+                ],
+            )?;
+            Ok(tx.campaign(CampaignId(id as u64))?.expect("just inserted"))
+        })
+    }
+
+    fn update_campaign(
+        &self,
+        tenant: TenantId,
+        id: CampaignId,
+        patch: CampaignPatch,
+        _now: Timestamp,
+    ) -> StoreResult<Campaign> {
+        self.write(|tx| {
+            let mut campaign = tx.campaign_of(tenant, id)?;
+            let new = rules::patched_campaign(&campaign, patch.clone())?;
+            tx.check_new_campaign(tenant, &new)?;
+            rules::apply_patch(&mut campaign, new);
+            tx.write_campaign_fields(&campaign)?;
+            Ok(campaign)
+        })
+    }
+
+    fn campaign(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Campaign> {
+        self.read(|tx| tx.campaign_of(tenant, id))
+    }
+
+    fn campaigns(&self, tenant: TenantId) -> StoreResult<Vec<Campaign>> {
+        self.read(|tx| {
+            tx.tenant(tenant)?;
+            let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE tenant_id = $1 ORDER BY id");
+            tx.rows(&sql, &[&big(tenant.0)], campaign_from_row)
+        })
+    }
+
+    fn all_campaigns(&self) -> StoreResult<Vec<Campaign>> {
+        self.read(|tx| {
+            tx.rows(&format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns ORDER BY id"), &[], campaign_from_row)
+        })
+    }
+
+    fn preview(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Preview> {
+        self.read(|tx| {
+            let campaign = tx.campaign_of(tenant, id)?;
+            let account = tx.account(campaign.traffic_account)?;
+            let available = tx.tenant(tenant)?.available();
+            rules::preview(&campaign, &account, &tx.tenant_contacts(tenant)?, available)
+        })
+    }
+
+    fn enqueue(
+        &self,
+        tenant: TenantId,
+        id: CampaignId,
+        key: Option<IdempotencyKey>,
+        now: Timestamp,
+    ) -> StoreResult<EnqueueReceipt> {
+        self.write(|tx| {
+            let mut campaign = tx.campaign_of(tenant, id)?;
+            if let Some(key) = &key {
+                let rows = tx.query(
+                    "SELECT request_hash, receipt FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
+                    &[&big(tenant.0), &key.key],
+                )?;
+                let stored: Option<(String, EnqueueReceipt)> = match rows.first() {
+                    Some(row) => Some((row.get(0), serde_json::from_str(row.get(1)).map_err(json_error)?)),
+                    None => None,
+                };
+                if let Some(receipt) =
+                    rules::replay(stored.as_ref().map(|(hash, receipt)| (hash.as_str(), receipt)), key)?
+                {
+                    return Ok(receipt);
+                }
+            }
+            let target = rules::enqueue_target(&campaign, now)?;
+            let account = tx.account(campaign.traffic_account)?;
+            let available = tx.tenant(tenant)?.available();
+            let plan = rules::enqueue_plan(&campaign, target, &account, &tx.tenant_contacts(tenant)?, available)?;
+            let first_seq = tx.take_meta("journal_seq", plan.plan.messages.len() as u64)?;
+            for (seq, planned) in (first_seq..).zip(&plan.plan.messages) {
+                let message = new_message(planned, tenant, account.id, now);
+                tx.insert_message(&message)?;
+                tx.journal_at(JournalEntry::Message {
+                    seq,
+                    at: now,
+                    message: planned.id,
+                    from: None,
+                    to: message.status,
+                    cause: TransitionCause::Engine,
+                })?;
+            }
+            tx.apply_ledger(tenant, LedgerDelta::reserve(plan.reserve))?;
+            tx.execute(
+                "UPDATE campaigns SET n_queued = $1, n_skipped = $2, enqueued_at = $3 WHERE id = $4",
+                &[&i64::from(plan.counts.queued), &i64::from(plan.counts.skipped), &big(now.0), &big(id.0)],
+            )?;
+            campaign.counts = plan.counts;
+            for status in &plan.statuses {
+                tx.set_campaign_status(&mut campaign, *status, now)?;
+            }
+            if let Some(key) = &key {
+                let text = serde_json::to_string(&plan.receipt).map_err(json_error)?;
+                tx.execute(
+                    "INSERT INTO idempotency_keys (tenant_id, key, request_hash, receipt) VALUES ($1, $2, $3, $4)",
+                    &[&big(tenant.0), &key.key, &key.request_hash, &text],
+                )?;
+            }
+            Ok(plan.receipt)
+        })
+    }
+
+    fn start_due_campaigns(&self, now: Timestamp) -> StoreResult<Vec<CampaignId>> {
+        self.write(|tx| {
+            let sql = format!(
+                "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE status = 'scheduled' \
+                 AND (schedule_at IS NULL OR schedule_at <= $1) ORDER BY id"
+            );
+            let due = tx.rows(&sql, &[&big(now.0)], campaign_from_row)?;
+            let mut started = Vec::with_capacity(due.len());
+            for mut campaign in due {
+                tx.set_campaign_status(&mut campaign, CampaignStatus::Sending, now)?;
+                started.push(campaign.id);
+            }
+            tx.complete_if_settled(started.iter().copied(), now)?;
+            Ok(started)
+        })
+    }
+
+    fn pause(&self, tenant: TenantId, id: CampaignId, reason: PauseReason, now: Timestamp) -> StoreResult<Campaign> {
+        self.write(|tx| {
+            let mut campaign = tx.campaign_of(tenant, id)?;
+            rules::pause_check(&campaign)?;
+            tx.set_campaign_status(&mut campaign, CampaignStatus::Paused, now)?;
+            tx.set_pause_reason(&mut campaign, Some(reason.clone()))?;
+            Ok(campaign)
+        })
+    }
+
+    fn resume(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
+        self.write(|tx| {
+            let mut campaign = tx.campaign_of(tenant, id)?;
+            let plan = rules::resume_plan(&campaign)?;
+            tx.set_campaign_status(&mut campaign, CampaignStatus::Sending, now)?;
+            tx.set_pause_reason(&mut campaign, None)?;
+            if plan.requeue_in_flight {
+                for mut message in
+                    tx.messages_where("campaign_id = $1 AND status = 'submitting' ORDER BY contact_id", &[&big(id.0)])?
+                {
+                    tx.move_message(&mut message, MessageStatus::Queued, TransitionCause::Engine, None, now)?;
+                }
+            }
+            tx.complete_if_settled([id], now)?;
+            Ok(tx.campaign(id)?.expect("exists"))
+        })
+    }
+
+    fn cancel(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
+        self.write(|tx| {
+            rules::cancel_check(&tx.campaign_of(tenant, id)?)?;
+            for mut message in
+                tx.messages_where("campaign_id = $1 AND status = 'queued' ORDER BY contact_id", &[&big(id.0)])?
+            {
+                tx.move_message(&mut message, MessageStatus::Cancelled, TransitionCause::Engine, None, now)?;
+            }
+            let mut campaign = tx.campaign(id)?.expect("exists");
+            tx.set_campaign_status(&mut campaign, CampaignStatus::Cancelled, now)?;
+            tx.set_pause_reason(&mut campaign, None)?;
+            Ok(campaign)
+        })
+    }
+
+    fn retry_failed(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<RetryReceipt> {
+        self.write(|tx| {
+            rules::retry_failed_check(&tx.campaign_of(tenant, id)?)?;
+            let mut failed =
+                tx.messages_where("campaign_id = $1 AND status = 'failed' ORDER BY contact_id", &[&big(id.0)])?;
+            failed.retain(|message| {
+                rules::is_retryable_failure(
+                    message.status,
+                    message.last_error.as_ref().map(|error| error.code.as_str()),
+                )
+            });
+            let cost: Credits = failed.iter().map(|message| message.cost).sum();
+            rules::check_affordable(cost, tx.tenant(tenant)?.available())?;
+            let requeued = failed.len() as u32;
+            for mut message in failed {
+                message.attempts = 0;
+                message.next_attempt_at = now;
+                tx.move_message(&mut message, MessageStatus::Queued, TransitionCause::OperatorRetry, None, now)?;
+            }
+            Ok(RetryReceipt { requeued, reserved: cost })
+        })
+    }
+
+    fn failures_by_code(&self, tenant: TenantId, id: CampaignId) -> StoreResult<BTreeMap<String, u32>> {
+        self.read(|tx| {
+            tx.campaign_of(tenant, id)?;
+            let rows = tx.query(
+                "SELECT COALESCE(error_code, 'UNKNOWN'), COUNT(*) FROM messages \
+                 WHERE campaign_id = $1 AND status = 'failed' GROUP BY 1",
+                &[&big(id.0)],
+            )?;
+            Ok(rows.iter().map(|row| (row.get(0), u32_at(row, 1))).collect())
+        })
+    }
+
+    fn messages(&self, campaign: CampaignId) -> StoreResult<Vec<Message>> {
+        self.read(|tx| {
+            tx.campaign(campaign)?.ok_or_else(|| not_found("campaign", campaign))?;
+            tx.messages_where("campaign_id = $1 ORDER BY contact_id", &[&big(campaign.0)])
+        })
+    }
+
+    fn message(&self, id: MessageId) -> StoreResult<Message> {
+        self.read(|tx| tx.message(id)?.ok_or_else(|| not_found("message", id)))
+    }
+
+    fn claim(&self, request: ClaimRequest, now: Timestamp) -> StoreResult<ClaimOutcome> {
+        rules::lease_expiry(request.lease_ms, now)?;
+        self.write(|tx| {
+            let account = match rules::claim_account(tx.first_due(request.traffic_account)?, now) {
+                Ok(account) => tx.account(account)?,
+                Err(idle) => return Ok(ClaimOutcome::Idle(idle)),
+            };
+            let walk = tx.walk_due(&account, request.max_messages, now)?;
+            if let Some((_, bucket)) = walk.account_bucket {
+                tx.save_bucket("account", account.id.0, bucket)?;
+            }
+            for (tenant, (_, bucket)) in &walk.tenant_buckets {
+                tx.save_bucket("tenant", tenant.0, *bucket)?;
+            }
+            if walk.taken.is_empty() {
+                return Ok(ClaimOutcome::Idle(walk.idle(now)));
+            }
+            let lease = rules::claim_lease(&request, tx.next_meta("fencing_token")?, now)?;
+            let mut messages = Vec::with_capacity(walk.taken.len());
+            for id in &walk.taken {
+                let mut message = tx.message(*id)?.expect("candidate exists");
+                message.attempts += 1;
+                message.lease = Some(lease.clone());
+                tx.move_message(&mut message, MessageStatus::Submitting, TransitionCause::Engine, None, now)?;
+                messages.push(message);
+            }
+            let (token, expires_at) = (lease.token, lease.expires_at);
+            Ok(ClaimOutcome::Claimed(Claim { token, traffic_account: account.id, expires_at, messages }))
+        })
+    }
+
+    fn renew_lease(&self, token: u64, lease_ms: u64, now: Timestamp) -> StoreResult<u32> {
+        let expires_at = rules::lease_expiry(lease_ms, now)?;
+        self.write(|tx| {
+            let renewed = tx.execute(
+                "UPDATE messages SET lease_expires_at = $1 WHERE status = 'submitting' AND lease_token = $2",
+                &[&big(expires_at.0), &big(token)],
+            )?;
+            Ok(renewed as u32)
+        })
+    }
+
+    fn record_submissions(
+        &self,
+        token: u64,
+        results: Vec<(MessageId, SubmissionResult)>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<RecordOutcome>> {
+        rules::check_submission_times(&results)?;
+        self.write(|tx| {
+            let mut outcomes = Vec::with_capacity(results.len());
+            let mut affected = BTreeSet::new();
+            for (id, result) in &results {
+                let mut message = tx.message(*id)?.ok_or_else(|| not_found("message", id))?;
+                let lease_token = message.lease.as_ref().map(|lease| lease.token);
+                let plan = rules::record_submission(message.status, lease_token, token, result.clone());
+                let parked_reports_applied = match plan {
+                    SubmissionPlan::Fenced => {
+                        outcomes.push(RecordOutcome::Fenced { status: message.status });
+                        continue;
+                    }
+                    SubmissionPlan::Accept { provider_message_id, bulk_id } => {
+                        tx.accept(&mut message, provider_message_id, bulk_id, now)?
+                    }
+                    SubmissionPlan::Move { to, error, next_attempt_at } => {
+                        message.next_attempt_at = next_attempt_at.unwrap_or(message.next_attempt_at);
+                        tx.move_message(&mut message, to, TransitionCause::Engine, Some(error), now)?;
+                        0
+                    }
+                };
+                affected.insert(id.campaign);
+                outcomes.push(RecordOutcome::Recorded { status: message.status, parked_reports_applied });
+            }
+            tx.complete_if_settled(affected, now)?;
+            Ok(outcomes)
+        })
+    }
+
+    fn apply_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
+        self.write(|tx| tx.apply_one_report(report.clone(), now))
+    }
+
+    fn apply_reports(&self, reports: Vec<InboundReport>, now: Timestamp) -> StoreResult<Vec<ReportOutcome>> {
+        self.write(|tx| reports.iter().map(|report| tx.apply_one_report(report.clone(), now)).collect())
+    }
+
+    fn reap_expired_leases(&self, now: Timestamp) -> StoreResult<ReapReport> {
+        self.write(|tx| {
+            let mut report = ReapReport::default();
+            let expired = tx.messages_where(
+                "status = 'submitting' AND lease_expires_at <= $1 ORDER BY campaign_id, contact_id",
+                &[&big(now.0)],
+            )?;
+            for mut message in expired {
+                match rules::reap(tx.account(message.traffic_account)?.idempotent_submissions) {
+                    ReapDecision::Requeue => {
+                        message.next_attempt_at = now;
+                        tx.move_message(&mut message, MessageStatus::Queued, TransitionCause::Engine, None, now)?;
+                        report.requeued.push(message.id);
+                    }
+                    ReapDecision::Unknown => {
+                        tx.move_message(&mut message, MessageStatus::Unknown, TransitionCause::Engine, None, now)?;
+                        report.unknown.push(message.id);
+                    }
+                }
+            }
+            Ok(report)
+        })
+    }
+
+    fn unknown_messages(&self, limit: u32) -> StoreResult<Vec<Message>> {
+        self.read(|tx| {
+            tx.messages_where(
+                "status = 'unknown' ORDER BY updated_at, campaign_id, contact_id LIMIT $1",
+                &[&i64::from(limit)],
+            )
+        })
+    }
+
+    fn resolve_unknown(&self, id: MessageId, resolution: Resolution, now: Timestamp) -> StoreResult<bool> {
+        self.write(|tx| {
+            let mut message = tx.message(id)?.ok_or_else(|| not_found("message", id))?;
+            let Some(resolution) = rules::resolve_plan(message.status, resolution.clone()) else {
+                return Ok(false);
+            };
+            match resolution {
+                Resolution::Accepted { provider_message_id } => {
+                    tx.accept(&mut message, provider_message_id, None, now)?;
+                }
+                Resolution::NotAccepted { error } => {
+                    tx.move_message(&mut message, MessageStatus::Failed, TransitionCause::Engine, Some(error), now)?
+                }
+            }
+            tx.complete_if_settled([id.campaign], now)?;
+            Ok(true)
+        })
+    }
+
+    fn settle_stale_unknowns(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<Vec<MessageId>> {
+        self.write(|tx| {
+            let stale = match rules::stale_cutoff(older_than_ms, now) {
+                Some(cutoff) => tx.messages_where(
+                    "status = 'unknown' AND updated_at <= $1 ORDER BY campaign_id, contact_id",
+                    &[&big(cutoff.0)],
+                )?,
+                None => Vec::new(),
+            };
+            let mut settled = Vec::with_capacity(stale.len());
+            for mut message in stale {
+                let error = rules::unknown_outcome_error();
+                tx.move_message(&mut message, MessageStatus::Failed, TransitionCause::Engine, Some(error), now)?;
+                settled.push(message.id);
+            }
+            tx.complete_if_settled(settled.iter().map(|id| id.campaign), now)?;
+            Ok(settled)
+        })
+    }
+
+    fn queue_stats(&self, tenant: Option<TenantId>, now: Timestamp) -> StoreResult<QueueStats> {
+        self.read(|tx| {
+            if let Some(tenant) = tenant {
+                tx.tenant(tenant)?;
+            }
+            let owner = tenant.map(|tenant| big(tenant.0));
+            let (queued, due) = tx.queued_and_due(tenant, now)?;
+            let by_status =
+                "SELECT COUNT(*) FROM messages WHERE status = $1 AND ($2::BIGINT IS NULL OR tenant_id = $2)";
+            Ok(QueueStats {
+                queued,
+                due,
+                submitting: tx.count(by_status, &[&MessageStatus::Submitting.as_str(), &owner])?,
+                unknown: tx.count(by_status, &[&MessageStatus::Unknown.as_str(), &owner])?,
+                parked_reports: tx.count(
+                    "SELECT COUNT(*) FROM parked_reports p LEFT JOIN traffic_accounts a ON a.id = p.traffic_account_id \
+                     WHERE $1::BIGINT IS NULL OR a.owner = $1",
+                    &[&owner],
+                )?,
+            })
+        })
+    }
+
+    fn recount(&self, campaign: CampaignId) -> StoreResult<StatusCounts> {
+        self.read(|tx| {
+            tx.campaign(campaign)?.ok_or_else(|| not_found("campaign", campaign))?;
+            let rows = tx.query(
+                "SELECT status, COUNT(*) FROM messages WHERE campaign_id = $1 GROUP BY status",
+                &[&big(campaign.0)],
+            )?;
+            let mut counts = StatusCounts::default();
+            for row in &rows {
+                let status: &str = row.get(0);
+                *counts.get_mut(MessageStatus::parse(status).ok_or_else(|| unreadable("message status", status))?) +=
+                    u32_at(row, 1);
+            }
+            Ok(counts)
+        })
+    }
+
+    fn ledger_recount(&self, tenant: TenantId) -> StoreResult<LedgerRecount> {
+        self.read(|tx| {
+            tx.tenant(tenant)?;
+            let rows = tx.query(
+                "SELECT status, error_code, SUM(cost)::BIGINT FROM messages WHERE tenant_id = $1 GROUP BY status, error_code",
+                &[&big(tenant.0)],
+            )?;
+            let mut recount = LedgerRecount::default();
+            for row in &rows {
+                let status: &str = row.get(0);
+                let status = MessageStatus::parse(status).ok_or_else(|| unreadable("message status", status))?;
+                rules::recount_message(&mut recount, status, row.get(1), Credits(row.get(2)));
+            }
+            Ok(recount)
+        })
+    }
+
+    fn take_journal(&self) -> StoreResult<Vec<JournalEntry>> {
+        self.write(|tx| {
+            let rows = tx.query("DELETE FROM journal RETURNING seq, entry", &[])?;
+            let mut entries: Vec<(i64, &str)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+            entries.sort_unstable_by_key(|(seq, _)| *seq);
+            entries.iter().map(|(_, entry)| serde_json::from_str(entry).map_err(json_error)).collect()
+        })
+    }
+}
+
+/// Throwaway stores for tests, on the database named by [`TEST_DATABASE_VARIABLE`].
+pub mod testing {
+    use super::*;
+    use std::io::Write;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// The environment variable naming the database the PostgreSQL tests run on.
+    pub const TEST_DATABASE_VARIABLE: &str = "SMSIM_TEST_POSTGRES";
+
+    /// How to get a database for the tests, printed when they are skipped.
+    pub const HOW_TO_RUN: &str = "start a throwaway cluster with `source .ci/postgres && postgres_start` (it exports \
+         SMSIM_TEST_POSTGRES), or point SMSIM_TEST_POSTGRES at a database you may create schemas in \
+         (postgres://user:password@localhost:5432/db); `bash .ci/run` does it all";
+
+    static SCHEMAS: AtomicU32 = AtomicU32::new(0);
+
+    /// The test database's URL. `None` (after saying so on stderr, past the test
+    /// harness's capture) when none is configured; under `CI=true` a missing database is
+    /// a failure, not a skip.
+    pub fn test_database_url(test: &str) -> Option<String> {
+        if let Some(url) = std::env::var(TEST_DATABASE_VARIABLE).ok().filter(|url| !url.is_empty()) {
+            return Some(url);
+        }
+        if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+            panic!(
+                "CI=true but {TEST_DATABASE_VARIABLE} is not set: the PostgreSQL tests must run in CI; {HOW_TO_RUN}"
+            );
+        }
+        // Written to the process's stderr, not through `eprintln!`, which the test harness
+        // captures and shows only for a failing test.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n!!! SKIPPED {test}: no PostgreSQL ({TEST_DATABASE_VARIABLE} is not set). To run it: {HOW_TO_RUN}\n"
+        );
+        None
+    }
+
+    /// A fresh store in a schema of its own (dropped with the store), or `None` when no
+    /// test database is configured (see [`test_database_url`]).
+    pub fn test_store(test: &str) -> Option<PostgresStore> {
+        let url = test_database_url(test)?;
+        let mut options = PostgresOptions::new(url);
+        options.schema = unique_schema(test);
+        options.max_connections = 4;
+        let mut store = PostgresStore::open(options).unwrap_or_else(|error| {
+            panic!("{TEST_DATABASE_VARIABLE} is set but the test database cannot be used: {error}")
+        });
+        store.drop_schema = true;
+        Some(store)
+    }
+
+    /// A schema name no other test of this or another process uses at the same time.
+    pub fn unique_schema(test: &str) -> String {
+        let n = SCHEMAS.fetch_add(1, Ordering::Relaxed);
+        let name: String = test
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .take(36)
+            .collect();
+        format!("t_{name}_{}_{n}", std::process::id())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::test_store;
+    use super::*;
+
+    fn reopen(store: &PostgresStore) -> StoreResult<PostgresStore> {
+        let url = testing::test_database_url("reopen").expect("the first store had a database");
+        let mut options = PostgresOptions::new(url);
+        options.schema = store.schema().to_owned();
+        options.max_connections = 2;
+        PostgresStore::open(options)
+    }
+
+    #[test]
+    fn migrations_apply_once_and_concurrent_opens_agree() {
+        let Some(store) = test_store("migrations_apply_once") else { return };
+        assert_eq!(store.schema_version().expect("version"), MIGRATIONS.len());
+        // Three processes starting at once on a migrated schema apply nothing twice.
+        let reopened: Vec<usize> = std::thread::scope(|scope| {
+            let opens: Vec<_> = (0..3)
+                .map(|_| scope.spawn(|| reopen(&store).expect("reopen").schema_version().expect("version")))
+                .collect();
+            opens.into_iter().map(|open| open.join().expect("open")).collect()
+        });
+        assert_eq!(reopened, vec![MIGRATIONS.len(); 3]);
+    }
+
+    #[test]
+    fn a_schema_newer_than_the_build_is_refused() {
+        let Some(store) = test_store("newer_schema_refused") else { return };
+        store
+            .transaction(Access::Write, |tx| tx.execute("UPDATE schema_version SET version = 99", &[]))
+            .expect("set version");
+        let refused = reopen(&store).err().expect("a newer schema is refused");
+        assert!(matches!(refused, StoreError::Backend(ref message) if message.contains("99")), "{refused:?}");
+    }
+
+    #[test]
+    fn a_failed_write_rolls_back_everything() {
+        let Some(store) = test_store("failed_write_rolls_back") else { return };
+        let refused: StoreResult<()> = store.write(|tx| {
+            tx.execute("UPDATE meta SET value = value + 1 WHERE key = 'journal_seq'", &[])?;
+            Err(StoreError::Conflict("refused".into()))
+        });
+        assert!(refused.is_err());
+        let seq = store
+            .read(|tx| Ok(tx.query("SELECT value FROM meta WHERE key = 'journal_seq'", &[])?[0].get::<_, i64>(0)))
+            .expect("read");
+        assert_eq!(seq, 0);
+    }
+
+    #[test]
+    fn the_store_answers_from_inside_either_kind_of_tokio_runtime() {
+        let Some(store) = test_store("inside_tokio") else { return };
+        let store = std::sync::Arc::new(store);
+        let current_thread = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        assert_eq!(current_thread.block_on(async { store.schema_version() }), Ok(MIGRATIONS.len()));
+        let multi_thread = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("runtime");
+        let shared = store.clone();
+        let version = multi_thread
+            .block_on(async move { tokio::spawn(async move { shared.schema_version() }).await.expect("task") });
+        assert_eq!(version, Ok(MIGRATIONS.len()));
+    }
+
+    /// A sending campaign of `contacts` messages through a non-idempotent account.
+    fn sending(store: &PostgresStore, contacts: u32) -> CampaignId {
+        let now = crate::store::conformance::T0;
+        let tenant = store
+            .create_tenant(
+                NewTenant {
+                    name: "acme".into(),
+                    api_key_hash: "h".into(),
+                    credits: Credits(1_000_000),
+                    rate_limit_per_s: None,
+                },
+                now,
+            )
+            .expect("tenant");
+        let account = store
+            .create_traffic_account(NewTrafficAccount {
+                owner: None,
+                name: "main".into(),
+                provider: ProviderKind::Mitto,
+                base_url: "http://provider".into(),
+                credentials: BTreeMap::new(),
+                sender: "SMSIM".into(),
+                rate_limit_per_s: None,
+                price_per_segment: Credits(1),
+                idempotent_submissions: false,
+            })
+            .expect("account");
+        let rows = (0..contacts)
+            .map(|n| NewContact { phone: crate::store::conformance::phone(n), ..NewContact::default() })
+            .collect();
+        store.import_contacts(tenant.id, rows, now).expect("import");
+        let new = NewCampaign {
+            name: "c".into(),
+            body_template: "hi".into(),
+            sender: None,
+            audience: Audience::All,
+            traffic_account: account.id,
+            schedule_at: None,
+        };
+        let campaign = store.create_campaign(tenant.id, new, now).expect("campaign");
+        store.enqueue(tenant.id, campaign.id, None, now).expect("enqueue");
+        campaign.id
+    }
+
+    #[test]
+    fn concurrent_claimers_and_reapers_never_take_one_message_twice() {
+        let Some(store) = test_store("concurrent_claims_and_reaps") else { return };
+        let now = crate::store::conformance::T0;
+        let campaign = sending(&store, 120);
+        // Four workers (as four processes would, each on its own connections) claim until
+        // the queue is empty: every message is claimed exactly once.
+        let claimed: Vec<MessageId> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4)
+                .map(|n| {
+                    let store = &store;
+                    scope.spawn(move || {
+                        let mut mine = Vec::new();
+                        let request = ClaimRequest {
+                            worker: format!("w{n}"),
+                            traffic_account: None,
+                            max_messages: 7,
+                            lease_ms: 1_000,
+                        };
+                        for _ in 0..1_000 {
+                            match store.claim(request.clone(), now).expect("claim") {
+                                ClaimOutcome::Claimed(claim) => mine.extend(claim.messages.iter().map(|m| m.id)),
+                                ClaimOutcome::Idle(_) => break,
+                            }
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            workers.into_iter().flat_map(|worker| worker.join().expect("worker")).collect()
+        });
+        let distinct: BTreeSet<MessageId> = claimed.iter().copied().collect();
+        assert_eq!((claimed.len(), distinct.len()), (120, 120), "each message claimed once");
+        // Three maintenance processes reap the expired leases at once: each lease is reaped
+        // by exactly one of them.
+        let later = now.plus_ms(5_000);
+        let reaped: Vec<MessageId> = std::thread::scope(|scope| {
+            let reapers: Vec<_> =
+                (0..3).map(|_| scope.spawn(|| store.reap_expired_leases(later).expect("reap").unknown)).collect();
+            reapers.into_iter().flat_map(|reaper| reaper.join().expect("reaper")).collect()
+        });
+        let distinct: BTreeSet<MessageId> = reaped.iter().copied().collect();
+        assert_eq!((reaped.len(), distinct.len()), (120, 120), "each lease reaped once");
+        let counts = store.recount(campaign).expect("recount");
+        assert_eq!(counts.unknown, 120);
+        assert_eq!(store.all_campaigns().expect("campaigns")[0].counts, counts);
+    }
+}
