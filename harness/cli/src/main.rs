@@ -292,8 +292,10 @@ struct ServeArgs {
     /// Timeout of one provider request, in milliseconds.
     #[arg(long, env = "SMSIM_PROVIDER_TIMEOUT_MS", default_value_t = 10_000)]
     provider_timeout_ms: u64,
-    /// Lease of a claimed batch, in milliseconds.
-    #[arg(long, env = "SMSIM_LEASE_MS", default_value_t = 30_000)]
+    /// Lease of a claimed batch, in milliseconds (at most a day: the store refuses longer
+    /// leases, so a longer one would fail every claim instead of failing here).
+    #[arg(long, env = "SMSIM_LEASE_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..=smsim_core::store::rules::MAX_LEASE_MS))]
     lease_ms: u64,
     // Live-mode tunables (issue #11): shortened by `smsim live`'s profile so a run with
     // kills settles in seconds; the defaults are EngineConfig's.

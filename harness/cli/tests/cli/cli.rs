@@ -51,3 +51,14 @@ fn replay_fails_when_the_trace_hash_differs_from_the_expected_one() {
     let stderr = String::from_utf8(other.stderr).unwrap();
     assert!(stderr.contains(&wrong) && stderr.contains(&hash), "both hashes are printed: {stderr}");
 }
+
+/// A lease the store would refuse on every claim is refused when serve starts, naming the
+/// flag, before anything listens or opens.
+#[test]
+fn serve_refuses_a_lease_longer_than_a_day_at_start() {
+    let output =
+        smsim().args(["serve", "--lease-ms", "86400001", "--db", "/nonexistent/never-opened.db"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--lease-ms") && stderr.contains("86400001"), "{stderr}");
+}
