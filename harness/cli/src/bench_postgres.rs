@@ -129,7 +129,13 @@ pub fn bench_postgres(args: &BenchPostgresArgs) -> anyhow::Result<Vec<Figure>> {
     ];
     outln!("Engine throughput on PostgreSQL ({} messages a run)", args.messages);
     for figure in &figures {
-        outln!("  {:<44} {:>10.2} {:<10} {}", figure.name, figure.value, figure.unit, figure.detail);
+        outln!(
+            "  {:<44} {:>10.2} {:<10} {}",
+            figure.name,
+            figure.value.unwrap_or(f64::NAN),
+            figure.unit,
+            figure.detail
+        );
     }
     Ok(figures)
 }

@@ -1,0 +1,112 @@
+//! An `smsim` binary measured from the outside: this build (the running executable) and,
+//! with `--baseline`, one built from an earlier commit. Both run the same files through
+//! their public commands (`sweep --json`, the hidden `bench-peak-rss`), interleaved, so
+//! a comparison is made in one run on one machine under the same load.
+
+use super::memory::PeakRss;
+use super::Scratch;
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// An `smsim` executable.
+#[derive(Clone, Debug)]
+pub struct Binary {
+    /// Where it is.
+    pub path: PathBuf,
+}
+
+impl Binary {
+    /// The running executable: this build.
+    pub fn current() -> anyhow::Result<Binary> {
+        Ok(Binary { path: std::env::current_exe().context("finding this executable")? })
+    }
+
+    /// An earlier build, checked to be an `smsim` that runs.
+    pub fn at(path: &Path) -> anyhow::Result<Binary> {
+        let output = Command::new(path)
+            .arg("--version")
+            .stderr(Stdio::null())
+            .output()
+            .with_context(|| format!("--baseline {}: cannot run it", path.display()))?;
+        let version = String::from_utf8_lossy(&output.stdout);
+        anyhow::ensure!(
+            output.status.success() && version.starts_with("smsim "),
+            "--baseline {}: not an smsim binary (its --version printed {:?})",
+            path.display(),
+            version.trim()
+        );
+        Ok(Binary { path: path.to_owned() })
+    }
+
+    /// Wall seconds of `smsim sweep FILE --seeds N --jobs J`, as the sweep itself measured
+    /// them (process start-up left out). Fails unless every seed ran and passed: a speed
+    /// measured on a failing run means nothing.
+    pub fn sweep_wall_s(&self, scenario: &Path, seeds: u64, jobs: usize) -> anyhow::Result<f64> {
+        let scratch = Scratch::new("sweep-json")?;
+        let json = scratch.0.join("sweep.json");
+        let output = Command::new(&self.path)
+            .arg("sweep")
+            .arg(scenario)
+            .args(["--seeds", &seeds.to_string(), "--jobs", &jobs.to_string(), "--json"])
+            .arg(&json)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running {}", self.path.display()))?;
+        anyhow::ensure!(
+            output.status.success(),
+            "{} sweep {} failed: {}",
+            self.path.display(),
+            scenario.display(),
+            String::from_utf8_lossy(&output.stdout)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json)?)
+            .with_context(|| format!("reading {}'s sweep report", self.path.display()))?;
+        let entry = &report["scenarios"][0];
+        anyhow::ensure!(
+            entry["runs"].as_u64() == Some(seeds) && entry["passed"].as_bool() == Some(true),
+            "{} sweep {}: expected {seeds} passing seeds, the report says {entry}",
+            self.path.display(),
+            scenario.display()
+        );
+        entry["wall_s"].as_f64().ok_or_else(|| anyhow::anyhow!("no wall_s in {}'s sweep report", self.path.display()))
+    }
+
+    /// The peak resident set and wall time of simulating seed 1 of `scenario`, in a child.
+    pub fn peak_rss(&self, scenario: &Path) -> anyhow::Result<PeakRss> {
+        let output = Command::new(&self.path)
+            .arg("bench-peak-rss")
+            .arg(scenario)
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| format!("running {}", self.path.display()))?;
+        anyhow::ensure!(
+            output.status.success(),
+            "{} bench-peak-rss failed: {}",
+            self.path.display(),
+            String::from_utf8_lossy(&output.stdout)
+        );
+        serde_json::from_slice(&output.stdout)
+            .with_context(|| format!("reading {}'s bench-peak-rss answer", self.path.display()))
+    }
+}
+
+/// The least of `rounds` measurements of `current` and, if given, of `baseline`, taken in
+/// turn (current, baseline, current, …) so that a change in the machine's load lands on
+/// both. The least is the run least disturbed by anything else.
+pub(super) fn interleaved(
+    current: &Binary,
+    baseline: Option<&Binary>,
+    rounds: usize,
+    measure: impl Fn(&Binary) -> anyhow::Result<f64>,
+) -> anyhow::Result<(f64, Option<f64>)> {
+    let (mut ours, mut theirs) = (f64::INFINITY, baseline.map(|_| f64::INFINITY));
+    for _ in 0..rounds.max(1) {
+        ours = ours.min(measure(current)?);
+        if let (Some(binary), Some(best)) = (baseline, theirs.as_mut()) {
+            *best = best.min(measure(binary)?);
+        }
+    }
+    Ok((ours, theirs))
+}

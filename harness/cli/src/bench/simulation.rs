@@ -1,0 +1,197 @@
+//! Sections 1 and 3 of `smsim bench`: how fast the simulator runs whole scenarios, and
+//! how sweeps scale over cores.
+//!
+//! Simulated ÷ wall time is a figure, not a target: it moves with the machine. The
+//! targets are ratios taken in one run: the happy path's simulated seed against the
+//! same campaign run in real time (serve mode on SQLite and tokio sockets, the simulated
+//! provider on loopback, same contacts, engine settings and provider latencies), and,
+//! with `--baseline`, seeds per second against the earlier build's on the same files.
+
+use super::baseline::{interleaved, Binary};
+use super::real_mode::{contact_rows, Loopback};
+use super::Figure;
+use serde_json::json;
+use smsim_core::adapter::http::HyperClient;
+use smsim_core::domain::CampaignStatus;
+use smsim_core::CampaignId;
+use smsim_sim::run::{run, RunOptions};
+use smsim_sim::scenario::Scenario;
+use smsim_sim::sweep::sweep;
+use std::path::Path;
+use std::time::Duration;
+
+/// The happy path's simulated seed must run this many times faster than its campaign in
+/// real time. (The first round's absolute target, 1 000× simulated ÷ wall, came to about
+/// 740× by this measure on the machine that set it.)
+const REAL_TIME_OVER_SIMULATED: f64 = 700.0;
+/// Seeds per second against the baseline's: not slower, with room for noise.
+const AGAINST_BASELINE: f64 = 0.9;
+/// Rounds of the interleaved comparison with the baseline.
+const ROUNDS: usize = 3;
+
+/// The sweeps section 1 reads, measured in this process.
+pub(super) struct Speeds<'a> {
+    pub happy_path: &'a Path,
+    pub swarm_path: &'a Path,
+    pub happy_one: Speed,
+    pub swarm_one: Speed,
+}
+
+/// Seeds per second and simulated ÷ wall time of one sweep.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Speed {
+    seeds: u64,
+    wall_s: f64,
+    simulated_s: f64,
+}
+
+impl Speed {
+    fn seeds_per_s(&self) -> f64 {
+        self.seeds as f64 / self.wall_s.max(1e-9)
+    }
+
+    fn sim_per_wall(&self) -> f64 {
+        self.simulated_s / self.wall_s.max(1e-9)
+    }
+
+    fn detail(&self, jobs: usize) -> String {
+        format!(
+            "{} seeds in {:.2} s with --jobs {jobs}, {:.0} simulated s in all",
+            self.seeds, self.wall_s, self.simulated_s
+        )
+    }
+}
+
+// Wall time is what is measured here; no outcome depends on it.
+#[allow(clippy::disallowed_methods)]
+pub(super) fn sweep_speed(scenario: &Scenario, path: &Path, seeds: u64, jobs: usize) -> anyhow::Result<Speed> {
+    let seeds: Vec<u64> = (1..=seeds).collect();
+    let started = std::time::Instant::now();
+    let report = sweep(scenario, &path.display().to_string(), &seeds, jobs, true, &|_| {})?;
+    let wall_s = started.elapsed().as_secs_f64();
+    anyhow::ensure!(report.failures.is_empty(), "{} failed while being timed", scenario.name);
+    Ok(Speed { seeds: report.runs, wall_s, simulated_s: report.simulated_ms as f64 / 1_000.0 })
+}
+
+/// Section 1: seeds/s and simulated ÷ wall of the happy path and swarm chaos; the happy
+/// path in real time against its simulation; and with a baseline, seeds/s against it.
+pub(super) fn section(
+    happy: &Scenario,
+    speeds: &Speeds<'_>,
+    current: &Binary,
+    baseline: Option<&Binary>,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<Vec<Figure>> {
+    let (happy_one, swarm_one) = (speeds.happy_one, speeds.swarm_one);
+    let real = runtime.block_on(real_time_campaign(happy))?;
+    let simulated = run(happy, 1, &RunOptions::default())?;
+    let per_seed_s = happy_one.wall_s / happy_one.seeds as f64;
+    let mut figures = vec![
+        Figure::new("happy path, seeds/s (one core)", happy_one.seeds_per_s(), "seeds/s", None, true, happy_one.detail(1)),
+        Figure::new("happy path, simulated ÷ wall", happy_one.sim_per_wall(), "×", None, true, happy_one.detail(1)),
+        Figure::new("swarm chaos, seeds/s (one core)", swarm_one.seeds_per_s(), "seeds/s", None, true, swarm_one.detail(1)),
+        Figure::new("swarm chaos, simulated ÷ wall", swarm_one.sim_per_wall(), "×", None, true, swarm_one.detail(1)),
+        Figure::new(
+            "happy path in real time (tokio sockets, SQLite), wall s",
+            real.wall_s,
+            "s",
+            None,
+            false,
+            format!(
+                "{} messages from enqueue until every report was applied; the simulation covers {:.1} simulated s of the same scenario",
+                real.messages,
+                simulated.simulated_ms as f64 / 1_000.0
+            ),
+        ),
+        Figure::new(
+            "happy path, real-time wall ÷ simulated wall",
+            real.wall_s / per_seed_s.max(1e-9),
+            "×",
+            Some(REAL_TIME_OVER_SIMULATED),
+            true,
+            format!("{:.2} s in real time against {:.2} ms per simulated seed", real.wall_s, per_seed_s * 1_000.0),
+        ),
+    ];
+    for (label, path, seeds) in
+        [("happy path", speeds.happy_path, happy_one.seeds), ("swarm chaos", speeds.swarm_path, swarm_one.seeds)]
+    {
+        let (ours, theirs) = interleaved(current, baseline, ROUNDS, |binary| binary.sweep_wall_s(path, seeds, 1))?;
+        figures.push(Figure::maybe(
+            &format!("{label}, seeds/s ÷ baseline"),
+            theirs.map(|theirs| theirs / ours.max(1e-9)),
+            "×",
+            Some(AGAINST_BASELINE),
+            true,
+            match theirs {
+                Some(theirs) => format!(
+                    "{seeds} seeds with --jobs 1 as child processes, best of {ROUNDS} in turn: {ours:.2} s against the baseline's {theirs:.2} s"
+                ),
+                None => format!("{seeds} seeds with --jobs 1: {ours:.2} s; no baseline to compare with"),
+            },
+        ));
+    }
+    Ok(figures)
+}
+
+/// Section 3: how sweeps scale from one job to two.
+pub(super) fn scaling(happy_one: Speed, happy_two: Speed, cpus: usize) -> Vec<Figure> {
+    vec![
+        Figure::new("happy path, --jobs 1", happy_one.seeds_per_s(), "seeds/s", None, true, happy_one.detail(1)),
+        Figure::new("happy path, --jobs 2", happy_two.seeds_per_s(), "seeds/s", None, true, happy_two.detail(2)),
+        Figure::new(
+            "--jobs 2 ÷ --jobs 1",
+            happy_two.seeds_per_s() / happy_one.seeds_per_s().max(1e-9),
+            "×",
+            Some(1.8),
+            true,
+            format!("{cpus} CPUs, shared with whatever else the machine runs"),
+        ),
+    ]
+}
+
+/// What the real-time happy path took.
+struct RealTime {
+    wall_s: f64,
+    messages: u32,
+}
+
+/// The scenario's campaign on real sockets and SQLite, in real time: contacts imported
+/// and the campaign created and enqueued over HTTP, then timed from the enqueue until the
+/// campaign completed and the provider had no report left to send.
+// Wall time is what is measured here; no outcome depends on it.
+#[allow(clippy::disallowed_methods)]
+async fn real_time_campaign(scenario: &Scenario) -> anyhow::Result<RealTime> {
+    let tenant = scenario.tenants.first().ok_or_else(|| anyhow::anyhow!("{} has no tenant", scenario.name))?;
+    let campaign = scenario.campaigns.first().ok_or_else(|| anyhow::anyhow!("{} has no campaign", scenario.name))?;
+    let (engine, behaviour) =
+        (smsim_sim::world::engine_config(scenario), smsim_sim::world::provider_behaviour(scenario));
+    let loopback = Loopback::start("real-time", engine, scenario.engine.workers, behaviour, tenant.credits).await?;
+    let client = HyperClient::tcp(Duration::from_secs(10));
+    let rows: Vec<serde_json::Value> = contact_rows(tenant.contacts.count)
+        .into_iter()
+        .map(|row| json!({"phone": row.phone, "attributes": row.attributes, "opted_out": row.opted_out}))
+        .collect();
+    for chunk in rows.chunks(5_000) {
+        loopback.call(&client, "/v1/contacts", json!({ "contacts": chunk })).await?;
+    }
+    let template = format!("[{}] {}", campaign.name, campaign.template);
+    let body = json!({"name": campaign.name, "body_template": template, "traffic_account": loopback.account});
+    let created = loopback.call(&client, "/v1/campaigns", body).await?;
+    let id: CampaignId =
+        created["id"].as_str().ok_or_else(|| anyhow::anyhow!("no campaign id in {created}"))?.parse()?;
+    let started = std::time::Instant::now();
+    loopback.call(&client, &format!("/v1/campaigns/{id}/enqueue"), json!({})).await?;
+    let deadline = Duration::from_secs(120);
+    let messages = loop {
+        let state = loopback.engine.store.campaign(loopback.tenant, id)?;
+        let pending_reports = loopback.provider.truth.lock().expect("provider poisoned").reports_pending;
+        if state.status == CampaignStatus::Completed && pending_reports == 0 {
+            break state.counts.total();
+        }
+        anyhow::ensure!(started.elapsed() < deadline, "the real-time campaign did not finish in {deadline:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let wall_s = started.elapsed().as_secs_f64();
+    loopback.stop();
+    Ok(RealTime { wall_s, messages })
+}
