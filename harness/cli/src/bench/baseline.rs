@@ -110,3 +110,18 @@ pub(super) fn interleaved(
     }
     Ok((ours, theirs))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `--baseline` that is not an smsim binary is refused at once, naming the path,
+    /// instead of failing (or, worse, measuring something else) sections later.
+    #[test]
+    fn a_baseline_that_is_not_smsim_is_refused() {
+        let error = Binary::at(Path::new("/bin/true")).unwrap_err().to_string();
+        assert!(error.contains("/bin/true") && error.contains("not an smsim binary"), "{error}");
+        let error = Binary::at(Path::new("/nonexistent/smsim")).unwrap_err().to_string();
+        assert!(error.contains("cannot run it"), "{error}");
+    }
+}

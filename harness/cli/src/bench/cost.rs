@@ -57,8 +57,13 @@ impl Variants {
                 .ok_or_else(|| anyhow::anyhow!("{}: the first tenant has no contacts table", happy_path.display()))?;
             contacts_table.insert("count".into(), contacts.into());
             let campaign = first(&mut table, "campaigns")?;
-            let at = campaign.get("enqueue_at_s").and_then(toml::Value::as_integer).unwrap_or(0);
-            campaign.insert("enqueue_at_s".into(), (at + enqueue_delay_s).into());
+            let later = match campaign.get("enqueue_at_s") {
+                Some(toml::Value::Float(at)) => toml::Value::Float(at + enqueue_delay_s as f64),
+                Some(toml::Value::Integer(at)) => toml::Value::Integer(at + enqueue_delay_s),
+                None => toml::Value::Integer(enqueue_delay_s),
+                Some(other) => anyhow::bail!("{}: enqueue_at_s is {other}", happy_path.display()),
+            };
+            campaign.insert("enqueue_at_s".into(), later);
             let path = scratch.0.join(format!("{name}.toml"));
             std::fs::write(&path, toml::to_string(&table)?)?;
             Ok(path)
@@ -161,4 +166,33 @@ pub(super) fn section(happy_path: &Path, current: &Binary, baseline: Option<&Bin
     .into_iter()
     .chain(theirs.map(|theirs| Figure::new("baseline's seeds", theirs.one_s * 1e3, "ms", None, false, seeds(&theirs))))
     .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smsim_sim::scenario::Scenario;
+
+    /// The copies are the happy path with exactly one number changed each, and load as
+    /// scenarios; a differing anything else would make the differences measure it too.
+    #[test]
+    fn the_copies_differ_from_the_happy_path_in_one_number_each() {
+        let happy_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/happy-path.toml");
+        let happy = Scenario::load(&happy_path).unwrap();
+        let variants = Variants::write(&happy_path).unwrap();
+        let load = |path: &Path| Scenario::load(path).unwrap();
+        let (one, large, late) = (load(&variants.one), load(&variants.large), load(&variants.idle_late));
+        assert_eq!(one.tenants[0].contacts.count, 1);
+        assert_eq!(large.tenants[0].contacts.count, 1_000);
+        assert_eq!(late.tenants[0].contacts.count, 1);
+        let enqueue_at = |scenario: &Scenario| scenario.campaigns[0].enqueue_at_s;
+        assert_eq!(enqueue_at(&one), enqueue_at(&happy));
+        assert_eq!(enqueue_at(&large), enqueue_at(&happy));
+        assert_eq!(enqueue_at(&late), enqueue_at(&happy) + IDLE_S as f64);
+        assert_eq!(variants.idle_ticks, (IDLE_S as u64 * 1_000 / happy.tick_ms) as f64);
+        for copy in [&one, &large, &late] {
+            assert_eq!((copy.duration_s, copy.heal_s, copy.tick_ms), (happy.duration_s, happy.heal_s, happy.tick_ms));
+            assert_eq!(copy.engine.workers, happy.engine.workers);
+        }
+    }
 }
