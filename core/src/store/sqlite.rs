@@ -149,61 +149,26 @@ struct Pending {
     /// Whether each account met so far has parked reports (an acceptance looks for
     /// reports parked under its provider id only when its account has any).
     parked: BTreeMap<TrafficAccountId, bool>,
+    /// Journal entries (sequence number, JSON) not yet inserted: nothing reads the
+    /// journal inside a transaction that writes it, so they go in at the end, many rows
+    /// to a statement ([`JOURNAL_ROWS_PER_INSERT`]).
+    journal: Vec<(u64, String)>,
 }
+
+/// Journal rows inserted by one statement when a transaction has that many to write.
+const JOURNAL_ROWS_PER_INSERT: usize = 50;
 
 /// The columns [`message_from_row`] reads, in its order, each prefixed with `$p` (a table
 /// alias and a dot, or nothing): a macro so that statement texts can be `concat!`ed
 /// constants rather than formatted on every call.
 macro_rules! message_columns {
     ($p:literal) => {
-        concat!(
-            $p,
-            "campaign_id, ",
-            $p,
-            "contact_id, ",
-            $p,
-            "tenant_id, ",
-            $p,
-            "traffic_account_id, ",
-            $p,
-            "destination, ",
-            $p,
-            "sender, ",
-            $p,
-            "body, ",
-            $p,
-            "encoding, ",
-            $p,
-            "segments, ",
-            $p,
-            "cost, ",
-            $p,
-            "status, ",
-            $p,
-            "attempts, ",
-            $p,
-            "next_attempt_at, ",
-            $p,
-            "lease_worker, ",
-            $p,
-            "lease_expires_at, ",
-            $p,
-            "lease_token, ",
-            $p,
-            "provider_message_id, ",
-            $p,
-            "bulk_id, ",
-            $p,
-            "error_code, ",
-            $p,
-            "error_retryable, ",
-            $p,
-            "error_detail, ",
-            $p,
-            "created_at, ",
-            $p,
-            "updated_at"
-        )
+        message_columns!(@ $p; campaign_id contact_id tenant_id traffic_account_id destination sender body encoding
+            segments cost status attempts next_attempt_at lease_worker lease_expires_at lease_token provider_message_id
+            bulk_id error_code error_retryable error_detail created_at updated_at)
+    };
+    (@ $p:literal; $first:ident $($rest:ident)*) => {
+        concat!($p, stringify!($first) $(, ", ", $p, stringify!($rest))*)
     };
 }
 
@@ -468,11 +433,14 @@ impl Tx<'_> {
         Ok(*last + 1 - count)
     }
 
-    /// Writes what [`Pending`] holds: the `meta` counters advanced, the campaign counter
+    /// Writes what [`Pending`] holds: the journal entries, the `meta` counters advanced, the campaign counter
     /// shifts and the ledger deltas (in id order, each tenant's net change checked by the
     /// table's constraints).
     fn write_pending(&self) -> StoreResult<()> {
         let mut pending = self.pending.borrow_mut();
+        if !pending.journal.is_empty() {
+            self.insert_journal(&std::mem::take(&mut pending.journal))?;
+        }
         for (key, value, advanced) in &mut pending.meta {
             if *advanced {
                 self.tx
@@ -509,13 +477,34 @@ impl Tx<'_> {
 
     /// Appends `entry` under the sequence number it carries (taken with [`Tx::take_meta`]).
     fn journal_at(&self, entry: JournalEntry) -> StoreResult<()> {
-        let seq = entry.seq();
         let text = serde_json::to_string(&entry).map_err(json_error)?;
-        self.tx
-            .prepare_cached("INSERT INTO journal (seq, entry) VALUES (?1, ?2)")
-            .map_err(backend)?
-            .execute(params![seq, text])
-            .map_err(backend)?;
+        self.pending.borrow_mut().journal.push((entry.seq(), text));
+        Ok(())
+    }
+
+    /// Inserts the journal entries `entries`, [`JOURNAL_ROWS_PER_INSERT`] to a statement
+    /// and the rest one by one (so only two statement texts are ever prepared).
+    fn insert_journal(&self, entries: &[(u64, String)]) -> StoreResult<()> {
+        let mut chunks = entries.chunks_exact(JOURNAL_ROWS_PER_INSERT);
+        if chunks.len() > 0 {
+            let values = vec!["(?, ?)"; JOURNAL_ROWS_PER_INSERT].join(", ");
+            let mut statement = self
+                .tx
+                .prepare_cached(&format!("INSERT INTO journal (seq, entry) VALUES {values}"))
+                .map_err(backend)?;
+            for chunk in chunks.by_ref() {
+                for (index, (seq, text)) in chunk.iter().enumerate() {
+                    statement.raw_bind_parameter(2 * index + 1, seq).map_err(backend)?;
+                    statement.raw_bind_parameter(2 * index + 2, text).map_err(backend)?;
+                }
+                statement.raw_execute().map_err(backend)?;
+            }
+        }
+        let mut statement =
+            self.tx.prepare_cached("INSERT INTO journal (seq, entry) VALUES (?1, ?2)").map_err(backend)?;
+        for (seq, text) in chunks.remainder() {
+            statement.execute(params![seq, text]).map_err(backend)?;
+        }
         Ok(())
     }
 
