@@ -9,6 +9,11 @@
 //! changes status, writing counters, ledger and journal with it. The store conformance
 //! suite and a differential property test hold it to the in-memory store's answers.
 //!
+//! A batch costs statements per message, not per message *and* per shared row: the sums
+//! a transaction adds to the same campaign, tenant and `meta` rows are kept in memory and
+//! written once, before anything reads them back and before the commit ([`Pending`]);
+//! a claim keeps the rows its walk read; an acceptance writes its row in one statement.
+//!
 //! The hot paths read in proportion to their work, not to the store: each message index
 //! is partial on the one status its readers ask for (see migration 0002), the queries
 //! that must use one name it (`INDEXED BY`, so a plan change is an error, not a slow
@@ -21,6 +26,7 @@ use crate::domain::rate::TokenBucket;
 use crate::domain::records::{Encoding, Lease};
 use crate::ids::ContactId;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -108,8 +114,9 @@ impl SqliteStore {
     fn transaction<T>(&self, work: impl FnOnce(&Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
         let mut connection = self.lock();
         let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
-        let wrapped = Tx { tx };
+        let wrapped = Tx { tx, pending: RefCell::default() };
         let value = work(&wrapped)?;
+        wrapped.write_pending()?;
         wrapped.tx.commit().map_err(backend)?;
         Ok(value)
     }
@@ -118,11 +125,54 @@ impl SqliteStore {
 /// An open transaction with the store's helpers.
 struct Tx<'a> {
     tx: rusqlite::Transaction<'a>,
+    /// Sums this transaction owes the database, written before anything reads them back
+    /// and before the commit (see [`Pending`]).
+    pending: RefCell<Pending>,
 }
 
-const MESSAGE_COLUMNS: &str = "campaign_id, contact_id, tenant_id, traffic_account_id, destination, sender, body, encoding, segments, \
-     cost, status, attempts, next_attempt_at, lease_worker, lease_expires_at, lease_token, provider_message_id, bulk_id, \
-     error_code, error_retryable, error_detail, created_at, updated_at";
+/// The additive writes of a transaction, summed in memory instead of one UPDATE each.
+///
+/// A batch of 200 moves would otherwise run 200 updates of the same campaign row, the
+/// same tenant row and the same two `meta` rows. Each of these is a sum (or, for `meta`,
+/// a counter this transaction alone advances, under SQLite's single writer), so writing
+/// the total once gives the same rows; nothing outside the transaction can see the
+/// difference. [`Tx::write_pending`] writes them; every read of a campaign's counters or
+/// a tenant's books goes through it first, so the transaction reads its own writes.
+#[derive(Default)]
+struct Pending {
+    /// `meta` counters read in this transaction: key, last value taken, whether advanced.
+    meta: Vec<(&'static str, u64, bool)>,
+    /// Campaign counter shifts by (campaign, counter column).
+    counters: BTreeMap<(CampaignId, &'static str), i64>,
+    /// Ledger deltas by tenant.
+    ledger: BTreeMap<TenantId, LedgerDelta>,
+    /// Whether each account met so far has parked reports (an acceptance looks for
+    /// reports parked under its provider id only when its account has any).
+    parked: BTreeMap<TrafficAccountId, bool>,
+    /// Journal entries (sequence number, JSON) not yet inserted: nothing reads the
+    /// journal inside a transaction that writes it, so they go in at the end, many rows
+    /// to a statement ([`JOURNAL_ROWS_PER_INSERT`]).
+    journal: Vec<(u64, String)>,
+}
+
+/// Journal rows inserted by one statement when a transaction has that many to write.
+const JOURNAL_ROWS_PER_INSERT: usize = 50;
+
+/// The columns [`message_from_row`] reads, in its order, each prefixed with `$p` (a table
+/// alias and a dot, or nothing): a macro so that statement texts can be `concat!`ed
+/// constants rather than formatted on every call.
+macro_rules! message_columns {
+    ($p:literal) => {
+        message_columns!(@ $p; campaign_id contact_id tenant_id traffic_account_id destination sender body encoding
+            segments cost status attempts next_attempt_at lease_worker lease_expires_at lease_token provider_message_id
+            bulk_id error_code error_retryable error_detail created_at updated_at)
+    };
+    (@ $p:literal; $first:ident $($rest:ident)*) => {
+        concat!($p, stringify!($first) $(, ", ", $p, stringify!($rest))*)
+    };
+}
+
+const MESSAGE_COLUMNS: &str = message_columns!("");
 
 const CAMPAIGN_COLUMNS: &str = "id, tenant_id, name, body_template, sender, audience, traffic_account_id, status, pause_reason, \
      schedule_at, n_queued, n_submitting, n_accepted, n_delivered, n_undelivered, n_expired, n_rejected, n_failed, n_unknown, \
@@ -285,6 +335,7 @@ impl Tx<'_> {
     // --- reads --------------------------------------------------------------------------------
 
     fn tenant(&self, id: TenantId) -> StoreResult<Tenant> {
+        self.write_pending()?;
         let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?1");
         self.tx
             .prepare_cached(&sql)
@@ -307,6 +358,7 @@ impl Tx<'_> {
     }
 
     fn campaign(&self, id: CampaignId) -> StoreResult<Option<Campaign>> {
+        self.write_pending()?;
         let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?1");
         self.tx.prepare_cached(&sql).map_err(backend)?.query_row([id.0], campaign_from_row).optional().map_err(backend)
     }
@@ -316,9 +368,10 @@ impl Tx<'_> {
     }
 
     fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
-        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE campaign_id = ?1 AND contact_id = ?2");
+        const SQL: &str =
+            concat!("SELECT ", message_columns!(""), " FROM messages WHERE campaign_id = ?1 AND contact_id = ?2");
         self.tx
-            .prepare_cached(&sql)
+            .prepare_cached(SQL)
             .map_err(backend)?
             .query_row([id.campaign.0, id.contact.0], message_from_row)
             .optional()
@@ -351,21 +404,69 @@ impl Tx<'_> {
     }
 
     /// Takes the next value of the counter `key`.
-    fn next_meta(&self, key: &str) -> StoreResult<u64> {
+    fn next_meta(&self, key: &'static str) -> StoreResult<u64> {
         self.take_meta(key, 1)
     }
 
     // --- writes -------------------------------------------------------------------------------
 
-    /// Takes `count` consecutive values of the counter `key`; returns the first.
-    fn take_meta(&self, key: &str, count: u64) -> StoreResult<u64> {
-        let last: u64 = self
-            .tx
-            .prepare_cached("UPDATE meta SET value = value + ?2 WHERE key = ?1 RETURNING value")
-            .map_err(backend)?
-            .query_row(params![key, count], |row| row.get(0))
-            .map_err(backend)?;
-        Ok(last + 1 - count)
+    /// Takes `count` consecutive values of the counter `key`; returns the first. The
+    /// counter is read once per transaction and written back by [`Tx::write_pending`].
+    fn take_meta(&self, key: &'static str, count: u64) -> StoreResult<u64> {
+        let mut pending = self.pending.borrow_mut();
+        let index = match pending.meta.iter().position(|(cached, _, _)| *cached == key) {
+            Some(index) => index,
+            None => {
+                let value: u64 = self
+                    .tx
+                    .prepare_cached("SELECT value FROM meta WHERE key = ?1")
+                    .map_err(backend)?
+                    .query_row([key], |row| row.get(0))
+                    .map_err(backend)?;
+                pending.meta.push((key, value, false));
+                pending.meta.len() - 1
+            }
+        };
+        let (_, last, advanced) = &mut pending.meta[index];
+        *last += count;
+        *advanced = true;
+        Ok(*last + 1 - count)
+    }
+
+    /// Writes what [`Pending`] holds: the journal entries, the `meta` counters advanced, the campaign counter
+    /// shifts and the ledger deltas (in id order, each tenant's net change checked by the
+    /// table's constraints).
+    fn write_pending(&self) -> StoreResult<()> {
+        let mut pending = self.pending.borrow_mut();
+        if !pending.journal.is_empty() {
+            self.insert_journal(&std::mem::take(&mut pending.journal))?;
+        }
+        for (key, value, advanced) in &mut pending.meta {
+            if *advanced {
+                self.tx
+                    .prepare_cached("UPDATE meta SET value = ?2 WHERE key = ?1")
+                    .map_err(backend)?
+                    .execute(params![*key, *value])
+                    .map_err(backend)?;
+                *advanced = false;
+            }
+        }
+        for ((campaign, column), shift) in std::mem::take(&mut pending.counters) {
+            if shift != 0 {
+                let sql = format!("UPDATE campaigns SET {column} = {column} + ?1 WHERE id = ?2");
+                self.tx.prepare_cached(&sql).map_err(backend)?.execute(params![shift, campaign.0]).map_err(backend)?;
+            }
+        }
+        for (tenant, delta) in std::mem::take(&mut pending.ledger) {
+            if delta != LedgerDelta::NONE {
+                self.tx
+                    .prepare_cached("UPDATE tenants SET balance = balance + ?1, reserved = reserved + ?2, charged = charged + ?3 WHERE id = ?4")
+                    .map_err(backend)?
+                    .execute(params![delta.balance.0, delta.reserved.0, delta.charged.0, tenant.0])
+                    .map_err(backend)?;
+            }
+        }
+        Ok(())
     }
 
     /// Appends the entry `entry(seq)` to the journal under the next sequence number.
@@ -376,13 +477,34 @@ impl Tx<'_> {
 
     /// Appends `entry` under the sequence number it carries (taken with [`Tx::take_meta`]).
     fn journal_at(&self, entry: JournalEntry) -> StoreResult<()> {
-        let seq = entry.seq();
         let text = serde_json::to_string(&entry).map_err(json_error)?;
-        self.tx
-            .prepare_cached("INSERT INTO journal (seq, entry) VALUES (?1, ?2)")
-            .map_err(backend)?
-            .execute(params![seq, text])
-            .map_err(backend)?;
+        self.pending.borrow_mut().journal.push((entry.seq(), text));
+        Ok(())
+    }
+
+    /// Inserts the journal entries `entries`, [`JOURNAL_ROWS_PER_INSERT`] to a statement
+    /// and the rest one by one (so only two statement texts are ever prepared).
+    fn insert_journal(&self, entries: &[(u64, String)]) -> StoreResult<()> {
+        let mut chunks = entries.chunks_exact(JOURNAL_ROWS_PER_INSERT);
+        if chunks.len() > 0 {
+            let values = vec!["(?, ?)"; JOURNAL_ROWS_PER_INSERT].join(", ");
+            let mut statement = self
+                .tx
+                .prepare_cached(&format!("INSERT INTO journal (seq, entry) VALUES {values}"))
+                .map_err(backend)?;
+            for chunk in chunks.by_ref() {
+                for (index, (seq, text)) in chunk.iter().enumerate() {
+                    statement.raw_bind_parameter(2 * index + 1, seq).map_err(backend)?;
+                    statement.raw_bind_parameter(2 * index + 2, text).map_err(backend)?;
+                }
+                statement.raw_execute().map_err(backend)?;
+            }
+        }
+        let mut statement =
+            self.tx.prepare_cached("INSERT INTO journal (seq, entry) VALUES (?1, ?2)").map_err(backend)?;
+        for (seq, text) in chunks.remainder() {
+            statement.execute(params![seq, text]).map_err(backend)?;
+        }
         Ok(())
     }
 
@@ -420,6 +542,44 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// [`Tx::save_state`] and [`Tx::save_provider_ids`] in one statement, for a message
+    /// that has just been accepted: one B-tree search of the row instead of two.
+    fn save_accepted(&self, message: &Message) -> StoreResult<()> {
+        let assigned = self.next_meta("provider_id_assigned")?;
+        let (worker, expires_at, token) = match &message.lease {
+            Some(lease) => (Some(lease.worker.as_str()), Some(lease.expires_at.0), Some(lease.token)),
+            None => (None, None, None),
+        };
+        let error = message.last_error.as_ref();
+        self.tx
+            .prepare_cached(
+                "UPDATE messages SET status = ?1, attempts = ?2, next_attempt_at = ?3, lease_worker = ?13, \
+                 lease_expires_at = ?14, lease_token = ?15, error_code = ?4, error_retryable = ?5, error_detail = ?6, \
+                 updated_at = ?7, provider_message_id = ?8, bulk_id = ?9, provider_id_assigned = ?10 \
+                 WHERE campaign_id = ?11 AND contact_id = ?12",
+            )
+            .map_err(backend)?
+            .execute(params![
+                message.status.as_str(),
+                message.attempts,
+                message.next_attempt_at.0,
+                error.map(|error| error.code.as_str()),
+                error.map(|error| error.retryable),
+                error.map(|error| error.detail.as_str()),
+                message.updated_at.0,
+                message.provider_message_id,
+                message.bulk_id,
+                assigned,
+                message.id.campaign.0,
+                message.id.contact.0,
+                worker,
+                expires_at,
+                token,
+            ])
+            .map_err(backend)?;
+        Ok(())
+    }
+
     /// Writes the provider ids `message` was just given, numbered in assignment order: a
     /// report for a provider id goes to the message that was given it last.
     fn save_provider_ids(&self, message: &Message) -> StoreResult<()> {
@@ -443,9 +603,13 @@ impl Tx<'_> {
 
     fn insert_message(&self, message: &Message) -> StoreResult<()> {
         let error = message.last_error.as_ref();
-        let sql = format!("INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, NULL, NULL, NULL, NULL, ?14, ?15, ?16, ?17, ?18)");
+        const SQL: &str = concat!(
+            "INSERT INTO messages (",
+            message_columns!(""),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, NULL, NULL, NULL, NULL, ?14, ?15, ?16, ?17, ?18)"
+        );
         self.tx
-            .prepare_cached(&sql)
+            .prepare_cached(SQL)
             .map_err(backend)?
             .execute(params![
                 message.id.campaign.0,
@@ -471,15 +635,16 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Adds `delta` to the tenant's books (written by [`Tx::write_pending`]).
     fn apply_ledger(&self, tenant: TenantId, delta: LedgerDelta) -> StoreResult<()> {
         if delta == LedgerDelta::NONE {
             return Ok(());
         }
-        self.tx
-            .prepare_cached("UPDATE tenants SET balance = balance + ?1, reserved = reserved + ?2, charged = charged + ?3 WHERE id = ?4")
-            .map_err(backend)?
-            .execute(params![delta.balance.0, delta.reserved.0, delta.charged.0, tenant.0])
-            .map_err(backend)?;
+        let mut pending = self.pending.borrow_mut();
+        let sum = pending.ledger.entry(tenant).or_default();
+        sum.balance += delta.balance;
+        sum.reserved += delta.reserved;
+        sum.charged += delta.charged;
         Ok(())
     }
 
@@ -488,6 +653,20 @@ impl Tx<'_> {
     /// lease) before calling; a lease ends when the message leaves `submitting`.
     /// An illegal move is a store bug (callers check the status they start from).
     fn move_message(
+        &self,
+        message: &mut Message,
+        to: MessageStatus,
+        cause: TransitionCause,
+        error: Option<MessageError>,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        self.shift_message(message, to, cause, error, now)?;
+        self.save_state(message)
+    }
+
+    /// [`Tx::move_message`] short of saving the message's row, for a caller that writes
+    /// it together with more columns ([`Tx::accept`]).
+    fn shift_message(
         &self,
         message: &mut Message,
         to: MessageStatus,
@@ -506,15 +685,13 @@ impl Tx<'_> {
             message.lease = None;
         }
         self.apply_ledger(message.tenant, change.ledger)?;
-        let sql = format!(
-            "UPDATE campaigns SET {from_column} = {from_column} - 1, {to_column} = {to_column} + 1 WHERE id = ?1",
-            from_column = counter_column(from),
-            to_column = counter_column(to)
-        );
-        self.tx.prepare_cached(&sql).map_err(backend)?.execute([message.id.campaign.0]).map_err(backend)?;
+        {
+            let mut pending = self.pending.borrow_mut();
+            *pending.counters.entry((message.id.campaign, counter_column(from))).or_default() -= 1;
+            *pending.counters.entry((message.id.campaign, counter_column(to))).or_default() += 1;
+        }
         let id = message.id;
-        self.journal(|seq| JournalEntry::Message { seq, at: now, message: id, from: Some(from), to, cause })?;
-        self.save_state(message)
+        self.journal(|seq| JournalEntry::Message { seq, at: now, message: id, from: Some(from), to, cause })
     }
 
     fn set_campaign_status(&self, campaign: &mut Campaign, to: CampaignStatus, now: Timestamp) -> StoreResult<()> {
@@ -591,10 +768,13 @@ impl Tx<'_> {
         bulk_id: Option<String>,
         now: Timestamp,
     ) -> StoreResult<u32> {
-        self.move_message(message, MessageStatus::Accepted, TransitionCause::Engine, None, now)?;
+        self.shift_message(message, MessageStatus::Accepted, TransitionCause::Engine, None, now)?;
         message.provider_message_id = Some(provider_message_id.clone());
         message.bulk_id = bulk_id;
-        self.save_provider_ids(message)?;
+        self.save_accepted(message)?;
+        if !self.has_parked_reports(message.traffic_account)? {
+            return Ok(0);
+        }
         let parked: Vec<(u64, String)> = {
             let mut statement = self
                 .tx
@@ -619,7 +799,25 @@ impl Tx<'_> {
         Ok(parked.len() as u32)
     }
 
+    /// Whether any report is parked under `account`: read once per transaction (and
+    /// account), so that a batch of acceptances with nothing parked does not look up each
+    /// provider id in turn.
+    fn has_parked_reports(&self, account: TrafficAccountId) -> StoreResult<bool> {
+        if let Some(&known) = self.pending.borrow().parked.get(&account) {
+            return Ok(known);
+        }
+        let any: bool = self
+            .tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM parked_reports WHERE traffic_account_id = ?1)")
+            .map_err(backend)?
+            .query_row([account.0], |row| row.get(0))
+            .map_err(backend)?;
+        self.pending.borrow_mut().parked.insert(account, any);
+        Ok(any)
+    }
+
     fn park(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
+        self.pending.borrow_mut().parked.insert(report.traffic_account, true);
         let seq = self.next_meta("parked_seq")?;
         let text = serde_json::to_string(&report).map_err(json_error)?;
         self.tx
@@ -720,32 +918,46 @@ impl Tx<'_> {
 
     /// Walks `account`'s due messages in (due time, id) order, taking up to `max` within
     /// the account's and the tenants' rate limits. Rows are read only as far as the walk
-    /// goes, so a claim of 200 reads about 200 rows whatever the length of the queue.
-    fn walk_due(&self, account: &TrafficAccount, max: u32, now: Timestamp) -> StoreResult<rules::RateWalk> {
+    /// goes, so a claim of 200 reads about 200 rows whatever the length of the queue; the
+    /// rows of the messages taken come back with the walk (in its order), so the claim
+    /// does not read them a second time.
+    fn walk_due(
+        &self,
+        account: &TrafficAccount,
+        max: u32,
+        now: Timestamp,
+    ) -> StoreResult<(rules::RateWalk, Vec<Message>)> {
         let account_bucket = match account.rate_limit_per_s {
             Some(rate) => Some((rate, self.bucket("account", account.id.0, rate, now)?)),
             None => None,
         };
         let mut walk = rules::RateWalk::new(max, account_bucket);
+        let mut taken = Vec::new();
         let mut statement = self
             .tx
-            .prepare_cached(
-                "SELECT m.campaign_id, m.contact_id, m.tenant_id, t.rate_limit_per_s \
+            .prepare_cached(concat!(
+                "SELECT ",
+                message_columns!("m."),
+                ", t.rate_limit_per_s \
                  FROM messages m INDEXED BY messages_queued_by_account CROSS JOIN campaigns c CROSS JOIN tenants t \
                  WHERE m.status = 'queued' AND m.traffic_account_id = ?1 AND m.next_attempt_at <= ?2 \
                  AND c.id = m.campaign_id AND c.status = 'sending' AND t.id = m.tenant_id \
-                 ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id",
-            )
+                 ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id"
+            ))
             .map_err(backend)?;
         let mut rows = statement.query(params![account.id.0, now.0]).map_err(backend)?;
         while walk.wants_more() {
             let Some(row) = rows.next().map_err(backend)? else { break };
-            let id = MessageId::new(CampaignId(row.get(0).map_err(backend)?), ContactId(row.get(1).map_err(backend)?));
-            let tenant = TenantId(row.get(2).map_err(backend)?);
-            let tenant_rate: Option<u32> = row.get(3).map_err(backend)?;
-            walk.offer(id, tenant, tenant_rate, now, |rate| self.bucket("tenant", tenant.0, rate, now))?;
+            let message = message_from_row(row).map_err(backend)?;
+            let tenant_rate: Option<u32> = row.get(23).map_err(backend)?;
+            let tenant = message.tenant;
+            let before = walk.taken.len();
+            walk.offer(message.id, tenant, tenant_rate, now, |rate| self.bucket("tenant", tenant.0, rate, now))?;
+            if walk.taken.len() > before {
+                taken.push(message);
+            }
         }
-        Ok(walk)
+        Ok((walk, taken))
     }
 
     /// Queued messages of sending campaigns (of `tenant`, if given), and how many of them
@@ -821,6 +1033,7 @@ impl Store for SqliteStore {
 
     fn tenant_by_api_key_hash(&self, api_key_hash: &str) -> StoreResult<Option<Tenant>> {
         self.transaction(|tx| {
+            tx.write_pending()?;
             let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE api_key_hash = ?1 ORDER BY id LIMIT 1");
             tx.tx
                 .prepare_cached(&sql)
@@ -833,6 +1046,7 @@ impl Store for SqliteStore {
 
     fn tenants(&self) -> StoreResult<Vec<Tenant>> {
         self.transaction(|tx| {
+            tx.write_pending()?;
             let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY id");
             let mut statement = tx.tx.prepare_cached(&sql).map_err(backend)?;
             let rows = statement.query_map([], tenant_from_row).map_err(backend)?;
@@ -984,6 +1198,7 @@ impl Store for SqliteStore {
     fn campaigns(&self, tenant: TenantId) -> StoreResult<Vec<Campaign>> {
         self.transaction(|tx| {
             tx.tenant(tenant)?;
+            tx.write_pending()?;
             let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE tenant_id = ?1 ORDER BY id");
             let mut statement = tx.tx.prepare_cached(&sql).map_err(backend)?;
             let rows = statement.query_map([tenant.0], campaign_from_row).map_err(backend)?;
@@ -993,6 +1208,7 @@ impl Store for SqliteStore {
 
     fn all_campaigns(&self) -> StoreResult<Vec<Campaign>> {
         self.transaction(|tx| {
+            tx.write_pending()?;
             let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns ORDER BY id");
             let mut statement = tx.tx.prepare_cached(&sql).map_err(backend)?;
             let rows = statement.query_map([], campaign_from_row).map_err(backend)?;
@@ -1057,6 +1273,7 @@ impl Store for SqliteStore {
                 })?;
             }
             tx.apply_ledger(tenant, LedgerDelta::reserve(plan.reserve))?;
+            tx.write_pending()?;
             tx.tx
                 .prepare_cached("UPDATE campaigns SET n_queued = ?1, n_skipped = ?2, enqueued_at = ?3 WHERE id = ?4")
                 .map_err(backend)?
@@ -1082,6 +1299,7 @@ impl Store for SqliteStore {
 
     fn start_due_campaigns(&self, now: Timestamp) -> StoreResult<Vec<CampaignId>> {
         self.transaction(|tx| {
+            tx.write_pending()?;
             let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE status = 'scheduled' AND (schedule_at IS NULL OR schedule_at <= ?1) ORDER BY id");
             let due: Vec<Campaign> = {
                 let mut statement = tx.tx.prepare_cached(&sql).map_err(backend)?;
@@ -1194,7 +1412,7 @@ impl Store for SqliteStore {
                 Ok(account) => tx.account(account)?,
                 Err(idle) => return Ok(ClaimOutcome::Idle(idle)),
             };
-            let walk = tx.walk_due(&account, request.max_messages, now)?;
+            let (walk, taken) = tx.walk_due(&account, request.max_messages, now)?;
             if let Some((_, bucket)) = walk.account_bucket {
                 tx.save_bucket("account", account.id.0, bucket)?;
             }
@@ -1205,9 +1423,9 @@ impl Store for SqliteStore {
                 return Ok(ClaimOutcome::Idle(walk.idle(now)));
             }
             let lease = rules::claim_lease(&request, tx.next_meta("fencing_token")?, now)?;
-            let mut messages = Vec::with_capacity(walk.taken.len());
-            for id in walk.taken {
-                let mut message = tx.message(id)?.expect("candidate exists");
+            debug_assert_eq!(walk.taken, taken.iter().map(|message| message.id).collect::<Vec<_>>());
+            let mut messages = Vec::with_capacity(taken.len());
+            for mut message in taken {
                 message.attempts += 1;
                 message.lease = Some(lease.clone());
                 tx.move_message(&mut message, MessageStatus::Submitting, TransitionCause::Engine, None, now)?;
