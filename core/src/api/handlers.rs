@@ -548,7 +548,7 @@ pub(super) async fn webhook(
         })
         .collect();
     let mut summary = WebhookSummary::default();
-    for outcome in api.store.apply_reports(inbound, api.clock.now())? {
+    for outcome in api.report_ingest.apply(api.store.as_ref(), api.clock.as_ref(), inbound).await? {
         match outcome {
             ReportOutcome::Applied { .. } => summary.applied += 1,
             ReportOutcome::Duplicate { .. } => summary.duplicates += 1,
