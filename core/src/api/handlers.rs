@@ -515,7 +515,7 @@ pub(super) async fn webhook(
     let account_id: TrafficAccountId = account.parse().map_err(|_| not_found())?;
     // Only a missing account is a 404. A passing store failure must stay a 503, so the
     // provider retries the callback instead of dropping the report as misaddressed.
-    let account = match api.store.traffic_account(account_id) {
+    let account = match api.report_ingest.account(api.store.as_ref(), account_id) {
         Ok(account) => account,
         Err(StoreError::NotFound { .. }) => return Err(not_found()),
         Err(error) => return Err(error.into()),

@@ -40,14 +40,24 @@
 //!   one of those retries means the store is down rather than a member bad: the members
 //!   not yet retried get that error at once (503) instead of one failed transaction
 //!   each.
+//! - **Webhooks do not wait on the store's lock.** In serve mode the handler reads a
+//!   webhook's account through [`ReportIngest::account`], which keeps each account once
+//!   read (accounts never change once created; the adapter cache relies on the same).
+//!   Otherwise every webhook would read it in a transaction of its own, queueing on the
+//!   store behind the group being committed, and on SQLite would hold a runtime worker
+//!   thread while it waits: the webhooks that should form the next group would not get
+//!   parsed until the current one had committed.
 //! - **Supervised.** The committer is one of serve mode's tasks; if it ends or panics,
 //!   serve mode ends, and the webhooks waiting on it are answered 503.
 
 use crate::clock::Clock;
+use crate::domain::records::TrafficAccount;
+use crate::ids::TrafficAccountId;
 use crate::store::{InboundReport, ReportOutcome, Store, StoreError, StoreResult};
 use crate::Timestamp;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 /// How the webhook handler applies the reports it parsed.
@@ -61,6 +71,19 @@ pub enum ReportIngest {
 }
 
 impl ReportIngest {
+    /// The traffic account a webhook is addressed to: read from the store inline, kept
+    /// once read when grouped (see the module doc). A missing account is not kept, so
+    /// one created later is found.
+    pub fn account(&self, store: &dyn Store, id: TrafficAccountId) -> StoreResult<TrafficAccount> {
+        let ReportIngest::Grouped(queue) = self else { return store.traffic_account(id) };
+        if let Some(account) = queue.accounts.lock().expect("account cache poisoned").get(&id) {
+            return Ok(account.clone());
+        }
+        let account = store.traffic_account(id)?;
+        queue.accounts.lock().expect("account cache poisoned").insert(id, account.clone());
+        Ok(account)
+    }
+
     /// Applies one webhook's reports, in order, and returns their outcomes once they are
     /// committed.
     pub async fn apply(
@@ -107,6 +130,7 @@ struct Member {
 pub struct ReportQueue {
     sender: mpsc::Sender<Member>,
     counts: Arc<Counts>,
+    accounts: Arc<Mutex<BTreeMap<TrafficAccountId, TrafficAccount>>>,
 }
 
 /// What the committer has done so far; read with [`ReportQueue::counts`].
@@ -183,7 +207,7 @@ impl ReportCommitter {
         assert!(limits.max_group_reports > 0 && limits.max_queued_webhooks > 0, "group limits must be positive");
         let (sender, receiver) = mpsc::channel(limits.max_queued_webhooks);
         let counts = Arc::new(Counts::default());
-        let queue = ReportQueue { sender, counts: counts.clone() };
+        let queue = ReportQueue { sender, counts: counts.clone(), accounts: Arc::default() };
         (queue, ReportCommitter { store, clock, receiver, limits, counts })
     }
 
@@ -195,6 +219,7 @@ impl ReportCommitter {
         let mut carried = None;
         while let Some(group) = self.next_group(&mut carried).await {
             self.count(&group);
+            tracing::trace!(webhooks = group.len(), "committing a group of webhooks");
             let (store, now, counts) = (self.store.clone(), self.clock.now(), self.counts.clone());
             let committed = tokio::task::spawn_blocking(move || commit(store.as_ref(), now, group, &counts)).await;
             if let Err(error) = committed {
