@@ -16,9 +16,9 @@ use smsim_core::api::ingest::{GroupLimits, IngestCounts, ReportCommitter, Report
 use smsim_core::api::{router, ApiState, ReportIngest};
 use smsim_core::clock::ManualClock;
 use smsim_core::domain::records::{
-    Audience, Campaign, Contact, Message, MessageStatus, PauseReason, ProviderKind, StatusCounts, Tenant,
-    TrafficAccount,
+    Audience, Campaign, Contact, Message, PauseReason, ProviderKind, StatusCounts, Tenant, TrafficAccount,
 };
+use smsim_core::domain::status::MessageStatus;
 use smsim_core::money::Credits;
 use smsim_core::service::Adapters;
 use smsim_core::store::sqlite::SqliteStore;
@@ -203,7 +203,12 @@ fn fixture(messages: u32, ingest: Ingest) -> Fixture {
     let store = Arc::new(GatedStore::new());
     let tenant = store
         .create_tenant(
-            NewTenant { name: "acme".into(), api_key_hash: "0".repeat(64), credits: Credits(10_000), rate_limit_per_s: None },
+            NewTenant {
+                name: "acme".into(),
+                api_key_hash: "0".repeat(64),
+                credits: Credits(10_000),
+                rate_limit_per_s: None,
+            },
             T0,
         )
         .unwrap();
@@ -252,15 +257,28 @@ fn fixture(messages: u32, ingest: Ingest) -> Fixture {
 
     let clock = Arc::new(ManualClock::new(T0));
     let adapters = Arc::new(Adapters::builtin(Arc::new(NoNetwork), "https://sms.example.com"));
-    let mut state =
-        ApiState::new(store.clone(), clock.clone(), adapters, None, "https://sms.example.com", rand::SeedableRng::seed_from_u64(1));
+    let mut state = ApiState::new(
+        store.clone(),
+        clock.clone(),
+        adapters,
+        None,
+        "https://sms.example.com",
+        rand::SeedableRng::seed_from_u64(1),
+    );
     let queue = (ingest == Ingest::Grouped).then(|| {
         let (queue, committer) = ReportCommitter::new(store.clone(), clock, GroupLimits::default());
         tokio::spawn(committer.run());
         state.report_ingest = ReportIngest::Grouped(queue.clone());
         queue
     });
-    Fixture { store, queue, app: router(Arc::new(state)), tenant: tenant.id, campaign: campaign.id, account: account.id }
+    Fixture {
+        store,
+        queue,
+        app: router(Arc::new(state)),
+        tenant: tenant.id,
+        campaign: campaign.id,
+        account: account.id,
+    }
 }
 
 /// A Mitto report that message `n` was delivered.
