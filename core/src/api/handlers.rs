@@ -515,7 +515,7 @@ pub(super) async fn webhook(
     let account_id: TrafficAccountId = account.parse().map_err(|_| not_found())?;
     // Only a missing account is a 404. A passing store failure must stay a 503, so the
     // provider retries the callback instead of dropping the report as misaddressed.
-    let account = match api.store.traffic_account(account_id) {
+    let account = match api.report_ingest.account(api.store.as_ref(), account_id) {
         Ok(account) => account,
         Err(StoreError::NotFound { .. }) => return Err(not_found()),
         Err(error) => return Err(error.into()),
@@ -548,7 +548,7 @@ pub(super) async fn webhook(
         })
         .collect();
     let mut summary = WebhookSummary::default();
-    for outcome in api.store.apply_reports(inbound, api.clock.now())? {
+    for outcome in api.report_ingest.apply(api.store.as_ref(), api.clock.as_ref(), inbound).await? {
         match outcome {
             ReportOutcome::Applied { .. } => summary.applied += 1,
             ReportOutcome::Duplicate { .. } => summary.duplicates += 1,

@@ -26,11 +26,16 @@
 //! | GET | `/campaigns/{id}/progress` | tenant | server-sent events until the campaign ends |
 //! | GET | `/queue/stats` | tenant | queued, due, submitting, unknown, parked reports |
 //! | POST | `/webhooks/{provider}/{account}` | provider | delivery reports, authenticated by the adapter |
+//!
+//! A webhook's reports reach the store as [`ApiState::report_ingest`] says: inline (the
+//! simulator) or through serve mode's group commit ([`ingest`]).
 
 mod error;
 mod handlers;
+pub mod ingest;
 
 pub use error::ApiError;
+pub use ingest::ReportIngest;
 
 use crate::clock::Clock;
 use crate::domain::rate::TokenBucket;
@@ -70,6 +75,8 @@ pub struct ApiState {
     pub progress_interval: Duration,
     /// Requests per second one tenant may make, if limited.
     pub requests_per_s: Option<u32>,
+    /// How webhooks' reports are applied: inline unless serve mode sets up group commit.
+    pub report_ingest: ReportIngest,
     key_rng: Mutex<ChaCha20Rng>,
     request_buckets: Mutex<BTreeMap<TenantId, TokenBucket>>,
 }
@@ -93,6 +100,7 @@ impl ApiState {
             public_base_url: public_base_url.into().trim_end_matches('/').to_owned(),
             progress_interval: Duration::from_secs(1),
             requests_per_s: None,
+            report_ingest: ReportIngest::Inline,
             key_rng: Mutex::new(key_rng),
             request_buckets: Mutex::new(BTreeMap::new()),
         }

@@ -3,6 +3,7 @@
 mod adapters;
 mod api;
 mod hostile;
+mod report_ingest;
 mod store_conformance;
 mod store_differential;
 mod store_incidents;

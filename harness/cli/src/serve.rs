@@ -14,7 +14,8 @@
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use smsim_core::adapter::http::HyperClient;
-use smsim_core::api::{self, ApiState};
+use smsim_core::api::ingest::{GroupLimits, ReportCommitter};
+use smsim_core::api::{self, ApiState, ReportIngest};
 use smsim_core::clock::{Clock, TokioClock};
 use smsim_core::service::maintenance::Maintenance;
 use smsim_core::service::worker::Worker;
@@ -190,7 +191,7 @@ impl Engine {
         let engine = EngineConfig { webhook_base_url: options.public_url.clone(), ..options.engine.clone() };
         // API keys and retry jitter need no replay in real use: seed them from the OS.
         let mut entropy = ChaCha20Rng::from_os_rng();
-        let state = ApiState::new(
+        let mut state = ApiState::new(
             store.clone(),
             clock.clone(),
             adapters.clone(),
@@ -217,6 +218,11 @@ impl Engine {
             tasks.spawn("maintenance", Maintenance::new(store.clone(), clock.clone(), adapters, engine).run());
         }
         if let Some(listener) = listener {
+            // Concurrent webhooks share transactions (group commit); the simulator, which
+            // builds its own API state, applies each webhook inline.
+            let (queue, committer) = ReportCommitter::new(store.clone(), clock.clone(), GroupLimits::default());
+            state.report_ingest = ReportIngest::Grouped(queue);
+            tasks.spawn("report-committer", committer.run());
             tasks.spawn("api", async move {
                 if let Err(error) = api::serve(listener, Arc::new(state)).await {
                     tracing::error!(%error, "the API server stopped");

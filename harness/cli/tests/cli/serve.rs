@@ -148,6 +148,31 @@ async fn a_campaign_is_sent_and_reported_through_the_real_stack() {
         (me["charged"].as_i64(), me["reserved"].as_i64(), me["balance"].as_i64()),
         (Some(1_100), Some(0), Some(8_900))
     );
+
+    // The same reports again, each its own webhook and all at once, as Twilio-style
+    // providers call back: they share transactions (group commit), yet each webhook is
+    // answered for its own report — a duplicate now — and nothing is charged twice.
+    let http = std::sync::Arc::new(HyperClient::tcp(Duration::from_secs(5)));
+    let singles: Vec<_> = reports
+        .iter()
+        .map(|report| {
+            let request = HttpRequest {
+                method: Method::POST,
+                url: format!("{}/v1/webhooks/mitto/{account}?token=hook", client.base),
+                headers: BTreeMap::from([("content-type".to_owned(), "application/json".to_owned())]),
+                body: bytes::Bytes::from(serde_json::to_vec(report).unwrap()),
+            };
+            let http = http.clone();
+            tokio::spawn(async move { http.send(request).await.unwrap() })
+        })
+        .collect();
+    for single in singles {
+        let answer = single.await.unwrap();
+        let summary: Value = serde_json::from_slice(&answer.body).unwrap();
+        assert_eq!((answer.status, summary["duplicates"].as_u64()), (200, Some(1)), "{summary}");
+    }
+    let (_, me) = client.call(Method::GET, "/v1/me", &key, None).await;
+    assert_eq!((me["charged"].as_i64(), me["balance"].as_i64()), (Some(1_100), Some(8_900)));
     engine.stop();
 }
 
