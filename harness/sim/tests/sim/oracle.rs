@@ -86,7 +86,7 @@ fn truth_with_acceptances(ids: &[MessageId], store: &MemoryStore) -> Truth {
         let message = store.message(*id).unwrap();
         truth.accepted.insert(
             (message.destination.into(), message.body.into()),
-            vec![Acceptance { at_ms: 5, provider_id: format!("p-{id}"), account: "ta_1".into() }],
+            vec![Acceptance { at_ms: 5, provider_id: format!("p-{id}").into(), account: "ta_1".into() }],
         );
     }
     truth
@@ -416,7 +416,7 @@ fn third_message_ended(outcome: SubmissionResult) -> (Arc<MemoryStore>, Oracle, 
         .map(|id| SentReport {
             at_ms: 7,
             account: "ta_1".into(),
-            provider_id: format!("p-{id}"),
+            provider_id: format!("p-{id}").into(),
             status: "Delivered".into(),
             is_final: true,
             forged: false,
