@@ -35,8 +35,11 @@ fn drained(messages: u32) -> Drained {
     while let Some(claimed) = claim(&store, BATCH, T0) {
         for (n, message) in claimed.messages.iter().enumerate() {
             let key = (message.destination.as_str().into(), message.body.as_str().into());
-            let acceptance =
-                Acceptance { at_ms: 0, provider_id: provider_id(accepted + n), account: fixture.account.to_string() };
+            let acceptance = Acceptance {
+                at_ms: 0,
+                provider_id: provider_id(accepted + n).into(),
+                account: fixture.account.to_string().into(),
+            };
             truth.accepted.insert(key, vec![acceptance]);
         }
         accept(&store, &claimed, accepted, T0);
@@ -47,9 +50,9 @@ fn drained(messages: u32) -> Drained {
     truth.reports = (0..accepted)
         .map(|n| SentReport {
             at_ms: 0,
-            account: fixture.account.to_string(),
-            provider_id: provider_id(n),
-            status: "Delivered".into(),
+            account: fixture.account.to_string().into(),
+            provider_id: provider_id(n).into(),
+            status: "Delivered",
             is_final: true,
             forged: false,
             answered: Some(204),

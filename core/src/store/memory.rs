@@ -76,16 +76,14 @@ impl StoredContact {
 }
 
 /// A message as this store keeps it. A simulated campaign holds a million of them, so
-/// strings carry no spare capacity, a campaign's sender and its messages' bodies (which
+/// what all of a campaign's messages share (tenant, account, sender, creation time) is
+/// kept once in [`CampaignMessages`], strings carry no spare capacity, bodies (which
 /// differ only by their placeholders) are shared, and the lease and the error, rarely
 /// set, are boxed.
 #[derive(Clone, Debug)]
 struct StoredMessage {
     id: MessageId,
-    tenant: TenantId,
-    traffic_account: TrafficAccountId,
     destination: Box<str>,
-    sender: Arc<str>,
     body: Arc<str>,
     encoding: Encoding,
     segments: u32,
@@ -97,28 +95,25 @@ struct StoredMessage {
     provider_message_id: Option<Box<str>>,
     bulk_id: Option<Arc<str>>,
     last_error: Option<Box<MessageError>>,
-    created_at: Timestamp,
     updated_at: Timestamp,
 }
 
 impl StoredMessage {
-    /// `message` as kept, its sender and body taken from `shared` where already there.
-    fn new(message: Message, shared: &mut BTreeSet<Arc<str>>) -> StoredMessage {
-        let mut share = |text: String| match shared.get(text.as_str()) {
+    /// `message` as kept, its body taken from `bodies` where already there. Its tenant,
+    /// account, sender and creation time are its campaign's ([`CampaignMessages`]).
+    fn new(message: Message, bodies: &mut BTreeSet<Arc<str>>) -> StoredMessage {
+        let body = match bodies.get(message.body.as_str()) {
             Some(known) => known.clone(),
             None => {
-                let text: Arc<str> = text.into();
-                shared.insert(text.clone());
-                text
+                let body: Arc<str> = message.body.into();
+                bodies.insert(body.clone());
+                body
             }
         };
         StoredMessage {
             id: message.id,
-            tenant: message.tenant,
-            traffic_account: message.traffic_account,
             destination: message.destination.into_boxed_str(),
-            sender: share(message.sender),
-            body: share(message.body),
+            body,
             encoding: message.encoding,
             segments: message.segments,
             cost: message.cost,
@@ -129,18 +124,18 @@ impl StoredMessage {
             provider_message_id: message.provider_message_id.map(String::into_boxed_str),
             bulk_id: message.bulk_id.map(Arc::from),
             last_error: message.last_error.map(Box::new),
-            created_at: message.created_at,
             updated_at: message.updated_at,
         }
     }
 
-    fn to_message(&self) -> Message {
+    /// The message, with what it shares with the rest of `campaign`.
+    fn to_message(&self, campaign: &CampaignMessages) -> Message {
         Message {
             id: self.id,
-            tenant: self.tenant,
-            traffic_account: self.traffic_account,
+            tenant: campaign.tenant,
+            traffic_account: campaign.traffic_account,
             destination: self.destination.to_string(),
-            sender: self.sender.to_string(),
+            sender: campaign.sender.to_string(),
             body: self.body.to_string(),
             encoding: self.encoding,
             segments: self.segments,
@@ -152,7 +147,7 @@ impl StoredMessage {
             provider_message_id: self.provider_message_id.as_deref().map(str::to_owned),
             bulk_id: self.bulk_id.as_deref().map(str::to_owned),
             last_error: self.last_error.as_deref().cloned(),
-            created_at: self.created_at,
+            created_at: campaign.created_at,
             updated_at: self.updated_at,
         }
     }
@@ -187,6 +182,127 @@ impl ContactFields for ContactRef<'_> {
     }
 }
 
+/// The contacts, by id. Ids are handed out in order from 1 and contacts are never
+/// removed, so a vector indexed by id holds them with no per-entry overhead (a B-tree
+/// filled in key order is left half full: twice the room, for a million contacts).
+#[derive(Default)]
+struct Contacts {
+    rows: Vec<StoredContact>,
+}
+
+impl Contacts {
+    fn index(id: ContactId) -> Option<usize> {
+        usize::try_from(id.0).ok()?.checked_sub(1)
+    }
+
+    fn get(&self, id: &ContactId) -> Option<&StoredContact> {
+        self.rows.get(Self::index(*id)?)
+    }
+
+    fn get_mut(&mut self, id: &ContactId) -> Option<&mut StoredContact> {
+        self.rows.get_mut(Self::index(*id)?)
+    }
+
+    /// Adds the contact of the next id, returning it.
+    fn push(&mut self, contact: StoredContact) -> ContactId {
+        self.rows.push(contact);
+        ContactId(self.rows.len() as u64)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (ContactId, &StoredContact)> {
+        self.rows.iter().enumerate().map(|(index, contact)| (ContactId(index as u64 + 1), contact))
+    }
+}
+
+/// The messages, per campaign, in contact order. A campaign's messages are all created
+/// at its enqueue and never removed, so each campaign's are one slice sorted by contact,
+/// allocated once at its exact size and searched by halving: no per-entry overhead,
+/// and no second copy of the batch while it is built (`BTreeMap::from_iter` collects
+/// and sorts one).
+#[derive(Default)]
+struct Messages {
+    campaigns: BTreeMap<CampaignId, CampaignMessages>,
+}
+
+/// One campaign's messages, and what they all share: they are created together, at its
+/// enqueue, for its tenant, through its account, from one sender.
+#[derive(Clone, Debug)]
+struct CampaignMessages {
+    tenant: TenantId,
+    traffic_account: TrafficAccountId,
+    sender: Arc<str>,
+    created_at: Timestamp,
+    /// Sorted by contact.
+    rows: Box<[StoredMessage]>,
+}
+
+impl CampaignMessages {
+    fn position(&self, id: &MessageId) -> Option<usize> {
+        self.rows.binary_search_by_key(&id.contact, |message| message.id.contact).ok()
+    }
+}
+
+impl Messages {
+    fn get(&self, id: &MessageId) -> Option<&StoredMessage> {
+        let campaign = self.campaigns.get(&id.campaign)?;
+        Some(&campaign.rows[campaign.position(id)?])
+    }
+
+    fn get_mut(&mut self, id: &MessageId) -> Option<&mut StoredMessage> {
+        let campaign = self.campaigns.get_mut(&id.campaign)?;
+        let position = campaign.position(id)?;
+        Some(&mut campaign.rows[position])
+    }
+
+    fn contains_key(&self, id: &MessageId) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// The whole message `id`.
+    fn message(&self, id: &MessageId) -> Option<Message> {
+        let campaign = self.campaigns.get(&id.campaign)?;
+        Some(campaign.rows[campaign.position(id)?].to_message(campaign))
+    }
+
+    /// The tenant and account of message `id` (its campaign's).
+    fn owner(&self, id: &MessageId) -> (TenantId, TrafficAccountId) {
+        let campaign = self.campaigns.get(&id.campaign).unwrap_or_else(|| panic!("store bug: {id} has no campaign"));
+        (campaign.tenant, campaign.traffic_account)
+    }
+
+    /// The campaign's messages, in contact order.
+    fn campaign(&self, campaign: CampaignId) -> &[StoredMessage] {
+        self.campaigns.get(&campaign).map_or(&[], |messages| &messages.rows)
+    }
+
+    /// Adds a campaign's messages, all of them at once.
+    fn insert_campaign(&mut self, campaign: CampaignId, messages: CampaignMessages) {
+        assert!(
+            messages.rows.iter().all(|message| message.id.campaign == campaign)
+                && messages.rows.windows(2).all(|pair| pair[0].id.contact < pair[1].id.contact),
+            "store bug: {campaign}'s messages are not its own in contact order"
+        );
+        let previous = self.campaigns.insert(campaign, messages);
+        assert!(previous.is_none(), "store bug: messages of {campaign} created twice");
+    }
+}
+
+impl std::ops::Index<&MessageId> for Messages {
+    type Output = StoredMessage;
+
+    fn index(&self, id: &MessageId) -> &StoredMessage {
+        self.get(id).unwrap_or_else(|| panic!("store bug: {id} is indexed but missing"))
+    }
+}
+
+impl std::ops::Index<&ContactId> for Contacts {
+    type Output = StoredContact;
+
+    fn index(&self, id: &ContactId) -> &StoredContact {
+        self.get(id).unwrap_or_else(|| panic!("store bug: {id} is indexed but missing"))
+    }
+}
+
 /// A report kept until the message it names is known.
 #[derive(Clone, Debug)]
 struct ParkedReport {
@@ -204,13 +320,15 @@ enum BucketKey {
 struct State {
     tenants: BTreeMap<TenantId, Tenant>,
     accounts: BTreeMap<TrafficAccountId, TrafficAccount>,
-    contacts: BTreeMap<ContactId, StoredContact>,
+    contacts: Contacts,
     contact_by_phone: BTreeMap<(TenantId, Box<str>), ContactId>,
     /// Attribute names, each held once however many contacts carry it.
     attribute_names: BTreeSet<Arc<str>>,
     campaigns: BTreeMap<CampaignId, Campaign>,
-    messages: BTreeMap<MessageId, StoredMessage>,
-    by_provider_id: BTreeMap<(TrafficAccountId, String), MessageId>,
+    messages: Messages,
+    /// Messages by (account, provider id): one entry per accepted message, so the id is
+    /// boxed without spare capacity.
+    by_provider_id: BTreeMap<(TrafficAccountId, Box<str>), MessageId>,
     /// Queued messages of sending campaigns, per account, by (due time, id).
     ready: BTreeMap<TrafficAccountId, BTreeSet<(Timestamp, MessageId)>>,
     /// Submitting messages by (lease expiry, id).
@@ -221,7 +339,7 @@ struct State {
     unknowns: BTreeSet<(Timestamp, MessageId)>,
     /// Parked reports in arrival order.
     parked: BTreeMap<u64, ParkedReport>,
-    parked_by_provider_id: BTreeMap<(TrafficAccountId, String), BTreeSet<u64>>,
+    parked_by_provider_id: BTreeMap<(TrafficAccountId, Box<str>), BTreeSet<u64>>,
     buckets: BTreeMap<BucketKey, TokenBucket>,
     idempotency: BTreeMap<(TenantId, String), (String, EnqueueReceipt)>,
     journal: Vec<JournalEntry>,
@@ -232,7 +350,6 @@ struct State {
     next_parked: u64,
     next_tenant: u64,
     next_account: u64,
-    next_contact: u64,
     next_campaign: u64,
 }
 
@@ -264,7 +381,7 @@ impl State {
         self.contacts
             .iter()
             .filter(|(_, contact)| contact.tenant == tenant)
-            .map(|(&id, contact)| ContactRef { id, contact })
+            .map(|(id, contact)| ContactRef { id, contact })
             .collect()
     }
 
@@ -287,9 +404,7 @@ impl State {
     }
 
     fn campaign_messages(&self, campaign: CampaignId) -> impl Iterator<Item = &StoredMessage> {
-        let start = MessageId::new(campaign, ContactId(0));
-        let end = MessageId::new(campaign, ContactId(u64::MAX));
-        self.messages.range(start..=end).map(|(_, message)| message)
+        self.messages.campaign(campaign).iter()
     }
 
     // --- journal ------------------------------------------------------------------------
@@ -338,8 +453,8 @@ impl State {
         let previous_change = message.updated_at;
         message.status = to;
         message.updated_at = now;
-        let (tenant, account, due, lease) =
-            (message.tenant, message.traffic_account, message.next_attempt_at, message.lease.take());
+        let (due, lease) = (message.next_attempt_at, message.lease.take());
+        let (tenant, account) = self.messages.owner(&id);
         if let Some(lease) = lease {
             self.leases.remove(&(lease.expires_at, id));
             if let Some(held) = self.by_token.get_mut(&lease.token) {
@@ -391,7 +506,9 @@ impl State {
     fn index_if_claimable(&mut self, id: MessageId) {
         let message = &self.messages[&id];
         if message.status == MessageStatus::Queued && self.campaigns[&id.campaign].status == CampaignStatus::Sending {
-            self.ready.entry(message.traffic_account).or_default().insert((message.next_attempt_at, id));
+            let due = message.next_attempt_at;
+            let (_, account) = self.messages.owner(&id);
+            self.ready.entry(account).or_default().insert((due, id));
         }
     }
 
@@ -410,7 +527,7 @@ impl State {
             if to == CampaignStatus::Sending {
                 self.index_if_claimable(message);
             } else {
-                let (account, due) = (self.messages[&message].traffic_account, self.messages[&message].next_attempt_at);
+                let (account, due) = (self.messages.owner(&message).1, self.messages[&message].next_attempt_at);
                 if let Some(ready) = self.ready.get_mut(&account) {
                     ready.remove(&(due, message));
                 }
@@ -448,7 +565,7 @@ impl State {
         let message = self.messages.get_mut(&id).expect("accepted a missing message");
         message.provider_message_id = Some(provider_message_id.as_str().into());
         message.bulk_id = bulk_id;
-        let key = (message.traffic_account, provider_message_id);
+        let key = (self.messages.owner(&id).1, provider_message_id.into_boxed_str());
         self.by_provider_id.insert(key.clone(), id);
         let parked = self.parked_by_provider_id.remove(&key).unwrap_or_default();
         let mut consumed = 0;
@@ -464,7 +581,7 @@ impl State {
         self.next_parked += 1;
         let number = self.next_parked;
         self.parked_by_provider_id
-            .entry((report.traffic_account, report.provider_message_id.clone()))
+            .entry((report.traffic_account, report.provider_message_id.as_str().into()))
             .or_default()
             .insert(number);
         self.parked.insert(number, ParkedReport { report });
@@ -483,7 +600,7 @@ impl State {
                 if assign_provider_id {
                     let message = self.messages.get_mut(&id).expect("report on a missing message");
                     message.provider_message_id = Some(report.provider_message_id.as_str().into());
-                    let key = (message.traffic_account, report.provider_message_id.clone());
+                    let key = (self.messages.owner(&id).1, report.provider_message_id.as_str().into());
                     self.by_provider_id.insert(key, id);
                 }
                 outcome
@@ -586,11 +703,10 @@ impl Store for MemoryStore {
                 (rules::ContactChange::Unchanged, _) => return Ok(change),
                 (_, Some(id)) => id,
                 (_, None) => {
-                    state.next_contact += 1;
-                    let id = ContactId(state.next_contact);
-                    state.contact_by_phone.insert((tenant, phone.clone()), id);
-                    let stored = StoredContact { tenant, phone, attributes: Box::new([]), opted_out: false };
-                    state.contacts.insert(id, stored);
+                    let stored =
+                        StoredContact { tenant, phone: phone.clone(), attributes: Box::new([]), opted_out: false };
+                    let id = state.contacts.push(stored);
+                    state.contact_by_phone.insert((tenant, phone), id);
                     id
                 }
             };
@@ -692,13 +808,21 @@ impl Store for MemoryStore {
         let plan = rules::enqueue_plan(&campaign, target, &account, &state.tenant_audience(tenant), available)?;
         // Everything that could refuse has been checked: write.
         assert!(state.campaign_messages(id).next().is_none(), "store bug: messages of {id} created twice");
-        let mut shared = BTreeSet::new();
-        // The campaign's messages are built apart and appended whole: a map built from sorted
-        // entries has full nodes, where one grown entry by entry is left about half full. The
-        // plan is used up as they are built, so the two are not held whole at once.
+        let mut bodies = BTreeSet::new();
+        // The campaign's messages are built apart and added whole, in contact order (the
+        // plan's). The plan is used up as they are built, so the two are not held whole
+        // at once.
         let mut created = Vec::with_capacity(plan.plan.messages.len());
+        let sender: Arc<str> = match plan.plan.messages.first() {
+            Some(first) => first.sender.as_str().into(),
+            None => campaign.sender.clone().unwrap_or_else(|| account.sender.clone()).into(),
+        };
+        // One journal entry per message: room made once, not by doubling a million-entry
+        // vector (which holds the old and the new buffer at once).
+        state.journal.reserve(plan.plan.messages.len());
         for planned in plan.plan.messages {
-            let message = StoredMessage::new(new_message(&planned, tenant, account.id, now), &mut shared);
+            assert!(*planned.sender == *sender, "store bug: one campaign's messages from two senders");
+            let message = StoredMessage::new(new_message(&planned, tenant, account.id, now), &mut bodies);
             let seq = state.next_seq();
             state.journal.push(JournalEntry::Message {
                 seq,
@@ -708,9 +832,16 @@ impl Store for MemoryStore {
                 to: message.status,
                 cause: TransitionCause::Engine,
             });
-            created.push((planned.id, message));
+            created.push(message);
         }
-        state.messages.append(&mut created.into_iter().collect());
+        let messages = CampaignMessages {
+            tenant,
+            traffic_account: account.id,
+            sender,
+            created_at: now,
+            rows: created.into_boxed_slice(),
+        };
+        state.messages.insert_campaign(id, messages);
         state.tenants.get_mut(&tenant).expect("checked above").reserved += plan.reserve;
         {
             let stored = state.campaign_mut(id);
@@ -825,7 +956,8 @@ impl Store for MemoryStore {
         if !state.campaigns.contains_key(&campaign) {
             return Err(not_found("campaign", campaign));
         }
-        Ok(state.campaign_messages(campaign).map(StoredMessage::to_message).collect())
+        let Some(messages) = state.messages.campaigns.get(&campaign) else { return Ok(Vec::new()) };
+        Ok(messages.rows.iter().map(|message| message.to_message(messages)).collect())
     }
 
     fn visit_messages(&self, campaign: CampaignId, visit: &mut dyn FnMut(&Message)) -> StoreResult<()> {
@@ -833,12 +965,14 @@ impl Store for MemoryStore {
         if !state.campaigns.contains_key(&campaign) {
             return Err(not_found("campaign", campaign));
         }
-        state.campaign_messages(campaign).for_each(|message| visit(&message.to_message()));
+        if let Some(messages) = state.messages.campaigns.get(&campaign) {
+            messages.rows.iter().for_each(|message| visit(&message.to_message(messages)));
+        }
         Ok(())
     }
 
     fn message(&self, id: MessageId) -> StoreResult<Message> {
-        self.lock().messages.get(&id).map(StoredMessage::to_message).ok_or_else(|| not_found("message", id))
+        self.lock().messages.message(&id).ok_or_else(|| not_found("message", id))
     }
 
     fn claim(&self, request: ClaimRequest, now: Timestamp) -> StoreResult<ClaimOutcome> {
@@ -870,7 +1004,7 @@ impl Store for MemoryStore {
             if !walk.wants_more() {
                 break;
             }
-            let tenant = state.messages[&id].tenant;
+            let (tenant, _) = state.messages.owner(&id);
             let rate = state.tenants[&tenant].rate_limit_per_s;
             walk.offer(id, tenant, rate, now, |rate| Ok(state.bucket(BucketKey::Tenant(tenant), rate, now)))?;
         }
@@ -891,7 +1025,7 @@ impl Store for MemoryStore {
             state.move_message(id, MessageStatus::Submitting, TransitionCause::Engine, None, now);
             state.messages.get_mut(&id).expect("claimed").attempts += 1;
             state.set_lease(id, lease.clone());
-            messages.push(state.messages[&id].to_message());
+            messages.push(state.messages.message(&id).expect("claimed"));
         }
         Ok(ClaimOutcome::Claimed(Claim {
             token: lease.token,
@@ -956,10 +1090,10 @@ impl Store for MemoryStore {
     fn apply_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
         let mut state = self.lock();
         let by_provider =
-            state.by_provider_id.get(&(report.traffic_account, report.provider_message_id.clone())).copied();
-        let by_reference = report.message_ref.filter(|id| {
-            state.messages.get(id).is_some_and(|message| message.traffic_account == report.traffic_account)
-        });
+            state.by_provider_id.get(&(report.traffic_account, report.provider_message_id.as_str().into())).copied();
+        let by_reference = report
+            .message_ref
+            .filter(|id| state.messages.contains_key(id) && state.messages.owner(id).1 == report.traffic_account);
         let Some(id) = by_provider.or(by_reference) else {
             return Ok(state.park(report));
         };
@@ -967,7 +1101,7 @@ impl Store for MemoryStore {
         if outcome == ReportOutcome::Parked {
             return Ok(state.park(report));
         }
-        let (tenant, cost) = (state.messages[&id].tenant, state.messages[&id].cost);
+        let (tenant, cost) = (state.messages.owner(&id).0, state.messages[&id].cost);
         if let Some(delta) = rules::report_side_effect(&outcome, cost) {
             state.campaign_mut(id.campaign).counts.delivered += 1;
             let books = state.tenants.get_mut(&tenant).expect("message of a missing tenant");
@@ -985,7 +1119,7 @@ impl Store for MemoryStore {
         expired.sort();
         let mut report = ReapReport::default();
         for id in expired {
-            let account = state.messages[&id].traffic_account;
+            let (_, account) = state.messages.owner(&id);
             match rules::reap(state.accounts[&account].idempotent_submissions) {
                 ReapDecision::Requeue => {
                     state.messages.get_mut(&id).expect("leased").next_attempt_at = now;
@@ -1003,7 +1137,12 @@ impl Store for MemoryStore {
 
     fn unknown_messages(&self, limit: u32) -> StoreResult<Vec<Message>> {
         let state = self.lock();
-        Ok(state.unknowns.iter().take(limit as usize).map(|(_, id)| state.messages[id].to_message()).collect())
+        Ok(state
+            .unknowns
+            .iter()
+            .take(limit as usize)
+            .map(|(_, id)| state.messages.message(id).expect("indexed"))
+            .collect())
     }
 
     fn resolve_unknown(&self, id: MessageId, resolution: Resolution, now: Timestamp) -> StoreResult<bool> {
@@ -1050,7 +1189,7 @@ impl Store for MemoryStore {
         let mut stats = QueueStats::default();
         for ready in state.ready.values() {
             for (due, id) in ready {
-                if mine(state.messages[id].tenant) {
+                if mine(state.messages.owner(id).0) {
                     stats.queued += 1;
                     if *due <= now {
                         stats.due += 1;
@@ -1059,12 +1198,12 @@ impl Store for MemoryStore {
             }
         }
         for (_, id) in &state.leases {
-            if mine(state.messages[id].tenant) {
+            if mine(state.messages.owner(id).0) {
                 stats.submitting += 1;
             }
         }
         for (_, id) in &state.unknowns {
-            if mine(state.messages[id].tenant) {
+            if mine(state.messages.owner(id).0) {
                 stats.unknown += 1;
             }
         }
@@ -1098,7 +1237,9 @@ impl Store for MemoryStore {
         let state = self.lock();
         state.tenant(tenant)?;
         let mut recount = LedgerRecount::default();
-        for message in state.messages.values().filter(|message| message.tenant == tenant) {
+        // The tenant is its campaigns' messages': only the tenant's campaigns are walked.
+        let campaigns = state.messages.campaigns.values().filter(|campaign| campaign.tenant == tenant);
+        for message in campaigns.flat_map(|campaign| campaign.rows.iter()) {
             let code = message.last_error.as_ref().map(|error| error.code.as_str());
             rules::recount_message(&mut recount, message.status, code, message.cost);
         }

@@ -391,6 +391,8 @@ fn parse_credential(text: &str) -> Result<(String, String), String> {
 
 /// A simulation allocates and frees small objects at a high rate (HTTP buffers, futures,
 /// JSON); mimalloc serves them faster than the system allocator (`smsim bench` measures it).
+/// The `system-allocator` feature leaves it out, for heap profilers that hook `malloc`.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

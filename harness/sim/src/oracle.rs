@@ -7,14 +7,13 @@
 //! Each check can fire: the tests feed it broken histories and broken engines.
 
 use crate::driver::DriverLog;
-use crate::provider::{MessageKey, Truth};
+use crate::provider::{MessageKey, SentReport, Truth};
 use serde::Serialize;
 use smsim_core::domain::{Campaign, CampaignStatus, Message, MessageStatus, UNKNOWN_OUTCOME};
 use smsim_core::store::{JournalEntry, Store};
 use smsim_core::{CampaignId, MessageId, TenantId, TrafficAccountId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::Arc;
 
 pub use crate::invariant::Invariant;
 
@@ -64,12 +63,12 @@ pub struct Oracle {
     in_hand: u64,
     campaigns: BTreeMap<CampaignId, CampaignStatus>,
     completed: BTreeSet<CampaignId>,
-    keys: BTreeMap<MessageKey, MessageId>,
-    /// The distinct bodies of `keys`, each held once.
-    bodies: BTreeSet<Arc<str>>,
     newly_charged: Vec<MessageId>,
-    /// Each message's tenant and account, in one map (a million messages' worth).
-    owners: BTreeMap<MessageId, (TenantId, TrafficAccountId)>,
+    /// Each campaign's tenant and account, which all its messages share (they are created
+    /// together, at its enqueue). Kept per campaign, not per message: a large campaign
+    /// has a million messages. Nor does the oracle keep each message's provider key
+    /// (destination and body): the store holds it, and the end checks read it there.
+    owners: BTreeMap<CampaignId, (TenantId, TrafficAccountId)>,
     progress: BTreeMap<CampaignId, u8>,
     actions_seen: usize,
     reports_checked: usize,
@@ -107,8 +106,6 @@ impl Oracle {
             in_hand: 0,
             campaigns: BTreeMap::new(),
             completed: BTreeSet::new(),
-            keys: BTreeMap::new(),
-            bodies: BTreeSet::new(),
             newly_charged: Vec::new(),
             owners: BTreeMap::new(),
             progress: BTreeMap::new(),
@@ -208,20 +205,11 @@ impl Oracle {
                         ));
                     }
                 }
-                if from.is_none() {
+                if from.is_none() && !self.owners.contains_key(&message.campaign) {
                     let stored = read(store.message(message), "a message the journal created");
-                    let body = match self.bodies.get(stored.body.as_str()) {
-                        Some(known) => known.clone(),
-                        None => {
-                            let body: Arc<str> = stored.body.into();
-                            self.bodies.insert(body.clone());
-                            body
-                        }
-                    };
-                    self.keys.insert((stored.destination.into(), body), message);
-                    self.owners.insert(message, (stored.tenant, stored.traffic_account));
+                    self.owners.insert(message.campaign, (stored.tenant, stored.traffic_account));
                 }
-                if let Some(&(tenant, _)) = self.owners.get(&message) {
+                if let Some(&(tenant, _)) = self.owners.get(&message.campaign) {
                     touched_tenants.insert(tenant);
                 }
                 if from == Some(MessageStatus::Queued) && to == MessageStatus::Submitting && self.on(Invariant::Rate) {
@@ -289,7 +277,7 @@ impl Oracle {
     fn check_rate(&mut self, at_ms: u64, message: MessageId, entry: &JournalEntry) -> Result<(), Violation> {
         let JournalEntry::Message { at, .. } = entry else { return Ok(()) };
         let window = at.ms_since(crate::clock::EPOCH) / 1_000;
-        let owner = self.owners.get(&message).copied();
+        let owner = self.owners.get(&message.campaign).copied();
         if let Some(account) = owner.map(|(_, account)| account.to_string()) {
             let count = self.windows.entry((account.clone(), window)).or_default();
             *count += 1;
@@ -424,7 +412,9 @@ impl Oracle {
         if self.on(Invariant::AtMostOnce) {
             if let Some((key, acceptances)) = truth.duplicated.first().and_then(|key| truth.accepted.get_key_value(key))
             {
-                let message = self.keys.get(key).map_or("an unknown message".to_owned(), |id| id.to_string());
+                let message = self
+                    .message_with_key(store, key)
+                    .map_or("an unknown message".to_owned(), |message| message.id.to_string());
                 return Err(violation(
                     Invariant::AtMostOnce,
                     at_ms,
@@ -506,7 +496,7 @@ impl Oracle {
     ) -> Result<(), Violation> {
         if self.on(Invariant::Isolation) {
             if let Some((at, account, destination)) =
-                truth.received.iter().find(|(_, _, destination)| opted_out_or_invalid.contains(destination))
+                truth.received.iter().find(|(_, _, destination)| opted_out_or_invalid.contains(&**destination))
             {
                 return Err(violation(
                     Invariant::Isolation,
@@ -527,49 +517,91 @@ impl Oracle {
         }
         let campaigns = read(store.all_campaigns(), "the campaigns");
         if self.on(Invariant::Money) {
-            self.check_acceptances_charged(at_ms, store, truth)?;
+            self.check_acceptances_charged(at_ms, store, truth, &campaigns)?;
         }
         if self.on(Invariant::Liveness) {
             check_campaigns_finished(at_ms, &campaigns)?;
-            let settled = self.check_leases(at_ms, store, &campaigns)?;
-            self.check_reports_reflected(at_ms, store, truth, &settled)?;
+            let acknowledged = AcknowledgedReports::of(truth);
+            let reflected = self.check_leases(at_ms, store, &campaigns, &acknowledged)?;
+            self.check_reports_reflected(at_ms, store, truth, &campaigns, &acknowledged, &reflected)?;
         }
         Ok(())
     }
 
-    /// Every acceptance at the provider is charged, or settled as unknown outcome.
-    fn check_acceptances_charged(&self, at_ms: u64, store: &dyn Store, truth: &Truth) -> Result<(), Violation> {
-        for (key, acceptances) in &truth.accepted {
-            // An acceptance of a message the engine never created (an unknown-id or
-            // forged report's key) has no charge to check.
-            let Some(id) = self.keys.get(key) else { continue };
-            let message = read(store.message(*id), "an accepted message");
-            let charged = message.status.is_provider_accepted() || settled_as_unknown_outcome(&message);
-            if !charged && !message.status.is_pending() {
-                return Err(violation(
-                    Invariant::Money,
-                    at_ms,
-                    format!("{id} was accepted by the provider but ended {} without a charge", message.status),
-                    acceptances.iter().map(|a| format!("accepted at {} ms as {}", a.at_ms, a.provider_id)).collect(),
-                ));
+    /// The first message of the store whose provider key is `key` (a violation's evidence;
+    /// the oracle keeps no index of keys).
+    fn message_with_key(&self, store: &dyn Store, key: &MessageKey) -> Option<Message> {
+        let mut found = None;
+        for &campaign in self.campaigns.keys() {
+            let visited = store.visit_messages(campaign, &mut |message| {
+                if found.is_none() && *message.destination == *key.0 && *message.body == *key.1 {
+                    found = Some(message.clone());
+                }
+            });
+            read(visited, "a campaign's messages");
+            if found.is_some() {
+                break;
+            }
+        }
+        found
+    }
+
+    /// Every acceptance at the provider is charged, or settled as unknown outcome. Walks the
+    /// store's messages and looks each one's key up in the truth: an acceptance of a
+    /// message the engine never created (an unknown-id or forged report's key) has no
+    /// charge to check.
+    fn check_acceptances_charged(
+        &self,
+        at_ms: u64,
+        store: &dyn Store,
+        truth: &Truth,
+        campaigns: &[Campaign],
+    ) -> Result<(), Violation> {
+        let mut uncharged = None;
+        for campaign in campaigns {
+            let visited = store.visit_messages(campaign.id, &mut |message| {
+                if uncharged.is_some() {
+                    return;
+                }
+                let key: MessageKey = (message.destination.as_str().into(), message.body.as_str().into());
+                let Some(acceptances) = truth.accepted.get(&key) else { return };
+                let charged = message.status.is_provider_accepted() || settled_as_unknown_outcome(message);
+                if !charged && !message.status.is_pending() {
+                    uncharged = Some(violation(
+                        Invariant::Money,
+                        at_ms,
+                        format!(
+                            "{} was accepted by the provider but ended {} without a charge",
+                            message.id, message.status
+                        ),
+                        acceptances
+                            .iter()
+                            .map(|a| format!("accepted at {} ms as {}", a.at_ms, a.provider_id))
+                            .collect(),
+                    ));
+                }
+            });
+            read(visited, "a campaign's messages");
+            if let Some(violation) = uncharged {
+                return Err(violation);
             }
         }
         Ok(())
     }
 
-    /// No lease outlived its expiry by more than the grace; returns every settled
-    /// message's (account, provider id), for the report check.
+    /// No lease outlived its expiry by more than the grace; returns, for each of
+    /// `acknowledged`, whether a settled message carries its account and provider id.
     fn check_leases(
         &self,
         at_ms: u64,
         store: &dyn Store,
         campaigns: &[Campaign],
-    ) -> Result<BTreeSet<(TrafficAccountId, String)>, Violation> {
+        acknowledged: &AcknowledgedReports<'_>,
+    ) -> Result<Vec<bool>, Violation> {
         let now = smsim_harness_epoch_plus(at_ms);
-        // Each message is read once and indexed, so the report check below costs in
-        // proportion to the reports, not reports × messages; messages are read in place,
-        // one at a time (a million-message run is at its largest here).
-        let mut settled: BTreeSet<(TrafficAccountId, String)> = BTreeSet::new();
+        // Messages are read in place, one at a time, and matched against the sorted
+        // acknowledged reports: a million-message run holds no index of its messages here.
+        let mut reflected = vec![false; acknowledged.ids.len()];
         let mut outlived = None;
         for campaign in campaigns {
             let visited = store.visit_messages(campaign.id, &mut |message| {
@@ -579,7 +611,9 @@ impl Oracle {
                     }
                 }
                 if let (Some(provider_id), true) = (&message.provider_message_id, message.status.is_settled()) {
-                    settled.insert((message.traffic_account, provider_id.clone()));
+                    if let Some(index) = acknowledged.find(message.traffic_account, provider_id) {
+                        reflected[index] = true;
+                    }
                 }
             });
             read(visited, "a campaign's messages");
@@ -592,7 +626,7 @@ impl Oracle {
                 ));
             }
         }
-        Ok(settled)
+        Ok(reflected)
     }
 
     /// Every final report the engine accepted is reflected in its message.
@@ -601,41 +635,89 @@ impl Oracle {
         at_ms: u64,
         store: &dyn Store,
         truth: &Truth,
-        settled: &BTreeSet<(TrafficAccountId, String)>,
+        campaigns: &[Campaign],
+        acknowledged: &AcknowledgedReports<'_>,
+        reflected: &[bool],
     ) -> Result<(), Violation> {
-        // Provider ids are unique at the provider: each names one accepted key.
-        let mut accepted_as: BTreeMap<&str, &MessageKey> = BTreeMap::new();
-        for (key, acceptances) in &truth.accepted {
-            for acceptance in acceptances {
-                accepted_as.entry(acceptance.provider_id.as_str()).or_insert(key);
-            }
-        }
-        for report in truth
+        let unreflected: Vec<&SentReport> = truth
             .reports
             .iter()
-            .filter(|r| r.is_final && !r.forged && r.answered.is_some_and(|s| (200..300).contains(&s)))
-        {
-            let account: Option<TrafficAccountId> = report.account.parse().ok();
-            let reflected = account.is_some_and(|account| settled.contains(&(account, report.provider_id.clone())));
-            let Some(key) = accepted_as.get(report.provider_id.as_str()) else { continue };
-            if !reflected {
-                // The one excuse: the message settled as failed `UNKNOWN_OUTCOME` (charged,
-                // reported) before the report came; any other failure must reflect it.
-                let unknown_outcome = self
-                    .keys
-                    .get(*key)
-                    .is_some_and(|id| settled_as_unknown_outcome(&read(store.message(*id), "a reported message")));
-                if !unknown_outcome {
-                    return Err(violation(
-                        Invariant::Liveness,
-                        at_ms,
-                        format!("report {} {} was accepted but never reflected", report.provider_id, report.status),
-                        vec![format!("{report:?}")],
-                    ));
+            .filter(|report| AcknowledgedReports::wanted(report))
+            .filter(|report| {
+                let account: Option<TrafficAccountId> = report.account.parse().ok();
+                !account
+                    .and_then(|account| acknowledged.find(account, &report.provider_id))
+                    .is_some_and(|i| reflected[i])
+            })
+            .collect();
+        if unreflected.is_empty() {
+            return Ok(());
+        }
+        // Provider ids are unique at the provider: each names one accepted key. Only the
+        // few unreflected reports' ids are looked up.
+        let wanted: BTreeSet<&str> = unreflected.iter().map(|report| &*report.provider_id).collect();
+        let mut accepted_as: BTreeMap<&str, &MessageKey> = BTreeMap::new();
+        for (key, acceptances) in &truth.accepted {
+            for acceptance in acceptances.iter().filter(|a| wanted.contains(&*a.provider_id)) {
+                accepted_as.entry(&acceptance.provider_id).or_insert(key);
+            }
+        }
+        // Whether the message of each such key (the last created, where two share one)
+        // settled as failed `UNKNOWN_OUTCOME`.
+        let mut unknown_outcome: BTreeMap<&MessageKey, bool> = accepted_as.values().map(|key| (*key, false)).collect();
+        for campaign in campaigns {
+            let visited = store.visit_messages(campaign.id, &mut |message| {
+                let key: MessageKey = (message.destination.as_str().into(), message.body.as_str().into());
+                if let Some(settled) = unknown_outcome.get_mut(&key) {
+                    *settled = settled_as_unknown_outcome(message);
                 }
+            });
+            read(visited, "a campaign's messages");
+        }
+        for report in unreflected {
+            let Some(key) = accepted_as.get(&*report.provider_id) else { continue };
+            // The one excuse: the message settled as failed `UNKNOWN_OUTCOME` (charged,
+            // reported) before the report came; any other failure must reflect it.
+            if !unknown_outcome.get(key).copied().unwrap_or(false) {
+                return Err(violation(
+                    Invariant::Liveness,
+                    at_ms,
+                    format!("report {} {} was accepted but never reflected", report.provider_id, report.status),
+                    vec![format!("{report:?}")],
+                ));
             }
         }
         Ok(())
+    }
+}
+
+/// The final reports the engine acknowledged (2xx, not forged), by account and provider
+/// id, sorted: each must end up reflected in a settled message. Borrowed from the truth,
+/// so the end check of a million reports holds one small row per report.
+struct AcknowledgedReports<'t> {
+    ids: Vec<(TrafficAccountId, &'t str)>,
+}
+
+impl<'t> AcknowledgedReports<'t> {
+    fn wanted(report: &SentReport) -> bool {
+        report.is_final && !report.forged && report.answered.is_some_and(|status| (200..300).contains(&status))
+    }
+
+    fn of(truth: &'t Truth) -> Self {
+        let mut ids: Vec<(TrafficAccountId, &'t str)> = truth
+            .reports
+            .iter()
+            .filter(|report| Self::wanted(report))
+            .filter_map(|report| Some((report.account.parse().ok()?, &*report.provider_id)))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        AcknowledgedReports { ids }
+    }
+
+    /// The index of (`account`, `provider_id`), if a report acknowledged it.
+    fn find(&self, account: TrafficAccountId, provider_id: &str) -> Option<usize> {
+        self.ids.binary_search_by(|&(known, id)| (known, id).cmp(&(account, provider_id))).ok()
     }
 }
 

@@ -63,28 +63,37 @@ pub struct Behaviour {
 /// placeholders, and a million keys hold a handful of distinct ones.
 pub type MessageKey = (Box<str>, Arc<str>);
 
-/// One acceptance.
+/// One acceptance. A large campaign's truth holds one per message, so the strings carry
+/// no spare capacity and the account's id is shared with the provider's binding.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Acceptance {
     /// When (simulated ms since the start).
     pub at_ms: u64,
     /// The provider's id.
-    pub provider_id: String,
+    pub provider_id: Box<str>,
     /// The engine account it came through (`ta_N`).
-    pub account: String,
+    #[serde(serialize_with = "shared_str")]
+    pub account: Arc<str>,
 }
 
-/// A report the provider sent.
+/// Serialises a shared string as the string it is.
+fn shared_str<S: serde::Serializer>(text: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(text)
+}
+
+/// A report the provider sent. Held for every report of the run (a million in a large
+/// campaign), so kept as compact as [`Acceptance`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SentReport {
     /// When it was first sent.
     pub at_ms: u64,
     /// The engine account.
-    pub account: String,
+    #[serde(serialize_with = "shared_str")]
+    pub account: Arc<str>,
     /// The provider id it names.
-    pub provider_id: String,
-    /// The status string sent.
-    pub status: String,
+    pub provider_id: Box<str>,
+    /// The status string sent (one of the provider's fixed statuses).
+    pub status: &'static str,
     /// Whether the status is final.
     pub is_final: bool,
     /// Deliberately forged (wrong signature or token).
@@ -139,7 +148,7 @@ pub struct Truth {
     /// Acceptances by message key.
     pub accepted: BTreeMap<MessageKey, Vec<Acceptance>>,
     /// Every message received in a submit request: (time ms, engine account, destination).
-    pub received: Vec<(u64, String, String)>,
+    pub received: Vec<(u64, Arc<str>, Box<str>)>,
     /// Every report sent.
     pub reports: Vec<SentReport>,
     /// Events not yet drained into the trace.
@@ -154,6 +163,8 @@ pub struct Truth {
     pub reports_pending: u64,
     /// Every distinct body of [`Truth::accepted`]'s keys, held once.
     bodies: BTreeSet<Arc<str>>,
+    /// Every engine account id the records name, held once.
+    accounts: BTreeSet<Arc<str>>,
     /// Every request the provider answered, with the host that sent it; kept only when a
     /// timeline is asked for (`Some`), and never written into the trace.
     pub exchanges: Option<Vec<crate::timeline::Exchange>>,
@@ -172,6 +183,18 @@ impl Truth {
             }
         };
         (destination.into(), body)
+    }
+
+    /// The engine account id `engine_id`, shared with the records already naming it.
+    fn account(&mut self, engine_id: &str) -> Arc<str> {
+        match self.accounts.get(engine_id) {
+            Some(known) => known.clone(),
+            None => {
+                let engine_id: Arc<str> = engine_id.into();
+                self.accounts.insert(engine_id.clone());
+                engine_id
+            }
+        }
     }
 
     fn event(&mut self, at_ms: u64, event: ProviderEvent) {
@@ -340,8 +363,9 @@ impl Provider {
         // Room for one: a message is accepted once unless something is wrong (a default
         // `Vec` would make room for four, a million times over).
         let key = truth.key(destination, body);
+        let engine_id = truth.account(&account.engine_id);
         let acceptances = truth.accepted.entry(key).or_insert_with(|| Vec::with_capacity(1));
-        acceptances.push(Acceptance { at_ms, provider_id: provider_id.clone(), account: account.engine_id.clone() });
+        acceptances.push(Acceptance { at_ms, provider_id: provider_id.as_str().into(), account: engine_id });
         let count = acceptances.len() as u32;
         if count > 1 {
             let key = truth.key(destination, body);
@@ -362,7 +386,8 @@ impl Provider {
     fn received(&self, account: &AccountBinding, destination: &str) {
         let at_ms = self.now_ms();
         let mut truth = self.truth.lock().expect("provider poisoned");
-        truth.received.push((at_ms, account.engine_id.clone(), destination.to_owned()));
+        let engine_id = truth.account(&account.engine_id);
+        truth.received.push((at_ms, engine_id, destination.into()));
         truth.event(
             at_ms,
             ProviderEvent::Received { account: account.engine_id.clone(), destination: destination.to_owned() },
@@ -695,8 +720,8 @@ async fn twilio_list(
         .iter()
         .filter(|((destination, _), _)| **destination == *to)
         .flat_map(|((destination, body), acceptances)| {
-            acceptances.iter().filter(|a| a.account == account.engine_id).map(|a| twilio::MessageResource {
-                sid: a.provider_id.clone(),
+            acceptances.iter().filter(|a| *a.account == *account.engine_id).map(|a| twilio::MessageResource {
+                sid: a.provider_id.to_string(),
                 status: "sent".into(),
                 to: destination.to_string(),
                 from: query.get("From").cloned(),
@@ -955,11 +980,12 @@ async fn send_webhook(provider: Arc<Provider>, client: Arc<dyn HttpClient>, chan
         reports
             .iter()
             .map(|report| {
+                let account = truth.account(&channel.account().engine_id);
                 truth.reports.push(SentReport {
                     at_ms,
-                    account: channel.account().engine_id.clone(),
-                    provider_id: report.provider_id.clone(),
-                    status: report.status.into(),
+                    account,
+                    provider_id: report.provider_id.as_str().into(),
+                    status: report.status,
                     is_final: report.is_final,
                     forged: report.forged,
                     answered: None,
@@ -1235,7 +1261,7 @@ async fn infobip_logs(
             .flat_map(|((destination, body), acceptances)| {
                 acceptances
                     .iter()
-                    .filter(|a| a.account == account.engine_id && wanted(&a.provider_id))
+                    .filter(|a| *a.account == *account.engine_id && wanted(&a.provider_id))
                     .map(|a| entry(&a.provider_id, destination, Some(body.to_string()), "PENDING_ENROUTE"))
             })
             .collect()

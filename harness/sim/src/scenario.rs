@@ -745,14 +745,15 @@ fn invalid(path: &Path, field: String, message: String) -> Result<(), ScenarioEr
 
 /// The bounds that keep every scenario a loader accepts finite and its arithmetic exact:
 /// a simulation that ends, in memory that fits, with amounts the engine accepts. Each is
-/// well above the largest scenario of the project (`scenarios/large/million-contacts.toml`).
+/// at or above the largest scenario of the project (`scenarios/large/ten-million-contacts.toml`).
 pub mod bounds {
     /// Simulated seconds of the fault phase, and of the heal phase (each).
     pub const MAX_PHASE_S: u64 = 3_600;
     /// Any duration in milliseconds (lease, settle delay, latency, report delay).
     pub const MAX_DURATION_MS: u64 = 2 * MAX_PHASE_S * 1_000;
-    /// Contacts across all tenants.
-    pub const MAX_CONTACTS: u64 = 1_000_000;
+    /// Contacts across all tenants: ten million simulate in a few GiB (the largest
+    /// scenario, `scenarios/large/ten-million-contacts.toml`).
+    pub const MAX_CONTACTS: u64 = 10_000_000;
     /// Entries of each list (tenants, accounts, campaigns, operator actions, fault events).
     pub const MAX_ENTRIES: usize = 1_000;
     /// Messages claimed at once.

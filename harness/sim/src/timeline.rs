@@ -339,7 +339,7 @@ impl Paths {
                 let key = (message.destination.as_str().into(), message.body.as_str().into());
                 let order = order_of(&message.id.to_string());
                 for acceptance in truth.accepted.get(&key).into_iter().flatten() {
-                    by_provider_id.insert(acceptance.provider_id.clone(), order);
+                    by_provider_id.insert(acceptance.provider_id.to_string(), order);
                 }
                 if let Some(id) = message.provider_message_id {
                     by_provider_id.insert(id, order);

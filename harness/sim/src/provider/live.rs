@@ -79,15 +79,15 @@ impl TruthView {
                     destination: destination.to_string(),
                     body: body.to_string(),
                     at_ms: acceptance.at_ms,
-                    provider_id: acceptance.provider_id.clone(),
-                    account: acceptance.account.clone(),
+                    provider_id: acceptance.provider_id.to_string(),
+                    account: acceptance.account.to_string(),
                 })
             })
             .collect();
         let report = |sent: &SentReport| ReportView {
             at_ms: sent.at_ms,
-            provider_id: sent.provider_id.clone(),
-            status: sent.status.clone(),
+            provider_id: sent.provider_id.to_string(),
+            status: sent.status.to_owned(),
             is_final: sent.is_final,
             forged: sent.forged,
             answered: sent.answered,

@@ -268,7 +268,7 @@ fn unbounded_scenarios_are_refused_at_load_naming_the_bound() {
         ("duration_s = 20", "duration_s = 99999999999", "duration_s", "at most 3600"),
         ("heal_s = 30", "heal_s = 9223372036854775807", "heal_s", "at most 3600"),
         ("lease_ms = 5000", "lease_ms = 0", "engine.lease_ms", "at least 1 ms"),
-        ("count = 20,", "count = 4294967295,", "tenants[0].contacts.count", "at most 1000000"),
+        ("count = 20,", "count = 4294967295,", "tenants[0].contacts.count", "at most 10000000"),
         ("credits = 100000", "credits = 9223372036854775807", "tenants[0].credits", "at most"),
         ("rate_limit_per_s = 50", "rate_limit_per_s = 0", "tenants[0].rate_limit_per_s", "at least 1"),
         (

@@ -86,7 +86,7 @@ fn truth_with_acceptances(ids: &[MessageId], store: &MemoryStore) -> Truth {
         let message = store.message(*id).unwrap();
         truth.accepted.insert(
             (message.destination.into(), message.body.into()),
-            vec![Acceptance { at_ms: 5, provider_id: format!("p-{id}"), account: "ta_1".into() }],
+            vec![Acceptance { at_ms: 5, provider_id: format!("p-{id}").into(), account: "ta_1".into() }],
         );
     }
     truth
@@ -295,7 +295,7 @@ fn isolation_fires_on_a_breach_an_accepted_forgery_or_a_forbidden_number() {
         at_ms: 5,
         account: "ta_1".into(),
         provider_id: "p-x".into(),
-        status: "Delivered".into(),
+        status: "Delivered",
         is_final: true,
         forged: true,
         answered: Some(200),
@@ -357,7 +357,7 @@ fn liveness_fires_on_an_accepted_report_never_reflected() {
         at_ms: 7,
         account: "ta_1".into(),
         provider_id: provider_id.into(),
-        status: "Delivered".into(),
+        status: "Delivered",
         is_final: true,
         forged: false,
         answered: Some(204),
@@ -377,7 +377,7 @@ fn isolation_fires_on_a_forgery_answered_steps_after_it_was_sent() {
         at_ms: 5,
         account: "ta_1".into(),
         provider_id: "p-x".into(),
-        status: "Delivered".into(),
+        status: "Delivered",
         is_final: true,
         forged: true,
         answered: None,
@@ -416,8 +416,8 @@ fn third_message_ended(outcome: SubmissionResult) -> (Arc<MemoryStore>, Oracle, 
         .map(|id| SentReport {
             at_ms: 7,
             account: "ta_1".into(),
-            provider_id: format!("p-{id}"),
-            status: "Delivered".into(),
+            provider_id: format!("p-{id}").into(),
+            status: "Delivered",
             is_final: true,
             forged: false,
             answered: Some(204),
