@@ -115,19 +115,32 @@ pub(super) fn section(
     for (label, path, seeds) in
         [("happy path", speeds.happy_path, happy_one.seeds), ("swarm chaos", speeds.swarm_path, swarm_one.seeds)]
     {
-        let (ours, theirs) = interleaved(current, baseline, ROUNDS, |binary| binary.sweep_wall_s(path, seeds, 1))?;
-        figures.push(Figure::maybe(
-            &format!("{label}, seeds/s ÷ baseline"),
-            theirs.map(|theirs| theirs / ours.max(1e-9)),
+        let name = format!("{label}, seeds/s ÷ baseline");
+        // Without a baseline there is nothing to compare: the same sweep was just timed
+        // in this process above, so it is not run again as a child.
+        let Some(baseline) = baseline else {
+            figures.push(Figure::maybe(
+                &name,
+                None,
+                "×",
+                Some(AGAINST_BASELINE),
+                true,
+                "no baseline to compare with".into(),
+            ));
+            continue;
+        };
+        let (ours, theirs) =
+            interleaved(current, Some(baseline), ROUNDS, |binary| binary.sweep_wall_s(path, seeds, 1))?;
+        let theirs = theirs.expect("a baseline was given");
+        figures.push(Figure::new(
+            &name,
+            theirs / ours.max(1e-9),
             "×",
             Some(AGAINST_BASELINE),
             true,
-            match theirs {
-                Some(theirs) => format!(
-                    "{seeds} seeds with --jobs 1 as child processes, best of {ROUNDS} in turn: {ours:.2} s against the baseline's {theirs:.2} s"
-                ),
-                None => format!("{seeds} seeds with --jobs 1: {ours:.2} s; no baseline to compare with"),
-            },
+            format!(
+                "{seeds} seeds with --jobs 1 as child processes, best of {ROUNDS} in turn: {ours:.2} s against the baseline's {theirs:.2} s"
+            ),
         ));
     }
     Ok(figures)
