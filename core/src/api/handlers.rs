@@ -11,7 +11,8 @@ use crate::store::{
     NewTrafficAccount, ReportOutcome, StoreError,
 };
 use crate::Timestamp;
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
@@ -503,12 +504,32 @@ pub(super) struct WebhookSummary {
     unrecognized: u32,
 }
 
+/// A webhook request's URI, headers and body, taken out of the request rather than
+/// copied (axum's `Uri` and `HeaderMap` extractors clone them, on the hottest route),
+/// with the body read within the route's limit as [`RawBody`] reads it.
+pub(super) struct WebhookCall {
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for WebhookCall {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let (mut parts, body) = request.into_parts();
+        let uri = std::mem::take(&mut parts.uri);
+        let headers = std::mem::take(&mut parts.headers);
+        // The parts keep their extensions, which carry the route's body limit.
+        let RawBody(body) = RawBody::from_request(Request::from_parts(parts, body), state).await?;
+        Ok(WebhookCall { uri, headers, body })
+    }
+}
+
 pub(super) async fn webhook(
     State(api): Api,
     PathParams((provider, account)): PathParams<(String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
+    WebhookCall { uri, headers, body }: WebhookCall,
 ) -> Answer<Json<WebhookSummary>> {
     let not_found = || ApiError::not_found("webhook", &format!("{provider}/{account}"));
     let kind = ProviderKind::parse(&provider).ok_or_else(not_found)?;
@@ -530,11 +551,14 @@ pub(super) async fn webhook(
     let path_and_query = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
     let request = WebhookRequest {
         url: format!("{}{path_and_query}", api.public_base_url),
+        // Header names are lower-case already (the `http` crate normalises them).
         headers: headers
             .iter()
-            .filter_map(|(name, value)| Some((name.as_str().to_ascii_lowercase(), value.to_str().ok()?.to_owned())))
+            .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
             .collect(),
-        body: body.to_vec(),
+        // The body read whole is the only handle on its buffer, which becomes the
+        // vector without a copy.
+        body: Vec::from(body),
     };
     let inbound = adapter
         .parse_webhook(&request)?

@@ -73,13 +73,15 @@ pub enum ReportIngest {
 impl ReportIngest {
     /// The traffic account a webhook is addressed to: read from the store inline, kept
     /// once read when grouped (see the module doc). A missing account is not kept, so
-    /// one created later is found.
-    pub fn account(&self, store: &dyn Store, id: TrafficAccountId) -> StoreResult<TrafficAccount> {
-        let ReportIngest::Grouped(queue) = self else { return store.traffic_account(id) };
+    /// one created later is found. Kept accounts are shared, not copied: a webhook
+    /// needs only a few of an account's fields, and copying its strings and
+    /// credentials on every call cost more than the lookup.
+    pub fn account(&self, store: &dyn Store, id: TrafficAccountId) -> StoreResult<Arc<TrafficAccount>> {
+        let ReportIngest::Grouped(queue) = self else { return store.traffic_account(id).map(Arc::new) };
         if let Some(account) = queue.accounts.lock().expect("account cache poisoned").get(&id) {
             return Ok(account.clone());
         }
-        let account = store.traffic_account(id)?;
+        let account = Arc::new(store.traffic_account(id)?);
         queue.accounts.lock().expect("account cache poisoned").insert(id, account.clone());
         Ok(account)
     }
@@ -130,7 +132,7 @@ struct Member {
 pub struct ReportQueue {
     sender: mpsc::Sender<Member>,
     counts: Arc<Counts>,
-    accounts: Arc<Mutex<BTreeMap<TrafficAccountId, TrafficAccount>>>,
+    accounts: Arc<Mutex<BTreeMap<TrafficAccountId, Arc<TrafficAccount>>>>,
 }
 
 /// What the committer has done so far; read with [`ReportQueue::counts`].
