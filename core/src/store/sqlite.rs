@@ -9,15 +9,20 @@
 //! changes status, writing counters, ledger and journal with it. The store conformance
 //! suite and a differential property test hold it to the in-memory store's answers.
 //!
-//! A batch costs statements per message, not per message *and* per shared row: the sums
-//! a transaction adds to the same campaign, tenant and `meta` rows are kept in memory and
-//! written once, before anything reads them back and before the commit ([`Pending`]);
-//! a claim keeps the rows its walk read; an acceptance writes its row in one statement.
+//! A batch costs statements per chunk of messages, not per message *and* per shared row:
+//! the sums a transaction adds to the same campaign, tenant and `meta` rows are kept in
+//! memory and written once, before anything reads them back and before the commit
+//! ([`Pending`]); a claim keeps the rows its walk read and writes them back with one
+//! multi-row UPDATE per chunk; a record of submissions reads its messages with one SELECT
+//! per chunk and writes each changed row once at the end; an enqueue inserts its messages
+//! with multi-row INSERTs ([`MESSAGE_ROWS_PER_STATEMENT`]). What is left per message is
+//! the B-tree work on its row and its index entries.
 //!
 //! The hot paths read in proportion to their work, not to the store: each message index
-//! is partial on the one status its readers ask for (see migration 0002), the queries
-//! that must use one name it (`INDEXED BY`, so a plan change is an error, not a slow
-//! scan), and a claim streams the due queue only as far as it takes messages.
+//! is partial on the one status its readers ask for (see migrations 0002 and 0003), so a
+//! move touches only the indexes of the statuses it leaves and enters; the queries that
+//! must use one name it (`INDEXED BY`, so a plan change is an error, not a slow scan), and
+//! a claim streams the due queue only as far as it takes messages.
 
 use super::rules::{self, not_found, ReapDecision, ReportPlan, SubmissionPlan};
 use super::*;
@@ -32,11 +37,14 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// The schema migrations, in order; migration `n` brings the schema to version `n + 1`.
-const MIGRATIONS: &[&str] =
-    &[include_str!("../../migrations/0001_initial.sql"), include_str!("../../migrations/0002_message_indexes.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_initial.sql"),
+    include_str!("../../migrations/0002_message_indexes.sql"),
+    include_str!("../../migrations/0003_tenant_indexes.sql"),
+];
 
 /// Prepared statements kept per connection.
-const STATEMENT_CACHE_CAPACITY: usize = 128;
+const STATEMENT_CACHE_CAPACITY: usize = 256;
 
 /// Pages of cache per connection, in KiB when negative (SQLite's convention): enough to
 /// keep the hot indexes and a 100 000-message campaign in memory.
@@ -78,8 +86,9 @@ impl SqliteStore {
         connection.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
         connection.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
         connection.pragma_update(None, "cache_size", -CACHE_SIZE_KIB).map_err(backend)?;
-        // Every statement the store runs stays prepared: about fifty texts, plus one
-        // counter update per legal pair of message statuses.
+        // Every statement the store runs stays prepared: about fifty texts, one counter
+        // update per counter column, and up to eight chunk sizes of each multi-row
+        // statement over messages (see `MESSAGE_ROWS_PER_STATEMENT`).
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
         let version: usize = connection.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(backend)?;
         if version > MIGRATIONS.len() {
@@ -157,6 +166,143 @@ struct Pending {
 
 /// Journal rows inserted by one statement when a transaction has that many to write.
 const JOURNAL_ROWS_PER_INSERT: usize = 50;
+
+/// Most message rows one multi-row statement reads or writes. A batch goes in chunks whose
+/// lengths are powers of two up to this ([`power_of_two_chunks`]): a claim of 200 is three
+/// statements (128 + 64 + 8), whatever the batch each kind of statement has at most eight
+/// texts to keep prepared, and 128 rows of the widest statement (18 values) bind 2 304
+/// variables, far under SQLite's limit (32 766).
+const MESSAGE_ROWS_PER_STATEMENT: usize = 128;
+
+/// `rows` cut into consecutive chunks, each as long as the largest power of two that fits
+/// in what is left, at most [`MESSAGE_ROWS_PER_STATEMENT`].
+fn power_of_two_chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        let left = rows.len().checked_ilog2()?;
+        let (chunk, rest) = rows.split_at(MESSAGE_ROWS_PER_STATEMENT.min(1 << left));
+        rows = rest;
+        Some(chunk)
+    })
+}
+
+/// `rows` rows of `width` placeholders each: `(?, ?), (?, ?)`.
+fn placeholder_rows(rows: usize, width: usize) -> String {
+    let row = format!("({})", vec!["?"; width].join(", "));
+    vec![row; rows].join(", ")
+}
+
+/// The columns a message's move writes ([`Tx::save_states`]), bound after its key
+/// (campaign id, contact id) by [`bind_state`].
+const STATE_COLUMNS: [&str; 10] = [
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "lease_worker",
+    "lease_expires_at",
+    "lease_token",
+    "error_code",
+    "error_retryable",
+    "error_detail",
+    "updated_at",
+];
+
+/// The columns a claim changes ([`Tx::save_claimed`]): it moves a message from queued to
+/// submitting, counts the attempt and gives it the lease; its due time stays as it was.
+const CLAIM_COLUMNS: [&str; 9] = [
+    "status",
+    "attempts",
+    "lease_worker",
+    "lease_expires_at",
+    "lease_token",
+    "error_code",
+    "error_retryable",
+    "error_detail",
+    "updated_at",
+];
+
+/// The values of [`CLAIM_COLUMNS`] of one message, in that order.
+type ClaimValues<'m> =
+    (&'static str, u32, Option<&'m str>, Option<u64>, Option<u64>, Option<&'m str>, Option<bool>, Option<&'m str>, u64);
+
+fn claim_values(message: &Message) -> ClaimValues<'_> {
+    let lease = message.lease.as_ref();
+    let error = message.last_error.as_ref();
+    (
+        message.status.as_str(),
+        message.attempts,
+        lease.map(|lease| lease.worker.as_str()),
+        lease.map(|lease| lease.expires_at.0),
+        lease.map(|lease| lease.token),
+        error.map(|error| error.code.as_str()),
+        error.map(|error| error.retryable),
+        error.map(|error| error.detail.as_str()),
+        message.updated_at.0,
+    )
+}
+
+/// The columns an acceptance writes besides [`STATE_COLUMNS`] ([`Tx::save_acceptances`]).
+const PROVIDER_COLUMNS: [&str; 3] = ["provider_message_id", "bulk_id", "provider_id_assigned"];
+
+/// An UPDATE of `columns` of `rows` messages, each row bound as its key and then its
+/// values in `columns`' order. One row is a plain UPDATE by primary key; more join the
+/// table to a `VALUES` list, which SQLite plans as a scan of the list and one primary-key
+/// search per row (the rows' keys must be distinct: which of two rows with the same key
+/// an `UPDATE … FROM` applies is undefined).
+fn keyed_update_sql(columns: &[&str], rows: usize) -> String {
+    let assignments = |value: &dyn Fn(usize) -> String| {
+        columns.iter().enumerate().map(|(index, column)| format!("{column} = {}", value(index + 3))).collect::<Vec<_>>()
+    };
+    if rows == 1 {
+        let set = assignments(&|number| format!("?{number}")).join(", ");
+        format!("UPDATE messages SET {set} WHERE campaign_id = ?1 AND contact_id = ?2")
+    } else {
+        let set = assignments(&|number| format!("v.column{number}")).join(", ");
+        let values = placeholder_rows(rows, columns.len() + 2);
+        format!(
+            "UPDATE messages SET {set} FROM (VALUES {values}) AS v \
+             WHERE messages.campaign_id = v.column1 AND messages.contact_id = v.column2"
+        )
+    }
+}
+
+/// Binds `values` to `statement`'s parameters from number `first` on.
+fn bind_values(
+    statement: &mut rusqlite::Statement<'_>,
+    first: usize,
+    values: &[&dyn rusqlite::ToSql],
+) -> rusqlite::Result<()> {
+    for (offset, value) in values.iter().enumerate() {
+        statement.raw_bind_parameter(first + offset, value)?;
+    }
+    Ok(())
+}
+
+/// Binds `message`'s key and [`STATE_COLUMNS`] from parameter `first` on.
+fn bind_state(statement: &mut rusqlite::Statement<'_>, first: usize, message: &Message) -> rusqlite::Result<()> {
+    let (worker, expires_at, token) = match &message.lease {
+        Some(lease) => (Some(lease.worker.as_str()), Some(lease.expires_at.0), Some(lease.token)),
+        None => (None, None, None),
+    };
+    let error = message.last_error.as_ref();
+    bind_values(
+        statement,
+        first,
+        params![
+            message.id.campaign.0,
+            message.id.contact.0,
+            message.status.as_str(),
+            message.attempts,
+            message.next_attempt_at.0,
+            worker,
+            expires_at,
+            token,
+            error.map(|error| error.code.as_str()),
+            error.map(|error| error.retryable),
+            error.map(|error| error.detail.as_str()),
+            message.updated_at.0,
+        ],
+    )
+}
 
 /// The columns [`message_from_row`] reads, in its order, each prefixed with `$p` (a table
 /// alias and a dot, or nothing): a macro so that statement texts can be `concat!`ed
@@ -509,75 +655,133 @@ impl Tx<'_> {
     }
 
     /// Writes the parts of `message` that change with its status. The provider ids are
-    /// written apart ([`Tx::save_provider_ids`]) because they change once per message:
-    /// an UPDATE that names a column rewrites every index entry holding it.
+    /// written apart ([`Tx::save_provider_ids`], [`Tx::save_acceptances`]) because they
+    /// change once per message: an UPDATE that names a column rewrites every index entry
+    /// holding it.
     fn save_state(&self, message: &Message) -> StoreResult<()> {
-        let (worker, expires_at, token) = match &message.lease {
-            Some(lease) => (Some(lease.worker.as_str()), Some(lease.expires_at.0), Some(lease.token)),
-            None => (None, None, None),
-        };
-        let error = message.last_error.as_ref();
-        self.tx
-            .prepare_cached(
-                "UPDATE messages SET status = ?1, attempts = ?2, next_attempt_at = ?3, lease_worker = ?4, lease_expires_at = ?5, \
-                 lease_token = ?6, error_code = ?7, error_retryable = ?8, error_detail = ?9, updated_at = ?10 \
-                 WHERE campaign_id = ?11 AND contact_id = ?12",
-            )
-            .map_err(backend)?
-            .execute(params![
-                message.status.as_str(),
-                message.attempts,
-                message.next_attempt_at.0,
-                worker,
-                expires_at,
-                token,
-                error.map(|error| error.code.as_str()),
-                error.map(|error| error.retryable),
-                error.map(|error| error.detail.as_str()),
-                message.updated_at.0,
-                message.id.campaign.0,
-                message.id.contact.0,
-            ])
-            .map_err(backend)?;
+        self.save_states(&[message])
+    }
+
+    /// [`Tx::save_state`] for each of `messages` (distinct), one statement per chunk.
+    fn save_states(&self, messages: &[&Message]) -> StoreResult<()> {
+        self.execute_chunked(
+            messages,
+            STATE_COLUMNS.len() + 2,
+            |rows| keyed_update_sql(&STATE_COLUMNS, rows),
+            |statement, first, message| bind_state(statement, first, message),
+        )
+    }
+
+    /// Writes the rows of messages just claimed ([`CLAIM_COLUMNS`]). The messages of one
+    /// campaign that share those values — in a claim, all of a campaign's messages on the
+    /// same attempt — are written by one `UPDATE … WHERE campaign_id = ? AND contact_id IN
+    /// (…)` per chunk, which SQLite runs in one pass with one primary-key search per row:
+    /// measured cheaper per row (by 15–30 % in a claim-shaped test) than the `UPDATE …
+    /// FROM (VALUES …)` of [`Tx::save_states`], which materialises its list and the rows to
+    /// change first.
+    fn save_claimed(&self, messages: &[Message]) -> StoreResult<()> {
+        let mut groups: BTreeMap<(CampaignId, ClaimValues<'_>), Vec<u64>> = BTreeMap::new();
+        for message in messages {
+            groups.entry((message.id.campaign, claim_values(message))).or_default().push(message.id.contact.0);
+        }
+        let set = CLAIM_COLUMNS.map(|column| format!("{column} = ?")).join(", ");
+        for ((campaign, values), contacts) in &groups {
+            let (status, attempts, worker, expires_at, token, code, retryable, detail, updated_at) = values;
+            for chunk in power_of_two_chunks(contacts) {
+                let list = vec!["?"; chunk.len()].join(", ");
+                let sql = format!("UPDATE messages SET {set} WHERE campaign_id = ? AND contact_id IN ({list})");
+                let mut statement = self.tx.prepare_cached(&sql).map_err(backend)?;
+                let shared = params![
+                    status, attempts, worker, expires_at, token, code, retryable, detail, updated_at, campaign.0
+                ];
+                bind_values(&mut statement, 1, shared).map_err(backend)?;
+                for (index, contact) in chunk.iter().enumerate() {
+                    statement.raw_bind_parameter(shared.len() + 1 + index, contact).map_err(backend)?;
+                }
+                statement.raw_execute().map_err(backend)?;
+            }
+        }
         Ok(())
     }
 
-    /// [`Tx::save_state`] and [`Tx::save_provider_ids`] in one statement, for a message
-    /// that has just been accepted: one B-tree search of the row instead of two.
-    fn save_accepted(&self, message: &Message) -> StoreResult<()> {
-        let assigned = self.next_meta("provider_id_assigned")?;
-        let (worker, expires_at, token) = match &message.lease {
-            Some(lease) => (Some(lease.worker.as_str()), Some(lease.expires_at.0), Some(lease.token)),
-            None => (None, None, None),
+    /// Writes the state and the provider ids of messages just accepted, each with the
+    /// number its provider id was given ([`Tx::accept`]); one statement per chunk, one
+    /// B-tree search per row.
+    fn save_acceptances(&self, accepted: &[(&Message, u64)]) -> StoreResult<()> {
+        const COLUMNS: [&str; STATE_COLUMNS.len() + PROVIDER_COLUMNS.len()] = {
+            let mut columns = [""; STATE_COLUMNS.len() + PROVIDER_COLUMNS.len()];
+            let mut index = 0;
+            while index < columns.len() {
+                columns[index] = if index < STATE_COLUMNS.len() {
+                    STATE_COLUMNS[index]
+                } else {
+                    PROVIDER_COLUMNS[index - STATE_COLUMNS.len()]
+                };
+                index += 1;
+            }
+            columns
         };
-        let error = message.last_error.as_ref();
-        self.tx
-            .prepare_cached(
-                "UPDATE messages SET status = ?1, attempts = ?2, next_attempt_at = ?3, lease_worker = ?13, \
-                 lease_expires_at = ?14, lease_token = ?15, error_code = ?4, error_retryable = ?5, error_detail = ?6, \
-                 updated_at = ?7, provider_message_id = ?8, bulk_id = ?9, provider_id_assigned = ?10 \
-                 WHERE campaign_id = ?11 AND contact_id = ?12",
-            )
-            .map_err(backend)?
-            .execute(params![
-                message.status.as_str(),
-                message.attempts,
-                message.next_attempt_at.0,
-                error.map(|error| error.code.as_str()),
-                error.map(|error| error.retryable),
-                error.map(|error| error.detail.as_str()),
-                message.updated_at.0,
-                message.provider_message_id,
-                message.bulk_id,
-                assigned,
-                message.id.campaign.0,
-                message.id.contact.0,
-                worker,
-                expires_at,
-                token,
-            ])
-            .map_err(backend)?;
+        self.execute_chunked(
+            accepted,
+            COLUMNS.len() + 2,
+            |rows| keyed_update_sql(&COLUMNS, rows),
+            |statement, first, (message, assigned)| {
+                bind_state(statement, first, message)?;
+                let after_state = first + STATE_COLUMNS.len() + 2;
+                bind_values(statement, after_state, params![message.provider_message_id, message.bulk_id, assigned])
+            },
+        )
+    }
+
+    /// Runs `sql(n)` for each chunk of `rows` ([`power_of_two_chunks`]), binding each
+    /// row's `width` parameters with `bind` (given the number of its first).
+    fn execute_chunked<R>(
+        &self,
+        rows: &[R],
+        width: usize,
+        sql: impl Fn(usize) -> String,
+        bind: impl Fn(&mut rusqlite::Statement<'_>, usize, &R) -> rusqlite::Result<()>,
+    ) -> StoreResult<()> {
+        for chunk in power_of_two_chunks(rows) {
+            let mut statement = self.tx.prepare_cached(&sql(chunk.len())).map_err(backend)?;
+            for (index, row) in chunk.iter().enumerate() {
+                bind(&mut statement, index * width + 1, row).map_err(backend)?;
+            }
+            statement.raw_execute().map_err(backend)?;
+        }
         Ok(())
+    }
+
+    /// The messages among `ids` that exist, by id: one statement per chunk, which reads
+    /// the rows by primary key in the order of the list.
+    fn messages_by_id(&self, ids: &[MessageId]) -> StoreResult<BTreeMap<MessageId, Message>> {
+        const ONE: &str =
+            concat!("SELECT ", message_columns!(""), " FROM messages WHERE campaign_id = ? AND contact_id = ?");
+        let mut found = BTreeMap::new();
+        for chunk in power_of_two_chunks(ids) {
+            let sql = match chunk.len() {
+                1 => ONE.to_owned(),
+                rows => format!(
+                    concat!(
+                        "SELECT ",
+                        message_columns!("m."),
+                        " FROM (VALUES {}) AS v CROSS JOIN messages m \
+                         WHERE m.campaign_id = v.column1 AND m.contact_id = v.column2"
+                    ),
+                    placeholder_rows(rows, 2)
+                ),
+            };
+            let mut statement = self.tx.prepare_cached(&sql).map_err(backend)?;
+            for (index, id) in chunk.iter().enumerate() {
+                bind_values(&mut statement, 2 * index + 1, params![id.campaign.0, id.contact.0]).map_err(backend)?;
+            }
+            let mut rows = statement.raw_query();
+            while let Some(row) = rows.next().map_err(backend)? {
+                let message = message_from_row(row).map_err(backend)?;
+                found.insert(message.id, message);
+            }
+        }
+        Ok(found)
     }
 
     /// Writes the provider ids `message` was just given, numbered in assignment order: a
@@ -601,38 +805,41 @@ impl Tx<'_> {
         Ok(())
     }
 
-    fn insert_message(&self, message: &Message) -> StoreResult<()> {
-        let error = message.last_error.as_ref();
-        const SQL: &str = concat!(
-            "INSERT INTO messages (",
-            message_columns!(""),
-            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, NULL, NULL, NULL, NULL, ?14, ?15, ?16, ?17, ?18)"
-        );
-        self.tx
-            .prepare_cached(SQL)
-            .map_err(backend)?
-            .execute(params![
-                message.id.campaign.0,
-                message.id.contact.0,
-                message.tenant.0,
-                message.traffic_account.0,
-                message.destination,
-                message.sender,
-                message.body,
-                encoding_text(message.encoding),
-                message.segments,
-                message.cost.0,
-                message.status.as_str(),
-                message.attempts,
-                message.next_attempt_at.0,
-                error.map(|error| error.code.as_str()),
-                error.map(|error| error.retryable),
-                error.map(|error| error.detail.as_str()),
-                message.created_at.0,
-                message.updated_at.0,
-            ])
-            .map_err(backend)?;
-        Ok(())
+    /// Inserts `messages` (new rows: no lease, no provider ids), one statement per chunk.
+    fn insert_messages(&self, messages: &[Message]) -> StoreResult<()> {
+        const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, ?, ?, ?, ?, ?)";
+        self.execute_chunked(
+            messages,
+            18,
+            |rows| format!("INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {}", vec![ROW; rows].join(", ")),
+            |statement, first, message| {
+                let error = message.last_error.as_ref();
+                bind_values(
+                    statement,
+                    first,
+                    params![
+                        message.id.campaign.0,
+                        message.id.contact.0,
+                        message.tenant.0,
+                        message.traffic_account.0,
+                        message.destination,
+                        message.sender,
+                        message.body,
+                        encoding_text(message.encoding),
+                        message.segments,
+                        message.cost.0,
+                        message.status.as_str(),
+                        message.attempts,
+                        message.next_attempt_at.0,
+                        error.map(|error| error.code.as_str()),
+                        error.map(|error| error.retryable),
+                        error.map(|error| error.detail.as_str()),
+                        message.created_at.0,
+                        message.updated_at.0,
+                    ],
+                )
+            },
+        )
     }
 
     /// Adds `delta` to the tenant's books (written by [`Tx::write_pending`]).
@@ -665,7 +872,8 @@ impl Tx<'_> {
     }
 
     /// [`Tx::move_message`] short of saving the message's row, for a caller that writes
-    /// it together with more columns ([`Tx::accept`]).
+    /// it later, with more columns ([`Tx::accept`]) or with the rows of the rest of its
+    /// batch ([`Tx::save_states`]).
     fn shift_message(
         &self,
         message: &mut Message,
@@ -761,19 +969,27 @@ impl Tx<'_> {
 
     // --- acceptance and reports --------------------------------------------------------------
 
+    /// Accepts `message` under `provider_message_id` and applies the reports parked under
+    /// that id, leaving its row to the caller: returns how many reports were applied and
+    /// the number the provider id was given (in assignment order: a report for a provider
+    /// id goes to the message that was given it last), which the caller writes with the
+    /// row ([`Tx::save_acceptances`]), batched with the other acceptances of its call.
+    ///
+    /// A parked report that moves the message writes its state at once (as every move
+    /// does); the row written afterwards holds the same final state, plus the provider ids.
     fn accept(
         &self,
         message: &mut Message,
         provider_message_id: String,
         bulk_id: Option<String>,
         now: Timestamp,
-    ) -> StoreResult<u32> {
+    ) -> StoreResult<(u32, u64)> {
         self.shift_message(message, MessageStatus::Accepted, TransitionCause::Engine, None, now)?;
         message.provider_message_id = Some(provider_message_id.clone());
         message.bulk_id = bulk_id;
-        self.save_accepted(message)?;
+        let assigned = self.next_meta("provider_id_assigned")?;
         if !self.has_parked_reports(message.traffic_account)? {
-            return Ok(0);
+            return Ok((0, assigned));
         }
         let parked: Vec<(u64, String)> = {
             let mut statement = self
@@ -796,7 +1012,7 @@ impl Tx<'_> {
             let report: InboundReport = serde_json::from_str(text).map_err(json_error)?;
             self.apply_report_to(message, &report, now)?;
         }
-        Ok(parked.len() as u32)
+        Ok((parked.len() as u32, assigned))
     }
 
     /// Whether any report is parked under `account`: read once per transaction (and
@@ -976,7 +1192,7 @@ impl Tx<'_> {
             Some(tenant) => self
                 .tx
                 .prepare_cached(
-                    "SELECT COUNT(*), COALESCE(SUM(m.next_attempt_at <= ?1), 0) FROM messages m INDEXED BY messages_by_tenant \
+                    "SELECT COUNT(*), COALESCE(SUM(m.next_attempt_at <= ?1), 0) FROM messages m INDEXED BY messages_queued_by_tenant \
                      CROSS JOIN campaigns c WHERE m.tenant_id = ?2 AND m.status = 'queued' \
                      AND c.id = m.campaign_id AND c.status = 'sending'",
                 )
@@ -1260,13 +1476,14 @@ impl Store for SqliteStore {
             let plan = rules::enqueue_plan(&campaign, target, &account, &tx.tenant_contacts(tenant)?, available)?;
             // One counter update for the whole batch of creation entries.
             let first_seq = tx.take_meta("journal_seq", plan.plan.messages.len() as u64)?;
-            for (seq, planned) in (first_seq..).zip(&plan.plan.messages) {
-                let message = new_message(planned, tenant, account.id, now);
-                tx.insert_message(&message)?;
+            let messages: Vec<Message> =
+                plan.plan.messages.iter().map(|planned| new_message(planned, tenant, account.id, now)).collect();
+            tx.insert_messages(&messages)?;
+            for (seq, message) in (first_seq..).zip(&messages) {
                 tx.journal_at(JournalEntry::Message {
                     seq,
                     at: now,
-                    message: planned.id,
+                    message: message.id,
                     from: None,
                     to: message.status,
                     cause: TransitionCause::Engine,
@@ -1428,9 +1645,10 @@ impl Store for SqliteStore {
             for mut message in taken {
                 message.attempts += 1;
                 message.lease = Some(lease.clone());
-                tx.move_message(&mut message, MessageStatus::Submitting, TransitionCause::Engine, None, now)?;
+                tx.shift_message(&mut message, MessageStatus::Submitting, TransitionCause::Engine, None, now)?;
                 messages.push(message);
             }
+            tx.save_claimed(&messages)?;
             let (token, expires_at) = (lease.token, lease.expires_at);
             Ok(ClaimOutcome::Claimed(Claim { token, traffic_account: account.id, expires_at, messages }))
         })
@@ -1459,10 +1677,17 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<RecordOutcome>> {
         rules::check_submission_times(&results)?;
         self.transaction(|tx| {
+            // The batch's rows are read together, changed in memory in the order of
+            // `results` (an id named twice sees its first change), and each row changed is
+            // written once at the end: with its provider ids if it was accepted here (the
+            // number they were given kept), else its state alone.
+            let ids: BTreeSet<MessageId> = results.iter().map(|(id, _)| *id).collect();
+            let mut current = tx.messages_by_id(&ids.into_iter().collect::<Vec<_>>())?;
+            let mut changed: BTreeMap<MessageId, Option<u64>> = BTreeMap::new();
             let mut outcomes = Vec::with_capacity(results.len());
             let mut affected = BTreeSet::new();
             for (id, result) in results {
-                let mut message = tx.message(id)?.ok_or_else(|| not_found("message", id))?;
+                let message = current.get_mut(&id).ok_or_else(|| not_found("message", id))?;
                 let lease_token = message.lease.as_ref().map(|lease| lease.token);
                 let parked_reports_applied = match rules::record_submission(message.status, lease_token, token, result)
                 {
@@ -1471,17 +1696,27 @@ impl Store for SqliteStore {
                         continue;
                     }
                     SubmissionPlan::Accept { provider_message_id, bulk_id } => {
-                        tx.accept(&mut message, provider_message_id, bulk_id, now)?
+                        let (applied, assigned) = tx.accept(message, provider_message_id, bulk_id, now)?;
+                        changed.insert(id, Some(assigned));
+                        applied
                     }
                     SubmissionPlan::Move { to, error, next_attempt_at } => {
                         message.next_attempt_at = next_attempt_at.unwrap_or(message.next_attempt_at);
-                        tx.move_message(&mut message, to, TransitionCause::Engine, Some(error), now)?;
+                        tx.shift_message(message, to, TransitionCause::Engine, Some(error), now)?;
+                        changed.entry(id).or_insert(None);
                         0
                     }
                 };
                 affected.insert(id.campaign);
                 outcomes.push(RecordOutcome::Recorded { status: message.status, parked_reports_applied });
             }
+            let row = |id: &MessageId| current.get(id).expect("a changed message was read");
+            let moved: Vec<&Message> =
+                changed.iter().filter(|(_, assigned)| assigned.is_none()).map(|(id, _)| row(id)).collect();
+            let accepted: Vec<(&Message, u64)> =
+                changed.iter().filter_map(|(id, assigned)| Some((row(id), (*assigned)?))).collect();
+            tx.save_states(&moved)?;
+            tx.save_acceptances(&accepted)?;
             tx.complete_if_settled(affected, now)?;
             Ok(outcomes)
         })
@@ -1538,7 +1773,8 @@ impl Store for SqliteStore {
             };
             match resolution {
                 Resolution::Accepted { provider_message_id } => {
-                    tx.accept(&mut message, provider_message_id, None, now)?;
+                    let (_, assigned) = tx.accept(&mut message, provider_message_id, None, now)?;
+                    tx.save_acceptances(&[(&message, assigned)])?;
                 }
                 Resolution::NotAccepted { error } => {
                     tx.move_message(&mut message, MessageStatus::Failed, TransitionCause::Engine, Some(error), now)?
@@ -1591,17 +1827,23 @@ impl Store for SqliteStore {
                         .count("SELECT COUNT(*) FROM messages INDEXED BY messages_unknown WHERE status = 'unknown'", [])?,
                     parked_reports: tx.count(parked, [None::<u64>])?,
                 },
-                // One tenant: its messages by status.
-                Some(tenant) => {
-                    let by_status = "SELECT COUNT(*) FROM messages INDEXED BY messages_by_tenant WHERE tenant_id = ?1 AND status = ?2";
-                    QueueStats {
-                        queued,
-                        due,
-                        submitting: tx.count(by_status, params![tenant.0, MessageStatus::Submitting.as_str()])?,
-                        unknown: tx.count(by_status, params![tenant.0, MessageStatus::Unknown.as_str()])?,
-                        parked_reports: tx.count(parked, [tenant.0])?,
-                    }
-                }
+                // One tenant: the unknown by their tenant index; those in flight (a set
+                // bounded by the claims out) by the tenant each lease-token entry carries.
+                Some(tenant) => QueueStats {
+                    queued,
+                    due,
+                    submitting: tx.count(
+                        "SELECT COUNT(*) FROM messages INDEXED BY messages_submitting_by_token \
+                         WHERE status = 'submitting' AND tenant_id = ?1",
+                        [tenant.0],
+                    )?,
+                    unknown: tx.count(
+                        "SELECT COUNT(*) FROM messages INDEXED BY messages_unknown_by_tenant \
+                         WHERE tenant_id = ?1 AND status = 'unknown'",
+                        [tenant.0],
+                    )?,
+                    parked_reports: tx.count(parked, [tenant.0])?,
+                },
             };
             Ok(stats)
         })
@@ -1632,7 +1874,15 @@ impl Store for SqliteStore {
     fn ledger_recount(&self, tenant: TenantId) -> StoreResult<LedgerRecount> {
         self.transaction(|tx| {
             tx.tenant(tenant)?;
-            let mut statement = tx.tx.prepare_cached("SELECT status, error_code, SUM(cost) FROM messages WHERE tenant_id = ?1 GROUP BY status, error_code").map_err(backend)?;
+            // A tenant's messages are its campaigns' messages, read by the primary key's
+            // campaign prefix (no index by tenant is kept up to date on every move).
+            let mut statement = tx
+                .tx
+                .prepare_cached(
+                    "SELECT m.status, m.error_code, SUM(m.cost) FROM campaigns c CROSS JOIN messages m \
+                     WHERE c.tenant_id = ?1 AND m.campaign_id = c.id AND m.tenant_id = ?1 GROUP BY m.status, m.error_code",
+                )
+                .map_err(backend)?;
             let rows = statement
                 .query_map([tenant.0], |row| Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?, row.get::<_, i64>(2)?)))
                 .map_err(backend)?;
@@ -1666,7 +1916,7 @@ mod tests {
 
     const NOW: Timestamp = Timestamp(1_700_000_000_000);
 
-    fn tenant(store: &SqliteStore, credits: i64) -> Tenant {
+    fn tenant(store: &dyn Store, credits: i64) -> Tenant {
         let new = NewTenant {
             name: "acme".into(),
             api_key_hash: "h".into(),
@@ -1678,7 +1928,7 @@ mod tests {
 
     /// A tenant with `contacts` contacts and a draft campaign to all of them through a
     /// platform account at 10 credits a segment.
-    fn draft(store: &SqliteStore, credits: i64, contacts: u32, schedule_at: Option<Timestamp>) -> (Tenant, Campaign) {
+    fn draft(store: &dyn Store, credits: i64, contacts: u32, schedule_at: Option<Timestamp>) -> (Tenant, Campaign) {
         let tenant = tenant(store, credits);
         let account = store
             .create_traffic_account(NewTrafficAccount {
@@ -1763,6 +2013,69 @@ mod tests {
         };
         assert!(indexes.contains(&"messages_queued".to_owned()), "{indexes:?}");
         assert!(!indexes.contains(&"messages_claimable".to_owned()), "{indexes:?}");
+        assert!(indexes.contains(&"messages_queued_by_tenant".to_owned()), "{indexes:?}");
+        assert!(!indexes.contains(&"messages_by_tenant".to_owned()), "version 3 drops it: {indexes:?}");
+    }
+
+    #[test]
+    fn a_batch_is_cut_in_power_of_two_chunks() {
+        let lengths = |rows: usize| power_of_two_chunks(&vec![(); rows]).map(<[()]>::len).collect::<Vec<_>>();
+        assert_eq!(lengths(200), [128, 64, 8]);
+        assert_eq!(lengths(300), [128, 128, 32, 8, 4]);
+        assert_eq!(lengths(1), [1]);
+        assert!(lengths(0).is_empty());
+    }
+
+    #[test]
+    fn batches_written_in_several_statements_leave_what_the_reference_model_leaves() {
+        // 300 messages enqueued (three INSERT chunks and a tail), 200 claimed (128 + 64 + 8
+        // rows), and a record of every outcome that names one message twice: answered
+        // unknown, then accepted late in the same call.
+        let sqlite = SqliteStore::open_in_memory().expect("open");
+        let memory = crate::store::memory::MemoryStore::new();
+        let mut seen = Vec::new();
+        for store in [&sqlite as &dyn Store, &memory] {
+            let (tenant, campaign) = draft(store, 1_000_000, 300, None);
+            store.enqueue(tenant.id, campaign.id, None, NOW).expect("enqueue");
+            let request =
+                ClaimRequest { worker: "w".into(), traffic_account: None, max_messages: 200, lease_ms: 1_000 };
+            let Ok(ClaimOutcome::Claimed(claim)) = store.claim(request, NOW) else { panic!("a claim") };
+            assert_eq!(claim.messages.len(), 200);
+            let error = |code: &str| MessageError { code: code.into(), retryable: true, detail: "detail".into() };
+            let mut results: Vec<_> = claim
+                .messages
+                .iter()
+                .enumerate()
+                .map(|(n, message)| {
+                    let result = match n % 4 {
+                        0 | 1 => SubmissionResult::Accepted {
+                            provider_message_id: format!("p{n}"),
+                            bulk_id: Some("bulk".into()),
+                        },
+                        2 => SubmissionResult::Retry { error: error("THROTTLED"), next_attempt_at: NOW.plus_ms(5_000) },
+                        _ => SubmissionResult::Unknown { error: error("AMBIGUOUS") },
+                    };
+                    (message.id, result)
+                })
+                .collect();
+            let late = SubmissionResult::Accepted { provider_message_id: "late".into(), bulk_id: None };
+            results.push((claim.messages[3].id, late));
+            let recorded = store.record_submissions(claim.token, results, NOW.plus_ms(10)).expect("record");
+            seen.push((
+                recorded,
+                store.messages(campaign.id).expect("messages"),
+                store.campaign(tenant.id, campaign.id).expect("campaign"),
+                store.tenant(tenant.id).expect("tenant"),
+                store.take_journal().expect("journal"),
+            ));
+        }
+        let (sqlite, memory) = (&seen[0], &seen[1]);
+        assert_eq!(sqlite.0, memory.0, "record outcomes");
+        assert_eq!(sqlite.1, memory.1, "messages");
+        assert_eq!(sqlite.2, memory.2, "campaign");
+        assert_eq!(sqlite.3, memory.3, "tenant");
+        assert_eq!(sqlite.4, memory.4, "journal");
+        assert_eq!(sqlite.2.counts.accepted, 101, "100 accepted at once and one late");
     }
 
     #[test]
