@@ -772,6 +772,62 @@ pub trait Store: Send + Sync + 'static {
     fn take_journal(&self) -> StoreResult<Vec<JournalEntry>>;
 }
 
+/// Hands the macro `$wrapper` every [`Store`] method a wrapper forwards, one per line as
+/// `read name(arguments) -> answer;` or `write name(arguments) -> answer;` (the answer
+/// without its `StoreResult`), so that a wrapper around a store — the simulator's fault
+/// injector, a test's switch or gate — is written as what it does to one call, not as a
+/// copy of the trait. The list is written once, here beside the trait: a method added to
+/// the trait and not here is a compile error in every wrapper, never a silent default.
+///
+/// `apply_reports` is left out on purpose: its default applies each report through the
+/// wrapper's own `apply_report`, so a wrapper hooks every report of a batch (the fault
+/// injector draws once per report) unless it writes `apply_reports` itself.
+#[macro_export]
+macro_rules! store_methods {
+    ($wrapper:ident) => {
+        $wrapper! {
+            write create_tenant(new: $crate::store::NewTenant, now: $crate::Timestamp) -> $crate::domain::Tenant;
+            read tenant(id: $crate::TenantId) -> $crate::domain::Tenant;
+            read tenant_by_api_key_hash(api_key_hash: &str) -> Option<$crate::domain::Tenant>;
+            read tenants() -> Vec<$crate::domain::Tenant>;
+            write change_credits(tenant: $crate::TenantId, change: $crate::store::CreditChange, now: $crate::Timestamp) -> $crate::domain::Tenant;
+            write create_traffic_account(new: $crate::store::NewTrafficAccount) -> $crate::domain::TrafficAccount;
+            read traffic_account(id: $crate::TrafficAccountId) -> $crate::domain::TrafficAccount;
+            read traffic_accounts() -> Vec<$crate::domain::TrafficAccount>;
+            write import_contacts(tenant: $crate::TenantId, rows: Vec<$crate::store::NewContact>, now: $crate::Timestamp) -> $crate::store::ImportReport;
+            read contacts(tenant: $crate::TenantId) -> Vec<$crate::domain::Contact>;
+            write create_campaign(tenant: $crate::TenantId, new: $crate::store::NewCampaign, now: $crate::Timestamp) -> $crate::domain::Campaign;
+            write update_campaign(tenant: $crate::TenantId, id: $crate::CampaignId, patch: $crate::store::CampaignPatch, now: $crate::Timestamp) -> $crate::domain::Campaign;
+            read campaign(tenant: $crate::TenantId, id: $crate::CampaignId) -> $crate::domain::Campaign;
+            read campaigns(tenant: $crate::TenantId) -> Vec<$crate::domain::Campaign>;
+            read all_campaigns() -> Vec<$crate::domain::Campaign>;
+            read preview(tenant: $crate::TenantId, id: $crate::CampaignId) -> $crate::store::Preview;
+            write enqueue(tenant: $crate::TenantId, id: $crate::CampaignId, key: Option<$crate::store::IdempotencyKey>, now: $crate::Timestamp) -> $crate::store::EnqueueReceipt;
+            write start_due_campaigns(now: $crate::Timestamp) -> Vec<$crate::CampaignId>;
+            write pause(tenant: $crate::TenantId, id: $crate::CampaignId, reason: $crate::domain::PauseReason, now: $crate::Timestamp) -> $crate::domain::Campaign;
+            write resume(tenant: $crate::TenantId, id: $crate::CampaignId, now: $crate::Timestamp) -> $crate::domain::Campaign;
+            write cancel(tenant: $crate::TenantId, id: $crate::CampaignId, now: $crate::Timestamp) -> $crate::domain::Campaign;
+            write retry_failed(tenant: $crate::TenantId, id: $crate::CampaignId, now: $crate::Timestamp) -> $crate::store::RetryReceipt;
+            read failures_by_code(tenant: $crate::TenantId, id: $crate::CampaignId) -> std::collections::BTreeMap<String, u32>;
+            read messages(campaign: $crate::CampaignId) -> Vec<$crate::domain::Message>;
+            read visit_messages(campaign: $crate::CampaignId, visit: &mut dyn FnMut(&$crate::domain::Message)) -> ();
+            read message(id: $crate::MessageId) -> $crate::domain::Message;
+            write claim(request: $crate::store::ClaimRequest, now: $crate::Timestamp) -> $crate::store::ClaimOutcome;
+            write renew_lease(token: u64, lease_ms: u64, now: $crate::Timestamp) -> u32;
+            write record_submissions(token: u64, results: Vec<($crate::MessageId, $crate::store::SubmissionResult)>, now: $crate::Timestamp) -> Vec<$crate::store::RecordOutcome>;
+            write apply_report(report: $crate::store::InboundReport, now: $crate::Timestamp) -> $crate::store::ReportOutcome;
+            write reap_expired_leases(now: $crate::Timestamp) -> $crate::store::ReapReport;
+            read unknown_messages(limit: u32) -> Vec<$crate::domain::Message>;
+            write resolve_unknown(id: $crate::MessageId, resolution: $crate::store::Resolution, now: $crate::Timestamp) -> bool;
+            write settle_stale_unknowns(older_than_ms: u64, now: $crate::Timestamp) -> Vec<$crate::MessageId>;
+            read queue_stats(tenant: Option<$crate::TenantId>, now: $crate::Timestamp) -> $crate::store::QueueStats;
+            read recount(campaign: $crate::CampaignId) -> $crate::domain::StatusCounts;
+            read ledger_recount(tenant: $crate::TenantId) -> $crate::store::LedgerRecount;
+            read take_journal() -> Vec<$crate::store::JournalEntry>;
+        }
+    };
+}
+
 /// The message an enqueue stores for `planned`: queued, or skipped with its reason.
 pub fn new_message(
     planned: &crate::domain::plan::PlannedMessage,

@@ -10,18 +10,11 @@ use smsim_core::adapter::twilio::twilio_signature;
 use smsim_core::adapter::{HttpClient, HttpError, HttpRequest, HttpResponse};
 use smsim_core::api::{router, ApiState};
 use smsim_core::clock::ManualClock;
-use smsim_core::domain::records::{
-    Campaign, Contact, Message, MessageError, PauseReason, StatusCounts, Tenant, TrafficAccount,
-};
+use smsim_core::domain::records::MessageError;
 use smsim_core::service::Adapters;
 use smsim_core::store::memory::MemoryStore;
-use smsim_core::store::{
-    CampaignPatch, ClaimOutcome, ClaimRequest, CreditChange, EnqueueReceipt, IdempotencyKey, ImportReport,
-    InboundReport, JournalEntry, LedgerRecount, NewCampaign, NewContact, NewTenant, NewTrafficAccount, Preview,
-    QueueStats, ReapReport, RecordOutcome, ReportOutcome, Resolution, RetryReceipt, Store, StoreError, StoreResult,
-    SubmissionResult,
-};
-use smsim_core::{CampaignId, MessageId, TenantId, Timestamp, TrafficAccountId};
+use smsim_core::store::{ClaimOutcome, ClaimRequest, Store, StoreError, StoreResult, SubmissionResult};
+use smsim_core::Timestamp;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -97,10 +90,11 @@ impl SwitchableStore {
     }
 }
 
+/// Every call checks the switch first.
 macro_rules! switchable {
-    ($(fn $name:ident(&self $(, $arg:ident: $type:ty)*) -> $answer:ty;)*) => {
+    ($($access:ident $name:ident($($arg:ident: $type:ty),*) -> $answer:ty;)*) => {
         impl Store for SwitchableStore {
-            $(fn $name(&self $(, $arg: $type)*) -> $answer {
+            $(fn $name(&self, $($arg: $type),*) -> StoreResult<$answer> {
                 self.check()?;
                 self.inner.$name($($arg),*)
             })*
@@ -108,45 +102,7 @@ macro_rules! switchable {
     };
 }
 
-switchable! {
-    fn create_tenant(&self, new: NewTenant, now: Timestamp) -> StoreResult<Tenant>;
-    fn tenant(&self, id: TenantId) -> StoreResult<Tenant>;
-    fn tenant_by_api_key_hash(&self, api_key_hash: &str) -> StoreResult<Option<Tenant>>;
-    fn tenants(&self) -> StoreResult<Vec<Tenant>>;
-    fn change_credits(&self, tenant: TenantId, change: CreditChange, now: Timestamp) -> StoreResult<Tenant>;
-    fn create_traffic_account(&self, new: NewTrafficAccount) -> StoreResult<TrafficAccount>;
-    fn traffic_account(&self, id: TrafficAccountId) -> StoreResult<TrafficAccount>;
-    fn traffic_accounts(&self) -> StoreResult<Vec<TrafficAccount>>;
-    fn import_contacts(&self, tenant: TenantId, rows: Vec<NewContact>, now: Timestamp) -> StoreResult<ImportReport>;
-    fn contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>>;
-    fn create_campaign(&self, tenant: TenantId, new: NewCampaign, now: Timestamp) -> StoreResult<Campaign>;
-    fn update_campaign(&self, tenant: TenantId, id: CampaignId, patch: CampaignPatch, now: Timestamp) -> StoreResult<Campaign>;
-    fn campaign(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Campaign>;
-    fn campaigns(&self, tenant: TenantId) -> StoreResult<Vec<Campaign>>;
-    fn all_campaigns(&self) -> StoreResult<Vec<Campaign>>;
-    fn preview(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Preview>;
-    fn enqueue(&self, tenant: TenantId, id: CampaignId, key: Option<IdempotencyKey>, now: Timestamp) -> StoreResult<EnqueueReceipt>;
-    fn start_due_campaigns(&self, now: Timestamp) -> StoreResult<Vec<CampaignId>>;
-    fn pause(&self, tenant: TenantId, id: CampaignId, reason: PauseReason, now: Timestamp) -> StoreResult<Campaign>;
-    fn resume(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign>;
-    fn cancel(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign>;
-    fn retry_failed(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<RetryReceipt>;
-    fn failures_by_code(&self, tenant: TenantId, id: CampaignId) -> StoreResult<BTreeMap<String, u32>>;
-    fn messages(&self, campaign: CampaignId) -> StoreResult<Vec<Message>>;
-    fn message(&self, id: MessageId) -> StoreResult<Message>;
-    fn claim(&self, request: ClaimRequest, now: Timestamp) -> StoreResult<ClaimOutcome>;
-    fn renew_lease(&self, token: u64, lease_ms: u64, now: Timestamp) -> StoreResult<u32>;
-    fn record_submissions(&self, token: u64, results: Vec<(MessageId, SubmissionResult)>, now: Timestamp) -> StoreResult<Vec<RecordOutcome>>;
-    fn apply_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome>;
-    fn reap_expired_leases(&self, now: Timestamp) -> StoreResult<ReapReport>;
-    fn unknown_messages(&self, limit: u32) -> StoreResult<Vec<Message>>;
-    fn resolve_unknown(&self, id: MessageId, resolution: Resolution, now: Timestamp) -> StoreResult<bool>;
-    fn settle_stale_unknowns(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<Vec<MessageId>>;
-    fn queue_stats(&self, tenant: Option<TenantId>, now: Timestamp) -> StoreResult<QueueStats>;
-    fn recount(&self, campaign: CampaignId) -> StoreResult<StatusCounts>;
-    fn ledger_recount(&self, tenant: TenantId) -> StoreResult<LedgerRecount>;
-    fn take_journal(&self) -> StoreResult<Vec<JournalEntry>>;
-}
+smsim_core::store_methods!(switchable);
 
 fn rand_chacha_seeded() -> rand_chacha::ChaCha20Rng {
     use rand::SeedableRng;

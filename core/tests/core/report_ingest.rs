@@ -15,20 +15,16 @@ use smsim_core::adapter::{HttpClient, HttpError, HttpRequest, HttpResponse};
 use smsim_core::api::ingest::{GroupLimits, IngestCounts, ReportCommitter, ReportQueue};
 use smsim_core::api::{router, ApiState, ReportIngest};
 use smsim_core::clock::ManualClock;
-use smsim_core::domain::records::{
-    Audience, Campaign, Contact, Message, PauseReason, ProviderKind, StatusCounts, Tenant, TrafficAccount,
-};
+use smsim_core::domain::records::{Audience, ProviderKind};
 use smsim_core::domain::status::MessageStatus;
 use smsim_core::money::Credits;
 use smsim_core::service::Adapters;
 use smsim_core::store::sqlite::SqliteStore;
 use smsim_core::store::{
-    CampaignPatch, ClaimOutcome, ClaimRequest, CreditChange, EnqueueReceipt, IdempotencyKey, ImportReport,
-    InboundReport, JournalEntry, LedgerRecount, NewCampaign, NewContact, NewTenant, NewTrafficAccount, Preview,
-    QueueStats, ReapReport, RecordOutcome, ReportOutcome, Resolution, RetryReceipt, Store, StoreError, StoreResult,
-    SubmissionResult,
+    ClaimOutcome, ClaimRequest, InboundReport, NewCampaign, NewContact, NewTenant, NewTrafficAccount, ReportOutcome,
+    Store, StoreError, StoreResult, SubmissionResult,
 };
-use smsim_core::{CampaignId, MessageId, TenantId, Timestamp, TrafficAccountId};
+use smsim_core::{CampaignId, TenantId, Timestamp, TrafficAccountId};
 use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -111,10 +107,12 @@ impl GatedStore {
     }
 }
 
-macro_rules! delegate {
-    ($(fn $name:ident(&self $(, $arg:ident: $type:ty)*) -> $answer:ty;)*) => {
+/// Every call holds the store's one lock; `apply_reports` is the committer's, recorded,
+/// held, failed or poisoned on the test's command.
+macro_rules! gated {
+    ($($access:ident $name:ident($($arg:ident: $type:ty),*) -> $answer:ty;)*) => {
         impl Store for GatedStore {
-            $(fn $name(&self $(, $arg: $type)*) -> $answer {
+            $(fn $name(&self, $($arg: $type),*) -> StoreResult<$answer> {
                 let _lock = self.lock.lock().unwrap();
                 self.inner.$name($($arg),*)
             })*
@@ -142,45 +140,7 @@ macro_rules! delegate {
     };
 }
 
-delegate! {
-    fn create_tenant(&self, new: NewTenant, now: Timestamp) -> StoreResult<Tenant>;
-    fn tenant(&self, id: TenantId) -> StoreResult<Tenant>;
-    fn tenant_by_api_key_hash(&self, api_key_hash: &str) -> StoreResult<Option<Tenant>>;
-    fn tenants(&self) -> StoreResult<Vec<Tenant>>;
-    fn change_credits(&self, tenant: TenantId, change: CreditChange, now: Timestamp) -> StoreResult<Tenant>;
-    fn create_traffic_account(&self, new: NewTrafficAccount) -> StoreResult<TrafficAccount>;
-    fn traffic_account(&self, id: TrafficAccountId) -> StoreResult<TrafficAccount>;
-    fn traffic_accounts(&self) -> StoreResult<Vec<TrafficAccount>>;
-    fn import_contacts(&self, tenant: TenantId, rows: Vec<NewContact>, now: Timestamp) -> StoreResult<ImportReport>;
-    fn contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>>;
-    fn create_campaign(&self, tenant: TenantId, new: NewCampaign, now: Timestamp) -> StoreResult<Campaign>;
-    fn update_campaign(&self, tenant: TenantId, id: CampaignId, patch: CampaignPatch, now: Timestamp) -> StoreResult<Campaign>;
-    fn campaign(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Campaign>;
-    fn campaigns(&self, tenant: TenantId) -> StoreResult<Vec<Campaign>>;
-    fn all_campaigns(&self) -> StoreResult<Vec<Campaign>>;
-    fn preview(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Preview>;
-    fn enqueue(&self, tenant: TenantId, id: CampaignId, key: Option<IdempotencyKey>, now: Timestamp) -> StoreResult<EnqueueReceipt>;
-    fn start_due_campaigns(&self, now: Timestamp) -> StoreResult<Vec<CampaignId>>;
-    fn pause(&self, tenant: TenantId, id: CampaignId, reason: PauseReason, now: Timestamp) -> StoreResult<Campaign>;
-    fn resume(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign>;
-    fn cancel(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign>;
-    fn retry_failed(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<RetryReceipt>;
-    fn failures_by_code(&self, tenant: TenantId, id: CampaignId) -> StoreResult<BTreeMap<String, u32>>;
-    fn messages(&self, campaign: CampaignId) -> StoreResult<Vec<Message>>;
-    fn message(&self, id: MessageId) -> StoreResult<Message>;
-    fn claim(&self, request: ClaimRequest, now: Timestamp) -> StoreResult<ClaimOutcome>;
-    fn renew_lease(&self, token: u64, lease_ms: u64, now: Timestamp) -> StoreResult<u32>;
-    fn record_submissions(&self, token: u64, results: Vec<(MessageId, SubmissionResult)>, now: Timestamp) -> StoreResult<Vec<RecordOutcome>>;
-    fn apply_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome>;
-    fn reap_expired_leases(&self, now: Timestamp) -> StoreResult<ReapReport>;
-    fn unknown_messages(&self, limit: u32) -> StoreResult<Vec<Message>>;
-    fn resolve_unknown(&self, id: MessageId, resolution: Resolution, now: Timestamp) -> StoreResult<bool>;
-    fn settle_stale_unknowns(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<Vec<MessageId>>;
-    fn queue_stats(&self, tenant: Option<TenantId>, now: Timestamp) -> StoreResult<QueueStats>;
-    fn recount(&self, campaign: CampaignId) -> StoreResult<StatusCounts>;
-    fn ledger_recount(&self, tenant: TenantId) -> StoreResult<LedgerRecount>;
-    fn take_journal(&self) -> StoreResult<Vec<JournalEntry>>;
-}
+smsim_core::store_methods!(gated);
 
 /// A tenant whose campaign of `messages` messages was accepted by a Mitto-style
 /// provider (ids `p-0`, `p-1`, …), behind the API with the given way of ingesting.
