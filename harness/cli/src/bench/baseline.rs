@@ -45,21 +45,13 @@ impl Binary {
     pub fn sweep_wall_s(&self, scenario: &Path, seeds: u64, jobs: usize) -> anyhow::Result<f64> {
         let scratch = Scratch::new("sweep-json")?;
         let json = scratch.0.join("sweep.json");
-        let output = Command::new(&self.path)
-            .arg("sweep")
-            .arg(scenario)
-            .args(["--seeds", &seeds.to_string(), "--jobs", &jobs.to_string(), "--json"])
-            .arg(&json)
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("running {}", self.path.display()))?;
-        anyhow::ensure!(
-            output.status.success(),
-            "{} sweep {} failed: {}",
-            self.path.display(),
-            scenario.display(),
-            String::from_utf8_lossy(&output.stdout)
-        );
+        self.run(&format!("sweep {}", scenario.display()), |command| {
+            command
+                .arg("sweep")
+                .arg(scenario)
+                .args(["--seeds", &seeds.to_string(), "--jobs", &jobs.to_string(), "--json"])
+                .arg(&json)
+        })?;
         let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json)?)
             .with_context(|| format!("reading {}'s sweep report", self.path.display()))?;
         let entry = &report["scenarios"][0];
@@ -74,21 +66,27 @@ impl Binary {
 
     /// The peak resident set and wall time of simulating seed 1 of `scenario`, in a child.
     pub fn peak_rss(&self, scenario: &Path) -> anyhow::Result<PeakRss> {
-        let output = Command::new(&self.path)
-            .arg("bench-peak-rss")
-            .arg(scenario)
+        let stdout =
+            self.run("bench-peak-rss", |command| command.arg("bench-peak-rss").arg(scenario).stderr(Stdio::inherit()))?;
+        serde_json::from_slice(&stdout)
+            .with_context(|| format!("reading {}'s bench-peak-rss answer", self.path.display()))
+    }
+
+    /// Runs this binary as `configure` sets it up, with nothing on its standard input, and
+    /// returns what it printed; fails, quoting that, unless it exits 0.
+    fn run(&self, what: &str, configure: impl FnOnce(&mut Command) -> &mut Command) -> anyhow::Result<Vec<u8>> {
+        let mut command = Command::new(&self.path);
+        let output = configure(&mut command)
             .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
             .output()
             .with_context(|| format!("running {}", self.path.display()))?;
         anyhow::ensure!(
             output.status.success(),
-            "{} bench-peak-rss failed: {}",
+            "{} {what} failed: {}",
             self.path.display(),
             String::from_utf8_lossy(&output.stdout)
         );
-        serde_json::from_slice(&output.stdout)
-            .with_context(|| format!("reading {}'s bench-peak-rss answer", self.path.display()))
+        Ok(output.stdout)
     }
 }
 
