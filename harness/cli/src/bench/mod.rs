@@ -66,10 +66,36 @@ pub struct BenchArgs {
     /// and as long again for the baseline).
     #[arg(long)]
     pub skip_memory: bool,
+    /// Run only these sections (repeat the flag for several); all of them by default.
+    #[arg(long, value_enum, value_name = "SECTION")]
+    pub only: Vec<Section>,
     /// Exit 0 even when a target is missed (by default a missed target exits 1, so CI
     /// and scripts can rely on the exit code).
     #[arg(long)]
     pub no_fail: bool,
+}
+
+/// The report's sections, as `--only` names them.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    /// 1. Simulation speed.
+    Simulation,
+    /// 2. Cost per message and per idle step.
+    Cost,
+    /// 3. Sweep scaling.
+    Scaling,
+    /// 4. Engine throughput in real mode.
+    RealMode,
+    /// 5. Memory and scale.
+    Memory,
+}
+
+impl BenchArgs {
+    /// Whether this run measures `section`.
+    fn runs(&self, section: Section) -> bool {
+        let chosen = self.only.is_empty() || self.only.contains(&section);
+        chosen && !(section == Section::Memory && self.skip_memory)
+    }
 }
 
 /// Whether a figure's target was checked, and how it came out.
@@ -198,19 +224,30 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     run(&happy, 1, &RunOptions::default())?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
 
-    let happy_one = simulation::sweep_speed(&happy, &happy_path, args.happy_seeds, 1)?;
-    let swarm_one = simulation::sweep_speed(&swarm, &swarm_path, args.swarm_seeds, 1)?;
-    let speed = simulation::Speeds { happy_path: &happy_path, swarm_path: &swarm_path, happy_one, swarm_one };
-    report.push("1. Simulation speed", simulation::section(&happy, &speed, &current, baseline.as_ref(), &runtime)?);
-    report.push("2. Cost per message and per idle step", cost::section(&happy_path, &current, baseline.as_ref())?);
-
-    let happy_two = simulation::sweep_speed(&happy, &happy_path, args.happy_seeds, 2)?;
-    report.push("3. Sweep scaling", simulation::scaling(happy_one, happy_two, cpus));
-    report.push(
-        "4. Engine throughput in real mode (SQLite, loopback)",
-        real_mode::section(args.real_messages, &runtime)?,
-    );
-    if !args.skip_memory {
+    let happy_one = if args.runs(Section::Simulation) || args.runs(Section::Scaling) {
+        Some(simulation::sweep_speed(&happy, &happy_path, args.happy_seeds, 1)?)
+    } else {
+        None
+    };
+    if let (true, Some(happy_one)) = (args.runs(Section::Simulation), happy_one) {
+        let swarm_one = simulation::sweep_speed(&swarm, &swarm_path, args.swarm_seeds, 1)?;
+        let speed = simulation::Speeds { happy_path: &happy_path, swarm_path: &swarm_path, happy_one, swarm_one };
+        report.push("1. Simulation speed", simulation::section(&happy, &speed, &current, baseline.as_ref(), &runtime)?);
+    }
+    if args.runs(Section::Cost) {
+        report.push("2. Cost per message and per idle step", cost::section(&happy_path, &current, baseline.as_ref())?);
+    }
+    if let (true, Some(happy_one)) = (args.runs(Section::Scaling), happy_one) {
+        let happy_two = simulation::sweep_speed(&happy, &happy_path, args.happy_seeds, 2)?;
+        report.push("3. Sweep scaling", simulation::scaling(happy_one, happy_two, cpus));
+    }
+    if args.runs(Section::RealMode) {
+        report.push(
+            "4. Engine throughput in real mode (SQLite, loopback)",
+            real_mode::section(args.real_messages, &runtime)?,
+        );
+    }
+    if args.runs(Section::Memory) {
         let path = args.scenarios.join(&args.memory_scenario);
         report.push("5. Memory and scale", memory::section(&path, &current, baseline.as_ref())?);
     }
