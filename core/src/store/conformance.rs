@@ -706,6 +706,8 @@ pub fn report_naming_message_resolves_unknown(store: &dyn Store) {
         .record_submissions(claimed.token, vec![(id, SubmissionResult::Unknown { error: error("TIMEOUT", false) })], T0)
         .unwrap();
     assert_eq!(store.tenant(s.tenant.id).unwrap().reserved, Credits(55), "an unknown keeps its reservation");
+    let status = || store.campaign(s.tenant.id, s.campaign.id).unwrap().status;
+    assert_eq!(status(), CampaignStatus::Sending, "an unknown message is still pending");
     let named = InboundReport { message_ref: Some(id), ..report(s.account.id, "SM123", ReportStatus::Delivered) };
     let outcome = store.apply_report(named, T0.plus_ms(50)).unwrap();
     assert_eq!(
@@ -715,6 +717,7 @@ pub fn report_naming_message_resolves_unknown(store: &dyn Store) {
     let message = store.message(id).unwrap();
     assert_eq!((message.status, message.provider_message_id.as_deref()), (MessageStatus::Delivered, Some("SM123")));
     assert_eq!(store.tenant(s.tenant.id).unwrap().charged, Credits(55));
+    assert_eq!(status(), CampaignStatus::Completed, "the report settled the campaign's last pending message");
     // Later reports find it by its provider id.
     let dup = store.apply_report(report(s.account.id, "SM123", ReportStatus::Delivered), T0.plus_ms(60)).unwrap();
     assert_eq!(dup, ReportOutcome::Duplicate { message: id });

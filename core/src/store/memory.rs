@@ -1097,6 +1097,7 @@ impl Store for MemoryStore {
         let Some(id) = by_provider.or(by_reference) else {
             return Ok(state.park(report));
         };
+        let before = state.messages[&id].status;
         let outcome = state.apply_report_to(id, &report, now);
         if outcome == ReportOutcome::Parked {
             return Ok(state.park(report));
@@ -1108,7 +1109,9 @@ impl Store for MemoryStore {
             books.balance += delta.balance;
             books.charged += delta.charged;
         }
-        state.complete_if_settled([id.campaign], now);
+        if rules::report_may_complete(before) {
+            state.complete_if_settled([id.campaign], now);
+        }
         Ok(outcome)
     }
 

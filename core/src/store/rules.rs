@@ -723,6 +723,16 @@ pub fn report_plan(id: MessageId, status: MessageStatus, has_provider_id: bool, 
     }
 }
 
+/// Whether a report applied to a message that was in `before` can complete its
+/// campaign. Only a change that settles a pending message lowers the campaign's pending
+/// count ([`completes`]), and every change that lowered it before this one checked
+/// completion then; so a report on a settled message (the common case: `accepted` to
+/// `delivered`) cannot complete anything, and a batch of reports need not read its
+/// campaign back after each one.
+pub fn report_may_complete(before: MessageStatus) -> bool {
+    before.is_pending()
+}
+
 /// What a directly applied report does beyond its [`ReportPlan`], for a message of
 /// `cost`: normally nothing. With the `counter-per-report` bug, a duplicate or backward
 /// report bumps the delivered counter by one and moves this money (balance and charged

@@ -1060,6 +1060,7 @@ impl Tx<'_> {
         let Some(mut message) = by_provider.or(by_reference) else {
             return self.park(report, now);
         };
+        let before = message.status;
         let outcome = self.apply_report_to(&mut message, &report, now)?;
         if outcome == ReportOutcome::Parked {
             return self.park(report, now);
@@ -1072,7 +1073,9 @@ impl Tx<'_> {
                 .map_err(backend)?;
             self.apply_ledger(message.tenant, delta)?;
         }
-        self.complete_if_settled([message.id.campaign], now)?;
+        if rules::report_may_complete(before) {
+            self.complete_if_settled([message.id.campaign], now)?;
+        }
         Ok(outcome)
     }
 
