@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_initial.sql"),
     include_str!("../../migrations/0002_message_indexes.sql"),
     include_str!("../../migrations/0003_tenant_indexes.sql"),
+    include_str!("../../migrations/0004_lease_expiry_unindexed.sql"),
 ];
 
 /// Prepared statements kept per connection.
@@ -1736,8 +1737,9 @@ impl Store for SqliteStore {
     fn reap_expired_leases(&self, now: Timestamp) -> StoreResult<ReapReport> {
         self.transaction(|tx| {
             let mut report = ReapReport::default();
+            // The messages in flight, a set bounded by the claims out, read whole.
             let expired = tx.messages_where(
-                "INDEXED BY messages_submitting_by_expiry",
+                "INDEXED BY messages_submitting_by_token",
                 "status = 'submitting' AND lease_expires_at <= ?1 ORDER BY campaign_id, contact_id",
                 [now.0],
             )?;
@@ -2018,6 +2020,8 @@ mod tests {
         assert!(!indexes.contains(&"messages_claimable".to_owned()), "{indexes:?}");
         assert!(indexes.contains(&"messages_queued_by_tenant".to_owned()), "{indexes:?}");
         assert!(!indexes.contains(&"messages_by_tenant".to_owned()), "version 3 drops it: {indexes:?}");
+        assert!(!indexes.contains(&"messages_submitting_by_expiry".to_owned()), "version 4 drops it: {indexes:?}");
+        assert!(indexes.contains(&"messages_submitting_by_token".to_owned()), "{indexes:?}");
     }
 
     #[test]
