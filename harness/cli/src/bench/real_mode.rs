@@ -23,12 +23,26 @@ use std::time::Duration;
 /// Updates per transaction of the batched raw rate: one claim batch.
 const BATCHED: u32 = 200;
 
+/// Rounds of the whole section, one after the other; each rate is its best round's, as
+/// the simulation sections take the best of three, so that one slow moment of a shared
+/// machine (the raw single-row rate alone has moved 2× between runs) does not decide a
+/// verdict.
+const ROUNDS: u32 = 3;
+
 /// The section: throughput against the raw rates, as ratios measured in one run.
 pub(super) fn section(messages: u32, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Figure>> {
-    let arrays = runtime.block_on(throughput(messages, Reports::OneArrayPerRequest))?;
-    let singles = runtime.block_on(throughput(messages / 4, Reports::OnePerWebhook))?;
-    let raw = raw_sqlite_update_rate(messages, 1)?;
-    let batched = raw_sqlite_update_rate(messages, BATCHED)?;
+    let mut best: Option<(Throughput, Throughput, f64, f64)> = None;
+    for _ in 0..ROUNDS {
+        let arrays = runtime.block_on(throughput(messages, Reports::OneArrayPerRequest))?;
+        let singles = runtime.block_on(throughput(messages / 4, Reports::OnePerWebhook))?;
+        let raw = raw_sqlite_update_rate(messages, 1)?;
+        let batched = raw_sqlite_update_rate(messages, BATCHED)?;
+        best = Some(match best {
+            None => (arrays, singles, raw, batched),
+            Some((a, s, r, b)) => (a.best(arrays), s.best(singles), r.max(raw), b.max(batched)),
+        });
+    }
+    let (arrays, singles, raw, batched) = best.expect("at least one round");
     Ok(vec![
         Figure::new(
             "messages/s, enqueue to accepted",
@@ -37,8 +51,8 @@ pub(super) fn section(messages: u32, runtime: &tokio::runtime::Runtime) -> anyho
             None,
             true,
             format!(
-                "{} messages, {} workers, provider on loopback; the enqueue request (one transaction, \
-                 before any claim) took {:.0} ms of it",
+                "{} messages, {} workers, provider on loopback, best of {ROUNDS} rounds; the enqueue \
+                 request (one transaction, before any claim) took {:.0} ms of it",
                 arrays.messages,
                 arrays.workers,
                 arrays.enqueue_s * 1_000.0
@@ -50,7 +64,10 @@ pub(super) fn section(messages: u32, runtime: &tokio::runtime::Runtime) -> anyho
             "reports/s",
             None,
             true,
-            format!("{} reports released at once, at most {REPORT_SLOTS} webhooks in flight", arrays.messages),
+            format!(
+                "{} reports released at once, at most {REPORT_SLOTS} webhooks in flight, best of {ROUNDS} rounds",
+                arrays.messages
+            ),
         ),
         Figure::new(
             "delivery reports/s, one report per webhook",
@@ -59,7 +76,8 @@ pub(super) fn section(messages: u32, runtime: &tokio::runtime::Runtime) -> anyho
             None,
             true,
             format!(
-                "{} reports, each its own webhook (Twilio-style callbacks), at most {REPORT_SLOTS} in flight",
+                "{} reports, each its own webhook (Twilio-style callbacks), at most {REPORT_SLOTS} in flight, \
+                 best of {ROUNDS} rounds",
                 singles.messages
             ),
         ),
@@ -69,7 +87,10 @@ pub(super) fn section(messages: u32, runtime: &tokio::runtime::Runtime) -> anyho
             "updates/s",
             None,
             true,
-            format!("{messages} UPDATEs by primary key, each its own transaction; WAL, synchronous=NORMAL"),
+            format!(
+                "{messages} UPDATEs by primary key, each its own transaction; WAL, synchronous=NORMAL; \
+                 best of {ROUNDS} rounds"
+            ),
         ),
         Figure::new(
             "raw SQLite single-row updates/s, 200 per transaction",
@@ -77,7 +98,10 @@ pub(super) fn section(messages: u32, runtime: &tokio::runtime::Runtime) -> anyho
             "updates/s",
             None,
             true,
-            format!("{messages} UPDATEs by primary key, {BATCHED} to a transaction: the ceiling for batched work"),
+            format!(
+                "{messages} UPDATEs by primary key, {BATCHED} to a transaction: the ceiling for batched work; \
+                 best of {ROUNDS} rounds"
+            ),
         ),
         Figure::new(
             "accepted ÷ raw update rate",
@@ -261,6 +285,7 @@ pub(super) fn contact_rows(count: u32) -> Vec<NewContact> {
 }
 
 /// Real-mode throughput figures.
+#[derive(Clone, Copy)]
 struct Throughput {
     messages: u32,
     workers: u32,
@@ -269,6 +294,20 @@ struct Throughput {
     /// in which no message can be claimed yet.
     enqueue_s: f64,
     reports_per_s: f64,
+}
+
+impl Throughput {
+    /// Each rate at its better of `self` and `other`; the enqueue time goes with the
+    /// better accepted rate, of which it is a part.
+    fn best(self, other: Throughput) -> Throughput {
+        let accepted = if other.accepted_per_s > self.accepted_per_s { other } else { self };
+        Throughput {
+            accepted_per_s: accepted.accepted_per_s,
+            enqueue_s: accepted.enqueue_s,
+            reports_per_s: self.reports_per_s.max(other.reports_per_s),
+            ..self
+        }
+    }
 }
 
 /// How the provider sends delivery reports in the real-mode measurement.
