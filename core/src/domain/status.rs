@@ -77,6 +77,24 @@ pub enum TransitionCause {
     OperatorRetry,
 }
 
+impl TransitionCause {
+    /// Every cause.
+    pub const ALL: [TransitionCause; 2] = [TransitionCause::Engine, TransitionCause::OperatorRetry];
+
+    /// The cause's name on the wire and in the store (its serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransitionCause::Engine => "engine",
+            TransitionCause::OperatorRetry => "operator_retry",
+        }
+    }
+
+    /// The cause named `text`, if any.
+    pub fn parse(text: &str) -> Option<TransitionCause> {
+        TransitionCause::ALL.into_iter().find(|cause| cause.as_str() == text)
+    }
+}
+
 impl MessageStatus {
     /// Every status, in lattice order.
     pub const ALL: [MessageStatus; 11] = [
@@ -308,6 +326,12 @@ mod tests {
         for status in CampaignStatus::ALL {
             assert_eq!(CampaignStatus::parse(status.as_str()), Some(status));
         }
+        for cause in TransitionCause::ALL {
+            assert_eq!(TransitionCause::parse(cause.as_str()), Some(cause));
+            // The store's columns and the JSON journal entries of schema 4 name a cause alike.
+            assert_eq!(serde_json::to_value(cause).expect("a cause serialises"), cause.as_str());
+        }
+        assert_eq!(TransitionCause::parse("operator"), None);
     }
 
     fn any_message_status() -> impl Strategy<Value = MessageStatus> {

@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_message_indexes.sql"),
     include_str!("../../migrations/0003_tenant_indexes.sql"),
     include_str!("../../migrations/0004_lease_expiry_unindexed.sql"),
+    include_str!("../../migrations/0005_journal_lines.sql"),
 ];
 
 /// Prepared statements kept per connection.
@@ -159,14 +160,68 @@ struct Pending {
     /// Whether each account met so far has parked reports (an acceptance looks for
     /// reports parked under its provider id only when its account has any).
     parked: BTreeMap<TrafficAccountId, bool>,
-    /// Journal entries (sequence number, JSON) not yet inserted: nothing reads the
-    /// journal inside a transaction that writes it, so they go in at the end, many rows
-    /// to a statement ([`JOURNAL_ROWS_PER_INSERT`]).
-    journal: Vec<(u64, String)>,
+    /// Journal entries not yet inserted: nothing reads the journal inside a transaction
+    /// that writes it, so they go in at the end, as one row ([`Tx::insert_journal`]).
+    journal: Vec<JournalEntry>,
 }
 
-/// Journal rows inserted by one statement when a transaction has that many to write.
-const JOURNAL_ROWS_PER_INSERT: usize = 50;
+/// About the length of one journal line, to size a row's text once.
+const JOURNAL_LINE_BYTES: usize = 48;
+
+/// Writes `entry` as one line of a journal row (schema 5):
+/// `seq at campaign contact from to cause`, `-` for a field the entry has not.
+fn write_journal_line(line: &mut String, entry: &JournalEntry) {
+    use std::fmt::Write as _;
+    let (seq, at, campaign, contact, from, to, cause) = match *entry {
+        JournalEntry::Message { seq, at, message, from, to, cause } => (
+            seq,
+            at,
+            message.campaign,
+            Some(message.contact.0),
+            from.map_or("-", MessageStatus::as_str),
+            to.as_str(),
+            cause.as_str(),
+        ),
+        JournalEntry::Campaign { seq, at, campaign, from, to } => {
+            (seq, at, campaign, None, from.as_str(), to.as_str(), "-")
+        }
+    };
+    let _ = write!(line, "{seq} {} {} ", at.0, campaign.0);
+    let _ = match contact {
+        Some(contact) => write!(line, "{contact}"),
+        None => write!(line, "-"),
+    };
+    let _ = write!(line, " {from} {to} {cause}");
+}
+
+/// The entry one journal line holds, or what in it is unreadable.
+fn read_journal_line(line: &str) -> Result<JournalEntry, String> {
+    let fields: Vec<&str> = line.split(' ').collect();
+    let [seq, at, campaign, contact, from, to, cause] = fields[..] else {
+        return Err(format!("{} fields where 7 belong", fields.len()));
+    };
+    let number = |what: &str, text: &str| text.parse::<u64>().map_err(|_| format!("{what} {text:?} is not a number"));
+    let message_status =
+        |text: &str| MessageStatus::parse(text).ok_or_else(|| format!("unknown message status {text:?}"));
+    let campaign_status =
+        |text: &str| CampaignStatus::parse(text).ok_or_else(|| format!("unknown campaign status {text:?}"));
+    let (seq, at, campaign) =
+        (number("seq", seq)?, Timestamp(number("at", at)?), CampaignId(number("campaign", campaign)?));
+    match (contact, cause) {
+        ("-", "-") => {
+            Ok(JournalEntry::Campaign { seq, at, campaign, from: campaign_status(from)?, to: campaign_status(to)? })
+        }
+        ("-", _) | (_, "-") => Err("a contact without a cause, or a cause without a contact".into()),
+        (contact, cause) => Ok(JournalEntry::Message {
+            seq,
+            at,
+            message: MessageId::new(campaign, ContactId(number("contact", contact)?)),
+            from: if from == "-" { None } else { Some(message_status(from)?) },
+            to: message_status(to)?,
+            cause: TransitionCause::parse(cause).ok_or_else(|| format!("unknown cause {cause:?}"))?,
+        }),
+    }
+}
 
 /// Most message rows one multi-row statement reads or writes. A batch goes in chunks whose
 /// lengths are powers of two up to this ([`power_of_two_chunks`]): a claim of 200 is three
@@ -624,34 +679,25 @@ impl Tx<'_> {
 
     /// Appends `entry` under the sequence number it carries (taken with [`Tx::take_meta`]).
     fn journal_at(&self, entry: JournalEntry) -> StoreResult<()> {
-        let text = serde_json::to_string(&entry).map_err(json_error)?;
-        self.pending.borrow_mut().journal.push((entry.seq(), text));
+        self.pending.borrow_mut().journal.push(entry);
         Ok(())
     }
 
-    /// Inserts the journal entries `entries`, [`JOURNAL_ROWS_PER_INSERT`] to a statement
-    /// and the rest one by one (so only two statement texts are ever prepared).
-    fn insert_journal(&self, entries: &[(u64, String)]) -> StoreResult<()> {
-        let mut chunks = entries.chunks_exact(JOURNAL_ROWS_PER_INSERT);
-        if chunks.len() > 0 {
-            let values = vec!["(?, ?)"; JOURNAL_ROWS_PER_INSERT].join(", ");
-            let mut statement = self
-                .tx
-                .prepare_cached(&format!("INSERT INTO journal (seq, entry) VALUES {values}"))
-                .map_err(backend)?;
-            for chunk in chunks.by_ref() {
-                for (index, (seq, text)) in chunk.iter().enumerate() {
-                    statement.raw_bind_parameter(2 * index + 1, seq).map_err(backend)?;
-                    statement.raw_bind_parameter(2 * index + 2, text).map_err(backend)?;
-                }
-                statement.raw_execute().map_err(backend)?;
+    /// Inserts the journal entries `entries` as one row, a line each (schema 5).
+    fn insert_journal(&self, entries: &[JournalEntry]) -> StoreResult<()> {
+        let Some(first_seq) = entries.iter().map(JournalEntry::seq).min() else { return Ok(()) };
+        let mut lines = String::with_capacity(entries.len() * JOURNAL_LINE_BYTES);
+        for (index, entry) in entries.iter().enumerate() {
+            if index > 0 {
+                lines.push('\n');
             }
+            write_journal_line(&mut lines, entry);
         }
-        let mut statement =
-            self.tx.prepare_cached("INSERT INTO journal (seq, entry) VALUES (?1, ?2)").map_err(backend)?;
-        for (seq, text) in chunks.remainder() {
-            statement.execute(params![seq, text]).map_err(backend)?;
-        }
+        self.tx
+            .prepare_cached("INSERT INTO journal (first_seq, entries) VALUES (?1, ?2)")
+            .map_err(backend)?
+            .execute(params![first_seq, lines])
+            .map_err(backend)?;
         Ok(())
     }
 
@@ -1903,13 +1949,28 @@ impl Store for SqliteStore {
 
     fn take_journal(&self) -> StoreResult<Vec<JournalEntry>> {
         self.transaction(|tx| {
-            let entries: Vec<String> = {
-                let mut statement = tx.tx.prepare_cached("SELECT entry FROM journal ORDER BY seq").map_err(backend)?;
-                let rows = statement.query_map([], |row| row.get(0)).map_err(backend)?;
+            let rows: Vec<(u64, String)> = {
+                let mut statement = tx
+                    .tx
+                    .prepare_cached("SELECT first_seq, entries FROM journal ORDER BY first_seq")
+                    .map_err(backend)?;
+                let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).map_err(backend)?;
                 rows.collect::<Result<_, _>>().map_err(backend)?
             };
             tx.tx.execute("DELETE FROM journal", []).map_err(backend)?;
-            entries.iter().map(|entry| serde_json::from_str(entry).map_err(json_error)).collect()
+            let mut entries = Vec::new();
+            for (first_seq, lines) in &rows {
+                for (number, line) in lines.split('\n').enumerate() {
+                    let entry = read_journal_line(line).map_err(|why| {
+                        StoreError::Backend(format!("journal row {first_seq}, line {}: {why}: {line:?}", number + 1))
+                    })?;
+                    entries.push(entry);
+                }
+            }
+            // One row's entries are in order and rows follow their first entries; the
+            // sort keeps the journal's order even where two rows' entries interleave.
+            entries.sort_by_key(JournalEntry::seq);
+            Ok(entries)
         })
     }
 }
@@ -2022,6 +2083,73 @@ mod tests {
         assert!(!indexes.contains(&"messages_by_tenant".to_owned()), "version 3 drops it: {indexes:?}");
         assert!(!indexes.contains(&"messages_submitting_by_expiry".to_owned()), "version 4 drops it: {indexes:?}");
         assert!(indexes.contains(&"messages_submitting_by_token".to_owned()), "{indexes:?}");
+    }
+
+    #[test]
+    fn version_5_carries_the_json_journal_over_into_lines() {
+        let entries = vec![
+            JournalEntry::Campaign {
+                seq: 1,
+                at: Timestamp(1_000),
+                campaign: CampaignId(7),
+                from: CampaignStatus::Draft,
+                to: CampaignStatus::Sending,
+            },
+            JournalEntry::Message {
+                seq: 2,
+                at: Timestamp(1_001),
+                message: MessageId::new(CampaignId(7), ContactId(42)),
+                from: None,
+                to: MessageStatus::Queued,
+                cause: TransitionCause::Engine,
+            },
+            JournalEntry::Message {
+                seq: 3,
+                at: Timestamp(1_700_000_000_123),
+                message: MessageId::new(CampaignId(12_345), ContactId(9_876_543)),
+                from: Some(MessageStatus::Failed),
+                to: MessageStatus::Queued,
+                cause: TransitionCause::OperatorRetry,
+            },
+        ];
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("smsim.db");
+        {
+            let connection = Connection::open(&path).expect("open");
+            for migration in &MIGRATIONS[..4] {
+                connection.execute_batch(migration).expect("versions 1 to 4");
+            }
+            connection.pragma_update(None, "user_version", 4).expect("set version");
+            for entry in &entries {
+                let text = serde_json::to_string(entry).expect("an entry as version 4 wrote it");
+                connection
+                    .execute("INSERT INTO journal (seq, entry) VALUES (?1, ?2)", params![entry.seq(), text])
+                    .expect("a version 4 journal row");
+            }
+        }
+        let store = SqliteStore::open(&path).expect("open and migrate");
+        assert_eq!(store.schema_version().expect("version"), MIGRATIONS.len());
+        assert_eq!(store.take_journal().expect("the carried journal"), entries);
+    }
+
+    #[test]
+    fn an_unreadable_journal_row_is_an_error_naming_it() {
+        let store = SqliteStore::open_in_memory().expect("store");
+        {
+            let connection = store.connection.lock().expect("connection");
+            connection
+                .execute(
+                    "INSERT INTO journal (first_seq, entries) \
+                     VALUES (8, '8 0 1 2 - queued engine' || char(10) || '9 0 1 2 queued sent-ish engine')",
+                    [],
+                )
+                .expect("a row with a status no version writes");
+        }
+        let refused = store.take_journal().expect_err("an unknown status is not skipped");
+        assert!(
+            matches!(refused, StoreError::Backend(ref message) if message.contains("journal row 8, line 2") && message.contains("sent-ish")),
+            "{refused:?}"
+        );
     }
 
     #[test]
