@@ -34,7 +34,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 /// The schema migrations, in order; migration `n` brings the schema to version `n + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -239,6 +239,28 @@ fn power_of_two_chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
         rows = rest;
         Some(chunk)
     })
+}
+
+/// Lengths a chunk can have: the powers of two up to [`MESSAGE_ROWS_PER_STATEMENT`].
+const CHUNK_LENGTHS: usize = MESSAGE_ROWS_PER_STATEMENT.ilog2() as usize + 1;
+
+/// The texts of one kind of multi-row statement, one per chunk length, each built the
+/// first time it is needed. Building a text (a `format!` per column) cost more than the
+/// statement-cache lookup it is the key of — for a webhook of one report, a quarter of
+/// the report's instructions — so no text is built twice.
+struct ChunkTexts([OnceLock<String>; CHUNK_LENGTHS]);
+
+impl ChunkTexts {
+    const fn new() -> ChunkTexts {
+        ChunkTexts([const { OnceLock::new() }; CHUNK_LENGTHS])
+    }
+
+    /// The text for chunks of `rows` rows (a length [`power_of_two_chunks`] gives), built
+    /// by `build` the first time.
+    fn get(&self, rows: usize, build: impl FnOnce(usize) -> String) -> &str {
+        assert!(rows.is_power_of_two() && rows <= MESSAGE_ROWS_PER_STATEMENT, "not a chunk length: {rows}");
+        self.0[rows.trailing_zeros() as usize].get_or_init(|| build(rows))
+    }
 }
 
 /// `rows` rows of `width` placeholders each: `(?, ?), (?, ?)`.
@@ -711,7 +733,9 @@ impl Tx<'_> {
 
     /// [`Tx::save_state`] for each of `messages` (distinct), one statement per chunk.
     fn save_states(&self, messages: &[&Message]) -> StoreResult<()> {
+        static TEXTS: ChunkTexts = ChunkTexts::new();
         self.execute_chunked(
+            &TEXTS,
             messages,
             STATE_COLUMNS.len() + 2,
             |rows| keyed_update_sql(&STATE_COLUMNS, rows),
@@ -731,13 +755,16 @@ impl Tx<'_> {
         for message in messages {
             groups.entry((message.id.campaign, claim_values(message))).or_default().push(message.id.contact.0);
         }
-        let set = CLAIM_COLUMNS.map(|column| format!("{column} = ?")).join(", ");
+        static TEXTS: ChunkTexts = ChunkTexts::new();
+        let sql = |rows| {
+            let set = CLAIM_COLUMNS.map(|column| format!("{column} = ?")).join(", ");
+            let list = vec!["?"; rows].join(", ");
+            format!("UPDATE messages SET {set} WHERE campaign_id = ? AND contact_id IN ({list})")
+        };
         for ((campaign, values), contacts) in &groups {
             let (status, attempts, worker, expires_at, token, code, retryable, detail, updated_at) = values;
             for chunk in power_of_two_chunks(contacts) {
-                let list = vec!["?"; chunk.len()].join(", ");
-                let sql = format!("UPDATE messages SET {set} WHERE campaign_id = ? AND contact_id IN ({list})");
-                let mut statement = self.tx.prepare_cached(&sql).map_err(backend)?;
+                let mut statement = self.tx.prepare_cached(TEXTS.get(chunk.len(), sql)).map_err(backend)?;
                 let shared = params![
                     status, attempts, worker, expires_at, token, code, retryable, detail, updated_at, campaign.0
                 ];
@@ -768,7 +795,9 @@ impl Tx<'_> {
             }
             columns
         };
+        static TEXTS: ChunkTexts = ChunkTexts::new();
         self.execute_chunked(
+            &TEXTS,
             accepted,
             COLUMNS.len() + 2,
             |rows| keyed_update_sql(&COLUMNS, rows),
@@ -781,16 +810,18 @@ impl Tx<'_> {
     }
 
     /// Runs `sql(n)` for each chunk of `rows` ([`power_of_two_chunks`]), binding each
-    /// row's `width` parameters with `bind` (given the number of its first).
+    /// row's `width` parameters with `bind` (given the number of its first); each text
+    /// is built once and kept in `texts`.
     fn execute_chunked<R>(
         &self,
+        texts: &ChunkTexts,
         rows: &[R],
         width: usize,
         sql: impl Fn(usize) -> String,
         bind: impl Fn(&mut rusqlite::Statement<'_>, usize, &R) -> rusqlite::Result<()>,
     ) -> StoreResult<()> {
         for chunk in power_of_two_chunks(rows) {
-            let mut statement = self.tx.prepare_cached(&sql(chunk.len())).map_err(backend)?;
+            let mut statement = self.tx.prepare_cached(texts.get(chunk.len(), &sql)).map_err(backend)?;
             for (index, row) in chunk.iter().enumerate() {
                 bind(&mut statement, index * width + 1, row).map_err(backend)?;
             }
@@ -804,9 +835,10 @@ impl Tx<'_> {
     fn messages_by_id(&self, ids: &[MessageId]) -> StoreResult<BTreeMap<MessageId, Message>> {
         const ONE: &str =
             concat!("SELECT ", message_columns!(""), " FROM messages WHERE campaign_id = ? AND contact_id = ?");
+        static TEXTS: ChunkTexts = ChunkTexts::new();
         let mut found = BTreeMap::new();
         for chunk in power_of_two_chunks(ids) {
-            let sql = match chunk.len() {
+            let sql = TEXTS.get(chunk.len(), |rows| match rows {
                 1 => ONE.to_owned(),
                 rows => format!(
                     concat!(
@@ -817,8 +849,8 @@ impl Tx<'_> {
                     ),
                     placeholder_rows(rows, 2)
                 ),
-            };
-            let mut statement = self.tx.prepare_cached(&sql).map_err(backend)?;
+            });
+            let mut statement = self.tx.prepare_cached(sql).map_err(backend)?;
             for (index, id) in chunk.iter().enumerate() {
                 bind_values(&mut statement, 2 * index + 1, params![id.campaign.0, id.contact.0]).map_err(backend)?;
             }
@@ -855,7 +887,9 @@ impl Tx<'_> {
     /// Inserts `messages` (new rows: no lease, no provider ids), one statement per chunk.
     fn insert_messages(&self, messages: &[Message]) -> StoreResult<()> {
         const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, ?, ?, ?, ?, ?)";
+        static TEXTS: ChunkTexts = ChunkTexts::new();
         self.execute_chunked(
+            &TEXTS,
             messages,
             18,
             |rows| format!("INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {}", vec![ROW; rows].join(", ")),
