@@ -1,9 +1,10 @@
 //! Does the message row's layout bound a claim and an acceptance? The two `UPDATE`s the
 //! SQLite store makes of every accepted message (to `submitting` with a lease, then to
 //! `accepted` with a provider id), on three layouts of the same columns under the same
-//! seven partial indexes: the store's `WITHOUT ROWID` table keyed by (campaign, contact);
-//! a rowid table with that key as a unique index; and the `WITHOUT ROWID` table without
-//! the text a message is created with (body, destination, sender), kept in a table of its
+//! seven partial indexes: the `WITHOUT ROWID` table keyed by (campaign, contact) of
+//! schemas 1–5; a rowid table with that key as a unique index (the store's since schema 6,
+//! whose ordered indexes also name the key); and the `WITHOUT ROWID` table without the
+//! text a message is created with (body, destination, sender), kept in a table of its
 //! own. Each layout runs in its own process, so count instructions with callgrind and
 //! subtract the run that only fills the table:
 //!

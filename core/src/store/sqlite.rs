@@ -43,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_tenant_indexes.sql"),
     include_str!("../../migrations/0004_lease_expiry_unindexed.sql"),
     include_str!("../../migrations/0005_journal_lines.sql"),
+    include_str!("../../migrations/0006_messages_rowid.sql"),
 ];
 
 /// Prepared statements kept per connection.
@@ -395,6 +396,35 @@ macro_rules! message_columns {
         concat!($p, stringify!($first) $(, ", ", $p, stringify!($rest))*)
     };
 }
+
+/// The first due message of a sending campaign, on any account ([`Tx::first_due`]).
+const FIRST_DUE_SQL: &str =
+    "SELECT m.next_attempt_at, m.traffic_account_id FROM messages m INDEXED BY messages_queued \
+     CROSS JOIN campaigns c WHERE m.status = 'queued' AND c.id = m.campaign_id AND c.status = 'sending' \
+     ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id LIMIT 1";
+
+/// The first due message of a sending campaign on account `?1` ([`Tx::first_due`]).
+const FIRST_DUE_OF_ACCOUNT_SQL: &str =
+    "SELECT m.next_attempt_at, m.traffic_account_id FROM messages m INDEXED BY messages_queued_by_account \
+     CROSS JOIN campaigns c WHERE m.status = 'queued' AND m.traffic_account_id = ?1 \
+     AND c.id = m.campaign_id AND c.status = 'sending' \
+     ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id LIMIT 1";
+
+/// Account `?1`'s messages due by `?2`, in (due time, id) order ([`Tx::walk_due`]).
+const DUE_WALK_SQL: &str = concat!(
+    "SELECT ",
+    message_columns!("m."),
+    ", t.rate_limit_per_s \
+     FROM messages m INDEXED BY messages_queued_by_account CROSS JOIN campaigns c CROSS JOIN tenants t \
+     WHERE m.status = 'queued' AND m.traffic_account_id = ?1 AND m.next_attempt_at <= ?2 \
+     AND c.id = m.campaign_id AND c.status = 'sending' AND t.id = m.tenant_id \
+     ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id"
+);
+
+/// The unknown messages, oldest first: the index and condition of
+/// [`Store::unknown_messages`]' read.
+const UNKNOWN_INDEX: &str = "INDEXED BY messages_unknown";
+const UNKNOWN_OLDEST_FIRST: &str = "status = 'unknown' ORDER BY updated_at, campaign_id, contact_id LIMIT ?1";
 
 const MESSAGE_COLUMNS: &str = message_columns!("");
 
@@ -1193,25 +1223,10 @@ impl Tx<'_> {
     fn first_due(&self, account: Option<TrafficAccountId>) -> StoreResult<Option<(Timestamp, TrafficAccountId)>> {
         let read = |row: &Row<'_>| Ok((Timestamp(row.get(0)?), TrafficAccountId(row.get(1)?)));
         let found = match account {
-            None => self
-                .tx
-                .prepare_cached(
-                    "SELECT m.next_attempt_at, m.traffic_account_id FROM messages m INDEXED BY messages_queued \
-                     CROSS JOIN campaigns c WHERE m.status = 'queued' AND c.id = m.campaign_id AND c.status = 'sending' \
-                     ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id LIMIT 1",
-                )
-                .map_err(backend)?
-                .query_row([], read),
-            Some(account) => self
-                .tx
-                .prepare_cached(
-                    "SELECT m.next_attempt_at, m.traffic_account_id FROM messages m INDEXED BY messages_queued_by_account \
-                     CROSS JOIN campaigns c WHERE m.status = 'queued' AND m.traffic_account_id = ?1 \
-                     AND c.id = m.campaign_id AND c.status = 'sending' \
-                     ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id LIMIT 1",
-                )
-                .map_err(backend)?
-                .query_row([account.0], read),
+            None => self.tx.prepare_cached(FIRST_DUE_SQL).map_err(backend)?.query_row([], read),
+            Some(account) => {
+                self.tx.prepare_cached(FIRST_DUE_OF_ACCOUNT_SQL).map_err(backend)?.query_row([account.0], read)
+            }
         };
         found.optional().map_err(backend)
     }
@@ -1233,18 +1248,7 @@ impl Tx<'_> {
         };
         let mut walk = rules::RateWalk::new(max, account_bucket);
         let mut taken = Vec::new();
-        let mut statement = self
-            .tx
-            .prepare_cached(concat!(
-                "SELECT ",
-                message_columns!("m."),
-                ", t.rate_limit_per_s \
-                 FROM messages m INDEXED BY messages_queued_by_account CROSS JOIN campaigns c CROSS JOIN tenants t \
-                 WHERE m.status = 'queued' AND m.traffic_account_id = ?1 AND m.next_attempt_at <= ?2 \
-                 AND c.id = m.campaign_id AND c.status = 'sending' AND t.id = m.tenant_id \
-                 ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id"
-            ))
-            .map_err(backend)?;
+        let mut statement = self.tx.prepare_cached(DUE_WALK_SQL).map_err(backend)?;
         let mut rows = statement.query(params![account.id.0, now.0]).map_err(backend)?;
         while walk.wants_more() {
             let Some(row) = rows.next().map_err(backend)? else { break };
@@ -1841,13 +1845,7 @@ impl Store for SqliteStore {
     }
 
     fn unknown_messages(&self, limit: u32) -> StoreResult<Vec<Message>> {
-        self.transaction(|tx| {
-            tx.messages_where(
-                "INDEXED BY messages_unknown",
-                "status = 'unknown' ORDER BY updated_at, campaign_id, contact_id LIMIT ?1",
-                [limit],
-            )
-        })
+        self.transaction(|tx| tx.messages_where(UNKNOWN_INDEX, UNKNOWN_OLDEST_FIRST, [limit]))
     }
 
     fn resolve_unknown(&self, id: MessageId, resolution: Resolution, now: Timestamp) -> StoreResult<bool> {
@@ -2184,6 +2182,86 @@ mod tests {
             matches!(refused, StoreError::Backend(ref message) if message.contains("journal row 8, line 2") && message.contains("sent-ish")),
             "{refused:?}"
         );
+    }
+
+    #[test]
+    fn version_6_moves_the_messages_into_a_rowid_table_unchanged() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("smsim.db");
+        let rows = |connection: &Connection| -> Vec<Vec<rusqlite::types::Value>> {
+            let sql = format!(
+                "SELECT {MESSAGE_COLUMNS}, provider_id_assigned FROM messages ORDER BY campaign_id, contact_id"
+            );
+            let mut statement = connection.prepare(&sql).expect("prepare");
+            let width = statement.column_count();
+            let rows = statement
+                .query_map([], |row| (0..width).map(|index| row.get(index)).collect::<rusqlite::Result<Vec<_>>>())
+                .expect("query");
+            rows.collect::<Result<_, _>>().expect("rows")
+        };
+        let before = {
+            let connection = Connection::open(&path).expect("open");
+            for migration in &MIGRATIONS[..5] {
+                connection.execute_batch(migration).expect("versions 1 to 5");
+            }
+            connection.pragma_update(None, "user_version", 5).expect("set version");
+            connection
+                .execute_batch(
+                    "INSERT INTO tenants (id, name, api_key_hash, balance, reserved, charged, funded) \
+                     VALUES (1, 'acme', 'h', 1000, 0, 0, 1000);
+                     INSERT INTO traffic_accounts (id, name, provider, base_url, credentials, sender, \
+                     price_per_segment, idempotent_submissions) VALUES (1, 'm', 'mitto', 'http://p', '{}', 'S', 55, 0);
+                     INSERT INTO campaigns (id, tenant_id, name, body_template, audience, traffic_account_id, status, \
+                     created_at) VALUES (1, 1, 'a', 'Hi', 'all', 1, 'sending', 0), (2, 1, 'b', 'Hi', 'all', 1, 'sending', 0);",
+                )
+                .expect("the rows a message refers to");
+            for (campaign, contact, status, provider_id) in
+                [(2, 9, "accepted", Some("p2_9")), (1, 5, "queued", None), (1, 3, "submitting", None)]
+            {
+                connection
+                    .execute(
+                        "INSERT INTO messages (campaign_id, contact_id, tenant_id, traffic_account_id, destination, \
+                         sender, body, encoding, segments, cost, status, attempts, next_attempt_at, lease_token, \
+                         provider_message_id, provider_id_assigned, created_at, updated_at) \
+                         VALUES (?1, ?2, 1, 1, '+306910000000', 'SMSIM', 'Hi', 'gsm7', 1, 55, ?3, 1, 100, \
+                         CASE WHEN ?3 = 'submitting' THEN 7 END, ?4, CASE WHEN ?4 IS NOT NULL THEN 1 END, 10, 20)",
+                        params![campaign, contact, status, provider_id],
+                    )
+                    .expect("a version 5 message row");
+            }
+            rows(&connection)
+        };
+        let store = SqliteStore::open(&path).expect("open and migrate");
+        let connection = store.connection.lock().expect("connection");
+        assert_eq!(rows(&connection), before, "every column of every row carried over");
+        let table: String = connection
+            .query_row("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'messages'", [], |row| row.get(0))
+            .expect("the table's definition");
+        assert!(!table.contains("WITHOUT ROWID"), "{table}");
+        let duplicate = connection
+            .execute("INSERT INTO messages SELECT * FROM messages WHERE campaign_id = 1 AND contact_id = 5", []);
+        assert!(duplicate.is_err(), "(campaign, contact) stays unique");
+    }
+
+    /// The queries that read messages in (time, id) order take it from their index: a
+    /// plan that sorts reads the whole queue to return its first rows, which made each
+    /// claim read every queued message when the indexes of schema 6 lacked the key.
+    #[test]
+    fn the_ordered_queue_reads_sort_nothing() {
+        let store = SqliteStore::open_in_memory().expect("store");
+        let connection = store.connection.lock().expect("connection");
+        let unknown = format!("SELECT {MESSAGE_COLUMNS} FROM messages {UNKNOWN_INDEX} WHERE {UNKNOWN_OLDEST_FIRST}");
+        for sql in [FIRST_DUE_SQL, FIRST_DUE_OF_ACCOUNT_SQL, DUE_WALK_SQL, unknown.as_str()] {
+            let mut statement = connection.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).expect("a plan");
+            // Parameters left unbound are NULL, which does not change the plan.
+            let mut rows = statement.raw_query();
+            let mut steps: Vec<String> = Vec::new();
+            while let Some(row) = rows.next().expect("a plan step") {
+                steps.push(row.get(3).expect("the step's text"));
+            }
+            assert!(steps.iter().any(|step| step.contains(" INDEX messages_")), "{sql}: {steps:?}");
+            assert!(!steps.iter().any(|step| step.contains("TEMP B-TREE")), "{sql} sorts: {steps:?}");
+        }
     }
 
     #[test]
