@@ -15,14 +15,18 @@
 //! ([`Pending`]); a claim keeps the rows its walk read and writes them back with one
 //! multi-row UPDATE per chunk; a record of submissions reads its messages with one SELECT
 //! per chunk and writes each changed row once at the end; an enqueue inserts its messages
-//! with multi-row INSERTs ([`MESSAGE_ROWS_PER_STATEMENT`]). What is left per message is
-//! the B-tree work on its row and its index entries.
+//! with multi-row INSERTs ([`MESSAGE_ROWS_PER_STATEMENT`]); the journal entries a
+//! transaction writes go in as one row, a line each (migration 0005); each statement
+//! text is built once ([`ChunkTexts`]). What is left per message is the B-tree work on its
+//! row (a rowid table since migration 0006, so a change overwrites the row in place) and
+//! its index entries.
 //!
 //! The hot paths read in proportion to their work, not to the store: each message index
-//! is partial on the one status its readers ask for (see migrations 0002 and 0003), so a
-//! move touches only the indexes of the statuses it leaves and enters; the queries that
-//! must use one name it (`INDEXED BY`, so a plan change is an error, not a slow scan), and
-//! a claim streams the due queue only as far as it takes messages.
+//! is partial on the one status its readers ask for (see migrations 0002, 0003 and 0006),
+//! so a move touches only the indexes of the statuses it leaves and enters; the queries
+//! that must use one name it (`INDEXED BY`, so a plan change is an error, not a slow
+//! scan), those read in (time, id) order take that order from the index, and a claim
+//! streams the due queue only as far as it takes messages.
 
 use super::rules::{self, not_found, ReapDecision, ReportPlan, SubmissionPlan};
 use super::*;
