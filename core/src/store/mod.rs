@@ -17,6 +17,7 @@
 //! Methods take the current time as an argument: the store has no clock of its own.
 
 pub mod conformance;
+mod journal_lines;
 pub mod memory;
 pub mod postgres;
 pub mod rules;

@@ -44,6 +44,7 @@
 //! store works in one schema (`public` unless told otherwise), so several stores — the
 //! tests make one per case — can share a database.
 
+use super::journal_lines;
 use super::rules::{self, not_found, ReapDecision, ReportPlan, SubmissionPlan};
 use super::*;
 use crate::domain::ledger::LedgerDelta;
@@ -59,7 +60,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// The schema migrations, in order; migration `n` brings the schema to version `n + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_initial.sql"),
+    include_str!("../../migrations/postgres/0002_journal_lines.sql"),
+];
 
 /// How many times a method is tried when the database reports a passing failure.
 pub const MAX_ATTEMPTS: u32 = 5;
@@ -314,11 +318,13 @@ impl PostgresStore {
         }
         .start()
         .map_err(backend)?;
-        let tx = Tx { tx: RefCell::new(transaction), statements: RefCell::new(statements) };
+        let tx =
+            Tx { tx: RefCell::new(transaction), statements: RefCell::new(statements), journal: RefCell::default() };
         if access == Access::Write {
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&self.lock_key])?;
         }
         let value = work(&tx)?;
+        tx.insert_journal()?;
         tx.tx.into_inner().commit().map_err(backend)?;
         Ok(value)
     }
@@ -347,6 +353,10 @@ impl Drop for PostgresStore {
 struct Tx<'a> {
     tx: RefCell<pg::Transaction<'a>>,
     statements: RefCell<&'a mut BTreeMap<String, Statement>>,
+    /// Journal entries not yet inserted: nothing reads the journal inside a transaction
+    /// that writes it, so they go in as one row just before the commit
+    /// ([`Tx::insert_journal`]).
+    journal: RefCell<Vec<JournalEntry>>,
 }
 
 impl Tx<'_> {
@@ -632,8 +642,17 @@ impl Tx<'_> {
 
     /// Appends `entry` under the sequence number it carries (taken with [`Tx::take_meta`]).
     fn journal_at(&self, entry: JournalEntry) -> StoreResult<()> {
-        let text = serde_json::to_string(&entry).map_err(json_error)?;
-        self.execute("INSERT INTO journal (seq, entry) VALUES ($1, $2)", &[&big(entry.seq()), &text])?;
+        self.journal.borrow_mut().push(entry);
+        Ok(())
+    }
+
+    /// Inserts the journal entries the transaction wrote as one row, a line each
+    /// (schema 2).
+    fn insert_journal(&self) -> StoreResult<()> {
+        let entries = std::mem::take(&mut *self.journal.borrow_mut());
+        if let Some((first_seq, lines)) = journal_lines::encode(&entries) {
+            self.execute("INSERT INTO journal (first_seq, entries) VALUES ($1, $2)", &[&big(first_seq), &lines])?;
+        }
         Ok(())
     }
 
@@ -1574,10 +1593,8 @@ impl Store for PostgresStore {
 
     fn take_journal(&self) -> StoreResult<Vec<JournalEntry>> {
         self.write(|tx| {
-            let rows = tx.query("DELETE FROM journal RETURNING seq, entry", &[])?;
-            let mut entries: Vec<(i64, &str)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
-            entries.sort_unstable_by_key(|(seq, _)| *seq);
-            entries.iter().map(|(_, entry)| serde_json::from_str(entry).map_err(json_error)).collect()
+            let rows = tx.query("DELETE FROM journal RETURNING first_seq, entries", &[])?;
+            journal_lines::decode(rows.iter().map(|row| (u64_at(row, 0), row.get::<_, &str>(1))))
         })
     }
 }
@@ -1670,6 +1687,51 @@ mod tests {
             opens.into_iter().map(|open| open.join().expect("open")).collect()
         });
         assert_eq!(reopened, vec![MIGRATIONS.len(); 3]);
+    }
+
+    #[test]
+    fn version_2_carries_the_json_journal_over_into_lines() {
+        let Some(store) = test_store("journal_lines_migration") else { return };
+        let entries = vec![
+            JournalEntry::Campaign {
+                seq: 1,
+                at: Timestamp(1_000),
+                campaign: CampaignId(7),
+                from: CampaignStatus::Draft,
+                to: CampaignStatus::Sending,
+            },
+            JournalEntry::Message {
+                seq: 2,
+                at: Timestamp(1_001),
+                message: MessageId::new(CampaignId(7), ContactId(42)),
+                from: None,
+                to: MessageStatus::Queued,
+                cause: TransitionCause::Engine,
+            },
+            JournalEntry::Message {
+                seq: 3,
+                at: Timestamp(1_700_000_000_123),
+                message: MessageId::new(CampaignId(12_345), ContactId(9_876_543)),
+                from: Some(MessageStatus::Failed),
+                to: MessageStatus::Queued,
+                cause: TransitionCause::OperatorRetry,
+            },
+        ];
+        // Back to version 1's journal table, holding entries as version 1 wrote them.
+        store
+            .transaction(Access::Write, |tx| {
+                tx.execute("DROP TABLE journal", &[])?;
+                tx.execute("CREATE TABLE journal (seq BIGINT PRIMARY KEY, entry TEXT NOT NULL)", &[])?;
+                for entry in &entries {
+                    let text = serde_json::to_string(entry).map_err(json_error)?;
+                    tx.execute("INSERT INTO journal (seq, entry) VALUES ($1, $2)", &[&big(entry.seq()), &text])?;
+                }
+                tx.execute("UPDATE schema_version SET version = 1", &[])
+            })
+            .expect("a version 1 journal");
+        let reopened = reopen(&store).expect("open and migrate");
+        assert_eq!(reopened.schema_version().expect("version"), MIGRATIONS.len());
+        assert_eq!(reopened.take_journal().expect("the carried journal"), entries);
     }
 
     #[test]

@@ -28,6 +28,7 @@
 //! scan), those read in (time, id) order take that order from the index, and a claim
 //! streams the due queue only as far as it takes messages.
 
+use super::journal_lines;
 use super::rules::{self, not_found, ReapDecision, ReportPlan, SubmissionPlan};
 use super::*;
 use crate::domain::ledger::LedgerDelta;
@@ -168,64 +169,6 @@ struct Pending {
     /// Journal entries not yet inserted: nothing reads the journal inside a transaction
     /// that writes it, so they go in at the end, as one row ([`Tx::insert_journal`]).
     journal: Vec<JournalEntry>,
-}
-
-/// About the length of one journal line, to size a row's text once.
-const JOURNAL_LINE_BYTES: usize = 48;
-
-/// Writes `entry` as one line of a journal row (schema 5):
-/// `seq at campaign contact from to cause`, `-` for a field the entry has not.
-fn write_journal_line(line: &mut String, entry: &JournalEntry) {
-    use std::fmt::Write as _;
-    let (seq, at, campaign, contact, from, to, cause) = match *entry {
-        JournalEntry::Message { seq, at, message, from, to, cause } => (
-            seq,
-            at,
-            message.campaign,
-            Some(message.contact.0),
-            from.map_or("-", MessageStatus::as_str),
-            to.as_str(),
-            cause.as_str(),
-        ),
-        JournalEntry::Campaign { seq, at, campaign, from, to } => {
-            (seq, at, campaign, None, from.as_str(), to.as_str(), "-")
-        }
-    };
-    let _ = write!(line, "{seq} {} {} ", at.0, campaign.0);
-    let _ = match contact {
-        Some(contact) => write!(line, "{contact}"),
-        None => write!(line, "-"),
-    };
-    let _ = write!(line, " {from} {to} {cause}");
-}
-
-/// The entry one journal line holds, or what in it is unreadable.
-fn read_journal_line(line: &str) -> Result<JournalEntry, String> {
-    let fields: Vec<&str> = line.split(' ').collect();
-    let [seq, at, campaign, contact, from, to, cause] = fields[..] else {
-        return Err(format!("{} fields where 7 belong", fields.len()));
-    };
-    let number = |what: &str, text: &str| text.parse::<u64>().map_err(|_| format!("{what} {text:?} is not a number"));
-    let message_status =
-        |text: &str| MessageStatus::parse(text).ok_or_else(|| format!("unknown message status {text:?}"));
-    let campaign_status =
-        |text: &str| CampaignStatus::parse(text).ok_or_else(|| format!("unknown campaign status {text:?}"));
-    let (seq, at, campaign) =
-        (number("seq", seq)?, Timestamp(number("at", at)?), CampaignId(number("campaign", campaign)?));
-    match (contact, cause) {
-        ("-", "-") => {
-            Ok(JournalEntry::Campaign { seq, at, campaign, from: campaign_status(from)?, to: campaign_status(to)? })
-        }
-        ("-", _) | (_, "-") => Err("a contact without a cause, or a cause without a contact".into()),
-        (contact, cause) => Ok(JournalEntry::Message {
-            seq,
-            at,
-            message: MessageId::new(campaign, ContactId(number("contact", contact)?)),
-            from: if from == "-" { None } else { Some(message_status(from)?) },
-            to: message_status(to)?,
-            cause: TransitionCause::parse(cause).ok_or_else(|| format!("unknown cause {cause:?}"))?,
-        }),
-    }
 }
 
 /// Most message rows one multi-row statement reads or writes. A batch goes in chunks whose
@@ -741,14 +684,7 @@ impl Tx<'_> {
 
     /// Inserts the journal entries `entries` as one row, a line each (schema 5).
     fn insert_journal(&self, entries: &[JournalEntry]) -> StoreResult<()> {
-        let Some(first_seq) = entries.iter().map(JournalEntry::seq).min() else { return Ok(()) };
-        let mut lines = String::with_capacity(entries.len() * JOURNAL_LINE_BYTES);
-        for (index, entry) in entries.iter().enumerate() {
-            if index > 0 {
-                lines.push('\n');
-            }
-            write_journal_line(&mut lines, entry);
-        }
+        let Some((first_seq, lines)) = journal_lines::encode(entries) else { return Ok(()) };
         self.tx
             .prepare_cached("INSERT INTO journal (first_seq, entries) VALUES (?1, ?2)")
             .map_err(backend)?
@@ -1994,19 +1930,7 @@ impl Store for SqliteStore {
                 rows.collect::<Result<_, _>>().map_err(backend)?
             };
             tx.tx.execute("DELETE FROM journal", []).map_err(backend)?;
-            let mut entries = Vec::new();
-            for (first_seq, lines) in &rows {
-                for (number, line) in lines.split('\n').enumerate() {
-                    let entry = read_journal_line(line).map_err(|why| {
-                        StoreError::Backend(format!("journal row {first_seq}, line {}: {why}: {line:?}", number + 1))
-                    })?;
-                    entries.push(entry);
-                }
-            }
-            // One row's entries are in order and rows follow their first entries; the
-            // sort keeps the journal's order even where two rows' entries interleave.
-            entries.sort_by_key(JournalEntry::seq);
-            Ok(entries)
+            journal_lines::decode(rows.iter().map(|(first_seq, lines)| (*first_seq, lines.as_str())))
         })
     }
 }
