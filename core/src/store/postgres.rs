@@ -1692,31 +1692,7 @@ mod tests {
     #[test]
     fn version_2_carries_the_json_journal_over_into_lines() {
         let Some(store) = test_store("journal_lines_migration") else { return };
-        let entries = vec![
-            JournalEntry::Campaign {
-                seq: 1,
-                at: Timestamp(1_000),
-                campaign: CampaignId(7),
-                from: CampaignStatus::Draft,
-                to: CampaignStatus::Sending,
-            },
-            JournalEntry::Message {
-                seq: 2,
-                at: Timestamp(1_001),
-                message: MessageId::new(CampaignId(7), ContactId(42)),
-                from: None,
-                to: MessageStatus::Queued,
-                cause: TransitionCause::Engine,
-            },
-            JournalEntry::Message {
-                seq: 3,
-                at: Timestamp(1_700_000_000_123),
-                message: MessageId::new(CampaignId(12_345), ContactId(9_876_543)),
-                from: Some(MessageStatus::Failed),
-                to: MessageStatus::Queued,
-                cause: TransitionCause::OperatorRetry,
-            },
-        ];
+        let entries = journal_lines::sample_entries();
         // Back to version 1's journal table, holding entries as version 1 wrote them.
         store
             .transaction(Access::Write, |tx| {

@@ -2047,31 +2047,7 @@ mod tests {
 
     #[test]
     fn version_5_carries_the_json_journal_over_into_lines() {
-        let entries = vec![
-            JournalEntry::Campaign {
-                seq: 1,
-                at: Timestamp(1_000),
-                campaign: CampaignId(7),
-                from: CampaignStatus::Draft,
-                to: CampaignStatus::Sending,
-            },
-            JournalEntry::Message {
-                seq: 2,
-                at: Timestamp(1_001),
-                message: MessageId::new(CampaignId(7), ContactId(42)),
-                from: None,
-                to: MessageStatus::Queued,
-                cause: TransitionCause::Engine,
-            },
-            JournalEntry::Message {
-                seq: 3,
-                at: Timestamp(1_700_000_000_123),
-                message: MessageId::new(CampaignId(12_345), ContactId(9_876_543)),
-                from: Some(MessageStatus::Failed),
-                to: MessageStatus::Queued,
-                cause: TransitionCause::OperatorRetry,
-            },
-        ];
+        let entries = journal_lines::sample_entries();
         let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join("smsim.db");
         {
