@@ -22,7 +22,7 @@
 //! its index entries.
 //!
 //! The hot paths read in proportion to their work, not to the store: each message index
-//! is partial on the one status its readers ask for (see migrations 0002, 0003 and 0006),
+//! is partial on the one status its readers ask for (see migrations 0002, 0003, 0006 and 0007),
 //! so a move touches only the indexes of the statuses it leaves and enters; the queries
 //! that must use one name it (`INDEXED BY`, so a plan change is an error, not a slow
 //! scan), those read in (time, id) order take that order from the index, and a claim
@@ -49,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_lease_expiry_unindexed.sql"),
     include_str!("../../migrations/0005_journal_lines.sql"),
     include_str!("../../migrations/0006_messages_rowid.sql"),
+    include_str!("../../migrations/0007_one_queue_index.sql"),
 ];
 
 /// Prepared statements kept per connection.
@@ -344,15 +345,15 @@ macro_rules! message_columns {
     };
 }
 
-/// The first due message of a sending campaign, on any account ([`Tx::first_due`]).
-const FIRST_DUE_SQL: &str =
-    "SELECT m.next_attempt_at, m.traffic_account_id FROM messages m INDEXED BY messages_queued \
-     CROSS JOIN campaigns c WHERE m.status = 'queued' AND c.id = m.campaign_id AND c.status = 'sending' \
-     ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id LIMIT 1";
+/// The accounts that may have due messages: those of the sending campaigns.
+const SENDING_ACCOUNTS_SQL: &str =
+    "SELECT DISTINCT traffic_account_id FROM campaigns INDEXED BY campaigns_by_status WHERE status = 'sending' \
+     ORDER BY traffic_account_id";
 
-/// The first due message of a sending campaign on account `?1` ([`Tx::first_due`]).
+/// The first due message of a sending campaign on account `?1`: its due time and key
+/// ([`Tx::first_due`]).
 const FIRST_DUE_OF_ACCOUNT_SQL: &str =
-    "SELECT m.next_attempt_at, m.traffic_account_id FROM messages m INDEXED BY messages_queued_by_account \
+    "SELECT m.next_attempt_at, m.campaign_id, m.contact_id FROM messages m INDEXED BY messages_queued_by_account \
      CROSS JOIN campaigns c WHERE m.status = 'queued' AND m.traffic_account_id = ?1 \
      AND c.id = m.campaign_id AND c.status = 'sending' \
      ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id LIMIT 1";
@@ -367,6 +368,14 @@ const DUE_WALK_SQL: &str = concat!(
      AND c.id = m.campaign_id AND c.status = 'sending' AND t.id = m.tenant_id \
      ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id"
 );
+
+/// Queued messages of sending campaigns, of tenant `?2` unless it is NULL, and how many
+/// are due by `?1` ([`Tx::queued_and_due`]): the tenant is the queue index's last column,
+/// so only the entries counted reach the campaigns.
+const QUEUED_AND_DUE_SQL: &str = "SELECT COUNT(*), COALESCE(SUM(m.next_attempt_at <= ?1), 0) \
+     FROM messages m INDEXED BY messages_queued_by_account CROSS JOIN campaigns c \
+     WHERE m.status = 'queued' AND (?2 IS NULL OR m.tenant_id = ?2) \
+     AND c.id = m.campaign_id AND c.status = 'sending'";
 
 /// The unknown messages, oldest first: the index and condition of
 /// [`Store::unknown_messages`]' read.
@@ -1157,18 +1166,31 @@ impl Tx<'_> {
     /// The due time and account of the oldest queued message of a sending campaign, of
     /// `account` if one is given; ties go to the smaller message id.
     ///
-    /// The index is named (`INDEXED BY`) and the join order fixed (`CROSS JOIN`) so that
-    /// the plan reads the queue in due order and stops at the first row, instead of
-    /// reading every message of every sending campaign and sorting them.
+    /// The queue is indexed by account alone (migration 0007), so the oldest on any
+    /// account is the earliest of each sending campaign's account's first. Each read names
+    /// its index (`INDEXED BY`) and fixes its join order (`CROSS JOIN`), so that the plan
+    /// reads the account's queue in due order and stops at the first row.
     fn first_due(&self, account: Option<TrafficAccountId>) -> StoreResult<Option<(Timestamp, TrafficAccountId)>> {
-        let read = |row: &Row<'_>| Ok((Timestamp(row.get(0)?), TrafficAccountId(row.get(1)?)));
-        let found = match account {
-            None => self.tx.prepare_cached(FIRST_DUE_SQL).map_err(backend)?.query_row([], read),
-            Some(account) => {
-                self.tx.prepare_cached(FIRST_DUE_OF_ACCOUNT_SQL).map_err(backend)?.query_row([account.0], read)
+        let accounts = match account {
+            Some(account) => vec![account.0],
+            None => {
+                let mut statement = self.tx.prepare_cached(SENDING_ACCOUNTS_SQL).map_err(backend)?;
+                let ids = statement.query_map([], |row| row.get(0)).map_err(backend)?;
+                ids.collect::<rusqlite::Result<Vec<u64>>>().map_err(backend)?
             }
         };
-        found.optional().map_err(backend)
+        let mut first: Option<((u64, u64, u64), TrafficAccountId)> = None;
+        let mut statement = self.tx.prepare_cached(FIRST_DUE_OF_ACCOUNT_SQL).map_err(backend)?;
+        for account in accounts {
+            let due: Option<(u64, u64, u64)> = statement
+                .query_row([account], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                .optional()
+                .map_err(backend)?;
+            if let Some(due) = due.filter(|due| first.is_none_or(|(earliest, _)| *due < earliest)) {
+                first = Some((due, TrafficAccountId(account)));
+            }
+        }
+        Ok(first.map(|((due, _, _), account)| (Timestamp(due), account)))
     }
 
     /// Walks `account`'s due messages in (due time, id) order, taking up to `max` within
@@ -1205,29 +1227,14 @@ impl Tx<'_> {
     }
 
     /// Queued messages of sending campaigns (of `tenant`, if given), and how many of them
-    /// are due at `now`.
+    /// are due at `now`: a read of the whole queue index (its entries carry the tenant),
+    /// for figures asked for by hand rather than on any hot path.
     fn queued_and_due(&self, tenant: Option<TenantId>, now: Timestamp) -> StoreResult<(u32, u32)> {
-        let read = |row: &Row<'_>| Ok((row.get(0)?, row.get(1)?));
-        let counts = match tenant {
-            None => self
-                .tx
-                .prepare_cached(
-                    "SELECT COUNT(*), COALESCE(SUM(m.next_attempt_at <= ?1), 0) FROM messages m INDEXED BY messages_queued \
-                     CROSS JOIN campaigns c WHERE m.status = 'queued' AND c.id = m.campaign_id AND c.status = 'sending'",
-                )
-                .map_err(backend)?
-                .query_row([now.0], read),
-            Some(tenant) => self
-                .tx
-                .prepare_cached(
-                    "SELECT COUNT(*), COALESCE(SUM(m.next_attempt_at <= ?1), 0) FROM messages m INDEXED BY messages_queued_by_tenant \
-                     CROSS JOIN campaigns c WHERE m.tenant_id = ?2 AND m.status = 'queued' \
-                     AND c.id = m.campaign_id AND c.status = 'sending'",
-                )
-                .map_err(backend)?
-                .query_row(params![now.0, tenant.0], read),
-        };
-        counts.map_err(backend)
+        self.tx
+            .prepare_cached(QUEUED_AND_DUE_SQL)
+            .map_err(backend)?
+            .query_row(params![now.0, tenant.map(|tenant| tenant.0)], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(backend)
     }
 
     // --- rate limits --------------------------------------------------------------------------
@@ -2037,9 +2044,10 @@ mod tests {
             let names = statement.query_map([], |row| row.get(0)).expect("query");
             names.collect::<Result<_, _>>().expect("names")
         };
-        assert!(indexes.contains(&"messages_queued".to_owned()), "{indexes:?}");
+        assert!(!indexes.contains(&"messages_queued".to_owned()), "version 7 drops it: {indexes:?}");
+        assert!(indexes.contains(&"messages_queued_by_account".to_owned()), "{indexes:?}");
         assert!(!indexes.contains(&"messages_claimable".to_owned()), "{indexes:?}");
-        assert!(indexes.contains(&"messages_queued_by_tenant".to_owned()), "{indexes:?}");
+        assert!(!indexes.contains(&"messages_queued_by_tenant".to_owned()), "version 7 drops it: {indexes:?}");
         assert!(!indexes.contains(&"messages_by_tenant".to_owned()), "version 3 drops it: {indexes:?}");
         assert!(!indexes.contains(&"messages_submitting_by_expiry".to_owned()), "version 4 drops it: {indexes:?}");
         assert!(indexes.contains(&"messages_submitting_by_token".to_owned()), "{indexes:?}");
@@ -2155,7 +2163,7 @@ mod tests {
         let store = SqliteStore::open_in_memory().expect("store");
         let connection = store.connection.lock().expect("connection");
         let unknown = format!("SELECT {MESSAGE_COLUMNS} FROM messages {UNKNOWN_INDEX} WHERE {UNKNOWN_OLDEST_FIRST}");
-        for sql in [FIRST_DUE_SQL, FIRST_DUE_OF_ACCOUNT_SQL, DUE_WALK_SQL, unknown.as_str()] {
+        for sql in [FIRST_DUE_OF_ACCOUNT_SQL, DUE_WALK_SQL, unknown.as_str()] {
             let mut statement = connection.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).expect("a plan");
             // Parameters left unbound are NULL, which does not change the plan.
             let mut rows = statement.raw_query();
@@ -2166,6 +2174,31 @@ mod tests {
             assert!(steps.iter().any(|step| step.contains(" INDEX messages_")), "{sql}: {steps:?}");
             assert!(!steps.iter().any(|step| step.contains("TEMP B-TREE")), "{sql} sorts: {steps:?}");
         }
+    }
+
+    /// The one queue index answers what the two it replaced did (migration 0007): the
+    /// accounts to look at come from the campaigns' status index, and a tenant's queue
+    /// figures are counted from the index entries alone, reading no message row.
+    #[test]
+    fn the_queue_figures_read_the_queue_index_alone() {
+        let store = SqliteStore::open_in_memory().expect("store");
+        let connection = store.connection.lock().expect("connection");
+        let plan = |sql: &str| -> Vec<String> {
+            let mut statement = connection.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).expect("a plan");
+            let mut rows = statement.raw_query();
+            let mut steps = Vec::new();
+            while let Some(row) = rows.next().expect("a plan step") {
+                steps.push(row.get(3).expect("the step's text"));
+            }
+            steps
+        };
+        let accounts = plan(SENDING_ACCOUNTS_SQL);
+        assert!(accounts.iter().any(|step| step.contains("INDEX campaigns_by_status")), "{accounts:?}");
+        let counts = plan(QUEUED_AND_DUE_SQL);
+        assert!(
+            counts.iter().any(|step| step.contains("COVERING INDEX messages_queued_by_account")),
+            "the count reads message rows: {counts:?}"
+        );
     }
 
     #[test]
