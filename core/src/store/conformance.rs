@@ -42,6 +42,7 @@ macro_rules! store_conformance_tests {
         mod $module {
             $crate::store_conformance_cases!($mode $make; tenants_and_credits, contact_import_reports_rows, campaign_validation_and_isolation, only_a_draft_can_be_changed, preview_matches_enqueue, enqueue_is_all_or_nothing_on_credit, enqueue_idempotency, opted_out_contacts_are_skipped, scheduled_campaign_starts_when_due, happy_path_accept_deliver_complete, stale_tokens_are_fenced, reaper_requeues_for_idempotent_accounts, retry_and_failure, reports_are_idempotent_and_order_free,
             a_webhooks_reports_apply_in_order, report_before_submit_answer_is_parked, report_naming_message_resolves_unknown, unknowns_resolve_or_settle_charged, pause_resume_cancel, retry_failed_reserves_again, account_rate_limit, tenant_rate_limit_across_shared_account, lease_renewal, journal_records_every_change, queue_stats_count_the_queue,
+            large_batches_leave_what_the_reference_model_leaves,
             credit_changes_stay_within_the_bound, opening_balances_prices_and_rates_are_bounded, lease_times_are_bounded,
             retry_times_are_bounded);
         }
@@ -888,6 +889,60 @@ pub fn journal_records_every_change(store: &dyn Store) {
     store.cancel(s.tenant.id, s.campaign.id, T0).unwrap();
     let next = store.take_journal().unwrap();
     assert_eq!(next.first().map(JournalEntry::seq), Some(seqs.len() as u64 + 1), "sequence numbers are never reused");
+}
+
+/// A batch large enough that the SQL stores write it in several statements — 2 500
+/// messages enqueued (SQLite inserts them 128 to a statement, PostgreSQL 1 000), 200
+/// claimed, and a record of every outcome that names one message twice (answered
+/// unknown, then accepted late in the same call) — leaves what the in-memory reference
+/// model leaves: the same outcomes, messages, counters, books and journal.
+pub fn large_batches_leave_what_the_reference_model_leaves(store: &dyn Store) {
+    let reference = super::memory::MemoryStore::new();
+    let mut seen = Vec::new();
+    for store in [store, &reference] {
+        let owner = tenant(store, "acme", 10_000_000);
+        let main = account(store, None, false, None);
+        contacts(store, owner.id, 0, 2_500);
+        let campaign = draft(store, owner.id, main.id, "Hello {{name|friend}}");
+        store.enqueue(owner.id, campaign.id, None, T0).expect("enqueue");
+        let claim = claim(store, 200, T0);
+        assert_eq!(claim.messages.len(), 200);
+        let error = |code: &str| MessageError { code: code.into(), retryable: true, detail: "detail".into() };
+        let mut results: Vec<_> = claim
+            .messages
+            .iter()
+            .enumerate()
+            .map(|(n, message)| {
+                let result = match n % 4 {
+                    0 | 1 => SubmissionResult::Accepted {
+                        provider_message_id: format!("p{n}"),
+                        bulk_id: Some("bulk".into()),
+                    },
+                    2 => SubmissionResult::Retry { error: error("THROTTLED"), next_attempt_at: T0.plus_ms(5_000) },
+                    _ => SubmissionResult::Unknown { error: error("AMBIGUOUS") },
+                };
+                (message.id, result)
+            })
+            .collect();
+        let late = SubmissionResult::Accepted { provider_message_id: "late".into(), bulk_id: None };
+        results.push((claim.messages[3].id, late));
+        let recorded = store.record_submissions(claim.token, results, T0.plus_ms(10)).expect("record");
+        seen.push((
+            recorded,
+            store.messages(campaign.id).expect("messages"),
+            store.campaign(owner.id, campaign.id).expect("campaign"),
+            store.tenant(owner.id).expect("tenant"),
+            store.take_journal().expect("journal"),
+        ));
+    }
+    let (tested, model) = (&seen[0], &seen[1]);
+    assert_eq!(tested.0, model.0, "record outcomes");
+    assert_eq!(tested.1.len(), 2_500);
+    assert_eq!(tested.1, model.1, "messages");
+    assert_eq!(tested.2, model.2, "campaign");
+    assert_eq!(tested.3, model.3, "tenant");
+    assert_eq!(tested.4, model.4, "journal");
+    assert_eq!(tested.2.counts.accepted, 101, "100 accepted at once and one late");
 }
 
 pub fn queue_stats_count_the_queue(store: &dyn Store) {

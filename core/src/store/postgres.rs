@@ -44,8 +44,10 @@
 //! store works in one schema (`public` unless told otherwise), so several stores — the
 //! tests make one per case — can share a database.
 
+use super::batch::{self, BatchTx};
 use super::journal_lines;
-use super::rules::{self, not_found, ReapDecision, ReportPlan, SubmissionPlan};
+use super::pending::Pending;
+use super::rules::{self, not_found, ReapDecision, ReportPlan};
 use super::*;
 use crate::domain::ledger::LedgerDelta;
 use crate::domain::rate::TokenBucket;
@@ -319,12 +321,12 @@ impl PostgresStore {
         .start()
         .map_err(backend)?;
         let tx =
-            Tx { tx: RefCell::new(transaction), statements: RefCell::new(statements), journal: RefCell::default() };
+            Tx { tx: RefCell::new(transaction), statements: RefCell::new(statements), pending: RefCell::default() };
         if access == Access::Write {
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&self.lock_key])?;
         }
         let value = work(&tx)?;
-        tx.insert_journal()?;
+        tx.write_pending()?;
         tx.tx.into_inner().commit().map_err(backend)?;
         Ok(value)
     }
@@ -353,10 +355,11 @@ impl Drop for PostgresStore {
 struct Tx<'a> {
     tx: RefCell<pg::Transaction<'a>>,
     statements: RefCell<&'a mut BTreeMap<String, Statement>>,
-    /// Journal entries not yet inserted: nothing reads the journal inside a transaction
-    /// that writes it, so they go in as one row just before the commit
-    /// ([`Tx::insert_journal`]).
-    journal: RefCell<Vec<JournalEntry>>,
+    /// Sums this transaction owes the database — `meta` counters, campaign counters,
+    /// ledger deltas, journal entries — written by [`Tx::write_pending`] before anything
+    /// reads those rows back and before the commit: one statement each per transaction
+    /// instead of three round trips more per status change.
+    pending: RefCell<Pending>,
 }
 
 impl Tx<'_> {
@@ -558,6 +561,65 @@ fn contact_from_row(row: &Row) -> StoreResult<Contact> {
 /// Rows of one page of a claim's walk through the due queue.
 const WALK_PAGE: i64 = 256;
 
+/// Most messages one `INSERT` of an enqueue carries.
+const INSERT_ROWS: usize = 1_000;
+
+/// The key and the state columns ([`Tx::save_states`]) of a batch of messages, one array
+/// per column, in the batch's order.
+struct StateColumns<'m> {
+    campaigns: Vec<i64>,
+    contacts: Vec<i64>,
+    statuses: Vec<&'static str>,
+    attempts: Vec<i64>,
+    due: Vec<i64>,
+    workers: Vec<Option<&'m str>>,
+    expiries: Vec<Option<i64>>,
+    tokens: Vec<Option<i64>>,
+    codes: Vec<Option<&'m str>>,
+    retryable: Vec<Option<bool>>,
+    details: Vec<Option<&'m str>>,
+    updated: Vec<i64>,
+}
+
+impl<'m> StateColumns<'m> {
+    fn of(messages: &[&'m Message]) -> StateColumns<'m> {
+        let lease = |message: &&'m Message| message.lease.as_ref();
+        let error = |message: &&'m Message| message.last_error.as_ref();
+        StateColumns {
+            campaigns: messages.iter().map(|message| big(message.id.campaign.0)).collect(),
+            contacts: messages.iter().map(|message| big(message.id.contact.0)).collect(),
+            statuses: messages.iter().map(|message| message.status.as_str()).collect(),
+            attempts: messages.iter().map(|message| i64::from(message.attempts)).collect(),
+            due: messages.iter().map(|message| big(message.next_attempt_at.0)).collect(),
+            workers: messages.iter().map(|message| lease(message).map(|lease| lease.worker.as_str())).collect(),
+            expiries: messages.iter().map(|message| lease(message).map(|lease| big(lease.expires_at.0))).collect(),
+            tokens: messages.iter().map(|message| lease(message).map(|lease| big(lease.token))).collect(),
+            codes: messages.iter().map(|message| error(message).map(|error| error.code.as_str())).collect(),
+            retryable: messages.iter().map(|message| error(message).map(|error| error.retryable)).collect(),
+            details: messages.iter().map(|message| error(message).map(|error| error.detail.as_str())).collect(),
+            updated: messages.iter().map(|message| big(message.updated_at.0)).collect(),
+        }
+    }
+
+    /// The arrays as statement parameters `$1` to `$12`.
+    fn parameters(&self) -> Vec<&(dyn ToSql + Sync)> {
+        vec![
+            &self.campaigns,
+            &self.contacts,
+            &self.statuses,
+            &self.attempts,
+            &self.due,
+            &self.workers,
+            &self.expiries,
+            &self.tokens,
+            &self.codes,
+            &self.retryable,
+            &self.details,
+            &self.updated,
+        ]
+    }
+}
+
 impl Tx<'_> {
     // --- reads --------------------------------------------------------------------------------
 
@@ -571,6 +633,7 @@ impl Tx<'_> {
     }
 
     fn tenant(&self, id: TenantId) -> StoreResult<Tenant> {
+        self.write_pending()?;
         let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1");
         self.rows(&sql, &[&big(id.0)], tenant_from_row)?.pop().ok_or_else(|| not_found("tenant", id))
     }
@@ -581,6 +644,7 @@ impl Tx<'_> {
     }
 
     fn campaign(&self, id: CampaignId) -> StoreResult<Option<Campaign>> {
+        self.write_pending()?;
         let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1");
         Ok(self.rows(&sql, &[&big(id.0)], campaign_from_row)?.pop())
     }
@@ -622,16 +686,44 @@ impl Tx<'_> {
     }
 
     /// Takes the next value of the counter `key`.
-    fn next_meta(&self, key: &str) -> StoreResult<u64> {
+    fn next_meta(&self, key: &'static str) -> StoreResult<u64> {
         self.take_meta(key, 1)
     }
 
-    /// Takes `count` consecutive values of the counter `key`; returns the first.
-    fn take_meta(&self, key: &str, count: u64) -> StoreResult<u64> {
-        let rows =
-            self.query("UPDATE meta SET value = value + $2 WHERE key = $1 RETURNING value", &[&key, &big(count)])?;
-        let last = rows.first().map(|row| u64_at(row, 0)).ok_or_else(|| unreadable("meta counter", key))?;
-        Ok(last + 1 - count)
+    /// Takes `count` consecutive values of the counter `key`; returns the first. The
+    /// counter is read once per transaction and written back by [`Tx::write_pending`].
+    fn take_meta(&self, key: &'static str, count: u64) -> StoreResult<u64> {
+        self.pending.borrow_mut().take_meta(key, count, || {
+            let rows = self.query("SELECT value FROM meta WHERE key = $1", &[&key])?;
+            rows.first().map(|row| u64_at(row, 0)).ok_or_else(|| unreadable("meta counter", key))
+        })
+    }
+
+    /// Writes what [`Pending`] holds: the journal entries as one row, the `meta` counters
+    /// advanced, the campaign counter shifts and the ledger deltas (in id order, each
+    /// tenant's net change checked by the table's constraints).
+    fn write_pending(&self) -> StoreResult<()> {
+        let (journal, writes) = {
+            let mut pending = self.pending.borrow_mut();
+            (pending.take_journal(), pending.take_writes())
+        };
+        if let Some((first_seq, lines)) = journal_lines::encode(&journal) {
+            self.execute("INSERT INTO journal (first_seq, entries) VALUES ($1, $2)", &[&big(first_seq), &lines])?;
+        }
+        for (key, value) in writes.meta {
+            self.execute("UPDATE meta SET value = $2 WHERE key = $1", &[&key, &big(value)])?;
+        }
+        for ((campaign, column), shift) in writes.counters {
+            let sql = format!("UPDATE campaigns SET {column} = {column} + $1 WHERE id = $2");
+            self.execute(&sql, &[&shift, &big(campaign.0)])?;
+        }
+        for (tenant, delta) in writes.ledger {
+            self.execute(
+                "UPDATE tenants SET balance = balance + $1, reserved = reserved + $2, charged = charged + $3 WHERE id = $4",
+                &[&delta.balance.0, &delta.reserved.0, &delta.charged.0, &big(tenant.0)],
+            )?;
+        }
+        Ok(())
     }
 
     /// Appends the entry `entry(seq)` to the journal under the next sequence number.
@@ -642,21 +734,12 @@ impl Tx<'_> {
 
     /// Appends `entry` under the sequence number it carries (taken with [`Tx::take_meta`]).
     fn journal_at(&self, entry: JournalEntry) -> StoreResult<()> {
-        self.journal.borrow_mut().push(entry);
+        self.pending.borrow_mut().journal(entry);
         Ok(())
     }
 
-    /// Inserts the journal entries the transaction wrote as one row, a line each
-    /// (schema 2).
-    fn insert_journal(&self) -> StoreResult<()> {
-        let entries = std::mem::take(&mut *self.journal.borrow_mut());
-        if let Some((first_seq, lines)) = journal_lines::encode(&entries) {
-            self.execute("INSERT INTO journal (first_seq, entries) VALUES ($1, $2)", &[&big(first_seq), &lines])?;
-        }
-        Ok(())
-    }
-
-    /// Writes the parts of `message` that change with its status.
+    /// Writes the parts of `message` that change with its status: a plain `UPDATE` by
+    /// primary key, cheaper for the server to plan than [`Tx::save_states`]' join.
     fn save_state(&self, message: &Message) -> StoreResult<()> {
         let (worker, expires_at, token) = match &message.lease {
             Some(lease) => (Some(lease.worker.as_str()), Some(big(lease.expires_at.0)), Some(big(lease.token))),
@@ -703,46 +786,61 @@ impl Tx<'_> {
         Ok(())
     }
 
-    fn insert_message(&self, message: &Message) -> StoreResult<()> {
-        let error = message.last_error.as_ref();
-        let sql = format!(
-            "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-             NULL, NULL, NULL, NULL, NULL, $14, $15, $16, $17, $18)"
-        );
-        self.execute(
-            &sql,
-            &[
-                &big(message.id.campaign.0),
-                &big(message.id.contact.0),
-                &big(message.tenant.0),
-                &big(message.traffic_account.0),
-                &message.destination,
-                &message.sender,
-                &message.body,
-                &encoding_text(message.encoding),
-                &i64::from(message.segments),
-                &message.cost.0,
-                &message.status.as_str(),
-                &i64::from(message.attempts),
-                &big(message.next_attempt_at.0),
-                &error.map(|error| error.code.as_str()),
-                &error.map(|error| error.retryable),
-                &error.map(|error| error.detail.as_str()),
-                &big(message.created_at.0),
-                &big(message.updated_at.0),
-            ],
-        )?;
+    /// Inserts new `messages` (never leased, never given a provider id), with one
+    /// statement per [`INSERT_ROWS`] messages.
+    fn insert_messages(&self, messages: &[Message]) -> StoreResult<()> {
+        for chunk in messages.chunks(INSERT_ROWS) {
+            let column = |value: fn(&Message) -> i64| chunk.iter().map(value).collect::<Vec<i64>>();
+            let text = |value: fn(&Message) -> &str| chunk.iter().map(value).collect::<Vec<&str>>();
+            let (campaigns, contacts) = (column(|m| big(m.id.campaign.0)), column(|m| big(m.id.contact.0)));
+            let (tenants, accounts) = (column(|m| big(m.tenant.0)), column(|m| big(m.traffic_account.0)));
+            let (destinations, senders, bodies) = (text(|m| &m.destination), text(|m| &m.sender), text(|m| &m.body));
+            let encodings = text(|m| encoding_text(m.encoding));
+            let (segments, costs) = (column(|m| i64::from(m.segments)), column(|m| m.cost.0));
+            let statuses = text(|m| m.status.as_str());
+            let (attempts, due) = (column(|m| i64::from(m.attempts)), column(|m| big(m.next_attempt_at.0)));
+            let error = |value: fn(&MessageError) -> Option<&str>| {
+                chunk.iter().map(|m| m.last_error.as_ref().and_then(value)).collect::<Vec<Option<&str>>>()
+            };
+            let (codes, details) = (error(|e| Some(e.code.as_str())), error(|e| Some(e.detail.as_str())));
+            let retryable: Vec<Option<bool>> =
+                chunk.iter().map(|m| m.last_error.as_ref().map(|error| error.retryable)).collect();
+            let (created, updated) = (column(|m| big(m.created_at.0)), column(|m| big(m.updated_at.0)));
+            self.execute(
+                "INSERT INTO messages (campaign_id, contact_id, tenant_id, traffic_account_id, destination, sender, body, \
+                 encoding, segments, cost, status, attempts, next_attempt_at, error_code, error_retryable, error_detail, \
+                 created_at, updated_at) \
+                 SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[], $6::TEXT[], \
+                 $7::TEXT[], $8::TEXT[], $9::BIGINT[], $10::BIGINT[], $11::TEXT[], $12::BIGINT[], $13::BIGINT[], \
+                 $14::TEXT[], $15::BOOLEAN[], $16::TEXT[], $17::BIGINT[], $18::BIGINT[])",
+                &[
+                    &campaigns,
+                    &contacts,
+                    &tenants,
+                    &accounts,
+                    &destinations,
+                    &senders,
+                    &bodies,
+                    &encodings,
+                    &segments,
+                    &costs,
+                    &statuses,
+                    &attempts,
+                    &due,
+                    &codes,
+                    &retryable,
+                    &details,
+                    &created,
+                    &updated,
+                ],
+            )?;
+        }
         Ok(())
     }
 
+    /// Adds `delta` to the tenant's books (written by [`Tx::write_pending`]).
     fn apply_ledger(&self, tenant: TenantId, delta: LedgerDelta) -> StoreResult<()> {
-        if delta == LedgerDelta::NONE {
-            return Ok(());
-        }
-        self.execute(
-            "UPDATE tenants SET balance = balance + $1, reserved = reserved + $2, charged = charged + $3 WHERE id = $4",
-            &[&delta.balance.0, &delta.reserved.0, &delta.charged.0, &big(tenant.0)],
-        )?;
+        self.pending.borrow_mut().add_ledger(tenant, delta);
         Ok(())
     }
 
@@ -757,25 +855,7 @@ impl Tx<'_> {
         error: Option<MessageError>,
         now: Timestamp,
     ) -> StoreResult<()> {
-        let from = message.status;
-        let change = rules::move_message(message.id, from, to, cause, message.cost, message.last_error.as_ref(), error);
-        if let Some(error) = change.error {
-            message.last_error = Some(error);
-        }
-        message.status = to;
-        message.updated_at = now;
-        if !change.keeps_lease {
-            message.lease = None;
-        }
-        self.apply_ledger(message.tenant, change.ledger)?;
-        let sql = format!(
-            "UPDATE campaigns SET {from_column} = {from_column} - 1, {to_column} = {to_column} + 1 WHERE id = $1",
-            from_column = counter_column(from),
-            to_column = counter_column(to)
-        );
-        self.execute(&sql, &[&big(message.id.campaign.0)])?;
-        let id = message.id;
-        self.journal(|seq| JournalEntry::Message { seq, at: now, message: id, from: Some(from), to, cause })?;
+        self.shift_message(message, to, cause, error, now)?;
         self.save_state(message)
     }
 
@@ -794,18 +874,6 @@ impl Tx<'_> {
         let text = reason.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
         campaign.pause_reason = reason;
         self.execute("UPDATE campaigns SET pause_reason = $1 WHERE id = $2", &[&text, &big(campaign.id.0)])?;
-        Ok(())
-    }
-
-    /// Completes each of `campaigns` (in id order) that [`rules::completes`] says is done.
-    fn complete_if_settled(&self, campaigns: impl IntoIterator<Item = CampaignId>, now: Timestamp) -> StoreResult<()> {
-        let affected: BTreeSet<CampaignId> = campaigns.into_iter().collect();
-        for id in affected {
-            let mut campaign = self.campaign(id)?.expect("affected campaigns exist");
-            if rules::completes(campaign.status, &campaign.counts) {
-                self.set_campaign_status(&mut campaign, CampaignStatus::Completed, now)?;
-            }
-        }
         Ok(())
     }
 
@@ -837,35 +905,22 @@ impl Tx<'_> {
 
     // --- acceptance and reports --------------------------------------------------------------
 
-    fn accept(
-        &self,
-        message: &mut Message,
-        provider_message_id: String,
-        bulk_id: Option<String>,
-        now: Timestamp,
-    ) -> StoreResult<u32> {
-        self.move_message(message, MessageStatus::Accepted, TransitionCause::Engine, None, now)?;
-        message.provider_message_id = Some(provider_message_id.clone());
-        message.bulk_id = bulk_id;
-        self.save_provider_ids(message)?;
-        let parked: Vec<(i64, String)> = self
-            .query(
-                "SELECT seq, report FROM parked_reports WHERE traffic_account_id = $1 AND provider_message_id = $2 \
-                 ORDER BY seq",
-                &[&big(message.traffic_account.0), &provider_message_id],
-            )?
-            .iter()
-            .map(|row| (row.get(0), row.get(1)))
-            .collect();
-        for (seq, text) in &parked {
-            self.execute("DELETE FROM parked_reports WHERE seq = $1", &[seq])?;
-            let report: InboundReport = serde_json::from_str(text).map_err(json_error)?;
-            self.apply_report_to(message, &report, now)?;
+    /// Whether any report is parked under `account`: read once per transaction (and
+    /// account), so that a batch of acceptances with nothing parked does not look up each
+    /// provider id.
+    fn has_parked_reports(&self, account: TrafficAccountId) -> StoreResult<bool> {
+        if let Some(known) = self.pending.borrow().parked(account) {
+            return Ok(known);
         }
-        Ok(parked.len() as u32)
+        let rows = self
+            .query("SELECT EXISTS (SELECT 1 FROM parked_reports WHERE traffic_account_id = $1)", &[&big(account.0)])?;
+        let any = rows.first().is_some_and(|row| row.get(0));
+        self.pending.borrow_mut().set_parked(account, any);
+        Ok(any)
     }
 
     fn park(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
+        self.pending.borrow_mut().set_parked(report.traffic_account, true);
         let seq = self.next_meta("parked_seq")?;
         let text = serde_json::to_string(&report).map_err(json_error)?;
         self.execute(
@@ -898,10 +953,7 @@ impl Tx<'_> {
             return self.park(report, now);
         }
         if let Some(delta) = rules::report_side_effect(&outcome, message.cost) {
-            self.execute(
-                "UPDATE campaigns SET n_delivered = n_delivered + 1 WHERE id = $1",
-                &[&big(message.id.campaign.0)],
-            )?;
+            self.pending.borrow_mut().count(message.id.campaign, counter_column(MessageStatus::Delivered));
             self.apply_ledger(message.tenant, delta)?;
         }
         if rules::report_may_complete(before) {
@@ -947,39 +999,56 @@ impl Tx<'_> {
     }
 
     /// Walks `account`'s due messages in (due time, id) order through a [`rules::RateWalk`].
-    /// The queue is read a page at a time, only as far as the walk goes.
-    fn walk_due(&self, account: &TrafficAccount, max: u32, now: Timestamp) -> StoreResult<rules::RateWalk> {
+    /// The queue is read a page at a time, only as far as the walk goes; the rows of the
+    /// messages taken come back with the walk (in its order), so that a claim does not
+    /// read each again.
+    fn walk_due(
+        &self,
+        account: &TrafficAccount,
+        max: u32,
+        now: Timestamp,
+    ) -> StoreResult<(rules::RateWalk, Vec<Message>)> {
+        static WALK_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let columns: Vec<String> = MESSAGE_COLUMNS.split(", ").map(|column| format!("m.{column}")).collect();
+            format!(
+                "SELECT {}, t.rate_limit_per_s \
+                 FROM messages m JOIN campaigns c ON c.id = m.campaign_id JOIN tenants t ON t.id = m.tenant_id \
+                 WHERE m.status = 'queued' AND m.traffic_account_id = $1 AND m.next_attempt_at <= $2 \
+                 AND c.status = 'sending' AND (m.next_attempt_at, m.campaign_id, m.contact_id) > ($3, $4, $5) \
+                 ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id LIMIT $6",
+                columns.join(", ")
+            )
+        });
         let account_bucket = match account.rate_limit_per_s {
             Some(rate) => Some((rate, self.bucket("account", account.id.0, rate, now)?)),
             None => None,
         };
         let mut walk = rules::RateWalk::new(max, account_bucket);
+        let mut taken = Vec::new();
         // The position after the last row read: (due time, campaign, contact).
         let mut after = (i64::MIN, i64::MIN, i64::MIN);
         while walk.wants_more() {
-            let page = self.query(
-                "SELECT m.next_attempt_at, m.campaign_id, m.contact_id, m.tenant_id, t.rate_limit_per_s \
-                 FROM messages m JOIN campaigns c ON c.id = m.campaign_id JOIN tenants t ON t.id = m.tenant_id \
-                 WHERE m.status = 'queued' AND m.traffic_account_id = $1 AND m.next_attempt_at <= $2 \
-                 AND c.status = 'sending' AND (m.next_attempt_at, m.campaign_id, m.contact_id) > ($3, $4, $5) \
-                 ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id LIMIT $6",
-                &[&big(account.id.0), &big(now.0), &after.0, &after.1, &after.2, &WALK_PAGE],
-            )?;
+            let page =
+                self.query(&WALK_SQL, &[&big(account.id.0), &big(now.0), &after.0, &after.1, &after.2, &WALK_PAGE])?;
             for row in &page {
                 if !walk.wants_more() {
                     break;
                 }
-                after = (row.get(0), row.get(1), row.get(2));
-                let id = MessageId::new(CampaignId(u64_at(row, 1)), ContactId(u64_at(row, 2)));
-                let tenant = TenantId(u64_at(row, 3));
-                let tenant_rate = row.get::<_, Option<i64>>(4).map(|rate| rate as u32);
-                walk.offer(id, tenant, tenant_rate, now, |rate| self.bucket("tenant", tenant.0, rate, now))?;
+                let message = message_from_row(row)?;
+                after = (big(message.next_attempt_at.0), big(message.id.campaign.0), big(message.id.contact.0));
+                let tenant = message.tenant;
+                let tenant_rate = row.get::<_, Option<i64>>(23).map(|rate| rate as u32);
+                let before = walk.taken.len();
+                walk.offer(message.id, tenant, tenant_rate, now, |rate| self.bucket("tenant", tenant.0, rate, now))?;
+                if walk.taken.len() > before {
+                    taken.push(message);
+                }
             }
             if (page.len() as i64) < WALK_PAGE {
                 break;
             }
         }
-        Ok(walk)
+        Ok((walk, taken))
     }
 
     /// Queued messages of sending campaigns (of `tenant`, if given), and how many of them
@@ -1013,6 +1082,152 @@ impl Tx<'_> {
             &[&kind, &big(id), &big(bucket.milli_tokens), &big(bucket.updated_at.0)],
         )?;
         Ok(())
+    }
+}
+
+impl BatchTx for Tx<'_> {
+    /// The messages `ids` name that exist, read with one statement.
+    fn messages_by_id(&self, ids: &[MessageId]) -> StoreResult<BTreeMap<MessageId, Message>> {
+        let campaigns: Vec<i64> = ids.iter().map(|id| big(id.campaign.0)).collect();
+        let contacts: Vec<i64> = ids.iter().map(|id| big(id.contact.0)).collect();
+        let found = self.messages_where(
+            "(campaign_id, contact_id) IN (SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[]))",
+            &[&campaigns, &contacts],
+        )?;
+        Ok(found.into_iter().map(|message| (message.id, message)).collect())
+    }
+
+    /// Writes the parts of each of `messages` that change with its status, with one
+    /// statement: the rows' values go as one array per column (`UNNEST`), so a batch is
+    /// one round trip, not one per message.
+    fn save_states(&self, messages: &[&Message]) -> StoreResult<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let state = StateColumns::of(messages);
+        self.execute(
+            "UPDATE messages m SET status = v.status, attempts = v.attempts, next_attempt_at = v.next_attempt_at, \
+             lease_worker = v.lease_worker, lease_expires_at = v.lease_expires_at, lease_token = v.lease_token, \
+             error_code = v.error_code, error_retryable = v.error_retryable, error_detail = v.error_detail, \
+             updated_at = v.updated_at \
+             FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::TEXT[], $7::BIGINT[], \
+             $8::BIGINT[], $9::TEXT[], $10::BOOLEAN[], $11::TEXT[], $12::BIGINT[]) \
+             AS v (campaign_id, contact_id, status, attempts, next_attempt_at, lease_worker, lease_expires_at, \
+             lease_token, error_code, error_retryable, error_detail, updated_at) \
+             WHERE m.campaign_id = v.campaign_id AND m.contact_id = v.contact_id",
+            &state.parameters(),
+        )?;
+        Ok(())
+    }
+
+    /// Writes each accepted message's state with its provider ids and the number they
+    /// were given (a report for a provider id goes to the message that was given it
+    /// last), with one statement.
+    fn save_acceptances(&self, accepted: &[(&Message, u64)]) -> StoreResult<()> {
+        if accepted.is_empty() {
+            return Ok(());
+        }
+        let messages: Vec<&Message> = accepted.iter().map(|(message, _)| *message).collect();
+        let state = StateColumns::of(&messages);
+        let provider_ids: Vec<Option<&str>> =
+            messages.iter().map(|message| message.provider_message_id.as_deref()).collect();
+        let bulk_ids: Vec<Option<&str>> = messages.iter().map(|message| message.bulk_id.as_deref()).collect();
+        let assigned: Vec<i64> = accepted.iter().map(|(_, assigned)| big(*assigned)).collect();
+        let mut parameters = state.parameters();
+        parameters.extend([&provider_ids as &(dyn ToSql + Sync), &bulk_ids, &assigned]);
+        self.execute(
+            "UPDATE messages m SET status = v.status, attempts = v.attempts, next_attempt_at = v.next_attempt_at, \
+             lease_worker = v.lease_worker, lease_expires_at = v.lease_expires_at, lease_token = v.lease_token, \
+             error_code = v.error_code, error_retryable = v.error_retryable, error_detail = v.error_detail, \
+             updated_at = v.updated_at, provider_message_id = v.provider_message_id, bulk_id = v.bulk_id, \
+             provider_id_assigned = v.provider_id_assigned \
+             FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::TEXT[], $7::BIGINT[], \
+             $8::BIGINT[], $9::TEXT[], $10::BOOLEAN[], $11::TEXT[], $12::BIGINT[], $13::TEXT[], $14::TEXT[], \
+             $15::BIGINT[]) \
+             AS v (campaign_id, contact_id, status, attempts, next_attempt_at, lease_worker, lease_expires_at, \
+             lease_token, error_code, error_retryable, error_detail, updated_at, provider_message_id, bulk_id, \
+             provider_id_assigned) \
+             WHERE m.campaign_id = v.campaign_id AND m.contact_id = v.contact_id",
+            &parameters,
+        )?;
+        Ok(())
+    }
+
+    /// [`Tx::move_message`] short of saving the message's row, for a caller that writes
+    /// a batch's rows together ([`Tx::save_states`], [`Tx::save_acceptances`]).
+    fn shift_message(
+        &self,
+        message: &mut Message,
+        to: MessageStatus,
+        cause: TransitionCause,
+        error: Option<MessageError>,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let from = message.status;
+        let change = rules::move_message(message.id, from, to, cause, message.cost, message.last_error.as_ref(), error);
+        if let Some(error) = change.error {
+            message.last_error = Some(error);
+        }
+        message.status = to;
+        message.updated_at = now;
+        if !change.keeps_lease {
+            message.lease = None;
+        }
+        self.apply_ledger(message.tenant, change.ledger)?;
+        self.pending.borrow_mut().shift(message.id.campaign, counter_column(from), counter_column(to));
+        let id = message.id;
+        self.journal(|seq| JournalEntry::Message { seq, at: now, message: id, from: Some(from), to, cause })
+    }
+
+    /// Completes each of `campaigns` (in id order) that [`rules::completes`] says is done.
+    fn complete_if_settled(&self, campaigns: impl IntoIterator<Item = CampaignId>, now: Timestamp) -> StoreResult<()> {
+        let affected: BTreeSet<CampaignId> = campaigns.into_iter().collect();
+        for id in affected {
+            let mut campaign = self.campaign(id)?.expect("affected campaigns exist");
+            if rules::completes(campaign.status, &campaign.counts) {
+                self.set_campaign_status(&mut campaign, CampaignStatus::Completed, now)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Accepts `message` under `provider_message_id` and applies the reports parked under
+    /// that id, leaving its row to the caller: returns how many reports were applied and
+    /// the number the provider id was given (in assignment order: a report for a provider
+    /// id goes to the message that was given it last), which the caller writes with the
+    /// row ([`Tx::save_acceptances`]), batched with the other acceptances of its call.
+    ///
+    /// A parked report that moves the message writes its state at once (as every move
+    /// does); the row written afterwards holds the same final state, plus the provider ids.
+    fn accept(
+        &self,
+        message: &mut Message,
+        provider_message_id: String,
+        bulk_id: Option<String>,
+        now: Timestamp,
+    ) -> StoreResult<(u32, u64)> {
+        self.shift_message(message, MessageStatus::Accepted, TransitionCause::Engine, None, now)?;
+        message.provider_message_id = Some(provider_message_id.clone());
+        message.bulk_id = bulk_id;
+        let assigned = self.next_meta("provider_id_assigned")?;
+        if !self.has_parked_reports(message.traffic_account)? {
+            return Ok((0, assigned));
+        }
+        let parked: Vec<(i64, String)> = self
+            .query(
+                "SELECT seq, report FROM parked_reports WHERE traffic_account_id = $1 AND provider_message_id = $2 \
+                 ORDER BY seq",
+                &[&big(message.traffic_account.0), &provider_message_id],
+            )?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        for (seq, text) in &parked {
+            self.execute("DELETE FROM parked_reports WHERE seq = $1", &[seq])?;
+            let report: InboundReport = serde_json::from_str(text).map_err(json_error)?;
+            self.apply_report_to(message, &report, now)?;
+        }
+        Ok((parked.len() as u32, assigned))
     }
 }
 
@@ -1238,9 +1453,10 @@ impl Store for PostgresStore {
             let available = tx.tenant(tenant)?.available();
             let plan = rules::enqueue_plan(&campaign, target, &account, &tx.tenant_contacts(tenant)?, available)?;
             let first_seq = tx.take_meta("journal_seq", plan.plan.messages.len() as u64)?;
-            for (seq, planned) in (first_seq..).zip(&plan.plan.messages) {
-                let message = new_message(planned, tenant, account.id, now);
-                tx.insert_message(&message)?;
+            let messages: Vec<Message> =
+                plan.plan.messages.iter().map(|planned| new_message(planned, tenant, account.id, now)).collect();
+            tx.insert_messages(&messages)?;
+            for ((seq, planned), message) in (first_seq..).zip(&plan.plan.messages).zip(&messages) {
                 tx.journal_at(JournalEntry::Message {
                     seq,
                     at: now,
@@ -1251,6 +1467,7 @@ impl Store for PostgresStore {
                 })?;
             }
             tx.apply_ledger(tenant, LedgerDelta::reserve(plan.reserve))?;
+            tx.write_pending()?;
             tx.execute(
                 "UPDATE campaigns SET n_queued = $1, n_skipped = $2, enqueued_at = $3 WHERE id = $4",
                 &[&i64::from(plan.counts.queued), &i64::from(plan.counts.skipped), &big(now.0), &big(id.0)],
@@ -1272,6 +1489,7 @@ impl Store for PostgresStore {
 
     fn start_due_campaigns(&self, now: Timestamp) -> StoreResult<Vec<CampaignId>> {
         self.write(|tx| {
+            tx.write_pending()?;
             let sql = format!(
                 "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE status = 'scheduled' \
                  AND (schedule_at IS NULL OR schedule_at <= $1) ORDER BY id"
@@ -1383,7 +1601,7 @@ impl Store for PostgresStore {
                 Ok(account) => tx.account(account)?,
                 Err(idle) => return Ok(ClaimOutcome::Idle(idle)),
             };
-            let walk = tx.walk_due(&account, request.max_messages, now)?;
+            let (walk, taken) = tx.walk_due(&account, request.max_messages, now)?;
             if let Some((_, bucket)) = walk.account_bucket {
                 tx.save_bucket("account", account.id.0, bucket)?;
             }
@@ -1394,14 +1612,15 @@ impl Store for PostgresStore {
                 return Ok(ClaimOutcome::Idle(walk.idle(now)));
             }
             let lease = rules::claim_lease(&request, tx.next_meta("fencing_token")?, now)?;
-            let mut messages = Vec::with_capacity(walk.taken.len());
-            for id in &walk.taken {
-                let mut message = tx.message(*id)?.expect("candidate exists");
+            debug_assert_eq!(walk.taken, taken.iter().map(|message| message.id).collect::<Vec<_>>());
+            let mut messages = Vec::with_capacity(taken.len());
+            for mut message in taken {
                 message.attempts += 1;
                 message.lease = Some(lease.clone());
-                tx.move_message(&mut message, MessageStatus::Submitting, TransitionCause::Engine, None, now)?;
+                tx.shift_message(&mut message, MessageStatus::Submitting, TransitionCause::Engine, None, now)?;
                 messages.push(message);
             }
+            tx.save_states(&messages.iter().collect::<Vec<_>>())?;
             let (token, expires_at) = (lease.token, lease.expires_at);
             Ok(ClaimOutcome::Claimed(Claim { token, traffic_account: account.id, expires_at, messages }))
         })
@@ -1425,33 +1644,7 @@ impl Store for PostgresStore {
         now: Timestamp,
     ) -> StoreResult<Vec<RecordOutcome>> {
         rules::check_submission_times(&results)?;
-        self.write(|tx| {
-            let mut outcomes = Vec::with_capacity(results.len());
-            let mut affected = BTreeSet::new();
-            for (id, result) in &results {
-                let mut message = tx.message(*id)?.ok_or_else(|| not_found("message", id))?;
-                let lease_token = message.lease.as_ref().map(|lease| lease.token);
-                let plan = rules::record_submission(message.status, lease_token, token, result.clone());
-                let parked_reports_applied = match plan {
-                    SubmissionPlan::Fenced => {
-                        outcomes.push(RecordOutcome::Fenced { status: message.status });
-                        continue;
-                    }
-                    SubmissionPlan::Accept { provider_message_id, bulk_id } => {
-                        tx.accept(&mut message, provider_message_id, bulk_id, now)?
-                    }
-                    SubmissionPlan::Move { to, error, next_attempt_at } => {
-                        message.next_attempt_at = next_attempt_at.unwrap_or(message.next_attempt_at);
-                        tx.move_message(&mut message, to, TransitionCause::Engine, Some(error), now)?;
-                        0
-                    }
-                };
-                affected.insert(id.campaign);
-                outcomes.push(RecordOutcome::Recorded { status: message.status, parked_reports_applied });
-            }
-            tx.complete_if_settled(affected, now)?;
-            Ok(outcomes)
-        })
+        self.write(|tx| batch::record_submissions(tx, token, &results, now))
     }
 
     fn apply_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
@@ -1503,7 +1696,8 @@ impl Store for PostgresStore {
             };
             match resolution {
                 Resolution::Accepted { provider_message_id } => {
-                    tx.accept(&mut message, provider_message_id, None, now)?;
+                    let (_, assigned) = tx.accept(&mut message, provider_message_id, None, now)?;
+                    tx.save_acceptances(&[(&message, assigned)])?;
                 }
                 Resolution::NotAccepted { error } => {
                     tx.move_message(&mut message, MessageStatus::Failed, TransitionCause::Engine, Some(error), now)?

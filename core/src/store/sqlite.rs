@@ -28,8 +28,10 @@
 //! scan), those read in (time, id) order take that order from the index, and a claim
 //! streams the due queue only as far as it takes messages.
 
+use super::batch::{self, BatchTx};
 use super::journal_lines;
-use super::rules::{self, not_found, ReapDecision, ReportPlan, SubmissionPlan};
+use super::pending::Pending;
+use super::rules::{self, not_found, ReapDecision, ReportPlan};
 use super::*;
 use crate::domain::ledger::LedgerDelta;
 use crate::domain::rate::TokenBucket;
@@ -143,33 +145,9 @@ impl SqliteStore {
 /// An open transaction with the store's helpers.
 struct Tx<'a> {
     tx: rusqlite::Transaction<'a>,
-    /// Sums this transaction owes the database, written before anything reads them back
-    /// and before the commit (see [`Pending`]).
+    /// Sums this transaction owes the database, written by [`Tx::write_pending`] before
+    /// anything reads them back and before the commit.
     pending: RefCell<Pending>,
-}
-
-/// The additive writes of a transaction, summed in memory instead of one UPDATE each.
-///
-/// A batch of 200 moves would otherwise run 200 updates of the same campaign row, the
-/// same tenant row and the same two `meta` rows. Each of these is a sum (or, for `meta`,
-/// a counter this transaction alone advances, under SQLite's single writer), so writing
-/// the total once gives the same rows; nothing outside the transaction can see the
-/// difference. [`Tx::write_pending`] writes them; every read of a campaign's counters or
-/// a tenant's books goes through it first, so the transaction reads its own writes.
-#[derive(Default)]
-struct Pending {
-    /// `meta` counters read in this transaction: key, last value taken, whether advanced.
-    meta: Vec<(&'static str, u64, bool)>,
-    /// Campaign counter shifts by (campaign, counter column).
-    counters: BTreeMap<(CampaignId, &'static str), i64>,
-    /// Ledger deltas by tenant.
-    ledger: BTreeMap<TenantId, LedgerDelta>,
-    /// Whether each account met so far has parked reports (an acceptance looks for
-    /// reports parked under its provider id only when its account has any).
-    parked: BTreeMap<TrafficAccountId, bool>,
-    /// Journal entries not yet inserted: nothing reads the journal inside a transaction
-    /// that writes it, so they go in at the end, as one row ([`Tx::insert_journal`]).
-    journal: Vec<JournalEntry>,
 }
 
 /// Most message rows one multi-row statement reads or writes. A batch goes in chunks whose
@@ -623,58 +601,41 @@ impl Tx<'_> {
     /// Takes `count` consecutive values of the counter `key`; returns the first. The
     /// counter is read once per transaction and written back by [`Tx::write_pending`].
     fn take_meta(&self, key: &'static str, count: u64) -> StoreResult<u64> {
-        let mut pending = self.pending.borrow_mut();
-        let index = match pending.meta.iter().position(|(cached, _, _)| *cached == key) {
-            Some(index) => index,
-            None => {
-                let value: u64 = self
-                    .tx
-                    .prepare_cached("SELECT value FROM meta WHERE key = ?1")
-                    .map_err(backend)?
-                    .query_row([key], |row| row.get(0))
-                    .map_err(backend)?;
-                pending.meta.push((key, value, false));
-                pending.meta.len() - 1
-            }
-        };
-        let (_, last, advanced) = &mut pending.meta[index];
-        *last += count;
-        *advanced = true;
-        Ok(*last + 1 - count)
+        self.pending.borrow_mut().take_meta(key, count, || {
+            self.tx
+                .prepare_cached("SELECT value FROM meta WHERE key = ?1")
+                .map_err(backend)?
+                .query_row([key], |row| row.get(0))
+                .map_err(backend)
+        })
     }
 
     /// Writes what [`Pending`] holds: the journal entries, the `meta` counters advanced, the campaign counter
     /// shifts and the ledger deltas (in id order, each tenant's net change checked by the
     /// table's constraints).
     fn write_pending(&self) -> StoreResult<()> {
-        let mut pending = self.pending.borrow_mut();
-        if !pending.journal.is_empty() {
-            self.insert_journal(&std::mem::take(&mut pending.journal))?;
+        let (journal, writes) = {
+            let mut pending = self.pending.borrow_mut();
+            (pending.take_journal(), pending.take_writes())
+        };
+        self.insert_journal(&journal)?;
+        for (key, value) in writes.meta {
+            self.tx
+                .prepare_cached("UPDATE meta SET value = ?2 WHERE key = ?1")
+                .map_err(backend)?
+                .execute(params![key, value])
+                .map_err(backend)?;
         }
-        for (key, value, advanced) in &mut pending.meta {
-            if *advanced {
-                self.tx
-                    .prepare_cached("UPDATE meta SET value = ?2 WHERE key = ?1")
-                    .map_err(backend)?
-                    .execute(params![*key, *value])
-                    .map_err(backend)?;
-                *advanced = false;
-            }
+        for ((campaign, column), shift) in writes.counters {
+            let sql = format!("UPDATE campaigns SET {column} = {column} + ?1 WHERE id = ?2");
+            self.tx.prepare_cached(&sql).map_err(backend)?.execute(params![shift, campaign.0]).map_err(backend)?;
         }
-        for ((campaign, column), shift) in std::mem::take(&mut pending.counters) {
-            if shift != 0 {
-                let sql = format!("UPDATE campaigns SET {column} = {column} + ?1 WHERE id = ?2");
-                self.tx.prepare_cached(&sql).map_err(backend)?.execute(params![shift, campaign.0]).map_err(backend)?;
-            }
-        }
-        for (tenant, delta) in std::mem::take(&mut pending.ledger) {
-            if delta != LedgerDelta::NONE {
-                self.tx
-                    .prepare_cached("UPDATE tenants SET balance = balance + ?1, reserved = reserved + ?2, charged = charged + ?3 WHERE id = ?4")
-                    .map_err(backend)?
-                    .execute(params![delta.balance.0, delta.reserved.0, delta.charged.0, tenant.0])
-                    .map_err(backend)?;
-            }
+        for (tenant, delta) in writes.ledger {
+            self.tx
+                .prepare_cached("UPDATE tenants SET balance = balance + ?1, reserved = reserved + ?2, charged = charged + ?3 WHERE id = ?4")
+                .map_err(backend)?
+                .execute(params![delta.balance.0, delta.reserved.0, delta.charged.0, tenant.0])
+                .map_err(backend)?;
         }
         Ok(())
     }
@@ -687,7 +648,7 @@ impl Tx<'_> {
 
     /// Appends `entry` under the sequence number it carries (taken with [`Tx::take_meta`]).
     fn journal_at(&self, entry: JournalEntry) -> StoreResult<()> {
-        self.pending.borrow_mut().journal.push(entry);
+        self.pending.borrow_mut().journal(entry);
         Ok(())
     }
 
@@ -708,18 +669,6 @@ impl Tx<'_> {
     /// holding it.
     fn save_state(&self, message: &Message) -> StoreResult<()> {
         self.save_states(&[message])
-    }
-
-    /// [`Tx::save_state`] for each of `messages` (distinct), one statement per chunk.
-    fn save_states(&self, messages: &[&Message]) -> StoreResult<()> {
-        static TEXTS: ChunkTexts = ChunkTexts::new();
-        self.execute_chunked(
-            &TEXTS,
-            messages,
-            STATE_COLUMNS.len() + 2,
-            |rows| keyed_update_sql(&STATE_COLUMNS, rows),
-            |statement, first, message| bind_state(statement, first, message),
-        )
     }
 
     /// Writes the rows of messages just claimed ([`CLAIM_COLUMNS`]). The messages of one
@@ -757,37 +706,6 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Writes the state and the provider ids of messages just accepted, each with the
-    /// number its provider id was given ([`Tx::accept`]); one statement per chunk, one
-    /// B-tree search per row.
-    fn save_acceptances(&self, accepted: &[(&Message, u64)]) -> StoreResult<()> {
-        const COLUMNS: [&str; STATE_COLUMNS.len() + PROVIDER_COLUMNS.len()] = {
-            let mut columns = [""; STATE_COLUMNS.len() + PROVIDER_COLUMNS.len()];
-            let mut index = 0;
-            while index < columns.len() {
-                columns[index] = if index < STATE_COLUMNS.len() {
-                    STATE_COLUMNS[index]
-                } else {
-                    PROVIDER_COLUMNS[index - STATE_COLUMNS.len()]
-                };
-                index += 1;
-            }
-            columns
-        };
-        static TEXTS: ChunkTexts = ChunkTexts::new();
-        self.execute_chunked(
-            &TEXTS,
-            accepted,
-            COLUMNS.len() + 2,
-            |rows| keyed_update_sql(&COLUMNS, rows),
-            |statement, first, (message, assigned)| {
-                bind_state(statement, first, message)?;
-                let after_state = first + STATE_COLUMNS.len() + 2;
-                bind_values(statement, after_state, params![message.provider_message_id, message.bulk_id, assigned])
-            },
-        )
-    }
-
     /// Runs `sql(n)` for each chunk of `rows` ([`power_of_two_chunks`]), binding each
     /// row's `width` parameters with `bind` (given the number of its first); each text
     /// is built once and kept in `texts`.
@@ -807,39 +725,6 @@ impl Tx<'_> {
             statement.raw_execute().map_err(backend)?;
         }
         Ok(())
-    }
-
-    /// The messages among `ids` that exist, by id: one statement per chunk, which reads
-    /// the rows by primary key in the order of the list.
-    fn messages_by_id(&self, ids: &[MessageId]) -> StoreResult<BTreeMap<MessageId, Message>> {
-        const ONE: &str =
-            concat!("SELECT ", message_columns!(""), " FROM messages WHERE campaign_id = ? AND contact_id = ?");
-        static TEXTS: ChunkTexts = ChunkTexts::new();
-        let mut found = BTreeMap::new();
-        for chunk in power_of_two_chunks(ids) {
-            let sql = TEXTS.get(chunk.len(), |rows| match rows {
-                1 => ONE.to_owned(),
-                rows => format!(
-                    concat!(
-                        "SELECT ",
-                        message_columns!("m."),
-                        " FROM (VALUES {}) AS v CROSS JOIN messages m \
-                         WHERE m.campaign_id = v.column1 AND m.contact_id = v.column2"
-                    ),
-                    placeholder_rows(rows, 2)
-                ),
-            });
-            let mut statement = self.tx.prepare_cached(sql).map_err(backend)?;
-            for (index, id) in chunk.iter().enumerate() {
-                bind_values(&mut statement, 2 * index + 1, params![id.campaign.0, id.contact.0]).map_err(backend)?;
-            }
-            let mut rows = statement.raw_query();
-            while let Some(row) = rows.next().map_err(backend)? {
-                let message = message_from_row(row).map_err(backend)?;
-                found.insert(message.id, message);
-            }
-        }
-        Ok(found)
     }
 
     /// Writes the provider ids `message` was just given, numbered in assignment order: a
@@ -907,11 +792,7 @@ impl Tx<'_> {
         if delta == LedgerDelta::NONE {
             return Ok(());
         }
-        let mut pending = self.pending.borrow_mut();
-        let sum = pending.ledger.entry(tenant).or_default();
-        sum.balance += delta.balance;
-        sum.reserved += delta.reserved;
-        sum.charged += delta.charged;
+        self.pending.borrow_mut().add_ledger(tenant, delta);
         Ok(())
     }
 
@@ -929,37 +810,6 @@ impl Tx<'_> {
     ) -> StoreResult<()> {
         self.shift_message(message, to, cause, error, now)?;
         self.save_state(message)
-    }
-
-    /// [`Tx::move_message`] short of saving the message's row, for a caller that writes
-    /// it later, with more columns ([`Tx::accept`]) or with the rows of the rest of its
-    /// batch ([`Tx::save_states`]).
-    fn shift_message(
-        &self,
-        message: &mut Message,
-        to: MessageStatus,
-        cause: TransitionCause,
-        error: Option<MessageError>,
-        now: Timestamp,
-    ) -> StoreResult<()> {
-        let from = message.status;
-        let change = rules::move_message(message.id, from, to, cause, message.cost, message.last_error.as_ref(), error);
-        if let Some(error) = change.error {
-            message.last_error = Some(error);
-        }
-        message.status = to;
-        message.updated_at = now;
-        if !change.keeps_lease {
-            message.lease = None;
-        }
-        self.apply_ledger(message.tenant, change.ledger)?;
-        {
-            let mut pending = self.pending.borrow_mut();
-            *pending.counters.entry((message.id.campaign, counter_column(from))).or_default() -= 1;
-            *pending.counters.entry((message.id.campaign, counter_column(to))).or_default() += 1;
-        }
-        let id = message.id;
-        self.journal(|seq| JournalEntry::Message { seq, at: now, message: id, from: Some(from), to, cause })
     }
 
     fn set_campaign_status(&self, campaign: &mut Campaign, to: CampaignStatus, now: Timestamp) -> StoreResult<()> {
@@ -982,18 +832,6 @@ impl Tx<'_> {
             .map_err(backend)?
             .execute(params![text, campaign.id.0])
             .map_err(backend)?;
-        Ok(())
-    }
-
-    /// The completion rule: a sending campaign with nothing pending is completed.
-    fn complete_if_settled(&self, campaigns: impl IntoIterator<Item = CampaignId>, now: Timestamp) -> StoreResult<()> {
-        let affected: BTreeSet<CampaignId> = campaigns.into_iter().collect();
-        for id in affected {
-            let mut campaign = self.campaign(id)?.expect("affected campaigns exist");
-            if rules::completes(campaign.status, &campaign.counts) {
-                self.set_campaign_status(&mut campaign, CampaignStatus::Completed, now)?;
-            }
-        }
         Ok(())
     }
 
@@ -1029,57 +867,11 @@ impl Tx<'_> {
 
     // --- acceptance and reports --------------------------------------------------------------
 
-    /// Accepts `message` under `provider_message_id` and applies the reports parked under
-    /// that id, leaving its row to the caller: returns how many reports were applied and
-    /// the number the provider id was given (in assignment order: a report for a provider
-    /// id goes to the message that was given it last), which the caller writes with the
-    /// row ([`Tx::save_acceptances`]), batched with the other acceptances of its call.
-    ///
-    /// A parked report that moves the message writes its state at once (as every move
-    /// does); the row written afterwards holds the same final state, plus the provider ids.
-    fn accept(
-        &self,
-        message: &mut Message,
-        provider_message_id: String,
-        bulk_id: Option<String>,
-        now: Timestamp,
-    ) -> StoreResult<(u32, u64)> {
-        self.shift_message(message, MessageStatus::Accepted, TransitionCause::Engine, None, now)?;
-        message.provider_message_id = Some(provider_message_id.clone());
-        message.bulk_id = bulk_id;
-        let assigned = self.next_meta("provider_id_assigned")?;
-        if !self.has_parked_reports(message.traffic_account)? {
-            return Ok((0, assigned));
-        }
-        let parked: Vec<(u64, String)> = {
-            let mut statement = self
-                .tx
-                .prepare_cached("SELECT seq, report FROM parked_reports WHERE traffic_account_id = ?1 AND provider_message_id = ?2 ORDER BY seq")
-                .map_err(backend)?;
-            let rows = statement
-                .query_map(params![message.traffic_account.0, provider_message_id], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })
-                .map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)?
-        };
-        for (seq, text) in &parked {
-            self.tx
-                .prepare_cached("DELETE FROM parked_reports WHERE seq = ?1")
-                .map_err(backend)?
-                .execute([seq])
-                .map_err(backend)?;
-            let report: InboundReport = serde_json::from_str(text).map_err(json_error)?;
-            self.apply_report_to(message, &report, now)?;
-        }
-        Ok((parked.len() as u32, assigned))
-    }
-
     /// Whether any report is parked under `account`: read once per transaction (and
     /// account), so that a batch of acceptances with nothing parked does not look up each
     /// provider id in turn.
     fn has_parked_reports(&self, account: TrafficAccountId) -> StoreResult<bool> {
-        if let Some(&known) = self.pending.borrow().parked.get(&account) {
+        if let Some(known) = self.pending.borrow().parked(account) {
             return Ok(known);
         }
         let any: bool = self
@@ -1088,12 +880,12 @@ impl Tx<'_> {
             .map_err(backend)?
             .query_row([account.0], |row| row.get(0))
             .map_err(backend)?;
-        self.pending.borrow_mut().parked.insert(account, any);
+        self.pending.borrow_mut().set_parked(account, any);
         Ok(any)
     }
 
     fn park(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
-        self.pending.borrow_mut().parked.insert(report.traffic_account, true);
+        self.pending.borrow_mut().set_parked(report.traffic_account, true);
         let seq = self.next_meta("parked_seq")?;
         let text = serde_json::to_string(&report).map_err(json_error)?;
         self.tx
@@ -1262,6 +1054,171 @@ impl Tx<'_> {
 
     fn count(&self, sql: &str, parameters: impl rusqlite::Params) -> StoreResult<u32> {
         self.tx.prepare_cached(sql).map_err(backend)?.query_row(parameters, |row| row.get(0)).map_err(backend)
+    }
+}
+
+impl BatchTx for Tx<'_> {
+    /// [`Tx::save_state`] for each of `messages` (distinct), one statement per chunk.
+    fn save_states(&self, messages: &[&Message]) -> StoreResult<()> {
+        static TEXTS: ChunkTexts = ChunkTexts::new();
+        self.execute_chunked(
+            &TEXTS,
+            messages,
+            STATE_COLUMNS.len() + 2,
+            |rows| keyed_update_sql(&STATE_COLUMNS, rows),
+            |statement, first, message| bind_state(statement, first, message),
+        )
+    }
+
+    /// Writes the state and the provider ids of messages just accepted, each with the
+    /// number its provider id was given ([`Tx::accept`]); one statement per chunk, one
+    /// B-tree search per row.
+    fn save_acceptances(&self, accepted: &[(&Message, u64)]) -> StoreResult<()> {
+        const COLUMNS: [&str; STATE_COLUMNS.len() + PROVIDER_COLUMNS.len()] = {
+            let mut columns = [""; STATE_COLUMNS.len() + PROVIDER_COLUMNS.len()];
+            let mut index = 0;
+            while index < columns.len() {
+                columns[index] = if index < STATE_COLUMNS.len() {
+                    STATE_COLUMNS[index]
+                } else {
+                    PROVIDER_COLUMNS[index - STATE_COLUMNS.len()]
+                };
+                index += 1;
+            }
+            columns
+        };
+        static TEXTS: ChunkTexts = ChunkTexts::new();
+        self.execute_chunked(
+            &TEXTS,
+            accepted,
+            COLUMNS.len() + 2,
+            |rows| keyed_update_sql(&COLUMNS, rows),
+            |statement, first, (message, assigned)| {
+                bind_state(statement, first, message)?;
+                let after_state = first + STATE_COLUMNS.len() + 2;
+                bind_values(statement, after_state, params![message.provider_message_id, message.bulk_id, assigned])
+            },
+        )
+    }
+
+    /// The messages among `ids` that exist, by id: one statement per chunk, which reads
+    /// the rows by primary key in the order of the list.
+    fn messages_by_id(&self, ids: &[MessageId]) -> StoreResult<BTreeMap<MessageId, Message>> {
+        const ONE: &str =
+            concat!("SELECT ", message_columns!(""), " FROM messages WHERE campaign_id = ? AND contact_id = ?");
+        static TEXTS: ChunkTexts = ChunkTexts::new();
+        let mut found = BTreeMap::new();
+        for chunk in power_of_two_chunks(ids) {
+            let sql = TEXTS.get(chunk.len(), |rows| match rows {
+                1 => ONE.to_owned(),
+                rows => format!(
+                    concat!(
+                        "SELECT ",
+                        message_columns!("m."),
+                        " FROM (VALUES {}) AS v CROSS JOIN messages m \
+                         WHERE m.campaign_id = v.column1 AND m.contact_id = v.column2"
+                    ),
+                    placeholder_rows(rows, 2)
+                ),
+            });
+            let mut statement = self.tx.prepare_cached(sql).map_err(backend)?;
+            for (index, id) in chunk.iter().enumerate() {
+                bind_values(&mut statement, 2 * index + 1, params![id.campaign.0, id.contact.0]).map_err(backend)?;
+            }
+            let mut rows = statement.raw_query();
+            while let Some(row) = rows.next().map_err(backend)? {
+                let message = message_from_row(row).map_err(backend)?;
+                found.insert(message.id, message);
+            }
+        }
+        Ok(found)
+    }
+
+    /// [`Tx::move_message`] short of saving the message's row, for a caller that writes
+    /// it later, with more columns ([`Tx::accept`]) or with the rows of the rest of its
+    /// batch ([`Tx::save_states`]).
+    fn shift_message(
+        &self,
+        message: &mut Message,
+        to: MessageStatus,
+        cause: TransitionCause,
+        error: Option<MessageError>,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let from = message.status;
+        let change = rules::move_message(message.id, from, to, cause, message.cost, message.last_error.as_ref(), error);
+        if let Some(error) = change.error {
+            message.last_error = Some(error);
+        }
+        message.status = to;
+        message.updated_at = now;
+        if !change.keeps_lease {
+            message.lease = None;
+        }
+        self.apply_ledger(message.tenant, change.ledger)?;
+        {
+            self.pending.borrow_mut().shift(message.id.campaign, counter_column(from), counter_column(to));
+        }
+        let id = message.id;
+        self.journal(|seq| JournalEntry::Message { seq, at: now, message: id, from: Some(from), to, cause })
+    }
+
+    /// The completion rule: a sending campaign with nothing pending is completed.
+    fn complete_if_settled(&self, campaigns: impl IntoIterator<Item = CampaignId>, now: Timestamp) -> StoreResult<()> {
+        let affected: BTreeSet<CampaignId> = campaigns.into_iter().collect();
+        for id in affected {
+            let mut campaign = self.campaign(id)?.expect("affected campaigns exist");
+            if rules::completes(campaign.status, &campaign.counts) {
+                self.set_campaign_status(&mut campaign, CampaignStatus::Completed, now)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Accepts `message` under `provider_message_id` and applies the reports parked under
+    /// that id, leaving its row to the caller: returns how many reports were applied and
+    /// the number the provider id was given (in assignment order: a report for a provider
+    /// id goes to the message that was given it last), which the caller writes with the
+    /// row ([`Tx::save_acceptances`]), batched with the other acceptances of its call.
+    ///
+    /// A parked report that moves the message writes its state at once (as every move
+    /// does); the row written afterwards holds the same final state, plus the provider ids.
+    fn accept(
+        &self,
+        message: &mut Message,
+        provider_message_id: String,
+        bulk_id: Option<String>,
+        now: Timestamp,
+    ) -> StoreResult<(u32, u64)> {
+        self.shift_message(message, MessageStatus::Accepted, TransitionCause::Engine, None, now)?;
+        message.provider_message_id = Some(provider_message_id.clone());
+        message.bulk_id = bulk_id;
+        let assigned = self.next_meta("provider_id_assigned")?;
+        if !self.has_parked_reports(message.traffic_account)? {
+            return Ok((0, assigned));
+        }
+        let parked: Vec<(u64, String)> = {
+            let mut statement = self
+                .tx
+                .prepare_cached("SELECT seq, report FROM parked_reports WHERE traffic_account_id = ?1 AND provider_message_id = ?2 ORDER BY seq")
+                .map_err(backend)?;
+            let rows = statement
+                .query_map(params![message.traffic_account.0, provider_message_id], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)?
+        };
+        for (seq, text) in &parked {
+            self.tx
+                .prepare_cached("DELETE FROM parked_reports WHERE seq = ?1")
+                .map_err(backend)?
+                .execute([seq])
+                .map_err(backend)?;
+            let report: InboundReport = serde_json::from_str(text).map_err(json_error)?;
+            self.apply_report_to(message, &report, now)?;
+        }
+        Ok((parked.len() as u32, assigned))
     }
 }
 
@@ -1711,50 +1668,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<Vec<RecordOutcome>> {
         rules::check_submission_times(&results)?;
-        self.transaction(|tx| {
-            // The batch's rows are read together, changed in memory in the order of
-            // `results` (an id named twice sees its first change), and each row changed is
-            // written once at the end: with its provider ids if it was accepted here (the
-            // number they were given kept), else its state alone.
-            let ids: BTreeSet<MessageId> = results.iter().map(|(id, _)| *id).collect();
-            let mut current = tx.messages_by_id(&ids.into_iter().collect::<Vec<_>>())?;
-            let mut changed: BTreeMap<MessageId, Option<u64>> = BTreeMap::new();
-            let mut outcomes = Vec::with_capacity(results.len());
-            let mut affected = BTreeSet::new();
-            for (id, result) in results {
-                let message = current.get_mut(&id).ok_or_else(|| not_found("message", id))?;
-                let lease_token = message.lease.as_ref().map(|lease| lease.token);
-                let parked_reports_applied = match rules::record_submission(message.status, lease_token, token, result)
-                {
-                    SubmissionPlan::Fenced => {
-                        outcomes.push(RecordOutcome::Fenced { status: message.status });
-                        continue;
-                    }
-                    SubmissionPlan::Accept { provider_message_id, bulk_id } => {
-                        let (applied, assigned) = tx.accept(message, provider_message_id, bulk_id, now)?;
-                        changed.insert(id, Some(assigned));
-                        applied
-                    }
-                    SubmissionPlan::Move { to, error, next_attempt_at } => {
-                        message.next_attempt_at = next_attempt_at.unwrap_or(message.next_attempt_at);
-                        tx.shift_message(message, to, TransitionCause::Engine, Some(error), now)?;
-                        changed.entry(id).or_insert(None);
-                        0
-                    }
-                };
-                affected.insert(id.campaign);
-                outcomes.push(RecordOutcome::Recorded { status: message.status, parked_reports_applied });
-            }
-            let row = |id: &MessageId| current.get(id).expect("a changed message was read");
-            let moved: Vec<&Message> =
-                changed.iter().filter(|(_, assigned)| assigned.is_none()).map(|(id, _)| row(id)).collect();
-            let accepted: Vec<(&Message, u64)> =
-                changed.iter().filter_map(|(id, assigned)| Some((row(id), (*assigned)?))).collect();
-            tx.save_states(&moved)?;
-            tx.save_acceptances(&accepted)?;
-            tx.complete_if_settled(affected, now)?;
-            Ok(outcomes)
-        })
+        self.transaction(|tx| batch::record_submissions(tx, token, &results, now))
     }
 
     fn apply_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
@@ -2208,58 +2122,6 @@ mod tests {
         assert_eq!(lengths(300), [128, 128, 32, 8, 4]);
         assert_eq!(lengths(1), [1]);
         assert!(lengths(0).is_empty());
-    }
-
-    #[test]
-    fn batches_written_in_several_statements_leave_what_the_reference_model_leaves() {
-        // 300 messages enqueued (three INSERT chunks and a tail), 200 claimed (128 + 64 + 8
-        // rows), and a record of every outcome that names one message twice: answered
-        // unknown, then accepted late in the same call.
-        let sqlite = SqliteStore::open_in_memory().expect("open");
-        let memory = crate::store::memory::MemoryStore::new();
-        let mut seen = Vec::new();
-        for store in [&sqlite as &dyn Store, &memory] {
-            let (tenant, campaign) = draft(store, 1_000_000, 300, None);
-            store.enqueue(tenant.id, campaign.id, None, NOW).expect("enqueue");
-            let request =
-                ClaimRequest { worker: "w".into(), traffic_account: None, max_messages: 200, lease_ms: 1_000 };
-            let Ok(ClaimOutcome::Claimed(claim)) = store.claim(request, NOW) else { panic!("a claim") };
-            assert_eq!(claim.messages.len(), 200);
-            let error = |code: &str| MessageError { code: code.into(), retryable: true, detail: "detail".into() };
-            let mut results: Vec<_> = claim
-                .messages
-                .iter()
-                .enumerate()
-                .map(|(n, message)| {
-                    let result = match n % 4 {
-                        0 | 1 => SubmissionResult::Accepted {
-                            provider_message_id: format!("p{n}"),
-                            bulk_id: Some("bulk".into()),
-                        },
-                        2 => SubmissionResult::Retry { error: error("THROTTLED"), next_attempt_at: NOW.plus_ms(5_000) },
-                        _ => SubmissionResult::Unknown { error: error("AMBIGUOUS") },
-                    };
-                    (message.id, result)
-                })
-                .collect();
-            let late = SubmissionResult::Accepted { provider_message_id: "late".into(), bulk_id: None };
-            results.push((claim.messages[3].id, late));
-            let recorded = store.record_submissions(claim.token, results, NOW.plus_ms(10)).expect("record");
-            seen.push((
-                recorded,
-                store.messages(campaign.id).expect("messages"),
-                store.campaign(tenant.id, campaign.id).expect("campaign"),
-                store.tenant(tenant.id).expect("tenant"),
-                store.take_journal().expect("journal"),
-            ));
-        }
-        let (sqlite, memory) = (&seen[0], &seen[1]);
-        assert_eq!(sqlite.0, memory.0, "record outcomes");
-        assert_eq!(sqlite.1, memory.1, "messages");
-        assert_eq!(sqlite.2, memory.2, "campaign");
-        assert_eq!(sqlite.3, memory.3, "tenant");
-        assert_eq!(sqlite.4, memory.4, "journal");
-        assert_eq!(sqlite.2.counts.accepted, 101, "100 accepted at once and one late");
     }
 
     #[test]
