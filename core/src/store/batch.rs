@@ -1,23 +1,109 @@
-//! Step sequences the two SQL stores share: what one trait method does inside its
-//! transaction, in terms of the row operations each store provides ([`BatchTx`]). The
-//! decisions are the rules' ([`super::rules`]); the sequence of reads, decisions and
-//! writes that applies them to a batch lives here once, so that SQLite and PostgreSQL
-//! cannot drift apart in it.
+//! Steps the two SQL stores share, in terms of the row operations each provides
+//! ([`BatchTx`]): a message's move with its counters, ledger and journal, an acceptance
+//! with the reports parked for it, the completion check, and the record of a claim's
+//! submissions. The decisions are the rules' ([`super::rules`]); the sequence of reads,
+//! decisions and writes that applies them lives here once, so that SQLite and
+//! PostgreSQL cannot drift apart in it. What differs between the stores — statements,
+//! round trips, batching — stays in each.
 
-use super::rules::{self, not_found, SubmissionPlan};
-use super::{RecordOutcome, StoreResult, SubmissionResult};
-use crate::domain::records::{Message, MessageError};
-use crate::domain::{MessageStatus, TransitionCause};
-use crate::{CampaignId, MessageId, Timestamp};
+use super::pending::Pending;
+use super::rules::{self, not_found, ReportPlan, SubmissionPlan};
+use super::{InboundReport, JournalEntry, RecordOutcome, ReportOutcome, StoreResult, SubmissionResult};
+use crate::domain::ledger::LedgerDelta;
+use crate::domain::records::{Campaign, Message, MessageError};
+use crate::domain::{CampaignStatus, MessageStatus, TransitionCause};
+use crate::{CampaignId, MessageId, TenantId, Timestamp, TrafficAccountId};
+use std::cell::RefMut;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The row operations of an SQL store's open transaction that the shared sequences use.
+/// The row operations of an SQL store's open transaction, and the steps built on them that
+/// both stores take alike: a message's move (counters, ledger and journal with it), an
+/// acceptance with the reports parked for it, the completion check.
 pub(super) trait BatchTx {
+    // --- what each store provides ---------------------------------------------------------
+
+    /// The sums this transaction owes the database ([`Pending`]).
+    fn pending(&self) -> RefMut<'_, Pending>;
+
+    /// Takes `count` consecutive values of the counter `key`; returns the first.
+    fn take_meta(&self, key: &'static str, count: u64) -> StoreResult<u64>;
+
+    /// The campaign `id`, its counters as this transaction has changed them.
+    fn campaign(&self, id: CampaignId) -> StoreResult<Option<Campaign>>;
+
+    /// Moves `campaign` to `to`, with its journal entry.
+    fn set_campaign_status(&self, campaign: &mut Campaign, to: CampaignStatus, now: Timestamp) -> StoreResult<()>;
+
     /// The messages `ids` name that exist, read together.
     fn messages_by_id(&self, ids: &[MessageId]) -> StoreResult<BTreeMap<MessageId, Message>>;
 
-    /// Moves `message` to `to` with its counters, ledger and journal, leaving its row to
-    /// the caller.
+    /// Writes the parts of `message` that change with its status.
+    fn save_state(&self, message: &Message) -> StoreResult<()>;
+
+    /// Writes the provider ids `message` was just given, numbered in assignment order.
+    fn save_provider_ids(&self, message: &Message) -> StoreResult<()>;
+
+    /// Writes the state of each of `messages`.
+    fn save_states(&self, messages: &[&Message]) -> StoreResult<()>;
+
+    /// Writes each accepted message's state with its provider ids and the number they were
+    /// given (a report for a provider id goes to the message that was given it last).
+    fn save_acceptances(&self, accepted: &[(&Message, u64)]) -> StoreResult<()>;
+
+    /// Whether the store holds any report parked under `account`.
+    fn any_parked_reports(&self, account: TrafficAccountId) -> StoreResult<bool>;
+
+    /// The reports parked under `account` and `provider_message_id`, in the order they
+    /// arrived, taken out of the store.
+    fn take_parked_reports(
+        &self,
+        account: TrafficAccountId,
+        provider_message_id: &str,
+    ) -> StoreResult<Vec<InboundReport>>;
+
+    // --- the steps both stores take alike -------------------------------------------------
+
+    /// Takes the next value of the counter `key`.
+    fn next_meta(&self, key: &'static str) -> StoreResult<u64> {
+        self.take_meta(key, 1)
+    }
+
+    /// Appends the entry `entry(seq)` to the journal under the next sequence number.
+    fn journal(&self, entry: impl FnOnce(u64) -> JournalEntry) -> StoreResult<()> {
+        let seq = self.next_meta("journal_seq")?;
+        self.journal_at(entry(seq))
+    }
+
+    /// Appends `entry` under the sequence number it carries (taken with `take_meta`).
+    fn journal_at(&self, entry: JournalEntry) -> StoreResult<()> {
+        self.pending().journal(entry);
+        Ok(())
+    }
+
+    /// Adds `delta` to the tenant's books.
+    fn apply_ledger(&self, tenant: TenantId, delta: LedgerDelta) -> StoreResult<()> {
+        self.pending().add_ledger(tenant, delta);
+        Ok(())
+    }
+
+    /// Moves `message` to `to` as [`rules::move_message`] decides, writing counters, ledger
+    /// and journal with it, and saves its state. Callers set the fields that change with
+    /// the move (attempts, due time, a new lease) before calling.
+    fn move_message(
+        &self,
+        message: &mut Message,
+        to: MessageStatus,
+        cause: TransitionCause,
+        error: Option<MessageError>,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        self.shift_message(message, to, cause, error, now)?;
+        self.save_state(message)
+    }
+
+    /// Moves `message` to `to` as [`rules::move_message`] decides, with its counters,
+    /// ledger and journal, leaving its row to the caller (a store's `move_message` writes
+    /// it at once; a batch writes its rows together).
     fn shift_message(
         &self,
         message: &mut Message,
@@ -25,27 +111,116 @@ pub(super) trait BatchTx {
         cause: TransitionCause,
         error: Option<MessageError>,
         now: Timestamp,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<()> {
+        let from = message.status;
+        let change = rules::move_message(message.id, from, to, cause, message.cost, message.last_error.as_ref(), error);
+        if let Some(error) = change.error {
+            message.last_error = Some(error);
+        }
+        message.status = to;
+        message.updated_at = now;
+        if !change.keeps_lease {
+            message.lease = None;
+        }
+        self.apply_ledger(message.tenant, change.ledger)?;
+        self.pending().shift(message.id.campaign, counter_column(from), counter_column(to));
+        let id = message.id;
+        self.journal(|seq| JournalEntry::Message { seq, at: now, message: id, from: Some(from), to, cause })
+    }
+
+    /// Applies `report` to `message` as [`rules::report_plan`] decides, writing its row.
+    fn apply_report_to(
+        &self,
+        message: &mut Message,
+        report: &InboundReport,
+        now: Timestamp,
+    ) -> StoreResult<ReportOutcome> {
+        Ok(match rules::report_plan(message.id, message.status, message.provider_message_id.is_some(), report) {
+            ReportPlan::Apply { moves, assign_provider_id, outcome } => {
+                for (step, error) in moves {
+                    self.move_message(message, step, TransitionCause::Engine, error, now)?;
+                }
+                if assign_provider_id {
+                    message.provider_message_id = Some(report.provider_message_id.clone());
+                    self.save_provider_ids(message)?;
+                }
+                outcome
+            }
+            ReportPlan::Ignore(outcome) => outcome,
+            ReportPlan::Park => ReportOutcome::Parked,
+        })
+    }
+
+    /// Completes each of `campaigns` (in id order) that [`rules::completes`] says is done.
+    fn complete_if_settled(&self, campaigns: impl IntoIterator<Item = CampaignId>, now: Timestamp) -> StoreResult<()> {
+        let affected: BTreeSet<CampaignId> = campaigns.into_iter().collect();
+        for id in affected {
+            let mut campaign = self.campaign(id)?.expect("affected campaigns exist");
+            if rules::completes(campaign.status, &campaign.counts) {
+                self.set_campaign_status(&mut campaign, CampaignStatus::Completed, now)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether any report is parked under `account`: read once per transaction (and
+    /// account), so that a batch of acceptances with nothing parked does not look up each
+    /// provider id in turn.
+    fn has_parked_reports(&self, account: TrafficAccountId) -> StoreResult<bool> {
+        if let Some(known) = self.pending().parked(account) {
+            return Ok(known);
+        }
+        let any = self.any_parked_reports(account)?;
+        self.pending().set_parked(account, any);
+        Ok(any)
+    }
 
     /// Accepts `message` under `provider_message_id` and applies the reports parked under
-    /// that id, leaving its row to the caller: how many reports were applied, and the
-    /// number the provider id was given.
+    /// that id, leaving its row to the caller: returns how many reports were applied and
+    /// the number the provider id was given (in assignment order: a report for a provider
+    /// id goes to the message that was given it last), which the caller writes with the
+    /// row (`save_acceptances`), batched with the other acceptances of its call.
+    ///
+    /// A parked report that moves the message writes its state at once (as every move
+    /// does); the row written afterwards holds the same final state, plus the provider ids.
     fn accept(
         &self,
         message: &mut Message,
         provider_message_id: String,
         bulk_id: Option<String>,
         now: Timestamp,
-    ) -> StoreResult<(u32, u64)>;
+    ) -> StoreResult<(u32, u64)> {
+        self.shift_message(message, MessageStatus::Accepted, TransitionCause::Engine, None, now)?;
+        let assigned = self.next_meta("provider_id_assigned")?;
+        let parked = if self.has_parked_reports(message.traffic_account)? {
+            self.take_parked_reports(message.traffic_account, &provider_message_id)?
+        } else {
+            Vec::new()
+        };
+        message.provider_message_id = Some(provider_message_id);
+        message.bulk_id = bulk_id;
+        for report in &parked {
+            self.apply_report_to(message, report, now)?;
+        }
+        Ok((parked.len() as u32, assigned))
+    }
+}
 
-    /// Writes the state of each of `messages`.
-    fn save_states(&self, messages: &[&Message]) -> StoreResult<()>;
-
-    /// Writes each accepted message's state with its provider ids and their number.
-    fn save_acceptances(&self, accepted: &[(&Message, u64)]) -> StoreResult<()>;
-
-    /// Completes each of `campaigns` the completion rule says is done.
-    fn complete_if_settled(&self, campaigns: impl IntoIterator<Item = CampaignId>, now: Timestamp) -> StoreResult<()>;
+/// The campaign counter column of `status` (the same in both SQL schemas).
+pub(super) fn counter_column(status: MessageStatus) -> &'static str {
+    match status {
+        MessageStatus::Queued => "n_queued",
+        MessageStatus::Submitting => "n_submitting",
+        MessageStatus::Accepted => "n_accepted",
+        MessageStatus::Delivered => "n_delivered",
+        MessageStatus::Undelivered => "n_undelivered",
+        MessageStatus::Expired => "n_expired",
+        MessageStatus::Rejected => "n_rejected",
+        MessageStatus::Failed => "n_failed",
+        MessageStatus::Unknown => "n_unknown",
+        MessageStatus::Skipped => "n_skipped",
+        MessageStatus::Cancelled => "n_cancelled",
+    }
 }
 
 /// [`Store::record_submissions`](super::Store::record_submissions) inside `tx`.

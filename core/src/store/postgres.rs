@@ -44,10 +44,10 @@
 //! store works in one schema (`public` unless told otherwise), so several stores — the
 //! tests make one per case — can share a database.
 
-use super::batch::{self, BatchTx};
+use super::batch::{self, counter_column, BatchTx};
 use super::journal_lines;
 use super::pending::Pending;
-use super::rules::{self, not_found, ReapDecision, ReportPlan};
+use super::rules::{self, not_found, ReapDecision};
 use super::*;
 use crate::domain::ledger::LedgerDelta;
 use crate::domain::rate::TokenBucket;
@@ -57,8 +57,7 @@ use ::postgres as pg;
 use pg::error::SqlState;
 use pg::types::ToSql;
 use pg::{IsolationLevel, NoTls, Row, Statement};
-use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::cell::{RefCell, RefMut};
 use std::time::Duration;
 
 /// The schema migrations, in order; migration `n` brings the schema to version `n + 1`.
@@ -413,22 +412,6 @@ const TENANT_COLUMNS: &str = "id, name, api_key_hash, balance, reserved, charged
 
 const ACCOUNT_COLUMNS: &str = "id, owner, name, provider, base_url, credentials, sender, rate_limit_per_s, price_per_segment, idempotent_submissions";
 
-fn counter_column(status: MessageStatus) -> &'static str {
-    match status {
-        MessageStatus::Queued => "n_queued",
-        MessageStatus::Submitting => "n_submitting",
-        MessageStatus::Accepted => "n_accepted",
-        MessageStatus::Delivered => "n_delivered",
-        MessageStatus::Undelivered => "n_undelivered",
-        MessageStatus::Expired => "n_expired",
-        MessageStatus::Rejected => "n_rejected",
-        MessageStatus::Failed => "n_failed",
-        MessageStatus::Unknown => "n_unknown",
-        MessageStatus::Skipped => "n_skipped",
-        MessageStatus::Cancelled => "n_cancelled",
-    }
-}
-
 fn encoding_text(encoding: Encoding) -> &'static str {
     match encoding {
         Encoding::Gsm7 => "gsm7",
@@ -643,12 +626,6 @@ impl Tx<'_> {
         self.rows(&sql, &[&big(id.0)], account_from_row)?.pop().ok_or_else(|| not_found("traffic account", id))
     }
 
-    fn campaign(&self, id: CampaignId) -> StoreResult<Option<Campaign>> {
-        self.write_pending()?;
-        let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1");
-        Ok(self.rows(&sql, &[&big(id.0)], campaign_from_row)?.pop())
-    }
-
     fn campaign_of(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Campaign> {
         self.campaign(id)?.filter(|campaign| campaign.tenant == tenant).ok_or_else(|| not_found("campaign", id))
     }
@@ -685,20 +662,6 @@ impl Tx<'_> {
         Ok(self.query(&sql, &[])?[0].get(0))
     }
 
-    /// Takes the next value of the counter `key`.
-    fn next_meta(&self, key: &'static str) -> StoreResult<u64> {
-        self.take_meta(key, 1)
-    }
-
-    /// Takes `count` consecutive values of the counter `key`; returns the first. The
-    /// counter is read once per transaction and written back by [`Tx::write_pending`].
-    fn take_meta(&self, key: &'static str, count: u64) -> StoreResult<u64> {
-        self.pending.borrow_mut().take_meta(key, count, || {
-            let rows = self.query("SELECT value FROM meta WHERE key = $1", &[&key])?;
-            rows.first().map(|row| u64_at(row, 0)).ok_or_else(|| unreadable("meta counter", key))
-        })
-    }
-
     /// Writes what [`Pending`] holds: the journal entries as one row, the `meta` counters
     /// advanced, the campaign counter shifts and the ledger deltas (in id order, each
     /// tenant's net change checked by the table's constraints).
@@ -723,66 +686,6 @@ impl Tx<'_> {
                 &[&delta.balance.0, &delta.reserved.0, &delta.charged.0, &big(tenant.0)],
             )?;
         }
-        Ok(())
-    }
-
-    /// Appends the entry `entry(seq)` to the journal under the next sequence number.
-    fn journal(&self, entry: impl FnOnce(u64) -> JournalEntry) -> StoreResult<()> {
-        let seq = self.next_meta("journal_seq")?;
-        self.journal_at(entry(seq))
-    }
-
-    /// Appends `entry` under the sequence number it carries (taken with [`Tx::take_meta`]).
-    fn journal_at(&self, entry: JournalEntry) -> StoreResult<()> {
-        self.pending.borrow_mut().journal(entry);
-        Ok(())
-    }
-
-    /// Writes the parts of `message` that change with its status: a plain `UPDATE` by
-    /// primary key, cheaper for the server to plan than [`Tx::save_states`]' join.
-    fn save_state(&self, message: &Message) -> StoreResult<()> {
-        let (worker, expires_at, token) = match &message.lease {
-            Some(lease) => (Some(lease.worker.as_str()), Some(big(lease.expires_at.0)), Some(big(lease.token))),
-            None => (None, None, None),
-        };
-        let error = message.last_error.as_ref();
-        self.execute(
-            "UPDATE messages SET status = $1, attempts = $2, next_attempt_at = $3, lease_worker = $4, lease_expires_at = $5, \
-             lease_token = $6, error_code = $7, error_retryable = $8, error_detail = $9, updated_at = $10 \
-             WHERE campaign_id = $11 AND contact_id = $12",
-            &[
-                &message.status.as_str(),
-                &i64::from(message.attempts),
-                &big(message.next_attempt_at.0),
-                &worker,
-                &expires_at,
-                &token,
-                &error.map(|error| error.code.as_str()),
-                &error.map(|error| error.retryable),
-                &error.map(|error| error.detail.as_str()),
-                &big(message.updated_at.0),
-                &big(message.id.campaign.0),
-                &big(message.id.contact.0),
-            ],
-        )?;
-        Ok(())
-    }
-
-    /// Writes the provider ids `message` was just given, numbered in assignment order: a
-    /// report for a provider id goes to the message that was given it last.
-    fn save_provider_ids(&self, message: &Message) -> StoreResult<()> {
-        let assigned = self.next_meta("provider_id_assigned")?;
-        self.execute(
-            "UPDATE messages SET provider_message_id = $1, bulk_id = $2, provider_id_assigned = $3 \
-             WHERE campaign_id = $4 AND contact_id = $5",
-            &[
-                &message.provider_message_id,
-                &message.bulk_id,
-                &big(assigned),
-                &big(message.id.campaign.0),
-                &big(message.id.contact.0),
-            ],
-        )?;
         Ok(())
     }
 
@@ -838,38 +741,6 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Adds `delta` to the tenant's books (written by [`Tx::write_pending`]).
-    fn apply_ledger(&self, tenant: TenantId, delta: LedgerDelta) -> StoreResult<()> {
-        self.pending.borrow_mut().add_ledger(tenant, delta);
-        Ok(())
-    }
-
-    /// Moves `message` to `to` as [`rules::move_message`] decides, writing counters, ledger
-    /// and journal with it, and saves its state. Callers set the fields that change with
-    /// the move (attempts, due time, a new lease) before calling.
-    fn move_message(
-        &self,
-        message: &mut Message,
-        to: MessageStatus,
-        cause: TransitionCause,
-        error: Option<MessageError>,
-        now: Timestamp,
-    ) -> StoreResult<()> {
-        self.shift_message(message, to, cause, error, now)?;
-        self.save_state(message)
-    }
-
-    fn set_campaign_status(&self, campaign: &mut Campaign, to: CampaignStatus, now: Timestamp) -> StoreResult<()> {
-        let from = campaign.status;
-        (campaign.status, campaign.completed_at) = rules::campaign_move(campaign, to, now);
-        self.execute(
-            "UPDATE campaigns SET status = $1, completed_at = $2 WHERE id = $3",
-            &[&to.as_str(), &campaign.completed_at.map(|at| big(at.0)), &big(campaign.id.0)],
-        )?;
-        let id = campaign.id;
-        self.journal(|seq| JournalEntry::Campaign { seq, at: now, campaign: id, from, to })
-    }
-
     fn set_pause_reason(&self, campaign: &mut Campaign, reason: Option<PauseReason>) -> StoreResult<()> {
         let text = reason.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
         campaign.pause_reason = reason;
@@ -904,20 +775,6 @@ impl Tx<'_> {
     }
 
     // --- acceptance and reports --------------------------------------------------------------
-
-    /// Whether any report is parked under `account`: read once per transaction (and
-    /// account), so that a batch of acceptances with nothing parked does not look up each
-    /// provider id.
-    fn has_parked_reports(&self, account: TrafficAccountId) -> StoreResult<bool> {
-        if let Some(known) = self.pending.borrow().parked(account) {
-            return Ok(known);
-        }
-        let rows = self
-            .query("SELECT EXISTS (SELECT 1 FROM parked_reports WHERE traffic_account_id = $1)", &[&big(account.0)])?;
-        let any = rows.first().is_some_and(|row| row.get(0));
-        self.pending.borrow_mut().set_parked(account, any);
-        Ok(any)
-    }
 
     fn park(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
         self.pending.borrow_mut().set_parked(report.traffic_account, true);
@@ -960,28 +817,6 @@ impl Tx<'_> {
             self.complete_if_settled([message.id.campaign], now)?;
         }
         Ok(outcome)
-    }
-
-    fn apply_report_to(
-        &self,
-        message: &mut Message,
-        report: &InboundReport,
-        now: Timestamp,
-    ) -> StoreResult<ReportOutcome> {
-        Ok(match rules::report_plan(message.id, message.status, message.provider_message_id.is_some(), report) {
-            ReportPlan::Apply { moves, assign_provider_id, outcome } => {
-                for (step, error) in moves {
-                    self.move_message(message, step, TransitionCause::Engine, error, now)?;
-                }
-                if assign_provider_id {
-                    message.provider_message_id = Some(report.provider_message_id.clone());
-                    self.save_provider_ids(message)?;
-                }
-                outcome
-            }
-            ReportPlan::Ignore(outcome) => outcome,
-            ReportPlan::Park => ReportOutcome::Parked,
-        })
     }
 
     // --- claims -------------------------------------------------------------------------------
@@ -1086,6 +921,112 @@ impl Tx<'_> {
 }
 
 impl BatchTx for Tx<'_> {
+    /// Writes the parts of `message` that change with its status: a plain `UPDATE` by
+    /// primary key, cheaper for the server to plan than [`Tx::save_states`]' join.
+    fn save_state(&self, message: &Message) -> StoreResult<()> {
+        let (worker, expires_at, token) = match &message.lease {
+            Some(lease) => (Some(lease.worker.as_str()), Some(big(lease.expires_at.0)), Some(big(lease.token))),
+            None => (None, None, None),
+        };
+        let error = message.last_error.as_ref();
+        self.execute(
+            "UPDATE messages SET status = $1, attempts = $2, next_attempt_at = $3, lease_worker = $4, lease_expires_at = $5, \
+             lease_token = $6, error_code = $7, error_retryable = $8, error_detail = $9, updated_at = $10 \
+             WHERE campaign_id = $11 AND contact_id = $12",
+            &[
+                &message.status.as_str(),
+                &i64::from(message.attempts),
+                &big(message.next_attempt_at.0),
+                &worker,
+                &expires_at,
+                &token,
+                &error.map(|error| error.code.as_str()),
+                &error.map(|error| error.retryable),
+                &error.map(|error| error.detail.as_str()),
+                &big(message.updated_at.0),
+                &big(message.id.campaign.0),
+                &big(message.id.contact.0),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Writes the provider ids `message` was just given, numbered in assignment order: a
+    /// report for a provider id goes to the message that was given it last.
+    fn save_provider_ids(&self, message: &Message) -> StoreResult<()> {
+        let assigned = self.next_meta("provider_id_assigned")?;
+        self.execute(
+            "UPDATE messages SET provider_message_id = $1, bulk_id = $2, provider_id_assigned = $3 \
+             WHERE campaign_id = $4 AND contact_id = $5",
+            &[
+                &message.provider_message_id,
+                &message.bulk_id,
+                &big(assigned),
+                &big(message.id.campaign.0),
+                &big(message.id.contact.0),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn campaign(&self, id: CampaignId) -> StoreResult<Option<Campaign>> {
+        self.write_pending()?;
+        let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1");
+        Ok(self.rows(&sql, &[&big(id.0)], campaign_from_row)?.pop())
+    }
+
+    /// Takes `count` consecutive values of the counter `key`; returns the first. The
+    /// counter is read once per transaction and written back by [`Tx::write_pending`].
+    fn take_meta(&self, key: &'static str, count: u64) -> StoreResult<u64> {
+        self.pending.borrow_mut().take_meta(key, count, || {
+            let rows = self.query("SELECT value FROM meta WHERE key = $1", &[&key])?;
+            rows.first().map(|row| u64_at(row, 0)).ok_or_else(|| unreadable("meta counter", key))
+        })
+    }
+
+    fn set_campaign_status(&self, campaign: &mut Campaign, to: CampaignStatus, now: Timestamp) -> StoreResult<()> {
+        let from = campaign.status;
+        (campaign.status, campaign.completed_at) = rules::campaign_move(campaign, to, now);
+        self.execute(
+            "UPDATE campaigns SET status = $1, completed_at = $2 WHERE id = $3",
+            &[&to.as_str(), &campaign.completed_at.map(|at| big(at.0)), &big(campaign.id.0)],
+        )?;
+        let id = campaign.id;
+        self.journal(|seq| JournalEntry::Campaign { seq, at: now, campaign: id, from, to })
+    }
+
+    fn pending(&self) -> RefMut<'_, Pending> {
+        self.pending.borrow_mut()
+    }
+
+    fn any_parked_reports(&self, account: TrafficAccountId) -> StoreResult<bool> {
+        let rows = self
+            .query("SELECT EXISTS (SELECT 1 FROM parked_reports WHERE traffic_account_id = $1)", &[&big(account.0)])?;
+        Ok(rows.first().is_some_and(|row| row.get(0)))
+    }
+
+    fn take_parked_reports(
+        &self,
+        account: TrafficAccountId,
+        provider_message_id: &str,
+    ) -> StoreResult<Vec<InboundReport>> {
+        let parked: Vec<(i64, String)> = self
+            .query(
+                "SELECT seq, report FROM parked_reports WHERE traffic_account_id = $1 AND provider_message_id = $2 \
+                 ORDER BY seq",
+                &[&big(account.0), &provider_message_id],
+            )?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        let mut reports = Vec::with_capacity(parked.len());
+        for (seq, text) in &parked {
+            self.execute("DELETE FROM parked_reports WHERE seq = $1", &[seq])?;
+            reports.push(serde_json::from_str(text).map_err(json_error)?);
+        }
+        Ok(reports)
+    }
+
     /// The messages `ids` name that exist, read with one statement.
     fn messages_by_id(&self, ids: &[MessageId]) -> StoreResult<BTreeMap<MessageId, Message>> {
         let campaigns: Vec<i64> = ids.iter().map(|id| big(id.campaign.0)).collect();
@@ -1151,83 +1092,6 @@ impl BatchTx for Tx<'_> {
             &parameters,
         )?;
         Ok(())
-    }
-
-    /// [`Tx::move_message`] short of saving the message's row, for a caller that writes
-    /// a batch's rows together ([`Tx::save_states`], [`Tx::save_acceptances`]).
-    fn shift_message(
-        &self,
-        message: &mut Message,
-        to: MessageStatus,
-        cause: TransitionCause,
-        error: Option<MessageError>,
-        now: Timestamp,
-    ) -> StoreResult<()> {
-        let from = message.status;
-        let change = rules::move_message(message.id, from, to, cause, message.cost, message.last_error.as_ref(), error);
-        if let Some(error) = change.error {
-            message.last_error = Some(error);
-        }
-        message.status = to;
-        message.updated_at = now;
-        if !change.keeps_lease {
-            message.lease = None;
-        }
-        self.apply_ledger(message.tenant, change.ledger)?;
-        self.pending.borrow_mut().shift(message.id.campaign, counter_column(from), counter_column(to));
-        let id = message.id;
-        self.journal(|seq| JournalEntry::Message { seq, at: now, message: id, from: Some(from), to, cause })
-    }
-
-    /// Completes each of `campaigns` (in id order) that [`rules::completes`] says is done.
-    fn complete_if_settled(&self, campaigns: impl IntoIterator<Item = CampaignId>, now: Timestamp) -> StoreResult<()> {
-        let affected: BTreeSet<CampaignId> = campaigns.into_iter().collect();
-        for id in affected {
-            let mut campaign = self.campaign(id)?.expect("affected campaigns exist");
-            if rules::completes(campaign.status, &campaign.counts) {
-                self.set_campaign_status(&mut campaign, CampaignStatus::Completed, now)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Accepts `message` under `provider_message_id` and applies the reports parked under
-    /// that id, leaving its row to the caller: returns how many reports were applied and
-    /// the number the provider id was given (in assignment order: a report for a provider
-    /// id goes to the message that was given it last), which the caller writes with the
-    /// row ([`Tx::save_acceptances`]), batched with the other acceptances of its call.
-    ///
-    /// A parked report that moves the message writes its state at once (as every move
-    /// does); the row written afterwards holds the same final state, plus the provider ids.
-    fn accept(
-        &self,
-        message: &mut Message,
-        provider_message_id: String,
-        bulk_id: Option<String>,
-        now: Timestamp,
-    ) -> StoreResult<(u32, u64)> {
-        self.shift_message(message, MessageStatus::Accepted, TransitionCause::Engine, None, now)?;
-        message.provider_message_id = Some(provider_message_id.clone());
-        message.bulk_id = bulk_id;
-        let assigned = self.next_meta("provider_id_assigned")?;
-        if !self.has_parked_reports(message.traffic_account)? {
-            return Ok((0, assigned));
-        }
-        let parked: Vec<(i64, String)> = self
-            .query(
-                "SELECT seq, report FROM parked_reports WHERE traffic_account_id = $1 AND provider_message_id = $2 \
-                 ORDER BY seq",
-                &[&big(message.traffic_account.0), &provider_message_id],
-            )?
-            .iter()
-            .map(|row| (row.get(0), row.get(1)))
-            .collect();
-        for (seq, text) in &parked {
-            self.execute("DELETE FROM parked_reports WHERE seq = $1", &[seq])?;
-            let report: InboundReport = serde_json::from_str(text).map_err(json_error)?;
-            self.apply_report_to(message, &report, now)?;
-        }
-        Ok((parked.len() as u32, assigned))
     }
 }
 
@@ -1860,6 +1724,7 @@ pub mod testing {
 mod tests {
     use super::testing::test_store;
     use super::*;
+    use std::collections::BTreeSet;
 
     fn reopen(store: &PostgresStore) -> StoreResult<PostgresStore> {
         let url = testing::test_database_url("reopen").expect("the first store had a database");

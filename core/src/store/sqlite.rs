@@ -31,15 +31,14 @@
 use super::batch::{self, BatchTx};
 use super::journal_lines;
 use super::pending::Pending;
-use super::rules::{self, not_found, ReapDecision, ReportPlan};
+use super::rules::{self, not_found, ReapDecision};
 use super::*;
 use crate::domain::ledger::LedgerDelta;
 use crate::domain::rate::TokenBucket;
 use crate::domain::records::{Encoding, Lease};
 use crate::ids::ContactId;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
-use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::cell::{RefCell, RefMut};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
@@ -366,22 +365,6 @@ const CAMPAIGN_COLUMNS: &str = "id, tenant_id, name, body_template, sender, audi
      schedule_at, n_queued, n_submitting, n_accepted, n_delivered, n_undelivered, n_expired, n_rejected, n_failed, n_unknown, \
      n_skipped, n_cancelled, created_at, enqueued_at, completed_at";
 
-fn counter_column(status: MessageStatus) -> &'static str {
-    match status {
-        MessageStatus::Queued => "n_queued",
-        MessageStatus::Submitting => "n_submitting",
-        MessageStatus::Accepted => "n_accepted",
-        MessageStatus::Delivered => "n_delivered",
-        MessageStatus::Undelivered => "n_undelivered",
-        MessageStatus::Expired => "n_expired",
-        MessageStatus::Rejected => "n_rejected",
-        MessageStatus::Failed => "n_failed",
-        MessageStatus::Unknown => "n_unknown",
-        MessageStatus::Skipped => "n_skipped",
-        MessageStatus::Cancelled => "n_cancelled",
-    }
-}
-
 fn encoding_text(encoding: Encoding) -> &'static str {
     match encoding {
         Encoding::Gsm7 => "gsm7",
@@ -545,12 +528,6 @@ impl Tx<'_> {
             .ok_or_else(|| not_found("traffic account", id))
     }
 
-    fn campaign(&self, id: CampaignId) -> StoreResult<Option<Campaign>> {
-        self.write_pending()?;
-        let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?1");
-        self.tx.prepare_cached(&sql).map_err(backend)?.query_row([id.0], campaign_from_row).optional().map_err(backend)
-    }
-
     fn campaign_of(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Campaign> {
         self.campaign(id)?.filter(|campaign| campaign.tenant == tenant).ok_or_else(|| not_found("campaign", id))
     }
@@ -591,24 +568,7 @@ impl Tx<'_> {
         rows.collect::<Result<_, _>>().map_err(backend)
     }
 
-    /// Takes the next value of the counter `key`.
-    fn next_meta(&self, key: &'static str) -> StoreResult<u64> {
-        self.take_meta(key, 1)
-    }
-
     // --- writes -------------------------------------------------------------------------------
-
-    /// Takes `count` consecutive values of the counter `key`; returns the first. The
-    /// counter is read once per transaction and written back by [`Tx::write_pending`].
-    fn take_meta(&self, key: &'static str, count: u64) -> StoreResult<u64> {
-        self.pending.borrow_mut().take_meta(key, count, || {
-            self.tx
-                .prepare_cached("SELECT value FROM meta WHERE key = ?1")
-                .map_err(backend)?
-                .query_row([key], |row| row.get(0))
-                .map_err(backend)
-        })
-    }
 
     /// Writes what [`Pending`] holds: the journal entries, the `meta` counters advanced, the campaign counter
     /// shifts and the ledger deltas (in id order, each tenant's net change checked by the
@@ -640,18 +600,6 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Appends the entry `entry(seq)` to the journal under the next sequence number.
-    fn journal(&self, entry: impl FnOnce(u64) -> JournalEntry) -> StoreResult<()> {
-        let seq = self.next_meta("journal_seq")?;
-        self.journal_at(entry(seq))
-    }
-
-    /// Appends `entry` under the sequence number it carries (taken with [`Tx::take_meta`]).
-    fn journal_at(&self, entry: JournalEntry) -> StoreResult<()> {
-        self.pending.borrow_mut().journal(entry);
-        Ok(())
-    }
-
     /// Inserts the journal entries `entries` as one row, a line each (schema 5).
     fn insert_journal(&self, entries: &[JournalEntry]) -> StoreResult<()> {
         let Some((first_seq, lines)) = journal_lines::encode(entries) else { return Ok(()) };
@@ -661,14 +609,6 @@ impl Tx<'_> {
             .execute(params![first_seq, lines])
             .map_err(backend)?;
         Ok(())
-    }
-
-    /// Writes the parts of `message` that change with its status. The provider ids are
-    /// written apart ([`Tx::save_provider_ids`], [`Tx::save_acceptances`]) because they
-    /// change once per message: an UPDATE that names a column rewrites every index entry
-    /// holding it.
-    fn save_state(&self, message: &Message) -> StoreResult<()> {
-        self.save_states(&[message])
     }
 
     /// Writes the rows of messages just claimed ([`CLAIM_COLUMNS`]). The messages of one
@@ -727,27 +667,6 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Writes the provider ids `message` was just given, numbered in assignment order: a
-    /// report for a provider id goes to the message that was given it last.
-    fn save_provider_ids(&self, message: &Message) -> StoreResult<()> {
-        let assigned = self.next_meta("provider_id_assigned")?;
-        self.tx
-            .prepare_cached(
-                "UPDATE messages SET provider_message_id = ?1, bulk_id = ?2, provider_id_assigned = ?3 \
-                 WHERE campaign_id = ?4 AND contact_id = ?5",
-            )
-            .map_err(backend)?
-            .execute(params![
-                message.provider_message_id,
-                message.bulk_id,
-                assigned,
-                message.id.campaign.0,
-                message.id.contact.0
-            ])
-            .map_err(backend)?;
-        Ok(())
-    }
-
     /// Inserts `messages` (new rows: no lease, no provider ids), one statement per chunk.
     fn insert_messages(&self, messages: &[Message]) -> StoreResult<()> {
         const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, ?, ?, ?, ?, ?)";
@@ -785,43 +704,6 @@ impl Tx<'_> {
                 )
             },
         )
-    }
-
-    /// Adds `delta` to the tenant's books (written by [`Tx::write_pending`]).
-    fn apply_ledger(&self, tenant: TenantId, delta: LedgerDelta) -> StoreResult<()> {
-        if delta == LedgerDelta::NONE {
-            return Ok(());
-        }
-        self.pending.borrow_mut().add_ledger(tenant, delta);
-        Ok(())
-    }
-
-    /// Moves `message` to `to`, keeping counters, ledger and journal in step, and saves its
-    /// state. Callers set the fields that change with the move (attempts, due time, a new
-    /// lease) before calling; a lease ends when the message leaves `submitting`.
-    /// An illegal move is a store bug (callers check the status they start from).
-    fn move_message(
-        &self,
-        message: &mut Message,
-        to: MessageStatus,
-        cause: TransitionCause,
-        error: Option<MessageError>,
-        now: Timestamp,
-    ) -> StoreResult<()> {
-        self.shift_message(message, to, cause, error, now)?;
-        self.save_state(message)
-    }
-
-    fn set_campaign_status(&self, campaign: &mut Campaign, to: CampaignStatus, now: Timestamp) -> StoreResult<()> {
-        let from = campaign.status;
-        (campaign.status, campaign.completed_at) = rules::campaign_move(campaign, to, now);
-        self.tx
-            .prepare_cached("UPDATE campaigns SET status = ?1, completed_at = ?2 WHERE id = ?3")
-            .map_err(backend)?
-            .execute(params![to.as_str(), campaign.completed_at.map(|at| at.0), campaign.id.0])
-            .map_err(backend)?;
-        let id = campaign.id;
-        self.journal(|seq| JournalEntry::Campaign { seq, at: now, campaign: id, from, to })
     }
 
     fn set_pause_reason(&self, campaign: &mut Campaign, reason: Option<PauseReason>) -> StoreResult<()> {
@@ -866,23 +748,6 @@ impl Tx<'_> {
     }
 
     // --- acceptance and reports --------------------------------------------------------------
-
-    /// Whether any report is parked under `account`: read once per transaction (and
-    /// account), so that a batch of acceptances with nothing parked does not look up each
-    /// provider id in turn.
-    fn has_parked_reports(&self, account: TrafficAccountId) -> StoreResult<bool> {
-        if let Some(known) = self.pending.borrow().parked(account) {
-            return Ok(known);
-        }
-        let any: bool = self
-            .tx
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM parked_reports WHERE traffic_account_id = ?1)")
-            .map_err(backend)?
-            .query_row([account.0], |row| row.get(0))
-            .map_err(backend)?;
-        self.pending.borrow_mut().set_parked(account, any);
-        Ok(any)
-    }
 
     fn park(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
         self.pending.borrow_mut().set_parked(report.traffic_account, true);
@@ -929,28 +794,6 @@ impl Tx<'_> {
             self.complete_if_settled([message.id.campaign], now)?;
         }
         Ok(outcome)
-    }
-
-    fn apply_report_to(
-        &self,
-        message: &mut Message,
-        report: &InboundReport,
-        now: Timestamp,
-    ) -> StoreResult<ReportOutcome> {
-        Ok(match rules::report_plan(message.id, message.status, message.provider_message_id.is_some(), report) {
-            ReportPlan::Apply { moves, assign_provider_id, outcome } => {
-                for (step, error) in moves {
-                    self.move_message(message, step, TransitionCause::Engine, error, now)?;
-                }
-                if assign_provider_id {
-                    message.provider_message_id = Some(report.provider_message_id.clone());
-                    self.save_provider_ids(message)?;
-                }
-                outcome
-            }
-            ReportPlan::Ignore(outcome) => outcome,
-            ReportPlan::Park => ReportOutcome::Parked,
-        })
     }
 
     // --- claims -------------------------------------------------------------------------------
@@ -1058,6 +901,104 @@ impl Tx<'_> {
 }
 
 impl BatchTx for Tx<'_> {
+    /// Writes the parts of `message` that change with its status. The provider ids are
+    /// written apart ([`Tx::save_provider_ids`], [`Tx::save_acceptances`]) because they
+    /// change once per message: an UPDATE that names a column rewrites every index entry
+    /// holding it.
+    fn save_state(&self, message: &Message) -> StoreResult<()> {
+        self.save_states(&[message])
+    }
+
+    /// Writes the provider ids `message` was just given, numbered in assignment order: a
+    /// report for a provider id goes to the message that was given it last.
+    fn save_provider_ids(&self, message: &Message) -> StoreResult<()> {
+        let assigned = self.next_meta("provider_id_assigned")?;
+        self.tx
+            .prepare_cached(
+                "UPDATE messages SET provider_message_id = ?1, bulk_id = ?2, provider_id_assigned = ?3 \
+                 WHERE campaign_id = ?4 AND contact_id = ?5",
+            )
+            .map_err(backend)?
+            .execute(params![
+                message.provider_message_id,
+                message.bulk_id,
+                assigned,
+                message.id.campaign.0,
+                message.id.contact.0
+            ])
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn campaign(&self, id: CampaignId) -> StoreResult<Option<Campaign>> {
+        self.write_pending()?;
+        let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?1");
+        self.tx.prepare_cached(&sql).map_err(backend)?.query_row([id.0], campaign_from_row).optional().map_err(backend)
+    }
+
+    /// Takes `count` consecutive values of the counter `key`; returns the first. The
+    /// counter is read once per transaction and written back by [`Tx::write_pending`].
+    fn take_meta(&self, key: &'static str, count: u64) -> StoreResult<u64> {
+        self.pending.borrow_mut().take_meta(key, count, || {
+            self.tx
+                .prepare_cached("SELECT value FROM meta WHERE key = ?1")
+                .map_err(backend)?
+                .query_row([key], |row| row.get(0))
+                .map_err(backend)
+        })
+    }
+
+    fn set_campaign_status(&self, campaign: &mut Campaign, to: CampaignStatus, now: Timestamp) -> StoreResult<()> {
+        let from = campaign.status;
+        (campaign.status, campaign.completed_at) = rules::campaign_move(campaign, to, now);
+        self.tx
+            .prepare_cached("UPDATE campaigns SET status = ?1, completed_at = ?2 WHERE id = ?3")
+            .map_err(backend)?
+            .execute(params![to.as_str(), campaign.completed_at.map(|at| at.0), campaign.id.0])
+            .map_err(backend)?;
+        let id = campaign.id;
+        self.journal(|seq| JournalEntry::Campaign { seq, at: now, campaign: id, from, to })
+    }
+
+    fn pending(&self) -> RefMut<'_, Pending> {
+        self.pending.borrow_mut()
+    }
+
+    fn any_parked_reports(&self, account: TrafficAccountId) -> StoreResult<bool> {
+        self.tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM parked_reports WHERE traffic_account_id = ?1)")
+            .map_err(backend)?
+            .query_row([account.0], |row| row.get(0))
+            .map_err(backend)
+    }
+
+    fn take_parked_reports(
+        &self,
+        account: TrafficAccountId,
+        provider_message_id: &str,
+    ) -> StoreResult<Vec<InboundReport>> {
+        let parked: Vec<(u64, String)> = {
+            let mut statement = self
+                .tx
+                .prepare_cached("SELECT seq, report FROM parked_reports WHERE traffic_account_id = ?1 AND provider_message_id = ?2 ORDER BY seq")
+                .map_err(backend)?;
+            let rows = statement
+                .query_map(params![account.0, provider_message_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)?
+        };
+        let mut reports = Vec::with_capacity(parked.len());
+        for (seq, text) in &parked {
+            self.tx
+                .prepare_cached("DELETE FROM parked_reports WHERE seq = ?1")
+                .map_err(backend)?
+                .execute([seq])
+                .map_err(backend)?;
+            reports.push(serde_json::from_str(text).map_err(json_error)?);
+        }
+        Ok(reports)
+    }
+
     /// [`Tx::save_state`] for each of `messages` (distinct), one statement per chunk.
     fn save_states(&self, messages: &[&Message]) -> StoreResult<()> {
         static TEXTS: ChunkTexts = ChunkTexts::new();
@@ -1132,93 +1073,6 @@ impl BatchTx for Tx<'_> {
             }
         }
         Ok(found)
-    }
-
-    /// [`Tx::move_message`] short of saving the message's row, for a caller that writes
-    /// it later, with more columns ([`Tx::accept`]) or with the rows of the rest of its
-    /// batch ([`Tx::save_states`]).
-    fn shift_message(
-        &self,
-        message: &mut Message,
-        to: MessageStatus,
-        cause: TransitionCause,
-        error: Option<MessageError>,
-        now: Timestamp,
-    ) -> StoreResult<()> {
-        let from = message.status;
-        let change = rules::move_message(message.id, from, to, cause, message.cost, message.last_error.as_ref(), error);
-        if let Some(error) = change.error {
-            message.last_error = Some(error);
-        }
-        message.status = to;
-        message.updated_at = now;
-        if !change.keeps_lease {
-            message.lease = None;
-        }
-        self.apply_ledger(message.tenant, change.ledger)?;
-        {
-            self.pending.borrow_mut().shift(message.id.campaign, counter_column(from), counter_column(to));
-        }
-        let id = message.id;
-        self.journal(|seq| JournalEntry::Message { seq, at: now, message: id, from: Some(from), to, cause })
-    }
-
-    /// The completion rule: a sending campaign with nothing pending is completed.
-    fn complete_if_settled(&self, campaigns: impl IntoIterator<Item = CampaignId>, now: Timestamp) -> StoreResult<()> {
-        let affected: BTreeSet<CampaignId> = campaigns.into_iter().collect();
-        for id in affected {
-            let mut campaign = self.campaign(id)?.expect("affected campaigns exist");
-            if rules::completes(campaign.status, &campaign.counts) {
-                self.set_campaign_status(&mut campaign, CampaignStatus::Completed, now)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Accepts `message` under `provider_message_id` and applies the reports parked under
-    /// that id, leaving its row to the caller: returns how many reports were applied and
-    /// the number the provider id was given (in assignment order: a report for a provider
-    /// id goes to the message that was given it last), which the caller writes with the
-    /// row ([`Tx::save_acceptances`]), batched with the other acceptances of its call.
-    ///
-    /// A parked report that moves the message writes its state at once (as every move
-    /// does); the row written afterwards holds the same final state, plus the provider ids.
-    fn accept(
-        &self,
-        message: &mut Message,
-        provider_message_id: String,
-        bulk_id: Option<String>,
-        now: Timestamp,
-    ) -> StoreResult<(u32, u64)> {
-        self.shift_message(message, MessageStatus::Accepted, TransitionCause::Engine, None, now)?;
-        message.provider_message_id = Some(provider_message_id.clone());
-        message.bulk_id = bulk_id;
-        let assigned = self.next_meta("provider_id_assigned")?;
-        if !self.has_parked_reports(message.traffic_account)? {
-            return Ok((0, assigned));
-        }
-        let parked: Vec<(u64, String)> = {
-            let mut statement = self
-                .tx
-                .prepare_cached("SELECT seq, report FROM parked_reports WHERE traffic_account_id = ?1 AND provider_message_id = ?2 ORDER BY seq")
-                .map_err(backend)?;
-            let rows = statement
-                .query_map(params![message.traffic_account.0, provider_message_id], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })
-                .map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)?
-        };
-        for (seq, text) in &parked {
-            self.tx
-                .prepare_cached("DELETE FROM parked_reports WHERE seq = ?1")
-                .map_err(backend)?
-                .execute([seq])
-                .map_err(backend)?;
-            let report: InboundReport = serde_json::from_str(text).map_err(json_error)?;
-            self.apply_report_to(message, &report, now)?;
-        }
-        Ok((parked.len() as u32, assigned))
     }
 }
 
