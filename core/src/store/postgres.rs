@@ -37,6 +37,16 @@
 //! current-thread runtime on a scoped thread of its own (the runtime waits, as it must
 //! when a synchronous call is made from it); outside any runtime directly.
 //!
+//! # Round trips
+//!
+//! Every statement is a round trip to the server, so the store does per batch what it
+//! can: a transaction's sums (`meta` counters, campaign counters, ledger deltas, journal
+//! entries) are kept in memory and written once ([`Pending`]), before anything reads those
+//! rows back and before the commit; a claim, a record of submissions and an enqueue read
+//! and write their messages with one statement per batch, each column bound as an array
+//! and joined with `UNNEST`. The steps it takes exactly as the SQLite store does live once
+//! in [`super::batch`].
+//!
 //! # Schema
 //!
 //! The migrations in `core/migrations/postgres/` are applied in order when the store

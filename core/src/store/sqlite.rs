@@ -5,9 +5,12 @@
 //! `core/migrations/` and is applied in order at open, tracked with `PRAGMA user_version`.
 //!
 //! Every decision is the shared rules' ([`super::rules`]): this file reads rows, asks
-//! the rules and writes what they decide. [`Tx::move_message`] is the one place a message
-//! changes status, writing counters, ledger and journal with it. The store conformance
-//! suite and a differential property test hold it to the in-memory store's answers.
+//! the rules and writes what they decide. The steps it takes exactly as the PostgreSQL
+//! store does — a message's move with its counters, ledger and journal (the one place a
+//! message changes status), an acceptance, a report on a message, the completion check, a
+//! record of submissions — are written once in [`super::batch`], over the row operations
+//! this file provides (`BatchTx`). The store conformance suite and a differential property
+//! test hold it to the in-memory store's answers.
 //!
 //! A batch costs statements per chunk of messages, not per message *and* per shared row:
 //! the sums a transaction adds to the same campaign, tenant and `meta` rows are kept in
