@@ -16,13 +16,13 @@
 //!
 //! Methods take the current time as an argument: the store has no clock of its own.
 
-mod batch;
 pub mod conformance;
 mod journal_lines;
 pub mod memory;
 mod pending;
 pub mod postgres;
 pub mod rules;
+mod sql;
 pub mod sqlite;
 
 use crate::clock::Timestamp;

@@ -45,7 +45,7 @@
 //! rows back and before the commit; a claim, a record of submissions and an enqueue read
 //! and write their messages with one statement per batch, each column bound as an array
 //! and joined with `UNNEST`. The steps it takes exactly as the SQLite store does live once
-//! in [`super::batch`].
+//! in [`super::sql`].
 //!
 //! # Schema
 //!
@@ -54,10 +54,10 @@
 //! store works in one schema (`public` unless told otherwise), so several stores — the
 //! tests make one per case — can share a database.
 
-use super::batch::{self, counter_column, BatchTx};
 use super::journal_lines;
 use super::pending::Pending;
 use super::rules::{self, not_found, ReapDecision};
+use super::sql::{self, counter_column, SqlTx};
 use super::*;
 use crate::domain::ledger::LedgerDelta;
 use crate::domain::rate::TokenBucket;
@@ -930,7 +930,7 @@ impl Tx<'_> {
     }
 }
 
-impl BatchTx for Tx<'_> {
+impl SqlTx for Tx<'_> {
     /// Writes the parts of `message` that change with its status: a plain `UPDATE` by
     /// primary key, cheaper for the server to plan than [`Tx::save_states`]' join.
     fn save_state(&self, message: &Message) -> StoreResult<()> {
@@ -1518,7 +1518,7 @@ impl Store for PostgresStore {
         now: Timestamp,
     ) -> StoreResult<Vec<RecordOutcome>> {
         rules::check_submission_times(&results)?;
-        self.write(|tx| batch::record_submissions(tx, token, &results, now))
+        self.write(|tx| sql::record_submissions(tx, token, &results, now))
     }
 
     fn apply_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {

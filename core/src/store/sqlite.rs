@@ -8,8 +8,8 @@
 //! the rules and writes what they decide. The steps it takes exactly as the PostgreSQL
 //! store does — a message's move with its counters, ledger and journal (the one place a
 //! message changes status), an acceptance, a report on a message, the completion check, a
-//! record of submissions — are written once in [`super::batch`], over the row operations
-//! this file provides (`BatchTx`). The store conformance suite and a differential property
+//! record of submissions — are written once in [`super::sql`], over the row operations
+//! this file provides (`SqlTx`). The store conformance suite and a differential property
 //! test hold it to the in-memory store's answers.
 //!
 //! A batch costs statements per chunk of messages, not per message *and* per shared row:
@@ -31,10 +31,10 @@
 //! scan), those read in (time, id) order take that order from the index, and a claim
 //! streams the due queue only as far as it takes messages.
 
-use super::batch::{self, BatchTx};
 use super::journal_lines;
 use super::pending::Pending;
 use super::rules::{self, not_found, ReapDecision};
+use super::sql::{self, SqlTx};
 use super::*;
 use crate::domain::ledger::LedgerDelta;
 use crate::domain::rate::TokenBucket;
@@ -903,7 +903,7 @@ impl Tx<'_> {
     }
 }
 
-impl BatchTx for Tx<'_> {
+impl SqlTx for Tx<'_> {
     /// Writes the parts of `message` that change with its status. The provider ids are
     /// written apart ([`Tx::save_provider_ids`], [`Tx::save_acceptances`]) because they
     /// change once per message: an UPDATE that names a column rewrites every index entry
@@ -1525,7 +1525,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<Vec<RecordOutcome>> {
         rules::check_submission_times(&results)?;
-        self.transaction(|tx| batch::record_submissions(tx, token, &results, now))
+        self.transaction(|tx| sql::record_submissions(tx, token, &results, now))
     }
 
     fn apply_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {

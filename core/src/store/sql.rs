@@ -1,5 +1,5 @@
 //! Steps the two SQL stores share, in terms of the row operations each provides
-//! ([`BatchTx`]): a message's move with its counters, ledger and journal, an acceptance
+//! ([`SqlTx`]): a message's move with its counters, ledger and journal, an acceptance
 //! with the reports parked for it, the completion check, and the record of a claim's
 //! submissions. The decisions are the rules' ([`super::rules`]); the sequence of reads,
 //! decisions and writes that applies them lives here once, so that SQLite and
@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The row operations of an SQL store's open transaction, and the steps built on them that
 /// both stores take alike: a message's move (counters, ledger and journal with it), an
 /// acceptance with the reports parked for it, the completion check.
-pub(super) trait BatchTx {
+pub(super) trait SqlTx {
     // --- what each store provides ---------------------------------------------------------
 
     /// The sums this transaction owes the database ([`Pending`]).
@@ -230,7 +230,7 @@ pub(super) fn counter_column(status: MessageStatus) -> &'static str {
 /// end: with its provider ids if it was accepted here (the number they were given kept),
 /// else its state alone.
 pub(super) fn record_submissions(
-    tx: &impl BatchTx,
+    tx: &impl SqlTx,
     token: u64,
     results: &[(MessageId, SubmissionResult)],
     now: Timestamp,
