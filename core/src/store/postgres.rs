@@ -631,11 +631,6 @@ impl Tx<'_> {
         self.rows(&sql, &[&big(id.0)], tenant_from_row)?.pop().ok_or_else(|| not_found("tenant", id))
     }
 
-    fn account(&self, id: TrafficAccountId) -> StoreResult<TrafficAccount> {
-        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM traffic_accounts WHERE id = $1");
-        self.rows(&sql, &[&big(id.0)], account_from_row)?.pop().ok_or_else(|| not_found("traffic account", id))
-    }
-
     fn campaign_of(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Campaign> {
         self.campaign(id)?.filter(|campaign| campaign.tenant == tenant).ok_or_else(|| not_found("campaign", id))
     }
@@ -831,6 +826,32 @@ impl Tx<'_> {
 
     // --- claims -------------------------------------------------------------------------------
 
+    /// Queued messages of sending campaigns (of `tenant`, if given), and how many of them
+    /// are due at `now`.
+    fn queued_and_due(&self, tenant: Option<TenantId>, now: Timestamp) -> StoreResult<(u32, u32)> {
+        let rows = self.query(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE m.next_attempt_at <= $1) \
+             FROM messages m JOIN campaigns c ON c.id = m.campaign_id \
+             WHERE m.status = 'queued' AND ($2::BIGINT IS NULL OR m.tenant_id = $2) AND c.status = 'sending'",
+            &[&big(now.0), &tenant.map(|tenant| big(tenant.0))],
+        )?;
+        Ok((u32_at(&rows[0], 0), u32_at(&rows[0], 1)))
+    }
+
+    // --- rate limits --------------------------------------------------------------------------
+
+    fn bucket(&self, kind: &str, id: u64, rate: u32, now: Timestamp) -> StoreResult<TokenBucket> {
+        let rows = self.query(
+            "SELECT milli_tokens, updated_at FROM rate_buckets WHERE kind = $1 AND id = $2",
+            &[&kind, &big(id)],
+        )?;
+        let stored =
+            rows.first().map(|row| TokenBucket { milli_tokens: u64_at(row, 0), updated_at: Timestamp(u64_at(row, 1)) });
+        Ok(rules::bucket_now(stored, rate, now))
+    }
+}
+
+impl SqlTx for Tx<'_> {
     /// The due time and account of the oldest queued message of a sending campaign, of
     /// `account` if one is given; ties go to the smaller message id.
     fn first_due(&self, account: Option<TrafficAccountId>) -> StoreResult<Option<(Timestamp, TrafficAccountId)>> {
@@ -841,6 +862,11 @@ impl Tx<'_> {
             &[&account.map(|account| big(account.0))],
         )?;
         Ok(rows.first().map(|row| (Timestamp(u64_at(row, 0)), TrafficAccountId(u64_at(row, 1)))))
+    }
+
+    fn account(&self, id: TrafficAccountId) -> StoreResult<TrafficAccount> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM traffic_accounts WHERE id = $1");
+        self.rows(&sql, &[&big(id.0)], account_from_row)?.pop().ok_or_else(|| not_found("traffic account", id))
     }
 
     /// Walks `account`'s due messages in (due time, id) order through a [`rules::RateWalk`].
@@ -896,30 +922,6 @@ impl Tx<'_> {
         Ok((walk, taken))
     }
 
-    /// Queued messages of sending campaigns (of `tenant`, if given), and how many of them
-    /// are due at `now`.
-    fn queued_and_due(&self, tenant: Option<TenantId>, now: Timestamp) -> StoreResult<(u32, u32)> {
-        let rows = self.query(
-            "SELECT COUNT(*), COUNT(*) FILTER (WHERE m.next_attempt_at <= $1) \
-             FROM messages m JOIN campaigns c ON c.id = m.campaign_id \
-             WHERE m.status = 'queued' AND ($2::BIGINT IS NULL OR m.tenant_id = $2) AND c.status = 'sending'",
-            &[&big(now.0), &tenant.map(|tenant| big(tenant.0))],
-        )?;
-        Ok((u32_at(&rows[0], 0), u32_at(&rows[0], 1)))
-    }
-
-    // --- rate limits --------------------------------------------------------------------------
-
-    fn bucket(&self, kind: &str, id: u64, rate: u32, now: Timestamp) -> StoreResult<TokenBucket> {
-        let rows = self.query(
-            "SELECT milli_tokens, updated_at FROM rate_buckets WHERE kind = $1 AND id = $2",
-            &[&kind, &big(id)],
-        )?;
-        let stored =
-            rows.first().map(|row| TokenBucket { milli_tokens: u64_at(row, 0), updated_at: Timestamp(u64_at(row, 1)) });
-        Ok(rules::bucket_now(stored, rate, now))
-    }
-
     fn save_bucket(&self, kind: &str, id: u64, bucket: TokenBucket) -> StoreResult<()> {
         self.execute(
             "INSERT INTO rate_buckets (kind, id, milli_tokens, updated_at) VALUES ($1, $2, $3, $4) \
@@ -928,9 +930,11 @@ impl Tx<'_> {
         )?;
         Ok(())
     }
-}
 
-impl SqlTx for Tx<'_> {
+    fn save_claimed(&self, messages: &[Message]) -> StoreResult<()> {
+        self.save_states(&messages.iter().collect::<Vec<_>>())
+    }
+
     /// Writes the parts of `message` that change with its status: a plain `UPDATE` by
     /// primary key, cheaper for the server to plan than [`Tx::save_states`]' join.
     fn save_state(&self, message: &Message) -> StoreResult<()> {
@@ -1470,34 +1474,7 @@ impl Store for PostgresStore {
 
     fn claim(&self, request: ClaimRequest, now: Timestamp) -> StoreResult<ClaimOutcome> {
         rules::lease_expiry(request.lease_ms, now)?;
-        self.write(|tx| {
-            let account = match rules::claim_account(tx.first_due(request.traffic_account)?, now) {
-                Ok(account) => tx.account(account)?,
-                Err(idle) => return Ok(ClaimOutcome::Idle(idle)),
-            };
-            let (walk, taken) = tx.walk_due(&account, request.max_messages, now)?;
-            if let Some((_, bucket)) = walk.account_bucket {
-                tx.save_bucket("account", account.id.0, bucket)?;
-            }
-            for (tenant, (_, bucket)) in &walk.tenant_buckets {
-                tx.save_bucket("tenant", tenant.0, *bucket)?;
-            }
-            if walk.taken.is_empty() {
-                return Ok(ClaimOutcome::Idle(walk.idle(now)));
-            }
-            let lease = rules::claim_lease(&request, tx.next_meta("fencing_token")?, now)?;
-            debug_assert_eq!(walk.taken, taken.iter().map(|message| message.id).collect::<Vec<_>>());
-            let mut messages = Vec::with_capacity(taken.len());
-            for mut message in taken {
-                message.attempts += 1;
-                message.lease = Some(lease.clone());
-                tx.shift_message(&mut message, MessageStatus::Submitting, TransitionCause::Engine, None, now)?;
-                messages.push(message);
-            }
-            tx.save_states(&messages.iter().collect::<Vec<_>>())?;
-            let (token, expires_at) = (lease.token, lease.expires_at);
-            Ok(ClaimOutcome::Claimed(Claim { token, traffic_account: account.id, expires_at, messages }))
-        })
+        self.write(|tx| sql::claim(tx, &request, now))
     }
 
     fn renew_lease(&self, token: u64, lease_ms: u64, now: Timestamp) -> StoreResult<u32> {

@@ -1,6 +1,6 @@
 //! Steps the two SQL stores share, in terms of the row operations each provides
 //! ([`SqlTx`]): a message's move with its counters, ledger and journal, an acceptance
-//! with the reports parked for it, the completion check, and the record of a claim's
+//! with the reports parked for it, the completion check, a claim, and the record of a claim's
 //! submissions. The decisions are the rules' ([`super::rules`]); the sequence of reads,
 //! decisions and writes that applies them lives here once, so that SQLite and
 //! PostgreSQL cannot drift apart in it. What differs between the stores — statements,
@@ -8,9 +8,13 @@
 
 use super::pending::Pending;
 use super::rules::{self, not_found, ReportPlan, SubmissionPlan};
-use super::{InboundReport, JournalEntry, RecordOutcome, ReportOutcome, StoreResult, SubmissionResult};
+use super::{
+    Claim, ClaimOutcome, ClaimRequest, InboundReport, JournalEntry, RecordOutcome, ReportOutcome, StoreResult,
+    SubmissionResult,
+};
 use crate::domain::ledger::LedgerDelta;
-use crate::domain::records::{Campaign, Message, MessageError};
+use crate::domain::rate::TokenBucket;
+use crate::domain::records::{Campaign, Message, MessageError, TrafficAccount};
 use crate::domain::{CampaignStatus, MessageStatus, TransitionCause};
 use crate::{CampaignId, MessageId, TenantId, Timestamp, TrafficAccountId};
 use std::cell::RefMut;
@@ -33,6 +37,28 @@ pub(super) trait SqlTx {
 
     /// Moves `campaign` to `to`, with its journal entry.
     fn set_campaign_status(&self, campaign: &mut Campaign, to: CampaignStatus, now: Timestamp) -> StoreResult<()>;
+
+    /// The due time and account of the oldest queued message of a sending campaign, of
+    /// `account` if one is given; ties go to the smaller message id.
+    fn first_due(&self, account: Option<TrafficAccountId>) -> StoreResult<Option<(Timestamp, TrafficAccountId)>>;
+
+    /// The traffic account `id`.
+    fn account(&self, id: TrafficAccountId) -> StoreResult<TrafficAccount>;
+
+    /// Walks `account`'s due messages in (due time, id) order through a
+    /// [`rules::RateWalk`], returning the rows of the messages taken in its order.
+    fn walk_due(
+        &self,
+        account: &TrafficAccount,
+        max: u32,
+        now: Timestamp,
+    ) -> StoreResult<(rules::RateWalk, Vec<Message>)>;
+
+    /// Stores a rate-limit bucket (`kind` is `account` or `tenant`).
+    fn save_bucket(&self, kind: &str, id: u64, bucket: TokenBucket) -> StoreResult<()>;
+
+    /// Writes the rows of messages just claimed.
+    fn save_claimed(&self, messages: &[Message]) -> StoreResult<()>;
 
     /// The messages `ids` name that exist, read together.
     fn messages_by_id(&self, ids: &[MessageId]) -> StoreResult<BTreeMap<MessageId, Message>>;
@@ -221,6 +247,38 @@ pub(super) fn counter_column(status: MessageStatus) -> &'static str {
         MessageStatus::Skipped => "n_skipped",
         MessageStatus::Cancelled => "n_cancelled",
     }
+}
+
+/// [`Store::claim`](super::Store::claim) inside `tx`: the oldest due account's messages
+/// taken within the rate limits, each moved to `submitting` under one new lease (the next
+/// fencing token) and written together.
+pub(super) fn claim(tx: &impl SqlTx, request: &ClaimRequest, now: Timestamp) -> StoreResult<ClaimOutcome> {
+    let account = match rules::claim_account(tx.first_due(request.traffic_account)?, now) {
+        Ok(account) => tx.account(account)?,
+        Err(idle) => return Ok(ClaimOutcome::Idle(idle)),
+    };
+    let (walk, taken) = tx.walk_due(&account, request.max_messages, now)?;
+    if let Some((_, bucket)) = walk.account_bucket {
+        tx.save_bucket("account", account.id.0, bucket)?;
+    }
+    for (tenant, (_, bucket)) in &walk.tenant_buckets {
+        tx.save_bucket("tenant", tenant.0, *bucket)?;
+    }
+    if walk.taken.is_empty() {
+        return Ok(ClaimOutcome::Idle(walk.idle(now)));
+    }
+    let lease = rules::claim_lease(request, tx.next_meta("fencing_token")?, now)?;
+    debug_assert_eq!(walk.taken, taken.iter().map(|message| message.id).collect::<Vec<_>>());
+    let mut messages = Vec::with_capacity(taken.len());
+    for mut message in taken {
+        message.attempts += 1;
+        message.lease = Some(lease.clone());
+        tx.shift_message(&mut message, MessageStatus::Submitting, TransitionCause::Engine, None, now)?;
+        messages.push(message);
+    }
+    tx.save_claimed(&messages)?;
+    let (token, expires_at) = (lease.token, lease.expires_at);
+    Ok(ClaimOutcome::Claimed(Claim { token, traffic_account: account.id, expires_at, messages }))
 }
 
 /// [`Store::record_submissions`](super::Store::record_submissions) inside `tx`.
