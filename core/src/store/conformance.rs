@@ -42,7 +42,7 @@ macro_rules! store_conformance_tests {
         mod $module {
             $crate::store_conformance_cases!($mode $make; tenants_and_credits, contact_import_reports_rows, campaign_validation_and_isolation, only_a_draft_can_be_changed, preview_matches_enqueue, enqueue_is_all_or_nothing_on_credit, enqueue_idempotency, opted_out_contacts_are_skipped, scheduled_campaign_starts_when_due, happy_path_accept_deliver_complete, stale_tokens_are_fenced, reaper_requeues_for_idempotent_accounts, retry_and_failure, reports_are_idempotent_and_order_free,
             a_webhooks_reports_apply_in_order, report_before_submit_answer_is_parked, report_naming_message_resolves_unknown, unknowns_resolve_or_settle_charged, pause_resume_cancel, retry_failed_reserves_again, account_rate_limit, tenant_rate_limit_across_shared_account, lease_renewal, journal_records_every_change, queue_stats_count_the_queue,
-            large_batches_leave_what_the_reference_model_leaves,
+            large_batches_leave_what_the_reference_model_leaves, a_batch_of_reports_leaves_what_the_reference_model_leaves,
             credit_changes_stay_within_the_bound, opening_balances_prices_and_rates_are_bounded, lease_times_are_bounded,
             retry_times_are_bounded);
         }
@@ -943,6 +943,71 @@ pub fn large_batches_leave_what_the_reference_model_leaves(store: &dyn Store) {
     assert_eq!(tested.3, model.3, "tenant");
     assert_eq!(tested.4, model.4, "journal");
     assert_eq!(tested.2.counts.accepted, 101, "100 accepted at once and one late");
+}
+
+/// One call of `apply_reports` holding what a webhook (or a group of them) can: several
+/// reports for one message, reports that name an unknown message and give it its provider
+/// id followed by reports for that id alone, a report for an id nobody knows, a report
+/// that settles a campaign. A store may look the messages up and write the rows together;
+/// what it leaves must be what the reference model, applying one report after another,
+/// leaves.
+pub fn a_batch_of_reports_leaves_what_the_reference_model_leaves(store: &dyn Store) {
+    let reference = super::memory::MemoryStore::new();
+    let mut seen = Vec::new();
+    for store in [store, &reference] {
+        let s = sending(store, 6, false);
+        let claimed = claim(store, 10, T0);
+        let ids: Vec<MessageId> = claimed.messages.iter().map(|message| message.id).collect();
+        let unknown = || SubmissionResult::Unknown { error: error("TIMEOUT", false) };
+        let results = vec![
+            (ids[0], accepted(0)),
+            (ids[1], accepted(1)),
+            (ids[2], accepted(2)),
+            (ids[3], unknown()),
+            (ids[4], unknown()),
+            (ids[5], accepted(5)),
+        ];
+        store.record_submissions(claimed.token, results, T0).expect("record");
+        let account = s.account.id;
+        let named = |id: MessageId, provider_id: &str, status: ReportStatus| InboundReport {
+            message_ref: Some(id),
+            ..report(account, provider_id, status)
+        };
+        let reports = vec![
+            report(account, "p-0", ReportStatus::Delivered),
+            report(account, "p-0", ReportStatus::Delivered),
+            report(account, "p-0", ReportStatus::Accepted),
+            named(ids[3], "SM3", ReportStatus::Accepted),
+            report(account, "SM3", ReportStatus::Delivered),
+            report(account, "SM3", ReportStatus::Undelivered),
+            report(account, "p-1", ReportStatus::Accepted),
+            report(account, "p-404", ReportStatus::Delivered),
+            report(account, "p-1", ReportStatus::Undelivered),
+            named(ids[4], "SM4", ReportStatus::Delivered),
+            named(ids[4], "SM4", ReportStatus::Delivered),
+            report(account, "p-2", ReportStatus::Delivered),
+            report(account, "p-5", ReportStatus::Undelivered),
+            report(account, "p-5", ReportStatus::Delivered),
+        ];
+        let outcomes = store.apply_reports(reports, T0.plus_ms(20)).expect("reports");
+        seen.push((
+            outcomes,
+            store.messages(s.campaign.id).expect("messages"),
+            store.campaign(s.tenant.id, s.campaign.id).expect("campaign"),
+            store.tenant(s.tenant.id).expect("tenant"),
+            store.queue_stats(None, T0).expect("queue stats").parked_reports,
+            store.take_journal().expect("journal"),
+        ));
+    }
+    let (tested, model) = (&seen[0], &seen[1]);
+    assert_eq!(tested.0, model.0, "report outcomes");
+    assert_eq!(tested.1, model.1, "messages");
+    assert_eq!(tested.2, model.2, "campaign");
+    assert_eq!(tested.3, model.3, "tenant");
+    assert_eq!(tested.4, model.4, "parked reports");
+    assert_eq!(tested.5, model.5, "journal");
+    assert_eq!(tested.2.status, CampaignStatus::Completed, "the batch settled the campaign's last pending messages");
+    assert_eq!(tested.4, 1, "only the report for an id nobody knows is parked");
 }
 
 pub fn queue_stats_count_the_queue(store: &dyn Store) {

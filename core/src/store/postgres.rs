@@ -42,9 +42,9 @@
 //! Every statement is a round trip to the server, so the store does per batch what it
 //! can: a transaction's sums (`meta` counters, campaign counters, ledger deltas, journal
 //! entries) are kept in memory and written once ([`Pending`]), before anything reads those
-//! rows back and before the commit; a claim, a record of submissions and an enqueue read
-//! and write their messages with one statement per batch, each column bound as an array
-//! and joined with `UNNEST`. The steps it takes exactly as the SQLite store does live once
+//! rows back and before the commit; a claim, a record of submissions, an enqueue and a
+//! webhook's delivery reports read and write their messages with one statement per batch,
+//! each column bound as an array and joined with `UNNEST`. The steps it takes exactly as the SQLite store does live once
 //! in [`super::sql`].
 //!
 //! # Schema
@@ -68,6 +68,7 @@ use pg::error::SqlState;
 use pg::types::ToSql;
 use pg::{IsolationLevel, NoTls, Row, Statement};
 use std::cell::{RefCell, RefMut};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// The schema migrations, in order; migration `n` brings the schema to version `n + 1`.
@@ -329,8 +330,12 @@ impl PostgresStore {
         }
         .start()
         .map_err(backend)?;
-        let tx =
-            Tx { tx: RefCell::new(transaction), statements: RefCell::new(statements), pending: RefCell::default() };
+        let tx = Tx {
+            tx: RefCell::new(transaction),
+            statements: RefCell::new(statements),
+            pending: RefCell::default(),
+            reports: RefCell::default(),
+        };
         if access == Access::Write {
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&self.lock_key])?;
         }
@@ -369,6 +374,20 @@ struct Tx<'a> {
     /// reads those rows back and before the commit: one statement each per transaction
     /// instead of three round trips more per status change.
     pending: RefCell<Pending>,
+    /// While a webhook's reports are applied ([`Tx::apply_reports`]), what they have
+    /// written so far.
+    reports: RefCell<Option<ReportBatch>>,
+}
+
+/// What a batch of delivery reports has changed, kept in memory until the batch ends: a
+/// report's row is written with the others in one statement, not in one round trip each.
+#[derive(Default)]
+struct ReportBatch {
+    /// The rows the batch has moved, newer than the database's copies until written.
+    unsaved: BTreeMap<MessageId, Message>,
+    /// The provider ids the batch gave to messages: a later report for one of them is
+    /// looked up again, since the lookup made before the batch could not see it.
+    given: BTreeSet<(TrafficAccountId, String)>,
 }
 
 impl Tx<'_> {
@@ -793,26 +812,97 @@ impl Tx<'_> {
         Ok(ReportOutcome::Parked)
     }
 
-    /// Applies one report inside this transaction.
-    fn apply_one_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
-        let by_provider = self
+    /// Applies a webhook's `reports` in order, as one after another would, in a few round
+    /// trips however many they are: their messages are looked up with one statement before
+    /// the first is applied, and the rows they move are written with one after the last.
+    fn apply_reports(&self, reports: &[InboundReport], now: Timestamp) -> StoreResult<Vec<ReportOutcome>> {
+        let looked_up = self.messages_for_reports(reports)?;
+        *self.reports.borrow_mut() = Some(ReportBatch::default());
+        let outcomes = reports
+            .iter()
+            .zip(looked_up)
+            .map(|(report, by_provider)| {
+                let given =
+                    self.report_batch().given.contains(&(report.traffic_account, report.provider_message_id.clone()));
+                let by_provider = if given { self.message_for_report(report)? } else { by_provider };
+                self.apply_report_found(report, by_provider, now)
+            })
+            .collect::<StoreResult<Vec<_>>>();
+        let batch = self.reports.borrow_mut().take().expect("the batch is open");
+        let outcomes = outcomes?;
+        match batch.unsaved.len() {
+            0 => {}
+            1 => self.save_state(batch.unsaved.values().next().expect("one row"))?,
+            _ => self.save_states(&batch.unsaved.values().collect::<Vec<_>>())?,
+        }
+        Ok(outcomes)
+    }
+
+    /// The open report batch.
+    fn report_batch(&self) -> RefMut<'_, ReportBatch> {
+        RefMut::map(self.reports.borrow_mut(), |batch| batch.as_mut().expect("a report batch is open"))
+    }
+
+    /// The message `report`'s provider id names, if any: the one given that id last.
+    fn message_for_report(&self, report: &InboundReport) -> StoreResult<Option<Message>> {
+        Ok(self
             .messages_where(
                 "traffic_account_id = $1 AND provider_message_id = $2 \
                  ORDER BY provider_id_assigned DESC NULLS LAST LIMIT 1",
                 &[&big(report.traffic_account.0), &report.provider_message_id],
             )?
-            .pop();
+            .pop())
+    }
+
+    /// [`Tx::message_for_report`] for each of `reports`, with one statement.
+    fn messages_for_reports(&self, reports: &[InboundReport]) -> StoreResult<Vec<Option<Message>>> {
+        if let [report] = reports {
+            return Ok(vec![self.message_for_report(report)?]);
+        }
+        let accounts: Vec<i64> = reports.iter().map(|report| big(report.traffic_account.0)).collect();
+        let provider_ids: Vec<&str> = reports.iter().map(|report| report.provider_message_id.as_str()).collect();
+        let columns: Vec<String> = MESSAGE_COLUMNS.split(", ").map(|column| format!("m.{column}")).collect();
+        let sql = format!(
+            "SELECT DISTINCT ON (r.n) {}, r.n FROM UNNEST($1::BIGINT[], $2::TEXT[]) WITH ORDINALITY \
+             AS r (account, provider_id, n) \
+             JOIN messages m ON m.traffic_account_id = r.account AND m.provider_message_id = r.provider_id \
+             ORDER BY r.n, m.provider_id_assigned DESC NULLS LAST",
+            columns.join(", ")
+        );
+        let mut found = vec![None; reports.len()];
+        for row in self.query(&sql, &[&accounts, &provider_ids])? {
+            let n: i64 = row.get(columns.len());
+            found[usize::try_from(n - 1).expect("ordinals start at 1")] = Some(message_from_row(&row)?);
+        }
+        Ok(found)
+    }
+
+    /// Applies `report` to the message its provider id found (`by_provider`, read before
+    /// the batch began) or, failing that, the message it names; parks it if neither is
+    /// known. A row the batch has already moved is taken as the batch left it.
+    fn apply_report_found(
+        &self,
+        report: &InboundReport,
+        by_provider: Option<Message>,
+        now: Timestamp,
+    ) -> StoreResult<ReportOutcome> {
+        let newest = |id: MessageId| self.report_batch().unsaved.get(&id).cloned();
+        let by_provider = by_provider.map(|message| newest(message.id).unwrap_or(message));
         let by_reference = match (&by_provider, report.message_ref) {
-            (None, Some(id)) => self.message(id)?.filter(|message| message.traffic_account == report.traffic_account),
+            (None, Some(id)) => match newest(id) {
+                Some(message) => Some(message),
+                None => self.message(id)?,
+            }
+            .filter(|message| message.traffic_account == report.traffic_account),
             _ => None,
         };
         let Some(mut message) = by_provider.or(by_reference) else {
-            return self.park(report, now);
+            return self.park(report.clone(), now);
         };
         let before = message.status;
-        let outcome = self.apply_report_to(&mut message, &report, now)?;
+        let outcome = self.apply_report_to(&mut message, report, now)?;
         if outcome == ReportOutcome::Parked {
-            return self.park(report, now);
+            return self.park(report.clone(), now);
         }
         if let Some(delta) = rules::report_side_effect(&outcome, message.cost) {
             self.pending.borrow_mut().count(message.id.campaign, counter_column(MessageStatus::Delivered));
@@ -936,8 +1026,13 @@ impl SqlTx for Tx<'_> {
     }
 
     /// Writes the parts of `message` that change with its status: a plain `UPDATE` by
-    /// primary key, cheaper for the server to plan than [`Tx::save_states`]' join.
+    /// primary key, cheaper for the server to plan than [`Tx::save_states`]' join. In a
+    /// batch of reports the row waits for the batch's end, with the others.
     fn save_state(&self, message: &Message) -> StoreResult<()> {
+        if let Some(batch) = self.reports.borrow_mut().as_mut() {
+            batch.unsaved.insert(message.id, message.clone());
+            return Ok(());
+        }
         let (worker, expires_at, token) = match &message.lease {
             Some(lease) => (Some(lease.worker.as_str()), Some(big(lease.expires_at.0)), Some(big(lease.token))),
             None => (None, None, None),
@@ -966,9 +1061,17 @@ impl SqlTx for Tx<'_> {
     }
 
     /// Writes the provider ids `message` was just given, numbered in assignment order: a
-    /// report for a provider id goes to the message that was given it last.
+    /// report for a provider id goes to the message that was given it last. In a batch of
+    /// reports the batch notes the id (a later report for it is looked up afresh) and
+    /// keeps the row as it now is.
     fn save_provider_ids(&self, message: &Message) -> StoreResult<()> {
         let assigned = self.next_meta("provider_id_assigned")?;
+        if let Some(batch) = self.reports.borrow_mut().as_mut() {
+            if let Some(id) = &message.provider_message_id {
+                batch.given.insert((message.traffic_account, id.clone()));
+            }
+            batch.unsaved.insert(message.id, message.clone());
+        }
         self.execute(
             "UPDATE messages SET provider_message_id = $1, bulk_id = $2, provider_id_assigned = $3 \
              WHERE campaign_id = $4 AND contact_id = $5",
@@ -1499,11 +1602,12 @@ impl Store for PostgresStore {
     }
 
     fn apply_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
-        self.write(|tx| tx.apply_one_report(report.clone(), now))
+        let reports = [report];
+        Ok(self.write(|tx| tx.apply_reports(&reports, now))?.pop().expect("one outcome per report"))
     }
 
     fn apply_reports(&self, reports: Vec<InboundReport>, now: Timestamp) -> StoreResult<Vec<ReportOutcome>> {
-        self.write(|tx| reports.iter().map(|report| tx.apply_one_report(report.clone(), now)).collect())
+        self.write(|tx| tx.apply_reports(&reports, now))
     }
 
     fn reap_expired_leases(&self, now: Timestamp) -> StoreResult<ReapReport> {

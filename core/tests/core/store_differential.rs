@@ -12,6 +12,9 @@
 //! Operations name records by a [`Pick`], resolved against the reference store when the
 //! operation runs: mostly an existing record, sometimes a missing id or another tenant's.
 //! Workers' writes refer to claims made earlier, with the claim's token or a stale one.
+//! Delivery reports come one to four to a call, as a webhook (or a group of webhooks
+//! committed together) brings them: a store that looks a batch's messages up at once must
+//! still answer each report as if the ones before it had been applied alone.
 //! Provider ids are mostly the message's own (`p<campaign>_<contact>`), sometimes "ghost"
 //! ids that no submission returns, and rarely one shared by several messages — which a
 //! provider should never do, and which both stores answer by sending the report to the
@@ -116,6 +119,18 @@ enum PidSpec {
     Shared(u8),
 }
 
+/// One delivery report: for which message (resolved against the reference when applied),
+/// under which provider id and account, naming the message or not.
+#[derive(Clone, Debug)]
+struct ReportSpec {
+    message: usize,
+    pid: PidSpec,
+    by_reference: bool,
+    own_account: bool,
+    status: ReportStatus,
+    error_code: bool,
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Tick {
@@ -175,13 +190,9 @@ enum Op {
         results: Vec<Option<ResultSpec>>,
         stray: bool,
     },
-    Report {
-        message: usize,
-        pid: PidSpec,
-        by_reference: bool,
-        own_account: bool,
-        status: ReportStatus,
-        error_code: bool,
+    /// Reports applied in one call (one webhook, or a group of them committed together).
+    Reports {
+        reports: Vec<ReportSpec>,
     },
     Reap,
     UnknownMessages {
@@ -320,6 +331,29 @@ fn credit_change() -> impl Strategy<Value = CreditChange> {
     ]
 }
 
+fn report_spec() -> impl Strategy<Value = ReportSpec> {
+    (
+        any::<usize>(),
+        prop_oneof![
+            12 => Just(PidSpec::Own),
+            2 => (0u8..3).prop_map(PidSpec::Ghost),
+            1 => (0u8..2).prop_map(PidSpec::Shared),
+        ],
+        prop::bool::weighted(0.5),
+        prop::bool::weighted(0.9),
+        report_status(),
+        prop::bool::weighted(0.3),
+    )
+        .prop_map(|(message, pid, by_reference, own_account, status, error_code)| ReportSpec {
+            message,
+            pid,
+            by_reference,
+            own_account,
+            status,
+            error_code,
+        })
+}
+
 fn create_tenant(valid: bool) -> impl Strategy<Value = Op> {
     let names = if valid { vec!["acme", "globex"] } else { vec!["acme", "globex", " "] };
     // A setup's tenants mostly afford their campaigns; later ones often cannot.
@@ -413,26 +447,7 @@ fn op() -> impl Strategy<Value = Op> {
             prop::bool::weighted(0.03),
         )
             .prop_map(|(claim, token, results, stray)| Op::Record { claim, token, results, stray }),
-        8 => (
-            any::<usize>(),
-            prop_oneof![
-                12 => Just(PidSpec::Own),
-                2 => (0u8..3).prop_map(PidSpec::Ghost),
-                1 => (0u8..2).prop_map(PidSpec::Shared),
-            ],
-            prop::bool::weighted(0.5),
-            prop::bool::weighted(0.9),
-            report_status(),
-            prop::bool::weighted(0.3),
-        )
-            .prop_map(|(message, pid, by_reference, own_account, status, error_code)| Op::Report {
-                message,
-                pid,
-                by_reference,
-                own_account,
-                status,
-                error_code
-            }),
+        8 => prop::collection::vec(report_spec(), 1..5).prop_map(|reports| Op::Reports { reports }),
         2 => Just(Op::Reap),
         1 => (0u32..5).prop_map(|limit| Op::UnknownMessages { limit }),
         3 => (any::<usize>(), any::<bool>()).prop_map(|(message, accepted)| Op::Resolve { message, accepted }),
@@ -582,6 +597,25 @@ impl Pair {
 
     /// A message for a report: mostly one the provider may have (accepted or unknown),
     /// sometimes one a worker holds, sometimes any.
+    /// The report `spec` describes, its message picked from the reference as it is now.
+    fn report(&self, spec: &ReportSpec) -> InboundReport {
+        let (target, account) = match self.report_target(spec.message) {
+            Some(message) => (message.id, message.traffic_account),
+            None => (MessageId::new(CampaignId(1), ContactId(1)), TrafficAccountId(1)),
+        };
+        InboundReport {
+            traffic_account: if spec.own_account { account } else { TrafficAccountId(account.0 % 3 + 1) },
+            provider_message_id: match spec.pid {
+                PidSpec::Own => provider_id(target),
+                PidSpec::Ghost(n) => format!("ghost-{n}"),
+                PidSpec::Shared(n) => shared_provider_id(n),
+            },
+            message_ref: spec.by_reference.then_some(target),
+            status: spec.status.clone(),
+            error_code: spec.error_code.then(|| "E42".to_owned()),
+        }
+    }
+
     fn report_target(&self, index: usize) -> Option<Message> {
         let known = self.known_messages();
         let with = |statuses: &[MessageStatus]| -> Vec<&Message> {
@@ -722,32 +756,31 @@ impl Pair {
                 self.check(&what, |store| store.renew_lease(token, lease_ms, now));
             }
             Op::Record { claim, token, results, stray } => self.record(&what, claim, token, &results, stray),
-            Op::Report { message, pid, by_reference, own_account, status, error_code } => {
-                let (target, account) = match self.report_target(message) {
-                    Some(message) => (message.id, message.traffic_account),
-                    None => (MessageId::new(CampaignId(1), ContactId(1)), TrafficAccountId(1)),
+            Op::Reports { reports } => {
+                let reports: Vec<InboundReport> = reports.iter().map(|spec| self.report(spec)).collect();
+                let outcomes = match &reports[..] {
+                    [report] => {
+                        self.both(&what, |store| store.apply_report(report.clone(), now)).map(|outcome| vec![outcome])
+                    }
+                    _ => {
+                        self.mark("reports applied in one call");
+                        self.both(&what, |store| store.apply_reports(reports.clone(), now))
+                    }
                 };
-                let report = InboundReport {
-                    traffic_account: if own_account { account } else { TrafficAccountId(account.0 % 3 + 1) },
-                    provider_message_id: match pid {
-                        PidSpec::Own => provider_id(target),
-                        PidSpec::Ghost(n) => format!("ghost-{n}"),
-                        PidSpec::Shared(n) => shared_provider_id(n),
-                    },
-                    message_ref: by_reference.then_some(target),
-                    status,
-                    error_code: error_code.then(|| "E42".to_owned()),
+                let Ok(outcomes) = outcomes else {
+                    self.mark("report refused");
+                    return;
                 };
-                let mark = match self.both(&what, |store| store.apply_report(report.clone(), now)) {
-                    Ok(ReportOutcome::Applied { from: MessageStatus::Unknown, .. }) => "report resolved an unknown",
-                    Ok(ReportOutcome::Applied { .. }) => "report applied",
-                    Ok(ReportOutcome::Duplicate { .. }) => "report duplicate",
-                    Ok(ReportOutcome::IgnoredBackwards { .. }) => "report ignored backwards",
-                    Ok(ReportOutcome::Parked) => "report parked",
-                    Ok(ReportOutcome::Unrecognized) => "report unrecognized",
-                    Err(_) => "report refused",
-                };
-                self.mark(mark);
+                for outcome in outcomes {
+                    self.mark(match outcome {
+                        ReportOutcome::Applied { from: MessageStatus::Unknown, .. } => "report resolved an unknown",
+                        ReportOutcome::Applied { .. } => "report applied",
+                        ReportOutcome::Duplicate { .. } => "report duplicate",
+                        ReportOutcome::IgnoredBackwards { .. } => "report ignored backwards",
+                        ReportOutcome::Parked => "report parked",
+                        ReportOutcome::Unrecognized => "report unrecognized",
+                    });
+                }
             }
             Op::Reap => {
                 if let Ok(reaped) = self.both(&what, |store| store.reap_expired_leases(now)) {
@@ -929,6 +962,7 @@ const SOMETIMES: &[&str] = &[
     "report parked",
     "report duplicate",
     "report resolved an unknown",
+    "reports applied in one call",
     "lease reaped to unknown",
     "unknown resolved",
     "enqueue replayed",
