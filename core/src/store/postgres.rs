@@ -693,33 +693,10 @@ impl Tx<'_> {
         self.query(sql, parameters)?.iter().map(read).collect()
     }
 
-    fn tenant(&self, id: TenantId) -> StoreResult<Tenant> {
-        self.write_pending()?;
-        let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1");
-        self.rows(&sql, &[&big(id.0)], tenant_from_row)?.pop().ok_or_else(|| not_found("tenant", id))
-    }
-
-    fn campaign_of(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Campaign> {
-        self.campaign(id)?.filter(|campaign| campaign.tenant == tenant).ok_or_else(|| not_found("campaign", id))
-    }
-
-    fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
-        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE campaign_id = $1 AND contact_id = $2");
-        Ok(self.rows(&sql, &[&big(id.campaign.0), &big(id.contact.0)], message_from_row)?.pop())
-    }
-
     /// The messages matching `condition` (an SQL tail: WHERE clause and order).
     fn messages_where(&self, condition: &str, parameters: &[&(dyn ToSql + Sync)]) -> StoreResult<Vec<Message>> {
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE {condition}");
         self.rows(&sql, parameters, message_from_row)
-    }
-
-    fn tenant_contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>> {
-        self.rows(
-            "SELECT id, tenant_id, phone, attributes, opted_out FROM contacts WHERE tenant_id = $1 ORDER BY id",
-            &[&big(tenant.0)],
-            contact_from_row,
-        )
     }
 
     fn count(&self, sql: &str, parameters: &[&(dyn ToSql + Sync)]) -> StoreResult<u32> {
@@ -811,39 +788,6 @@ impl Tx<'_> {
                 ],
             )?;
         }
-        Ok(())
-    }
-
-    fn set_pause_reason(&self, campaign: &mut Campaign, reason: Option<PauseReason>) -> StoreResult<()> {
-        let text = reason.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
-        campaign.pause_reason = reason;
-        self.execute("UPDATE campaigns SET pause_reason = $1 WHERE id = $2", &[&text, &big(campaign.id.0)])?;
-        Ok(())
-    }
-
-    fn check_new_campaign(&self, tenant: TenantId, new: &NewCampaign) -> StoreResult<()> {
-        let owner_of = |id: ContactId| {
-            let rows = self.query("SELECT tenant_id FROM contacts WHERE id = $1", &[&big(id.0)])?;
-            Ok(rows.first().map(|row| TenantId(u64_at(row, 0))))
-        };
-        rules::check_new_campaign(tenant, new, |id| self.account(id), owner_of)
-    }
-
-    fn write_campaign_fields(&self, campaign: &Campaign) -> StoreResult<()> {
-        let audience = serde_json::to_string(&campaign.audience).map_err(json_error)?;
-        self.execute(
-            "UPDATE campaigns SET name = $1, body_template = $2, sender = $3, audience = $4, traffic_account_id = $5, \
-             schedule_at = $6 WHERE id = $7",
-            &[
-                &campaign.name,
-                &campaign.body_template,
-                &campaign.sender,
-                &audience,
-                &big(campaign.traffic_account.0),
-                &campaign.schedule_at.map(|at| big(at.0)),
-                &big(campaign.id.0),
-            ],
-        )?;
         Ok(())
     }
 
@@ -986,6 +930,73 @@ impl Tx<'_> {
 }
 
 impl SqlTx for Tx<'_> {
+    fn scheduled_due(&self, now: Timestamp) -> StoreResult<Vec<Campaign>> {
+        self.write_pending()?;
+        let sql = format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE status = 'scheduled' \
+             AND (schedule_at IS NULL OR schedule_at <= $1) ORDER BY id"
+        );
+        self.rows(&sql, &[&big(now.0)], campaign_from_row)
+    }
+
+    fn messages_in(&self, id: CampaignId, status: MessageStatus) -> StoreResult<Vec<Message>> {
+        self.messages_where("campaign_id = $1 AND status = $2 ORDER BY contact_id", &[&big(id.0), &status.as_str()])
+    }
+
+    fn stale_unknowns(&self, cutoff: Timestamp) -> StoreResult<Vec<Message>> {
+        self.messages_where(
+            "status = 'unknown' AND updated_at <= $1 ORDER BY campaign_id, contact_id",
+            &[&big(cutoff.0)],
+        )
+    }
+
+    fn tenant(&self, id: TenantId) -> StoreResult<Tenant> {
+        self.write_pending()?;
+        let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1");
+        self.rows(&sql, &[&big(id.0)], tenant_from_row)?.pop().ok_or_else(|| not_found("tenant", id))
+    }
+    fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE campaign_id = $1 AND contact_id = $2");
+        Ok(self.rows(&sql, &[&big(id.campaign.0), &big(id.contact.0)], message_from_row)?.pop())
+    }
+    fn tenant_contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>> {
+        self.rows(
+            "SELECT id, tenant_id, phone, attributes, opted_out FROM contacts WHERE tenant_id = $1 ORDER BY id",
+            &[&big(tenant.0)],
+            contact_from_row,
+        )
+    }
+    fn set_pause_reason(&self, campaign: &mut Campaign, reason: Option<PauseReason>) -> StoreResult<()> {
+        let text = reason.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
+        campaign.pause_reason = reason;
+        self.execute("UPDATE campaigns SET pause_reason = $1 WHERE id = $2", &[&text, &big(campaign.id.0)])?;
+        Ok(())
+    }
+    fn check_new_campaign(&self, tenant: TenantId, new: &NewCampaign) -> StoreResult<()> {
+        let owner_of = |id: ContactId| {
+            let rows = self.query("SELECT tenant_id FROM contacts WHERE id = $1", &[&big(id.0)])?;
+            Ok(rows.first().map(|row| TenantId(u64_at(row, 0))))
+        };
+        rules::check_new_campaign(tenant, new, |id| self.account(id), owner_of)
+    }
+    fn write_campaign_fields(&self, campaign: &Campaign) -> StoreResult<()> {
+        let audience = serde_json::to_string(&campaign.audience).map_err(json_error)?;
+        self.execute(
+            "UPDATE campaigns SET name = $1, body_template = $2, sender = $3, audience = $4, traffic_account_id = $5, \
+             schedule_at = $6 WHERE id = $7",
+            &[
+                &campaign.name,
+                &campaign.body_template,
+                &campaign.sender,
+                &audience,
+                &big(campaign.traffic_account.0),
+                &campaign.schedule_at.map(|at| big(at.0)),
+                &big(campaign.id.0),
+            ],
+        )?;
+        Ok(())
+    }
+
     /// The due time and account of the oldest queued message of a sending campaign, of
     /// `account` if one is given; ties go to the smaller message id. The queue is indexed
     /// by account only, so this is the earliest of each sending campaign's account's first
@@ -1409,14 +1420,7 @@ impl Store for PostgresStore {
         patch: CampaignPatch,
         _now: Timestamp,
     ) -> StoreResult<Campaign> {
-        self.write(|tx| {
-            let mut campaign = tx.campaign_of(tenant, id)?;
-            let new = rules::patched_campaign(&campaign, patch.clone())?;
-            tx.check_new_campaign(tenant, &new)?;
-            rules::apply_patch(&mut campaign, new);
-            tx.write_campaign_fields(&campaign)?;
-            Ok(campaign)
-        })
+        self.write(|tx| sql::update_campaign(tx, tenant, id, &patch))
     }
 
     fn campaign(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Campaign> {
@@ -1438,12 +1442,7 @@ impl Store for PostgresStore {
     }
 
     fn preview(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Preview> {
-        self.read(|tx| {
-            let campaign = tx.campaign_of(tenant, id)?;
-            let account = tx.account(campaign.traffic_account)?;
-            let available = tx.tenant(tenant)?.available();
-            rules::preview(&campaign, &account, &tx.tenant_contacts(tenant)?, available)
-        })
+        self.read(|tx| sql::preview(tx, tenant, id))
     }
 
     fn enqueue(
@@ -1510,87 +1509,23 @@ impl Store for PostgresStore {
     }
 
     fn start_due_campaigns(&self, now: Timestamp) -> StoreResult<Vec<CampaignId>> {
-        self.write(|tx| {
-            tx.write_pending()?;
-            let sql = format!(
-                "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE status = 'scheduled' \
-                 AND (schedule_at IS NULL OR schedule_at <= $1) ORDER BY id"
-            );
-            let due = tx.rows(&sql, &[&big(now.0)], campaign_from_row)?;
-            let mut started = Vec::with_capacity(due.len());
-            for mut campaign in due {
-                tx.set_campaign_status(&mut campaign, CampaignStatus::Sending, now)?;
-                started.push(campaign.id);
-            }
-            tx.complete_if_settled(started.iter().copied(), now)?;
-            Ok(started)
-        })
+        self.write(|tx| sql::start_due_campaigns(tx, now))
     }
 
     fn pause(&self, tenant: TenantId, id: CampaignId, reason: PauseReason, now: Timestamp) -> StoreResult<Campaign> {
-        self.write(|tx| {
-            let mut campaign = tx.campaign_of(tenant, id)?;
-            rules::pause_check(&campaign)?;
-            tx.set_campaign_status(&mut campaign, CampaignStatus::Paused, now)?;
-            tx.set_pause_reason(&mut campaign, Some(reason.clone()))?;
-            Ok(campaign)
-        })
+        self.write(|tx| sql::pause(tx, tenant, id, &reason, now))
     }
 
     fn resume(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
-        self.write(|tx| {
-            let mut campaign = tx.campaign_of(tenant, id)?;
-            let plan = rules::resume_plan(&campaign)?;
-            tx.set_campaign_status(&mut campaign, CampaignStatus::Sending, now)?;
-            tx.set_pause_reason(&mut campaign, None)?;
-            if plan.requeue_in_flight {
-                for mut message in
-                    tx.messages_where("campaign_id = $1 AND status = 'submitting' ORDER BY contact_id", &[&big(id.0)])?
-                {
-                    tx.move_message(&mut message, MessageStatus::Queued, TransitionCause::Engine, None, now)?;
-                }
-            }
-            tx.complete_if_settled([id], now)?;
-            Ok(tx.campaign(id)?.expect("exists"))
-        })
+        self.write(|tx| sql::resume(tx, tenant, id, now))
     }
 
     fn cancel(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
-        self.write(|tx| {
-            rules::cancel_check(&tx.campaign_of(tenant, id)?)?;
-            for mut message in
-                tx.messages_where("campaign_id = $1 AND status = 'queued' ORDER BY contact_id", &[&big(id.0)])?
-            {
-                tx.move_message(&mut message, MessageStatus::Cancelled, TransitionCause::Engine, None, now)?;
-            }
-            let mut campaign = tx.campaign(id)?.expect("exists");
-            tx.set_campaign_status(&mut campaign, CampaignStatus::Cancelled, now)?;
-            tx.set_pause_reason(&mut campaign, None)?;
-            Ok(campaign)
-        })
+        self.write(|tx| sql::cancel(tx, tenant, id, now))
     }
 
     fn retry_failed(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<RetryReceipt> {
-        self.write(|tx| {
-            rules::retry_failed_check(&tx.campaign_of(tenant, id)?)?;
-            let mut failed =
-                tx.messages_where("campaign_id = $1 AND status = 'failed' ORDER BY contact_id", &[&big(id.0)])?;
-            failed.retain(|message| {
-                rules::is_retryable_failure(
-                    message.status,
-                    message.last_error.as_ref().map(|error| error.code.as_str()),
-                )
-            });
-            let cost: Credits = failed.iter().map(|message| message.cost).sum();
-            rules::check_affordable(cost, tx.tenant(tenant)?.available())?;
-            let requeued = failed.len() as u32;
-            for mut message in failed {
-                message.attempts = 0;
-                message.next_attempt_at = now;
-                tx.move_message(&mut message, MessageStatus::Queued, TransitionCause::OperatorRetry, None, now)?;
-            }
-            Ok(RetryReceipt { requeued, reserved: cost })
-        })
+        self.write(|tx| sql::retry_failed(tx, tenant, id, now))
     }
 
     fn failures_by_code(&self, tenant: TenantId, id: CampaignId) -> StoreResult<BTreeMap<String, u32>> {
@@ -1682,43 +1617,11 @@ impl Store for PostgresStore {
     }
 
     fn resolve_unknown(&self, id: MessageId, resolution: Resolution, now: Timestamp) -> StoreResult<bool> {
-        self.write(|tx| {
-            let mut message = tx.message(id)?.ok_or_else(|| not_found("message", id))?;
-            let Some(resolution) = rules::resolve_plan(message.status, resolution.clone()) else {
-                return Ok(false);
-            };
-            match resolution {
-                Resolution::Accepted { provider_message_id } => {
-                    let (_, assigned) = tx.accept(&mut message, provider_message_id, None, now)?;
-                    tx.save_acceptances(&[(&message, assigned)])?;
-                }
-                Resolution::NotAccepted { error } => {
-                    tx.move_message(&mut message, MessageStatus::Failed, TransitionCause::Engine, Some(error), now)?
-                }
-            }
-            tx.complete_if_settled([id.campaign], now)?;
-            Ok(true)
-        })
+        self.write(|tx| sql::resolve_unknown(tx, id, &resolution, now))
     }
 
     fn settle_stale_unknowns(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<Vec<MessageId>> {
-        self.write(|tx| {
-            let stale = match rules::stale_cutoff(older_than_ms, now) {
-                Some(cutoff) => tx.messages_where(
-                    "status = 'unknown' AND updated_at <= $1 ORDER BY campaign_id, contact_id",
-                    &[&big(cutoff.0)],
-                )?,
-                None => Vec::new(),
-            };
-            let mut settled = Vec::with_capacity(stale.len());
-            for mut message in stale {
-                let error = rules::unknown_outcome_error();
-                tx.move_message(&mut message, MessageStatus::Failed, TransitionCause::Engine, Some(error), now)?;
-                settled.push(message.id);
-            }
-            tx.complete_if_settled(settled.iter().map(|id| id.campaign), now)?;
-            Ok(settled)
-        })
+        self.write(|tx| sql::settle_stale_unknowns(tx, older_than_ms, now))
     }
 
     fn queue_stats(&self, tenant: Option<TenantId>, now: Timestamp) -> StoreResult<QueueStats> {

@@ -1,21 +1,25 @@
 //! Steps the two SQL stores share, in terms of the row operations each provides
 //! ([`SqlTx`]): a message's move with its counters, ledger and journal, an acceptance
-//! with the reports parked for it, the completion check, a claim, and the record of a claim's
-//! submissions. The decisions are the rules' ([`super::rules`]); the sequence of reads,
+//! with the reports parked for it, the completion check, a claim, the record of a claim's
+//! submissions, and the operator's and the maintenance's actions (a draft's update, the
+//! start of scheduled campaigns, pause, resume, cancel, retry of failures, the resolution
+//! and settling of unknown outcomes). The decisions are the rules' ([`super::rules`]); the sequence of reads,
 //! decisions and writes that applies them lives here once, so that SQLite and
 //! PostgreSQL cannot drift apart in it. What differs between the stores — statements,
 //! round trips, batching — stays in each.
 
 use super::pending::Pending;
 use super::rules::{self, not_found, ReportPlan, SubmissionPlan};
+use super::NewCampaign;
 use super::{
-    Claim, ClaimOutcome, ClaimRequest, InboundReport, JournalEntry, RecordOutcome, ReportOutcome, StoreResult,
-    SubmissionResult,
+    CampaignPatch, Claim, ClaimOutcome, ClaimRequest, InboundReport, JournalEntry, Preview, RecordOutcome,
+    ReportOutcome, Resolution, RetryReceipt, StoreResult, SubmissionResult,
 };
 use crate::domain::ledger::LedgerDelta;
 use crate::domain::rate::TokenBucket;
-use crate::domain::records::{Campaign, Message, MessageError, TrafficAccount};
-use crate::domain::{CampaignStatus, MessageStatus, TransitionCause};
+use crate::domain::records::{Campaign, Contact, Message, MessageError, Tenant, TrafficAccount};
+use crate::domain::{CampaignStatus, MessageStatus, PauseReason, TransitionCause};
+use crate::money::Credits;
 use crate::{CampaignId, MessageId, TenantId, Timestamp, TrafficAccountId};
 use std::cell::RefMut;
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,8 +36,36 @@ pub(super) trait SqlTx {
     /// Takes `count` consecutive values of the counter `key`; returns the first.
     fn take_meta(&self, key: &'static str, count: u64) -> StoreResult<u64>;
 
+    /// The tenant `id`, its books as this transaction has changed them.
+    fn tenant(&self, id: TenantId) -> StoreResult<Tenant>;
+
     /// The campaign `id`, its counters as this transaction has changed them.
     fn campaign(&self, id: CampaignId) -> StoreResult<Option<Campaign>>;
+
+    /// The scheduled campaigns whose time has come by `now`, in id order.
+    fn scheduled_due(&self, now: Timestamp) -> StoreResult<Vec<Campaign>>;
+
+    /// Checks a new or changed campaign's references: its account usable by `tenant`, its
+    /// audience `tenant`'s contacts.
+    fn check_new_campaign(&self, tenant: TenantId, new: &NewCampaign) -> StoreResult<()>;
+
+    /// Writes the fields of a draft that an update may change.
+    fn write_campaign_fields(&self, campaign: &Campaign) -> StoreResult<()>;
+
+    /// Sets and writes `campaign`'s pause reason.
+    fn set_pause_reason(&self, campaign: &mut Campaign, reason: Option<PauseReason>) -> StoreResult<()>;
+
+    /// `tenant`'s contacts, in id order.
+    fn tenant_contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>>;
+
+    /// The message `id`, if it exists.
+    fn message(&self, id: MessageId) -> StoreResult<Option<Message>>;
+
+    /// Campaign `id`'s messages in `status`, in contact order.
+    fn messages_in(&self, id: CampaignId, status: MessageStatus) -> StoreResult<Vec<Message>>;
+
+    /// The messages unknown since `cutoff` or before, in id order.
+    fn stale_unknowns(&self, cutoff: Timestamp) -> StoreResult<Vec<Message>>;
 
     /// Moves `campaign` to `to`, with its journal entry.
     fn set_campaign_status(&self, campaign: &mut Campaign, to: CampaignStatus, now: Timestamp) -> StoreResult<()>;
@@ -88,6 +120,12 @@ pub(super) trait SqlTx {
     ) -> StoreResult<Vec<InboundReport>>;
 
     // --- the steps both stores take alike -------------------------------------------------
+
+    /// Campaign `id`, if `tenant` owns it; not found otherwise (another tenant's campaign
+    /// is not told apart from a missing one).
+    fn campaign_of(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Campaign> {
+        self.campaign(id)?.filter(|campaign| campaign.tenant == tenant).ok_or_else(|| not_found("campaign", id))
+    }
 
     /// Takes the next value of the counter `key`.
     fn next_meta(&self, key: &'static str) -> StoreResult<u64> {
@@ -331,4 +369,152 @@ pub(super) fn record_submissions(
     tx.save_acceptances(&accepted)?;
     tx.complete_if_settled(affected, now)?;
     Ok(outcomes)
+}
+
+// --- operator actions and the maintenance of unknowns, as both stores take them ----------------
+
+/// [`Store::preview`](super::Store::preview) inside `tx`.
+pub(super) fn preview(tx: &impl SqlTx, tenant: TenantId, id: CampaignId) -> StoreResult<Preview> {
+    let campaign = tx.campaign_of(tenant, id)?;
+    let account = tx.account(campaign.traffic_account)?;
+    let available = tx.tenant(tenant)?.available();
+    rules::preview(&campaign, &account, &tx.tenant_contacts(tenant)?, available)
+}
+
+/// [`Store::update_campaign`](super::Store::update_campaign) inside `tx`.
+pub(super) fn update_campaign(
+    tx: &impl SqlTx,
+    tenant: TenantId,
+    id: CampaignId,
+    patch: &CampaignPatch,
+) -> StoreResult<Campaign> {
+    let mut campaign = tx.campaign_of(tenant, id)?;
+    let new = rules::patched_campaign(&campaign, patch.clone())?;
+    tx.check_new_campaign(tenant, &new)?;
+    rules::apply_patch(&mut campaign, new);
+    tx.write_campaign_fields(&campaign)?;
+    Ok(campaign)
+}
+
+/// [`Store::start_due_campaigns`](super::Store::start_due_campaigns) inside `tx`.
+pub(super) fn start_due_campaigns(tx: &impl SqlTx, now: Timestamp) -> StoreResult<Vec<CampaignId>> {
+    let mut started = Vec::new();
+    for mut campaign in tx.scheduled_due(now)? {
+        tx.set_campaign_status(&mut campaign, CampaignStatus::Sending, now)?;
+        started.push(campaign.id);
+    }
+    tx.complete_if_settled(started.iter().copied(), now)?;
+    Ok(started)
+}
+
+/// [`Store::pause`](super::Store::pause) inside `tx`.
+pub(super) fn pause(
+    tx: &impl SqlTx,
+    tenant: TenantId,
+    id: CampaignId,
+    reason: &PauseReason,
+    now: Timestamp,
+) -> StoreResult<Campaign> {
+    let mut campaign = tx.campaign_of(tenant, id)?;
+    rules::pause_check(&campaign)?;
+    tx.set_campaign_status(&mut campaign, CampaignStatus::Paused, now)?;
+    tx.set_pause_reason(&mut campaign, Some(reason.clone()))?;
+    Ok(campaign)
+}
+
+/// [`Store::resume`](super::Store::resume) inside `tx`: messages still in flight from
+/// before the pause go back to the queue if the rules say so.
+pub(super) fn resume(tx: &impl SqlTx, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
+    let mut campaign = tx.campaign_of(tenant, id)?;
+    let plan = rules::resume_plan(&campaign)?;
+    tx.set_campaign_status(&mut campaign, CampaignStatus::Sending, now)?;
+    tx.set_pause_reason(&mut campaign, None)?;
+    if plan.requeue_in_flight {
+        for mut message in tx.messages_in(id, MessageStatus::Submitting)? {
+            tx.move_message(&mut message, MessageStatus::Queued, TransitionCause::Engine, None, now)?;
+        }
+    }
+    tx.complete_if_settled([id], now)?;
+    Ok(tx.campaign(id)?.expect("exists"))
+}
+
+/// [`Store::cancel`](super::Store::cancel) inside `tx`: the queued messages are cancelled;
+/// those in flight keep their outcome.
+pub(super) fn cancel(tx: &impl SqlTx, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
+    rules::cancel_check(&tx.campaign_of(tenant, id)?)?;
+    for mut message in tx.messages_in(id, MessageStatus::Queued)? {
+        tx.move_message(&mut message, MessageStatus::Cancelled, TransitionCause::Engine, None, now)?;
+    }
+    let mut campaign = tx.campaign(id)?.expect("exists");
+    tx.set_campaign_status(&mut campaign, CampaignStatus::Cancelled, now)?;
+    tx.set_pause_reason(&mut campaign, None)?;
+    Ok(campaign)
+}
+
+/// [`Store::retry_failed`](super::Store::retry_failed) inside `tx`: the retryable failures
+/// go back to the queue, all or none, as the tenant's credit allows.
+pub(super) fn retry_failed(
+    tx: &impl SqlTx,
+    tenant: TenantId,
+    id: CampaignId,
+    now: Timestamp,
+) -> StoreResult<RetryReceipt> {
+    rules::retry_failed_check(&tx.campaign_of(tenant, id)?)?;
+    let mut failed = tx.messages_in(id, MessageStatus::Failed)?;
+    failed.retain(|message| {
+        rules::is_retryable_failure(message.status, message.last_error.as_ref().map(|error| error.code.as_str()))
+    });
+    let cost: Credits = failed.iter().map(|message| message.cost).sum();
+    rules::check_affordable(cost, tx.tenant(tenant)?.available())?;
+    let requeued = failed.len() as u32;
+    for mut message in failed {
+        message.attempts = 0;
+        message.next_attempt_at = now;
+        tx.move_message(&mut message, MessageStatus::Queued, TransitionCause::OperatorRetry, None, now)?;
+    }
+    Ok(RetryReceipt { requeued, reserved: cost })
+}
+
+/// [`Store::resolve_unknown`](super::Store::resolve_unknown) inside `tx`.
+pub(super) fn resolve_unknown(
+    tx: &impl SqlTx,
+    id: MessageId,
+    resolution: &Resolution,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let mut message = tx.message(id)?.ok_or_else(|| not_found("message", id))?;
+    let Some(resolution) = rules::resolve_plan(message.status, resolution.clone()) else {
+        return Ok(false);
+    };
+    match resolution {
+        Resolution::Accepted { provider_message_id } => {
+            let (_, assigned) = tx.accept(&mut message, provider_message_id, None, now)?;
+            tx.save_acceptances(&[(&message, assigned)])?;
+        }
+        Resolution::NotAccepted { error } => {
+            tx.move_message(&mut message, MessageStatus::Failed, TransitionCause::Engine, Some(error), now)?
+        }
+    }
+    tx.complete_if_settled([id.campaign], now)?;
+    Ok(true)
+}
+
+/// [`Store::settle_stale_unknowns`](super::Store::settle_stale_unknowns) inside `tx`.
+pub(super) fn settle_stale_unknowns(
+    tx: &impl SqlTx,
+    older_than_ms: u64,
+    now: Timestamp,
+) -> StoreResult<Vec<MessageId>> {
+    let stale = match rules::stale_cutoff(older_than_ms, now) {
+        Some(cutoff) => tx.stale_unknowns(cutoff)?,
+        None => Vec::new(),
+    };
+    let mut settled = Vec::with_capacity(stale.len());
+    for mut message in stale {
+        let error = rules::unknown_outcome_error();
+        tx.move_message(&mut message, MessageStatus::Failed, TransitionCause::Engine, Some(error), now)?;
+        settled.push(message.id);
+    }
+    tx.complete_if_settled(settled.iter().map(|id| id.campaign), now)?;
+    Ok(settled)
 }

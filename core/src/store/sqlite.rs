@@ -508,33 +508,6 @@ fn contact_from_row(row: &Row<'_>) -> rusqlite::Result<Contact> {
 impl Tx<'_> {
     // --- reads --------------------------------------------------------------------------------
 
-    fn tenant(&self, id: TenantId) -> StoreResult<Tenant> {
-        self.write_pending()?;
-        let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?1");
-        self.tx
-            .prepare_cached(&sql)
-            .map_err(backend)?
-            .query_row([id.0], tenant_from_row)
-            .optional()
-            .map_err(backend)?
-            .ok_or_else(|| not_found("tenant", id))
-    }
-
-    fn campaign_of(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Campaign> {
-        self.campaign(id)?.filter(|campaign| campaign.tenant == tenant).ok_or_else(|| not_found("campaign", id))
-    }
-
-    fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
-        const SQL: &str =
-            concat!("SELECT ", message_columns!(""), " FROM messages WHERE campaign_id = ?1 AND contact_id = ?2");
-        self.tx
-            .prepare_cached(SQL)
-            .map_err(backend)?
-            .query_row([id.campaign.0, id.contact.0], message_from_row)
-            .optional()
-            .map_err(backend)
-    }
-
     /// The messages matching `condition`, read through `index` (an `INDEXED BY` clause,
     /// or empty to let the planner choose).
     fn messages_where(
@@ -546,17 +519,6 @@ impl Tx<'_> {
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages {index} WHERE {condition}");
         let mut statement = self.tx.prepare_cached(&sql).map_err(backend)?;
         let rows = statement.query_map(parameters, message_from_row).map_err(backend)?;
-        rows.collect::<Result<_, _>>().map_err(backend)
-    }
-
-    fn tenant_contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>> {
-        let mut statement = self
-            .tx
-            .prepare_cached(
-                "SELECT id, tenant_id, phone, attributes, opted_out FROM contacts WHERE tenant_id = ?1 ORDER BY id",
-            )
-            .map_err(backend)?;
-        let rows = statement.query_map([tenant.0], contact_from_row).map_err(backend)?;
         rows.collect::<Result<_, _>>().map_err(backend)
     }
 
@@ -663,47 +625,6 @@ impl Tx<'_> {
         )
     }
 
-    fn set_pause_reason(&self, campaign: &mut Campaign, reason: Option<PauseReason>) -> StoreResult<()> {
-        let text = reason.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
-        campaign.pause_reason = reason;
-        self.tx
-            .prepare_cached("UPDATE campaigns SET pause_reason = ?1 WHERE id = ?2")
-            .map_err(backend)?
-            .execute(params![text, campaign.id.0])
-            .map_err(backend)?;
-        Ok(())
-    }
-
-    fn check_new_campaign(&self, tenant: TenantId, new: &NewCampaign) -> StoreResult<()> {
-        let owner_of = |id: ContactId| {
-            let mut statement =
-                self.tx.prepare_cached("SELECT tenant_id FROM contacts WHERE id = ?1").map_err(backend)?;
-            let owner: Option<u64> = statement.query_row([id.0], |row| row.get(0)).optional().map_err(backend)?;
-            Ok(owner.map(TenantId))
-        };
-        rules::check_new_campaign(tenant, new, |id| self.account(id), owner_of)
-    }
-
-    fn write_campaign_fields(&self, campaign: &Campaign) -> StoreResult<()> {
-        let audience = serde_json::to_string(&campaign.audience).map_err(json_error)?;
-        self.tx
-            .prepare_cached(
-                "UPDATE campaigns SET name = ?1, body_template = ?2, sender = ?3, audience = ?4, traffic_account_id = ?5, schedule_at = ?6 WHERE id = ?7",
-            )
-            .map_err(backend)?
-            .execute(params![
-                campaign.name,
-                campaign.body_template,
-                campaign.sender,
-                audience,
-                campaign.traffic_account.0,
-                campaign.schedule_at.map(|at| at.0),
-                campaign.id.0
-            ])
-            .map_err(backend)?;
-        Ok(())
-    }
-
     // --- acceptance and reports --------------------------------------------------------------
 
     fn park(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
@@ -786,6 +707,99 @@ impl Tx<'_> {
 }
 
 impl SqlTx for Tx<'_> {
+    fn scheduled_due(&self, now: Timestamp) -> StoreResult<Vec<Campaign>> {
+        self.write_pending()?;
+        let sql = format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE status = 'scheduled' \
+             AND (schedule_at IS NULL OR schedule_at <= ?1) ORDER BY id"
+        );
+        let mut statement = self.tx.prepare_cached(&sql).map_err(backend)?;
+        let rows = statement.query_map([now.0], campaign_from_row).map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)
+    }
+
+    fn messages_in(&self, id: CampaignId, status: MessageStatus) -> StoreResult<Vec<Message>> {
+        self.messages_where("", "campaign_id = ?1 AND status = ?2 ORDER BY contact_id", params![id.0, status.as_str()])
+    }
+
+    fn stale_unknowns(&self, cutoff: Timestamp) -> StoreResult<Vec<Message>> {
+        self.messages_where(
+            "INDEXED BY messages_unknown",
+            "status = 'unknown' AND updated_at <= ?1 ORDER BY campaign_id, contact_id",
+            [cutoff.0],
+        )
+    }
+
+    fn tenant(&self, id: TenantId) -> StoreResult<Tenant> {
+        self.write_pending()?;
+        let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?1");
+        self.tx
+            .prepare_cached(&sql)
+            .map_err(backend)?
+            .query_row([id.0], tenant_from_row)
+            .optional()
+            .map_err(backend)?
+            .ok_or_else(|| not_found("tenant", id))
+    }
+    fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        const SQL: &str =
+            concat!("SELECT ", message_columns!(""), " FROM messages WHERE campaign_id = ?1 AND contact_id = ?2");
+        self.tx
+            .prepare_cached(SQL)
+            .map_err(backend)?
+            .query_row([id.campaign.0, id.contact.0], message_from_row)
+            .optional()
+            .map_err(backend)
+    }
+    fn tenant_contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>> {
+        let mut statement = self
+            .tx
+            .prepare_cached(
+                "SELECT id, tenant_id, phone, attributes, opted_out FROM contacts WHERE tenant_id = ?1 ORDER BY id",
+            )
+            .map_err(backend)?;
+        let rows = statement.query_map([tenant.0], contact_from_row).map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)
+    }
+    fn set_pause_reason(&self, campaign: &mut Campaign, reason: Option<PauseReason>) -> StoreResult<()> {
+        let text = reason.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
+        campaign.pause_reason = reason;
+        self.tx
+            .prepare_cached("UPDATE campaigns SET pause_reason = ?1 WHERE id = ?2")
+            .map_err(backend)?
+            .execute(params![text, campaign.id.0])
+            .map_err(backend)?;
+        Ok(())
+    }
+    fn check_new_campaign(&self, tenant: TenantId, new: &NewCampaign) -> StoreResult<()> {
+        let owner_of = |id: ContactId| {
+            let mut statement =
+                self.tx.prepare_cached("SELECT tenant_id FROM contacts WHERE id = ?1").map_err(backend)?;
+            let owner: Option<u64> = statement.query_row([id.0], |row| row.get(0)).optional().map_err(backend)?;
+            Ok(owner.map(TenantId))
+        };
+        rules::check_new_campaign(tenant, new, |id| self.account(id), owner_of)
+    }
+    fn write_campaign_fields(&self, campaign: &Campaign) -> StoreResult<()> {
+        let audience = serde_json::to_string(&campaign.audience).map_err(json_error)?;
+        self.tx
+            .prepare_cached(
+                "UPDATE campaigns SET name = ?1, body_template = ?2, sender = ?3, audience = ?4, traffic_account_id = ?5, schedule_at = ?6 WHERE id = ?7",
+            )
+            .map_err(backend)?
+            .execute(params![
+                campaign.name,
+                campaign.body_template,
+                campaign.sender,
+                audience,
+                campaign.traffic_account.0,
+                campaign.schedule_at.map(|at| at.0),
+                campaign.id.0
+            ])
+            .map_err(backend)?;
+        Ok(())
+    }
+
     /// The due time and account of the oldest queued message of a sending campaign, of
     /// `account` if one is given; ties go to the smaller message id.
     ///
@@ -1246,14 +1260,7 @@ impl Store for SqliteStore {
         patch: CampaignPatch,
         _now: Timestamp,
     ) -> StoreResult<Campaign> {
-        self.transaction(|tx| {
-            let mut campaign = tx.campaign_of(tenant, id)?;
-            let new = rules::patched_campaign(&campaign, patch)?;
-            tx.check_new_campaign(tenant, &new)?;
-            rules::apply_patch(&mut campaign, new);
-            tx.write_campaign_fields(&campaign)?;
-            Ok(campaign)
-        })
+        self.transaction(|tx| sql::update_campaign(tx, tenant, id, &patch))
     }
 
     fn campaign(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Campaign> {
@@ -1282,12 +1289,7 @@ impl Store for SqliteStore {
     }
 
     fn preview(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Preview> {
-        self.transaction(|tx| {
-            let campaign = tx.campaign_of(tenant, id)?;
-            let account = tx.account(campaign.traffic_account)?;
-            let available = tx.tenant(tenant)?.available();
-            rules::preview(&campaign, &account, &tx.tenant_contacts(tenant)?, available)
-        })
+        self.transaction(|tx| sql::preview(tx, tenant, id))
     }
 
     fn enqueue(
@@ -1364,88 +1366,23 @@ impl Store for SqliteStore {
     }
 
     fn start_due_campaigns(&self, now: Timestamp) -> StoreResult<Vec<CampaignId>> {
-        self.transaction(|tx| {
-            tx.write_pending()?;
-            let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE status = 'scheduled' AND (schedule_at IS NULL OR schedule_at <= ?1) ORDER BY id");
-            let due: Vec<Campaign> = {
-                let mut statement = tx.tx.prepare_cached(&sql).map_err(backend)?;
-                let rows = statement.query_map([now.0], campaign_from_row).map_err(backend)?;
-                rows.collect::<Result<_, _>>().map_err(backend)?
-            };
-            let mut started = Vec::with_capacity(due.len());
-            for mut campaign in due {
-                tx.set_campaign_status(&mut campaign, CampaignStatus::Sending, now)?;
-                started.push(campaign.id);
-            }
-            tx.complete_if_settled(started.iter().copied(), now)?;
-            Ok(started)
-        })
+        self.transaction(|tx| sql::start_due_campaigns(tx, now))
     }
 
     fn pause(&self, tenant: TenantId, id: CampaignId, reason: PauseReason, now: Timestamp) -> StoreResult<Campaign> {
-        self.transaction(|tx| {
-            let mut campaign = tx.campaign_of(tenant, id)?;
-            rules::pause_check(&campaign)?;
-            tx.set_campaign_status(&mut campaign, CampaignStatus::Paused, now)?;
-            tx.set_pause_reason(&mut campaign, Some(reason))?;
-            Ok(campaign)
-        })
+        self.transaction(|tx| sql::pause(tx, tenant, id, &reason, now))
     }
 
     fn resume(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
-        self.transaction(|tx| {
-            let mut campaign = tx.campaign_of(tenant, id)?;
-            let plan = rules::resume_plan(&campaign)?;
-            tx.set_campaign_status(&mut campaign, CampaignStatus::Sending, now)?;
-            tx.set_pause_reason(&mut campaign, None)?;
-            if plan.requeue_in_flight {
-                for mut message in
-                    tx.messages_where("", "campaign_id = ?1 AND status = 'submitting' ORDER BY contact_id", [id.0])?
-                {
-                    tx.move_message(&mut message, MessageStatus::Queued, TransitionCause::Engine, None, now)?;
-                }
-            }
-            tx.complete_if_settled([id], now)?;
-            Ok(tx.campaign(id)?.expect("exists"))
-        })
+        self.transaction(|tx| sql::resume(tx, tenant, id, now))
     }
 
     fn cancel(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
-        self.transaction(|tx| {
-            rules::cancel_check(&tx.campaign_of(tenant, id)?)?;
-            for mut message in
-                tx.messages_where("", "campaign_id = ?1 AND status = 'queued' ORDER BY contact_id", [id.0])?
-            {
-                tx.move_message(&mut message, MessageStatus::Cancelled, TransitionCause::Engine, None, now)?;
-            }
-            let mut campaign = tx.campaign(id)?.expect("exists");
-            tx.set_campaign_status(&mut campaign, CampaignStatus::Cancelled, now)?;
-            tx.set_pause_reason(&mut campaign, None)?;
-            Ok(campaign)
-        })
+        self.transaction(|tx| sql::cancel(tx, tenant, id, now))
     }
 
     fn retry_failed(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<RetryReceipt> {
-        self.transaction(|tx| {
-            rules::retry_failed_check(&tx.campaign_of(tenant, id)?)?;
-            let mut failed =
-                tx.messages_where("", "campaign_id = ?1 AND status = 'failed' ORDER BY contact_id", [id.0])?;
-            failed.retain(|message| {
-                rules::is_retryable_failure(
-                    message.status,
-                    message.last_error.as_ref().map(|error| error.code.as_str()),
-                )
-            });
-            let cost: Credits = failed.iter().map(|message| message.cost).sum();
-            rules::check_affordable(cost, tx.tenant(tenant)?.available())?;
-            let requeued = failed.len() as u32;
-            for mut message in failed {
-                message.attempts = 0;
-                message.next_attempt_at = now;
-                tx.move_message(&mut message, MessageStatus::Queued, TransitionCause::OperatorRetry, None, now)?;
-            }
-            Ok(RetryReceipt { requeued, reserved: cost })
-        })
+        self.transaction(|tx| sql::retry_failed(tx, tenant, id, now))
     }
 
     fn failures_by_code(&self, tenant: TenantId, id: CampaignId) -> StoreResult<BTreeMap<String, u32>> {
@@ -1540,44 +1477,11 @@ impl Store for SqliteStore {
     }
 
     fn resolve_unknown(&self, id: MessageId, resolution: Resolution, now: Timestamp) -> StoreResult<bool> {
-        self.transaction(|tx| {
-            let mut message = tx.message(id)?.ok_or_else(|| not_found("message", id))?;
-            let Some(resolution) = rules::resolve_plan(message.status, resolution) else {
-                return Ok(false);
-            };
-            match resolution {
-                Resolution::Accepted { provider_message_id } => {
-                    let (_, assigned) = tx.accept(&mut message, provider_message_id, None, now)?;
-                    tx.save_acceptances(&[(&message, assigned)])?;
-                }
-                Resolution::NotAccepted { error } => {
-                    tx.move_message(&mut message, MessageStatus::Failed, TransitionCause::Engine, Some(error), now)?
-                }
-            }
-            tx.complete_if_settled([id.campaign], now)?;
-            Ok(true)
-        })
+        self.transaction(|tx| sql::resolve_unknown(tx, id, &resolution, now))
     }
 
     fn settle_stale_unknowns(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<Vec<MessageId>> {
-        self.transaction(|tx| {
-            let stale = match rules::stale_cutoff(older_than_ms, now) {
-                Some(cutoff) => tx.messages_where(
-                    "INDEXED BY messages_unknown",
-                    "status = 'unknown' AND updated_at <= ?1 ORDER BY campaign_id, contact_id",
-                    [cutoff.0],
-                )?,
-                None => Vec::new(),
-            };
-            let mut settled = Vec::with_capacity(stale.len());
-            for mut message in stale {
-                let error = rules::unknown_outcome_error();
-                tx.move_message(&mut message, MessageStatus::Failed, TransitionCause::Engine, Some(error), now)?;
-                settled.push(message.id);
-            }
-            tx.complete_if_settled(settled.iter().map(|id| id.campaign), now)?;
-            Ok(settled)
-        })
+        self.transaction(|tx| sql::settle_stale_unknowns(tx, older_than_ms, now))
     }
 
     fn queue_stats(&self, tenant: Option<TenantId>, now: Timestamp) -> StoreResult<QueueStats> {
