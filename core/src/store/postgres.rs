@@ -56,8 +56,8 @@
 
 use super::journal_lines;
 use super::pending::Pending;
-use super::rules::{self, not_found, ReapDecision};
-use super::sql::{self, counter_column, SqlTx};
+use super::rules::{self, not_found};
+use super::sql::{self, counter_column, ContactRow, SqlTx};
 use super::*;
 use crate::domain::ledger::LedgerDelta;
 use crate::domain::rate::TokenBucket;
@@ -930,6 +930,40 @@ impl Tx<'_> {
 }
 
 impl SqlTx for Tx<'_> {
+    fn expired_leases(&self, now: Timestamp) -> StoreResult<Vec<Message>> {
+        self.messages_where(EXPIRED_LEASES, &[&big(now.0)])
+    }
+
+    fn contact_by_phone(&self, tenant: TenantId, phone: &str) -> StoreResult<Option<ContactRow>> {
+        let rows = self.query(
+            "SELECT id, attributes, opted_out FROM contacts WHERE tenant_id = $1 AND phone = $2",
+            &[&big(tenant.0), &phone],
+        )?;
+        rows.first()
+            .map(|row| {
+                let attributes: BTreeMap<String, String> = serde_json::from_str(row.get(1)).map_err(json_error)?;
+                Ok((ContactId(u64_at(row, 0)), attributes, row.get(2)))
+            })
+            .transpose()
+    }
+
+    fn update_contact(&self, id: ContactId, attributes: &str, opted_out: bool) -> StoreResult<()> {
+        self.execute(
+            "UPDATE contacts SET attributes = $1, opted_out = $2 WHERE id = $3",
+            &[&attributes, &opted_out, &big(id.0)],
+        )?;
+        Ok(())
+    }
+
+    fn insert_contact(&self, tenant: TenantId, phone: &str, attributes: &str, opted_out: bool) -> StoreResult<()> {
+        let id = self.next_id("contacts")?;
+        self.execute(
+            "INSERT INTO contacts (id, tenant_id, phone, attributes, opted_out) VALUES ($1, $2, $3, $4, $5)",
+            &[&id, &big(tenant.0), &phone, &attributes, &opted_out],
+        )?;
+        Ok(())
+    }
+
     fn scheduled_due(&self, now: Timestamp) -> StoreResult<Vec<Campaign>> {
         self.write_pending()?;
         let sql = format!(
@@ -1343,42 +1377,7 @@ impl Store for PostgresStore {
     }
 
     fn import_contacts(&self, tenant: TenantId, rows: Vec<NewContact>, _now: Timestamp) -> StoreResult<ImportReport> {
-        self.write(|tx| {
-            tx.tenant(tenant)?;
-            rules::import_contacts(rows.clone(), |phone, contact| {
-                let attributes = serde_json::to_string(&contact.attributes).map_err(json_error)?;
-                let existing = tx.query(
-                    "SELECT id, attributes, opted_out FROM contacts WHERE tenant_id = $1 AND phone = $2",
-                    &[&big(tenant.0), &phone],
-                )?;
-                let same = match existing.first() {
-                    Some(found) => {
-                        let stored: BTreeMap<String, String> =
-                            serde_json::from_str(found.get(1)).map_err(json_error)?;
-                        Some(stored == contact.attributes && found.get::<_, bool>(2) == contact.opted_out)
-                    }
-                    None => None,
-                };
-                let change = rules::contact_change(same);
-                match (change, existing.first()) {
-                    (rules::ContactChange::Unchanged, _) => {}
-                    (_, Some(found)) => {
-                        tx.execute(
-                            "UPDATE contacts SET attributes = $1, opted_out = $2 WHERE id = $3",
-                            &[&attributes, &contact.opted_out, &found.get::<_, i64>(0)],
-                        )?;
-                    }
-                    (_, None) => {
-                        let id = tx.next_id("contacts")?;
-                        tx.execute(
-                            "INSERT INTO contacts (id, tenant_id, phone, attributes, opted_out) VALUES ($1, $2, $3, $4, $5)",
-                            &[&id, &big(tenant.0), &phone, &attributes, &contact.opted_out],
-                        )?;
-                    }
-                }
-                Ok(change)
-            })
-        })
+        self.write(|tx| sql::import_contacts(tx, tenant, rows.clone()))
     }
 
     fn contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>> {
@@ -1587,24 +1586,7 @@ impl Store for PostgresStore {
     }
 
     fn reap_expired_leases(&self, now: Timestamp) -> StoreResult<ReapReport> {
-        self.write(|tx| {
-            let mut report = ReapReport::default();
-            let expired = tx.messages_where(EXPIRED_LEASES, &[&big(now.0)])?;
-            for mut message in expired {
-                match rules::reap(tx.account(message.traffic_account)?.idempotent_submissions) {
-                    ReapDecision::Requeue => {
-                        message.next_attempt_at = now;
-                        tx.move_message(&mut message, MessageStatus::Queued, TransitionCause::Engine, None, now)?;
-                        report.requeued.push(message.id);
-                    }
-                    ReapDecision::Unknown => {
-                        tx.move_message(&mut message, MessageStatus::Unknown, TransitionCause::Engine, None, now)?;
-                        report.unknown.push(message.id);
-                    }
-                }
-            }
-            Ok(report)
-        })
+        self.write(|tx| sql::reap_expired_leases(tx, now))
     }
 
     fn unknown_messages(&self, limit: u32) -> StoreResult<Vec<Message>> {

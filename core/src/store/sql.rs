@@ -3,26 +3,30 @@
 //! with the reports parked for it, the completion check, a claim, the record of a claim's
 //! submissions, and the operator's and the maintenance's actions (a draft's update, the
 //! start of scheduled campaigns, pause, resume, cancel, retry of failures, the resolution
-//! and settling of unknown outcomes). The decisions are the rules' ([`super::rules`]); the sequence of reads,
+//! and settling of unknown outcomes, the reaper, a contact import). The decisions are the rules' ([`super::rules`]); the sequence of reads,
 //! decisions and writes that applies them lives here once, so that SQLite and
 //! PostgreSQL cannot drift apart in it. What differs between the stores — statements,
 //! round trips, batching — stays in each.
 
 use super::pending::Pending;
-use super::rules::{self, not_found, ReportPlan, SubmissionPlan};
+use super::rules::{self, not_found, ReapDecision, ReportPlan, SubmissionPlan};
 use super::NewCampaign;
 use super::{
-    CampaignPatch, Claim, ClaimOutcome, ClaimRequest, InboundReport, JournalEntry, Preview, RecordOutcome,
-    ReportOutcome, Resolution, RetryReceipt, StoreResult, SubmissionResult,
+    CampaignPatch, Claim, ClaimOutcome, ClaimRequest, ImportReport, InboundReport, JournalEntry, NewContact, Preview,
+    ReapReport, RecordOutcome, ReportOutcome, Resolution, RetryReceipt, StoreError, StoreResult, SubmissionResult,
 };
 use crate::domain::ledger::LedgerDelta;
 use crate::domain::rate::TokenBucket;
 use crate::domain::records::{Campaign, Contact, Message, MessageError, Tenant, TrafficAccount};
 use crate::domain::{CampaignStatus, MessageStatus, PauseReason, TransitionCause};
+use crate::ids::ContactId;
 use crate::money::Credits;
 use crate::{CampaignId, MessageId, TenantId, Timestamp, TrafficAccountId};
 use std::cell::RefMut;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// A contact as an import finds it: id, attributes, opt-out.
+pub(super) type ContactRow = (ContactId, BTreeMap<String, String>, bool);
 
 /// The row operations of an SQL store's open transaction, and the steps built on them that
 /// both stores take alike: a message's move (counters, ledger and journal with it), an
@@ -66,6 +70,18 @@ pub(super) trait SqlTx {
 
     /// The messages unknown since `cutoff` or before, in id order.
     fn stale_unknowns(&self, cutoff: Timestamp) -> StoreResult<Vec<Message>>;
+
+    /// The messages in flight whose lease expired by `now`, in id order.
+    fn expired_leases(&self, now: Timestamp) -> StoreResult<Vec<Message>>;
+
+    /// `tenant`'s contact with the number `phone`, if any: its id, attributes and opt-out.
+    fn contact_by_phone(&self, tenant: TenantId, phone: &str) -> StoreResult<Option<ContactRow>>;
+
+    /// Gives contact `id` new attributes (as JSON) and opt-out.
+    fn update_contact(&self, id: ContactId, attributes: &str, opted_out: bool) -> StoreResult<()>;
+
+    /// Adds a contact to `tenant`, its attributes as JSON.
+    fn insert_contact(&self, tenant: TenantId, phone: &str, attributes: &str, opted_out: bool) -> StoreResult<()>;
 
     /// Moves `campaign` to `to`, with its journal entry.
     fn set_campaign_status(&self, campaign: &mut Campaign, to: CampaignStatus, now: Timestamp) -> StoreResult<()>;
@@ -517,4 +533,47 @@ pub(super) fn settle_stale_unknowns(
     }
     tx.complete_if_settled(settled.iter().map(|id| id.campaign), now)?;
     Ok(settled)
+}
+
+/// [`Store::reap_expired_leases`](super::Store::reap_expired_leases) inside `tx`: each
+/// expired lease's message goes back to the queue if its account takes a submission twice
+/// without harm, else to unknown.
+pub(super) fn reap_expired_leases(tx: &impl SqlTx, now: Timestamp) -> StoreResult<ReapReport> {
+    let mut report = ReapReport::default();
+    for mut message in tx.expired_leases(now)? {
+        match rules::reap(tx.account(message.traffic_account)?.idempotent_submissions) {
+            ReapDecision::Requeue => {
+                message.next_attempt_at = now;
+                tx.move_message(&mut message, MessageStatus::Queued, TransitionCause::Engine, None, now)?;
+                report.requeued.push(message.id);
+            }
+            ReapDecision::Unknown => {
+                tx.move_message(&mut message, MessageStatus::Unknown, TransitionCause::Engine, None, now)?;
+                report.unknown.push(message.id);
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// [`Store::import_contacts`](super::Store::import_contacts) inside `tx`: a row whose
+/// number `tenant` already holds updates that contact, or leaves it as it is if nothing
+/// changed.
+pub(super) fn import_contacts(tx: &impl SqlTx, tenant: TenantId, rows: Vec<NewContact>) -> StoreResult<ImportReport> {
+    tx.tenant(tenant)?;
+    rules::import_contacts(rows, |phone, contact| {
+        let attributes = serde_json::to_string(&contact.attributes)
+            .map_err(|error| StoreError::Backend(format!("contact attributes as JSON: {error}")))?;
+        let existing = tx.contact_by_phone(tenant, &phone)?;
+        let same = existing
+            .as_ref()
+            .map(|(_, stored, opted_out)| *stored == contact.attributes && *opted_out == contact.opted_out);
+        let change = rules::contact_change(same);
+        match (change, existing) {
+            (rules::ContactChange::Unchanged, _) => {}
+            (_, Some((id, _, _))) => tx.update_contact(id, &attributes, contact.opted_out)?,
+            (_, None) => tx.insert_contact(tenant, &phone, &attributes, contact.opted_out)?,
+        }
+        Ok(change)
+    })
 }

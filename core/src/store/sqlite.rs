@@ -33,8 +33,8 @@
 
 use super::journal_lines;
 use super::pending::Pending;
-use super::rules::{self, not_found, ReapDecision};
-use super::sql::{self, SqlTx};
+use super::rules::{self, not_found};
+use super::sql::{self, ContactRow, SqlTx};
 use super::*;
 use crate::domain::ledger::LedgerDelta;
 use crate::domain::rate::TokenBucket;
@@ -707,6 +707,49 @@ impl Tx<'_> {
 }
 
 impl SqlTx for Tx<'_> {
+    /// The messages in flight, a set bounded by the claims out, read whole.
+    fn expired_leases(&self, now: Timestamp) -> StoreResult<Vec<Message>> {
+        self.messages_where(
+            "INDEXED BY messages_submitting_by_token",
+            "status = 'submitting' AND lease_expires_at <= ?1 ORDER BY campaign_id, contact_id",
+            [now.0],
+        )
+    }
+
+    fn contact_by_phone(&self, tenant: TenantId, phone: &str) -> StoreResult<Option<ContactRow>> {
+        let found: Option<(u64, String, bool)> = self
+            .tx
+            .prepare_cached("SELECT id, attributes, opted_out FROM contacts WHERE tenant_id = ?1 AND phone = ?2")
+            .map_err(backend)?
+            .query_row(params![tenant.0, phone], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .optional()
+            .map_err(backend)?;
+        found
+            .map(|(id, attributes, opted_out)| {
+                let attributes: BTreeMap<String, String> = serde_json::from_str(&attributes).map_err(json_error)?;
+                Ok((ContactId(id), attributes, opted_out))
+            })
+            .transpose()
+    }
+
+    fn update_contact(&self, id: ContactId, attributes: &str, opted_out: bool) -> StoreResult<()> {
+        self.tx
+            .prepare_cached("UPDATE contacts SET attributes = ?1, opted_out = ?2 WHERE id = ?3")
+            .map_err(backend)?
+            .execute(params![attributes, opted_out, id.0])
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn insert_contact(&self, tenant: TenantId, phone: &str, attributes: &str, opted_out: bool) -> StoreResult<()> {
+        self.tx
+            .prepare_cached("INSERT INTO contacts (tenant_id, phone, attributes, opted_out) VALUES (?1, ?2, ?3, ?4)")
+            .map_err(backend)?
+            .execute(params![tenant.0, phone, attributes, opted_out])
+            .map_err(backend)?;
+        Ok(())
+    }
+
     fn scheduled_due(&self, now: Timestamp) -> StoreResult<Vec<Campaign>> {
         self.write_pending()?;
         let sql = format!(
@@ -1188,45 +1231,7 @@ impl Store for SqliteStore {
     }
 
     fn import_contacts(&self, tenant: TenantId, rows: Vec<NewContact>, _now: Timestamp) -> StoreResult<ImportReport> {
-        self.transaction(|tx| {
-            tx.tenant(tenant)?;
-            rules::import_contacts(rows, |phone, contact| {
-                let attributes = serde_json::to_string(&contact.attributes).map_err(json_error)?;
-                let existing: Option<(u64, String, bool)> = tx
-                    .tx
-                    .prepare_cached("SELECT id, attributes, opted_out FROM contacts WHERE tenant_id = ?1 AND phone = ?2")
-                    .map_err(backend)?
-                    .query_row(params![tenant.0, phone], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-                    .optional()
-                    .map_err(backend)?;
-                let same = match &existing {
-                    Some((_, stored, opted_out)) => {
-                        let stored: BTreeMap<String, String> = serde_json::from_str(stored).map_err(json_error)?;
-                        Some(stored == contact.attributes && *opted_out == contact.opted_out)
-                    }
-                    None => None,
-                };
-                let change = rules::contact_change(same);
-                match (change, existing) {
-                    (rules::ContactChange::Unchanged, _) => {}
-                    (_, Some((id, _, _))) => {
-                        tx.tx
-                            .prepare_cached("UPDATE contacts SET attributes = ?1, opted_out = ?2 WHERE id = ?3")
-                            .map_err(backend)?
-                            .execute(params![attributes, contact.opted_out, id])
-                            .map_err(backend)?;
-                    }
-                    (_, None) => {
-                        tx.tx
-                            .prepare_cached("INSERT INTO contacts (tenant_id, phone, attributes, opted_out) VALUES (?1, ?2, ?3, ?4)")
-                            .map_err(backend)?
-                            .execute(params![tenant.0, phone, attributes, contact.opted_out])
-                            .map_err(backend)?;
-                    }
-                }
-                Ok(change)
-            })
-        })
+        self.transaction(|tx| sql::import_contacts(tx, tenant, rows))
     }
 
     fn contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>> {
@@ -1447,29 +1452,7 @@ impl Store for SqliteStore {
     }
 
     fn reap_expired_leases(&self, now: Timestamp) -> StoreResult<ReapReport> {
-        self.transaction(|tx| {
-            let mut report = ReapReport::default();
-            // The messages in flight, a set bounded by the claims out, read whole.
-            let expired = tx.messages_where(
-                "INDEXED BY messages_submitting_by_token",
-                "status = 'submitting' AND lease_expires_at <= ?1 ORDER BY campaign_id, contact_id",
-                [now.0],
-            )?;
-            for mut message in expired {
-                match rules::reap(tx.account(message.traffic_account)?.idempotent_submissions) {
-                    ReapDecision::Requeue => {
-                        message.next_attempt_at = now;
-                        tx.move_message(&mut message, MessageStatus::Queued, TransitionCause::Engine, None, now)?;
-                        report.requeued.push(message.id);
-                    }
-                    ReapDecision::Unknown => {
-                        tx.move_message(&mut message, MessageStatus::Unknown, TransitionCause::Engine, None, now)?;
-                        report.unknown.push(message.id);
-                    }
-                }
-            }
-            Ok(report)
-        })
+        self.transaction(|tx| sql::reap_expired_leases(tx, now))
     }
 
     fn unknown_messages(&self, limit: u32) -> StoreResult<Vec<Message>> {
