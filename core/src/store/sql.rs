@@ -1,12 +1,12 @@
 //! Steps the two SQL stores share, in terms of the row operations each provides
-//! ([`SqlTx`]): a message's move with its counters, ledger and journal, an acceptance
-//! with the reports parked for it, the completion check, a claim, the record of a claim's
+//! ([`SqlTx`]): a message's move with its counters, ledger and journal, an acceptance with
+//! the reports parked for it, the completion check, a claim, the record of a claim's
 //! submissions, and the operator's and the maintenance's actions (a draft's update, the
 //! start of scheduled campaigns, pause, resume, cancel, retry of failures, the resolution
-//! and settling of unknown outcomes, the reaper, a contact import). The decisions are the rules' ([`super::rules`]); the sequence of reads,
-//! decisions and writes that applies them lives here once, so that SQLite and
-//! PostgreSQL cannot drift apart in it. What differs between the stores — statements,
-//! round trips, batching — stays in each.
+//! and settling of unknown outcomes, the reaper, a contact import). The decisions are the
+//! rules' ([`super::rules`]); the sequence of reads, decisions and writes that applies them
+//! lives here once, so that SQLite and PostgreSQL cannot drift apart in it. What differs
+//! between the stores — statements, round trips, batching — stays in each.
 
 use super::pending::Pending;
 use super::rules::{self, not_found, ReapDecision, ReportPlan, SubmissionPlan};
