@@ -44,8 +44,8 @@
 //! entries) are kept in memory and written once ([`Pending`]), before anything reads those
 //! rows back and before the commit; a claim, a record of submissions, an enqueue and a
 //! webhook's delivery reports read and write their messages with one statement per batch,
-//! each column bound as an array and joined with `UNNEST`. The steps it takes exactly as the SQLite store does live once
-//! in [`super::sql`].
+//! each column bound as an array and joined with `UNNEST`. The steps it takes exactly as
+//! the SQLite store does live once in [`super::sql`].
 //!
 //! # Schema
 //!
@@ -482,6 +482,27 @@ const MESSAGE_COLUMNS: &str = "campaign_id, contact_id, tenant_id, traffic_accou
      cost, status, attempts, next_attempt_at, lease_worker, lease_expires_at, lease_token, provider_message_id, bulk_id, \
      error_code, error_retryable, error_detail, created_at, updated_at";
 
+/// [`MESSAGE_COLUMNS`] as columns of the table aliased `m`, for statements that join
+/// messages to other rows; a row of such a statement holds the message's columns first,
+/// so [`message_from_row`] reads it, and what the join adds after them, from index
+/// [`MESSAGE_COLUMN_COUNT`] on.
+fn joined_message_columns() -> String {
+    MESSAGE_COLUMNS.split(", ").map(|column| format!("m.{column}")).collect::<Vec<_>>().join(", ")
+}
+
+/// How many columns [`MESSAGE_COLUMNS`] names (counted once, at compile time).
+const MESSAGE_COLUMN_COUNT: usize = {
+    let bytes = MESSAGE_COLUMNS.as_bytes();
+    let (mut count, mut at) = (1, 0);
+    while at < bytes.len() {
+        if bytes[at] == b',' {
+            count += 1;
+        }
+        at += 1;
+    }
+    count
+};
+
 const CAMPAIGN_COLUMNS: &str = "id, tenant_id, name, body_template, sender, audience, traffic_account_id, status, pause_reason, \
      schedule_at, n_queued, n_submitting, n_accepted, n_delivered, n_undelivered, n_expired, n_rejected, n_failed, n_unknown, \
      n_skipped, n_cancelled, created_at, enqueued_at, completed_at";
@@ -854,17 +875,18 @@ impl Tx<'_> {
         }
         let accounts: Vec<i64> = reports.iter().map(|report| big(report.traffic_account.0)).collect();
         let provider_ids: Vec<&str> = reports.iter().map(|report| report.provider_message_id.as_str()).collect();
-        let columns: Vec<String> = MESSAGE_COLUMNS.split(", ").map(|column| format!("m.{column}")).collect();
-        let sql = format!(
-            "SELECT DISTINCT ON (r.n) {}, r.n FROM UNNEST($1::BIGINT[], $2::TEXT[]) WITH ORDINALITY \
-             AS r (account, provider_id, n) \
-             JOIN messages m ON m.traffic_account_id = r.account AND m.provider_message_id = r.provider_id \
-             ORDER BY r.n, m.provider_id_assigned DESC NULLS LAST",
-            columns.join(", ")
-        );
+        static LOOKUP_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "SELECT DISTINCT ON (r.n) {}, r.n FROM UNNEST($1::BIGINT[], $2::TEXT[]) WITH ORDINALITY \
+                 AS r (account, provider_id, n) \
+                 JOIN messages m ON m.traffic_account_id = r.account AND m.provider_message_id = r.provider_id \
+                 ORDER BY r.n, m.provider_id_assigned DESC NULLS LAST",
+                joined_message_columns()
+            )
+        });
         let mut found = vec![None; reports.len()];
-        for row in self.query(&sql, &[&accounts, &provider_ids])? {
-            let n: i64 = row.get(columns.len());
+        for row in self.query(&LOOKUP_SQL, &[&accounts, &provider_ids])? {
+            let n: i64 = row.get(MESSAGE_COLUMN_COUNT);
             found[usize::try_from(n - 1).expect("ordinals start at 1")] = Some(message_from_row(&row)?);
         }
         Ok(found)
@@ -1056,14 +1078,13 @@ impl SqlTx for Tx<'_> {
         now: Timestamp,
     ) -> StoreResult<(rules::RateWalk, Vec<Message>)> {
         static WALK_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            let columns: Vec<String> = MESSAGE_COLUMNS.split(", ").map(|column| format!("m.{column}")).collect();
             format!(
                 "SELECT {}, t.rate_limit_per_s \
                  FROM messages m JOIN campaigns c ON c.id = m.campaign_id JOIN tenants t ON t.id = m.tenant_id \
                  WHERE m.status = 'queued' AND m.traffic_account_id = $1 AND m.next_attempt_at <= $2 \
                  AND c.status = 'sending' AND (m.next_attempt_at, m.campaign_id, m.contact_id) > ($3, $4, $5) \
                  ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id LIMIT $6",
-                columns.join(", ")
+                joined_message_columns()
             )
         });
         let account_bucket = match account.rate_limit_per_s {
@@ -1084,7 +1105,7 @@ impl SqlTx for Tx<'_> {
                 let message = message_from_row(row)?;
                 after = (big(message.next_attempt_at.0), big(message.id.campaign.0), big(message.id.contact.0));
                 let tenant = message.tenant;
-                let tenant_rate = row.get::<_, Option<i64>>(23).map(|rate| rate as u32);
+                let tenant_rate = row.get::<_, Option<i64>>(MESSAGE_COLUMN_COUNT).map(|rate| rate as u32);
                 let before = walk.taken.len();
                 walk.offer(message.id, tenant, tenant_rate, now, |rate| self.bucket("tenant", tenant.0, rate, now))?;
                 if walk.taken.len() > before {
