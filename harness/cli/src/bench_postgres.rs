@@ -234,12 +234,17 @@ async fn run(args: &BenchPostgresArgs, processes: u32) -> anyhow::Result<Run> {
         },
         Timestamp(0),
     )?;
-    let behaviour =
-        Behaviour { latency_ms: [0, 0], delivery_rate: 1.0, report_delay_ms: [0, 0], ..Behaviour::default() };
+    // Every report falls due at once, so any window puts each request's reports in one array.
+    let behaviour = Behaviour {
+        latency_ms: [0, 0],
+        delivery_rate: 1.0,
+        report_delay_ms: [0, 0],
+        report_window_ms: 1_000,
+        ..Behaviour::default()
+    };
     let provider =
         Provider::new(behaviour, vec![AccountBinding { engine_id: account.id.to_string(), key, secret }], 1, SimClock);
     provider.hold_reports(true);
-    provider.batch_mitto_reports(true);
     provider.limit_concurrent_reports(8);
     let provider_task = {
         let (provider, api_url) = (provider.clone(), api_url.clone());

@@ -8,6 +8,11 @@
 //! message is identified by its destination and body; the driver makes bodies unique per
 //! campaign, so two acceptances under one key are two sends of one message.
 //!
+//! The Mitto-style endpoint posts the final reports of one bulk request that fall due
+//! in the same window ([`Behaviour::report_window_ms`]) as one array webhook, as a bulk
+//! provider's report sender flushes what it has; early, intermediate and faulty reports
+//! travel alone, as single objects.
+//!
 //! The Infobip-style endpoint takes the client's message ids (the engine's own) as its
 //! ids, answers in a seeded shuffled order — which a position-mapping adapter gets
 //! wrong — and sends reports to each message's `notifyUrl`, batching several results in
@@ -53,6 +58,9 @@ pub struct Behaviour {
     pub report_delay_ms: [u64; 2],
     /// Send an intermediate report first.
     pub intermediate_reports: bool,
+    /// Mitto-style final reports fall due at the end of a window this long, and one bulk
+    /// request's reports due at the same end share an array webhook; 0: one per webhook.
+    pub report_window_ms: u64,
     /// Fault rates: per request, per message or per report, as each fault says
     /// (`store_transient` is the faulty store's, not the provider's).
     pub faults: FaultRates,
@@ -233,7 +241,6 @@ pub struct Provider {
     /// Infobip-style messages refused in an answer: the message log lists them too.
     refused: Mutex<Refusals>,
     reports_held: watch::Sender<bool>,
-    mitto_batches: std::sync::atomic::AtomicBool,
     report_slots: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
     /// Live mode only (see [`live`]): the real-time start that
     /// [`Provider::now_ms`] counts from instead of the simulated clock.
@@ -260,7 +267,6 @@ impl Provider {
             next_id: Mutex::new(0),
             refused: Mutex::new(BTreeMap::new()),
             reports_held: watch::channel(false).0,
-            mitto_batches: std::sync::atomic::AtomicBool::new(false),
             report_slots: Mutex::new(None),
             real_start: std::sync::OnceLock::new(),
             after_accept: std::sync::OnceLock::new(),
@@ -293,11 +299,10 @@ impl Provider {
         self.reports_held.send_replace(held);
     }
 
-    /// Sends the final reports of each Mitto-style bulk request as one array webhook, as
-    /// Mitto may, instead of one webhook per message. Off in the scenarios (their traces
-    /// were recorded with single reports); the real-mode throughput measurement turns it on.
-    pub fn batch_mitto_reports(&self, on: bool) {
-        self.mitto_batches.store(on, std::sync::atomic::Ordering::Relaxed);
+    /// Sets [`Behaviour::report_window_ms`]: the throughput measurements time one array
+    /// per bulk request (reports due at once, any window) against one report per webhook (0).
+    pub fn set_report_window_ms(&self, window_ms: u64) {
+        self.behaviour.lock().expect("provider poisoned").report_window_ms = window_ms;
     }
 
     /// Sends at most `slots` webhooks at once, as a real provider's webhook sender does
@@ -617,23 +622,21 @@ async fn mitto_send(
         provider.after_accept(accepted.len()).await;
     }
     let channel = Channel::Mitto { account: account.clone(), engine_url: engine_url.clone() };
-    if provider.mitto_batches.load(std::sync::atomic::Ordering::Relaxed) && accepted.len() > 1 {
-        let common_delay_ms = Some(provider.between(behaviour.report_delay_ms));
-        let mut batch = Vec::new();
-        for (id, destination) in &accepted {
-            for report in plan_reports(&provider, &channel, id, destination, &behaviour, common_delay_ms) {
-                if report.batchable {
-                    batch.push(report);
-                } else {
-                    spawn_webhook(provider.clone(), webhooks.clone(), channel.clone(), vec![report]);
-                }
+    // Final reports falling due at the same window's end share a webhook, in the order
+    // of the request; every other report (early, intermediate, duplicated, stray,
+    // forged) travels alone.
+    let mut windows: BTreeMap<u64, Vec<Outgoing>> = BTreeMap::new();
+    for (id, destination) in &accepted {
+        for report in plan_reports(&provider, &channel, id, destination, &behaviour, FinalDelay::Windowed) {
+            if report.batchable && behaviour.report_window_ms > 0 {
+                windows.entry(report.delay_ms).or_default().push(report);
+            } else {
+                spawn_webhook(provider.clone(), webhooks.clone(), channel.clone(), vec![report]);
             }
         }
-        spawn_webhook(provider.clone(), webhooks.clone(), channel, batch);
-    } else {
-        for (id, destination) in &accepted {
-            schedule_reports(provider.clone(), webhooks.clone(), channel.clone(), id.clone(), destination, &behaviour);
-        }
+    }
+    for reports in windows.into_values() {
+        spawn_webhook(provider.clone(), webhooks.clone(), channel.clone(), reports);
     }
     let answer = mitto::BulkResponse { bulk_id: provider.new_id("B"), messages: results };
     answer_after(&provider, &behaviour, spoiled, json_answer(&answer, spoiled)).await
@@ -780,16 +783,27 @@ struct Outgoing {
     batchable: bool,
 }
 
-/// Plans one accepted message's reports. `common_delay_ms`, when given, is the final
-/// report's delay shared by every message of its request, so those reports can travel in
-/// one webhook.
+/// When a message's final report falls due.
+#[derive(Clone, Copy)]
+enum FinalDelay {
+    /// Drawn from [`Behaviour::report_delay_ms`] for this message alone.
+    Drawn,
+    /// Drawn for this message, then moved to the end of its window of
+    /// [`Behaviour::report_window_ms`], so reports of one request due at the same end can
+    /// travel in one webhook.
+    Windowed,
+    /// Shared by every message of its request, so those reports travel in one webhook.
+    Common(u64),
+}
+
+/// Plans one accepted message's reports.
 fn plan_reports(
     provider: &Provider,
     channel: &Channel,
     provider_id: &str,
     destination: &str,
     behaviour: &Behaviour,
-    common_delay_ms: Option<u64>,
+    final_delay: FinalDelay,
 ) -> Vec<Outgoing> {
     let (intermediate, delivered, undelivered) = channel.statuses();
     let mut final_status = if provider.chance(behaviour.delivery_rate) { delivered } else { undelivered };
@@ -797,8 +811,15 @@ fn plan_reports(
         final_status = "EXPIRED_EXPIRED";
     }
     let early = provider.chance(behaviour.faults.report_before_answer);
-    let final_delay =
-        if early { 0 } else { common_delay_ms.unwrap_or_else(|| provider.between(behaviour.report_delay_ms)) };
+    let final_delay = match final_delay {
+        _ if early => 0,
+        FinalDelay::Common(delay_ms) => delay_ms,
+        FinalDelay::Drawn => provider.between(behaviour.report_delay_ms),
+        FinalDelay::Windowed => match behaviour.report_window_ms {
+            0 => provider.between(behaviour.report_delay_ms),
+            window => provider.between(behaviour.report_delay_ms).div_ceil(window) * window,
+        },
+    };
     let report = |delay_ms: u64, provider_id: String, status: &'static str, is_final: bool| Outgoing {
         delay_ms,
         provider_id,
@@ -845,7 +866,7 @@ fn schedule_reports(
     destination: &str,
     behaviour: &Behaviour,
 ) {
-    for report in plan_reports(&provider, &channel, &provider_id, destination, behaviour, None) {
+    for report in plan_reports(&provider, &channel, &provider_id, destination, behaviour, FinalDelay::Drawn) {
         spawn_webhook(provider.clone(), client.clone(), channel.clone(), vec![report]);
     }
 }
@@ -1197,13 +1218,14 @@ async fn infobip_send(
     }
     // Some requests' final reports share one webhook, as Infobip batches results.
     let batched = accepted.len() > 1 && provider.chance(0.5);
-    let common_delay_ms = batched.then(|| provider.between(behaviour.report_delay_ms));
+    let final_delay =
+        if batched { FinalDelay::Common(provider.between(behaviour.report_delay_ms)) } else { FinalDelay::Drawn };
     let mut batches: BTreeMap<String, Vec<Outgoing>> = BTreeMap::new();
     for (id, destination, notify_url) in accepted {
         let Some(notify_url) = notify_url else { continue };
         let channel =
             Channel::Infobip { account: account.clone(), notify_url: notify_url.clone(), bulk_id: bulk_id.clone() };
-        for report in plan_reports(&provider, &channel, &id, &destination, &behaviour, common_delay_ms) {
+        for report in plan_reports(&provider, &channel, &id, &destination, &behaviour, final_delay) {
             if batched && report.batchable {
                 batches.entry(notify_url.clone()).or_default().push(report);
             } else {

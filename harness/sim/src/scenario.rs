@@ -140,6 +140,9 @@ mod defaults {
     pub fn report_delay_ms() -> [u64; 2] {
         [100, 3_000]
     }
+    pub fn report_window_ms() -> u64 {
+        1_000
+    }
     pub fn one() -> f64 {
         1.0
     }
@@ -294,6 +297,11 @@ pub struct ProviderSection {
     /// Send an intermediate report (`Sent`, `sent`, `PENDING_ENROUTE`) before the final one.
     #[serde(default)]
     pub intermediate_reports: bool,
+    /// Mitto-style final reports fall due at the end of a window of this many ms, and
+    /// those of one bulk request due at the same end travel in one array webhook, as a
+    /// bulk provider's report sender flushes them. 0 sends each report in its own webhook.
+    #[serde(default = "defaults::report_window_ms")]
+    pub report_window_ms: u64,
 }
 
 impl Default for ProviderSection {
@@ -304,6 +312,7 @@ impl Default for ProviderSection {
             delivery_rate: 1.0,
             report_delay_ms: defaults::report_delay_ms(),
             intermediate_reports: false,
+            report_window_ms: defaults::report_window_ms(),
         }
     }
 }
@@ -801,6 +810,7 @@ impl Scenario {
         ] {
             at_most(field, high, MAX_DURATION_MS, "ms")?;
         }
+        at_most("provider.report_window_ms", self.provider.report_window_ms, MAX_DURATION_MS, "ms")?;
         for (field, length) in [
             ("tenants", self.tenants.len()),
             ("traffic_accounts", self.traffic_accounts.len()),

@@ -240,6 +240,7 @@ pub fn provider_behaviour(scenario: &Scenario) -> Behaviour {
         delivery_rate: provider.delivery_rate,
         report_delay_ms: provider.report_delay_ms,
         intermediate_reports: provider.intermediate_reports,
+        report_window_ms: provider.report_window_ms,
         ..Behaviour::default()
     }
 }

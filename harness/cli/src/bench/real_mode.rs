@@ -341,7 +341,7 @@ async fn throughput(messages: u32, reports: Reports) -> anyhow::Result<Throughpu
     let workers = 2;
     let loopback = Loopback::start("throughput", engine, workers, behaviour, i64::from(messages) * 100).await?;
     loopback.provider.hold_reports(true);
-    loopback.provider.batch_mitto_reports(reports == Reports::OneArrayPerRequest);
+    loopback.provider.set_report_window_ms(if reports == Reports::OneArrayPerRequest { 1_000 } else { 0 });
     for chunk in contact_rows(messages).chunks(10_000) {
         loopback.engine.store.import_contacts(loopback.tenant, chunk.to_vec(), Timestamp(0))?;
     }

@@ -35,6 +35,7 @@ reject_rate = 0.1
 delivery_rate = 0.9
 report_delay_ms = [100, 1000]
 intermediate_reports = true
+report_window_ms = 250
 
 [faults]
 swarm = false
@@ -196,6 +197,7 @@ fn check_bounded(scenario: &Scenario) -> Result<(), TestCaseError> {
     let contacts: u64 = scenario.tenants.iter().map(|tenant| u64::from(tenant.contacts.count)).sum();
     prop_assert!(contacts <= bounds::MAX_CONTACTS, "{} contacts", contacts);
     prop_assert!(scenario.engine.lease_ms >= 1 && scenario.engine.lease_ms <= bounds::MAX_DURATION_MS);
+    prop_assert!(scenario.provider.report_window_ms <= bounds::MAX_DURATION_MS);
     let mut times: Vec<f64> = scenario.campaigns.iter().map(|campaign| campaign.enqueue_at_s).collect();
     times.extend(scenario.campaigns.iter().filter_map(|campaign| campaign.schedule_in_s));
     times.extend(scenario.operator.iter().map(|action| action.at_s));
@@ -283,6 +285,7 @@ fn unbounded_scenarios_are_refused_at_load_naming_the_bound() {
         ("at_s = 6.0", "at_s = nan", "operator[0].at_s", "got NaN"),
         ("restart_after_s = 2.0", "restart_after_s = inf", "faults.events[0].restart_after_s", "got inf"),
         ("latency_ms = [5, 50]", "latency_ms = [5, 9223372036854775807]", "provider.latency_ms", "at most"),
+        ("report_window_ms = 250", "report_window_ms = 9223372036854775807", "provider.report_window_ms", "at most"),
     ];
     for (from, to, field, expected) in cases {
         assert!(BASE.contains(from), "{from}");

@@ -96,6 +96,40 @@ fn snapshot(scenario: &Scenario, report: &smsim_sim::run::RunReport) {
     });
 }
 
+/// A Mitto-style bulk request's final reports travel as arrays, one webhook per window
+/// they fall due in; with no window each report is a webhook of its own. Either way every
+/// report is applied (the oracle's liveness check) and nothing else about the run changes.
+#[test]
+fn mitto_reports_share_a_webhook_per_window_unless_the_window_is_zero() {
+    let batched = load("happy-path.toml");
+    assert_eq!(batched.provider.report_window_ms, 1_000, "the default window");
+    let mut single = batched.clone();
+    single.provider.report_window_ms = 0;
+    for seed in 1..=3 {
+        let arrays = run(&batched, seed, &RunOptions::default()).unwrap();
+        let alone = run(&single, seed, &RunOptions::default()).unwrap();
+        for report in [&arrays, &alone] {
+            assert!(report.violation.is_none(), "seed {seed}: {:?}", report.violation);
+            let campaign = &report.campaigns[0];
+            assert_eq!((campaign.status.as_str(), campaign.delivered), ("completed", 100), "seed {seed}");
+        }
+        // 100 messages in two bulk requests, their reports due over three seconds: a
+        // handful of arrays, not a hundred webhooks.
+        let arrays_sent = arrays.coverage.get(Mark::ReportsBatchedInOneWebhook.name()).copied().unwrap_or(0);
+        assert!((2..=8).contains(&arrays_sent), "seed {seed}: {arrays_sent} array webhooks");
+        assert!(
+            !alone.coverage.contains_key(Mark::ReportsBatchedInOneWebhook.name()),
+            "seed {seed}: {:?}",
+            alone.coverage
+        );
+        assert_ne!(arrays.trace_hash, alone.trace_hash);
+    }
+    // With no window the provider draws and sends exactly as before windows existed, so a
+    // run recorded then replays: this is seed 1's hash from that time.
+    let before_windows = "e9ebb65c21d5ab812fc1c4b76329f16024e4f47e24373dd79b7393b704100a11";
+    assert_eq!(run(&single, 1, &RunOptions::default()).unwrap().trace_hash, before_windows);
+}
+
 #[test]
 fn different_seeds_take_different_paths() {
     let scenario = load("swarm-chaos.toml");
