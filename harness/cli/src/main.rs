@@ -391,6 +391,8 @@ fn parse_credential(text: &str) -> Result<(String, String), String> {
 
 /// A simulation allocates and frees small objects at a high rate (HTTP buffers, futures,
 /// JSON); mimalloc serves them faster than the system allocator (`smsim bench` measures it).
+/// It is built without transparent huge pages (`no_thp`): a large simulation's heap grows
+/// and is purged and touched again, and each first touch of a huge page clears 2 MiB.
 /// The `system-allocator` feature leaves it out, for heap profilers that hook `malloc`.
 #[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
