@@ -97,8 +97,9 @@ fn snapshot(scenario: &Scenario, report: &smsim_sim::run::RunReport) {
 }
 
 /// A Mitto-style bulk request's final reports travel as arrays, one webhook per window
-/// they fall due in; with no window each report is a webhook of its own. Either way every
-/// report is applied (the oracle's liveness check) and nothing else about the run changes.
+/// they fall due in; with no window each report is a webhook of its own. Either way the
+/// run keeps every invariant (the oracle's liveness check: every report applied) and the
+/// campaign completes delivered.
 #[test]
 fn mitto_reports_share_a_webhook_per_window_unless_the_window_is_zero() {
     let batched = load("happy-path.toml");
