@@ -625,10 +625,14 @@ async fn mitto_send(
     // Final reports falling due at the same window's end share a webhook, in the order
     // of the request; every other report (early, intermediate, duplicated, stray,
     // forged) travels alone.
+    let final_delay = match behaviour.report_window_ms {
+        0 => FinalDelay::Drawn,
+        window_ms => FinalDelay::Windowed(window_ms),
+    };
     let mut windows: BTreeMap<u64, Vec<Outgoing>> = BTreeMap::new();
     for (id, destination) in &accepted {
-        for report in plan_reports(&provider, &channel, id, destination, &behaviour, FinalDelay::Windowed) {
-            if report.batchable && behaviour.report_window_ms > 0 {
+        for report in plan_reports(&provider, &channel, id, destination, &behaviour, final_delay) {
+            if report.batchable && matches!(final_delay, FinalDelay::Windowed(_)) {
                 windows.entry(report.delay_ms).or_default().push(report);
             } else {
                 spawn_webhook(provider.clone(), webhooks.clone(), channel.clone(), vec![report]);
@@ -788,10 +792,9 @@ struct Outgoing {
 enum FinalDelay {
     /// Drawn from [`Behaviour::report_delay_ms`] for this message alone.
     Drawn,
-    /// Drawn for this message, then moved to the end of its window of
-    /// [`Behaviour::report_window_ms`], so reports of one request due at the same end can
-    /// travel in one webhook.
-    Windowed,
+    /// Drawn for this message, then moved to the end of its window of this many ms (not
+    /// 0), so reports of one request due at the same end can travel in one webhook.
+    Windowed(u64),
     /// Shared by every message of its request, so those reports travel in one webhook.
     Common(u64),
 }
@@ -815,10 +818,7 @@ fn plan_reports(
         _ if early => 0,
         FinalDelay::Common(delay_ms) => delay_ms,
         FinalDelay::Drawn => provider.between(behaviour.report_delay_ms),
-        FinalDelay::Windowed => match behaviour.report_window_ms {
-            0 => provider.between(behaviour.report_delay_ms),
-            window => provider.between(behaviour.report_delay_ms).div_ceil(window) * window,
-        },
+        FinalDelay::Windowed(window_ms) => provider.between(behaviour.report_delay_ms).div_ceil(window_ms) * window_ms,
     };
     let report = |delay_ms: u64, provider_id: String, status: &'static str, is_final: bool| Outgoing {
         delay_ms,
