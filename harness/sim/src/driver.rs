@@ -43,11 +43,43 @@ pub struct ContactRow {
     pub opted_out: bool,
 }
 
-impl ContactRow {
-    /// The row as the import API takes it.
-    pub fn json(&self) -> Value {
-        json!({"phone": self.phone, "attributes": {"first_name": self.first_name}, "opted_out": self.opted_out})
-    }
+/// An import request's body, written straight from the rows, with no JSON tree in
+/// between (an import of a million contacts is 200 of these). Keys go in sorted order,
+/// as `serde_json`'s maps write them, so the body's bytes are those of the same request
+/// built with `json!`.
+#[derive(Serialize)]
+struct ImportBody<'a> {
+    contacts: Vec<ImportRow<'a>>,
+}
+
+#[derive(Serialize)]
+struct ImportRow<'a> {
+    attributes: Attributes<'a>,
+    opted_out: bool,
+    phone: &'a str,
+}
+
+#[derive(Serialize)]
+struct Attributes<'a> {
+    first_name: &'a str,
+}
+
+/// The body of one import request for `rows`.
+fn import_body(rows: &[ContactRow]) -> bytes::Bytes {
+    let contacts = rows
+        .iter()
+        .map(|row| ImportRow {
+            attributes: Attributes { first_name: row.first_name },
+            opted_out: row.opted_out,
+            phone: &row.phone,
+        })
+        .collect();
+    json_bytes(&ImportBody { contacts })
+}
+
+/// `body` as JSON bytes.
+fn json_bytes(body: &impl Serialize) -> bytes::Bytes {
+    serde_json::to_vec(body).expect("request bodies serialise").into()
 }
 
 /// A campaign the driver creates.
@@ -153,8 +185,8 @@ impl Driver {
     }
 
     /// One request, sent again (up to ten times, a second apart) while it gets no answer
-    /// or a 5xx, as a client script would.
-    async fn call_retrying(&self, method: http::Method, path: &str, key: &str, body: Value) -> (u16, Value) {
+    /// or a 5xx, as a client script would. Each attempt sends the same `body`.
+    async fn call_retrying(&self, method: http::Method, path: &str, key: &str, body: bytes::Bytes) -> (u16, Value) {
         let mut answer = self.call(method.clone(), path, key, Some(body.clone()), &[]).await;
         for _ in 0..10 {
             if answer.0 != 0 && answer.0 < 500 {
@@ -167,13 +199,14 @@ impl Driver {
         answer
     }
 
-    /// One request; connection failures (the request never left) are retried a few times.
+    /// One request with a JSON `body`; connection failures (the request never left) are
+    /// retried a few times.
     async fn call(
         &self,
         method: http::Method,
         path: &str,
         key: &str,
-        body: Option<Value>,
+        body: Option<bytes::Bytes>,
         headers: &[(&str, String)],
     ) -> (u16, Value) {
         let mut request_headers = BTreeMap::from([("authorization".to_owned(), format!("Bearer {key}"))]);
@@ -187,7 +220,7 @@ impl Driver {
             method: method.clone(),
             url: format!("http://api{path}"),
             headers: request_headers,
-            body: body.map(|body| bytes::Bytes::from(body.to_string())).unwrap_or_default(),
+            body: body.unwrap_or_default(),
         };
         for attempt in 0..5 {
             match self.client.send(request.clone()).await {
@@ -222,8 +255,7 @@ pub async fn run(plan: DriverPlan, log: Arc<Mutex<DriverLog>>) -> Result<(), Box
     use http::Method;
     for tenant in &plan.tenants {
         for chunk in tenant.contacts.chunks(5_000) {
-            let rows: Vec<Value> = chunk.iter().map(ContactRow::json).collect();
-            driver.call_retrying(Method::POST, "/v1/contacts", &tenant.api_key, json!({ "contacts": rows })).await;
+            driver.call_retrying(Method::POST, "/v1/contacts", &tenant.api_key, import_body(chunk)).await;
         }
     }
     for campaign in &plan.campaigns {
@@ -235,7 +267,8 @@ pub async fn run(plan: DriverPlan, log: Arc<Mutex<DriverLog>>) -> Result<(), Box
             "schedule_at": campaign.schedule_at,
         });
         // A lost answer may leave an extra draft behind, which sends nothing.
-        let (status, created) = driver.call_retrying(Method::POST, "/v1/campaigns", &tenant.api_key, body).await;
+        let (status, created) =
+            driver.call_retrying(Method::POST, "/v1/campaigns", &tenant.api_key, json_bytes(&body)).await;
         let mut log = log.lock().expect("driver log poisoned");
         if status == 201 {
             let id: CampaignId =
@@ -410,10 +443,33 @@ async fn act(driver: &Driver, plan: &DriverPlan, action: &PlannedAction) {
             let field = if action.verb == OperatorVerb::TopUp { "top_up" } else { "adjust" };
             let path = format!("/v1/admin/tenants/{}/credits", plan.tenants[tenant].id);
             driver.log.lock().expect("driver log poisoned").actions_in_flight += 1;
-            driver.call(Method::POST, &path, &plan.admin_token, Some(json!({ field: amount })), &[]).await;
+            driver.call(Method::POST, &path, &plan.admin_token, Some(json_bytes(&json!({ field: amount }))), &[]).await;
             let mut log = driver.log.lock().expect("driver log poisoned");
             log.actions_in_flight -= 1;
             log.operator_actions.push((at, None));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Recorded traces hash the requests' bytes; the import body must stay the one the
+    /// driver sent when it built the same rows with `json!`.
+    #[test]
+    fn an_import_body_is_the_json_of_its_rows() {
+        let rows = [
+            ContactRow { phone: "+306912345678".into(), first_name: "Maria", opted_out: false },
+            ContactRow { phone: "not a \"number\"".into(), first_name: "Νίκος", opted_out: true },
+        ];
+        let built: Vec<Value> = rows
+            .iter()
+            .map(|row| {
+                json!({"phone": row.phone, "attributes": {"first_name": row.first_name}, "opted_out": row.opted_out})
+            })
+            .collect();
+        let expected = json!({ "contacts": built }).to_string();
+        assert_eq!(String::from_utf8(import_body(&rows).to_vec()).unwrap(), expected);
     }
 }
