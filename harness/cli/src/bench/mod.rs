@@ -62,8 +62,8 @@ pub struct BenchArgs {
     /// The scenario whose peak memory is measured (relative to --scenarios).
     #[arg(long, default_value = "large/million-contacts.toml")]
     pub memory_scenario: PathBuf,
-    /// Skip the memory section (its 1 000 000-contact simulation takes about half a minute,
-    /// and as long again for the baseline).
+    /// Skip the memory section (its 1 000 000-contact simulation takes 15–25 s, and the
+    /// baseline's about a minute).
     #[arg(long)]
     pub skip_memory: bool,
     /// Run only these sections (repeat the flag for several); all of them by default.
