@@ -600,8 +600,15 @@ impl State {
                 if assign_provider_id {
                     let message = self.messages.get_mut(&id).expect("report on a missing message");
                     message.provider_message_id = Some(report.provider_message_id.as_str().into());
-                    let key = (self.messages.owner(&id).1, report.provider_message_id.as_str().into());
-                    self.by_provider_id.insert(key, id);
+                    let key: (TrafficAccountId, Box<str>) =
+                        (self.messages.owner(&id).1, report.provider_message_id.as_str().into());
+                    self.by_provider_id.insert(key.clone(), id);
+                    // The message learned its provider id from this report: the reports
+                    // parked under that id while its submission was unrecorded are its too.
+                    for number in self.parked_by_provider_id.remove(&key).unwrap_or_default() {
+                        let ParkedReport { report } = self.parked.remove(&number).expect("parked index out of step");
+                        self.apply_report_to(id, &report, now);
+                    }
                 }
                 outcome
             }

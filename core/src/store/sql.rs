@@ -223,6 +223,13 @@ pub(super) trait SqlTx {
                 if assign_provider_id {
                     message.provider_message_id = Some(report.provider_message_id.clone());
                     self.save_provider_ids(message)?;
+                    // The message learned its provider id from this report: the reports
+                    // parked under that id while its submission was unrecorded are its too.
+                    if self.has_parked_reports(message.traffic_account)? {
+                        for parked in self.take_parked_reports(message.traffic_account, &report.provider_message_id)? {
+                            self.apply_report_to(message, &parked, now)?;
+                        }
+                    }
                 }
                 outcome
             }

@@ -157,8 +157,6 @@ pub struct DriverLog {
     pub operator_actions: Vec<(u64, Option<CampaignId>)>,
     /// Operator actions sent and not yet answered (the store may already have applied them).
     pub actions_in_flight: u32,
-    /// Isolation probes that got anything but 404.
-    pub isolation_breaches: Vec<String>,
     /// Named rare paths taken.
     pub marks: BTreeMap<&'static str, u64>,
     /// Campaigns of the scenario the API would not create or enqueue, and why: a run in
@@ -166,6 +164,75 @@ pub struct DriverLog {
     pub not_started: Vec<String>,
     /// Every planned enqueue and operator action has been done (only polling is left).
     pub plan_done: bool,
+    /// What the judge has not yet been told, in the order it happened.
+    pub feed: Vec<(u64, Told)>,
+    /// Actions sent so far (each action's id in the feed).
+    pub actions_sent: u64,
+}
+
+/// What the driver tells the judge: what it asked and what the engine answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Told {
+    /// A campaign was created, of a tenant on an account (`ta_N`).
+    CampaignCreated {
+        /// The engine's id.
+        campaign: CampaignId,
+        /// Its tenant.
+        tenant: TenantId,
+        /// Its account.
+        account: String,
+    },
+    /// An operator action or credit change went out.
+    ActionSent {
+        /// Its id in this run.
+        id: u64,
+        /// The campaign, for campaign actions.
+        campaign: Option<CampaignId>,
+        /// The tenant, for credit changes.
+        tenant: Option<TenantId>,
+        /// What.
+        verb: OperatorVerb,
+        /// Credits, for credit changes.
+        amount: i64,
+    },
+    /// Another tenant's key asked for a campaign, and what the engine answered.
+    CrossTenantProbe {
+        /// Method, path and whose key.
+        request: String,
+        /// The HTTP status (0: none came).
+        status: u16,
+    },
+    /// Its answer (0: none came).
+    ActionAnswered {
+        /// The action.
+        id: u64,
+        /// The HTTP status.
+        status: u16,
+    },
+}
+
+impl DriverLog {
+    /// Notes an action sent at `at_ms`; returns its id.
+    fn action_sent(
+        &mut self,
+        at_ms: u64,
+        verb: OperatorVerb,
+        campaign: Option<CampaignId>,
+        tenant: Option<TenantId>,
+        amount: i64,
+    ) -> u64 {
+        self.actions_sent += 1;
+        let id = self.actions_sent;
+        self.actions_in_flight += 1;
+        self.feed.push((at_ms, Told::ActionSent { id, campaign, tenant, verb, amount }));
+        id
+    }
+
+    /// Notes action `id`'s answer at `at_ms`.
+    fn action_answered(&mut self, at_ms: u64, id: u64, status: u16) {
+        self.actions_in_flight -= 1;
+        self.feed.push((at_ms, Told::ActionAnswered { id, status }));
+    }
 }
 
 struct Driver {
@@ -274,6 +341,11 @@ pub async fn run(plan: DriverPlan, log: Arc<Mutex<DriverLog>>) -> Result<(), Box
             let id: CampaignId =
                 created["id"].as_str().and_then(|id| id.parse().ok()).expect("a created campaign has an id");
             log.campaigns.insert(campaign.name.clone(), (tenant.id, id));
+            let at = driver.clock.elapsed_ms();
+            log.feed.push((
+                at,
+                Told::CampaignCreated { campaign: id, tenant: tenant.id, account: campaign.account.clone() },
+            ));
         } else {
             log.not_started.push(format!("creating campaign `{}` was answered {status}: {created}", campaign.name));
         }
@@ -386,16 +458,10 @@ async fn enqueue(driver: &Driver, plan: &DriverPlan, campaign: &DriverCampaign) 
         for (method, suffix) in [(http::Method::GET, ""), (http::Method::POST, "/cancel")] {
             let (status, _) =
                 driver.call(method.clone(), &format!("/v1/campaigns/{id}{suffix}"), intruder_key, None, &[]).await;
-            // A breach answers with something (2xx) or reveals the campaign exists (a
-            // 4xx other than 404). No answer or a 5xx reveals and changes nothing.
-            if status != 404 && status != 0 && status < 500 {
-                driver
-                    .log
-                    .lock()
-                    .expect("driver log poisoned")
-                    .isolation_breaches
-                    .push(format!("{method} {id}{suffix} by {} answered {status}", plan.tenants[intruder].name));
-            }
+            // The judge decides whether the answer is a breach.
+            let at = driver.clock.elapsed_ms();
+            let request = format!("{method} {id}{suffix} by {}", plan.tenants[intruder].name);
+            driver.log.lock().expect("driver log poisoned").feed.push((at, Told::CrossTenantProbe { request, status }));
         }
         driver.mark(Mark::IsolationProbe);
     }
@@ -417,16 +483,22 @@ async fn act(driver: &Driver, plan: &DriverPlan, action: &PlannedAction) {
                 OperatorVerb::Cancel => "cancel",
                 _ => "retry-failed",
             };
-            // The store applies an action before its answer travels back, and retry-failed
-            // lowers progress at once: the oracle suspends its monotonicity check while an
-            // action is in flight and restarts it from the answer.
-            driver.log.lock().expect("driver log poisoned").actions_in_flight += 1;
+            // The store applies an action before its answer travels back: the judge hears
+            // of it when it is sent, and of its acknowledgement when that comes.
+            let tenant_id = plan.tenants[tenant].id;
+            let sent = driver.log.lock().expect("driver log poisoned").action_sent(
+                at,
+                action.verb,
+                Some(id),
+                Some(tenant_id),
+                0,
+            );
             let (status, _) = driver
                 .call(Method::POST, &format!("/v1/campaigns/{id}/{verb}"), &plan.tenants[tenant].api_key, None, &[])
                 .await;
             {
                 let mut log = driver.log.lock().expect("driver log poisoned");
-                log.actions_in_flight -= 1;
+                log.action_answered(driver.clock.elapsed_ms(), sent, status);
                 log.operator_actions.push((at, Some(id)));
             }
             if status == 200 {
@@ -441,11 +513,20 @@ async fn act(driver: &Driver, plan: &DriverPlan, action: &PlannedAction) {
         OperatorVerb::TopUp | OperatorVerb::Adjust => {
             let (Some(tenant), Some(amount)) = (action.tenant, action.amount) else { return };
             let field = if action.verb == OperatorVerb::TopUp { "top_up" } else { "adjust" };
-            let path = format!("/v1/admin/tenants/{}/credits", plan.tenants[tenant].id);
-            driver.log.lock().expect("driver log poisoned").actions_in_flight += 1;
-            driver.call(Method::POST, &path, &plan.admin_token, Some(json_bytes(&json!({ field: amount }))), &[]).await;
+            let tenant_id = plan.tenants[tenant].id;
+            let path = format!("/v1/admin/tenants/{tenant_id}/credits");
+            let id = driver.log.lock().expect("driver log poisoned").action_sent(
+                at,
+                action.verb,
+                None,
+                Some(tenant_id),
+                amount,
+            );
+            let (status, _) = driver
+                .call(Method::POST, &path, &plan.admin_token, Some(json_bytes(&json!({ field: amount }))), &[])
+                .await;
             let mut log = driver.log.lock().expect("driver log poisoned");
-            log.actions_in_flight -= 1;
+            log.action_answered(driver.clock.elapsed_ms(), id, status);
             log.operator_actions.push((at, None));
         }
     }

@@ -1,85 +1,52 @@
-//! The oracle: named invariants, checked after every simulation step and at the end.
+//! The oracle: the simulation's observer, which tells the independent judge
+//! ([`smsim_judge`]) what an outside observer sees, after every step and at the end.
 //!
-//! It keeps a shadow of every message's and campaign's status, fed by the store's
-//! journal, so each step costs in proportion to what changed in it. Against that shadow
-//! and the provider's ground truth it checks the safety properties (`always`) after
-//! every step, and the liveness properties (`eventually`) once the faults have healed.
-//! Each check can fire: the tests feed it broken histories and broken engines.
+//! It decides nothing of its own about the engine's rules. It hands over the driver's
+//! requests and answers, the provider's ground truth (acceptances with the bodies
+//! received, reports and how the engine answered them) and the engine's reads: its store's
+//! journal and rows, read as data, and its campaigns' numbers and tenants' books. The
+//! judge — its own lattice, segment counter, price arithmetic and ledger — says whether
+//! the engine was right. The one check made here is a fact about data, not a rule: no
+//! lease outlives its expiry by more than the reaper's slack.
+//!
+//! Each step costs in proportion to what changed in it: the feeds are drained, the journal
+//! is the step's own, and reads are made of the campaigns and tenants it touched (every
+//! step while the store is small, once a simulated second beyond, and of everything at
+//! the end).
 
-use crate::driver::DriverLog;
-use crate::provider::{MessageKey, SentReport, Truth};
-use serde::Serialize;
-use smsim_core::domain::{Campaign, CampaignStatus, Message, MessageStatus, UNKNOWN_OUTCOME};
+use crate::driver::{DriverLog, Told};
+use crate::provider::{Seen, Truth};
+use crate::scenario::OperatorVerb;
+use smsim_core::domain::{Campaign, CampaignStatus, StatusCounts, TransitionCause};
 use smsim_core::store::{JournalEntry, Store};
-use smsim_core::{CampaignId, MessageId, TenantId, TrafficAccountId};
+use smsim_core::{CampaignId, TenantId};
+use smsim_judge::{Act, CampaignReading, Judge, MessageRow, Mover, Observation, Setup};
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
-pub use crate::invariant::Invariant;
+pub use smsim_judge::{Invariant, Violation};
 
-/// A broken invariant, with the evidence.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Violation {
-    /// Which.
-    pub invariant: Invariant,
-    /// Simulated ms at which it was found.
-    pub at_ms: u64,
-    /// What is wrong.
-    pub message: String,
-    /// The facts that show it.
-    pub evidence: Vec<String>,
-}
-
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "invariant `{}` broken at {} ms: {}", self.invariant, self.at_ms, self.message)?;
-        for line in &self.evidence {
-            writeln!(f, "  evidence: {line}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Stores with up to this many messages are recounted after every step.
+/// Stores with up to this many messages are read after every step.
 pub const RECOUNT_EVERY_STEP_UP_TO: usize = 5_000;
 
-/// Limits the oracle checks the provider's traffic against.
+/// What the oracle itself checks against.
 #[derive(Clone, Debug, Default)]
 pub struct Limits {
-    /// Per engine account id (`ta_N`): submissions per second.
-    pub accounts: BTreeMap<String, u32>,
-    /// Per tenant: submissions per second.
-    pub tenants: BTreeMap<TenantId, u32>,
     /// Maintenance interval plus slack, for lease liveness.
     pub lease_grace_ms: u64,
 }
 
 /// The oracle's state.
 pub struct Oracle {
-    enabled: BTreeSet<Invariant>,
+    judge: Judge,
     limits: Limits,
-    messages: BTreeMap<MessageId, MessageStatus>,
-    /// Messages now `submitting` or `unknown`: work the engine still has in hand.
-    in_hand: u64,
-    campaigns: BTreeMap<CampaignId, CampaignStatus>,
-    completed: BTreeSet<CampaignId>,
-    newly_charged: Vec<MessageId>,
-    /// Each campaign's tenant and account, which all its messages share (they are created
-    /// together, at its enqueue). Kept per campaign, not per message: a large campaign
-    /// has a million messages. Nor does the oracle keep each message's provider key
-    /// (destination and body): the store holds it, and the end checks read it there.
-    owners: BTreeMap<CampaignId, (TenantId, TrafficAccountId)>,
-    progress: BTreeMap<CampaignId, u8>,
-    actions_seen: usize,
-    reports_checked: usize,
-    forged_unanswered: Vec<usize>,
-    windows: BTreeMap<(String, u64), u32>,
-    last_recount_ms: Option<u64>,
+    /// Campaigns the judge was told of, with their tenant.
+    campaigns: BTreeMap<CampaignId, TenantId>,
+    /// Messages the journal created so far.
+    messages: usize,
+    last_read_ms: Option<u64>,
     pending_campaigns: BTreeSet<CampaignId>,
     pending_tenants: BTreeSet<TenantId>,
-    tenant_windows: BTreeMap<(TenantId, u64), u32>,
-    /// Checks run, per invariant.
-    pub checks: BTreeMap<Invariant, u64>,
+    lease_checks: u64,
 }
 
 /// A store read the oracle cannot do without. The oracle reads the store underneath the
@@ -90,518 +57,290 @@ fn read<T>(result: smsim_core::store::StoreResult<T>, what: &str) -> T {
     result.unwrap_or_else(|error| panic!("the oracle could not read {what} from the store: {error}"))
 }
 
-fn violation(invariant: Invariant, at_ms: u64, message: impl Into<String>, evidence: Vec<String>) -> Violation {
-    Violation { invariant, at_ms, message: message.into(), evidence }
+/// A campaign's counts by status name, as its row holds them.
+fn counts_by_name(counts: &StatusCounts) -> [(&'static str, u64); 11] {
+    [
+        ("queued", counts.queued),
+        ("submitting", counts.submitting),
+        ("accepted", counts.accepted),
+        ("delivered", counts.delivered),
+        ("undelivered", counts.undelivered),
+        ("expired", counts.expired),
+        ("rejected", counts.rejected),
+        ("failed", counts.failed),
+        ("unknown", counts.unknown),
+        ("skipped", counts.skipped),
+        ("cancelled", counts.cancelled),
+    ]
+    .map(|(name, count)| (name, u64::from(count)))
+}
+
+fn ms(at: smsim_core::Timestamp) -> u64 {
+    at.ms_since(crate::clock::EPOCH)
 }
 
 impl Oracle {
-    /// An oracle checking `enabled` (empty: all) against `limits`.
-    pub fn new(enabled: &[Invariant], limits: Limits) -> Self {
-        let enabled =
-            if enabled.is_empty() { Invariant::ALL.into_iter().collect() } else { enabled.iter().copied().collect() };
+    /// An oracle for a run set up as `setup`, checking `enabled` (empty: all).
+    pub fn new(enabled: &[Invariant], setup: Setup, limits: Limits) -> Self {
         Oracle {
-            enabled,
+            judge: Judge::new(setup, enabled),
             limits,
-            messages: BTreeMap::new(),
-            in_hand: 0,
             campaigns: BTreeMap::new(),
-            completed: BTreeSet::new(),
-            newly_charged: Vec::new(),
-            owners: BTreeMap::new(),
-            progress: BTreeMap::new(),
-            actions_seen: 0,
-            reports_checked: 0,
-            forged_unanswered: Vec::new(),
-            windows: BTreeMap::new(),
-            last_recount_ms: None,
+            messages: 0,
+            last_read_ms: None,
             pending_campaigns: BTreeSet::new(),
             pending_tenants: BTreeSet::new(),
-            tenant_windows: BTreeMap::new(),
-            checks: BTreeMap::new(),
+            lease_checks: 0,
         }
     }
 
-    fn on(&mut self, invariant: Invariant) -> bool {
-        let on = self.enabled.contains(&invariant);
-        if on {
-            *self.checks.entry(invariant).or_default() += 1;
+    /// Checks run so far, per invariant.
+    pub fn checks(&self) -> BTreeMap<Invariant, u64> {
+        let mut checks = self.judge.checks().clone();
+        if self.lease_checks > 0 {
+            *checks.entry(Invariant::Liveness).or_default() += self.lease_checks;
         }
-        on
+        checks
     }
 
-    /// Whether the engine, as the journal shows it, has nothing left to do by itself: no
+    /// What each invariant came to, per tenant for money.
+    pub fn verdicts(&self) -> Vec<(Invariant, Option<String>, smsim_judge::Verdict)> {
+        self.judge.verdicts()
+    }
+
+    /// Whether the engine, as the judge saw it, has nothing left to do by itself: no
     /// campaign sending or scheduled, no message submitting or awaiting reconciliation.
     pub fn engine_idle(&self) -> bool {
-        self.in_hand == 0
-            && self
-                .campaigns
-                .values()
-                .all(|status| !matches!(status, CampaignStatus::Sending | CampaignStatus::Scheduled))
+        !self.judge.engine_busy()
     }
 
-    /// Checks one step: `journal` is what the store committed during it.
+    /// Checks one step: `journal` is what the store committed during it; the provider's
+    /// and the driver's feeds are drained.
     pub fn check_step(
         &mut self,
         at_ms: u64,
         journal: &[JournalEntry],
         store: &dyn Store,
-        truth: &Truth,
-        driver: &DriverLog,
+        truth: &mut Truth,
+        driver: &mut DriverLog,
     ) -> Result<(), Violation> {
-        let mut touched_campaigns = BTreeSet::new();
-        let mut touched_tenants = BTreeSet::new();
+        self.tell_driver(driver)?;
+        self.tell_provider(truth)?;
         for entry in journal {
-            self.check_entry(at_ms, entry, store, &mut touched_campaigns, &mut touched_tenants)?;
+            self.tell_journal(entry, store)?;
         }
-        // Recounts cost in proportion to the store: every step while it is small, once a
+        // Reads cost in proportion to the store: every step while it is small, once a
         // simulated second beyond (a large campaign would otherwise spend its run
-        // recounting), and always at the end.
-        self.pending_campaigns.extend(touched_campaigns);
-        self.pending_tenants.extend(touched_tenants);
-        let due = self.messages.len() <= RECOUNT_EVERY_STEP_UP_TO
-            || self.last_recount_ms.is_none_or(|last| at_ms >= last + 1_000);
+        // reading), and always at the end.
+        let due =
+            self.messages <= RECOUNT_EVERY_STEP_UP_TO || self.last_read_ms.is_none_or(|last| at_ms >= last + 1_000);
         if due && !(self.pending_campaigns.is_empty() && self.pending_tenants.is_empty()) {
-            self.last_recount_ms = Some(at_ms);
-            for id in std::mem::take(&mut self.pending_campaigns) {
-                self.check_campaign(at_ms, id, store, driver)?;
+            self.last_read_ms = Some(at_ms);
+            let campaigns = std::mem::take(&mut self.pending_campaigns);
+            let all = read(store.all_campaigns(), "the campaigns");
+            for campaign in all.iter().filter(|c| campaigns.contains(&c.id)) {
+                self.tell_campaign(at_ms, campaign)?;
             }
             for tenant in std::mem::take(&mut self.pending_tenants) {
-                self.check_money(at_ms, tenant, store)?;
+                self.tell_books(at_ms, tenant, store)?;
             }
         }
-        self.check_truth(at_ms, store, truth, driver)
+        Ok(())
     }
 
-    fn check_entry(
-        &mut self,
-        at_ms: u64,
-        entry: &JournalEntry,
-        store: &dyn Store,
-        touched_campaigns: &mut BTreeSet<CampaignId>,
-        touched_tenants: &mut BTreeSet<TenantId>,
-    ) -> Result<(), Violation> {
-        match *entry {
-            JournalEntry::Message { message, from, to, cause, seq, .. } => {
-                touched_campaigns.insert(message.campaign);
-                let known = self.messages.get(&message).copied();
-                if self.on(Invariant::Transitions) {
-                    let legal = match (known, from) {
-                        (None, None) => matches!(to, MessageStatus::Queued | MessageStatus::Skipped),
-                        (Some(held), Some(from)) => held == from && from.allows(to, cause),
-                        _ => false,
+    fn tell_driver(&mut self, driver: &mut DriverLog) -> Result<(), Violation> {
+        for (at_ms, told) in driver.feed.drain(..) {
+            let observation_text;
+            let (campaign_text, tenant_text);
+            let observation = match &told {
+                Told::CampaignCreated { campaign, tenant, account } => {
+                    self.campaigns.insert(*campaign, *tenant);
+                    campaign_text = campaign.to_string();
+                    tenant_text = tenant.to_string();
+                    Observation::CampaignCreated { campaign: &campaign_text, tenant: &tenant_text, account }
+                }
+                Told::ActionSent { id, campaign, tenant, verb, amount } => {
+                    campaign_text = campaign.map(|c| c.to_string()).unwrap_or_default();
+                    tenant_text = tenant.map(|t| t.to_string()).unwrap_or_default();
+                    let act = match verb {
+                        OperatorVerb::Pause => Act::Pause,
+                        OperatorVerb::Resume => Act::Resume,
+                        OperatorVerb::Cancel => Act::Cancel,
+                        OperatorVerb::RetryFailed => Act::RetryFailed,
+                        OperatorVerb::TopUp | OperatorVerb::Adjust => Act::Credits(*amount),
                     };
-                    if !legal {
-                        return Err(violation(
-                            Invariant::Transitions,
-                            at_ms,
-                            format!(
-                                "{message} moved {} → {to} ({cause:?})",
-                                from.map_or("nothing".to_owned(), |f| f.to_string())
-                            ),
-                            vec![format!(
-                                "journal entry {seq}; the oracle last saw it {}",
-                                known.map_or("nowhere".to_owned(), |k| k.to_string())
-                            )],
-                        ));
+                    let is_credit = matches!(act, Act::Credits(_));
+                    Observation::ActionSent {
+                        id: *id,
+                        campaign: (!is_credit && campaign.is_some()).then_some(campaign_text.as_str()),
+                        tenant: tenant.is_some().then_some(tenant_text.as_str()),
+                        act,
                     }
                 }
-                if from.is_none() && !self.owners.contains_key(&message.campaign) {
-                    let stored = read(store.message(message), "a message the journal created");
-                    self.owners.insert(message.campaign, (stored.tenant, stored.traffic_account));
+                Told::ActionAnswered { id, status } => Observation::ActionAnswered { id: *id, status: *status },
+                Told::CrossTenantProbe { request, status } => {
+                    observation_text = request.clone();
+                    Observation::CrossTenantProbe { request: &observation_text, answered: *status }
                 }
-                if let Some(&(tenant, _)) = self.owners.get(&message.campaign) {
-                    touched_tenants.insert(tenant);
+            };
+            self.judge.observe(at_ms, observation)?;
+        }
+        Ok(())
+    }
+
+    fn tell_provider(&mut self, truth: &mut Truth) -> Result<(), Violation> {
+        let feed = std::mem::take(&mut truth.feed);
+        for (at_ms, seen) in feed {
+            let observation = match &seen {
+                Seen::Received { account, destination } => Observation::Received { account, destination },
+                Seen::Accepted { account, key, provider_id } => {
+                    Observation::Accepted { account, destination: &key.0, body: &key.1, provider_id }
                 }
-                if from == Some(MessageStatus::Queued) && to == MessageStatus::Submitting && self.on(Invariant::Rate) {
-                    self.check_rate(at_ms, message, entry)?;
-                }
-                if from == Some(MessageStatus::Queued) && to == MessageStatus::Submitting && self.on(Invariant::Halt) {
-                    let campaign = self.campaigns.get(&message.campaign).copied();
-                    if campaign != Some(CampaignStatus::Sending) {
-                        return Err(violation(
-                            Invariant::Halt,
-                            at_ms,
-                            format!(
-                                "{message} was claimed while its campaign was {}",
-                                campaign.map_or("unknown".to_owned(), |c| c.to_string())
-                            ),
-                            vec![format!("journal entry {seq}")],
-                        ));
+                Seen::ReportAnswered { report, answered } => {
+                    let report = &truth.reports[*report];
+                    Observation::ReportAnswered {
+                        account: &report.account,
+                        provider_id: &report.provider_id,
+                        status: report.status,
+                        forged: report.forged,
+                        answered: *answered,
                     }
                 }
-                if to.is_provider_accepted() && !from.is_some_and(MessageStatus::is_provider_accepted) {
-                    self.newly_charged.push(message);
-                }
-                let in_hand =
-                    |status: MessageStatus| matches!(status, MessageStatus::Submitting | MessageStatus::Unknown);
-                if self.messages.insert(message, to).is_some_and(in_hand) {
-                    self.in_hand -= 1;
-                }
-                if in_hand(to) {
-                    self.in_hand += 1;
-                }
-            }
-            JournalEntry::Campaign { campaign, from, to, seq, .. } => {
-                touched_campaigns.insert(campaign);
-                let known = self.campaigns.get(&campaign).copied().unwrap_or(CampaignStatus::Draft);
-                if self.on(Invariant::Transitions) && (known != from || !from.allows(to)) {
-                    return Err(violation(
-                        Invariant::Transitions,
-                        at_ms,
-                        format!("{campaign} moved {from} → {to}"),
-                        vec![format!("journal entry {seq}; last seen {known}")],
-                    ));
-                }
-                if to == CampaignStatus::Completed && self.on(Invariant::Completion) && !self.completed.insert(campaign)
-                {
-                    return Err(violation(
-                        Invariant::Completion,
-                        at_ms,
-                        format!("{campaign} announced completed twice"),
-                        vec![format!("journal entry {seq}")],
-                    ));
-                }
-                self.campaigns.insert(campaign, to);
-            }
+            };
+            self.judge.observe(at_ms, observation)?;
         }
         Ok(())
     }
 
-    /// Claims per one-second window, per account and per tenant, against the limits.
-    ///
-    /// The limit is enforced where messages are claimed (a token bucket of one second's
-    /// burst, refilled at the rate), so that is where it is measured: in any window of one
-    /// second at most burst + refill = 2 × rate claims. Arrivals at the provider are later
-    /// by each submission's latency, so counting there would blame the engine for the
-    /// network's jitter.
-    fn check_rate(&mut self, at_ms: u64, message: MessageId, entry: &JournalEntry) -> Result<(), Violation> {
-        let JournalEntry::Message { at, .. } = entry else { return Ok(()) };
-        let window = at.ms_since(crate::clock::EPOCH) / 1_000;
-        let owner = self.owners.get(&message.campaign).copied();
-        if let Some(account) = owner.map(|(_, account)| account.to_string()) {
-            let count = self.windows.entry((account.clone(), window)).or_default();
-            *count += 1;
-            if let Some(&limit) = self.limits.accounts.get(&account) {
-                if *count > 2 * limit {
-                    return Err(violation(
-                        Invariant::Rate,
-                        at_ms,
-                        format!("{account} had {count} messages claimed in second {window}, limit {limit}/s"),
-                        vec![format!("{message}")],
-                    ));
-                }
-            }
+    /// Tells the judge of `campaign` if the driver has not (the journal may name a campaign
+    /// whose creation answer the driver never got): its tenant and account as its row says.
+    fn know_campaign(&mut self, campaign: CampaignId, store: &dyn Store) -> Result<TenantId, Violation> {
+        if let Some(&tenant) = self.campaigns.get(&campaign) {
+            return Ok(tenant);
         }
-        if let Some((tenant, _)) = owner {
-            let count = self.tenant_windows.entry((tenant, window)).or_default();
-            *count += 1;
-            if let Some(&limit) = self.limits.tenants.get(&tenant) {
-                if *count > 2 * limit {
-                    return Err(violation(
-                        Invariant::Rate,
-                        at_ms,
-                        format!("{tenant} had {count} messages claimed in second {window}, limit {limit}/s"),
-                        vec![format!("{message}")],
-                    ));
-                }
-            }
-        }
-        Ok(())
+        let all = read(store.all_campaigns(), "the campaigns");
+        let row = all
+            .iter()
+            .find(|c| c.id == campaign)
+            .unwrap_or_else(|| panic!("{campaign} is in the journal but not in the store"));
+        let (campaign_text, tenant_text, account_text) =
+            (campaign.to_string(), row.tenant.to_string(), row.traffic_account.to_string());
+        self.campaigns.insert(campaign, row.tenant);
+        self.judge.observe(
+            0,
+            Observation::CampaignCreated { campaign: &campaign_text, tenant: &tenant_text, account: &account_text },
+        )?;
+        Ok(row.tenant)
     }
 
-    fn check_campaign(
-        &mut self,
-        at_ms: u64,
-        id: CampaignId,
-        store: &dyn Store,
-        driver: &DriverLog,
-    ) -> Result<(), Violation> {
-        let campaign = read(store.all_campaigns(), "the campaigns")
-            .into_iter()
-            .find(|c| c.id == id)
-            .unwrap_or_else(|| panic!("{id} is in the journal but not in the store"));
-        let counts = campaign.counts;
-        if self.on(Invariant::Counters) {
-            let recount = read(store.recount(id), "a campaign's recount");
-            let total = recount.total();
-            if counts != recount || counts.sent() + counts.failed > total || counts.total() != total {
-                return Err(violation(
-                    Invariant::Counters,
-                    at_ms,
-                    format!(
-                        "{id}: stored counters differ from its messages (sent {} + failed {} for {} messages)",
-                        counts.sent(),
-                        counts.failed,
-                        total
-                    ),
-                    vec![format!("stored {counts:?}"), format!("recount {recount:?}")],
-                ));
+    fn tell_journal(&mut self, entry: &JournalEntry, store: &dyn Store) -> Result<(), Violation> {
+        match *entry {
+            JournalEntry::Message { message, from, to, cause, at, .. } => {
+                let tenant = self.know_campaign(message.campaign, store)?;
+                self.pending_campaigns.insert(message.campaign);
+                self.pending_tenants.insert(tenant);
+                if from.is_none() {
+                    self.messages += 1;
+                }
+                // The row is read where the judge needs what it says: its key at creation,
+                // its provider id at acceptance, its error when it fails.
+                let wanted = from.is_none() || matches!(to.as_str(), "accepted" | "failed");
+                let stored = wanted.then(|| read(store.message(message), "a message the journal moved"));
+                let row = stored.as_ref().map_or(MessageRow::default(), |m| MessageRow {
+                    destination: &m.destination,
+                    body: &m.body,
+                    provider_id: m.provider_message_id.as_deref(),
+                    error_code: m.last_error.as_ref().map(|e| e.code.as_str()),
+                });
+                let campaign = message.campaign.to_string();
+                let mover = match cause {
+                    TransitionCause::Engine => Mover::Engine,
+                    TransitionCause::OperatorRetry => Mover::OperatorRetry,
+                };
+                self.judge.observe(
+                    ms(at),
+                    Observation::MessageMoved {
+                        message: (message.campaign.0, message.contact.0),
+                        campaign: &campaign,
+                        from: from.map(|f| f.as_str()),
+                        to: to.as_str(),
+                        mover,
+                        row,
+                    },
+                )
+            }
+            JournalEntry::Campaign { campaign, from, to, at, .. } => {
+                self.know_campaign(campaign, store)?;
+                self.pending_campaigns.insert(campaign);
+                let name = campaign.to_string();
+                self.judge.observe(
+                    ms(at),
+                    Observation::CampaignMoved { campaign: &name, from: from.as_str(), to: to.as_str() },
+                )
             }
         }
-        if self.on(Invariant::Progress) {
-            let progress = campaign.progress();
-            if driver.operator_actions.len() > self.actions_seen || driver.actions_in_flight > 0 {
-                // An operator acted (retry-failed may lower progress): restart the baseline.
-                self.actions_seen = driver.operator_actions.len();
-                self.progress.clear();
-            }
-            let before = self.progress.insert(id, progress).unwrap_or(0);
-            if progress > 100 || progress < before {
-                return Err(violation(
-                    Invariant::Progress,
-                    at_ms,
-                    format!("{id}: progress went from {before}% to {progress}%"),
-                    vec![format!("counts {counts:?}")],
-                ));
-            }
-        }
-        if self.on(Invariant::Completion) && campaign.status == CampaignStatus::Completed && counts.pending() > 0 {
-            return Err(violation(
-                Invariant::Completion,
-                at_ms,
-                format!("{id} is completed with {} messages still pending", counts.pending()),
-                vec![format!("queued {}, submitting {}, unknown {}", counts.queued, counts.submitting, counts.unknown)],
-            ));
-        }
-        Ok(())
     }
 
-    fn check_money(&mut self, at_ms: u64, tenant: TenantId, store: &dyn Store) -> Result<(), Violation> {
-        if !self.on(Invariant::Money) {
-            return Ok(());
-        }
-        let books = read(store.tenant(tenant), "a tenant's books");
-        let recount = read(store.ledger_recount(tenant), "a tenant's ledger recount");
-        let problem = if books.balance.get() < 0 {
-            Some("the balance is negative")
-        } else if books.reserved > books.balance || books.reserved.get() < 0 {
-            Some("more is reserved than the balance holds")
-        } else if books.balance + books.charged != books.funded {
-            Some("money is not conserved: balance + charged ≠ funded")
-        } else if books.charged != recount.charged {
-            Some("charges differ from the cost of charged messages")
-        } else if books.reserved != recount.reserved {
-            Some("reservations differ from the cost of messages in flight")
-        } else {
-            None
+    fn tell_campaign(&mut self, at_ms: u64, campaign: &Campaign) -> Result<(), Violation> {
+        let counts = counts_by_name(&campaign.counts);
+        let name = campaign.id.to_string();
+        let pause_reason = campaign.pause_reason.as_ref().map(|reason| format!("{reason:?}"));
+        let reading = CampaignReading {
+            campaign: &name,
+            status: campaign.status.as_str(),
+            counts: Some(&counts),
+            sent: u64::from(campaign.counts.sent()),
+            failed: u64::from(campaign.counts.failed),
+            total: u64::from(campaign.counts.total()),
+            progress: i64::from(campaign.progress()),
+            pause_reason: pause_reason.as_deref(),
         };
-        match problem {
-            Some(problem) => Err(violation(
-                Invariant::Money,
-                at_ms,
-                format!("{tenant}: {problem}"),
-                vec![
-                    format!(
-                        "balance {} reserved {} charged {} funded {}",
-                        books.balance, books.reserved, books.charged, books.funded
-                    ),
-                    format!("recount: reserved {} charged {}", recount.reserved, recount.charged),
-                ],
-            )),
-            None => Ok(()),
-        }
+        self.judge.observe(at_ms, Observation::CampaignRead(reading))
     }
 
-    fn check_truth(
-        &mut self,
-        at_ms: u64,
-        store: &dyn Store,
-        truth: &Truth,
-        driver: &DriverLog,
-    ) -> Result<(), Violation> {
-        if self.on(Invariant::AtMostOnce) {
-            if let Some((key, acceptances)) = truth.duplicated.first().and_then(|key| truth.accepted.get_key_value(key))
-            {
-                let message = self
-                    .message_with_key(store, key)
-                    .map_or("an unknown message".to_owned(), |message| message.id.to_string());
-                return Err(violation(
-                    Invariant::AtMostOnce,
-                    at_ms,
-                    format!("the provider accepted {message} {} times", acceptances.len()),
-                    acceptances
-                        .iter()
-                        .map(|a| {
-                            format!(
-                                "accepted at {} ms as {} through {} (to {})",
-                                a.at_ms, a.provider_id, a.account, key.0
-                            )
-                        })
-                        .collect(),
-                ));
-            }
-        }
-        if self.on(Invariant::Isolation) {
-            if let Some(breach) = driver.isolation_breaches.first() {
-                return Err(violation(
-                    Invariant::Isolation,
-                    at_ms,
-                    "a tenant reached another tenant's campaign",
-                    vec![breach.clone()],
-                ));
-            }
-            // Each report is looked at once when it is sent; a forged one is watched until
-            // it is answered, so a step costs in proportion to what is new, not to every
-            // report of the run.
-            let sent = self.reports_checked..truth.reports.len();
-            self.forged_unanswered.extend(sent.filter(|&index| truth.reports[index].forged));
-            self.reports_checked = truth.reports.len();
-            let mut unanswered = Vec::new();
-            for index in std::mem::take(&mut self.forged_unanswered) {
-                let report = &truth.reports[index];
-                match report.answered {
-                    Some(status) if (200..300).contains(&status) => {
-                        return Err(violation(
-                            Invariant::Isolation,
-                            at_ms,
-                            "a forged webhook was accepted",
-                            vec![format!("{report:?}")],
-                        ));
-                    }
-                    Some(_) => {}
-                    None => unanswered.push(index),
-                }
-            }
-            self.forged_unanswered = unanswered;
-        }
-        if self.on(Invariant::Money) {
-            // Every message the engine charged as provider-accepted was accepted: checked
-            // when it becomes accepted (the provider records an acceptance before it
-            // answers or reports, so the truth is always there first).
-            // The key is read back from the store rather than kept per message: a million
-            // messages' destinations and bodies are worth not holding twice.
-            for id in std::mem::take(&mut self.newly_charged) {
-                let message = read(store.message(id), "a charged message");
-                let key: MessageKey = (message.destination.into(), message.body.into());
-                if !truth.accepted.contains_key(&key) {
-                    return Err(violation(
-                        Invariant::Money,
-                        at_ms,
-                        format!("{id} is charged as sent but the provider never accepted it"),
-                        vec![format!("destination {}", key.0)],
-                    ));
-                }
-            }
-        }
-        Ok(())
+    fn tell_books(&mut self, at_ms: u64, tenant: TenantId, store: &dyn Store) -> Result<(), Violation> {
+        let books = read(store.tenant(tenant), "a tenant's books");
+        let name = tenant.to_string();
+        self.judge.observe(
+            at_ms,
+            Observation::BooksRead {
+                tenant: &name,
+                balance: books.balance.get(),
+                reserved: Some(books.reserved.get()),
+                charged: books.charged.get(),
+            },
+        )
     }
 
-    /// The end-of-run checks, after faults healed and the heal phase ran.
+    /// The end-of-run checks, after faults healed and the heal phase ran: the engine's
+    /// every campaign and tenant read once more, the leases looked at, and the judge's
+    /// end checks.
     pub fn check_final(
         &mut self,
         at_ms: u64,
         store: &dyn Store,
-        truth: &Truth,
-        opted_out_or_invalid: &BTreeSet<String>,
+        truth: &mut Truth,
+        driver: &mut DriverLog,
     ) -> Result<(), Violation> {
-        if self.on(Invariant::Isolation) {
-            if let Some((at, account, destination)) =
-                truth.received.iter().find(|(_, _, destination)| opted_out_or_invalid.contains(&**destination))
-            {
-                return Err(violation(
-                    Invariant::Isolation,
-                    at_ms,
-                    format!("a message went to opted-out or invalid number {destination}"),
-                    vec![format!("received at {at} ms through {account}")],
-                ));
+        self.check_step(at_ms, &[], store, truth, driver)?;
+        let campaigns = read(store.all_campaigns(), "the campaigns");
+        for campaign in &campaigns {
+            self.know_campaign(campaign.id, store)?;
+            if campaign.status != CampaignStatus::Draft {
+                self.tell_campaign(at_ms, campaign)?;
             }
-        }
-        // A full recount at the end catches a number changed without a status change
-        // (which the journal-driven step checks would not revisit).
-        let never = DriverLog::default();
-        for campaign in read(store.all_campaigns(), "the campaigns") {
-            self.check_campaign(at_ms, campaign.id, store, &never)?;
         }
         for tenant in read(store.tenants(), "the tenants") {
-            self.check_money(at_ms, tenant.id, store)?;
+            self.tell_books(at_ms, tenant.id, store)?;
         }
-        let campaigns = read(store.all_campaigns(), "the campaigns");
-        if self.on(Invariant::Money) {
-            self.check_acceptances_charged(at_ms, store, truth, &campaigns)?;
-        }
-        if self.on(Invariant::Liveness) {
-            check_campaigns_finished(at_ms, &campaigns)?;
-            let acknowledged = AcknowledgedReports::of(truth);
-            let reflected = self.check_leases(at_ms, store, &campaigns, &acknowledged)?;
-            self.check_reports_reflected(at_ms, store, truth, &campaigns, &acknowledged, &reflected)?;
-        }
-        Ok(())
+        self.check_leases(at_ms, store, &campaigns)?;
+        self.judge.finish(at_ms)
     }
 
-    /// The first message of the store whose provider key is `key` (a violation's evidence;
-    /// the oracle keeps no index of keys).
-    fn message_with_key(&self, store: &dyn Store, key: &MessageKey) -> Option<Message> {
-        let mut found = None;
-        for &campaign in self.campaigns.keys() {
-            let visited = store.visit_messages(campaign, &mut |message| {
-                if found.is_none() && *message.destination == *key.0 && *message.body == *key.1 {
-                    found = Some(message.clone());
-                }
-            });
-            read(visited, "a campaign's messages");
-            if found.is_some() {
-                break;
-            }
-        }
-        found
-    }
-
-    /// Every acceptance at the provider is charged, or settled as unknown outcome. Walks the
-    /// store's messages and looks each one's key up in the truth: an acceptance of a
-    /// message the engine never created (an unknown-id or forged report's key) has no
-    /// charge to check.
-    fn check_acceptances_charged(
-        &self,
-        at_ms: u64,
-        store: &dyn Store,
-        truth: &Truth,
-        campaigns: &[Campaign],
-    ) -> Result<(), Violation> {
-        let mut uncharged = None;
-        for campaign in campaigns {
-            let visited = store.visit_messages(campaign.id, &mut |message| {
-                if uncharged.is_some() {
-                    return;
-                }
-                let key: MessageKey = (message.destination.as_str().into(), message.body.as_str().into());
-                let Some(acceptances) = truth.accepted.get(&key) else { return };
-                let charged = message.status.is_provider_accepted() || settled_as_unknown_outcome(message);
-                if !charged && !message.status.is_pending() {
-                    uncharged = Some(violation(
-                        Invariant::Money,
-                        at_ms,
-                        format!(
-                            "{} was accepted by the provider but ended {} without a charge",
-                            message.id, message.status
-                        ),
-                        acceptances
-                            .iter()
-                            .map(|a| format!("accepted at {} ms as {}", a.at_ms, a.provider_id))
-                            .collect(),
-                    ));
-                }
-            });
-            read(visited, "a campaign's messages");
-            if let Some(violation) = uncharged {
-                return Err(violation);
-            }
-        }
-        Ok(())
-    }
-
-    /// No lease outlived its expiry by more than the grace; returns, for each of
-    /// `acknowledged`, whether a settled message carries its account and provider id.
-    fn check_leases(
-        &self,
-        at_ms: u64,
-        store: &dyn Store,
-        campaigns: &[Campaign],
-        acknowledged: &AcknowledgedReports<'_>,
-    ) -> Result<Vec<bool>, Violation> {
-        let now = smsim_harness_epoch_plus(at_ms);
-        // Messages are read in place, one at a time, and matched against the sorted
-        // acknowledged reports: a million-message run holds no index of its messages here.
-        let mut reflected = vec![false; acknowledged.ids.len()];
+    /// No lease outlived its expiry by more than the grace.
+    fn check_leases(&mut self, at_ms: u64, store: &dyn Store, campaigns: &[Campaign]) -> Result<(), Violation> {
+        self.lease_checks += 1;
+        let now = crate::clock::EPOCH.plus_ms(at_ms);
         let mut outlived = None;
         for campaign in campaigns {
             let visited = store.visit_messages(campaign.id, &mut |message| {
@@ -610,15 +349,10 @@ impl Oracle {
                         outlived = Some((message.id, lease.clone()));
                     }
                 }
-                if let (Some(provider_id), true) = (&message.provider_message_id, message.status.is_settled()) {
-                    if let Some(index) = acknowledged.find(message.traffic_account, provider_id) {
-                        reflected[index] = true;
-                    }
-                }
             });
             read(visited, "a campaign's messages");
             if let Some((id, lease)) = outlived.take() {
-                return Err(violation(
+                return Err(Violation::new(
                     Invariant::Liveness,
                     at_ms,
                     format!("{id}'s lease outlived its expiry"),
@@ -626,132 +360,6 @@ impl Oracle {
                 ));
             }
         }
-        Ok(reflected)
-    }
-
-    /// Every final report the engine accepted is reflected in its message.
-    fn check_reports_reflected(
-        &self,
-        at_ms: u64,
-        store: &dyn Store,
-        truth: &Truth,
-        campaigns: &[Campaign],
-        acknowledged: &AcknowledgedReports<'_>,
-        reflected: &[bool],
-    ) -> Result<(), Violation> {
-        let unreflected: Vec<&SentReport> = truth
-            .reports
-            .iter()
-            .filter(|report| AcknowledgedReports::wanted(report))
-            .filter(|report| {
-                let account: Option<TrafficAccountId> = report.account.parse().ok();
-                !account
-                    .and_then(|account| acknowledged.find(account, &report.provider_id))
-                    .is_some_and(|i| reflected[i])
-            })
-            .collect();
-        if unreflected.is_empty() {
-            return Ok(());
-        }
-        // Provider ids are unique at the provider: each names one accepted key. Only the
-        // few unreflected reports' ids are looked up.
-        let wanted: BTreeSet<&str> = unreflected.iter().map(|report| &*report.provider_id).collect();
-        let mut accepted_as: BTreeMap<&str, &MessageKey> = BTreeMap::new();
-        for (key, acceptances) in &truth.accepted {
-            for acceptance in acceptances.iter().filter(|a| wanted.contains(&*a.provider_id)) {
-                accepted_as.entry(&acceptance.provider_id).or_insert(key);
-            }
-        }
-        // Whether the message of each such key (the last created, where two share one)
-        // settled as failed `UNKNOWN_OUTCOME`.
-        let mut unknown_outcome: BTreeMap<&MessageKey, bool> = accepted_as.values().map(|key| (*key, false)).collect();
-        for campaign in campaigns {
-            let visited = store.visit_messages(campaign.id, &mut |message| {
-                let key: MessageKey = (message.destination.as_str().into(), message.body.as_str().into());
-                if let Some(settled) = unknown_outcome.get_mut(&key) {
-                    *settled = settled_as_unknown_outcome(message);
-                }
-            });
-            read(visited, "a campaign's messages");
-        }
-        for report in unreflected {
-            let Some(key) = accepted_as.get(&*report.provider_id) else { continue };
-            // The one excuse: the message settled as failed `UNKNOWN_OUTCOME` (charged,
-            // reported) before the report came; any other failure must reflect it.
-            if !unknown_outcome.get(key).copied().unwrap_or(false) {
-                return Err(violation(
-                    Invariant::Liveness,
-                    at_ms,
-                    format!("report {} {} was accepted but never reflected", report.provider_id, report.status),
-                    vec![format!("{report:?}")],
-                ));
-            }
-        }
         Ok(())
     }
-}
-
-/// The final reports the engine acknowledged (2xx, not forged), by account and provider
-/// id, sorted: each must end up reflected in a settled message. Borrowed from the truth,
-/// so the end check of a million reports holds one small row per report.
-struct AcknowledgedReports<'t> {
-    ids: Vec<(TrafficAccountId, &'t str)>,
-}
-
-impl<'t> AcknowledgedReports<'t> {
-    fn wanted(report: &SentReport) -> bool {
-        report.is_final && !report.forged && report.answered.is_some_and(|status| (200..300).contains(&status))
-    }
-
-    fn of(truth: &'t Truth) -> Self {
-        let mut ids: Vec<(TrafficAccountId, &'t str)> = truth
-            .reports
-            .iter()
-            .filter(|report| Self::wanted(report))
-            .filter_map(|report| Some((report.account.parse().ok()?, &*report.provider_id)))
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        AcknowledgedReports { ids }
-    }
-
-    /// The index of (`account`, `provider_id`), if a report acknowledged it.
-    fn find(&self, account: TrafficAccountId, provider_id: &str) -> Option<usize> {
-        self.ids.binary_search_by(|&(known, id)| (known, id).cmp(&(account, provider_id))).ok()
-    }
-}
-
-/// After the heal phase, no campaign is still sending, nor paused without a reason
-/// (a pause for credits is the engine's answer, not a stall).
-fn check_campaigns_finished(at_ms: u64, campaigns: &[Campaign]) -> Result<(), Violation> {
-    for campaign in campaigns {
-        let pending = campaign.counts.pending();
-        let stuck = match campaign.status {
-            CampaignStatus::Sending => true,
-            CampaignStatus::Paused => campaign.pause_reason.is_none(),
-            _ => false,
-        };
-        if stuck {
-            return Err(violation(
-                Invariant::Liveness,
-                at_ms,
-                format!(
-                    "{} is still {} after the heal phase ({pending} messages pending)",
-                    campaign.id, campaign.status
-                ),
-                vec![format!("counts {:?}", campaign.counts)],
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Whether `message` settled as failed `UNKNOWN_OUTCOME`: charged, because the provider
-/// may have sent it.
-fn settled_as_unknown_outcome(message: &Message) -> bool {
-    message.status == MessageStatus::Failed && message.last_error.as_ref().is_some_and(|e| e.code == UNKNOWN_OUTCOME)
-}
-
-fn smsim_harness_epoch_plus(at_ms: u64) -> smsim_core::Timestamp {
-    crate::clock::EPOCH.plus_ms(at_ms)
 }

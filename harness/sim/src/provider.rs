@@ -176,6 +176,36 @@ pub struct Truth {
     /// Every request the provider answered, with the host that sent it; kept only when a
     /// timeline is asked for (`Some`), and never written into the trace.
     pub exchanges: Option<Vec<crate::timeline::Exchange>>,
+    /// What the judge has not yet been told, in the order it happened.
+    pub feed: Vec<(u64, Seen)>,
+}
+
+/// Something the provider saw, as the judge is told it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seen {
+    /// A message arrived in a submit request.
+    Received {
+        /// Engine account.
+        account: Arc<str>,
+        /// Destination.
+        destination: Box<str>,
+    },
+    /// A message was accepted.
+    Accepted {
+        /// Engine account.
+        account: Arc<str>,
+        /// Its key: destination and the body received.
+        key: MessageKey,
+        /// The id given.
+        provider_id: Box<str>,
+    },
+    /// The engine answered a report (one per attempt).
+    ReportAnswered {
+        /// Index into [`Truth::reports`].
+        report: usize,
+        /// The answer (`None`: none came).
+        answered: Option<u16>,
+    },
 }
 
 impl Truth {
@@ -207,6 +237,31 @@ impl Truth {
 
     fn event(&mut self, at_ms: u64, event: ProviderEvent) {
         self.events.push((at_ms, event));
+    }
+
+    /// Records that the provider accepted the message to `destination` with `body` under
+    /// `provider_id` through `engine_id`'s account at `at_ms`; returns how many times that
+    /// key has now been accepted.
+    pub fn record_acceptance(
+        &mut self,
+        at_ms: u64,
+        engine_id: &str,
+        destination: &str,
+        body: &str,
+        provider_id: &str,
+    ) -> u32 {
+        // Room for one: a message is accepted once unless something is wrong (a default
+        // `Vec` would make room for four, a million times over).
+        let key = self.key(destination, body);
+        let account = self.account(engine_id);
+        let acceptances = self.accepted.entry(key.clone()).or_insert_with(|| Vec::with_capacity(1));
+        acceptances.push(Acceptance { at_ms, provider_id: provider_id.into(), account: account.clone() });
+        let count = acceptances.len() as u32;
+        if count > 1 {
+            self.duplicated.push(key.clone());
+        }
+        self.feed.push((at_ms, Seen::Accepted { account, key, provider_id: provider_id.into() }));
+        count
     }
 
     fn mark(&mut self, mark: Mark) {
@@ -365,17 +420,7 @@ impl Provider {
     fn accept_as(&self, account: &AccountBinding, destination: &str, body: &str, provider_id: String) -> String {
         let at_ms = self.now_ms();
         let mut truth = self.truth.lock().expect("provider poisoned");
-        // Room for one: a message is accepted once unless something is wrong (a default
-        // `Vec` would make room for four, a million times over).
-        let key = truth.key(destination, body);
-        let engine_id = truth.account(&account.engine_id);
-        let acceptances = truth.accepted.entry(key).or_insert_with(|| Vec::with_capacity(1));
-        acceptances.push(Acceptance { at_ms, provider_id: provider_id.as_str().into(), account: engine_id });
-        let count = acceptances.len() as u32;
-        if count > 1 {
-            let key = truth.key(destination, body);
-            truth.duplicated.push(key);
-        }
+        let count = truth.record_acceptance(at_ms, &account.engine_id, destination, body, &provider_id);
         truth.event(
             at_ms,
             ProviderEvent::Accepted {
@@ -392,7 +437,8 @@ impl Provider {
         let at_ms = self.now_ms();
         let mut truth = self.truth.lock().expect("provider poisoned");
         let engine_id = truth.account(&account.engine_id);
-        truth.received.push((at_ms, engine_id, destination.into()));
+        truth.received.push((at_ms, engine_id.clone(), destination.into()));
+        truth.feed.push((at_ms, Seen::Received { account: engine_id, destination: destination.into() }));
         truth.event(
             at_ms,
             ProviderEvent::Received { account: account.engine_id.clone(), destination: destination.to_owned() },
@@ -1029,6 +1075,7 @@ async fn send_webhook(provider: Arc<Provider>, client: Arc<dyn HttpClient>, chan
             let mut truth = provider.truth.lock().expect("provider poisoned");
             for (report, &index) in reports.iter().zip(&indexes) {
                 truth.reports[index].answered = answered;
+                truth.feed.push((now, Seen::ReportAnswered { report: index, answered }));
                 truth.event(
                     now,
                     ProviderEvent::Report {

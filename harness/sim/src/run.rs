@@ -196,7 +196,7 @@ struct Runner {
 
 impl Runner {
     fn new(world: World, scenario: &Scenario, options: &RunOptions) -> Runner {
-        let oracle = Oracle::new(&scenario.expect.invariants, world.limits.clone());
+        let oracle = Oracle::new(&scenario.expect.invariants, world.judge_setup.clone(), world.limits.clone());
         let mut trace = Trace::new(options.keep_trace || options.timeline);
         let collector = options.timeline.then(|| {
             world.provider.truth.lock().expect("provider poisoned").exchanges = Some(Vec::new());
@@ -294,9 +294,9 @@ impl Runner {
         if let Some(collector) = self.collector.as_mut() {
             collector.sample(self.now_ms, self.world.store.as_ref());
         }
-        let truth = self.world.provider.truth.lock().expect("provider poisoned");
-        let driver = self.world.driver.lock().expect("driver log poisoned");
-        self.oracle.check_step(self.now_ms, &journal, self.world.store.as_ref(), &truth, &driver)?;
+        let mut truth = self.world.provider.truth.lock().expect("provider poisoned");
+        let mut driver = self.world.driver.lock().expect("driver log poisoned");
+        self.oracle.check_step(self.now_ms, &journal, self.world.store.as_ref(), &mut truth, &mut driver)?;
         if self.now_ms >= self.world.end_ms {
             return Ok(Progress::Done);
         }
@@ -320,16 +320,11 @@ impl Runner {
     /// The end-of-run checks: the oracle's final ones, and every campaign of the
     /// scenario started.
     fn check_end(&mut self) -> Result<(), Violation> {
+        let mut driver = self.world.driver.lock().expect("driver log poisoned");
         {
-            let truth = self.world.provider.truth.lock().expect("provider poisoned");
-            self.oracle.check_final(
-                self.now_ms,
-                self.world.store.as_ref(),
-                &truth,
-                &self.world.forbidden_destinations,
-            )?;
+            let mut truth = self.world.provider.truth.lock().expect("provider poisoned");
+            self.oracle.check_final(self.now_ms, self.world.store.as_ref(), &mut truth, &mut driver)?;
         }
-        let driver = self.world.driver.lock().expect("driver log poisoned");
         if !driver.not_started.is_empty() {
             return Err(Violation {
                 invariant: Invariant::Liveness,
@@ -367,7 +362,12 @@ impl Runner {
             simulated_ms: self.now_ms,
             faults: world.plan.clone(),
             coverage: self.marks,
-            checks: self.oracle.checks.iter().map(|(invariant, count)| (invariant.name().to_owned(), *count)).collect(),
+            checks: self
+                .oracle
+                .checks()
+                .iter()
+                .map(|(invariant, count)| (invariant.name().to_owned(), *count))
+                .collect(),
             campaigns,
             charged,
             tail: self.trace.tail().map(str::to_owned).collect(),

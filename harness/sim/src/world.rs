@@ -112,6 +112,9 @@ pub struct World {
     pub plan: FaultPlan,
     /// Limits for the oracle.
     pub limits: Limits,
+    /// What the judge is told of the run before it starts: tenants, accounts, prices,
+    /// limits and forbidden destinations, as the scenario configured them.
+    pub judge_setup: smsim_judge::Setup,
     /// Phones that must never receive a message.
     pub forbidden_destinations: BTreeSet<String>,
     /// When the fault phase ends (ms).
@@ -261,10 +264,15 @@ pub fn build_with(scenario: &Scenario, seed: u64, factory: Arc<dyn AdapterFactor
         Arc::new(FaultyStore::new(store.clone(), plan.rates.store_transient, derive_seed(seed, "store")));
 
     // Tenants and accounts are configured before the simulation starts, as an operator would.
-    let mut limits = Limits { lease_grace_ms: 5_000, ..Limits::default() };
+    let limits = Limits { lease_grace_ms: 5_000 };
+    // A submission claimed just before a cancel or pause may take one lease, and its
+    // request the reaper's slack on the wire.
+    let mut judge_setup =
+        smsim_judge::Setup { halt_grace_ms: scenario.engine.lease_ms + limits.lease_grace_ms, ..Default::default() };
     let CreatedTenants { ids: tenant_ids, driver: driver_tenants, forbidden_destinations } =
-        create_tenants(scenario, seed, &store, &mut limits)?;
-    let (account_ids, bindings) = create_accounts(scenario, &store, &tenant_ids, &mut limits)?;
+        create_tenants(scenario, seed, &store, &mut judge_setup)?;
+    let (account_ids, bindings) = create_accounts(scenario, &store, &tenant_ids, &mut judge_setup)?;
+    judge_setup.forbidden_destinations = forbidden_destinations.clone();
     let behaviour = Behaviour { faults: plan.rates.clone(), ..provider_behaviour(scenario) };
     let provider = Provider::new(behaviour, bindings, derive_seed(seed, "provider"), SimClock);
     let driver_plan = driver_plan(scenario, seed, &tenant_ids, driver_tenants, &account_ids, end_ms);
@@ -304,6 +312,7 @@ pub fn build_with(scenario: &Scenario, seed: u64, factory: Arc<dyn AdapterFactor
         driver,
         plan,
         limits,
+        judge_setup,
         forbidden_destinations,
         heal_at_ms,
         end_ms,
@@ -321,13 +330,13 @@ struct CreatedTenants {
     forbidden_destinations: BTreeSet<String>,
 }
 
-/// Creates the scenario's tenants in `store` and draws their contacts; their rate limits
-/// go into `limits`.
+/// Creates the scenario's tenants in `store` and draws their contacts; the judge is told
+/// of each in `setup`.
 fn create_tenants(
     scenario: &Scenario,
     seed: u64,
     store: &MemoryStore,
-    limits: &mut Limits,
+    setup: &mut smsim_judge::Setup,
 ) -> anyhow::Result<CreatedTenants> {
     let mut created_tenants =
         CreatedTenants { ids: BTreeMap::new(), driver: Vec::new(), forbidden_destinations: BTreeSet::new() };
@@ -343,9 +352,11 @@ fn create_tenants(
             },
             EPOCH,
         )?;
-        if let Some(rate) = tenant.rate_limit_per_s {
-            limits.tenants.insert(created.id, rate);
-        }
+        setup.tenants.push(smsim_judge::TenantSetup {
+            tenant: created.id.to_string(),
+            opening_credits: tenant.credits,
+            rate_limit_per_s: tenant.rate_limit_per_s,
+        });
         created_tenants.ids.insert(tenant.name.clone(), (index, created.id));
         let (rows, forbidden) = contacts(index, &tenant.contacts, &mut contact_rng);
         created_tenants.forbidden_destinations.extend(forbidden);
@@ -360,13 +371,13 @@ fn create_tenants(
 }
 
 /// Creates the scenario's traffic accounts in `store`, with credentials the simulated
-/// provider checks; returns the engine ids by name and the provider's bindings. Their
-/// rate limits go into `limits`.
+/// provider checks; returns the engine ids by name and the provider's bindings. The judge
+/// is told of each in `setup`.
 fn create_accounts(
     scenario: &Scenario,
     store: &MemoryStore,
     tenant_ids: &BTreeMap<String, (usize, TenantId)>,
-    limits: &mut Limits,
+    setup: &mut smsim_judge::Setup,
 ) -> anyhow::Result<(BTreeMap<String, String>, Vec<AccountBinding>)> {
     let mut bindings = Vec::new();
     let mut account_ids = BTreeMap::new();
@@ -385,13 +396,25 @@ fn create_accounts(
             price_per_segment: Credits(account.price_per_segment),
             idempotent_submissions: smsim_core::adapter::capabilities_of(provider).idempotency_keys,
         })?;
-        if let Some(rate) = account.rate_limit_per_s {
-            limits.accounts.insert(created.id.to_string(), rate);
-        }
+        setup.accounts.push(smsim_judge::AccountSetup {
+            account: created.id.to_string(),
+            wire: wire_of(provider),
+            price_per_segment: account.price_per_segment,
+            rate_limit_per_s: account.rate_limit_per_s,
+        });
         account_ids.insert(account.name.clone(), created.id.to_string());
         bindings.push(AccountBinding { engine_id: created.id.to_string(), key, secret });
     }
     Ok((account_ids, bindings))
+}
+
+/// The wire format the judge reads a provider kind's reports in.
+pub fn wire_of(kind: ProviderKind) -> smsim_judge::Wire {
+    match kind {
+        ProviderKind::Mitto => smsim_judge::Wire::Mitto,
+        ProviderKind::Twilio => smsim_judge::Wire::Twilio,
+        ProviderKind::Infobip => smsim_judge::Wire::Infobip,
+    }
 }
 
 /// An account's credentials in a simulation: the key the simulated provider expects on

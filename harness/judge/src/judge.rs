@@ -1,0 +1,1234 @@
+//! The judge: a reference model of the campaign engine, built from observations alone,
+//! and the invariants decided against it.
+//!
+//! The model keeps, per message the engine created, the judge's own view of it: its
+//! status on the judge's lattice, what it must cost (the judge's segment count × the
+//! account's price), the key the provider knows it by (destination and body) and the
+//! provider id the engine recorded. Per tenant it keeps its own ledger: what the driver
+//! funded, and what the engine must have reserved and charged. Per campaign, the
+//! operator's acknowledged actions. Against that model:
+//!
+//! * after every observation, the safety invariants (`transitions`, `money`, `operator`,
+//!   `completion`, `counters`, `progress`, `halt`, `rate`, `at-most-once`, `isolation`,
+//!   `forgery`);
+//! * at the end, once faults healed, `attribution`, the end of `money` and `operator`,
+//!   and `liveness`.
+//!
+//! Messages are held compactly (a million-message run holds a million of them): keys and
+//! provider ids as 64-bit FNV-1a hashes of their text, fixed forever, so the judge's
+//! decisions do not depend on the process or the platform.
+
+use crate::invariant::Invariant;
+use crate::lattice::{self, CampaignState, Mover, Status};
+use crate::observation::{Act, CampaignReading, MessageRef, MessageRow, Observation, Setup, Wire};
+use crate::reports::final_status;
+use crate::segments;
+use crate::violation::{Verdict, Violation};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The error code of a message settled because its submission's outcome was never
+/// learned (DESIGN.md, "Credits"): charged, since the provider may have sent it.
+pub const UNKNOWN_OUTCOME: &str = "UNKNOWN_OUTCOME";
+
+/// A 64-bit FNV-1a hash of `parts`, each followed by a zero byte.
+fn fnv(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &byte in part.as_bytes().iter().chain(&[0]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+/// How the provider knows a message: its destination and body.
+fn key_of(destination: &str, body: &str) -> u64 {
+    fnv(&[destination, body])
+}
+
+fn message_name((campaign, contact): MessageRef) -> String {
+    format!("msg_{campaign}_{contact}")
+}
+
+/// What a message's status means for its tenant's money.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Money {
+    /// Its cost is held: it may still be sent.
+    Reserved,
+    /// Its cost is spent: the provider took it, or may have (an unknown outcome).
+    Charged,
+    /// Nothing: it was never sent.
+    Free,
+}
+
+fn money_of(status: Status, unknown_outcome: bool) -> Money {
+    if status.is_pending() {
+        Money::Reserved
+    } else if status.is_sent() || (status == Status::Failed && unknown_outcome) {
+        Money::Charged
+    } else {
+        Money::Free
+    }
+}
+
+/// The judge's view of one message.
+struct MessageModel {
+    campaign: u32,
+    status: Status,
+    unknown_outcome: bool,
+    key: u64,
+    cost: i64,
+    /// Hash of the provider id the engine recorded for it (0: none).
+    provider_id: u64,
+}
+
+/// What the provider did with one key.
+#[derive(Default)]
+struct KeyRecord {
+    /// The engine's message with this key (the last created, should two share one).
+    message: Option<MessageRef>,
+    acceptances: u32,
+    first_accepted_ms: u64,
+    account: u32,
+}
+
+/// An operator action on a campaign, with its answer.
+#[derive(Clone, Copy, Debug)]
+struct Action {
+    act: Act,
+    sent_ms: u64,
+    answered: Option<(u64, u16)>,
+}
+
+impl Action {
+    fn acknowledged_at(&self) -> Option<u64> {
+        self.answered.filter(|(_, status)| (200..300).contains(status)).map(|(at, _)| at)
+    }
+}
+
+struct CampaignModel {
+    name: String,
+    tenant: u32,
+    account: u32,
+    state: CampaignState,
+    /// Its messages by the judge's status, indexed as `Status::ALL`.
+    counts: [u64; 11],
+    completed_ms: Option<u64>,
+    actions: Vec<Action>,
+    /// The engine's last reading of it.
+    last_read: Option<(CampaignState, Option<String>)>,
+    last_progress: Option<i64>,
+    /// Retry-failed actions sent, and answered, so far (the only edge out of `failed` is
+    /// theirs; each sending and each answer may lower progress).
+    retries_sent: u32,
+    retries_at_last_progress: u32,
+}
+
+impl CampaignModel {
+    fn count(&self, status: Status) -> u64 {
+        self.counts[status as usize]
+    }
+
+    fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    fn pending(&self) -> u64 {
+        Status::ALL.into_iter().filter(|s| s.is_pending()).map(|s| self.count(s)).sum()
+    }
+
+    /// The acknowledged cancel, if any: when it was acknowledged.
+    fn cancel_acknowledged(&self) -> Option<u64> {
+        self.actions.iter().filter(|a| a.act == Act::Cancel).find_map(Action::acknowledged_at)
+    }
+
+    /// The pause in force at `at_ms`: acknowledged, and no resume sent after it was sent.
+    fn pause_in_force(&self) -> Option<u64> {
+        let (index, pause) = self.actions.iter().enumerate().rev().find(|(_, a)| a.act == Act::Pause)?;
+        let resumed = self.actions[index + 1..].iter().any(|a| a.act == Act::Resume);
+        (!resumed).then(|| pause.acknowledged_at()).flatten()
+    }
+}
+
+struct TenantModel {
+    name: String,
+    /// Opening credits plus every change the engine acknowledged.
+    funded: i64,
+    /// Changes sent and not acknowledged (in flight, refused with no answer, or 5xx):
+    /// each may or may not have been applied.
+    in_doubt: Vec<(u64, i64)>,
+    /// What the engine must hold and have spent, by the judge's rules.
+    reserved: i64,
+    charged: i64,
+    /// Whether the engine's books were ever read.
+    books_read: u64,
+}
+
+impl TenantModel {
+    /// Every total the driver may have funded, given the changes in doubt.
+    fn possible_funding(&self) -> BTreeSet<i64> {
+        let mut possible = BTreeSet::from([self.funded]);
+        for &(_, amount) in self.in_doubt.iter().take(12) {
+            let more: Vec<i64> = possible.iter().map(|total| total + amount).collect();
+            possible.extend(more);
+        }
+        possible
+    }
+}
+
+struct AccountModel {
+    name: String,
+    wire: Wire,
+    price_per_segment: i64,
+    rate_limit_per_s: Option<u32>,
+}
+
+/// A report the engine answered, remembered for the end checks.
+struct AnsweredReport {
+    provider_id: String,
+    status: Status,
+    at_ms: u64,
+}
+
+/// The judge. Feed it with [`Judge::observe`]; end with [`Judge::finish`].
+pub struct Judge {
+    setup: Setup,
+    enabled: BTreeSet<Invariant>,
+    tenants: Vec<TenantModel>,
+    tenant_rate_limits: Vec<Option<u32>>,
+    accounts: Vec<AccountModel>,
+    campaigns: Vec<CampaignModel>,
+    campaign_index: BTreeMap<String, u32>,
+    messages: BTreeMap<MessageRef, MessageModel>,
+    keys: BTreeMap<u64, KeyRecord>,
+    /// (account, provider id hash) → key.
+    provider_ids: BTreeMap<(u32, u64), u64>,
+    /// Genuine final reports the engine acknowledged, by (account, provider id hash).
+    acknowledged: BTreeMap<(u32, u64), Vec<AnsweredReport>>,
+    /// Forged final reports the engine refused, by (account, provider id hash).
+    refused_forgeries: BTreeMap<(u32, u64), Vec<AnsweredReport>>,
+    /// Operator actions and credit changes sent, by id: (campaign or tenant index, is a
+    /// credit change).
+    actions: BTreeMap<u64, (u32, bool)>,
+    /// Claims per (account or tenant, second).
+    account_windows: BTreeMap<(u32, u64), u32>,
+    tenant_windows: BTreeMap<(u32, u64), u32>,
+    /// Checks run, per invariant.
+    checks: BTreeMap<Invariant, u64>,
+    broken: Option<Invariant>,
+    /// Whether the judge is shown the engine's messages (the simulator's journal).
+    sees_messages: bool,
+}
+
+fn violation(invariant: Invariant, at_ms: u64, message: impl Into<String>, evidence: Vec<String>) -> Violation {
+    Violation::new(invariant, at_ms, message, evidence)
+}
+
+impl Judge {
+    /// A judge of the run `setup` describes, deciding `enabled` (empty: every invariant).
+    pub fn new(setup: Setup, enabled: &[Invariant]) -> Judge {
+        let enabled =
+            if enabled.is_empty() { Invariant::ALL.into_iter().collect() } else { enabled.iter().copied().collect() };
+        let tenants = setup
+            .tenants
+            .iter()
+            .map(|t| TenantModel {
+                name: t.tenant.clone(),
+                funded: t.opening_credits,
+                in_doubt: Vec::new(),
+                reserved: 0,
+                charged: 0,
+                books_read: 0,
+            })
+            .collect();
+        let accounts = setup
+            .accounts
+            .iter()
+            .map(|a| AccountModel {
+                name: a.account.clone(),
+                wire: a.wire,
+                price_per_segment: a.price_per_segment,
+                rate_limit_per_s: a.rate_limit_per_s,
+            })
+            .collect();
+        let tenant_rate_limits = setup.tenants.iter().map(|t| t.rate_limit_per_s).collect();
+        Judge {
+            setup,
+            enabled,
+            tenants,
+            tenant_rate_limits,
+            accounts,
+            campaigns: Vec::new(),
+            campaign_index: BTreeMap::new(),
+            messages: BTreeMap::new(),
+            keys: BTreeMap::new(),
+            provider_ids: BTreeMap::new(),
+            acknowledged: BTreeMap::new(),
+            refused_forgeries: BTreeMap::new(),
+            actions: BTreeMap::new(),
+            account_windows: BTreeMap::new(),
+            tenant_windows: BTreeMap::new(),
+            checks: BTreeMap::new(),
+            broken: None,
+            sees_messages: false,
+        }
+    }
+
+    fn on(&mut self, invariant: Invariant) -> bool {
+        let on = self.enabled.contains(&invariant);
+        if on {
+            *self.checks.entry(invariant).or_default() += 1;
+        }
+        on
+    }
+
+    fn fail(&mut self, found: Violation) -> Result<(), Violation> {
+        self.broken = Some(found.invariant);
+        Err(found)
+    }
+
+    /// Checks run so far, per invariant.
+    pub fn checks(&self) -> &BTreeMap<Invariant, u64> {
+        &self.checks
+    }
+
+    /// Whether the engine, as the judge has seen it, has work in hand: a message pending
+    /// beyond the queue, or a campaign sending or scheduled.
+    pub fn engine_busy(&self) -> bool {
+        self.campaigns.iter().any(|c| {
+            matches!(c.state, CampaignState::Sending | CampaignState::Scheduled)
+                || c.count(Status::Submitting) + c.count(Status::Unknown) > 0
+        })
+    }
+
+    fn tenant(&self, name: &str) -> u32 {
+        let index = self.tenants.iter().position(|t| t.name == name);
+        index.unwrap_or_else(|| panic!("the judge was not told of tenant `{name}` in its setup")) as u32
+    }
+
+    fn account(&self, name: &str) -> u32 {
+        let index = self.accounts.iter().position(|a| a.name == name);
+        index.unwrap_or_else(|| panic!("the judge was not told of account `{name}` in its setup")) as u32
+    }
+
+    fn campaign(&self, name: &str) -> Option<u32> {
+        self.campaign_index.get(name).copied()
+    }
+
+    fn known_campaign(&self, name: &str) -> u32 {
+        self.campaign(name).unwrap_or_else(|| panic!("the judge saw campaign `{name}` before the driver created it"))
+    }
+
+    /// Takes one observation at `at_ms` (ms since the run began, on the run's one clock).
+    pub fn observe(&mut self, at_ms: u64, observation: Observation<'_>) -> Result<(), Violation> {
+        if self.broken.is_some() {
+            return Ok(());
+        }
+        match observation {
+            Observation::CampaignCreated { campaign, tenant, account } => {
+                self.campaign_created(campaign, tenant, account);
+                Ok(())
+            }
+            Observation::ActionSent { id, campaign, tenant, act } => {
+                self.action_sent(at_ms, id, campaign, tenant, act);
+                Ok(())
+            }
+            Observation::ActionAnswered { id, status } => {
+                self.action_answered(at_ms, id, status);
+                Ok(())
+            }
+            Observation::CrossTenantProbe { request, answered } => self.cross_tenant_probe(at_ms, request, answered),
+            Observation::Received { account, destination } => self.received(at_ms, account, destination),
+            Observation::Accepted { account, destination, body, provider_id } => {
+                self.accepted(at_ms, account, destination, body, provider_id)
+            }
+            Observation::ReportAnswered { account, provider_id, status, forged, answered } => {
+                self.report_answered(at_ms, account, provider_id, status, forged, answered)
+            }
+            Observation::MessageMoved { message, campaign, from, to, mover, row } => {
+                self.sees_messages = true;
+                self.message_moved(at_ms, message, campaign, from, to, mover, row)
+            }
+            Observation::CampaignMoved { campaign, from, to } => self.campaign_moved(at_ms, campaign, from, to),
+            Observation::CampaignRead(reading) => self.campaign_read(at_ms, reading),
+            Observation::BooksRead { tenant, balance, reserved, charged } => {
+                self.books_read(at_ms, tenant, balance, reserved, charged)
+            }
+        }
+    }
+
+    // --- the driver ---------------------------------------------------------------------
+
+    fn campaign_created(&mut self, campaign: &str, tenant: &str, account: &str) {
+        if self.campaign_index.contains_key(campaign) {
+            return;
+        }
+        let (tenant, account) = (self.tenant(tenant), self.account(account));
+        self.campaign_index.insert(campaign.to_owned(), self.campaigns.len() as u32);
+        self.campaigns.push(CampaignModel {
+            name: campaign.to_owned(),
+            tenant,
+            account,
+            state: CampaignState::Draft,
+            counts: [0; 11],
+            completed_ms: None,
+            actions: Vec::new(),
+            last_read: None,
+            last_progress: None,
+            retries_sent: 0,
+            retries_at_last_progress: 0,
+        });
+    }
+
+    fn action_sent(&mut self, at_ms: u64, id: u64, campaign: Option<&str>, tenant: Option<&str>, act: Act) {
+        match (act, campaign, tenant) {
+            (Act::Credits(amount), _, Some(tenant)) => {
+                let index = self.tenant(tenant);
+                self.tenants[index as usize].in_doubt.push((id, amount));
+                self.actions.insert(id, (index, true));
+            }
+            (_, Some(campaign), _) => {
+                let Some(index) = self.campaign(campaign) else { return };
+                let model = &mut self.campaigns[index as usize];
+                model.actions.push(Action { act, sent_ms: at_ms, answered: None });
+                if act == Act::RetryFailed {
+                    model.retries_sent += 1;
+                }
+                self.actions.insert(id, (index, false));
+            }
+            _ => {}
+        }
+    }
+
+    fn action_answered(&mut self, at_ms: u64, id: u64, status: u16) {
+        let Some(&(index, is_credit)) = self.actions.get(&id) else { return };
+        let acknowledged = (200..300).contains(&status);
+        if is_credit {
+            let tenant = &mut self.tenants[index as usize];
+            let Some(position) = tenant.in_doubt.iter().position(|&(action, _)| action == id) else { return };
+            // A refusal (4xx) changed nothing; no answer or a 5xx may have changed it.
+            if acknowledged {
+                tenant.funded += tenant.in_doubt.remove(position).1;
+            } else if (400..500).contains(&status) {
+                tenant.in_doubt.remove(position);
+            }
+        } else {
+            let model = &mut self.campaigns[index as usize];
+            // Actions of a campaign are answered in the order sent (the driver sends one at
+            // a time); the first unanswered one is this one.
+            if let Some(action) = model.actions.iter_mut().find(|a| a.answered.is_none()) {
+                action.answered = Some((at_ms, status));
+                if action.act == Act::RetryFailed {
+                    // Its effect may have landed in the step its answer came back in.
+                    model.retries_sent += 1;
+                }
+            }
+        }
+    }
+
+    /// A breach answers with something (2xx) or reveals the campaign exists (a 4xx other
+    /// than 404). No answer, or a 5xx, reveals and changes nothing.
+    fn cross_tenant_probe(&mut self, at_ms: u64, request: &str, answered: u16) -> Result<(), Violation> {
+        let breach = answered != 404 && answered != 0 && answered < 500;
+        if self.on(Invariant::Isolation) && breach {
+            return self.fail(violation(
+                Invariant::Isolation,
+                at_ms,
+                "a tenant reached another tenant's campaign",
+                vec![format!("{request} answered {answered}")],
+            ));
+        }
+        Ok(())
+    }
+
+    // --- the provider's ground truth ----------------------------------------------------
+
+    fn received(&mut self, at_ms: u64, account: &str, destination: &str) -> Result<(), Violation> {
+        if self.on(Invariant::Isolation) && self.setup.forbidden_destinations.contains(destination) {
+            return self.fail(violation(
+                Invariant::Isolation,
+                at_ms,
+                format!("a message went to opted-out or invalid number {destination}"),
+                vec![format!("received at {at_ms} ms through {account}")],
+            ));
+        }
+        Ok(())
+    }
+
+    fn accepted(
+        &mut self,
+        at_ms: u64,
+        account: &str,
+        destination: &str,
+        body: &str,
+        provider_id: &str,
+    ) -> Result<(), Violation> {
+        let account_index = self.account(account);
+        let key = key_of(destination, body);
+        self.provider_ids.insert((account_index, fnv(&[provider_id])), key);
+        let record = self.keys.entry(key).or_default();
+        record.acceptances += 1;
+        if record.acceptances == 1 {
+            record.first_accepted_ms = at_ms;
+            record.account = account_index;
+        }
+        let (acceptances, first_ms, message) = (record.acceptances, record.first_accepted_ms, record.message);
+        if self.on(Invariant::AtMostOnce) && acceptances > 1 {
+            let name = message.map_or("a message".to_owned(), message_name);
+            return self.fail(violation(
+                Invariant::AtMostOnce,
+                at_ms,
+                format!("the provider accepted {name} {acceptances} times"),
+                vec![
+                    format!("first accepted at {first_ms} ms (to {destination})"),
+                    format!("accepted again at {at_ms} ms as {provider_id} through {account}"),
+                ],
+            ));
+        }
+        let Some(message) = message else { return Ok(()) };
+        let campaign = &self.campaigns[self.messages[&message].campaign as usize];
+        let name = campaign.name.clone();
+        let grace = self.setup.halt_grace_ms;
+        let late_cancel = campaign.cancel_acknowledged().filter(|&cancelled| at_ms > cancelled + grace);
+        let late_pause = campaign.pause_in_force().filter(|&paused| at_ms > paused + grace);
+        let completed_before = campaign.completed_ms.filter(|&completed| completed < at_ms);
+        let (checks_completion, checks_operator) = (self.on(Invariant::Completion), self.on(Invariant::Operator));
+        if let Some(completed) = completed_before {
+            if checks_completion {
+                return self.fail(violation(
+                    Invariant::Completion,
+                    at_ms,
+                    format!("{} of {name} was accepted after {name} completed", message_name(message)),
+                    vec![format!("completed at {completed} ms, accepted at {at_ms} ms as {provider_id}")],
+                ));
+            }
+        }
+        if let Some((what, acknowledged)) =
+            late_cancel.map(|at| ("a cancel", at)).or(late_pause.map(|at| ("a pause", at)))
+        {
+            if checks_operator {
+                return self.fail(violation(
+                    Invariant::Operator,
+                    at_ms,
+                    format!("{} of {name} was accepted {} ms after {what} was acknowledged", message_name(message), at_ms - acknowledged),
+                    vec![
+                        format!("{what} acknowledged at {acknowledged} ms; one lease and the reaper's slack allow {grace} ms"),
+                        format!("accepted at {at_ms} ms as {provider_id} through {account}"),
+                    ],
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn report_answered(
+        &mut self,
+        at_ms: u64,
+        account: &str,
+        provider_id: &str,
+        status: &str,
+        forged: bool,
+        answered: Option<u16>,
+    ) -> Result<(), Violation> {
+        let account_index = self.account(account);
+        let acknowledged = answered.is_some_and(|code| (200..300).contains(&code));
+        if forged && self.on(Invariant::Forgery) && acknowledged {
+            return self.fail(violation(
+                Invariant::Forgery,
+                at_ms,
+                "a forged report was acknowledged",
+                vec![format!("{status} for {provider_id} through {account}, answered {}", answered.unwrap_or(0))],
+            ));
+        }
+        let Some(final_status) = final_status(self.accounts[account_index as usize].wire, status) else {
+            return Ok(());
+        };
+        let report = AnsweredReport { provider_id: provider_id.to_owned(), status: final_status, at_ms };
+        let slot = (account_index, fnv(&[provider_id]));
+        if forged && answered.is_some() {
+            self.refused_forgeries.entry(slot).or_default().push(report);
+        } else if acknowledged {
+            self.acknowledged.entry(slot).or_default().push(report);
+        }
+        Ok(())
+    }
+
+    // --- the engine's history -----------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    fn message_moved(
+        &mut self,
+        at_ms: u64,
+        message: MessageRef,
+        campaign: &str,
+        from: Option<&str>,
+        to: &str,
+        mover: Mover,
+        row: MessageRow<'_>,
+    ) -> Result<(), Violation> {
+        let name = message_name(message);
+        let Some(to_status) = Status::parse(to) else {
+            return self.fail_transitions(at_ms, format!("{name} moved to `{to}`, a status the design does not have"));
+        };
+        let from_status = match from {
+            None => None,
+            Some(text) => match Status::parse(text) {
+                Some(status) => Some(status),
+                None => {
+                    return self.fail_transitions(
+                        at_ms,
+                        format!("{name} moved from `{text}`, a status the design does not have"),
+                    )
+                }
+            },
+        };
+        let campaign_index = self.known_campaign(campaign);
+        let held = self.messages.get(&message).map(|m| m.status);
+        if self.on(Invariant::Transitions) {
+            let legal = match (held, from_status) {
+                (None, None) => lattice::may_create(to_status),
+                (Some(held), Some(from)) if held == from => {
+                    let model = &self.messages[&message];
+                    let retry_allowed = mover != Mover::OperatorRetry
+                        || (self.campaigns[campaign_index as usize].retries_sent > 0 && !model.unknown_outcome);
+                    lattice::may_move(from, to_status, mover) && retry_allowed
+                }
+                _ => false,
+            };
+            if !legal {
+                let seen = held.map_or("nowhere".to_owned(), |s| s.to_string());
+                let from_text = from.unwrap_or("nothing");
+                return self.fail_transitions(
+                    at_ms,
+                    format!("{name} moved {from_text} → {to} ({mover:?}); the judge last saw it {seen}"),
+                );
+            }
+        }
+        let unknown_outcome = to_status == Status::Failed && row.error_code == Some(UNKNOWN_OUTCOME);
+        match held {
+            None => self.message_created(message, campaign_index, to_status, row),
+            Some(_) => {
+                let model = self.messages.get_mut(&message).expect("held");
+                let before = money_of(model.status, model.unknown_outcome);
+                let campaign = &mut self.campaigns[campaign_index as usize];
+                campaign.counts[model.status as usize] -= 1;
+                campaign.counts[to_status as usize] += 1;
+                model.status = to_status;
+                model.unknown_outcome = unknown_outcome;
+                let after = money_of(to_status, unknown_outcome);
+                let (cost, tenant) = (model.cost, campaign.tenant);
+                self.move_money(tenant, cost, before, after);
+            }
+        }
+        self.check_message_move(at_ms, message, campaign_index, from_status, to_status, row)
+    }
+
+    fn fail_transitions(&mut self, at_ms: u64, message: String) -> Result<(), Violation> {
+        if self.on(Invariant::Transitions) {
+            return self.fail(violation(Invariant::Transitions, at_ms, message, vec![]));
+        }
+        Ok(())
+    }
+
+    fn message_created(&mut self, message: MessageRef, campaign_index: u32, status: Status, row: MessageRow<'_>) {
+        let campaign = &mut self.campaigns[campaign_index as usize];
+        campaign.counts[status as usize] += 1;
+        let account = &self.accounts[campaign.account as usize];
+        let cost = segments::cost(row.body, account.price_per_segment);
+        let key = key_of(row.destination, row.body);
+        let tenant = campaign.tenant;
+        self.keys.entry(key).or_default().message = Some(message);
+        self.messages.insert(
+            message,
+            MessageModel { campaign: campaign_index, status, unknown_outcome: false, key, cost, provider_id: 0 },
+        );
+        self.move_money(tenant, cost, Money::Free, money_of(status, false));
+    }
+
+    fn move_money(&mut self, tenant: u32, cost: i64, before: Money, after: Money) {
+        let books = &mut self.tenants[tenant as usize];
+        for (state, sign) in [(before, -1), (after, 1)] {
+            match state {
+                Money::Reserved => books.reserved += sign * cost,
+                Money::Charged => books.charged += sign * cost,
+                Money::Free => {}
+            }
+        }
+    }
+
+    fn check_message_move(
+        &mut self,
+        at_ms: u64,
+        message: MessageRef,
+        campaign_index: u32,
+        from: Option<Status>,
+        to: Status,
+        row: MessageRow<'_>,
+    ) -> Result<(), Violation> {
+        let name = message_name(message);
+        let key = self.messages[&message].key;
+        let accepted = self.keys.get(&key).map_or(0, |record| record.acceptances);
+        if from == Some(Status::Queued) && to == Status::Submitting {
+            self.check_claim(at_ms, &name, campaign_index)?;
+        }
+        if to == Status::Accepted {
+            if self.on(Invariant::Money) && accepted == 0 {
+                return self.fail(violation(
+                    Invariant::Money,
+                    at_ms,
+                    format!("{name} is charged as sent, but the provider never accepted it"),
+                    vec![format!("to {}", row.destination)],
+                ));
+            }
+            if let Some(provider_id) = row.provider_id {
+                let account = self.campaigns[campaign_index as usize].account;
+                let hash = fnv(&[provider_id]);
+                self.messages.get_mut(&message).expect("held").provider_id = hash;
+                let given_to = self.provider_ids.get(&(account, hash)).copied();
+                if self.on(Invariant::Attribution) && given_to != Some(key) {
+                    let whose = match given_to {
+                        None => "an id the provider never gave through its account".to_owned(),
+                        Some(_) => "an id the provider gave to another message".to_owned(),
+                    };
+                    return self.fail(violation(
+                        Invariant::Attribution,
+                        at_ms,
+                        format!("{name} was recorded as accepted under {provider_id}: {whose}"),
+                        vec![format!("{name} is to {}", row.destination)],
+                    ));
+                }
+            }
+        }
+        let released = from.is_some_and(Status::is_pending)
+            && money_of(to, self.messages[&message].unknown_outcome) == Money::Free;
+        if released && accepted > 0 && self.on(Invariant::Money) {
+            return self.fail(violation(
+                Invariant::Money,
+                at_ms,
+                format!("{name} was refunded ({to}), but the provider accepted it"),
+                vec![format!("to {}; released at {at_ms} ms", row.destination)],
+            ));
+        }
+        Ok(())
+    }
+
+    /// `halt` and `rate` at a claim (`queued → submitting`).
+    fn check_claim(&mut self, at_ms: u64, name: &str, campaign_index: u32) -> Result<(), Violation> {
+        let campaign = &self.campaigns[campaign_index as usize];
+        let (state, account, tenant) = (campaign.state, campaign.account, campaign.tenant);
+        let campaign_name = campaign.name.clone();
+        if self.on(Invariant::Halt) && state != CampaignState::Sending {
+            return self.fail(violation(
+                Invariant::Halt,
+                at_ms,
+                format!("{name} was claimed while its campaign was {state}"),
+                vec![format!("campaign {campaign_name}")],
+            ));
+        }
+        if !self.on(Invariant::Rate) {
+            return Ok(());
+        }
+        // The limit is enforced where messages are claimed (a token bucket of one second's
+        // burst, refilled at the rate): in any one-second window at most burst + refill =
+        // twice the rate.
+        let second = at_ms / 1_000;
+        let account_count = self.account_windows.entry((account, second)).or_default();
+        *account_count += 1;
+        let account_count = *account_count;
+        let tenant_count = self.tenant_windows.entry((tenant, second)).or_default();
+        *tenant_count += 1;
+        let tenant_count = *tenant_count;
+        let limits = [
+            (
+                self.accounts[account as usize].rate_limit_per_s,
+                account_count,
+                self.accounts[account as usize].name.clone(),
+            ),
+            (self.tenant_rate_limits[tenant as usize], tenant_count, self.tenants[tenant as usize].name.clone()),
+        ];
+        for (limit, count, who) in limits {
+            if let Some(limit) = limit.filter(|&limit| count > 2 * limit) {
+                let message = format!("{who} had {count} messages claimed in second {second}, limit {limit}/s");
+                return self.fail(violation(Invariant::Rate, at_ms, message, vec![name.to_owned()]));
+            }
+        }
+        Ok(())
+    }
+
+    fn campaign_moved(&mut self, at_ms: u64, campaign: &str, from: &str, to: &str) -> Result<(), Violation> {
+        let index = self.known_campaign(campaign);
+        let (Some(from_state), Some(to_state)) = (CampaignState::parse(from), CampaignState::parse(to)) else {
+            return self
+                .fail_transitions(at_ms, format!("{campaign} moved {from} → {to}: a state the design does not have"));
+        };
+        let held = self.campaigns[index as usize].state;
+        if self.on(Invariant::Transitions) && (held != from_state || !lattice::campaign_may_move(from_state, to_state))
+        {
+            return self
+                .fail_transitions(at_ms, format!("{campaign} moved {from} → {to}; the judge last saw it {held}"));
+        }
+        let model = &mut self.campaigns[index as usize];
+        model.state = to_state;
+        if to_state != CampaignState::Completed {
+            return Ok(());
+        }
+        model.completed_ms = Some(at_ms);
+        let (pending, paused) = (model.pending(), model.pause_in_force());
+        let counts = describe_counts(model);
+        if self.on(Invariant::Completion) && pending > 0 {
+            return self.fail(violation(
+                Invariant::Completion,
+                at_ms,
+                format!("{campaign} completed with {pending} messages still pending"),
+                vec![counts],
+            ));
+        }
+        if let Some(paused) = paused.filter(|_| self.on(Invariant::Operator)) {
+            return self.fail(violation(
+                Invariant::Operator,
+                at_ms,
+                format!("{campaign} completed while paused by the operator"),
+                vec![format!("pause acknowledged at {paused} ms; no resume sent since")],
+            ));
+        }
+        Ok(())
+    }
+
+    // --- the engine's reads -------------------------------------------------------------
+
+    fn campaign_read(&mut self, at_ms: u64, reading: CampaignReading<'_>) -> Result<(), Violation> {
+        let Some(index) = self.campaign(reading.campaign) else { return Ok(()) };
+        let name = reading.campaign;
+        let fact = format!(
+            "{name} at {at_ms} ms: {}, sent {}, failed {}, total {}, progress {}",
+            reading.status, reading.sent, reading.failed, reading.total, reading.progress
+        );
+        let Some(state) = CampaignState::parse(reading.status) else {
+            return self.fail_transitions(
+                at_ms,
+                format!("{name} shows status `{}`, which the design does not have", reading.status),
+            );
+        };
+        if let Some((last, _)) = self.campaigns[index as usize].last_read {
+            if self.on(Invariant::Transitions) && !lattice::campaign_may_reach(last, state) {
+                return self.fail_transitions(at_ms, format!("{name} was shown {last}, then {state}"));
+            }
+        }
+        self.campaigns[index as usize].last_read = Some((state, reading.pause_reason.map(str::to_owned)));
+        if self.on(Invariant::Counters) {
+            if let Some(problem) = self.counters_problem(index, &reading) {
+                return self.fail(violation(Invariant::Counters, at_ms, format!("{name}: {problem}"), vec![fact]));
+            }
+        }
+        if self.on(Invariant::Completion) && state == CampaignState::Completed {
+            let shown_pending: u64 = reading
+                .counts
+                .unwrap_or(&[])
+                .iter()
+                .filter(|(status, _)| Status::parse(status).is_some_and(Status::is_pending))
+                .map(|(_, n)| n)
+                .sum();
+            let pending = if self.sees_messages { self.campaigns[index as usize].pending() } else { 0 };
+            if shown_pending + pending > 0 {
+                let message =
+                    format!("{name} is shown completed with {} messages still pending", shown_pending.max(pending));
+                return self.fail(violation(Invariant::Completion, at_ms, message, vec![fact]));
+            }
+        }
+        if self.on(Invariant::Progress) {
+            if let Some(problem) = self.progress_problem(index, &reading) {
+                return self.fail(violation(Invariant::Progress, at_ms, format!("{name}: {problem}"), vec![fact]));
+            }
+        }
+        Ok(())
+    }
+
+    fn counters_problem(&self, index: u32, reading: &CampaignReading<'_>) -> Option<String> {
+        if reading.sent + reading.failed > reading.total {
+            return Some(format!(
+                "sent {} + failed {} exceeds its {} messages",
+                reading.sent, reading.failed, reading.total
+            ));
+        }
+        let model = &self.campaigns[index as usize];
+        if let Some(counts) = reading.counts {
+            let sum: u64 = counts.iter().map(|(_, n)| n).sum();
+            if sum != reading.total {
+                return Some(format!("its counts sum to {sum}, not its total {}", reading.total));
+            }
+            if let Some((status, _)) = counts.iter().find(|(status, _)| Status::parse(status).is_none()) {
+                return Some(format!("it counts messages in `{status}`, a status the design does not have"));
+            }
+        }
+        if !self.sees_messages {
+            return None;
+        }
+        let sent: u64 = Status::ALL.into_iter().filter(|s| s.is_sent()).map(|s| model.count(s)).sum();
+        let (failed, total) = (model.count(Status::Failed), model.total());
+        if (reading.sent, reading.failed, reading.total) != (sent, failed, total) {
+            return Some(format!(
+                "it shows sent {}, failed {}, total {}; its messages say {sent}, {failed}, {total}",
+                reading.sent, reading.failed, reading.total
+            ));
+        }
+        let counts = reading.counts?;
+        for status in Status::ALL {
+            let shown = counts.iter().find(|(name, _)| *name == status.name()).map_or(0, |(_, n)| *n);
+            if shown != model.count(status) {
+                return Some(format!("it shows {shown} {status}; its messages say {}", model.count(status)));
+            }
+        }
+        None
+    }
+
+    fn progress_problem(&mut self, index: u32, reading: &CampaignReading<'_>) -> Option<String> {
+        let sees_messages = self.sees_messages;
+        let model = &mut self.campaigns[index as usize];
+        if !(0..=100).contains(&reading.progress) {
+            return Some(format!("progress {}%", reading.progress));
+        }
+        if sees_messages {
+            let total = model.total();
+            let expected = if total == 0 { 0 } else { ((total - model.pending()) * 100 / total) as i64 };
+            if reading.progress != expected {
+                return Some(format!("progress {}%, but its messages say {expected}%", reading.progress));
+            }
+        }
+        // Only retry-failed may lower progress: it puts settled messages back in the queue,
+        // at any time between its sending and its answer (or ever after, when no answer
+        // came: it may still arrive).
+        let in_doubt = model
+            .actions
+            .iter()
+            .any(|a| a.act == Act::RetryFailed && a.answered.is_none_or(|(_, status)| status == 0 || status >= 500));
+        let retried = model.retries_sent != model.retries_at_last_progress || in_doubt;
+        let before = model.last_progress.replace(reading.progress);
+        model.retries_at_last_progress = model.retries_sent;
+        match before {
+            Some(before) if reading.progress < before && !retried => {
+                Some(format!("progress went from {before}% to {}% with no retry-failed", reading.progress))
+            }
+            _ => None,
+        }
+    }
+
+    fn books_read(
+        &mut self,
+        at_ms: u64,
+        tenant: &str,
+        balance: i64,
+        reserved: Option<i64>,
+        charged: i64,
+    ) -> Result<(), Violation> {
+        let index = self.tenant(tenant) as usize;
+        self.tenants[index].books_read += 1;
+        if !self.on(Invariant::Money) {
+            return Ok(());
+        }
+        let books = &self.tenants[index];
+        let possible = books.possible_funding();
+        let shown = format!(
+            "shown: balance {balance}, reserved {}, charged {charged}",
+            reserved.map_or("?".into(), |r| r.to_string())
+        );
+        let model = format!(
+            "the judge: funded {} ({} changes in doubt), reserved {}, charged {}",
+            books.funded,
+            books.in_doubt.len(),
+            books.reserved,
+            books.charged
+        );
+        let problem = if balance < 0 {
+            Some("the balance is negative".to_owned())
+        } else if reserved.is_some_and(|reserved| reserved < 0 || reserved > balance) {
+            Some("more is reserved than the balance holds".to_owned())
+        } else if !possible.contains(&(balance + charged)) {
+            Some(format!("balance + charged = {}, but the driver funded {}", balance + charged, books.funded))
+        } else if self.sees_messages && charged != books.charged {
+            Some(format!("charged {charged}, but its messages' prices say {}", books.charged))
+        } else if self.sees_messages && reserved.is_some_and(|reserved| reserved != books.reserved) {
+            Some(format!("reserved {}, but its messages' prices say {}", reserved.unwrap_or(0), books.reserved))
+        } else {
+            None
+        };
+        match problem {
+            Some(problem) => {
+                self.fail(violation(Invariant::Money, at_ms, format!("{tenant}: {problem}"), vec![shown, model]))
+            }
+            None => Ok(()),
+        }
+    }
+
+    // --- the end ------------------------------------------------------------------------
+
+    /// The end-of-run checks, once faults healed and the engine had its time: every
+    /// acceptance charged, every acknowledged report on its message, every operator
+    /// action honoured, every campaign finished. Feed the engine's last reads first.
+    pub fn finish(&mut self, at_ms: u64) -> Result<(), Violation> {
+        if self.broken.is_some() {
+            return Ok(());
+        }
+        if self.on(Invariant::Money) {
+            self.check_acceptances_charged(at_ms)?;
+        }
+        if self.on(Invariant::Attribution) {
+            self.check_attribution(at_ms)?;
+        }
+        if self.on(Invariant::Forgery) {
+            self.check_forgeries_changed_nothing(at_ms)?;
+        }
+        if self.on(Invariant::Operator) {
+            self.check_operator_end(at_ms)?;
+        }
+        if self.on(Invariant::Liveness) {
+            self.check_campaigns_finished(at_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Every message the provider accepted is charged (or still pending).
+    fn check_acceptances_charged(&mut self, at_ms: u64) -> Result<(), Violation> {
+        let uncharged = self.messages.iter().find(|(_, m)| {
+            let accepted = self.keys.get(&m.key).is_some_and(|record| record.acceptances > 0);
+            accepted && money_of(m.status, m.unknown_outcome) == Money::Free
+        });
+        if let Some((&message, model)) = uncharged {
+            let record = &self.keys[&model.key];
+            let found = violation(
+                Invariant::Money,
+                at_ms,
+                format!(
+                    "{} was accepted by the provider but ended {} without a charge",
+                    message_name(message),
+                    model.status
+                ),
+                vec![format!("accepted at {} ms", record.first_accepted_ms)],
+            );
+            return self.fail(found);
+        }
+        Ok(())
+    }
+
+    /// The message the provider accepted under `slot`'s id, if the engine created it.
+    fn message_of(&self, slot: (u32, u64)) -> Option<(MessageRef, &MessageModel)> {
+        let key = self.provider_ids.get(&slot)?;
+        let message = self.keys.get(key)?.message?;
+        Some((message, &self.messages[&message]))
+    }
+
+    fn check_attribution(&mut self, at_ms: u64) -> Result<(), Violation> {
+        let mut found = None;
+        for (&slot, reports) in &self.acknowledged {
+            let Some((message, model)) = self.message_of(slot) else { continue };
+            let statuses: Vec<Status> = reports.iter().map(|r| r.status).collect();
+            // The one excuse: the message settled as an unknown outcome (terminal, charged)
+            // before the report could be matched to it.
+            let reflected = statuses.contains(&model.status) && (model.provider_id == 0 || model.provider_id == slot.1);
+            if !reflected && !model.unknown_outcome {
+                let report = &reports[0];
+                found = Some(violation(
+                    Invariant::Attribution,
+                    at_ms,
+                    format!(
+                        "report {} {} was acknowledged at {} ms, but {} ended {}",
+                        report.provider_id,
+                        report.status,
+                        report.at_ms,
+                        message_name(message),
+                        model.status
+                    ),
+                    vec![format!("acknowledged final statuses for {}: {statuses:?}", report.provider_id)],
+                ));
+                break;
+            }
+        }
+        match found {
+            Some(found) => self.fail(found),
+            None => Ok(()),
+        }
+    }
+
+    fn check_forgeries_changed_nothing(&mut self, at_ms: u64) -> Result<(), Violation> {
+        let mut found = None;
+        for (&slot, forgeries) in &self.refused_forgeries {
+            let Some((message, model)) = self.message_of(slot) else { continue };
+            let genuine: Vec<Status> = self
+                .acknowledged
+                .get(&slot)
+                .map(|reports| reports.iter().map(|r| r.status).collect())
+                .unwrap_or_default();
+            if let Some(forgery) = forgeries.iter().find(|f| f.status == model.status && !genuine.contains(&f.status)) {
+                found = Some(violation(
+                    Invariant::Forgery,
+                    at_ms,
+                    format!("{} ended {}, as only a refused forged report said", message_name(message), model.status),
+                    vec![format!(
+                        "forged {} for {} at {} ms; genuine reports said {genuine:?}",
+                        forgery.status, forgery.provider_id, forgery.at_ms
+                    )],
+                ));
+                break;
+            }
+        }
+        match found {
+            Some(found) => self.fail(found),
+            None => Ok(()),
+        }
+    }
+
+    /// The state the engine ended a campaign in: its journal's, else its last reading.
+    fn end_state(campaign: &CampaignModel, sees_messages: bool) -> Option<CampaignState> {
+        if sees_messages {
+            Some(campaign.state)
+        } else {
+            campaign.last_read.as_ref().map(|(state, _)| *state)
+        }
+    }
+
+    fn check_operator_end(&mut self, at_ms: u64) -> Result<(), Violation> {
+        let mut found = None;
+        for campaign in &self.campaigns {
+            let Some(state) = Judge::end_state(campaign, self.sees_messages) else { continue };
+            let name = &campaign.name;
+            if let Some(cancelled) = campaign.cancel_acknowledged() {
+                if state != CampaignState::Cancelled {
+                    found = Some(violation(
+                        Invariant::Operator,
+                        at_ms,
+                        format!("{name} ended {state}, though a cancel was acknowledged at {cancelled} ms"),
+                        vec![],
+                    ));
+                    break;
+                }
+                continue;
+            }
+            let last = campaign.actions.iter().rev().find(|a| matches!(a.act, Act::Pause | Act::Resume));
+            let Some(last) = last else { continue };
+            let paused_by_engine = campaign.last_read.as_ref().is_some_and(|(_, reason)| reason.is_some());
+            let problem = match (last.act, last.acknowledged_at(), state) {
+                (Act::Pause, Some(_), CampaignState::Completed) => Some("completed, though paused by the operator"),
+                (Act::Resume, Some(_), CampaignState::Paused) if !paused_by_engine => {
+                    Some("still paused, though a resume was acknowledged")
+                }
+                (Act::Resume, Some(_), CampaignState::Sending) => {
+                    Some("still sending, though a resume was acknowledged")
+                }
+                _ => None,
+            };
+            if let Some(problem) = problem {
+                found = Some(violation(
+                    Invariant::Operator,
+                    at_ms,
+                    format!("{name} ended {state}: {problem}"),
+                    vec![format!("last pause or resume sent at {} ms, answered {:?}", last.sent_ms, last.answered)],
+                ));
+                break;
+            }
+        }
+        match found {
+            Some(found) => self.fail(found),
+            None => Ok(()),
+        }
+    }
+
+    /// No campaign still sending, nor paused without a reason the engine gave.
+    fn check_campaigns_finished(&mut self, at_ms: u64) -> Result<(), Violation> {
+        let mut found = None;
+        for campaign in &self.campaigns {
+            let Some(state) = Judge::end_state(campaign, self.sees_messages) else { continue };
+            let paused_by_engine = campaign.last_read.as_ref().is_some_and(|(_, reason)| reason.is_some());
+            let paused_by_operator = campaign.pause_in_force().is_some();
+            let stuck = match state {
+                CampaignState::Sending => true,
+                CampaignState::Paused => !paused_by_engine && !paused_by_operator,
+                _ => false,
+            };
+            if stuck {
+                found = Some(violation(
+                    Invariant::Liveness,
+                    at_ms,
+                    format!(
+                        "{} is still {state} after the heal phase ({} messages pending)",
+                        campaign.name,
+                        campaign.pending()
+                    ),
+                    vec![describe_counts(campaign)],
+                ));
+                break;
+            }
+        }
+        match found {
+            Some(found) => self.fail(found),
+            None => Ok(()),
+        }
+    }
+
+    /// What each invariant came to: per tenant for `money` (a tenant whose books were
+    /// never shown is "not checked"), once for every other.
+    pub fn verdicts(&self) -> Vec<(Invariant, Option<String>, Verdict)> {
+        let mut verdicts = Vec::new();
+        for invariant in Invariant::ALL {
+            let checks = self.checks.get(&invariant).copied().unwrap_or(0);
+            let verdict = if !self.enabled.contains(&invariant) {
+                Verdict::NotChecked("not asked for".into())
+            } else if self.broken == Some(invariant) {
+                Verdict::Broken
+            } else if checks == 0 {
+                Verdict::NotChecked(self.unobserved(invariant).into())
+            } else {
+                Verdict::Held(checks)
+            };
+            if invariant == Invariant::Money && verdict != Verdict::Broken {
+                for tenant in &self.tenants {
+                    let verdict = match (&verdict, tenant.books_read) {
+                        (Verdict::Held(_), 0) => {
+                            Verdict::NotChecked("the engine's books for it were never read".into())
+                        }
+                        (Verdict::Held(_), reads) => Verdict::Held(reads),
+                        (other, _) => other.clone(),
+                    };
+                    verdicts.push((invariant, Some(tenant.name.clone()), verdict));
+                }
+                continue;
+            }
+            verdicts.push((invariant, None, verdict));
+        }
+        verdicts
+    }
+
+    fn unobserved(&self, invariant: Invariant) -> &'static str {
+        match invariant {
+            Invariant::Transitions => "no status change or reading was observed",
+            Invariant::Halt | Invariant::Rate => "the engine's claims are not observable",
+            Invariant::Money => "no tenant's books were read",
+            Invariant::Attribution => "no final report was acknowledged",
+            Invariant::Operator => "no operator action or acceptance to judge",
+            _ => "nothing it needs was observed",
+        }
+    }
+}
+
+fn describe_counts(campaign: &CampaignModel) -> String {
+    let counts: Vec<String> = Status::ALL
+        .into_iter()
+        .filter(|&s| campaign.count(s) > 0)
+        .map(|s| format!("{s} {}", campaign.count(s)))
+        .collect();
+    format!("the judge's counts: {}", counts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv_is_the_published_function() {
+        // FNV-1a 64 of "a" is 0xaf63dc4c8601ec8c; ours appends a zero byte to each part.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        hash ^= u64::from(b'a');
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+        assert_eq!(hash, 0xaf63_dc4c_8601_ec8c);
+        assert_ne!(fnv(&["ab", "c"]), fnv(&["a", "bc"]), "parts are separated");
+    }
+}

@@ -1,0 +1,228 @@
+//! What the judge is told: the run's setup, and observations an outside observer can make.
+//!
+//! Three sources feed it, and nothing else does:
+//!
+//! * **the driver** — what it asked the engine and what the engine answered (campaigns it
+//!   created, operator actions and credit changes, with their acknowledgements);
+//! * **the provider's ground truth** — every message it received and accepted, with the
+//!   body it received and the id it gave, and every report it sent and how the engine
+//!   answered it;
+//! * **the engine's reads** — its API (campaign status, counts, progress, books), and in
+//!   the simulator its store's journal and rows, read as data.
+//!
+//! Every name here is a string or a number: the judge links no engine type, so it cannot
+//! borrow one of the engine's rules by accident.
+
+use crate::lattice::Mover;
+use std::collections::BTreeSet;
+
+/// A provider's wire format, which fixes how its report statuses read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Wire {
+    /// Mitto-style bulk.
+    Mitto,
+    /// Twilio-style single.
+    Twilio,
+    /// Infobip-style bulk.
+    Infobip,
+}
+
+/// A tenant, as the operator set it up.
+#[derive(Clone, Debug)]
+pub struct TenantSetup {
+    /// How observations name it.
+    pub tenant: String,
+    /// Its opening balance.
+    pub opening_credits: i64,
+    /// Submissions per second across its campaigns, if limited.
+    pub rate_limit_per_s: Option<u32>,
+}
+
+/// A traffic account, as the operator set it up.
+#[derive(Clone, Debug)]
+pub struct AccountSetup {
+    /// How observations name it (the provider's records name it the same way).
+    pub account: String,
+    /// Its provider's wire format.
+    pub wire: Wire,
+    /// What one segment costs.
+    pub price_per_segment: i64,
+    /// Submissions per second, if limited.
+    pub rate_limit_per_s: Option<u32>,
+}
+
+/// What the operator configured: known to any observer before the run starts.
+#[derive(Clone, Debug, Default)]
+pub struct Setup {
+    /// The tenants.
+    pub tenants: Vec<TenantSetup>,
+    /// The traffic accounts.
+    pub accounts: Vec<AccountSetup>,
+    /// How long after a cancel or pause is acknowledged an acceptance may still come: a
+    /// submission claimed just before it may take one lease, and its request one provider
+    /// timeout on the wire.
+    pub halt_grace_ms: u64,
+    /// Destinations that must never receive a message (opted out, or invalid).
+    pub forbidden_destinations: BTreeSet<String>,
+}
+
+/// A message of the engine, in the simulator: its campaign id and contact id, opaque.
+pub type MessageRef = (u64, u64);
+
+/// An operator action or a credit change the driver sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Act {
+    /// Pause a campaign.
+    Pause,
+    /// Resume it.
+    Resume,
+    /// Cancel it.
+    Cancel,
+    /// Put its failed messages back in the queue.
+    RetryFailed,
+    /// Add (or, negative, take away) credits of a tenant.
+    Credits(i64),
+}
+
+/// What a message row says, read as data (the simulator reads the store's row after the
+/// step that moved it).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MessageRow<'a> {
+    /// The destination it is (to be) sent to.
+    pub destination: &'a str,
+    /// Its rendered body.
+    pub body: &'a str,
+    /// The provider's id for it, once recorded.
+    pub provider_id: Option<&'a str>,
+    /// Its last error code.
+    pub error_code: Option<&'a str>,
+}
+
+/// A campaign as the engine's API (or store) shows it at one moment.
+#[derive(Clone, Copy, Debug)]
+pub struct CampaignReading<'a> {
+    /// The campaign.
+    pub campaign: &'a str,
+    /// Its status name.
+    pub status: &'a str,
+    /// Its messages by status name, when the engine shows them all.
+    pub counts: Option<&'a [(&'a str, u64)]>,
+    /// Sent (accepted by the provider, whatever became of it).
+    pub sent: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Its messages in all.
+    pub total: u64,
+    /// Progress, percent.
+    pub progress: i64,
+    /// Why it is paused, if the engine paused it.
+    pub pause_reason: Option<&'a str>,
+}
+
+/// One observation.
+#[derive(Clone, Copy, Debug)]
+pub enum Observation<'a> {
+    /// The driver created (and enqueued) a campaign of `tenant` on `account`.
+    CampaignCreated {
+        /// The engine's campaign id.
+        campaign: &'a str,
+        /// Its tenant.
+        tenant: &'a str,
+        /// Its account.
+        account: &'a str,
+    },
+    /// The driver sent an action; `id` pairs it with its answer.
+    ActionSent {
+        /// Unique per run.
+        id: u64,
+        /// The campaign acted on, for campaign actions.
+        campaign: Option<&'a str>,
+        /// The tenant, for credit changes.
+        tenant: Option<&'a str>,
+        /// What.
+        act: Act,
+    },
+    /// The engine answered action `id` with HTTP `status` (0: no answer came).
+    ActionAnswered {
+        /// The action.
+        id: u64,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The driver, as one tenant, asked for another tenant's campaign.
+    CrossTenantProbe {
+        /// Method and path, and whose key it used.
+        request: &'a str,
+        /// The engine's HTTP answer (0: none came).
+        answered: u16,
+    },
+    /// The provider received a message in a submit request.
+    Received {
+        /// Through which account.
+        account: &'a str,
+        /// To whom.
+        destination: &'a str,
+    },
+    /// The provider accepted a message.
+    Accepted {
+        /// Through which account.
+        account: &'a str,
+        /// To whom.
+        destination: &'a str,
+        /// The body it received.
+        body: &'a str,
+        /// The id it gave.
+        provider_id: &'a str,
+    },
+    /// The engine answered a delivery report the provider sent (one observation per
+    /// attempt; `answered` is `None` when no answer came).
+    ReportAnswered {
+        /// The account it was for.
+        account: &'a str,
+        /// The provider id it named.
+        provider_id: &'a str,
+        /// The provider's status string.
+        status: &'a str,
+        /// Deliberately forged (the provider knows).
+        forged: bool,
+        /// The engine's HTTP answer.
+        answered: Option<u16>,
+    },
+    /// The engine moved a message (its journal, read as data).
+    MessageMoved {
+        /// The message.
+        message: MessageRef,
+        /// Its campaign.
+        campaign: &'a str,
+        /// From (`None`: created).
+        from: Option<&'a str>,
+        /// To.
+        to: &'a str,
+        /// Whose move it says it was.
+        mover: Mover,
+        /// The row as read after the step.
+        row: MessageRow<'a>,
+    },
+    /// The engine moved a campaign (its journal).
+    CampaignMoved {
+        /// The campaign.
+        campaign: &'a str,
+        /// From.
+        from: &'a str,
+        /// To.
+        to: &'a str,
+    },
+    /// The engine showed a campaign.
+    CampaignRead(CampaignReading<'a>),
+    /// The engine showed a tenant's books.
+    BooksRead {
+        /// The tenant.
+        tenant: &'a str,
+        /// Credits owned and not yet charged, reservations included.
+        balance: i64,
+        /// Held for messages in flight, when the engine shows it.
+        reserved: Option<i64>,
+        /// Spent.
+        charged: i64,
+    },
+}

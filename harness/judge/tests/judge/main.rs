@@ -1,0 +1,558 @@
+//! Every invariant of the judge, both directions: it holds on a correct history and fires
+//! on a history a broken engine would produce. Histories are written here as an outside
+//! observer would record them — no engine is involved, so what fires is the judge's own
+//! model, not a rule it borrowed.
+
+use smsim_judge::*;
+
+const C: &str = "cmp_1";
+const T: &str = "ten_1";
+const A: &str = "ta_1";
+
+fn setup() -> Setup {
+    Setup {
+        tenants: vec![TenantSetup { tenant: T.into(), opening_credits: 1_000, rate_limit_per_s: None }],
+        accounts: vec![AccountSetup {
+            account: A.into(),
+            wire: Wire::Mitto,
+            price_per_segment: 10,
+            rate_limit_per_s: None,
+        }],
+        halt_grace_ms: 1_000,
+        forbidden_destinations: ["+300000".to_owned()].into(),
+    }
+}
+
+type History = Vec<(u64, Observation<'static>)>;
+
+fn row(
+    destination: &'static str,
+    provider_id: Option<&'static str>,
+    error: Option<&'static str>,
+) -> MessageRow<'static> {
+    MessageRow { destination, body: "hi", provider_id, error_code: error }
+}
+
+fn moved(message: u64, from: Option<&'static str>, to: &'static str, row: MessageRow<'static>) -> Observation<'static> {
+    Observation::MessageMoved { message: (1, message), campaign: C, from, to, mover: Mover::Engine, row }
+}
+
+fn counts(delivered: u64) -> &'static [(&'static str, u64)] {
+    match delivered {
+        2 => &[("delivered", 2)],
+        _ => &[("delivered", 1), ("queued", 1)],
+    }
+}
+
+fn reading(
+    status: &'static str,
+    sent: u64,
+    total: u64,
+    progress: i64,
+    counts: Option<&'static [(&'static str, u64)]>,
+) -> Observation<'static> {
+    Observation::CampaignRead(CampaignReading {
+        campaign: C,
+        status,
+        counts,
+        sent,
+        failed: 0,
+        total,
+        progress,
+        pause_reason: None,
+    })
+}
+
+fn books(balance: i64, reserved: i64, charged: i64) -> Observation<'static> {
+    Observation::BooksRead { tenant: T, balance, reserved: Some(reserved), charged }
+}
+
+/// Two messages of one campaign, sent, accepted, delivered; the campaign completes.
+fn correct() -> History {
+    vec![
+        (0, Observation::CampaignCreated { campaign: C, tenant: T, account: A }),
+        (10, moved(1, None, "queued", row("+301", None, None))),
+        (10, moved(2, None, "queued", row("+302", None, None))),
+        (10, Observation::CampaignMoved { campaign: C, from: "draft", to: "sending" }),
+        (10, books(1_000, 20, 0)),
+        (20, moved(1, Some("queued"), "submitting", row("+301", None, None))),
+        (20, moved(2, Some("queued"), "submitting", row("+302", None, None))),
+        (30, Observation::Received { account: A, destination: "+301" }),
+        (30, Observation::Accepted { account: A, destination: "+301", body: "hi", provider_id: "p1" }),
+        (30, Observation::Accepted { account: A, destination: "+302", body: "hi", provider_id: "p2" }),
+        (40, moved(1, Some("submitting"), "accepted", row("+301", Some("p1"), None))),
+        (40, moved(2, Some("submitting"), "accepted", row("+302", Some("p2"), None))),
+        (40, books(980, 0, 20)),
+        (
+            50,
+            Observation::ReportAnswered {
+                account: A,
+                provider_id: "p1",
+                status: "Delivered",
+                forged: false,
+                answered: Some(200),
+            },
+        ),
+        (
+            50,
+            Observation::ReportAnswered {
+                account: A,
+                provider_id: "p2",
+                status: "Delivered",
+                forged: false,
+                answered: Some(200),
+            },
+        ),
+        (50, moved(1, Some("accepted"), "delivered", row("+301", None, None))),
+        (50, moved(2, Some("accepted"), "delivered", row("+302", None, None))),
+        (50, Observation::CampaignMoved { campaign: C, from: "sending", to: "completed" }),
+        (60, reading("completed", 2, 2, 100, Some(counts(2)))),
+        (60, books(980, 0, 20)),
+    ]
+}
+
+fn judge(history: &History) -> (Judge, Result<(), Violation>) {
+    let mut judge = Judge::new(setup(), &[]);
+    for &(at, observation) in history {
+        if let Err(violation) = judge.observe(at, observation) {
+            return (judge, Err(violation));
+        }
+    }
+    let end = judge.finish(100);
+    (judge, end)
+}
+
+#[track_caller]
+fn fires(history: History, invariant: Invariant) -> Violation {
+    match judge(&history).1 {
+        Err(violation) => {
+            assert_eq!(violation.invariant, invariant, "{violation}");
+            violation
+        }
+        Ok(()) => panic!("`{invariant}` did not fire"),
+    }
+}
+
+/// `history` with the observation at `index` replaced by `with`.
+fn replaced(index: usize, with: Observation<'static>) -> History {
+    let mut history = correct();
+    history[index].1 = with;
+    history
+}
+
+/// `history` with `extra` inserted before `index`.
+fn inserted(index: usize, extra: Vec<(u64, Observation<'static>)>) -> History {
+    let mut history = correct();
+    history.splice(index..index, extra);
+    history
+}
+
+fn position(history: &History, wanted: impl Fn(&Observation<'static>) -> bool) -> usize {
+    history.iter().position(|(_, o)| wanted(o)).expect("the correct history has it")
+}
+
+#[test]
+fn a_correct_history_holds_every_invariant() {
+    let (judge, result) = judge(&correct());
+    result.unwrap();
+    for (invariant, tenant, verdict) in judge.verdicts() {
+        match invariant {
+            // Nothing in this history exercises these beyond their bookkeeping.
+            Invariant::Halt | Invariant::Rate | Invariant::Transitions | Invariant::Liveness => {
+                assert!(matches!(verdict, Verdict::Held(_)), "{invariant}: {verdict}")
+            }
+            _ => assert!(!matches!(verdict, Verdict::Broken), "{invariant} {tenant:?}: {verdict}"),
+        }
+    }
+}
+
+#[test]
+fn transitions_fire_on_an_edge_the_design_does_not_have() {
+    // A final report overwritten by a later one: delivered → undelivered.
+    let mut history = correct();
+    history.push((70, moved(1, Some("delivered"), "undelivered", row("+301", None, None))));
+    fires(history, Invariant::Transitions);
+    // An acceptance undone.
+    let at = position(&correct(), |o| matches!(o, Observation::MessageMoved { to: "delivered", .. }));
+    fires(
+        inserted(at, vec![(45, moved(1, Some("accepted"), "queued", row("+301", None, None)))]),
+        Invariant::Transitions,
+    );
+    // A status the design does not have.
+    fires(replaced(at, moved(1, Some("accepted"), "read", row("+301", None, None))), Invariant::Transitions);
+    // A move from a status the judge never saw the message in.
+    fires(replaced(at, moved(1, Some("unknown"), "accepted", row("+301", None, None))), Invariant::Transitions);
+}
+
+#[test]
+fn transitions_allow_retry_failed_only_when_the_operator_sent_it() {
+    let failed = vec![
+        (41, moved(3, None, "queued", row("+303", None, None))),
+        (42, moved(3, Some("queued"), "submitting", row("+303", None, None))),
+        (43, moved(3, Some("submitting"), "failed", row("+303", None, Some("INVALID_NUMBER")))),
+    ];
+    let retried = (
+        44,
+        Observation::MessageMoved {
+            message: (1, 3),
+            campaign: C,
+            from: Some("failed"),
+            to: "queued",
+            mover: Mover::OperatorRetry,
+            row: row("+303", None, None),
+        },
+    );
+    let at = position(&correct(), |o| matches!(o, Observation::CampaignMoved { to: "completed", .. }));
+    let mut history = inserted(at, [failed.clone(), vec![retried]].concat());
+    history.truncate(at + 4);
+    fires(history, Invariant::Transitions);
+    let sent = (43, Observation::ActionSent { id: 1, campaign: Some(C), tenant: None, act: Act::RetryFailed });
+    let mut history = inserted(at, [failed, vec![sent, retried]].concat());
+    history.truncate(at + 5);
+    let mut judge = Judge::new(setup(), &[Invariant::Transitions]);
+    for &(at, observation) in &history {
+        judge.observe(at, observation).unwrap();
+    }
+}
+
+#[test]
+fn money_fires_on_a_wrong_price() {
+    // The engine reserved 2 × 15 for two one-segment messages at 10.
+    let at = position(&correct(), |o| matches!(o, Observation::BooksRead { .. }));
+    let violation = fires(replaced(at, books(1_000, 30, 0)), Invariant::Money);
+    assert!(violation.message.contains("reserved 30"), "{violation}");
+    let at = position(&correct(), |o| matches!(o, Observation::BooksRead { charged: 20, .. }));
+    fires(replaced(at, books(970, 0, 30)), Invariant::Money);
+}
+
+#[test]
+fn money_fires_on_an_overdraw_or_a_negative_balance() {
+    // 1 000 funded; the engine shows 1 010 between balance and charges.
+    let at = position(&correct(), |o| matches!(o, Observation::BooksRead { charged: 20, .. }));
+    fires(replaced(at, books(990, 0, 20)), Invariant::Money);
+    fires(replaced(at, books(-5, 0, 20)), Invariant::Money);
+}
+
+#[test]
+fn money_follows_acknowledged_top_ups_and_doubts_unanswered_ones() {
+    let at = position(&correct(), |o| matches!(o, Observation::BooksRead { charged: 20, .. }));
+    let top_up = vec![
+        (35, Observation::ActionSent { id: 7, campaign: None, tenant: Some(T), act: Act::Credits(500) }),
+        (36, Observation::ActionAnswered { id: 7, status: 200 }),
+    ];
+    let mut history = inserted(at, top_up.clone());
+    let books_at = at + 2;
+    history[books_at].1 = books(1_480, 0, 20);
+    let last = history.len() - 1;
+    history[last].1 = books(1_480, 0, 20);
+    judge(&history).1.unwrap();
+    // Refused: the books must not show it.
+    let mut refused = history.clone();
+    refused[at + 1].1 = Observation::ActionAnswered { id: 7, status: 422 };
+    fires(refused, Invariant::Money);
+    // No answer: either total is possible.
+    let mut unanswered = history.clone();
+    unanswered[at + 1].1 = Observation::ActionAnswered { id: 7, status: 0 };
+    judge(&unanswered).1.unwrap();
+}
+
+#[test]
+fn money_fires_on_a_charge_for_a_message_the_provider_never_accepted() {
+    let at = position(&correct(), |o| matches!(o, Observation::Accepted { destination: "+302", .. }));
+    let mut history = correct();
+    history.remove(at);
+    fires(history, Invariant::Money);
+}
+
+#[test]
+fn money_fires_on_a_refund_of_an_accepted_message() {
+    let at = position(&correct(), |o| matches!(o, Observation::MessageMoved { message: (1, 2), to: "accepted", .. }));
+    let history = replaced(at, moved(2, Some("submitting"), "failed", row("+302", None, Some("REJECTED"))));
+    fires(history, Invariant::Money);
+}
+
+/// An unknown outcome stays charged: the provider may have sent it. An engine that
+/// refunds it keeps books that agree with themselves, and the judge's ledger says no.
+#[test]
+fn money_fires_on_a_refunded_unknown_outcome() {
+    let settle = |charged: i64| {
+        let mut history = correct();
+        history.truncate(position(&history, |o| matches!(o, Observation::Received { .. })));
+        history.extend([
+            (30, Observation::Accepted { account: A, destination: "+301", body: "hi", provider_id: "p1" }),
+            (40, moved(1, Some("submitting"), "accepted", row("+301", Some("p1"), None))),
+            (40, moved(2, Some("submitting"), "unknown", row("+302", None, None))),
+            (90, moved(2, Some("unknown"), "failed", row("+302", None, Some("UNKNOWN_OUTCOME")))),
+            (90, Observation::CampaignMoved { campaign: C, from: "sending", to: "completed" }),
+            (95, books(1_000 - charged, 0, charged)),
+        ]);
+        history
+    };
+    judge(&settle(20)).1.unwrap();
+    fires(settle(10), Invariant::Money);
+}
+
+#[test]
+fn operator_fires_on_an_acceptance_after_an_acknowledged_cancel() {
+    let cancel = vec![
+        (1, Observation::ActionSent { id: 1, campaign: Some(C), tenant: None, act: Act::Cancel }),
+        (2, Observation::ActionAnswered { id: 1, status: 200 }),
+    ];
+    let at = position(&correct(), |o| matches!(o, Observation::MessageMoved { from: Some("queued"), .. }));
+    // Acceptances at 30 ms, more than the 1 000 ms grace after a cancel at 2 ms? No: within.
+    let within = inserted(at, cancel.clone());
+    let violation = judge(&within).1.unwrap_err();
+    assert_eq!(violation.invariant, Invariant::Operator, "the campaign completed instead: {violation}");
+    assert!(violation.message.contains("ended completed"), "{violation}");
+    // Beyond the grace.
+    let mut late = inserted(at, cancel);
+    for (at, _) in late.iter_mut().skip(at + 2) {
+        *at += 5_000;
+    }
+    let violation = fires(late, Invariant::Operator);
+    assert!(violation.message.contains("after a cancel"), "{violation}");
+}
+
+#[test]
+fn operator_holds_when_a_cancel_ends_the_campaign_cancelled() {
+    let history: History = vec![
+        (0, Observation::CampaignCreated { campaign: C, tenant: T, account: A }),
+        (10, moved(1, None, "queued", row("+301", None, None))),
+        (10, Observation::CampaignMoved { campaign: C, from: "draft", to: "sending" }),
+        (11, Observation::ActionSent { id: 1, campaign: Some(C), tenant: None, act: Act::Cancel }),
+        (12, moved(1, Some("queued"), "cancelled", row("+301", None, None))),
+        (12, Observation::CampaignMoved { campaign: C, from: "sending", to: "cancelled" }),
+        (13, Observation::ActionAnswered { id: 1, status: 200 }),
+        (20, reading("cancelled", 0, 1, 100, Some(&[("cancelled", 1)]))),
+        (20, books(1_000, 0, 0)),
+    ];
+    let (judge, result) = judge(&history);
+    result.unwrap();
+    assert!(judge.checks()[&Invariant::Operator] > 0);
+}
+
+#[test]
+fn operator_fires_on_a_completion_while_paused_and_a_resume_that_leads_nowhere() {
+    let pause = vec![
+        (11, Observation::ActionSent { id: 1, campaign: Some(C), tenant: None, act: Act::Pause }),
+        (12, Observation::ActionAnswered { id: 1, status: 200 }),
+    ];
+    let at = position(&correct(), |o| {
+        matches!(o, Observation::ActionSent { .. } | Observation::MessageMoved { from: Some("queued"), .. })
+    });
+    // Paused at 12 ms, yet completed with no resume.
+    fires(inserted(at, pause.clone()), Invariant::Operator);
+    // Resumed: the correct history holds.
+    let resume = vec![
+        (13, Observation::ActionSent { id: 2, campaign: Some(C), tenant: None, act: Act::Resume }),
+        (14, Observation::ActionAnswered { id: 2, status: 200 }),
+    ];
+    judge(&inserted(at, [pause.clone(), resume.clone()].concat())).1.unwrap();
+    // Resumed, acknowledged, and the campaign still paused at the end.
+    let history: History = vec![
+        (0, Observation::CampaignCreated { campaign: C, tenant: T, account: A }),
+        (10, moved(1, None, "queued", row("+301", None, None))),
+        (10, Observation::CampaignMoved { campaign: C, from: "draft", to: "sending" }),
+        (11, Observation::ActionSent { id: 1, campaign: Some(C), tenant: None, act: Act::Pause }),
+        (11, Observation::CampaignMoved { campaign: C, from: "sending", to: "paused" }),
+        (12, Observation::ActionAnswered { id: 1, status: 200 }),
+        (13, Observation::ActionSent { id: 2, campaign: Some(C), tenant: None, act: Act::Resume }),
+        (14, Observation::ActionAnswered { id: 2, status: 200 }),
+        (20, reading("paused", 0, 1, 0, Some(&[("queued", 1)]))),
+    ];
+    let violation = fires(history, Invariant::Operator);
+    assert!(violation.message.contains("resume"), "{violation}");
+}
+
+#[test]
+fn attribution_fires_on_an_id_mapped_to_the_wrong_message() {
+    // Incident 003: the bulk answer's ids shifted by one.
+    let at = position(&correct(), |o| matches!(o, Observation::MessageMoved { message: (1, 1), to: "accepted", .. }));
+    let violation = fires(
+        replaced(at, moved(1, Some("submitting"), "accepted", row("+301", Some("p2"), None))),
+        Invariant::Attribution,
+    );
+    assert!(violation.message.contains("another message"), "{violation}");
+}
+
+#[test]
+fn attribution_fires_on_an_acknowledged_report_that_never_landed() {
+    let mut history = correct();
+    let at = position(&history, |o| matches!(o, Observation::MessageMoved { message: (1, 2), to: "delivered", .. }));
+    history[at].1 = moved(2, Some("accepted"), "undelivered", row("+302", None, None));
+    history.retain(|(_, o)| !matches!(o, Observation::CampaignRead(_)));
+    fires(history, Invariant::Attribution);
+    // Left accepted, though the report was acknowledged (the liveness gap: accepted is
+    // not settled when a final report for it was acknowledged).
+    let mut history = correct();
+    history.remove(at);
+    history.retain(|(_, o)| {
+        !matches!(o, Observation::CampaignMoved { to: "completed", .. } | Observation::CampaignRead(_))
+    });
+    let mut judge = Judge::new(setup(), &[Invariant::Attribution]);
+    for &(at, observation) in &history {
+        judge.observe(at, observation).unwrap();
+    }
+    assert_eq!(judge.finish(100).unwrap_err().invariant, Invariant::Attribution);
+}
+
+#[test]
+fn completion_fires_on_a_campaign_completed_with_a_message_pending() {
+    let mut history = correct();
+    let at = position(&history, |o| matches!(o, Observation::CampaignMoved { to: "completed", .. }));
+    history.insert(at, (49, moved(3, None, "queued", row("+303", None, None))));
+    fires(history, Invariant::Completion);
+}
+
+#[test]
+fn completion_fires_on_an_acceptance_after_completion() {
+    let mut history = correct();
+    history.push((70, moved(3, None, "queued", row("+303", None, None))));
+    history.push((80, Observation::Accepted { account: A, destination: "+303", body: "hi", provider_id: "p3" }));
+    fires(history, Invariant::Completion);
+}
+
+#[test]
+fn counters_fire_when_shown_numbers_differ_from_the_messages() {
+    let at = position(&correct(), |o| matches!(o, Observation::CampaignRead(_)));
+    // Incident 000: a counter bumped on every report — more sent than messages.
+    fires(replaced(at, reading("completed", 3, 2, 100, None)), Invariant::Counters);
+    fires(replaced(at, reading("completed", 2, 2, 100, Some(&[("delivered", 3)]))), Invariant::Counters);
+    fires(replaced(at, reading("completed", 1, 2, 100, Some(counts(2)))), Invariant::Counters);
+}
+
+#[test]
+fn progress_fires_above_100_against_the_messages_or_backwards() {
+    let at = position(&correct(), |o| matches!(o, Observation::CampaignRead(_)));
+    // Incident 004: 290%.
+    fires(replaced(at, reading("completed", 2, 2, 290, Some(counts(2)))), Invariant::Progress);
+    fires(replaced(at, reading("completed", 2, 2, 50, Some(counts(2)))), Invariant::Progress);
+    let mut history = correct();
+    history.insert(at, (55, reading("completed", 2, 2, 100, Some(counts(2)))));
+    history.push((
+        70,
+        Observation::CampaignRead(CampaignReading {
+            campaign: C,
+            status: "completed",
+            counts: None,
+            sent: 2,
+            failed: 0,
+            total: 2,
+            progress: 50,
+            pause_reason: None,
+        }),
+    ));
+    // Without the messages (live), only the direction is judged.
+    let mut judge = Judge::new(setup(), &[Invariant::Progress]);
+    let live: Vec<_> = history
+        .iter()
+        .filter(|(_, o)| matches!(o, Observation::CampaignCreated { .. } | Observation::CampaignRead(_)))
+        .collect();
+    let result: Result<Vec<()>, _> = live.iter().map(|&&(at, o)| judge.observe(at, o)).collect();
+    assert_eq!(result.unwrap_err().invariant, Invariant::Progress);
+}
+
+#[test]
+fn halt_fires_on_a_claim_while_paused() {
+    let at = position(&correct(), |o| matches!(o, Observation::MessageMoved { from: Some("queued"), .. }));
+    fires(
+        inserted(at, vec![(15, Observation::CampaignMoved { campaign: C, from: "sending", to: "paused" })]),
+        Invariant::Halt,
+    );
+}
+
+#[test]
+fn rate_fires_above_twice_the_limit_in_a_second() {
+    // The account's limit is 1/s: a bucket of one second's burst plus a refill, at most 2.
+    let mut history: History = vec![(0, Observation::CampaignCreated { campaign: C, tenant: T, account: A })];
+    for n in 1..=3 {
+        history.push((10, moved(n, None, "queued", row("+301", None, None))));
+    }
+    history.push((10, Observation::CampaignMoved { campaign: C, from: "draft", to: "sending" }));
+    for n in 1..=2 {
+        history.push((100 * n, moved(n, Some("queued"), "submitting", row("+301", None, None))));
+    }
+    let mut limited = setup();
+    limited.accounts[0].rate_limit_per_s = Some(1);
+    let mut judge = Judge::new(limited, &[Invariant::Rate]);
+    for &(at, o) in &history {
+        judge.observe(at, o).unwrap();
+    }
+    let third = moved(3, Some("queued"), "submitting", row("+301", None, None));
+    assert_eq!(judge.observe(900, third).unwrap_err().invariant, Invariant::Rate);
+}
+
+#[test]
+fn at_most_once_fires_on_a_second_acceptance() {
+    let at = position(&correct(), |o| matches!(o, Observation::Accepted { .. }));
+    let again = (31, Observation::Accepted { account: A, destination: "+301", body: "hi", provider_id: "p9" });
+    fires(inserted(at + 1, vec![again]), Invariant::AtMostOnce);
+}
+
+#[test]
+fn isolation_fires_on_a_forbidden_destination_or_another_tenants_answer() {
+    let at = position(&correct(), |o| matches!(o, Observation::Received { .. }));
+    fires(replaced(at, Observation::Received { account: A, destination: "+300000" }), Invariant::Isolation);
+    let probe = |answered| Observation::CrossTenantProbe { request: "GET cmp_1 by globex", answered };
+    fires(replaced(at, probe(200)), Invariant::Isolation);
+    fires(replaced(at, probe(403)), Invariant::Isolation);
+    judge(&replaced(at, probe(404))).1.unwrap();
+    judge(&replaced(at, probe(0))).1.unwrap();
+}
+
+#[test]
+fn forgery_fires_on_an_acknowledged_forgery_or_one_that_changed_a_message() {
+    let at = position(&correct(), |o| matches!(o, Observation::ReportAnswered { .. }));
+    let forged = |answered| Observation::ReportAnswered {
+        account: A,
+        provider_id: "p1",
+        status: "Failure",
+        forged: true,
+        answered: Some(answered),
+    };
+    fires(inserted(at, vec![(45, forged(200))]), Invariant::Forgery);
+    judge(&inserted(at, vec![(45, forged(401))])).1.unwrap();
+    // Refused, yet the message ended as the forger said and no genuine report did.
+    let mut history = inserted(at, vec![(45, forged(401))]);
+    for (_, observation) in history.iter_mut() {
+        if let Observation::ReportAnswered { provider_id: "p1", forged: false, .. } = observation {
+            *observation = Observation::Received { account: A, destination: "+301" };
+        }
+        if let Observation::MessageMoved { message: (1, 1), to: "delivered", .. } = observation {
+            *observation = moved(1, Some("accepted"), "undelivered", row("+301", None, None));
+        }
+    }
+    history.retain(|(_, o)| !matches!(o, Observation::CampaignRead(_)));
+    fires(history, Invariant::Forgery);
+}
+
+#[test]
+fn liveness_fires_on_a_campaign_still_sending() {
+    let mut history = correct();
+    let at = position(&history, |o| matches!(o, Observation::CampaignMoved { to: "completed", .. }));
+    history.truncate(at);
+    fires(history, Invariant::Liveness);
+}
+
+#[test]
+fn what_an_observer_was_not_shown_is_not_checked() {
+    // Live mode's view: no journal, no books.
+    let history: History = vec![
+        (0, Observation::CampaignCreated { campaign: C, tenant: T, account: A }),
+        (30, Observation::Accepted { account: A, destination: "+301", body: "hi", provider_id: "p1" }),
+        (60, reading("completed", 1, 1, 100, None)),
+    ];
+    let (judge, result) = judge(&history);
+    result.unwrap();
+    let verdict = |wanted: Invariant| {
+        judge
+            .verdicts()
+            .into_iter()
+            .find(|(invariant, _, _)| *invariant == wanted)
+            .map(|(_, _, verdict)| verdict)
+            .unwrap()
+    };
+    assert!(matches!(verdict(Invariant::Money), Verdict::NotChecked(_)), "{}", verdict(Invariant::Money));
+    assert!(matches!(verdict(Invariant::Halt), Verdict::NotChecked(_)));
+    assert!(matches!(verdict(Invariant::Counters), Verdict::Held(_)));
+}
