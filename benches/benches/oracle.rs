@@ -4,7 +4,7 @@
 //! one (recounted once a simulated second).
 //!
 //! The journals are produced by the in-memory store beforehand; the timing covers only
-//! the oracle. Throughput is in steps, so criterion prints steps per second.
+//! the oracle and the judge it feeds. Throughput is in steps, so criterion prints steps per second.
 #![allow(missing_docs)]
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode, Throughput};
@@ -13,89 +13,103 @@ use smsim_core::store::memory::MemoryStore;
 use smsim_core::store::{JournalEntry, Store};
 use smsim_sim::driver::DriverLog;
 use smsim_sim::oracle::{Limits, Oracle};
-use smsim_sim::provider::{Acceptance, SentReport, Truth};
+use smsim_sim::provider::Truth;
 use std::time::Duration;
 
 const BATCH: u32 = 200;
 const TICK_MS: u64 = 10;
 
-/// A drained campaign: the store, each step's journal, and the provider's truth.
+/// One acceptance at the provider: destination, body, provider id.
+type Acceptance = (String, String, String);
+
+/// A drained campaign: the store, each step's journal with the acceptances the provider
+/// made in it, and what the judge is told of the world.
 struct Drained {
     store: MemoryStore,
-    journals: Vec<Vec<JournalEntry>>,
-    truth: Truth,
+    steps: Vec<(Vec<JournalEntry>, Vec<Acceptance>)>,
+    account: String,
+    setup: smsim_judge::Setup,
 }
 
 fn drained(messages: u32) -> Drained {
     let store = MemoryStore::new();
     let fixture: Fixture = enqueued_campaign(&store, messages);
-    let mut journals = vec![store.take_journal().expect("a journal")];
-    let mut truth = Truth::default();
+    let mut steps = vec![(store.take_journal().expect("a journal"), Vec::new())];
     let mut accepted = 0;
     while let Some(claimed) = claim(&store, BATCH, T0) {
-        for (n, message) in claimed.messages.iter().enumerate() {
-            let key = (message.destination.as_str().into(), message.body.as_str().into());
-            let acceptance = Acceptance {
-                at_ms: 0,
-                provider_id: provider_id(accepted + n).into(),
-                account: fixture.account.to_string().into(),
-            };
-            truth.accepted.insert(key, vec![acceptance]);
-        }
+        let acceptances = claimed
+            .messages
+            .iter()
+            .enumerate()
+            .map(|(n, message)| (message.destination.clone(), message.body.clone(), provider_id(accepted + n)))
+            .collect();
         accept(&store, &claimed, accepted, T0);
         accepted += claimed.messages.len();
-        journals.push(store.take_journal().expect("a journal"));
+        steps.push((store.take_journal().expect("a journal"), acceptances));
     }
-    // Every accepted message has had its report sent and answered.
-    truth.reports = (0..accepted)
-        .map(|n| SentReport {
-            at_ms: 0,
-            account: fixture.account.to_string().into(),
-            provider_id: provider_id(n).into(),
-            status: "Delivered",
-            is_final: true,
-            forged: false,
-            answered: Some(204),
-        })
-        .collect();
-    Drained { store, journals, truth }
+    let account = store.traffic_account(fixture.account).expect("the account");
+    let setup = smsim_judge::Setup {
+        tenants: store
+            .tenants()
+            .expect("the tenants")
+            .into_iter()
+            .map(|t| smsim_judge::TenantSetup {
+                tenant: t.id.to_string(),
+                opening_credits: t.funded.get(),
+                rate_limit_per_s: t.rate_limit_per_s,
+            })
+            .collect(),
+        accounts: vec![smsim_judge::AccountSetup {
+            account: account.id.to_string(),
+            wire: smsim_judge::Wire::Mitto,
+            price_per_segment: account.price_per_segment.get(),
+            rate_limit_per_s: account.rate_limit_per_s,
+        }],
+        halt_grace_ms: 10_000,
+        forbidden_destinations: Default::default(),
+    };
+    Drained { store, steps, account: fixture.account.to_string(), setup }
 }
 
-/// Feeds every step's journal to `oracle`, one step per tick.
-fn feed(oracle: &mut Oracle, drained: &Drained, driver: &DriverLog) {
-    for (step, journal) in drained.journals.iter().enumerate() {
+/// Feeds every step's journal, and the acceptances made in it, to `oracle`, one step per
+/// tick.
+fn feed(oracle: &mut Oracle, drained: &Drained, truth: &mut Truth, driver: &mut DriverLog) {
+    for (step, (journal, acceptances)) in drained.steps.iter().enumerate() {
         let at_ms = step as u64 * TICK_MS;
-        oracle.check_step(at_ms, journal, &drained.store, &drained.truth, driver).expect("the invariants hold");
+        for (destination, body, provider_id) in acceptances {
+            truth.record_acceptance(at_ms, &drained.account, destination, body, provider_id);
+        }
+        oracle.check_step(at_ms, journal, &drained.store, truth, driver).expect("the invariants hold");
     }
 }
 
 fn oracle(c: &mut Criterion) {
-    let driver = DriverLog::default();
     for messages in [2_000u32, 100_000] {
         let drained = drained(messages);
         let mut group = c.benchmark_group(format!("oracle/{messages}_messages"));
         group.sample_size(10).sampling_mode(SamplingMode::Flat).warm_up_time(Duration::from_millis(200));
         group.measurement_time(Duration::from_secs(3));
-        group.throughput(Throughput::Elements(drained.journals.len() as u64));
+        group.throughput(Throughput::Elements(drained.steps.len() as u64));
         group.bench_function("claim_and_accept_200_per_step", |b| {
             b.iter_batched(
-                || Oracle::new(&[], Limits::default()),
-                |mut oracle| {
-                    feed(&mut oracle, &drained, &driver);
+                || (Oracle::new(&[], drained.setup.clone(), Limits::default()), Truth::default()),
+                |(mut oracle, mut truth)| {
+                    feed(&mut oracle, &drained, &mut truth, &mut DriverLog::default());
                     oracle
                 },
                 BatchSize::PerIteration,
             )
         });
-        let mut oracle = Oracle::new(&[], Limits::default());
-        feed(&mut oracle, &drained, &driver);
-        let mut at_ms = drained.journals.len() as u64 * TICK_MS;
+        let mut oracle = Oracle::new(&[], drained.setup.clone(), Limits::default());
+        let (mut truth, mut driver) = (Truth::default(), DriverLog::default());
+        feed(&mut oracle, &drained, &mut truth, &mut driver);
+        let mut at_ms = drained.steps.len() as u64 * TICK_MS;
         group.throughput(Throughput::Elements(1));
         group.sampling_mode(SamplingMode::Auto);
         group.bench_function("idle_step", |b| {
             b.iter(|| {
                 at_ms += TICK_MS;
-                oracle.check_step(at_ms, &[], &drained.store, &drained.truth, &driver).expect("the invariants hold")
+                oracle.check_step(at_ms, &[], &drained.store, &mut truth, &mut driver).expect("the invariants hold")
             })
         });
         group.finish();

@@ -18,6 +18,16 @@
 //! | `credits-not-reserved` | 002 | store rules: `enqueue_plan`, `move_message` | checks credit at enqueue but reserves nothing; charges at acceptance |
 //! | `bulk-ids-shifted` | 003 | Mitto adapter | maps bulk answer entries to messages shifted by one |
 //! | `resume-requeues-in-flight` | issue 4 | store rules: `resume_plan` | puts messages still with a worker back in the queue |
+//!
+//! And the bug classes an engine's own rules cannot see, because the rule itself is the
+//! bug (the judge, `harness/judge`, keeps its own):
+//!
+//! | bug | where | what it does |
+//! |---|---|---|
+//! | `final-reopened` | domain: `MessageStatus::allows` | a lattice edge too many: a late intermediate report takes a final message back to `accepted` |
+//! | `template-priced` | domain: `plan_messages` | prices each message by its template's segments, not its rendered body's |
+//! | `unknown-refunded` | domain: `ledger::is_charged` | refunds an unknown outcome instead of charging it |
+//! | `cancel-completes` | store rules: `cancelled_status` | a cancel with nothing left in flight ends the campaign `completed` |
 
 use std::fmt;
 use std::str::FromStr;
@@ -39,11 +49,19 @@ pub enum Bug {
     BulkIdsShifted,
     /// Resume re-queues messages that are still being submitted.
     ResumeRequeuesInFlight,
+    /// A late intermediate report reopens a final message.
+    FinalReopened,
+    /// Messages priced by their template, not their rendered body.
+    TemplatePriced,
+    /// An unknown outcome refunded instead of charged.
+    UnknownRefunded,
+    /// A cancel ends the campaign completed.
+    CancelCompletes,
 }
 
 impl Bug {
     /// Every bug.
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 11] = [
         Bug::CounterPerReport,
         Bug::ReaperResends,
         Bug::CompletionFromCounters,
@@ -51,6 +69,10 @@ impl Bug {
         Bug::CreditsNotReserved,
         Bug::BulkIdsShifted,
         Bug::ResumeRequeuesInFlight,
+        Bug::FinalReopened,
+        Bug::TemplatePriced,
+        Bug::UnknownRefunded,
+        Bug::CancelCompletes,
     ];
 
     /// Its name in scenarios.
@@ -63,6 +85,10 @@ impl Bug {
             Bug::CreditsNotReserved => "credits-not-reserved",
             Bug::BulkIdsShifted => "bulk-ids-shifted",
             Bug::ResumeRequeuesInFlight => "resume-requeues-in-flight",
+            Bug::FinalReopened => "final-reopened",
+            Bug::TemplatePriced => "template-priced",
+            Bug::UnknownRefunded => "unknown-refunded",
+            Bug::CancelCompletes => "cancel-completes",
         }
     }
 }

@@ -62,7 +62,9 @@ impl LedgerDelta {
 
 /// Whether a message in `status` with last error `error_code` is charged.
 pub fn is_charged(status: MessageStatus, error_code: Option<&str>) -> bool {
-    status.is_provider_accepted() || (status == MessageStatus::Failed && error_code == Some(UNKNOWN_OUTCOME))
+    let unknown_charged = !crate::incidents::active(crate::incidents::Bug::UnknownRefunded);
+    status.is_provider_accepted()
+        || (unknown_charged && status == MessageStatus::Failed && error_code == Some(UNKNOWN_OUTCOME))
 }
 
 /// The money a message of `cost` moves when it goes `from → to`, `to_error_code` being

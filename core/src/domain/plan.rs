@@ -111,6 +111,11 @@ pub fn plan_messages<C: ContactFields>(
     for contact in audience {
         let body = render_with(&campaign.body_template, |name| contact.attribute(name), contact.phone())?;
         let info = count_segments(&body);
+        let priced = if crate::incidents::active(crate::incidents::Bug::TemplatePriced) {
+            count_segments(&campaign.body_template).segments
+        } else {
+            info.segments
+        };
         let skip = if contact.opted_out() {
             Some(SkipReason::OptedOut)
         } else if !is_e164_form(contact.phone()) {
@@ -118,7 +123,7 @@ pub fn plan_messages<C: ContactFields>(
         } else {
             None
         };
-        let cost = if skip.is_some() { Credits::ZERO } else { account.price_per_segment * info.segments };
+        let cost = if skip.is_some() { Credits::ZERO } else { account.price_per_segment * priced };
         messages.push(PlannedMessage {
             id: MessageId::new(campaign.id, contact.id()),
             contact: contact.id(),

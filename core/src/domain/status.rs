@@ -178,6 +178,13 @@ impl MessageStatus {
         use MessageStatus::*;
         match cause {
             TransitionCause::OperatorRetry => self == Failed && to == Queued,
+            TransitionCause::Engine
+                if matches!(self, Delivered | Undelivered | Expired | Rejected)
+                    && to == Accepted
+                    && crate::incidents::active(crate::incidents::Bug::FinalReopened) =>
+            {
+                true
+            }
             TransitionCause::Engine => matches!(
                 (self, to),
                 (Queued, Submitting | Skipped | Cancelled)

@@ -916,7 +916,8 @@ impl Store for MemoryStore {
         for message in queued {
             state.move_message(message, MessageStatus::Cancelled, TransitionCause::Engine, None, now);
         }
-        state.set_campaign_status(id, CampaignStatus::Cancelled, now);
+        let status = rules::cancelled_status(&state.campaigns[&id]);
+        state.set_campaign_status(id, status, now);
         state.campaign_mut(id).pause_reason = None;
         Ok(state.campaigns[&id].clone())
     }

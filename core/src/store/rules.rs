@@ -267,6 +267,15 @@ pub fn cancel_check(campaign: &Campaign) -> StoreResult<()> {
     Ok(())
 }
 
+/// The status a cancel leaves `campaign` in, once its queued messages were cancelled.
+pub fn cancelled_status(campaign: &Campaign) -> CampaignStatus {
+    let sending = campaign.status == CampaignStatus::Sending;
+    if active(Bug::CancelCompletes) && sending && campaign.counts.pending() == 0 {
+        return CampaignStatus::Completed;
+    }
+    CampaignStatus::Cancelled
+}
+
 /// Checks a retry-failed.
 pub fn retry_failed_check(campaign: &Campaign) -> StoreResult<()> {
     match campaign.status {

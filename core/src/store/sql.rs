@@ -469,7 +469,8 @@ pub(super) fn cancel(tx: &impl SqlTx, tenant: TenantId, id: CampaignId, now: Tim
         tx.move_message(&mut message, MessageStatus::Cancelled, TransitionCause::Engine, None, now)?;
     }
     let mut campaign = tx.campaign(id)?.expect("exists");
-    tx.set_campaign_status(&mut campaign, CampaignStatus::Cancelled, now)?;
+    let status = rules::cancelled_status(&campaign);
+    tx.set_campaign_status(&mut campaign, status, now)?;
     tx.set_pause_reason(&mut campaign, None)?;
     Ok(campaign)
 }

@@ -890,7 +890,7 @@ impl Judge {
         }
         if sees_messages {
             let total = model.total();
-            let expected = if total == 0 { 0 } else { ((total - model.pending()) * 100 / total) as i64 };
+            let expected = ((total - model.pending()) * 100).checked_div(total).unwrap_or(0) as i64;
             if reading.progress != expected {
                 return Some(format!("progress {}%, but its messages say {expected}%", reading.progress));
             }
