@@ -41,7 +41,7 @@ macro_rules! store_conformance_tests {
     (@module $module:ident, $mode:tt $make:expr) => {
         mod $module {
             $crate::store_conformance_cases!($mode $make; tenants_and_credits, contact_import_reports_rows, campaign_validation_and_isolation, only_a_draft_can_be_changed, preview_matches_enqueue, enqueue_is_all_or_nothing_on_credit, enqueue_idempotency, opted_out_contacts_are_skipped, scheduled_campaign_starts_when_due, happy_path_accept_deliver_complete, stale_tokens_are_fenced, reaper_requeues_for_idempotent_accounts, retry_and_failure, reports_are_idempotent_and_order_free,
-            a_webhooks_reports_apply_in_order, report_before_submit_answer_is_parked, report_naming_message_resolves_unknown, unknowns_resolve_or_settle_charged, pause_resume_cancel, retry_failed_reserves_again, account_rate_limit, tenant_rate_limit_across_shared_account, lease_renewal, journal_records_every_change, queue_stats_count_the_queue,
+            a_webhooks_reports_apply_in_order, report_before_submit_answer_is_parked, report_naming_message_resolves_unknown, naming_report_applies_what_was_parked_under_the_id, unknowns_resolve_or_settle_charged, pause_resume_cancel, retry_failed_reserves_again, account_rate_limit, tenant_rate_limit_across_shared_account, lease_renewal, journal_records_every_change, queue_stats_count_the_queue,
             large_batches_leave_what_the_reference_model_leaves, a_batch_of_reports_leaves_what_the_reference_model_leaves,
             credit_changes_stay_within_the_bound, opening_balances_prices_and_rates_are_bounded, lease_times_are_bounded,
             retry_times_are_bounded);
@@ -722,6 +722,33 @@ pub fn report_naming_message_resolves_unknown(store: &dyn Store) {
     // Later reports find it by its provider id.
     let dup = store.apply_report(report(s.account.id, "SM123", ReportStatus::Delivered), T0.plus_ms(60)).unwrap();
     assert_eq!(dup, ReportOutcome::Duplicate { message: id });
+}
+
+/// The provider's final report for an `unknown` message overtakes the one that names the
+/// message: it is parked under the provider id. When the naming report gives the message
+/// that id, what was parked under it applies too — else the message would stay `accepted`
+/// though its Delivered report was acknowledged (found by the judge's `attribution` check
+/// in `swarm-chaos` seed 1).
+pub fn naming_report_applies_what_was_parked_under_the_id(store: &dyn Store) {
+    let s = sending(store, 1, false);
+    let claimed = claim(store, 10, T0);
+    let id = claimed.messages[0].id;
+    store
+        .record_submissions(claimed.token, vec![(id, SubmissionResult::Unknown { error: error("TIMEOUT", false) })], T0)
+        .unwrap();
+    let early = store.apply_report(report(s.account.id, "SM9", ReportStatus::Delivered), T0.plus_ms(10)).unwrap();
+    assert_eq!(early, ReportOutcome::Parked, "nobody knows SM9 yet");
+    let named = InboundReport { message_ref: Some(id), ..report(s.account.id, "SM9", ReportStatus::Accepted) };
+    store.apply_report(named, T0.plus_ms(20)).unwrap();
+    let message = store.message(id).unwrap();
+    assert_eq!(
+        (message.status, message.provider_message_id.as_deref()),
+        (MessageStatus::Delivered, Some("SM9")),
+        "the parked Delivered report applied once the id was known"
+    );
+    assert_eq!(store.queue_stats(None, T0).unwrap().parked_reports, 0);
+    assert_eq!(store.tenant(s.tenant.id).unwrap().charged, Credits(55));
+    assert_eq!(store.campaign(s.tenant.id, s.campaign.id).unwrap().status, CampaignStatus::Completed);
 }
 
 pub fn unknowns_resolve_or_settle_charged(store: &dyn Store) {

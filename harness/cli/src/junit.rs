@@ -123,30 +123,33 @@ pub fn certification(reports: &[Report]) -> String {
 /// carries its violation, one live mode cannot observe is skipped with the reason.
 pub fn live(report: &smsim_live::report::LiveReport) -> String {
     use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
-    use smsim_live::check::Verdict;
     let name = format!("live.{}.seed-{}", report.scenario, report.seed);
     let mut suite = TestSuite::new(name.clone());
-    for (invariant, verdict) in &report.verdicts {
-        let status = match verdict {
-            Verdict::Held => TestCaseStatus::success(),
-            Verdict::Broken => {
+    for row in &report.verdicts {
+        let status = match (row.verdict, &row.why) {
+            ("broken", _) => {
                 let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
                 let evidence: String = report
                     .violations
                     .iter()
-                    .filter(|violation| violation.invariant == *invariant)
+                    .filter(|violation| violation.invariant == row.invariant)
                     .map(|violation| format!("{violation}rerun with: {}", report.reproduce))
                     .collect();
-                status.set_message(invariant.name()).set_description(evidence);
+                status.set_message(row.invariant.name()).set_description(evidence);
                 status
             }
-            Verdict::NotChecked(reason) => {
+            (_, Some(reason)) => {
                 let mut status = TestCaseStatus::skipped();
                 status.set_message(reason.as_str());
                 status
             }
+            _ => TestCaseStatus::success(),
         };
-        let mut case = TestCase::new(invariant.name(), status);
+        let case_name = match &row.tenant {
+            Some(tenant) => format!("{}.{tenant}", row.invariant.name()),
+            None => row.invariant.name().to_owned(),
+        };
+        let mut case = TestCase::new(case_name, status);
         case.set_classname(name.clone());
         suite.add_test_case(case);
     }

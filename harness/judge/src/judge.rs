@@ -14,6 +14,11 @@
 //! * at the end, once faults healed, `attribution`, the end of `money` and `operator`,
 //!   and `liveness`.
 //!
+//! Where the engine's messages are not shown (live mode has no journal), the model is
+//! kept per campaign instead: the provider's acceptances are told apart by the prefix the
+//! driver put at the head of each campaign's template, and counted and priced by the
+//! judge; the engine's numbers and books are held against those counts.
+//!
 //! Messages are held compactly (a million-message run holds a million of them): keys and
 //! provider ids as 64-bit FNV-1a hashes of their text, fixed forever, so the judge's
 //! decisions do not depend on the process or the platform.
@@ -123,6 +128,17 @@ struct CampaignModel {
     /// theirs; each sending and each answer may lower progress).
     retries_sent: u32,
     retries_at_last_progress: u32,
+    /// The prefix every body of it starts with, when the driver wrote one.
+    marker: Option<String>,
+    /// Contacts the driver gave it, when known.
+    contacts: Option<u64>,
+    /// Distinct messages of it the provider accepted, and their cost by the judge's
+    /// count, and the dearest of them (told apart by `marker`; live mode).
+    accepted_keys: u64,
+    accepted_cost: i64,
+    dearest: i64,
+    /// The engine's last numbers for it: sent, failed, unknown outcome if shown.
+    last_numbers: Option<(u64, u64, Option<u64>)>,
 }
 
 impl CampaignModel {
@@ -163,6 +179,8 @@ struct TenantModel {
     charged: i64,
     /// Whether the engine's books were ever read.
     books_read: u64,
+    /// What the engine last said it charged.
+    last_charged: Option<i64>,
 }
 
 impl TenantModel {
@@ -240,6 +258,7 @@ impl Judge {
                 reserved: 0,
                 charged: 0,
                 books_read: 0,
+                last_charged: None,
             })
             .collect();
         let accounts = setup
@@ -326,8 +345,8 @@ impl Judge {
             return Ok(());
         }
         match observation {
-            Observation::CampaignCreated { campaign, tenant, account } => {
-                self.campaign_created(campaign, tenant, account);
+            Observation::CampaignCreated { campaign, tenant, account, marker, contacts } => {
+                self.campaign_created(campaign, tenant, account, marker, contacts);
                 Ok(())
             }
             Observation::ActionSent { id, campaign, tenant, act } => {
@@ -360,7 +379,14 @@ impl Judge {
 
     // --- the driver ---------------------------------------------------------------------
 
-    fn campaign_created(&mut self, campaign: &str, tenant: &str, account: &str) {
+    fn campaign_created(
+        &mut self,
+        campaign: &str,
+        tenant: &str,
+        account: &str,
+        marker: Option<&str>,
+        contacts: Option<u64>,
+    ) {
         if self.campaign_index.contains_key(campaign) {
             return;
         }
@@ -378,6 +404,12 @@ impl Judge {
             last_progress: None,
             retries_sent: 0,
             retries_at_last_progress: 0,
+            marker: marker.map(str::to_owned),
+            contacts,
+            accepted_keys: 0,
+            accepted_cost: 0,
+            dearest: 0,
+            last_numbers: None,
         });
     }
 
@@ -445,7 +477,9 @@ impl Judge {
     // --- the provider's ground truth ----------------------------------------------------
 
     fn received(&mut self, at_ms: u64, account: &str, destination: &str) -> Result<(), Violation> {
-        if self.on(Invariant::Isolation) && self.setup.forbidden_destinations.contains(destination) {
+        // With nothing forbidden there is nothing to check: no vacuous "held".
+        let any_forbidden = !self.setup.forbidden_destinations.is_empty();
+        if any_forbidden && self.on(Invariant::Isolation) && self.setup.forbidden_destinations.contains(destination) {
             return self.fail(violation(
                 Invariant::Isolation,
                 at_ms,
@@ -486,40 +520,68 @@ impl Judge {
                 ],
             ));
         }
-        let Some(message) = message else { return Ok(()) };
-        let campaign = &self.campaigns[self.messages[&message].campaign as usize];
+        let campaign_index = match message {
+            Some(message) => self.messages[&message].campaign,
+            None => match self.campaign_by_marker(body) {
+                Some(index) => {
+                    if acceptances == 1 {
+                        let cost = segments::cost(body, self.accounts[account_index as usize].price_per_segment);
+                        let campaign = &mut self.campaigns[index as usize];
+                        campaign.accepted_keys += 1;
+                        campaign.accepted_cost += cost;
+                        campaign.dearest = campaign.dearest.max(cost);
+                    }
+                    index
+                }
+                None => return Ok(()),
+            },
+        };
+        let what = message.map_or_else(|| format!("a message to {destination}"), message_name);
+        let campaign = &self.campaigns[campaign_index as usize];
         let name = campaign.name.clone();
         let grace = self.setup.halt_grace_ms;
         let late_cancel = campaign.cancel_acknowledged().filter(|&cancelled| at_ms > cancelled + grace);
         let late_pause = campaign.pause_in_force().filter(|&paused| at_ms > paused + grace);
         let completed_before = campaign.completed_ms.filter(|&completed| completed < at_ms);
-        let (checks_completion, checks_operator) = (self.on(Invariant::Completion), self.on(Invariant::Operator));
+        // Without an operator action on the campaign there is nothing to hold it to.
+        let acted_on = !campaign.actions.is_empty();
+        let checks_completion = self.on(Invariant::Completion);
+        let checks_operator = acted_on && self.on(Invariant::Operator);
         if let Some(completed) = completed_before {
             if checks_completion {
                 return self.fail(violation(
                     Invariant::Completion,
                     at_ms,
-                    format!("{} of {name} was accepted after {name} completed", message_name(message)),
+                    format!("{what} of {name} was accepted after {name} completed"),
                     vec![format!("completed at {completed} ms, accepted at {at_ms} ms as {provider_id}")],
                 ));
             }
         }
-        if let Some((what, acknowledged)) =
+        if let Some((action, acknowledged)) =
             late_cancel.map(|at| ("a cancel", at)).or(late_pause.map(|at| ("a pause", at)))
         {
             if checks_operator {
                 return self.fail(violation(
                     Invariant::Operator,
                     at_ms,
-                    format!("{} of {name} was accepted {} ms after {what} was acknowledged", message_name(message), at_ms - acknowledged),
+                    format!("{what} of {name} was accepted {} ms after {action} was acknowledged", at_ms - acknowledged),
                     vec![
-                        format!("{what} acknowledged at {acknowledged} ms; one lease and the reaper's slack allow {grace} ms"),
+                        format!("{action} acknowledged at {acknowledged} ms; one lease and the reaper's slack allow {grace} ms"),
                         format!("accepted at {at_ms} ms as {provider_id} through {account}"),
                     ],
                 ));
             }
         }
         Ok(())
+    }
+
+    /// The campaign whose marker `body` starts with (the longest, should two share a head).
+    fn campaign_by_marker(&self, body: &str) -> Option<u32> {
+        let marked = self.campaigns.iter().enumerate().filter_map(|(index, campaign)| {
+            let marker = campaign.marker.as_deref()?;
+            body.starts_with(marker).then_some((marker.len(), index as u32))
+        });
+        marked.max().map(|(_, index)| index)
     }
 
     fn report_answered(
@@ -836,12 +898,37 @@ impl Judge {
                 return self.fail(violation(Invariant::Completion, at_ms, message, vec![fact]));
             }
         }
+        if !self.sees_messages && state == CampaignState::Completed {
+            if self.on(Invariant::Completion) {
+                if let Some(problem) = self.completed_reading_problem(&reading) {
+                    let message = format!("{name} is shown completed, but {problem}");
+                    return self.fail(violation(Invariant::Completion, at_ms, message, vec![fact]));
+                }
+            }
+            self.campaigns[index as usize].completed_ms.get_or_insert(at_ms);
+        }
+        self.campaigns[index as usize].last_numbers = Some((reading.sent, reading.failed, reading.unknown_outcome));
         if self.on(Invariant::Progress) {
             if let Some(problem) = self.progress_problem(index, &reading) {
                 return self.fail(violation(Invariant::Progress, at_ms, format!("{name}: {problem}"), vec![fact]));
             }
         }
         Ok(())
+    }
+
+    /// A completed campaign, read without its messages: everything settled, by its own
+    /// numbers (with no number skipped, sent and failed must cover every message).
+    fn completed_reading_problem(&self, reading: &CampaignReading<'_>) -> Option<String> {
+        if reading.progress != 100 {
+            return Some(format!("its progress is {}%", reading.progress));
+        }
+        let none_skipped = reading.counts.is_none() && self.setup.forbidden_destinations.is_empty();
+        (none_skipped && reading.sent + reading.failed != reading.total).then(|| {
+            format!(
+                "sent {} + failed {} leaves messages of its {} unsettled",
+                reading.sent, reading.failed, reading.total
+            )
+        })
     }
 
     fn counters_problem(&self, index: u32, reading: &CampaignReading<'_>) -> Option<String> {
@@ -861,7 +948,18 @@ impl Judge {
                 return Some(format!("it counts messages in `{status}`, a status the design does not have"));
             }
         }
+        if let Some(contacts) = model.contacts.filter(|&contacts| reading.total > contacts) {
+            return Some(format!("it shows {} messages for {contacts} contacts", reading.total));
+        }
         if !self.sees_messages {
+            // The provider's acceptances were told before this reading: whatever the engine
+            // counts as sent, the provider took first.
+            if model.marker.is_some() && reading.sent > model.accepted_keys {
+                return Some(format!(
+                    "it shows {} sent, but the provider accepted only {} of its messages",
+                    reading.sent, model.accepted_keys
+                ));
+            }
             return None;
         }
         let sent: u64 = Status::ALL.into_iter().filter(|s| s.is_sent()).map(|s| model.count(s)).sum();
@@ -917,21 +1015,21 @@ impl Judge {
         &mut self,
         at_ms: u64,
         tenant: &str,
-        balance: i64,
+        balance: Option<i64>,
         reserved: Option<i64>,
         charged: i64,
     ) -> Result<(), Violation> {
         let index = self.tenant(tenant) as usize;
         self.tenants[index].books_read += 1;
+        self.tenants[index].last_charged = Some(charged);
         if !self.on(Invariant::Money) {
             return Ok(());
         }
         let books = &self.tenants[index];
         let possible = books.possible_funding();
-        let shown = format!(
-            "shown: balance {balance}, reserved {}, charged {charged}",
-            reserved.map_or("?".into(), |r| r.to_string())
-        );
+        let unknown = |value: Option<i64>| value.map_or("?".into(), |v| v.to_string());
+        let shown = format!("shown: balance {}, reserved {}, charged {charged}", unknown(balance), unknown(reserved));
+        let most = possible.iter().max().copied().unwrap_or(books.funded);
         let model = format!(
             "the judge: funded {} ({} changes in doubt), reserved {}, charged {}",
             books.funded,
@@ -939,12 +1037,16 @@ impl Judge {
             books.reserved,
             books.charged
         );
-        let problem = if balance < 0 {
+        let problem = if charged < 0 {
+            Some("the charges are negative".to_owned())
+        } else if charged > most {
+            Some(format!("charged {charged}, more than the driver ever funded ({most})"))
+        } else if balance.is_some_and(|balance| balance < 0) {
             Some("the balance is negative".to_owned())
-        } else if reserved.is_some_and(|reserved| reserved < 0 || reserved > balance) {
+        } else if reserved.is_some_and(|reserved| reserved < 0 || balance.is_some_and(|balance| reserved > balance)) {
             Some("more is reserved than the balance holds".to_owned())
-        } else if !possible.contains(&(balance + charged)) {
-            Some(format!("balance + charged = {}, but the driver funded {}", balance + charged, books.funded))
+        } else if let Some(sum) = balance.map(|balance| balance + charged).filter(|sum| !possible.contains(sum)) {
+            Some(format!("balance + charged = {sum}, but the driver funded {}", books.funded))
         } else if self.sees_messages && charged != books.charged {
             Some(format!("charged {charged}, but its messages' prices say {}", books.charged))
         } else if self.sees_messages && reserved.is_some_and(|reserved| reserved != books.reserved) {
@@ -969,22 +1071,97 @@ impl Judge {
         if self.broken.is_some() {
             return Ok(());
         }
-        if self.on(Invariant::Money) {
+        // What needs the engine's messages is judged only where they were shown.
+        let sees = self.sees_messages;
+        if sees && self.on(Invariant::Money) {
             self.check_acceptances_charged(at_ms)?;
         }
-        if self.on(Invariant::Attribution) {
+        if sees && self.on(Invariant::Attribution) {
             self.check_attribution(at_ms)?;
         }
-        if self.on(Invariant::Forgery) {
+        if sees && self.on(Invariant::Forgery) {
             self.check_forgeries_changed_nothing(at_ms)?;
         }
-        if self.on(Invariant::Operator) {
+        let acted_on = self.campaigns.iter().any(|c| !c.actions.is_empty());
+        if acted_on && self.on(Invariant::Operator) {
             self.check_operator_end(at_ms)?;
         }
         if self.on(Invariant::Liveness) {
             self.check_campaigns_finished(at_ms)?;
         }
+        let read_marked = self.campaigns.iter().any(|c| c.marker.is_some() && c.last_numbers.is_some());
+        if !sees && read_marked && self.on(Invariant::Counters) {
+            self.check_acceptances_counted(at_ms)?;
+        }
+        let charges_read = self.tenants.iter().any(|t| t.last_charged.is_some());
+        if !sees && charges_read && self.on(Invariant::Money) {
+            self.check_charges_against_acceptances(at_ms)?;
+        }
         Ok(())
+    }
+
+    /// Without the messages: every message of a campaign the provider accepted is counted
+    /// sent, or among those settled as unknown outcome (or failed, when the engine does not
+    /// tell the unknown ones apart).
+    fn check_acceptances_counted(&mut self, at_ms: u64) -> Result<(), Violation> {
+        let uncounted = self.campaigns.iter().filter(|c| c.marker.is_some()).find_map(|campaign| {
+            let (sent, failed, unknown) = campaign.last_numbers?;
+            let may_have_gone = unknown.unwrap_or(failed);
+            (campaign.accepted_keys > sent + may_have_gone).then(|| {
+                violation(
+                    Invariant::Counters,
+                    at_ms,
+                    format!(
+                        "the provider accepted {} messages of {}, but it shows {sent} sent",
+                        campaign.accepted_keys, campaign.name
+                    ),
+                    vec![match unknown {
+                        Some(unknown) => format!("{unknown} settled as an unknown outcome"),
+                        None => format!("{failed} failed (unknown outcomes not shown apart)"),
+                    }],
+                )
+            })
+        });
+        match uncounted {
+            Some(found) => self.fail(found),
+            None => Ok(()),
+        }
+    }
+
+    /// Without the messages: each tenant's charges, as last read, are the judge's price of
+    /// what the provider accepted for it, plus at most the dearest such message for each
+    /// one settled as an unknown outcome (which the provider may never have received).
+    fn check_charges_against_acceptances(&mut self, at_ms: u64) -> Result<(), Violation> {
+        let mut found = None;
+        for (index, tenant) in self.tenants.iter().enumerate() {
+            let Some(charged) = tenant.last_charged else { continue };
+            let mine = self.campaigns.iter().filter(|c| c.tenant == index as u32 && c.marker.is_some());
+            let (mut low, mut in_doubt, mut dearest) = (0, 0, 0);
+            for campaign in mine {
+                low += campaign.accepted_cost;
+                dearest = dearest.max(campaign.dearest);
+                let (_, failed, unknown) = campaign.last_numbers.unwrap_or_default();
+                in_doubt += unknown.unwrap_or(failed) as i64;
+                let price = self.accounts[campaign.account as usize].price_per_segment;
+                dearest = dearest.max(price);
+            }
+            let high = low + in_doubt * dearest;
+            if !(low..=high).contains(&charged) {
+                found = Some(violation(
+                    Invariant::Money,
+                    at_ms,
+                    format!("{}: charged {charged}, but what the provider accepted costs {low}", tenant.name),
+                    vec![format!(
+                        "the judge's price: {low} ≤ charged ≤ {high} ({in_doubt} settled as unknown, {dearest} the dearest message)"
+                    )],
+                ));
+                break;
+            }
+        }
+        match found {
+            Some(found) => self.fail(found),
+            None => Ok(()),
+        }
     }
 
     /// Every message the provider accepted is charged (or still pending).
@@ -1174,6 +1351,8 @@ impl Judge {
                 Verdict::NotChecked("not asked for".into())
             } else if self.broken == Some(invariant) {
                 Verdict::Broken
+            } else if checks == 0 && self.broken.is_some() {
+                Verdict::NotChecked("judging stopped at the first violation".into())
             } else if checks == 0 {
                 Verdict::NotChecked(self.unobserved(invariant).into())
             } else {
@@ -1202,6 +1381,9 @@ impl Judge {
             Invariant::Transitions => "no status change or reading was observed",
             Invariant::Halt | Invariant::Rate => "the engine's claims are not observable",
             Invariant::Money => "no tenant's books were read",
+            Invariant::Attribution if !self.sees_messages => {
+                "needs the engine's messages, to see which one each report landed on"
+            }
             Invariant::Attribution => "no final report was acknowledged",
             Invariant::Operator => "no operator action or acceptance to judge",
             _ => "nothing it needs was observed",

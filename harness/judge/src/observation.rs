@@ -117,6 +117,9 @@ pub struct CampaignReading<'a> {
     pub progress: i64,
     /// Why it is paused, if the engine paused it.
     pub pause_reason: Option<&'a str>,
+    /// Failed as an unknown outcome (charged, whether or not the provider took it), when
+    /// the engine shows it.
+    pub unknown_outcome: Option<u64>,
 }
 
 /// One observation.
@@ -130,6 +133,12 @@ pub enum Observation<'a> {
         tenant: &'a str,
         /// Its account.
         account: &'a str,
+        /// A prefix the driver put at the head of its template, so every body of it starts
+        /// so (live mode: the provider's acceptances are told apart by it, as no journal
+        /// names their messages).
+        marker: Option<&'a str>,
+        /// Contacts the driver gave it, when the driver knows.
+        contacts: Option<u64>,
     },
     /// The driver sent an action; `id` pairs it with its answer.
     ActionSent {
@@ -218,8 +227,9 @@ pub enum Observation<'a> {
     BooksRead {
         /// The tenant.
         tenant: &'a str,
-        /// Credits owned and not yet charged, reservations included.
-        balance: i64,
+        /// Credits owned and not yet charged, reservations included, when the engine shows
+        /// it.
+        balance: Option<i64>,
         /// Held for messages in flight, when the engine shows it.
         reserved: Option<i64>,
         /// Spent.

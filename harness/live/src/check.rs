@@ -1,20 +1,35 @@
-//! The invariants of a live run, decided from the provider's ground truth and what the
-//! engine's own API said, in the simulator's vocabulary ([`Invariant`], [`Violation`]).
+//! The invariants of a live run, decided by the same independent judge as the simulator's
+//! ([`smsim_judge`]), told what an outside observer of a real engine sees.
 //!
-//! Live mode sees less than the simulator (no store journal): `transitions`, `halt`,
-//! `rate` and `isolation` are not checked here, and `counters` compares the engine's
-//! numbers with a recount of the provider's acceptances rather than of the engine's rows.
+//! The judge is fed, on the provider's one clock:
+//!
+//! * the driver's campaigns (each with the `[NAME] ` prefix the driver put at the head of
+//!   its template, which is how the provider's acceptances are told apart), its operator
+//!   actions and top-ups with the engine's answers;
+//! * the provider's ground truth (its feed: every message received, every acceptance with
+//!   the body received, every report and how the engine answered it), drained before each
+//!   reading, so whatever the engine says it sent the judge has seen accepted;
+//! * the engine's API readings of its campaigns, and of its tenants' charges where the
+//!   profile can read them.
+//!
+//! Live mode has no journal: what needs the engine's messages (`attribution`, message
+//! `transitions`, `halt`, `rate`) comes out "not checked", with the reason, never "held".
 
+use crate::profile::Profile;
 use serde::Serialize;
-use smsim_core::domain::segments::count_segments;
-use smsim_sim::oracle::{Invariant, Violation};
+use smsim_judge::{
+    AccountSetup, Act, CampaignReading, CampaignState, Invariant, Judge, Observation, Setup, TenantSetup, Verdict,
+    Violation,
+};
 use smsim_sim::provider::live::{AcceptanceView, TruthView};
+use smsim_sim::provider::Truth;
+use smsim_sim::scenario::Scenario;
 use std::collections::BTreeMap;
 
 /// What the engine said about a campaign at one moment.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Reading {
-    /// Ms since the run began.
+    /// Ms since the run began (the provider's clock).
     pub at_ms: u64,
     /// The engine's status string.
     pub status: String,
@@ -62,46 +77,173 @@ pub struct TenantOutcome {
     pub price_per_segment: i64,
 }
 
-/// A verdict per invariant.
+/// One line of the verdict: an invariant (for `money`, per tenant) and what it came to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// Checked, held.
-    Held,
-    /// Checked, broken.
-    Broken,
-    /// Not checked, and why.
-    NotChecked(String),
+pub struct VerdictRow {
+    /// The invariant.
+    pub invariant: Invariant,
+    /// The tenant, for per-tenant invariants.
+    pub tenant: Option<String>,
+    /// `held`, `broken` or `not checked`.
+    pub verdict: &'static str,
+    /// How many times it was checked.
+    pub checks: u64,
+    /// Why it was not checked.
+    pub why: Option<String>,
 }
 
-/// Checks one reading taken during the run: counters within bounds, progress within 0..=100.
-pub fn check_reading(campaign: &str, contacts: u64, reading: &Reading) -> Vec<Violation> {
-    let mut found = Vec::new();
-    let fact = format!(
-        "campaign {campaign} at {} ms: status {}, sent {}, failed {}, total {}, progress {}, contacts {contacts}",
-        reading.at_ms, reading.status, reading.sent, reading.failed, reading.total, reading.progress
-    );
-    if reading.sent + reading.failed > contacts || reading.total > contacts {
-        found.push(violation(
-            Invariant::Counters,
-            reading.at_ms,
-            format!("campaign {campaign}: sent + failed = {} for {contacts} contacts", reading.sent + reading.failed),
-            vec![fact.clone()],
-        ));
+impl VerdictRow {
+    fn of((invariant, tenant, verdict): (Invariant, Option<String>, Verdict)) -> VerdictRow {
+        let (word, checks, why) = match verdict {
+            Verdict::Held(checks) => ("held", checks, None),
+            Verdict::Broken => ("broken", 0, None),
+            Verdict::NotChecked(why) => ("not checked", 0, Some(why)),
+        };
+        VerdictRow { invariant, tenant, verdict: word, checks, why }
     }
-    if !(0..=100).contains(&reading.progress) {
-        found.push(violation(
-            Invariant::Progress,
-            reading.at_ms,
-            format!("campaign {campaign}: progress {}%", reading.progress),
-            vec![fact],
-        ));
-    }
-    found
 }
 
-fn violation(invariant: Invariant, at_ms: u64, message: String, evidence: Vec<String>) -> Violation {
-    Violation { invariant, at_ms, message, evidence }
+/// The judge of a live run, with what it takes to speak its language.
+pub struct LiveJudge {
+    judge: Judge,
+    /// The engine's campaign status names → the design's.
+    names: BTreeMap<String, String>,
+    next_action: u64,
+    found: Option<Violation>,
+}
+
+/// The judge's setup for `scenario` run against `profile`'s engine.
+pub fn setup(scenario: &Scenario, profile: &Profile) -> Setup {
+    let tenants = scenario
+        .tenants
+        .iter()
+        .map(|t| TenantSetup {
+            tenant: t.name.clone(),
+            opening_credits: t.credits,
+            rate_limit_per_s: t.rate_limit_per_s,
+        })
+        .collect();
+    let price = scenario.traffic_accounts.first().map_or(0, |account| account.price_per_segment);
+    let accounts = vec![AccountSetup {
+        account: profile.provider.account_id.clone(),
+        wire: smsim_sim::world::wire_of(profile.provider.kind),
+        price_per_segment: price,
+        rate_limit_per_s: None,
+    }];
+    Setup { tenants, accounts, halt_grace_ms: profile.judge.halt_grace_ms, forbidden_destinations: Default::default() }
+}
+
+impl LiveJudge {
+    /// A judge of every invariant for `scenario` against `profile`'s engine.
+    pub fn new(scenario: &Scenario, profile: &Profile) -> LiveJudge {
+        LiveJudge {
+            judge: Judge::new(setup(scenario, profile), &[]),
+            names: profile.statuses.names.clone(),
+            next_action: 0,
+            found: None,
+        }
+    }
+
+    fn observe(&mut self, at_ms: u64, observation: Observation<'_>) {
+        if self.found.is_some() {
+            return;
+        }
+        if let Err(violation) = self.judge.observe(at_ms, observation) {
+            self.found = Some(violation);
+        }
+    }
+
+    /// Tells the judge what the provider saw since the last call (drains its feed).
+    pub fn provider(&mut self, truth: &mut Truth) {
+        if self.found.is_some() {
+            truth.feed.clear();
+            return;
+        }
+        if let Err(violation) = smsim_sim::oracle::tell_provider(&mut self.judge, truth) {
+            self.found = Some(violation);
+        }
+    }
+
+    /// The driver created campaign `name` of `tenant` (and will enqueue it).
+    pub fn campaign_created(&mut self, at_ms: u64, name: &str, tenant: &str, account: &str, contacts: u64) {
+        let marker = body_prefix(name);
+        let observation = Observation::CampaignCreated {
+            campaign: name,
+            tenant,
+            account,
+            marker: Some(&marker),
+            contacts: Some(contacts),
+        };
+        self.observe(at_ms, observation);
+    }
+
+    /// The driver sends an operator action (`campaign`) or a credit change (`tenant`); the
+    /// id to answer it with.
+    pub fn action_sent(&mut self, at_ms: u64, act: Act, campaign: Option<&str>, tenant: Option<&str>) -> u64 {
+        self.next_action += 1;
+        let id = self.next_action;
+        self.observe(at_ms, Observation::ActionSent { id, campaign, tenant, act });
+        id
+    }
+
+    /// The engine answered action `id` with `status` (`None`: no answer came).
+    pub fn action_answered(&mut self, at_ms: u64, id: u64, status: Option<u16>) {
+        self.observe(at_ms, Observation::ActionAnswered { id, status: status.unwrap_or(0) });
+    }
+
+    /// The engine showed `campaign` as `reading`; its status string must name a state of
+    /// the design (directly or through the profile's `[statuses] names`).
+    pub fn campaign_read(&mut self, campaign: &str, reading: &Reading) -> Result<(), String> {
+        let status = self.names.get(&reading.status).cloned().unwrap_or_else(|| reading.status.clone());
+        let status = status.as_str();
+        if CampaignState::parse(status).is_none() {
+            let known: Vec<&str> = CampaignState::ALL.iter().map(|state| state.name()).collect();
+            return Err(format!(
+                "status `{}` is not a campaign state of the design ({}); map it in the profile's [statuses] names",
+                reading.status,
+                known.join(", ")
+            ));
+        }
+        let at_ms = reading.at_ms;
+        let reading = CampaignReading {
+            campaign,
+            status,
+            counts: None,
+            sent: reading.sent,
+            failed: reading.failed,
+            total: reading.total,
+            progress: reading.progress,
+            pause_reason: None,
+            unknown_outcome: reading.unknown_outcome,
+        };
+        self.observe(at_ms, Observation::CampaignRead(reading));
+        Ok(())
+    }
+
+    /// The engine showed `tenant`'s charges.
+    pub fn charges_read(&mut self, at_ms: u64, tenant: &str, charged: i64) {
+        self.observe(at_ms, Observation::BooksRead { tenant, balance: None, reserved: None, charged });
+    }
+
+    /// The end checks, after the heal: the first violation found, if any, and the verdicts.
+    pub fn finish(&mut self, at_ms: u64) -> (Option<Violation>, Vec<VerdictRow>) {
+        if self.found.is_none() {
+            if let Err(violation) = self.judge.finish(at_ms) {
+                self.found = Some(violation);
+            }
+        }
+        (self.found.clone(), self.judge.verdicts().into_iter().map(VerdictRow::of).collect())
+    }
+
+    /// The first violation found so far.
+    pub fn violation(&self) -> Option<&Violation> {
+        self.found.as_ref()
+    }
+}
+
+/// The prefix the driver puts at the head of campaign `name`'s template.
+pub fn body_prefix(name: &str) -> String {
+    format!("[{name}] ")
 }
 
 /// Acceptances of `campaign`'s messages at the provider.
@@ -109,174 +251,14 @@ pub fn acceptances_of<'a>(truth: &'a TruthView, body_prefix: &'a str) -> impl It
     truth.acceptances.iter().filter(move |acceptance| acceptance.body.starts_with(body_prefix))
 }
 
-/// `at-most-once`: no destination and body accepted twice.
-pub fn at_most_once(truth: &TruthView, now_ms: u64) -> Option<Violation> {
-    let mut by_key: BTreeMap<(&str, &str), Vec<&AcceptanceView>> = BTreeMap::new();
-    for acceptance in &truth.acceptances {
-        by_key.entry((&acceptance.destination, &acceptance.body)).or_default().push(acceptance);
-    }
-    let twice: Vec<_> = by_key.iter().filter(|(_, acceptances)| acceptances.len() > 1).collect();
-    let extra: usize = twice.iter().map(|(_, acceptances)| acceptances.len() - 1).sum();
-    let ((destination, body), acceptances) = twice.first()?;
-    let mut evidence: Vec<String> = acceptances
-        .iter()
-        .map(|a| format!("{destination} `{body}` accepted as {} at {} ms (provider time)", a.provider_id, a.at_ms))
-        .collect();
-    evidence.push(format!("{} messages accepted more than once, {extra} extra acceptances in all", twice.len()));
-    Some(violation(
-        Invariant::AtMostOnce,
-        now_ms,
-        format!("the provider accepted {destination} `{body}` {} times", acceptances.len()),
-        evidence,
-    ))
-}
-
-/// `counters` at the end: the engine's sent equals a recount of the provider's
-/// acceptances, give or take the ones it settled as unknown outcome.
-pub fn counters_against_truth(campaign: &CampaignOutcome, now_ms: u64) -> Option<Violation> {
-    let last = &campaign.last;
-    let unknown = last.unknown_outcome.unwrap_or(0);
-    let fits = last.sent <= campaign.accepted_distinct && campaign.accepted_distinct <= last.sent + unknown;
-    (!fits).then(|| {
-        violation(
-            Invariant::Counters,
-            now_ms,
-            format!(
-                "campaign {}: the engine says {} sent, the provider accepted {} distinct messages",
-                campaign.name, last.sent, campaign.accepted_distinct
-            ),
-            vec![format!(
-                "expected sent ≤ accepted ≤ sent + unknown outcome ({unknown}); {} acceptances in all",
-                campaign.accepted
-            )],
-        )
-    })
-}
-
-/// `completion`: a campaign the engine calls completed has nothing left to do.
-pub fn completion(campaign: &CampaignOutcome, completed: &str, now_ms: u64) -> Option<Violation> {
-    let last = &campaign.last;
-    let settled = last.sent + last.failed;
-    let broken = last.status == completed && (last.progress != 100 || settled > last.total || last.total == 0);
-    broken.then(|| {
-        violation(
-            Invariant::Completion,
-            now_ms,
-            format!("campaign {} is {completed} with progress {}%", campaign.name, last.progress),
-            vec![format!("sent {}, failed {}, total {}", last.sent, last.failed, last.total)],
-        )
-    })
-}
-
-/// `money`: a tenant's charges equal the cost of its accepted messages, plus at most the
-/// cost of those settled as unknown outcome (which the provider may not have accepted).
-pub fn money(
-    tenant: &TenantOutcome,
-    campaigns: &[CampaignOutcome],
-    truth: &TruthView,
-    now_ms: u64,
-) -> Option<Violation> {
-    let charged = tenant.charged?;
-    let mine: Vec<&CampaignOutcome> = campaigns.iter().filter(|c| c.tenant == tenant.name).collect();
-    let cost = |body: &str| i64::from(count_segments(body).segments) * tenant.price_per_segment;
-    let accepted: i64 = mine.iter().flat_map(|c| acceptances_of(truth, &c.body_prefix)).map(|a| cost(&a.body)).sum();
-    let unknown: u64 = mine.iter().map(|c| c.last.unknown_outcome.unwrap_or(0)).sum();
-    let most_per_message = mine
-        .iter()
-        .flat_map(|c| acceptances_of(truth, &c.body_prefix))
-        .map(|a| cost(&a.body))
-        .max()
-        .unwrap_or(tenant.price_per_segment);
-    let high = accepted + unknown as i64 * most_per_message;
-    (charged < accepted || charged > high).then(|| {
-        violation(
-            Invariant::Money,
-            now_ms,
-            format!("tenant {}: charged {charged} credits, accepted messages cost {accepted}", tenant.name),
-            vec![format!("expected {accepted} ≤ charged ≤ {high} ({unknown} settled as unknown outcome)")],
-        )
-    })
-}
-
-/// `liveness`: every campaign reached a final status within the bound, and every report
-/// the provider sent for a message it accepted was answered 2xx in the end.
-pub fn liveness(
-    campaigns: &[CampaignOutcome],
-    final_statuses: &[String],
-    truth: &TruthView,
-    now_ms: u64,
-) -> Option<Violation> {
-    let unfinished: Vec<String> = campaigns
-        .iter()
-        .filter(|c| !final_statuses.contains(&c.last.status))
-        .map(|c| format!("campaign {} still {} at progress {}%", c.name, c.last.status, c.last.progress))
-        .collect();
-    let accepted_ids: std::collections::BTreeSet<&str> =
-        truth.acceptances.iter().map(|a| a.provider_id.as_str()).collect();
-    let unanswered: Vec<String> = truth
-        .reports
-        .iter()
-        .filter(|r| !r.forged && accepted_ids.contains(r.provider_id.as_str()))
-        .filter(|r| !r.answered.is_some_and(|status| (200..300).contains(&status)))
-        .map(|r| format!("report {} for {} answered {:?}", r.status, r.provider_id, r.answered))
-        .collect();
-    if unfinished.is_empty() && unanswered.is_empty() {
-        return None;
-    }
-    let message =
-        format!("{} campaigns unfinished and {} reports unanswered after healing", unfinished.len(), unanswered.len());
-    let evidence = unfinished.into_iter().chain(unanswered.into_iter().take(5)).collect();
-    Some(violation(Invariant::Liveness, now_ms, message, evidence))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn acceptance(destination: &str, body: &str, id: &str) -> AcceptanceView {
-        AcceptanceView {
-            destination: destination.into(),
-            body: body.into(),
-            at_ms: 1,
-            provider_id: id.into(),
-            account: "ta_1".into(),
-        }
-    }
-
-    #[test]
-    fn a_second_acceptance_breaks_at_most_once() {
-        let mut truth = TruthView { acceptances: vec![acceptance("+1", "[a] hi", "M1")], ..TruthView::default() };
-        assert!(at_most_once(&truth, 0).is_none());
-        truth.acceptances.push(acceptance("+1", "[a] hi", "M2"));
-        let broken = at_most_once(&truth, 0).expect("two acceptances of one message");
-        assert_eq!(broken.invariant, Invariant::AtMostOnce);
-        assert!(broken.evidence.iter().any(|line| line.contains("M2")));
-    }
-
-    #[test]
-    fn readings_above_their_bounds_break_counters_and_progress() {
-        let fine = Reading { sent: 60, failed: 40, total: 100, progress: 100, ..Reading::default() };
-        assert!(check_reading("a", 100, &fine).is_empty());
-        let inflated = Reading { sent: 139, failed: 0, total: 100, progress: 139, ..Reading::default() };
-        let found: Vec<Invariant> = check_reading("a", 100, &inflated).iter().map(|v| v.invariant).collect();
-        assert_eq!(found, vec![Invariant::Counters, Invariant::Progress]);
-    }
-
-    #[test]
-    fn charges_outside_accepted_cost_break_money() {
-        let truth = TruthView { acceptances: vec![acceptance("+1", "[a] hi", "M1")], ..TruthView::default() };
-        let campaign = CampaignOutcome {
-            name: "a".into(),
-            tenant: "t".into(),
-            contacts: 1,
-            body_prefix: "[a] ".into(),
-            last: Reading { unknown_outcome: Some(0), ..Reading::default() },
-            accepted: 1,
-            accepted_distinct: 1,
-        };
-        let tenant = |charged| TenantOutcome { name: "t".into(), charged: Some(charged), price_per_segment: 55 };
-        assert!(money(&tenant(55), std::slice::from_ref(&campaign), &truth, 0).is_none());
-        assert!(money(&tenant(110), std::slice::from_ref(&campaign), &truth, 0).is_some());
-        assert!(money(&tenant(0), &[campaign], &truth, 0).is_some());
+/// Acts of the scenario's operator verbs live mode can send.
+pub fn act_of(verb: smsim_sim::scenario::OperatorVerb, amount: Option<i64>) -> Act {
+    use smsim_sim::scenario::OperatorVerb;
+    match verb {
+        OperatorVerb::Pause => Act::Pause,
+        OperatorVerb::Resume => Act::Resume,
+        OperatorVerb::Cancel => Act::Cancel,
+        OperatorVerb::RetryFailed => Act::RetryFailed,
+        OperatorVerb::TopUp | OperatorVerb::Adjust => Act::Credits(amount.unwrap_or(0)),
     }
 }

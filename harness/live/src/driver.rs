@@ -120,6 +120,18 @@ impl Driver {
         Ok(answers.into_iter().map(|answer| answer.map(|a| a.status)).collect())
     }
 
+    /// Whether the profile maps operator `verb` onto a request.
+    pub fn maps(&self, verb: OperatorVerb) -> bool {
+        let actions = &self.profile.actions;
+        match verb {
+            OperatorVerb::Pause => actions.pause.is_some(),
+            OperatorVerb::Resume => actions.resume.is_some(),
+            OperatorVerb::Cancel => actions.cancel.is_some(),
+            OperatorVerb::TopUp => actions.top_up.is_some(),
+            OperatorVerb::RetryFailed | OperatorVerb::Adjust => false,
+        }
+    }
+
     /// An operator action; `None` when the profile has no mapping for it.
     pub async fn operator(
         &self,
@@ -148,7 +160,8 @@ impl Driver {
     }
 
     /// Reads a campaign once; `Ok(None)` when the engine did not answer (it may be down).
-    pub async fn read(&self, campaign: &str, at_ms: u64) -> Result<Option<Reading>, LiveError> {
+    /// The reading's time is left 0 for the caller to stamp on its clock.
+    pub async fn read(&self, campaign: &str) -> Result<Option<Reading>, LiveError> {
         let Some(values) = self.campaign_values(campaign) else { return Ok(None) };
         let actions = &self.profile.actions;
         let optional = ["unknown_outcome", "charged"];
@@ -168,7 +181,7 @@ impl Driver {
             }
             read.entry("unknown_outcome".into()).or_insert_with(|| "0".into());
         }
-        reading(&read, at_ms).map(Some).map_err(|problem| LiveError::Garbage {
+        reading(&read, 0).map(Some).map_err(|problem| LiveError::Garbage {
             action: "read_campaign".into(),
             method: actions.read_campaign.method.clone(),
             url: actions.read_campaign.path.clone(),

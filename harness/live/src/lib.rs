@@ -1,5 +1,5 @@
-//! smsim-live: the simulator's provider, a seeded fault plan and the simulator's oracle
-//! vocabulary, carried out of the simulation and onto real processes.
+//! smsim-live: the simulator's provider, a seeded fault plan and the simulator's judge,
+//! carried out of the simulation and onto real processes.
 //!
 //! * [`profile`] reads an engine profile: how to start the engine and how the driver's
 //!   actions map onto its HTTP API.
@@ -8,8 +8,8 @@
 //! * [`plan`] draws the fault plan (the nemesis) from the seed.
 //! * [`api`] calls the engine over loopback HTTP as the profile says; [`driver`] does
 //!   what a user does with it (tenants, contacts, campaigns, clicks, operator actions).
-//! * [`check`] decides the invariants from the provider's ground truth and the engine's
-//!   answers, as [`smsim_sim::oracle::Violation`]s.
+//! * [`check`] feeds the independent judge ([`smsim_judge`], the simulator's too) the
+//!   provider's ground truth, the driver's actions and the engine's answers.
 //! * [`run`] puts them together: `smsim live`; [`report`] prints its outcome and
 //!   [`trace`] writes its JSON-lines trace.
 //! * [`provider_server`] serves the simulated provider alone: `smsim provider`.

@@ -23,6 +23,9 @@ pub struct Profile {
     pub statuses: StatusSection,
     /// The driver's actions as HTTP requests.
     pub actions: Actions,
+    /// What the judge needs to know of the engine's timing.
+    #[serde(default)]
+    pub judge: JudgeSection,
     /// The directory the profile was read from (`${profile_dir}`).
     #[serde(skip)]
     pub dir: PathBuf,
@@ -82,6 +85,33 @@ pub struct StatusSection {
     pub final_statuses: Vec<String>,
     /// The status of a campaign that finished sending.
     pub completed: String,
+    /// The engine's campaign status names that differ from the design's (`draft`,
+    /// `scheduled`, `sending`, `paused`, `completed`, `cancelled`), mapped to them:
+    /// `names = { "SENDING" = "sending" }`. A status neither spelled as the design's nor
+    /// mapped here stops the run with an error naming it.
+    #[serde(default)]
+    pub names: BTreeMap<String, String>,
+}
+
+/// What the judge needs to know of the engine's timing.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JudgeSection {
+    /// How long after an acknowledged pause or cancel a submission may still reach the
+    /// provider: a batch claimed just before it may take one lease, and its request one
+    /// provider timeout.
+    #[serde(default = "default_halt_grace_ms")]
+    pub halt_grace_ms: u64,
+}
+
+impl Default for JudgeSection {
+    fn default() -> Self {
+        JudgeSection { halt_grace_ms: default_halt_grace_ms() }
+    }
+}
+
+fn default_halt_grace_ms() -> u64 {
+    15_000
 }
 
 /// The driver's actions. Those marked optional are skipped (with a note in the report)

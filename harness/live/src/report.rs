@@ -2,10 +2,10 @@
 //! per invariant with the simulator's [`Violation`]s as evidence, and the command that
 //! reruns the plan. Printed like `smsim run`'s summary.
 
-use crate::check::{CampaignOutcome, TenantOutcome, Verdict};
+use crate::check::{CampaignOutcome, TenantOutcome, VerdictRow};
 use crate::plan::FaultPlan;
 use serde::Serialize;
-use smsim_sim::oracle::{Invariant, Violation};
+use smsim_sim::oracle::Violation;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -37,9 +37,9 @@ pub struct LiveReport {
     pub plan: FaultPlan,
     /// What fired.
     pub fired: FaultsFired,
-    /// Each invariant's verdict, by name.
-    pub verdicts: BTreeMap<Invariant, Verdict>,
-    /// Every broken invariant, with evidence (the first of each kind).
+    /// Each invariant's verdict (money per tenant), as the judge gave it.
+    pub verdicts: Vec<VerdictRow>,
+    /// The broken invariant, with evidence (the judge stops at the first).
     pub violations: Vec<Violation>,
     /// Campaigns at the end.
     pub campaigns: Vec<CampaignOutcome>,
@@ -119,16 +119,20 @@ pub fn summary(report: &LiveReport) -> String {
         "  coverage: {}",
         if coverage.is_empty() { "nothing rare happened at the provider".to_owned() } else { coverage.join(", ") }
     );
-    let verdicts: Vec<String> = report
-        .verdicts
-        .iter()
-        .map(|(invariant, verdict)| match verdict {
-            Verdict::Held => format!("{invariant} held"),
-            Verdict::Broken => format!("{invariant} BROKEN"),
-            Verdict::NotChecked(why) => format!("{invariant} not checked ({why})"),
-        })
-        .collect();
-    let _ = writeln!(out, "  invariants: {}", verdicts.join(", "));
+    let _ = writeln!(out, "  invariants:");
+    for row in &report.verdicts {
+        let name = match &row.tenant {
+            Some(tenant) => format!("{} ({tenant})", row.invariant),
+            None => row.invariant.to_string(),
+        };
+        let verdict = match (row.verdict, &row.why) {
+            ("held", _) => format!("held ({} checks)", row.checks),
+            ("broken", _) => "BROKEN".to_owned(),
+            (word, Some(why)) => format!("{word}: {why}"),
+            (word, None) => word.to_owned(),
+        };
+        let _ = writeln!(out, "    {name:<24} {verdict}");
+    }
     let _ = writeln!(out, "  trace {}  (workdir {})", report.trace, report.workdir);
     for violation in &report.violations {
         let _ = writeln!(out);

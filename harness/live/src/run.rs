@@ -4,7 +4,7 @@
 //! the invariants. Every child process is ended on every way out: the engine's handle
 //! kills it when dropped, and Ctrl-C drops the whole run.
 
-use crate::check::{self, CampaignOutcome, Reading, TenantOutcome, Verdict};
+use crate::check::{self, CampaignOutcome, LiveJudge, Reading, TenantOutcome};
 use crate::driver::Driver;
 use crate::plan::{draw, Fault, FaultPlan, NemesisOptions};
 use crate::process::{wait_ready, EngineProcess, Launch};
@@ -14,7 +14,6 @@ use crate::template::{fill, Values};
 use crate::trace::Trace;
 use crate::LiveError;
 use serde_json::json;
-use smsim_sim::oracle::{Invariant, Violation};
 use smsim_sim::provider::live::{live_behaviour, serve_live, TruthView};
 use smsim_sim::provider::{AccountBinding, AfterAccept, Provider};
 use smsim_sim::scenario::Scenario;
@@ -142,7 +141,8 @@ struct Live {
     trace: Arc<Trace>,
     global: Values,
     contacts: BTreeMap<String, u64>,
-    violations: Arc<Mutex<Vec<Violation>>>,
+    /// The independent judge, fed on the provider's clock.
+    judge: Arc<Mutex<LiveJudge>>,
     failure: Arc<Mutex<Option<LiveError>>>,
     samples: Arc<std::sync::atomic::AtomicU64>,
     /// A sampling round is in flight (a stopped engine holds one for up to a timeout;
@@ -198,6 +198,12 @@ async fn execute(scenario: Scenario, profile: Profile, options: &LiveOptions) ->
     });
     let contacts = driver.setup(&scenario, &global).await?;
     trace.event("setup", json!({ "campaigns": contacts }));
+    let mut judge = LiveJudge::new(&scenario, &profile);
+    for campaign in &scenario.campaigns {
+        let count = contacts.get(&campaign.name).copied().unwrap_or(0);
+        let account = &profile.provider.account_id;
+        judge.campaign_created(provider.now_ms(), &campaign.name, &campaign.tenant, account, count);
+    }
     let live = Live {
         scenario,
         profile,
@@ -207,7 +213,7 @@ async fn execute(scenario: Scenario, profile: Profile, options: &LiveOptions) ->
         trace,
         global,
         contacts,
-        violations: Arc::default(),
+        judge: Arc::new(Mutex::new(judge)),
         failure: Arc::default(),
         samples: Arc::default(),
         sampling: Arc::default(),
@@ -431,10 +437,36 @@ impl Live {
     fn spawn_operator(&self, index: usize) {
         let action = self.scenario.operator[index].clone();
         let (driver, trace, global) = (self.driver.clone(), self.trace.clone(), self.global.clone());
-        let failure = self.failure.clone();
+        let (failure, judge, provider) = (self.failure.clone(), self.judge.clone(), self.provider.clone());
+        let tenants: Vec<String> = self.scenario.tenants.iter().map(|t| t.name.clone()).collect();
         tokio::spawn(async move {
             let campaign = action.campaign.as_deref();
-            match driver.operator(action.action, campaign, action.tenant.as_deref(), action.amount, &global).await {
+            let act = check::act_of(action.action, action.amount);
+            let tenant = action.tenant.as_deref().filter(|tenant| tenants.iter().any(|t| t == tenant));
+            // The judge hears of what is sent, as it is sent: a mapped action on a campaign,
+            // or a credit change of a tenant it knows.
+            let told = driver.maps(action.action)
+                && match act {
+                    smsim_judge::Act::Credits(_) => tenant.is_some(),
+                    _ => campaign.is_some(),
+                };
+            let id = told.then(|| {
+                let mut judge = judge.lock().expect("judge poisoned");
+                judge.provider(&mut provider.truth.lock().expect("provider poisoned"));
+                let (on_campaign, on_tenant) = match act {
+                    smsim_judge::Act::Credits(_) => (None, tenant),
+                    _ => (campaign, None),
+                };
+                judge.action_sent(provider.now_ms(), act, on_campaign, on_tenant)
+            });
+            let answer =
+                driver.operator(action.action, campaign, action.tenant.as_deref(), action.amount, &global).await;
+            if let (Some(id), Ok(answer)) = (id, &answer) {
+                let mut judge = judge.lock().expect("judge poisoned");
+                judge.provider(&mut provider.truth.lock().expect("provider poisoned"));
+                judge.action_answered(provider.now_ms(), id, answer.flatten());
+            }
+            match answer {
                 Ok(answer) => trace.event(
                     "operator",
                     json!({ "action": action.action, "campaign": campaign, "mapped": answer.is_some(), "answer": answer.flatten() }),
@@ -451,15 +483,17 @@ impl Live {
         }
         let sampling = self.sampling.clone();
         let names: Vec<(String, u64)> = self.contacts.iter().map(|(name, count)| (name.clone(), *count)).collect();
-        let (driver, trace, violations) = (self.driver.clone(), self.trace.clone(), self.violations.clone());
-        let (failure, samples) = (self.failure.clone(), self.samples.clone());
+        let (driver, trace, judge) = (self.driver.clone(), self.trace.clone(), self.judge.clone());
+        let (failure, samples, provider) = (self.failure.clone(), self.samples.clone(), self.provider.clone());
         tokio::spawn(async move {
-            for (name, contacts) in names {
-                match driver.read(&name, trace.now_ms()).await {
-                    Ok(Some(reading)) => {
+            for (name, _contacts) in names {
+                match driver.read(&name).await {
+                    Ok(Some(mut reading)) => {
                         samples.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if let Err(error) = judge_reading(&judge, &provider, &name, &mut reading) {
+                            *failure.lock().expect("failure poisoned") = Some(error);
+                        }
                         trace.event("sample", json!({ "campaign": name, "reading": reading }));
-                        record(&violations, check::check_reading(&name, contacts, &reading));
                     }
                     Ok(None) => {}
                     Err(error) => *failure.lock().expect("failure poisoned") = Some(error),
@@ -470,14 +504,24 @@ impl Live {
     }
 }
 
-/// Keeps the first violation of each invariant.
-fn record(violations: &Mutex<Vec<Violation>>, found: Vec<Violation>) {
-    let mut violations = violations.lock().expect("violations poisoned");
-    for violation in found {
-        if !violations.iter().any(|known| known.invariant == violation.invariant) {
-            violations.push(violation);
-        }
-    }
+/// Tells the judge what the provider saw, then `reading`, stamped with the provider's time
+/// now: after the engine answered, so every acceptance it may count is already told.
+fn judge_reading(
+    judge: &Mutex<LiveJudge>,
+    provider: &Provider,
+    campaign: &str,
+    reading: &mut Reading,
+) -> Result<(), LiveError> {
+    let mut judge = judge.lock().expect("judge poisoned");
+    judge.provider(&mut provider.truth.lock().expect("provider poisoned"));
+    reading.at_ms = provider.now_ms();
+    judge.campaign_read(campaign, reading).map_err(|problem| LiveError::Garbage {
+        action: "read_campaign".into(),
+        method: "GET".into(),
+        url: format!("campaign {campaign}"),
+        problem,
+        answer: format!("{reading:?}"),
+    })
 }
 
 impl Live {
@@ -508,10 +552,10 @@ impl Live {
         let final_statuses = &self.profile.statuses.final_statuses;
         let mut last: BTreeMap<String, Reading> = BTreeMap::new();
         loop {
-            for (name, contacts) in &self.contacts {
-                if let Some(reading) = self.driver.read(name, self.trace.now_ms()).await? {
+            for name in self.contacts.keys() {
+                if let Some(mut reading) = self.driver.read(name).await? {
                     self.samples.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    record(&self.violations, check::check_reading(name, *contacts, &reading));
+                    judge_reading(&self.judge, &self.provider, name, &mut reading)?;
                     last.insert(name.clone(), reading);
                 }
             }
@@ -546,19 +590,18 @@ impl Live {
         };
         let campaigns = self.outcomes(&last, &truth);
         let tenants = self.tenants(&campaigns).await?;
-        let mut found = Vec::new();
-        found.extend(check::at_most_once(&truth, now_ms));
-        for campaign in &campaigns {
-            found.extend(check::counters_against_truth(campaign, now_ms));
-            found.extend(check::completion(campaign, &self.profile.statuses.completed, now_ms));
-        }
-        for tenant in &tenants {
-            found.extend(check::money(tenant, &campaigns, &truth, now_ms));
-        }
-        found.extend(check::liveness(&campaigns, &self.profile.statuses.final_statuses, &truth, now_ms));
-        record(&self.violations, found);
-        let violations = self.violations.lock().expect("violations poisoned").clone();
-        let verdicts = verdicts(&violations, tenants.iter().any(|t| t.charged.is_some()));
+        let (violation, verdicts) = {
+            let mut judge = self.judge.lock().expect("judge poisoned");
+            judge.provider(&mut self.provider.truth.lock().expect("provider poisoned"));
+            let at_ms = self.provider.now_ms();
+            for tenant in &tenants {
+                if let Some(charged) = tenant.charged {
+                    judge.charges_read(at_ms, &tenant.name, charged);
+                }
+            }
+            judge.finish(at_ms)
+        };
+        let violations: Vec<_> = violation.into_iter().collect();
         self.trace.event("verdicts", json!({ "verdicts": verdicts }));
         self.trace.flush();
         let duplicate_acceptances = truth.acceptances.len() as u64 - distinct(&truth);
@@ -638,34 +681,6 @@ fn distinct(truth: &TruthView) -> u64 {
     let keys: std::collections::BTreeSet<(&str, &str)> =
         truth.acceptances.iter().map(|a| (a.destination.as_str(), a.body.as_str())).collect();
     keys.len() as u64
-}
-
-/// Live mode decides these; the rest need the engine's journal, which it does not have.
-const CHECKED: [Invariant; 6] = [
-    Invariant::Counters,
-    Invariant::Progress,
-    Invariant::AtMostOnce,
-    Invariant::Money,
-    Invariant::Completion,
-    Invariant::Liveness,
-];
-
-fn verdicts(violations: &[Violation], money_visible: bool) -> BTreeMap<Invariant, Verdict> {
-    Invariant::ALL
-        .into_iter()
-        .map(|invariant| {
-            let verdict = if !CHECKED.contains(&invariant) {
-                Verdict::NotChecked("needs the engine's own history".into())
-            } else if invariant == Invariant::Money && !money_visible {
-                Verdict::NotChecked("the profile reads no charges".into())
-            } else if violations.iter().any(|v| v.invariant == invariant) {
-                Verdict::Broken
-            } else {
-                Verdict::Held
-            };
-            (invariant, verdict)
-        })
-        .collect()
 }
 
 fn reproduce(options: &LiveOptions) -> String {

@@ -79,6 +79,32 @@ fn ms(at: smsim_core::Timestamp) -> u64 {
     at.ms_since(crate::clock::EPOCH)
 }
 
+/// Tells `judge` what the provider saw since the last call: drains `truth`'s feed (the
+/// simulator's oracle and live mode alike).
+pub fn tell_provider(judge: &mut Judge, truth: &mut Truth) -> Result<(), Violation> {
+    let feed = std::mem::take(&mut truth.feed);
+    for (at_ms, seen) in feed {
+        let observation = match &seen {
+            Seen::Received { account, destination } => Observation::Received { account, destination },
+            Seen::Accepted { account, key, provider_id } => {
+                Observation::Accepted { account, destination: &key.0, body: &key.1, provider_id }
+            }
+            Seen::ReportAnswered { report, answered } => {
+                let report = &truth.reports[*report];
+                Observation::ReportAnswered {
+                    account: &report.account,
+                    provider_id: &report.provider_id,
+                    status: report.status,
+                    forged: report.forged,
+                    answered: *answered,
+                }
+            }
+        };
+        judge.observe(at_ms, observation)?;
+    }
+    Ok(())
+}
+
 impl Oracle {
     /// An oracle for a run set up as `setup`, checking `enabled` (empty: all).
     pub fn new(enabled: &[Invariant], setup: Setup, limits: Limits) -> Self {
@@ -157,7 +183,13 @@ impl Oracle {
                     self.campaigns.insert(*campaign, *tenant);
                     campaign_text = campaign.to_string();
                     tenant_text = tenant.to_string();
-                    Observation::CampaignCreated { campaign: &campaign_text, tenant: &tenant_text, account }
+                    Observation::CampaignCreated {
+                        campaign: &campaign_text,
+                        tenant: &tenant_text,
+                        account,
+                        marker: None,
+                        contacts: None,
+                    }
                 }
                 Told::ActionSent { id, campaign, tenant, verb, amount } => {
                     campaign_text = campaign.map(|c| c.to_string()).unwrap_or_default();
@@ -189,27 +221,7 @@ impl Oracle {
     }
 
     fn tell_provider(&mut self, truth: &mut Truth) -> Result<(), Violation> {
-        let feed = std::mem::take(&mut truth.feed);
-        for (at_ms, seen) in feed {
-            let observation = match &seen {
-                Seen::Received { account, destination } => Observation::Received { account, destination },
-                Seen::Accepted { account, key, provider_id } => {
-                    Observation::Accepted { account, destination: &key.0, body: &key.1, provider_id }
-                }
-                Seen::ReportAnswered { report, answered } => {
-                    let report = &truth.reports[*report];
-                    Observation::ReportAnswered {
-                        account: &report.account,
-                        provider_id: &report.provider_id,
-                        status: report.status,
-                        forged: report.forged,
-                        answered: *answered,
-                    }
-                }
-            };
-            self.judge.observe(at_ms, observation)?;
-        }
-        Ok(())
+        tell_provider(&mut self.judge, truth)
     }
 
     /// Tells the judge of `campaign` if the driver has not (the journal may name a campaign
@@ -228,7 +240,13 @@ impl Oracle {
         self.campaigns.insert(campaign, row.tenant);
         self.judge.observe(
             0,
-            Observation::CampaignCreated { campaign: &campaign_text, tenant: &tenant_text, account: &account_text },
+            Observation::CampaignCreated {
+                campaign: &campaign_text,
+                tenant: &tenant_text,
+                account: &account_text,
+                marker: None,
+                contacts: None,
+            },
         )?;
         Ok(row.tenant)
     }
@@ -294,6 +312,7 @@ impl Oracle {
             total: u64::from(campaign.counts.total()),
             progress: i64::from(campaign.progress()),
             pause_reason: pause_reason.as_deref(),
+            unknown_outcome: None,
         };
         self.judge.observe(at_ms, Observation::CampaignRead(reading))
     }
@@ -305,7 +324,7 @@ impl Oracle {
             at_ms,
             Observation::BooksRead {
                 tenant: &name,
-                balance: books.balance.get(),
+                balance: Some(books.balance.get()),
                 reserved: Some(books.reserved.get()),
                 charged: books.charged.get(),
             },

@@ -29,8 +29,12 @@ fn live(profile: &Path, workdir: &Path, extra: &[&str]) -> (Output, Option<Value
     (output, report)
 }
 
+/// The verdict on `invariant` (for money, its first tenant's).
 fn verdict<'a>(report: &'a Value, invariant: &str) -> &'a Value {
-    &report["verdicts"][invariant]
+    let rows = report["verdicts"].as_array().expect("verdict rows");
+    let row =
+        rows.iter().find(|row| row["invariant"] == invariant).unwrap_or_else(|| panic!("no verdict on {invariant}"));
+    &row["verdict"]
 }
 
 fn text(output: &Output) -> String {
@@ -65,20 +69,77 @@ fn the_python_engine_is_caught_in_its_incident_mode_and_passes_corrected() {
     let (buggy, report) = live(&engines.join("python-queue-buggy.toml"), &dir.path().join("buggy"), &[]);
     assert_eq!(buggy.status.code(), Some(1), "{}", text(&buggy));
     let report = report.expect("a report");
+    // The judge stops at the first violation: a resend after a kill (at-most-once), or the
+    // per-report counters running past the contacts (counters, progress).
     let broken: Vec<&str> = ["at-most-once", "counters", "progress"]
         .into_iter()
         .filter(|invariant| verdict(&report, invariant) == "broken")
         .collect();
-    assert!(broken.contains(&"counters") || broken.contains(&"progress"), "{}", text(&buggy));
-    // A kill between the provider's acceptance and the commit loses the in-memory guard.
-    if report["fired"]["kills_between_accept_and_commit"].as_u64().unwrap() > 0 {
-        assert!(broken.contains(&"at-most-once"), "{}", text(&buggy));
-    }
+    assert_eq!(broken.len(), 1, "{}", text(&buggy));
+    assert_eq!(report["violations"].as_array().unwrap().len(), 1, "{}", text(&buggy));
     assert!(text(&buggy).contains("rerun this fault plan with:\n  smsim live"), "{}", text(&buggy));
 
     let (fixed, report) = live(&engines.join("python-queue-fixed.toml"), &dir.path().join("fixed"), &[]);
     assert_eq!(fixed.status.code(), Some(0), "{}", text(&fixed));
     assert_eq!(report.expect("a report")["duplicate_acceptances"], 0);
+}
+
+/// The fixed Python engine's profile with `edit` applied, written into `dir`.
+fn fixed_python_with(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
+    let engines = root().join("harness/live/engines");
+    let text = std::fs::read_to_string(engines.join("python-queue-fixed.toml")).unwrap();
+    let text = text.replace("${profile_dir}", engines.to_str().unwrap());
+    let path = dir.join("edited.toml");
+    std::fs::write(&path, edit(text)).unwrap();
+    path
+}
+
+const NO_FAULTS: [&str; 6] = ["--kills", "0", "--kills-on-accept", "0", "--pauses", "0"];
+
+// The judge prices what the provider received with its own segment count: an engine
+// whose own price disagrees with the account's is caught, with no journal to read.
+#[test]
+fn live_mode_convicts_an_engine_that_charges_more_than_the_provider_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = fixed_python_with(dir.path(), |text| text.replace("PRICE = \"55\"", "PRICE = \"66\""));
+    let (output, report) = live(&profile, &dir.path().join("run"), &NO_FAULTS);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let report = report.expect("a report");
+    assert_eq!(verdict(&report, "money"), "broken", "{}", text(&output));
+    let violation = &report["violations"][0];
+    assert!(violation["message"].as_str().unwrap().contains("what the provider accepted costs 16500"), "{violation}");
+}
+
+#[test]
+fn a_green_live_run_says_what_it_could_not_see_and_never_calls_it_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = root().join("harness/live/engines/python-queue-fixed.toml");
+    let (output, report) = live(&profile, &dir.path().join("run"), &NO_FAULTS);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let report = report.expect("a report");
+    for invariant in ["attribution", "halt", "rate", "isolation"] {
+        assert_eq!(verdict(&report, invariant), "not checked", "{invariant}: {}", text(&output));
+    }
+    for invariant in ["counters", "progress", "at-most-once", "money", "completion", "transitions", "liveness"] {
+        assert_eq!(verdict(&report, invariant), "held", "{invariant}: {}", text(&output));
+    }
+    // No operator action in this scenario: nothing to hold the engine to.
+    assert_eq!(verdict(&report, "operator"), "not checked", "{}", text(&output));
+}
+
+#[test]
+fn a_status_outside_the_design_stops_the_run_naming_it_and_the_remedy() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = fixed_python_with(dir.path(), |text| {
+        text.replace(
+            "completed = \"completed\"",
+            "completed = \"completed\"\nnames = { \"sending\" = \"transmitting\" }",
+        )
+    });
+    let (output, _) = live(&profile, &dir.path().join("run"), &NO_FAULTS);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("`sending`") && stderr.contains("[statuses] names"), "{stderr}");
 }
 
 /// A profile for a stand-in engine running `command`.

@@ -60,17 +60,18 @@ fn reading(
         total,
         progress,
         pause_reason: None,
+        unknown_outcome: None,
     })
 }
 
 fn books(balance: i64, reserved: i64, charged: i64) -> Observation<'static> {
-    Observation::BooksRead { tenant: T, balance, reserved: Some(reserved), charged }
+    Observation::BooksRead { tenant: T, balance: Some(balance), reserved: Some(reserved), charged }
 }
 
 /// Two messages of one campaign, sent, accepted, delivered; the campaign completes.
 fn correct() -> History {
     vec![
-        (0, Observation::CampaignCreated { campaign: C, tenant: T, account: A }),
+        (0, Observation::CampaignCreated { campaign: C, tenant: T, account: A, marker: None, contacts: None }),
         (10, moved(1, None, "queued", row("+301", None, None))),
         (10, moved(2, None, "queued", row("+302", None, None))),
         (10, Observation::CampaignMoved { campaign: C, from: "draft", to: "sending" }),
@@ -316,7 +317,7 @@ fn operator_fires_on_an_acceptance_after_an_acknowledged_cancel() {
 #[test]
 fn operator_holds_when_a_cancel_ends_the_campaign_cancelled() {
     let history: History = vec![
-        (0, Observation::CampaignCreated { campaign: C, tenant: T, account: A }),
+        (0, Observation::CampaignCreated { campaign: C, tenant: T, account: A, marker: None, contacts: None }),
         (10, moved(1, None, "queued", row("+301", None, None))),
         (10, Observation::CampaignMoved { campaign: C, from: "draft", to: "sending" }),
         (11, Observation::ActionSent { id: 1, campaign: Some(C), tenant: None, act: Act::Cancel }),
@@ -350,7 +351,7 @@ fn operator_fires_on_a_completion_while_paused_and_a_resume_that_leads_nowhere()
     judge(&inserted(at, [pause.clone(), resume.clone()].concat())).1.unwrap();
     // Resumed, acknowledged, and the campaign still paused at the end.
     let history: History = vec![
-        (0, Observation::CampaignCreated { campaign: C, tenant: T, account: A }),
+        (0, Observation::CampaignCreated { campaign: C, tenant: T, account: A, marker: None, contacts: None }),
         (10, moved(1, None, "queued", row("+301", None, None))),
         (10, Observation::CampaignMoved { campaign: C, from: "draft", to: "sending" }),
         (11, Observation::ActionSent { id: 1, campaign: Some(C), tenant: None, act: Act::Pause }),
@@ -440,6 +441,7 @@ fn progress_fires_above_100_against_the_messages_or_backwards() {
             total: 2,
             progress: 50,
             pause_reason: None,
+            unknown_outcome: None,
         }),
     ));
     // Without the messages (live), only the direction is judged.
@@ -464,7 +466,8 @@ fn halt_fires_on_a_claim_while_paused() {
 #[test]
 fn rate_fires_above_twice_the_limit_in_a_second() {
     // The account's limit is 1/s: a bucket of one second's burst plus a refill, at most 2.
-    let mut history: History = vec![(0, Observation::CampaignCreated { campaign: C, tenant: T, account: A })];
+    let mut history: History =
+        vec![(0, Observation::CampaignCreated { campaign: C, tenant: T, account: A, marker: None, contacts: None })];
     for n in 1..=3 {
         history.push((10, moved(n, None, "queued", row("+301", None, None))));
     }
@@ -538,7 +541,7 @@ fn liveness_fires_on_a_campaign_still_sending() {
 fn what_an_observer_was_not_shown_is_not_checked() {
     // Live mode's view: no journal, no books.
     let history: History = vec![
-        (0, Observation::CampaignCreated { campaign: C, tenant: T, account: A }),
+        (0, Observation::CampaignCreated { campaign: C, tenant: T, account: A, marker: None, contacts: None }),
         (30, Observation::Accepted { account: A, destination: "+301", body: "hi", provider_id: "p1" }),
         (60, reading("completed", 1, 1, 100, None)),
     ];
@@ -555,4 +558,154 @@ fn what_an_observer_was_not_shown_is_not_checked() {
     assert!(matches!(verdict(Invariant::Money), Verdict::NotChecked(_)), "{}", verdict(Invariant::Money));
     assert!(matches!(verdict(Invariant::Halt), Verdict::NotChecked(_)));
     assert!(matches!(verdict(Invariant::Counters), Verdict::Held(_)));
+}
+
+// --- live mode: no journal, the campaign told apart by the driver's marker --------------
+
+/// A live reading: numbers only, as an engine's API shows them.
+fn live_reading(
+    status: &'static str,
+    sent: u64,
+    failed: u64,
+    progress: i64,
+    unknown_outcome: Option<u64>,
+) -> Observation<'static> {
+    Observation::CampaignRead(CampaignReading {
+        campaign: C,
+        status,
+        counts: None,
+        sent,
+        failed,
+        total: 3,
+        progress,
+        pause_reason: None,
+        unknown_outcome,
+    })
+}
+
+fn charges(charged: i64) -> Observation<'static> {
+    Observation::BooksRead { tenant: T, balance: None, reserved: None, charged }
+}
+
+/// Three messages: two accepted and delivered (one of two segments: 161 GSM-7 characters),
+/// one never received and settled as an unknown outcome. Prices: 20 + 10, and the unknown
+/// one at most the dearest.
+fn live_correct() -> History {
+    const LONG: &str = "[c] aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    vec![
+        (
+            0,
+            Observation::CampaignCreated {
+                campaign: C,
+                tenant: T,
+                account: A,
+                marker: Some("[c] "),
+                contacts: Some(3),
+            },
+        ),
+        (10, live_reading("sending", 0, 0, 0, Some(0))),
+        (20, Observation::Accepted { account: A, destination: "+301", body: LONG, provider_id: "p1" }),
+        (20, Observation::Accepted { account: A, destination: "+302", body: "[c] hi", provider_id: "p2" }),
+        // Another campaign's message, without the marker: not this campaign's.
+        (20, Observation::Accepted { account: A, destination: "+309", body: "[d] hi", provider_id: "p9" }),
+        (30, live_reading("sending", 2, 0, 66, Some(0))),
+        (90, live_reading("completed", 2, 1, 100, Some(1))),
+        (90, charges(40)),
+    ]
+}
+
+/// Live mode imports valid, opted-in contacts only: nothing is forbidden, nothing skipped.
+fn live_setup() -> Setup {
+    Setup { forbidden_destinations: Default::default(), ..setup() }
+}
+
+fn live_judge(history: &History) -> Result<(), Violation> {
+    let mut judge = Judge::new(live_setup(), &[]);
+    for &(at, observation) in history {
+        judge.observe(at, observation)?;
+    }
+    judge.finish(100)
+}
+
+#[track_caller]
+fn live_fires(history: History, invariant: Invariant) {
+    match live_judge(&history) {
+        Err(violation) => assert_eq!(violation.invariant, invariant, "{violation}"),
+        Ok(()) => panic!("`{invariant}` did not fire"),
+    }
+}
+
+fn live_replaced(index: usize, with: Observation<'static>) -> History {
+    let mut history = live_correct();
+    history[index].1 = with;
+    history
+}
+
+#[test]
+fn a_correct_live_history_holds_and_its_charges_may_cover_the_unknown_one() {
+    live_judge(&live_correct()).unwrap();
+    // 30 for what was accepted; up to 20 more for the unknown one (the dearest).
+    live_judge(&live_replaced(7, charges(30))).unwrap();
+    live_judge(&live_replaced(7, charges(50))).unwrap();
+}
+
+#[test]
+fn live_money_fires_on_charges_outside_the_judges_price_of_the_acceptances() {
+    live_fires(live_replaced(7, charges(29)), Invariant::Money);
+    live_fires(live_replaced(7, charges(51)), Invariant::Money);
+    // More than the driver ever funded (1 000), even mid-run.
+    live_fires(live_replaced(1, charges(1_001)), Invariant::Money);
+}
+
+#[test]
+fn live_counters_fire_on_sent_beyond_the_acceptances_or_acceptances_uncounted() {
+    // The engine says 3 sent; the provider took 2 of its messages.
+    live_fires(live_replaced(5, live_reading("sending", 3, 0, 100, Some(0))), Invariant::Counters);
+    // At the end, 2 accepted but 1 sent and no unknown outcome.
+    live_fires(live_replaced(6, live_reading("completed", 1, 2, 100, Some(0))), Invariant::Counters);
+    // More messages than contacts.
+    let mut history = live_correct();
+    history[6].1 = Observation::CampaignRead(CampaignReading {
+        campaign: C,
+        status: "completed",
+        counts: None,
+        sent: 2,
+        failed: 2,
+        total: 4,
+        progress: 100,
+        pause_reason: None,
+        unknown_outcome: Some(2),
+    });
+    live_fires(history, Invariant::Counters);
+}
+
+#[test]
+fn live_completion_fires_on_a_completed_reading_with_work_left_or_an_acceptance_after_it() {
+    live_fires(live_replaced(6, live_reading("completed", 2, 0, 100, Some(0))), Invariant::Completion);
+    live_fires(live_replaced(6, live_reading("completed", 2, 1, 66, Some(1))), Invariant::Completion);
+    let mut history = live_correct();
+    history
+        .insert(7, (95, Observation::Accepted { account: A, destination: "+303", body: "[c] hi", provider_id: "p3" }));
+    live_fires(history, Invariant::Completion);
+}
+
+#[test]
+fn live_mode_leaves_what_needs_the_messages_not_checked() {
+    let mut judge = Judge::new(live_setup(), &[]);
+    for &(at, observation) in &live_correct() {
+        judge.observe(at, observation).unwrap();
+    }
+    judge.finish(100).unwrap();
+    for (invariant, _, verdict) in judge.verdicts() {
+        let checked = matches!(verdict, Verdict::Held(_));
+        match invariant {
+            Invariant::Attribution | Invariant::Halt | Invariant::Rate | Invariant::Operator | Invariant::Forgery => {
+                assert!(!checked, "{invariant}: {verdict}")
+            }
+            Invariant::Counters | Invariant::Money | Invariant::Completion | Invariant::Progress => {
+                assert!(checked, "{invariant}: {verdict}")
+            }
+            _ => {}
+        }
+    }
 }

@@ -78,6 +78,32 @@ fn every_scenario_holds_its_invariants() {
     }
 }
 
+/// The mutation benchmark's test (README, "Fault-finding power"): every scenario over
+/// `SMSIM_MUTATION_SEEDS` seeds (default 8), failing only on what the judge finds or a
+/// coverage mark the scenario expects and never saw — no snapshot, no unit test. Ignored
+/// by default: `cargo mutants` runs it by name.
+#[test]
+#[ignore = "the mutation benchmark's test command; run by name"]
+fn the_judge_alone_passes_every_scenario_over_many_seeds() {
+    let seeds: u64 = std::env::var("SMSIM_MUTATION_SEEDS").ok().and_then(|n| n.parse().ok()).unwrap_or(8);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(scenarios_dir())
+        .expect("the scenarios directory")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "no scenarios found in {}", scenarios_dir().display());
+    for file in files {
+        let scenario = Scenario::load(&file).unwrap();
+        let path = file.display().to_string();
+        let all: Vec<u64> = (1..=seeds).collect();
+        let report = smsim_sim::sweep::sweep(&scenario, &path, &all, 1, false, &|_| {}).unwrap();
+        let failure = report.failures.first().and_then(|run| run.violation.as_ref());
+        assert!(report.passed(), "{path}: {failure:?}; uncovered {:?}", report.uncovered);
+    }
+}
+
 /// A scenario's outcome at its first seed, reviewed like code (`cargo insta review`).
 fn snapshot(scenario: &Scenario, report: &smsim_sim::run::RunReport) {
     let outcome = serde_json::json!({
