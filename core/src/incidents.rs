@@ -28,6 +28,7 @@
 //! | `template-priced` | domain: `plan_messages` | prices each message by its template's segments, not its rendered body's |
 //! | `unknown-refunded` | domain: `ledger::is_charged` | refunds an unknown outcome instead of charging it |
 //! | `cancel-completes` | store rules: `cancelled_status` | a cancel with nothing left in flight ends the campaign `completed` |
+//! | `lookup-by-own-sender` | Twilio adapter: `lookup` | looks a messaging-service send up by the account's own sender, which the service never used: it finds nothing, and the message is released though sent |
 
 use std::fmt;
 use std::str::FromStr;
@@ -57,11 +58,13 @@ pub enum Bug {
     UnknownRefunded,
     /// A cancel ends the campaign completed.
     CancelCompletes,
+    /// A status lookup filters by a sender the messaging service never used.
+    LookupByOwnSender,
 }
 
 impl Bug {
     /// Every bug.
-    pub const ALL: [Bug; 11] = [
+    pub const ALL: [Bug; 12] = [
         Bug::CounterPerReport,
         Bug::ReaperResends,
         Bug::CompletionFromCounters,
@@ -73,6 +76,7 @@ impl Bug {
         Bug::TemplatePriced,
         Bug::UnknownRefunded,
         Bug::CancelCompletes,
+        Bug::LookupByOwnSender,
     ];
 
     /// Its name in scenarios.
@@ -89,6 +93,7 @@ impl Bug {
             Bug::TemplatePriced => "template-priced",
             Bug::UnknownRefunded => "unknown-refunded",
             Bug::CancelCompletes => "cancel-completes",
+            Bug::LookupByOwnSender => "lookup-by-own-sender",
         }
     }
 }

@@ -36,6 +36,12 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     signature: SignatureScheme::TwilioHmacSha1,
 };
 
+/// Pages a status lookup reads at most before it gives up undecided.
+pub const LOOKUP_PAGES: usize = 20;
+
+/// Messages per page a status lookup asks for (Twilio allows up to 1 000).
+pub const LOOKUP_PAGE_SIZE: u32 = 100;
+
 /// The header that carries a callback's signature.
 pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
 
@@ -91,13 +97,27 @@ pub mod wire {
         /// Price, as a decimal string (negative).
         #[serde(default)]
         pub price: Option<String>,
+        /// The messaging service that sent it, if one did (its sender then comes from the
+        /// service's pool, not from us).
+        #[serde(default)]
+        pub messaging_service_sid: Option<String>,
     }
 
-    /// The list endpoint's answer.
+    /// The list endpoint's answer: one page.
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
     pub struct MessageList {
-        /// Matching messages, newest first.
+        /// Matching messages on this page, newest first.
         pub messages: Vec<MessageResource>,
+        /// The next page, as a path from the API's root (`/2010-04-01/…`); absent or null
+        /// on the last page.
+        #[serde(default)]
+        pub next_page_uri: Option<String>,
+        /// This page's number, from 0.
+        #[serde(default)]
+        pub page: u32,
+        /// Messages per page.
+        #[serde(default)]
+        pub page_size: u32,
     }
 
     /// An error answer.
@@ -328,33 +348,51 @@ impl ProviderAdapter for TwilioAdapter {
         outcomes
     }
 
+    /// Finds `message` in the account's message list by destination and body. A message
+    /// sent through a messaging service has a sender the service picked from its pool, so
+    /// the list is not filtered by sender then; pages are followed to the end, and a search
+    /// that could not reach the end never concludes "not found".
     async fn lookup(&self, message: &OutboundMessage) -> LookupOutcome {
-        let query =
-            serde_urlencoded::to_string([("To", message.destination.as_str()), ("From", message.sender.as_str())])
-                .expect("query serialises");
-        let request = HttpRequest {
-            method: http::Method::GET,
-            url: format!("{}?{query}", self.messages_url()),
-            headers: self.headers(None),
-            body: Bytes::new(),
-        };
-        let response = match self.client.send(request).await {
-            Ok(response) if (200..300).contains(&response.status) => response,
-            Ok(response) => {
-                return LookupOutcome::Unavailable { detail: format!("lookup answered {}", response.status) }
-            }
-            Err(error) => return LookupOutcome::Unavailable { detail: error.to_string() },
-        };
-        match serde_json::from_slice::<wire::MessageList>(&response.body) {
-            Ok(list) => match list.messages.into_iter().find(|resource| resource.body == message.body) {
-                Some(resource) => LookupOutcome::Accepted {
+        let page_size = LOOKUP_PAGE_SIZE.to_string();
+        let mut filters = vec![("To", message.destination.as_str()), ("PageSize", page_size.as_str())];
+        let own_sender = crate::incidents::active(crate::incidents::Bug::LookupByOwnSender);
+        if self.messaging_service_sid.is_none() || own_sender {
+            filters.push(("From", message.sender.as_str()));
+        }
+        let query = serde_urlencoded::to_string(filters).expect("query serialises");
+        let mut url = format!("{}?{query}", self.messages_url());
+        for _ in 0..LOOKUP_PAGES {
+            let request =
+                HttpRequest { method: http::Method::GET, url, headers: self.headers(None), body: Bytes::new() };
+            let response = match self.client.send(request).await {
+                Ok(response) if (200..300).contains(&response.status) => response,
+                Ok(response) => {
+                    return LookupOutcome::Unavailable { detail: format!("lookup answered {}", response.status) }
+                }
+                Err(error) => return LookupOutcome::Unavailable { detail: error.to_string() },
+            };
+            let page = match serde_json::from_slice::<wire::MessageList>(&response.body) {
+                Ok(page) => page,
+                Err(error) => {
+                    return LookupOutcome::Unavailable { detail: format!("unreadable lookup answer: {error}") }
+                }
+            };
+            let next = page.next_page_uri.filter(|next| !next.is_empty());
+            if let Some(resource) = page.messages.into_iter().find(|resource| resource.body == message.body) {
+                return LookupOutcome::Accepted {
                     status: Some(report_status(&resource.status)),
                     provider_message_id: resource.sid,
-                },
-                None => LookupOutcome::NotFound,
-            },
-            Err(error) => LookupOutcome::Unavailable { detail: format!("unreadable lookup answer: {error}") },
+                };
+            }
+            match next {
+                Some(next) if next.starts_with('/') => url = format!("{}{next}", self.base_url),
+                Some(next) => {
+                    return LookupOutcome::Unavailable { detail: format!("lookup's next page `{next}` is not a path") }
+                }
+                None => return LookupOutcome::NotFound,
+            }
         }
+        LookupOutcome::Unavailable { detail: format!("lookup read {LOOKUP_PAGES} pages without reaching the end") }
     }
 
     fn parse_webhook(&self, request: &WebhookRequest) -> Result<Vec<ParsedReport>, WebhookError> {

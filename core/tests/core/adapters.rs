@@ -333,6 +333,7 @@ fn twilio_resource(sid: &str, status: &str, body: &str) -> twilio_wire::MessageR
         error_message: None,
         num_segments: Some("1".into()),
         price: None,
+        messaging_service_sid: None,
     }
 }
 
@@ -386,6 +387,9 @@ async fn twilio_lookup_finds_an_ambiguous_submission_by_body() {
     let server = MockServer::start().await;
     let list = twilio_wire::MessageList {
         messages: vec![twilio_resource("SM9", "delivered", "hello 1"), twilio_resource("SM8", "sent", "other")],
+        next_page_uri: None,
+        page: 0,
+        page_size: 50,
     };
     Mock::given(method("GET"))
         .and(path("/2010-04-01/Accounts/AC123/Messages.json"))
@@ -405,6 +409,74 @@ async fn twilio_lookup_finds_an_ambiguous_submission_by_body() {
     );
     wanted[1].body = "never sent".into();
     assert_eq!(adapter.lookup(&wanted[1]).await, smsim_core::adapter::LookupOutcome::NotFound);
+}
+
+/// A message sent through a messaging service went out from a number of the service's
+/// pool, not from the account's sender: the lookup must not filter by `From` (real Twilio
+/// would find nothing), and must follow the pages to find it.
+#[tokio::test]
+async fn twilio_lookup_of_a_messaging_service_send_asks_without_from_and_follows_pages() {
+    use wiremock::matchers::{query_param, query_param_is_missing};
+    let server = MockServer::start().await;
+    let pooled = |sid: &str, body: &str| twilio_wire::MessageResource {
+        from: Some("+15005550101".into()),
+        messaging_service_sid: Some("MG1".into()),
+        ..twilio_resource(sid, "delivered", body)
+    };
+    let page = |messages, next: Option<&str>, page| twilio_wire::MessageList {
+        messages,
+        next_page_uri: next.map(str::to_owned),
+        page,
+        page_size: 1,
+    };
+    let first = page(vec![pooled("SM2", "other")], Some("/2010-04-01/Accounts/AC123/Messages.json?To=x&Page=1"), 0);
+    let second = page(vec![pooled("SM1", "hello 1")], None, 1);
+    Mock::given(method("GET"))
+        .and(path("/2010-04-01/Accounts/AC123/Messages.json"))
+        .and(query_param_is_missing("From"))
+        .and(query_param("Page", "1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(second))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/2010-04-01/Accounts/AC123/Messages.json"))
+        .and(query_param_is_missing("From"))
+        .and(query_param_is_missing("Page"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(first))
+        .mount(&server)
+        .await;
+    let mut account = account(ProviderKind::Twilio, &server.uri());
+    account.credentials.insert("messaging_service_sid".into(), "MG1".into());
+    let adapter = TwilioAdapter::from_account(&account, client(), "https://e").unwrap();
+    let wanted = messages(2);
+    assert_eq!(
+        adapter.lookup(&wanted[0]).await,
+        LookupOutcome::Accepted { provider_message_id: "SM1".into(), status: Some(ReportStatus::Delivered) },
+        "found on the second page, by destination and body"
+    );
+    assert_eq!(adapter.lookup(&wanted[1]).await, LookupOutcome::NotFound, "both pages read, no such body");
+}
+
+/// A search that could not reach the last page never concludes "not accepted".
+#[tokio::test]
+async fn twilio_lookup_that_cannot_reach_the_end_is_undecided() {
+    let server = MockServer::start().await;
+    let endless = twilio_wire::MessageList {
+        messages: vec![twilio_resource("SM2", "sent", "other")],
+        next_page_uri: Some("/2010-04-01/Accounts/AC123/Messages.json?Page=again".into()),
+        page: 0,
+        page_size: 1,
+    };
+    Mock::given(method("GET"))
+        .and(path("/2010-04-01/Accounts/AC123/Messages.json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(endless))
+        .mount(&server)
+        .await;
+    let adapter =
+        TwilioAdapter::from_account(&account(ProviderKind::Twilio, &server.uri()), client(), "https://e").unwrap();
+    assert!(matches!(adapter.lookup(&messages(1)[0]).await, LookupOutcome::Unavailable { .. }));
+    let asked = server.received_requests().await.unwrap().len();
+    assert_eq!(asked, smsim_core::adapter::twilio::LOOKUP_PAGES, "bounded");
 }
 
 fn signed_callback(url: &str, params: &[(&str, &str)], token: &str) -> WebhookRequest {

@@ -296,6 +296,7 @@ impl ProviderProfile for TwilioProfile {
                         error_message: None,
                         num_segments: Some("1".into()),
                         price: None,
+                        messaging_service_sid: None,
                     },
                 )
             }
@@ -403,9 +404,10 @@ impl ProviderProfile for TwilioProfile {
                 error_message: None,
                 num_segments: Some("1".into()),
                 price: None,
+                messaging_service_sid: None,
             })
             .collect();
-        Some(json_response(200, &twilio_wire::MessageList { messages }))
+        Some(json_response(200, &twilio_wire::MessageList { messages, next_page_uri: None, page: 0, page_size: 50 }))
     }
 }
 

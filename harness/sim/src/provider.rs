@@ -178,7 +178,25 @@ pub struct Truth {
     pub exchanges: Option<Vec<crate::timeline::Exchange>>,
     /// What the judge has not yet been told, in the order it happened.
     pub feed: Vec<(u64, Seen)>,
+    /// Twilio-style: who sent each accepted message, by SID — the `From` the request gave,
+    /// or the number a messaging service picked from its pool — as its list filters on it.
+    pub twilio_senders: BTreeMap<Box<str>, TwilioSender>,
 }
+
+/// The sender of a Twilio-style message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TwilioSender {
+    /// The number (or alphanumeric id) it went out from.
+    pub from: Box<str>,
+    /// The messaging service that picked it, if one did.
+    pub messaging_service_sid: Option<Box<str>>,
+    /// When it was accepted (ms since the start).
+    pub at_ms: u64,
+}
+
+/// The numbers a simulated Twilio messaging service sends from: the service, not the
+/// request, picks one per message.
+pub const MESSAGING_SERVICE_POOL: [&str; 3] = ["+15005550101", "+15005550102", "+15005550103"];
 
 /// Something the provider saw, as the judge is told it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -708,6 +726,15 @@ async fn twilio_send(
     let Ok(form) = serde_urlencoded::from_bytes::<twilio::SendForm>(&body) else {
         return (StatusCode::BAD_REQUEST, "malformed form").into_response();
     };
+    let service = form.messaging_service_sid.clone().filter(|sid| !sid.is_empty());
+    if form.from.as_deref().unwrap_or("").is_empty() && service.is_none() {
+        let error = twilio::ErrorBody {
+            code: 21603,
+            message: "A 'From' phone number or a 'MessagingServiceSid' is required.".into(),
+            status: 400,
+        };
+        return (StatusCode::BAD_REQUEST, axum::Json(error)).into_response();
+    }
     provider.received(&account, &form.to);
     if provider.chance(behaviour.reject_rate) {
         let error = twilio::ErrorBody {
@@ -725,6 +752,21 @@ async fn twilio_send(
     }
     let spoiled = spoil(&provider, &behaviour);
     let sid_of_message = provider.accept(&account, &form.to, &form.body, "SM");
+    {
+        let from = match (&service, &form.from) {
+            (Some(_), _) | (None, None) => {
+                let pick = sid_of_message.bytes().map(usize::from).sum::<usize>() % MESSAGING_SERVICE_POOL.len();
+                MESSAGING_SERVICE_POOL[pick].to_owned()
+            }
+            (None, Some(from)) => from.clone(),
+        };
+        let sender = TwilioSender {
+            from: from.into(),
+            messaging_service_sid: service.as_deref().map(Into::into),
+            at_ms: provider.now_ms(),
+        };
+        provider.truth.lock().expect("provider poisoned").twilio_senders.insert(sid_of_message.as_str().into(), sender);
+    }
     caller_crash(&provider, &behaviour, peer);
     if provider.after_accept.get().is_some() {
         provider.after_accept(1).await;
@@ -739,16 +781,18 @@ async fn twilio_send(
             &behaviour,
         );
     }
+    // A messaging service answers `accepted` with no sender yet: it picks one later.
     let resource = twilio::MessageResource {
         sid: sid_of_message,
-        status: "queued".into(),
+        status: if service.is_some() { "accepted" } else { "queued" }.into(),
         to: form.to,
-        from: form.from,
+        from: if service.is_some() { None } else { form.from },
         body: form.body,
         error_code: None,
         error_message: None,
         num_segments: Some("1".into()),
         price: None,
+        messaging_service_sid: service,
     };
     let response = if spoiled == Spoil::Malformed {
         ([("content-type", "application/json")], "{\"sid\": \"SM").into_response()
@@ -758,6 +802,9 @@ async fn twilio_send(
     answer_after(&provider, &behaviour, spoiled, response).await
 }
 
+/// Twilio's message list: filtered by `To` and `From` (the sender each message really went
+/// out from), newest first, `PageSize` (default 50, at most 1 000) to a page, the next page
+/// named by `next_page_uri` until the last.
 async fn twilio_list(
     State(Host { provider, .. }): State<Host>,
     Path(sid): Path<String>,
@@ -766,27 +813,62 @@ async fn twilio_list(
     let Some(account) = provider.account_by_key(&sid) else {
         return (StatusCode::UNAUTHORIZED, "unknown account").into_response();
     };
-    let to = query.get("To").cloned().unwrap_or_default();
+    let to = query.get("To").cloned();
+    let from = query.get("From").cloned();
+    let page_size: usize = query.get("PageSize").and_then(|n| n.parse().ok()).unwrap_or(50).clamp(1, 1_000);
+    let page: usize = query.get("Page").and_then(|n| n.parse().ok()).unwrap_or(0);
     let truth = provider.truth.lock().expect("provider poisoned");
-    let messages = truth
+    let mut matching: Vec<(u64, twilio::MessageResource)> = truth
         .accepted
         .iter()
-        .filter(|((destination, _), _)| **destination == *to)
+        .filter(|((destination, _), _)| to.as_deref().is_none_or(|to| **destination == *to))
         .flat_map(|((destination, body), acceptances)| {
-            acceptances.iter().filter(|a| *a.account == *account.engine_id).map(|a| twilio::MessageResource {
-                sid: a.provider_id.to_string(),
-                status: "sent".into(),
-                to: destination.to_string(),
-                from: query.get("From").cloned(),
-                body: body.to_string(),
-                error_code: None,
-                error_message: None,
-                num_segments: Some("1".into()),
-                price: None,
-            })
+            acceptances.iter().filter(|a| *a.account == *account.engine_id).map(move |a| (destination, body, a))
+        })
+        .filter_map(|(destination, body, acceptance)| {
+            let sender = truth.twilio_senders.get(&acceptance.provider_id);
+            let sent_from = sender.map(|sender| sender.from.to_string());
+            if from.is_some() && sent_from != from {
+                return None;
+            }
+            let status = truth
+                .reports
+                .iter()
+                .rev()
+                .find(|report| !report.forged && *report.provider_id == *acceptance.provider_id)
+                .map_or("sent", |report| report.status);
+            Some((
+                acceptance.at_ms,
+                twilio::MessageResource {
+                    sid: acceptance.provider_id.to_string(),
+                    status: status.into(),
+                    to: destination.to_string(),
+                    from: sent_from,
+                    body: body.to_string(),
+                    error_code: None,
+                    error_message: None,
+                    num_segments: Some("1".into()),
+                    price: None,
+                    messaging_service_sid: sender.and_then(|s| s.messaging_service_sid.as_deref().map(str::to_owned)),
+                },
+            ))
         })
         .collect();
-    axum::Json(twilio::MessageList { messages }).into_response()
+    drop(truth);
+    matching.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.sid.cmp(&a.1.sid)));
+    let more = matching.len() > (page + 1) * page_size;
+    let messages = matching.into_iter().skip(page * page_size).take(page_size).map(|(_, m)| m).collect();
+    let next_page_uri = more.then(|| {
+        let mut next: Vec<(&str, String)> = Vec::new();
+        next.extend(to.map(|to| ("To", to)));
+        next.extend(from.map(|from| ("From", from)));
+        next.push(("PageSize", page_size.to_string()));
+        next.push(("Page", (page + 1).to_string()));
+        let query = serde_urlencoded::to_string(next).expect("query serialises");
+        format!("/2010-04-01/Accounts/{sid}/Messages.json?{query}")
+    });
+    let list = twilio::MessageList { messages, next_page_uri, page: page as u32, page_size: page_size as u32 };
+    axum::Json(list).into_response()
 }
 
 /// Where a message's reports go.

@@ -237,6 +237,10 @@ pub struct AccountSection {
     /// Price of one segment, in credits (≥ 0).
     #[serde(default = "defaults::price")]
     pub price_per_segment: i64,
+    /// Twilio-style only: send through a messaging service, which picks each message's
+    /// sender from its pool (the account's own sender is never the `From`).
+    #[serde(default)]
+    pub messaging_service: bool,
 }
 
 /// How the driver clicks "send".
@@ -570,6 +574,12 @@ impl Scenario {
             }
             if account.price_per_segment < 0 {
                 return invalid(format!("traffic_accounts[{index}].price_per_segment"), "expected a price ≥ 0".into());
+            }
+            if account.messaging_service && account.provider != ProviderKind::Twilio {
+                return invalid(
+                    format!("traffic_accounts[{index}].messaging_service"),
+                    format!("messaging services are Twilio's; this account is {:?}", account.provider),
+                );
             }
         }
         Ok(())

@@ -383,7 +383,8 @@ fn create_accounts(
     let mut account_ids = BTreeMap::new();
     for (index, account) in scenario.traffic_accounts.iter().enumerate() {
         let provider = account.provider;
-        let SimulatedCredentials { key, secret, credentials } = simulated_credentials(provider, index, &account.name);
+        let SimulatedCredentials { key, secret, credentials } =
+            simulated_credentials(provider, index, &account.name, account.messaging_service);
         let owner: Option<TenantId> = account.owner.as_ref().map(|owner| tenant_ids[owner].1);
         let created = store.create_traffic_account(NewTrafficAccount {
             owner,
@@ -427,7 +428,12 @@ struct SimulatedCredentials {
     credentials: BTreeMap<String, String>,
 }
 
-fn simulated_credentials(kind: ProviderKind, index: usize, name: &str) -> SimulatedCredentials {
+fn simulated_credentials(
+    kind: ProviderKind,
+    index: usize,
+    name: &str,
+    messaging_service: bool,
+) -> SimulatedCredentials {
     let (key, secret, named) = match kind {
         ProviderKind::Mitto => {
             let (key, secret) = (format!("key-{name}"), format!("hook-{name}"));
@@ -441,7 +447,10 @@ fn simulated_credentials(kind: ProviderKind, index: usize, name: &str) -> Simula
         }
         ProviderKind::Twilio => {
             let (key, secret) = (format!("AC{index:032}"), format!("token-{name}"));
-            let named = vec![("account_sid", key.clone()), ("auth_token", secret.clone())];
+            let mut named = vec![("account_sid", key.clone()), ("auth_token", secret.clone())];
+            if messaging_service {
+                named.push(("messaging_service_sid", format!("MG{index:032}")));
+            }
             (key, secret, named)
         }
         ProviderKind::Infobip => {
