@@ -35,7 +35,6 @@ use serde::Serialize;
 use smsim_core::adapter::http::HyperClient;
 use smsim_core::adapter::infobip::wire as infobip;
 use smsim_core::adapter::mitto::wire as mitto;
-use smsim_core::adapter::twilio::{twilio_signature, wire as twilio};
 use smsim_core::adapter::{HttpClient, HttpRequest};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -44,6 +43,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub mod live;
+pub mod twilio;
 
 /// Per-request and per-report fault probabilities, and behaviour.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -417,6 +417,13 @@ impl Provider {
         self.behaviour.lock().expect("provider poisoned").clone()
     }
 
+    /// The next number of the provider's one counter (ids are drawn from it).
+    fn next_number(&self) -> u64 {
+        let mut next = self.next_id.lock().expect("provider poisoned");
+        *next += 1;
+        *next
+    }
+
     fn new_id(&self, prefix: &str) -> String {
         let mut next = self.next_id.lock().expect("provider poisoned");
         *next += 1;
@@ -539,6 +546,7 @@ pub fn router_with(provider: Arc<Provider>, webhooks: Arc<dyn HttpClient>, engin
     Router::new()
         .route("/api/v1.1/Messages/sendmessagesbulk", post(mitto_send))
         .route("/2010-04-01/Accounts/{sid}/Messages.json", post(twilio_send).get(twilio_list))
+        .route("/2010-04-01/Accounts/{sid}/Messages/{file}", get(twilio_fetch))
         .route("/sms/2/text/advanced", post(infobip_send))
         .route("/sms/1/logs", get(infobip_logs))
         .layer(axum::middleware::from_fn_with_state(provider.clone(), log_exchange))
@@ -710,90 +718,119 @@ async fn mitto_send(
     answer_after(&provider, &behaviour, spoiled, json_answer(&answer, spoiled)).await
 }
 
+/// Twilio's answer for an error `code` (its documented JSON body).
+fn twilio_error(code: i64, message: &str, status: StatusCode) -> Response {
+    (status, axum::Json(twilio::error(code, message, status.as_u16()))).into_response()
+}
+
+/// The account a Twilio request is for, if its basic auth names it.
+fn twilio_account(provider: &Provider, sid: &str, headers: &http::HeaderMap) -> Option<AccountBinding> {
+    let authorization = headers.get(http::header::AUTHORIZATION).and_then(|value| value.to_str().ok());
+    provider.account_by_key(sid).filter(|account| twilio::authorised(authorization, &account.key, &account.secret))
+}
+
+/// Twilio's answer to a request whose credentials do not name the account.
+fn twilio_unauthenticated() -> Response {
+    twilio_error(20003, "Authenticate", StatusCode::UNAUTHORIZED)
+}
+
+/// A message as the simulated Twilio shows it now: its status and update time from the
+/// last genuine report it sent for it.
+fn twilio_view(truth: &Truth, account_sid: &str, acceptance: &Acceptance, to: &str, body: &str) -> serde_json::Value {
+    let sender = truth.twilio_senders.get(&acceptance.provider_id);
+    let first_status = if sender.is_some_and(|s| s.messaging_service_sid.is_some()) { "accepted" } else { "queued" };
+    let last = truth.reports.iter().rev().find(|r| !r.forged && *r.provider_id == *acceptance.provider_id);
+    let from = sender.map(|sender| &*sender.from);
+    let picked = last.is_some();
+    twilio::resource(&twilio::Message {
+        account_sid,
+        sid: &acceptance.provider_id,
+        to,
+        // A messaging service's pick shows once the message has moved on.
+        from: if first_status == "accepted" && !picked { None } else { from },
+        messaging_service_sid: sender.and_then(|s| s.messaging_service_sid.as_deref()),
+        body,
+        status: last.map_or(first_status, |report| report.status),
+        created_ms: acceptance.at_ms,
+        updated_ms: last.map_or(acceptance.at_ms, |report| report.at_ms),
+    })
+}
+
 async fn twilio_send(
     State(Host { provider, webhooks, .. }): State<Host>,
     ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     Path(sid): Path<String>,
+    headers: http::HeaderMap,
     body: Bytes,
 ) -> Response {
     let behaviour = provider.behaviour();
-    let Some(account) = provider.account_by_key(&sid) else {
-        return (StatusCode::UNAUTHORIZED, "unknown account").into_response();
-    };
+    let Some(account) = twilio_account(&provider, &sid, &headers) else { return twilio_unauthenticated() };
     if let Some(fault) = provider.request_fault(&behaviour) {
         return answer_after(&provider, &behaviour, Spoil::None, fault).await;
     }
-    let Ok(form) = serde_urlencoded::from_bytes::<twilio::SendForm>(&body) else {
-        return (StatusCode::BAD_REQUEST, "malformed form").into_response();
+    let Ok(form) = serde_urlencoded::from_bytes::<BTreeMap<String, String>>(&body) else {
+        return twilio_error(21100, "The request could not be read as a form", StatusCode::BAD_REQUEST);
     };
-    let service = form.messaging_service_sid.clone().filter(|sid| !sid.is_empty());
-    if form.from.as_deref().unwrap_or("").is_empty() && service.is_none() {
-        let error = twilio::ErrorBody {
-            code: 21603,
-            message: "A 'From' phone number or a 'MessagingServiceSid' is required.".into(),
-            status: 400,
-        };
-        return (StatusCode::BAD_REQUEST, axum::Json(error)).into_response();
+    let field = |name: &str| form.get(name).filter(|value| !value.is_empty()).cloned();
+    let (to, from, service) = (field("To"), field("From"), field("MessagingServiceSid"));
+    let Some(to) = to else {
+        return twilio_error(21604, "A 'To' phone number is required.", StatusCode::BAD_REQUEST);
+    };
+    let Some(text) = field("Body") else {
+        return twilio_error(21602, "Message body is required.", StatusCode::BAD_REQUEST);
+    };
+    if from.is_none() && service.is_none() {
+        return twilio_error(21603, "A 'From' phone number is required.", StatusCode::BAD_REQUEST);
     }
-    provider.received(&account, &form.to);
-    if provider.chance(behaviour.reject_rate) {
-        let error = twilio::ErrorBody {
-            code: 21211,
-            message: "The 'To' number is not a valid phone number.".into(),
-            status: 400,
-        };
-        return answer_after(
-            &provider,
-            &behaviour,
-            Spoil::None,
-            (StatusCode::BAD_REQUEST, axum::Json(error)).into_response(),
-        )
-        .await;
+    if text.chars().count() > twilio::MAX_BODY_CHARS {
+        return twilio_error(
+            21617,
+            "The concatenated message body exceeds the 1600 character limit.",
+            StatusCode::BAD_REQUEST,
+        );
+    }
+    provider.received(&account, &to);
+    if !twilio::is_e164(&to) || provider.chance(behaviour.reject_rate) {
+        let message = format!("The 'To' number {to} is not a valid phone number.");
+        let refused = twilio_error(21211, &message, StatusCode::BAD_REQUEST);
+        return answer_after(&provider, &behaviour, Spoil::None, refused).await;
     }
     let spoiled = spoil(&provider, &behaviour);
-    let sid_of_message = provider.accept(&account, &form.to, &form.body, "SM");
-    {
-        let from = match (&service, &form.from) {
-            (Some(_), _) | (None, None) => {
-                let pick = sid_of_message.bytes().map(usize::from).sum::<usize>() % MESSAGING_SERVICE_POOL.len();
-                MESSAGING_SERVICE_POOL[pick].to_owned()
-            }
-            (None, Some(from)) => from.clone(),
+    let sid_of_message = provider.accept_as(&account, &to, &text, twilio::message_sid(provider.next_number()));
+    let sent_from = match &from {
+        Some(from) if service.is_none() => from.clone(),
+        _ => {
+            let pick = sid_of_message.bytes().map(usize::from).sum::<usize>() % MESSAGING_SERVICE_POOL.len();
+            MESSAGING_SERVICE_POOL[pick].to_owned()
+        }
+    };
+    let resource = {
+        let mut truth = provider.truth.lock().expect("provider poisoned");
+        let at_ms = provider.now_ms();
+        let sender =
+            TwilioSender { from: sent_from.into(), messaging_service_sid: service.as_deref().map(Into::into), at_ms };
+        truth.twilio_senders.insert(sid_of_message.as_str().into(), sender);
+        let acceptance = Acceptance {
+            at_ms,
+            provider_id: sid_of_message.as_str().into(),
+            account: account.engine_id.as_str().into(),
         };
-        let sender = TwilioSender {
-            from: from.into(),
-            messaging_service_sid: service.as_deref().map(Into::into),
-            at_ms: provider.now_ms(),
-        };
-        provider.truth.lock().expect("provider poisoned").twilio_senders.insert(sid_of_message.as_str().into(), sender);
-    }
+        twilio_view(&truth, &account.key, &acceptance, &to, &text)
+    };
     caller_crash(&provider, &behaviour, peer);
     if provider.after_accept.get().is_some() {
         provider.after_accept(1).await;
     }
-    if let Some(callback) = form.status_callback.clone() {
+    if let Some(callback) = field("StatusCallback") {
         schedule_reports(
             provider.clone(),
             webhooks.clone(),
             Channel::Twilio { account: account.clone(), callback },
             sid_of_message.clone(),
-            &form.to,
+            &to,
             &behaviour,
         );
     }
-    // A messaging service answers `accepted` with no sender yet: it picks one later.
-    let resource = twilio::MessageResource {
-        sid: sid_of_message,
-        status: if service.is_some() { "accepted" } else { "queued" }.into(),
-        to: form.to,
-        from: if service.is_some() { None } else { form.from },
-        body: form.body,
-        error_code: None,
-        error_message: None,
-        num_segments: Some("1".into()),
-        price: None,
-        messaging_service_sid: service,
-    };
     let response = if spoiled == Spoil::Malformed {
         ([("content-type", "application/json")], "{\"sid\": \"SM").into_response()
     } else {
@@ -803,72 +840,75 @@ async fn twilio_send(
 }
 
 /// Twilio's message list: filtered by `To` and `From` (the sender each message really went
-/// out from), newest first, `PageSize` (default 50, at most 1 000) to a page, the next page
+/// out from), newest first, `PageSize` (default 50, 1 to 1 000) to a page, the next page
 /// named by `next_page_uri` until the last.
 async fn twilio_list(
     State(Host { provider, .. }): State<Host>,
     Path(sid): Path<String>,
+    headers: http::HeaderMap,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Response {
-    let Some(account) = provider.account_by_key(&sid) else {
-        return (StatusCode::UNAUTHORIZED, "unknown account").into_response();
-    };
+    let Some(account) = twilio_account(&provider, &sid, &headers) else { return twilio_unauthenticated() };
     let to = query.get("To").cloned();
     let from = query.get("From").cloned();
-    let page_size: usize = query.get("PageSize").and_then(|n| n.parse().ok()).unwrap_or(50).clamp(1, 1_000);
+    let page_size = match query.get("PageSize").map(|n| n.parse::<usize>()) {
+        None => 50,
+        Some(Ok(n)) if (1..=1_000).contains(&n) => n,
+        Some(_) => return twilio_error(20001, "PageSize must be from 1 to 1000", StatusCode::BAD_REQUEST),
+    };
     let page: usize = query.get("Page").and_then(|n| n.parse().ok()).unwrap_or(0);
     let truth = provider.truth.lock().expect("provider poisoned");
-    let mut matching: Vec<(u64, twilio::MessageResource)> = truth
+    let mut matching: Vec<(u64, &Acceptance, &str, &str)> = truth
         .accepted
         .iter()
         .filter(|((destination, _), _)| to.as_deref().is_none_or(|to| **destination == *to))
         .flat_map(|((destination, body), acceptances)| {
-            acceptances.iter().filter(|a| *a.account == *account.engine_id).map(move |a| (destination, body, a))
-        })
-        .filter_map(|(destination, body, acceptance)| {
-            let sender = truth.twilio_senders.get(&acceptance.provider_id);
-            let sent_from = sender.map(|sender| sender.from.to_string());
-            if from.is_some() && sent_from != from {
-                return None;
-            }
-            let status = truth
-                .reports
+            acceptances
                 .iter()
-                .rev()
-                .find(|report| !report.forged && *report.provider_id == *acceptance.provider_id)
-                .map_or("sent", |report| report.status);
-            Some((
-                acceptance.at_ms,
-                twilio::MessageResource {
-                    sid: acceptance.provider_id.to_string(),
-                    status: status.into(),
-                    to: destination.to_string(),
-                    from: sent_from,
-                    body: body.to_string(),
-                    error_code: None,
-                    error_message: None,
-                    num_segments: Some("1".into()),
-                    price: None,
-                    messaging_service_sid: sender.and_then(|s| s.messaging_service_sid.as_deref().map(str::to_owned)),
-                },
-            ))
+                .filter(|a| *a.account == *account.engine_id)
+                .map(move |a| (a.at_ms, a, &**destination, &**body))
+        })
+        .filter(|(_, acceptance, _, _)| {
+            let sent_from = truth.twilio_senders.get(&acceptance.provider_id).map(|sender| &*sender.from);
+            from.as_deref().is_none_or(|from| sent_from == Some(from))
         })
         .collect();
-    drop(truth);
-    matching.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.sid.cmp(&a.1.sid)));
+    matching.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.provider_id.cmp(&a.1.provider_id)));
     let more = matching.len() > (page + 1) * page_size;
-    let messages = matching.into_iter().skip(page * page_size).take(page_size).map(|(_, m)| m).collect();
-    let next_page_uri = more.then(|| {
-        let mut next: Vec<(&str, String)> = Vec::new();
-        next.extend(to.map(|to| ("To", to)));
-        next.extend(from.map(|from| ("From", from)));
-        next.push(("PageSize", page_size.to_string()));
-        next.push(("Page", (page + 1).to_string()));
-        let query = serde_urlencoded::to_string(next).expect("query serialises");
-        format!("/2010-04-01/Accounts/{sid}/Messages.json?{query}")
+    let messages = matching
+        .iter()
+        .skip(page * page_size)
+        .take(page_size)
+        .map(|(_, acceptance, to, body)| twilio_view(&truth, &account.key, acceptance, to, body))
+        .collect();
+    let filters: Vec<(&str, &String)> = [("To", &to), ("From", &from)]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_ref().map(|value| (name, value)))
+        .collect();
+    let filters = serde_urlencoded::to_string(filters).expect("query serialises");
+    axum::Json(twilio::list_page(&account.key, messages, &filters, page, page_size, more)).into_response()
+}
+
+/// `GET …/Messages/{Sid}.json`: one message, or Twilio's 20404.
+async fn twilio_fetch(
+    State(Host { provider, .. }): State<Host>,
+    Path((sid, file)): Path<(String, String)>,
+    headers: http::HeaderMap,
+) -> Response {
+    let Some(account) = twilio_account(&provider, &sid, &headers) else { return twilio_unauthenticated() };
+    let message_sid = file.strip_suffix(".json").unwrap_or(&file);
+    let truth = provider.truth.lock().expect("provider poisoned");
+    let found = truth.accepted.iter().find_map(|((to, body), acceptances)| {
+        let acceptance =
+            acceptances.iter().find(|a| *a.provider_id == *message_sid && *a.account == *account.engine_id)?;
+        Some(twilio_view(&truth, &account.key, acceptance, to, body))
     });
-    let list = twilio::MessageList { messages, next_page_uri, page: page as u32, page_size: page_size as u32 };
-    axum::Json(list).into_response()
+    match found {
+        Some(resource) => axum::Json(resource).into_response(),
+        None => {
+            twilio_error(20404, &format!("The requested resource {message_sid} was not found"), StatusCode::NOT_FOUND)
+        }
+    }
 }
 
 /// Where a message's reports go.
@@ -1053,16 +1093,23 @@ fn webhook_request(provider: &Provider, channel: &Channel, reports: &[Outgoing])
             let report = &reports[0];
             let callback =
                 if report.stray { callback.split('?').next().unwrap_or(callback).to_owned() } else { callback.clone() };
-            let params: BTreeMap<String, String> = [
-                ("MessageSid", report.provider_id.as_str()),
-                ("MessageStatus", report.status),
-                ("AccountSid", account.key.as_str()),
-            ]
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), value.to_owned()))
-            .collect();
+            let sender = provider
+                .truth
+                .lock()
+                .expect("provider poisoned")
+                .twilio_senders
+                .get(report.provider_id.as_str())
+                .cloned();
+            let params = twilio::callback_params(
+                &account.key,
+                &report.provider_id,
+                report.status,
+                sender.as_ref().map(|sender| &*sender.from),
+                &report.destination,
+                sender.as_ref().and_then(|sender| sender.messaging_service_sid.as_deref()),
+            );
             let token = if forged { "forged" } else { account.secret.as_str() };
-            let signature = twilio_signature(token, &callback, &params);
+            let signature = twilio::signature(token, &callback, &params);
             HttpRequest {
                 method: http::Method::POST,
                 url: callback,

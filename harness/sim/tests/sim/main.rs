@@ -5,3 +5,4 @@ mod incidents;
 mod net;
 mod oracle;
 mod simulation;
+mod spec;
