@@ -4,4 +4,5 @@ mod browser;
 mod cli;
 mod live;
 mod many_processes;
+mod official;
 mod serve;

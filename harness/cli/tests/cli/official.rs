@@ -1,0 +1,102 @@
+//! The providers' official client libraries against `smsim provider`: a team that drives
+//! the simulated provider from its own integration tests uses these clients, so the fake
+//! must answer what they expect. The clients are pinned and installed by
+//! `.ci/official-clients` (into `target/official-clients`); without them these tests say
+//! loudly that they were skipped, and fail under `CI=true`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The installed client at `env` (set by `.ci/official-clients`), else at `default` under
+/// `target/official-clients`; `None` (a loud skip) when neither exists outside CI.
+fn installed(env: &str, default: &str, what: &str) -> Option<PathBuf> {
+    let path =
+        std::env::var_os(env).map_or_else(|| root().join("target/official-clients").join(default), PathBuf::from);
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but {what} is not installed at {}: .ci/run installs it (.ci/official-clients)",
+        path.display()
+    );
+    eprintln!(
+        "\nSKIPPED: {what} is not installed at {}.\n  Install it with: bash -c 'source .ci/official-clients && official_clients_install'\n",
+        path.display()
+    );
+    None
+}
+
+/// A child process ended on every way out of the test.
+struct Ended(Child);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `smsim provider` on a free loopback port, answering; its base URL.
+fn provider(kind: &str, key: &str, secret: &str) -> (Ended, String) {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_smsim"))
+        .args(["provider", "--bind", &format!("127.0.0.1:{port}"), "--kind", kind, "--key", key, "--secret", secret])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("smsim provider starts");
+    let child = Ended(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "smsim provider did not listen on {port} within 10 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+/// Runs `command`, bounded by `limit`; its exit status and output.
+fn run_bounded(mut command: Command, limit: Duration) -> (bool, String) {
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let child = command.stdout(out.reopen().unwrap()).stderr(out.reopen().unwrap()).spawn().expect("the client runs");
+    let mut child = Ended(child);
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = std::fs::read_to_string(out.path()).unwrap_or_default();
+    match status {
+        Some(status) => (status.success(), output),
+        None => (false, format!("{output}\n(killed after {} s)", limit.as_secs())),
+    }
+}
+
+#[test]
+fn twilio_python_creates_fetches_lists_and_validates_callbacks_against_smsim_provider() {
+    let Some(python) = installed("SMSIM_TWILIO_PYTHON", "venv/bin/python", "twilio-python") else { return };
+    let account = "AC00000000000000000000000000000001";
+    let (_provider, base) = provider("twilio", account, "official-token");
+    let mut command = Command::new(python);
+    command.arg(root().join("harness/cli/tests/official/twilio_client.py")).args([&base, account, "official-token"]);
+    let (passed, output) = run_bounded(command, Duration::from_secs(90));
+    assert!(passed, "twilio-python against smsim provider:\n{output}");
+    assert!(
+        output.contains("\"failed\": 0") && output.contains("ok   every callback passes RequestValidator"),
+        "{output}"
+    );
+}
