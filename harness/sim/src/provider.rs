@@ -33,7 +33,6 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use smsim_core::adapter::http::HyperClient;
-use smsim_core::adapter::infobip::wire as infobip;
 use smsim_core::adapter::mitto::wire as mitto;
 use smsim_core::adapter::{HttpClient, HttpRequest};
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,6 +41,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
+pub mod infobip;
 pub mod live;
 pub mod twilio;
 
@@ -181,6 +181,9 @@ pub struct Truth {
     /// Twilio-style: who sent each accepted message, by SID — the `From` the request gave,
     /// or the number a messaging service picked from its pool — as its list filters on it.
     pub twilio_senders: BTreeMap<Box<str>, TwilioSender>,
+    /// Infobip-style: what each accepted message's reports and log entries repeat (bulk,
+    /// sender, callback data), and for one sent without `notifyUrl`, its report to pull.
+    pub infobip: BTreeMap<Box<str>, infobip::Record>,
 }
 
 /// The sender of a Twilio-style message.
@@ -549,6 +552,7 @@ pub fn router_with(provider: Arc<Provider>, webhooks: Arc<dyn HttpClient>, engin
         .route("/2010-04-01/Accounts/{sid}/Messages/{file}", get(twilio_fetch))
         .route("/sms/2/text/advanced", post(infobip_send))
         .route("/sms/1/logs", get(infobip_logs))
+        .route("/sms/1/reports", get(infobip_reports))
         .layer(axum::middleware::from_fn_with_state(provider.clone(), log_exchange))
         .with_state(Host { provider, webhooks, engine_url: engine_url.into() })
 }
@@ -1126,30 +1130,31 @@ fn webhook_request(provider: &Provider, channel: &Channel, reports: &[Outgoing])
             } else {
                 notify_url.clone()
             };
-            let done_at = infobip_time(crate::clock::EPOCH.0 + provider.now_ms());
-            let results = reports
+            let now = provider.now_ms();
+            let truth = provider.truth.lock().expect("provider poisoned");
+            let results: Vec<serde_json::Value> = reports
                 .iter()
-                .map(|report| infobip::DeliveryReport {
-                    bulk_id: Some(bulk_id.clone()),
-                    message_id: report.provider_id.clone(),
-                    to: report.destination.clone(),
-                    sent_at: Some(done_at.clone()),
-                    done_at: Some(done_at.clone()),
-                    sms_count: Some(1),
-                    price: Some(infobip::Price {
-                        price_per_message: serde_json::Number::from_f64(0.01).expect("a finite price"),
-                        currency: "EUR".into(),
-                    }),
-                    status: infobip_status(report.status),
-                    error: Some(infobip_error(report.status)),
+                .map(|report| {
+                    let fallback = infobip::Record {
+                        bulk_id: bulk_id.clone(),
+                        from: None,
+                        callback_data: None,
+                        sent_ms: now,
+                        pull: None,
+                        pulled: false,
+                    };
+                    let record = truth.infobip.get(report.provider_id.as_str()).unwrap_or(&fallback);
+                    let done = infobip::is_final(report.status).then_some(now);
+                    infobip::entry(record, &report.provider_id, &report.destination, report.status, done, 1)
                 })
                 .collect();
+            drop(truth);
             HttpRequest {
                 method: http::Method::POST,
                 url,
                 headers: json,
                 body: Bytes::from(
-                    serde_json::to_vec(&infobip::DeliveryReports { results }).expect("reports serialise"),
+                    serde_json::to_vec(&serde_json::json!({ "results": results })).expect("reports serialise"),
                 ),
             }
         }
@@ -1223,74 +1228,9 @@ async fn send_webhook(provider: Arc<Provider>, client: Arc<dyn HttpClient>, chan
     }
 }
 
-/// The Infobip statuses the simulated provider uses: name, group, id, description.
-const INFOBIP_STATUSES: [(&str, infobip::Group, u32, &str); 7] = [
-    ("PENDING_ACCEPTED", infobip::Group::Pending, 26, "Message sent to next instance"),
-    ("PENDING_ENROUTE", infobip::Group::Pending, 7, "Message sent to next instance"),
-    ("DELIVERED_TO_HANDSET", infobip::Group::Delivered, 5, "Message delivered to handset"),
-    ("UNDELIVERABLE_NOT_DELIVERED", infobip::Group::Undeliverable, 9, "Message sent not delivered"),
-    ("EXPIRED_EXPIRED", infobip::Group::Expired, 15, "Message expired"),
-    ("REJECTED_DESTINATION", infobip::Group::Rejected, 14, "Invalid destination address"),
-    ("REJECTED_NETWORK", infobip::Group::Rejected, 6, "Network is forbidden"),
-];
-
-/// The full Infobip status named `name` (one of [`INFOBIP_STATUSES`]).
-fn infobip_status(name: &str) -> infobip::Status {
-    let (name, group, id, description) = INFOBIP_STATUSES
-        .iter()
-        .copied()
-        .find(|(known, ..)| *known == name)
-        .expect("the simulated provider only uses statuses from its table");
-    infobip::Status::new(group, id, name, description)
-}
-
-/// The error object Infobip sends with a report of status `name`.
-fn infobip_error(name: &str) -> infobip::ReportError {
-    let (group_id, group_name, id, error, permanent) = match name {
-        "UNDELIVERABLE_NOT_DELIVERED" => (1, "HANDSET_ERRORS", 27, "EC_ABSENT_SUBSCRIBER", false),
-        _ => (0, "OK", 0, "NO_ERROR", false),
-    };
-    infobip::ReportError {
-        group_id,
-        group_name: group_name.into(),
-        id,
-        name: error.into(),
-        description: String::new(),
-        permanent,
-    }
-}
-
-/// Milliseconds since the Unix epoch written as Infobip writes times
-/// (`2023-11-14T22:13:20.000+0000`).
-fn infobip_time(ms: u64) -> String {
-    let (days, in_day) = ((ms / 86_400_000) as i64, ms % 86_400_000);
-    // The civil date of a day count (Howard Hinnant's `civil_from_days`).
-    let shifted = days + 719_468;
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted - era * 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}+0000",
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1_000 % 60,
-        in_day % 1_000
-    )
-}
-
 /// An Infobip error answer.
 fn infobip_refusal(status: StatusCode, code: &str, text: &str) -> Response {
-    let body = infobip::ErrorBody {
-        request_error: infobip::RequestError {
-            service_exception: infobip::ServiceException { message_id: code.into(), text: text.into() },
-        },
-    };
-    (status, axum::Json(body)).into_response()
+    (status, axum::Json(infobip::refusal(code, text))).into_response()
 }
 
 /// The account whose `Authorization: App {api key}` a request carries.
@@ -1324,61 +1264,73 @@ async fn infobip_send(
     if let Some(fault) = provider.request_fault(&behaviour) {
         return answer_after(&provider, &behaviour, Spoil::None, fault).await;
     }
-    let Ok(request) = serde_json::from_slice::<infobip::SendRequest>(&body) else {
-        return infobip_refusal(StatusCode::BAD_REQUEST, "BAD_REQUEST", "malformed request");
+    let (bulk_id, messages) = match infobip::parse_send(&body) {
+        Ok(request) => request,
+        Err(problem) => return infobip_refusal(StatusCode::BAD_REQUEST, "BAD_REQUEST", &problem),
     };
     let partial = provider.chance(behaviour.faults.partial_bulk_failure);
     if partial {
         provider.fault("partial_bulk_failure", Mark::PartialBulkFailure);
     }
     let spoiled = spoil(&provider, &behaviour);
-    let bulk_id = request.bulk_id.clone().unwrap_or_else(|| provider.new_id("IB"));
+    let bulk_id = bulk_id.unwrap_or_else(|| provider.new_id("IB"));
     let mut results = Vec::new();
     // (message id, destination, notify URL) of every accepted message.
     let mut accepted: Vec<(String, String, Option<String>)> = Vec::new();
-    for message in &request.messages {
-        for destination in &message.destinations {
-            provider.received(&account, &destination.to);
-            let id = destination.message_id.clone().unwrap_or_else(|| provider.new_id("IBM"));
-            let fate = if provider.chance(behaviour.reject_rate) {
-                Fate::Refused("REJECTED_DESTINATION")
-            } else if partial && provider.chance(0.3) {
-                if provider.chance(0.5) {
-                    Fate::Refused("REJECTED_NETWORK")
-                } else {
-                    Fate::Unlisted
-                }
+    for message in &messages {
+        provider.received(&account, &message.to);
+        let id = message.message_id.clone().unwrap_or_else(|| provider.new_id("IBM"));
+        let fate = if !infobip::is_destination(&message.to) || provider.chance(behaviour.reject_rate) {
+            Fate::Refused("REJECTED_DESTINATION")
+        } else if partial && provider.chance(0.3) {
+            if provider.chance(0.5) {
+                Fate::Refused("REJECTED_NETWORK")
             } else {
-                Fate::Accepted
-            };
-            match fate {
-                Fate::Refused(name) => {
-                    provider
-                        .refused
-                        .lock()
-                        .expect("provider poisoned")
-                        .entry((account.engine_id.clone(), id.clone()))
-                        .or_default()
-                        .push((destination.to.clone(), name));
-                    results.push(infobip::SentMessage {
-                        to: destination.to.clone(),
-                        message_id: id,
-                        status: infobip_status(name),
-                    });
+                Fate::Unlisted
+            }
+        } else {
+            Fate::Accepted
+        };
+        let answer =
+            |status: &str| serde_json::json!({ "to": message.to, "messageId": id, "status": infobip::status(status) });
+        match fate {
+            Fate::Refused(name) => {
+                provider
+                    .refused
+                    .lock()
+                    .expect("provider poisoned")
+                    .entry((account.engine_id.clone(), id.clone()))
+                    .or_default()
+                    .push((message.to.clone(), name));
+                results.push(answer(name));
+            }
+            Fate::Accepted | Fate::Unlisted => {
+                let id = provider.accept_as(&account, &message.to, &message.text, id.clone());
+                if matches!(fate, Fate::Unlisted) {
+                    provider.truth.lock().expect("provider poisoned").mark(Mark::AcceptedButLeftOutOfTheAnswer);
+                } else {
+                    results.push(answer("PENDING_ACCEPTED"));
                 }
-                Fate::Accepted | Fate::Unlisted => {
-                    let id = provider.accept_as(&account, &destination.to, &message.text, id);
-                    if matches!(fate, Fate::Unlisted) {
-                        provider.truth.lock().expect("provider poisoned").mark(Mark::AcceptedButLeftOutOfTheAnswer);
+                // Without a notify URL the final report waits to be pulled: its fate is
+                // drawn now (only then, so runs with notify URLs draw as they always did).
+                let pull = message.notify_url.is_none().then(|| {
+                    let status = if provider.chance(behaviour.delivery_rate) {
+                        "DELIVERED_TO_HANDSET"
                     } else {
-                        results.push(infobip::SentMessage {
-                            to: destination.to.clone(),
-                            message_id: id.clone(),
-                            status: infobip_status("PENDING_ACCEPTED"),
-                        });
-                    }
-                    accepted.push((id, destination.to.clone(), message.notify_url.clone()));
-                }
+                        "UNDELIVERABLE_NOT_DELIVERED"
+                    };
+                    (provider.now_ms() + provider.between(behaviour.report_delay_ms), status)
+                });
+                let record = infobip::Record {
+                    bulk_id: bulk_id.clone(),
+                    from: message.from.clone(),
+                    callback_data: message.callback_data.clone(),
+                    sent_ms: provider.now_ms(),
+                    pull,
+                    pulled: false,
+                };
+                provider.truth.lock().expect("provider poisoned").infobip.insert(id.as_str().into(), record);
+                accepted.push((id, message.to.clone(), message.notify_url.clone()));
             }
         }
     }
@@ -1413,7 +1365,7 @@ async fn infobip_send(
         let channel = Channel::Infobip { account: account.clone(), notify_url, bulk_id: bulk_id.clone() };
         spawn_webhook(provider.clone(), webhooks.clone(), channel, reports);
     }
-    let answer = infobip::SendResponse { bulk_id: Some(bulk_id), messages: results };
+    let answer = serde_json::json!({ "bulkId": bulk_id, "messages": results });
     answer_after(&provider, &behaviour, spoiled, json_answer(&answer, spoiled)).await
 }
 
@@ -1424,7 +1376,32 @@ fn json_answer(answer: &impl Serialize, spoiled: Spoil) -> Response {
     ([("content-type", "application/json")], text).into_response()
 }
 
-/// The message log: every message of the account with the asked-for id, accepted or refused.
+/// Where an Infobip message stands now: its last genuine report's status and when it
+/// came (a pulled-report message: its drawn fate once due), else pending.
+fn infobip_now(truth: &Truth, id: &str, now_ms: u64) -> (&'static str, Option<u64>) {
+    if let Some(report) = truth.reports.iter().rev().find(|r| !r.forged && *r.provider_id == *id) {
+        return (report.status, infobip::is_final(report.status).then_some(report.at_ms));
+    }
+    match truth.infobip.get(id).and_then(|record| record.pull) {
+        Some((due_ms, status)) if due_ms <= now_ms => (status, Some(due_ms)),
+        _ => ("PENDING_ENROUTE", None),
+    }
+}
+
+/// Matches Infobip's filters `bulkId`, `messageId` and `to`.
+fn infobip_wanted(query: &BTreeMap<String, String>, record: Option<&infobip::Record>, id: &str, to: &str) -> bool {
+    query.get("messageId").is_none_or(|wanted| wanted == id)
+        && query.get("to").is_none_or(|wanted| wanted == to)
+        && query.get("bulkId").is_none_or(|wanted| record.is_some_and(|record| record.bulk_id == *wanted))
+}
+
+/// At most `limit` (default 50, at most 1 000) results.
+fn infobip_limit(query: &BTreeMap<String, String>) -> usize {
+    query.get("limit").and_then(|limit| limit.parse().ok()).unwrap_or(50).clamp(1, 1_000)
+}
+
+/// The message log: the account's messages the filters ask for, accepted (with where
+/// each stands now) or refused.
 async fn infobip_logs(
     State(Host { provider, .. }): State<Host>,
     headers: HeaderMap,
@@ -1437,39 +1414,88 @@ async fn infobip_logs(
     if let Some(fault) = provider.request_fault(&behaviour) {
         return answer_after(&provider, &behaviour, Spoil::None, fault).await;
     }
-    let wanted = |id: &str| query.get("messageId").is_none_or(|wanted| wanted == id);
-    let entry = |id: &str, to: &str, text: Option<String>, status: &str| infobip::LogEntry {
-        bulk_id: None,
-        message_id: id.to_owned(),
-        to: to.to_owned(),
-        from: None,
-        text,
-        sent_at: None,
-        done_at: None,
-        sms_count: Some(1),
-        price: None,
-        status: infobip_status(status),
-        error: None,
-    };
-    let mut results: Vec<infobip::LogEntry> = {
+    let now = provider.now_ms();
+    let mut results: Vec<serde_json::Value> = {
         let truth = provider.truth.lock().expect("provider poisoned");
         truth
             .accepted
             .iter()
-            .flat_map(|((destination, body), acceptances)| {
-                acceptances
-                    .iter()
-                    .filter(|a| *a.account == *account.engine_id && wanted(&a.provider_id))
-                    .map(|a| entry(&a.provider_id, destination, Some(body.to_string()), "PENDING_ENROUTE"))
+            .flat_map(|((destination, body), acceptances)| acceptances.iter().map(move |a| (destination, body, a)))
+            .filter(|(_, _, a)| *a.account == *account.engine_id)
+            .filter_map(|(destination, body, a)| {
+                let record = truth.infobip.get(&a.provider_id);
+                if !infobip_wanted(&query, record, &a.provider_id, destination) {
+                    return None;
+                }
+                let (status, done) = infobip_now(&truth, &a.provider_id, now);
+                let fallback = infobip::Record {
+                    bulk_id: String::new(),
+                    from: None,
+                    callback_data: None,
+                    sent_ms: a.at_ms,
+                    pull: None,
+                    pulled: false,
+                };
+                let mut entry = infobip::entry(
+                    record.unwrap_or(&fallback),
+                    &a.provider_id,
+                    destination,
+                    status,
+                    done,
+                    smsim_judge::segments::count(body),
+                );
+                entry["text"] = serde_json::Value::from(body.to_string());
+                Some(entry)
             })
             .collect()
     };
     let refused = provider.refused.lock().expect("provider poisoned");
     for ((engine_id, id), refusals) in refused.iter() {
-        if *engine_id == account.engine_id && wanted(id) {
-            results.extend(refusals.iter().map(|(to, status)| entry(id, to, None, status)));
+        if *engine_id == account.engine_id && query.get("messageId").is_none_or(|wanted| wanted == id) {
+            for (to, status) in refusals {
+                if query.get("to").is_none_or(|wanted| wanted == to) && !query.contains_key("bulkId") {
+                    results.push(serde_json::json!({ "messageId": id, "to": to, "status": infobip::status(status) }));
+                }
+            }
         }
     }
-    results.truncate(50);
-    axum::Json(infobip::Logs { results }).into_response()
+    results.truncate(infobip_limit(&query));
+    axum::Json(serde_json::json!({ "results": results })).into_response()
+}
+
+/// `GET /sms/1/reports`: final reports of messages sent without `notifyUrl`, each given
+/// once, as Infobip documents pulled reports.
+async fn infobip_reports(
+    State(Host { provider, .. }): State<Host>,
+    headers: HeaderMap,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    let Some(account) = infobip_account(&provider, &headers) else {
+        return infobip_refusal(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Invalid login details");
+    };
+    let now = provider.now_ms();
+    let limit = infobip_limit(&query);
+    let mut truth = provider.truth.lock().expect("provider poisoned");
+    let due: Vec<(Box<str>, String, String)> = truth
+        .accepted
+        .iter()
+        .flat_map(|((destination, body), acceptances)| acceptances.iter().map(move |a| (destination, body, a)))
+        .filter(|(_, _, a)| *a.account == *account.engine_id)
+        .filter(|(destination, _, a)| {
+            let record = truth.infobip.get(&a.provider_id);
+            let pullable = record.is_some_and(|r| !r.pulled && r.pull.is_some_and(|(due_ms, _)| due_ms <= now));
+            pullable && infobip_wanted(&query, record, &a.provider_id, destination)
+        })
+        .map(|(destination, body, a)| (a.provider_id.clone(), destination.to_string(), body.to_string()))
+        .take(limit)
+        .collect();
+    let mut results = Vec::new();
+    for (id, to, body) in due {
+        let record = truth.infobip.get_mut(&id).expect("filtered above");
+        record.pulled = true;
+        let (due_ms, status) = record.pull.expect("filtered above");
+        results.push(infobip::entry(record, &id, &to, status, Some(due_ms), smsim_judge::segments::count(&body)));
+    }
+    drop(truth);
+    axum::Json(serde_json::json!({ "results": results })).into_response()
 }

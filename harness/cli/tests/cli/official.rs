@@ -104,3 +104,19 @@ fn twilio_python_creates_fetches_lists_and_validates_callbacks_against_smsim_pro
         "{output}"
     );
 }
+
+#[test]
+fn infobip_node_sdk_sends_pulls_and_reads_logs_against_smsim_provider() {
+    let Some(modules) = installed("SMSIM_INFOBIP_NODE_MODULES", "node/node_modules", "@infobip-api/sdk") else {
+        return;
+    };
+    let (_provider, base) = provider("infobip", "official-key", "official-secret");
+    let mut command = Command::new("node");
+    command
+        .env("NODE_PATH", &modules)
+        .arg(root().join("harness/cli/tests/official/infobip_client.js"))
+        .args([&base, "official-key"]);
+    let (passed, output) = run_bounded(command, Duration::from_secs(90));
+    assert!(passed, "@infobip-api/sdk against smsim provider:\n{output}");
+    assert!(output.contains("\"failed\":0") && output.contains("ok   a pulled report is given once"), "{output}");
+}
