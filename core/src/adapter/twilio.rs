@@ -191,7 +191,8 @@ pub fn url_variants(url: &str) -> Vec<String> {
 /// `failed` (Twilio could not send) and `canceled` are final refusals: `rejected`.
 pub fn report_status(raw: &str) -> ReportStatus {
     match raw {
-        "accepted" | "scheduled" | "queued" | "sending" | "sent" => ReportStatus::Accepted,
+        // `partially_delivered`: not every part has arrived yet; a final status follows.
+        "accepted" | "scheduled" | "queued" | "sending" | "sent" | "partially_delivered" => ReportStatus::Accepted,
         "delivered" | "read" => ReportStatus::Delivered,
         "undelivered" => ReportStatus::Undelivered,
         "failed" | "canceled" => ReportStatus::Rejected,
