@@ -120,3 +120,92 @@ fn infobip_node_sdk_sends_pulls_and_reads_logs_against_smsim_provider() {
     assert!(passed, "@infobip-api/sdk against smsim provider:\n{output}");
     assert!(output.contains("\"failed\":0") && output.contains("ok   a pulled report is given once"), "{output}");
 }
+
+/// The engine's Twilio webhook accepts exactly the callbacks Twilio's official validator
+/// accepts: signatures computed by twilio-python over the URL Twilio called, checked at the
+/// URL the engine sees — default ports added or dropped, other ports, query strings,
+/// values with spaces, `+`, `&` and non-ASCII text.
+#[test]
+fn the_engines_twilio_webhook_agrees_with_twilios_request_validator() {
+    use smsim_core::adapter::twilio::TwilioAdapter;
+    use smsim_core::adapter::{ProviderAdapter, WebhookRequest};
+    let Some(python) = installed("SMSIM_TWILIO_PYTHON", "venv/bin/python", "twilio-python") else { return };
+    let token = "official-token";
+    let base = "https://engine.example/v1/webhooks/twilio/ta_3";
+    let with_port = "https://engine.example:443/v1/webhooks/twilio/ta_3";
+    let plain_http = "http://engine.example/v1/webhooks/twilio/ta_3";
+    let other_port = "http://engine.example:8080/v1/webhooks/twilio/ta_3";
+    let query = "?message_id=msg_1_1";
+    let long_query = "?message_id=msg_1_1&campaign=spring%20sale&x=a%2Bb";
+    let urls: Vec<(String, String)> = vec![
+        (format!("{base}{query}"), format!("{base}{query}")),
+        (format!("{with_port}{query}"), format!("{base}{query}")),
+        (format!("{base}{query}"), format!("{with_port}{query}")),
+        (format!("{plain_http}{query}"), format!("http://engine.example:80/v1/webhooks/twilio/ta_3{query}")),
+        (format!("{other_port}{query}"), format!("{other_port}{query}")),
+        (format!("{plain_http}{query}"), format!("{other_port}{query}")),
+        (format!("{base}{long_query}"), format!("{base}{long_query}")),
+        (format!("{base}{long_query}"), format!("{base}?campaign=spring%20sale&message_id=msg_1_1&x=a%2Bb")),
+        (format!("{base}{query}"), format!("{base}?message_id=msg_1_2")),
+        (format!("{base}{query}"), format!("{base}/{query}")),
+    ];
+    let params = serde_json::json!({
+        "MessageSid": "SM0123456789abcdef0123456789abcdef",
+        "MessageStatus": "delivered",
+        "AccountSid": "AC00000000000000000000000000000001",
+        "To": "+306910000001",
+        "From": "+15005550006",
+        "Body": "Καλημέρα & welcome + 10% off",
+        "ErrorCode": "",
+    });
+    let cases: Vec<serde_json::Value> = urls
+        .iter()
+        .map(|(signed, seen)| serde_json::json!({ "token": token, "signed": signed, "seen": seen, "params": params }))
+        .collect();
+    let input = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(input.path(), serde_json::to_vec(&cases).unwrap()).unwrap();
+    let output = Command::new(python)
+        .arg(root().join("harness/cli/tests/official/twilio_signatures.py"))
+        .stdin(std::fs::File::open(input.path()).unwrap())
+        .output()
+        .expect("python runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let answers: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).expect("the validator's answers");
+    let mut account = smsim_core::domain::TrafficAccount {
+        id: smsim_core::TrafficAccountId(3),
+        owner: None,
+        name: "main".into(),
+        provider: smsim_core::domain::ProviderKind::Twilio,
+        base_url: "http://127.0.0.1:9".into(),
+        credentials: Default::default(),
+        sender: "+15005550006".into(),
+        rate_limit_per_s: None,
+        price_per_segment: smsim_core::Credits(79),
+        idempotent_submissions: false,
+    };
+    account.credentials.insert("account_sid".into(), "AC00000000000000000000000000000001".into());
+    account.credentials.insert("auth_token".into(), token.into());
+    let client = std::sync::Arc::new(smsim_core::adapter::http::HyperClient::tcp(Duration::from_secs(1)));
+    let adapter = TwilioAdapter::from_account(&account, client, "https://engine.example").unwrap();
+    let form: Vec<(String, String)> =
+        serde_json::from_value::<std::collections::BTreeMap<String, String>>(params).unwrap().into_iter().collect();
+    let body = serde_urlencoded::to_string(&form).unwrap().into_bytes();
+    let mut accepted_by_both = 0;
+    for ((signed, seen), answer) in urls.iter().zip(&answers) {
+        let headers = [
+            ("content-type".to_owned(), "application/x-www-form-urlencoded".to_owned()),
+            ("x-twilio-signature".to_owned(), answer["signature"].as_str().unwrap().to_owned()),
+        ]
+        .into();
+        let request = WebhookRequest { url: seen.clone(), headers, body: body.clone() };
+        let engine = adapter.parse_webhook(&request).is_ok();
+        let official = answer["official"].as_bool().unwrap();
+        assert_eq!(
+            engine, official,
+            "signed over {signed}, seen at {seen}: engine {engine}, RequestValidator {official}"
+        );
+        accepted_by_both += usize::from(engine);
+    }
+    // Both directions are exercised: some forms are accepted, some refused.
+    assert!(accepted_by_both >= 5 && accepted_by_both < urls.len(), "{accepted_by_both} of {}", urls.len());
+}
