@@ -49,15 +49,6 @@ impl LedgerDelta {
     pub fn charge(cost: Credits) -> LedgerDelta {
         LedgerDelta { balance: -cost, reserved: -cost, charged: cost }
     }
-
-    /// The sum of two deltas.
-    pub fn plus(self, other: LedgerDelta) -> LedgerDelta {
-        LedgerDelta {
-            balance: self.balance + other.balance,
-            reserved: self.reserved + other.reserved,
-            charged: self.charged + other.charged,
-        }
-    }
 }
 
 /// Whether a message in `status` with last error `error_code` is charged.

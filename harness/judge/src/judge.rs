@@ -307,6 +307,11 @@ impl Judge {
         Err(found)
     }
 
+    /// Fails with `found`, if a check found something.
+    fn fail_if(&mut self, found: Option<Violation>) -> Result<(), Violation> {
+        found.map_or(Ok(()), |found| self.fail(found))
+    }
+
     /// Checks run so far, per invariant.
     pub fn checks(&self) -> &BTreeMap<Invariant, u64> {
         &self.checks
@@ -1122,10 +1127,7 @@ impl Judge {
                 )
             })
         });
-        match uncounted {
-            Some(found) => self.fail(found),
-            None => Ok(()),
-        }
+        self.fail_if(uncounted)
     }
 
     /// Without the messages: each tenant's charges, as last read, are the judge's price of
@@ -1158,10 +1160,7 @@ impl Judge {
                 break;
             }
         }
-        match found {
-            Some(found) => self.fail(found),
-            None => Ok(()),
-        }
+        self.fail_if(found)
     }
 
     /// Every message the provider accepted is charged (or still pending).
@@ -1220,10 +1219,7 @@ impl Judge {
                 break;
             }
         }
-        match found {
-            Some(found) => self.fail(found),
-            None => Ok(()),
-        }
+        self.fail_if(found)
     }
 
     fn check_forgeries_changed_nothing(&mut self, at_ms: u64) -> Result<(), Violation> {
@@ -1248,10 +1244,7 @@ impl Judge {
                 break;
             }
         }
-        match found {
-            Some(found) => self.fail(found),
-            None => Ok(()),
-        }
+        self.fail_if(found)
     }
 
     /// The state the engine ended a campaign in: its journal's, else its last reading.
@@ -1303,10 +1296,7 @@ impl Judge {
                 break;
             }
         }
-        match found {
-            Some(found) => self.fail(found),
-            None => Ok(()),
-        }
+        self.fail_if(found)
     }
 
     /// No campaign still sending, nor paused without a reason the engine gave.
@@ -1335,10 +1325,7 @@ impl Judge {
                 break;
             }
         }
-        match found {
-            Some(found) => self.fail(found),
-            None => Ok(()),
-        }
+        self.fail_if(found)
     }
 
     /// What each invariant came to: per tenant for `money` (a tenant whose books were
