@@ -393,6 +393,23 @@ impl Provider {
         *self.outage.lock().expect("provider poisoned") = status;
     }
 
+    /// The fault rates in force.
+    pub fn fault_rates(&self) -> FaultRates {
+        self.behaviour.lock().expect("provider poisoned").faults.clone()
+    }
+
+    /// Puts `faults` in force (a standalone provider's control API).
+    pub fn set_fault_rates(&self, faults: FaultRates) {
+        self.behaviour.lock().expect("provider poisoned").faults = faults;
+    }
+
+    /// Forgets everything it was sent and did (a standalone provider's control API):
+    /// acceptances, refusals, reports, marks; reports still scheduled are still sent.
+    pub fn reset(&self) {
+        *self.truth.lock().expect("provider poisoned") = Truth::default();
+        self.refused.lock().expect("provider poisoned").clear();
+    }
+
     /// Turns every fault off (the heal phase).
     pub fn heal(&self) {
         self.set_outage(None);
@@ -1065,7 +1082,8 @@ impl PendingReports {
 impl Drop for PendingReports {
     fn drop(&mut self) {
         if let Ok(mut truth) = self.0.truth.lock() {
-            truth.reports_pending -= self.1;
+            // A reset (`POST /_smsim/reset`) may have zeroed the count meanwhile.
+            truth.reports_pending = truth.reports_pending.saturating_sub(self.1);
         }
     }
 }

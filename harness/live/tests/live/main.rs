@@ -41,3 +41,59 @@ async fn the_provider_serves_its_ground_truth_over_tcp() {
     assert_eq!(truth.received, 1);
     serving.abort();
 }
+
+/// The control API a team's own test suite drives the standalone provider with: faults
+/// switched on and off at run time, an outage, a reset; bad input refused with what and
+/// where.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_api_switches_faults_and_outages_and_resets() {
+    let behaviour =
+        Behaviour { latency_ms: [0, 0], delivery_rate: 1.0, report_delay_ms: [50, 50], ..Behaviour::default() };
+    let binding = AccountBinding { engine_id: "ta_1".into(), key: "k".into(), secret: "s".into() };
+    let provider = Provider::new(behaviour, vec![binding], 1, smsim_sim::clock::SimClock);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let serving = tokio::spawn(serve_live(provider.clone(), listener, "http://127.0.0.1:9", None));
+    let client = HyperClient::tcp(Duration::from_secs(5));
+    let json = [("content-type", "application/json")];
+    let send = || {
+        let body = r#"{"messages":[{"trafficAccountId":"t","destination":"+306910000001","sms":{"text":"[a] hi","sender":"S"}}]}"#;
+        let headers = [("content-type", "application/json"), ("x-mitto-api-key", "k")];
+        request(http::Method::POST, format!("{base}/api/v1.1/Messages/sendmessagesbulk"), &headers, body)
+    };
+    let control =
+        |method: http::Method, path: &str, body: &str| request(method, format!("{base}/_smsim/{path}"), &json, body);
+    let truth = || request(http::Method::GET, format!("{base}{TRUTH_PATH}"), &[], "");
+
+    assert_eq!(client.send(send()).await.unwrap().status, 200);
+    let all_5xx = client.send(control(http::Method::PUT, "faults", r#"{"provider_5xx": 1.0}"#)).await.unwrap();
+    assert_eq!(all_5xx.status, 200, "{}", String::from_utf8_lossy(&all_5xx.body));
+    assert_eq!(client.send(send()).await.unwrap().status, 503);
+    let rates = client.send(control(http::Method::GET, "faults", "")).await.unwrap();
+    let rates: serde_json::Value = serde_json::from_slice(&rates.body).unwrap();
+    assert_eq!(rates["provider_5xx"], 1.0);
+    assert_eq!(client.send(control(http::Method::PUT, "faults", "{}")).await.unwrap().status, 200);
+    assert_eq!(client.send(send()).await.unwrap().status, 200, "faults off again");
+
+    for (path, body, says) in [
+        ("faults", r#"{"provider_5xx": 2}"#, "provider_5xx"),
+        ("faults", r#"{"teleport": 0.5}"#, "teleport"),
+        ("outage", r#"{"status": 200}"#, "200"),
+        ("outage", "[", "outage"),
+    ] {
+        let answer = client.send(control(http::Method::PUT, path, body)).await.unwrap();
+        let text = String::from_utf8_lossy(&answer.body);
+        assert!(answer.status == 400 && text.contains(says), "{path} {body}: {} {text}", answer.status);
+    }
+    assert_eq!(client.send(control(http::Method::PUT, "outage", r#"{"status": 502}"#)).await.unwrap().status, 204);
+    assert_eq!(client.send(send()).await.unwrap().status, 502);
+    assert_eq!(client.send(control(http::Method::PUT, "outage", r#"{"status": null}"#)).await.unwrap().status, 204);
+
+    let before: TruthView = serde_json::from_slice(&client.send(truth()).await.unwrap().body).unwrap();
+    assert_eq!(before.acceptances.len(), 2, "{before:?}");
+    assert_eq!(client.send(control(http::Method::POST, "reset", "")).await.unwrap().status, 204);
+    let after: TruthView = serde_json::from_slice(&client.send(truth()).await.unwrap().body).unwrap();
+    assert!(after.acceptances.is_empty() && after.received == 0, "{after:?}");
+    assert_eq!(client.send(send()).await.unwrap().status, 200, "serving on after a reset");
+    serving.abort();
+}

@@ -140,7 +140,83 @@ pub fn live_router(provider: Arc<Provider>, engine_url: &str, webhook_timeout: D
             axum::Json(TruthView::of(&truth, now_ms))
         }
     });
-    router_with(provider, webhooks, engine_url).route(TRUTH_PATH, truth)
+    router_with(provider.clone(), webhooks, engine_url).route(TRUTH_PATH, truth).merge(control_router(provider))
+}
+
+/// The control API's root: a test suite in any language drives the standalone provider
+/// with it (see the README, "`smsim provider` beside your own tests").
+pub const CONTROL_PATH: &str = "/_smsim";
+
+/// `POST /_smsim/reset`, `GET`/`PUT /_smsim/faults` (fault rates as `[faults.rates]` names
+/// them, JSON; unknown names and rates outside 0..=1 are refused with 400), and
+/// `PUT /_smsim/outage` (`{"status": 503}` answers every send with that status until
+/// `{"status": null}`).
+fn control_router(provider: Arc<Provider>) -> Router {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let reset = {
+        let provider = provider.clone();
+        axum::routing::post(move || {
+            let provider = provider.clone();
+            async move {
+                provider.reset();
+                StatusCode::NO_CONTENT
+            }
+        })
+    };
+    let faults = {
+        let (reader, writer) = (provider.clone(), provider.clone());
+        get(move || {
+            let provider = reader.clone();
+            async move { axum::Json(provider.fault_rates()) }
+        })
+        .put(move |body: axum::body::Bytes| {
+            let provider = writer.clone();
+            async move {
+                let rates: crate::fault::FaultRates = match serde_json::from_slice(&body) {
+                    Ok(rates) => rates,
+                    Err(error) => return refuse(&format!("fault rates: {error}")),
+                };
+                if let Some((fault, rate)) = rates.iter().find(|(_, rate)| !(0.0..=1.0).contains(rate)) {
+                    return refuse(&format!("fault rates: {} = {rate} is not a probability in 0..=1", fault.name()));
+                }
+                provider.set_fault_rates(rates.clone());
+                axum::Json(rates).into_response()
+            }
+        })
+    };
+    let outage = axum::routing::put(move |body: axum::body::Bytes| {
+        let provider = provider.clone();
+        async move {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Outage {
+                status: Option<u16>,
+            }
+            match serde_json::from_slice::<Outage>(&body) {
+                Ok(Outage { status: Some(status) }) if !(400..600).contains(&status) => {
+                    refuse(&format!("outage: status {status} is not an error status (400..=599)"))
+                }
+                Ok(Outage { status }) => {
+                    provider.set_outage(status);
+                    StatusCode::NO_CONTENT.into_response()
+                }
+                Err(error) => {
+                    refuse(&format!("outage: {error} (expected {{\"status\": 503}} or {{\"status\": null}})"))
+                }
+            }
+        }
+    });
+    Router::new()
+        .route(&format!("{CONTROL_PATH}/reset"), reset)
+        .route(&format!("{CONTROL_PATH}/faults"), faults)
+        .route(&format!("{CONTROL_PATH}/outage"), outage)
+}
+
+/// A control request refused: 400 with `{"error": …}` saying what and where.
+fn refuse(error: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (axum::http::StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({ "error": error }))).into_response()
 }
 
 /// Serves `provider` on `listener` in real time until the task is dropped; `hold`, when
