@@ -171,6 +171,12 @@ pub const CLAUSES: &[Clause] = &[
     )
     .unless(no_status_lookup),
     Clause::new(
+        "lookup.pages",
+        "a lookup follows the provider's pages to the end: the message sought is on the last of several",
+        Body::Async(|c| Box::pin(lookup_pages(c))),
+    )
+    .unless(no_status_lookup),
+    Clause::new(
         "system.happy-path",
         "the simulator's happy path through this adapter keeps every invariant",
         Body::Simulator(super::system::happy_path),
@@ -911,6 +917,35 @@ async fn lookup_not_found(context: &Context) -> Verdict {
     match adapter.lookup(&batch(1)[0]).await {
         smsim_core::adapter::LookupOutcome::NotFound => Ok(()),
         other => Err(format!("a message the provider never took: lookup said {other:?}")),
+    }
+}
+
+async fn lookup_pages(context: &Context) -> Verdict {
+    // Three messages to one destination, the one sought sent first: listed newest first,
+    // one to a page (the stub's cap), it is on the third page.
+    let messages: Vec<OutboundMessage> = (0..3u64)
+        .map(|n| OutboundMessage {
+            id: MessageId::new(CampaignId(1), ContactId(n + 1)),
+            destination: destination(0),
+            sender: "SMSIM".into(),
+            body: format!("paged message {n}"),
+            status_callback_url: None,
+        })
+        .collect();
+    let stub = Stub::start(context.subject.profile.clone(), Plan::Accept).await;
+    let adapter = context.adapter(&stub.url())?;
+    let mut ids = Vec::new();
+    for message in &messages {
+        match adapter.submit(std::slice::from_ref(message)).await.pop() {
+            Some(SubmitOutcome::Accepted { provider_message_id, .. }) => ids.push(provider_message_id),
+            other => return Err(format!("the stub accepts every message; the adapter said {other:?}")),
+        }
+    }
+    match adapter.lookup(&messages[0]).await {
+        smsim_core::adapter::LookupOutcome::Accepted { provider_message_id, .. } if provider_message_id == ids[0] => {
+            Ok(())
+        }
+        other => Err(format!("the message sought was on the last page as {}; lookup said {other:?}", ids[0])),
     }
 }
 

@@ -389,11 +389,19 @@ impl ProviderProfile for TwilioProfile {
         }
         let to = query_param(&request.url, "To");
         let from = query_param(&request.url, "From");
-        let messages = accepted
+        // One message a page (a provider may cap pages below the PageSize asked for): a
+        // lookup that does not follow `next_page_uri` sees only the newest.
+        let page: usize = query_param(&request.url, "Page").and_then(|page| page.parse().ok()).unwrap_or(0);
+        let matching: Vec<&Accepted> = accepted
             .iter()
             .rev()
             .filter(|known| Some(&known.message.destination) == to.as_ref())
             .filter(|known| from.is_none() || known.message.sender == from)
+            .collect();
+        let messages = matching
+            .iter()
+            .skip(page)
+            .take(1)
             .map(|known| twilio_wire::MessageResource {
                 sid: known.provider_id.clone(),
                 status: known.status.clone(),
@@ -407,7 +415,16 @@ impl ProviderProfile for TwilioProfile {
                 messaging_service_sid: None,
             })
             .collect();
-        Some(json_response(200, &twilio_wire::MessageList { messages, next_page_uri: None, page: 0, page_size: 50 }))
+        let next_page_uri = (matching.len() > page + 1).then(|| {
+            let mut query: Vec<(&str, String)> = Vec::new();
+            query.extend(to.map(|to| ("To", to)));
+            query.extend(from.map(|from| ("From", from)));
+            query.push(("PageSize", "1".into()));
+            query.push(("Page", (page + 1).to_string()));
+            format!("{}?{}", self.messages_path(), serde_urlencoded::to_string(query).expect("query serialises"))
+        });
+        let list = twilio_wire::MessageList { messages, next_page_uri, page: page as u32, page_size: 1 };
+        Some(json_response(200, &list))
     }
 }
 

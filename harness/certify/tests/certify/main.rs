@@ -306,3 +306,75 @@ fn an_adapter_that_maps_ids_by_position_fails_when_the_provider_answers_out_of_o
     let report = certify::certify(&subject, &options(&["submit.single", "submit.batch", "submit.reordered"]));
     assert_eq!(failed(&report), BTreeSet::from(["submit.reordered"]), "{}", report.table());
 }
+
+/// The Twilio adapter with a lookup that reads the first page of the list only (what the
+/// engine's lookup did before it followed `next_page_uri`).
+struct FirstPageOnly {
+    adapter: TwilioAdapter,
+    client: Arc<dyn smsim_core::adapter::HttpClient>,
+    base_url: String,
+}
+
+impl std::fmt::Debug for FirstPageOnly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FirstPageOnly").field("base_url", &self.base_url).finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl ProviderAdapter for FirstPageOnly {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Twilio
+    }
+    fn capabilities(&self) -> Capabilities {
+        twilio::CAPABILITIES
+    }
+    async fn submit(&self, batch: &[OutboundMessage]) -> Vec<SubmitOutcome> {
+        self.adapter.submit(batch).await
+    }
+    async fn lookup(&self, message: &OutboundMessage) -> LookupOutcome {
+        use base64::Engine;
+        let profile = TwilioProfile::default();
+        let credentials = profile_credentials(&profile);
+        let auth = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", credentials["account_sid"], credentials["auth_token"]));
+        let query = serde_urlencoded::to_string([("To", message.destination.as_str())]).unwrap();
+        let request = smsim_core::adapter::HttpRequest {
+            method: http::Method::GET,
+            url: format!("{}/2010-04-01/Accounts/{}/Messages.json?{query}", self.base_url, credentials["account_sid"]),
+            headers: [("authorization".to_owned(), format!("Basic {auth}"))].into(),
+            body: bytes::Bytes::new(),
+        };
+        let Ok(answer) = self.client.send(request).await else {
+            return LookupOutcome::Unavailable { detail: "unreachable".into() };
+        };
+        let Ok(page) = serde_json::from_slice::<twilio::wire::MessageList>(&answer.body) else {
+            return LookupOutcome::Unavailable { detail: "unreadable".into() };
+        };
+        match page.messages.into_iter().find(|m| m.body == message.body) {
+            Some(found) => LookupOutcome::Accepted { provider_message_id: found.sid, status: None },
+            None => LookupOutcome::NotFound,
+        }
+    }
+    fn parse_webhook(&self, request: &WebhookRequest) -> Result<Vec<ParsedReport>, WebhookError> {
+        self.adapter.parse_webhook(request)
+    }
+}
+
+fn profile_credentials(profile: &TwilioProfile) -> std::collections::BTreeMap<String, String> {
+    use smsim_certify::profile::ProviderProfile;
+    profile.credentials()
+}
+
+#[test]
+fn an_adapter_whose_lookup_reads_one_page_fails_the_pages_clause() {
+    let subject = Subject::new("twilio-first-page-only", TwilioProfile::default(), |account, client, base| {
+        let adapter = TwilioAdapter::from_account(account, client.clone(), base)?;
+        let base_url = account.base_url.clone();
+        Ok(Arc::new(FirstPageOnly { adapter, client, base_url }) as Arc<dyn ProviderAdapter>)
+    });
+    let report = certify::certify(&subject, &options(&["lookup"]));
+    let failed = failed(&report);
+    assert!(failed.contains("lookup.pages"), "expected lookup.pages to fail:\n{}", report.table());
+    assert!(!failed.contains("lookup.not-found"), "{}", report.table());
+}
