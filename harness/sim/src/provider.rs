@@ -498,30 +498,58 @@ impl Provider {
     }
 
     /// A request-level fault to answer instead of processing, if one is drawn.
-    fn request_fault(&self, behaviour: &Behaviour) -> Option<Response> {
+    /// The status a request is refused with by an outage or a drawn fault, if any; each
+    /// wire writes it in its own error format.
+    fn request_fault(&self, behaviour: &Behaviour) -> Option<StatusCode> {
         if let Some(status) = *self.outage.lock().expect("provider poisoned") {
             self.fault(&format!("outage_{status}"), Mark::ProviderOutage);
-            return Some(outage_answer(status));
+            return Some(StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE));
         }
         if self.chance(behaviour.faults.provider_5xx) {
             self.fault("http_503", Mark::Provider5xx);
-            return Some(outage_answer(503));
+            return Some(StatusCode::SERVICE_UNAVAILABLE);
         }
         if self.chance(behaviour.faults.provider_429) {
             self.fault("http_429", Mark::Provider429);
-            return Some(outage_answer(429));
+            return Some(StatusCode::TOO_MANY_REQUESTS);
         }
         None
     }
 }
 
-fn outage_answer(status: u16) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-    let mut response = (status, "try later").into_response();
+/// A refusal by an outage or a drawn fault, `body` in the wire's error format; a 429
+/// says when to come back.
+fn outage_answer(status: StatusCode, body: Response) -> Response {
+    let mut response = (status, body).into_response();
     if status == StatusCode::TOO_MANY_REQUESTS {
         response.headers_mut().insert("retry-after", "2".parse().expect("a valid header"));
     }
     response
+}
+
+/// Mitto-style: its documentation gives no error body, so plain text.
+fn mitto_fault(status: StatusCode) -> Response {
+    outage_answer(status, "try later".into_response())
+}
+
+/// Twilio's JSON error: 20429 for too many requests, 20500 otherwise.
+fn twilio_fault(status: StatusCode) -> Response {
+    let (code, message) = if status == StatusCode::TOO_MANY_REQUESTS {
+        (20429, "Too Many Requests")
+    } else {
+        (20500, "Internal Server Error")
+    };
+    outage_answer(status, axum::Json(twilio::error(code, message, status.as_u16())).into_response())
+}
+
+/// Infobip's service exception.
+fn infobip_fault(status: StatusCode) -> Response {
+    let (code, text) = if status == StatusCode::TOO_MANY_REQUESTS {
+        ("TOO_MANY_REQUESTS", "Too many requests")
+    } else {
+        ("GENERAL_ERROR", "Something went wrong. Please contact support.")
+    };
+    outage_answer(status, axum::Json(infobip::refusal(code, text)).into_response())
 }
 
 /// How the submit answer should be spoiled after accepting, if at all.
@@ -671,7 +699,7 @@ async fn mitto_send(
         return (StatusCode::UNAUTHORIZED, "unknown API key").into_response();
     };
     if let Some(fault) = provider.request_fault(&behaviour) {
-        return answer_after(&provider, &behaviour, Spoil::None, fault).await;
+        return answer_after(&provider, &behaviour, Spoil::None, mitto_fault(fault)).await;
     }
     let Ok(request) = serde_json::from_slice::<mitto::BulkRequest>(&body) else {
         return (StatusCode::BAD_REQUEST, "malformed bulk request").into_response();
@@ -787,7 +815,7 @@ async fn twilio_send(
     let behaviour = provider.behaviour();
     let Some(account) = twilio_account(&provider, &sid, &headers) else { return twilio_unauthenticated() };
     if let Some(fault) = provider.request_fault(&behaviour) {
-        return answer_after(&provider, &behaviour, Spoil::None, fault).await;
+        return answer_after(&provider, &behaviour, Spoil::None, twilio_fault(fault)).await;
     }
     let Ok(form) = serde_urlencoded::from_bytes::<BTreeMap<String, String>>(&body) else {
         return twilio_error(21100, "The request could not be read as a form", StatusCode::BAD_REQUEST);
@@ -1280,7 +1308,7 @@ async fn infobip_send(
         return infobip_refusal(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Invalid login details");
     };
     if let Some(fault) = provider.request_fault(&behaviour) {
-        return answer_after(&provider, &behaviour, Spoil::None, fault).await;
+        return answer_after(&provider, &behaviour, Spoil::None, infobip_fault(fault)).await;
     }
     let (bulk_id, messages) = match infobip::parse_send(&body) {
         Ok(request) => request,
@@ -1430,7 +1458,7 @@ async fn infobip_logs(
         return infobip_refusal(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Invalid login details");
     };
     if let Some(fault) = provider.request_fault(&behaviour) {
-        return answer_after(&provider, &behaviour, Spoil::None, fault).await;
+        return answer_after(&provider, &behaviour, Spoil::None, infobip_fault(fault)).await;
     }
     let now = provider.now_ms();
     let mut results: Vec<serde_json::Value> = {

@@ -367,3 +367,23 @@ fn every_status_twilio_documents_is_handled_deliberately() {
         }
     }
 }
+
+/// Throttling and outages are Twilio's JSON errors too (20429 with `Retry-After`, 20500).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_outages_answer_in_twilios_error_format() {
+    for (rates, status, code) in [
+        (smsim_sim::fault::FaultRates { provider_429: 1.0, ..Default::default() }, 429, 20429),
+        (smsim_sim::fault::FaultRates { provider_5xx: 1.0, ..Default::default() }, 503, 20500),
+    ] {
+        let behaviour = Behaviour { latency_ms: [0, 0], faults: rates, ..Behaviour::default() };
+        let binding = AccountBinding { engine_id: "ta_1".into(), key: ACCOUNT.into(), secret: TOKEN.into() };
+        let provider = Provider::new(behaviour, vec![binding], 1, smsim_sim::clock::SimClock);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let serving = tokio::spawn(serve_live(provider, listener, "http://127.0.0.1:9", None));
+        let twilio = Twilio { base, client: HyperClient::tcp(Duration::from_secs(5)) };
+        let (answered, error) = twilio.send(&[("To", "+306910000001"), ("From", "+15005550006"), ("Body", "hi")]).await;
+        assert_eq!((answered, error["code"].as_i64()), (status, Some(code)), "{error}");
+        serving.abort();
+    }
+}
