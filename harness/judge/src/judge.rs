@@ -101,6 +101,8 @@ struct KeyRecord {
 /// An operator action on a campaign, with its answer.
 #[derive(Clone, Copy, Debug)]
 struct Action {
+    /// The driver's id of it, which its answer names.
+    id: u64,
     act: Act,
     sent_ms: u64,
     answered: Option<(u64, u16)>,
@@ -109,6 +111,11 @@ struct Action {
 impl Action {
     fn acknowledged_at(&self) -> Option<u64> {
         self.answered.filter(|(_, status)| (200..300).contains(status)).map(|(at, _)| at)
+    }
+
+    /// Refused: answered with a 4xx, so it changed nothing.
+    fn refused(&self) -> bool {
+        self.answered.is_some_and(|(_, status)| (400..500).contains(&status))
     }
 }
 
@@ -159,10 +166,11 @@ impl CampaignModel {
         self.actions.iter().filter(|a| a.act == Act::Cancel).find_map(Action::acknowledged_at)
     }
 
-    /// The pause in force at `at_ms`: acknowledged, and no resume sent after it was sent.
+    /// The pause in force: acknowledged, and no resume sent after it that may have taken
+    /// effect (a resume the engine refused with a 4xx changed nothing).
     fn pause_in_force(&self) -> Option<u64> {
         let (index, pause) = self.actions.iter().enumerate().rev().find(|(_, a)| a.act == Act::Pause)?;
-        let resumed = self.actions[index + 1..].iter().any(|a| a.act == Act::Resume);
+        let resumed = self.actions[index + 1..].iter().any(|a| a.act == Act::Resume && !a.refused());
         (!resumed).then(|| pause.acknowledged_at()).flatten()
     }
 }
@@ -428,7 +436,7 @@ impl Judge {
             (_, Some(campaign), _) => {
                 let Some(index) = self.campaign(campaign) else { return };
                 let model = &mut self.campaigns[index as usize];
-                model.actions.push(Action { act, sent_ms: at_ms, answered: None });
+                model.actions.push(Action { id, act, sent_ms: at_ms, answered: None });
                 if act == Act::RetryFailed {
                     model.retries_sent += 1;
                 }
@@ -452,9 +460,8 @@ impl Judge {
             }
         } else {
             let model = &mut self.campaigns[index as usize];
-            // Actions of a campaign are answered in the order sent (the driver sends one at
-            // a time); the first unanswered one is this one.
-            if let Some(action) = model.actions.iter_mut().find(|a| a.answered.is_none()) {
+            // Answers may come in any order (live mode's actions run concurrently).
+            if let Some(action) = model.actions.iter_mut().find(|a| a.id == id) {
                 action.answered = Some((at_ms, status));
                 if action.act == Act::RetryFailed {
                     // Its effect may have landed in the step its answer came back in.

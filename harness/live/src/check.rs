@@ -220,9 +220,11 @@ impl LiveJudge {
         Ok(())
     }
 
-    /// The engine showed `tenant`'s charges.
-    pub fn charges_read(&mut self, at_ms: u64, tenant: &str, charged: i64) {
-        self.observe(at_ms, Observation::BooksRead { tenant, balance: None, reserved: None, charged });
+    /// The engine showed `tenant`'s books (charges, and its balance and reservations when
+    /// the profile reads them).
+    pub fn books_read(&mut self, at_ms: u64, tenant: &str, books: crate::driver::Books) {
+        let crate::driver::Books { charged, balance, reserved } = books;
+        self.observe(at_ms, Observation::BooksRead { tenant, balance, reserved, charged });
     }
 
     /// The end checks, after the heal: the first violation found, if any, and the verdicts.

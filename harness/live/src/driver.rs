@@ -190,13 +190,35 @@ impl Driver {
         })
     }
 
-    /// A tenant's charged credits, when the profile can read them.
-    pub async fn charged(&self, tenant: &str, global: &Values) -> Result<Option<i64>, LiveError> {
+    /// A tenant's books, when the profile can read them: retried until answered when
+    /// `wait`, else `None` if the engine does not answer now (it may be down).
+    pub async fn books(&self, tenant: &str, global: &Values, wait: bool) -> Result<Option<Books>, LiveError> {
         let Some(request) = &self.profile.actions.read_tenant else { return Ok(None) };
         let values = self.tenant_values(tenant, global);
-        let captured = self.required("read_tenant", request, &values).await?;
-        Ok(captured.get("charged").and_then(|charged| charged.parse().ok()))
+        let captured = if wait {
+            self.required("read_tenant", request, &values).await?
+        } else {
+            match self.api.call("read_tenant", request, &values).await? {
+                Some(answer) if answer.status < 500 => {
+                    captures("read_tenant", request, &answer, &["balance", "reserved"])?
+                }
+                _ => return Ok(None),
+            }
+        };
+        let number = |name: &str| captured.get(name).and_then(|text| text.parse::<f64>().ok()).map(|n| n as i64);
+        Ok(number("charged").map(|charged| Books { charged, balance: number("balance"), reserved: number("reserved") }))
     }
+}
+
+/// A tenant's books as the engine shows them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Books {
+    /// Credits spent.
+    pub charged: i64,
+    /// Credits owned and not yet charged, when the profile reads them.
+    pub balance: Option<i64>,
+    /// Credits held for messages in flight, when the profile reads them.
+    pub reserved: Option<i64>,
 }
 
 /// A reading from captured text values.

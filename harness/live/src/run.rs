@@ -143,6 +143,10 @@ struct Live {
     contacts: BTreeMap<String, u64>,
     /// The independent judge, fed on the provider's clock.
     judge: Arc<Mutex<LiveJudge>>,
+    /// The last operator action's end: the next one waits for it, so actions reach the
+    /// engine one at a time, in the scenario's order (an operator does not click resume
+    /// while the pause is still being retried).
+    operator_chain: Mutex<Option<oneshot::Receiver<()>>>,
     failure: Arc<Mutex<Option<LiveError>>>,
     samples: Arc<std::sync::atomic::AtomicU64>,
     /// A sampling round is in flight (a stopped engine holds one for up to a timeout;
@@ -214,6 +218,7 @@ async fn execute(scenario: Scenario, profile: Profile, options: &LiveOptions) ->
         global,
         contacts,
         judge: Arc::new(Mutex::new(judge)),
+        operator_chain: Mutex::new(None),
         failure: Arc::default(),
         samples: Arc::default(),
         sampling: Arc::default(),
@@ -439,7 +444,13 @@ impl Live {
         let (driver, trace, global) = (self.driver.clone(), self.trace.clone(), self.global.clone());
         let (failure, judge, provider) = (self.failure.clone(), self.judge.clone(), self.provider.clone());
         let tenants: Vec<String> = self.scenario.tenants.iter().map(|t| t.name.clone()).collect();
+        let (done, next) = oneshot::channel();
+        let previous = self.operator_chain.lock().expect("operator chain poisoned").replace(next);
         tokio::spawn(async move {
+            if let Some(previous) = previous {
+                // The previous action ended (or its task was dropped): either way, go on.
+                let _ = previous.await;
+            }
             let campaign = action.campaign.as_deref();
             let act = check::act_of(action.action, action.amount);
             let tenant = action.tenant.as_deref().filter(|tenant| tenants.iter().any(|t| t == tenant));
@@ -473,6 +484,7 @@ impl Live {
                 ),
                 Err(error) => *failure.lock().expect("failure poisoned") = Some(error),
             }
+            let _ = done.send(());
         });
     }
 
@@ -485,6 +497,8 @@ impl Live {
         let names: Vec<(String, u64)> = self.contacts.iter().map(|(name, count)| (name.clone(), *count)).collect();
         let (driver, trace, judge) = (self.driver.clone(), self.trace.clone(), self.judge.clone());
         let (failure, samples, provider) = (self.failure.clone(), self.samples.clone(), self.provider.clone());
+        let tenants: Vec<String> = self.scenario.tenants.iter().map(|t| t.name.clone()).collect();
+        let global = self.global.clone();
         tokio::spawn(async move {
             for (name, _contacts) in names {
                 match driver.read(&name).await {
@@ -494,6 +508,17 @@ impl Live {
                             *failure.lock().expect("failure poisoned") = Some(error);
                         }
                         trace.event("sample", json!({ "campaign": name, "reading": reading }));
+                    }
+                    Ok(None) => {}
+                    Err(error) => *failure.lock().expect("failure poisoned") = Some(error),
+                }
+            }
+            for tenant in &tenants {
+                match driver.books(tenant, &global, false).await {
+                    Ok(Some(books)) => {
+                        let mut judge = judge.lock().expect("judge poisoned");
+                        judge.provider(&mut provider.truth.lock().expect("provider poisoned"));
+                        judge.books_read(provider.now_ms(), tenant, books);
                     }
                     Ok(None) => {}
                     Err(error) => *failure.lock().expect("failure poisoned") = Some(error),
@@ -589,14 +614,19 @@ impl Live {
             TruthView::of(&truth, self.provider.now_ms())
         };
         let campaigns = self.outcomes(&last, &truth);
-        let tenants = self.tenants(&campaigns).await?;
+        let (tenants, books) = self.tenants(&campaigns).await?;
         let (violation, verdicts) = {
             let mut judge = self.judge.lock().expect("judge poisoned");
             judge.provider(&mut self.provider.truth.lock().expect("provider poisoned"));
             let at_ms = self.provider.now_ms();
-            for tenant in &tenants {
-                if let Some(charged) = tenant.charged {
-                    judge.charges_read(at_ms, &tenant.name, charged);
+            for (tenant, books) in tenants.iter().zip(&books) {
+                let books = books.or(tenant.charged.map(|charged| crate::driver::Books {
+                    charged,
+                    balance: None,
+                    reserved: None,
+                }));
+                if let Some(books) = books {
+                    judge.books_read(at_ms, &tenant.name, books);
                 }
             }
             judge.finish(at_ms)
@@ -661,19 +691,23 @@ impl Live {
             .collect()
     }
 
-    async fn tenants(&self, campaigns: &[CampaignOutcome]) -> Result<Vec<TenantOutcome>, LiveError> {
+    /// Each tenant's outcome, and its books as the engine last showed them.
+    async fn tenants(
+        &self,
+        campaigns: &[CampaignOutcome],
+    ) -> Result<(Vec<TenantOutcome>, Vec<Option<crate::driver::Books>>), LiveError> {
         let price = self.scenario.traffic_accounts.first().map_or(0, |account| account.price_per_segment);
         let mut tenants = Vec::new();
+        let mut all_books = Vec::new();
         for tenant in &self.scenario.tenants {
             let from_campaigns: Option<i64> =
                 campaigns.iter().filter(|c| c.tenant == tenant.name).map(|c| c.last.charged).sum();
-            let charged = match self.driver.charged(&tenant.name, &self.global).await? {
-                Some(charged) => Some(charged),
-                None => from_campaigns,
-            };
+            let books = self.driver.books(&tenant.name, &self.global, true).await?;
+            let charged = books.map(|books| books.charged).or(from_campaigns);
             tenants.push(TenantOutcome { name: tenant.name.clone(), charged, price_per_segment: price });
+            all_books.push(books);
         }
-        Ok(tenants)
+        Ok((tenants, all_books))
     }
 }
 

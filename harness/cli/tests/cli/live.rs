@@ -61,6 +61,35 @@ fn smsim_serve_keeps_every_invariant_through_kills_mid_campaign() {
     assert!(junit.contains("<testcase name=\"at-most-once\"") && !junit.contains("<failure"), "{junit}");
 }
 
+/// A pause and a resume 300 ms apart under kills: the driver sends them one at a time,
+/// in order, so a correct engine ends completed and the judge holds it to both; the
+/// tenant's books are read with every sample.
+#[test]
+fn smsim_serve_honours_a_pause_and_a_resume_under_kills() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("run.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_smsim"))
+        .arg("live")
+        .arg(root().join("harness/live/scenarios/pause-resume.toml"))
+        .arg("--engine")
+        .arg(root().join("harness/live/engines/smsim-serve.toml"))
+        .arg("--workdir")
+        .arg(dir.path().join("run"))
+        .arg("--json")
+        .arg(&json)
+        .args(["--seed", "2", "--kills", "3"])
+        .output()
+        .expect("smsim runs");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for invariant in ["operator", "money", "liveness", "completion"] {
+        assert_eq!(verdict(&report, invariant), "held", "{invariant}: {}", text(&output));
+    }
+    let money = report["verdicts"].as_array().unwrap().iter().find(|row| row["invariant"] == "money").unwrap();
+    assert!(money["checks"].as_u64().unwrap() > 1, "the books are read with the samples: {money}");
+    assert_eq!(report["campaigns"][0]["last"]["status"], "completed");
+}
+
 // incident 000: the SmsQueueService's in-memory guard and per-report counters.
 #[test]
 fn the_python_engine_is_caught_in_its_incident_mode_and_passes_corrected() {
@@ -108,6 +137,35 @@ fn live_mode_convicts_an_engine_that_charges_more_than_the_provider_accepted() {
     assert_eq!(verdict(&report, "money"), "broken", "{}", text(&output));
     let violation = &report["violations"][0];
     assert!(violation["message"].as_str().unwrap().contains("what the provider accepted costs 16500"), "{violation}");
+}
+
+// An engine that never checks credits (as the BullMQ engine of the issue that found this)
+// spends more than the tenant was ever given: 300 messages × 55 against 10 000 credits.
+#[test]
+fn live_mode_convicts_an_engine_that_overdraws_its_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = std::fs::read_to_string(root().join("harness/live/scenarios/short.toml")).unwrap();
+    let poorer = dir.path().join("poorer.toml");
+    std::fs::write(&poorer, scenario.replace("credits = 1000000", "credits = 10000")).unwrap();
+    let profile = root().join("harness/live/engines/python-queue-fixed.toml");
+    let json = dir.path().join("run.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_smsim"))
+        .arg("live")
+        .arg(&poorer)
+        .arg("--engine")
+        .arg(&profile)
+        .arg("--workdir")
+        .arg(dir.path().join("run"))
+        .arg("--json")
+        .arg(&json)
+        .args(NO_FAULTS)
+        .output()
+        .expect("smsim runs");
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(verdict(&report, "money"), "broken", "{}", text(&output));
+    let message = report["violations"][0]["message"].as_str().unwrap();
+    assert!(message.contains("more than the driver ever funded (10000)"), "{message}");
 }
 
 #[test]

@@ -709,3 +709,26 @@ fn live_mode_leaves_what_needs_the_messages_not_checked() {
         }
     }
 }
+
+/// Live mode's false alarm: a pause and a resume in flight at once; the engine refused the
+/// resume (409: still sending) and then applied the pause. The campaign ends paused by the
+/// operator — not stuck — and the judge must say so; a resume that was acknowledged and
+/// left it paused is still a violation.
+#[test]
+fn a_refused_resume_leaves_the_operators_pause_in_force() {
+    let history = |resume_answer: u16| -> History {
+        vec![
+            (0, Observation::CampaignCreated { campaign: C, tenant: T, account: A, marker: None, contacts: None }),
+            (10, moved(1, None, "queued", row("+301", None, None))),
+            (10, Observation::CampaignMoved { campaign: C, from: "draft", to: "sending" }),
+            (11, Observation::ActionSent { id: 1, campaign: Some(C), tenant: None, act: Act::Pause }),
+            (13, Observation::ActionSent { id: 2, campaign: Some(C), tenant: None, act: Act::Resume }),
+            (14, Observation::ActionAnswered { id: 1, status: 200 }),
+            (14, Observation::CampaignMoved { campaign: C, from: "sending", to: "paused" }),
+            (15, Observation::ActionAnswered { id: 2, status: resume_answer }),
+            (20, reading("paused", 0, 1, 0, Some(&[("queued", 1)]))),
+        ]
+    };
+    judge(&history(409)).1.unwrap();
+    fires(history(200), Invariant::Operator);
+}
