@@ -743,6 +743,18 @@ impl Judge {
         let name = message_name(message);
         let key = self.messages[&message].key;
         let accepted = self.keys.get(&key).map_or(0, |record| record.acceptances);
+        // Skipped means opted out or invalid (DESIGN.md, "Domain"): a message to anyone
+        // else that is skipped was never sent to a customer who should have had it.
+        if to == Status::Skipped && from.is_none() && self.on(Invariant::Isolation) {
+            if !self.setup.forbidden_destinations.contains(row.destination) {
+                return self.fail(violation(
+                    Invariant::Isolation,
+                    at_ms,
+                    format!("{name} was skipped, but {} is valid and opted in", row.destination),
+                    vec![],
+                ));
+            }
+        }
         if from == Some(Status::Queued) && to == Status::Submitting {
             self.check_claim(at_ms, &name, campaign_index)?;
         }

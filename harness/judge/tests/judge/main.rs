@@ -732,3 +732,17 @@ fn a_refused_resume_leaves_the_operators_pause_in_force() {
     judge(&history(409)).1.unwrap();
     fires(history(200), Invariant::Operator);
 }
+
+/// Skipped means opted out or invalid: a valid, opted-in number skipped never got its
+/// message (an engine that reads every contact as opted out sends nothing and "completes").
+#[test]
+fn isolation_fires_on_a_valid_number_skipped() {
+    let at = position(&correct(), |o| matches!(o, Observation::MessageMoved { message: (1, 2), from: None, .. }));
+    fires(replaced(at, moved(2, None, "skipped", row("+302", None, None))), Invariant::Isolation);
+    // The forbidden number skipped is right.
+    let history: History = vec![
+        (0, Observation::CampaignCreated { campaign: C, tenant: T, account: A, marker: None, contacts: None }),
+        (10, moved(1, None, "skipped", row("+300000", None, None))),
+    ];
+    judge(&history).1.unwrap();
+}

@@ -78,29 +78,38 @@ fn every_scenario_holds_its_invariants() {
     }
 }
 
-/// The mutation benchmark's test (README, "Fault-finding power"): every scenario over
-/// `SMSIM_MUTATION_SEEDS` seeds (default 8), failing only on what the judge finds or a
-/// coverage mark the scenario expects and never saw — no snapshot, no unit test. Ignored
-/// by default: `cargo mutants` runs it by name.
+/// The mutation benchmark's test (README, "Fault-finding power"): every scenario — the
+/// library, the regressions, and the incident reproductions with their bug left off (they
+/// are built to walk the dangerous paths) — over `SMSIM_MUTATION_SEEDS` seeds (default 8),
+/// failing only on what the judge finds or a coverage mark a scenario expects and never
+/// saw: no snapshot, no unit test. Ignored by default: `cargo mutants` runs it by name.
 #[test]
 #[ignore = "the mutation benchmark's test command; run by name"]
 fn the_judge_alone_passes_every_scenario_over_many_seeds() {
     let seeds: u64 = std::env::var("SMSIM_MUTATION_SEEDS").ok().and_then(|n| n.parse().ok()).unwrap_or(8);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(scenarios_dir())
-        .expect("the scenarios directory")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
+    let mut files: Vec<PathBuf> = Vec::new();
+    for dir in [scenarios_dir(), scenarios_dir().join("regressions"), scenarios_dir().join("incidents")] {
+        let entries = std::fs::read_dir(&dir).unwrap_or_else(|error| panic!("{}: {error}", dir.display()));
+        files.extend(
+            entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")),
+        );
+    }
     files.sort();
-    assert!(files.len() >= 2, "no scenarios found in {}", scenarios_dir().display());
+    assert!(files.len() >= 20, "too few scenarios found under {}", scenarios_dir().display());
     for file in files {
         let scenario = Scenario::load(&file).unwrap();
         let path = file.display().to_string();
-        let all: Vec<u64> = (1..=seeds).collect();
-        let report = smsim_sim::sweep::sweep(&scenario, &path, &all, 1, false, &|_| {}).unwrap();
-        let failure = report.failures.first().and_then(|run| run.violation.as_ref());
-        assert!(report.passed(), "{path}: {failure:?}; uncovered {:?}", report.uncovered);
+        for seed in 1..=seeds {
+            let options = RunOptions {
+                keep_trace: false,
+                scenario_path: Some(path.clone()),
+                without_bug: true,
+                adapters: None,
+                timeline: false,
+            };
+            let report = run(&scenario, seed, &options).unwrap();
+            assert!(report.passed(), "{path} seed {seed}: {:?}", report.violation);
+        }
     }
 }
 
