@@ -745,15 +745,17 @@ impl Judge {
         let accepted = self.keys.get(&key).map_or(0, |record| record.acceptances);
         // Skipped means opted out or invalid (DESIGN.md, "Domain"): a message to anyone
         // else that is skipped was never sent to a customer who should have had it.
-        if to == Status::Skipped && from.is_none() && self.on(Invariant::Isolation) {
-            if !self.setup.forbidden_destinations.contains(row.destination) {
-                return self.fail(violation(
-                    Invariant::Isolation,
-                    at_ms,
-                    format!("{name} was skipped, but {} is valid and opted in", row.destination),
-                    vec![],
-                ));
-            }
+        let skipped_wrongly = to == Status::Skipped && from.is_none();
+        if skipped_wrongly
+            && self.on(Invariant::Isolation)
+            && !self.setup.forbidden_destinations.contains(row.destination)
+        {
+            return self.fail(violation(
+                Invariant::Isolation,
+                at_ms,
+                format!("{name} was skipped, but {} is valid and opted in", row.destination),
+                vec![],
+            ));
         }
         if from == Some(Status::Queued) && to == Status::Submitting {
             self.check_claim(at_ms, &name, campaign_index)?;
