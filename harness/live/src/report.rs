@@ -62,7 +62,8 @@ pub struct LiveReport {
     pub workdir: String,
     /// The JSON-lines trace.
     pub trace: String,
-    /// The trace's last lines.
+    /// The trace's lines around the violation (3 s before to 1 s after, on the run's one
+    /// clock), or its last lines when nothing broke.
     pub tail: Vec<String>,
     /// The command that reruns this fault plan.
     pub reproduce: String,
@@ -139,7 +140,7 @@ pub fn summary(report: &LiveReport) -> String {
         let _ = write!(out, "{violation}");
     }
     if !report.passed() {
-        let _ = writeln!(out, "last events:");
+        let _ = writeln!(out, "events around the violation (the trace's clock is the judge's):");
         for line in &report.tail {
             let _ = writeln!(out, "  {line}");
         }

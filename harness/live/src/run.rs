@@ -185,7 +185,7 @@ async fn execute(scenario: Scenario, profile: Profile, options: &LiveOptions) ->
     let trap = Trap::default();
     let webhook_base = fill(&profile.provider.webhook_base_url, &global, "provider.webhook_base_url", false)?;
     loopback_only(&webhook_base, "provider.webhook_base_url", options)?;
-    let provider = start_provider(&scenario, &profile, webhook_base, options.seed, provider_listener);
+    let provider = start_provider(&scenario, &profile, webhook_base, options.seed, provider_listener, trace.start());
     provider.hold_answers_with(trap.hook(kill_requests));
 
     let pid = engine.lock().expect("engine lock poisoned").start()?;
@@ -285,6 +285,7 @@ fn start_provider(
     webhook_base: String,
     seed: u64,
     listener: tokio::net::TcpListener,
+    start: tokio::time::Instant,
 ) -> Arc<Provider> {
     let binding = AccountBinding {
         engine_id: profile.provider.account_id.clone(),
@@ -292,6 +293,8 @@ fn start_provider(
         secret: profile.provider.secret.clone(),
     };
     let provider = Provider::new(live_behaviour(scenario), vec![binding], seed, smsim_sim::clock::SimClock);
+    // One clock for the run: the provider's record and the trace count from one instant.
+    provider.use_real_time_from(start);
     // Real sockets: bound the webhooks in flight, as a real provider's sender does.
     provider.limit_concurrent_reports(64);
     let serving = provider.clone();
@@ -632,6 +635,11 @@ impl Live {
             judge.finish(at_ms)
         };
         let violations: Vec<_> = violation.into_iter().collect();
+        let tail = match violations.first() {
+            // The events around the violation, on the same clock as its evidence.
+            Some(violation) => self.trace.around(trace_path, violation.at_ms, 3_000, 1_000, 30),
+            None => self.trace.tail(),
+        };
         self.trace.event("verdicts", json!({ "verdicts": verdicts }));
         self.trace.flush();
         let duplicate_acceptances = truth.acceptances.len() as u64 - distinct(&truth);
@@ -653,7 +661,7 @@ impl Live {
             wall_ms: now_ms - started_ms,
             workdir: options.workdir.display().to_string(),
             trace: trace_path.display().to_string(),
-            tail: self.trace.tail(),
+            tail,
             reproduce: reproduce(options),
         })
     }

@@ -30,6 +30,11 @@ impl Trace {
         })
     }
 
+    /// The instant the run's clock counts from (the provider counts from it too).
+    pub fn start(&self) -> tokio::time::Instant {
+        self.start
+    }
+
     /// Milliseconds since the run began.
     pub fn now_ms(&self) -> u64 {
         self.start.elapsed().as_millis() as u64
@@ -61,6 +66,29 @@ impl Trace {
     /// The last lines.
     pub fn tail(&self) -> Vec<String> {
         self.tail.lock().expect("trace poisoned").iter().cloned().collect()
+    }
+
+    /// The lines from `before_ms` before `at_ms` to `after_ms` after it, at most `limit`
+    /// (those nearest `at_ms` kept), read back from the file at `path`.
+    pub fn around(&self, path: &Path, at_ms: u64, before_ms: u64, after_ms: u64, limit: usize) -> Vec<String> {
+        self.flush();
+        let Ok(text) = std::fs::read_to_string(path) else { return self.tail() };
+        let mut near: Vec<(u64, String)> = text
+            .lines()
+            .filter_map(|line| {
+                let at = serde_json::from_str::<Value>(line).ok()?.get("at_ms")?.as_u64()?;
+                (at + before_ms >= at_ms && at <= at_ms + after_ms).then(|| (at, line.to_owned()))
+            })
+            .collect();
+        if near.len() > limit {
+            // Keep the `limit` lines nearest the moment, in file order.
+            let mut by_distance: Vec<usize> = (0..near.len()).collect();
+            by_distance.sort_by_key(|&i| near[i].0.abs_diff(at_ms));
+            let mut keep: Vec<usize> = by_distance.into_iter().take(limit).collect();
+            keep.sort_unstable();
+            near = keep.into_iter().map(|i| near[i].clone()).collect();
+        }
+        near.into_iter().map(|(_, line)| line).collect()
     }
 
     /// Writes everything out.

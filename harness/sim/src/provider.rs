@@ -355,6 +355,12 @@ impl Provider {
         let _ = self.real_start.set(tokio::time::Instant::now());
     }
 
+    /// Real time from `start` (live mode: the run's one clock, shared with its trace, so
+    /// the provider's record and the trace's events line up). Call before serving.
+    pub fn use_real_time_from(&self, start: tokio::time::Instant) {
+        let _ = self.real_start.set(start);
+    }
+
     /// Installs `hook`, awaited between a request's acceptances and its answer (live mode:
     /// the runner kills the engine there). Takes effect once; simulations install none.
     pub fn hold_answers_with(&self, hook: AfterAccept) {

@@ -107,6 +107,15 @@ fn the_python_engine_is_caught_in_its_incident_mode_and_passes_corrected() {
     assert_eq!(broken.len(), 1, "{}", text(&buggy));
     assert_eq!(report["violations"].as_array().unwrap().len(), 1, "{}", text(&buggy));
     assert!(text(&buggy).contains("rerun this fault plan with:\n  smsim live"), "{}", text(&buggy));
+    // The events shown are those around the violation, on its clock.
+    let at = report["violations"][0]["at_ms"].as_u64().unwrap();
+    let shown: Vec<u64> = report["tail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| serde_json::from_str::<Value>(line.as_str().unwrap()).unwrap()["at_ms"].as_u64().unwrap())
+        .collect();
+    assert!(!shown.is_empty() && shown.iter().all(|&t| t + 3_000 >= at && t <= at + 1_000), "{at}: {shown:?}");
 
     let (fixed, report) = live(&engines.join("python-queue-fixed.toml"), &dir.path().join("fixed"), &[]);
     assert_eq!(fixed.status.code(), Some(0), "{}", text(&fixed));
