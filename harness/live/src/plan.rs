@@ -87,8 +87,10 @@ pub fn draw(scenario: &Scenario, seed: u64, options: &NemesisOptions) -> FaultPl
         let restart_after_ms = rng.random_range(options.restart_ms[0]..=options.restart_ms[1]);
         faults.push(Fault::Kill { at_ms, restart_after_ms });
     }
+    // A kill on acceptance needs a request to hold: arm it while the campaigns send.
+    let (send_from, send_until) = sending_window_ms(scenario, phase_ms);
     for _ in 0..options.kills_on_accept {
-        let at_ms = time(&mut rng);
+        let at_ms = rng.random_range(send_from..send_until);
         let restart_after_ms = rng.random_range(options.restart_ms[0]..=options.restart_ms[1]);
         faults.push(Fault::KillOnAccept { at_ms, restart_after_ms });
     }
@@ -105,6 +107,31 @@ pub fn draw(scenario: &Scenario, seed: u64, options: &NemesisOptions) -> FaultPl
     FaultPlan { seed, faults }
 }
 
+/// When the scenario's campaigns are expected to be sending, in ms of the fault phase:
+/// from the first enqueue until its contacts would all be submitted at the tightest rate
+/// limit (without one, the first fifth of what is left of the phase), within the phase.
+fn sending_window_ms(scenario: &Scenario, phase_ms: u64) -> (u64, u64) {
+    let ms = |seconds: f64| (seconds * 1_000.0) as u64;
+    let from = scenario.campaigns.iter().map(|c| ms(c.enqueue_at_s)).min().unwrap_or(0).clamp(0, phase_ms - 1);
+    let contacts: u64 = scenario
+        .campaigns
+        .iter()
+        .filter_map(|c| scenario.tenants.iter().find(|t| t.name == c.tenant))
+        .map(|t| u64::from(t.contacts.count))
+        .sum();
+    let rate = scenario
+        .traffic_accounts
+        .iter()
+        .filter_map(|a| a.rate_limit_per_s)
+        .chain(scenario.tenants.iter().filter_map(|t| t.rate_limit_per_s))
+        .min();
+    let span = match rate {
+        Some(rate) => contacts * 1_000 / u64::from(rate.max(1)),
+        None => (phase_ms - from) / 5,
+    };
+    (from, (from + span.max(1)).min(phase_ms).max(from + 1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +145,40 @@ mod tests {
         assert_ne!(plan, draw(&scenario, 8, &options));
         assert_eq!(plan.faults.len(), 10);
         assert!(plan.faults.windows(2).all(|pair| pair[0].at_ms() <= pair[1].at_ms()));
-        assert!(plan.faults.iter().all(|fault| (500..10_000).contains(&fault.at_ms())));
+        assert!(plan.faults.iter().all(|fault| fault.at_ms() < 10_000));
+    }
+
+    #[test]
+    fn kills_on_acceptance_are_armed_while_the_campaign_sends() {
+        // 300 contacts at 60/s from 0.2 s: sending lasts about 5 s of a 30 s phase.
+        let scenario: Scenario = toml::from_str(
+            r#"duration_s = 30
+            [[tenants]]
+            name = "t"
+            credits = 100000
+            contacts = { count = 300 }
+            [[traffic_accounts]]
+            name = "a"
+            provider = "mitto"
+            rate_limit_per_s = 60
+            [[campaigns]]
+            name = "c"
+            tenant = "t"
+            traffic_account = "a"
+            enqueue_at_s = 0.2"#,
+        )
+        .unwrap();
+        let options = NemesisOptions { kills_on_accept: 20, ..NemesisOptions::default() };
+        for seed in 1..=5 {
+            let plan = draw(&scenario, seed, &options);
+            let armed: Vec<u64> = plan
+                .faults
+                .iter()
+                .filter(|fault| matches!(fault, Fault::KillOnAccept { .. }))
+                .map(Fault::at_ms)
+                .collect();
+            assert_eq!(armed.len(), 20);
+            assert!(armed.iter().all(|&at| (200..5_200).contains(&at)), "seed {seed}: {armed:?}");
+        }
     }
 }
