@@ -145,6 +145,10 @@ struct LiveArgs {
     /// Write the report as JUnit XML to this file.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+    /// Overrides one value of the engine profile, as `dotted.key=value` (TOML, or else a
+    /// string): `--set process.env.ENGINE_FIXED=0`. Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
     // An `--html FILE` timeline would render the trace (workdir/trace.jsonl) here.
 }
 
@@ -580,6 +584,7 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
         },
         workdir,
         smsim: std::env::current_exe().context("finding the smsim executable")?,
+        sets: args.set,
     };
     let report = smsim_live::run::run(&options)?;
     out!("{}", smsim_live::report::summary(&report));

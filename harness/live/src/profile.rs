@@ -174,12 +174,43 @@ pub struct Request {
     pub capture: BTreeMap<String, String>,
 }
 
+/// How deep `include` may nest (a loop of includes is refused before this).
+const MAX_INCLUDE_DEPTH: usize = 8;
+
 impl Profile {
     /// Reads and checks the profile at `path`.
     pub fn load(path: &Path) -> Result<Profile, LiveError> {
+        Profile::load_with(path, &[])
+    }
+
+    /// Reads the profile at `path` — with the profile it `include`s, if any, under it — then
+    /// applies `sets` (`dotted.key=value`, the value TOML or else a string), and checks it.
+    /// A profile alone is read with its line and column in every error; a merged one names
+    /// the field and both files.
+    pub fn load_with(path: &Path, sets: &[String]) -> Result<Profile, LiveError> {
         let error = |message: String| LiveError::Profile { path: path.display().to_string(), message };
         let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
-        let mut profile: Profile = toml::from_str(&text).map_err(|e| error(e.to_string().trim_end().to_owned()))?;
+        let own: toml::Table = toml::from_str(&text).map_err(|e| error(e.to_string().trim_end().to_owned()))?;
+        let (merged, included) = if own.contains_key("include") || !sets.is_empty() {
+            let mut chain = vec![path.to_path_buf()];
+            let mut merged = resolve(path, own, &mut chain)?;
+            for set in sets {
+                apply_set(&mut merged, set).map_err(|message| error(format!("--set {set}: {message}")))?;
+            }
+            (toml::to_string(&merged).expect("a table serialises"), chain.len() > 1)
+        } else {
+            (text, false)
+        };
+        let mut profile: Profile = toml::from_str(&merged).map_err(|e| {
+            let message = e.to_string().trim_end().to_owned();
+            // Line numbers of a merged profile are not the file's: name the field only.
+            let message = if included || !sets.is_empty() {
+                format!("{} (in this profile, the profiles it includes, or a --set)", e.message())
+            } else {
+                message
+            };
+            error(message)
+        })?;
         profile.dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         profile.check().map_err(error)?;
         Ok(profile)
@@ -204,6 +235,72 @@ impl Profile {
     }
 }
 
+/// `table` with the profile it `include`s (a path relative to `path`'s directory) under it:
+/// tables merge key by key, anything else in `table` wins.
+fn resolve(path: &Path, mut table: toml::Table, chain: &mut Vec<PathBuf>) -> Result<toml::Table, LiveError> {
+    let error = |message: String| LiveError::Profile { path: path.display().to_string(), message };
+    let Some(include) = table.remove("include") else { return Ok(table) };
+    let toml::Value::String(include) = include else {
+        return Err(error("include: expected the path of another profile, as a string".into()));
+    };
+    let base_path = path.parent().unwrap_or(Path::new(".")).join(&include);
+    if chain.iter().any(|seen| seen == &base_path) || chain.len() >= MAX_INCLUDE_DEPTH {
+        let names: Vec<String> = chain.iter().map(|p| p.display().to_string()).collect();
+        return Err(error(format!("include: `{include}` closes a loop or nests too deep ({})", names.join(" → "))));
+    }
+    chain.push(base_path.clone());
+    let text =
+        std::fs::read_to_string(&base_path).map_err(|e| error(format!("include: `{}`: {e}", base_path.display())))?;
+    let base: toml::Table = toml::from_str(&text).map_err(|e| LiveError::Profile {
+        path: base_path.display().to_string(),
+        message: e.to_string().trim_end().to_owned(),
+    })?;
+    let mut merged = resolve(&base_path, base, chain)?;
+    merge(&mut merged, table);
+    Ok(merged)
+}
+
+/// Merges `over` into `base`: tables key by key, anything else replaced.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(base)), toml::Value::Table(over)) => merge(base, over),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Applies `dotted.key=value` to `table`; the value is read as TOML (`66`, `true`,
+/// `"text"`, `[1, 2]`), or else taken as a string — and where the key holds a string
+/// already, as that string.
+fn apply_set(table: &mut toml::Table, set: &str) -> Result<(), String> {
+    let (key, raw) = set.split_once('=').ok_or("expected `dotted.key=value`")?;
+    let path: Vec<&str> = key.trim().split('.').collect();
+    if path.iter().any(|part| part.is_empty()) {
+        return Err(format!("`{key}` is not a dotted key"));
+    }
+    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut table| table.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
+    let (last, parents) = path.split_last().expect("at least one part");
+    let mut at = table;
+    for part in parents {
+        let next = at.entry((*part).to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        at = next.as_table_mut().ok_or_else(|| format!("`{part}` is not a table"))?;
+    }
+    // A string stays a string (`process.env.PRICE=66` sets "66").
+    let value = match (at.get(*last), value) {
+        (Some(toml::Value::String(_)), toml::Value::String(text)) => toml::Value::String(text),
+        (Some(toml::Value::String(_)), _) => toml::Value::String(raw.trim().to_owned()),
+        (_, value) => value,
+    };
+    at.insert((*last).to_owned(), value);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,10 +308,47 @@ mod tests {
     #[test]
     fn the_shipped_profiles_load() {
         let engines = Path::new(env!("CARGO_MANIFEST_DIR")).join("engines");
-        for name in ["smsim-serve.toml", "python-queue-buggy.toml", "python-queue-fixed.toml"] {
+        for name in [
+            "smsim-serve.toml",
+            "smsim-serve-twilio.toml",
+            "smsim-serve-infobip.toml",
+            "python-queue-buggy.toml",
+            "python-queue-fixed.toml",
+        ] {
             let profile = Profile::load(&engines.join(name)).unwrap_or_else(|error| panic!("{error}"));
             assert_eq!(profile.dir, engines, "{name}");
         }
+    }
+
+    #[test]
+    fn a_profile_includes_another_and_a_set_overrides_one_value() {
+        let dir = std::env::temp_dir().join(format!("smsim-profile-include-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let engines = Path::new(env!("CARGO_MANIFEST_DIR")).join("engines");
+        let base = engines.join("python-queue-fixed.toml");
+        let path = dir.join("pricier.toml");
+        std::fs::write(
+            &path,
+            format!("include = \"{}\"\nname = \"pricier\"\n[process.env]\nPRICE = \"66\"\n", base.display()),
+        )
+        .unwrap();
+        let profile = Profile::load(&path).unwrap();
+        assert_eq!(profile.name, "pricier");
+        assert_eq!(profile.process.env["PRICE"], "66");
+        assert_eq!(profile.process.env["ENGINE_FIXED"], "1", "the rest of the table is the base's");
+        let set =
+            Profile::load_with(&path, &["process.env.PRICE=77".into(), "judge.halt_grace_ms=4000".into()]).unwrap();
+        assert_eq!((set.process.env["PRICE"].as_str(), set.judge.halt_grace_ms), ("77", 4_000));
+        // A typo in the including file is named; a loop is refused.
+        std::fs::write(&path, format!("include = \"{}\"\nnmae = \"x\"\n", base.display())).unwrap();
+        let error = Profile::load(&path).unwrap_err().to_string();
+        assert!(error.contains("nmae") && error.contains("pricier.toml"), "{error}");
+        std::fs::write(&path, "include = \"pricier.toml\"\n").unwrap();
+        let error = Profile::load(&path).unwrap_err().to_string();
+        assert!(error.contains("loop"), "{error}");
+        let error = Profile::load_with(&base, &["process.env.PRICE".into()]).unwrap_err().to_string();
+        assert!(error.contains("--set") && error.contains("dotted.key=value"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct LiveOptions {
     pub workdir: PathBuf,
     /// The `smsim` executable (`${smsim}` in profiles).
     pub smsim: PathBuf,
+    /// Overrides of profile values (`dotted.key=value`), applied in order.
+    pub sets: Vec<String>,
 }
 
 /// How often the engine's numbers are sampled during the run.
@@ -49,7 +51,7 @@ pub fn run(options: &LiveOptions) -> Result<LiveReport, LiveError> {
         path: options.scenario.display().to_string(),
         message: error.to_string(),
     })?;
-    let profile = Profile::load(&options.profile)?;
+    let profile = Profile::load_with(&options.profile, &options.sets)?;
     check_scenario(&scenario, &profile, options)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -736,7 +738,7 @@ fn reproduce(options: &LiveOptions) -> String {
         nemesis.kills_on_accept,
         nemesis.pauses,
         nemesis.pause_ms
-    )
+    ) + &options.sets.iter().map(|set| format!(" --set '{set}'")).collect::<String>()
 }
 
 #[cfg(test)]

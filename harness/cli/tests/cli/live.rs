@@ -90,6 +90,34 @@ fn smsim_serve_honours_a_pause_and_a_resume_under_kills() {
     assert_eq!(report["campaigns"][0]["last"]["status"], "completed");
 }
 
+/// The shipped Twilio and Infobip profiles (each `include`s the Mitto one): the same
+/// engine, judged on the other two wire formats under kills.
+#[test]
+fn smsim_serve_keeps_every_invariant_on_the_twilio_and_infobip_wires() {
+    for kind in ["twilio", "infobip"] {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("run.json");
+        let output = Command::new(env!("CARGO_BIN_EXE_smsim"))
+            .arg("live")
+            .arg(root().join(format!("harness/live/scenarios/short-{kind}.toml")))
+            .arg("--engine")
+            .arg(root().join(format!("harness/live/engines/smsim-serve-{kind}.toml")))
+            .arg("--workdir")
+            .arg(dir.path().join("run"))
+            .arg("--json")
+            .arg(&json)
+            .args(["--seed", "3", "--kills", "2"])
+            .output()
+            .expect("smsim runs");
+        assert_eq!(output.status.code(), Some(0), "{kind}: {}", text(&output));
+        let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        for invariant in ["at-most-once", "counters", "money", "completion", "liveness"] {
+            assert_eq!(verdict(&report, invariant), "held", "{kind} {invariant}: {}", text(&output));
+        }
+        assert!(report["acceptances"].as_u64().unwrap() > 0, "{kind}: {}", text(&output));
+    }
+}
+
 // incident 000: the SmsQueueService's in-memory guard and per-report counters.
 #[test]
 fn the_python_engine_is_caught_in_its_incident_mode_and_passes_corrected() {
