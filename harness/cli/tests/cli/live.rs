@@ -12,10 +12,15 @@ fn root() -> PathBuf {
 }
 
 fn live(profile: &Path, workdir: &Path, extra: &[&str]) -> (Output, Option<Value>) {
+    live_in(&root().join("harness/live/scenarios/short.toml"), profile, workdir, extra)
+}
+
+/// `smsim live SCENARIO --engine PROFILE` in `workdir`, with its output and JSON report.
+fn live_in(scenario: &Path, profile: &Path, workdir: &Path, extra: &[&str]) -> (Output, Option<Value>) {
     let json = workdir.with_extension("json");
     let output = Command::new(env!("CARGO_BIN_EXE_smsim"))
         .arg("live")
-        .arg(root().join("harness/live/scenarios/short.toml"))
+        .arg(scenario)
         .arg("--engine")
         .arg(profile)
         .arg("--workdir")
@@ -67,21 +72,14 @@ fn smsim_serve_keeps_every_invariant_through_kills_mid_campaign() {
 #[test]
 fn smsim_serve_honours_a_pause_and_a_resume_under_kills() {
     let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("run.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_smsim"))
-        .arg("live")
-        .arg(root().join("harness/live/scenarios/pause-resume.toml"))
-        .arg("--engine")
-        .arg(root().join("harness/live/engines/smsim-serve.toml"))
-        .arg("--workdir")
-        .arg(dir.path().join("run"))
-        .arg("--json")
-        .arg(&json)
-        .args(["--seed", "2", "--kills", "3"])
-        .output()
-        .expect("smsim runs");
+    let (output, report) = live_in(
+        &root().join("harness/live/scenarios/pause-resume.toml"),
+        &root().join("harness/live/engines/smsim-serve.toml"),
+        &dir.path().join("run"),
+        &["--seed", "2", "--kills", "3"],
+    );
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report = report.expect("a report");
     for invariant in ["operator", "money", "liveness", "completion"] {
         assert_eq!(verdict(&report, invariant), "held", "{invariant}: {}", text(&output));
     }
@@ -96,21 +94,14 @@ fn smsim_serve_honours_a_pause_and_a_resume_under_kills() {
 fn smsim_serve_keeps_every_invariant_on_the_twilio_and_infobip_wires() {
     for kind in ["twilio", "infobip"] {
         let dir = tempfile::tempdir().unwrap();
-        let json = dir.path().join("run.json");
-        let output = Command::new(env!("CARGO_BIN_EXE_smsim"))
-            .arg("live")
-            .arg(root().join(format!("harness/live/scenarios/short-{kind}.toml")))
-            .arg("--engine")
-            .arg(root().join(format!("harness/live/engines/smsim-serve-{kind}.toml")))
-            .arg("--workdir")
-            .arg(dir.path().join("run"))
-            .arg("--json")
-            .arg(&json)
-            .args(["--seed", "3", "--kills", "2"])
-            .output()
-            .expect("smsim runs");
+        let (output, report) = live_in(
+            &root().join(format!("harness/live/scenarios/short-{kind}.toml")),
+            &root().join(format!("harness/live/engines/smsim-serve-{kind}.toml")),
+            &dir.path().join("run"),
+            &["--seed", "3", "--kills", "2"],
+        );
         assert_eq!(output.status.code(), Some(0), "{kind}: {}", text(&output));
-        let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let report = report.expect("a report");
         for invariant in ["at-most-once", "counters", "money", "completion", "liveness"] {
             assert_eq!(verdict(&report, invariant), "held", "{kind} {invariant}: {}", text(&output));
         }
@@ -150,16 +141,6 @@ fn the_python_engine_is_caught_in_its_incident_mode_and_passes_corrected() {
     assert_eq!(report.expect("a report")["duplicate_acceptances"], 0);
 }
 
-/// The fixed Python engine's profile with `edit` applied, written into `dir`.
-fn fixed_python_with(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
-    let engines = root().join("harness/live/engines");
-    let text = std::fs::read_to_string(engines.join("python-queue-fixed.toml")).unwrap();
-    let text = text.replace("${profile_dir}", engines.to_str().unwrap());
-    let path = dir.join("edited.toml");
-    std::fs::write(&path, edit(text)).unwrap();
-    path
-}
-
 const NO_FAULTS: [&str; 6] = ["--kills", "0", "--kills-on-accept", "0", "--pauses", "0"];
 
 // The judge prices what the provider received with its own segment count: an engine
@@ -167,8 +148,10 @@ const NO_FAULTS: [&str; 6] = ["--kills", "0", "--kills-on-accept", "0", "--pause
 #[test]
 fn live_mode_convicts_an_engine_that_charges_more_than_the_provider_accepted() {
     let dir = tempfile::tempdir().unwrap();
-    let profile = fixed_python_with(dir.path(), |text| text.replace("PRICE = \"55\"", "PRICE = \"66\""));
-    let (output, report) = live(&profile, &dir.path().join("run"), &NO_FAULTS);
+    let profile = root().join("harness/live/engines/python-queue-fixed.toml");
+    let overcharging = [&["--set", "process.env.PRICE=66"][..], &NO_FAULTS[..]].concat();
+    let (output, report) = live(&profile, &dir.path().join("run"), &overcharging);
+    assert!(report.as_ref().is_some_and(|r| r["reproduce"].as_str().unwrap().contains("--set 'process.env.PRICE=66'")));
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     let report = report.expect("a report");
     assert_eq!(verdict(&report, "money"), "broken", "{}", text(&output));
@@ -185,21 +168,9 @@ fn live_mode_convicts_an_engine_that_overdraws_its_tenant() {
     let poorer = dir.path().join("poorer.toml");
     std::fs::write(&poorer, scenario.replace("credits = 1000000", "credits = 10000")).unwrap();
     let profile = root().join("harness/live/engines/python-queue-fixed.toml");
-    let json = dir.path().join("run.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_smsim"))
-        .arg("live")
-        .arg(&poorer)
-        .arg("--engine")
-        .arg(&profile)
-        .arg("--workdir")
-        .arg(dir.path().join("run"))
-        .arg("--json")
-        .arg(&json)
-        .args(NO_FAULTS)
-        .output()
-        .expect("smsim runs");
+    let (output, report) = live_in(&poorer, &profile, &dir.path().join("run"), &NO_FAULTS);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report = report.expect("a report");
     assert_eq!(verdict(&report, "money"), "broken", "{}", text(&output));
     let message = report["violations"][0]["message"].as_str().unwrap();
     assert!(message.contains("more than the driver ever funded (10000)"), "{message}");
@@ -225,13 +196,9 @@ fn a_green_live_run_says_what_it_could_not_see_and_never_calls_it_held() {
 #[test]
 fn a_status_outside_the_design_stops_the_run_naming_it_and_the_remedy() {
     let dir = tempfile::tempdir().unwrap();
-    let profile = fixed_python_with(dir.path(), |text| {
-        text.replace(
-            "completed = \"completed\"",
-            "completed = \"completed\"\nnames = { \"sending\" = \"transmitting\" }",
-        )
-    });
-    let (output, _) = live(&profile, &dir.path().join("run"), &NO_FAULTS);
+    let profile = root().join("harness/live/engines/python-queue-fixed.toml");
+    let renamed = [&["--set", "statuses.names.sending=transmitting"][..], &NO_FAULTS[..]].concat();
+    let (output, _) = live(&profile, &dir.path().join("run"), &renamed);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("`sending`") && stderr.contains("[statuses] names"), "{stderr}");

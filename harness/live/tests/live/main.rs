@@ -13,18 +13,23 @@ fn request(method: http::Method, url: String, headers: &[(&str, &str)], body: &s
     HttpRequest { method, url, headers, body: bytes::Bytes::from(body.to_owned()) }
 }
 
-/// A Mitto-style send over TCP shows up in the truth served at /_smsim/truth, with its
-/// time on the real clock; a request with an unknown key is refused and not accepted.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_provider_serves_its_ground_truth_over_tcp() {
+/// A provider of one Mitto-style account (key `k`) on a loopback socket: its base URL and
+/// its task. Reports go to a port nobody listens on: they are retried, not lost.
+async fn serve() -> (String, tokio::task::JoinHandle<std::io::Result<()>>) {
     let behaviour =
         Behaviour { latency_ms: [0, 0], delivery_rate: 1.0, report_delay_ms: [50, 50], ..Behaviour::default() };
     let binding = AccountBinding { engine_id: "ta_1".into(), key: "k".into(), secret: "s".into() };
     let provider = Provider::new(behaviour, vec![binding], 1, smsim_sim::clock::SimClock);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    // Reports go to a port nobody listens on: they are retried, not lost.
-    let serving = tokio::spawn(serve_live(provider.clone(), listener, "http://127.0.0.1:9", None));
+    (base, tokio::spawn(serve_live(provider, listener, "http://127.0.0.1:9", None)))
+}
+
+/// A Mitto-style send over TCP shows up in the truth served at /_smsim/truth, with its
+/// time on the real clock; a request with an unknown key is refused and not accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provider_serves_its_ground_truth_over_tcp() {
+    let (base, serving) = serve().await;
     let client = HyperClient::tcp(Duration::from_secs(5));
     let send = |key: &'static str| {
         let body = r#"{"messages":[{"trafficAccountId":"t","destination":"+306910000001","sms":{"text":"[a] hi","sender":"S"}}]}"#;
@@ -47,13 +52,7 @@ async fn the_provider_serves_its_ground_truth_over_tcp() {
 /// where.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_api_switches_faults_and_outages_and_resets() {
-    let behaviour =
-        Behaviour { latency_ms: [0, 0], delivery_rate: 1.0, report_delay_ms: [50, 50], ..Behaviour::default() };
-    let binding = AccountBinding { engine_id: "ta_1".into(), key: "k".into(), secret: "s".into() };
-    let provider = Provider::new(behaviour, vec![binding], 1, smsim_sim::clock::SimClock);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let serving = tokio::spawn(serve_live(provider.clone(), listener, "http://127.0.0.1:9", None));
+    let (base, serving) = serve().await;
     let client = HyperClient::tcp(Duration::from_secs(5));
     let json = [("content-type", "application/json")];
     let send = || {
