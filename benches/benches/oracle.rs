@@ -67,6 +67,7 @@ fn drained(messages: u32) -> Drained {
         }],
         halt_grace_ms: 10_000,
         forbidden_destinations: Default::default(),
+        contacts: Default::default(),
     };
     Drained { store, steps, account: fixture.account.to_string(), setup }
 }

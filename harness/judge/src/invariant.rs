@@ -55,11 +55,14 @@ pub enum Invariant {
     Attribution,
     /// Forged reports are refused and change nothing.
     Forgery,
+    /// Every message is its campaign's template rendered for its contact: the customer
+    /// gets the text the operator wrote, personalised as written.
+    Content,
 }
 
 impl Invariant {
     /// Every invariant.
-    pub const ALL: [Invariant; 13] = [
+    pub const ALL: [Invariant; 14] = [
         Invariant::Counters,
         Invariant::Progress,
         Invariant::AtMostOnce,
@@ -73,6 +76,7 @@ impl Invariant {
         Invariant::Operator,
         Invariant::Attribution,
         Invariant::Forgery,
+        Invariant::Content,
     ];
 
     /// Its name in scenarios and reports.
@@ -91,6 +95,7 @@ impl Invariant {
             Invariant::Operator => "operator",
             Invariant::Attribution => "attribution",
             Invariant::Forgery => "forgery",
+            Invariant::Content => "content",
         }
     }
 

@@ -139,6 +139,8 @@ struct CampaignModel {
     retries_at_last_progress: u32,
     /// The prefix every body of it starts with, when the driver wrote one.
     marker: Option<String>,
+    /// Its body template, when the judge holds its messages to it.
+    template: Option<String>,
     /// Contacts the driver gave it, when known.
     contacts: Option<u64>,
     /// Distinct messages of it the provider accepted, and their cost by the judge's
@@ -360,8 +362,8 @@ impl Judge {
             return Ok(());
         }
         match observation {
-            Observation::CampaignCreated { campaign, tenant, account, marker, contacts } => {
-                self.campaign_created(campaign, tenant, account, marker, contacts);
+            Observation::CampaignCreated { campaign, tenant, account, marker, contacts, template } => {
+                self.campaign_created(campaign, tenant, account, marker, contacts, template);
                 Ok(())
             }
             Observation::ActionSent { id, campaign, tenant, act } => {
@@ -401,6 +403,7 @@ impl Judge {
         account: &str,
         marker: Option<&str>,
         contacts: Option<u64>,
+        template: Option<&str>,
     ) {
         if self.campaign_index.contains_key(campaign) {
             return;
@@ -420,6 +423,7 @@ impl Judge {
             retries_sent: 0,
             retries_at_last_progress: 0,
             marker: marker.map(str::to_owned),
+            template: template.map(str::to_owned),
             contacts,
             accepted_keys: 0,
             accepted_cost: 0,
@@ -755,6 +759,9 @@ impl Judge {
         let accepted = self.keys.get(&key).map_or(0, |record| record.acceptances);
         // Skipped means opted out or invalid (DESIGN.md, "Domain"): a message to anyone
         // else that is skipped was never sent to a customer who should have had it.
+        if from.is_none() {
+            self.check_content(at_ms, &name, campaign_index, row)?;
+        }
         if to == Status::Skipped && self.on(Invariant::Isolation) && !self.messages[&message].forbidden {
             return self.fail(violation(
                 Invariant::Isolation,
@@ -805,6 +812,29 @@ impl Judge {
             ));
         }
         Ok(())
+    }
+
+    /// `content`: a message is created with its campaign's template rendered for its
+    /// contact, by the judge's own renderer.
+    fn check_content(
+        &mut self,
+        at_ms: u64,
+        name: &str,
+        campaign_index: u32,
+        row: MessageRow<'_>,
+    ) -> Result<(), Violation> {
+        let Some(template) = self.campaigns[campaign_index as usize].template.as_deref() else { return Ok(()) };
+        let Some(attributes) = self.setup.contacts.get(row.destination) else { return Ok(()) };
+        let Some(expected) = crate::template::render(template, attributes, row.destination) else { return Ok(()) };
+        if !self.on(Invariant::Content) || row.body == expected {
+            return Ok(());
+        }
+        self.fail(violation(
+            Invariant::Content,
+            at_ms,
+            format!("{name} to {} does not say what its campaign's template does", row.destination),
+            vec![format!("the engine rendered `{}`", row.body), format!("the template renders `{expected}`")],
+        ))
     }
 
     /// `halt` and `rate` at a claim (`queued → submitting`).
@@ -1400,6 +1430,7 @@ impl Judge {
             }
             Invariant::Attribution => "no final report was acknowledged",
             Invariant::Operator => "no operator action or acceptance to judge",
+            Invariant::Content => "the judge was not given the campaigns' templates and the contacts",
             _ => "nothing it needs was observed",
         }
     }

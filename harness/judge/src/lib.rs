@@ -20,6 +20,7 @@ pub mod lattice;
 pub mod observation;
 pub mod reports;
 pub mod segments;
+pub mod template;
 pub mod violation;
 
 pub use invariant::{Invariant, Kind};

@@ -14,7 +14,7 @@
 //! borrow one of the engine's rules by accident.
 
 use crate::lattice::Mover;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A provider's wire format, which fixes how its report statuses read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -64,6 +64,9 @@ pub struct Setup {
     pub halt_grace_ms: u64,
     /// Destinations that must never receive a message (opted out, or invalid).
     pub forbidden_destinations: BTreeSet<String>,
+    /// Each contact's attributes, by number, as the driver imported them: what the
+    /// judge renders templates with (`content`). Empty: content is not checked.
+    pub contacts: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// A message of the engine, in the simulator: its campaign id and contact id, opaque.
@@ -139,6 +142,9 @@ pub enum Observation<'a> {
         marker: Option<&'a str>,
         /// Contacts the driver gave it, when the driver knows.
         contacts: Option<u64>,
+        /// The body template the driver gave it, when the judge is to hold its messages
+        /// to it (with [`Setup::contacts`]).
+        template: Option<&'a str>,
     },
     /// The driver sent an action; `id` pairs it with its answer.
     ActionSent {

@@ -130,7 +130,13 @@ pub fn setup(scenario: &Scenario, profile: &Profile) -> Setup {
         price_per_segment: price,
         rate_limit_per_s: None,
     }];
-    Setup { tenants, accounts, halt_grace_ms: profile.judge.halt_grace_ms, forbidden_destinations: Default::default() }
+    Setup {
+        tenants,
+        accounts,
+        halt_grace_ms: profile.judge.halt_grace_ms,
+        forbidden_destinations: Default::default(),
+        contacts: Default::default(),
+    }
 }
 
 impl LiveJudge {
@@ -173,6 +179,7 @@ impl LiveJudge {
             account,
             marker: Some(&marker),
             contacts: Some(contacts),
+            template: None,
         };
         self.observe(at_ms, observation);
     }

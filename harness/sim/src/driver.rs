@@ -181,6 +181,8 @@ pub enum Told {
         tenant: TenantId,
         /// Its account.
         account: String,
+        /// The body template it was created with.
+        template: String,
     },
     /// An operator action or credit change went out.
     ActionSent {
@@ -344,7 +346,12 @@ pub async fn run(plan: DriverPlan, log: Arc<Mutex<DriverLog>>) -> Result<(), Box
             let at = driver.clock.elapsed_ms();
             log.feed.push((
                 at,
-                Told::CampaignCreated { campaign: id, tenant: tenant.id, account: campaign.account.clone() },
+                Told::CampaignCreated {
+                    campaign: id,
+                    tenant: tenant.id,
+                    account: campaign.account.clone(),
+                    template: campaign.template.clone(),
+                },
             ));
         } else {
             log.not_started.push(format!("creating campaign `{}` was answered {status}: {created}", campaign.name));

@@ -179,7 +179,7 @@ impl Oracle {
             let observation_text;
             let (campaign_text, tenant_text);
             let observation = match &told {
-                Told::CampaignCreated { campaign, tenant, account } => {
+                Told::CampaignCreated { campaign, tenant, account, template } => {
                     self.campaigns.insert(*campaign, *tenant);
                     campaign_text = campaign.to_string();
                     tenant_text = tenant.to_string();
@@ -189,6 +189,7 @@ impl Oracle {
                         account,
                         marker: None,
                         contacts: None,
+                        template: Some(template),
                     }
                 }
                 Told::ActionSent { id, campaign, tenant, verb, amount } => {
@@ -246,6 +247,7 @@ impl Oracle {
                 account: &account_text,
                 marker: None,
                 contacts: None,
+                template: None,
             },
         )?;
         Ok(row.tenant)

@@ -20,6 +20,7 @@ fn setup() -> Setup {
         }],
         halt_grace_ms: 1_000,
         forbidden_destinations: ["+300000".to_owned()].into(),
+        contacts: Default::default(),
     }
 }
 
@@ -71,7 +72,17 @@ fn books(balance: i64, reserved: i64, charged: i64) -> Observation<'static> {
 /// Two messages of one campaign, sent, accepted, delivered; the campaign completes.
 fn correct() -> History {
     vec![
-        (0, Observation::CampaignCreated { campaign: C, tenant: T, account: A, marker: None, contacts: None }),
+        (
+            0,
+            Observation::CampaignCreated {
+                campaign: C,
+                tenant: T,
+                account: A,
+                marker: None,
+                contacts: None,
+                template: None,
+            },
+        ),
         (10, moved(1, None, "queued", row("+301", None, None))),
         (10, moved(2, None, "queued", row("+302", None, None))),
         (10, Observation::CampaignMoved { campaign: C, from: "draft", to: "sending" }),
@@ -317,7 +328,17 @@ fn operator_fires_on_an_acceptance_after_an_acknowledged_cancel() {
 #[test]
 fn operator_holds_when_a_cancel_ends_the_campaign_cancelled() {
     let history: History = vec![
-        (0, Observation::CampaignCreated { campaign: C, tenant: T, account: A, marker: None, contacts: None }),
+        (
+            0,
+            Observation::CampaignCreated {
+                campaign: C,
+                tenant: T,
+                account: A,
+                marker: None,
+                contacts: None,
+                template: None,
+            },
+        ),
         (10, moved(1, None, "queued", row("+301", None, None))),
         (10, Observation::CampaignMoved { campaign: C, from: "draft", to: "sending" }),
         (11, Observation::ActionSent { id: 1, campaign: Some(C), tenant: None, act: Act::Cancel }),
@@ -351,7 +372,17 @@ fn operator_fires_on_a_completion_while_paused_and_a_resume_that_leads_nowhere()
     judge(&inserted(at, [pause.clone(), resume.clone()].concat())).1.unwrap();
     // Resumed, acknowledged, and the campaign still paused at the end.
     let history: History = vec![
-        (0, Observation::CampaignCreated { campaign: C, tenant: T, account: A, marker: None, contacts: None }),
+        (
+            0,
+            Observation::CampaignCreated {
+                campaign: C,
+                tenant: T,
+                account: A,
+                marker: None,
+                contacts: None,
+                template: None,
+            },
+        ),
         (10, moved(1, None, "queued", row("+301", None, None))),
         (10, Observation::CampaignMoved { campaign: C, from: "draft", to: "sending" }),
         (11, Observation::ActionSent { id: 1, campaign: Some(C), tenant: None, act: Act::Pause }),
@@ -466,8 +497,17 @@ fn halt_fires_on_a_claim_while_paused() {
 #[test]
 fn rate_fires_above_twice_the_limit_in_a_second() {
     // The account's limit is 1/s: a bucket of one second's burst plus a refill, at most 2.
-    let mut history: History =
-        vec![(0, Observation::CampaignCreated { campaign: C, tenant: T, account: A, marker: None, contacts: None })];
+    let mut history: History = vec![(
+        0,
+        Observation::CampaignCreated {
+            campaign: C,
+            tenant: T,
+            account: A,
+            marker: None,
+            contacts: None,
+            template: None,
+        },
+    )];
     for n in 1..=3 {
         history.push((10, moved(n, None, "queued", row("+301", None, None))));
     }
@@ -541,7 +581,17 @@ fn liveness_fires_on_a_campaign_still_sending() {
 fn what_an_observer_was_not_shown_is_not_checked() {
     // Live mode's view: no journal, no books.
     let history: History = vec![
-        (0, Observation::CampaignCreated { campaign: C, tenant: T, account: A, marker: None, contacts: None }),
+        (
+            0,
+            Observation::CampaignCreated {
+                campaign: C,
+                tenant: T,
+                account: A,
+                marker: None,
+                contacts: None,
+                template: None,
+            },
+        ),
         (30, Observation::Accepted { account: A, destination: "+301", body: "hi", provider_id: "p1" }),
         (60, reading("completed", 1, 1, 100, None)),
     ];
@@ -601,6 +651,7 @@ fn live_correct() -> History {
                 account: A,
                 marker: Some("[c] "),
                 contacts: Some(3),
+                template: None,
             },
         ),
         (10, live_reading("sending", 0, 0, 0, Some(0))),
@@ -718,7 +769,17 @@ fn live_mode_leaves_what_needs_the_messages_not_checked() {
 fn a_refused_resume_leaves_the_operators_pause_in_force() {
     let history = |resume_answer: u16| -> History {
         vec![
-            (0, Observation::CampaignCreated { campaign: C, tenant: T, account: A, marker: None, contacts: None }),
+            (
+                0,
+                Observation::CampaignCreated {
+                    campaign: C,
+                    tenant: T,
+                    account: A,
+                    marker: None,
+                    contacts: None,
+                    template: None,
+                },
+            ),
             (10, moved(1, None, "queued", row("+301", None, None))),
             (10, Observation::CampaignMoved { campaign: C, from: "draft", to: "sending" }),
             (11, Observation::ActionSent { id: 1, campaign: Some(C), tenant: None, act: Act::Pause }),
@@ -741,8 +802,53 @@ fn isolation_fires_on_a_valid_number_skipped() {
     fires(replaced(at, moved(2, None, "skipped", row("+302", None, None))), Invariant::Isolation);
     // The forbidden number skipped is right.
     let history: History = vec![
-        (0, Observation::CampaignCreated { campaign: C, tenant: T, account: A, marker: None, contacts: None }),
+        (
+            0,
+            Observation::CampaignCreated {
+                campaign: C,
+                tenant: T,
+                account: A,
+                marker: None,
+                contacts: None,
+                template: None,
+            },
+        ),
         (10, moved(1, None, "skipped", row("+300000", None, None))),
     ];
     judge(&history).1.unwrap();
+}
+
+/// The customer gets the text the operator wrote: the judge renders the campaign's
+/// template for each contact with its own renderer and compares.
+#[test]
+fn content_fires_on_a_body_that_is_not_the_rendered_template() {
+    let mut with_contacts = setup();
+    with_contacts.contacts.insert("+301".into(), [("first_name".to_owned(), "Maria".to_owned())].into());
+    let created = Observation::CampaignCreated {
+        campaign: C,
+        tenant: T,
+        account: A,
+        marker: None,
+        contacts: None,
+        template: Some("Hi {{first_name|there}}"),
+    };
+    let run = |body: &'static str| {
+        let mut judge = Judge::new(with_contacts.clone(), &[]);
+        judge.observe(0, created)?;
+        let row = MessageRow { destination: "+301", body, provider_id: None, error_code: None };
+        judge.observe(
+            10,
+            Observation::MessageMoved {
+                message: (1, 1),
+                campaign: C,
+                from: None,
+                to: "queued",
+                mover: Mover::Engine,
+                row,
+            },
+        )
+    };
+    run("Hi Maria").unwrap();
+    assert_eq!(run("Hi there").unwrap_err().invariant, Invariant::Content);
+    assert_eq!(run("").unwrap_err().invariant, Invariant::Content);
 }

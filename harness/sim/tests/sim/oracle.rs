@@ -104,6 +104,7 @@ fn setup() -> smsim_judge::Setup {
         }],
         halt_grace_ms: 1_000,
         forbidden_destinations: BTreeSet::new(),
+        contacts: Default::default(),
     }
 }
 
@@ -122,12 +123,17 @@ fn a_correct_history_passes_every_invariant() {
     oracle.check_step(10, &journal, store.as_ref(), &mut truth, &mut DriverLog::default()).unwrap();
     assert!(
         // The rest need what this history lacks: probes or forgeries (isolation, forgery),
-        // operator actions (operator), or the end of the run (liveness).
+        // operator actions (operator), templates and contacts (content), or the end of the
+        // run (liveness).
         Invariant::ALL
             .iter()
             .filter(|i| !matches!(
                 i,
-                Invariant::Liveness | Invariant::Isolation | Invariant::Operator | Invariant::Forgery
+                Invariant::Liveness
+                    | Invariant::Isolation
+                    | Invariant::Operator
+                    | Invariant::Forgery
+                    | Invariant::Content
             ))
             .all(|i| oracle.checks().get(i).copied().unwrap_or(0) > 0),
         "{:?}",
