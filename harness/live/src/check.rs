@@ -259,15 +259,3 @@ pub fn body_prefix(name: &str) -> String {
 pub fn acceptances_of<'a>(truth: &'a TruthView, body_prefix: &'a str) -> impl Iterator<Item = &'a AcceptanceView> {
     truth.acceptances.iter().filter(move |acceptance| acceptance.body.starts_with(body_prefix))
 }
-
-/// Acts of the scenario's operator verbs live mode can send.
-pub fn act_of(verb: smsim_sim::scenario::OperatorVerb, amount: Option<i64>) -> Act {
-    use smsim_sim::scenario::OperatorVerb;
-    match verb {
-        OperatorVerb::Pause => Act::Pause,
-        OperatorVerb::Resume => Act::Resume,
-        OperatorVerb::Cancel => Act::Cancel,
-        OperatorVerb::RetryFailed => Act::RetryFailed,
-        OperatorVerb::TopUp | OperatorVerb::Adjust => Act::Credits(amount.unwrap_or(0)),
-    }
-}

@@ -457,7 +457,7 @@ impl Live {
                 let _ = previous.await;
             }
             let campaign = action.campaign.as_deref();
-            let act = check::act_of(action.action, action.amount);
+            let act = smsim_sim::oracle::act_of(action.action, action.amount.unwrap_or(0));
             let tenant = action.tenant.as_deref().filter(|tenant| tenants.iter().any(|t| t == tenant));
             // The judge hears of what is sent, as it is sent: a mapped action on a campaign,
             // or a credit change of a tenant it knows.

@@ -79,6 +79,17 @@ fn ms(at: smsim_core::Timestamp) -> u64 {
     at.ms_since(crate::clock::EPOCH)
 }
 
+/// The judge's word for an operator action of the scenario (`amount` for credit changes).
+pub fn act_of(verb: OperatorVerb, amount: i64) -> Act {
+    match verb {
+        OperatorVerb::Pause => Act::Pause,
+        OperatorVerb::Resume => Act::Resume,
+        OperatorVerb::Cancel => Act::Cancel,
+        OperatorVerb::RetryFailed => Act::RetryFailed,
+        OperatorVerb::TopUp | OperatorVerb::Adjust => Act::Credits(amount),
+    }
+}
+
 /// Tells `judge` what the provider saw since the last call: drains `truth`'s feed (the
 /// simulator's oracle and live mode alike).
 pub fn tell_provider(judge: &mut Judge, truth: &mut Truth) -> Result<(), Violation> {
@@ -195,13 +206,7 @@ impl Oracle {
                 Told::ActionSent { id, campaign, tenant, verb, amount } => {
                     campaign_text = campaign.map(|c| c.to_string()).unwrap_or_default();
                     tenant_text = tenant.map(|t| t.to_string()).unwrap_or_default();
-                    let act = match verb {
-                        OperatorVerb::Pause => Act::Pause,
-                        OperatorVerb::Resume => Act::Resume,
-                        OperatorVerb::Cancel => Act::Cancel,
-                        OperatorVerb::RetryFailed => Act::RetryFailed,
-                        OperatorVerb::TopUp | OperatorVerb::Adjust => Act::Credits(*amount),
-                    };
+                    let act = act_of(*verb, *amount);
                     let is_credit = matches!(act, Act::Credits(_));
                     Observation::ActionSent {
                         id: *id,

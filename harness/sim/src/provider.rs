@@ -1187,14 +1187,7 @@ fn webhook_request(provider: &Provider, channel: &Channel, reports: &[Outgoing])
             let results: Vec<serde_json::Value> = reports
                 .iter()
                 .map(|report| {
-                    let fallback = infobip::Record {
-                        bulk_id: bulk_id.clone(),
-                        from: None,
-                        callback_data: None,
-                        sent_ms: now,
-                        pull: None,
-                        pulled: false,
-                    };
+                    let fallback = infobip::Record::untracked(bulk_id.clone(), now);
                     let record = truth.infobip.get(report.provider_id.as_str()).unwrap_or(&fallback);
                     let done = infobip::is_final(report.status).then_some(now);
                     infobip::entry(record, &report.provider_id, &report.destination, report.status, done, 1)
@@ -1480,14 +1473,7 @@ async fn infobip_logs(
                     return None;
                 }
                 let (status, done) = infobip_now(&truth, &a.provider_id, now);
-                let fallback = infobip::Record {
-                    bulk_id: String::new(),
-                    from: None,
-                    callback_data: None,
-                    sent_ms: a.at_ms,
-                    pull: None,
-                    pulled: false,
-                };
+                let fallback = infobip::Record::untracked(String::new(), a.at_ms);
                 let mut entry = infobip::entry(
                     record.unwrap_or(&fallback),
                     &a.provider_id,

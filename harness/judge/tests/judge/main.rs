@@ -26,6 +26,12 @@ fn setup() -> Setup {
 
 type History = Vec<(u64, Observation<'static>)>;
 
+/// The driver created campaign `C` of `T` on `A` (the simulator's view: no marker, count
+/// or template).
+fn created() -> Observation<'static> {
+    Observation::CampaignCreated { campaign: C, tenant: T, account: A, marker: None, contacts: None, template: None }
+}
+
 fn row(
     destination: &'static str,
     provider_id: Option<&'static str>,
@@ -72,17 +78,7 @@ fn books(balance: i64, reserved: i64, charged: i64) -> Observation<'static> {
 /// Two messages of one campaign, sent, accepted, delivered; the campaign completes.
 fn correct() -> History {
     vec![
-        (
-            0,
-            Observation::CampaignCreated {
-                campaign: C,
-                tenant: T,
-                account: A,
-                marker: None,
-                contacts: None,
-                template: None,
-            },
-        ),
+        (0, created()),
         (10, moved(1, None, "queued", row("+301", None, None))),
         (10, moved(2, None, "queued", row("+302", None, None))),
         (10, Observation::CampaignMoved { campaign: C, from: "draft", to: "sending" }),
@@ -328,17 +324,7 @@ fn operator_fires_on_an_acceptance_after_an_acknowledged_cancel() {
 #[test]
 fn operator_holds_when_a_cancel_ends_the_campaign_cancelled() {
     let history: History = vec![
-        (
-            0,
-            Observation::CampaignCreated {
-                campaign: C,
-                tenant: T,
-                account: A,
-                marker: None,
-                contacts: None,
-                template: None,
-            },
-        ),
+        (0, created()),
         (10, moved(1, None, "queued", row("+301", None, None))),
         (10, Observation::CampaignMoved { campaign: C, from: "draft", to: "sending" }),
         (11, Observation::ActionSent { id: 1, campaign: Some(C), tenant: None, act: Act::Cancel }),
@@ -372,17 +358,7 @@ fn operator_fires_on_a_completion_while_paused_and_a_resume_that_leads_nowhere()
     judge(&inserted(at, [pause.clone(), resume.clone()].concat())).1.unwrap();
     // Resumed, acknowledged, and the campaign still paused at the end.
     let history: History = vec![
-        (
-            0,
-            Observation::CampaignCreated {
-                campaign: C,
-                tenant: T,
-                account: A,
-                marker: None,
-                contacts: None,
-                template: None,
-            },
-        ),
+        (0, created()),
         (10, moved(1, None, "queued", row("+301", None, None))),
         (10, Observation::CampaignMoved { campaign: C, from: "draft", to: "sending" }),
         (11, Observation::ActionSent { id: 1, campaign: Some(C), tenant: None, act: Act::Pause }),
@@ -497,17 +473,7 @@ fn halt_fires_on_a_claim_while_paused() {
 #[test]
 fn rate_fires_above_twice_the_limit_in_a_second() {
     // The account's limit is 1/s: a bucket of one second's burst plus a refill, at most 2.
-    let mut history: History = vec![(
-        0,
-        Observation::CampaignCreated {
-            campaign: C,
-            tenant: T,
-            account: A,
-            marker: None,
-            contacts: None,
-            template: None,
-        },
-    )];
+    let mut history: History = vec![(0, created())];
     for n in 1..=3 {
         history.push((10, moved(n, None, "queued", row("+301", None, None))));
     }
@@ -581,17 +547,7 @@ fn liveness_fires_on_a_campaign_still_sending() {
 fn what_an_observer_was_not_shown_is_not_checked() {
     // Live mode's view: no journal, no books.
     let history: History = vec![
-        (
-            0,
-            Observation::CampaignCreated {
-                campaign: C,
-                tenant: T,
-                account: A,
-                marker: None,
-                contacts: None,
-                template: None,
-            },
-        ),
+        (0, created()),
         (30, Observation::Accepted { account: A, destination: "+301", body: "hi", provider_id: "p1" }),
         (60, reading("completed", 1, 1, 100, None)),
     ];
@@ -769,17 +725,7 @@ fn live_mode_leaves_what_needs_the_messages_not_checked() {
 fn a_refused_resume_leaves_the_operators_pause_in_force() {
     let history = |resume_answer: u16| -> History {
         vec![
-            (
-                0,
-                Observation::CampaignCreated {
-                    campaign: C,
-                    tenant: T,
-                    account: A,
-                    marker: None,
-                    contacts: None,
-                    template: None,
-                },
-            ),
+            (0, created()),
             (10, moved(1, None, "queued", row("+301", None, None))),
             (10, Observation::CampaignMoved { campaign: C, from: "draft", to: "sending" }),
             (11, Observation::ActionSent { id: 1, campaign: Some(C), tenant: None, act: Act::Pause }),
@@ -801,20 +747,7 @@ fn isolation_fires_on_a_valid_number_skipped() {
     let at = position(&correct(), |o| matches!(o, Observation::MessageMoved { message: (1, 2), from: None, .. }));
     fires(replaced(at, moved(2, None, "skipped", row("+302", None, None))), Invariant::Isolation);
     // The forbidden number skipped is right.
-    let history: History = vec![
-        (
-            0,
-            Observation::CampaignCreated {
-                campaign: C,
-                tenant: T,
-                account: A,
-                marker: None,
-                contacts: None,
-                template: None,
-            },
-        ),
-        (10, moved(1, None, "skipped", row("+300000", None, None))),
-    ];
+    let history: History = vec![(0, created()), (10, moved(1, None, "skipped", row("+300000", None, None)))];
     judge(&history).1.unwrap();
 }
 

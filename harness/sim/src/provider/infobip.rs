@@ -135,6 +135,14 @@ pub struct Record {
     pub pulled: bool,
 }
 
+impl Record {
+    /// A message the provider kept nothing extra of (a stray report's id, or an acceptance
+    /// recorded before this record existed): its bulk and when it was sent.
+    pub fn untracked(bulk_id: String, sent_ms: u64) -> Record {
+        Record { bulk_id, from: None, callback_data: None, sent_ms, pull: None, pulled: false }
+    }
+}
+
 /// A message's report or log entry: everything Infobip documents for it. `done_ms` is
 /// when its status became final, if it has.
 pub fn entry(

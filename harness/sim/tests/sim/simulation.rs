@@ -50,18 +50,23 @@ fn a_crash_scenario_replays_while_other_simulations_share_the_process() {
     assert!(beside.iter().all(|hash| *hash == alone), "alone {alone}, beside another simulation {beside:?}");
 }
 
+/// The scenario files directly in `dirs`, sorted; an unreadable directory is a failure.
+fn scenario_files(dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for dir in dirs {
+        let entries = std::fs::read_dir(dir).unwrap_or_else(|error| panic!("{}: {error}", dir.display()));
+        files.extend(
+            entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")),
+        );
+    }
+    files.sort();
+    files
+}
+
 /// Every scenario file (regressions included) runs through one loader, a few seeds each.
 #[test]
 fn every_scenario_holds_its_invariants() {
-    let mut files: Vec<PathBuf> = Vec::new();
-    for dir in [scenarios_dir(), scenarios_dir().join("regressions")] {
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            files.extend(
-                entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")),
-            );
-        }
-    }
-    files.sort();
+    let files = scenario_files(&[scenarios_dir(), scenarios_dir().join("regressions")]);
     assert!(files.len() >= 2, "no scenarios found in {}", scenarios_dir().display());
     for file in files {
         let scenario = Scenario::load(&file).unwrap();
@@ -87,14 +92,8 @@ fn every_scenario_holds_its_invariants() {
 #[ignore = "the mutation benchmark's test command; run by name"]
 fn the_judge_alone_passes_every_scenario_over_many_seeds() {
     let seeds: u64 = std::env::var("SMSIM_MUTATION_SEEDS").ok().and_then(|n| n.parse().ok()).unwrap_or(8);
-    let mut files: Vec<PathBuf> = Vec::new();
-    for dir in [scenarios_dir(), scenarios_dir().join("regressions"), scenarios_dir().join("incidents")] {
-        let entries = std::fs::read_dir(&dir).unwrap_or_else(|error| panic!("{}: {error}", dir.display()));
-        files.extend(
-            entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")),
-        );
-    }
-    files.sort();
+    let dirs = [scenarios_dir(), scenarios_dir().join("regressions"), scenarios_dir().join("incidents")];
+    let files = scenario_files(&dirs);
     assert!(files.len() >= 20, "too few scenarios found under {}", scenarios_dir().display());
     for file in files {
         let scenario = Scenario::load(&file).unwrap();
