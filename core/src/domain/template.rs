@@ -7,8 +7,6 @@
 //! characters other than letters, digits, `_`, `-` and `.` is a [`TemplateError`] found
 //! when the campaign is created, not when it is sent.
 
-use std::collections::BTreeMap;
-
 /// A template that cannot be rendered.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
@@ -41,13 +39,9 @@ pub fn placeholders(template: &str) -> Result<Vec<String>, TemplateError> {
     Ok(names)
 }
 
-/// `template` with its placeholders filled from `attributes` (and `phone` for `{{phone}}`).
-pub fn render(template: &str, attributes: &BTreeMap<String, String>, phone: &str) -> Result<String, TemplateError> {
-    render_with(template, |name| attributes.get(name).map(String::as_str), phone)
-}
-
 /// `template` with its placeholders filled from what `attribute` answers for each name
-/// (and `phone` for `{{phone}}`): [`render`] for attributes not kept in a map.
+/// (and `phone` for `{{phone}}`): an absent or empty value takes the placeholder's
+/// fallback, or nothing.
 pub fn render_with<'v>(
     template: &str,
     attribute: impl Fn(&str) -> Option<&'v str>,
@@ -119,6 +113,12 @@ fn pieces(template: &str) -> impl Iterator<Item = Result<Piece<'_>, TemplateErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
+    /// `template` filled from `attributes`, as the engine fills it from a contact.
+    fn render(template: &str, attributes: &BTreeMap<String, String>, phone: &str) -> Result<String, TemplateError> {
+        render_with(template, |name| attributes.get(name).map(String::as_str), phone)
+    }
     use proptest::prelude::*;
 
     fn attributes(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -325,7 +325,7 @@ pub fn campaign_validation_and_isolation(store: &dyn Store) {
     assert!(matches!(&refusals[6], Err(StoreError::Invalid { field, .. }) if field == "schedule_at"));
     assert_eq!(before, snapshot(store), "a refused create changed the store");
     let campaign = store.create_campaign(acme.id, new("hi", shared.id, Audience::All), T0).unwrap();
-    assert_eq!((campaign.status, campaign.total()), (CampaignStatus::Draft, 0));
+    assert_eq!((campaign.status, campaign.counts.total()), (CampaignStatus::Draft, 0));
     // Another tenant cannot see or touch it.
     let before = snapshot(store);
     assert!(matches!(store.campaign(other.id, campaign.id), Err(StoreError::NotFound { .. })));
