@@ -57,6 +57,7 @@ fn drained(messages: u32) -> Drained {
                 tenant: t.id.to_string(),
                 opening_credits: t.funded.get(),
                 rate_limit_per_s: t.rate_limit_per_s,
+                numbers: Default::default(),
             })
             .collect(),
         accounts: vec![smsim_judge::AccountSetup {
@@ -68,6 +69,7 @@ fn drained(messages: u32) -> Drained {
         halt_grace_ms: 10_000,
         forbidden_destinations: Default::default(),
         contacts: Default::default(),
+        retry: None,
     };
     Drained { store, steps, account: fixture.account.to_string(), setup }
 }

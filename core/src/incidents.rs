@@ -29,6 +29,9 @@
 //! | `unknown-refunded` | domain: `ledger::is_charged` | refunds an unknown outcome instead of charging it |
 //! | `cancel-completes` | store rules: `cancelled_status` | a cancel with nothing left in flight ends the campaign `completed` |
 //! | `lookup-by-own-sender` | Twilio adapter: `lookup` | looks a messaging-service send up by the account's own sender, which the service never used: it finds nothing, and the message is released though sent |
+//! | `retry-without-backoff` | domain: `RetryPolicy::decide` | requeues a refused submission to go again at once, ignoring the backoff and the provider's `Retry-After` |
+//! | `schedule-ignored` | store rules: `enqueue_target` | starts a scheduled campaign when it is enqueued, not at its start time |
+//! | `private-account-shared` | domain: `TrafficAccount::usable_by` | lets any tenant send through another tenant's private account |
 
 use std::fmt;
 use std::str::FromStr;
@@ -60,11 +63,17 @@ pub enum Bug {
     CancelCompletes,
     /// A status lookup filters by a sender the messaging service never used.
     LookupByOwnSender,
+    /// A refused submission goes again at once.
+    RetryWithoutBackoff,
+    /// A scheduled campaign starts when it is enqueued.
+    ScheduleIgnored,
+    /// A private traffic account is usable by every tenant.
+    PrivateAccountShared,
 }
 
 impl Bug {
     /// Every bug.
-    pub const ALL: [Bug; 12] = [
+    pub const ALL: [Bug; 15] = [
         Bug::CounterPerReport,
         Bug::ReaperResends,
         Bug::CompletionFromCounters,
@@ -77,6 +86,9 @@ impl Bug {
         Bug::UnknownRefunded,
         Bug::CancelCompletes,
         Bug::LookupByOwnSender,
+        Bug::RetryWithoutBackoff,
+        Bug::ScheduleIgnored,
+        Bug::PrivateAccountShared,
     ];
 
     /// Its name in scenarios.
@@ -94,6 +106,9 @@ impl Bug {
             Bug::UnknownRefunded => "unknown-refunded",
             Bug::CancelCompletes => "cancel-completes",
             Bug::LookupByOwnSender => "lookup-by-own-sender",
+            Bug::RetryWithoutBackoff => "retry-without-backoff",
+            Bug::ScheduleIgnored => "schedule-ignored",
+            Bug::PrivateAccountShared => "private-account-shared",
         }
     }
 }

@@ -161,6 +161,10 @@ pub struct TrafficAccount {
 impl TrafficAccount {
     /// Whether `tenant` may send through this account.
     pub fn usable_by(&self, tenant: TenantId) -> bool {
+        if crate::incidents::active(crate::incidents::Bug::PrivateAccountShared) {
+            // An ownership check forgotten: every account looks like a platform account.
+            return true;
+        }
         self.owner.is_none_or(|owner| owner == tenant)
     }
 }
@@ -357,11 +361,6 @@ pub struct Campaign {
 }
 
 impl Campaign {
-    /// Every message of the campaign.
-    pub fn total(&self) -> u32 {
-        self.counts.total()
-    }
-
     /// Settled share in percent, 0..=100.
     pub fn progress(&self) -> u8 {
         self.counts.progress()

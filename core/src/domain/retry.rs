@@ -85,6 +85,10 @@ impl RetryPolicy {
         let spread = backoff.saturating_mul(u64::from(self.jitter_percent)) / 100;
         let jittered = if spread == 0 { backoff } else { backoff - spread + rng.random_range(0..=2 * spread) };
         let delay = jittered.max(retry_after_ms.unwrap_or(0));
+        if crate::incidents::active(crate::incidents::Bug::RetryWithoutBackoff) {
+            // A retry loop that goes again at once: the provider's throttling meets a storm.
+            return RetryDecision::RetryAt(now);
+        }
         RetryDecision::RetryAt(now.plus_ms(delay))
     }
 }

@@ -434,6 +434,8 @@ pub fn replay(stored: Option<(&str, &EnqueueReceipt)>, key: &IdempotencyKey) -> 
 /// scheduler; a second enqueue of a scheduled campaign would create its messages twice.
 pub fn enqueue_target(campaign: &Campaign, now: Timestamp) -> StoreResult<CampaignStatus> {
     let target = match campaign.schedule_at {
+        // The schedule stored and never read: the campaign goes out when it is enqueued.
+        Some(_) if active(Bug::ScheduleIgnored) => CampaignStatus::Sending,
         Some(start) if start > now => CampaignStatus::Scheduled,
         _ => CampaignStatus::Sending,
     };

@@ -58,11 +58,15 @@ pub enum Invariant {
     /// Every message is its campaign's template rendered for its contact: the customer
     /// gets the text the operator wrote, personalised as written.
     Content,
+    /// A message the provider refused with a retryable error (429, 5xx) is tried again no
+    /// sooner than the backoff and `Retry-After` allow, and fails for it only once its
+    /// attempts are spent; an acknowledged retry-failed requeues the campaign's failures.
+    Retries,
 }
 
 impl Invariant {
     /// Every invariant.
-    pub const ALL: [Invariant; 14] = [
+    pub const ALL: [Invariant; 15] = [
         Invariant::Counters,
         Invariant::Progress,
         Invariant::AtMostOnce,
@@ -77,6 +81,7 @@ impl Invariant {
         Invariant::Attribution,
         Invariant::Forgery,
         Invariant::Content,
+        Invariant::Retries,
     ];
 
     /// Its name in scenarios and reports.
@@ -96,6 +101,7 @@ impl Invariant {
             Invariant::Attribution => "attribution",
             Invariant::Forgery => "forgery",
             Invariant::Content => "content",
+            Invariant::Retries => "retries",
         }
     }
 

@@ -88,6 +88,8 @@ struct MessageModel {
     provider_id: u64,
     /// Whether its destination is one that must never receive a message.
     forbidden: bool,
+    /// When it last moved to `failed` (ms).
+    failed_ms: u64,
 }
 
 /// What the provider did with one key.
@@ -98,6 +100,25 @@ struct KeyRecord {
     acceptances: u32,
     first_accepted_ms: u64,
     account: u32,
+    /// The provider's last refusal of it, if that is the last thing it did with it.
+    refusal: Option<Refusal>,
+    /// Retryable refusals of it so far: at least as many attempts were made.
+    retryable_refusals: u32,
+}
+
+/// A refusal of a whole request by the provider, as it concerns one of its messages.
+#[derive(Clone, Copy, Debug)]
+struct Refusal {
+    at_ms: u64,
+    status: u16,
+    retry_after_ms: Option<u64>,
+}
+
+impl Refusal {
+    /// Retryable by the design's rule ("Retries"): 408, 429 and 5xx.
+    fn retryable(&self) -> bool {
+        matches!(self.status, 408 | 429 | 500..=599)
+    }
 }
 
 /// An operator action on a campaign, with its answer.
@@ -143,6 +164,8 @@ struct CampaignModel {
     template: Option<String>,
     /// Contacts the driver gave it, when known.
     contacts: Option<u64>,
+    /// When it was scheduled to start (ms).
+    starts_at: Option<u64>,
     /// Distinct messages of it the provider accepted, and their cost by the judge's
     /// count, and the dearest of them (told apart by `marker`; live mode).
     accepted_keys: u64,
@@ -362,20 +385,27 @@ impl Judge {
             return Ok(());
         }
         match observation {
-            Observation::CampaignCreated { campaign, tenant, account, marker, contacts, template } => {
+            Observation::CampaignCreated { campaign, tenant, account, marker, contacts, template, starts_at } => {
                 self.campaign_created(campaign, tenant, account, marker, contacts, template);
+                if let Some(index) = self.campaign(campaign) {
+                    self.campaigns[index as usize].starts_at = starts_at;
+                }
                 Ok(())
             }
             Observation::ActionSent { id, campaign, tenant, act } => {
                 self.action_sent(at_ms, id, campaign, tenant, act);
                 Ok(())
             }
-            Observation::ActionAnswered { id, status } => {
-                self.action_answered(at_ms, id, status);
+            Observation::ActionAnswered { id, status } => self.action_answered(at_ms, id, status),
+            Observation::CrossTenantProbe { request, answered } => self.cross_tenant_probe(at_ms, request, answered),
+            Observation::ForeignAccountProbe { request, answered } => {
+                self.foreign_account_probe(at_ms, request, answered)
+            }
+            Observation::Received { account, destination, body } => self.received(at_ms, account, destination, body),
+            Observation::Refused { account, destination, body, status, retry_after_ms } => {
+                self.refused(at_ms, account, destination, body, status, retry_after_ms);
                 Ok(())
             }
-            Observation::CrossTenantProbe { request, answered } => self.cross_tenant_probe(at_ms, request, answered),
-            Observation::Received { account, destination } => self.received(at_ms, account, destination),
             Observation::Accepted { account, destination, body, provider_id } => {
                 self.accepted(at_ms, account, destination, body, provider_id)
             }
@@ -425,6 +455,7 @@ impl Judge {
             marker: marker.map(str::to_owned),
             template: template.map(str::to_owned),
             contacts,
+            starts_at: None,
             accepted_keys: 0,
             accepted_cost: 0,
             dearest: 0,
@@ -452,12 +483,12 @@ impl Judge {
         }
     }
 
-    fn action_answered(&mut self, at_ms: u64, id: u64, status: u16) {
-        let Some(&(index, is_credit)) = self.actions.get(&id) else { return };
+    fn action_answered(&mut self, at_ms: u64, id: u64, status: u16) -> Result<(), Violation> {
+        let Some(&(index, is_credit)) = self.actions.get(&id) else { return Ok(()) };
         let acknowledged = (200..300).contains(&status);
         if is_credit {
             let tenant = &mut self.tenants[index as usize];
-            let Some(position) = tenant.in_doubt.iter().position(|&(action, _)| action == id) else { return };
+            let Some(position) = tenant.in_doubt.iter().position(|&(action, _)| action == id) else { return Ok(()) };
             // A refusal (4xx) changed nothing; no answer or a 5xx may have changed it.
             if acknowledged {
                 tenant.funded += tenant.in_doubt.remove(position).1;
@@ -475,6 +506,41 @@ impl Judge {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// `retries`, at the end: an acknowledged retry-failed put back in the queue every
+    /// failure of its campaign that was failed when it was sent, except those settled as
+    /// an unknown outcome (charged, and maybe sent: never again). Judged at the end, as
+    /// the answer may be heard before the moves it made.
+    fn check_retry_failed(&mut self, at_ms: u64) -> Result<(), Violation> {
+        let acknowledged = self.campaigns.iter().enumerate().flat_map(|(index, campaign)| {
+            campaign
+                .actions
+                .iter()
+                .filter(|a| a.act == Act::RetryFailed && a.acknowledged_at().is_some())
+                .map(move |a| (index as u32, a.sent_ms))
+        });
+        let left = acknowledged.into_iter().find_map(|(campaign, sent_ms)| {
+            self.messages
+                .iter()
+                .find(|(_, m)| {
+                    m.campaign == campaign && m.status == Status::Failed && !m.unknown_outcome && m.failed_ms < sent_ms
+                })
+                .map(|(&message, model)| (campaign, sent_ms, message, model.failed_ms))
+        });
+        let Some((campaign, sent_ms, message, failed_ms)) = left else { return Ok(()) };
+        let found = violation(
+            Invariant::Retries,
+            at_ms,
+            format!(
+                "retry-failed on {} was acknowledged, but {} stayed failed",
+                self.campaigns[campaign as usize].name,
+                message_name(message)
+            ),
+            vec![format!("failed at {failed_ms} ms; retry-failed sent at {sent_ms} ms")],
+        );
+        self.fail(found)
     }
 
     /// A breach answers with something (2xx) or reveals the campaign exists (a 4xx other
@@ -492,9 +558,93 @@ impl Judge {
         Ok(())
     }
 
+    /// A tenant's campaign on another tenant's private account is refused: any 2xx is a
+    /// breach.
+    fn foreign_account_probe(&mut self, at_ms: u64, request: &str, answered: u16) -> Result<(), Violation> {
+        if self.on(Invariant::Isolation) && (200..300).contains(&answered) {
+            return self.fail(violation(
+                Invariant::Isolation,
+                at_ms,
+                "a tenant created a campaign on another tenant's private traffic account",
+                vec![format!("{request} answered {answered}")],
+            ));
+        }
+        Ok(())
+    }
+
     // --- the provider's ground truth ----------------------------------------------------
 
-    fn received(&mut self, at_ms: u64, account: &str, destination: &str) -> Result<(), Violation> {
+    fn refused(
+        &mut self,
+        at_ms: u64,
+        account: &str,
+        destination: &str,
+        body: &str,
+        status: u16,
+        retry_after_ms: Option<u64>,
+    ) {
+        let account = self.account(account);
+        let record = self.keys.entry(key_of(destination, body)).or_default();
+        let refusal = Refusal { at_ms, status, retry_after_ms };
+        record.account = account;
+        record.refusal = Some(refusal);
+        if refusal.retryable() {
+            record.retryable_refusals += 1;
+        }
+    }
+
+    /// The least delay the retry policy allows after attempt `attempt` (1-based) failed:
+    /// the backoff less its jitter, capped as one delay is.
+    fn least_backoff_ms(&self, attempt: u32) -> Option<u64> {
+        let policy = self.setup.retry?;
+        let factor = u64::from(policy.multiplier).saturating_pow(attempt.saturating_sub(1).min(63));
+        let backoff = policy.base_delay_ms.saturating_mul(factor).min(policy.max_delay_ms);
+        Some(backoff - backoff * u64::from(policy.jitter_percent.min(100)) / 100)
+    }
+
+    /// `retries`: a message the provider refused retryably comes back no sooner than the
+    /// backoff and the `Retry-After` the provider gave allow, unless the operator asked for
+    /// its campaign's failures again since.
+    fn check_retry_spacing(&mut self, at_ms: u64, key: u64, destination: &str) -> Result<(), Violation> {
+        let Some(record) = self.keys.get(&key) else { return Ok(()) };
+        let (Some(refusal), attempts) = (record.refusal, record.retryable_refusals) else { return Ok(()) };
+        let message = record.message;
+        if !refusal.retryable() {
+            return Ok(());
+        }
+        let Some(least) = self.least_backoff_ms(attempts) else { return Ok(()) };
+        let campaign = message.and_then(|m| self.messages.get(&m)).map(|m| m.campaign);
+        let operator_retried = campaign.is_some_and(|c| {
+            self.campaigns[c as usize].actions.iter().any(|a| a.act == Act::RetryFailed && a.sent_ms >= refusal.at_ms)
+        });
+        let wait = least.max(refusal.retry_after_ms.unwrap_or(0));
+        if operator_retried || !self.on(Invariant::Retries) || at_ms >= refusal.at_ms + wait {
+            return Ok(());
+        }
+        let name = message.map_or_else(|| format!("a message to {destination}"), message_name);
+        let found = violation(
+            Invariant::Retries,
+            at_ms,
+            format!("{name} was sent again {} ms after a {} refusal", at_ms - refusal.at_ms, refusal.status),
+            vec![
+                format!("refused at {} ms (retryable refusal number {attempts})", refusal.at_ms),
+                match refusal.retry_after_ms {
+                    Some(after) => format!("the backoff allows {least} ms at least, Retry-After {after} ms"),
+                    None => format!("the backoff allows {least} ms at least"),
+                },
+            ],
+        );
+        self.fail(found)
+    }
+
+    fn received(&mut self, at_ms: u64, account: &str, destination: &str, body: Option<&str>) -> Result<(), Violation> {
+        if let Some(body) = body {
+            let key = key_of(destination, body);
+            self.check_retry_spacing(at_ms, key, destination)?;
+            if let Some(record) = self.keys.get_mut(&key) {
+                record.refusal = None;
+            }
+        }
         // With nothing forbidden there is nothing to check: no vacuous "held".
         let any_forbidden = !self.setup.forbidden_destinations.is_empty();
         if any_forbidden && self.on(Invariant::Isolation) && self.setup.forbidden_destinations.contains(destination) {
@@ -561,10 +711,19 @@ impl Judge {
         let late_cancel = campaign.cancel_acknowledged().filter(|&cancelled| at_ms > cancelled + grace);
         let late_pause = campaign.pause_in_force().filter(|&paused| at_ms > paused + grace);
         let completed_before = campaign.completed_ms.filter(|&completed| completed < at_ms);
+        let starts_at = campaign.starts_at;
         // Without an operator action on the campaign there is nothing to hold it to.
         let acted_on = !campaign.actions.is_empty();
         let checks_completion = self.on(Invariant::Completion);
         let checks_operator = acted_on && self.on(Invariant::Operator);
+        if let Some(starts) = starts_at.filter(|&starts| self.on(Invariant::Operator) && at_ms < starts) {
+            return self.fail(violation(
+                Invariant::Operator,
+                at_ms,
+                format!("{what} of {name} was accepted before the campaign's scheduled start"),
+                vec![format!("scheduled for {starts} ms, accepted at {at_ms} ms as {provider_id}")],
+            ));
+        }
         if let Some(completed) = completed_before {
             if checks_completion {
                 return self.fail(violation(
@@ -696,6 +855,9 @@ impl Judge {
                 campaign.counts[to_status as usize] += 1;
                 model.status = to_status;
                 model.unknown_outcome = unknown_outcome;
+                if to_status == Status::Failed {
+                    model.failed_ms = at_ms;
+                }
                 let after = money_of(to_status, unknown_outcome);
                 let (cost, tenant) = (model.cost, campaign.tenant);
                 self.move_money(tenant, cost, before, after);
@@ -729,6 +891,7 @@ impl Judge {
                 cost,
                 provider_id: 0,
                 forbidden: self.setup.forbidden_destinations.contains(row.destination),
+                failed_ms: 0,
             },
         );
         self.move_money(tenant, cost, Money::Free, money_of(status, false));
@@ -761,6 +924,7 @@ impl Judge {
         // else that is skipped was never sent to a customer who should have had it.
         if from.is_none() {
             self.check_content(at_ms, &name, campaign_index, row)?;
+            self.check_own_contact(at_ms, &name, campaign_index, row)?;
         }
         if to == Status::Skipped && self.on(Invariant::Isolation) && !self.messages[&message].forbidden {
             return self.fail(violation(
@@ -772,6 +936,9 @@ impl Judge {
         }
         if from == Some(Status::Queued) && to == Status::Submitting {
             self.check_claim(at_ms, &name, campaign_index)?;
+        }
+        if from == Some(Status::Submitting) && to == Status::Failed {
+            self.check_given_up(at_ms, &name, key, row)?;
         }
         if to == Status::Accepted {
             if self.on(Invariant::Money) && accepted == 0 {
@@ -814,6 +981,53 @@ impl Judge {
         Ok(())
     }
 
+    /// `isolation`: a campaign's message goes to one of its own tenant's contacts.
+    fn check_own_contact(
+        &mut self,
+        at_ms: u64,
+        name: &str,
+        campaign_index: u32,
+        row: MessageRow<'_>,
+    ) -> Result<(), Violation> {
+        let tenant = self.campaigns[campaign_index as usize].tenant as usize;
+        let numbers = &self.setup.tenants[tenant].numbers;
+        if numbers.is_empty() || numbers.contains(row.destination) || !self.on(Invariant::Isolation) {
+            return Ok(());
+        }
+        let found = violation(
+            Invariant::Isolation,
+            at_ms,
+            format!(
+                "{name} of tenant {} is to {}, not one of its contacts",
+                self.tenants[tenant].name, row.destination
+            ),
+            vec![format!("campaign {}", self.campaigns[campaign_index as usize].name)],
+        );
+        self.fail(found)
+    }
+
+    /// `retries`: a submission the provider refused retryably fails only once the
+    /// message's attempts are spent.
+    fn check_given_up(&mut self, at_ms: u64, name: &str, key: u64, row: MessageRow<'_>) -> Result<(), Violation> {
+        let refusal = self.keys.get(&key).and_then(|record| record.refusal);
+        let (Some(refusal), Some(policy), Some(attempts)) = (refusal, self.setup.retry, row.attempts) else {
+            return Ok(());
+        };
+        // The row is read after the step: a retry-failed in it may have reset its attempts.
+        let retried = self.keys[&key].message.and_then(|m| self.messages.get(&m)).map(|m| m.campaign);
+        let operator_retried = retried.is_some_and(|c| self.campaigns[c as usize].retries_sent > 0);
+        if !refusal.retryable() || operator_retried || !self.on(Invariant::Retries) || attempts >= policy.max_attempts {
+            return Ok(());
+        }
+        let found = violation(
+            Invariant::Retries,
+            at_ms,
+            format!("{name} failed after {attempts} of {} attempts, on a retryable refusal", policy.max_attempts),
+            vec![format!("the provider answered {} at {} ms", refusal.status, refusal.at_ms)],
+        );
+        self.fail(found)
+    }
+
     /// `content`: a message is created with its campaign's template rendered for its
     /// contact, by the judge's own renderer.
     fn check_content(
@@ -842,6 +1056,16 @@ impl Judge {
         let campaign = &self.campaigns[campaign_index as usize];
         let (state, account, tenant) = (campaign.state, campaign.account, campaign.tenant);
         let campaign_name = campaign.name.clone();
+        if let Some(starts) = campaign.starts_at {
+            if self.on(Invariant::Operator) && at_ms < starts {
+                return self.fail(violation(
+                    Invariant::Operator,
+                    at_ms,
+                    format!("{name} was claimed before its campaign's scheduled start"),
+                    vec![format!("campaign {campaign_name} is scheduled for {starts} ms")],
+                ));
+            }
+        }
         if self.on(Invariant::Halt) && state != CampaignState::Sending {
             return self.fail(violation(
                 Invariant::Halt,
@@ -1144,6 +1368,10 @@ impl Judge {
         if sees && self.on(Invariant::Forgery) {
             self.check_forgeries_changed_nothing(at_ms)?;
         }
+        let retried = self.campaigns.iter().any(|c| c.actions.iter().any(|a| a.act == Act::RetryFailed));
+        if sees && retried && self.on(Invariant::Retries) {
+            self.check_retry_failed(at_ms)?;
+        }
         let acted_on = self.campaigns.iter().any(|c| !c.actions.is_empty());
         if acted_on && self.on(Invariant::Operator) {
             self.check_operator_end(at_ms)?;
@@ -1431,6 +1659,8 @@ impl Judge {
             Invariant::Attribution => "no final report was acknowledged",
             Invariant::Operator => "no operator action or acceptance to judge",
             Invariant::Content => "the judge was not given the campaigns' templates and the contacts",
+            Invariant::Retries if self.setup.retry.is_none() => "the engine's retry policy was not given",
+            Invariant::Retries => "the provider refused nothing retryable, and no retry-failed was acknowledged",
             _ => "nothing it needs was observed",
         }
     }

@@ -27,7 +27,7 @@ pub use invariant::{Invariant, Kind};
 pub use judge::Judge;
 pub use lattice::{CampaignState, Mover, Status};
 pub use observation::{
-    AccountSetup, Act, CampaignReading, MessageRef, MessageRow, Observation, Setup, TenantSetup, Wire,
+    AccountSetup, Act, CampaignReading, MessageRef, MessageRow, Observation, RetrySetup, Setup, TenantSetup, Wire,
 };
 pub use violation::{Verdict, Violation};
 

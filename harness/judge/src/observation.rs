@@ -36,6 +36,9 @@ pub struct TenantSetup {
     pub opening_credits: i64,
     /// Submissions per second across its campaigns, if limited.
     pub rate_limit_per_s: Option<u32>,
+    /// The numbers of its contacts, as the driver imported them: its campaigns may send
+    /// to these and no other (`isolation`). Empty: not checked.
+    pub numbers: BTreeSet<String>,
 }
 
 /// A traffic account, as the operator set it up.
@@ -49,6 +52,23 @@ pub struct AccountSetup {
     pub price_per_segment: i64,
     /// Submissions per second, if limited.
     pub rate_limit_per_s: Option<u32>,
+}
+
+/// The engine's retry policy as the operator configured it (DESIGN.md, "Retries":
+/// exponential backoff from a base delay, a factor per attempt, seeded jitter of ± a
+/// percentage, a cap on one delay, and a number of attempts in all).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetrySetup {
+    /// Delay before the second attempt, ms.
+    pub base_delay_ms: u64,
+    /// Factor per further attempt.
+    pub multiplier: u32,
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// Cap on one delay, ms.
+    pub max_delay_ms: u64,
+    /// Jitter, ± this percentage of a delay.
+    pub jitter_percent: u32,
 }
 
 /// What the operator configured: known to any observer before the run starts.
@@ -67,6 +87,9 @@ pub struct Setup {
     /// Each contact's attributes, by number, as the driver imported them: what the
     /// judge renders templates with (`content`). Empty: content is not checked.
     pub contacts: BTreeMap<String, BTreeMap<String, String>>,
+    /// The engine's retry policy, when the operator knows it (`retries`). `None`: the
+    /// retries are not checked.
+    pub retry: Option<RetrySetup>,
 }
 
 /// A message of the engine, in the simulator: its campaign id and contact id, opaque.
@@ -99,6 +122,8 @@ pub struct MessageRow<'a> {
     pub provider_id: Option<&'a str>,
     /// Its last error code.
     pub error_code: Option<&'a str>,
+    /// Submission attempts made for it, when the row shows them.
+    pub attempts: Option<u32>,
 }
 
 /// A campaign as the engine's API (or store) shows it at one moment.
@@ -145,7 +170,11 @@ pub enum Observation<'a> {
         /// The body template the driver gave it, when the judge is to hold its messages
         /// to it (with [`Setup::contacts`]).
         template: Option<&'a str>,
+        /// When the driver scheduled it to start (ms on the run's clock): nothing of it
+        /// may be claimed or accepted before.
+        starts_at: Option<u64>,
     },
+
     /// The driver sent an action; `id` pairs it with its answer.
     ActionSent {
         /// Unique per run.
@@ -171,12 +200,36 @@ pub enum Observation<'a> {
         /// The engine's HTTP answer (0: none came).
         answered: u16,
     },
+    /// The driver, as one tenant, tried to create a campaign on another tenant's private
+    /// traffic account.
+    ForeignAccountProbe {
+        /// Method and path, and whose key and account it used.
+        request: &'a str,
+        /// The engine's HTTP answer (0: none came).
+        answered: u16,
+    },
     /// The provider received a message in a submit request.
     Received {
         /// Through which account.
         account: &'a str,
         /// To whom.
         destination: &'a str,
+        /// The body it received, when the provider tells it.
+        body: Option<&'a str>,
+    },
+    /// The provider refused a whole submit request, and so every message in it, with an
+    /// HTTP error (a 429 or a 5xx is retryable, DESIGN.md "Retries").
+    Refused {
+        /// Through which account.
+        account: &'a str,
+        /// To whom.
+        destination: &'a str,
+        /// The body the request carried.
+        body: &'a str,
+        /// The HTTP status it answered.
+        status: u16,
+        /// The `Retry-After` it gave, ms.
+        retry_after_ms: Option<u64>,
     },
     /// The provider accepted a message.
     Accepted {

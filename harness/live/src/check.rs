@@ -121,6 +121,8 @@ pub fn setup(scenario: &Scenario, profile: &Profile) -> Setup {
             tenant: t.name.clone(),
             opening_credits: t.credits,
             rate_limit_per_s: t.rate_limit_per_s,
+            // Live mode's contacts are drawn by the engine's own import; not held here.
+            numbers: Default::default(),
         })
         .collect();
     let price = scenario.traffic_accounts.first().map_or(0, |account| account.price_per_segment);
@@ -136,6 +138,8 @@ pub fn setup(scenario: &Scenario, profile: &Profile) -> Setup {
         halt_grace_ms: profile.judge.halt_grace_ms,
         forbidden_destinations: Default::default(),
         contacts: Default::default(),
+        // A foreign engine's retry policy is its own: `retries` is not checked.
+        retry: None,
     }
 }
 
@@ -180,6 +184,7 @@ impl LiveJudge {
             marker: Some(&marker),
             contacts: Some(contacts),
             template: None,
+            starts_at: None,
         };
         self.observe(at_ms, observation);
     }

@@ -5,7 +5,7 @@
 //! polls progress — each at the time the plan says. What it did and what it was answered
 //! goes to the [`DriverLog`], which the oracle reads.
 
-use crate::clock::SimClock;
+use crate::clock::{SimClock, EPOCH};
 use crate::coverage::Mark;
 use crate::net::SimConnector;
 use crate::scenario::{DoubleClick, OperatorVerb};
@@ -97,6 +97,8 @@ pub struct DriverCampaign {
     pub enqueue_at_ms: u64,
     /// Absolute start time, for scheduled campaigns.
     pub schedule_at: Option<u64>,
+    /// Whether its account is its tenant's own (private): no other tenant may use it.
+    pub private_account: bool,
     /// How to click "send".
     pub double_click: DoubleClick,
 }
@@ -183,6 +185,8 @@ pub enum Told {
         account: String,
         /// The body template it was created with.
         template: String,
+        /// When it is scheduled to start (ms on the run's clock).
+        starts_at: Option<u64>,
     },
     /// An operator action or credit change went out.
     ActionSent {
@@ -200,6 +204,14 @@ pub enum Told {
     /// Another tenant's key asked for a campaign, and what the engine answered.
     CrossTenantProbe {
         /// Method, path and whose key.
+        request: String,
+        /// The HTTP status (0: none came).
+        status: u16,
+    },
+    /// Another tenant's key tried to create a campaign on a private account, and what the
+    /// engine answered.
+    ForeignAccountProbe {
+        /// Method, path, account and whose key.
         request: String,
         /// The HTTP status (0: none came).
         status: u16,
@@ -351,6 +363,7 @@ pub async fn run(plan: DriverPlan, log: Arc<Mutex<DriverLog>>) -> Result<(), Box
                     tenant: tenant.id,
                     account: campaign.account.clone(),
                     template: campaign.template.clone(),
+                    starts_at: campaign.schedule_at.map(|at| at.saturating_sub(EPOCH.0)),
                 },
             ));
         } else {
@@ -469,6 +482,19 @@ async fn enqueue(driver: &Driver, plan: &DriverPlan, campaign: &DriverCampaign) 
             let at = driver.clock.elapsed_ms();
             let request = format!("{method} {id}{suffix} by {}", plan.tenants[intruder].name);
             driver.log.lock().expect("driver log poisoned").feed.push((at, Told::CrossTenantProbe { request, status }));
+        }
+        if campaign.private_account {
+            let body = json!({ "name": "probe", "body_template": "hi", "traffic_account": campaign.account });
+            let (status, _) =
+                driver.call(http::Method::POST, "/v1/campaigns", intruder_key, Some(json_bytes(&body)), &[]).await;
+            let at = driver.clock.elapsed_ms();
+            let request = format!("POST /v1/campaigns on {} by {}", campaign.account, plan.tenants[intruder].name);
+            driver
+                .log
+                .lock()
+                .expect("driver log poisoned")
+                .feed
+                .push((at, Told::ForeignAccountProbe { request, status }));
         }
         driver.mark(Mark::IsolationProbe);
     }

@@ -11,14 +11,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A store wrapper injecting transient failures.
-pub struct FaultyStore<S> {
+pub struct FaultyStore<S: ?Sized> {
     inner: Arc<S>,
     rate_millionths: AtomicU64,
     rng: Mutex<ChaCha8Rng>,
     failures: AtomicU64,
 }
 
-impl<S: Store> FaultyStore<S> {
+impl<S: Store + ?Sized> FaultyStore<S> {
     /// Wraps `inner`, failing writing calls with probability `rate`, drawn from `seed`.
     pub fn new(inner: Arc<S>, rate: f64, seed: u64) -> Self {
         FaultyStore {
@@ -56,7 +56,7 @@ impl<S: Store> FaultyStore<S> {
 /// Reading calls go through as they are, writing calls through `maybe_fail` first.
 macro_rules! faulty {
     ($($access:ident $name:ident($($arg:ident: $ty:ty),*) -> $answer:ty;)*) => {
-        impl<S: Store> Store for FaultyStore<S> {
+        impl<S: Store + ?Sized> Store for FaultyStore<S> {
             $(faulty!(@one $access $name($($arg: $ty),*) -> $answer);)*
         }
     };

@@ -96,7 +96,16 @@ pub fn tell_provider(judge: &mut Judge, truth: &mut Truth) -> Result<(), Violati
     let feed = std::mem::take(&mut truth.feed);
     for (at_ms, seen) in feed {
         let observation = match &seen {
-            Seen::Received { account, destination } => Observation::Received { account, destination },
+            Seen::Received { account, key } => {
+                Observation::Received { account, destination: &key.0, body: Some(&key.1) }
+            }
+            Seen::Refused { account, key, status, retry_after_ms } => Observation::Refused {
+                account,
+                destination: &key.0,
+                body: &key.1,
+                status: *status,
+                retry_after_ms: *retry_after_ms,
+            },
             Seen::Accepted { account, key, provider_id } => {
                 Observation::Accepted { account, destination: &key.0, body: &key.1, provider_id }
             }
@@ -190,7 +199,7 @@ impl Oracle {
             let observation_text;
             let (campaign_text, tenant_text);
             let observation = match &told {
-                Told::CampaignCreated { campaign, tenant, account, template } => {
+                Told::CampaignCreated { campaign, tenant, account, template, starts_at } => {
                     self.campaigns.insert(*campaign, *tenant);
                     campaign_text = campaign.to_string();
                     tenant_text = tenant.to_string();
@@ -201,6 +210,7 @@ impl Oracle {
                         marker: None,
                         contacts: None,
                         template: Some(template),
+                        starts_at: *starts_at,
                     }
                 }
                 Told::ActionSent { id, campaign, tenant, verb, amount } => {
@@ -219,6 +229,10 @@ impl Oracle {
                 Told::CrossTenantProbe { request, status } => {
                     observation_text = request.clone();
                     Observation::CrossTenantProbe { request: &observation_text, answered: *status }
+                }
+                Told::ForeignAccountProbe { request, status } => {
+                    observation_text = request.clone();
+                    Observation::ForeignAccountProbe { request: &observation_text, answered: *status }
                 }
             };
             self.judge.observe(at_ms, observation)?;
@@ -253,6 +267,7 @@ impl Oracle {
                 marker: None,
                 contacts: None,
                 template: None,
+                starts_at: None,
             },
         )?;
         Ok(row.tenant)
@@ -276,6 +291,7 @@ impl Oracle {
                     body: &m.body,
                     provider_id: m.provider_message_id.as_deref(),
                     error_code: m.last_error.as_ref().map(|e| e.code.as_str()),
+                    attempts: Some(m.attempts),
                 });
                 let campaign = message.campaign.to_string();
                 let mover = match cause {

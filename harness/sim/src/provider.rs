@@ -208,8 +208,19 @@ pub enum Seen {
     Received {
         /// Engine account.
         account: Arc<str>,
-        /// Destination.
-        destination: Box<str>,
+        /// Its key: destination and the body received.
+        key: MessageKey,
+    },
+    /// A message arrived in a submit request the provider refused as a whole.
+    Refused {
+        /// Engine account.
+        account: Arc<str>,
+        /// Its key: destination and the body the request carried.
+        key: MessageKey,
+        /// The HTTP status of the refusal.
+        status: u16,
+        /// The `Retry-After` it gave, ms.
+        retry_after_ms: Option<u64>,
     },
     /// A message was accepted.
     Accepted {
@@ -484,12 +495,13 @@ impl Provider {
         provider_id
     }
 
-    fn received(&self, account: &AccountBinding, destination: &str) {
+    fn received(&self, account: &AccountBinding, destination: &str, body: &str) {
         let at_ms = self.now_ms();
         let mut truth = self.truth.lock().expect("provider poisoned");
         let engine_id = truth.account(&account.engine_id);
         truth.received.push((at_ms, engine_id.clone(), destination.into()));
-        truth.feed.push((at_ms, Seen::Received { account: engine_id, destination: destination.into() }));
+        let key = truth.key(destination, body);
+        truth.feed.push((at_ms, Seen::Received { account: engine_id, key }));
         truth.event(
             at_ms,
             ProviderEvent::Received { account: account.engine_id.clone(), destination: destination.to_owned() },
@@ -501,6 +513,25 @@ impl Provider {
         let mut truth = self.truth.lock().expect("provider poisoned");
         truth.mark(mark);
         truth.event(at_ms, ProviderEvent::Fault { kind: kind.to_owned() });
+    }
+
+    /// Tells the judge of every message (destination, body) of a submit request refused
+    /// as a whole with `status`; nothing else changes (no trace event, no draw).
+    fn refused_request<'m>(
+        &self,
+        account: &AccountBinding,
+        messages: impl IntoIterator<Item = (&'m str, &'m str)>,
+        status: StatusCode,
+    ) {
+        let at_ms = self.now_ms();
+        let retry_after_ms = (status == StatusCode::TOO_MANY_REQUESTS).then_some(RETRY_AFTER_S * 1_000);
+        let mut truth = self.truth.lock().expect("provider poisoned");
+        let engine_id = truth.account(&account.engine_id);
+        for (destination, body) in messages {
+            let key = truth.key(destination, body);
+            let refused = Seen::Refused { account: engine_id.clone(), key, status: status.as_u16(), retry_after_ms };
+            truth.feed.push((at_ms, refused));
+        }
     }
 
     /// A request-level fault to answer instead of processing, if one is drawn.
@@ -523,12 +554,15 @@ impl Provider {
     }
 }
 
+/// The `Retry-After` of a 429, in seconds.
+const RETRY_AFTER_S: u64 = 2;
+
 /// A refusal by an outage or a drawn fault, `body` in the wire's error format; a 429
 /// says when to come back.
 fn outage_answer(status: StatusCode, body: Response) -> Response {
     let mut response = (status, body).into_response();
     if status == StatusCode::TOO_MANY_REQUESTS {
-        response.headers_mut().insert("retry-after", "2".parse().expect("a valid header"));
+        response.headers_mut().insert("retry-after", RETRY_AFTER_S.into());
     }
     response
 }
@@ -705,6 +739,10 @@ async fn mitto_send(
         return (StatusCode::UNAUTHORIZED, "unknown API key").into_response();
     };
     if let Some(fault) = provider.request_fault(&behaviour) {
+        if let Ok(request) = serde_json::from_slice::<mitto::BulkRequest>(&body) {
+            let messages = request.messages.iter().map(|m| (m.destination.as_str(), m.sms.text.as_str()));
+            provider.refused_request(&account, messages, fault);
+        }
         return answer_after(&provider, &behaviour, Spoil::None, mitto_fault(fault)).await;
     }
     let Ok(request) = serde_json::from_slice::<mitto::BulkRequest>(&body) else {
@@ -718,7 +756,7 @@ async fn mitto_send(
     let mut results = Vec::with_capacity(request.messages.len());
     let mut accepted = Vec::new();
     for message in &request.messages {
-        provider.received(&account, &message.destination);
+        provider.received(&account, &message.destination, &message.sms.text);
         let refusal = if provider.chance(behaviour.reject_rate) {
             Some("INVALID_DESTINATION")
         } else if partial && provider.chance(0.3) {
@@ -821,6 +859,11 @@ async fn twilio_send(
     let behaviour = provider.behaviour();
     let Some(account) = twilio_account(&provider, &sid, &headers) else { return twilio_unauthenticated() };
     if let Some(fault) = provider.request_fault(&behaviour) {
+        if let Ok(form) = serde_urlencoded::from_bytes::<BTreeMap<String, String>>(&body) {
+            if let (Some(to), Some(text)) = (form.get("To"), form.get("Body")) {
+                provider.refused_request(&account, [(to.as_str(), text.as_str())], fault);
+            }
+        }
         return answer_after(&provider, &behaviour, Spoil::None, twilio_fault(fault)).await;
     }
     let Ok(form) = serde_urlencoded::from_bytes::<BTreeMap<String, String>>(&body) else {
@@ -844,7 +887,7 @@ async fn twilio_send(
             StatusCode::BAD_REQUEST,
         );
     }
-    provider.received(&account, &to);
+    provider.received(&account, &to, &text);
     if !twilio::is_e164(&to) || provider.chance(behaviour.reject_rate) {
         let message = format!("The 'To' number {to} is not a valid phone number.");
         let refused = twilio_error(21211, &message, StatusCode::BAD_REQUEST);
@@ -1307,6 +1350,9 @@ async fn infobip_send(
         return infobip_refusal(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Invalid login details");
     };
     if let Some(fault) = provider.request_fault(&behaviour) {
+        if let Ok((_, messages)) = infobip::parse_send(&body) {
+            provider.refused_request(&account, messages.iter().map(|m| (m.to.as_str(), m.text.as_str())), fault);
+        }
         return answer_after(&provider, &behaviour, Spoil::None, infobip_fault(fault)).await;
     }
     let (bulk_id, messages) = match infobip::parse_send(&body) {
@@ -1323,7 +1369,7 @@ async fn infobip_send(
     // (message id, destination, notify URL) of every accepted message.
     let mut accepted: Vec<(String, String, Option<String>)> = Vec::new();
     for message in &messages {
-        provider.received(&account, &message.to);
+        provider.received(&account, &message.to, &message.text);
         let id = message.message_id.clone().unwrap_or_else(|| provider.new_id("IBM"));
         let fate = if !infobip::is_destination(&message.to) || provider.chance(behaviour.reject_rate) {
             Fate::Refused("REJECTED_DESTINATION")

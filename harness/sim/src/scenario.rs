@@ -165,6 +165,21 @@ pub struct EngineSection {
     /// failed `UNKNOWN_OUTCOME`, charged.
     #[serde(default = "defaults::unknown_settle_after_ms")]
     pub unknown_settle_after_ms: u64,
+    /// The store the engine runs on: `memory` (the default), or `sqlite`, an in-memory
+    /// SQLite database, so the rows the SQL backends write and read back are judged too.
+    #[serde(default)]
+    pub store: StoreKind,
+}
+
+/// The store a simulated engine runs on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// The in-memory store.
+    #[default]
+    Memory,
+    /// SQLite, in memory.
+    Sqlite,
 }
 
 impl Default for EngineSection {
@@ -174,6 +189,7 @@ impl Default for EngineSection {
             lease_ms: defaults::lease_ms(),
             claim_batch: defaults::claim_batch(),
             unknown_settle_after_ms: defaults::unknown_settle_after_ms(),
+            store: StoreKind::default(),
         }
     }
 }

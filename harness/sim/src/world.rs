@@ -14,7 +14,7 @@ use crate::faulty_store::FaultyStore;
 use crate::net::{SimConnector, SimListener};
 use crate::oracle::Limits;
 use crate::provider::{AccountBinding, Behaviour, Provider};
-use crate::scenario::{FaultEvent, Scenario};
+use crate::scenario::{FaultEvent, Scenario, StoreKind};
 use rand::{Rng, SeedableRng};
 use rand_chacha::{ChaCha20Rng, ChaCha8Rng};
 use serde::Serialize;
@@ -26,6 +26,7 @@ use smsim_core::service::maintenance::Maintenance;
 use smsim_core::service::worker::Worker;
 use smsim_core::service::{AdapterFactory, Adapters, BuiltinAdapters, EngineConfig};
 use smsim_core::store::memory::MemoryStore;
+use smsim_core::store::sqlite::SqliteStore;
 use smsim_core::store::{sha256_hex, NewTenant, NewTrafficAccount, Store};
 use smsim_core::{Credits, TenantId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -101,9 +102,9 @@ pub struct World {
     /// The simulation.
     pub sim: turmoil::Sim<'static>,
     /// The store (read by the oracle without injected failures).
-    pub store: Arc<MemoryStore>,
+    pub store: Arc<dyn Store>,
     /// The store as the engine sees it.
-    pub faulty_store: Arc<FaultyStore<MemoryStore>>,
+    pub faulty_store: Arc<FaultyStore<dyn Store>>,
     /// The simulated provider.
     pub provider: Arc<Provider>,
     /// What the driver saw.
@@ -259,7 +260,10 @@ pub fn build_with(scenario: &Scenario, seed: u64, factory: Arc<dyn AdapterFactor
     let plan = fault_plan(scenario, seed);
     let heal_at_ms = scenario.duration_s * 1_000;
     let end_ms = heal_at_ms + scenario.heal_s * 1_000;
-    let store = Arc::new(MemoryStore::new());
+    let store: Arc<dyn Store> = match scenario.engine.store {
+        StoreKind::Memory => Arc::new(MemoryStore::new()),
+        StoreKind::Sqlite => Arc::new(SqliteStore::open_in_memory()?),
+    };
     let faulty_store =
         Arc::new(FaultyStore::new(store.clone(), plan.rates.store_transient, derive_seed(seed, "store")));
 
@@ -267,11 +271,22 @@ pub fn build_with(scenario: &Scenario, seed: u64, factory: Arc<dyn AdapterFactor
     let limits = Limits { lease_grace_ms: 5_000 };
     // A submission claimed just before a cancel or pause may take one lease, and its
     // request the reaper's slack on the wire.
-    let mut judge_setup =
-        smsim_judge::Setup { halt_grace_ms: scenario.engine.lease_ms + limits.lease_grace_ms, ..Default::default() };
+    // The retry policy the engine is configured with: the operator's knowledge.
+    let retry = engine_config(scenario).retry;
+    let mut judge_setup = smsim_judge::Setup {
+        halt_grace_ms: scenario.engine.lease_ms + limits.lease_grace_ms,
+        retry: Some(smsim_judge::RetrySetup {
+            base_delay_ms: retry.base_delay_ms,
+            multiplier: retry.multiplier,
+            max_attempts: retry.max_attempts,
+            max_delay_ms: retry.max_delay_ms,
+            jitter_percent: retry.jitter_percent,
+        }),
+        ..Default::default()
+    };
     let CreatedTenants { ids: tenant_ids, driver: driver_tenants, forbidden_destinations } =
-        create_tenants(scenario, seed, &store, &mut judge_setup)?;
-    let (account_ids, bindings) = create_accounts(scenario, &store, &tenant_ids, &mut judge_setup)?;
+        create_tenants(scenario, seed, store.as_ref(), &mut judge_setup)?;
+    let (account_ids, bindings) = create_accounts(scenario, store.as_ref(), &tenant_ids, &mut judge_setup)?;
     judge_setup.forbidden_destinations = forbidden_destinations.clone();
     let behaviour = Behaviour { faults: plan.rates.clone(), ..provider_behaviour(scenario) };
     let provider = Provider::new(behaviour, bindings, derive_seed(seed, "provider"), SimClock);
@@ -339,7 +354,7 @@ pub const CONTENT_CHECKED_UP_TO: u64 = 100_000;
 fn create_tenants(
     scenario: &Scenario,
     seed: u64,
-    store: &MemoryStore,
+    store: &dyn Store,
     setup: &mut smsim_judge::Setup,
 ) -> anyhow::Result<CreatedTenants> {
     let mut created_tenants =
@@ -360,10 +375,12 @@ fn create_tenants(
             tenant: created.id.to_string(),
             opening_credits: tenant.credits,
             rate_limit_per_s: tenant.rate_limit_per_s,
+            numbers: BTreeSet::new(),
         });
         created_tenants.ids.insert(tenant.name.clone(), (index, created.id));
         let (rows, forbidden) = contacts(index, &tenant.contacts, &mut contact_rng);
         created_tenants.forbidden_destinations.extend(forbidden);
+        setup.tenants[index].numbers = rows.iter().map(|row| row.phone.clone()).collect();
         // The judge renders templates itself for runs of a size it can hold (`content`).
         let all_contacts: u64 = scenario.tenants.iter().map(|t| u64::from(t.contacts.count)).sum();
         if all_contacts <= CONTENT_CHECKED_UP_TO {
@@ -387,7 +404,7 @@ fn create_tenants(
 /// is told of each in `setup`.
 fn create_accounts(
     scenario: &Scenario,
-    store: &MemoryStore,
+    store: &dyn Store,
     tenant_ids: &BTreeMap<String, (usize, TenantId)>,
     setup: &mut smsim_judge::Setup,
 ) -> anyhow::Result<(BTreeMap<String, String>, Vec<AccountBinding>)> {
@@ -499,6 +516,9 @@ fn driver_plan(
             template: format!("[{}] {}", campaign.name, campaign.template),
             enqueue_at_ms: ms(campaign.enqueue_at_s),
             schedule_at: campaign.schedule_in_s.map(|delay| EPOCH.plus_ms(ms(campaign.enqueue_at_s + delay)).0),
+            private_account: scenario.traffic_accounts.iter().any(|account| {
+                account.name == campaign.traffic_account && account.owner.as_ref() == Some(&campaign.tenant)
+            }),
             double_click: campaign.double_click,
         })
         .collect();
@@ -523,7 +543,7 @@ fn add_engine_hosts(
     sim: &mut turmoil::Sim<'static>,
     scenario: &Scenario,
     seed: u64,
-    engine_store: Arc<FaultyStore<MemoryStore>>,
+    engine_store: Arc<FaultyStore<dyn Store>>,
     factory: Arc<dyn AdapterFactory>,
 ) {
     let engine_store: Arc<dyn Store> = engine_store;

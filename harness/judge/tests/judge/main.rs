@@ -11,7 +11,12 @@ const A: &str = "ta_1";
 
 fn setup() -> Setup {
     Setup {
-        tenants: vec![TenantSetup { tenant: T.into(), opening_credits: 1_000, rate_limit_per_s: None }],
+        tenants: vec![TenantSetup {
+            tenant: T.into(),
+            opening_credits: 1_000,
+            rate_limit_per_s: None,
+            numbers: ["+301", "+302", "+303", "+300000"].map(String::from).into(),
+        }],
         accounts: vec![AccountSetup {
             account: A.into(),
             wire: Wire::Mitto,
@@ -21,6 +26,13 @@ fn setup() -> Setup {
         halt_grace_ms: 1_000,
         forbidden_destinations: ["+300000".to_owned()].into(),
         contacts: Default::default(),
+        retry: Some(RetrySetup {
+            base_delay_ms: 3_000,
+            multiplier: 2,
+            max_attempts: 5,
+            max_delay_ms: 300_000,
+            jitter_percent: 20,
+        }),
     }
 }
 
@@ -29,7 +41,15 @@ type History = Vec<(u64, Observation<'static>)>;
 /// The driver created campaign `C` of `T` on `A` (the simulator's view: no marker, count
 /// or template).
 fn created() -> Observation<'static> {
-    Observation::CampaignCreated { campaign: C, tenant: T, account: A, marker: None, contacts: None, template: None }
+    Observation::CampaignCreated {
+        campaign: C,
+        tenant: T,
+        account: A,
+        marker: None,
+        contacts: None,
+        template: None,
+        starts_at: None,
+    }
 }
 
 fn row(
@@ -37,7 +57,7 @@ fn row(
     provider_id: Option<&'static str>,
     error: Option<&'static str>,
 ) -> MessageRow<'static> {
-    MessageRow { destination, body: "hi", provider_id, error_code: error }
+    MessageRow { destination, body: "hi", provider_id, error_code: error, attempts: Some(1) }
 }
 
 fn moved(message: u64, from: Option<&'static str>, to: &'static str, row: MessageRow<'static>) -> Observation<'static> {
@@ -85,7 +105,7 @@ fn correct() -> History {
         (10, books(1_000, 20, 0)),
         (20, moved(1, Some("queued"), "submitting", row("+301", None, None))),
         (20, moved(2, Some("queued"), "submitting", row("+302", None, None))),
-        (30, Observation::Received { account: A, destination: "+301" }),
+        (30, Observation::Received { account: A, destination: "+301", body: Some("hi") }),
         (30, Observation::Accepted { account: A, destination: "+301", body: "hi", provider_id: "p1" }),
         (30, Observation::Accepted { account: A, destination: "+302", body: "hi", provider_id: "p2" }),
         (40, moved(1, Some("submitting"), "accepted", row("+301", Some("p1"), None))),
@@ -501,7 +521,7 @@ fn at_most_once_fires_on_a_second_acceptance() {
 #[test]
 fn isolation_fires_on_a_forbidden_destination_or_another_tenants_answer() {
     let at = position(&correct(), |o| matches!(o, Observation::Received { .. }));
-    fires(replaced(at, Observation::Received { account: A, destination: "+300000" }), Invariant::Isolation);
+    fires(replaced(at, Observation::Received { account: A, destination: "+300000", body: None }), Invariant::Isolation);
     let probe = |answered| Observation::CrossTenantProbe { request: "GET cmp_1 by globex", answered };
     fires(replaced(at, probe(200)), Invariant::Isolation);
     fires(replaced(at, probe(403)), Invariant::Isolation);
@@ -525,7 +545,7 @@ fn forgery_fires_on_an_acknowledged_forgery_or_one_that_changed_a_message() {
     let mut history = inserted(at, vec![(45, forged(401))]);
     for (_, observation) in history.iter_mut() {
         if let Observation::ReportAnswered { provider_id: "p1", forged: false, .. } = observation {
-            *observation = Observation::Received { account: A, destination: "+301" };
+            *observation = Observation::Received { account: A, destination: "+301", body: Some("hi") };
         }
         if let Observation::MessageMoved { message: (1, 1), to: "delivered", .. } = observation {
             *observation = moved(1, Some("accepted"), "undelivered", row("+301", None, None));
@@ -608,6 +628,7 @@ fn live_correct() -> History {
                 marker: Some("[c] "),
                 contacts: Some(3),
                 template: None,
+                starts_at: None,
             },
         ),
         (10, live_reading("sending", 0, 0, 0, Some(0))),
@@ -764,11 +785,12 @@ fn content_fires_on_a_body_that_is_not_the_rendered_template() {
         marker: None,
         contacts: None,
         template: Some("Hi {{first_name|there}}"),
+        starts_at: None,
     };
     let run = |body: &'static str| {
         let mut judge = Judge::new(with_contacts.clone(), &[]);
         judge.observe(0, created)?;
-        let row = MessageRow { destination: "+301", body, provider_id: None, error_code: None };
+        let row = MessageRow { destination: "+301", body, provider_id: None, error_code: None, attempts: None };
         judge.observe(
             10,
             Observation::MessageMoved {
@@ -784,4 +806,155 @@ fn content_fires_on_a_body_that_is_not_the_rendered_template() {
     run("Hi Maria").unwrap();
     assert_eq!(run("Hi there").unwrap_err().invariant, Invariant::Content);
     assert_eq!(run("").unwrap_err().invariant, Invariant::Content);
+}
+
+/// A campaign of `T` on `A` scheduled to start at `starts_at` ms, with one message.
+fn scheduled(starts_at: u64, claimed_at: u64) -> History {
+    vec![
+        (
+            0,
+            Observation::CampaignCreated {
+                campaign: C,
+                tenant: T,
+                account: A,
+                marker: None,
+                contacts: None,
+                template: None,
+                starts_at: Some(starts_at),
+            },
+        ),
+        (10, moved(1, None, "queued", row("+301", None, None))),
+        (claimed_at, Observation::CampaignMoved { campaign: C, from: "draft", to: "sending" }),
+        (claimed_at, moved(1, Some("queued"), "submitting", row("+301", None, None))),
+        (claimed_at + 5, Observation::Accepted { account: A, destination: "+301", body: "hi", provider_id: "p1" }),
+    ]
+}
+
+/// The operator scheduled the campaign: nothing of it is claimed, nor accepted, before.
+#[test]
+fn operator_fires_on_a_scheduled_campaign_sent_before_its_start() {
+    let run = |history: &History| {
+        let mut judge = Judge::new(setup(), &[Invariant::Operator]);
+        history.iter().try_for_each(|&(at, o)| judge.observe(at, o))
+    };
+    run(&scheduled(1_000, 1_000)).unwrap();
+    assert_eq!(run(&scheduled(1_000, 999)).unwrap_err().invariant, Invariant::Operator);
+    // Seen at the provider alone (live mode, no claims shown): the acceptance fires.
+    let mut accepted_only = scheduled(1_000, 900);
+    accepted_only.remove(3);
+    assert_eq!(run(&accepted_only).unwrap_err().invariant, Invariant::Operator);
+}
+
+/// A message of the tenant's campaign goes to one of the tenant's contacts.
+#[test]
+fn isolation_fires_on_a_message_to_a_number_that_is_not_the_tenants() {
+    let at = position(&correct(), |o| matches!(o, Observation::MessageMoved { message: (1, 2), from: None, .. }));
+    fires(replaced(at, moved(2, None, "queued", row("+399", None, None))), Invariant::Isolation);
+    // A setup that names no numbers holds nothing to them.
+    let mut open = setup();
+    open.tenants[0].numbers.clear();
+    let mut judge = Judge::new(open, &[Invariant::Isolation]);
+    judge.observe(0, created()).unwrap();
+    judge.observe(10, moved(2, None, "queued", row("+399", None, None))).unwrap();
+}
+
+/// A tenant may not create a campaign on another tenant's private account: any 2xx is a
+/// breach, any refusal or no answer is not.
+#[test]
+fn isolation_fires_on_a_campaign_created_on_another_tenants_private_account() {
+    let at = position(&correct(), |o| matches!(o, Observation::Received { .. }));
+    let probe = |answered| Observation::ForeignAccountProbe { request: "POST /v1/campaigns on ta_2 by acme", answered };
+    fires(replaced(at, probe(201)), Invariant::Isolation);
+    for refused in [403, 404, 422, 0] {
+        judge(&replaced(at, probe(refused))).1.unwrap();
+    }
+}
+
+/// One message refused as a whole request with `status` at 30 ms (Retry-After
+/// `retry_after_ms`), then received again at `again_ms`.
+fn refused_then_again(status: u16, retry_after_ms: Option<u64>, again_ms: u64) -> History {
+    vec![
+        (0, created()),
+        (10, moved(1, None, "queued", row("+301", None, None))),
+        (10, Observation::CampaignMoved { campaign: C, from: "draft", to: "sending" }),
+        (20, moved(1, Some("queued"), "submitting", row("+301", None, None))),
+        (30, Observation::Refused { account: A, destination: "+301", body: "hi", status, retry_after_ms }),
+        (40, moved(1, Some("submitting"), "queued", row("+301", None, None))),
+        (again_ms, Observation::Received { account: A, destination: "+301", body: Some("hi") }),
+    ]
+}
+
+fn retries_judged(history: &History) -> Result<(), Violation> {
+    let mut judge = Judge::new(setup(), &[Invariant::Retries]);
+    history.iter().try_for_each(|&(at, o)| judge.observe(at, o))
+}
+
+/// After a retryable refusal the message comes back no sooner than the first backoff less
+/// its jitter (3 s − 20 %), nor before the provider's Retry-After.
+#[test]
+fn retries_fire_on_a_resubmission_inside_the_backoff_or_the_retry_after() {
+    retries_judged(&refused_then_again(503, None, 30 + 2_400)).unwrap();
+    let early = retries_judged(&refused_then_again(503, None, 30 + 2_399)).unwrap_err();
+    assert_eq!(early.invariant, Invariant::Retries, "{early}");
+    retries_judged(&refused_then_again(429, Some(5_000), 30 + 5_000)).unwrap();
+    let early = retries_judged(&refused_then_again(429, Some(5_000), 30 + 4_999)).unwrap_err();
+    assert_eq!(early.invariant, Invariant::Retries, "{early}");
+    // A permanent refusal is not a retry the backoff governs.
+    retries_judged(&refused_then_again(400, None, 31)).unwrap();
+    // No policy given: nothing to hold it to.
+    let mut judge = Judge::new(Setup { retry: None, ..setup() }, &[Invariant::Retries]);
+    refused_then_again(503, None, 31).iter().try_for_each(|&(at, o)| judge.observe(at, o)).unwrap();
+    assert!(matches!(judge.verdicts()[0].2, Verdict::NotChecked(_) | Verdict::Held(_)));
+}
+
+/// A retryable refusal fails the message only once its attempts are spent.
+#[test]
+fn retries_fire_on_a_message_failed_on_a_retryable_refusal_with_attempts_left() {
+    let failed = |status: u16, attempts: u32| -> History {
+        let mut history = refused_then_again(status, None, 0);
+        history.truncate(5);
+        let row = MessageRow { attempts: Some(attempts), ..row("+301", None, Some("PROVIDER_ERROR")) };
+        history.push((40, moved(1, Some("submitting"), "failed", row)));
+        history
+    };
+    let early = retries_judged(&failed(503, 1)).unwrap_err();
+    assert_eq!(early.invariant, Invariant::Retries, "{early}");
+    retries_judged(&failed(503, 5)).unwrap();
+    retries_judged(&failed(422, 1)).unwrap();
+}
+
+/// An acknowledged retry-failed requeues every failure that was failed when it was sent
+/// (judged at the end, as its answer may arrive before the moves it made).
+#[test]
+fn retries_fire_on_an_acknowledged_retry_failed_that_left_a_failure() {
+    let history = |requeued: bool| -> History {
+        let mut history = vec![
+            (0, created()),
+            (10, moved(1, None, "queued", row("+301", None, None))),
+            (10, Observation::CampaignMoved { campaign: C, from: "draft", to: "sending" }),
+            (20, moved(1, Some("queued"), "submitting", row("+301", None, None))),
+            (30, moved(1, Some("submitting"), "failed", row("+301", None, Some("INVALID_NUMBER")))),
+            (50, Observation::ActionSent { id: 1, campaign: Some(C), tenant: None, act: Act::RetryFailed }),
+            (60, Observation::ActionAnswered { id: 1, status: 200 }),
+        ];
+        if requeued {
+            let retried = Observation::MessageMoved {
+                message: (1, 1),
+                campaign: C,
+                from: Some("failed"),
+                to: "queued",
+                mover: Mover::OperatorRetry,
+                row: row("+301", None, None),
+            };
+            history.push((60, retried));
+        }
+        history
+    };
+    let end = |history: &History| {
+        let mut judge = Judge::new(setup(), &[Invariant::Retries]);
+        history.iter().try_for_each(|&(at, o)| judge.observe(at, o))?;
+        judge.finish(100)
+    };
+    end(&history(true)).unwrap();
+    assert_eq!(end(&history(false)).unwrap_err().invariant, Invariant::Retries);
 }

@@ -95,6 +95,7 @@ fn setup() -> smsim_judge::Setup {
             tenant: "ten_1".into(),
             opening_credits: 1_000,
             rate_limit_per_s: None,
+            numbers: BTreeSet::new(),
         }],
         accounts: vec![smsim_judge::AccountSetup {
             account: "ta_1".into(),
@@ -105,6 +106,7 @@ fn setup() -> smsim_judge::Setup {
         halt_grace_ms: 1_000,
         forbidden_destinations: BTreeSet::new(),
         contacts: Default::default(),
+        retry: None,
     }
 }
 
@@ -123,8 +125,8 @@ fn a_correct_history_passes_every_invariant() {
     oracle.check_step(10, &journal, store.as_ref(), &mut truth, &mut DriverLog::default()).unwrap();
     assert!(
         // The rest need what this history lacks: probes or forgeries (isolation, forgery),
-        // operator actions (operator), templates and contacts (content), or the end of the
-        // run (liveness).
+        // operator actions (operator), templates and contacts (content), refusals and a
+        // retry policy (retries), or the end of the run (liveness).
         Invariant::ALL
             .iter()
             .filter(|i| !matches!(
@@ -134,6 +136,7 @@ fn a_correct_history_passes_every_invariant() {
                     | Invariant::Operator
                     | Invariant::Forgery
                     | Invariant::Content
+                    | Invariant::Retries
             ))
             .all(|i| oracle.checks().get(i).copied().unwrap_or(0) > 0),
         "{:?}",

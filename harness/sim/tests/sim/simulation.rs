@@ -86,8 +86,11 @@ fn every_scenario_holds_its_invariants() {
 /// The mutation benchmark's test (README, "Fault-finding power"): every scenario — the
 /// library, the regressions, and the incident reproductions with their bug left off (they
 /// are built to walk the dangerous paths) — over `SMSIM_MUTATION_SEEDS` seeds (default 8),
-/// failing only on what the judge finds or a coverage mark a scenario expects and never
-/// saw: no snapshot, no unit test. Ignored by default: `cargo mutants` runs it by name.
+/// failing on what the judge finds or a coverage mark a scenario expects and never saw;
+/// and every incident reproduction with its bug on, failing when the judge no longer
+/// finds the invariant it names within its seeds (a mutant that disarms a bug switch, or
+/// blinds the judge to it). No snapshot, no unit test. Ignored by default: `cargo mutants`
+/// runs it by name.
 #[test]
 #[ignore = "the mutation benchmark's test command; run by name"]
 fn the_judge_alone_passes_every_scenario_over_many_seeds() {
@@ -108,6 +111,13 @@ fn the_judge_alone_passes_every_scenario_over_many_seeds() {
             };
             let report = run(&scenario, seed, &options).unwrap();
             assert!(report.passed(), "{path} seed {seed}: {:?}", report.violation);
+        }
+        if let Some(incident) = &scenario.expect.incident {
+            let with_bug = RunOptions { keep_trace: false, scenario_path: Some(path.clone()), ..RunOptions::default() };
+            let found = (1..=incident.within_seeds.unwrap_or(5))
+                .find_map(|seed| run(&scenario, seed, &with_bug).unwrap().violation)
+                .unwrap_or_else(|| panic!("{path}: bug `{}` went unnoticed", incident.bug));
+            assert_eq!(found.invariant, incident.breaks, "{path}: another invariant broke first:\n{found}");
         }
     }
 }
