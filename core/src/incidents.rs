@@ -32,6 +32,7 @@
 //! | `retry-without-backoff` | domain: `RetryPolicy::decide` | requeues a refused submission to go again at once, ignoring the backoff and the provider's `Retry-After` |
 //! | `schedule-ignored` | store rules: `enqueue_target` | starts a scheduled campaign when it is enqueued, not at its start time |
 //! | `private-account-shared` | domain: `TrafficAccount::usable_by` | lets any tenant send through another tenant's private account |
+//! | `sends-after-lease-lost` | worker: `submit_claim` | renews the lease between chunks but sends every chunk, held or not |
 
 use std::fmt;
 use std::str::FromStr;
@@ -69,11 +70,13 @@ pub enum Bug {
     ScheduleIgnored,
     /// A private traffic account is usable by every tenant.
     PrivateAccountShared,
+    /// A worker sends messages whose lease it lost.
+    SendsAfterLeaseLost,
 }
 
 impl Bug {
     /// Every bug.
-    pub const ALL: [Bug; 15] = [
+    pub const ALL: [Bug; 16] = [
         Bug::CounterPerReport,
         Bug::ReaperResends,
         Bug::CompletionFromCounters,
@@ -89,6 +92,7 @@ impl Bug {
         Bug::RetryWithoutBackoff,
         Bug::ScheduleIgnored,
         Bug::PrivateAccountShared,
+        Bug::SendsAfterLeaseLost,
     ];
 
     /// Its name in scenarios.
@@ -109,6 +113,7 @@ impl Bug {
             Bug::RetryWithoutBackoff => "retry-without-backoff",
             Bug::ScheduleIgnored => "schedule-ignored",
             Bug::PrivateAccountShared => "private-account-shared",
+            Bug::SendsAfterLeaseLost => "sends-after-lease-lost",
         }
     }
 }

@@ -11,7 +11,10 @@
 //!
 //! A claimed batch is submitted in chunks of the adapter's maximum batch; each chunk's
 //! outcomes are recorded as soon as they are known (shrinking the window in which a crash
-//! loses an acceptance) and the lease is renewed before the next chunk.
+//! loses an acceptance) and the lease is renewed before the next chunk. A renewal that no
+//! longer holds every unsent message (the chunks before outlived the lease, and the reaper
+//! took some back) ends the claim: the rest is handed back unsent, never submitted by a
+//! worker that no longer holds it.
 
 use super::{Adapters, EngineConfig};
 use crate::adapter::{OutboundMessage, ProviderFailure, SubmitOutcome};
@@ -28,6 +31,8 @@ use std::time::Duration;
 pub const AMBIGUOUS: &str = "AMBIGUOUS";
 /// The error code of a batch whose account has no usable adapter configuration.
 pub const ADAPTER_CONFIG: &str = "ADAPTER_CONFIG";
+/// The error code of messages a worker handed back unsent, its lease on them lost.
+pub const LEASE_LOST: &str = "LEASE_LOST";
 
 /// What one [`Worker::step`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,7 +148,27 @@ impl Worker {
         let mut recorded = Vec::with_capacity(claim.messages.len());
         for (index, chunk) in claim.messages.chunks(chunk_size).enumerate() {
             if index > 0 {
-                self.store.renew_lease(claim.token, self.config.lease_ms, self.clock.now())?;
+                // The earlier chunks may have outlived the lease, and the reaper may have
+                // taken messages of this claim back (to `unknown`, where a lookup may
+                // settle them as never accepted): sending one now could be an acceptance
+                // nobody records. Only a renewal that still holds every unsent message
+                // lets the claim go on; otherwise the rest is handed back unsent.
+                let unsent = claim.messages.len() - index * chunk_size;
+                let held = self.store.renew_lease(claim.token, self.config.lease_ms, self.clock.now())?;
+                let lease_ignored = crate::incidents::active(crate::incidents::Bug::SendsAfterLeaseLost);
+                if (held as usize) < unsent && !lease_ignored {
+                    let failure = ProviderFailure {
+                        code: LEASE_LOST.into(),
+                        retryable: true,
+                        retry_after_ms: None,
+                        detail: format!("the lease held {held} of {unsent} unsent messages; not sent"),
+                    };
+                    let rest = &claim.messages[index * chunk_size..];
+                    let results =
+                        rest.iter().map(|message| (message.id, self.failure_result(message, &failure))).collect();
+                    recorded.extend(self.store.record_submissions(claim.token, results, self.clock.now())?);
+                    break;
+                }
             }
             let outbound: Vec<OutboundMessage> = chunk.iter().map(outbound).collect();
             let outcomes = adapter.submit(&outbound).await;
