@@ -272,6 +272,8 @@ pub struct Judge {
     broken: Option<Invariant>,
     /// Whether the judge is shown the engine's messages (the simulator's journal).
     sees_messages: bool,
+    /// Whether the campaigns' moves are shown (the simulator's journal).
+    sees_campaign_moves: bool,
 }
 
 fn violation(invariant: Invariant, at_ms: u64, message: impl Into<String>, evidence: Vec<String>) -> Violation {
@@ -326,6 +328,7 @@ impl Judge {
             checks: BTreeMap::new(),
             broken: None,
             sees_messages: false,
+            sees_campaign_moves: false,
         }
     }
 
@@ -416,7 +419,10 @@ impl Judge {
                 self.sees_messages = true;
                 self.message_moved(at_ms, message, campaign, from, to, mover, row)
             }
-            Observation::CampaignMoved { campaign, from, to } => self.campaign_moved(at_ms, campaign, from, to),
+            Observation::CampaignMoved { campaign, from, to } => {
+                self.sees_campaign_moves = true;
+                self.campaign_moved(at_ms, campaign, from, to)
+            }
             Observation::CampaignRead(reading) => self.campaign_read(at_ms, reading),
             Observation::BooksRead { tenant, balance, reserved, charged } => {
                 self.books_read(at_ms, tenant, balance, reserved, charged)
@@ -1158,6 +1164,15 @@ impl Judge {
                 format!("{name} shows status `{}`, which the design does not have", reading.status),
             );
         };
+        // Where the journal shows the campaign's moves, a reading comes after the moves
+        // before it: the status shown is the one the journal last moved it to.
+        let journaled = self.sees_campaign_moves.then_some(self.campaigns[index as usize].state);
+        if let Some(journaled) = journaled.filter(|_| self.on(Invariant::Transitions)) {
+            if journaled != state {
+                let message = format!("{name} is shown {state}, but its journal last moved it to {journaled}");
+                return self.fail(violation(Invariant::Transitions, at_ms, message, vec![fact]));
+            }
+        }
         if let Some((last, _)) = self.campaigns[index as usize].last_read {
             if self.on(Invariant::Transitions) && !lattice::campaign_may_reach(last, state) {
                 return self.fail_transitions(at_ms, format!("{name} was shown {last}, then {state}"));

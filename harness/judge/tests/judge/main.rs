@@ -958,3 +958,18 @@ fn retries_fire_on_an_acknowledged_retry_failed_that_left_a_failure() {
     end(&history(true)).unwrap();
     assert_eq!(end(&history(false)).unwrap_err().invariant, Invariant::Retries);
 }
+
+/// Where the journal shows a campaign's moves, a reading shows the status the journal
+/// last moved it to (a backend that reads its status column back wrong shows another).
+#[test]
+fn transitions_fire_on_a_reading_that_disagrees_with_the_journal() {
+    let at = position(&correct(), |o| matches!(o, Observation::CampaignRead(_)));
+    fires(replaced(at, reading("sending", 2, 2, 100, Some(counts(2)))), Invariant::Transitions);
+    // Without the journal's campaign moves (live mode), a reading is all there is.
+    let live: History =
+        correct().into_iter().filter(|(_, o)| !matches!(o, Observation::CampaignMoved { .. })).collect();
+    let mut judge = Judge::new(setup(), &[Invariant::Transitions]);
+    for (at, observation) in live {
+        judge.observe(at, observation).unwrap();
+    }
+}
