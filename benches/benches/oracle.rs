@@ -70,6 +70,7 @@ fn drained(messages: u32) -> Drained {
         forbidden_destinations: Default::default(),
         contacts: Default::default(),
         retry: None,
+        journal: true,
     };
     Drained { store, steps, account: fixture.account.to_string(), setup }
 }

@@ -272,8 +272,6 @@ pub struct Judge {
     broken: Option<Invariant>,
     /// Whether the judge is shown the engine's messages (the simulator's journal).
     sees_messages: bool,
-    /// Whether the campaigns' moves are shown (the simulator's journal).
-    sees_campaign_moves: bool,
 }
 
 fn violation(invariant: Invariant, at_ms: u64, message: impl Into<String>, evidence: Vec<String>) -> Violation {
@@ -328,7 +326,6 @@ impl Judge {
             checks: BTreeMap::new(),
             broken: None,
             sees_messages: false,
-            sees_campaign_moves: false,
         }
     }
 
@@ -419,10 +416,7 @@ impl Judge {
                 self.sees_messages = true;
                 self.message_moved(at_ms, message, campaign, from, to, mover, row)
             }
-            Observation::CampaignMoved { campaign, from, to } => {
-                self.sees_campaign_moves = true;
-                self.campaign_moved(at_ms, campaign, from, to)
-            }
+            Observation::CampaignMoved { campaign, from, to } => self.campaign_moved(at_ms, campaign, from, to),
             Observation::CampaignRead(reading) => self.campaign_read(at_ms, reading),
             Observation::BooksRead { tenant, balance, reserved, charged } => {
                 self.books_read(at_ms, tenant, balance, reserved, charged)
@@ -1166,7 +1160,7 @@ impl Judge {
         };
         // Where the journal shows the campaign's moves, a reading comes after the moves
         // before it: the status shown is the one the journal last moved it to.
-        let journaled = self.sees_campaign_moves.then_some(self.campaigns[index as usize].state);
+        let journaled = self.setup.journal.then_some(self.campaigns[index as usize].state);
         if let Some(journaled) = journaled.filter(|_| self.on(Invariant::Transitions)) {
             if journaled != state {
                 let message = format!("{name} is shown {state}, but its journal last moved it to {journaled}");

@@ -90,6 +90,9 @@ pub struct Setup {
     /// The engine's retry policy, when the operator knows it (`retries`). `None`: the
     /// retries are not checked.
     pub retry: Option<RetrySetup>,
+    /// Whether the engine's journal is shown (the simulator): every campaign move is then
+    /// observed, and a reading must show the status the journal last moved it to.
+    pub journal: bool,
 }
 
 /// A message of the engine, in the simulator: its campaign id and contact id, opaque.

@@ -140,6 +140,8 @@ pub fn setup(scenario: &Scenario, profile: &Profile) -> Setup {
         contacts: Default::default(),
         // A foreign engine's retry policy is its own: `retries` is not checked.
         retry: None,
+        // Live mode reads the engine's API, not its journal.
+        journal: false,
     }
 }
 

@@ -275,6 +275,7 @@ pub fn build_with(scenario: &Scenario, seed: u64, factory: Arc<dyn AdapterFactor
     let retry = engine_config(scenario).retry;
     let mut judge_setup = smsim_judge::Setup {
         halt_grace_ms: scenario.engine.lease_ms + limits.lease_grace_ms,
+        journal: true,
         retry: Some(smsim_judge::RetrySetup {
             base_delay_ms: retry.base_delay_ms,
             multiplier: retry.multiplier,

@@ -33,6 +33,7 @@ fn setup() -> Setup {
             max_delay_ms: 300_000,
             jitter_percent: 20,
         }),
+        journal: true,
     }
 }
 
@@ -571,8 +572,9 @@ fn what_an_observer_was_not_shown_is_not_checked() {
         (30, Observation::Accepted { account: A, destination: "+301", body: "hi", provider_id: "p1" }),
         (60, reading("completed", 1, 1, 100, None)),
     ];
-    let (judge, result) = judge(&history);
-    result.unwrap();
+    let mut judge = Judge::new(Setup { journal: false, ..setup() }, &[]);
+    history.iter().try_for_each(|&(at, o)| judge.observe(at, o)).unwrap();
+    judge.finish(100).unwrap();
     let verdict = |wanted: Invariant| {
         judge
             .verdicts()
@@ -644,7 +646,7 @@ fn live_correct() -> History {
 
 /// Live mode imports valid, opted-in contacts only: nothing is forbidden, nothing skipped.
 fn live_setup() -> Setup {
-    Setup { forbidden_destinations: Default::default(), ..setup() }
+    Setup { forbidden_destinations: Default::default(), journal: false, ..setup() }
 }
 
 fn live_judge(history: &History) -> Result<(), Violation> {
@@ -965,11 +967,16 @@ fn retries_fire_on_an_acknowledged_retry_failed_that_left_a_failure() {
 fn transitions_fire_on_a_reading_that_disagrees_with_the_journal() {
     let at = position(&correct(), |o| matches!(o, Observation::CampaignRead(_)));
     fires(replaced(at, reading("sending", 2, 2, 100, Some(counts(2)))), Invariant::Transitions);
-    // Without the journal's campaign moves (live mode), a reading is all there is.
-    let live: History =
-        correct().into_iter().filter(|(_, o)| !matches!(o, Observation::CampaignMoved { .. })).collect();
-    let mut judge = Judge::new(setup(), &[Invariant::Transitions]);
-    for (at, observation) in live {
+    // A campaign the journal never moved is a draft, whatever a reading says.
+    let never_moved: History = vec![
+        (0, created()),
+        (10, moved(1, None, "queued", row("+301", None, None))),
+        (20, reading("scheduled", 0, 1, 0, None)),
+    ];
+    fires(never_moved.clone(), Invariant::Transitions);
+    // Without the journal (live mode), a reading is all there is.
+    let mut judge = Judge::new(Setup { journal: false, ..setup() }, &[Invariant::Transitions]);
+    for (at, observation) in never_moved {
         judge.observe(at, observation).unwrap();
     }
 }

@@ -107,6 +107,7 @@ fn setup() -> smsim_judge::Setup {
         forbidden_destinations: BTreeSet::new(),
         contacts: Default::default(),
         retry: None,
+        journal: true,
     }
 }
 
