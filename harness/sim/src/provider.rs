@@ -1076,8 +1076,15 @@ fn plan_reports(
 ) -> Vec<Outgoing> {
     let (intermediate, delivered, undelivered) = channel.statuses();
     let mut final_status = if provider.chance(behaviour.delivery_rate) { delivered } else { undelivered };
-    if matches!(channel, Channel::Infobip { .. }) && final_status == undelivered && provider.chance(0.3) {
-        final_status = "EXPIRED_EXPIRED";
+    // Beside undelivered, a message the provider took may end expired (Infobip) or
+    // rejected by the network (Infobip's group REJECTED, Twilio's `failed`).
+    if final_status == undelivered {
+        match channel {
+            Channel::Infobip { .. } if provider.chance(0.3) => final_status = "EXPIRED_EXPIRED",
+            Channel::Infobip { .. } if provider.chance(0.3) => final_status = "REJECTED_NETWORK",
+            Channel::Twilio { .. } if provider.chance(0.3) => final_status = "failed",
+            _ => {}
+        }
     }
     let early = provider.chance(behaviour.faults.report_before_answer);
     let final_delay = match final_delay {
