@@ -166,6 +166,8 @@ struct CampaignModel {
     contacts: Option<u64>,
     /// When it was scheduled to start (ms).
     starts_at: Option<u64>,
+    /// When one of its messages last settled (left queued, submitting or unknown), ms.
+    last_settled_ms: u64,
     /// Distinct messages of it the provider accepted, and their cost by the judge's
     /// count, and the dearest of them (told apart by `marker`; live mode).
     accepted_keys: u64,
@@ -216,9 +218,17 @@ struct TenantModel {
     books_read: u64,
     /// What the engine last said it charged.
     last_charged: Option<i64>,
+    /// Per credit change in doubt: the least the tenant had available (by the judge's
+    /// ledger) since it was sent, and whether another change was in doubt beside it.
+    doubt_windows: BTreeMap<u64, (i64, bool)>,
 }
 
 impl TenantModel {
+    /// Funded and not spent or held, by the judge's ledger.
+    fn available(&self) -> i64 {
+        self.funded - self.reserved - self.charged
+    }
+
     /// Every total the driver may have funded, given the changes in doubt.
     fn possible_funding(&self) -> BTreeSet<i64> {
         let mut possible = BTreeSet::from([self.funded]);
@@ -294,6 +304,7 @@ impl Judge {
                 charged: 0,
                 books_read: 0,
                 last_charged: None,
+                doubt_windows: BTreeMap::new(),
             })
             .collect();
         let accounts = setup
@@ -456,6 +467,7 @@ impl Judge {
             template: template.map(str::to_owned),
             contacts,
             starts_at: None,
+            last_settled_ms: 0,
             accepted_keys: 0,
             accepted_cost: 0,
             dearest: 0,
@@ -467,7 +479,14 @@ impl Judge {
         match (act, campaign, tenant) {
             (Act::Credits(amount), _, Some(tenant)) => {
                 let index = self.tenant(tenant);
-                self.tenants[index as usize].in_doubt.push((id, amount));
+                let books = &mut self.tenants[index as usize];
+                let overlapped = !books.in_doubt.is_empty();
+                for window in books.doubt_windows.values_mut() {
+                    window.1 = true;
+                }
+                let available = books.available();
+                books.doubt_windows.insert(id, (available, overlapped));
+                books.in_doubt.push((id, amount));
                 self.actions.insert(id, (index, true));
             }
             (_, Some(campaign), _) => {
@@ -489,6 +508,14 @@ impl Judge {
         if is_credit {
             let tenant = &mut self.tenants[index as usize];
             let Some(position) = tenant.in_doubt.iter().position(|&(action, _)| action == id) else { return Ok(()) };
+            let amount = tenant.in_doubt[position].1;
+            let window = tenant.doubt_windows.remove(&id);
+            if status == 402 {
+                if let Some((lowest, overlapped)) = window {
+                    self.check_credit_refusal(at_ms, index, id, amount, lowest, overlapped)?;
+                }
+            }
+            let tenant = &mut self.tenants[index as usize];
             // A refusal (4xx) changed nothing; no answer or a 5xx may have changed it.
             if acknowledged {
                 tenant.funded += tenant.in_doubt.remove(position).1;
@@ -539,6 +566,37 @@ impl Judge {
                 message_name(message)
             ),
             vec![format!("failed at {failed_ms} ms; retry-failed sent at {sent_ms} ms")],
+        );
+        self.fail(found)
+    }
+
+    /// `money`: a credit change is refused for want of credits only when the tenant could
+    /// not afford it: never a top-up, and a debit only if, at some moment while it was in
+    /// flight, it was more than the tenant had available by the judge's ledger (funded
+    /// less held and spent). Judged where the messages are shown, with no other change in
+    /// doubt beside it.
+    fn check_credit_refusal(
+        &mut self,
+        at_ms: u64,
+        tenant: u32,
+        id: u64,
+        amount: i64,
+        lowest: i64,
+        overlapped: bool,
+    ) -> Result<(), Violation> {
+        if !self.sees_messages || overlapped || !self.on(Invariant::Money) {
+            return Ok(());
+        }
+        let affordable = amount > 0 || lowest >= -amount;
+        if !affordable {
+            return Ok(());
+        }
+        let name = self.tenants[tenant as usize].name.clone();
+        let found = violation(
+            Invariant::Money,
+            at_ms,
+            format!("a credit change of {amount} for {name} was refused for want of credits"),
+            vec![format!("change {id}: the tenant had at least {lowest} available while it was in flight")],
         );
         self.fail(found)
     }
@@ -851,6 +909,9 @@ impl Judge {
                 let model = self.messages.get_mut(&message).expect("held");
                 let before = money_of(model.status, model.unknown_outcome);
                 let campaign = &mut self.campaigns[campaign_index as usize];
+                if model.status.is_pending() && !to_status.is_pending() {
+                    campaign.last_settled_ms = at_ms;
+                }
                 campaign.counts[model.status as usize] -= 1;
                 campaign.counts[to_status as usize] += 1;
                 model.status = to_status;
@@ -905,6 +966,10 @@ impl Judge {
                 Money::Charged => books.charged += sign * cost,
                 Money::Free => {}
             }
+        }
+        let available = books.available();
+        for window in books.doubt_windows.values_mut() {
+            window.0 = window.0.min(available);
         }
     }
 
@@ -1193,6 +1258,11 @@ impl Judge {
                 return self.fail(violation(Invariant::Completion, at_ms, message, vec![fact]));
             }
         }
+        if let Some(problem) =
+            self.completed_at_problem(index, state, &reading).filter(|_| self.on(Invariant::Completion))
+        {
+            return self.fail(violation(Invariant::Completion, at_ms, format!("{name}: {problem}"), vec![fact]));
+        }
         if !self.sees_messages && state == CampaignState::Completed {
             if self.on(Invariant::Completion) {
                 if let Some(problem) = self.completed_reading_problem(&reading) {
@@ -1209,6 +1279,19 @@ impl Judge {
             }
         }
         Ok(())
+    }
+
+    /// `completion`: only a completed campaign shows a completion time, and it is no
+    /// earlier than the last settlement of its messages the judge saw.
+    fn completed_at_problem(&self, index: u32, state: CampaignState, reading: &CampaignReading<'_>) -> Option<String> {
+        let completed_at = reading.completed_at?;
+        let last_settled = self.campaigns[index as usize].last_settled_ms;
+        if state != CampaignState::Completed {
+            return Some(format!("it is {state}, but shows a completion time ({completed_at} ms)"));
+        }
+        (self.sees_messages && completed_at < last_settled).then(|| {
+            format!("it shows completion at {completed_at} ms, before its last message settled at {last_settled} ms")
+        })
     }
 
     /// A completed campaign, read without its messages: everything settled, by its own

@@ -151,6 +151,8 @@ pub struct CampaignReading<'a> {
     /// Failed as an unknown outcome (charged, whether or not the provider took it), when
     /// the engine shows it.
     pub unknown_outcome: Option<u64>,
+    /// When it completed (ms on the run's clock), when the engine shows it.
+    pub completed_at: Option<u64>,
 }
 
 /// One observation.

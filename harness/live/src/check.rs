@@ -229,6 +229,7 @@ impl LiveJudge {
             progress: reading.progress,
             pause_reason: None,
             unknown_outcome: reading.unknown_outcome,
+            completed_at: None,
         };
         self.observe(at_ms, Observation::CampaignRead(reading));
         Ok(())

@@ -336,6 +336,7 @@ impl Oracle {
             progress: i64::from(campaign.progress()),
             pause_reason: pause_reason.as_deref(),
             unknown_outcome: None,
+            completed_at: campaign.completed_at.map(ms),
         };
         self.judge.observe(at_ms, Observation::CampaignRead(reading))
     }

@@ -89,6 +89,7 @@ fn reading(
         progress,
         pause_reason: None,
         unknown_outcome: None,
+        completed_at: None,
     })
 }
 
@@ -470,6 +471,7 @@ fn progress_fires_above_100_against_the_messages_or_backwards() {
             progress: 50,
             pause_reason: None,
             unknown_outcome: None,
+            completed_at: None,
         }),
     ));
     // Without the messages (live), only the direction is judged.
@@ -608,6 +610,7 @@ fn live_reading(
         progress,
         pause_reason: None,
         unknown_outcome,
+        completed_at: None,
     })
 }
 
@@ -705,6 +708,7 @@ fn live_counters_fire_on_sent_beyond_the_acceptances_or_acceptances_uncounted() 
         progress: 100,
         pause_reason: None,
         unknown_outcome: Some(2),
+        completed_at: None,
     });
     live_fires(history, Invariant::Counters);
 }
@@ -979,4 +983,66 @@ fn transitions_fire_on_a_reading_that_disagrees_with_the_journal() {
     for (at, observation) in never_moved {
         judge.observe(at, observation).unwrap();
     }
+}
+
+/// A credit change is refused for want of credits only when the tenant could not afford
+/// it while it was in flight: never a top-up, and never a debit of at most what was
+/// available (funded, less held and spent, by the judge's ledger) throughout.
+#[test]
+fn money_fires_on_an_affordable_credit_change_refused_for_credits() {
+    let change = |amount: i64, answer: u16| -> History {
+        let mut history = correct();
+        // After the campaign: 1 000 funded, 20 charged, nothing held — 980 available.
+        history
+            .push((70, Observation::ActionSent { id: 9, campaign: None, tenant: Some(T), act: Act::Credits(amount) }));
+        history.push((75, Observation::ActionAnswered { id: 9, status: answer }));
+        history
+    };
+    fires(change(-980, 402), Invariant::Money);
+    fires(change(500, 402), Invariant::Money);
+    judge(&change(-981, 402)).1.unwrap();
+    judge(&change(-980, 200)).1.unwrap();
+    // Two changes in doubt at once: either may have gone first, so neither refusal is judged.
+    let mut overlapping = change(-980, 402);
+    overlapping.insert(
+        overlapping.len() - 1,
+        (71, Observation::ActionSent { id: 10, campaign: None, tenant: Some(T), act: Act::Credits(-500) }),
+    );
+    judge(&overlapping).1.unwrap();
+}
+
+/// Only a completed campaign shows a completion time, no earlier than its last
+/// message's settlement.
+#[test]
+fn completion_fires_on_a_completion_time_that_is_not_the_completions() {
+    let at = position(&correct(), |o| matches!(o, Observation::CampaignRead(_)));
+    let shown = |status: &'static str, completed_at: Option<u64>| {
+        Observation::CampaignRead(CampaignReading {
+            campaign: C,
+            status,
+            counts: Some(counts(2)),
+            sent: 2,
+            failed: 0,
+            total: 2,
+            progress: 100,
+            pause_reason: None,
+            unknown_outcome: None,
+            completed_at,
+        })
+    };
+    judge(&replaced(at, shown("completed", Some(50)))).1.unwrap();
+    fires(replaced(at, shown("completed", Some(10))), Invariant::Completion);
+    let sending_at = position(&correct(), |o| matches!(o, Observation::MessageMoved { to: "submitting", .. }));
+    let early = Observation::CampaignRead(CampaignReading {
+        status: "sending",
+        counts: Some(&[("queued", 2)]),
+        sent: 0,
+        progress: 0,
+        completed_at: Some(10),
+        ..match shown("sending", None) {
+            Observation::CampaignRead(reading) => reading,
+            _ => unreachable!(),
+        }
+    });
+    fires(inserted(sending_at, vec![(15, early)]), Invariant::Completion);
 }
