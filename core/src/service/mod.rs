@@ -59,6 +59,63 @@ impl Default for EngineConfig {
     }
 }
 
+/// A combination of timings that turns deliveries into failures with no fault at all.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TimingProblem {
+    /// A request may still be on the wire when its lease ends: the reaper takes the message
+    /// back as `unknown` while the provider is accepting it.
+    #[error(
+        "--lease-ms {lease_ms} is shorter than --provider-timeout-ms {provider_timeout_ms}: a request may \
+         outlive the lease of the message it carries, and its outcome is then lost"
+    )]
+    LeaseShorterThanTimeout {
+        /// The lease.
+        lease_ms: u64,
+        /// The provider timeout.
+        provider_timeout_ms: u64,
+    },
+    /// An unknown outcome settles (charged, reported failed) before its report can come.
+    #[error(
+        "--unknown-settle-after-ms {settle_ms} is shorter than --lease-ms {lease_ms} + --provider-timeout-ms \
+         {provider_timeout_ms} + --report-delay-ms {report_delay_ms} = {needed}: a message the provider \
+         delivered would settle as failed before its delivery report could arrive"
+    )]
+    SettleBeforeReports {
+        /// The settle delay.
+        settle_ms: u64,
+        /// The lease.
+        lease_ms: u64,
+        /// The provider timeout.
+        provider_timeout_ms: u64,
+        /// The longest delay of a delivery report the operator declares.
+        report_delay_ms: u64,
+        /// Their sum.
+        needed: u64,
+    },
+}
+
+impl EngineConfig {
+    /// Refuses timings that lose outcomes with no fault at all, given the provider timeout
+    /// and the longest report delay the operator declares: the lease must outlast a
+    /// request, and an unknown outcome must wait out the lease, a request and its report.
+    pub fn check_timing(&self, provider_timeout_ms: u64, report_delay_ms: u64) -> Result<(), TimingProblem> {
+        if self.lease_ms < provider_timeout_ms {
+            return Err(TimingProblem::LeaseShorterThanTimeout { lease_ms: self.lease_ms, provider_timeout_ms });
+        }
+        let needed = self.lease_ms.saturating_add(provider_timeout_ms).saturating_add(report_delay_ms);
+        if self.unknown_settle_after_ms < needed {
+            return Err(TimingProblem::SettleBeforeReports {
+                settle_ms: self.unknown_settle_after_ms,
+                lease_ms: self.lease_ms,
+                provider_timeout_ms,
+                report_delay_ms,
+                needed,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Builds provider adapters for traffic accounts.
 ///
 /// The default builds this crate's adapters ([`adapter_for`]); a simulator or a
@@ -128,5 +185,38 @@ impl Adapters {
         let adapter = self.factory.build(account, self.client.clone(), &self.webhook_base_url)?;
         built.insert(account.id, adapter.clone());
         Ok(adapter)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(lease_ms: u64, unknown_settle_after_ms: u64) -> EngineConfig {
+        EngineConfig { lease_ms, unknown_settle_after_ms, ..EngineConfig::default() }
+    }
+
+    /// The defaults hold; a lease shorter than a request, or a settle delay shorter than
+    /// lease + request + report, is refused naming the flags; the boundaries are allowed.
+    #[test]
+    fn timings_that_lose_outcomes_are_refused() {
+        EngineConfig::default().check_timing(10_000, 60_000).unwrap();
+        config(1_000, 2_000).check_timing(1_000, 0).unwrap();
+        config(1_000, 2_000).check_timing(800, 200).unwrap();
+        let short = config(100, 100).check_timing(10_000, 0).unwrap_err();
+        assert!(matches!(short, TimingProblem::LeaseShorterThanTimeout { .. }));
+        assert!(short.to_string().contains("--lease-ms 100") && short.to_string().contains("--provider-timeout-ms"));
+        let early = config(1_000, 1_999).check_timing(800, 200).unwrap_err();
+        assert_eq!(
+            early,
+            TimingProblem::SettleBeforeReports {
+                settle_ms: 1_999,
+                lease_ms: 1_000,
+                provider_timeout_ms: 800,
+                report_delay_ms: 200,
+                needed: 2_000
+            }
+        );
+        assert!(early.to_string().contains("--unknown-settle-after-ms 1999"), "{early}");
     }
 }

@@ -307,6 +307,11 @@ struct ServeArgs {
     /// UNKNOWN_OUTCOME (charged), in milliseconds.
     #[arg(long, env = "SMSIM_UNKNOWN_SETTLE_AFTER_MS", default_value_t = EngineConfig::default().unknown_settle_after_ms)]
     unknown_settle_after_ms: u64,
+    /// The longest a provider takes to send a delivery report after accepting a message,
+    /// as the operator knows it, in milliseconds: an unknown outcome is not settled before
+    /// lease + provider timeout + this (serve refuses a shorter --unknown-settle-after-ms).
+    #[arg(long, env = "SMSIM_REPORT_DELAY_MS", default_value_t = 0)]
+    report_delay_ms: u64,
     /// How often the reaper, reconciler and scheduler run, in milliseconds.
     #[arg(long, env = "SMSIM_MAINTENANCE_INTERVAL_MS", default_value_t = EngineConfig::default().maintenance_interval_ms)]
     maintenance_interval_ms: u64,
@@ -482,6 +487,20 @@ fn certify(args: CertifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let engine = EngineConfig {
+        lease_ms: args.lease_ms,
+        // Live-mode tunables (issue #11).
+        unknown_settle_after_ms: args.unknown_settle_after_ms,
+        maintenance_interval_ms: args.maintenance_interval_ms,
+        idle_poll_ms: args.idle_poll_ms,
+        ..EngineConfig::default()
+    };
+    // Timings that turn deliveries into failures with no fault at all are a usage error,
+    // refused before anything listens or opens.
+    if let Err(problem) = engine.check_timing(args.provider_timeout_ms, args.report_delay_ms) {
+        eprintln!("error: {problem}");
+        return Ok(ExitCode::from(2));
+    }
     let mut roles: Vec<Role> = args
         .role
         .iter()
@@ -514,14 +533,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         admin_token: args.admin_token,
         public_url: args.public_url.unwrap_or_else(|| format!("http://{address}")),
         provider_timeout: Duration::from_millis(args.provider_timeout_ms),
-        engine: EngineConfig {
-            lease_ms: args.lease_ms,
-            // Live-mode tunables (issue #11).
-            unknown_settle_after_ms: args.unknown_settle_after_ms,
-            maintenance_interval_ms: args.maintenance_interval_ms,
-            idle_poll_ms: args.idle_poll_ms,
-            ..EngineConfig::default()
-        },
+        engine,
     };
     let admin = if options.admin_token.is_some() { "enabled" } else { "disabled (set SMSIM_ADMIN_TOKEN)" };
     let engine = Engine::start(options, listener).await.with_context(|| format!("cannot open {db}"))?;

@@ -62,3 +62,35 @@ fn serve_refuses_a_lease_longer_than_a_day_at_start() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--lease-ms") && stderr.contains("86400001"), "{stderr}");
 }
+
+/// Timings that turn deliveries into failures with no fault at all are refused at start
+/// with exit 2, naming the flags: a lease shorter than the provider timeout, or a settle
+/// delay shorter than lease + timeout + the declared report delay.
+#[test]
+fn serve_refuses_timings_that_lose_outcomes() {
+    let refused = |flags: &[&str], named: &[&str]| {
+        let mut args = vec!["serve", "--db", "/nonexistent/never-opened.db"];
+        args.extend_from_slice(flags);
+        let output = smsim().args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{flags:?}: {stderr}");
+        for flag in named {
+            assert!(stderr.contains(flag), "{flags:?} should name {flag}: {stderr}");
+        }
+        assert!(!stderr.contains("never-opened"), "refused before opening the database: {stderr}");
+    };
+    refused(&["--lease-ms", "100", "--unknown-settle-after-ms", "100"], &["--lease-ms 100", "--provider-timeout-ms"]);
+    refused(
+        &[
+            "--lease-ms",
+            "1000",
+            "--provider-timeout-ms",
+            "800",
+            "--unknown-settle-after-ms",
+            "1999",
+            "--report-delay-ms",
+            "200",
+        ],
+        &["--unknown-settle-after-ms 1999", "--report-delay-ms 200"],
+    );
+}
