@@ -167,18 +167,33 @@ struct Manager {
     schema: String,
 }
 
+/// A connection's error in the server's words: the pool logs it and keeps its text, and
+/// the client's own text for a server error is only "db error".
+#[derive(Debug)]
+struct ConnectError(pg::Error);
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&describe(&self.0))
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
 impl r2d2::ManageConnection for Manager {
     type Connection = Connection;
-    type Error = pg::Error;
+    type Error = ConnectError;
 
-    fn connect(&self) -> Result<Connection, pg::Error> {
-        let mut client = self.config.connect(NoTls)?;
-        client.batch_execute(&format!("SET search_path TO {}", quote_identifier(&self.schema)))?;
+    fn connect(&self) -> Result<Connection, ConnectError> {
+        let mut client = self.config.connect(NoTls).map_err(ConnectError)?;
+        client
+            .batch_execute(&format!("SET search_path TO {}", quote_identifier(&self.schema)))
+            .map_err(ConnectError)?;
         Ok(Connection { client, statements: BTreeMap::new() })
     }
 
-    fn is_valid(&self, connection: &mut Connection) -> Result<(), pg::Error> {
-        connection.client.batch_execute("")
+    fn is_valid(&self, connection: &mut Connection) -> Result<(), ConnectError> {
+        connection.client.batch_execute("").map_err(ConnectError)
     }
 
     fn has_broken(&self, connection: &mut Connection) -> bool {
@@ -1762,6 +1777,24 @@ mod tests {
         options.schema = store.schema().to_owned();
         options.max_connections = 2;
         PostgresStore::open(options)
+    }
+
+    /// A connection the server refuses is logged and reported in the server's words with
+    /// its SQLSTATE (the client's own text for it is only "db error"), by the pool too.
+    #[test]
+    fn a_refused_connection_is_described_in_the_servers_words() {
+        let Some(url) = testing::test_database_url("a_refused_connection_is_described") else { return };
+        let mut config: pg::Config = url.parse().expect("the test database's URL parses");
+        config.dbname("smsim_no_such_database");
+        let manager = Manager { config, schema: "public".into() };
+        let refused = r2d2::ManageConnection::connect(&manager).err().expect("no such database");
+        let text = refused.to_string();
+        assert!(text.contains("does not exist") && text.contains("SQLSTATE 3D000"), "{text}");
+        let pool = off_the_runtime(|| {
+            r2d2::Pool::builder().max_size(1).connection_timeout(Duration::from_millis(300)).build(manager)
+        });
+        let text = pool.err().expect("the pool cannot connect").to_string();
+        assert!(text.contains("SQLSTATE 3D000"), "{text}");
     }
 
     #[test]
