@@ -601,29 +601,28 @@ impl Judge {
         self.fail(found)
     }
 
-    /// A breach answers with something (2xx) or reveals the campaign exists (a 4xx other
-    /// than 404). No answer, or a 5xx, reveals and changes nothing.
+    /// A breach of a campaign answers with something (2xx) or reveals the campaign exists
+    /// (a 4xx other than 404); no answer, or a 5xx, reveals and changes nothing.
     fn cross_tenant_probe(&mut self, at_ms: u64, request: &str, answered: u16) -> Result<(), Violation> {
         let breach = answered != 404 && answered != 0 && answered < 500;
-        if self.on(Invariant::Isolation) && breach {
-            return self.fail(violation(
-                Invariant::Isolation,
-                at_ms,
-                "a tenant reached another tenant's campaign",
-                vec![format!("{request} answered {answered}")],
-            ));
-        }
-        Ok(())
+        self.probe(at_ms, request, answered, breach, "a tenant reached another tenant's campaign")
     }
 
     /// A tenant's campaign on another tenant's private account is refused: any 2xx is a
     /// breach.
     fn foreign_account_probe(&mut self, at_ms: u64, request: &str, answered: u16) -> Result<(), Violation> {
-        if self.on(Invariant::Isolation) && (200..300).contains(&answered) {
+        let breach = (200..300).contains(&answered);
+        let what = "a tenant created a campaign on another tenant's private traffic account";
+        self.probe(at_ms, request, answered, breach, what)
+    }
+
+    /// `isolation` on one probe's answer.
+    fn probe(&mut self, at_ms: u64, request: &str, answered: u16, breach: bool, what: &str) -> Result<(), Violation> {
+        if self.on(Invariant::Isolation) && breach {
             return self.fail(violation(
                 Invariant::Isolation,
                 at_ms,
-                "a tenant created a campaign on another tenant's private traffic account",
+                what,
                 vec![format!("{request} answered {answered}")],
             ));
         }

@@ -42,6 +42,11 @@ type History = Vec<(u64, Observation<'static>)>;
 /// The driver created campaign `C` of `T` on `A` (the simulator's view: no marker, count
 /// or template).
 fn created() -> Observation<'static> {
+    created_starting(None)
+}
+
+/// [`created`], scheduled to start at `starts_at`.
+fn created_starting(starts_at: Option<u64>) -> Observation<'static> {
     Observation::CampaignCreated {
         campaign: C,
         tenant: T,
@@ -49,7 +54,7 @@ fn created() -> Observation<'static> {
         marker: None,
         contacts: None,
         template: None,
-        starts_at: None,
+        starts_at,
     }
 }
 
@@ -817,18 +822,7 @@ fn content_fires_on_a_body_that_is_not_the_rendered_template() {
 /// A campaign of `T` on `A` scheduled to start at `starts_at` ms, with one message.
 fn scheduled(starts_at: u64, claimed_at: u64) -> History {
     vec![
-        (
-            0,
-            Observation::CampaignCreated {
-                campaign: C,
-                tenant: T,
-                account: A,
-                marker: None,
-                contacts: None,
-                template: None,
-                starts_at: Some(starts_at),
-            },
-        ),
+        (0, created_starting(Some(starts_at))),
         (10, moved(1, None, "queued", row("+301", None, None))),
         (claimed_at, Observation::CampaignMoved { campaign: C, from: "draft", to: "sending" }),
         (claimed_at, moved(1, Some("queued"), "submitting", row("+301", None, None))),
