@@ -71,6 +71,7 @@ fn drained(messages: u32) -> Drained {
         contacts: Default::default(),
         retry: None,
         journal: true,
+        rate_at_provider: None,
     };
     Drained { store, steps, account: fixture.account.to_string(), setup }
 }

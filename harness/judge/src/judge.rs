@@ -276,6 +276,8 @@ pub struct Judge {
     actions: BTreeMap<u64, (u32, bool)>,
     /// Claims per (account or tenant, second).
     account_windows: BTreeMap<(u32, u64), u32>,
+    /// Messages the provider received per account and second (`rate` at the provider).
+    receipt_windows: BTreeMap<(u32, u64), u32>,
     tenant_windows: BTreeMap<(u32, u64), u32>,
     /// Checks run, per invariant.
     checks: BTreeMap<Invariant, u64>,
@@ -333,6 +335,7 @@ impl Judge {
             refused_forgeries: BTreeMap::new(),
             actions: BTreeMap::new(),
             account_windows: BTreeMap::new(),
+            receipt_windows: BTreeMap::new(),
             tenant_windows: BTreeMap::new(),
             checks: BTreeMap::new(),
             broken: None,
@@ -650,6 +653,26 @@ impl Judge {
         }
     }
 
+    /// `rate`, where it is measured at the provider: in any one-second window, an account's
+    /// messages arrive at most as a bucket of one second's burst plus its refill allow
+    /// (twice the rate), widened by what the network's latency spread may bring together.
+    fn check_rate_at_provider(&mut self, at_ms: u64, account: &str) -> Result<(), Violation> {
+        let Some(spread_ms) = self.setup.rate_at_provider else { return Ok(()) };
+        let index = self.account(account);
+        let Some(limit) = self.accounts[index as usize].rate_limit_per_s else { return Ok(()) };
+        let second = at_ms / 1_000;
+        let count = self.receipt_windows.entry((index, second)).or_default();
+        *count += 1;
+        let count = *count;
+        let allowed = 2 * u64::from(limit) + (u64::from(limit) * spread_ms).div_ceil(1_000) + 1;
+        if !self.on(Invariant::Rate) || u64::from(count) <= allowed {
+            return Ok(());
+        }
+        let message = format!("the provider received {count} messages through {account} in second {second}");
+        let bound = format!("limit {limit}/s: at most {allowed} in a second with a {spread_ms} ms latency spread");
+        self.fail(violation(Invariant::Rate, at_ms, message, vec![bound]))
+    }
+
     /// The least delay the retry policy allows after attempt `attempt` (1-based) failed:
     /// the backoff less its jitter, capped as one delay is.
     fn least_backoff_ms(&self, attempt: u32) -> Option<u64> {
@@ -695,6 +718,7 @@ impl Judge {
     }
 
     fn received(&mut self, at_ms: u64, account: &str, destination: &str, body: Option<&str>) -> Result<(), Violation> {
+        self.check_rate_at_provider(at_ms, account)?;
         if let Some(body) = body {
             let key = key_of(destination, body);
             self.check_retry_spacing(at_ms, key, destination)?;
@@ -1742,6 +1766,9 @@ impl Judge {
     fn unobserved(&self, invariant: Invariant) -> &'static str {
         match invariant {
             Invariant::Transitions => "no status change or reading was observed",
+            Invariant::Rate if self.setup.rate_at_provider.is_some() => {
+                "no account with a rate limit the engine was told of received a message"
+            }
             Invariant::Halt | Invariant::Rate => "the engine's claims are not observable",
             Invariant::Money => "no tenant's books were read",
             Invariant::Attribution if !self.sees_messages => {

@@ -93,6 +93,11 @@ pub struct Setup {
     /// Whether the engine's journal is shown (the simulator): every campaign move is then
     /// observed, and a reading must show the status the journal last moved it to.
     pub journal: bool,
+    /// Whether `rate` is measured at the provider, as messages arrive, and how far apart
+    /// the network may bring two requests sent a second apart (the spread of its latency,
+    /// ms). `None`: it is measured at the engine's claims (the simulator, whose held links
+    /// and partitions release bursts the engine did not send).
+    pub rate_at_provider: Option<u64>,
 }
 
 /// A message of the engine, in the simulator: its campaign id and contact id, opaque.

@@ -13,7 +13,9 @@
 //!   profile can read them.
 //!
 //! Live mode has no journal: what needs the engine's messages (`attribution`, message
-//! `transitions`, `halt`, `rate`) comes out "not checked", with the reason, never "held".
+//! `transitions`, `halt`) comes out "not checked", with the reason, never "held". `rate` is
+//! measured at the provider, as messages arrive, for an account whose limit the driver
+//! told the engine (its `create_account` passes `${rate_limit_json}`).
 
 use crate::profile::Profile;
 use serde::Serialize;
@@ -125,13 +127,21 @@ pub fn setup(scenario: &Scenario, profile: &Profile) -> Setup {
             numbers: Default::default(),
         })
         .collect();
-    let price = scenario.traffic_accounts.first().map_or(0, |account| account.price_per_segment);
+    let first = scenario.traffic_accounts.first();
+    let price = first.map_or(0, |account| account.price_per_segment);
+    // The account's limit binds the engine only if the driver told it (its create_account
+    // action passes `${rate_limit_json}`); an engine that was never told is not judged by it.
+    let told = profile.actions.create_account.as_ref().is_some_and(|request| {
+        let told = |text: &str| text.contains("${rate_limit_json}");
+        told(&request.path) || request.body.as_deref().is_some_and(told)
+    });
     let accounts = vec![AccountSetup {
         account: profile.provider.account_id.clone(),
         wire: smsim_sim::world::wire_of(profile.provider.kind),
         price_per_segment: price,
-        rate_limit_per_s: None,
+        rate_limit_per_s: first.and_then(|account| account.rate_limit_per_s).filter(|_| told),
     }];
+    let [fastest, slowest] = scenario.provider.latency_ms;
     Setup {
         tenants,
         accounts,
@@ -142,6 +152,8 @@ pub fn setup(scenario: &Scenario, profile: &Profile) -> Setup {
         retry: None,
         // Live mode reads the engine's API, not its journal.
         journal: false,
+        // Its claims are not shown: messages are counted as they reach the provider.
+        rate_at_provider: Some(slowest.saturating_sub(fastest)),
     }
 }
 

@@ -276,6 +276,9 @@ pub fn build_with(scenario: &Scenario, seed: u64, factory: Arc<dyn AdapterFactor
     let mut judge_setup = smsim_judge::Setup {
         halt_grace_ms: scenario.engine.lease_ms + limits.lease_grace_ms,
         journal: true,
+        // Held links and partitions release bursts the engine did not send: the rate is
+        // measured where the engine decides it, at its claims.
+        rate_at_provider: None,
         retry: Some(smsim_judge::RetrySetup {
             base_delay_ms: retry.base_delay_ms,
             multiplier: retry.multiplier,

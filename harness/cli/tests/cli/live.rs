@@ -57,7 +57,9 @@ fn smsim_serve_keeps_every_invariant_through_kills_mid_campaign() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     let report = report.expect("a report");
     assert!(report["fired"]["kills"].as_u64().unwrap() >= 2, "{}", text(&output));
-    for invariant in ["counters", "progress", "at-most-once", "money", "completion", "liveness"] {
+    // `rate` too: the driver told the engine its account's limit, and the provider counts
+    // what arrives.
+    for invariant in ["counters", "progress", "at-most-once", "money", "completion", "liveness", "rate"] {
         assert_eq!(verdict(&report, invariant), "held", "{invariant}: {}", text(&output));
     }
     assert_eq!(report["duplicate_acceptances"], 0);

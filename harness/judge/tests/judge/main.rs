@@ -34,6 +34,7 @@ fn setup() -> Setup {
             jitter_percent: 20,
         }),
         journal: true,
+        rate_at_provider: None,
     }
 }
 
@@ -1039,4 +1040,26 @@ fn completion_fires_on_a_completion_time_that_is_not_the_completions() {
         }
     });
     fires(inserted(sending_at, vec![(15, early)]), Invariant::Completion);
+}
+
+/// Where the claims are not shown (live mode), `rate` counts arrivals at the provider: an
+/// account limited to 2/s may receive 2 × 2, plus what a 500 ms latency spread brings
+/// together (1), plus one, in any one second.
+#[test]
+fn rate_fires_at_the_provider_above_twice_the_limit_and_the_spread() {
+    let mut at_provider = Setup { rate_at_provider: Some(500), journal: false, ..setup() };
+    at_provider.accounts[0].rate_limit_per_s = Some(2);
+    let arrivals = |count: u64| {
+        let mut judge = Judge::new(at_provider.clone(), &[Invariant::Rate]);
+        (0..count).try_for_each(|n| {
+            judge.observe(1_000 + n * 10, Observation::Received { account: A, destination: "+301", body: None })
+        })
+    };
+    arrivals(6).unwrap();
+    assert_eq!(arrivals(7).unwrap_err().invariant, Invariant::Rate);
+    // Without a limit there is nothing to count against.
+    let mut judge = Judge::new(Setup { rate_at_provider: Some(500), ..setup() }, &[Invariant::Rate]);
+    for n in 0..50 {
+        judge.observe(1_000 + n, Observation::Received { account: A, destination: "+301", body: None }).unwrap();
+    }
 }

@@ -108,6 +108,7 @@ fn setup() -> smsim_judge::Setup {
         contacts: Default::default(),
         retry: None,
         journal: true,
+        rate_at_provider: None,
     }
 }
 
