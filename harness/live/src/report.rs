@@ -56,6 +56,8 @@ pub struct LiveReport {
     pub coverage: BTreeMap<String, u64>,
     /// Readings sampled during the run.
     pub samples: u64,
+    /// How steadily the fault phase was sampled.
+    pub sampling: Sampling,
     /// Wall-clock milliseconds the run took.
     pub wall_ms: u64,
     /// The working directory (engine database, logs, trace).
@@ -67,6 +69,45 @@ pub struct LiveReport {
     pub tail: Vec<String>,
     /// The command that reruns this fault plan.
     pub reproduce: String,
+}
+
+/// How steadily the engine was read during the fault phase: the gaps between sampling
+/// rounds that read every campaign, told apart by whether the engine was killed or stopped
+/// in between (the engine's gap) or not (the sampler's).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Sampling {
+    /// Rounds that read every campaign.
+    pub rounds: u64,
+    /// The longest gap between two rounds, ms.
+    pub largest_gap_ms: u64,
+    /// The longest gap with no kill or stop of the engine in it, ms.
+    pub largest_gap_engine_up_ms: u64,
+    /// The median such gap, ms.
+    pub median_gap_engine_up_ms: u64,
+}
+
+impl Sampling {
+    /// The gaps between `rounds` (ms, ascending), with `disruptions` (ms) telling which
+    /// gaps the engine was down or stopped in.
+    pub fn of(rounds: &[u64], disruptions: &[u64]) -> Sampling {
+        let mut up: Vec<u64> = Vec::new();
+        let mut largest = 0;
+        for pair in rounds.windows(2) {
+            let (from, to) = (pair[0], pair[1]);
+            let gap = to.saturating_sub(from);
+            largest = largest.max(gap);
+            if !disruptions.iter().any(|&at| from <= at && at < to) {
+                up.push(gap);
+            }
+        }
+        up.sort_unstable();
+        Sampling {
+            rounds: rounds.len() as u64,
+            largest_gap_ms: largest,
+            largest_gap_engine_up_ms: up.last().copied().unwrap_or(0),
+            median_gap_engine_up_ms: up.get(up.len() / 2).copied().unwrap_or(0),
+        }
+    }
 }
 
 impl LiveReport {
@@ -88,6 +129,12 @@ pub fn summary(report: &LiveReport) -> String {
         report.seed,
         report.wall_ms as f64 / 1_000.0,
         report.samples
+    );
+    let sampling = &report.sampling;
+    let _ = writeln!(
+        out,
+        "  sampling: {} rounds in the fault phase; gaps with the engine up: median {} ms, largest {} ms (largest across a kill or stop {} ms)",
+        sampling.rounds, sampling.median_gap_engine_up_ms, sampling.largest_gap_engine_up_ms, sampling.largest_gap_ms
     );
     for campaign in &report.campaigns {
         let last = &campaign.last;
@@ -147,4 +194,20 @@ pub fn summary(report: &LiveReport) -> String {
     }
     let _ = writeln!(out, "rerun this fault plan with:\n  {}", report.reproduce);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Sampling;
+
+    /// Gaps across a kill or stop are the engine's; the rest are the sampler's.
+    #[test]
+    fn sampling_gaps_are_told_apart_by_the_engines_disruptions() {
+        let sampling = Sampling::of(&[0, 250, 500, 2_500, 2_750, 3_100], &[600]);
+        assert_eq!(
+            sampling,
+            Sampling { rounds: 6, largest_gap_ms: 2_000, largest_gap_engine_up_ms: 350, median_gap_engine_up_ms: 250 }
+        );
+        assert_eq!(Sampling::of(&[], &[]), Sampling::default());
+    }
 }

@@ -9,7 +9,7 @@ use crate::driver::Driver;
 use crate::plan::{draw, Fault, FaultPlan, NemesisOptions};
 use crate::process::{wait_ready, EngineProcess, Launch};
 use crate::profile::Profile;
-use crate::report::{FaultsFired, LiveReport};
+use crate::report::{FaultsFired, LiveReport, Sampling};
 use crate::template::{fill, Values};
 use crate::trace::Trace;
 use crate::LiveError;
@@ -154,6 +154,11 @@ struct Live {
     /// A sampling round is in flight (a stopped engine holds one for up to a timeout;
     /// rounds do not pile up behind it).
     sampling: Arc<std::sync::atomic::AtomicBool>,
+    /// When each sampling round of the fault phase read every campaign (trace clock, ms).
+    rounds: Arc<Mutex<Vec<u64>>>,
+    /// When the fault phase killed or stopped the engine (trace clock, ms): a gap between
+    /// rounds across one of these is the engine's, not the sampler's.
+    disruptions: Mutex<Vec<u64>>,
 }
 
 async fn execute(scenario: Scenario, profile: Profile, options: &LiveOptions) -> Result<LiveReport, LiveError> {
@@ -224,6 +229,8 @@ async fn execute(scenario: Scenario, profile: Profile, options: &LiveOptions) ->
         failure: Arc::default(),
         samples: Arc::default(),
         sampling: Arc::default(),
+        rounds: Arc::default(),
+        disruptions: Mutex::default(),
     };
     let started = live.trace.now_ms();
     live.fault_phase(&plan, &trap, kill_queue).await?;
@@ -386,6 +393,7 @@ impl Live {
     /// Kills the engine for a held acceptance and lets the answer go; the restart delay.
     fn kill_between_accept_and_commit(&self, request: KillRequest) -> u64 {
         let killed = self.engine.lock().expect("engine lock poisoned").kill();
+        self.disrupted();
         let event = if killed { "kill_between_accept_and_commit" } else { "missed" };
         self.trace.event(event, json!({ "restart_after_ms": request.restart_after_ms }));
         let _ = request.done.send(());
@@ -399,6 +407,7 @@ impl Live {
             Step::Operator(index) => self.spawn_operator(index),
             Step::Fault(Fault::Kill { restart_after_ms, .. }) => {
                 let killed = self.engine.lock().expect("engine lock poisoned").kill();
+                self.disrupted();
                 self.trace
                     .event(if killed { "kill" } else { "missed" }, json!({ "restart_after_ms": restart_after_ms }));
                 return killed.then_some((restart_after_ms, Step::Restart));
@@ -410,6 +419,7 @@ impl Live {
             Step::Fault(Fault::Pause { for_ms, .. }) => {
                 let mut engine = self.engine.lock().expect("engine lock poisoned");
                 let paused = engine.alive() && !engine.is_paused() && engine.pause();
+                self.disruptions.lock().expect("disruptions poisoned").push(self.trace.now_ms());
                 self.trace.event(if paused { "sigstop" } else { "missed" }, json!({ "for_ms": for_ms }));
                 return paused.then_some((for_ms, Step::Continue));
             }
@@ -420,6 +430,11 @@ impl Live {
             }
         }
         None
+    }
+
+    /// Notes that the engine was just killed or stopped.
+    fn disrupted(&self) {
+        self.disruptions.lock().expect("disruptions poisoned").push(self.trace.now_ms());
     }
 
     fn restart(&self) {
@@ -502,9 +517,11 @@ impl Live {
         let names: Vec<(String, u64)> = self.contacts.iter().map(|(name, count)| (name.clone(), *count)).collect();
         let (driver, trace, judge) = (self.driver.clone(), self.trace.clone(), self.judge.clone());
         let (failure, samples, provider) = (self.failure.clone(), self.samples.clone(), self.provider.clone());
+        let rounds = self.rounds.clone();
         let tenants: Vec<String> = self.scenario.tenants.iter().map(|t| t.name.clone()).collect();
         let global = self.global.clone();
         tokio::spawn(async move {
+            let mut read_all = true;
             for (name, _contacts) in names {
                 match driver.read(&name).await {
                     Ok(Some(mut reading)) => {
@@ -514,9 +531,15 @@ impl Live {
                         }
                         trace.event("sample", json!({ "campaign": name, "reading": reading }));
                     }
-                    Ok(None) => {}
-                    Err(error) => *failure.lock().expect("failure poisoned") = Some(error),
+                    Ok(None) => read_all = false,
+                    Err(error) => {
+                        read_all = false;
+                        *failure.lock().expect("failure poisoned") = Some(error);
+                    }
                 }
+            }
+            if read_all {
+                rounds.lock().expect("rounds poisoned").push(trace.now_ms());
             }
             for tenant in &tenants {
                 match driver.books(tenant, &global, false).await {
@@ -660,6 +683,10 @@ impl Live {
             reports_sent: truth.reports.len() as u64,
             coverage: truth.marks.clone(),
             samples: self.samples.load(std::sync::atomic::Ordering::Relaxed),
+            sampling: Sampling::of(
+                &self.rounds.lock().expect("rounds poisoned"),
+                &self.disruptions.lock().expect("disruptions poisoned"),
+            ),
             wall_ms: now_ms - started_ms,
             workdir: options.workdir.display().to_string(),
             trace: trace_path.display().to_string(),

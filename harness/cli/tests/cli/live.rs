@@ -63,6 +63,10 @@ fn smsim_serve_keeps_every_invariant_through_kills_mid_campaign() {
         assert_eq!(verdict(&report, invariant), "held", "{invariant}: {}", text(&output));
     }
     assert_eq!(report["duplicate_acceptances"], 0);
+    // The fault phase's sampling is reported (its figures are measurements, not asserted).
+    let sampling = &report["sampling"];
+    assert!(sampling["rounds"].as_u64().unwrap() > 1, "{sampling}");
+    assert!(sampling["largest_gap_ms"].as_u64().unwrap() >= sampling["largest_gap_engine_up_ms"].as_u64().unwrap());
     assert_eq!(report["campaigns"][0]["last"]["status"], "completed");
     let junit = std::fs::read_to_string(junit).unwrap();
     assert!(junit.contains("<testcase name=\"at-most-once\"") && !junit.contains("<failure"), "{junit}");
