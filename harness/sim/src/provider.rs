@@ -1256,7 +1256,10 @@ fn webhook_request(provider: &Provider, channel: &Channel, reports: &[Outgoing])
     }
 }
 
-/// Posts one webhook, retrying non-2xx answers like real providers do (not forged ones).
+/// Posts one webhook, retrying as the provider documents it (never a forged one). Twilio's
+/// status callbacks follow its default connection overrides (`rc=1`, `rp=ct`): one more
+/// attempt when no answer came, none after an HTTP error. Mitto and Infobip report again
+/// after a non-2xx answer or none, up to five attempts with a doubling pause.
 async fn send_webhook(provider: Arc<Provider>, client: Arc<dyn HttpClient>, channel: Channel, reports: Vec<Outgoing>) {
     let Some(first) = reports.first() else { return };
     tokio::time::sleep(Duration::from_millis(first.delay_ms)).await;
@@ -1290,7 +1293,12 @@ async fn send_webhook(provider: Arc<Provider>, client: Arc<dyn HttpClient>, chan
             })
             .collect()
     };
-    let attempts = if forged { 1 } else { 5 };
+    let twilio = matches!(channel, Channel::Twilio { .. });
+    let attempts = match (forged, twilio) {
+        (true, _) => 1,
+        (false, true) => 2,
+        (false, false) => 5,
+    };
     for attempt in 0..attempts {
         let slots = provider.report_slots.lock().expect("provider poisoned").clone();
         let slot = match &slots {
@@ -1316,7 +1324,9 @@ async fn send_webhook(provider: Arc<Provider>, client: Arc<dyn HttpClient>, chan
                 );
             }
         }
-        if answered.is_some_and(|status| (200..300).contains(&status)) || forged {
+        let delivered = answered.is_some_and(|status| (200..300).contains(&status));
+        // Twilio retries a connection that failed, not an answer it did not like.
+        if delivered || forged || (twilio && answered.is_some()) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(1_000 << attempt)).await;

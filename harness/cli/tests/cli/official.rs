@@ -100,7 +100,9 @@ fn twilio_python_creates_fetches_lists_and_validates_callbacks_against_smsim_pro
     let (passed, output) = run_bounded(command, Duration::from_secs(90));
     assert!(passed, "twilio-python against smsim provider:\n{output}");
     assert!(
-        output.contains("\"failed\": 0") && output.contains("ok   every callback passes RequestValidator"),
+        output.contains("\"failed\": 0")
+            && output.contains("ok   every callback passes RequestValidator")
+            && output.contains("ok   a callback answered 503 is not retried"),
         "{output}"
     );
 }

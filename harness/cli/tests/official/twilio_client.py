@@ -21,6 +21,8 @@ SERVICE = "MG" + "0" * 31 + "1"
 FROM = "+15005550006"
 
 callbacks = []
+refused_callbacks = []
+FINAL = ("delivered", "undelivered", "failed")
 
 
 class Callbacks(http.server.BaseHTTPRequestHandler):
@@ -31,8 +33,13 @@ class Callbacks(http.server.BaseHTTPRequestHandler):
         params = dict(urllib.parse.parse_qsl(body, keep_blank_values=True))
         url = f"http://127.0.0.1:{self.server.server_address[1]}{self.path}"
         valid = RequestValidator(auth_token).validate(url, params, self.headers.get("X-Twilio-Signature", ""))
-        callbacks.append((params, valid))
-        self.send_response(200 if valid else 403)
+        if self.path.startswith("/down"):
+            # An application that is down: Twilio does not retry an HTTP error by default.
+            refused_callbacks.append((params["MessageSid"], params["MessageStatus"]))
+            self.send_response(503)
+        else:
+            callbacks.append((params, valid))
+            self.send_response(200 if valid else 403)
         self.end_headers()
 
     def log_message(self, *args):
@@ -98,10 +105,13 @@ refused("wrong auth token: 20003", 20003, 401,
         lambda: client("wrong").messages.create(to="+306910000001", from_=FROM, body="x"))
 refused("unknown SID: 20404", 20404, 404, lambda: twilio.messages("SM" + "0" * 32).fetch())
 
+down = twilio.messages.create(to="+306910000002", from_=FROM, body="to an application that is down",
+                              status_callback=f"http://127.0.0.1:{server.server_address[1]}/down")
+
 deadline = time.time() + 20
-while time.time() < deadline and len({p["MessageSid"] for p, _ in callbacks if p.get("MessageStatus") in ("delivered", "undelivered")}) < 2:
+while time.time() < deadline and len({p["MessageSid"] for p, _ in callbacks if p.get("MessageStatus") in FINAL}) < 2:
     time.sleep(0.1)
-finals = [(p, v) for p, v in callbacks if p.get("MessageStatus") in ("delivered", "undelivered")]
+finals = [(p, v) for p, v in callbacks if p.get("MessageStatus") in FINAL]
 check("status callbacks arrived", len({p["MessageSid"] for p, _ in finals}) == 2, callbacks)
 check("every callback passes RequestValidator", callbacks and all(v for _, v in callbacks),
       [p for p, v in callbacks if not v])
@@ -110,6 +120,15 @@ check("callbacks carry the documented fields", all(documented <= set(p) for p, _
       [sorted(set(p)) for p, _ in finals])
 check("a messaging service's callback names it and its pool sender",
       any(p.get("MessagingServiceSid") == SERVICE and p.get("From", "").startswith("+") for p, _ in finals), finals)
+
+# Twilio's default connection overrides (rc=1, rp=ct) retry a failed connection, never an
+# HTTP error: a callback answered 503 comes once. A retry would come a second later.
+while time.time() < deadline and not any(status in FINAL for _, status in refused_callbacks):
+    time.sleep(0.1)
+time.sleep(2.5)
+check("a callback answered 503 is not retried", refused_callbacks
+      and len(refused_callbacks) == len(set(refused_callbacks)) and all(sid == down.sid for sid, _ in refused_callbacks),
+      refused_callbacks)
 
 print(json.dumps({"checks": len(results), "failed": results.count(False)}))
 server.shutdown()
