@@ -827,25 +827,45 @@ fn twilio_unauthenticated() -> Response {
     twilio_error(20003, "Authenticate", StatusCode::UNAUTHORIZED)
 }
 
-/// A message as the simulated Twilio shows it now: its status and update time from the
-/// last genuine report it sent for it.
-fn twilio_view(truth: &Truth, account_sid: &str, acceptance: &Acceptance, to: &str, body: &str) -> serde_json::Value {
+/// How long a message stays in each of Twilio's statuses before its first report, ms:
+/// a messaging service's `accepted` (until it picks a sender), then `queued`, then
+/// `sending` until the carrier's answer (the first report).
+const TWILIO_ACCEPTED_MS: u64 = 100;
+const TWILIO_QUEUED_MS: u64 = 200;
+
+/// A message as the simulated Twilio shows it at `now_ms`: before any report, along
+/// Twilio's progression (`accepted` for a messaging service, `queued`, `sending`); after
+/// one, the last genuine report's status and time.
+fn twilio_view(
+    truth: &Truth,
+    now_ms: u64,
+    account_sid: &str,
+    acceptance: &Acceptance,
+    to: &str,
+    body: &str,
+) -> serde_json::Value {
     let sender = truth.twilio_senders.get(&acceptance.provider_id);
-    let first_status = if sender.is_some_and(|s| s.messaging_service_sid.is_some()) { "accepted" } else { "queued" };
+    let service = sender.is_some_and(|s| s.messaging_service_sid.is_some());
     let last = truth.reports.iter().rev().find(|r| !r.forged && *r.provider_id == *acceptance.provider_id);
-    let from = sender.map(|sender| &*sender.from);
-    let picked = last.is_some();
+    let elapsed = now_ms.saturating_sub(acceptance.at_ms);
+    let queued_at = if service { TWILIO_ACCEPTED_MS } else { 0 };
+    let (status, updated_ms) = match last {
+        Some(report) => (report.status, report.at_ms),
+        None if elapsed < queued_at => ("accepted", acceptance.at_ms),
+        None if elapsed < queued_at + TWILIO_QUEUED_MS => ("queued", acceptance.at_ms + queued_at),
+        None => ("sending", acceptance.at_ms + queued_at + TWILIO_QUEUED_MS),
+    };
     twilio::resource(&twilio::Message {
         account_sid,
         sid: &acceptance.provider_id,
         to,
         // A messaging service's pick shows once the message has moved on.
-        from: if first_status == "accepted" && !picked { None } else { from },
+        from: if status == "accepted" { None } else { sender.map(|sender| &*sender.from) },
         messaging_service_sid: sender.and_then(|s| s.messaging_service_sid.as_deref()),
         body,
-        status: last.map_or(first_status, |report| report.status),
+        status,
         created_ms: acceptance.at_ms,
-        updated_ms: last.map_or(acceptance.at_ms, |report| report.at_ms),
+        updated_ms,
     })
 }
 
@@ -913,7 +933,7 @@ async fn twilio_send(
             provider_id: sid_of_message.as_str().into(),
             account: account.engine_id.as_str().into(),
         };
-        twilio_view(&truth, &account.key, &acceptance, &to, &text)
+        twilio_view(&truth, at_ms, &account.key, &acceptance, &to, &text)
     };
     caller_crash(&provider, &behaviour, peer);
     if provider.after_accept.get().is_some() {
@@ -955,6 +975,7 @@ async fn twilio_list(
         Some(_) => return twilio_error(20001, "PageSize must be from 1 to 1000", StatusCode::BAD_REQUEST),
     };
     let page: usize = query.get("Page").and_then(|n| n.parse().ok()).unwrap_or(0);
+    let now_ms = provider.now_ms();
     let truth = provider.truth.lock().expect("provider poisoned");
     let mut matching: Vec<(u64, &Acceptance, &str, &str)> = truth
         .accepted
@@ -977,7 +998,7 @@ async fn twilio_list(
         .iter()
         .skip(page * page_size)
         .take(page_size)
-        .map(|(_, acceptance, to, body)| twilio_view(&truth, &account.key, acceptance, to, body))
+        .map(|(_, acceptance, to, body)| twilio_view(&truth, now_ms, &account.key, acceptance, to, body))
         .collect();
     let filters: Vec<(&str, &String)> = [("To", &to), ("From", &from)]
         .into_iter()
@@ -995,11 +1016,12 @@ async fn twilio_fetch(
 ) -> Response {
     let Some(account) = twilio_account(&provider, &sid, &headers) else { return twilio_unauthenticated() };
     let message_sid = file.strip_suffix(".json").unwrap_or(&file);
+    let now_ms = provider.now_ms();
     let truth = provider.truth.lock().expect("provider poisoned");
     let found = truth.accepted.iter().find_map(|((to, body), acceptances)| {
         let acceptance =
             acceptances.iter().find(|a| *a.provider_id == *message_sid && *a.account == *account.engine_id)?;
-        Some(twilio_view(&truth, &account.key, acceptance, to, body))
+        Some(twilio_view(&truth, now_ms, &account.key, acceptance, to, body))
     });
     match found {
         Some(resource) => axum::Json(resource).into_response(),
@@ -1599,4 +1621,39 @@ async fn infobip_reports(
     }
     drop(truth);
     axum::Json(serde_json::json!({ "results": results })).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Before its first report a message moves along Twilio's progression — a messaging
+    /// service's `accepted` (no sender yet), `queued`, `sending` — and then shows its last
+    /// report's status.
+    #[test]
+    fn a_twilio_message_moves_along_twilios_progression_until_its_first_report() {
+        let mut truth = Truth::default();
+        let sid: Box<str> = "SM0001".into();
+        let sender =
+            TwilioSender { from: "+15005550006".into(), messaging_service_sid: Some("MG1".into()), at_ms: 1_000 };
+        truth.twilio_senders.insert(sid.clone(), sender);
+        let acceptance = Acceptance { at_ms: 1_000, provider_id: sid.clone(), account: "ta_1".into() };
+        let shown = |truth: &Truth, now_ms| {
+            let view = twilio_view(truth, now_ms, "AC1", &acceptance, "+306910000001", "hi");
+            (view["status"].as_str().unwrap().to_owned(), view["from"].is_null())
+        };
+        assert_eq!(shown(&truth, 1_000), ("accepted".to_owned(), true));
+        assert_eq!(shown(&truth, 1_150), ("queued".to_owned(), false));
+        assert_eq!(shown(&truth, 1_350), ("sending".to_owned(), false));
+        truth.reports.push(SentReport {
+            at_ms: 1_400,
+            account: "ta_1".into(),
+            provider_id: sid,
+            status: "sent",
+            is_final: false,
+            forged: false,
+            answered: Some(200),
+        });
+        assert_eq!(shown(&truth, 1_500), ("sent".to_owned(), false));
+    }
 }
