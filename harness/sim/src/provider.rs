@@ -974,7 +974,12 @@ async fn twilio_list(
         Some(Ok(n)) if (1..=1_000).contains(&n) => n,
         Some(_) => return twilio_error(20001, "PageSize must be from 1 to 1000", StatusCode::BAD_REQUEST),
     };
-    let page: usize = query.get("Page").and_then(|n| n.parse().ok()).unwrap_or(0);
+    let token_page = query.get("PageToken").and_then(|token| token.strip_prefix("PA")?.parse().ok());
+    let page: usize = token_page.or_else(|| query.get("Page").and_then(|n| n.parse().ok())).unwrap_or(0);
+    let date_sent = match twilio::DateSent::of(&query) {
+        Ok(filter) => filter,
+        Err(problem) => return twilio_error(20001, &problem, StatusCode::BAD_REQUEST),
+    };
     let now_ms = provider.now_ms();
     let truth = provider.truth.lock().expect("provider poisoned");
     let mut matching: Vec<(u64, &Acceptance, &str, &str)> = truth
@@ -989,7 +994,7 @@ async fn twilio_list(
         })
         .filter(|(_, acceptance, _, _)| {
             let sent_from = truth.twilio_senders.get(&acceptance.provider_id).map(|sender| &*sender.from);
-            from.as_deref().is_none_or(|from| sent_from == Some(from))
+            from.as_deref().is_none_or(|from| sent_from == Some(from)) && date_sent.keeps(acceptance.at_ms)
         })
         .collect();
     matching.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.provider_id.cmp(&a.1.provider_id)));
@@ -1000,9 +1005,10 @@ async fn twilio_list(
         .take(page_size)
         .map(|(_, acceptance, to, body)| twilio_view(&truth, now_ms, &account.key, acceptance, to, body))
         .collect();
-    let filters: Vec<(&str, &String)> = [("To", &to), ("From", &from)]
+    let filters: Vec<(&str, &String)> = [("To", to.as_ref()), ("From", from.as_ref())]
         .into_iter()
-        .filter_map(|(name, value)| value.as_ref().map(|value| (name, value)))
+        .chain(["DateSent", "DateSent<", "DateSent>"].map(|name| (name, query.get(name))))
+        .filter_map(|(name, value)| value.map(|value| (name, value)))
         .collect();
     let filters = serde_urlencoded::to_string(filters).expect("query serialises");
     axum::Json(twilio::list_page(&account.key, messages, &filters, page, page_size, more)).into_response()

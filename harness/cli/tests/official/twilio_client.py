@@ -5,6 +5,7 @@
 
 Prints one line per check and exits 0 only if every check passed.
 """
+import datetime
 import http.server
 import json
 import sys
@@ -86,6 +87,12 @@ check("list across pages", sorted(m.body for m in listed) == [f"page {n}" for n 
       [m.body for m in listed])
 mine = twilio.messages.list(to="+306910000001", from_=FROM)
 check("list filtered by From", [m.sid for m in mine] == [sent.sid], [m.sid for m in mine])
+day = fetched.date_created  # date_sent stays empty until the message is sent
+that_day = twilio.messages.list(to="+306910000002", date_sent=day.date(), page_size=2)
+check("list filtered by DateSent across pages", len(that_day) == 5, [m.date_sent for m in that_day])
+before = twilio.messages.list(to="+306910000002", date_sent_before=day - datetime.timedelta(days=1))
+after = twilio.messages.list(to="+306910000002", date_sent_after=day - datetime.timedelta(seconds=1))
+check("list filtered by DateSent< and DateSent>", (len(before), len(after)) == (0, 5), (len(before), len(after)))
 
 
 def refused(name, code, status, call):

@@ -37,6 +37,57 @@ pub fn rfc2822(at_ms: u64) -> String {
     time.format("%a, %d %b %Y %H:%M:%S +0000").to_string()
 }
 
+/// A `DateSent` filter of the message list, as Twilio's OpenAPI document names them:
+/// `DateSent` (sent that UTC day), `DateSent<` (on or before), `DateSent>` (on or after). A
+/// value is a date (`2023-11-14`: the whole day) or a UTC date-time (`2023-11-14T22:13:20Z`,
+/// as twilio-python writes even a date; for `DateSent`, its day).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DateSent {
+    /// Earliest send time kept, ms since the Unix epoch.
+    pub from_ms: Option<i64>,
+    /// Latest send time kept, ms since the Unix epoch.
+    pub until_ms: Option<i64>,
+}
+
+impl DateSent {
+    /// The filters of `query`; an unreadable value is Twilio's 20001, naming it.
+    pub fn of(query: &BTreeMap<String, String>) -> Result<DateSent, String> {
+        let mut filter = DateSent { from_ms: None, until_ms: None };
+        for (name, value) in query {
+            let (first, last) = match name.as_str() {
+                "DateSent" | "DateSent<" | "DateSent>" => day_or_instant(value)
+                    .ok_or_else(|| format!("{name} must be a date (YYYY-MM-DD) or a date-time, not `{value}`"))?,
+                _ => continue,
+            };
+            match name.as_str() {
+                "DateSent" => {
+                    let start = first - first.rem_euclid(86_400_000);
+                    (filter.from_ms, filter.until_ms) = (Some(start), Some(start + 86_400_000 - 1));
+                }
+                "DateSent<" => filter.until_ms = Some(last),
+                _ => filter.from_ms = Some(first),
+            }
+        }
+        Ok(filter)
+    }
+
+    /// Whether a message sent at `at_ms` (simulated ms) passes.
+    pub fn keeps(&self, at_ms: u64) -> bool {
+        let sent = i64::try_from(EPOCH.plus_ms(at_ms).0).unwrap_or(i64::MAX);
+        self.from_ms.is_none_or(|from| sent >= from) && self.until_ms.is_none_or(|until| sent <= until)
+    }
+}
+
+/// The first and last millisecond `value` names: a whole UTC day, or one instant.
+fn day_or_instant(value: &str) -> Option<(i64, i64)> {
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        let start = day.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis();
+        return Some((start, start + 86_400_000 - 1));
+    }
+    let instant = chrono::DateTime::parse_from_rfc3339(value).ok()?.timestamp_millis();
+    Some((instant, instant))
+}
+
 /// Whether `number` is in E.164 form (`+` and 8 to 15 digits, no leading zero): Twilio
 /// refuses anything else with error 21211.
 pub fn is_e164(number: &str) -> bool {
@@ -118,9 +169,11 @@ pub fn list_page(
     more: bool,
 ) -> Value {
     let path = format!("/{API_VERSION}/Accounts/{account_sid}/Messages.json");
+    // Twilio's page links carry a `PageToken` beside the page number; here it names the
+    // page it leads to (`PA1`, …), and a client that follows the link lands there.
     let at = |page: usize| {
         let separator = if query.is_empty() { "" } else { "&" };
-        format!("{path}?{query}{separator}PageSize={page_size}&Page={page}")
+        format!("{path}?{query}{separator}PageSize={page_size}&Page={page}&PageToken=PA{page}")
     };
     let start = page * page_size;
     let end = (start + messages.len()).saturating_sub(1);
