@@ -833,13 +833,16 @@ impl Judge {
         Ok(())
     }
 
-    /// The campaign whose marker `body` starts with (the longest, should two share a head).
+    /// The campaign whose marker `body` carries: at its head, or anywhere in it, as an
+    /// engine may put text of its own around the body it was given (a sender's name before
+    /// it, an opt-out line after it). At the head wins over inside, then the longest marker,
+    /// should two match.
     fn campaign_by_marker(&self, body: &str) -> Option<u32> {
         let marked = self.campaigns.iter().enumerate().filter_map(|(index, campaign)| {
             let marker = campaign.marker.as_deref()?;
-            body.starts_with(marker).then_some((marker.len(), index as u32))
+            body.contains(marker).then_some((body.starts_with(marker), marker.len(), index as u32))
         });
-        marked.max().map(|(_, index)| index)
+        marked.max().map(|(_, _, index)| index)
     }
 
     fn report_answered(

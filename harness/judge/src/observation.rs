@@ -171,9 +171,9 @@ pub enum Observation<'a> {
         tenant: &'a str,
         /// Its account.
         account: &'a str,
-        /// A prefix the driver put at the head of its template, so every body of it starts
-        /// so (live mode: the provider's acceptances are told apart by it, as no journal
-        /// names their messages).
+        /// A prefix the driver put at the head of its template, so every body of it carries
+        /// it, at its head or (if the engine adds text of its own) inside it (live mode: the
+        /// provider's acceptances are told apart by it, as no journal names their messages).
         marker: Option<&'a str>,
         /// Contacts the driver gave it, when the driver knows.
         contacts: Option<u64>,

@@ -275,7 +275,8 @@ pub fn body_prefix(name: &str) -> String {
     format!("[{name}] ")
 }
 
-/// Acceptances of `campaign`'s messages at the provider.
+/// Acceptances of `campaign`'s messages at the provider: bodies that carry its prefix, at
+/// their head or inside (an engine may add text of its own around the body).
 pub fn acceptances_of<'a>(truth: &'a TruthView, body_prefix: &'a str) -> impl Iterator<Item = &'a AcceptanceView> {
-    truth.acceptances.iter().filter(move |acceptance| acceptance.body.starts_with(body_prefix))
+    truth.acceptances.iter().filter(move |acceptance| acceptance.body.contains(body_prefix))
 }

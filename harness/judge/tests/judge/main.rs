@@ -1063,3 +1063,28 @@ fn rate_fires_at_the_provider_above_twice_the_limit_and_the_spread() {
         judge.observe(1_000 + n, Observation::Received { account: A, destination: "+301", body: None }).unwrap();
     }
 }
+
+/// An engine may put text of its own around the body it was given; its messages are still
+/// told apart by the marker inside, and priced as the provider received them.
+#[test]
+fn live_acceptances_are_told_apart_by_a_marker_inside_the_body() {
+    let mut history = live_correct();
+    for (_, observation) in history.iter_mut() {
+        if let Observation::Accepted { body, .. } = observation {
+            if *body == "[c] hi" {
+                *body = "ACME: [c] hi";
+            }
+        }
+    }
+    // Still this campaign's second acceptance: without it, 2 sent would be more than the
+    // judge saw accepted.
+    live_judge(&history).unwrap();
+    for (_, observation) in history.iter_mut() {
+        if let Observation::Accepted { body, .. } = observation {
+            if *body == "ACME: [c] hi" {
+                *body = "ACME: hi";
+            }
+        }
+    }
+    live_fires(history, Invariant::Counters);
+}
