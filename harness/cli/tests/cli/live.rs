@@ -294,3 +294,21 @@ S(('127.0.0.1', int(sys.argv[1])), H).serve_forever()";
     );
     assert_ended(&workdir);
 }
+
+/// Provider 5xx and 429 answers on a real socket: smsim serve's profile states its retry
+/// policy, so the judge holds every resubmission to the backoff and `Retry-After`.
+#[test]
+fn smsim_serve_keeps_its_retry_policy_through_provider_faults() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, report) = live_in(
+        &root().join("harness/live/scenarios/provider-faults.toml"),
+        &root().join("harness/live/engines/smsim-serve.toml"),
+        &dir.path().join("run"),
+        &["--seed", "2"],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let report = report.expect("a report");
+    for invariant in ["retries", "rate", "at-most-once", "money"] {
+        assert_eq!(verdict(&report, invariant), "held", "{invariant}: {}", text(&output));
+    }
+}
