@@ -673,6 +673,12 @@ impl Judge {
         self.fail(violation(Invariant::Rate, at_ms, message, vec![bound]))
     }
 
+    /// The campaign of the engine's message the provider knows by `key`, once created.
+    fn campaign_of_key(&self, key: u64) -> Option<u32> {
+        let message = self.keys.get(&key)?.message?;
+        self.messages.get(&message).map(|model| model.campaign)
+    }
+
     /// The least delay the retry policy allows after attempt `attempt` (1-based) failed:
     /// the backoff less its jitter, capped as one delay is.
     fn least_backoff_ms(&self, attempt: u32) -> Option<u64> {
@@ -693,8 +699,7 @@ impl Judge {
             return Ok(());
         }
         let Some(least) = self.least_backoff_ms(attempts) else { return Ok(()) };
-        let campaign = message.and_then(|m| self.messages.get(&m)).map(|m| m.campaign);
-        let operator_retried = campaign.is_some_and(|c| {
+        let operator_retried = self.campaign_of_key(key).is_some_and(|c| {
             self.campaigns[c as usize].actions.iter().any(|a| a.act == Act::RetryFailed && a.sent_ms >= refusal.at_ms)
         });
         let wait = least.max(refusal.retry_after_ms.unwrap_or(0));
@@ -1105,8 +1110,7 @@ impl Judge {
             return Ok(());
         };
         // The row is read after the step: a retry-failed in it may have reset its attempts.
-        let retried = self.keys[&key].message.and_then(|m| self.messages.get(&m)).map(|m| m.campaign);
-        let operator_retried = retried.is_some_and(|c| self.campaigns[c as usize].retries_sent > 0);
+        let operator_retried = self.campaign_of_key(key).is_some_and(|c| self.campaigns[c as usize].retries_sent > 0);
         if !refusal.retryable() || operator_retried || !self.on(Invariant::Retries) || attempts >= policy.max_attempts {
             return Ok(());
         }

@@ -57,7 +57,8 @@ pub struct AccountSetup {
 /// The engine's retry policy as the operator configured it (DESIGN.md, "Retries":
 /// exponential backoff from a base delay, a factor per attempt, seeded jitter of ± a
 /// percentage, a cap on one delay, and a number of attempts in all).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RetrySetup {
     /// Delay before the second attempt, ms.
     pub base_delay_ms: u64,

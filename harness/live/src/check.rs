@@ -20,8 +20,8 @@
 use crate::profile::Profile;
 use serde::Serialize;
 use smsim_judge::{
-    AccountSetup, Act, CampaignReading, CampaignState, Invariant, Judge, Observation, RetrySetup, Setup, TenantSetup,
-    Verdict, Violation,
+    AccountSetup, Act, CampaignReading, CampaignState, Invariant, Judge, Observation, Setup, TenantSetup, Verdict,
+    Violation,
 };
 use smsim_sim::provider::live::{AcceptanceView, TruthView};
 use smsim_sim::provider::Truth;
@@ -150,13 +150,7 @@ pub fn setup(scenario: &Scenario, profile: &Profile) -> Setup {
         contacts: Default::default(),
         // A foreign engine's retry policy is its own: `retries` is checked only when its
         // profile states it.
-        retry: profile.judge.retry.map(|retry| RetrySetup {
-            base_delay_ms: retry.base_delay_ms,
-            multiplier: retry.multiplier,
-            max_attempts: retry.max_attempts,
-            max_delay_ms: retry.max_delay_ms,
-            jitter_percent: retry.jitter_percent,
-        }),
+        retry: profile.judge.retry,
         // Live mode reads the engine's API, not its journal.
         journal: false,
         // Its claims are not shown: messages are counted as they reach the provider.

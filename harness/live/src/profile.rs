@@ -105,23 +105,7 @@ pub struct JudgeSection {
     /// The engine's retry policy, when its profile states it: the judge then holds its
     /// resubmissions to it (`retries`). Absent: `retries` is not checked.
     #[serde(default)]
-    pub retry: Option<RetrySection>,
-}
-
-/// An engine's retry policy, as its operator configured it (DESIGN.md, "Retries").
-#[derive(Clone, Copy, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetrySection {
-    /// Delay before the second attempt, ms.
-    pub base_delay_ms: u64,
-    /// Factor per further attempt.
-    pub multiplier: u32,
-    /// Attempts in all, the first included.
-    pub max_attempts: u32,
-    /// Cap on one delay, ms.
-    pub max_delay_ms: u64,
-    /// Jitter, ± this percentage of a delay.
-    pub jitter_percent: u32,
+    pub retry: Option<smsim_judge::RetrySetup>,
 }
 
 impl Default for JudgeSection {
