@@ -135,6 +135,14 @@ struct LiveArgs {
     /// How long a pause lasts, in milliseconds (longer than the engine's lease).
     #[arg(long, default_value_t = 1_500)]
     pause_ms: u64,
+    /// Which of the engine's processes the faults hit: `all` (every one at once), `random`
+    /// (one drawn per fault; a kill on acceptance hits the process that sent the accepted
+    /// request), or a process's name from the profile.
+    #[arg(long, default_value = "all")]
+    target: String,
+    /// SIGKILLs of the profile's services (restarted after the restart delay).
+    #[arg(long, default_value_t = 0)]
+    service_kills: u32,
     /// Where the engine's files, its log and the trace go (default: a new directory under
     /// the system's temporary directory).
     #[arg(long)]
@@ -592,6 +600,8 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
             kills_on_accept: args.kills_on_accept,
             pauses: args.pauses,
             pause_ms: args.pause_ms,
+            target: args.target,
+            service_kills: args.service_kills,
             ..smsim_live::plan::NemesisOptions::default()
         },
         workdir,

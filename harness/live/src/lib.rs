@@ -25,6 +25,7 @@ pub mod profile;
 pub mod provider_server;
 pub mod report;
 pub mod run;
+pub mod sockets;
 pub mod template;
 pub mod trace;
 
@@ -67,11 +68,11 @@ pub enum LiveError {
         /// What went wrong.
         message: String,
     },
-    /// The engine did not answer its readiness URL in time.
-    #[error("engine never became ready: {url} did not answer within {timeout_ms} ms{detail}")]
+    /// A process or service of the engine was not ready in time.
+    #[error("engine never became ready: {what} within {timeout_ms} ms{detail}")]
     NotReady {
-        /// The readiness URL.
-        url: String,
+        /// The program and what its readiness check waited for.
+        what: String,
         /// The bound.
         timeout_ms: u64,
         /// The last answer or error, and whether the process had exited.

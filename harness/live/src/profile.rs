@@ -15,8 +15,18 @@ use std::path::{Path, PathBuf};
 pub struct Profile {
     /// A name for reports.
     pub name: String,
-    /// How to run the engine.
-    pub process: ProcessSection,
+    /// How to run an engine of one process: the same as `[processes.engine]`.
+    #[serde(default)]
+    pub process: Option<ProcessSection>,
+    /// How to run an engine of several processes (`api`, `worker-1`, …), by name; they
+    /// start in name order, each ready before the next. After loading, a `[process]`
+    /// profile has its one process here, as `engine`.
+    #[serde(default)]
+    pub processes: BTreeMap<String, ProcessSection>,
+    /// Services the engine needs (a Redis, a database), by name: started in name order
+    /// before the processes, stopped after them, and killed only by `--service-kills`.
+    #[serde(default)]
+    pub services: BTreeMap<String, ProcessSection>,
     /// How the simulated provider knows the engine.
     pub provider: ProviderSection,
     /// What the engine's campaign statuses mean.
@@ -31,7 +41,8 @@ pub struct Profile {
     pub dir: PathBuf,
 }
 
-/// How to run the engine's process.
+/// How to run one of the engine's processes, or a service it needs. At most one of the
+/// `ready_*` checks is given; with none, the program is ready once it keeps running.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessSection {
@@ -40,15 +51,29 @@ pub struct ProcessSection {
     /// Extra environment; placeholders allowed in values.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    /// A URL that answers (any status below 500) once the engine serves
+    /// A URL that answers (any status below 500) once it serves
     /// (`http://127.0.0.1:${engine_port}/health`).
-    pub ready_url: String,
+    #[serde(default)]
+    pub ready_url: Option<String>,
+    /// A `host:port` that accepts a TCP connection once it serves (`127.0.0.1:${port_redis}`).
+    #[serde(default)]
+    pub ready_tcp: Option<String>,
+    /// A command that exits 0 once it serves (`["pg_isready", "-h", …]`).
+    #[serde(default)]
+    pub ready_command: Option<Vec<String>>,
     /// How long to wait for it, per start.
     #[serde(default = "default_ready_timeout_ms")]
     pub ready_timeout_ms: u64,
-    /// How long a SIGTERM may take before SIGKILL, at the end of a run.
+    /// How long a SIGTERM (or the stop command) may take before SIGKILL, at the end of a run.
     #[serde(default = "default_stop_grace_ms")]
     pub stop_grace_ms: u64,
+    /// A program that daemonises: the file its pid is written to (first line). Its
+    /// command may exit at once; the pid in the file is what is killed, paused and ended.
+    #[serde(default)]
+    pub pid_file: Option<String>,
+    /// Run first to stop it at the end of a run (`pg_ctl stop`), then SIGTERM, then SIGKILL.
+    #[serde(default)]
+    pub stop_command: Option<Vec<String>>,
 }
 
 fn default_ready_timeout_ms() -> u64 {
@@ -178,6 +203,12 @@ pub struct Request {
     pub capture: BTreeMap<String, String>,
 }
 
+/// The name of a `[process]` profile's one process.
+pub const ENGINE: &str = "engine";
+
+/// Fault targets that are not names.
+const RESERVED: [&str; 3] = ["all", "random", "sender"];
+
 /// How deep `include` may nest (a loop of includes is refused before this).
 const MAX_INCLUDE_DEPTH: usize = 8;
 
@@ -217,13 +248,44 @@ impl Profile {
         })?;
         profile.dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         profile.check().map_err(error)?;
+        if let Some(process) = profile.process.take() {
+            profile.processes.insert(ENGINE.to_owned(), process);
+        }
         Ok(profile)
     }
 
     /// Checks what TOML's types cannot: required captures, a command to run.
     fn check(&self) -> Result<(), String> {
-        if self.process.command.is_empty() {
-            return Err("process.command: empty (the program and its arguments are needed)".into());
+        match (&self.process, self.processes.is_empty()) {
+            (None, true) => {
+                return Err("process: missing (give [process], or [processes.NAME] for each process)".into())
+            }
+            (Some(_), false) => return Err("process: give [process] or [processes.NAME], not both".into()),
+            _ => {}
+        }
+        let programs = self.process.iter().map(|process| ("process".to_owned(), process));
+        let programs = programs
+            .chain(self.processes.iter().map(|(name, process)| (format!("processes.{name}"), process)))
+            .chain(self.services.iter().map(|(name, service)| (format!("services.{name}"), service)));
+        for (place, program) in programs {
+            if program.command.is_empty() {
+                return Err(format!("{place}.command: empty (the program and its arguments are needed)"));
+            }
+            let checks = [program.ready_url.is_some(), program.ready_tcp.is_some(), program.ready_command.is_some()];
+            if checks.into_iter().filter(|given| *given).count() > 1 {
+                return Err(format!("{place}: give at most one of ready_url, ready_tcp, ready_command"));
+            }
+            if program.ready_command.as_ref().is_some_and(Vec::is_empty) {
+                return Err(format!("{place}.ready_command: empty"));
+            }
+        }
+        if let Some(name) = self.services.keys().find(|name| self.processes.contains_key(*name)) {
+            return Err(format!("services.{name}: a process has that name too (names are fault targets)"));
+        }
+        if let Some(name) =
+            self.processes.keys().chain(self.services.keys()).find(|name| RESERVED.contains(&name.as_str()))
+        {
+            return Err(format!("`{name}`: reserved as a fault target (all, random, sender); name it otherwise"));
         }
         let needs = |action: &str, request: &Request, names: &[&str]| {
             names.iter().find(|name| !request.capture.contains_key(**name)).map_or(Ok(()), |missing| {
@@ -316,6 +378,7 @@ mod tests {
             "smsim-serve.toml",
             "smsim-serve-twilio.toml",
             "smsim-serve-infobip.toml",
+            "smsim-serve-postgres.toml",
             "python-queue-buggy.toml",
             "python-queue-fixed.toml",
         ] {
@@ -338,11 +401,11 @@ mod tests {
         .unwrap();
         let profile = Profile::load(&path).unwrap();
         assert_eq!(profile.name, "pricier");
-        assert_eq!(profile.process.env["PRICE"], "66");
-        assert_eq!(profile.process.env["ENGINE_FIXED"], "1", "the rest of the table is the base's");
+        assert_eq!(profile.processes[ENGINE].env["PRICE"], "66");
+        assert_eq!(profile.processes[ENGINE].env["ENGINE_FIXED"], "1", "the rest of the table is the base's");
         let set =
             Profile::load_with(&path, &["process.env.PRICE=77".into(), "judge.halt_grace_ms=4000".into()]).unwrap();
-        assert_eq!((set.process.env["PRICE"].as_str(), set.judge.halt_grace_ms), ("77", 4_000));
+        assert_eq!((set.processes[ENGINE].env["PRICE"].as_str(), set.judge.halt_grace_ms), ("77", 4_000));
         // A typo in the including file is named; a loop is refused.
         std::fs::write(&path, format!("include = \"{}\"\nnmae = \"x\"\n", base.display())).unwrap();
         let error = Profile::load(&path).unwrap_err().to_string();
@@ -368,6 +431,41 @@ mod tests {
         std::fs::write(&path, good.replace("capture = { campaign_id = \"/id\" }", "")).unwrap();
         let error = Profile::load(&path).unwrap_err().to_string();
         assert!(error.contains("actions.create_campaign.capture") && error.contains("campaign_id"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn processes_and_services_are_checked_and_a_single_process_is_named_engine() {
+        let dir = std::env::temp_dir().join(format!("smsim-profile-fleet-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let engines = Path::new(env!("CARGO_MANIFEST_DIR")).join("engines");
+        let single = Profile::load(&engines.join("smsim-serve.toml")).unwrap();
+        assert_eq!(single.processes.keys().collect::<Vec<_>>(), [ENGINE]);
+        assert!(single.process.is_none() && single.services.is_empty());
+        let fleet = Profile::load(&engines.join("smsim-serve-postgres.toml")).unwrap();
+        assert_eq!(fleet.processes.keys().collect::<Vec<_>>(), ["api", "maintenance", "worker-1", "worker-2"]);
+        assert_eq!(fleet.services.keys().collect::<Vec<_>>(), ["postgres"]);
+
+        let base = engines.join("smsim-serve/common.toml");
+        let refused = |programs: &str| {
+            let path = dir.join("fleet.toml");
+            std::fs::write(&path, format!("include = \"{}\"\nname = \"f\"\n{programs}", base.display())).unwrap();
+            Profile::load(&path).unwrap_err().to_string()
+        };
+        let error = refused("[process]\ncommand = [\"a\"]\n[processes.w]\ncommand = [\"b\"]\n");
+        assert!(error.contains("not both"), "{error}");
+        let error = refused("");
+        assert!(error.contains("process: missing"), "{error}");
+        let error = refused(
+            "[processes.w]\ncommand = [\"b\"]\nready_tcp = \"127.0.0.1:1\"\nready_url = \"http://127.0.0.1:1\"\n",
+        );
+        assert!(error.contains("processes.w") && error.contains("at most one"), "{error}");
+        let error = refused("[processes.random]\ncommand = [\"b\"]\n");
+        assert!(error.contains("`random`") && error.contains("reserved"), "{error}");
+        let error = refused("[processes.db]\ncommand = [\"b\"]\n[services.db]\ncommand = [\"c\"]\n");
+        assert!(error.contains("services.db") && error.contains("that name"), "{error}");
+        let error = refused("[services.db]\ncommand = []\n[processes.w]\ncommand = [\"b\"]\n");
+        assert!(error.contains("services.db.command") && error.contains("empty"), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -18,7 +18,9 @@ pub struct FaultsFired {
     pub kills_between_accept_and_commit: u32,
     /// SIGSTOP … SIGCONT pauses.
     pub pauses: u32,
-    /// Engine starts after the first.
+    /// SIGKILLs of a service.
+    pub service_kills: u32,
+    /// Starts of a process or service after its first.
     pub restarts: u32,
     /// Planned faults that found no engine to act on, or no request to hold.
     pub missed: u32,
@@ -153,8 +155,8 @@ pub fn summary(report: &LiveReport) -> String {
     let fired = &report.fired;
     let _ = writeln!(
         out,
-        "  fired: {} SIGKILLs ({} between acceptance and commit), {} SIGSTOP pauses, {} restarts, {} missed",
-        fired.kills, fired.kills_between_accept_and_commit, fired.pauses, fired.restarts, fired.missed
+        "  fired: {} SIGKILLs ({} between acceptance and commit), {} SIGSTOP pauses, {} service kills, {} restarts, {} missed",
+        fired.kills, fired.kills_between_accept_and_commit, fired.pauses, fired.service_kills, fired.restarts, fired.missed
     );
     let _ = writeln!(
         out,

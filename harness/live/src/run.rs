@@ -6,9 +6,9 @@
 
 use crate::check::{self, CampaignOutcome, LiveJudge, Reading, TenantOutcome};
 use crate::driver::Driver;
-use crate::plan::{draw, Fault, FaultPlan, NemesisOptions};
-use crate::process::{wait_ready, EngineProcess, Launch};
-use crate::profile::Profile;
+use crate::plan::{draw, Fault, FaultPlan, NemesisOptions, Target, Targets};
+use crate::process::{wait_ready, Fleet, Launch, Program, Readiness};
+use crate::profile::{ProcessSection, Profile};
 use crate::report::{FaultsFired, LiveReport, Sampling};
 use crate::template::{fill, Values};
 use crate::trace::Trace;
@@ -53,6 +53,7 @@ pub fn run(options: &LiveOptions) -> Result<LiveReport, LiveError> {
     })?;
     let profile = Profile::load_with(&options.profile, &options.sets)?;
     check_scenario(&scenario, &profile, options)?;
+    check_targets(&profile, options)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -97,6 +98,20 @@ fn check_scenario(scenario: &Scenario, profile: &Profile, options: &LiveOptions)
     Ok(())
 }
 
+/// The nemesis's target and service kills name what the profile has.
+fn check_targets(profile: &Profile, options: &LiveOptions) -> Result<(), LiveError> {
+    let error = |message: String| LiveError::Profile { path: options.profile.display().to_string(), message };
+    let target = options.nemesis.target.as_str();
+    let names = || profile.processes.keys().cloned().collect::<Vec<_>>().join(", ");
+    if ![crate::plan::ALL, crate::plan::RANDOM].contains(&target) && !profile.processes.contains_key(target) {
+        return Err(error(format!("--target {target}: no such process (all, random, or one of: {})", names())));
+    }
+    if options.nemesis.service_kills > 0 && profile.services.is_empty() {
+        return Err(error(format!("--service-kills {}: the profile has no [services]", options.nemesis.service_kills)));
+    }
+    Ok(())
+}
+
 /// A free loopback port (bound, then released for the engine to take).
 fn free_port() -> Result<u16, LiveError> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")
@@ -104,27 +119,32 @@ fn free_port() -> Result<u16, LiveError> {
     listener.local_addr().map(|address| address.port()).map_err(|source| LiveError::Io { what: "port".into(), source })
 }
 
-/// What the provider's hold hook asks the runner: kill the engine, restart after
+/// What the provider's hold hook asks the runner: kill `victims`, restart after
 /// `restart_after_ms`, then answer.
 struct KillRequest {
+    victims: Target,
     restart_after_ms: u64,
     done: oneshot::Sender<()>,
 }
 
-/// Armed kills-on-accept: each is a restart delay; the next accepting request takes one.
+/// Armed kills-on-accept: each a restart delay and a target; the next accepting request
+/// from its target takes one.
 #[derive(Clone, Default)]
-struct Trap(Arc<Mutex<Vec<u64>>>);
+struct Trap(Arc<Mutex<Vec<(u64, Target)>>>);
 
 impl Trap {
-    fn hook(&self, requests: mpsc::UnboundedSender<KillRequest>) -> AfterAccept {
+    /// The hook: a request that accepted messages takes the first armed kill it matches —
+    /// any for `All`, its sender for `Sender`, and only a named process's own requests for
+    /// a name. The sender is looked up only when an armed kill needs it.
+    fn hook(&self, requests: mpsc::UnboundedSender<KillRequest>, fleet: Arc<Mutex<Fleet>>) -> AfterAccept {
         let armed = self.0.clone();
-        Arc::new(move |accepted| {
-            let restart = if accepted > 0 { armed.lock().expect("trap poisoned").pop() } else { None };
+        Arc::new(move |accepted, peer| {
+            let taken = (accepted > 0).then(|| take_armed(&armed, &fleet, peer)).flatten();
             let requests = requests.clone();
             Box::pin(async move {
-                let Some(restart_after_ms) = restart else { return };
+                let Some((restart_after_ms, victims)) = taken else { return };
                 let (done, answered) = oneshot::channel();
-                if requests.send(KillRequest { restart_after_ms, done }).is_ok() {
+                if requests.send(KillRequest { victims, restart_after_ms, done }).is_ok() {
                     // Bounded: the runner answers at once after the kill.
                     let _ = tokio::time::timeout(Duration::from_secs(5), answered).await;
                 }
@@ -133,11 +153,37 @@ impl Trap {
     }
 }
 
+/// The armed kill a request from `peer` takes, if any: its restart delay and whom to kill.
+fn take_armed(
+    armed: &Mutex<Vec<(u64, Target)>>,
+    fleet: &Mutex<Fleet>,
+    peer: std::net::SocketAddr,
+) -> Option<(u64, Target)> {
+    let mut armed = armed.lock().expect("trap poisoned");
+    if armed.is_empty() {
+        return None;
+    }
+    let needs_sender = armed.iter().any(|(_, target)| *target != Target::All);
+    let sender = needs_sender.then(|| fleet.lock().expect("fleet lock poisoned").sender_of(peer)).flatten();
+    let index = armed.iter().position(|(_, target)| match target {
+        Target::All | Target::Sender => true,
+        Target::Process(name) => sender.as_ref() == Some(name),
+    })?;
+    let (restart_after_ms, target) = armed.remove(index);
+    let victims = match (target, sender) {
+        (Target::Sender, Some(sender)) => Target::Process(sender),
+        // Not found among ours (the socket is gone, or no /proc): every process.
+        (Target::Sender, None) => Target::All,
+        (target, _) => target,
+    };
+    Some((restart_after_ms, victims))
+}
+
 /// The run's moving parts.
 struct Live {
     scenario: Scenario,
     profile: Profile,
-    engine: Arc<Mutex<EngineProcess>>,
+    fleet: Arc<Mutex<Fleet>>,
     driver: Arc<Driver>,
     provider: Arc<Provider>,
     trace: Arc<Trace>,
@@ -177,29 +223,40 @@ async fn execute(scenario: Scenario, profile: Profile, options: &LiveOptions) ->
     std::fs::create_dir_all(&options.workdir).map_err(io("creating the workdir"))?;
     let trace_path = options.workdir.join("trace.jsonl");
     let trace = Arc::new(Trace::create(&trace_path).map_err(io("creating the trace"))?);
-    let plan = draw(&scenario, options.seed, &options.nemesis);
+    let targets = Targets {
+        processes: profile.processes.keys().cloned().collect(),
+        services: profile.services.keys().cloned().collect(),
+    };
+    let plan = draw(&scenario, options.seed, &options.nemesis, &targets);
     trace.event("plan", json!({ "seed": plan.seed, "faults": plan.faults }));
 
     let provider_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(io("binding the provider"))?;
     let provider_url = format!("http://{}", provider_listener.local_addr().map_err(io("provider address"))?);
     let engine_port = free_port()?;
-    let global = global_values(&profile, options, &provider_url, engine_port);
+    let mut global = global_values(&profile, options, &provider_url, engine_port);
+    for name in port_placeholders(&profile) {
+        global.insert(name, free_port()?.to_string());
+    }
     let engine_url = format!("http://127.0.0.1:{engine_port}");
 
-    let launch = launch(&profile, &global, &options.workdir)?;
-    let engine = Arc::new(Mutex::new(EngineProcess::new(launch)));
+    let fleet = Arc::new(Mutex::new(fleet(&profile, &global, options)?));
     let (kill_requests, kill_queue) = mpsc::unbounded_channel();
     let trap = Trap::default();
     let webhook_base = fill(&profile.provider.webhook_base_url, &global, "provider.webhook_base_url", false)?;
     loopback_only(&webhook_base, "provider.webhook_base_url", options)?;
     let provider = start_provider(&scenario, &profile, webhook_base, options.seed, provider_listener, trace.start());
-    provider.hold_answers_with(trap.hook(kill_requests));
+    provider.hold_answers_with(trap.hook(kill_requests, fleet.clone()));
 
-    let pid = engine.lock().expect("engine lock poisoned").start()?;
-    trace.event("start", json!({ "pid": pid }));
-    let ready_url = fill(&profile.process.ready_url, &global, "process.ready_url", false)?;
-    loopback_only(&ready_url, "process.ready_url", options)?;
-    wait_ready(&engine, &ready_url, profile.process.ready_timeout_ms).await?;
+    // Services first, then the processes, each ready before the next starts.
+    let (services, processes) = {
+        let fleet = fleet.lock().expect("fleet lock poisoned");
+        (fleet.service_names(), fleet.process_names())
+    };
+    for name in services.iter().chain(&processes) {
+        let pid = fleet.lock().expect("fleet lock poisoned").get(name).expect("a program").start()?;
+        trace.event("start", json!({ "program": name, "pid": pid }));
+        wait_ready(&fleet, name).await?;
+    }
 
     let driver = Arc::new(Driver {
         api: crate::api::EngineApi::new(engine_url),
@@ -218,7 +275,7 @@ async fn execute(scenario: Scenario, profile: Profile, options: &LiveOptions) ->
     let live = Live {
         scenario,
         profile,
-        engine,
+        fleet,
         driver,
         provider,
         trace,
@@ -234,10 +291,10 @@ async fn execute(scenario: Scenario, profile: Profile, options: &LiveOptions) ->
     };
     let started = live.trace.now_ms();
     live.fault_phase(&plan, &trap, kill_queue).await?;
-    live.heal(&trap, &ready_url).await?;
+    live.heal(&trap).await?;
     let settled = live.settle().await?;
     let report = live.report(plan, settled, options, &trace_path, started).await;
-    crate::process::stop(&live.engine, Duration::from_millis(live.profile.process.stop_grace_ms)).await;
+    crate::process::stop(&live.fleet).await;
     report
 }
 
@@ -274,18 +331,83 @@ fn global_values(profile: &Profile, options: &LiveOptions, provider_url: &str, e
     ])
 }
 
-fn launch(profile: &Profile, global: &Values, workdir: &std::path::Path) -> Result<Launch, LiveError> {
-    let command = profile
-        .process
-        .command
-        .iter()
-        .map(|part| fill(part, global, "process.command", false))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut env = BTreeMap::new();
-    for (name, value) in &profile.process.env {
-        env.insert(name.clone(), fill(value, global, &format!("process.env.{name}"), false)?);
+/// The `port_NAME` placeholders the profile's programs use: each gets a free port.
+fn port_placeholders(profile: &Profile) -> std::collections::BTreeSet<String> {
+    let programs = profile.processes.values().chain(profile.services.values());
+    let texts = programs.flat_map(|program| {
+        let ready = [&program.ready_url, &program.ready_tcp, &program.pid_file].into_iter().flatten();
+        let lists = [Some(&program.command), program.ready_command.as_ref(), program.stop_command.as_ref()];
+        program.env.values().chain(ready).chain(lists.into_iter().flatten().flatten()).cloned().collect::<Vec<_>>()
+    });
+    let mut names = std::collections::BTreeSet::new();
+    for text in texts {
+        let mut rest = text.as_str();
+        while let Some(start) = rest.find("${port_") {
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else { break };
+            names.insert(after[..end].to_owned());
+            rest = &after[end + 1..];
+        }
     }
-    Ok(Launch { command, env, log: workdir.join("engine.log") })
+    names
+}
+
+/// The run's programs, filled in: the profile's services and processes.
+fn fleet(profile: &Profile, global: &Values, options: &LiveOptions) -> Result<Fleet, LiveError> {
+    let programs = |kind: &str, table: &BTreeMap<String, ProcessSection>| {
+        table
+            .iter()
+            .map(|(name, section)| launch(&format!("{kind}.{name}"), name, section, global, options).map(Program::new))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(Fleet {
+        services: programs("services", &profile.services)?,
+        processes: programs("processes", &profile.processes)?,
+    })
+}
+
+fn launch(
+    place: &str,
+    name: &str,
+    section: &ProcessSection,
+    global: &Values,
+    options: &LiveOptions,
+) -> Result<Launch, LiveError> {
+    // A `[process]` profile's one process keeps its old place in messages.
+    let place = if name == crate::profile::ENGINE && place.starts_with("processes.") { "process" } else { place };
+    let list = |parts: &[String], field: &str| {
+        parts.iter().map(|part| fill(part, global, &format!("{place}.{field}"), false)).collect::<Result<Vec<_>, _>>()
+    };
+    let text = |value: &str, field: &str| fill(value, global, &format!("{place}.{field}"), false);
+    let mut env = BTreeMap::new();
+    for (key, value) in &section.env {
+        env.insert(key.clone(), text(value, &format!("env.{key}"))?);
+    }
+    let ready = match (&section.ready_url, &section.ready_tcp, &section.ready_command) {
+        (Some(url), _, _) => {
+            let url = text(url, "ready_url")?;
+            loopback_only(&url, &format!("{place}.ready_url"), options)?;
+            Readiness::Url(url)
+        }
+        (_, Some(address), _) => {
+            let address = text(address, "ready_tcp")?;
+            loopback_only(&format!("http://{address}"), &format!("{place}.ready_tcp"), options)?;
+            Readiness::Tcp(address)
+        }
+        (_, _, Some(command)) => Readiness::Command(list(command, "ready_command")?),
+        (None, None, None) => Readiness::Started,
+    };
+    Ok(Launch {
+        name: name.to_owned(),
+        command: list(&section.command, "command")?,
+        env,
+        log: options.workdir.join(format!("{name}.log")),
+        ready,
+        ready_timeout_ms: section.ready_timeout_ms,
+        stop_grace_ms: section.stop_grace_ms,
+        pid_file: section.pid_file.as_deref().map(|file| text(file, "pid_file")).transpose()?.map(PathBuf::from),
+        stop_command: section.stop_command.as_deref().map(|command| list(command, "stop_command")).transpose()?,
+    })
 }
 
 fn start_provider(
@@ -319,8 +441,10 @@ enum Step {
     Enqueue(usize),
     Operator(usize),
     Fault(Fault),
-    Restart,
-    Continue,
+    /// Start these programs again (those not running).
+    Restart(Vec<String>),
+    /// SIGCONT these processes.
+    Continue(Vec<String>),
 }
 
 impl Live {
@@ -370,9 +494,9 @@ impl Live {
             tokio::select! {
                 biased;
                 Some(request) = kill_queue.recv() => {
-                    let at = self.kill_between_accept_and_commit(request);
+                    let (at, killed) = self.kill_between_accept_and_commit(request);
                     sequence += 1;
-                    timeline.insert((at + start.elapsed().as_millis() as u64, sequence), Step::Restart);
+                    timeline.insert((at + start.elapsed().as_millis() as u64, sequence), Step::Restart(killed));
                 }
                 _ = tokio::time::sleep_until(wake) => {
                     if tokio::time::Instant::now() >= phase_end {
@@ -390,14 +514,34 @@ impl Live {
         }
     }
 
-    /// Kills the engine for a held acceptance and lets the answer go; the restart delay.
-    fn kill_between_accept_and_commit(&self, request: KillRequest) -> u64 {
-        let killed = self.engine.lock().expect("engine lock poisoned").kill();
-        self.disrupted();
-        let event = if killed { "kill_between_accept_and_commit" } else { "missed" };
-        self.trace.event(event, json!({ "restart_after_ms": request.restart_after_ms }));
+    /// Kills the request's victims while the provider holds its answer, then lets the
+    /// answer go; the restart delay and who was killed.
+    fn kill_between_accept_and_commit(&self, request: KillRequest) -> (u64, Vec<String>) {
+        let killed = self.kill(&request.victims);
+        let event = if killed.is_empty() { "missed" } else { "kill_between_accept_and_commit" };
+        self.trace.event(event, json!({ "restart_after_ms": request.restart_after_ms, "processes": killed }));
         let _ = request.done.send(());
-        request.restart_after_ms
+        (request.restart_after_ms, killed)
+    }
+
+    /// The processes `target` names (every process for `All`).
+    fn aimed(&self, target: &Target) -> Vec<String> {
+        let all = self.fleet.lock().expect("fleet lock poisoned").process_names();
+        match target {
+            Target::All | Target::Sender => all,
+            Target::Process(name) => all.into_iter().filter(|n| n == name).collect(),
+        }
+    }
+
+    /// SIGKILLs the processes `target` names; those that were running.
+    fn kill(&self, target: &Target) -> Vec<String> {
+        let names = self.aimed(target);
+        let killed: Vec<String> = {
+            let mut fleet = self.fleet.lock().expect("fleet lock poisoned");
+            names.into_iter().filter(|name| fleet.get(name).is_some_and(Program::kill)).collect()
+        };
+        self.disrupted(&killed);
+        killed
     }
 
     /// Applies one step; a follow-up step and its delay, if any.
@@ -405,46 +549,74 @@ impl Live {
         match step {
             Step::Enqueue(index) => self.spawn_enqueue(index),
             Step::Operator(index) => self.spawn_operator(index),
-            Step::Fault(Fault::Kill { restart_after_ms, .. }) => {
-                let killed = self.engine.lock().expect("engine lock poisoned").kill();
-                self.disrupted();
+            Step::Fault(Fault::Kill { restart_after_ms, target, .. }) => {
+                let killed = self.kill(&target);
+                let event = if killed.is_empty() { "missed" } else { "kill" };
+                self.trace.event(event, json!({ "restart_after_ms": restart_after_ms, "processes": killed }));
+                return (!killed.is_empty()).then_some((restart_after_ms, Step::Restart(killed)));
+            }
+            Step::Fault(Fault::KillOnAccept { restart_after_ms, target, .. }) => {
                 self.trace
-                    .event(if killed { "kill" } else { "missed" }, json!({ "restart_after_ms": restart_after_ms }));
-                return killed.then_some((restart_after_ms, Step::Restart));
+                    .event("armed_kill_on_accept", json!({ "restart_after_ms": restart_after_ms, "target": target }));
+                trap.0.lock().expect("trap poisoned").push((restart_after_ms, target));
             }
-            Step::Fault(Fault::KillOnAccept { restart_after_ms, .. }) => {
-                trap.0.lock().expect("trap poisoned").push(restart_after_ms);
-                self.trace.event("armed_kill_on_accept", json!({ "restart_after_ms": restart_after_ms }));
+            Step::Fault(Fault::Pause { for_ms, target, .. }) => {
+                let names = self.aimed(&target);
+                let paused: Vec<String> = {
+                    let mut fleet = self.fleet.lock().expect("fleet lock poisoned");
+                    let mut pause = |program: &mut Program| program.alive() && !program.is_paused() && program.pause();
+                    names.into_iter().filter(|name| fleet.get(name).is_some_and(&mut pause)).collect()
+                };
+                self.disrupted(&paused);
+                let event = if paused.is_empty() { "missed" } else { "sigstop" };
+                self.trace.event(event, json!({ "for_ms": for_ms, "processes": paused }));
+                return (!paused.is_empty()).then_some((for_ms, Step::Continue(paused)));
             }
-            Step::Fault(Fault::Pause { for_ms, .. }) => {
-                let mut engine = self.engine.lock().expect("engine lock poisoned");
-                let paused = engine.alive() && !engine.is_paused() && engine.pause();
-                self.disruptions.lock().expect("disruptions poisoned").push(self.trace.now_ms());
-                self.trace.event(if paused { "sigstop" } else { "missed" }, json!({ "for_ms": for_ms }));
-                return paused.then_some((for_ms, Step::Continue));
+            Step::Fault(Fault::ServiceKill { restart_after_ms, service, .. }) => {
+                let killed = self.fleet.lock().expect("fleet lock poisoned").get(&service).is_some_and(Program::kill);
+                self.disrupted(std::slice::from_ref(&service));
+                let event = if killed { "service_kill" } else { "missed" };
+                self.trace.event(event, json!({ "restart_after_ms": restart_after_ms, "service": service }));
+                return killed.then_some((restart_after_ms, Step::Restart(vec![service])));
             }
-            Step::Restart => self.restart(),
-            Step::Continue => {
-                self.engine.lock().expect("engine lock poisoned").resume();
-                self.trace.event("sigcont", json!({}));
+            Step::Restart(names) => self.restart(&names),
+            Step::Continue(names) => {
+                let mut fleet = self.fleet.lock().expect("fleet lock poisoned");
+                for name in &names {
+                    if let Some(program) = fleet.get(name) {
+                        program.resume();
+                    }
+                }
+                self.trace.event("sigcont", json!({ "processes": names }));
             }
         }
         None
     }
 
-    /// Notes that the engine was just killed or stopped.
-    fn disrupted(&self) {
-        self.disruptions.lock().expect("disruptions poisoned").push(self.trace.now_ms());
+    /// Notes that `programs` were just killed or stopped, when the engine's API is among
+    /// what they take down (a process that serves HTTP, or a service).
+    fn disrupted(&self, programs: &[String]) {
+        let serving = |name: &String| {
+            self.profile.services.contains_key(name)
+                || self.profile.processes.get(name).is_some_and(|process| process.ready_url.is_some())
+        };
+        if programs.iter().any(serving) {
+            self.disruptions.lock().expect("disruptions poisoned").push(self.trace.now_ms());
+        }
     }
 
-    fn restart(&self) {
-        let mut engine = self.engine.lock().expect("engine lock poisoned");
-        if engine.alive() {
-            return;
-        }
-        match engine.start() {
-            Ok(pid) => self.trace.event("restart", json!({ "pid": pid })),
-            Err(error) => *self.failure.lock().expect("failure poisoned") = Some(error),
+    /// Starts again those of `names` that are not running.
+    fn restart(&self, names: &[String]) {
+        let mut fleet = self.fleet.lock().expect("fleet lock poisoned");
+        for name in names {
+            let Some(program) = fleet.get(name) else { continue };
+            if program.alive() {
+                continue;
+            }
+            match program.start() {
+                Ok(pid) => self.trace.event("restart", json!({ "program": name, "pid": pid })),
+                Err(error) => *self.failure.lock().expect("failure poisoned") = Some(error),
+            }
         }
     }
 
@@ -579,23 +751,32 @@ fn judge_reading(
 
 impl Live {
     /// Ends the faults: disarms the trap, turns the provider's faults off, continues or
-    /// restarts the engine, and waits until it is ready.
-    async fn heal(&self, trap: &Trap, ready_url: &str) -> Result<(), LiveError> {
+    /// restarts every service and process, and waits until each is ready.
+    async fn heal(&self, trap: &Trap) -> Result<(), LiveError> {
         let unfired = std::mem::take(&mut *trap.0.lock().expect("trap poisoned"));
-        for _ in unfired {
-            self.trace.event("missed", json!({ "fault": "kill_on_accept", "why": "no request accepted after arming" }));
+        for (_, target) in unfired {
+            let why = "no request accepted (from its target) after arming";
+            self.trace.event("missed", json!({ "fault": "kill_on_accept", "target": target, "why": why }));
         }
         self.provider.heal();
-        {
-            let mut engine = self.engine.lock().expect("engine lock poisoned");
-            if engine.is_paused() {
-                engine.resume();
-                self.trace.event("sigcont", json!({}));
+        let names: Vec<String> = {
+            let mut fleet = self.fleet.lock().expect("fleet lock poisoned");
+            let names: Vec<String> = fleet.service_names().into_iter().chain(fleet.process_names()).collect();
+            for name in &names {
+                let program = fleet.get(name).expect("a program");
+                if program.is_paused() {
+                    program.resume();
+                    self.trace.event("sigcont", json!({ "processes": [name] }));
+                }
             }
-        }
-        self.restart();
+            names
+        };
+        self.restart(&names);
         self.trace.event("heal", json!({}));
-        wait_ready(&self.engine, ready_url, self.profile.process.ready_timeout_ms).await
+        for name in &names {
+            wait_ready(&self.fleet, name).await?;
+        }
+        Ok(())
     }
 
     /// Waits (at most the scenario's `heal_s`) until every campaign is in a final status
@@ -701,6 +882,7 @@ impl Live {
             kills: self.trace.count("kill") + between,
             kills_between_accept_and_commit: between,
             pauses: self.trace.count("sigstop"),
+            service_kills: self.trace.count("service_kill"),
             restarts: self.trace.count("restart"),
             missed: self.trace.count("missed"),
         }
@@ -765,7 +947,20 @@ fn reproduce(options: &LiveOptions) -> String {
         nemesis.kills_on_accept,
         nemesis.pauses,
         nemesis.pause_ms
-    ) + &options.sets.iter().map(|set| format!(" --set '{set}'")).collect::<String>()
+    ) + &aim(nemesis)
+        + &options.sets.iter().map(|set| format!(" --set '{set}'")).collect::<String>()
+}
+
+/// The nemesis's aim, when not the default.
+fn aim(nemesis: &NemesisOptions) -> String {
+    let mut aim = String::new();
+    if nemesis.target != crate::plan::ALL {
+        aim += &format!(" --target {}", nemesis.target);
+    }
+    if nemesis.service_kills > 0 {
+        aim += &format!(" --service-kills {}", nemesis.service_kills);
+    }
+    aim
 }
 
 #[cfg(test)]

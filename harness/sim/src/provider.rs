@@ -337,9 +337,9 @@ pub struct Provider {
     after_accept: std::sync::OnceLock<AfterAccept>,
 }
 
-/// Called with the number of messages a submit request accepted, before its answer is
-/// sent; the answer waits for the returned future.
-pub type AfterAccept = Arc<dyn Fn(usize) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
+/// Called with the number of messages a submit request accepted and the address it came
+/// from, before its answer is sent; the answer waits for the returned future.
+pub type AfterAccept = Arc<dyn Fn(usize, SocketAddr) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
 
 impl Provider {
     /// A provider with `behaviour`, knowing `accounts`, drawing from `seed`.
@@ -378,10 +378,11 @@ impl Provider {
         let _ = self.after_accept.set(hook);
     }
 
-    /// Waits for the live-mode hook, if one is installed, after `accepted` acceptances.
-    async fn after_accept(&self, accepted: usize) {
+    /// Waits for the live-mode hook, if one is installed, after `accepted` acceptances of
+    /// a request from `peer`.
+    async fn after_accept(&self, accepted: usize, peer: SocketAddr) {
         if let Some(hook) = self.after_accept.get() {
-            hook(accepted).await;
+            hook(accepted, peer).await;
         }
     }
 
@@ -784,7 +785,7 @@ async fn mitto_send(
     }
     caller_crash(&provider, &behaviour, peer);
     if provider.after_accept.get().is_some() {
-        provider.after_accept(accepted.len()).await;
+        provider.after_accept(accepted.len(), peer).await;
     }
     let channel = Channel::Mitto { account: account.clone(), engine_url: engine_url.clone() };
     // Final reports falling due at the same window's end share a webhook, in the order
@@ -937,7 +938,7 @@ async fn twilio_send(
     };
     caller_crash(&provider, &behaviour, peer);
     if provider.after_accept.get().is_some() {
-        provider.after_accept(1).await;
+        provider.after_accept(1, peer).await;
     }
     if let Some(callback) = field("StatusCallback") {
         schedule_reports(
@@ -1478,7 +1479,7 @@ async fn infobip_send(
     }
     caller_crash(&provider, &behaviour, peer);
     if provider.after_accept.get().is_some() {
-        provider.after_accept(accepted.len()).await;
+        provider.after_accept(accepted.len(), peer).await;
     }
     // Some requests' final reports share one webhook, as Infobip batches results.
     let batched = accepted.len() > 1 && provider.chance(0.5);

@@ -248,6 +248,20 @@ capture = {{ status = "/s", sent = "/a", failed = "/b", total = "/c", progress =
 /// Python that writes its pid to WORKDIR/pid, then runs `rest`.
 const WRITE_PID: &str = "import os, sys; open(os.path.join(sys.argv[2], 'pid'), 'w').write(str(os.getpid()))";
 
+/// Whether process `pid` is gone or a zombie, waiting up to 2 s: a daemon is not our
+/// child, so its end is not waited for when it is killed, and its parent reaps it later.
+fn ended(pid: &str) -> bool {
+    let stat = format!("/proc/{}/stat", pid.trim());
+    (0..100).any(|_| {
+        let dead = std::fs::read_to_string(&stat)
+            .map_or(true, |text| text.rfind(')').is_some_and(|end| text[end + 1..].trim_start().starts_with('Z')));
+        if !dead {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        dead
+    })
+}
+
 fn assert_ended(workdir: &Path) {
     let pid = std::fs::read_to_string(workdir.join("pid")).expect("the stand-in started and wrote its pid");
     assert!(!Path::new(&format!("/proc/{}", pid.trim())).exists(), "process {pid} is still there");
@@ -258,11 +272,110 @@ fn a_profile_missing_a_field_is_refused_naming_the_file_the_line_and_the_field()
     let dir = tempfile::tempdir().unwrap();
     let good = std::fs::read_to_string(stand_in(dir.path(), "pass", 1_000)).unwrap();
     let path = dir.path().join("missing.toml");
-    std::fs::write(&path, good.replace("ready_url = \"http://127.0.0.1:${engine_port}/\"\n", "")).unwrap();
+    std::fs::write(&path, good.replace("completed = \"done\"\n", "")).unwrap();
     let (output, _) = live(&path, &dir.path().join("run"), &[]);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("missing.toml") && stderr.contains("line") && stderr.contains("ready_url"), "{stderr}");
+    assert!(stderr.contains("missing.toml") && stderr.contains("line") && stderr.contains("completed"), "{stderr}");
+}
+
+/// Whether PostgreSQL's server binaries are here (Debian's packages, which .ci/run
+/// installs); a loud skip without them, a failure under CI=true.
+fn postgres_installed() -> bool {
+    let found = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|versions| versions.flatten().any(|version| version.path().join("bin/pg_ctl").exists()))
+        .unwrap_or(false);
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but PostgreSQL's server is not installed: .ci/run installs it (.ci/postgres)"
+        );
+        eprintln!("SKIPPED: PostgreSQL's server binaries are not installed (source .ci/postgres; postgres_start)");
+    }
+    found
+}
+
+/// `smsim serve` as four processes on PostgreSQL (smsim-serve-postgres.toml): each fault
+/// hits one process drawn from the seed — a kill on acceptance the worker that sent the
+/// accepted request — and the database itself is killed and restarted once. Every
+/// invariant holds, and the database the profile made is gone at the end.
+#[test]
+fn smsim_serve_on_postgres_holds_with_single_processes_and_its_database_killed() {
+    if !postgres_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let workdir = dir.path().join("run");
+    let profile = root().join("harness/live/engines/smsim-serve-postgres.toml");
+    let args = ["--seed", "2", "--kills", "3", "--target", "random", "--service-kills", "1"];
+    let (output, report) = live(&profile, &workdir, &args);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let report = report.expect("a report");
+    for invariant in ["counters", "progress", "at-most-once", "money", "completion", "liveness", "rate"] {
+        assert_eq!(verdict(&report, invariant), "held", "{invariant}: {}", text(&output));
+    }
+    assert_eq!(report["fired"]["service_kills"], 1, "{}", text(&output));
+    assert_eq!(report["fired"]["kills_between_accept_and_commit"], 1, "{}", text(&output));
+    let trace = std::fs::read_to_string(workdir.join("trace.jsonl")).unwrap();
+    let killed: std::collections::BTreeSet<String> = trace
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|event| event["event"] == "kill" || event["event"] == "kill_between_accept_and_commit")
+        .flat_map(|event| event["processes"].as_array().unwrap().clone())
+        .map(|name| name.as_str().unwrap().to_owned())
+        .collect();
+    assert!(killed.len() > 1, "single processes, more than one of them: {killed:?}");
+    // The kill on acceptance found the sender: a worker, never the API.
+    let on_accept = trace.lines().find(|line| line.contains("\"kill_between_accept_and_commit\"")).unwrap();
+    assert!(on_accept.contains("\"worker-"), "{on_accept}");
+    // The cluster's stop command removed its data; its server is gone.
+    assert!(!workdir.join("postgres.dir").exists(), "the cluster was not removed");
+    let pid = std::fs::read_to_string(workdir.join("postgres.pid")).unwrap();
+    assert!(ended(&pid), "postgres {pid} is still there");
+}
+
+/// A profile of several processes and a daemonised service: the service forks into a
+/// session of its own and its command exits, so only its pid file finds it. When a process
+/// never becomes ready the run is an error — and the process, and the daemon, are ended.
+#[test]
+fn a_daemonised_service_and_every_process_are_ended_when_the_run_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let single = std::fs::read_to_string(stand_in(dir.path(), "pass", 1_000)).unwrap();
+    let daemon = "import os, sys, time\n\
+if os.fork() == 0:\n    os.setsid()\n    open(sys.argv[1] + '/daemon.pid', 'w').write(str(os.getpid()))\n    time.sleep(120)\n";
+    let never_ready = format!("{WRITE_PID}; import time; time.sleep(60)");
+    let programs = format!(
+        r#"[services.daemon]
+command = ["python3", "-c", '''{daemon}''', "${{workdir}}"]
+pid_file = "${{workdir}}/daemon.pid"
+ready_command = ["test", "-s", "${{workdir}}/daemon.pid"]
+[processes.worker]
+command = ["python3", "-c", "import time; time.sleep(60)"]
+[processes.zz-api]
+command = ["python3", "-c", '''{never_ready}''', "${{engine_port}}", "${{workdir}}"]
+ready_url = "http://127.0.0.1:${{engine_port}}/"
+ready_timeout_ms = 1500
+"#
+    );
+    let head = single.split("[process]").next().unwrap();
+    let rest = &single[single.find("[provider]").unwrap()..];
+    let path = dir.path().join("fleet.toml");
+    std::fs::write(&path, format!("{head}{programs}{rest}")).unwrap();
+    let workdir = dir.path().join("run");
+    let (output, _) = live(&path, &workdir, &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("never became ready: zz-api") && stderr.contains("1500 ms"), "{stderr}");
+    assert_ended(&workdir);
+    let daemon = std::fs::read_to_string(workdir.join("daemon.pid")).expect("the daemon started");
+    assert!(ended(&daemon), "daemon {daemon} is still there");
+    assert!(workdir.join("worker.log").exists(), "the worker started before the API, in name order");
+
+    // A fault target the profile does not have is named, with the choices.
+    let (output, _) = live(&path, &dir.path().join("aimed"), &["--target", "worker-9"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--target worker-9") && stderr.contains("worker, zz-api"), "{stderr}");
 }
 
 #[test]
