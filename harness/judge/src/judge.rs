@@ -175,6 +175,9 @@ struct CampaignModel {
     dearest: i64,
     /// The engine's last numbers for it: sent, failed, unknown outcome if shown.
     last_numbers: Option<(u64, u64, Option<u64>)>,
+    /// When the engine first showed it paused or cancelled, with no action sent since
+    /// that might set it going again (live mode's `halt`, judged at acceptances).
+    halted_shown: Option<u64>,
 }
 
 impl CampaignModel {
@@ -475,6 +478,7 @@ impl Judge {
             accepted_cost: 0,
             dearest: 0,
             last_numbers: None,
+            halted_shown: None,
         });
     }
 
@@ -491,11 +495,18 @@ impl Judge {
                 books.doubt_windows.insert(id, (available, overlapped));
                 books.in_doubt.push((id, amount));
                 self.actions.insert(id, (index, true));
+                // Credits may set a campaign paused for want of them going again.
+                for campaign in self.campaigns.iter_mut().filter(|campaign| campaign.tenant == index) {
+                    campaign.halted_shown = None;
+                }
             }
             (_, Some(campaign), _) => {
                 let Some(index) = self.campaign(campaign) else { return };
                 let model = &mut self.campaigns[index as usize];
                 model.actions.push(Action { id, act, sent_ms: at_ms, answered: None });
+                // Any action may set it going again (a resume, a retry): halt waits for
+                // the engine to show it halted anew.
+                model.halted_shown = None;
                 if act == Act::RetryFailed {
                     model.retries_sent += 1;
                 }
@@ -796,6 +807,7 @@ impl Judge {
         let grace = self.setup.halt_grace_ms;
         let late_cancel = campaign.cancel_acknowledged().filter(|&cancelled| at_ms > cancelled + grace);
         let late_pause = campaign.pause_in_force().filter(|&paused| at_ms > paused + grace);
+        let late_halt = campaign.halted_shown.filter(|&shown| at_ms > shown + grace);
         let completed_before = campaign.completed_ms.filter(|&completed| completed < at_ms);
         let starts_at = campaign.starts_at;
         // Without an operator action on the campaign there is nothing to hold it to.
@@ -830,6 +842,23 @@ impl Judge {
                     format!("{what} of {name} was accepted {} ms after {action} was acknowledged", at_ms - acknowledged),
                     vec![
                         format!("{action} acknowledged at {acknowledged} ms; one lease and the reaper's slack allow {grace} ms"),
+                        format!("accepted at {at_ms} ms as {provider_id} through {account}"),
+                    ],
+                ));
+            }
+        }
+        // Where claims are not seen (live mode), `halt` is judged at acceptances: none
+        // later than the grace after the engine itself showed the campaign paused or
+        // cancelled, with nothing sent since that might set it going (a campaign paused
+        // for want of credits, say, that keeps sending).
+        if !self.sees_messages && self.on(Invariant::Halt) {
+            if let Some(shown) = late_halt {
+                return self.fail(violation(
+                    Invariant::Halt,
+                    at_ms,
+                    format!("{what} of {name} was accepted {} ms after the engine showed it halted", at_ms - shown),
+                    vec![
+                        format!("shown paused or cancelled at {shown} ms, with no action sent since; one lease and the reaper's slack allow {grace} ms"),
                         format!("accepted at {at_ms} ms as {provider_id} through {account}"),
                     ],
                 ));
@@ -1268,6 +1297,13 @@ impl Judge {
             }
         }
         self.campaigns[index as usize].last_read = Some((state, reading.pause_reason.map(str::to_owned)));
+        let halted_shown = &mut self.campaigns[index as usize].halted_shown;
+        match state {
+            CampaignState::Paused | CampaignState::Cancelled => {
+                halted_shown.get_or_insert(at_ms);
+            }
+            _ => *halted_shown = None,
+        }
         if self.on(Invariant::Counters) {
             if let Some(problem) = self.counters_problem(index, &reading) {
                 return self.fail(violation(Invariant::Counters, at_ms, format!("{name}: {problem}"), vec![fact]));
@@ -1776,6 +1812,7 @@ impl Judge {
             Invariant::Rate if self.setup.rate_at_provider.is_some() => {
                 "no account with a rate limit the engine was told of received a message"
             }
+            Invariant::Halt if !self.sees_messages => "no acceptance was observed",
             Invariant::Halt | Invariant::Rate => "the engine's claims are not observable",
             Invariant::Money => "no tenant's books were read",
             Invariant::Attribution if !self.sees_messages => {

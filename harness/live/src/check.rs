@@ -13,9 +13,11 @@
 //!   profile can read them.
 //!
 //! Live mode has no journal: what needs the engine's messages (`attribution`, message
-//! `transitions`, `halt`) comes out "not checked", with the reason, never "held". `rate` is
+//! `transitions`) comes out "not checked", with the reason, never "held". `rate` is
 //! measured at the provider, as messages arrive, for an account whose limit the driver
-//! told the engine (its `create_account` passes `${rate_limit_json}`).
+//! told the engine (its `create_account` passes `${rate_limit_json}`). `halt` is judged at
+//! the provider's acceptances: none later than the grace after the engine showed the
+//! campaign paused or cancelled, unless an action sent since may have set it going.
 
 use crate::profile::Profile;
 use serde::Serialize;

@@ -739,15 +739,52 @@ fn live_mode_leaves_what_needs_the_messages_not_checked() {
     for (invariant, _, verdict) in judge.verdicts() {
         let checked = matches!(verdict, Verdict::Held(_));
         match invariant {
-            Invariant::Attribution | Invariant::Halt | Invariant::Rate | Invariant::Operator | Invariant::Forgery => {
+            Invariant::Attribution | Invariant::Rate | Invariant::Operator | Invariant::Forgery => {
                 assert!(!checked, "{invariant}: {verdict}")
             }
-            Invariant::Counters | Invariant::Money | Invariant::Completion | Invariant::Progress => {
+            // Halt is judged at acceptances where claims are not seen.
+            Invariant::Counters | Invariant::Money | Invariant::Completion | Invariant::Progress | Invariant::Halt => {
                 assert!(checked, "{invariant}: {verdict}")
             }
             _ => {}
         }
     }
+}
+
+/// Live `halt`, from acceptance times: once the engine shows a campaign paused (here by
+/// itself, as for want of credits), nothing of it is accepted past the grace — unless an
+/// action was sent since that may set it going again (a top-up, a resume).
+#[test]
+fn live_halt_fires_on_an_acceptance_long_after_the_engine_showed_the_campaign_paused() {
+    let paused_then_accepted = |accepted_at: u64, between: Option<Observation<'static>>| -> History {
+        let mut history = live_correct();
+        history.truncate(2);
+        history.push((12, live_reading("paused", 0, 0, 0, Some(0))));
+        if let Some(between) = between {
+            history.push((14, between));
+        }
+        history.push((
+            accepted_at,
+            Observation::Accepted { account: A, destination: "+301", body: "[c] hi", provider_id: "p1" },
+        ));
+        history
+    };
+    // Judged as the acceptance is seen (the run goes on; the campaign is not finished).
+    let observe = |history: History| -> Result<(), Violation> {
+        let mut judge = Judge::new(live_setup(), &[]);
+        history.into_iter().try_for_each(|(at, observation)| judge.observe(at, observation))
+    };
+    // 1 000 ms of grace (one lease and the reaper's slack) after the reading.
+    let violation = observe(paused_then_accepted(1_013, None)).expect_err("an acceptance past the grace");
+    assert_eq!(violation.invariant, Invariant::Halt, "{violation}");
+    observe(paused_then_accepted(1_012, None)).unwrap_or_else(|violation| panic!("within the grace: {violation}"));
+    let top_up = Observation::ActionSent { id: 7, campaign: None, tenant: Some(T), act: Act::Credits(500) };
+    observe(paused_then_accepted(5_000, Some(top_up))).unwrap_or_else(|violation| panic!("{violation}"));
+    let resume = Observation::ActionSent { id: 8, campaign: Some(C), tenant: None, act: Act::Resume };
+    observe(paused_then_accepted(5_000, Some(resume))).unwrap_or_else(|violation| panic!("{violation}"));
+    // A later reading of it sending again lifts it too.
+    let sending = live_reading("sending", 0, 0, 0, Some(0));
+    observe(paused_then_accepted(5_000, Some(sending))).unwrap_or_else(|violation| panic!("{violation}"));
 }
 
 /// Live mode's false alarm: a pause and a resume in flight at once; the engine refused the
