@@ -50,7 +50,7 @@ enum Command {
     /// Run a scenario in real time against an engine's processes, with a seeded fault plan.
     Live(LiveArgs),
     /// Measure simulation speed, sweep scaling, real-mode throughput and memory against
-    /// the README's targets.
+    /// their targets.
     Bench(smsim_cli::bench::BenchArgs),
     /// Measure serve mode's throughput on PostgreSQL with one and three processes.
     BenchPostgres(smsim_cli::bench_postgres::BenchPostgresArgs),
@@ -157,7 +157,11 @@ struct LiveArgs {
     /// string): `--set process.env.ENGINE_FIXED=0`. Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
-    // An `--html FILE` timeline would render the trace (workdir/trace.jsonl) here.
+    /// Write the run's timeline (a lane per process and service: kills, pauses, the
+    /// provider's exchanges; the campaigns as the engine showed them; every accepted
+    /// message's reports) as one self-contained HTML page.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -607,8 +611,12 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
         workdir,
         smsim: std::env::current_exe().context("finding the smsim executable")?,
         sets: args.set,
+        timeline: args.html.is_some(),
     };
     let report = smsim_live::run::run(&options)?;
+    if let (Some(path), Some(timeline)) = (&args.html, &report.timeline) {
+        write_timeline(path, timeline)?;
+    }
     out!("{}", smsim_live::report::summary(&report));
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)

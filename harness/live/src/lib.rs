@@ -27,6 +27,7 @@ pub mod report;
 pub mod run;
 pub mod sockets;
 pub mod template;
+pub mod timeline;
 pub mod trace;
 
 /// Why a live run could not be carried out (bad input or an engine that would not run):

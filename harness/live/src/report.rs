@@ -71,6 +71,9 @@ pub struct LiveReport {
     pub tail: Vec<String>,
     /// The command that reruns this fault plan.
     pub reproduce: String,
+    /// The run's timeline, when asked for (`smsim live --html`).
+    #[serde(skip)]
+    pub timeline: Option<smsim_sim::timeline::Timeline>,
 }
 
 /// How steadily the engine was read during the fault phase: the gaps between sampling

@@ -40,6 +40,9 @@ pub struct LiveOptions {
     pub smsim: PathBuf,
     /// Overrides of profile values (`dotted.key=value`), applied in order.
     pub sets: Vec<String>,
+    /// Keep what a timeline needs (every provider exchange, named by its sender) and put
+    /// the timeline in the report.
+    pub timeline: bool,
 }
 
 /// How often the engine's numbers are sampled during the run.
@@ -246,6 +249,11 @@ async fn execute(scenario: Scenario, profile: Profile, options: &LiveOptions) ->
     loopback_only(&webhook_base, "provider.webhook_base_url", options)?;
     let provider = start_provider(&scenario, &profile, webhook_base, options.seed, provider_listener, trace.start());
     provider.hold_answers_with(trap.hook(kill_requests, fleet.clone()));
+    if options.timeline {
+        let fleet = fleet.clone();
+        provider
+            .keep_exchanges_named_by(Arc::new(move |peer| fleet.lock().expect("fleet lock poisoned").sender_of(peer)));
+    }
 
     // Services first, then the processes, each ready before the next starts.
     let (services, processes) = {
@@ -849,7 +857,7 @@ impl Live {
         self.trace.event("verdicts", json!({ "verdicts": verdicts }));
         self.trace.flush();
         let duplicate_acceptances = truth.acceptances.len() as u64 - distinct(&truth);
-        Ok(LiveReport {
+        let mut report = LiveReport {
             scenario: self.scenario.name.clone(),
             engine: self.profile.name.clone(),
             seed: plan.seed,
@@ -873,7 +881,30 @@ impl Live {
             trace: trace_path.display().to_string(),
             tail,
             reproduce: reproduce(options),
-        })
+            timeline: None,
+        };
+        if options.timeline {
+            report.timeline = Some(self.timeline_page(&report, trace_path, &truth)?);
+        }
+        Ok(report)
+    }
+
+    /// The run's timeline, from its trace (flushed) and the provider's record.
+    fn timeline_page(
+        &self,
+        report: &LiveReport,
+        trace_path: &std::path::Path,
+        truth: &TruthView,
+    ) -> Result<smsim_sim::timeline::Timeline, LiveError> {
+        let text = std::fs::read_to_string(trace_path)
+            .map_err(|source| LiveError::Io { what: format!("reading {}", trace_path.display()), source })?;
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        let programs = {
+            let fleet = self.fleet.lock().expect("fleet lock poisoned");
+            fleet.process_names().into_iter().chain(fleet.service_names()).collect()
+        };
+        let exchanges = self.provider.truth.lock().expect("provider poisoned").exchanges.clone().unwrap_or_default();
+        Ok(crate::timeline::gather(crate::timeline::LiveFacts { report, lines: &lines, programs, exchanges, truth }))
     }
 
     fn fired(&self) -> FaultsFired {

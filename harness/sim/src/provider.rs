@@ -335,7 +335,13 @@ pub struct Provider {
     /// Live mode only: awaited after a submit request accepted messages and before it is
     /// answered, so a runner can kill the engine between acceptance and commit.
     after_accept: std::sync::OnceLock<AfterAccept>,
+    /// Live mode only: names the process behind a peer address, for the timeline's lanes
+    /// (the simulator names hosts by their simulated address).
+    peer_names: std::sync::OnceLock<PeerNames>,
 }
+
+/// Names the process a request came from by its address, when it can.
+pub type PeerNames = Arc<dyn Fn(SocketAddr) -> Option<String> + Send + Sync>;
 
 /// Called with the number of messages a submit request accepted and the address it came
 /// from, before its answer is sent; the answer waits for the returned future.
@@ -357,6 +363,7 @@ impl Provider {
             report_slots: Mutex::new(None),
             real_start: std::sync::OnceLock::new(),
             after_accept: std::sync::OnceLock::new(),
+            peer_names: std::sync::OnceLock::new(),
         })
     }
 
@@ -376,6 +383,13 @@ impl Provider {
     /// the runner kills the engine there). Takes effect once; simulations install none.
     pub fn hold_answers_with(&self, hook: AfterAccept) {
         let _ = self.after_accept.set(hook);
+    }
+
+    /// Keeps every exchange for a timeline, each request named by `names` (live mode; the
+    /// simulator keeps them through [`Truth::exchanges`] and names hosts itself).
+    pub fn keep_exchanges_named_by(&self, names: PeerNames) {
+        self.truth.lock().expect("provider poisoned").exchanges = Some(Vec::new());
+        let _ = self.peer_names.set(names);
     }
 
     /// Waits for the live-mode hook, if one is installed, after `accepted` acceptances of
@@ -652,12 +666,16 @@ async fn log_exchange(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let peer = request.extensions().get::<ConnectInfo<Peer>>().map(|ConnectInfo(Peer(peer))| *peer);
+    // Named before the truth is locked: a live naming reads the operating system's tables.
+    let named = provider.peer_names.get().map(|names| peer.and_then(|peer| names(peer)).unwrap_or_else(|| "?".into()));
     let index = {
         let at_ms = provider.now_ms();
         let mut truth = provider.truth.lock().expect("provider poisoned");
         truth.exchanges.as_mut().map(|exchanges| {
-            let peer = request.extensions().get::<ConnectInfo<Peer>>().map(|ConnectInfo(Peer(peer))| *peer);
-            let from = peer.and_then(|peer| turmoil::reverse_lookup(peer.ip())).unwrap_or_else(|| "?".to_owned());
+            let from = named.unwrap_or_else(|| {
+                peer.and_then(|peer| turmoil::reverse_lookup(peer.ip())).unwrap_or_else(|| "?".to_owned())
+            });
             let what = format!("{} {}", request.method(), request.uri().path());
             let to = "provider".to_owned();
             exchanges.push(crate::timeline::Exchange { from, to, at_ms, until_ms: at_ms, what, status: 0, count: 1 });

@@ -309,7 +309,9 @@ fn smsim_serve_on_postgres_holds_with_single_processes_and_its_database_killed()
     let dir = tempfile::tempdir().unwrap();
     let workdir = dir.path().join("run");
     let profile = root().join("harness/live/engines/smsim-serve-postgres.toml");
-    let args = ["--seed", "2", "--kills", "3", "--target", "random", "--service-kills", "1"];
+    let page = dir.path().join("timeline.html");
+    let html = ["--html", page.to_str().unwrap()];
+    let args = [&["--seed", "2", "--kills", "3", "--target", "random", "--service-kills", "1"][..], &html].concat();
     let (output, report) = live(&profile, &workdir, &args);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     let report = report.expect("a report");
@@ -330,6 +332,9 @@ fn smsim_serve_on_postgres_holds_with_single_processes_and_its_database_killed()
     // The kill on acceptance found the sender: a worker, never the API.
     let on_accept = trace.lines().find(|line| line.contains("\"kill_between_accept_and_commit\"")).unwrap();
     assert!(on_accept.contains("\"worker-"), "{on_accept}");
+    // The timeline page was written (its lanes and bands: the timeline module's tests).
+    let page = std::fs::read_to_string(&page).expect("smsim live --html writes the page");
+    assert!(page.starts_with("<!doctype html>") && page.len() > 10_000, "{} bytes", page.len());
     // The cluster's stop command removed its data; its server is gone.
     assert!(!workdir.join("postgres.dir").exists(), "the cluster was not removed");
     let pid = std::fs::read_to_string(workdir.join("postgres.pid")).unwrap();
