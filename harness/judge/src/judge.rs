@@ -802,6 +802,20 @@ impl Judge {
             },
         };
         let what = message.map_or_else(|| format!("a message to {destination}"), message_name);
+        // Where the engine's messages are not seen (live mode), `isolation` is judged at
+        // acceptances: a campaign's body goes only to its own tenant's contacts.
+        let tenant = self.campaigns[campaign_index as usize].tenant as usize;
+        let numbers = &self.setup.tenants[tenant].numbers;
+        let foreign = message.is_none() && !numbers.is_empty() && !numbers.contains(destination);
+        if message.is_none() && !numbers.is_empty() && self.on(Invariant::Isolation) && foreign {
+            let campaign = &self.campaigns[campaign_index as usize];
+            let message = format!(
+                "{what} of {} (tenant {}) was accepted, not one of the tenant's contacts",
+                campaign.name, self.tenants[tenant].name
+            );
+            let evidence = vec![format!("accepted at {at_ms} ms as {provider_id} through {account}")];
+            return self.fail(violation(Invariant::Isolation, at_ms, message, evidence));
+        }
         let campaign = &self.campaigns[campaign_index as usize];
         let name = campaign.name.clone();
         let grace = self.setup.halt_grace_ms;

@@ -1,5 +1,6 @@
-//! The judge's own template renderer, written from the documented syntax (README,
-//! "Scenario library" and the API's campaign fields), not from the engine's:
+//! The judge's own template renderer, written from the documented syntax (the campaign
+//! fields of `docs/src/reference/http-api.md` and the `template` field of
+//! `docs/src/reference/scenario-format.md`), not from the engine's:
 //!
 //! * `{{name}}` — the contact's attribute `name` (spaces around the name ignored), or
 //!   nothing when the contact has none or it is empty;

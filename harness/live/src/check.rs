@@ -15,9 +15,10 @@
 //! Live mode has no journal: what needs the engine's messages (`attribution`, message
 //! `transitions`) comes out "not checked", with the reason, never "held". `rate` is
 //! measured at the provider, as messages arrive, for an account whose limit the driver
-//! told the engine (its `create_account` passes `${rate_limit_json}`). `halt` is judged at
-//! the provider's acceptances: none later than the grace after the engine showed the
-//! campaign paused or cancelled, unless an action sent since may have set it going.
+//! told the engine (its `create_account` passes `${rate_limit_json}`). `halt` and
+//! `isolation` are judged at the provider's acceptances: none later than the grace after
+//! the engine showed the campaign paused or cancelled, unless an action sent since may have
+//! set it going; each to one of its own tenant's contacts, as the driver imported them.
 
 use crate::profile::Profile;
 use serde::Serialize;
@@ -121,12 +122,13 @@ pub fn setup(scenario: &Scenario, profile: &Profile) -> Setup {
     let tenants = scenario
         .tenants
         .iter()
-        .map(|t| TenantSetup {
+        .enumerate()
+        .map(|(index, t)| TenantSetup {
             tenant: t.name.clone(),
             opening_credits: t.credits,
             rate_limit_per_s: t.rate_limit_per_s,
-            // Live mode's contacts are drawn by the engine's own import; not held here.
-            numbers: Default::default(),
+            // The numbers the driver imports for it (`isolation`, judged at acceptances).
+            numbers: (0..t.contacts.count).map(|n| crate::driver::phone(index, n)).collect(),
         })
         .collect();
     let first = scenario.traffic_accounts.first();

@@ -115,6 +115,28 @@ fn smsim_serve_keeps_every_invariant_on_the_twilio_and_infobip_wires() {
     }
 }
 
+/// Two tenants' campaigns at once on one account, under kills: `isolation` is judged at
+/// every acceptance (each to its own tenant's contacts) and `money` per tenant.
+#[test]
+fn smsim_serve_keeps_two_tenants_apart_under_kills() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, report) = live_in(
+        &root().join("harness/live/scenarios/two-tenants.toml"),
+        &root().join("harness/live/engines/smsim-serve.toml"),
+        &dir.path().join("run"),
+        &["--seed", "1"],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let report = report.expect("a report");
+    let isolation = report["verdicts"].as_array().unwrap().iter().find(|row| row["invariant"] == "isolation").unwrap();
+    assert_eq!(isolation["verdict"], "held", "{}", text(&output));
+    assert_eq!(isolation["checks"], report["acceptances"], "one check per acceptance: {isolation}");
+    let money: Vec<&Value> =
+        report["verdicts"].as_array().unwrap().iter().filter(|row| row["invariant"] == "money").collect();
+    assert_eq!(money.len(), 2, "money per tenant: {money:?}");
+    assert!(money.iter().all(|row| row["verdict"] == "held"), "{money:?}");
+}
+
 // incident 000: the SmsQueueService's in-memory guard and per-report counters.
 #[test]
 fn the_python_engine_is_caught_in_its_incident_mode_and_passes_corrected() {
@@ -189,11 +211,15 @@ fn a_green_live_run_says_what_it_could_not_see_and_never_calls_it_held() {
     let (output, report) = live(&profile, &dir.path().join("run"), &NO_FAULTS);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     let report = report.expect("a report");
-    for invariant in ["attribution", "rate", "isolation"] {
+    for invariant in ["attribution", "rate"] {
         assert_eq!(verdict(&report, invariant), "not checked", "{invariant}: {}", text(&output));
     }
-    // `halt` is judged at the provider's acceptances, against what the engine showed.
-    for invariant in ["counters", "progress", "at-most-once", "money", "completion", "transitions", "liveness", "halt"]
+    // `halt` and `isolation` are judged at the provider's acceptances, against what the
+    // engine showed and the contacts the driver imported.
+    let at_acceptances = ["halt", "isolation"];
+    for invariant in ["counters", "progress", "at-most-once", "money", "completion", "transitions", "liveness"]
+        .into_iter()
+        .chain(at_acceptances)
     {
         assert_eq!(verdict(&report, invariant), "held", "{invariant}: {}", text(&output));
     }

@@ -787,6 +787,30 @@ fn live_halt_fires_on_an_acceptance_long_after_the_engine_showed_the_campaign_pa
     observe(paused_then_accepted(5_000, Some(sending))).unwrap_or_else(|violation| panic!("{violation}"));
 }
 
+/// Live `isolation`, from acceptances: a campaign told apart by its marker goes only to
+/// its own tenant's contacts.
+#[test]
+fn live_isolation_fires_on_an_acceptance_to_another_tenants_contact() {
+    let to = |destination: &'static str| {
+        let mut history = live_correct();
+        history.truncate(2);
+        history.push((20, Observation::Accepted { account: A, destination, body: "[c] hi", provider_id: "p1" }));
+        history
+    };
+    live_fires(to("+399"), Invariant::Isolation);
+    let mut judge = Judge::new(live_setup(), &[]);
+    for (at, observation) in to("+301") {
+        judge.observe(at, observation).unwrap_or_else(|violation| panic!("its own contact: {violation}"));
+    }
+    // A body without any campaign's marker is not the engine's to answer for here.
+    let mut unmarked = to("+399");
+    unmarked[2].1 = Observation::Accepted { account: A, destination: "+399", body: "[d] hi", provider_id: "p1" };
+    let mut judge = Judge::new(live_setup(), &[]);
+    for (at, observation) in unmarked {
+        judge.observe(at, observation).unwrap_or_else(|violation| panic!("another campaign's body: {violation}"));
+    }
+}
+
 /// Live mode's false alarm: a pause and a resume in flight at once; the engine refused the
 /// resume (409: still sending) and then applied the pause. The campaign ends paused by the
 /// operator — not stuck — and the judge must say so; a resume that was acknowledged and
