@@ -4,7 +4,7 @@
 //! error and not a silently ignored setting. [`Scenario::load`] reports errors with the
 //! file, the line and column, and what was expected; [`Scenario::validate`] refuses
 //! values that parse but cannot be simulated (no workers, a rate above 1, an operator
-//! action after the end). `scenarios/README.md` documents every field.
+//! action after the end). `docs/src/reference/scenario-format.md` documents every field.
 
 use crate::coverage::Mark;
 use crate::fault::Fault;

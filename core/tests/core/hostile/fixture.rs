@@ -32,8 +32,9 @@ pub const WEBHOOK_TOKEN: &str = "hook";
 /// The Twilio account's auth token.
 pub const TWILIO_AUTH_TOKEN: &str = "tok";
 
-/// Every error the README's table lists, with its status. `UNAVAILABLE` (503) is left
-/// out on purpose: these stores have no passing failures, so a 503 here is a bug.
+/// Every error the HTTP API's error table lists (`docs/src/reference/http-api.md`), with its
+/// status. `UNAVAILABLE` (503) and `INTERNAL` (500) are left out on purpose: these stores
+/// have no passing failures, so a 5xx here is a bug.
 pub const ERROR_TABLE: &[(u16, &str)] = &[
     (400, "INVALID_JSON"),
     (400, "VALIDATION"),
@@ -359,7 +360,7 @@ pub fn runner(cases: u32) -> TestRunner {
 }
 
 /// Counts cases and their answers by status, and prints both when dropped (the long
-/// run's numbers in the README come from it).
+/// run's numbers in `docs/src/design/testing.md` come from it).
 pub struct CaseCount {
     name: &'static str,
     count: AtomicU64,

@@ -2,9 +2,10 @@
 //! arbitrary, malformed and extreme input, over the memory store and the SQLite store.
 //!
 //! Every property has the same oracle ([`fixture::check_refusal`]): the answer is a
-//! success or a typed error from the README's table with its status (never a 5xx, never
-//! a panic, never a hang), and a refused request leaves the store's records, ledgers,
-//! parked reports and journal exactly as they were.
+//! success or a typed error from the HTTP API's error table
+//! (`docs/src/reference/http-api.md`) with its status (never a 5xx, never a panic, never a
+//! hang), and a refused request leaves the store's records, ledgers, parked reports and
+//! journal exactly as they were.
 //!
 //! The case count is small by default so `cargo test` stays quick; the long run is
 //! `PROPTEST_CASES=5000 cargo test -p smsim-core --test core hostile -- --nocapture`

@@ -2,6 +2,7 @@
 
 mod browser;
 mod cli;
+mod docs;
 mod live;
 mod many_processes;
 mod official;

@@ -144,7 +144,7 @@ pub fn live_router(provider: Arc<Provider>, engine_url: &str, webhook_timeout: D
 }
 
 /// The control API's root: a test suite in any language drives the standalone provider
-/// with it (see the README, "`smsim provider` beside your own tests").
+/// with it (see `docs/src/guide/provider.md`).
 pub const CONTROL_PATH: &str = "/_smsim";
 
 /// `POST /_smsim/reset`, `GET`/`PUT /_smsim/faults` (fault rates as `[faults.rates]` names

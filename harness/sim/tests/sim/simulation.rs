@@ -83,14 +83,14 @@ fn every_scenario_holds_its_invariants() {
     }
 }
 
-/// The mutation benchmark's test (README, "Fault-finding power"): every scenario — the
-/// library, the regressions, and the incident reproductions with their bug left off (they
-/// are built to walk the dangerous paths) — over `SMSIM_MUTATION_SEEDS` seeds (default 8),
-/// failing on what the judge finds or a coverage mark a scenario expects and never saw;
-/// and every incident reproduction with its bug on, failing when the judge no longer
-/// finds the invariant it names within its seeds (a mutant that disarms a bug switch, or
-/// blinds the judge to it). No snapshot, no unit test. Ignored by default: `cargo mutants`
-/// runs it by name.
+/// The mutation benchmark's test (`docs/src/design/testing.md`, "Fault-finding power"):
+/// every scenario — the library, the regressions, and the incident reproductions with their
+/// bug left off (they are built to walk the dangerous paths) — over `SMSIM_MUTATION_SEEDS`
+/// seeds (default 8), failing on what the judge finds or a coverage mark a scenario expects
+/// and never saw; and every incident reproduction with its bug on, failing when the judge
+/// no longer finds the invariant it names within its seeds (a mutant that disarms a bug
+/// switch, or blinds the judge to it). No snapshot, no unit test. Ignored by default:
+/// `cargo mutants` runs it by name.
 #[test]
 #[ignore = "the mutation benchmark's test command; run by name"]
 fn the_judge_alone_passes_every_scenario_over_many_seeds() {

@@ -1,0 +1,340 @@
+//! The book (`docs/`), the README and the CHANGELOG, kept honest without mdBook.
+//!
+//! The book is read as Markdown in the repository as often as it is built, so what would
+//! break it is checked here, where `cargo test` sees it:
+//!
+//! * every chapter `docs/src/SUMMARY.md` lists exists, and every page under `docs/src/`
+//!   is listed (mdBook would silently leave an unlisted page out);
+//! * every relative Markdown link and every `{{#include}}` in the README, the CHANGELOG
+//!   and the book points to a file that exists (anchors are not checked);
+//! * the README stays a front door of at most [`README_MAX_LINES`] lines;
+//! * the reference pages name every entry of the registries they document — invariants,
+//!   coverage marks, faults, incident bugs, provider kinds, certification clauses and
+//!   commands — so adding one to the code without documenting it fails here.
+
+use smsim_core::domain::ProviderKind;
+use smsim_core::incidents::Bug;
+use smsim_sim::coverage::Mark;
+use smsim_sim::fault::Fault;
+use smsim_sim::invariant::Invariant;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The README is a front door that points into the book, not a manual.
+const README_MAX_LINES: usize = 200;
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+/// Every Markdown file under `dir`, in name order.
+fn markdown_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            files.extend(markdown_under(&path));
+        } else if path.extension().is_some_and(|extension| extension == "md") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// The documents whose links are checked: the front door, the changelog, the pointers
+/// left where documents used to be, the files the book includes, and the book itself.
+fn documents() -> Vec<PathBuf> {
+    let root = repository();
+    let mut files: Vec<PathBuf> = [
+        "README.md",
+        "CHANGELOG.md",
+        "ARCHITECTURE.md",
+        "scenarios/README.md",
+        "benches/results/README.md",
+        "benches/mutation-survivors.md",
+    ]
+    .iter()
+    .map(|path| root.join(path))
+    .collect();
+    files.extend(markdown_under(&root.join("docs/src")));
+    files
+}
+
+/// A link or include target as written, with the line it is on.
+#[derive(Debug, PartialEq, Eq)]
+struct Target {
+    line: usize,
+    target: String,
+}
+
+/// The relative targets of `markdown`'s inline links, images and reference definitions,
+/// outside code blocks and code spans, without their anchors; web addresses and links
+/// within the page are left out.
+fn relative_links(markdown: &str) -> Vec<Target> {
+    let mut targets = Vec::new();
+    let mut fence: Option<&str> = None;
+    for (index, line) in markdown.lines().enumerate() {
+        let trimmed = line.trim_start();
+        for marker in ["```", "~~~"] {
+            if trimmed.starts_with(marker) {
+                fence = match fence {
+                    None => Some(marker),
+                    Some(open) if open == marker => None,
+                    Some(open) => Some(open),
+                };
+            }
+        }
+        if fence.is_some() || trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+            continue;
+        }
+        let prose = without_code_spans(line);
+        for raw in inline_targets(&prose).into_iter().chain(definition_target(&prose)) {
+            if let Some(target) = relative(&raw) {
+                targets.push(Target { line: index + 1, target });
+            }
+        }
+    }
+    targets
+}
+
+/// `line` with every `code span` blanked out.
+fn without_code_spans(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut in_code = false;
+    for character in line.chars() {
+        if character == '`' {
+            in_code = !in_code;
+            out.push(' ');
+        } else {
+            out.push(if in_code { ' ' } else { character });
+        }
+    }
+    out
+}
+
+/// The destinations of `[text](destination)` on one line.
+fn inline_targets(line: &str) -> Vec<String> {
+    let mut targets = Vec::new();
+    let mut rest = line;
+    while let Some(start) = rest.find("](") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find(')') else { break };
+        targets.push(after[..end].to_owned());
+        rest = &after[end + 1..];
+    }
+    targets
+}
+
+/// The destination of a reference definition, `[label]: destination`.
+fn definition_target(line: &str) -> Option<String> {
+    let rest = line.trim_start().strip_prefix('[')?;
+    let (_label, after) = rest.split_once("]:")?;
+    Some(after.trim().to_owned())
+}
+
+/// `raw` as a path relative to the page, without its title and anchor; `None` for a web
+/// address, a mail address or a link within the page.
+fn relative(raw: &str) -> Option<String> {
+    let destination = raw.trim().trim_start_matches('<');
+    let destination = destination.split_whitespace().next().unwrap_or_default().trim_end_matches('>');
+    let path = destination.split(['#', '?']).next().unwrap_or_default();
+    let external = destination.contains("://") || destination.starts_with("mailto:");
+    (!external && !path.is_empty()).then(|| path.to_owned())
+}
+
+/// The paths of `markdown`'s mdBook `{{#include PATH}}` and `{{#include PATH:LINES}}`
+/// directives, wherever they are (in code blocks too: that is how data is shown).
+fn includes(markdown: &str) -> Vec<Target> {
+    let mut targets = Vec::new();
+    for (index, line) in markdown.lines().enumerate() {
+        let mut rest = line;
+        while let Some(start) = rest.find("{{#include ") {
+            let after = &rest[start + "{{#include ".len()..];
+            let Some(end) = after.find("}}") else { break };
+            let path = after[..end].trim().split(':').next().unwrap_or_default().to_owned();
+            targets.push(Target { line: index + 1, target: path });
+            rest = &after[end + 2..];
+        }
+    }
+    targets
+}
+
+/// Every target in `targets` of the document at `path` that does not exist, described.
+fn missing(path: &Path, targets: Vec<Target>, kind: &str) -> Vec<String> {
+    let dir = path.parent().expect("a document is in a directory");
+    let root = repository();
+    let shown = path.strip_prefix(&root).unwrap_or(path).display().to_string();
+    targets
+        .into_iter()
+        .filter(|target| !dir.join(&target.target).exists())
+        .map(|target| format!("{shown}:{}: {kind} `{}` points to nothing", target.line, target.target))
+        .collect()
+}
+
+/// The chapter files `SUMMARY.md` lists, relative to `docs/src`.
+fn summary_chapters() -> Vec<Target> {
+    let summary = read(&repository().join("docs/src/SUMMARY.md"));
+    let mut chapters = Vec::new();
+    for (index, line) in summary.lines().enumerate() {
+        for raw in inline_targets(line) {
+            chapters.push(Target { line: index + 1, target: raw.trim().to_owned() });
+        }
+    }
+    chapters
+}
+
+/// The lines of `page` (under `docs/src`) that fail to mention one of `names`, as `what`.
+fn unnamed(page: &str, names: impl IntoIterator<Item = String>, what: &str) -> Vec<String> {
+    let text = read(&repository().join("docs/src").join(page));
+    names
+        .into_iter()
+        .filter(|name| !text.contains(name.as_str()))
+        .map(|name| format!("docs/src/{page} does not name the {what} {name}"))
+        .collect()
+}
+
+fn assert_none(problems: Vec<String>, what: &str) {
+    assert!(problems.is_empty(), "{what}:\n  {}", problems.join("\n  "));
+}
+
+#[test]
+fn every_chapter_the_summary_lists_exists_and_every_page_is_listed() {
+    let src = repository().join("docs/src");
+    let chapters = summary_chapters();
+    assert!(chapters.len() >= 10, "SUMMARY.md lists only {} chapters", chapters.len());
+    let mut problems = Vec::new();
+    for chapter in &chapters {
+        if chapter.target.is_empty() {
+            problems.push(format!("SUMMARY.md:{}: a draft chapter with no file", chapter.line));
+        } else if !src.join(&chapter.target).is_file() {
+            problems.push(format!("SUMMARY.md:{}: chapter `{}` does not exist", chapter.line, chapter.target));
+        }
+    }
+    let listed: Vec<PathBuf> = chapters.iter().map(|chapter| src.join(&chapter.target)).collect();
+    for page in markdown_under(&src) {
+        if page.file_name().is_some_and(|name| name != "SUMMARY.md") && !listed.contains(&page) {
+            let shown = page.strip_prefix(&src).unwrap_or(&page).display().to_string();
+            problems.push(format!("{shown} is not listed in SUMMARY.md, so the book leaves it out"));
+        }
+    }
+    assert_none(problems, "the book's summary and its pages disagree");
+}
+
+#[test]
+fn every_relative_link_and_include_points_to_a_file_that_exists() {
+    let documents = documents();
+    assert!(documents.len() > 20, "only {} documents found", documents.len());
+    let mut problems = Vec::new();
+    for path in &documents {
+        let markdown = read(path);
+        problems.extend(missing(path, relative_links(&markdown), "link"));
+        problems.extend(missing(path, includes(&markdown), "include"));
+    }
+    assert_none(problems, "broken links");
+}
+
+#[test]
+fn the_readme_stays_a_front_door() {
+    let readme = read(&repository().join("README.md"));
+    let lines = readme.lines().count();
+    assert!(
+        lines <= README_MAX_LINES,
+        "README.md has {lines} lines; move the detail into docs/ (at most {README_MAX_LINES})"
+    );
+    // The two commands a newcomer types first, exactly as `.ci/run` and the book give them.
+    for command in ["cargo run --release -p smsim -- run scenarios/happy-path.toml", "cargo test --workspace"] {
+        assert!(readme.contains(command), "README.md lost `{command}`");
+    }
+    assert!(
+        read(&repository().join(".ci/run")).contains("cargo test --workspace"),
+        ".ci/run no longer runs the README's test command"
+    );
+}
+
+#[test]
+fn the_reference_names_every_invariant_mark_fault_bug_and_provider() {
+    let mut problems = Vec::new();
+    let invariants = Invariant::ALL.iter().map(|invariant| format!("### {}\n", invariant.name()));
+    problems.extend(unnamed("reference/invariants.md", invariants, "invariant heading"));
+    let marks = Mark::ALL.iter().map(|mark| format!("`{}`", mark.name()));
+    problems.extend(unnamed("reference/invariants.md", marks, "coverage mark"));
+    let faults = Fault::ALL.iter().map(|fault| format!("`{}`", fault.name()));
+    problems.extend(unnamed("reference/scenario-format.md", faults, "fault"));
+    for page in ["reference/scenario-format.md", "guide/incidents.md"] {
+        problems.extend(unnamed(page, Bug::ALL.iter().map(|bug| format!("`{}`", bug.name())), "incident bug"));
+    }
+    let kinds = ProviderKind::ALL.iter().map(|kind| format!("`{}`", kind.as_str()));
+    problems.extend(unnamed("reference/engine-contract.md", kinds, "provider kind"));
+    assert_none(problems, "reference pages are stale");
+}
+
+#[test]
+fn the_reference_names_every_clause_and_command() {
+    let smsim = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_smsim")).args(args).output().expect("smsim runs");
+        assert!(output.status.success(), "smsim {args:?}: {output:?}");
+        String::from_utf8(output.stdout).expect("UTF-8 output")
+    };
+    let clauses = smsim(&["certify", "--list"]);
+    let clauses: Vec<String> =
+        clauses.lines().filter_map(|line| line.split_whitespace().next()).map(|id| format!("`{id}`")).collect();
+    assert!(clauses.len() >= 30, "certify --list printed {} clauses", clauses.len());
+    let mut problems = unnamed("reference/clauses.md", clauses, "clause");
+    let help = smsim(&["--help"]);
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|line| !line.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|line| !line.trim().is_empty())
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|command| *command != "help")
+        .collect();
+    assert!(commands.len() >= 10, "smsim --help listed {} commands:\n{help}", commands.len());
+    // Each command has a section of its own, `## smsim NAME` (two may share one heading,
+    // `## smsim tenant, smsim account`).
+    let page = read(&repository().join("docs/src/reference/cli.md"));
+    let described: Vec<&str> =
+        page.lines().filter_map(|line| line.strip_prefix("## ")).flat_map(|heading| heading.split(", ")).collect();
+    problems.extend(
+        commands
+            .into_iter()
+            .filter(|command| !described.contains(&format!("smsim {command}").as_str()))
+            .map(|command| format!("docs/src/reference/cli.md has no section `## smsim {command}`")),
+    );
+    assert_none(problems, "reference pages are stale");
+}
+
+/// The checks above can fail: a broken link, a link in code, an include and a web address
+/// are told apart.
+#[test]
+fn the_link_reader_finds_what_a_reader_would_follow() {
+    let markdown = "\
+See [the guide](guide/a.md#start) and ![a plot](plot.png \"title\").
+[web](https://example.com) [here](#anchor) `[not a link](code.md)`
+[ref]: ../other.md
+```toml
+x = \"[not a link](fenced.md)\"
+{{#include data.csv}}
+```
+";
+    let links: Vec<String> = relative_links(markdown).into_iter().map(|target| target.target).collect();
+    assert_eq!(links, ["guide/a.md", "plot.png", "../other.md"]);
+    let included = includes(markdown);
+    assert_eq!(included, [Target { line: 6, target: "data.csv".into() }]);
+    let dir = std::env::temp_dir().join(format!("smsim-docs-test-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("guide")).unwrap();
+    std::fs::write(dir.join("guide/a.md"), "").unwrap();
+    let page = dir.join("page.md");
+    let broken = missing(&page, relative_links(markdown), "link");
+    assert_eq!(broken.len(), 2, "plot.png and ../other.md are missing: {broken:?}");
+    assert!(broken.iter().any(|problem| problem.contains(":1: link `plot.png`")), "{broken:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
