@@ -26,7 +26,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the engine for real: HTTP API, workers and maintenance on SQLite.
+    /// Run the engine for real: HTTP API, workers and maintenance on SQLite or PostgreSQL.
     Serve(ServeArgs),
     /// Manage tenants in the database.
     #[command(subcommand)]

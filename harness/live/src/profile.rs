@@ -154,7 +154,7 @@ pub struct Actions {
     /// Once per traffic account (after the tenants).
     #[serde(default)]
     pub create_account: Option<Request>,
-    /// Once per tenant, with `${contacts}`.
+    /// Once per tenant, with `${contacts_json}` (rows of phone and attributes) and `${phones_json}`.
     #[serde(default)]
     pub import_contacts: Option<Request>,
     /// Once per campaign; must capture `campaign_id`.
