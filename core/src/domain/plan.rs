@@ -9,7 +9,7 @@
 
 use super::phone::is_e164_form;
 use super::records::{Campaign, ContactFields, Encoding, TrafficAccount};
-use super::segments::count_segments;
+use super::segments::{count_segments, MAX_SEGMENTS};
 use super::template::{render_with, TemplateError};
 use crate::ids::{ContactId, MessageId};
 use crate::money::Credits;
@@ -100,6 +100,17 @@ pub fn plan_messages<C: ContactFields>(
     account: &TrafficAccount,
     contacts: &[C],
 ) -> Result<Plan, TemplateError> {
+    Ok(Plan { messages: plan_each(campaign, account, contacts).collect::<Result<_, _>>()? })
+}
+
+/// The messages [`plan_messages`] plans, one at a time, so a caller that only counts (a
+/// preview) holds one rendered body at a time, not the campaign's. A rendered body of
+/// more than [`MAX_SEGMENTS`] parts is an error naming its contact.
+pub fn plan_each<'a, C: ContactFields>(
+    campaign: &'a Campaign,
+    account: &'a TrafficAccount,
+    contacts: &'a [C],
+) -> impl Iterator<Item = Result<PlannedMessage, TemplateError>> + 'a {
     let sender = campaign.sender.clone().unwrap_or_else(|| account.sender.clone());
     let mut audience: Vec<&C> = contacts
         .iter()
@@ -107,10 +118,12 @@ pub fn plan_messages<C: ContactFields>(
         .collect();
     audience.sort_by_key(|contact| contact.id());
     audience.dedup_by_key(|contact| contact.id());
-    let mut messages = Vec::with_capacity(audience.len());
-    for contact in audience {
+    audience.into_iter().map(move |contact| {
         let body = render_with(&campaign.body_template, |name| contact.attribute(name), contact.phone())?;
         let info = count_segments(&body);
+        if info.segments > MAX_SEGMENTS {
+            return Err(TemplateError::RenderedTooLong { contact: contact.id().0, segments: info.segments });
+        }
         let priced = if crate::incidents::active(crate::incidents::Bug::TemplatePriced) {
             count_segments(&campaign.body_template).segments
         } else {
@@ -124,7 +137,7 @@ pub fn plan_messages<C: ContactFields>(
             None
         };
         let cost = if skip.is_some() { Credits::ZERO } else { account.price_per_segment * priced };
-        messages.push(PlannedMessage {
+        Ok(PlannedMessage {
             id: MessageId::new(campaign.id, contact.id()),
             contact: contact.id(),
             destination: contact.phone().to_owned(),
@@ -134,9 +147,8 @@ pub fn plan_messages<C: ContactFields>(
             segments: info.segments,
             cost,
             skip,
-        });
-    }
-    Ok(Plan { messages })
+        })
+    })
 }
 
 #[cfg(test)]

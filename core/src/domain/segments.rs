@@ -57,6 +57,12 @@ pub fn gsm7_septets(character: char) -> Option<u32> {
     }
 }
 
+/// The most parts a message may have: the providers cap a concatenated message at about
+/// ten (Twilio: 1 600 characters), so a longer template or rendered body is refused where
+/// it enters rather than failing at the provider — and a request cannot make the engine
+/// render megabytes per contact.
+pub const MAX_SEGMENTS: u32 = 10;
+
 /// Whether every character of `text` can be sent in GSM-7.
 pub fn is_gsm7(text: &str) -> bool {
     text.chars().all(|character| gsm7_septets(character).is_some())

@@ -24,6 +24,37 @@ pub enum TemplateError {
         /// Byte offset of the `{{`.
         at: usize,
     },
+    /// The template's own text is longer than a message may be.
+    #[error("the template alone is {segments} segments; a message may have at most {max}")]
+    TooLong {
+        /// Its segments.
+        segments: u32,
+        /// The most allowed ([`MAX_SEGMENTS`](super::segments::MAX_SEGMENTS)).
+        max: u32,
+    },
+    /// The body rendered for one contact is longer than a message may be.
+    #[error(
+        "the body rendered for contact {contact} is {segments} segments; a message may have at most {}",
+        super::segments::MAX_SEGMENTS
+    )]
+    RenderedTooLong {
+        /// The contact's id.
+        contact: u64,
+        /// Its segments.
+        segments: u32,
+    },
+}
+
+/// Checks a template where it enters: its placeholders close and name attributes, and its
+/// own text (placeholders as written) is no longer than a message may be.
+pub fn check(template: &str) -> Result<(), TemplateError> {
+    placeholders(template)?;
+    let max = super::segments::MAX_SEGMENTS;
+    let segments = super::segments::count_segments(template).segments;
+    if segments > max {
+        return Err(TemplateError::TooLong { segments, max });
+    }
+    Ok(())
 }
 
 /// The attribute names a template uses, in order of first use, without duplicates.

@@ -16,6 +16,7 @@
 
 use super::*;
 use crate::domain::records::Lease;
+use crate::domain::template::TemplateError;
 use crate::domain::UNKNOWN_OUTCOME;
 use crate::ids::ContactId;
 
@@ -44,7 +45,7 @@ macro_rules! store_conformance_tests {
             a_webhooks_reports_apply_in_order, report_before_submit_answer_is_parked, report_naming_message_resolves_unknown, naming_report_applies_what_was_parked_under_the_id, unknowns_resolve_or_settle_charged, pause_resume_cancel, retry_failed_reserves_again, account_rate_limit, tenant_rate_limit_across_shared_account, lease_renewal, journal_records_every_change, queue_stats_count_the_queue,
             large_batches_leave_what_the_reference_model_leaves, a_batch_of_reports_leaves_what_the_reference_model_leaves,
             credit_changes_stay_within_the_bound, opening_balances_prices_and_rates_are_bounded, lease_times_are_bounded,
-            retry_times_are_bounded);
+            retry_times_are_bounded, message_bodies_are_bounded_where_they_enter);
         }
     };
     (optional $module:ident, $make:expr) => {
@@ -334,6 +335,54 @@ pub fn campaign_validation_and_isolation(store: &dyn Store) {
     assert!(matches!(store.preview(other.id, campaign.id), Err(StoreError::NotFound { .. })));
     assert!(store.campaigns(other.id).unwrap().is_empty());
     assert_eq!(before, snapshot(store));
+}
+
+/// A template of more than ten segments is refused when the campaign is created or
+/// changed; one that renders longer than ten for any contact is refused by preview and
+/// enqueue, naming the contact, and nothing is written.
+pub fn message_bodies_are_bounded_where_they_enter(store: &dyn Store) {
+    let acme = tenant(store, "acme", 100_000);
+    let account = account(store, None, false, None);
+    let long = |characters: usize| "a".repeat(characters);
+    // 10 × 153 GSM-7 characters is ten parts; one more is eleven.
+    let at_limit = draft(store, acme.id, account.id, &long(1_530));
+    let too_long = NewCampaign {
+        name: "long".into(),
+        body_template: long(1_531),
+        sender: None,
+        audience: Audience::All,
+        traffic_account: account.id,
+        schedule_at: None,
+    };
+    let before = snapshot(store);
+    let refused = store.create_campaign(acme.id, too_long, T0);
+    assert!(
+        matches!(refused, Err(StoreError::Template(TemplateError::TooLong { segments: 11, max: 10 }))),
+        "{refused:?}"
+    );
+    let patch = CampaignPatch { body_template: Some(long(5_000)), ..CampaignPatch::default() };
+    let refused = store.update_campaign(acme.id, at_limit.id, patch, T0);
+    assert!(matches!(refused, Err(StoreError::Template(TemplateError::TooLong { .. }))), "{refused:?}");
+    assert_eq!(before, snapshot(store), "a refused template changed the store");
+    // A short template whose attribute (at most 1 024 bytes each) makes one contact's body
+    // 2 003 characters: fourteen parts.
+    let rows = vec![
+        NewContact { phone: phone(0), attributes: BTreeMap::from([("note".into(), "short".into())]), opted_out: false },
+        NewContact { phone: phone(1), attributes: BTreeMap::from([("note".into(), long(1_000))]), opted_out: false },
+    ];
+    store.import_contacts(acme.id, rows, T0).expect("import");
+    let personal = draft(store, acme.id, account.id, "Hi {{note}}{{note}}");
+    let before = snapshot(store);
+    let contact = store.contacts(acme.id).unwrap()[1].id.0;
+    for refused in
+        [store.preview(acme.id, personal.id).map(|_| ()), store.enqueue(acme.id, personal.id, None, T0).map(|_| ())]
+    {
+        assert!(
+            matches!(refused, Err(StoreError::Template(TemplateError::RenderedTooLong { contact: c, segments: 14 })) if c == contact),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(before, snapshot(store), "a refused enqueue changed the store");
 }
 
 pub fn only_a_draft_can_be_changed(store: &dyn Store) {

@@ -243,6 +243,19 @@ impl Preview {
             sufficient_credits: plan.cost() <= available,
         }
     }
+
+    /// Counts one more planned message in (its body is not kept). `sufficient_credits`
+    /// is the caller's to set once every message is in.
+    pub fn add(&mut self, message: &crate::domain::plan::PlannedMessage) {
+        self.audience += 1;
+        if message.skip.is_none() {
+            self.recipients += 1;
+            self.segments += u64::from(message.segments);
+            self.estimated_cost += message.cost;
+        } else {
+            self.skipped += 1;
+        }
+    }
 }
 
 impl NewCampaign {
@@ -257,7 +270,7 @@ impl NewCampaign {
         if self.body_template.is_empty() {
             return invalid("body_template", "a campaign needs a body".into());
         }
-        crate::domain::template::placeholders(&self.body_template)?;
+        crate::domain::template::check(&self.body_template)?;
         match self.schedule_at {
             Some(at) if at > LATEST => invalid(
                 "schedule_at",

@@ -54,7 +54,7 @@
 use super::*;
 use crate::domain::ledger::{is_charged, on_transition, LedgerDelta, UNKNOWN_OUTCOME};
 use crate::domain::phone;
-use crate::domain::plan::{plan_messages, Plan};
+use crate::domain::plan::{plan_each, plan_messages, Plan};
 use crate::domain::rate::TokenBucket;
 use crate::domain::records::{ContactFields, Lease};
 use crate::domain::report::{decide, ReportDecision};
@@ -416,7 +416,13 @@ pub fn preview<C: ContactFields>(
     contacts: &[C],
     available: Credits,
 ) -> StoreResult<Preview> {
-    Ok(Preview::of(&plan_messages(campaign, account, contacts)?, available))
+    // Counted message by message: one rendered body held at a time.
+    let mut preview = Preview::of(&Plan::default(), available);
+    for message in plan_each(campaign, account, contacts) {
+        preview.add(&message?);
+    }
+    preview.sufficient_credits = preview.estimated_cost <= available;
+    Ok(preview)
 }
 
 /// The answer stored under an idempotency key, checked against the key now presented:
