@@ -492,6 +492,12 @@ pub(super) async fn queue_stats(State(api): Api, TenantAuth(tenant): TenantAuth)
     Ok(Json(api.store.queue_stats(Some(tenant.id), api.clock.now())?))
 }
 
+/// The store-wide queue: a shared account's parked reports belong to no one tenant, so
+/// only the operator sees them all, with the count of those expired unmatched.
+pub(super) async fn all_queue_stats(State(api): Api, _: AdminAuth) -> Answer<impl IntoResponse> {
+    Ok(Json(api.store.queue_stats(None, api.clock.now())?))
+}
+
 // --- webhooks -------------------------------------------------------------------------------
 
 /// What a webhook call did.

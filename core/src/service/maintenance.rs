@@ -8,6 +8,10 @@
 //!   [`EngineConfig::unknown_settle_after_ms`] as failed with `UNKNOWN_OUTCOME` (charged,
 //!   because the provider may have sent them).
 //! * The **scheduler** starts scheduled campaigns whose time has come.
+//! * **Parked reports** whose provider id never became known (a bulk answer lost on the
+//!   wire: the provider's ids for that batch are never learned, and a Mitto-style report
+//!   names nothing else) are removed after a retention, [`DEFAULT_PARKED_RETENTION_MS`]
+//!   unless set, and counted store-wide. The retention is checked every sixteenth of it.
 
 use super::worker::outbound;
 use super::{Adapters, EngineConfig};
@@ -21,6 +25,10 @@ use std::time::Duration;
 /// Most unknown messages looked up per pass.
 pub const LOOKUPS_PER_PASS: u32 = 100;
 
+/// How long a parked report is kept for its provider id to become known: a week, far
+/// beyond any provider's report delay and any unknown's settlement.
+pub const DEFAULT_PARKED_RETENTION_MS: u64 = 7 * 24 * 3_600_000;
+
 /// What one maintenance pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Pass {
@@ -32,6 +40,8 @@ pub struct Pass {
     pub settled: u32,
     /// Scheduled campaigns started.
     pub started: u32,
+    /// Parked reports removed after the retention.
+    pub expired_parked: u64,
 }
 
 /// The maintenance service.
@@ -40,12 +50,56 @@ pub struct Maintenance {
     clock: Arc<dyn Clock>,
     adapters: Arc<Adapters>,
     config: EngineConfig,
+    parked_retention_ms: u64,
+    /// When parked reports were last checked for expiry (the first pass only notes it).
+    last_expiry: std::sync::Mutex<Option<crate::Timestamp>>,
 }
 
 impl Maintenance {
     /// The service over `store`.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, adapters: Arc<Adapters>, config: EngineConfig) -> Self {
-        Maintenance { store, clock, adapters, config }
+        Maintenance {
+            store,
+            clock,
+            adapters,
+            config,
+            parked_retention_ms: DEFAULT_PARKED_RETENTION_MS,
+            last_expiry: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Keeps parked reports `ms` before removing them unmatched (at least one second).
+    pub fn with_parked_retention_ms(mut self, ms: u64) -> Self {
+        self.parked_retention_ms = ms.max(1_000);
+        self
+    }
+
+    /// Removes the parked reports past the retention, when a sixteenth of it has passed
+    /// since the last check (a week's retention is checked every ten and a half hours).
+    fn expire_parked(&self) -> Result<u64, StoreError> {
+        let now = self.clock.now();
+        let due = {
+            let mut last = self.last_expiry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match *last {
+                Some(at) if now.0 < at.0.saturating_add(self.parked_retention_ms / 16) => false,
+                Some(_) => {
+                    *last = Some(now);
+                    true
+                }
+                None => {
+                    *last = Some(now);
+                    false
+                }
+            }
+        };
+        if !due {
+            return Ok(0);
+        }
+        let expired = self.store.expire_parked_reports(self.parked_retention_ms, now)?;
+        if expired > 0 {
+            tracing::info!(expired, retention_ms = self.parked_retention_ms, "parked reports expired unmatched");
+        }
+        Ok(expired)
     }
 
     /// Runs a pass every [`EngineConfig::maintenance_interval_ms`] until the task is dropped.
@@ -66,6 +120,7 @@ impl Maintenance {
         pass.resolved = self.reconcile().await?;
         pass.settled =
             self.store.settle_stale_unknowns(self.config.unknown_settle_after_ms, self.clock.now())?.len() as u32;
+        pass.expired_parked = self.expire_parked()?;
         Ok(pass)
     }
 

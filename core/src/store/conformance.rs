@@ -45,7 +45,7 @@ macro_rules! store_conformance_tests {
             a_webhooks_reports_apply_in_order, report_before_submit_answer_is_parked, report_naming_message_resolves_unknown, naming_report_applies_what_was_parked_under_the_id, unknowns_resolve_or_settle_charged, pause_resume_cancel, retry_failed_reserves_again, account_rate_limit, tenant_rate_limit_across_shared_account, lease_renewal, journal_records_every_change, queue_stats_count_the_queue,
             large_batches_leave_what_the_reference_model_leaves, a_batch_of_reports_leaves_what_the_reference_model_leaves,
             credit_changes_stay_within_the_bound, opening_balances_prices_and_rates_are_bounded, lease_times_are_bounded,
-            retry_times_are_bounded, message_bodies_are_bounded_where_they_enter);
+            retry_times_are_bounded, message_bodies_are_bounded_where_they_enter, parked_reports_expire_counted_after_the_retention);
         }
     };
     (optional $module:ident, $make:expr) => {
@@ -697,6 +697,36 @@ fn sending_more(store: &dyn Store, s: &Sending) -> CampaignId {
     campaign.id
 }
 
+/// Parked reports whose provider id never became known are removed after the retention
+/// (received at or before now − retention), counted store-wide; a younger one stays, and
+/// still applies when its id becomes known. A tenant's stats count the parked reports of
+/// its own private accounts only; the store-wide view counts them all.
+pub fn parked_reports_expire_counted_after_the_retention(store: &dyn Store) {
+    let s = sending(store, 1, false);
+    let account = s.account.id;
+    store.apply_report(report(account, "p-lost-1", ReportStatus::Delivered), T0).unwrap();
+    store.apply_report(report(account, "p-lost-2", ReportStatus::Delivered), T0.plus_ms(10)).unwrap();
+    store.apply_report(report(account, "p-0", ReportStatus::Delivered), T0.plus_ms(500)).unwrap();
+    let everyone = |store: &dyn Store| store.queue_stats(None, T0.plus_ms(1_000)).unwrap();
+    assert_eq!((everyone(store).parked_reports, everyone(store).parked_reports_expired), (3, Some(0)));
+    // The platform account is nobody's own: a tenant's view counts none of it.
+    let mine = store.queue_stats(Some(s.tenant.id), T0).unwrap();
+    assert_eq!((mine.parked_reports, mine.parked_reports_expired), (0, None));
+    assert_eq!(store.expire_parked_reports(1_000, T0.plus_ms(999)).unwrap(), 0, "none is a second old yet");
+    assert_eq!(store.expire_parked_reports(1_000, T0.plus_ms(1_010)).unwrap(), 2);
+    assert_eq!((everyone(store).parked_reports, everyone(store).parked_reports_expired), (1, Some(2)));
+    // The one left still applies when its id becomes known.
+    let claimed = claim(store, 10, T0.plus_ms(1_010));
+    let outcome =
+        store.record_submissions(claimed.token, vec![(claimed.messages[0].id, accepted(0))], T0.plus_ms(1_020));
+    assert_eq!(
+        outcome.unwrap(),
+        vec![RecordOutcome::Recorded { status: MessageStatus::Delivered, parked_reports_applied: 1 }]
+    );
+    assert_eq!(store.expire_parked_reports(1_000, T0.plus_ms(60_000)).unwrap(), 0);
+    assert_eq!(everyone(store).parked_reports_expired, Some(2), "the count is kept");
+}
+
 pub fn a_webhooks_reports_apply_in_order(store: &dyn Store) {
     let s = sending(store, 2, false);
     let claimed = claim(store, 10, T0);
@@ -1097,7 +1127,9 @@ pub fn queue_stats_count_the_queue(store: &dyn Store) {
         )
         .unwrap();
     let stats = store.queue_stats(Some(s.tenant.id), T0).unwrap();
-    assert_eq!(stats, QueueStats { queued: 3, due: 3, submitting: 1, unknown: 1, parked_reports: 0 });
+    let expected =
+        QueueStats { queued: 3, due: 3, submitting: 1, unknown: 1, parked_reports: 0, parked_reports_expired: None };
+    assert_eq!(stats, expected);
     let other = tenant(store, "other", 0);
     assert_eq!(store.queue_stats(Some(other.id), T0).unwrap(), QueueStats::default());
 }

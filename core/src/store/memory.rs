@@ -307,6 +307,7 @@ impl std::ops::Index<&ContactId> for Contacts {
 #[derive(Clone, Debug)]
 struct ParkedReport {
     report: InboundReport,
+    received_at: Timestamp,
 }
 
 /// Whose rate-limit bucket.
@@ -348,6 +349,8 @@ struct State {
     next_seq: u64,
     next_token: u64,
     next_parked: u64,
+    /// Parked reports removed unmatched after the retention.
+    parked_expired: u64,
     next_tenant: u64,
     next_account: u64,
     next_campaign: u64,
@@ -570,21 +573,21 @@ impl State {
         let parked = self.parked_by_provider_id.remove(&key).unwrap_or_default();
         let mut consumed = 0;
         for number in parked {
-            let ParkedReport { report } = self.parked.remove(&number).expect("parked index out of step");
+            let ParkedReport { report, .. } = self.parked.remove(&number).expect("parked index out of step");
             self.apply_report_to(id, &report, now);
             consumed += 1;
         }
         consumed
     }
 
-    fn park(&mut self, report: InboundReport) -> ReportOutcome {
+    fn park(&mut self, report: InboundReport, now: Timestamp) -> ReportOutcome {
         self.next_parked += 1;
         let number = self.next_parked;
         self.parked_by_provider_id
             .entry((report.traffic_account, report.provider_message_id.as_str().into()))
             .or_default()
             .insert(number);
-        self.parked.insert(number, ParkedReport { report });
+        self.parked.insert(number, ParkedReport { report, received_at: now });
         ReportOutcome::Parked
     }
 
@@ -606,7 +609,8 @@ impl State {
                     // The message learned its provider id from this report: the reports
                     // parked under that id while its submission was unrecorded are its too.
                     for number in self.parked_by_provider_id.remove(&key).unwrap_or_default() {
-                        let ParkedReport { report } = self.parked.remove(&number).expect("parked index out of step");
+                        let ParkedReport { report, .. } =
+                            self.parked.remove(&number).expect("parked index out of step");
                         self.apply_report_to(id, &report, now);
                     }
                 }
@@ -1103,12 +1107,12 @@ impl Store for MemoryStore {
             .message_ref
             .filter(|id| state.messages.contains_key(id) && state.messages.owner(id).1 == report.traffic_account);
         let Some(id) = by_provider.or(by_reference) else {
-            return Ok(state.park(report));
+            return Ok(state.park(report, now));
         };
         let before = state.messages[&id].status;
         let outcome = state.apply_report_to(id, &report, now);
         if outcome == ReportOutcome::Parked {
-            return Ok(state.park(report));
+            return Ok(state.park(report, now));
         }
         let (tenant, cost) = (state.messages.owner(&id).0, state.messages[&id].cost);
         if let Some(delta) = rules::report_side_effect(&outcome, cost) {
@@ -1229,7 +1233,31 @@ impl Store for MemoryStore {
                     .is_some_and(|account| account.owner == Some(tenant)),
             })
             .count() as u32;
+        stats.parked_reports_expired = tenant.is_none().then_some(state.parked_expired);
         Ok(stats)
+    }
+
+    fn expire_parked_reports(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<u64> {
+        let mut state = self.lock();
+        let cutoff = now.0.saturating_sub(older_than_ms);
+        let expired: Vec<u64> = state
+            .parked
+            .iter()
+            .filter(|(_, parked)| parked.received_at.0 <= cutoff)
+            .map(|(number, _)| *number)
+            .collect();
+        for number in &expired {
+            let ParkedReport { report, .. } = state.parked.remove(number).expect("listed just now");
+            let key = (report.traffic_account, report.provider_message_id.as_str().into());
+            if let Some(numbers) = state.parked_by_provider_id.get_mut(&key) {
+                numbers.remove(number);
+                if numbers.is_empty() {
+                    state.parked_by_provider_id.remove(&key);
+                }
+            }
+        }
+        state.parked_expired += expired.len() as u64;
+        Ok(expired.len() as u64)
     }
 
     fn recount(&self, campaign: CampaignId) -> StoreResult<StatusCounts> {

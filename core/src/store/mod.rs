@@ -597,8 +597,13 @@ pub struct QueueStats {
     pub submitting: u32,
     /// Messages awaiting reconciliation.
     pub unknown: u32,
-    /// Reports parked for ids not yet known.
+    /// Reports parked for provider ids not yet known: store-wide, or for one tenant those
+    /// that came to its own private accounts (a shared account's cannot be told apart).
     pub parked_reports: u32,
+    /// Parked reports removed unmatched after the retention, since the store was made
+    /// (store-wide view only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parked_reports_expired: Option<u64>,
 }
 
 /// A tenant's credit columns recomputed from its messages.
@@ -774,6 +779,10 @@ pub trait Store: Send + Sync + 'static {
     /// Settles as failed with [`UNKNOWN_OUTCOME`](crate::domain::UNKNOWN_OUTCOME) (cost
     /// charged) every message unknown for longer than `older_than_ms`.
     fn settle_stale_unknowns(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<Vec<MessageId>>;
+    /// Removes the parked reports received `older_than_ms` or longer before `now`: their
+    /// provider ids never became known, and never will past the retention. Returns how many,
+    /// and adds them to the store-wide count ([`QueueStats::parked_reports_expired`]).
+    fn expire_parked_reports(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<u64>;
 
     // --- observation ----------------------------------------------------------------
 
@@ -836,6 +845,7 @@ macro_rules! store_methods {
             read unknown_messages(limit: u32) -> Vec<$crate::domain::Message>;
             write resolve_unknown(id: $crate::MessageId, resolution: $crate::store::Resolution, now: $crate::Timestamp) -> bool;
             write settle_stale_unknowns(older_than_ms: u64, now: $crate::Timestamp) -> Vec<$crate::MessageId>;
+            write expire_parked_reports(older_than_ms: u64, now: $crate::Timestamp) -> u64;
             read queue_stats(tenant: Option<$crate::TenantId>, now: $crate::Timestamp) -> $crate::store::QueueStats;
             read recount(campaign: $crate::CampaignId) -> $crate::domain::StatusCounts;
             read ledger_recount(tenant: $crate::TenantId) -> $crate::store::LedgerRecount;

@@ -112,6 +112,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_initial.sql"),
     include_str!("../../migrations/postgres/0002_journal_lines.sql"),
     include_str!("../../migrations/postgres/0003_fewer_message_indexes.sql"),
+    include_str!("../../migrations/postgres/0004_parked_expiry.sql"),
 ];
 
 /// How many times a method is tried when the database reports a passing failure.
@@ -1244,6 +1245,10 @@ impl SqlTx for Tx<'_> {
         Ok(rows.first().is_some_and(|row| row.get(0)))
     }
 
+    fn delete_parked_received_by(&self, cutoff: Timestamp) -> StoreResult<u64> {
+        self.execute("DELETE FROM parked_reports WHERE received_at <= $1", &[&big(cutoff.0)])
+    }
+
     fn take_parked_reports(
         &self,
         account: TrafficAccountId,
@@ -1642,6 +1647,10 @@ impl Store for PostgresStore {
         self.write(|tx| sql::settle_stale_unknowns(tx, older_than_ms, now))
     }
 
+    fn expire_parked_reports(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<u64> {
+        self.write(|tx| sql::expire_parked_reports(tx, older_than_ms, now))
+    }
+
     fn queue_stats(&self, tenant: Option<TenantId>, now: Timestamp) -> StoreResult<QueueStats> {
         self.read(|tx| {
             if let Some(tenant) = tenant {
@@ -1659,6 +1668,13 @@ impl Store for PostgresStore {
                      WHERE $1::BIGINT IS NULL OR a.owner = $1",
                     &[&owner],
                 )?,
+                parked_reports_expired: match tenant {
+                    None => {
+                        let rows = tx.query("SELECT value FROM meta WHERE key = $1", &[&sql::PARKED_EXPIRED])?;
+                        rows.first().map(|row| row.get::<_, i64>(0) as u64)
+                    }
+                    Some(_) => None,
+                },
             })
         })
     }

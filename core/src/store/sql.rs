@@ -126,6 +126,8 @@ pub(super) trait SqlTx {
 
     /// Whether the store holds any report parked under `account`.
     fn any_parked_reports(&self, account: TrafficAccountId) -> StoreResult<bool>;
+    /// Deletes the parked reports received at or before `cutoff`; how many.
+    fn delete_parked_received_by(&self, cutoff: Timestamp) -> StoreResult<u64>;
 
     /// The reports parked under `account` and `provider_message_id`, in the order they
     /// arrived, taken out of the store.
@@ -521,6 +523,18 @@ pub(super) fn resolve_unknown(
     }
     tx.complete_if_settled([id.campaign], now)?;
     Ok(true)
+}
+
+/// The `meta` counter of parked reports expired unmatched.
+pub(super) const PARKED_EXPIRED: &str = "parked_expired";
+
+/// [`Store::expire_parked_reports`](super::Store::expire_parked_reports) inside `tx`.
+pub(super) fn expire_parked_reports(tx: &impl SqlTx, older_than_ms: u64, now: Timestamp) -> StoreResult<u64> {
+    let expired = tx.delete_parked_received_by(Timestamp(now.0.saturating_sub(older_than_ms)))?;
+    if expired > 0 {
+        tx.take_meta(PARKED_EXPIRED, expired)?;
+    }
+    Ok(expired)
 }
 
 /// [`Store::settle_stale_unknowns`](super::Store::settle_stale_unknowns) inside `tx`.

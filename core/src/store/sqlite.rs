@@ -54,6 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_journal_lines.sql"),
     include_str!("../../migrations/0006_messages_rowid.sql"),
     include_str!("../../migrations/0007_one_queue_index.sql"),
+    include_str!("../../migrations/0008_parked_expiry.sql"),
 ];
 
 /// Prepared statements kept per connection.
@@ -1032,6 +1033,16 @@ impl SqlTx for Tx<'_> {
             .map_err(backend)
     }
 
+    fn delete_parked_received_by(&self, cutoff: Timestamp) -> StoreResult<u64> {
+        let deleted = self
+            .tx
+            .prepare_cached("DELETE FROM parked_reports WHERE received_at <= ?1")
+            .map_err(backend)?
+            .execute([cutoff.0])
+            .map_err(backend)?;
+        Ok(deleted as u64)
+    }
+
     fn take_parked_reports(
         &self,
         account: TrafficAccountId,
@@ -1467,6 +1478,10 @@ impl Store for SqliteStore {
         self.transaction(|tx| sql::settle_stale_unknowns(tx, older_than_ms, now))
     }
 
+    fn expire_parked_reports(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<u64> {
+        self.transaction(|tx| sql::expire_parked_reports(tx, older_than_ms, now))
+    }
+
     fn queue_stats(&self, tenant: Option<TenantId>, now: Timestamp) -> StoreResult<QueueStats> {
         self.transaction(|tx| {
             let parked = "SELECT COUNT(*) FROM parked_reports p LEFT JOIN traffic_accounts a ON a.id = p.traffic_account_id \
@@ -1487,6 +1502,13 @@ impl Store for SqliteStore {
                     unknown: tx
                         .count("SELECT COUNT(*) FROM messages INDEXED BY messages_unknown WHERE status = 'unknown'", [])?,
                     parked_reports: tx.count(parked, [None::<u64>])?,
+                    parked_reports_expired: Some(
+                        tx.tx
+                            .prepare_cached("SELECT value FROM meta WHERE key = ?1")
+                            .map_err(backend)?
+                            .query_row([sql::PARKED_EXPIRED], |row| row.get(0))
+                            .map_err(backend)?,
+                    ),
                 },
                 // One tenant: the unknown by their tenant index; those in flight (a set
                 // bounded by the claims out) by the tenant each lease-token entry carries.
@@ -1504,6 +1526,7 @@ impl Store for SqliteStore {
                         [tenant.0],
                     )?,
                     parked_reports: tx.count(parked, [tenant.0])?,
+                    parked_reports_expired: None,
                 },
             };
             Ok(stats)

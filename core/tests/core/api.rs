@@ -716,6 +716,27 @@ async fn admin_credit_changes() {
     assert_eq!(by_tenant.status, StatusCode::FORBIDDEN, "a tenant cannot top itself up");
 }
 
+/// A report for an id nobody knows, on the platform's shared account: a tenant's stats
+/// cannot count it (it may be anyone's), the operator's store-wide stats do, with the
+/// count of those expired unmatched.
+#[tokio::test]
+async fn the_operator_sees_every_parked_report_a_tenant_only_its_own() {
+    let api = api();
+    let (_, key) = api.tenant("acme", 100).await;
+    let platform = api.mitto_account().await;
+    let webhook = format!("/v1/webhooks/mitto/{platform}?token=hook");
+    let report = r#"{"messageId":"nobody-knows","deliveryStatus":"Delivered"}"#;
+    let parked = api.call("POST", &webhook, None, Some(report), &[]).await;
+    assert_eq!(parked.body["parked"].as_u64(), Some(1), "{:?}", parked.body);
+    let mine = api.call("GET", "/v1/queue/stats", Some(&key), None, &[]).await;
+    assert_eq!(mine.body["parked_reports"].as_u64(), Some(0));
+    assert!(mine.body.get("parked_reports_expired").is_none(), "{:?}", mine.body);
+    let all = api.call("GET", "/v1/admin/queue/stats", Some(ADMIN), None, &[]).await;
+    assert_eq!((all.body["parked_reports"].as_u64(), all.body["parked_reports_expired"].as_u64()), (Some(1), Some(0)));
+    let refused = api.call("GET", "/v1/admin/queue/stats", Some(&key), None, &[]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "a tenant is not the operator");
+}
+
 #[tokio::test]
 async fn admin_routes_are_disabled_without_an_admin_token() {
     let api = api_with(|state| state.admin_token = None);
@@ -724,6 +745,8 @@ async fn admin_routes_are_disabled_without_an_admin_token() {
         let reply = api.call("POST", "/v1/admin/tenants", key, Some("{\"name\":\"acme\",\"credits\":5}"), &[]).await;
         assert_eq!((reply.status, reply.code()), (StatusCode::FORBIDDEN, "ADMIN_DISABLED"), "{key:?}");
         let reply = api.call("GET", "/v1/admin/traffic-accounts", key, None, &[]).await;
+        assert_eq!((reply.status, reply.code()), (StatusCode::FORBIDDEN, "ADMIN_DISABLED"), "{key:?}");
+        let reply = api.call("GET", "/v1/admin/queue/stats", key, None, &[]).await;
         assert_eq!((reply.status, reply.code()), (StatusCode::FORBIDDEN, "ADMIN_DISABLED"), "{key:?}");
     }
     assert_eq!(before, api.snapshot());

@@ -259,6 +259,36 @@ async fn a_lost_answer_becomes_unknown_and_is_never_resent() {
     assert_eq!(w.received(), vec![1, 1], "at most one submission per message");
 }
 
+/// A report for a provider id the engine never learned (its bulk answer was lost) waits
+/// parked for the retention, then maintenance removes it and counts it; until then a
+/// pass leaves it. The first pass only notes the time; later ones check every sixteenth of
+/// the retention.
+#[tokio::test]
+async fn maintenance_expires_parked_reports_after_the_retention_and_counts_them() {
+    let w = world(1, BULK, &[]);
+    let account = w.store.campaign(w.tenant, w.campaign).unwrap().traffic_account;
+    let lost = InboundReport {
+        traffic_account: account,
+        provider_message_id: "never-learned".into(),
+        message_ref: None,
+        status: smsim_core::domain::ReportStatus::Delivered,
+        error_code: None,
+    };
+    assert_eq!(w.store.apply_report(lost, w.clock.now()).unwrap(), ReportOutcome::Parked);
+    let maintenance = w.maintenance().with_parked_retention_ms(16_000);
+    let stats = || w.store.queue_stats(None, w.clock.now()).unwrap();
+    assert_eq!(maintenance.pass().await.unwrap().expired_parked, 0, "the first pass notes the time");
+    w.clock.advance_ms(15_999);
+    assert_eq!(maintenance.pass().await.unwrap().expired_parked, 0, "younger than the retention");
+    assert_eq!((stats().parked_reports, stats().parked_reports_expired), (1, Some(0)));
+    // Checked every sixteenth of the retention: the next check, past the retention, takes it.
+    w.clock.advance_ms(500);
+    assert_eq!(maintenance.pass().await.unwrap().expired_parked, 0, "not yet time to check again");
+    w.clock.advance_ms(500);
+    assert_eq!(maintenance.pass().await.unwrap().expired_parked, 1);
+    assert_eq!((stats().parked_reports, stats().parked_reports_expired), (0, Some(1)));
+}
+
 #[tokio::test]
 async fn a_lost_answer_is_resubmitted_with_the_same_key_when_the_provider_deduplicates() {
     let w = world(1, Capabilities { idempotency_keys: true, ..BULK }, &[(0, Answer::AcceptButLoseReply)]);

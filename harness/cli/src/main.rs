@@ -324,6 +324,13 @@ struct ServeArgs {
     /// lease + provider timeout + this (serve refuses a shorter --unknown-settle-after-ms).
     #[arg(long, env = "SMSIM_REPORT_DELAY_MS", default_value_t = 0)]
     report_delay_ms: u64,
+    /// How long a delivery report for a provider id the engine never learned is kept
+    /// parked before maintenance removes it, counted (`parked_reports_expired` in the admin
+    /// queue stats), in milliseconds; at least 1000.
+    #[arg(long, env = "SMSIM_PARKED_REPORT_RETENTION_MS",
+          default_value_t = smsim_core::service::maintenance::DEFAULT_PARKED_RETENTION_MS,
+          value_parser = clap::value_parser!(u64).range(1_000..))]
+    parked_report_retention_ms: u64,
     /// How often the reaper, reconciler and scheduler run, in milliseconds.
     #[arg(long, env = "SMSIM_MAINTENANCE_INTERVAL_MS", default_value_t = EngineConfig::default().maintenance_interval_ms)]
     maintenance_interval_ms: u64,
@@ -546,6 +553,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         public_url: args.public_url.unwrap_or_else(|| format!("http://{address}")),
         provider_timeout: Duration::from_millis(args.provider_timeout_ms),
         engine,
+        parked_retention_ms: args.parked_report_retention_ms,
     };
     let admin = if options.admin_token.is_some() { "enabled" } else { "disabled (set SMSIM_ADMIN_TOKEN)" };
     let engine = Engine::start(options, listener).await.with_context(|| format!("cannot open {db}"))?;

@@ -109,6 +109,8 @@ pub struct ServeOptions {
     pub provider_timeout: Duration,
     /// Service tunables.
     pub engine: EngineConfig,
+    /// How long maintenance keeps a report parked for a provider id never learned.
+    pub parked_retention_ms: u64,
 }
 
 /// A running engine.
@@ -215,7 +217,9 @@ impl Engine {
             tasks.spawn(name, worker.run());
         }
         if options.roles.contains(&Role::Maintenance) {
-            tasks.spawn("maintenance", Maintenance::new(store.clone(), clock.clone(), adapters, engine).run());
+            let maintenance = Maintenance::new(store.clone(), clock.clone(), adapters, engine)
+                .with_parked_retention_ms(options.parked_retention_ms);
+            tasks.spawn("maintenance", maintenance.run());
         }
         if let Some(listener) = listener {
             // Concurrent webhooks share transactions (group commit); the simulator, which

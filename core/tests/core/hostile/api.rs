@@ -14,6 +14,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/admin/tenants/{tenant}/credits"),
     ("POST", "/v1/admin/traffic-accounts"),
     ("GET", "/v1/admin/traffic-accounts"),
+    ("GET", "/v1/admin/queue/stats"),
     ("GET", "/v1/me"),
     ("POST", "/v1/contacts"),
     ("GET", "/v1/contacts"),

@@ -183,6 +183,7 @@ impl Loopback {
             public_url: api_url.clone(),
             provider_timeout: Duration::from_secs(10),
             engine,
+            parked_retention_ms: smsim_core::service::maintenance::DEFAULT_PARKED_RETENTION_MS,
         };
         let engine = Engine::start(options, Some(api_listener)).await?;
         let api_key = "sk_bench".to_owned();

@@ -77,6 +77,7 @@ async fn a_campaign_is_sent_and_reported_through_the_real_stack() {
             claim_batch: 7,
             ..EngineConfig::default()
         },
+        parked_retention_ms: smsim_core::service::maintenance::DEFAULT_PARKED_RETENTION_MS,
     };
     let engine = Engine::start(options, Some(listener)).await.unwrap();
     let client = Client { http: HyperClient::tcp(Duration::from_secs(5)), base };
