@@ -72,6 +72,7 @@ fn drained(messages: u32) -> Drained {
         retry: None,
         journal: true,
         rate_at_provider: None,
+        rate_strict: false,
     };
     Drained { store, steps, account: fixture.account.to_string(), setup }
 }

@@ -99,8 +99,13 @@ pub fn enqueued_campaign(store: &dyn Store, contacts: u32) -> Fixture {
 
 /// Claims up to `max` due messages at `now`; `None` when nothing is due.
 pub fn claim(store: &dyn Store, max: u32, now: Timestamp) -> Option<Claim> {
-    let request =
-        ClaimRequest { worker: "worker-1".into(), traffic_account: None, max_messages: max, lease_ms: LEASE_MS };
+    let request = ClaimRequest {
+        worker: "worker-1".into(),
+        traffic_account: None,
+        max_messages: max,
+        lease_ms: LEASE_MS,
+        burst: Default::default(),
+    };
     match store.claim(request, now).expect("a claim") {
         ClaimOutcome::Claimed(claim) => Some(claim),
         ClaimOutcome::Idle(_) => None,

@@ -33,6 +33,7 @@
 //! | `schedule-ignored` | store rules: `enqueue_target` | starts a scheduled campaign when it is enqueued, not at its start time |
 //! | `private-account-shared` | domain: `TrafficAccount::usable_by` | lets any tenant send through another tenant's private account |
 //! | `sends-after-lease-lost` | worker: `submit_claim` | renews the lease between chunks but sends every chunk, held or not |
+//! | `strict-burst-ignored` | domain: `Rate::capacity` | fills a strict bucket with a second's worth, so a quiet account bursts to twice its limit |
 
 use std::fmt;
 use std::str::FromStr;
@@ -72,11 +73,13 @@ pub enum Bug {
     PrivateAccountShared,
     /// A worker sends messages whose lease it lost.
     SendsAfterLeaseLost,
+    /// A strict rate limit bursts like the default one.
+    StrictBurstIgnored,
 }
 
 impl Bug {
     /// Every bug.
-    pub const ALL: [Bug; 16] = [
+    pub const ALL: [Bug; 17] = [
         Bug::CounterPerReport,
         Bug::ReaperResends,
         Bug::CompletionFromCounters,
@@ -93,6 +96,7 @@ impl Bug {
         Bug::ScheduleIgnored,
         Bug::PrivateAccountShared,
         Bug::SendsAfterLeaseLost,
+        Bug::StrictBurstIgnored,
     ];
 
     /// Its name in scenarios.
@@ -114,6 +118,7 @@ impl Bug {
             Bug::ScheduleIgnored => "schedule-ignored",
             Bug::PrivateAccountShared => "private-account-shared",
             Bug::SendsAfterLeaseLost => "sends-after-lease-lost",
+            Bug::StrictBurstIgnored => "strict-burst-ignored",
         }
     }
 }

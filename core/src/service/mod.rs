@@ -42,6 +42,10 @@ pub struct EngineConfig {
     pub retry: RetryPolicy,
     /// Where providers reach this engine's webhooks (`https://sms.example.com`).
     pub webhook_base_url: String,
+    /// The capacity of the rate-limit buckets: one second's worth, or strict (one token,
+    /// so a provider never sees more than the limit + 1 in any second).
+    #[serde(skip_serializing_if = "crate::domain::rate::Burst::is_one_second")]
+    pub rate_burst: crate::domain::rate::Burst,
 }
 
 impl Default for EngineConfig {
@@ -55,6 +59,7 @@ impl Default for EngineConfig {
             lookup_grace_ms: 30_000,
             retry: RetryPolicy::default(),
             webhook_base_url: "http://localhost:8080".to_owned(),
+            rate_burst: crate::domain::rate::Burst::OneSecond,
         }
     }
 }

@@ -103,6 +103,7 @@ impl Worker {
             traffic_account: None,
             max_messages: self.config.claim_batch,
             lease_ms: self.config.lease_ms,
+            burst: self.config.rate_burst,
         };
         let claim = match self.store.claim(request, now) {
             Ok(ClaimOutcome::Claimed(claim)) => claim,

@@ -45,7 +45,8 @@ macro_rules! store_conformance_tests {
             a_webhooks_reports_apply_in_order, report_before_submit_answer_is_parked, report_naming_message_resolves_unknown, naming_report_applies_what_was_parked_under_the_id, unknowns_resolve_or_settle_charged, pause_resume_cancel, retry_failed_reserves_again, account_rate_limit, tenant_rate_limit_across_shared_account, lease_renewal, journal_records_every_change, queue_stats_count_the_queue,
             large_batches_leave_what_the_reference_model_leaves, a_batch_of_reports_leaves_what_the_reference_model_leaves,
             credit_changes_stay_within_the_bound, opening_balances_prices_and_rates_are_bounded, lease_times_are_bounded,
-            retry_times_are_bounded, message_bodies_are_bounded_where_they_enter, parked_reports_expire_counted_after_the_retention);
+            retry_times_are_bounded, message_bodies_are_bounded_where_they_enter, parked_reports_expire_counted_after_the_retention,
+            strict_rate_limits_never_burst);
         }
     };
     (optional $module:ident, $make:expr) => {
@@ -161,7 +162,13 @@ fn sending(store: &dyn Store, n: u32, idempotent: bool) -> Sending {
 
 fn claim(store: &dyn Store, max: u32, now: Timestamp) -> Claim {
     match store.claim(
-        ClaimRequest { worker: "worker-1".into(), traffic_account: None, max_messages: max, lease_ms: LEASE_MS },
+        ClaimRequest {
+            worker: "worker-1".into(),
+            traffic_account: None,
+            max_messages: max,
+            lease_ms: LEASE_MS,
+            burst: Default::default(),
+        },
         now,
     ) {
         Ok(ClaimOutcome::Claimed(claim)) => claim,
@@ -171,7 +178,13 @@ fn claim(store: &dyn Store, max: u32, now: Timestamp) -> Claim {
 
 fn idle(store: &dyn Store, now: Timestamp) -> IdleReason {
     match store.claim(
-        ClaimRequest { worker: "worker-1".into(), traffic_account: None, max_messages: 10, lease_ms: LEASE_MS },
+        ClaimRequest {
+            worker: "worker-1".into(),
+            traffic_account: None,
+            max_messages: 10,
+            lease_ms: LEASE_MS,
+            burst: Default::default(),
+        },
         now,
     ) {
         Ok(ClaimOutcome::Idle(reason)) => reason,
@@ -928,6 +941,48 @@ pub fn account_rate_limit(store: &dyn Store) {
     assert_eq!(claim(store, 100, T0.plus_ms(1_500)).messages.len(), 10);
 }
 
+/// With strict buckets a claim never takes a second's burst: one message at the start,
+/// then the refill — at most the limit plus one in any second, for the account and for a
+/// rate-limited tenant on it, even after a quiet spell.
+pub fn strict_rate_limits_never_burst(store: &dyn Store) {
+    let acme = store
+        .create_tenant(
+            NewTenant {
+                name: "acme".into(),
+                api_key_hash: sha256_hex(b"acme"),
+                credits: Credits(1_000_000),
+                rate_limit_per_s: Some(20),
+            },
+            T0,
+        )
+        .unwrap();
+    let limited = account(store, None, false, Some(10));
+    contacts(store, acme.id, 0, 60);
+    let campaign = draft(store, acme.id, limited.id, "hi");
+    store.enqueue(acme.id, campaign.id, None, T0).unwrap();
+    let strict = |now: Timestamp| {
+        let request = ClaimRequest {
+            worker: "w".into(),
+            traffic_account: None,
+            max_messages: 100,
+            lease_ms: LEASE_MS,
+            burst: Burst::Strict,
+        };
+        match store.claim(request, now).unwrap() {
+            ClaimOutcome::Claimed(claim) => claim.messages.len(),
+            ClaimOutcome::Idle(_) => 0,
+        }
+    };
+    assert_eq!(strict(T0), 1, "one token at the start, not a second's worth");
+    // Claimed every 50 ms for a second: 10 per second refill, never ahead of it.
+    let in_the_first_second: usize = (1..20).map(|step| strict(T0.plus_ms(50 * step))).sum();
+    assert_eq!(in_the_first_second, 9, "the refill over 950 ms");
+    // After a quiet spell of ten seconds, still one token, not ten.
+    assert_eq!(strict(T0.plus_ms(11_000)), 1);
+    assert_eq!(strict(T0.plus_ms(11_050)), 0);
+    assert_eq!(strict(T0.plus_ms(11_100)), 1);
+}
+
 pub fn tenant_rate_limit_across_shared_account(store: &dyn Store) {
     let slow = store
         .create_tenant(
@@ -1215,10 +1270,22 @@ pub fn lease_times_are_bounded(store: &dyn Store) {
     sending(store, 2, false);
     let before = snapshot(store);
     for lease_ms in [u64::MAX, rules::MAX_LEASE_MS + 1] {
-        let request = ClaimRequest { worker: "w".into(), traffic_account: None, max_messages: 10, lease_ms };
+        let request = ClaimRequest {
+            worker: "w".into(),
+            traffic_account: None,
+            max_messages: 10,
+            lease_ms,
+            burst: Default::default(),
+        };
         assert_eq!(invalid_field(store.claim(request, T0)), "lease_ms", "{lease_ms}");
     }
-    let late = ClaimRequest { worker: "w".into(), traffic_account: None, max_messages: 10, lease_ms: 1 };
+    let late = ClaimRequest {
+        worker: "w".into(),
+        traffic_account: None,
+        max_messages: 10,
+        lease_ms: 1,
+        burst: Default::default(),
+    };
     assert_eq!(invalid_field(store.claim(late, LATEST)), "lease_ms", "a lease ending after the year 9999");
     assert_eq!(snapshot(store), before, "a refused claim changed the store");
     let claimed = claim(store, 10, T0);

@@ -13,7 +13,7 @@
 use super::rules::{self, not_found, ReapDecision, ReportPlan, SubmissionPlan};
 use super::*;
 use crate::domain::ledger::LedgerDelta;
-use crate::domain::rate::TokenBucket;
+use crate::domain::rate::{Rate, TokenBucket};
 use crate::domain::records::{ContactFields, Encoding, Lease};
 use crate::domain::status::TransitionCause;
 use crate::ids::ContactId;
@@ -623,7 +623,7 @@ impl State {
 
     // --- rate limits ------------------------------------------------------------------------
 
-    fn bucket(&self, key: BucketKey, rate: u32, now: Timestamp) -> TokenBucket {
+    fn bucket(&self, key: BucketKey, rate: Rate, now: Timestamp) -> TokenBucket {
         rules::bucket_now(self.buckets.get(&key).copied(), rate, now)
     }
 }
@@ -1007,9 +1007,9 @@ impl Store for MemoryStore {
             Err(idle) => return Ok(ClaimOutcome::Idle(idle)),
         };
         let account = state.account(account_id)?.clone();
-        let account_bucket =
-            account.rate_limit_per_s.map(|rate| (rate, state.bucket(BucketKey::Account(account_id), rate, now)));
-        let mut walk = rules::RateWalk::new(request.max_messages, account_bucket);
+        let account_rate = account.rate_limit_per_s.map(|per_s| Rate::new(per_s, request.burst));
+        let account_bucket = account_rate.map(|rate| (rate, state.bucket(BucketKey::Account(account_id), rate, now)));
+        let mut walk = rules::RateWalk::new(request.max_messages, account_bucket, request.burst);
         let empty = BTreeSet::new();
         let ready = state.ready.get(&account_id).unwrap_or(&empty);
         for &(_, id) in ready.range(..=(now, MessageId::new(CampaignId(u64::MAX), ContactId(u64::MAX)))) {

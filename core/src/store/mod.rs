@@ -18,6 +18,7 @@
 
 pub mod conformance;
 mod journal_lines;
+pub use crate::domain::rate::Burst;
 pub mod memory;
 mod pending;
 pub mod postgres;
@@ -417,6 +418,9 @@ pub struct ClaimRequest {
     pub max_messages: u32,
     /// Lease length.
     pub lease_ms: u64,
+    /// The capacity of the rate-limit buckets the claim draws from.
+    #[serde(default, skip_serializing_if = "Burst::is_one_second")]
+    pub burst: Burst,
 }
 
 /// A batch of messages claimed under one lease.

@@ -60,7 +60,7 @@ use super::rules::{self, not_found};
 use super::sql::{self, counter_column, ContactRow, SqlTx};
 use super::*;
 use crate::domain::ledger::LedgerDelta;
-use crate::domain::rate::TokenBucket;
+use crate::domain::rate::{Burst, Rate, TokenBucket};
 use crate::domain::records::{Encoding, Lease};
 use crate::ids::ContactId;
 use ::postgres as pg;
@@ -956,7 +956,7 @@ impl Tx<'_> {
 
     // --- rate limits --------------------------------------------------------------------------
 
-    fn bucket(&self, kind: &str, id: u64, rate: u32, now: Timestamp) -> StoreResult<TokenBucket> {
+    fn bucket(&self, kind: &str, id: u64, rate: Rate, now: Timestamp) -> StoreResult<TokenBucket> {
         let rows = self.query(
             "SELECT milli_tokens, updated_at FROM rate_buckets WHERE kind = $1 AND id = $2",
             &[&kind, &big(id)],
@@ -1091,6 +1091,7 @@ impl SqlTx for Tx<'_> {
         &self,
         account: &TrafficAccount,
         max: u32,
+        burst: Burst,
         now: Timestamp,
     ) -> StoreResult<(rules::RateWalk, Vec<Message>)> {
         static WALK_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -1104,10 +1105,13 @@ impl SqlTx for Tx<'_> {
             )
         });
         let account_bucket = match account.rate_limit_per_s {
-            Some(rate) => Some((rate, self.bucket("account", account.id.0, rate, now)?)),
+            Some(per_s) => {
+                let rate = Rate::new(per_s, burst);
+                Some((rate, self.bucket("account", account.id.0, rate, now)?))
+            }
             None => None,
         };
-        let mut walk = rules::RateWalk::new(max, account_bucket);
+        let mut walk = rules::RateWalk::new(max, account_bucket, burst);
         let mut taken = Vec::new();
         // The position after the last row read: (due time, campaign, contact).
         let mut after = (i64::MIN, i64::MIN, i64::MIN);
@@ -1996,6 +2000,7 @@ mod tests {
                             traffic_account: None,
                             max_messages: 7,
                             lease_ms: 1_000,
+                            burst: Default::default(),
                         };
                         for _ in 0..1_000 {
                             match store.claim(request.clone(), now).expect("claim") {

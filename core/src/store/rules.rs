@@ -55,7 +55,7 @@ use super::*;
 use crate::domain::ledger::{is_charged, on_transition, LedgerDelta, UNKNOWN_OUTCOME};
 use crate::domain::phone;
 use crate::domain::plan::{plan_each, plan_messages, Plan};
-use crate::domain::rate::TokenBucket;
+use crate::domain::rate::{Burst, Rate, TokenBucket};
 use crate::domain::records::{ContactFields, Lease};
 use crate::domain::report::{decide, ReportDecision};
 use crate::ids::ContactId;
@@ -520,7 +520,7 @@ pub fn claim_account(
 }
 
 /// A rate-limit bucket as it stands at `now`: the stored one refilled, or a full one.
-pub fn bucket_now(stored: Option<TokenBucket>, rate: u32, now: Timestamp) -> TokenBucket {
+pub fn bucket_now(stored: Option<TokenBucket>, rate: Rate, now: Timestamp) -> TokenBucket {
     stored.unwrap_or_else(|| TokenBucket::full(rate, now)).refilled(rate, now)
 }
 
@@ -531,21 +531,24 @@ pub struct RateWalk {
     /// Messages taken, in walk order.
     pub taken: Vec<MessageId>,
     /// The account's bucket, if the account is rate limited.
-    pub account_bucket: Option<(u32, TokenBucket)>,
+    pub account_bucket: Option<(Rate, TokenBucket)>,
     /// Each rate-limited tenant's bucket met so far.
-    pub tenant_buckets: BTreeMap<TenantId, (u32, TokenBucket)>,
+    pub tenant_buckets: BTreeMap<TenantId, (Rate, TokenBucket)>,
     /// Tenants whose bucket was empty when one of their messages came up.
     skipped_tenants: BTreeSet<TenantId>,
     /// The walk stopped because the account's bucket ran dry.
     account_exhausted: bool,
     /// At most this many are taken.
     max: u32,
+    /// The capacity of every bucket the walk meets.
+    burst: Burst,
 }
 
 impl RateWalk {
-    /// A walk taking at most `max`, under the account's bucket if it is limited.
-    pub fn new(max: u32, account_bucket: Option<(u32, TokenBucket)>) -> RateWalk {
-        RateWalk { max, account_bucket, ..RateWalk::default() }
+    /// A walk taking at most `max`, under the account's bucket if it is limited; the
+    /// tenants' buckets it meets hold `burst` (the account's was read with it too).
+    pub fn new(max: u32, account_bucket: Option<(Rate, TokenBucket)>, burst: Burst) -> RateWalk {
+        RateWalk { max, account_bucket, burst, ..RateWalk::default() }
     }
 
     /// Whether the walk wants another message.
@@ -561,7 +564,7 @@ impl RateWalk {
         tenant: TenantId,
         tenant_rate: Option<u32>,
         now: Timestamp,
-        stored: impl FnOnce(u32) -> StoreResult<TokenBucket>,
+        stored: impl FnOnce(Rate) -> StoreResult<TokenBucket>,
     ) -> StoreResult<()> {
         if let Some((rate, bucket)) = self.account_bucket {
             if bucket.available(rate, now) == 0 {
@@ -569,7 +572,7 @@ impl RateWalk {
                 return Ok(());
             }
         }
-        if let Some(rate) = tenant_rate {
+        if let Some(rate) = tenant_rate.map(|per_s| Rate::new(per_s, self.burst)) {
             let bucket = match self.tenant_buckets.get(&tenant) {
                 Some((_, bucket)) => *bucket,
                 None => stored(rate)?,

@@ -16,7 +16,7 @@ use super::{
     ReapReport, RecordOutcome, ReportOutcome, Resolution, RetryReceipt, StoreError, StoreResult, SubmissionResult,
 };
 use crate::domain::ledger::LedgerDelta;
-use crate::domain::rate::TokenBucket;
+use crate::domain::rate::{Burst, TokenBucket};
 use crate::domain::records::{Campaign, Contact, Message, MessageError, Tenant, TrafficAccount};
 use crate::domain::{CampaignStatus, MessageStatus, PauseReason, TransitionCause};
 use crate::ids::ContactId;
@@ -99,6 +99,7 @@ pub(super) trait SqlTx {
         &self,
         account: &TrafficAccount,
         max: u32,
+        burst: Burst,
         now: Timestamp,
     ) -> StoreResult<(rules::RateWalk, Vec<Message>)>;
 
@@ -320,7 +321,7 @@ pub(super) fn claim(tx: &impl SqlTx, request: &ClaimRequest, now: Timestamp) -> 
         Ok(account) => tx.account(account)?,
         Err(idle) => return Ok(ClaimOutcome::Idle(idle)),
     };
-    let (walk, taken) = tx.walk_due(&account, request.max_messages, now)?;
+    let (walk, taken) = tx.walk_due(&account, request.max_messages, request.burst, now)?;
     if let Some((_, bucket)) = walk.account_bucket {
         tx.save_bucket("account", account.id.0, bucket)?;
     }

@@ -37,7 +37,7 @@ use super::rules::{self, not_found};
 use super::sql::{self, ContactRow, SqlTx};
 use super::*;
 use crate::domain::ledger::LedgerDelta;
-use crate::domain::rate::TokenBucket;
+use crate::domain::rate::{Burst, Rate, TokenBucket};
 use crate::domain::records::{Encoding, Lease};
 use crate::ids::ContactId;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
@@ -690,7 +690,7 @@ impl Tx<'_> {
 
     // --- rate limits --------------------------------------------------------------------------
 
-    fn bucket(&self, kind: &str, id: u64, rate: u32, now: Timestamp) -> StoreResult<TokenBucket> {
+    fn bucket(&self, kind: &str, id: u64, rate: Rate, now: Timestamp) -> StoreResult<TokenBucket> {
         let stored: Option<(u64, u64)> = self
             .tx
             .prepare_cached("SELECT milli_tokens, updated_at FROM rate_buckets WHERE kind = ?1 AND id = ?2")
@@ -894,13 +894,17 @@ impl SqlTx for Tx<'_> {
         &self,
         account: &TrafficAccount,
         max: u32,
+        burst: Burst,
         now: Timestamp,
     ) -> StoreResult<(rules::RateWalk, Vec<Message>)> {
         let account_bucket = match account.rate_limit_per_s {
-            Some(rate) => Some((rate, self.bucket("account", account.id.0, rate, now)?)),
+            Some(per_s) => {
+                let rate = Rate::new(per_s, burst);
+                Some((rate, self.bucket("account", account.id.0, rate, now)?))
+            }
             None => None,
         };
-        let mut walk = rules::RateWalk::new(max, account_bucket);
+        let mut walk = rules::RateWalk::new(max, account_bucket, burst);
         let mut taken = Vec::new();
         let mut statement = self.tx.prepare_cached(DUE_WALK_SQL).map_err(backend)?;
         let mut rows = statement.query(params![account.id.0, now.0]).map_err(backend)?;
@@ -1890,7 +1894,13 @@ mod tests {
         let store = SqliteStore::open(&path).expect("open");
         let (tenant, campaign) = draft(&store, 1_000, 3, None);
         store.enqueue(tenant.id, campaign.id, None, NOW).expect("enqueue");
-        let request = ClaimRequest { worker: "w".into(), traffic_account: None, max_messages: 1, lease_ms: 1_000 };
+        let request = ClaimRequest {
+            worker: "w".into(),
+            traffic_account: None,
+            max_messages: 1,
+            lease_ms: 1_000,
+            burst: Default::default(),
+        };
         let Ok(ClaimOutcome::Claimed(first)) = store.claim(request.clone(), NOW) else { panic!("a claim") };
         let journal = store.take_journal().expect("journal");
         let last_seq = journal.last().expect("entries").seq();
@@ -1989,7 +1999,13 @@ mod tests {
         let store = SqliteStore::open_in_memory().expect("open");
         let (tenant, campaign) = draft(&store, 1_000, 2, None);
         store.enqueue(tenant.id, campaign.id, None, NOW).expect("enqueue");
-        let request = ClaimRequest { worker: "w".into(), traffic_account: None, max_messages: 2, lease_ms: 1_000 };
+        let request = ClaimRequest {
+            worker: "w".into(),
+            traffic_account: None,
+            max_messages: 2,
+            lease_ms: 1_000,
+            burst: Default::default(),
+        };
         let Ok(ClaimOutcome::Claimed(claim)) = store.claim(request, NOW) else { panic!("a claim") };
         let accepted =
             |id: MessageId| (id, SubmissionResult::Accepted { provider_message_id: "reused".into(), bulk_id: None });

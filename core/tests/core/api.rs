@@ -526,7 +526,16 @@ async fn a_draft_can_be_patched_and_null_clears_optional_fields() {
 /// Sends the campaign's two messages as if a worker did, so reports have something to find.
 fn accept_all(store: &dyn Store) {
     let ClaimOutcome::Claimed(claim) = store
-        .claim(ClaimRequest { worker: "w".into(), traffic_account: None, max_messages: 10, lease_ms: 10_000 }, T0)
+        .claim(
+            ClaimRequest {
+                worker: "w".into(),
+                traffic_account: None,
+                max_messages: 10,
+                lease_ms: 10_000,
+                burst: Default::default(),
+            },
+            T0,
+        )
         .unwrap()
     else {
         panic!("nothing to claim")
@@ -648,7 +657,16 @@ async fn infobip_webhooks_carry_several_results_that_name_our_messages() {
     // The first message's answer arrived (Infobip's id is ours); the second's was lost.
     let store: &dyn Store = api.store.as_ref();
     let ClaimOutcome::Claimed(claim) = store
-        .claim(ClaimRequest { worker: "w".into(), traffic_account: None, max_messages: 10, lease_ms: 10_000 }, T0)
+        .claim(
+            ClaimRequest {
+                worker: "w".into(),
+                traffic_account: None,
+                max_messages: 10,
+                lease_ms: 10_000,
+                burst: Default::default(),
+            },
+            T0,
+        )
         .unwrap()
     else {
         panic!("nothing to claim")
@@ -882,7 +900,16 @@ async fn failures_are_grouped_by_code_and_retry_failed_requeues_them() {
     api.call("POST", &format!("/v1/campaigns/{campaign}/enqueue"), Some(&key), None, &[]).await;
     let store: &dyn Store = api.store.as_ref();
     let ClaimOutcome::Claimed(claim) = store
-        .claim(ClaimRequest { worker: "w".into(), traffic_account: None, max_messages: 1, lease_ms: 10_000 }, T0)
+        .claim(
+            ClaimRequest {
+                worker: "w".into(),
+                traffic_account: None,
+                max_messages: 1,
+                lease_ms: 10_000,
+                burst: Default::default(),
+            },
+            T0,
+        )
         .unwrap()
     else {
         panic!("nothing to claim")

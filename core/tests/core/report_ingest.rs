@@ -203,7 +203,13 @@ fn fixture(messages: u32, ingest: Ingest) -> Fixture {
     };
     let campaign = store.create_campaign(tenant.id, new, T0).unwrap();
     store.enqueue(tenant.id, campaign.id, None, T0).unwrap();
-    let request = ClaimRequest { worker: "w".into(), traffic_account: None, max_messages: messages, lease_ms: 10_000 };
+    let request = ClaimRequest {
+        worker: "w".into(),
+        traffic_account: None,
+        max_messages: messages,
+        lease_ms: 10_000,
+        burst: Default::default(),
+    };
     let ClaimOutcome::Claimed(claim) = store.claim(request, T0).unwrap() else { panic!("nothing to claim") };
     let results = claim
         .messages

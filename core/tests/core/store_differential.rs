@@ -741,6 +741,7 @@ impl Pair {
                     traffic_account: account.map(|account| self.account(account)),
                     max_messages: max,
                     lease_ms,
+                    burst: Default::default(),
                 };
                 match self.both(&what, |store| store.claim(request.clone(), now)) {
                     Ok(ClaimOutcome::Claimed(claim)) => {

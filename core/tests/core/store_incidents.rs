@@ -73,7 +73,13 @@ fn sending(store: &dyn Store, contacts: u32) -> (smsim_core::ids::TenantId, smsi
 }
 
 fn claim(store: &dyn Store, max_messages: u32) -> Claim {
-    let request = ClaimRequest { worker: "w".into(), traffic_account: None, max_messages, lease_ms: LEASE_MS };
+    let request = ClaimRequest {
+        worker: "w".into(),
+        traffic_account: None,
+        max_messages,
+        lease_ms: LEASE_MS,
+        burst: Default::default(),
+    };
     match store.claim(request, T0).expect("claim") {
         ClaimOutcome::Claimed(claim) => claim,
         idle => panic!("expected a claim, got {idle:?}"),

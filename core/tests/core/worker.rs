@@ -352,6 +352,7 @@ async fn a_crash_between_accept_and_commit_does_not_resend() {
             traffic_account: None,
             max_messages: 10,
             lease_ms: w.config.lease_ms,
+            burst: Default::default(),
         },
         w.clock.now(),
     ) {

@@ -324,6 +324,11 @@ struct ServeArgs {
     /// lease + provider timeout + this (serve refuses a shorter --unknown-settle-after-ms).
     #[arg(long, env = "SMSIM_REPORT_DELAY_MS", default_value_t = 0)]
     report_delay_ms: u64,
+    /// The capacity of the rate-limit buckets: `one-second` (a quiet account may send a
+    /// second's worth at once: up to twice the limit in a second) or `strict` (one token:
+    /// never more than the limit + 1 in any second, for a provider with a hard cap).
+    #[arg(long, env = "SMSIM_RATE_BURST", default_value = "one-second")]
+    rate_burst: smsim_core::domain::rate::Burst,
     /// How long a delivery report for a provider id the engine never learned is kept
     /// parked before maintenance removes it, counted (`parked_reports_expired` in the admin
     /// queue stats), in milliseconds; at least 1000.
@@ -512,6 +517,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         unknown_settle_after_ms: args.unknown_settle_after_ms,
         maintenance_interval_ms: args.maintenance_interval_ms,
         idle_poll_ms: args.idle_poll_ms,
+        rate_burst: args.rate_burst,
         ..EngineConfig::default()
     };
     // Timings that turn deliveries into failures with no fault at all are a usage error,

@@ -665,8 +665,9 @@ impl Judge {
     }
 
     /// `rate`, where it is measured at the provider: in any one-second window, an account's
-    /// messages arrive at most as a bucket of one second's burst plus its refill allow
-    /// (twice the rate), widened by what the network's latency spread may bring together.
+    /// messages arrive at most as its bucket allows — one second's burst plus its refill
+    /// (twice the rate), or one token plus its refill when strict (the rate plus one) —
+    /// widened by what the network's latency spread may bring together.
     fn check_rate_at_provider(&mut self, at_ms: u64, account: &str) -> Result<(), Violation> {
         let Some(spread_ms) = self.setup.rate_at_provider else { return Ok(()) };
         let index = self.account(account);
@@ -675,13 +676,28 @@ impl Judge {
         let count = self.receipt_windows.entry((index, second)).or_default();
         *count += 1;
         let count = *count;
-        let allowed = 2 * u64::from(limit) + (u64::from(limit) * spread_ms).div_ceil(1_000) + 1;
+        let allowed = self.window_bound(limit) + (u64::from(limit) * spread_ms).div_ceil(1_000) + 1;
         if !self.on(Invariant::Rate) || u64::from(count) <= allowed {
             return Ok(());
         }
         let message = format!("the provider received {count} messages through {account} in second {second}");
         let bound = format!("limit {limit}/s: at most {allowed} in a second with a {spread_ms} ms latency spread");
         self.fail(violation(Invariant::Rate, at_ms, message, vec![bound]))
+    }
+
+    /// The most a bucket for `limit` per second lets through in one second: the burst it
+    /// holds plus a second's refill.
+    fn window_bound(&self, limit: u32) -> u64 {
+        let burst = if self.setup.rate_strict { 1 } else { u64::from(limit) };
+        burst + u64::from(limit)
+    }
+
+    fn burst_name(&self) -> &'static str {
+        if self.setup.rate_strict {
+            "strict"
+        } else {
+            "one second's"
+        }
     }
 
     /// The campaign of the engine's message the provider knows by `key`, once created.
@@ -1234,9 +1250,10 @@ impl Judge {
             (self.tenant_rate_limits[tenant as usize], tenant_count, self.tenants[tenant as usize].name.clone()),
         ];
         for (limit, count, who) in limits {
-            if let Some(limit) = limit.filter(|&limit| count > 2 * limit) {
+            if let Some(limit) = limit.filter(|&limit| u64::from(count) > self.window_bound(limit)) {
                 let message = format!("{who} had {count} messages claimed in second {second}, limit {limit}/s");
-                return self.fail(violation(Invariant::Rate, at_ms, message, vec![name.to_owned()]));
+                let bound = format!("at most {} in a second ({} burst)", self.window_bound(limit), self.burst_name());
+                return self.fail(violation(Invariant::Rate, at_ms, message, vec![name.to_owned(), bound]));
             }
         }
         Ok(())

@@ -99,6 +99,9 @@ pub struct Setup {
     /// ms). `None`: it is measured at the engine's claims (the simulator, whose held links
     /// and partitions release bursts the engine did not send).
     pub rate_at_provider: Option<u64>,
+    /// Whether the engine's rate-limit buckets are strict (one token: at most the limit
+    /// plus one in any second) rather than one second's burst (twice the limit).
+    pub rate_strict: bool,
 }
 
 /// A message of the engine, in the simulator: its campaign id and contact id, opaque.

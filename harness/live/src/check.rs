@@ -159,6 +159,8 @@ pub fn setup(scenario: &Scenario, profile: &Profile) -> Setup {
         journal: false,
         // Its claims are not shown: messages are counted as they reach the provider.
         rate_at_provider: Some(slowest.saturating_sub(fastest)),
+        // The engine's bucket capacity, as its profile states it.
+        rate_strict: profile.judge.rate_burst == smsim_core::domain::rate::Burst::Strict,
     }
 }
 

@@ -131,11 +131,15 @@ pub struct JudgeSection {
     /// resubmissions to it (`retries`). Absent: `retries` is not checked.
     #[serde(default)]
     pub retry: Option<smsim_judge::RetrySetup>,
+    /// The capacity of the engine's rate-limit buckets: `one_second` (the default: up to
+    /// twice the limit in a second) or `strict` (the limit plus one).
+    #[serde(default)]
+    pub rate_burst: smsim_core::domain::rate::Burst,
 }
 
 impl Default for JudgeSection {
     fn default() -> Self {
-        JudgeSection { halt_grace_ms: default_halt_grace_ms(), retry: None }
+        JudgeSection { halt_grace_ms: default_halt_grace_ms(), retry: None, rate_burst: Default::default() }
     }
 }
 

@@ -169,6 +169,11 @@ pub struct EngineSection {
     /// SQLite database, so the rows the SQL backends write and read back are judged too.
     #[serde(default)]
     pub store: StoreKind,
+    /// The capacity of the rate-limit buckets: `one_second` (the default) or `strict`
+    /// (one token: at most the limit plus one in any second). The judge's `rate` bound
+    /// follows it.
+    #[serde(default, skip_serializing_if = "smsim_core::domain::rate::Burst::is_one_second")]
+    pub rate_burst: smsim_core::domain::rate::Burst,
 }
 
 /// The store a simulated engine runs on.
@@ -190,6 +195,7 @@ impl Default for EngineSection {
             claim_batch: defaults::claim_batch(),
             unknown_settle_after_ms: defaults::unknown_settle_after_ms(),
             store: StoreKind::default(),
+            rate_burst: Default::default(),
         }
     }
 }

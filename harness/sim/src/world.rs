@@ -230,6 +230,7 @@ pub fn engine_config(scenario: &Scenario) -> EngineConfig {
         maintenance_interval_ms: 1_000,
         unknown_settle_after_ms: scenario.engine.unknown_settle_after_ms,
         lookup_grace_ms: 5_000,
+        rate_burst: scenario.engine.rate_burst,
         ..EngineConfig::default()
     }
 }
@@ -279,6 +280,7 @@ pub fn build_with(scenario: &Scenario, seed: u64, factory: Arc<dyn AdapterFactor
         // Held links and partitions release bursts the engine did not send: the rate is
         // measured where the engine decides it, at its claims.
         rate_at_provider: None,
+        rate_strict: scenario.engine.rate_burst == smsim_core::domain::rate::Burst::Strict,
         retry: Some(smsim_judge::RetrySetup {
             base_delay_ms: retry.base_delay_ms,
             multiplier: retry.multiplier,

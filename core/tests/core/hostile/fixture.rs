@@ -273,7 +273,13 @@ impl World {
     /// Every queued message accepted by the provider as `p-<message id>`, so that
     /// delivery reports in the webhook properties find real messages.
     fn accept_everything_claimable(&self) {
-        let request = ClaimRequest { worker: "w".into(), traffic_account: None, max_messages: 100, lease_ms: 10_000 };
+        let request = ClaimRequest {
+            worker: "w".into(),
+            traffic_account: None,
+            max_messages: 100,
+            lease_ms: 10_000,
+            burst: Default::default(),
+        };
         while let ClaimOutcome::Claimed(claim) = self.store.claim(request.clone(), T0).expect("claim") {
             let results = claim
                 .messages

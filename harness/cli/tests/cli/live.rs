@@ -137,6 +137,29 @@ fn smsim_serve_keeps_two_tenants_apart_under_kills() {
     assert!(money.iter().all(|row| row["verdict"] == "held"), "{money:?}");
 }
 
+/// Strict rate limits at a real socket: told the engine's buckets are strict, the judge
+/// holds every second at the provider to the limit plus one (and the latency spread).
+/// smsim serve with `SMSIM_RATE_BURST=strict` passes; the same engine with one second's
+/// burst is caught in its first second.
+#[test]
+fn a_strict_rate_limit_holds_at_the_provider_and_a_burst_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = root().join("harness/live/engines/smsim-serve.toml");
+    let run = |burst: &str| {
+        let env = format!("process.env.SMSIM_RATE_BURST={burst}");
+        let args = [&["--set", env.as_str(), "--set", "judge.rate_burst=\"strict\""][..], &NO_FAULTS[..]].concat();
+        live(&profile, &dir.path().join(burst), &args)
+    };
+    let (strict, report) = run("strict");
+    assert_eq!(strict.status.code(), Some(0), "{}", text(&strict));
+    assert_eq!(verdict(&report.expect("a report"), "rate"), "held", "{}", text(&strict));
+    let (bursty, report) = run("one-second");
+    assert_eq!(bursty.status.code(), Some(1), "{}", text(&bursty));
+    let report = report.expect("a report");
+    assert_eq!(verdict(&report, "rate"), "broken", "{}", text(&bursty));
+    assert!(report["violations"][0]["message"].as_str().unwrap().contains("messages through"), "{}", text(&bursty));
+}
+
 // incident 000: the SmsQueueService's in-memory guard and per-report counters.
 #[test]
 fn the_python_engine_is_caught_in_its_incident_mode_and_passes_corrected() {

@@ -35,6 +35,7 @@ fn setup() -> Setup {
         }),
         journal: true,
         rate_at_provider: None,
+        rate_strict: false,
     }
 }
 
@@ -518,6 +519,34 @@ fn rate_fires_above_twice_the_limit_in_a_second() {
     }
     let third = moved(3, Some("queued"), "submitting", row("+301", None, None));
     assert_eq!(judge.observe(900, third).unwrap_err().invariant, Invariant::Rate);
+}
+
+/// With strict buckets (one token), the bound is the limit plus one: at 2/s, three claims
+/// in a second hold and a fourth fires — where one second's burst would allow four.
+#[test]
+fn rate_with_strict_buckets_fires_above_the_limit_plus_one() {
+    let history = |claims: u64| -> History {
+        let mut history: History = vec![(0, created())];
+        for n in 1..=claims {
+            history.push((10, moved(n, None, "queued", row("+301", None, None))));
+        }
+        history.push((10, Observation::CampaignMoved { campaign: C, from: "draft", to: "sending" }));
+        for n in 1..=claims {
+            history.push((100 * n, moved(n, Some("queued"), "submitting", row("+301", None, None))));
+        }
+        history
+    };
+    let judged = |strict: bool, claims: u64| {
+        let mut limited = Setup { rate_strict: strict, ..setup() };
+        limited.accounts[0].rate_limit_per_s = Some(2);
+        let mut judge = Judge::new(limited, &[Invariant::Rate]);
+        history(claims).into_iter().try_for_each(|(at, o)| judge.observe(at, o))
+    };
+    judged(true, 3).unwrap_or_else(|violation| panic!("the limit plus one: {violation}"));
+    let violation = judged(true, 4).expect_err("a fourth claim in the second");
+    assert_eq!(violation.invariant, Invariant::Rate);
+    assert!(violation.evidence.iter().any(|line| line.contains("at most 3") && line.contains("strict")), "{violation}");
+    judged(false, 4).unwrap_or_else(|violation| panic!("one second's burst allows twice the limit: {violation}"));
 }
 
 #[test]

@@ -64,7 +64,16 @@ fn fixture() -> (Arc<MemoryStore>, Vec<JournalEntry>, Vec<MessageId>) {
         .unwrap();
     store.enqueue(tenant.id, campaign.id, None, T0).unwrap();
     let ClaimOutcome::Claimed(claim) = store
-        .claim(ClaimRequest { worker: "w".into(), traffic_account: None, max_messages: 2, lease_ms: 1_000 }, T0)
+        .claim(
+            ClaimRequest {
+                worker: "w".into(),
+                traffic_account: None,
+                max_messages: 2,
+                lease_ms: 1_000,
+                burst: Default::default(),
+            },
+            T0,
+        )
         .unwrap()
     else {
         panic!("nothing claimed")
@@ -109,6 +118,7 @@ fn setup() -> smsim_judge::Setup {
         retry: None,
         journal: true,
         rate_at_provider: None,
+        rate_strict: false,
     }
 }
 
@@ -319,7 +329,16 @@ fn liveness_fires_on_a_campaign_still_sending_or_a_lease_outliving_its_expiry() 
     fires(oracle.check_final(10, store.as_ref(), &mut truth, &mut DriverLog::default()), Invariant::Liveness);
     // A claim whose lease expired long ago and was never reaped.
     let ClaimOutcome::Claimed(_) = store
-        .claim(ClaimRequest { worker: "w".into(), traffic_account: None, max_messages: 1, lease_ms: 1_000 }, T0)
+        .claim(
+            ClaimRequest {
+                worker: "w".into(),
+                traffic_account: None,
+                max_messages: 1,
+                lease_ms: 1_000,
+                burst: Default::default(),
+            },
+            T0,
+        )
         .unwrap()
     else {
         panic!("the third message was not claimed")
