@@ -385,6 +385,8 @@ mod tests {
             "smsim-serve-postgres.toml",
             "python-queue-buggy.toml",
             "python-queue-fixed.toml",
+            "node-bullmq-fixed.toml",
+            "node-bullmq-buggy.toml",
         ] {
             let profile = Profile::load(&engines.join(name)).unwrap_or_else(|error| panic!("{error}"));
             assert_eq!(profile.dir, engines, "{name}");

@@ -4,6 +4,7 @@ mod browser;
 mod cli;
 mod docs;
 mod live;
+mod live_node;
 mod many_processes;
 mod official;
 mod serve;
