@@ -492,6 +492,12 @@ pub(super) async fn queue_stats(State(api): Api, TenantAuth(tenant): TenantAuth)
     Ok(Json(api.store.queue_stats(Some(tenant.id), api.clock.now())?))
 }
 
+/// The evidence for unknown outcomes that no report could name
+/// ([`crate::service::reconcile`]).
+pub(super) async fn reconciliation(State(api): Api, _: AdminAuth) -> Answer<impl IntoResponse> {
+    Ok(Json(crate::service::reconcile::reconciliation(api.store.as_ref())?))
+}
+
 /// The store-wide queue: a shared account's parked reports belong to no one tenant, so
 /// only the operator sees them all, with the count of those expired unmatched.
 pub(super) async fn all_queue_stats(State(api): Api, _: AdminAuth) -> Answer<impl IntoResponse> {

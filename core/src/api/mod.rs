@@ -15,6 +15,7 @@
 //! | POST | `/admin/tenants/{id}/credits` | admin | `{"top_up": n}` or `{"adjust": n}` |
 //! | POST, GET | `/admin/traffic-accounts` | admin | create, list provider accounts |
 //! | GET | `/admin/queue/stats` | admin | the store-wide queue: every account's parked reports, and those expired |
+//! | GET | `/admin/reconciliation` | admin | unknown outcomes per campaign and account; parked reports per account and status |
 //! | GET | `/me` | tenant | balance, reserved, charged, available |
 //! | POST, GET | `/contacts` | tenant | import (per-row errors), list |
 //! | GET | `/traffic-accounts` | tenant | accounts the tenant may use |
@@ -140,6 +141,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/admin/tenants/{id}/credits", post(change_credits))
         .route("/v1/admin/traffic-accounts", post(create_account).get(list_all_accounts))
         .route("/v1/admin/queue/stats", get(all_queue_stats))
+        .route("/v1/admin/reconciliation", get(reconciliation))
         .route("/v1/me", get(me))
         .route("/v1/contacts", post(import_contacts).get(list_contacts))
         .route("/v1/traffic-accounts", get(list_usable_accounts))

@@ -9,6 +9,7 @@
 //! function of its seed.
 
 pub mod maintenance;
+pub mod reconcile;
 pub mod worker;
 
 use crate::adapter::{adapter_for, AdapterConfigError, HttpClient, ProviderAdapter};

@@ -46,7 +46,7 @@ macro_rules! store_conformance_tests {
             large_batches_leave_what_the_reference_model_leaves, a_batch_of_reports_leaves_what_the_reference_model_leaves,
             credit_changes_stay_within_the_bound, opening_balances_prices_and_rates_are_bounded, lease_times_are_bounded,
             retry_times_are_bounded, message_bodies_are_bounded_where_they_enter, parked_reports_expire_counted_after_the_retention,
-            strict_rate_limits_never_burst);
+            strict_rate_limits_never_burst, reconciliation_lists_unknowns_and_parked_reports);
         }
     };
     (optional $module:ident, $make:expr) => {
@@ -738,6 +738,41 @@ pub fn parked_reports_expire_counted_after_the_retention(store: &dyn Store) {
     );
     assert_eq!(store.expire_parked_reports(1_000, T0.plus_ms(60_000)).unwrap(), 0);
     assert_eq!(everyone(store).parked_reports_expired, Some(2), "the count is kept");
+}
+
+/// The operator's evidence for outcomes no report could name: a campaign's unknown and
+/// settled-unknown messages, and the parked reports by account and status with when the
+/// first and last arrived.
+pub fn reconciliation_lists_unknowns_and_parked_reports(store: &dyn Store) {
+    let s = sending(store, 3, false);
+    let claimed = claim(store, 10, T0);
+    let lost = |n: usize| (claimed.messages[n].id, SubmissionResult::Unknown { error: error("TIMEOUT", false) });
+    store.record_submissions(claimed.token, vec![lost(0), (claimed.messages[2].id, accepted(2))], T0).unwrap();
+    store.record_submissions(claimed.token, vec![lost(1)], T0.plus_ms(900)).unwrap();
+    // The first settles as UNKNOWN_OUTCOME; the second, unknown later, stays unknown.
+    assert_eq!(store.settle_stale_unknowns(1_000, T0.plus_ms(1_000)).unwrap().len(), 1);
+    let account = s.account.id;
+    for (at, id, status) in [
+        (100, "lost-1", ReportStatus::Delivered),
+        (300, "lost-2", ReportStatus::Delivered),
+        (200, "lost-3", ReportStatus::Undelivered),
+    ] {
+        assert_eq!(store.apply_report(report(account, id, status), T0.plus_ms(at)).unwrap(), ReportOutcome::Parked);
+    }
+    let evidence = crate::service::reconcile::reconciliation(store).unwrap();
+    let campaign = &evidence.campaigns[..];
+    assert_eq!(campaign.len(), 1, "{evidence:?}");
+    assert_eq!((campaign[0].campaign, campaign[0].traffic_account), (s.campaign.id, account));
+    assert_eq!((campaign[0].unknown, campaign[0].unknown_outcome), (1, 1), "{evidence:?}");
+    let parked: Vec<(ReportStatus, u32, u64, u64)> = evidence
+        .parked
+        .iter()
+        .map(|group| {
+            (group.status.clone(), group.reports, group.first_received_at.0 - T0.0, group.last_received_at.0 - T0.0)
+        })
+        .collect();
+    assert_eq!(parked, vec![(ReportStatus::Delivered, 2, 100, 300), (ReportStatus::Undelivered, 1, 200, 200)]);
+    assert!(evidence.parked.iter().all(|group| group.traffic_account == account));
 }
 
 pub fn a_webhooks_reports_apply_in_order(store: &dyn Store) {

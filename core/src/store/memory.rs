@@ -1237,6 +1237,11 @@ impl Store for MemoryStore {
         Ok(stats)
     }
 
+    fn parked_summary(&self) -> StoreResult<Vec<ParkedSummary>> {
+        let state = self.lock();
+        Ok(rules::summarize_parked(state.parked.values().map(|parked| (parked.report.clone(), parked.received_at))))
+    }
+
     fn expire_parked_reports(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<u64> {
         let mut state = self.lock();
         let cutoff = now.0.saturating_sub(older_than_ms);

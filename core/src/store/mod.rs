@@ -610,6 +610,23 @@ pub struct QueueStats {
     pub parked_reports_expired: Option<u64>,
 }
 
+/// The reports parked for one account with one status: what an operator weighs against
+/// the account's unknown outcomes when no report could name its message (a Mitto-style
+/// report carries only the provider's id, which a lost bulk answer never told the engine).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParkedSummary {
+    /// The account whose webhook received them.
+    pub traffic_account: TrafficAccountId,
+    /// Their status as reported (`delivered`, `undelivered`, …).
+    pub status: ReportStatus,
+    /// How many.
+    pub reports: u32,
+    /// When the first arrived.
+    pub first_received_at: Timestamp,
+    /// When the last arrived.
+    pub last_received_at: Timestamp,
+}
+
 /// A tenant's credit columns recomputed from its messages.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerRecount {
@@ -783,6 +800,9 @@ pub trait Store: Send + Sync + 'static {
     /// Settles as failed with [`UNKNOWN_OUTCOME`](crate::domain::UNKNOWN_OUTCOME) (cost
     /// charged) every message unknown for longer than `older_than_ms`.
     fn settle_stale_unknowns(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<Vec<MessageId>>;
+    /// The parked reports, counted by account and status, with when the first and the last
+    /// of each arrived ([`rules::summarize_parked`]).
+    fn parked_summary(&self) -> StoreResult<Vec<ParkedSummary>>;
     /// Removes the parked reports received `older_than_ms` or longer before `now`: their
     /// provider ids never became known, and never will past the retention. Returns how many,
     /// and adds them to the store-wide count ([`QueueStats::parked_reports_expired`]).
@@ -851,6 +871,7 @@ macro_rules! store_methods {
             write settle_stale_unknowns(older_than_ms: u64, now: $crate::Timestamp) -> Vec<$crate::MessageId>;
             write expire_parked_reports(older_than_ms: u64, now: $crate::Timestamp) -> u64;
             read queue_stats(tenant: Option<$crate::TenantId>, now: $crate::Timestamp) -> $crate::store::QueueStats;
+            read parked_summary() -> Vec<$crate::store::ParkedSummary>;
             read recount(campaign: $crate::CampaignId) -> $crate::domain::StatusCounts;
             read ledger_recount(tenant: $crate::TenantId) -> $crate::store::LedgerRecount;
             read take_journal() -> Vec<$crate::store::JournalEntry>;

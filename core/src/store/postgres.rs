@@ -1249,6 +1249,16 @@ impl SqlTx for Tx<'_> {
         Ok(rows.first().is_some_and(|row| row.get(0)))
     }
 
+    fn parked_reports(&self) -> StoreResult<Vec<(InboundReport, Timestamp)>> {
+        let rows = self.query("SELECT report, received_at FROM parked_reports ORDER BY seq", &[])?;
+        rows.iter()
+            .map(|row| {
+                let report = serde_json::from_str(row.get::<_, &str>(0)).map_err(json_error)?;
+                Ok((report, Timestamp(u64_at(row, 1))))
+            })
+            .collect()
+    }
+
     fn delete_parked_received_by(&self, cutoff: Timestamp) -> StoreResult<u64> {
         self.execute("DELETE FROM parked_reports WHERE received_at <= $1", &[&big(cutoff.0)])
     }
@@ -1653,6 +1663,10 @@ impl Store for PostgresStore {
 
     fn expire_parked_reports(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<u64> {
         self.write(|tx| sql::expire_parked_reports(tx, older_than_ms, now))
+    }
+
+    fn parked_summary(&self) -> StoreResult<Vec<ParkedSummary>> {
+        self.read(|tx| Ok(rules::summarize_parked(tx.parked_reports()?)))
     }
 
     fn queue_stats(&self, tenant: Option<TenantId>, now: Timestamp) -> StoreResult<QueueStats> {

@@ -519,6 +519,26 @@ pub fn claim_account(
     }
 }
 
+/// Parked reports, with when each arrived, counted by (account, status): first and last
+/// arrival per group, in account then status order.
+pub fn summarize_parked(parked: impl IntoIterator<Item = (InboundReport, Timestamp)>) -> Vec<ParkedSummary> {
+    let mut groups: BTreeMap<(TrafficAccountId, ReportStatus), ParkedSummary> = BTreeMap::new();
+    for (report, at) in parked {
+        let key = (report.traffic_account, report.status.clone());
+        let group = groups.entry(key).or_insert_with(|| ParkedSummary {
+            traffic_account: report.traffic_account,
+            status: report.status,
+            reports: 0,
+            first_received_at: at,
+            last_received_at: at,
+        });
+        group.reports += 1;
+        group.first_received_at = group.first_received_at.min(at);
+        group.last_received_at = group.last_received_at.max(at);
+    }
+    groups.into_values().collect()
+}
+
 /// A rate-limit bucket as it stands at `now`: the stored one refilled, or a full one.
 pub fn bucket_now(stored: Option<TokenBucket>, rate: Rate, now: Timestamp) -> TokenBucket {
     stored.unwrap_or_else(|| TokenBucket::full(rate, now)).refilled(rate, now)

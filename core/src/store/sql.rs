@@ -127,6 +127,8 @@ pub(super) trait SqlTx {
 
     /// Whether the store holds any report parked under `account`.
     fn any_parked_reports(&self, account: TrafficAccountId) -> StoreResult<bool>;
+    /// Every parked report with when it arrived.
+    fn parked_reports(&self) -> StoreResult<Vec<(InboundReport, Timestamp)>>;
     /// Deletes the parked reports received at or before `cutoff`; how many.
     fn delete_parked_received_by(&self, cutoff: Timestamp) -> StoreResult<u64>;
 

@@ -1037,6 +1037,19 @@ impl SqlTx for Tx<'_> {
             .map_err(backend)
     }
 
+    fn parked_reports(&self) -> StoreResult<Vec<(InboundReport, Timestamp)>> {
+        let mut statement =
+            self.tx.prepare_cached("SELECT report, received_at FROM parked_reports ORDER BY seq").map_err(backend)?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, u64>(1)?)))
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        rows.into_iter()
+            .map(|(text, at)| Ok((serde_json::from_str(&text).map_err(json_error)?, Timestamp(at))))
+            .collect()
+    }
+
     fn delete_parked_received_by(&self, cutoff: Timestamp) -> StoreResult<u64> {
         let deleted = self
             .tx
@@ -1484,6 +1497,10 @@ impl Store for SqliteStore {
 
     fn expire_parked_reports(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<u64> {
         self.transaction(|tx| sql::expire_parked_reports(tx, older_than_ms, now))
+    }
+
+    fn parked_summary(&self) -> StoreResult<Vec<ParkedSummary>> {
+        self.transaction(|tx| Ok(rules::summarize_parked(tx.parked_reports()?)))
     }
 
     fn queue_stats(&self, tenant: Option<TenantId>, now: Timestamp) -> StoreResult<QueueStats> {

@@ -753,6 +753,17 @@ async fn the_operator_sees_every_parked_report_a_tenant_only_its_own() {
     assert_eq!((all.body["parked_reports"].as_u64(), all.body["parked_reports_expired"].as_u64()), (Some(1), Some(0)));
     let refused = api.call("GET", "/v1/admin/queue/stats", Some(&key), None, &[]).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "a tenant is not the operator");
+    // The reconciliation lists it by account and status, for the operator only.
+    let evidence = api.call("GET", "/v1/admin/reconciliation", Some(ADMIN), None, &[]).await;
+    assert_eq!(evidence.status, StatusCode::OK, "{}", evidence.text);
+    let parked = &evidence.body["parked"][0];
+    assert_eq!(
+        (parked["traffic_account"].as_str(), parked["status"].as_str()),
+        (Some(platform.as_str()), Some("delivered"))
+    );
+    assert_eq!(parked["reports"].as_u64(), Some(1));
+    let refused = api.call("GET", "/v1/admin/reconciliation", Some(&key), None, &[]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]

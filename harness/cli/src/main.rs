@@ -34,6 +34,16 @@ enum Command {
     /// Manage provider (traffic) accounts in the database.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// List the evidence for unknown outcomes: per campaign and account the messages
+    /// unknown or settled UNKNOWN_OUTCOME, and per account and status the reports parked
+    /// for provider ids the engine never learned (as GET /v1/admin/reconciliation).
+    Reconcile {
+        #[command(flatten)]
+        db: DbArg,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Simulate one scenario with one seed and check every invariant.
     Run(RunArgs),
     /// Rerun one seed byte for byte and print its trace hash; with `--expect-hash`, fail
@@ -454,6 +464,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(args)),
         Command::Tenant(command) => tenant(command),
         Command::Account(command) => account(command),
+        Command::Reconcile { db, json } => reconcile(&db, json),
         Command::Run(args) => simulate(args),
         Command::Replay(args) => replay(args),
         Command::Sweep(args) => sweep(args),
@@ -900,6 +911,45 @@ fn tenant(command: TenantCommand) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn reconcile(db: &DbArg, json: bool) -> anyhow::Result<ExitCode> {
+    let store = open(db)?;
+    let evidence = smsim_core::service::reconcile::reconciliation(store.as_ref())?;
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&evidence)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!("unknown outcomes, by campaign and account:");
+    if evidence.campaigns.is_empty() {
+        outln!("  none");
+    }
+    for campaign in &evidence.campaigns {
+        outln!(
+            "  {}\ttenant {}\taccount {}\tunknown {}\tsettled UNKNOWN_OUTCOME {}",
+            campaign.campaign,
+            campaign.tenant,
+            campaign.traffic_account,
+            campaign.unknown,
+            campaign.unknown_outcome
+        );
+    }
+    outln!("reports parked for provider ids never learned, by account and status (received at, ms):");
+    if evidence.parked.is_empty() {
+        outln!("  none");
+    }
+    for group in &evidence.parked {
+        let status = serde_json::to_value(&group.status)?;
+        outln!(
+            "  {}\t{}\t{}\tfirst {}\tlast {}",
+            group.traffic_account,
+            status.as_str().map_or_else(|| status.to_string(), str::to_owned),
+            group.reports,
+            group.first_received_at.0,
+            group.last_received_at.0
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

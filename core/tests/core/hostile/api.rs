@@ -15,6 +15,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/admin/traffic-accounts"),
     ("GET", "/v1/admin/traffic-accounts"),
     ("GET", "/v1/admin/queue/stats"),
+    ("GET", "/v1/admin/reconciliation"),
     ("GET", "/v1/me"),
     ("POST", "/v1/contacts"),
     ("GET", "/v1/contacts"),

@@ -94,3 +94,46 @@ fn serve_refuses_timings_that_lose_outcomes() {
         &["--unknown-settle-after-ms 1999", "--report-delay-ms 200"],
     );
 }
+
+/// `smsim reconcile` reads the database: a report parked for an id the engine never
+/// learned is listed under its account and status; an empty database says none.
+#[test]
+fn reconcile_lists_the_parked_reports_of_a_database() {
+    use smsim_core::domain::{ProviderKind, ReportStatus};
+    use smsim_core::store::sqlite::SqliteStore;
+    use smsim_core::store::{InboundReport, NewTrafficAccount, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("smsim.db");
+    let run = || smsim().args(["reconcile", "--db"]).arg(&db).output().expect("smsim runs");
+    SqliteStore::open(&db).unwrap();
+    let empty = String::from_utf8(run().stdout).unwrap();
+    assert_eq!(empty.matches("  none").count(), 2, "{empty}");
+    {
+        let store = SqliteStore::open(&db).unwrap();
+        let account = store
+            .create_traffic_account(NewTrafficAccount {
+                owner: None,
+                name: "main".into(),
+                provider: ProviderKind::Mitto,
+                base_url: "http://provider".into(),
+                credentials: [("api_key".to_owned(), "k".to_owned())].into(),
+                sender: "SMSIM".into(),
+                rate_limit_per_s: None,
+                price_per_segment: smsim_core::Credits(55),
+                idempotent_submissions: false,
+            })
+            .unwrap();
+        let report = InboundReport {
+            traffic_account: account.id,
+            provider_message_id: "never-learned".into(),
+            message_ref: None,
+            status: ReportStatus::Delivered,
+            error_code: None,
+        };
+        store.apply_report(report, smsim_core::Timestamp(5_000)).unwrap();
+    }
+    let output = run();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("ta_1\tdelivered\t1\tfirst 5000\tlast 5000"), "{text}");
+}
