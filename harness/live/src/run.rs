@@ -126,6 +126,8 @@ fn free_port() -> Result<u16, LiveError> {
 /// `restart_after_ms`, then answer.
 struct KillRequest {
     victims: Target,
+    /// Messages the held request had accepted: their answer is lost with the victim.
+    accepted: usize,
     restart_after_ms: u64,
     done: oneshot::Sender<()>,
 }
@@ -147,7 +149,7 @@ impl Trap {
             Box::pin(async move {
                 let Some((restart_after_ms, victims)) = taken else { return };
                 let (done, answered) = oneshot::channel();
-                if requests.send(KillRequest { victims, restart_after_ms, done }).is_ok() {
+                if requests.send(KillRequest { victims, accepted, restart_after_ms, done }).is_ok() {
                     // Bounded: the runner answers at once after the kill.
                     let _ = tokio::time::timeout(Duration::from_secs(5), answered).await;
                 }
@@ -527,7 +529,9 @@ impl Live {
     fn kill_between_accept_and_commit(&self, request: KillRequest) -> (u64, Vec<String>) {
         let killed = self.kill(&request.victims);
         let event = if killed.is_empty() { "missed" } else { "kill_between_accept_and_commit" };
-        self.trace.event(event, json!({ "restart_after_ms": request.restart_after_ms, "processes": killed }));
+        let fields =
+            json!({ "restart_after_ms": request.restart_after_ms, "processes": killed, "accepted": request.accepted });
+        self.trace.event(event, fields);
         let _ = request.done.send(());
         (request.restart_after_ms, killed)
     }
