@@ -17,13 +17,18 @@
 //! Methods take the current time as an argument: the store has no clock of its own.
 
 pub mod conformance;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod journal_lines;
 pub use crate::domain::rate::Burst;
 pub mod memory;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod pending;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod rules;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 use crate::clock::Timestamp;

@@ -37,6 +37,7 @@ use smsim_core::domain::{
 };
 use smsim_core::store::conformance::phone;
 use smsim_core::store::memory::MemoryStore;
+#[cfg(feature = "postgres")]
 use smsim_core::store::postgres::testing;
 use smsim_core::store::sqlite::SqliteStore;
 use smsim_core::store::*;
@@ -986,6 +987,7 @@ fn sqlite_agrees_with_the_reference_model() {
 }
 
 /// The same properties on PostgreSQL, each case in a schema of its own.
+#[cfg(feature = "postgres")]
 #[test]
 fn postgres_agrees_with_the_reference_model() {
     let test = "postgres_agrees_with_the_reference_model";

@@ -26,7 +26,6 @@ use smsim_core::service::maintenance::Maintenance;
 use smsim_core::service::worker::Worker;
 use smsim_core::service::{AdapterFactory, Adapters, BuiltinAdapters, EngineConfig};
 use smsim_core::store::memory::MemoryStore;
-use smsim_core::store::sqlite::SqliteStore;
 use smsim_core::store::{sha256_hex, NewTenant, NewTrafficAccount, Store};
 use smsim_core::{Credits, TenantId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -263,7 +262,12 @@ pub fn build_with(scenario: &Scenario, seed: u64, factory: Arc<dyn AdapterFactor
     let end_ms = heal_at_ms + scenario.heal_s * 1_000;
     let store: Arc<dyn Store> = match scenario.engine.store {
         StoreKind::Memory => Arc::new(MemoryStore::new()),
-        StoreKind::Sqlite => Arc::new(SqliteStore::open_in_memory()?),
+        #[cfg(feature = "sqlite")]
+        StoreKind::Sqlite => Arc::new(smsim_core::store::sqlite::SqliteStore::open_in_memory()?),
+        #[cfg(not(feature = "sqlite"))]
+        StoreKind::Sqlite => {
+            anyhow::bail!("[engine] store = \"sqlite\": this build has no SQLite store (smsim-sim's `sqlite` feature)")
+        }
     };
     let faulty_store =
         Arc::new(FaultyStore::new(store.clone(), plan.rates.store_transient, derive_seed(seed, "store")));

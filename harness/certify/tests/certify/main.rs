@@ -378,3 +378,22 @@ fn an_adapter_whose_lookup_reads_one_page_fails_the_pages_clause() {
     assert!(failed.contains("lookup.pages"), "expected lookup.pages to fail:\n{}", report.table());
     assert!(!failed.contains("lookup.not-found"), "{}", report.table());
 }
+
+/// A third party's certification test links neither store backend: the kit runs the
+/// engine in memory, so it depends on core and the simulator without their `sqlite` and
+/// `postgres` features (no SQLite C source to compile, no PostgreSQL client).
+#[test]
+fn the_kit_links_no_database() {
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let output = std::process::Command::new(env!("CARGO"))
+        .args(["tree", "--locked", "--offline", "-p", "smsim-certify", "-e", "normal", "--prefix", "none"])
+        .current_dir(&workspace)
+        .output()
+        .expect("cargo runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let tree = String::from_utf8(output.stdout).unwrap();
+    assert!(tree.lines().any(|line| line.starts_with("smsim-core ")), "the tree lists core: {tree}");
+    for database in ["rusqlite ", "libsqlite3-sys ", "postgres ", "tokio-postgres ", "r2d2 "] {
+        assert!(!tree.lines().any(|line| line.starts_with(database)), "smsim-certify links {database}");
+    }
+}
