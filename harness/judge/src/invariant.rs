@@ -16,7 +16,8 @@ pub enum Kind {
     /// By the end of the heal phase, once faults stopped.
     Eventually,
     /// In at least one run of a sweep. The `sometimes` properties are the coverage marks
-    /// a scenario expects ([`crate::coverage::Mark`]), not invariants of one run.
+    /// a scenario expects (the simulator's `smsim_sim::coverage::Mark`), not invariants of
+    /// one run.
     Sometimes,
 }
 
@@ -108,9 +109,22 @@ impl Invariant {
     /// When it must hold: liveness and attribution once faults healed (a report may still
     /// be on its way before), every other one after every step.
     pub fn kind(self) -> Kind {
+        // Every invariant is listed: a new one must say which kind it is.
         match self {
             Invariant::Liveness | Invariant::Attribution => Kind::Eventually,
-            _ => Kind::Always,
+            Invariant::Counters
+            | Invariant::Progress
+            | Invariant::AtMostOnce
+            | Invariant::Money
+            | Invariant::Transitions
+            | Invariant::Completion
+            | Invariant::Halt
+            | Invariant::Rate
+            | Invariant::Isolation
+            | Invariant::Operator
+            | Invariant::Forgery
+            | Invariant::Content
+            | Invariant::Retries => Kind::Always,
         }
     }
 

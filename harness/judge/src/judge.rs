@@ -1854,7 +1854,14 @@ impl Judge {
             Invariant::Content => "the judge was not given the campaigns' templates and the contacts",
             Invariant::Retries if self.setup.retry.is_none() => "the engine's retry policy was not given",
             Invariant::Retries => "the provider refused nothing retryable, and no retry-failed was acknowledged",
-            _ => "nothing it needs was observed",
+            // Listed one by one, so a new invariant must say why it could go unchecked.
+            Invariant::Counters
+            | Invariant::Progress
+            | Invariant::AtMostOnce
+            | Invariant::Completion
+            | Invariant::Isolation
+            | Invariant::Liveness
+            | Invariant::Forgery => "nothing it needs was observed",
         }
     }
 }

@@ -56,6 +56,7 @@ fn documents() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = [
         "README.md",
         "CHANGELOG.md",
+        "CONTRIBUTING.md",
         "ARCHITECTURE.md",
         "scenarios/README.md",
         "benches/results/README.md",
