@@ -98,12 +98,28 @@ pub enum TimingProblem {
         /// Their sum.
         needed: u64,
     },
+    /// An unknown outcome settles (charged) before a status lookup may trust "not found":
+    /// a message claimed but never sent is charged though the provider never had it.
+    #[error(
+        "--unknown-settle-after-ms {settle_ms} is shorter than --lookup-grace-ms {lookup_grace_ms} + \
+         --maintenance-interval-ms {interval_ms}: a message never sent would settle as failed, charged, before \
+         a status lookup could show the provider never had it"
+    )]
+    SettleBeforeLookups {
+        /// The settle delay.
+        settle_ms: u64,
+        /// How long a "not found" waits before it is trusted.
+        lookup_grace_ms: u64,
+        /// How often maintenance looks up.
+        interval_ms: u64,
+    },
 }
 
 impl EngineConfig {
     /// Refuses timings that lose outcomes with no fault at all, given the provider timeout
     /// and the longest report delay the operator declares: the lease must outlast a
-    /// request, and an unknown outcome must wait out the lease, a request and its report.
+    /// request, and an unknown outcome must wait out the lease, a request and its report,
+    /// and the grace after which a status lookup's "not found" is trusted.
     pub fn check_timing(&self, provider_timeout_ms: u64, report_delay_ms: u64) -> Result<(), TimingProblem> {
         if self.lease_ms < provider_timeout_ms {
             return Err(TimingProblem::LeaseShorterThanTimeout { lease_ms: self.lease_ms, provider_timeout_ms });
@@ -116,6 +132,14 @@ impl EngineConfig {
                 provider_timeout_ms,
                 report_delay_ms,
                 needed,
+            });
+        }
+        let lookups_done = self.lookup_grace_ms.saturating_add(self.maintenance_interval_ms);
+        if self.unknown_settle_after_ms < lookups_done {
+            return Err(TimingProblem::SettleBeforeLookups {
+                settle_ms: self.unknown_settle_after_ms,
+                lookup_grace_ms: self.lookup_grace_ms,
+                interval_ms: self.maintenance_interval_ms,
             });
         }
         Ok(())
@@ -198,8 +222,15 @@ impl Adapters {
 mod tests {
     use super::*;
 
+    /// A live-mode configuration: lookups trusted after 500 ms, maintenance every 200 ms.
     fn config(lease_ms: u64, unknown_settle_after_ms: u64) -> EngineConfig {
-        EngineConfig { lease_ms, unknown_settle_after_ms, ..EngineConfig::default() }
+        EngineConfig {
+            lease_ms,
+            unknown_settle_after_ms,
+            lookup_grace_ms: 500,
+            maintenance_interval_ms: 200,
+            ..EngineConfig::default()
+        }
     }
 
     /// The defaults hold; a lease shorter than a request, or a settle delay shorter than
@@ -224,5 +255,18 @@ mod tests {
             }
         );
         assert!(early.to_string().contains("--unknown-settle-after-ms 1999"), "{early}");
+        // The default lookup grace (30 s) with a two-second settle: never-sent messages charged.
+        let before_lookups =
+            EngineConfig { lease_ms: 1_000, unknown_settle_after_ms: 2_000, ..EngineConfig::default() };
+        assert!(matches!(
+            before_lookups.check_timing(800, 200).unwrap_err(),
+            TimingProblem::SettleBeforeLookups { settle_ms: 2_000, lookup_grace_ms: 30_000, interval_ms: 1_000 }
+        ));
+        let lookups = |settle_ms| EngineConfig { lookup_grace_ms: 2_000, ..config(100, settle_ms) };
+        lookups(2_200).check_timing(0, 0).unwrap();
+        assert!(
+            matches!(lookups(2_199).check_timing(0, 0), Err(TimingProblem::SettleBeforeLookups { .. })),
+            "the grace and one maintenance pass"
+        );
     }
 }

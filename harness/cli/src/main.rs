@@ -329,6 +329,11 @@ struct ServeArgs {
     /// UNKNOWN_OUTCOME (charged), in milliseconds.
     #[arg(long, env = "SMSIM_UNKNOWN_SETTLE_AFTER_MS", default_value_t = EngineConfig::default().unknown_settle_after_ms)]
     unknown_settle_after_ms: u64,
+    /// How long after a message became unknown a status lookup's "not found" is trusted
+    /// (a provider may not list a message it accepted a moment ago), in milliseconds; serve
+    /// refuses a --unknown-settle-after-ms shorter than this + --maintenance-interval-ms.
+    #[arg(long, env = "SMSIM_LOOKUP_GRACE_MS", default_value_t = EngineConfig::default().lookup_grace_ms)]
+    lookup_grace_ms: u64,
     /// The longest a provider takes to send a delivery report after accepting a message,
     /// as the operator knows it, in milliseconds: an unknown outcome is not settled before
     /// lease + provider timeout + this (serve refuses a shorter --unknown-settle-after-ms).
@@ -526,6 +531,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         lease_ms: args.lease_ms,
         // Live-mode tunables (issue #11).
         unknown_settle_after_ms: args.unknown_settle_after_ms,
+        lookup_grace_ms: args.lookup_grace_ms,
         maintenance_interval_ms: args.maintenance_interval_ms,
         idle_poll_ms: args.idle_poll_ms,
         rate_burst: args.rate_burst,

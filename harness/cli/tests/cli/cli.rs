@@ -93,6 +93,13 @@ fn serve_refuses_timings_that_lose_outcomes() {
         ],
         &["--unknown-settle-after-ms 1999", "--report-delay-ms 200"],
     );
+    // Settled before a lookup may trust "not found": a message never sent is charged.
+    let lookups = ["--lease-ms", "1000", "--provider-timeout-ms", "800", "--unknown-settle-after-ms", "2000"];
+    refused(&lookups, &["--unknown-settle-after-ms 2000", "--lookup-grace-ms 30000"]);
+    refused(
+        &[&lookups[..], &["--lookup-grace-ms", "1900", "--maintenance-interval-ms", "200"]].concat(),
+        &["--lookup-grace-ms 1900", "--maintenance-interval-ms 200"],
+    );
 }
 
 /// `smsim reconcile` reads the database: a report parked for an id the engine never

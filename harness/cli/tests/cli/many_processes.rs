@@ -212,6 +212,8 @@ async fn three_serve_processes_share_one_database_through_a_worker_killed_mid_ca
         "1500",
         "--unknown-settle-after-ms",
         "2000",
+        "--lookup-grace-ms",
+        "500",
         "--provider-timeout-ms",
         "500",
         "--public-url",
