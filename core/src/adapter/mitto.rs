@@ -41,7 +41,8 @@ pub const SEND_PATH: &str = "/api/v1.1/Messages/sendmessagesbulk";
 /// The header that carries the API key.
 pub const API_KEY_HEADER: &str = "x-mitto-api-key";
 
-/// The wire format, shared with the simulated provider.
+/// The wire format as this adapter reads and writes it (the simulated provider keeps its
+/// own copy, `smsim_sim::provider::mitto`, so the two do not share a misreading).
 pub mod wire {
     use serde::{Deserialize, Serialize};
 

@@ -71,6 +71,7 @@ impl Pending {
     }
 
     /// Adds one to `campaign`'s counter column `column`.
+    #[cfg(feature = "postgres")]
     pub fn count(&mut self, campaign: CampaignId, column: &'static str) {
         *self.counters.entry((campaign, column)).or_default() += 1;
     }

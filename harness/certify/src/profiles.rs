@@ -7,11 +7,14 @@ use super::profile::{
 };
 use base64::Engine;
 use smsim_core::adapter::infobip::{self, wire as infobip_wire};
-use smsim_core::adapter::mitto::{self, wire as mitto_wire};
+// The Mitto-style stub speaks the simulated provider's own copy of the wire format, and a
+// Twilio signature is computed by the simulator's own HMAC, not the engine's: a shared
+// misreading of either would pass certification unseen.
 use smsim_core::adapter::twilio::{self, wire as twilio_wire};
 use smsim_core::adapter::{HttpRequest, HttpResponse, WebhookRequest};
 use smsim_core::domain::report::ReportStatus;
 use smsim_core::domain::ProviderKind;
+use smsim_sim::provider::mitto;
 use std::collections::BTreeMap;
 
 fn header<'a>(request: &'a HttpRequest, name: &str) -> Option<&'a str> {
@@ -92,7 +95,7 @@ impl ProviderProfile for MittoProfile {
             return Err("the X-Mitto-API-Key header is missing or wrong".into());
         }
         content_type_is(request, "application/json")?;
-        let bulk: mitto_wire::BulkRequest =
+        let bulk: mitto::BulkRequest =
             serde_json::from_slice(&request.body).map_err(|error| format!("unreadable bulk request: {error}"))?;
         bulk.messages
             .into_iter()
@@ -119,20 +122,20 @@ impl ProviderProfile for MittoProfile {
         let results = verdicts
             .iter()
             .map(|(_, verdict)| match verdict {
-                Verdict::Accept { provider_id } => mitto_wire::BulkResult {
+                Verdict::Accept { provider_id } => mitto::BulkResult {
                     traffic_account_id: self.traffic_account_id.clone(),
                     message_id: Some(provider_id.clone()),
                     error: None,
                 },
-                Verdict::Reject { code } => mitto_wire::BulkResult {
+                Verdict::Reject { code } => mitto::BulkResult {
                     traffic_account_id: self.traffic_account_id.clone(),
                     message_id: None,
-                    error: Some(mitto_wire::BulkError { code: code.clone(), message: format!("refused: {code}") }),
+                    error: Some(mitto::BulkError { code: code.clone(), message: format!("refused: {code}") }),
                 },
             })
             .collect();
         let bulk_id = format!("bulk-{}", messages.first().map_or("empty", |message| message.destination.as_str()));
-        json_response(200, &mitto_wire::BulkResponse { bulk_id, messages: results })
+        json_response(200, &mitto::BulkResponse { bulk_id, messages: results })
     }
 
     fn answers_in_any_order(&self) -> bool {
@@ -181,14 +184,14 @@ impl ProviderProfile for MittoProfile {
         auth: Auth,
     ) -> WebhookRequest {
         let url = token_url(&target.account_url, &self.webhook_token, auth);
-        let wire = |report: &WireReport| mitto_wire::DeliveryReport {
+        let wire = |report: &WireReport| mitto::DeliveryReport {
             message_id: report.provider_message_id.clone(),
             delivery_status: report.status.clone(),
             error_code: report.error_code.clone(),
         };
         let body = match shape {
-            ReportShape::Single => mitto_wire::DeliveryReports::One(wire(&reports[0])),
-            ReportShape::Batch => mitto_wire::DeliveryReports::Many(reports.iter().map(wire).collect()),
+            ReportShape::Single => mitto::DeliveryReports::One(wire(&reports[0])),
+            ReportShape::Batch => mitto::DeliveryReports::Many(reports.iter().map(wire).collect()),
         };
         WebhookRequest {
             url,
@@ -369,11 +372,16 @@ impl ProviderProfile for TwilioProfile {
         let mut headers = BTreeMap::from([("content-type".to_owned(), "application/x-www-form-urlencoded".to_owned())]);
         match auth {
             Auth::Valid => {
-                headers
-                    .insert(twilio::SIGNATURE_HEADER.into(), twilio::twilio_signature(&self.auth_token, &url, &params));
+                headers.insert(
+                    twilio::SIGNATURE_HEADER.into(),
+                    smsim_sim::provider::twilio::signature(&self.auth_token, &url, &params),
+                );
             }
             Auth::Invalid => {
-                headers.insert(twilio::SIGNATURE_HEADER.into(), twilio::twilio_signature("wrong-token", &url, &params));
+                headers.insert(
+                    twilio::SIGNATURE_HEADER.into(),
+                    smsim_sim::provider::twilio::signature("wrong-token", &url, &params),
+                );
             }
             Auth::Missing => {}
         }

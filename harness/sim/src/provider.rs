@@ -33,7 +33,6 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use smsim_core::adapter::http::HyperClient;
-use smsim_core::adapter::mitto::wire as mitto;
 use smsim_core::adapter::{HttpClient, HttpRequest};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -43,6 +42,7 @@ use tokio::sync::watch;
 
 pub mod infobip;
 pub mod live;
+pub mod mitto;
 pub mod twilio;
 
 /// Per-request and per-report fault probabilities, and behaviour.
