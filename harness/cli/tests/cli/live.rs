@@ -16,7 +16,7 @@ fn live(profile: &Path, workdir: &Path, extra: &[&str]) -> (Output, Option<Value
 }
 
 /// `smsim live SCENARIO --engine PROFILE` in `workdir`, with its output and JSON report.
-fn live_in(scenario: &Path, profile: &Path, workdir: &Path, extra: &[&str]) -> (Output, Option<Value>) {
+pub(crate) fn live_in(scenario: &Path, profile: &Path, workdir: &Path, extra: &[&str]) -> (Output, Option<Value>) {
     let json = workdir.with_extension("json");
     let output = Command::new(env!("CARGO_BIN_EXE_smsim"))
         .arg("live")
@@ -42,7 +42,7 @@ fn verdict<'a>(report: &'a Value, invariant: &str) -> &'a Value {
     &row["verdict"]
 }
 
-fn text(output: &Output) -> String {
+pub(crate) fn text(output: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
@@ -330,6 +330,18 @@ fn a_profile_missing_a_field_is_refused_naming_the_file_the_line_and_the_field()
     assert!(stderr.contains("missing.toml") && stderr.contains("line") && stderr.contains("completed"), "{stderr}");
 }
 
+/// The processes a live run's trace (in `workdir`) says were killed, by any kill.
+pub(crate) fn killed_processes(workdir: &Path) -> std::collections::BTreeSet<String> {
+    let trace = std::fs::read_to_string(workdir.join("trace.jsonl")).expect("the trace");
+    trace
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("a trace line"))
+        .filter(|event| event["event"] == "kill" || event["event"] == "kill_between_accept_and_commit")
+        .flat_map(|event| event["processes"].as_array().expect("the processes killed").clone())
+        .map(|name| name.as_str().expect("a process name").to_owned())
+        .collect()
+}
+
 /// Whether PostgreSQL's server binaries are here (Debian's packages, which .ci/run
 /// installs); a loud skip without them, a failure under CI=true.
 fn postgres_installed() -> bool {
@@ -369,15 +381,9 @@ fn smsim_serve_on_postgres_holds_with_single_processes_and_its_database_killed()
     }
     assert_eq!(report["fired"]["service_kills"], 1, "{}", text(&output));
     assert_eq!(report["fired"]["kills_between_accept_and_commit"], 1, "{}", text(&output));
-    let trace = std::fs::read_to_string(workdir.join("trace.jsonl")).unwrap();
-    let killed: std::collections::BTreeSet<String> = trace
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
-        .filter(|event| event["event"] == "kill" || event["event"] == "kill_between_accept_and_commit")
-        .flat_map(|event| event["processes"].as_array().unwrap().clone())
-        .map(|name| name.as_str().unwrap().to_owned())
-        .collect();
+    let killed = killed_processes(&workdir);
     assert!(killed.len() > 1, "single processes, more than one of them: {killed:?}");
+    let trace = std::fs::read_to_string(workdir.join("trace.jsonl")).unwrap();
     // The kill on acceptance found the sender: a worker, never the API.
     let on_accept = trace.lines().find(|line| line.contains("\"kill_between_accept_and_commit\"")).unwrap();
     assert!(on_accept.contains("\"worker-"), "{on_accept}");

@@ -7,6 +7,7 @@
 //! Needs `node`, `redis-server` (.ci/redis) and the engine's packages (.ci/node-engine);
 //! without them these tests say loudly that they were skipped, and fail under CI=true.
 
+use super::live::text;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -56,29 +57,12 @@ fn node_engine_installed() -> bool {
     false
 }
 
-/// `smsim live SCENARIO --engine PROFILE` in `workdir`, with its output and JSON report.
+/// `smsim live SCENARIO --engine PROFILE` in `workdir` (the profile by its name in the
+/// engines directory), with its output and JSON report, which must exist.
 fn live(scenario: &Path, profile: &str, workdir: &Path, extra: &[&str]) -> (Output, Value) {
-    let json = workdir.with_extension("json");
-    let output = Command::new(env!("CARGO_BIN_EXE_smsim"))
-        .arg("live")
-        .arg(scenario)
-        .arg("--engine")
-        .arg(engines().join(profile))
-        .arg("--workdir")
-        .arg(workdir)
-        .arg("--json")
-        .arg(&json)
-        .args(extra)
-        .output()
-        .expect("smsim runs");
-    let report = std::fs::read_to_string(&json)
-        .map(|text| serde_json::from_str(&text).expect("a JSON report"))
-        .unwrap_or_else(|_| panic!("no report: {}", text(&output)));
+    let (output, report) = super::live::live_in(scenario, &engines().join(profile), workdir, extra);
+    let report = report.unwrap_or_else(|| panic!("no report: {}", text(&output)));
     (output, report)
-}
-
-fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
 /// The verdict on `invariant` (for money, its first tenant's).
@@ -155,13 +139,6 @@ fn a_job_handed_on_from_a_killed_worker_is_resent_by_the_incident_engine_and_nev
     // job handed on found its messages submitting and let them settle as unknown outcomes.
     assert!(report["fired"]["kills_between_accept_and_commit"].as_u64().unwrap() >= 1, "{}", text(&fixed));
     assert!(report["campaigns"][0]["last"]["unknown_outcome"].as_u64().unwrap() > 0, "{}", text(&fixed));
-    let trace = std::fs::read_to_string(workdir.join("trace.jsonl")).unwrap();
-    let killed: std::collections::BTreeSet<String> = trace
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
-        .filter(|event| event["event"] == "kill" || event["event"] == "kill_between_accept_and_commit")
-        .flat_map(|event| event["processes"].as_array().unwrap().clone())
-        .map(|name| name.as_str().unwrap().to_owned())
-        .collect();
+    let killed = super::live::killed_processes(&workdir);
     assert_eq!(killed, std::collections::BTreeSet::from(["worker-1".to_owned()]), "{}", text(&fixed));
 }
