@@ -523,23 +523,24 @@ async fn a_draft_can_be_patched_and_null_clears_optional_fields() {
     assert_eq!((cleared.body["sender"].clone(), cleared.body["name"].as_str()), (Value::Null, Some("summer")));
 }
 
+/// Claims every due message (up to 10) as a worker would.
+fn claim_due(store: &dyn Store) -> smsim_core::store::Claim {
+    let request = ClaimRequest {
+        worker: "w".into(),
+        traffic_account: None,
+        max_messages: 10,
+        lease_ms: 10_000,
+        burst: Default::default(),
+    };
+    match store.claim(request, T0).unwrap() {
+        ClaimOutcome::Claimed(claim) => claim,
+        ClaimOutcome::Idle(reason) => panic!("nothing to claim: {reason:?}"),
+    }
+}
+
 /// Sends the campaign's two messages as if a worker did, so reports have something to find.
 fn accept_all(store: &dyn Store) {
-    let ClaimOutcome::Claimed(claim) = store
-        .claim(
-            ClaimRequest {
-                worker: "w".into(),
-                traffic_account: None,
-                max_messages: 10,
-                lease_ms: 10_000,
-                burst: Default::default(),
-            },
-            T0,
-        )
-        .unwrap()
-    else {
-        panic!("nothing to claim")
-    };
+    let claim = claim_due(store);
     let results = claim
         .messages
         .iter()
@@ -656,21 +657,7 @@ async fn infobip_webhooks_carry_several_results_that_name_our_messages() {
     assert_eq!(enqueued.status, StatusCode::ACCEPTED, "{}", enqueued.text);
     // The first message's answer arrived (Infobip's id is ours); the second's was lost.
     let store: &dyn Store = api.store.as_ref();
-    let ClaimOutcome::Claimed(claim) = store
-        .claim(
-            ClaimRequest {
-                worker: "w".into(),
-                traffic_account: None,
-                max_messages: 10,
-                lease_ms: 10_000,
-                burst: Default::default(),
-            },
-            T0,
-        )
-        .unwrap()
-    else {
-        panic!("nothing to claim")
-    };
+    let claim = claim_due(store);
     let (answered, lost) = (claim.messages[0].id, claim.messages[1].id);
     let lost_answer = MessageError { code: "AMBIGUOUS".into(), retryable: false, detail: "timed out".into() };
     let results = vec![
