@@ -1,31 +1,62 @@
-//! One request's memory, measured: a campaign preview over 10 000 contacts whose bodies
-//! render near the ten-segment cap holds one rendered body at a time, not the campaign's.
-//! The heap profiler (dhat) is this binary's allocator; it counts only while a profiler
-//! runs, so each case measures the preview alone, after its store is built.
+//! One request's memory, measured: a campaign preview or enqueue over up to 10 000
+//! contacts whose bodies render near the ten-segment cap holds a page of contacts and
+//! their bodies at a time, not the campaign's. The heap profiler (dhat) is this binary's
+//! allocator; it counts only while a profiler runs, so each case measures the one request
+//! alone, after its store is built.
 //!
-//! The bound is O(request + one page): a fixed allowance plus a few bytes per contact for
-//! the audience list of references — far below what holding every rendered body would take
-//! (contacts × body length, 2.6 MB to 14 MB in these cases).
+//! The bound is O(request + one page):
+//! - the in-memory store's preview: a fixed allowance plus a few bytes per contact for the
+//!   audience list of references (its contacts are already in memory);
+//! - SQLite's preview and enqueue: a fixed allowance plus one page of contacts and their
+//!   messages, whatever the audience's size. SQLite's own page cache is its allocator's,
+//!   not this one's, and bounded by its `cache_size`.
+//!
+//! Each bound is far below what holding every rendered body would take (contacts × body
+//! length, 2.6 MB to 14 MB in these cases), which each case also checks.
 
 use proptest::prelude::*;
 use smsim_core::domain::records::{Audience, ProviderKind};
 use smsim_core::store::memory::MemoryStore;
+use smsim_core::store::rules::CONTACT_PAGE;
+use smsim_core::store::sqlite::SqliteStore;
 use smsim_core::store::{sha256_hex, NewCampaign, NewContact, NewTenant, NewTrafficAccount, Store};
 use smsim_core::{Credits, Timestamp};
 use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 #[global_allocator]
 static ALLOCATOR: dhat::Alloc = dhat::Alloc;
+
+/// The profiler counts every thread's allocations, and only one may run at a time: each
+/// case holds this for its whole run, store building included.
+static ONE_CASE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_case_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_CASE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// The allowance of one preview beyond its audience list: one body and the answer.
 const FIXED_BYTES: u64 = 256 * 1024;
 /// Per contact: a reference and the sort's scratch space.
 const PER_CONTACT_BYTES: u64 = 32;
 
-/// A store with one tenant of `contacts` contacts, each with a `note` of `note_length`
+/// Per contact of a page, beyond its note and its body: the contact's and the message's
+/// other fields, their attribute map and the journal entry.
+const PER_PAGE_ROW_BYTES: u64 = 1536;
+
+/// The bound of one request to the SQLite store: the fixed allowance and one page, each
+/// row holding the note (`note_length`), once in the contact and twice in the body.
+fn page_bound(note_length: usize) -> u64 {
+    FIXED_BYTES + u64::from(CONTACT_PAGE) * (PER_PAGE_ROW_BYTES + 3 * note_length as u64)
+}
+
+/// `store` with one tenant of `contacts` contacts, each with a `note` of `note_length`
 /// characters, and a draft campaign whose body is the note twice; its ids.
-fn store_with(contacts: u32, note_length: usize) -> (MemoryStore, smsim_core::TenantId, smsim_core::CampaignId) {
-    let store = MemoryStore::new();
+fn store_with<S: Store>(
+    store: S,
+    contacts: u32,
+    note_length: usize,
+) -> (S, smsim_core::TenantId, smsim_core::CampaignId) {
     let t0 = Timestamp(0);
     let tenant = store
         .create_tenant(
@@ -78,7 +109,8 @@ proptest! {
 
     #[test]
     fn a_preview_holds_one_rendered_body_at_a_time(contacts in 2_000u32..=10_000, note_length in 300usize..=700) {
-        let (store, tenant, campaign) = store_with(contacts, note_length);
+        let _alone = one_case_at_a_time();
+        let (store, tenant, campaign) = store_with(MemoryStore::new(), contacts, note_length);
         let profiler = dhat::Profiler::builder().testing().build();
         let preview = store.preview(tenant, campaign).unwrap();
         let peak = dhat::HeapStats::get().max_bytes as u64;
@@ -89,5 +121,34 @@ proptest! {
         prop_assert!(peak <= bound, "peak {} bytes over the bound {} (all bodies: {} bytes)", peak, bound, bodies);
         // The bound is worth something: holding every body would break it.
         prop_assert!(bodies > 2 * bound);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3, ..ProptestConfig::default() })]
+
+    #[test]
+    fn an_sqlite_preview_and_enqueue_hold_a_page_at_a_time(contacts in 8_000u32..=10_000, note_length in 500usize..=700) {
+        let _alone = one_case_at_a_time();
+        let sqlite = SqliteStore::open_in_memory().unwrap();
+        let (store, tenant, campaign) = store_with(sqlite, contacts, note_length);
+        let bodies = u64::from(contacts) * 2 * note_length as u64;
+        let bound = page_bound(note_length);
+        // The bound is worth something: holding every body would break it.
+        prop_assert!(bodies > 2 * bound, "bodies {} against the bound {}", bodies, bound);
+
+        let profiler = dhat::Profiler::builder().testing().build();
+        let preview = store.preview(tenant, campaign).unwrap();
+        let peak = dhat::HeapStats::get().max_bytes as u64;
+        drop(profiler);
+        prop_assert_eq!(preview.recipients, contacts);
+        prop_assert!(peak <= bound, "preview: peak {} bytes over the bound {} (all bodies: {} bytes)", peak, bound, bodies);
+
+        let profiler = dhat::Profiler::builder().testing().build();
+        let receipt = store.enqueue(tenant, campaign, None, Timestamp(1)).unwrap();
+        let peak = dhat::HeapStats::get().max_bytes as u64;
+        drop(profiler);
+        prop_assert_eq!(receipt.messages, contacts);
+        prop_assert!(peak <= bound, "enqueue: peak {} bytes over the bound {} (all bodies: {} bytes)", peak, bound, bodies);
     }
 }

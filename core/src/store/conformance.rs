@@ -19,6 +19,7 @@ use crate::domain::records::Lease;
 use crate::domain::template::TemplateError;
 use crate::domain::UNKNOWN_OUTCOME;
 use crate::ids::ContactId;
+use std::collections::BTreeSet;
 
 /// The time every case starts at.
 pub const T0: Timestamp = Timestamp(1_700_000_000_000);
@@ -41,7 +42,7 @@ pub type Case = fn(&dyn Store);
 macro_rules! store_conformance_tests {
     (@module $module:ident, $mode:tt $make:expr) => {
         mod $module {
-            $crate::store_conformance_cases!($mode $make; tenants_and_credits, contact_import_reports_rows, campaign_validation_and_isolation, only_a_draft_can_be_changed, preview_matches_enqueue, enqueue_is_all_or_nothing_on_credit, enqueue_idempotency, opted_out_contacts_are_skipped, scheduled_campaign_starts_when_due, happy_path_accept_deliver_complete, stale_tokens_are_fenced, reaper_requeues_for_idempotent_accounts, retry_and_failure, reports_are_idempotent_and_order_free,
+            $crate::store_conformance_cases!($mode $make; tenants_and_credits, contact_import_reports_rows, campaign_validation_and_isolation, only_a_draft_can_be_changed, preview_matches_enqueue, an_audience_of_many_pages_is_enqueued_whole_or_not_at_all, enqueue_is_all_or_nothing_on_credit, enqueue_idempotency, opted_out_contacts_are_skipped, scheduled_campaign_starts_when_due, happy_path_accept_deliver_complete, stale_tokens_are_fenced, reaper_requeues_for_idempotent_accounts, retry_and_failure, reports_are_idempotent_and_order_free,
             a_webhooks_reports_apply_in_order, report_before_submit_answer_is_parked, report_naming_message_resolves_unknown, naming_report_applies_what_was_parked_under_the_id, unknowns_resolve_or_settle_charged, pause_resume_cancel, retry_failed_reserves_again, account_rate_limit, tenant_rate_limit_across_shared_account, lease_renewal, journal_records_every_change, queue_stats_count_the_queue,
             large_batches_leave_what_the_reference_model_leaves, a_batch_of_reports_leaves_what_the_reference_model_leaves,
             credit_changes_stay_within_the_bound, opening_balances_prices_and_rates_are_bounded, lease_times_are_bounded,
@@ -431,6 +432,82 @@ pub fn preview_matches_enqueue(store: &dyn Store) {
     let receipt = store.enqueue(acme.id, campaign.id, None, T0).unwrap();
     assert_eq!((receipt.messages, receipt.skipped, receipt.reserved), (3, 1, preview.estimated_cost));
     assert_eq!(store.tenant(acme.id).unwrap().reserved, preview.estimated_cost);
+}
+
+/// An audience of two full pages and a part ([`rules::CONTACT_PAGE`] contacts a page),
+/// among another tenant's contacts and with an attribute filter that drops some of each
+/// page: the preview counts what the enqueue creates, every message once with one
+/// creation entry in the journal, and an enqueue refused for one credit too few — decided
+/// only once every page is written — leaves no trace.
+pub fn an_audience_of_many_pages_is_enqueued_whole_or_not_at_all(store: &dyn Store) {
+    let page = super::rules::CONTACT_PAGE;
+    let total = 2 * page + page / 2;
+    let acme = tenant(store, "acme", 1_000_000_000);
+    let other = tenant(store, "other", 1_000);
+    let account = account(store, None, false, None);
+    // Imported in slices, the two tenants' contact ids interleave.
+    for slice in 0..5 {
+        let rows = (slice * total / 5..(slice + 1) * total / 5)
+            .map(|n| NewContact {
+                phone: phone(n),
+                attributes: BTreeMap::from([("list".into(), if n % 7 == 3 { "no" } else { "yes" }.into())]),
+                opted_out: n % 11 == 0,
+            })
+            .collect();
+        assert!(store.import_contacts(acme.id, rows, T0).unwrap().errors.is_empty());
+        contacts(store, other.id, 9_000 + slice * 10, 10);
+    }
+    let campaign = store
+        .create_campaign(
+            acme.id,
+            NewCampaign {
+                name: "big".into(),
+                body_template: "Hello {{list}}".into(),
+                sender: None,
+                audience: Audience::Attribute { key: "list".into(), value: "yes".into() },
+                traffic_account: account.id,
+                schedule_at: None,
+            },
+            T0,
+        )
+        .unwrap();
+    let audience = (0..total).filter(|n| n % 7 != 3).count() as u32;
+    let skipped = (0..total).filter(|n| n % 7 != 3 && n % 11 == 0).count() as u32;
+    let preview = store.preview(acme.id, campaign.id).unwrap();
+    assert_eq!((preview.audience, preview.skipped), (audience, skipped));
+    assert_eq!(preview.estimated_cost, Credits(55 * i64::from(audience - skipped)));
+    // One credit short: refused after every page was planned and written, and undone.
+    let short = preview.estimated_cost.0 - 1;
+    store.change_credits(acme.id, CreditChange::Adjust(Credits(short - 1_000_000_000)), T0).unwrap();
+    store.take_journal().unwrap();
+    let before = snapshot(store);
+    assert_eq!(
+        store.enqueue(acme.id, campaign.id, None, T0),
+        Err(StoreError::InsufficientCredits { needed: preview.estimated_cost, available: Credits(short) })
+    );
+    assert_eq!(before, snapshot(store), "a refused enqueue of many pages changed the store");
+    assert!(store.take_journal().unwrap().is_empty(), "a refused enqueue left journal entries");
+    store.change_credits(acme.id, CreditChange::TopUp(Credits(1)), T0).unwrap();
+    store.take_journal().unwrap();
+    let receipt = store.enqueue(acme.id, campaign.id, None, T0).unwrap();
+    assert_eq!((receipt.messages, receipt.skipped, receipt.reserved), (audience, skipped, preview.estimated_cost));
+    let messages = store.messages(campaign.id).unwrap();
+    let ids: BTreeSet<MessageId> = messages.iter().map(|message| message.id).collect();
+    assert_eq!((messages.len(), ids.len()), (audience as usize, audience as usize));
+    assert!(messages.iter().all(|message| message.body == "Hello yes" && message.tenant == acme.id));
+    let created: Vec<MessageId> = store
+        .take_journal()
+        .unwrap()
+        .into_iter()
+        .filter_map(|entry| match entry {
+            JournalEntry::Message { message, from: None, .. } => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(created.into_iter().collect::<BTreeSet<_>>(), ids, "one creation entry per message");
+    let counts = store.campaign(acme.id, campaign.id).unwrap().counts;
+    assert_eq!((counts.queued, counts.skipped), (audience - skipped, skipped));
+    assert_eq!(store.tenant(acme.id).unwrap().available(), Credits::ZERO);
 }
 
 pub fn enqueue_is_all_or_nothing_on_credit(store: &dyn Store) {

@@ -816,34 +816,37 @@ impl Store for MemoryStore {
         let target = rules::enqueue_target(&campaign, now)?;
         let account = state.account(campaign.traffic_account)?.clone();
         let available = state.tenant(tenant)?.available();
-        let plan = rules::enqueue_plan(&campaign, target, &account, &state.tenant_audience(tenant), available)?;
+        // The messages are built a page of contacts at a time, as the SQL stores do: the
+        // rows kept are all this store holds of the campaign, with no plan beside them.
+        let sender: Arc<str> = campaign.sender.clone().unwrap_or_else(|| account.sender.clone()).into();
+        let mut tally = Preview::empty(available);
+        let mut bodies = BTreeSet::new();
+        let contacts = state.tenant_audience(tenant);
+        // Room for every contact's message made once (the audience may be fewer), not by
+        // doubling a million-row vector, which holds the old and the new buffer at once.
+        let mut created = Vec::with_capacity(contacts.len());
+        for page in contacts.chunks(rules::CONTACT_PAGE as usize) {
+            for message in rules::enqueue_page(&campaign, &account, page, &mut tally, now)? {
+                assert!(*message.sender == *sender, "store bug: one campaign's messages from two senders");
+                created.push(StoredMessage::new(message, &mut bodies));
+            }
+        }
+        let plan = rules::enqueue_plan(&campaign, target, &tally, available)?;
         // Everything that could refuse has been checked: write.
         assert!(state.campaign_messages(id).next().is_none(), "store bug: messages of {id} created twice");
-        let mut bodies = BTreeSet::new();
-        // The campaign's messages are built apart and added whole, in contact order (the
-        // plan's). The plan is used up as they are built, so the two are not held whole
-        // at once.
-        let mut created = Vec::with_capacity(plan.plan.messages.len());
-        let sender: Arc<str> = match plan.plan.messages.first() {
-            Some(first) => first.sender.as_str().into(),
-            None => campaign.sender.clone().unwrap_or_else(|| account.sender.clone()).into(),
-        };
         // One journal entry per message: room made once, not by doubling a million-entry
         // vector (which holds the old and the new buffer at once).
-        state.journal.reserve(plan.plan.messages.len());
-        for planned in plan.plan.messages {
-            assert!(*planned.sender == *sender, "store bug: one campaign's messages from two senders");
-            let message = StoredMessage::new(new_message(&planned, tenant, account.id, now), &mut bodies);
+        state.journal.reserve(created.len());
+        for message in &created {
             let seq = state.next_seq();
             state.journal.push(JournalEntry::Message {
                 seq,
                 at: now,
-                message: planned.id,
+                message: message.id,
                 from: None,
                 to: message.status,
                 cause: TransitionCause::Engine,
             });
-            created.push(message);
         }
         let messages = CampaignMessages {
             tenant,

@@ -237,21 +237,30 @@ pub struct Preview {
 }
 
 impl Preview {
-    /// The preview of `plan` for a tenant with `available` credit.
-    pub fn of(plan: &crate::domain::plan::Plan, available: Credits) -> Preview {
+    /// The preview of no message yet, for a tenant with `available` credit: messages are
+    /// counted in one at a time with [`Preview::add`].
+    pub fn empty(available: Credits) -> Preview {
         Preview {
-            audience: plan.messages.len() as u32,
-            recipients: plan.sendable() as u32,
-            skipped: plan.skipped() as u32,
-            segments: plan.segments(),
-            estimated_cost: plan.cost(),
+            audience: 0,
+            recipients: 0,
+            skipped: 0,
+            segments: 0,
+            estimated_cost: Credits::ZERO,
             available_credits: available,
-            sufficient_credits: plan.cost() <= available,
+            sufficient_credits: true,
         }
     }
 
-    /// Counts one more planned message in (its body is not kept). `sufficient_credits`
-    /// is the caller's to set once every message is in.
+    /// The preview of `plan` for a tenant with `available` credit.
+    pub fn of(plan: &crate::domain::plan::Plan, available: Credits) -> Preview {
+        let mut preview = Preview::empty(available);
+        for message in &plan.messages {
+            preview.add(message);
+        }
+        preview
+    }
+
+    /// Counts one more planned message in (its body is not kept).
     pub fn add(&mut self, message: &crate::domain::plan::PlannedMessage) {
         self.audience += 1;
         if message.skip.is_none() {
@@ -261,6 +270,7 @@ impl Preview {
         } else {
             self.skipped += 1;
         }
+        self.sufficient_credits = self.estimated_cost <= self.available_credits;
     }
 }
 

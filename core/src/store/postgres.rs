@@ -59,7 +59,6 @@ use super::pending::Pending;
 use super::rules::{self, not_found};
 use super::sql::{self, counter_column, ContactRow, SqlTx};
 use super::*;
-use crate::domain::ledger::LedgerDelta;
 use crate::domain::rate::{Burst, Rate, TokenBucket};
 use crate::domain::records::{Encoding, Lease};
 use crate::ids::ContactId;
@@ -113,6 +112,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0002_journal_lines.sql"),
     include_str!("../../migrations/postgres/0003_fewer_message_indexes.sql"),
     include_str!("../../migrations/postgres/0004_parked_expiry.sql"),
+    include_str!("../../migrations/postgres/0005_contacts_by_tenant.sql"),
 ];
 
 /// How many times a method is tried when the database reports a passing failure.
@@ -749,85 +749,6 @@ impl Tx<'_> {
         Ok(self.query(&sql, &[])?[0].get(0))
     }
 
-    /// Writes what [`Pending`] holds: the journal entries as one row, the `meta` counters
-    /// advanced, the campaign counter shifts and the ledger deltas (in id order, each
-    /// tenant's net change checked by the table's constraints).
-    fn write_pending(&self) -> StoreResult<()> {
-        let (journal, writes) = {
-            let mut pending = self.pending.borrow_mut();
-            (pending.take_journal(), pending.take_writes())
-        };
-        if let Some((first_seq, lines)) = journal_lines::encode(&journal) {
-            self.execute("INSERT INTO journal (first_seq, entries) VALUES ($1, $2)", &[&big(first_seq), &lines])?;
-        }
-        for (key, value) in writes.meta {
-            self.execute("UPDATE meta SET value = $2 WHERE key = $1", &[&key, &big(value)])?;
-        }
-        for ((campaign, column), shift) in writes.counters {
-            let sql = format!("UPDATE campaigns SET {column} = {column} + $1 WHERE id = $2");
-            self.execute(&sql, &[&shift, &big(campaign.0)])?;
-        }
-        for (tenant, delta) in writes.ledger {
-            self.execute(
-                "UPDATE tenants SET balance = balance + $1, reserved = reserved + $2, charged = charged + $3 WHERE id = $4",
-                &[&delta.balance.0, &delta.reserved.0, &delta.charged.0, &big(tenant.0)],
-            )?;
-        }
-        Ok(())
-    }
-
-    /// Inserts new `messages` (never leased, never given a provider id), with one
-    /// statement per [`INSERT_ROWS`] messages.
-    fn insert_messages(&self, messages: &[Message]) -> StoreResult<()> {
-        for chunk in messages.chunks(INSERT_ROWS) {
-            let column = |value: fn(&Message) -> i64| chunk.iter().map(value).collect::<Vec<i64>>();
-            let text = |value: fn(&Message) -> &str| chunk.iter().map(value).collect::<Vec<&str>>();
-            let (campaigns, contacts) = (column(|m| big(m.id.campaign.0)), column(|m| big(m.id.contact.0)));
-            let (tenants, accounts) = (column(|m| big(m.tenant.0)), column(|m| big(m.traffic_account.0)));
-            let (destinations, senders, bodies) = (text(|m| &m.destination), text(|m| &m.sender), text(|m| &m.body));
-            let encodings = text(|m| encoding_text(m.encoding));
-            let (segments, costs) = (column(|m| i64::from(m.segments)), column(|m| m.cost.0));
-            let statuses = text(|m| m.status.as_str());
-            let (attempts, due) = (column(|m| i64::from(m.attempts)), column(|m| big(m.next_attempt_at.0)));
-            let error = |value: fn(&MessageError) -> Option<&str>| {
-                chunk.iter().map(|m| m.last_error.as_ref().and_then(value)).collect::<Vec<Option<&str>>>()
-            };
-            let (codes, details) = (error(|e| Some(e.code.as_str())), error(|e| Some(e.detail.as_str())));
-            let retryable: Vec<Option<bool>> =
-                chunk.iter().map(|m| m.last_error.as_ref().map(|error| error.retryable)).collect();
-            let (created, updated) = (column(|m| big(m.created_at.0)), column(|m| big(m.updated_at.0)));
-            self.execute(
-                "INSERT INTO messages (campaign_id, contact_id, tenant_id, traffic_account_id, destination, sender, body, \
-                 encoding, segments, cost, status, attempts, next_attempt_at, error_code, error_retryable, error_detail, \
-                 created_at, updated_at) \
-                 SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[], $6::TEXT[], \
-                 $7::TEXT[], $8::TEXT[], $9::BIGINT[], $10::BIGINT[], $11::TEXT[], $12::BIGINT[], $13::BIGINT[], \
-                 $14::TEXT[], $15::BOOLEAN[], $16::TEXT[], $17::BIGINT[], $18::BIGINT[])",
-                &[
-                    &campaigns,
-                    &contacts,
-                    &tenants,
-                    &accounts,
-                    &destinations,
-                    &senders,
-                    &bodies,
-                    &encodings,
-                    &segments,
-                    &costs,
-                    &statuses,
-                    &attempts,
-                    &due,
-                    &codes,
-                    &retryable,
-                    &details,
-                    &created,
-                    &updated,
-                ],
-            )?;
-        }
-        Ok(())
-    }
-
     // --- acceptance and reports --------------------------------------------------------------
 
     fn park(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
@@ -1031,12 +952,114 @@ impl SqlTx for Tx<'_> {
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE campaign_id = $1 AND contact_id = $2");
         Ok(self.rows(&sql, &[&big(id.campaign.0), &big(id.contact.0)], message_from_row)?.pop())
     }
-    fn tenant_contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>> {
+    fn contacts_after(&self, tenant: TenantId, after: Option<ContactId>, limit: u32) -> StoreResult<Vec<Contact>> {
         self.rows(
-            "SELECT id, tenant_id, phone, attributes, opted_out FROM contacts WHERE tenant_id = $1 ORDER BY id",
-            &[&big(tenant.0)],
+            "SELECT id, tenant_id, phone, attributes, opted_out FROM contacts \
+             WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+            &[&big(tenant.0), &after.map_or(-1, |id| big(id.0)), &i64::from(limit)],
             contact_from_row,
         )
+    }
+    /// Writes what [`Pending`] holds: the journal entries as one row, the `meta` counters
+    /// advanced, the campaign counter shifts and the ledger deltas (in id order, each
+    /// tenant's net change checked by the table's constraints).
+    fn write_pending(&self) -> StoreResult<()> {
+        let (journal, writes) = {
+            let mut pending = self.pending.borrow_mut();
+            (pending.take_journal(), pending.take_writes())
+        };
+        if let Some((first_seq, lines)) = journal_lines::encode(&journal) {
+            self.execute("INSERT INTO journal (first_seq, entries) VALUES ($1, $2)", &[&big(first_seq), &lines])?;
+        }
+        for (key, value) in writes.meta {
+            self.execute("UPDATE meta SET value = $2 WHERE key = $1", &[&key, &big(value)])?;
+        }
+        for ((campaign, column), shift) in writes.counters {
+            let sql = format!("UPDATE campaigns SET {column} = {column} + $1 WHERE id = $2");
+            self.execute(&sql, &[&shift, &big(campaign.0)])?;
+        }
+        for (tenant, delta) in writes.ledger {
+            self.execute(
+                "UPDATE tenants SET balance = balance + $1, reserved = reserved + $2, charged = charged + $3 WHERE id = $4",
+                &[&delta.balance.0, &delta.reserved.0, &delta.charged.0, &big(tenant.0)],
+            )?;
+        }
+        Ok(())
+    }
+    /// Inserts new `messages` (never leased, never given a provider id), with one
+    /// statement per [`INSERT_ROWS`] messages.
+    fn insert_messages(&self, messages: &[Message]) -> StoreResult<()> {
+        for chunk in messages.chunks(INSERT_ROWS) {
+            let column = |value: fn(&Message) -> i64| chunk.iter().map(value).collect::<Vec<i64>>();
+            let text = |value: fn(&Message) -> &str| chunk.iter().map(value).collect::<Vec<&str>>();
+            let (campaigns, contacts) = (column(|m| big(m.id.campaign.0)), column(|m| big(m.id.contact.0)));
+            let (tenants, accounts) = (column(|m| big(m.tenant.0)), column(|m| big(m.traffic_account.0)));
+            let (destinations, senders, bodies) = (text(|m| &m.destination), text(|m| &m.sender), text(|m| &m.body));
+            let encodings = text(|m| encoding_text(m.encoding));
+            let (segments, costs) = (column(|m| i64::from(m.segments)), column(|m| m.cost.0));
+            let statuses = text(|m| m.status.as_str());
+            let (attempts, due) = (column(|m| i64::from(m.attempts)), column(|m| big(m.next_attempt_at.0)));
+            let error = |value: fn(&MessageError) -> Option<&str>| {
+                chunk.iter().map(|m| m.last_error.as_ref().and_then(value)).collect::<Vec<Option<&str>>>()
+            };
+            let (codes, details) = (error(|e| Some(e.code.as_str())), error(|e| Some(e.detail.as_str())));
+            let retryable: Vec<Option<bool>> =
+                chunk.iter().map(|m| m.last_error.as_ref().map(|error| error.retryable)).collect();
+            let (created, updated) = (column(|m| big(m.created_at.0)), column(|m| big(m.updated_at.0)));
+            self.execute(
+                "INSERT INTO messages (campaign_id, contact_id, tenant_id, traffic_account_id, destination, sender, body, \
+                 encoding, segments, cost, status, attempts, next_attempt_at, error_code, error_retryable, error_detail, \
+                 created_at, updated_at) \
+                 SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[], $6::TEXT[], \
+                 $7::TEXT[], $8::TEXT[], $9::BIGINT[], $10::BIGINT[], $11::TEXT[], $12::BIGINT[], $13::BIGINT[], \
+                 $14::TEXT[], $15::BOOLEAN[], $16::TEXT[], $17::BIGINT[], $18::BIGINT[])",
+                &[
+                    &campaigns,
+                    &contacts,
+                    &tenants,
+                    &accounts,
+                    &destinations,
+                    &senders,
+                    &bodies,
+                    &encodings,
+                    &segments,
+                    &costs,
+                    &statuses,
+                    &attempts,
+                    &due,
+                    &codes,
+                    &retryable,
+                    &details,
+                    &created,
+                    &updated,
+                ],
+            )?;
+        }
+        Ok(())
+    }
+    fn stored_receipt(&self, tenant: TenantId, key: &str) -> StoreResult<Option<(String, EnqueueReceipt)>> {
+        let rows = self.query(
+            "SELECT request_hash, receipt FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
+            &[&big(tenant.0), &key],
+        )?;
+        rows.first().map(|row| Ok((row.get(0), serde_json::from_str(row.get(1)).map_err(json_error)?))).transpose()
+    }
+    fn store_receipt(&self, tenant: TenantId, key: &IdempotencyKey, receipt: &EnqueueReceipt) -> StoreResult<()> {
+        let text = serde_json::to_string(receipt).map_err(json_error)?;
+        self.execute(
+            "INSERT INTO idempotency_keys (tenant_id, key, request_hash, receipt) VALUES ($1, $2, $3, $4)",
+            &[&big(tenant.0), &key.key, &key.request_hash, &text],
+        )?;
+        Ok(())
+    }
+    fn set_enqueued(&self, campaign: &mut Campaign, counts: StatusCounts, now: Timestamp) -> StoreResult<()> {
+        self.execute(
+            "UPDATE campaigns SET n_queued = $1, n_skipped = $2, enqueued_at = $3 WHERE id = $4",
+            &[&i64::from(counts.queued), &i64::from(counts.skipped), &big(now.0), &big(campaign.id.0)],
+        )?;
+        campaign.counts = counts;
+        campaign.enqueued_at = Some(now);
+        Ok(())
     }
     fn set_pause_reason(&self, campaign: &mut Campaign, reason: Option<PauseReason>) -> StoreResult<()> {
         let text = reason.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
@@ -1438,7 +1461,7 @@ impl Store for PostgresStore {
     fn contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>> {
         self.read(|tx| {
             tx.tenant(tenant)?;
-            tx.tenant_contacts(tenant)
+            tx.contacts_after(tenant, None, u32::MAX)
         })
     }
 
@@ -1506,60 +1529,7 @@ impl Store for PostgresStore {
         key: Option<IdempotencyKey>,
         now: Timestamp,
     ) -> StoreResult<EnqueueReceipt> {
-        self.write(|tx| {
-            let mut campaign = tx.campaign_of(tenant, id)?;
-            if let Some(key) = &key {
-                let rows = tx.query(
-                    "SELECT request_hash, receipt FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
-                    &[&big(tenant.0), &key.key],
-                )?;
-                let stored: Option<(String, EnqueueReceipt)> = match rows.first() {
-                    Some(row) => Some((row.get(0), serde_json::from_str(row.get(1)).map_err(json_error)?)),
-                    None => None,
-                };
-                if let Some(receipt) =
-                    rules::replay(stored.as_ref().map(|(hash, receipt)| (hash.as_str(), receipt)), key)?
-                {
-                    return Ok(receipt);
-                }
-            }
-            let target = rules::enqueue_target(&campaign, now)?;
-            let account = tx.account(campaign.traffic_account)?;
-            let available = tx.tenant(tenant)?.available();
-            let plan = rules::enqueue_plan(&campaign, target, &account, &tx.tenant_contacts(tenant)?, available)?;
-            let first_seq = tx.take_meta("journal_seq", plan.plan.messages.len() as u64)?;
-            let messages: Vec<Message> =
-                plan.plan.messages.iter().map(|planned| new_message(planned, tenant, account.id, now)).collect();
-            tx.insert_messages(&messages)?;
-            for ((seq, planned), message) in (first_seq..).zip(&plan.plan.messages).zip(&messages) {
-                tx.journal_at(JournalEntry::Message {
-                    seq,
-                    at: now,
-                    message: planned.id,
-                    from: None,
-                    to: message.status,
-                    cause: TransitionCause::Engine,
-                })?;
-            }
-            tx.apply_ledger(tenant, LedgerDelta::reserve(plan.reserve))?;
-            tx.write_pending()?;
-            tx.execute(
-                "UPDATE campaigns SET n_queued = $1, n_skipped = $2, enqueued_at = $3 WHERE id = $4",
-                &[&i64::from(plan.counts.queued), &i64::from(plan.counts.skipped), &big(now.0), &big(id.0)],
-            )?;
-            campaign.counts = plan.counts;
-            for status in &plan.statuses {
-                tx.set_campaign_status(&mut campaign, *status, now)?;
-            }
-            if let Some(key) = &key {
-                let text = serde_json::to_string(&plan.receipt).map_err(json_error)?;
-                tx.execute(
-                    "INSERT INTO idempotency_keys (tenant_id, key, request_hash, receipt) VALUES ($1, $2, $3, $4)",
-                    &[&big(tenant.0), &key.key, &key.request_hash, &text],
-                )?;
-            }
-            Ok(plan.receipt)
-        })
+        self.write(|tx| sql::enqueue(tx, tenant, id, key.as_ref(), now))
     }
 
     fn start_due_campaigns(&self, now: Timestamp) -> StoreResult<Vec<CampaignId>> {

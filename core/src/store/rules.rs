@@ -10,7 +10,9 @@
 //!
 //! Every [`Store`] method is one transaction that commits all it writes or nothing, and
 //! checks what it depends on inside that transaction (row locks or a single writer).
-//! Refusals ([`StoreError`]) come before the first write. Beyond that, a backend:
+//! Refusals ([`StoreError`]) come before the first write, but for an enqueue's, which
+//! come once its pages are written and undo them with the rest of the transaction.
+//! Beyond that, a backend:
 //!
 //! 1. **Moves a message only through [`move_message`]**, and writes *all* of the returned
 //!    [`MessageMove`] in the same transaction: the status and `updated_at = now`; the
@@ -22,11 +24,13 @@
 //!    completion time it returns and a [`JournalEntry::Campaign`]. After any operation
 //!    that can settle messages or start a campaign, it asks [`completes`] for each
 //!    campaign touched (in id order) and, if so, moves it to `completed`.
-//! 3. **Enqueue**: [`replay`] the idempotency key first; then [`enqueue_target`],
-//!    [`enqueue_plan`] (given the tenant's contacts and available credit); insert every
-//!    planned message ([`new_message`]) with one `from: None` journal entry each, set the
-//!    counters to [`EnqueuePlan::counts`], add [`EnqueuePlan::reserve`] to `reserved`,
-//!    walk the campaign through [`EnqueuePlan::statuses`], store the receipt under the key.
+//! 3. **Enqueue**: [`replay`] the idempotency key first; then [`enqueue_target`]; then,
+//!    page by page through the tenant's contacts in id order, [`enqueue_page`] and insert
+//!    the page's messages with one `from: None` journal entry each, so that no more than
+//!    a page is held at once; then [`enqueue_plan`] on the tally and the available credit
+//!    (a refusal here rolls the pages back); set the counters to [`EnqueuePlan::counts`],
+//!    add [`EnqueuePlan::reserve`] to `reserved`, walk the campaign through
+//!    [`EnqueuePlan::statuses`], store the receipt under the key.
 //! 4. **Claim**: [`claim_account`] on the oldest queued message of a sending campaign;
 //!    then offer that account's due queued messages of sending campaigns, in (due time,
 //!    campaign, contact) order, to a [`RateWalk`] whose buckets come from
@@ -54,7 +58,7 @@
 use super::*;
 use crate::domain::ledger::{is_charged, on_transition, LedgerDelta, UNKNOWN_OUTCOME};
 use crate::domain::phone;
-use crate::domain::plan::{plan_each, plan_messages, Plan};
+use crate::domain::plan::plan_each;
 use crate::domain::rate::{Burst, Rate, TokenBucket};
 use crate::domain::records::{ContactFields, Lease};
 use crate::domain::report::{decide, ReportDecision};
@@ -416,13 +420,47 @@ pub fn preview<C: ContactFields>(
     contacts: &[C],
     available: Credits,
 ) -> StoreResult<Preview> {
-    // Counted message by message: one rendered body held at a time.
-    let mut preview = Preview::of(&Plan::default(), available);
+    let mut preview = Preview::empty(available);
+    count_page(campaign, account, contacts, &mut preview)?;
+    Ok(preview)
+}
+
+/// Contacts read and planned at a time by an enqueue or a preview: what one request holds
+/// is a page of contacts and their rendered messages, whatever the audience's size.
+pub const CONTACT_PAGE: u32 = 1_000;
+
+/// Counts the messages `campaign` would send to the audience among `contacts` (one page
+/// of the tenant's, in id order) into `preview`, one rendered body held at a time.
+pub fn count_page<C: ContactFields>(
+    campaign: &Campaign,
+    account: &TrafficAccount,
+    contacts: &[C],
+    preview: &mut Preview,
+) -> StoreResult<()> {
     for message in plan_each(campaign, account, contacts) {
         preview.add(&message?);
     }
-    preview.sufficient_credits = preview.estimated_cost <= available;
-    Ok(preview)
+    Ok(())
+}
+
+/// The messages an enqueue of `campaign` creates for the audience among `contacts` (one
+/// page of the tenant's, in id order), each counted into `tally` as it is planned. The
+/// caller writes the page before planning the next, and asks [`enqueue_plan`] about the
+/// tally once every page is in.
+pub fn enqueue_page<C: ContactFields>(
+    campaign: &Campaign,
+    account: &TrafficAccount,
+    contacts: &[C],
+    tally: &mut Preview,
+    now: Timestamp,
+) -> StoreResult<Vec<Message>> {
+    plan_each(campaign, account, contacts)
+        .map(|planned| {
+            let planned = planned?;
+            tally.add(&planned);
+            Ok(new_message(&planned, campaign.tenant, account.id, now))
+        })
+        .collect()
 }
 
 /// The answer stored under an idempotency key, checked against the key now presented:
@@ -455,11 +493,9 @@ pub fn enqueue_target(campaign: &Campaign, now: Timestamp) -> StoreResult<Campai
     Ok(target)
 }
 
-/// What an enqueue writes.
+/// What an enqueue writes once its messages are created.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EnqueuePlan {
-    /// The messages to create, in id order ([`new_message`] turns each into a row).
-    pub plan: Plan,
     /// The campaign's counters once they exist.
     pub counts: StatusCounts,
     /// Credits to add to the tenant's `reserved`.
@@ -470,23 +506,21 @@ pub struct EnqueuePlan {
     pub receipt: EnqueueReceipt,
 }
 
-/// Plans the enqueue of `campaign` towards `target` (from [`enqueue_target`]) over the
-/// tenant's contacts, refusing it whole if the tenant's `available` credit falls short.
-pub fn enqueue_plan<C: ContactFields>(
+/// Decides the enqueue of `campaign` towards `target` (from [`enqueue_target`]), given
+/// the `tally` of every message it creates ([`enqueue_page`]): refused whole if the
+/// audience is empty or the tenant's `available` credit falls short.
+pub fn enqueue_plan(
     campaign: &Campaign,
     target: CampaignStatus,
-    account: &TrafficAccount,
-    contacts: &[C],
+    tally: &Preview,
     available: Credits,
 ) -> StoreResult<EnqueuePlan> {
-    let plan = plan_messages(campaign, account, contacts)?;
-    if plan.messages.is_empty() {
+    if tally.audience == 0 {
         return Err(invalid("audience", "the audience has no contacts"));
     }
-    let cost = plan.cost();
+    let cost = tally.estimated_cost;
     check_affordable(cost, available)?;
-    let counts =
-        StatusCounts { queued: plan.sendable() as u32, skipped: plan.skipped() as u32, ..StatusCounts::default() };
+    let counts = StatusCounts { queued: tally.recipients, skipped: tally.skipped, ..StatusCounts::default() };
     let mut statuses = vec![target];
     if completes(target, &counts) {
         statuses.push(CampaignStatus::Completed);
@@ -494,14 +528,14 @@ pub fn enqueue_plan<C: ContactFields>(
     let receipt = EnqueueReceipt {
         campaign: campaign.id,
         status: *statuses.last().expect("a target"),
-        messages: plan.messages.len() as u32,
+        messages: tally.audience,
         skipped: counts.skipped,
         reserved: cost,
         replayed: false,
     };
     // Incident 002: credits checked at enqueue, never reserved.
     let reserve = if active(Bug::CreditsNotReserved) { Credits::ZERO } else { cost };
-    Ok(EnqueuePlan { plan, counts, reserve, statuses, receipt })
+    Ok(EnqueuePlan { counts, reserve, statuses, receipt })
 }
 
 // --- claims -----------------------------------------------------------------------------

@@ -12,12 +12,13 @@ use super::pending::Pending;
 use super::rules::{self, not_found, ReapDecision, ReportPlan, SubmissionPlan};
 use super::NewCampaign;
 use super::{
-    CampaignPatch, Claim, ClaimOutcome, ClaimRequest, ImportReport, InboundReport, JournalEntry, NewContact, Preview,
-    ReapReport, RecordOutcome, ReportOutcome, Resolution, RetryReceipt, StoreError, StoreResult, SubmissionResult,
+    CampaignPatch, Claim, ClaimOutcome, ClaimRequest, EnqueueReceipt, IdempotencyKey, ImportReport, InboundReport,
+    JournalEntry, NewContact, Preview, ReapReport, RecordOutcome, ReportOutcome, Resolution, RetryReceipt, StoreError,
+    StoreResult, SubmissionResult,
 };
 use crate::domain::ledger::LedgerDelta;
 use crate::domain::rate::{Burst, TokenBucket};
-use crate::domain::records::{Campaign, Contact, Message, MessageError, Tenant, TrafficAccount};
+use crate::domain::records::{Campaign, Contact, Message, MessageError, StatusCounts, Tenant, TrafficAccount};
 use crate::domain::{CampaignStatus, MessageStatus, PauseReason, TransitionCause};
 use crate::ids::ContactId;
 use crate::money::Credits;
@@ -59,8 +60,24 @@ pub(super) trait SqlTx {
     /// Sets and writes `campaign`'s pause reason.
     fn set_pause_reason(&self, campaign: &mut Campaign, reason: Option<PauseReason>) -> StoreResult<()>;
 
-    /// `tenant`'s contacts, in id order.
-    fn tenant_contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>>;
+    /// At most `limit` of `tenant`'s contacts with ids above `after` (all, without it), in
+    /// id order: one page of an enqueue or a preview.
+    fn contacts_after(&self, tenant: TenantId, after: Option<ContactId>, limit: u32) -> StoreResult<Vec<Contact>>;
+
+    /// Inserts new `messages` (never leased, never given a provider id).
+    fn insert_messages(&self, messages: &[Message]) -> StoreResult<()>;
+
+    /// Writes what [`Pending`] holds, and empties it.
+    fn write_pending(&self) -> StoreResult<()>;
+
+    /// The request hash and receipt stored under `tenant`'s idempotency key `key`, if any.
+    fn stored_receipt(&self, tenant: TenantId, key: &str) -> StoreResult<Option<(String, EnqueueReceipt)>>;
+
+    /// Stores `receipt` under `tenant`'s idempotency key `key`.
+    fn store_receipt(&self, tenant: TenantId, key: &IdempotencyKey, receipt: &EnqueueReceipt) -> StoreResult<()>;
+
+    /// Writes an enqueued campaign's first counters and its enqueue time.
+    fn set_enqueued(&self, campaign: &mut Campaign, counts: StatusCounts, now: Timestamp) -> StoreResult<()>;
 
     /// The message `id`, if it exists.
     fn message(&self, id: MessageId) -> StoreResult<Option<Message>>;
@@ -401,12 +418,81 @@ pub(super) fn record_submissions(
 
 // --- operator actions and the maintenance of unknowns, as both stores take them ----------------
 
+/// Calls `each` on `tenant`'s contacts a page ([`rules::CONTACT_PAGE`]) at a time, in id order.
+fn each_contact_page(
+    tx: &impl SqlTx,
+    tenant: TenantId,
+    mut each: impl FnMut(&[Contact]) -> StoreResult<()>,
+) -> StoreResult<()> {
+    let mut after = None;
+    loop {
+        let page = tx.contacts_after(tenant, after, rules::CONTACT_PAGE)?;
+        let Some(last) = page.last() else { return Ok(()) };
+        after = Some(last.id);
+        each(&page)?;
+        if page.len() < rules::CONTACT_PAGE as usize {
+            return Ok(());
+        }
+    }
+}
+
 /// [`Store::preview`](super::Store::preview) inside `tx`.
 pub(super) fn preview(tx: &impl SqlTx, tenant: TenantId, id: CampaignId) -> StoreResult<Preview> {
     let campaign = tx.campaign_of(tenant, id)?;
     let account = tx.account(campaign.traffic_account)?;
+    let mut preview = Preview::empty(tx.tenant(tenant)?.available());
+    each_contact_page(tx, tenant, |page| rules::count_page(&campaign, &account, page, &mut preview))?;
+    Ok(preview)
+}
+
+/// [`Store::enqueue`](super::Store::enqueue) inside `tx`: the messages created and
+/// journalled a page at a time, then the decision on the whole, which a refusal undoes
+/// with the transaction.
+pub(super) fn enqueue(
+    tx: &impl SqlTx,
+    tenant: TenantId,
+    id: CampaignId,
+    key: Option<&IdempotencyKey>,
+    now: Timestamp,
+) -> StoreResult<EnqueueReceipt> {
+    let mut campaign = tx.campaign_of(tenant, id)?;
+    if let Some(key) = key {
+        let stored = tx.stored_receipt(tenant, &key.key)?;
+        if let Some(receipt) = rules::replay(stored.as_ref().map(|(hash, receipt)| (hash.as_str(), receipt)), key)? {
+            return Ok(receipt);
+        }
+    }
+    let target = rules::enqueue_target(&campaign, now)?;
+    let account = tx.account(campaign.traffic_account)?;
     let available = tx.tenant(tenant)?.available();
-    rules::preview(&campaign, &account, &tx.tenant_contacts(tenant)?, available)
+    let mut tally = Preview::empty(available);
+    each_contact_page(tx, tenant, |page| {
+        let messages = rules::enqueue_page(&campaign, &account, page, &mut tally, now)?;
+        // One counter update for the page's creation entries.
+        let first_seq = tx.take_meta("journal_seq", messages.len() as u64)?;
+        tx.insert_messages(&messages)?;
+        for (seq, message) in (first_seq..).zip(&messages) {
+            tx.journal_at(JournalEntry::Message {
+                seq,
+                at: now,
+                message: message.id,
+                from: None,
+                to: message.status,
+                cause: TransitionCause::Engine,
+            })?;
+        }
+        tx.write_pending()
+    })?;
+    let plan = rules::enqueue_plan(&campaign, target, &tally, available)?;
+    tx.apply_ledger(tenant, LedgerDelta::reserve(plan.reserve))?;
+    tx.set_enqueued(&mut campaign, plan.counts, now)?;
+    for status in plan.statuses {
+        tx.set_campaign_status(&mut campaign, status, now)?;
+    }
+    if let Some(key) = key {
+        tx.store_receipt(tenant, key, &plan.receipt)?;
+    }
+    Ok(plan.receipt)
 }
 
 /// [`Store::update_campaign`](super::Store::update_campaign) inside `tx`.

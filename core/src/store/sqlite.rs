@@ -36,7 +36,6 @@ use super::pending::Pending;
 use super::rules::{self, not_found};
 use super::sql::{self, ContactRow, SqlTx};
 use super::*;
-use crate::domain::ledger::LedgerDelta;
 use crate::domain::rate::{Burst, Rate, TokenBucket};
 use crate::domain::records::{Encoding, Lease};
 use crate::ids::ContactId;
@@ -55,6 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0006_messages_rowid.sql"),
     include_str!("../../migrations/0007_one_queue_index.sql"),
     include_str!("../../migrations/0008_parked_expiry.sql"),
+    include_str!("../../migrations/0009_contacts_by_tenant.sql"),
 ];
 
 /// Prepared statements kept per connection.
@@ -525,36 +525,6 @@ impl Tx<'_> {
 
     // --- writes -------------------------------------------------------------------------------
 
-    /// Writes what [`Pending`] holds: the journal entries, the `meta` counters advanced, the campaign counter
-    /// shifts and the ledger deltas (in id order, each tenant's net change checked by the
-    /// table's constraints).
-    fn write_pending(&self) -> StoreResult<()> {
-        let (journal, writes) = {
-            let mut pending = self.pending.borrow_mut();
-            (pending.take_journal(), pending.take_writes())
-        };
-        self.insert_journal(&journal)?;
-        for (key, value) in writes.meta {
-            self.tx
-                .prepare_cached("UPDATE meta SET value = ?2 WHERE key = ?1")
-                .map_err(backend)?
-                .execute(params![key, value])
-                .map_err(backend)?;
-        }
-        for ((campaign, column), shift) in writes.counters {
-            let sql = format!("UPDATE campaigns SET {column} = {column} + ?1 WHERE id = ?2");
-            self.tx.prepare_cached(&sql).map_err(backend)?.execute(params![shift, campaign.0]).map_err(backend)?;
-        }
-        for (tenant, delta) in writes.ledger {
-            self.tx
-                .prepare_cached("UPDATE tenants SET balance = balance + ?1, reserved = reserved + ?2, charged = charged + ?3 WHERE id = ?4")
-                .map_err(backend)?
-                .execute(params![delta.balance.0, delta.reserved.0, delta.charged.0, tenant.0])
-                .map_err(backend)?;
-        }
-        Ok(())
-    }
-
     /// Inserts the journal entries `entries` as one row, a line each (schema 5).
     fn insert_journal(&self, entries: &[JournalEntry]) -> StoreResult<()> {
         let Some((first_seq, lines)) = journal_lines::encode(entries) else { return Ok(()) };
@@ -585,45 +555,6 @@ impl Tx<'_> {
             statement.raw_execute().map_err(backend)?;
         }
         Ok(())
-    }
-
-    /// Inserts `messages` (new rows: no lease, no provider ids), one statement per chunk.
-    fn insert_messages(&self, messages: &[Message]) -> StoreResult<()> {
-        const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, ?, ?, ?, ?, ?)";
-        static TEXTS: ChunkTexts = ChunkTexts::new();
-        self.execute_chunked(
-            &TEXTS,
-            messages,
-            18,
-            |rows| format!("INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {}", vec![ROW; rows].join(", ")),
-            |statement, first, message| {
-                let error = message.last_error.as_ref();
-                bind_values(
-                    statement,
-                    first,
-                    params![
-                        message.id.campaign.0,
-                        message.id.contact.0,
-                        message.tenant.0,
-                        message.traffic_account.0,
-                        message.destination,
-                        message.sender,
-                        message.body,
-                        encoding_text(message.encoding),
-                        message.segments,
-                        message.cost.0,
-                        message.status.as_str(),
-                        message.attempts,
-                        message.next_attempt_at.0,
-                        error.map(|error| error.code.as_str()),
-                        error.map(|error| error.retryable),
-                        error.map(|error| error.detail.as_str()),
-                        message.created_at.0,
-                        message.updated_at.0,
-                    ],
-                )
-            },
-        )
     }
 
     // --- acceptance and reports --------------------------------------------------------------
@@ -795,15 +726,115 @@ impl SqlTx for Tx<'_> {
             .optional()
             .map_err(backend)
     }
-    fn tenant_contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>> {
+    fn contacts_after(&self, tenant: TenantId, after: Option<ContactId>, limit: u32) -> StoreResult<Vec<Contact>> {
         let mut statement = self
             .tx
             .prepare_cached(
-                "SELECT id, tenant_id, phone, attributes, opted_out FROM contacts WHERE tenant_id = ?1 ORDER BY id",
+                "SELECT id, tenant_id, phone, attributes, opted_out FROM contacts \
+                 WHERE tenant_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
             )
             .map_err(backend)?;
-        let rows = statement.query_map([tenant.0], contact_from_row).map_err(backend)?;
+        let after = after.map_or(-1, |id| id.0 as i64);
+        let rows = statement.query_map(params![tenant.0, after, limit], contact_from_row).map_err(backend)?;
         rows.collect::<Result<_, _>>().map_err(backend)
+    }
+    /// Writes what [`Pending`] holds: the journal entries, the `meta` counters advanced, the campaign counter
+    /// shifts and the ledger deltas (in id order, each tenant's net change checked by the
+    /// table's constraints).
+    fn write_pending(&self) -> StoreResult<()> {
+        let (journal, writes) = {
+            let mut pending = self.pending.borrow_mut();
+            (pending.take_journal(), pending.take_writes())
+        };
+        self.insert_journal(&journal)?;
+        for (key, value) in writes.meta {
+            self.tx
+                .prepare_cached("UPDATE meta SET value = ?2 WHERE key = ?1")
+                .map_err(backend)?
+                .execute(params![key, value])
+                .map_err(backend)?;
+        }
+        for ((campaign, column), shift) in writes.counters {
+            let sql = format!("UPDATE campaigns SET {column} = {column} + ?1 WHERE id = ?2");
+            self.tx.prepare_cached(&sql).map_err(backend)?.execute(params![shift, campaign.0]).map_err(backend)?;
+        }
+        for (tenant, delta) in writes.ledger {
+            self.tx
+                .prepare_cached("UPDATE tenants SET balance = balance + ?1, reserved = reserved + ?2, charged = charged + ?3 WHERE id = ?4")
+                .map_err(backend)?
+                .execute(params![delta.balance.0, delta.reserved.0, delta.charged.0, tenant.0])
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
+    /// Inserts `messages` (new rows: no lease, no provider ids), one statement per chunk.
+    fn insert_messages(&self, messages: &[Message]) -> StoreResult<()> {
+        const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, ?, ?, ?, ?, ?)";
+        static TEXTS: ChunkTexts = ChunkTexts::new();
+        self.execute_chunked(
+            &TEXTS,
+            messages,
+            18,
+            |rows| format!("INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {}", vec![ROW; rows].join(", ")),
+            |statement, first, message| {
+                let error = message.last_error.as_ref();
+                bind_values(
+                    statement,
+                    first,
+                    params![
+                        message.id.campaign.0,
+                        message.id.contact.0,
+                        message.tenant.0,
+                        message.traffic_account.0,
+                        message.destination,
+                        message.sender,
+                        message.body,
+                        encoding_text(message.encoding),
+                        message.segments,
+                        message.cost.0,
+                        message.status.as_str(),
+                        message.attempts,
+                        message.next_attempt_at.0,
+                        error.map(|error| error.code.as_str()),
+                        error.map(|error| error.retryable),
+                        error.map(|error| error.detail.as_str()),
+                        message.created_at.0,
+                        message.updated_at.0,
+                    ],
+                )
+            },
+        )
+    }
+    fn stored_receipt(&self, tenant: TenantId, key: &str) -> StoreResult<Option<(String, EnqueueReceipt)>> {
+        let stored: Option<(String, String)> = self
+            .tx
+            .prepare_cached("SELECT request_hash, receipt FROM idempotency_keys WHERE tenant_id = ?1 AND key = ?2")
+            .map_err(backend)?
+            .query_row(params![tenant.0, key], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()
+            .map_err(backend)?;
+        stored.map(|(hash, receipt)| Ok((hash, serde_json::from_str(&receipt).map_err(json_error)?))).transpose()
+    }
+    fn store_receipt(&self, tenant: TenantId, key: &IdempotencyKey, receipt: &EnqueueReceipt) -> StoreResult<()> {
+        let text = serde_json::to_string(receipt).map_err(json_error)?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO idempotency_keys (tenant_id, key, request_hash, receipt) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(backend)?
+            .execute(params![tenant.0, key.key, key.request_hash, text])
+            .map_err(backend)?;
+        Ok(())
+    }
+    fn set_enqueued(&self, campaign: &mut Campaign, counts: StatusCounts, now: Timestamp) -> StoreResult<()> {
+        self.tx
+            .prepare_cached("UPDATE campaigns SET n_queued = ?1, n_skipped = ?2, enqueued_at = ?3 WHERE id = ?4")
+            .map_err(backend)?
+            .execute(params![counts.queued, counts.skipped, now.0, campaign.id.0])
+            .map_err(backend)?;
+        campaign.counts = counts;
+        campaign.enqueued_at = Some(now);
+        Ok(())
     }
     fn set_pause_reason(&self, campaign: &mut Campaign, reason: Option<PauseReason>) -> StoreResult<()> {
         let text = reason.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
@@ -1265,7 +1296,7 @@ impl Store for SqliteStore {
     fn contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>> {
         self.transaction(|tx| {
             tx.tenant(tenant)?;
-            tx.tenant_contacts(tenant)
+            tx.contacts_after(tenant, None, u32::MAX)
         })
     }
 
@@ -1332,70 +1363,7 @@ impl Store for SqliteStore {
         key: Option<IdempotencyKey>,
         now: Timestamp,
     ) -> StoreResult<EnqueueReceipt> {
-        self.transaction(|tx| {
-            let mut campaign = tx.campaign_of(tenant, id)?;
-            if let Some(key) = &key {
-                let stored: Option<(String, String)> = tx
-                    .tx
-                    .prepare_cached(
-                        "SELECT request_hash, receipt FROM idempotency_keys WHERE tenant_id = ?1 AND key = ?2",
-                    )
-                    .map_err(backend)?
-                    .query_row(params![tenant.0, key.key], |row| Ok((row.get(0)?, row.get(1)?)))
-                    .optional()
-                    .map_err(backend)?;
-                let stored = match stored {
-                    Some((hash, receipt)) => Some((hash, serde_json::from_str(&receipt).map_err(json_error)?)),
-                    None => None,
-                };
-                if let Some(receipt) =
-                    rules::replay(stored.as_ref().map(|(hash, receipt)| (hash.as_str(), receipt)), key)?
-                {
-                    return Ok(receipt);
-                }
-            }
-            let target = rules::enqueue_target(&campaign, now)?;
-            let account = tx.account(campaign.traffic_account)?;
-            let available = tx.tenant(tenant)?.available();
-            let plan = rules::enqueue_plan(&campaign, target, &account, &tx.tenant_contacts(tenant)?, available)?;
-            // One counter update for the whole batch of creation entries.
-            let first_seq = tx.take_meta("journal_seq", plan.plan.messages.len() as u64)?;
-            let messages: Vec<Message> =
-                plan.plan.messages.iter().map(|planned| new_message(planned, tenant, account.id, now)).collect();
-            tx.insert_messages(&messages)?;
-            for (seq, message) in (first_seq..).zip(&messages) {
-                tx.journal_at(JournalEntry::Message {
-                    seq,
-                    at: now,
-                    message: message.id,
-                    from: None,
-                    to: message.status,
-                    cause: TransitionCause::Engine,
-                })?;
-            }
-            tx.apply_ledger(tenant, LedgerDelta::reserve(plan.reserve))?;
-            tx.write_pending()?;
-            tx.tx
-                .prepare_cached("UPDATE campaigns SET n_queued = ?1, n_skipped = ?2, enqueued_at = ?3 WHERE id = ?4")
-                .map_err(backend)?
-                .execute(params![plan.counts.queued, plan.counts.skipped, now.0, id.0])
-                .map_err(backend)?;
-            campaign.counts = plan.counts;
-            for status in plan.statuses {
-                tx.set_campaign_status(&mut campaign, status, now)?;
-            }
-            if let Some(key) = key {
-                let text = serde_json::to_string(&plan.receipt).map_err(json_error)?;
-                tx.tx
-                    .prepare_cached(
-                        "INSERT INTO idempotency_keys (tenant_id, key, request_hash, receipt) VALUES (?1, ?2, ?3, ?4)",
-                    )
-                    .map_err(backend)?
-                    .execute(params![tenant.0, key.key, key.request_hash, text])
-                    .map_err(backend)?;
-            }
-            Ok(plan.receipt)
-        })
+        self.transaction(|tx| sql::enqueue(tx, tenant, id, key.as_ref(), now))
     }
 
     fn start_due_campaigns(&self, now: Timestamp) -> StoreResult<Vec<CampaignId>> {
@@ -1620,6 +1588,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ledger::LedgerDelta;
     use crate::store::conformance::phone;
 
     const NOW: Timestamp = Timestamp(1_700_000_000_000);
