@@ -839,14 +839,7 @@ impl Store for MemoryStore {
         state.journal.reserve(created.len());
         for message in &created {
             let seq = state.next_seq();
-            state.journal.push(JournalEntry::Message {
-                seq,
-                at: now,
-                message: message.id,
-                from: None,
-                to: message.status,
-                cause: TransitionCause::Engine,
-            });
+            state.journal.push(JournalEntry::created(seq, now, message.id, message.status));
         }
         let messages = CampaignMessages {
             tenant,

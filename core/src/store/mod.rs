@@ -686,6 +686,11 @@ pub enum JournalEntry {
 }
 
 impl JournalEntry {
+    /// The entry of `message`'s creation by an enqueue, in `status` (queued or skipped).
+    pub fn created(seq: u64, at: Timestamp, message: MessageId, status: MessageStatus) -> JournalEntry {
+        JournalEntry::Message { seq, at, message, from: None, to: status, cause: TransitionCause::Engine }
+    }
+
     /// The entry's sequence number.
     pub fn seq(&self) -> u64 {
         match self {

@@ -472,14 +472,7 @@ pub(super) fn enqueue(
         let first_seq = tx.take_meta("journal_seq", messages.len() as u64)?;
         tx.insert_messages(&messages)?;
         for (seq, message) in (first_seq..).zip(&messages) {
-            tx.journal_at(JournalEntry::Message {
-                seq,
-                at: now,
-                message: message.id,
-                from: None,
-                to: message.status,
-                cause: TransitionCause::Engine,
-            })?;
+            tx.journal_at(JournalEntry::created(seq, now, message.id, message.status))?;
         }
         tx.write_pending()
     })?;
