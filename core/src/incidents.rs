@@ -34,6 +34,7 @@
 //! | `private-account-shared` | domain: `TrafficAccount::usable_by` | lets any tenant send through another tenant's private account |
 //! | `sends-after-lease-lost` | worker: `submit_claim` | renews the lease between chunks but sends every chunk, held or not |
 //! | `strict-burst-ignored` | domain: `Rate::capacity` | fills a strict bucket with a second's worth, so a quiet account bursts to twice its limit |
+//! | `template-unchecked` | domain: `template::check` | checks a template's length but not its placeholders, so a malformed one is stored and fails only when it renders |
 
 use std::fmt;
 use std::str::FromStr;
@@ -75,11 +76,13 @@ pub enum Bug {
     SendsAfterLeaseLost,
     /// A strict rate limit bursts like the default one.
     StrictBurstIgnored,
+    /// A template's placeholders are not checked where it enters.
+    TemplateUnchecked,
 }
 
 impl Bug {
     /// Every bug.
-    pub const ALL: [Bug; 17] = [
+    pub const ALL: [Bug; 18] = [
         Bug::CounterPerReport,
         Bug::ReaperResends,
         Bug::CompletionFromCounters,
@@ -97,6 +100,7 @@ impl Bug {
         Bug::PrivateAccountShared,
         Bug::SendsAfterLeaseLost,
         Bug::StrictBurstIgnored,
+        Bug::TemplateUnchecked,
     ];
 
     /// Its name in scenarios.
@@ -119,6 +123,7 @@ impl Bug {
             Bug::PrivateAccountShared => "private-account-shared",
             Bug::SendsAfterLeaseLost => "sends-after-lease-lost",
             Bug::StrictBurstIgnored => "strict-burst-ignored",
+            Bug::TemplateUnchecked => "template-unchecked",
         }
     }
 }

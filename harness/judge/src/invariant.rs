@@ -63,11 +63,17 @@ pub enum Invariant {
     /// sooner than the backoff and `Retry-After` allow, and fails for it only once its
     /// attempts are spent; an acknowledged retry-failed requeues the campaign's failures.
     Retries,
+    /// Bad input is refused with the documented answer — a template at fault with `400
+    /// VALIDATION` on `body_template` naming the byte of the placeholder at fault, an
+    /// import's bad rows by index and field — and changes nothing; an import's valid rows
+    /// are counted created, updated or unchanged as the judge's own contact book counts
+    /// them, and what the tenant then lists is that book.
+    Input,
 }
 
 impl Invariant {
     /// Every invariant.
-    pub const ALL: [Invariant; 15] = [
+    pub const ALL: [Invariant; 16] = [
         Invariant::Counters,
         Invariant::Progress,
         Invariant::AtMostOnce,
@@ -83,6 +89,7 @@ impl Invariant {
         Invariant::Forgery,
         Invariant::Content,
         Invariant::Retries,
+        Invariant::Input,
     ];
 
     /// Its name in scenarios and reports.
@@ -103,6 +110,7 @@ impl Invariant {
             Invariant::Forgery => "forgery",
             Invariant::Content => "content",
             Invariant::Retries => "retries",
+            Invariant::Input => "input",
         }
     }
 
@@ -124,7 +132,8 @@ impl Invariant {
             | Invariant::Operator
             | Invariant::Forgery
             | Invariant::Content
-            | Invariant::Retries => Kind::Always,
+            | Invariant::Retries
+            | Invariant::Input => Kind::Always,
         }
     }
 

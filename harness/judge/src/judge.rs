@@ -23,6 +23,7 @@
 //! provider ids as 64-bit FNV-1a hashes of their text, fixed forever, so the judge's
 //! decisions do not depend on the process or the platform.
 
+use crate::input::InputModel;
 use crate::invariant::Invariant;
 use crate::lattice::{self, CampaignState, Mover, Status};
 use crate::observation::{Act, CampaignReading, MessageRef, MessageRow, Observation, Setup, Wire};
@@ -287,6 +288,8 @@ pub struct Judge {
     broken: Option<Invariant>,
     /// Whether the judge is shown the engine's messages (the simulator's journal).
     sees_messages: bool,
+    /// The tenants bad input was sent as (`input`).
+    inputs: InputModel,
 }
 
 fn violation(invariant: Invariant, at_ms: u64, message: impl Into<String>, evidence: Vec<String>) -> Violation {
@@ -343,6 +346,7 @@ impl Judge {
             checks: BTreeMap::new(),
             broken: None,
             sees_messages: false,
+            inputs: InputModel::default(),
         }
     }
 
@@ -352,6 +356,15 @@ impl Judge {
             *self.checks.entry(invariant).or_default() += 1;
         }
         on
+    }
+
+    /// `input` on what the input model found, if anything.
+    fn input_finding(&mut self, at_ms: u64, found: Option<crate::input::Finding>) -> Result<(), Violation> {
+        if !self.on(Invariant::Input) {
+            return Ok(());
+        }
+        let found = found.map(|(message, evidence)| violation(Invariant::Input, at_ms, message, evidence));
+        self.fail_if(found)
     }
 
     fn fail(&mut self, found: Violation) -> Result<(), Violation> {
@@ -417,6 +430,14 @@ impl Judge {
             Observation::CrossTenantProbe { request, answered } => self.cross_tenant_probe(at_ms, request, answered),
             Observation::ForeignAccountProbe { request, answered } => {
                 self.foreign_account_probe(at_ms, request, answered)
+            }
+            Observation::InputSent { tenant, input, answer } => {
+                let found = self.inputs.sent(tenant, input, &answer);
+                self.input_finding(at_ms, found)
+            }
+            Observation::InputTenantRead { tenant, contacts, campaigns } => {
+                let found = self.inputs.read(tenant, contacts, campaigns);
+                self.input_finding(at_ms, found)
             }
             Observation::Received { account, destination, body } => self.received(at_ms, account, destination, body),
             Observation::Refused { account, destination, body, status, retry_after_ms } => {
@@ -1854,6 +1875,7 @@ impl Judge {
             Invariant::Content => "the judge was not given the campaigns' templates and the contacts",
             Invariant::Retries if self.setup.retry.is_none() => "the engine's retry policy was not given",
             Invariant::Retries => "the provider refused nothing retryable, and no retry-failed was acknowledged",
+            Invariant::Input => "no bad input was sent (a scenario's `[bad_input]`)",
             // Listed one by one, so a new invariant must say why it could go unchecked.
             Invariant::Counters
             | Invariant::Progress

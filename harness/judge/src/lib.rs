@@ -14,6 +14,7 @@
 //! observer was not shown is reported "not checked" ([`Verdict::NotChecked`]), never
 //! "held".
 
+pub mod input;
 pub mod invariant;
 pub mod judge;
 pub mod lattice;
@@ -23,11 +24,13 @@ pub mod segments;
 pub mod template;
 pub mod violation;
 
+pub use input::{ContactRow, ImportCounts};
 pub use invariant::{Invariant, Kind};
 pub use judge::Judge;
 pub use lattice::{CampaignState, Mover, Status};
 pub use observation::{
-    AccountSetup, Act, CampaignReading, MessageRef, MessageRow, Observation, RetrySetup, Setup, TenantSetup, Wire,
+    AccountSetup, Act, CampaignReading, Input, InputAnswer, MessageRef, MessageRow, Observation, RetrySetup, Setup,
+    TenantSetup, Wire,
 };
 pub use violation::{Verdict, Violation};
 

@@ -13,6 +13,7 @@
 //! Every name here is a string or a number: the judge links no engine type, so it cannot
 //! borrow one of the engine's rules by accident.
 
+use crate::input::{ContactRow, ImportCounts};
 use crate::lattice::Mover;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -122,6 +123,36 @@ pub enum Act {
     Credits(i64),
 }
 
+/// Input the API documents rules for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Input<'a> {
+    /// A campaign created with this body template on a usable account.
+    Campaign {
+        /// The template.
+        template: &'a str,
+    },
+    /// A contact import of these rows.
+    Import {
+        /// The rows, in request order.
+        rows: &'a [ContactRow],
+    },
+}
+
+/// What the engine answered a request of [`Input`], read from its JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InputAnswer<'a> {
+    /// The HTTP status (0: no answer came).
+    pub status: u16,
+    /// The error's `code`, if it answered an error.
+    pub code: Option<&'a str>,
+    /// The error's `field`, if it named one.
+    pub field: Option<&'a str>,
+    /// The error's `message`.
+    pub message: Option<&'a str>,
+    /// An import's counts and refused rows, if it answered them.
+    pub import: Option<&'a ImportCounts>,
+}
+
 /// What a message row says, read as data (the simulator reads the store's row after the
 /// step that moved it).
 #[derive(Clone, Copy, Debug, Default)]
@@ -221,6 +252,26 @@ pub enum Observation<'a> {
         request: &'a str,
         /// The engine's HTTP answer (0: none came).
         answered: u16,
+    },
+    /// The driver sent input the API documents rules for — bad on purpose, or valid beside
+    /// it — as `tenant`, and what the engine answered (`input`).
+    InputSent {
+        /// The tenant.
+        tenant: &'a str,
+        /// What it sent.
+        input: Input<'a>,
+        /// What the engine answered.
+        answer: InputAnswer<'a>,
+    },
+    /// The engine listed the contacts and campaigns of a tenant the driver sends bad input
+    /// as (`input`: what bad input left behind).
+    InputTenantRead {
+        /// The tenant.
+        tenant: &'a str,
+        /// Its contacts, as listed (their numbers in canonical form).
+        contacts: &'a [ContactRow],
+        /// How many campaigns it lists.
+        campaigns: u32,
     },
     /// The provider received a message in a submit request.
     Received {

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use smsim_core::adapter::http::HyperClient;
 use smsim_core::adapter::{HttpClient, HttpError, HttpRequest};
 use smsim_core::{CampaignId, TenantId};
+use smsim_judge as judge;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -131,6 +132,66 @@ pub struct DriverPlan {
     pub admin_token: String,
     /// When the driver stops (ms).
     pub end_ms: u64,
+    /// Bad input to send, if the scenario asks for it.
+    pub bad_input: Option<BadInputPlan>,
+}
+
+/// Bad input with its time fixed.
+#[derive(Clone, Debug)]
+pub struct BadInputPlan {
+    /// When (ms).
+    pub at_ms: u64,
+    /// Index into the tenants.
+    pub tenant: usize,
+    /// A shared account (`ta_N`) its campaigns name.
+    pub account: String,
+}
+
+/// Templates at fault, one per rule of the documented syntax: an unclosed `{{`, an empty
+/// name, a name with a space, a bad name after good ones (the byte offset adds up), a
+/// name empty before its fallback, and a template whose own text is eleven segments.
+fn bad_templates() -> Vec<String> {
+    vec![
+        "Hi {{first_name".into(),
+        "Hi {{}} there".into(),
+        "Hi {{first name}}".into(),
+        "A {{a}} B {{b-c.d|x y}} C {{bad!}}".into(),
+        "{{ | fallback}}".into(),
+        "x".repeat(1531),
+    ]
+}
+
+/// Two imports of rows at fault beside valid ones: refused numbers (no `+`, nothing after
+/// it, too short for any plan), attribute names too long or of bad characters, a value one
+/// byte too long, each bound met exactly, a number written with spaces, and rows that
+/// repeat a number unchanged, changed, and in the next import.
+fn bad_imports() -> Vec<Vec<judge::ContactRow>> {
+    let row = |phone: &str, attributes: &[(&str, &str)], opted_out| judge::ContactRow {
+        phone: phone.into(),
+        attributes: attributes.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        opted_out,
+    };
+    let (name_64, name_65) = ("n".repeat(64), "n".repeat(65));
+    let (value_1024, value_1025) = ("v".repeat(1024), "v".repeat(1025));
+    vec![
+        vec![
+            row("+306912390001", &[("first_name", "Maria")], false),
+            row("555-1234", &[], false),
+            row("+30 691 239 0002", &[("first_name", "Nikos")], false),
+            row("+306912390001", &[("first_name", "Maria")], false),
+            row("+306912390001", &[("first_name", "Maria")], true),
+            row("+306912390003", &[(&name_65, "x")], false),
+            row("+306912390003", &[("a", "ok"), ("b!", "x")], false),
+            row("+306912390004", &[("note", &value_1025)], false),
+            row("+306912390005", &[("note", &value_1024), (&name_64, "x")], false),
+            row("+", &[], false),
+            row("+3069", &[], false),
+        ],
+        vec![
+            row("+306912390002", &[("first_name", "Nikos")], false),
+            row("+306912390003", &[("first_name", "Eleni")], false),
+        ],
+    ]
 }
 
 /// Something the driver did, for the trace.
@@ -201,6 +262,26 @@ pub enum Told {
         /// Credits, for credit changes.
         amount: i64,
     },
+    /// Bad input went out, and what the engine answered (its JSON, or null).
+    InputSent {
+        /// The tenant it went as.
+        tenant: TenantId,
+        /// What.
+        input: SentInput,
+        /// The HTTP status (0: none came).
+        status: u16,
+        /// The answer's body.
+        body: Value,
+    },
+    /// The bad input's tenant was listed: its contacts and how many campaigns.
+    InputTenantRead {
+        /// The tenant.
+        tenant: TenantId,
+        /// Its contacts as listed.
+        contacts: Vec<judge::ContactRow>,
+        /// Its campaigns, counted.
+        campaigns: u32,
+    },
     /// Another tenant's key asked for a campaign, and what the engine answered.
     CrossTenantProbe {
         /// Method, path and whose key.
@@ -223,6 +304,15 @@ pub enum Told {
         /// The HTTP status.
         status: u16,
     },
+}
+
+/// Input the driver sent as bad input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SentInput {
+    /// A campaign with this template.
+    Campaign(String),
+    /// A contact import of these rows.
+    Import(Vec<judge::ContactRow>),
 }
 
 impl DriverLog {
@@ -373,16 +463,20 @@ pub async fn run(plan: DriverPlan, log: Arc<Mutex<DriverLog>>) -> Result<(), Box
     enum Step<'a> {
         Enqueue(&'a DriverCampaign),
         Action(&'a PlannedAction),
+        BadInput(&'a BadInputPlan),
     }
     let mut steps: Vec<(u64, usize, Step)> =
         plan.campaigns.iter().enumerate().map(|(n, c)| (c.enqueue_at_ms, n, Step::Enqueue(c))).collect();
     steps.extend(plan.actions.iter().enumerate().map(|(n, a)| (a.at_ms, plan.campaigns.len() + n, Step::Action(a))));
+    let last = plan.campaigns.len() + plan.actions.len();
+    steps.extend(plan.bad_input.iter().map(|bad| (bad.at_ms, last, Step::BadInput(bad))));
     steps.sort_by_key(|(at, order, _)| (*at, *order));
     for (at_ms, _, step) in steps {
         driver.sleep_until(at_ms).await;
         match step {
             Step::Enqueue(campaign) => enqueue(&driver, &plan, campaign).await,
             Step::Action(action) => act(&driver, &plan, action).await,
+            Step::BadInput(bad) => bad_input(&driver, &plan, bad).await,
         }
     }
     log.lock().expect("driver log poisoned").plan_done = true;
@@ -505,6 +599,53 @@ async fn enqueue(driver: &Driver, plan: &DriverPlan, campaign: &DriverCampaign) 
         }
         driver.mark(Mark::IsolationProbe);
     }
+}
+
+/// Sends the bad input as its tenant, then lists the tenant's contacts and campaigns.
+async fn bad_input(driver: &Driver, plan: &DriverPlan, bad: &BadInputPlan) {
+    use http::Method;
+    let tenant = &plan.tenants[bad.tenant];
+    let sent = |input: SentInput, (status, body): (u16, Value)| {
+        let at = driver.clock.elapsed_ms();
+        let told = Told::InputSent { tenant: tenant.id, input, status, body };
+        driver.log.lock().expect("driver log poisoned").feed.push((at, told));
+    };
+    for template in bad_templates() {
+        let body = json!({ "name": "bad input", "body_template": template, "traffic_account": bad.account });
+        let answer = driver.call(Method::POST, "/v1/campaigns", &tenant.api_key, Some(json_bytes(&body)), &[]).await;
+        sent(SentInput::Campaign(template), answer);
+    }
+    for rows in bad_imports() {
+        let contacts: Vec<Value> = rows
+            .iter()
+            .map(|row| json!({ "phone": row.phone, "attributes": row.attributes, "opted_out": row.opted_out }))
+            .collect();
+        let body = json_bytes(&json!({ "contacts": contacts }));
+        let answer = driver.call(Method::POST, "/v1/contacts", &tenant.api_key, Some(body), &[]).await;
+        sent(SentInput::Import(rows), answer);
+    }
+    let (contacts_status, listed) = driver.call(Method::GET, "/v1/contacts", &tenant.api_key, None, &[]).await;
+    let (campaigns_status, campaigns) = driver.call(Method::GET, "/v1/campaigns", &tenant.api_key, None, &[]).await;
+    let (Some(listed), Some(campaigns)) = (listed.as_array(), campaigns.as_array()) else {
+        let mut log = driver.log.lock().expect("driver log poisoned");
+        log.not_started
+            .push(format!("listing the bad input's tenant was answered {contacts_status} and {campaigns_status}"));
+        return;
+    };
+    let contacts = listed
+        .iter()
+        .map(|contact| judge::ContactRow {
+            phone: contact["phone"].as_str().unwrap_or_default().to_owned(),
+            attributes: contact["attributes"]
+                .as_object()
+                .map(|map| map.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect())
+                .unwrap_or_default(),
+            opted_out: contact["opted_out"].as_bool().unwrap_or_default(),
+        })
+        .collect();
+    let at = driver.clock.elapsed_ms();
+    let told = Told::InputTenantRead { tenant: tenant.id, contacts, campaigns: campaigns.len() as u32 };
+    driver.log.lock().expect("driver log poisoned").feed.push((at, told));
 }
 
 async fn act(driver: &Driver, plan: &DriverPlan, action: &PlannedAction) {

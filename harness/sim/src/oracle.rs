@@ -14,13 +14,15 @@
 //! step while the store is small, once a simulated second beyond, and of everything at
 //! the end).
 
-use crate::driver::{DriverLog, Told};
+use crate::driver::{DriverLog, SentInput, Told};
 use crate::provider::{Seen, Truth};
 use crate::scenario::OperatorVerb;
 use smsim_core::domain::{Campaign, CampaignStatus, StatusCounts, TransitionCause};
 use smsim_core::store::{JournalEntry, Store};
 use smsim_core::{CampaignId, TenantId};
-use smsim_judge::{Act, CampaignReading, Judge, MessageRow, Mover, Observation, Setup};
+use smsim_judge::{
+    Act, CampaignReading, ImportCounts, Input, InputAnswer, Judge, MessageRow, Mover, Observation, Setup,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use smsim_judge::{Invariant, Violation};
@@ -198,6 +200,7 @@ impl Oracle {
         for (at_ms, told) in driver.feed.drain(..) {
             let observation_text;
             let (campaign_text, tenant_text);
+            let input_counts;
             let observation = match &told {
                 Told::CampaignCreated { campaign, tenant, account, template, starts_at } => {
                     self.campaigns.insert(*campaign, *tenant);
@@ -226,6 +229,29 @@ impl Oracle {
                     }
                 }
                 Told::ActionAnswered { id, status } => Observation::ActionAnswered { id: *id, status: *status },
+                Told::InputSent { tenant, input, status, body } => {
+                    tenant_text = tenant.to_string();
+                    let error = &body["error"];
+                    input_counts = import_counts(body);
+                    Observation::InputSent {
+                        tenant: &tenant_text,
+                        input: match input {
+                            SentInput::Campaign(template) => Input::Campaign { template },
+                            SentInput::Import(rows) => Input::Import { rows },
+                        },
+                        answer: InputAnswer {
+                            status: *status,
+                            code: error["code"].as_str(),
+                            field: error["field"].as_str(),
+                            message: error["message"].as_str(),
+                            import: input_counts.as_ref(),
+                        },
+                    }
+                }
+                Told::InputTenantRead { tenant, contacts, campaigns } => {
+                    tenant_text = tenant.to_string();
+                    Observation::InputTenantRead { tenant: &tenant_text, contacts, campaigns: *campaigns }
+                }
                 Told::CrossTenantProbe { request, status } => {
                     observation_text = request.clone();
                     Observation::CrossTenantProbe { request: &observation_text, answered: *status }
@@ -405,4 +431,20 @@ impl Oracle {
         }
         Ok(())
     }
+}
+
+/// An import's answer, read from its JSON: the counts and the refused rows, if it has them.
+fn import_counts(body: &serde_json::Value) -> Option<ImportCounts> {
+    let count = |name: &str| body[name].as_u64().map(|n| n as u32);
+    let errors = body["errors"]
+        .as_array()?
+        .iter()
+        .map(|error| Some((error["row"].as_u64()? as usize, error["field"].as_str()?.to_owned())))
+        .collect::<Option<Vec<_>>>()?;
+    Some(ImportCounts {
+        created: count("created")?,
+        updated: count("updated")?,
+        unchanged: count("unchanged")?,
+        errors,
+    })
 }

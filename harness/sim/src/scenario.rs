@@ -98,6 +98,9 @@ pub struct Scenario {
     /// Operator actions at given times.
     #[serde(default)]
     pub operator: Vec<OperatorAction>,
+    /// Bad input the driver sends as one tenant, judged by `input`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bad_input: Option<BadInputSection>,
     /// What must hold, or (for an incident reproduction) what must break.
     #[serde(default)]
     pub expect: ExpectSection,
@@ -405,6 +408,20 @@ pub enum FaultEvent {
     },
 }
 
+/// Bad input — malformed templates, contact rows at fault beside valid ones — that the
+/// driver sends as one tenant, then lists what that tenant holds. The judge's `input`
+/// holds every answer to the documented rules and the listing to its own contact book.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BadInputSection {
+    /// The tenant it is sent as: one with no contacts and no campaigns of the scenario's,
+    /// so that what it lists afterwards is the bad input's doing alone.
+    pub tenant: String,
+    /// When (simulated seconds into the fault phase).
+    #[serde(default)]
+    pub at_s: f64,
+}
+
 /// An operator action.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -517,6 +534,7 @@ impl Scenario {
         self.validate_accounts(path)?;
         self.validate_campaigns(path)?;
         self.validate_operator(path)?;
+        self.validate_bad_input(path)?;
         self.validate_expect(path)?;
         self.validate_rates(path)?;
         self.validate_events(path)?;
@@ -631,6 +649,29 @@ impl Scenario {
                     format!("expected a time within 0..={} s", self.duration_s),
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// The bad input's tenant: one of the scenario's, with nothing of its own; a shared
+    /// account to name; a time in the fault phase.
+    fn validate_bad_input(&self, path: &Path) -> Result<(), ScenarioError> {
+        let Some(bad) = &self.bad_input else { return Ok(()) };
+        let invalid = |field: &str, message: String| invalid(path, field.to_owned(), message);
+        let Some(tenant) = self.tenants.iter().find(|tenant| tenant.name == bad.tenant) else {
+            return invalid("bad_input.tenant", format!("no tenant named `{}`", bad.tenant));
+        };
+        if tenant.contacts.count > 0 || self.campaigns.iter().any(|campaign| campaign.tenant == bad.tenant) {
+            return invalid(
+                "bad_input.tenant",
+                format!("`{}` has contacts or campaigns; bad input needs a tenant of its own", bad.tenant),
+            );
+        }
+        if !self.traffic_accounts.iter().any(|account| account.owner.is_none()) {
+            return invalid("bad_input", "bad input names a shared traffic account, and none is defined".into());
+        }
+        if !(0.0..=self.duration_s as f64).contains(&bad.at_s) {
+            return invalid("bad_input.at_s", format!("expected a time within 0..={} s", self.duration_s));
         }
         Ok(())
     }

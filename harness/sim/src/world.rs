@@ -8,7 +8,7 @@
 //! in one place does not shift the draws of another.
 
 use crate::clock::{SimClock, EPOCH};
-use crate::driver::{ContactRow, DriverCampaign, DriverLog, DriverPlan, DriverTenant, PlannedAction};
+use crate::driver::{BadInputPlan, ContactRow, DriverCampaign, DriverLog, DriverPlan, DriverTenant, PlannedAction};
 use crate::fault::{Fault, FaultRates};
 use crate::faulty_store::FaultyStore;
 use crate::net::{SimConnector, SimListener};
@@ -544,7 +544,17 @@ fn driver_plan(
         })
         .collect();
     actions.sort_by_key(|action| action.at_ms);
-    DriverPlan { tenants, campaigns, actions, admin_token: ADMIN_TOKEN.into(), end_ms }
+    let bad_input = scenario.bad_input.as_ref().map(|bad| BadInputPlan {
+        at_ms: ms(bad.at_s),
+        tenant: tenant_ids[&bad.tenant].0,
+        account: scenario
+            .traffic_accounts
+            .iter()
+            .find(|account| account.owner.is_none())
+            .map(|account| account_ids[&account.name].clone())
+            .expect("a scenario with bad input has a shared account"),
+    });
+    DriverPlan { tenants, campaigns, actions, admin_token: ADMIN_TOKEN.into(), end_ms, bad_input }
 }
 
 /// The engine's hosts: `api` (API, webhooks and maintenance) and `worker-1..N`, all on

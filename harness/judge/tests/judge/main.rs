@@ -1178,3 +1178,72 @@ fn live_acceptances_are_told_apart_by_a_marker_inside_the_body() {
     }
     live_fires(history, Invariant::Counters);
 }
+
+/// An answer to bad input, as the engine's JSON reads.
+fn refusal(status: u16, code: &'static str, field: &'static str, message: &'static str) -> InputAnswer<'static> {
+    InputAnswer { status, code: Some(code), field: Some(field), message: Some(message), import: None }
+}
+
+fn template(template: &'static str, answer: InputAnswer<'static>) -> Observation<'static> {
+    Observation::InputSent { tenant: "mallory", input: Input::Campaign { template }, answer }
+}
+
+#[test]
+fn input_fires_on_a_template_at_fault_accepted_or_refused_without_saying_where() {
+    let right = refusal(400, "VALIDATION", "body_template", "unclosed placeholder starting at byte 3");
+    let at = position(&correct(), |o| matches!(o, Observation::Received { .. }));
+    judge(&inserted(at, vec![(25, template("Hi {{first_name", right))])).1.unwrap();
+    let accepted = InputAnswer { status: 201, code: None, field: None, message: None, import: None };
+    fires(inserted(at, vec![(25, template("Hi {{first_name", accepted))]), Invariant::Input);
+    let elsewhere = refusal(400, "VALIDATION", "body_template", "unclosed placeholder starting at byte 0");
+    fires(inserted(at, vec![(25, template("Hi {{first_name", elsewhere))]), Invariant::Input);
+    let other_field = refusal(400, "VALIDATION", "name", "unclosed placeholder starting at byte 3");
+    fires(inserted(at, vec![(25, template("Hi {{first_name", other_field))]), Invariant::Input);
+    // A valid template refused is as wrong as a bad one accepted.
+    let refused = refusal(400, "VALIDATION", "body_template", "bad placeholder name `a` at byte 0");
+    fires(inserted(at, vec![(25, template("{{a}}", refused))]), Invariant::Input);
+    // No answer: nothing to judge.
+    let lost = InputAnswer { status: 0, code: None, field: None, message: None, import: None };
+    judge(&inserted(at, vec![(25, template("Hi {{first_name", lost))])).1.unwrap();
+}
+
+#[test]
+fn input_fires_on_an_import_miscounted_or_a_listing_its_imports_did_not_leave() {
+    let rows: &'static [ContactRow] = Box::leak(Box::new(vec![
+        ContactRow { phone: "+306912300001".into(), attributes: Default::default(), opted_out: false },
+        ContactRow { phone: "555-1234".into(), attributes: Default::default(), opted_out: false },
+        ContactRow { phone: "+306912300001".into(), attributes: Default::default(), opted_out: true },
+    ]));
+    let counts = |created, updated, errors: &[(usize, &str)]| -> &'static ImportCounts {
+        Box::leak(Box::new(ImportCounts {
+            created,
+            updated,
+            unchanged: 0,
+            errors: errors.iter().map(|(row, field)| (*row, field.to_string())).collect(),
+        }))
+    };
+    let import = |answer: &'static ImportCounts| Observation::InputSent {
+        tenant: "mallory",
+        input: Input::Import { rows },
+        answer: InputAnswer { status: 200, code: None, field: None, message: None, import: Some(answer) },
+    };
+    let listed: &'static [ContactRow] = Box::leak(Box::new(vec![ContactRow {
+        phone: "+306912300001".into(),
+        attributes: Default::default(),
+        opted_out: true,
+    }]));
+    let read = |contacts: &'static [ContactRow], campaigns| Observation::InputTenantRead {
+        tenant: "mallory",
+        contacts,
+        campaigns,
+    };
+    let at = position(&correct(), |o| matches!(o, Observation::Received { .. }));
+    let right = counts(1, 1, &[(1, "phone")]);
+    judge(&inserted(at, vec![(25, import(right)), (26, read(listed, 0))])).1.unwrap();
+    fires(inserted(at, vec![(25, import(counts(2, 0, &[(1, "phone")])))]), Invariant::Input);
+    fires(inserted(at, vec![(25, import(counts(1, 1, &[])))]), Invariant::Input);
+    fires(inserted(at, vec![(25, import(counts(1, 1, &[(1, "attributes")])))]), Invariant::Input);
+    // The answer was right, but the tenant lists what the import did not leave.
+    fires(inserted(at, vec![(25, import(right)), (26, read(&[], 0))]), Invariant::Input);
+    fires(inserted(at, vec![(25, import(right)), (26, read(listed, 1))]), Invariant::Input);
+}

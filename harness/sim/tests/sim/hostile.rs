@@ -301,3 +301,54 @@ fn unbounded_scenarios_are_refused_at_load_naming_the_bound() {
         assert!(written.is_some_and(|written| written <= *line), "{to}: line {line}: {error}");
     }
 }
+
+/// `[bad_input]` needs a tenant of its own and a shared account: a section that names an
+/// unknown tenant, one with contacts or campaigns, or a scenario with no shared account is
+/// refused naming the field; a right one loads.
+#[test]
+fn bad_input_is_refused_unless_its_tenant_has_nothing_of_its_own() {
+    let path = Path::new("bad-input.toml");
+    let scenario = |tenant_contacts: u32, extra: &str, owner: &str| {
+        format!(
+            r#"
+[[tenants]]
+name = "acme"
+contacts = {{ count = 5 }}
+[[tenants]]
+name = "mallory"
+contacts = {{ count = {tenant_contacts} }}
+[[traffic_accounts]]
+name = "main"
+provider = "mitto"
+{owner}
+[[campaigns]]
+name = "spring"
+tenant = "acme"
+traffic_account = "main"
+{extra}
+[bad_input]
+tenant = "mallory"
+at_s = 2
+"#
+        )
+    };
+    let load = |text: &str| Scenario::parse(text, path).and_then(|scenario| scenario.validate(path).map(|()| scenario));
+    let refused = |text: String, field: &str, says: &str| match load(&text) {
+        Err(ScenarioError::Invalid { field: named, message, .. }) => {
+            assert_eq!(named, field, "{message}");
+            assert!(message.contains(says), "{message}");
+        }
+        other => panic!("expected `{field}` refused, got {other:?}"),
+    };
+    load(&scenario(0, "", "")).expect("a tenant of its own loads");
+    refused(scenario(3, "", ""), "bad_input.tenant", "has contacts or campaigns");
+    let campaign = "[[campaigns]]\nname = \"probe\"\ntenant = \"mallory\"\ntraffic_account = \"main\"";
+    refused(scenario(0, campaign, ""), "bad_input.tenant", "has contacts or campaigns");
+    refused(scenario(0, "", "owner = \"acme\""), "bad_input", "shared traffic account");
+    refused(
+        scenario(0, "", "").replace("tenant = \"mallory\"\nat_s", "tenant = \"nobody\"\nat_s"),
+        "bad_input.tenant",
+        "no tenant named",
+    );
+    refused(scenario(0, "", "").replace("at_s = 2", "at_s = 999"), "bad_input.at_s", "within");
+}

@@ -138,7 +138,7 @@ fn a_correct_history_passes_every_invariant() {
     assert!(
         // The rest need what this history lacks: probes or forgeries (isolation, forgery),
         // operator actions (operator), templates and contacts (content), refusals and a
-        // retry policy (retries), or the end of the run (liveness).
+        // retry policy (retries), bad input (input), or the end of the run (liveness).
         Invariant::ALL
             .iter()
             .filter(|i| !matches!(
@@ -149,6 +149,7 @@ fn a_correct_history_passes_every_invariant() {
                     | Invariant::Forgery
                     | Invariant::Content
                     | Invariant::Retries
+                    | Invariant::Input
             ))
             .all(|i| oracle.checks().get(i).copied().unwrap_or(0) > 0),
         "{:?}",
