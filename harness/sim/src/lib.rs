@@ -8,7 +8,8 @@
 //! * [`check`] runs scenarios over seeds inside `cargo test`.
 //! * [`sweep`] runs many seeds in parallel; [`shrink`] minimises a failing fault plan.
 //! * [`trace`] records every event of a run as JSON lines and hashes them.
-//! * [`timeline`] gathers what a run's HTML timeline shows, beside the trace.
+//! * [`timeline`] gathers what a run's HTML timeline shows, beside the trace; the
+//!   provider logs the [`exchange`]s it draws.
 //! * [`report`] prints a run's outcome for people.
 //! * [`net`] binds the engine's network seams (listener, HTTP connector) to turmoil.
 //! * [`faulty_store`] wraps a store with seeded transient failures.
@@ -16,6 +17,8 @@
 //!   a scenario loads: [`fault`] (the rate faults), [`coverage`] (the marks),
 //!   [`invariant`] (the oracle's properties). Keeping them leaves means `scenario`
 //!   depends on no module that depends on it (`driver → scenario`, `oracle → driver`).
+//!   The modules form layers with no cycle (`docs/src/design/architecture.md`, "Layers";
+//!   a test reads the `crate::` paths to keep it so).
 //!
 //! Nothing here parses command lines or writes files of its own accord: the `smsim`
 //! command (`harness/cli`) does that, and the certification kit (`harness/certify`)
@@ -25,6 +28,7 @@ pub mod check;
 pub mod clock;
 pub mod coverage;
 pub mod driver;
+pub mod exchange;
 pub mod fault;
 pub mod faulty_store;
 pub mod invariant;

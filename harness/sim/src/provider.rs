@@ -20,8 +20,10 @@
 
 use crate::clock::SimClock;
 use crate::coverage::Mark;
+use crate::exchange::Exchange;
 use crate::fault::FaultRates;
 use crate::net::{SimConnector, SimListener};
+use crate::scenario::Scenario;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -64,6 +66,23 @@ pub struct Behaviour {
     /// Fault rates: per request, per message or per report, as each fault says
     /// (`store_transient` is the faulty store's, not the provider's).
     pub faults: FaultRates,
+}
+
+impl Behaviour {
+    /// The behaviour of a scenario's `[provider]` section, with no fault rates (a
+    /// simulation's fault plan or live mode adds them).
+    pub fn from_scenario(scenario: &Scenario) -> Behaviour {
+        let provider = &scenario.provider;
+        Behaviour {
+            latency_ms: provider.latency_ms,
+            reject_rate: provider.reject_rate,
+            delivery_rate: provider.delivery_rate,
+            report_delay_ms: provider.report_delay_ms,
+            intermediate_reports: provider.intermediate_reports,
+            report_window_ms: provider.report_window_ms,
+            ..Behaviour::default()
+        }
+    }
 }
 
 /// The key of a message at the provider: destination and body. The body is shared
@@ -175,7 +194,7 @@ pub struct Truth {
     accounts: BTreeSet<Arc<str>>,
     /// Every request the provider answered, with the host that sent it; kept only when a
     /// timeline is asked for (`Some`), and never written into the trace.
-    pub exchanges: Option<Vec<crate::timeline::Exchange>>,
+    pub exchanges: Option<Vec<Exchange>>,
     /// What the judge has not yet been told, in the order it happened.
     pub feed: Vec<(u64, Seen)>,
     /// Twilio-style: who sent each accepted message, by SID — the `From` the request gave,
@@ -678,7 +697,7 @@ async fn log_exchange(
             });
             let what = format!("{} {}", request.method(), request.uri().path());
             let to = "provider".to_owned();
-            exchanges.push(crate::timeline::Exchange { from, to, at_ms, until_ms: at_ms, what, status: 0, count: 1 });
+            exchanges.push(Exchange { from, to, at_ms, until_ms: at_ms, what, status: 0, count: 1 });
             exchanges.len() - 1
         })
     };

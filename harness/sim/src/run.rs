@@ -378,7 +378,16 @@ impl Runner {
             trace: None,
         };
         if let Some(collector) = self.collector.take() {
-            report.timeline = Some(crate::timeline::gather(collector, &report, world, &self.trace));
+            let run = Timeline {
+                scenario: report.scenario.clone(),
+                seed: report.seed,
+                reproduce: report.reproduce.clone(),
+                trace_hash: report.trace_hash.clone(),
+                simulated_ms: report.simulated_ms,
+                violation: report.violation.clone(),
+                ..Timeline::default()
+            };
+            report.timeline = Some(crate::timeline::gather(collector, run, world, &self.trace));
         }
         report.trace = options.keep_trace.then_some(self.trace);
         report

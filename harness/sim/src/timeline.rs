@@ -10,7 +10,6 @@
 
 use crate::oracle::Violation;
 use crate::provider::Truth;
-use crate::run::RunReport;
 use crate::trace::Trace;
 use crate::world::{TimedFault, World};
 use serde::Serialize;
@@ -18,6 +17,8 @@ use serde_json::Value;
 use smsim_core::store::Store;
 use smsim_core::CampaignId;
 use std::collections::BTreeMap;
+
+pub use crate::exchange::Exchange;
 
 /// Simulated milliseconds between two samples of a campaign's stored counters: fine
 /// enough for plots a few hundred pixels wide, coarse enough for a 100 000-message run.
@@ -80,25 +81,6 @@ pub struct Phase {
     pub from_ms: u64,
     /// End (ms).
     pub until_ms: u64,
-}
-
-/// One HTTP exchange (or several alike that ended at the same moment).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Exchange {
-    /// The calling host.
-    pub from: String,
-    /// The called host.
-    pub to: String,
-    /// When the request arrived, or when the answer did where only that is known (ms).
-    pub at_ms: u64,
-    /// When it was answered (ms).
-    pub until_ms: u64,
-    /// Method and path, or what was sent.
-    pub what: String,
-    /// The HTTP status answered, 0 when none arrived.
-    pub status: u16,
-    /// How many alike exchanges this stands for (a batch of reports).
-    pub count: u32,
 }
 
 /// A campaign's stored counters over time.
@@ -262,9 +244,10 @@ impl Collector {
     }
 }
 
-/// A finished run's timeline: what the run knew (hosts, plan, phases, violation) plus
+/// A finished run's timeline: `run` (the run's own fields: scenario, seed, reproduction,
+/// trace hash, simulated time and violation), what `world` knew (hosts, plan, phases),
 /// what `collector` gathered and the kept lines of `trace`.
-pub fn gather(collector: Collector, report: &RunReport, world: &World, trace: &Trace) -> Timeline {
+pub fn gather(collector: Collector, run: Timeline, world: &World, trace: &Trace) -> Timeline {
     let mut hosts: Vec<String> = ["driver", "api"].map(String::from).to_vec();
     hosts.extend(world.hosts.iter().filter(|host| host.starts_with("worker")).cloned());
     hosts.push("provider".into());
@@ -275,24 +258,13 @@ pub fn gather(collector: Collector, report: &RunReport, world: &World, trace: &T
             .collect(),
         _ => Vec::new(),
     };
-    let end_ms = report.simulated_ms.max(world.heal_at_ms.min(world.end_ms));
+    let end_ms = run.simulated_ms.max(world.heal_at_ms.min(world.end_ms));
     let phases = vec![
         Phase { name: "faults".into(), from_ms: 0, until_ms: world.heal_at_ms.min(end_ms) },
         Phase { name: "liveness".into(), from_ms: world.heal_at_ms.min(end_ms), until_ms: end_ms },
     ];
-    let timeline = Timeline {
-        scenario: report.scenario.clone(),
-        seed: report.seed,
-        reproduce: report.reproduce.clone(),
-        trace_hash: report.trace_hash.clone(),
-        simulated_ms: report.simulated_ms,
-        hosts,
-        rates,
-        faults: world.plan.events.iter().map(planned_fault).collect(),
-        phases,
-        violation: report.violation.clone(),
-        ..Timeline::default()
-    };
+    let timeline =
+        Timeline { hosts, rates, faults: world.plan.events.iter().map(planned_fault).collect(), phases, ..run };
     let names = world
         .driver
         .lock()

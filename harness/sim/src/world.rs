@@ -234,21 +234,6 @@ pub fn engine_config(scenario: &Scenario) -> EngineConfig {
     }
 }
 
-/// The simulated provider's behaviour from the scenario's `[provider]` section, with no
-/// fault rates (the fault plan adds them).
-pub fn provider_behaviour(scenario: &Scenario) -> Behaviour {
-    let provider = &scenario.provider;
-    Behaviour {
-        latency_ms: provider.latency_ms,
-        reject_rate: provider.reject_rate,
-        delivery_rate: provider.delivery_rate,
-        report_delay_ms: provider.report_delay_ms,
-        intermediate_reports: provider.intermediate_reports,
-        report_window_ms: provider.report_window_ms,
-        ..Behaviour::default()
-    }
-}
-
 /// Builds the world for `scenario` and `seed`, with this crate's adapters.
 pub fn build(scenario: &Scenario, seed: u64) -> anyhow::Result<World> {
     build_with(scenario, seed, Arc::new(BuiltinAdapters))
@@ -298,7 +283,7 @@ pub fn build_with(scenario: &Scenario, seed: u64, factory: Arc<dyn AdapterFactor
         create_tenants(scenario, seed, store.as_ref(), &mut judge_setup)?;
     let (account_ids, bindings) = create_accounts(scenario, store.as_ref(), &tenant_ids, &mut judge_setup)?;
     judge_setup.forbidden_destinations = forbidden_destinations.clone();
-    let behaviour = Behaviour { faults: plan.rates.clone(), ..provider_behaviour(scenario) };
+    let behaviour = Behaviour { faults: plan.rates.clone(), ..Behaviour::from_scenario(scenario) };
     let provider = Provider::new(behaviour, bindings, derive_seed(seed, "provider"), SimClock);
     let driver_plan = driver_plan(scenario, seed, &tenant_ids, driver_tenants, &account_ids, end_ms);
 

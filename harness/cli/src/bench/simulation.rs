@@ -177,7 +177,7 @@ async fn real_time_campaign(scenario: &Scenario) -> anyhow::Result<RealTime> {
     let tenant = scenario.tenants.first().ok_or_else(|| anyhow::anyhow!("{} has no tenant", scenario.name))?;
     let campaign = scenario.campaigns.first().ok_or_else(|| anyhow::anyhow!("{} has no campaign", scenario.name))?;
     let (engine, behaviour) =
-        (smsim_sim::world::engine_config(scenario), smsim_sim::world::provider_behaviour(scenario));
+        (smsim_sim::world::engine_config(scenario), smsim_sim::provider::Behaviour::from_scenario(scenario));
     let loopback = Loopback::start("real-time", engine, scenario.engine.workers, behaviour, tenant.credits).await?;
     let client = HyperClient::tcp(Duration::from_secs(10));
     let rows: Vec<serde_json::Value> = contact_rows(tenant.contacts.count)

@@ -124,7 +124,7 @@ pub fn live_behaviour(scenario: &Scenario) -> Behaviour {
     ] {
         *faults.get_mut(fault) = rates.get(fault);
     }
-    Behaviour { faults, ..crate::world::provider_behaviour(scenario) }
+    Behaviour { faults, ..Behaviour::from_scenario(scenario) }
 }
 
 /// The provider's router with the truth endpoint, webhooks going over TCP to

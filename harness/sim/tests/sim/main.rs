@@ -2,6 +2,7 @@
 
 mod hostile;
 mod incidents;
+mod layers;
 mod net;
 mod oracle;
 mod simulation;
