@@ -605,11 +605,7 @@ fn provider(args: ProviderArgs) -> anyhow::Result<ExitCode> {
         secret: args.secret,
         seed: args.seed,
     };
-    let endpoint = match args.kind {
-        ProviderKind::Mitto => "/api/v1.1/Messages/sendmessagesbulk",
-        ProviderKind::Twilio => "/2010-04-01/Accounts/{sid}/Messages.json",
-        ProviderKind::Infobip => "/sms/2/text/advanced",
-    };
+    let endpoint = smsim_sim::provider::wire_format(args.kind).send_path;
     eprintln!("smsim provider on http://{bind}{endpoint}; ground truth at http://{bind}/_smsim/truth");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {

@@ -1,6 +1,13 @@
 //! The simulated provider: Mitto-style bulk, Twilio-style single and Infobip-style bulk on
-//! one host, speaking the adapters' own wire types, keeping the ground truth, and
-//! misbehaving on command.
+//! one host, keeping the ground truth and misbehaving on command.
+//!
+//! This file holds what every wire format shares: the ground truth, the faults drawn per
+//! request and per report, the report planner and sender, and the router, which serves
+//! every [`ProviderKind`] through [`wire_format`]. Each format's requests, answers and
+//! report webhooks are written in its own file ([`mitto`], [`twilio`], [`infobip`]), from
+//! the provider's documentation and not from the engine's adapter, so a misreading in the
+//! adapter meets a provider that does not share it. [`live`] serves the same router on a
+//! real socket.
 //!
 //! The ground truth ([`Truth`]) lives outside the simulated host, so it survives a
 //! provider crash and the oracle can read it between steps: every message the provider
@@ -24,18 +31,16 @@ use crate::exchange::Exchange;
 use crate::fault::FaultRates;
 use crate::net::{SimConnector, SimListener};
 use crate::scenario::Scenario;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::Router;
-use bytes::Bytes;
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use smsim_core::adapter::http::HyperClient;
 use smsim_core::adapter::{HttpClient, HttpRequest};
+use smsim_core::domain::ProviderKind;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -199,26 +204,11 @@ pub struct Truth {
     pub feed: Vec<(u64, Seen)>,
     /// Twilio-style: who sent each accepted message, by SID — the `From` the request gave,
     /// or the number a messaging service picked from its pool — as its list filters on it.
-    pub twilio_senders: BTreeMap<Box<str>, TwilioSender>,
+    pub twilio_senders: BTreeMap<Box<str>, twilio::Sender>,
     /// Infobip-style: what each accepted message's reports and log entries repeat (bulk,
     /// sender, callback data), and for one sent without `notifyUrl`, its report to pull.
     pub infobip: BTreeMap<Box<str>, infobip::Record>,
 }
-
-/// The sender of a Twilio-style message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TwilioSender {
-    /// The number (or alphanumeric id) it went out from.
-    pub from: Box<str>,
-    /// The messaging service that picked it, if one did.
-    pub messaging_service_sid: Option<Box<str>>,
-    /// When it was accepted (ms since the start).
-    pub at_ms: u64,
-}
-
-/// The numbers a simulated Twilio messaging service sends from: the service, not the
-/// request, picks one per message.
-pub const MESSAGING_SERVICE_POOL: [&str; 3] = ["+15005550101", "+15005550102", "+15005550103"];
 
 /// Something the provider saw, as the judge is told it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -601,31 +591,6 @@ fn outage_answer(status: StatusCode, body: Response) -> Response {
     response
 }
 
-/// Mitto-style: its documentation gives no error body, so plain text.
-fn mitto_fault(status: StatusCode) -> Response {
-    outage_answer(status, "try later".into_response())
-}
-
-/// Twilio's JSON error: 20429 for too many requests, 20500 otherwise.
-fn twilio_fault(status: StatusCode) -> Response {
-    let (code, message) = if status == StatusCode::TOO_MANY_REQUESTS {
-        (20429, "Too Many Requests")
-    } else {
-        (20500, "Internal Server Error")
-    };
-    outage_answer(status, axum::Json(twilio::error(code, message, status.as_u16())).into_response())
-}
-
-/// Infobip's service exception.
-fn infobip_fault(status: StatusCode) -> Response {
-    let (code, text) = if status == StatusCode::TOO_MANY_REQUESTS {
-        ("TOO_MANY_REQUESTS", "Too many requests")
-    } else {
-        ("GENERAL_ERROR", "Something went wrong. Please contact support.")
-    };
-    outage_answer(status, axum::Json(infobip::refusal(code, text)).into_response())
-}
-
 /// How the submit answer should be spoiled after accepting, if at all.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Spoil {
@@ -665,15 +630,51 @@ pub fn router(provider: Arc<Provider>) -> Router {
 /// The provider's router sending webhooks through `webhooks` to the engine at
 /// `engine_url` (Twilio- and Infobip-style reports go to the callback each message names).
 pub fn router_with(provider: Arc<Provider>, webhooks: Arc<dyn HttpClient>, engine_url: &str) -> Router {
-    Router::new()
-        .route("/api/v1.1/Messages/sendmessagesbulk", post(mitto_send))
-        .route("/2010-04-01/Accounts/{sid}/Messages.json", post(twilio_send).get(twilio_list))
-        .route("/2010-04-01/Accounts/{sid}/Messages/{file}", get(twilio_fetch))
-        .route("/sms/2/text/advanced", post(infobip_send))
-        .route("/sms/1/logs", get(infobip_logs))
-        .route("/sms/1/reports", get(infobip_reports))
+    ProviderKind::ALL
+        .into_iter()
+        .fold(Router::new(), |router, kind| (wire_format(kind).routes)(router))
         .layer(axum::middleware::from_fn_with_state(provider.clone(), log_exchange))
         .with_state(Host { provider, webhooks, engine_url: engine_url.into() })
+}
+
+/// One wire format the simulated provider speaks, written in the format's own file: where
+/// its requests go, and what its delivery reports say and how they are retried.
+pub struct WireFormat {
+    /// The kind of engine account that speaks it.
+    pub kind: ProviderKind,
+    /// The path its send requests go to (`{sid}`: the account's SID, where the path names it).
+    pub send_path: &'static str,
+    /// Adds its endpoints (send and lookups) to the provider's router.
+    routes: fn(Router<Host>) -> Router<Host>,
+    /// Its delivery reports.
+    reports: ReportRules,
+}
+
+/// The simulated wire format of `kind`: a new [`ProviderKind`] does not build until it
+/// has one, and then the provider serves it.
+pub fn wire_format(kind: ProviderKind) -> &'static WireFormat {
+    match kind {
+        ProviderKind::Mitto => &mitto::WIRE_FORMAT,
+        ProviderKind::Twilio => &twilio::WIRE_FORMAT,
+        ProviderKind::Infobip => &infobip::WIRE_FORMAT,
+    }
+}
+
+/// What a wire format's delivery reports say, and how its report sender retries them.
+struct ReportRules {
+    /// The status of a message on its way (an intermediate report).
+    intermediate: &'static str,
+    /// The final status of a delivered message.
+    delivered: &'static str,
+    /// The final status of a message that did not arrive.
+    undelivered: &'static str,
+    /// Other final statuses of a message the provider took that did not arrive, drawn in
+    /// turn (each with probability 0.3) once undelivered is drawn: the first drawn replaces it.
+    other_failures: &'static [&'static str],
+    /// Attempts at a webhook answered with no 2xx (a forged one is sent once).
+    attempts: u32,
+    /// Whether an answer other than 2xx is tried again (else only a missing answer is).
+    retries_error_answers: bool,
 }
 
 /// Notes a request and its answer in [`Truth::exchanges`] when a timeline is kept: noted
@@ -764,345 +765,6 @@ fn caller_crash(provider: &Provider, behaviour: &Behaviour, peer: SocketAddr) {
     }
 }
 
-async fn mitto_send(
-    State(Host { provider, webhooks, engine_url }): State<Host>,
-    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let behaviour = provider.behaviour();
-    let Some(account) =
-        headers.get("x-mitto-api-key").and_then(|key| key.to_str().ok()).and_then(|key| provider.account_by_key(key))
-    else {
-        return (StatusCode::UNAUTHORIZED, "unknown API key").into_response();
-    };
-    if let Some(fault) = provider.request_fault(&behaviour) {
-        if let Ok(request) = serde_json::from_slice::<mitto::BulkRequest>(&body) {
-            let messages = request.messages.iter().map(|m| (m.destination.as_str(), m.sms.text.as_str()));
-            provider.refused_request(&account, messages, fault);
-        }
-        return answer_after(&provider, &behaviour, Spoil::None, mitto_fault(fault)).await;
-    }
-    let Ok(request) = serde_json::from_slice::<mitto::BulkRequest>(&body) else {
-        return (StatusCode::BAD_REQUEST, "malformed bulk request").into_response();
-    };
-    let partial = provider.chance(behaviour.faults.partial_bulk_failure);
-    if partial {
-        provider.fault("partial_bulk_failure", Mark::PartialBulkFailure);
-    }
-    let spoiled = spoil(&provider, &behaviour);
-    let mut results = Vec::with_capacity(request.messages.len());
-    let mut accepted = Vec::new();
-    for message in &request.messages {
-        provider.received(&account, &message.destination, &message.sms.text);
-        let refusal = if provider.chance(behaviour.reject_rate) {
-            Some("INVALID_DESTINATION")
-        } else if partial && provider.chance(0.3) {
-            Some(if provider.chance(0.5) { "THROTTLED" } else { "BLOCKED" })
-        } else {
-            None
-        };
-        let result = match refusal {
-            Some(code) => mitto::BulkResult {
-                traffic_account_id: message.traffic_account_id.clone(),
-                message_id: None,
-                error: Some(mitto::BulkError { code: code.into(), message: code.to_lowercase() }),
-            },
-            None => {
-                let id = provider.accept(&account, &message.destination, &message.sms.text, "M");
-                accepted.push((id.clone(), message.destination.clone()));
-                mitto::BulkResult {
-                    traffic_account_id: message.traffic_account_id.clone(),
-                    message_id: Some(id),
-                    error: None,
-                }
-            }
-        };
-        results.push(result);
-    }
-    caller_crash(&provider, &behaviour, peer);
-    if provider.after_accept.get().is_some() {
-        provider.after_accept(accepted.len(), peer).await;
-    }
-    let channel = Channel::Mitto { account: account.clone(), engine_url: engine_url.clone() };
-    // Final reports falling due at the same window's end share a webhook, in the order
-    // of the request; every other report (early, intermediate, duplicated, stray,
-    // forged) travels alone.
-    let final_delay = match behaviour.report_window_ms {
-        0 => FinalDelay::Drawn,
-        window_ms => FinalDelay::Windowed(window_ms),
-    };
-    let mut windows: BTreeMap<u64, Vec<Outgoing>> = BTreeMap::new();
-    for (id, destination) in &accepted {
-        for report in plan_reports(&provider, &channel, id, destination, &behaviour, final_delay) {
-            if report.batchable && matches!(final_delay, FinalDelay::Windowed(_)) {
-                windows.entry(report.delay_ms).or_default().push(report);
-            } else {
-                spawn_webhook(provider.clone(), webhooks.clone(), channel.clone(), vec![report]);
-            }
-        }
-    }
-    for reports in windows.into_values() {
-        spawn_webhook(provider.clone(), webhooks.clone(), channel.clone(), reports);
-    }
-    let answer = mitto::BulkResponse { bulk_id: provider.new_id("B"), messages: results };
-    answer_after(&provider, &behaviour, spoiled, json_answer(&answer, spoiled)).await
-}
-
-/// Twilio's answer for an error `code` (its documented JSON body).
-fn twilio_error(code: i64, message: &str, status: StatusCode) -> Response {
-    (status, axum::Json(twilio::error(code, message, status.as_u16()))).into_response()
-}
-
-/// The account a Twilio request is for, if its basic auth names it.
-fn twilio_account(provider: &Provider, sid: &str, headers: &http::HeaderMap) -> Option<AccountBinding> {
-    let authorization = headers.get(http::header::AUTHORIZATION).and_then(|value| value.to_str().ok());
-    provider.account_by_key(sid).filter(|account| twilio::authorised(authorization, &account.key, &account.secret))
-}
-
-/// Twilio's answer to a request whose credentials do not name the account.
-fn twilio_unauthenticated() -> Response {
-    twilio_error(20003, "Authenticate", StatusCode::UNAUTHORIZED)
-}
-
-/// How long a message stays in each of Twilio's statuses before its first report, ms:
-/// a messaging service's `accepted` (until it picks a sender), then `queued`, then
-/// `sending` until the carrier's answer (the first report).
-const TWILIO_ACCEPTED_MS: u64 = 100;
-const TWILIO_QUEUED_MS: u64 = 200;
-
-/// A message as the simulated Twilio shows it at `now_ms`: before any report, along
-/// Twilio's progression (`accepted` for a messaging service, `queued`, `sending`); after
-/// one, the last genuine report's status and time.
-fn twilio_view(
-    truth: &Truth,
-    now_ms: u64,
-    account_sid: &str,
-    acceptance: &Acceptance,
-    to: &str,
-    body: &str,
-) -> serde_json::Value {
-    let sender = truth.twilio_senders.get(&acceptance.provider_id);
-    let service = sender.is_some_and(|s| s.messaging_service_sid.is_some());
-    let last = truth.reports.iter().rev().find(|r| !r.forged && *r.provider_id == *acceptance.provider_id);
-    let elapsed = now_ms.saturating_sub(acceptance.at_ms);
-    let queued_at = if service { TWILIO_ACCEPTED_MS } else { 0 };
-    let (status, updated_ms) = match last {
-        Some(report) => (report.status, report.at_ms),
-        None if elapsed < queued_at => ("accepted", acceptance.at_ms),
-        None if elapsed < queued_at + TWILIO_QUEUED_MS => ("queued", acceptance.at_ms + queued_at),
-        None => ("sending", acceptance.at_ms + queued_at + TWILIO_QUEUED_MS),
-    };
-    twilio::resource(&twilio::Message {
-        account_sid,
-        sid: &acceptance.provider_id,
-        to,
-        // A messaging service's pick shows once the message has moved on.
-        from: if status == "accepted" { None } else { sender.map(|sender| &*sender.from) },
-        messaging_service_sid: sender.and_then(|s| s.messaging_service_sid.as_deref()),
-        body,
-        status,
-        created_ms: acceptance.at_ms,
-        updated_ms,
-    })
-}
-
-async fn twilio_send(
-    State(Host { provider, webhooks, .. }): State<Host>,
-    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
-    Path(sid): Path<String>,
-    headers: http::HeaderMap,
-    body: Bytes,
-) -> Response {
-    let behaviour = provider.behaviour();
-    let Some(account) = twilio_account(&provider, &sid, &headers) else { return twilio_unauthenticated() };
-    if let Some(fault) = provider.request_fault(&behaviour) {
-        if let Ok(form) = serde_urlencoded::from_bytes::<BTreeMap<String, String>>(&body) {
-            if let (Some(to), Some(text)) = (form.get("To"), form.get("Body")) {
-                provider.refused_request(&account, [(to.as_str(), text.as_str())], fault);
-            }
-        }
-        return answer_after(&provider, &behaviour, Spoil::None, twilio_fault(fault)).await;
-    }
-    let Ok(form) = serde_urlencoded::from_bytes::<BTreeMap<String, String>>(&body) else {
-        return twilio_error(21100, "The request could not be read as a form", StatusCode::BAD_REQUEST);
-    };
-    let field = |name: &str| form.get(name).filter(|value| !value.is_empty()).cloned();
-    let (to, from, service) = (field("To"), field("From"), field("MessagingServiceSid"));
-    let Some(to) = to else {
-        return twilio_error(21604, "A 'To' phone number is required.", StatusCode::BAD_REQUEST);
-    };
-    let Some(text) = field("Body") else {
-        return twilio_error(21602, "Message body is required.", StatusCode::BAD_REQUEST);
-    };
-    if from.is_none() && service.is_none() {
-        return twilio_error(21603, "A 'From' phone number is required.", StatusCode::BAD_REQUEST);
-    }
-    if text.chars().count() > twilio::MAX_BODY_CHARS {
-        return twilio_error(
-            21617,
-            "The concatenated message body exceeds the 1600 character limit.",
-            StatusCode::BAD_REQUEST,
-        );
-    }
-    provider.received(&account, &to, &text);
-    if !twilio::is_e164(&to) || provider.chance(behaviour.reject_rate) {
-        let message = format!("The 'To' number {to} is not a valid phone number.");
-        let refused = twilio_error(21211, &message, StatusCode::BAD_REQUEST);
-        return answer_after(&provider, &behaviour, Spoil::None, refused).await;
-    }
-    let spoiled = spoil(&provider, &behaviour);
-    let sid_of_message = provider.accept_as(&account, &to, &text, twilio::message_sid(provider.next_number()));
-    let sent_from = match &from {
-        Some(from) if service.is_none() => from.clone(),
-        _ => {
-            let pick = sid_of_message.bytes().map(usize::from).sum::<usize>() % MESSAGING_SERVICE_POOL.len();
-            MESSAGING_SERVICE_POOL[pick].to_owned()
-        }
-    };
-    let resource = {
-        let mut truth = provider.truth.lock().expect("provider poisoned");
-        let at_ms = provider.now_ms();
-        let sender =
-            TwilioSender { from: sent_from.into(), messaging_service_sid: service.as_deref().map(Into::into), at_ms };
-        truth.twilio_senders.insert(sid_of_message.as_str().into(), sender);
-        let acceptance = Acceptance {
-            at_ms,
-            provider_id: sid_of_message.as_str().into(),
-            account: account.engine_id.as_str().into(),
-        };
-        twilio_view(&truth, at_ms, &account.key, &acceptance, &to, &text)
-    };
-    caller_crash(&provider, &behaviour, peer);
-    if provider.after_accept.get().is_some() {
-        provider.after_accept(1, peer).await;
-    }
-    if let Some(callback) = field("StatusCallback") {
-        schedule_reports(
-            provider.clone(),
-            webhooks.clone(),
-            Channel::Twilio { account: account.clone(), callback },
-            sid_of_message.clone(),
-            &to,
-            &behaviour,
-        );
-    }
-    let response = if spoiled == Spoil::Malformed {
-        ([("content-type", "application/json")], "{\"sid\": \"SM").into_response()
-    } else {
-        (StatusCode::CREATED, axum::Json(resource)).into_response()
-    };
-    answer_after(&provider, &behaviour, spoiled, response).await
-}
-
-/// Twilio's message list: filtered by `To` and `From` (the sender each message really went
-/// out from), newest first, `PageSize` (default 50, 1 to 1 000) to a page, the next page
-/// named by `next_page_uri` until the last.
-async fn twilio_list(
-    State(Host { provider, .. }): State<Host>,
-    Path(sid): Path<String>,
-    headers: http::HeaderMap,
-    Query(query): Query<BTreeMap<String, String>>,
-) -> Response {
-    let Some(account) = twilio_account(&provider, &sid, &headers) else { return twilio_unauthenticated() };
-    let to = query.get("To").cloned();
-    let from = query.get("From").cloned();
-    let page_size = match query.get("PageSize").map(|n| n.parse::<usize>()) {
-        None => 50,
-        Some(Ok(n)) if (1..=1_000).contains(&n) => n,
-        Some(_) => return twilio_error(20001, "PageSize must be from 1 to 1000", StatusCode::BAD_REQUEST),
-    };
-    let token_page = query.get("PageToken").and_then(|token| token.strip_prefix("PA")?.parse().ok());
-    let page: usize = token_page.or_else(|| query.get("Page").and_then(|n| n.parse().ok())).unwrap_or(0);
-    let date_sent = match twilio::DateSent::of(&query) {
-        Ok(filter) => filter,
-        Err(problem) => return twilio_error(20001, &problem, StatusCode::BAD_REQUEST),
-    };
-    let now_ms = provider.now_ms();
-    let truth = provider.truth.lock().expect("provider poisoned");
-    let mut matching: Vec<(u64, &Acceptance, &str, &str)> = truth
-        .accepted
-        .iter()
-        .filter(|((destination, _), _)| to.as_deref().is_none_or(|to| **destination == *to))
-        .flat_map(|((destination, body), acceptances)| {
-            acceptances
-                .iter()
-                .filter(|a| *a.account == *account.engine_id)
-                .map(move |a| (a.at_ms, a, &**destination, &**body))
-        })
-        .filter(|(_, acceptance, _, _)| {
-            let sent_from = truth.twilio_senders.get(&acceptance.provider_id).map(|sender| &*sender.from);
-            from.as_deref().is_none_or(|from| sent_from == Some(from)) && date_sent.keeps(acceptance.at_ms)
-        })
-        .collect();
-    matching.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.provider_id.cmp(&a.1.provider_id)));
-    let more = matching.len() > (page + 1) * page_size;
-    let messages = matching
-        .iter()
-        .skip(page * page_size)
-        .take(page_size)
-        .map(|(_, acceptance, to, body)| twilio_view(&truth, now_ms, &account.key, acceptance, to, body))
-        .collect();
-    let filters: Vec<(&str, &String)> = [("To", to.as_ref()), ("From", from.as_ref())]
-        .into_iter()
-        .chain(["DateSent", "DateSent<", "DateSent>"].map(|name| (name, query.get(name))))
-        .filter_map(|(name, value)| value.map(|value| (name, value)))
-        .collect();
-    let filters = serde_urlencoded::to_string(filters).expect("query serialises");
-    axum::Json(twilio::list_page(&account.key, messages, &filters, page, page_size, more)).into_response()
-}
-
-/// `GET …/Messages/{Sid}.json`: one message, or Twilio's 20404.
-async fn twilio_fetch(
-    State(Host { provider, .. }): State<Host>,
-    Path((sid, file)): Path<(String, String)>,
-    headers: http::HeaderMap,
-) -> Response {
-    let Some(account) = twilio_account(&provider, &sid, &headers) else { return twilio_unauthenticated() };
-    let message_sid = file.strip_suffix(".json").unwrap_or(&file);
-    let now_ms = provider.now_ms();
-    let truth = provider.truth.lock().expect("provider poisoned");
-    let found = truth.accepted.iter().find_map(|((to, body), acceptances)| {
-        let acceptance =
-            acceptances.iter().find(|a| *a.provider_id == *message_sid && *a.account == *account.engine_id)?;
-        Some(twilio_view(&truth, now_ms, &account.key, acceptance, to, body))
-    });
-    match found {
-        Some(resource) => axum::Json(resource).into_response(),
-        None => {
-            twilio_error(20404, &format!("The requested resource {message_sid} was not found"), StatusCode::NOT_FOUND)
-        }
-    }
-}
-
-/// Where a message's reports go.
-#[derive(Clone)]
-enum Channel {
-    Mitto { account: AccountBinding, engine_url: Arc<str> },
-    Twilio { account: AccountBinding, callback: String },
-    Infobip { account: AccountBinding, notify_url: String, bulk_id: String },
-}
-
-impl Channel {
-    /// The engine account the reports are for.
-    fn account(&self) -> &AccountBinding {
-        match self {
-            Channel::Mitto { account, .. } | Channel::Twilio { account, .. } | Channel::Infobip { account, .. } => {
-                account
-            }
-        }
-    }
-
-    /// The intermediate, delivered and undelivered status strings of its wire format.
-    fn statuses(&self) -> (&'static str, &'static str, &'static str) {
-        match self {
-            Channel::Mitto { .. } => ("Sent", "Delivered", "Failure"),
-            Channel::Twilio { .. } => ("sent", "delivered", "undelivered"),
-            Channel::Infobip { .. } => ("PENDING_ENROUTE", "DELIVERED_TO_HANDSET", "UNDELIVERABLE_NOT_DELIVERED"),
-        }
-    }
-}
-
 /// A report to send.
 struct Outgoing {
     delay_ms: u64,
@@ -1131,6 +793,35 @@ enum FinalDelay {
     Common(u64),
 }
 
+/// Where one message's reports go: an engine account of one wire format, and how that
+/// format writes the webhook carrying some of them.
+#[derive(Clone)]
+struct Channel {
+    kind: ProviderKind,
+    account: AccountBinding,
+    webhook: Arc<WebhookWriter>,
+}
+
+/// Writes the webhook request carrying some reports (one, or a batch the format allows)
+/// for an account.
+type WebhookWriter = dyn Fn(&Provider, &AccountBinding, &[Outgoing]) -> HttpRequest + Send + Sync;
+
+impl Channel {
+    /// Reports for `account` of `kind`, each webhook written by `webhook`.
+    fn new(
+        kind: ProviderKind,
+        account: AccountBinding,
+        webhook: impl Fn(&Provider, &AccountBinding, &[Outgoing]) -> HttpRequest + Send + Sync + 'static,
+    ) -> Channel {
+        Channel { kind, account, webhook: Arc::new(webhook) }
+    }
+
+    /// What its wire format's reports say and how they are retried.
+    fn rules(&self) -> &'static ReportRules {
+        &wire_format(self.kind).reports
+    }
+}
+
 /// Plans one accepted message's reports.
 fn plan_reports(
     provider: &Provider,
@@ -1140,16 +831,13 @@ fn plan_reports(
     behaviour: &Behaviour,
     final_delay: FinalDelay,
 ) -> Vec<Outgoing> {
-    let (intermediate, delivered, undelivered) = channel.statuses();
+    let ReportRules { intermediate, delivered, undelivered, other_failures, .. } = *channel.rules();
     let mut final_status = if provider.chance(behaviour.delivery_rate) { delivered } else { undelivered };
-    // Beside undelivered, a message the provider took may end expired (Infobip) or
-    // rejected by the network (Infobip's group REJECTED, Twilio's `failed`).
+    // Beside undelivered, a message the provider took may end otherwise (expired, or
+    // rejected by the network), as its format documents.
     if final_status == undelivered {
-        match channel {
-            Channel::Infobip { .. } if provider.chance(0.3) => final_status = "EXPIRED_EXPIRED",
-            Channel::Infobip { .. } if provider.chance(0.3) => final_status = "REJECTED_NETWORK",
-            Channel::Twilio { .. } if provider.chance(0.3) => final_status = "failed",
-            _ => {}
+        if let Some(other) = other_failures.iter().find(|_| provider.chance(0.3)) {
+            final_status = other;
         }
     }
     let early = provider.chance(behaviour.faults.report_before_answer);
@@ -1238,94 +926,8 @@ impl Drop for PendingReports {
     }
 }
 
-/// The webhook request carrying `reports` (one, except for an Infobip batch).
-fn webhook_request(provider: &Provider, channel: &Channel, reports: &[Outgoing]) -> HttpRequest {
-    let forged = reports.iter().any(|report| report.forged);
-    let json = BTreeMap::from([("content-type".to_owned(), "application/json".to_owned())]);
-    match channel {
-        Channel::Mitto { account, engine_url } => {
-            let token = if forged { "forged".to_owned() } else { account.secret.clone() };
-            let wire = |report: &Outgoing| mitto::DeliveryReport {
-                message_id: report.provider_id.clone(),
-                delivery_status: report.status.into(),
-                error_code: None,
-            };
-            let body = match reports {
-                [report] => mitto::DeliveryReports::One(wire(report)),
-                many => mitto::DeliveryReports::Many(many.iter().map(wire).collect()),
-            };
-            HttpRequest {
-                method: http::Method::POST,
-                url: format!("{engine_url}/v1/webhooks/mitto/{}?token={token}", account.engine_id),
-                headers: json,
-                body: Bytes::from(serde_json::to_vec(&body).expect("reports serialise")),
-            }
-        }
-        Channel::Twilio { account, callback } => {
-            let report = &reports[0];
-            let callback =
-                if report.stray { callback.split('?').next().unwrap_or(callback).to_owned() } else { callback.clone() };
-            let sender = provider
-                .truth
-                .lock()
-                .expect("provider poisoned")
-                .twilio_senders
-                .get(report.provider_id.as_str())
-                .cloned();
-            let params = twilio::callback_params(
-                &account.key,
-                &report.provider_id,
-                report.status,
-                sender.as_ref().map(|sender| &*sender.from),
-                &report.destination,
-                sender.as_ref().and_then(|sender| sender.messaging_service_sid.as_deref()),
-            );
-            let token = if forged { "forged" } else { account.secret.as_str() };
-            let signature = twilio::signature(token, &callback, &params);
-            HttpRequest {
-                method: http::Method::POST,
-                url: callback,
-                headers: BTreeMap::from([
-                    ("content-type".to_owned(), "application/x-www-form-urlencoded".to_owned()),
-                    ("x-twilio-signature".to_owned(), signature),
-                ]),
-                body: Bytes::from(serde_urlencoded::to_string(&params).expect("forms serialise")),
-            }
-        }
-        Channel::Infobip { notify_url, bulk_id, .. } => {
-            let url = if forged {
-                format!("{}?token=forged", notify_url.split('?').next().unwrap_or(notify_url))
-            } else {
-                notify_url.clone()
-            };
-            let now = provider.now_ms();
-            let truth = provider.truth.lock().expect("provider poisoned");
-            let results: Vec<serde_json::Value> = reports
-                .iter()
-                .map(|report| {
-                    let fallback = infobip::Record::untracked(bulk_id.clone(), now);
-                    let record = truth.infobip.get(report.provider_id.as_str()).unwrap_or(&fallback);
-                    let done = infobip::is_final(report.status).then_some(now);
-                    infobip::entry(record, &report.provider_id, &report.destination, report.status, done, 1)
-                })
-                .collect();
-            drop(truth);
-            HttpRequest {
-                method: http::Method::POST,
-                url,
-                headers: json,
-                body: Bytes::from(
-                    serde_json::to_vec(&serde_json::json!({ "results": results })).expect("reports serialise"),
-                ),
-            }
-        }
-    }
-}
-
-/// Posts one webhook, retrying as the provider documents it (never a forged one). Twilio's
-/// status callbacks follow its default connection overrides (`rc=1`, `rp=ct`): one more
-/// attempt when no answer came, none after an HTTP error. Mitto and Infobip report again
-/// after a non-2xx answer or none, up to five attempts with a doubling pause.
+/// Posts one webhook, retrying as its wire format documents it ([`ReportRules`]) with a
+/// doubling pause, and never a forged one.
 async fn send_webhook(provider: Arc<Provider>, client: Arc<dyn HttpClient>, channel: Channel, reports: Vec<Outgoing>) {
     let Some(first) = reports.first() else { return };
     tokio::time::sleep(Duration::from_millis(first.delay_ms)).await;
@@ -1334,7 +936,7 @@ async fn send_webhook(provider: Arc<Provider>, client: Arc<dyn HttpClient>, chan
     if *provider.reports_held.borrow() {
         let _ = provider.reports_held.subscribe().wait_for(|held| !held).await;
     }
-    let request = webhook_request(&provider, &channel, &reports);
+    let request = (channel.webhook)(&provider, &channel.account, &reports);
     let forged = reports.iter().any(|report| report.forged);
     let at_ms = provider.now_ms();
     let indexes: Vec<usize> = {
@@ -1345,7 +947,7 @@ async fn send_webhook(provider: Arc<Provider>, client: Arc<dyn HttpClient>, chan
         reports
             .iter()
             .map(|report| {
-                let account = truth.account(&channel.account().engine_id);
+                let account = truth.account(&channel.account.engine_id);
                 truth.reports.push(SentReport {
                     at_ms,
                     account,
@@ -1359,12 +961,8 @@ async fn send_webhook(provider: Arc<Provider>, client: Arc<dyn HttpClient>, chan
             })
             .collect()
     };
-    let twilio = matches!(channel, Channel::Twilio { .. });
-    let attempts = match (forged, twilio) {
-        (true, _) => 1,
-        (false, true) => 2,
-        (false, false) => 5,
-    };
+    let rules = channel.rules();
+    let attempts = if forged { 1 } else { rules.attempts };
     for attempt in 0..attempts {
         let slots = provider.report_slots.lock().expect("provider poisoned").clone();
         let slot = match &slots {
@@ -1391,156 +989,11 @@ async fn send_webhook(provider: Arc<Provider>, client: Arc<dyn HttpClient>, chan
             }
         }
         let delivered = answered.is_some_and(|status| (200..300).contains(&status));
-        // Twilio retries a connection that failed, not an answer it did not like.
-        if delivered || forged || (twilio && answered.is_some()) {
+        if delivered || forged || (!rules.retries_error_answers && answered.is_some()) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(1_000 << attempt)).await;
     }
-}
-
-/// An Infobip error answer.
-fn infobip_refusal(status: StatusCode, code: &str, text: &str) -> Response {
-    (status, axum::Json(infobip::refusal(code, text))).into_response()
-}
-
-/// The account whose `Authorization: App {api key}` a request carries.
-fn infobip_account(provider: &Provider, headers: &HeaderMap) -> Option<AccountBinding> {
-    let value = headers.get("authorization")?.to_str().ok()?;
-    let key = value.strip_prefix("App ")?;
-    provider.account_by_key(key.trim())
-}
-
-/// What becomes of one message of an Infobip-style request.
-enum Fate {
-    /// Refused, with this status name, in the answer.
-    Refused(&'static str),
-    /// Accepted and listed in the answer.
-    Accepted,
-    /// Accepted, but left out of the answer (a partial answer): the adapter must call it
-    /// ambiguous and a lookup must find it.
-    Unlisted,
-}
-
-async fn infobip_send(
-    State(Host { provider, webhooks, .. }): State<Host>,
-    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let behaviour = provider.behaviour();
-    let Some(account) = infobip_account(&provider, &headers) else {
-        return infobip_refusal(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Invalid login details");
-    };
-    if let Some(fault) = provider.request_fault(&behaviour) {
-        if let Ok((_, messages)) = infobip::parse_send(&body) {
-            provider.refused_request(&account, messages.iter().map(|m| (m.to.as_str(), m.text.as_str())), fault);
-        }
-        return answer_after(&provider, &behaviour, Spoil::None, infobip_fault(fault)).await;
-    }
-    let (bulk_id, messages) = match infobip::parse_send(&body) {
-        Ok(request) => request,
-        Err(problem) => return infobip_refusal(StatusCode::BAD_REQUEST, "BAD_REQUEST", &problem),
-    };
-    let partial = provider.chance(behaviour.faults.partial_bulk_failure);
-    if partial {
-        provider.fault("partial_bulk_failure", Mark::PartialBulkFailure);
-    }
-    let spoiled = spoil(&provider, &behaviour);
-    let bulk_id = bulk_id.unwrap_or_else(|| provider.new_id("IB"));
-    let mut results = Vec::new();
-    // (message id, destination, notify URL) of every accepted message.
-    let mut accepted: Vec<(String, String, Option<String>)> = Vec::new();
-    for message in &messages {
-        provider.received(&account, &message.to, &message.text);
-        let id = message.message_id.clone().unwrap_or_else(|| provider.new_id("IBM"));
-        let fate = if !infobip::is_destination(&message.to) || provider.chance(behaviour.reject_rate) {
-            Fate::Refused("REJECTED_DESTINATION")
-        } else if partial && provider.chance(0.3) {
-            if provider.chance(0.5) {
-                Fate::Refused("REJECTED_NETWORK")
-            } else {
-                Fate::Unlisted
-            }
-        } else {
-            Fate::Accepted
-        };
-        let answer =
-            |status: &str| serde_json::json!({ "to": message.to, "messageId": id, "status": infobip::status(status) });
-        match fate {
-            Fate::Refused(name) => {
-                provider
-                    .refused
-                    .lock()
-                    .expect("provider poisoned")
-                    .entry((account.engine_id.clone(), id.clone()))
-                    .or_default()
-                    .push((message.to.clone(), name));
-                results.push(answer(name));
-            }
-            Fate::Accepted | Fate::Unlisted => {
-                let id = provider.accept_as(&account, &message.to, &message.text, id.clone());
-                if matches!(fate, Fate::Unlisted) {
-                    provider.truth.lock().expect("provider poisoned").mark(Mark::AcceptedButLeftOutOfTheAnswer);
-                } else {
-                    results.push(answer("PENDING_ACCEPTED"));
-                }
-                // Without a notify URL the final report waits to be pulled: its fate is
-                // drawn now (only then, so runs with notify URLs draw as they always did).
-                let pull = message.notify_url.is_none().then(|| {
-                    let status = if provider.chance(behaviour.delivery_rate) {
-                        "DELIVERED_TO_HANDSET"
-                    } else {
-                        "UNDELIVERABLE_NOT_DELIVERED"
-                    };
-                    (provider.now_ms() + provider.between(behaviour.report_delay_ms), status)
-                });
-                let record = infobip::Record {
-                    bulk_id: bulk_id.clone(),
-                    from: message.from.clone(),
-                    callback_data: message.callback_data.clone(),
-                    sent_ms: provider.now_ms(),
-                    pull,
-                    pulled: false,
-                };
-                provider.truth.lock().expect("provider poisoned").infobip.insert(id.as_str().into(), record);
-                accepted.push((id, message.to.clone(), message.notify_url.clone()));
-            }
-        }
-    }
-    // The answer's order is not guaranteed; a seeded shuffle makes sure it is not the
-    // request's.
-    if results.len() > 1 {
-        results.shuffle(&mut *provider.rng.lock().expect("provider poisoned"));
-        provider.truth.lock().expect("provider poisoned").mark(Mark::AnswerShuffled);
-    }
-    caller_crash(&provider, &behaviour, peer);
-    if provider.after_accept.get().is_some() {
-        provider.after_accept(accepted.len(), peer).await;
-    }
-    // Some requests' final reports share one webhook, as Infobip batches results.
-    let batched = accepted.len() > 1 && provider.chance(0.5);
-    let final_delay =
-        if batched { FinalDelay::Common(provider.between(behaviour.report_delay_ms)) } else { FinalDelay::Drawn };
-    let mut batches: BTreeMap<String, Vec<Outgoing>> = BTreeMap::new();
-    for (id, destination, notify_url) in accepted {
-        let Some(notify_url) = notify_url else { continue };
-        let channel =
-            Channel::Infobip { account: account.clone(), notify_url: notify_url.clone(), bulk_id: bulk_id.clone() };
-        for report in plan_reports(&provider, &channel, &id, &destination, &behaviour, final_delay) {
-            if batched && report.batchable {
-                batches.entry(notify_url.clone()).or_default().push(report);
-            } else {
-                spawn_webhook(provider.clone(), webhooks.clone(), channel.clone(), vec![report]);
-            }
-        }
-    }
-    for (notify_url, reports) in batches {
-        let channel = Channel::Infobip { account: account.clone(), notify_url, bulk_id: bulk_id.clone() };
-        spawn_webhook(provider.clone(), webhooks.clone(), channel, reports);
-    }
-    let answer = serde_json::json!({ "bulkId": bulk_id, "messages": results });
-    answer_after(&provider, &behaviour, spoiled, json_answer(&answer, spoiled)).await
 }
 
 /// A send answer as JSON, or its first half when the answer is to be malformed.
@@ -1548,156 +1001,4 @@ fn json_answer(answer: &impl Serialize, spoiled: Spoil) -> Response {
     let text = serde_json::to_string(answer).expect("answers serialise");
     let text = if spoiled == Spoil::Malformed { text[..text.len() / 2].to_owned() } else { text };
     ([("content-type", "application/json")], text).into_response()
-}
-
-/// Where an Infobip message stands now: its last genuine report's status and when it
-/// came (a pulled-report message: its drawn fate once due), else pending.
-fn infobip_now(truth: &Truth, id: &str, now_ms: u64) -> (&'static str, Option<u64>) {
-    if let Some(report) = truth.reports.iter().rev().find(|r| !r.forged && *r.provider_id == *id) {
-        return (report.status, infobip::is_final(report.status).then_some(report.at_ms));
-    }
-    match truth.infobip.get(id).and_then(|record| record.pull) {
-        Some((due_ms, status)) if due_ms <= now_ms => (status, Some(due_ms)),
-        _ => ("PENDING_ENROUTE", None),
-    }
-}
-
-/// Matches Infobip's filters `bulkId`, `messageId` and `to`.
-fn infobip_wanted(query: &BTreeMap<String, String>, record: Option<&infobip::Record>, id: &str, to: &str) -> bool {
-    query.get("messageId").is_none_or(|wanted| wanted == id)
-        && query.get("to").is_none_or(|wanted| wanted == to)
-        && query.get("bulkId").is_none_or(|wanted| record.is_some_and(|record| record.bulk_id == *wanted))
-}
-
-/// At most `limit` (default 50, at most 1 000) results.
-fn infobip_limit(query: &BTreeMap<String, String>) -> usize {
-    query.get("limit").and_then(|limit| limit.parse().ok()).unwrap_or(50).clamp(1, 1_000)
-}
-
-/// The message log: the account's messages the filters ask for, accepted (with where
-/// each stands now) or refused.
-async fn infobip_logs(
-    State(Host { provider, .. }): State<Host>,
-    headers: HeaderMap,
-    Query(query): Query<BTreeMap<String, String>>,
-) -> Response {
-    let behaviour = provider.behaviour();
-    let Some(account) = infobip_account(&provider, &headers) else {
-        return infobip_refusal(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Invalid login details");
-    };
-    if let Some(fault) = provider.request_fault(&behaviour) {
-        return answer_after(&provider, &behaviour, Spoil::None, infobip_fault(fault)).await;
-    }
-    let now = provider.now_ms();
-    let mut results: Vec<serde_json::Value> = {
-        let truth = provider.truth.lock().expect("provider poisoned");
-        truth
-            .accepted
-            .iter()
-            .flat_map(|((destination, body), acceptances)| acceptances.iter().map(move |a| (destination, body, a)))
-            .filter(|(_, _, a)| *a.account == *account.engine_id)
-            .filter_map(|(destination, body, a)| {
-                let record = truth.infobip.get(&a.provider_id);
-                if !infobip_wanted(&query, record, &a.provider_id, destination) {
-                    return None;
-                }
-                let (status, done) = infobip_now(&truth, &a.provider_id, now);
-                let fallback = infobip::Record::untracked(String::new(), a.at_ms);
-                let mut entry = infobip::entry(
-                    record.unwrap_or(&fallback),
-                    &a.provider_id,
-                    destination,
-                    status,
-                    done,
-                    smsim_judge::segments::count(body),
-                );
-                entry["text"] = serde_json::Value::from(body.to_string());
-                Some(entry)
-            })
-            .collect()
-    };
-    let refused = provider.refused.lock().expect("provider poisoned");
-    for ((engine_id, id), refusals) in refused.iter() {
-        if *engine_id == account.engine_id && query.get("messageId").is_none_or(|wanted| wanted == id) {
-            for (to, status) in refusals {
-                if query.get("to").is_none_or(|wanted| wanted == to) && !query.contains_key("bulkId") {
-                    results.push(serde_json::json!({ "messageId": id, "to": to, "status": infobip::status(status) }));
-                }
-            }
-        }
-    }
-    results.truncate(infobip_limit(&query));
-    axum::Json(serde_json::json!({ "results": results })).into_response()
-}
-
-/// `GET /sms/1/reports`: final reports of messages sent without `notifyUrl`, each given
-/// once, as Infobip documents pulled reports.
-async fn infobip_reports(
-    State(Host { provider, .. }): State<Host>,
-    headers: HeaderMap,
-    Query(query): Query<BTreeMap<String, String>>,
-) -> Response {
-    let Some(account) = infobip_account(&provider, &headers) else {
-        return infobip_refusal(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Invalid login details");
-    };
-    let now = provider.now_ms();
-    let limit = infobip_limit(&query);
-    let mut truth = provider.truth.lock().expect("provider poisoned");
-    let due: Vec<(Box<str>, String, String)> = truth
-        .accepted
-        .iter()
-        .flat_map(|((destination, body), acceptances)| acceptances.iter().map(move |a| (destination, body, a)))
-        .filter(|(_, _, a)| *a.account == *account.engine_id)
-        .filter(|(destination, _, a)| {
-            let record = truth.infobip.get(&a.provider_id);
-            let pullable = record.is_some_and(|r| !r.pulled && r.pull.is_some_and(|(due_ms, _)| due_ms <= now));
-            pullable && infobip_wanted(&query, record, &a.provider_id, destination)
-        })
-        .map(|(destination, body, a)| (a.provider_id.clone(), destination.to_string(), body.to_string()))
-        .take(limit)
-        .collect();
-    let mut results = Vec::new();
-    for (id, to, body) in due {
-        let record = truth.infobip.get_mut(&id).expect("filtered above");
-        record.pulled = true;
-        let (due_ms, status) = record.pull.expect("filtered above");
-        results.push(infobip::entry(record, &id, &to, status, Some(due_ms), smsim_judge::segments::count(&body)));
-    }
-    drop(truth);
-    axum::Json(serde_json::json!({ "results": results })).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Before its first report a message moves along Twilio's progression — a messaging
-    /// service's `accepted` (no sender yet), `queued`, `sending` — and then shows its last
-    /// report's status.
-    #[test]
-    fn a_twilio_message_moves_along_twilios_progression_until_its_first_report() {
-        let mut truth = Truth::default();
-        let sid: Box<str> = "SM0001".into();
-        let sender =
-            TwilioSender { from: "+15005550006".into(), messaging_service_sid: Some("MG1".into()), at_ms: 1_000 };
-        truth.twilio_senders.insert(sid.clone(), sender);
-        let acceptance = Acceptance { at_ms: 1_000, provider_id: sid.clone(), account: "ta_1".into() };
-        let shown = |truth: &Truth, now_ms| {
-            let view = twilio_view(truth, now_ms, "AC1", &acceptance, "+306910000001", "hi");
-            (view["status"].as_str().unwrap().to_owned(), view["from"].is_null())
-        };
-        assert_eq!(shown(&truth, 1_000), ("accepted".to_owned(), true));
-        assert_eq!(shown(&truth, 1_150), ("queued".to_owned(), false));
-        assert_eq!(shown(&truth, 1_350), ("sending".to_owned(), false));
-        truth.reports.push(SentReport {
-            at_ms: 1_400,
-            account: "ta_1".into(),
-            provider_id: sid,
-            status: "sent",
-            is_final: false,
-            forged: false,
-            answered: Some(200),
-        });
-        assert_eq!(shown(&truth, 1_500), ("sent".to_owned(), false));
-    }
 }

@@ -2,8 +2,37 @@
 //! delivery reports pushed to `notifyUrl` and pulled from `GET /sms/1/reports`, statuses
 //! and errors — read and written by the simulated provider with code of its own, not with
 //! the engine's adapter's types, so a misreading in one is not repeated in the other.
+//!
+//! Below the documented shapes, the simulated provider's handling of them: the send
+//! endpoint, the message log, pulled reports and the reports pushed to `notifyUrl`.
 
+use super::{
+    answer_after, caller_crash, json_answer, outage_answer, plan_reports, spawn_webhook, spoil, AccountBinding,
+    Channel, FinalDelay, Host, Outgoing, Peer, Provider, ReportRules, Spoil, Truth, WireFormat,
+};
+use crate::coverage::Mark;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use rand::seq::SliceRandom;
 use serde_json::{json, Value};
+use smsim_core::adapter::HttpRequest;
+use smsim_core::domain::ProviderKind;
+use std::collections::BTreeMap;
+
+/// The send endpoint (one or many messages, each to one or many destinations).
+pub const SEND_PATH: &str = "/sms/2/text/advanced";
+
+/// The message log.
+pub const LOGS_PATH: &str = "/sms/1/logs";
+
+/// Delivery reports to pull, of messages sent without `notifyUrl`.
+pub const REPORTS_PATH: &str = "/sms/1/reports";
+
+/// The scheme of the `Authorization` header that carries the API key.
+pub const AUTHORIZATION_SCHEME: &str = "App";
 
 /// Infobip's status table as the simulated provider uses it: name, group id, group name,
 /// status id, description (Infobip's "Response status and error codes").
@@ -167,6 +196,335 @@ pub fn entry(
         "status": status(status_name),
         "error": error(status_name),
     })
+}
+
+// The simulated provider's side: the send, log and report endpoints and the pushed reports.
+
+/// The Infobip-style wire as the simulated provider serves it: reports are retried up to
+/// five times after a non-2xx answer or none.
+pub(super) static WIRE_FORMAT: WireFormat = WireFormat {
+    kind: ProviderKind::Infobip,
+    send_path: SEND_PATH,
+    routes: |router| {
+        router.route(SEND_PATH, post(send)).route(LOGS_PATH, get(logs)).route(REPORTS_PATH, get(pull_reports))
+    },
+    reports: ReportRules {
+        intermediate: "PENDING_ENROUTE",
+        delivered: "DELIVERED_TO_HANDSET",
+        undelivered: "UNDELIVERABLE_NOT_DELIVERED",
+        // Expired, or rejected by the network (the group REJECTED).
+        other_failures: &["EXPIRED_EXPIRED", "REJECTED_NETWORK"],
+        attempts: 5,
+        retries_error_answers: true,
+    },
+};
+
+/// A refusal of a whole request (outage, drawn fault): Infobip's service exception.
+fn fault_answer(status: StatusCode) -> Response {
+    let (code, text) = if status == StatusCode::TOO_MANY_REQUESTS {
+        ("TOO_MANY_REQUESTS", "Too many requests")
+    } else {
+        ("GENERAL_ERROR", "Something went wrong. Please contact support.")
+    };
+    outage_answer(status, axum::Json(refusal(code, text)).into_response())
+}
+
+/// An Infobip error answer.
+fn refusal_answer(status: StatusCode, code: &str, text: &str) -> Response {
+    (status, axum::Json(refusal(code, text))).into_response()
+}
+
+/// The account whose `Authorization: App {api key}` a request carries.
+fn account_of(provider: &Provider, headers: &HeaderMap) -> Option<AccountBinding> {
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let key = value.strip_prefix("App ")?;
+    provider.account_by_key(key.trim())
+}
+
+/// What becomes of one message of an Infobip-style request.
+enum Fate {
+    /// Refused, with this status name, in the answer.
+    Refused(&'static str),
+    /// Accepted and listed in the answer.
+    Accepted,
+    /// Accepted, but left out of the answer (a partial answer): the adapter must call it
+    /// ambiguous and a lookup must find it.
+    Unlisted,
+}
+
+/// `POST` [`SEND_PATH`]: each destination accepted under the client's message id (or one of
+/// its own) or refused, answered in a shuffled order, its reports pushed to its
+/// `notifyUrl` (some requests' in one webhook) or kept to be pulled.
+async fn send(
+    State(Host { provider, webhooks, .. }): State<Host>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let behaviour = provider.behaviour();
+    let Some(account) = account_of(&provider, &headers) else {
+        return refusal_answer(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Invalid login details");
+    };
+    if let Some(fault) = provider.request_fault(&behaviour) {
+        if let Ok((_, messages)) = parse_send(&body) {
+            provider.refused_request(&account, messages.iter().map(|m| (m.to.as_str(), m.text.as_str())), fault);
+        }
+        return answer_after(&provider, &behaviour, Spoil::None, fault_answer(fault)).await;
+    }
+    let (bulk_id, messages) = match parse_send(&body) {
+        Ok(request) => request,
+        Err(problem) => return refusal_answer(StatusCode::BAD_REQUEST, "BAD_REQUEST", &problem),
+    };
+    let partial = provider.chance(behaviour.faults.partial_bulk_failure);
+    if partial {
+        provider.fault("partial_bulk_failure", Mark::PartialBulkFailure);
+    }
+    let spoiled = spoil(&provider, &behaviour);
+    let bulk_id = bulk_id.unwrap_or_else(|| provider.new_id("IB"));
+    let mut results = Vec::new();
+    // (message id, destination, notify URL) of every accepted message.
+    let mut accepted: Vec<(String, String, Option<String>)> = Vec::new();
+    for message in &messages {
+        provider.received(&account, &message.to, &message.text);
+        let id = message.message_id.clone().unwrap_or_else(|| provider.new_id("IBM"));
+        let fate = if !is_destination(&message.to) || provider.chance(behaviour.reject_rate) {
+            Fate::Refused("REJECTED_DESTINATION")
+        } else if partial && provider.chance(0.3) {
+            if provider.chance(0.5) {
+                Fate::Refused("REJECTED_NETWORK")
+            } else {
+                Fate::Unlisted
+            }
+        } else {
+            Fate::Accepted
+        };
+        let answer = |name: &str| json!({ "to": message.to, "messageId": id, "status": status(name) });
+        match fate {
+            Fate::Refused(name) => {
+                provider
+                    .refused
+                    .lock()
+                    .expect("provider poisoned")
+                    .entry((account.engine_id.clone(), id.clone()))
+                    .or_default()
+                    .push((message.to.clone(), name));
+                results.push(answer(name));
+            }
+            Fate::Accepted | Fate::Unlisted => {
+                let id = provider.accept_as(&account, &message.to, &message.text, id.clone());
+                if matches!(fate, Fate::Unlisted) {
+                    provider.truth.lock().expect("provider poisoned").mark(Mark::AcceptedButLeftOutOfTheAnswer);
+                } else {
+                    results.push(answer("PENDING_ACCEPTED"));
+                }
+                // Without a notify URL the final report waits to be pulled: its fate is
+                // drawn now (only then, so runs with notify URLs draw as they always did).
+                let pull = message.notify_url.is_none().then(|| {
+                    let status = if provider.chance(behaviour.delivery_rate) {
+                        "DELIVERED_TO_HANDSET"
+                    } else {
+                        "UNDELIVERABLE_NOT_DELIVERED"
+                    };
+                    (provider.now_ms() + provider.between(behaviour.report_delay_ms), status)
+                });
+                let record = Record {
+                    bulk_id: bulk_id.clone(),
+                    from: message.from.clone(),
+                    callback_data: message.callback_data.clone(),
+                    sent_ms: provider.now_ms(),
+                    pull,
+                    pulled: false,
+                };
+                provider.truth.lock().expect("provider poisoned").infobip.insert(id.as_str().into(), record);
+                accepted.push((id, message.to.clone(), message.notify_url.clone()));
+            }
+        }
+    }
+    // The answer's order is not guaranteed; a seeded shuffle makes sure it is not the
+    // request's.
+    if results.len() > 1 {
+        results.shuffle(&mut *provider.rng.lock().expect("provider poisoned"));
+        provider.truth.lock().expect("provider poisoned").mark(Mark::AnswerShuffled);
+    }
+    caller_crash(&provider, &behaviour, peer);
+    if provider.after_accept.get().is_some() {
+        provider.after_accept(accepted.len(), peer).await;
+    }
+    // Some requests' final reports share one webhook, as Infobip batches results.
+    let batched = accepted.len() > 1 && provider.chance(0.5);
+    let final_delay =
+        if batched { FinalDelay::Common(provider.between(behaviour.report_delay_ms)) } else { FinalDelay::Drawn };
+    let mut batches: BTreeMap<String, Vec<Outgoing>> = BTreeMap::new();
+    for (id, destination, notify_url) in accepted {
+        let Some(notify_url) = notify_url else { continue };
+        let channel = notify_channel(&account, notify_url.clone(), bulk_id.clone());
+        for report in plan_reports(&provider, &channel, &id, &destination, &behaviour, final_delay) {
+            if batched && report.batchable {
+                batches.entry(notify_url.clone()).or_default().push(report);
+            } else {
+                spawn_webhook(provider.clone(), webhooks.clone(), channel.clone(), vec![report]);
+            }
+        }
+    }
+    for (notify_url, reports) in batches {
+        let channel = notify_channel(&account, notify_url, bulk_id.clone());
+        spawn_webhook(provider.clone(), webhooks.clone(), channel, reports);
+    }
+    let answer = json!({ "bulkId": bulk_id, "messages": results });
+    answer_after(&provider, &behaviour, spoiled, json_answer(&answer, spoiled)).await
+}
+
+/// Where the reports of a message sent with `notify_url` in bulk `bulk_id` go.
+fn notify_channel(account: &AccountBinding, notify_url: String, bulk_id: String) -> Channel {
+    Channel::new(ProviderKind::Infobip, account.clone(), move |provider, _, reports| {
+        notify_request(provider, &notify_url, &bulk_id, reports)
+    })
+}
+
+/// The webhook carrying `reports` (`{"results": [...]}`, one or a batch) to `notify_url`,
+/// which carries the account's token; a forged one carries another.
+fn notify_request(provider: &Provider, notify_url: &str, bulk_id: &str, reports: &[Outgoing]) -> HttpRequest {
+    let forged = reports.iter().any(|report| report.forged);
+    let url = if forged {
+        format!("{}?token=forged", notify_url.split('?').next().unwrap_or(notify_url))
+    } else {
+        notify_url.to_owned()
+    };
+    let now = provider.now_ms();
+    let truth = provider.truth.lock().expect("provider poisoned");
+    let results: Vec<Value> = reports
+        .iter()
+        .map(|report| {
+            let fallback = Record::untracked(bulk_id.to_owned(), now);
+            let record = truth.infobip.get(report.provider_id.as_str()).unwrap_or(&fallback);
+            let done = is_final(report.status).then_some(now);
+            entry(record, &report.provider_id, &report.destination, report.status, done, 1)
+        })
+        .collect();
+    drop(truth);
+    HttpRequest {
+        method: http::Method::POST,
+        url,
+        headers: BTreeMap::from([("content-type".to_owned(), "application/json".to_owned())]),
+        body: Bytes::from(serde_json::to_vec(&json!({ "results": results })).expect("reports serialise")),
+    }
+}
+
+/// Where an Infobip message stands now: its last genuine report's status and when it
+/// came (a pulled-report message: its drawn fate once due), else pending.
+fn standing(truth: &Truth, id: &str, now_ms: u64) -> (&'static str, Option<u64>) {
+    if let Some(report) = truth.reports.iter().rev().find(|r| !r.forged && *r.provider_id == *id) {
+        return (report.status, is_final(report.status).then_some(report.at_ms));
+    }
+    match truth.infobip.get(id).and_then(|record| record.pull) {
+        Some((due_ms, status)) if due_ms <= now_ms => (status, Some(due_ms)),
+        _ => ("PENDING_ENROUTE", None),
+    }
+}
+
+/// Matches Infobip's filters `bulkId`, `messageId` and `to`.
+fn wanted(query: &BTreeMap<String, String>, record: Option<&Record>, id: &str, to: &str) -> bool {
+    query.get("messageId").is_none_or(|wanted| wanted == id)
+        && query.get("to").is_none_or(|wanted| wanted == to)
+        && query.get("bulkId").is_none_or(|wanted| record.is_some_and(|record| record.bulk_id == *wanted))
+}
+
+/// At most `limit` (default 50, at most 1 000) results.
+fn limit_of(query: &BTreeMap<String, String>) -> usize {
+    query.get("limit").and_then(|limit| limit.parse().ok()).unwrap_or(50).clamp(1, 1_000)
+}
+
+/// The message log: the account's messages the filters ask for, accepted (with where
+/// each stands now) or refused.
+async fn logs(
+    State(Host { provider, .. }): State<Host>,
+    headers: HeaderMap,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    let behaviour = provider.behaviour();
+    let Some(account) = account_of(&provider, &headers) else {
+        return refusal_answer(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Invalid login details");
+    };
+    if let Some(fault) = provider.request_fault(&behaviour) {
+        return answer_after(&provider, &behaviour, Spoil::None, fault_answer(fault)).await;
+    }
+    let now = provider.now_ms();
+    let mut results: Vec<Value> = {
+        let truth = provider.truth.lock().expect("provider poisoned");
+        truth
+            .accepted
+            .iter()
+            .flat_map(|((destination, body), acceptances)| acceptances.iter().map(move |a| (destination, body, a)))
+            .filter(|(_, _, a)| *a.account == *account.engine_id)
+            .filter_map(|(destination, body, a)| {
+                let record = truth.infobip.get(&a.provider_id);
+                if !wanted(&query, record, &a.provider_id, destination) {
+                    return None;
+                }
+                let (status, done) = standing(&truth, &a.provider_id, now);
+                let fallback = Record::untracked(String::new(), a.at_ms);
+                let mut entry = entry(
+                    record.unwrap_or(&fallback),
+                    &a.provider_id,
+                    destination,
+                    status,
+                    done,
+                    smsim_judge::segments::count(body),
+                );
+                entry["text"] = Value::from(body.to_string());
+                Some(entry)
+            })
+            .collect()
+    };
+    let refused = provider.refused.lock().expect("provider poisoned");
+    for ((engine_id, id), refusals) in refused.iter() {
+        if *engine_id == account.engine_id && query.get("messageId").is_none_or(|wanted| wanted == id) {
+            for (to, name) in refusals {
+                if query.get("to").is_none_or(|wanted| wanted == to) && !query.contains_key("bulkId") {
+                    results.push(json!({ "messageId": id, "to": to, "status": status(name) }));
+                }
+            }
+        }
+    }
+    results.truncate(limit_of(&query));
+    axum::Json(json!({ "results": results })).into_response()
+}
+
+/// `GET /sms/1/reports`: final reports of messages sent without `notifyUrl`, each given
+/// once, as Infobip documents pulled reports.
+async fn pull_reports(
+    State(Host { provider, .. }): State<Host>,
+    headers: HeaderMap,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    let Some(account) = account_of(&provider, &headers) else {
+        return refusal_answer(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Invalid login details");
+    };
+    let now = provider.now_ms();
+    let limit = limit_of(&query);
+    let mut truth = provider.truth.lock().expect("provider poisoned");
+    let due: Vec<(Box<str>, String, String)> = truth
+        .accepted
+        .iter()
+        .flat_map(|((destination, body), acceptances)| acceptances.iter().map(move |a| (destination, body, a)))
+        .filter(|(_, _, a)| *a.account == *account.engine_id)
+        .filter(|(destination, _, a)| {
+            let record = truth.infobip.get(&a.provider_id);
+            let pullable = record.is_some_and(|r| !r.pulled && r.pull.is_some_and(|(due_ms, _)| due_ms <= now));
+            pullable && wanted(&query, record, &a.provider_id, destination)
+        })
+        .map(|(destination, body, a)| (a.provider_id.clone(), destination.to_string(), body.to_string()))
+        .take(limit)
+        .collect();
+    let mut results = Vec::new();
+    for (id, to, body) in due {
+        let record = truth.infobip.get_mut(&id).expect("filtered above");
+        record.pulled = true;
+        let (due_ms, status) = record.pull.expect("filtered above");
+        results.push(entry(record, &id, &to, status, Some(due_ms), smsim_judge::segments::count(&body)));
+    }
+    drop(truth);
+    axum::Json(json!({ "results": results })).into_response()
 }
 
 #[cfg(test)]
