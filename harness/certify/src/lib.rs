@@ -72,16 +72,13 @@ impl Subject {
         Subject { name: name.into(), profile: Arc::new(profile), build: Arc::new(build) }
     }
 
-    /// This crate's adapter for `kind`, with its provider's profile.
+    /// This crate's adapter for `kind` (the engine's registry builds it), with its provider's
+    /// profile ([`profiles::builtin`]), named as the kind is.
     pub fn builtin(kind: ProviderKind) -> Subject {
         let build = |account: &TrafficAccount, client: Arc<dyn HttpClient>, base: &str| {
             smsim_core::adapter::adapter_for(account, client, base)
         };
-        match kind {
-            ProviderKind::Mitto => Subject::new("mitto", profiles::MittoProfile::default(), build),
-            ProviderKind::Twilio => Subject::new("twilio", profiles::TwilioProfile::default(), build),
-            ProviderKind::Infobip => Subject::new("infobip", profiles::InfobipProfile::default(), build),
-        }
+        Subject { name: kind.as_str().to_owned(), profile: profiles::builtin(kind), build: Arc::new(build) }
     }
 
     /// Every adapter this crate ships.

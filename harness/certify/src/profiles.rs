@@ -1,21 +1,32 @@
 //! The profiles of the providers this crate has adapters for, written from their wire
-//! documentation (DESIGN.md, "Provider adapters").
+//! documentation (DESIGN.md, "Provider adapters"), one per [`ProviderKind`] ([`builtin`]).
+//!
+//! The stubs speak the simulated provider's own wire formats (`smsim_sim::provider::{mitto,
+//! twilio, infobip}`), never the engine adapters' types: the judge shares no code with the
+//! defendant, so a misreading of a format in an adapter is not repeated here.
 
 use super::profile::{
     json_response, query_param, with_query, Accepted, Auth, DocumentedCode, ProviderProfile, ReportShape, Verdict,
     WebhookTarget, WireMessage, WireReport,
 };
 use base64::Engine;
-use smsim_core::adapter::infobip::{self, wire as infobip_wire};
-// The Mitto-style stub speaks the simulated provider's own copy of the wire format, and a
-// Twilio signature is computed by the simulator's own HMAC, not the engine's: a shared
-// misreading of either would pass certification unseen.
-use smsim_core::adapter::twilio::{self, wire as twilio_wire};
+use serde_json::{json, Value};
 use smsim_core::adapter::{HttpRequest, HttpResponse, WebhookRequest};
 use smsim_core::domain::report::ReportStatus;
 use smsim_core::domain::ProviderKind;
-use smsim_sim::provider::mitto;
+use smsim_sim::provider::{infobip, mitto, twilio};
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The profile of the provider of `kind`: a new [`ProviderKind`] does not build until it
+/// has one.
+pub fn builtin(kind: ProviderKind) -> Arc<dyn ProviderProfile> {
+    match kind {
+        ProviderKind::Mitto => Arc::new(MittoProfile::default()),
+        ProviderKind::Twilio => Arc::new(TwilioProfile::default()),
+        ProviderKind::Infobip => Arc::new(InfobipProfile::default()),
+    }
+}
 
 fn header<'a>(request: &'a HttpRequest, name: &str) -> Option<&'a str> {
     request.headers.get(name).map(String::as_str)
@@ -67,7 +78,7 @@ impl Default for MittoProfile {
 
 impl ProviderProfile for MittoProfile {
     fn name(&self) -> &str {
-        "mitto"
+        self.kind().as_str()
     }
 
     fn kind(&self) -> ProviderKind {
@@ -224,7 +235,22 @@ impl Default for TwilioProfile {
 
 impl TwilioProfile {
     fn messages_path(&self) -> String {
-        format!("/2010-04-01/Accounts/{}/Messages.json", self.account_sid)
+        twilio::MESSAGES_PATH.replace("{sid}", &self.account_sid)
+    }
+
+    /// A message resource as the simulated Twilio renders it.
+    fn resource(&self, provider_id: &str, status: &str, message: &WireMessage) -> Value {
+        twilio::resource(&twilio::Message {
+            account_sid: &self.account_sid,
+            sid: provider_id,
+            to: &message.destination,
+            from: message.sender.as_deref(),
+            messaging_service_sid: None,
+            body: &message.body,
+            status,
+            created_ms: 0,
+            updated_ms: 0,
+        })
     }
 
     fn basic(&self) -> String {
@@ -242,7 +268,7 @@ impl TwilioProfile {
 
 impl ProviderProfile for TwilioProfile {
     fn name(&self) -> &str {
-        "twilio"
+        self.kind().as_str()
     }
 
     fn kind(&self) -> ProviderKind {
@@ -267,17 +293,22 @@ impl ProviderProfile for TwilioProfile {
     fn read_submit(&self, request: &HttpRequest) -> Result<Vec<WireMessage>, String> {
         self.authorised(request)?;
         content_type_is(request, "application/x-www-form-urlencoded")?;
-        let form: twilio_wire::SendForm =
+        let mut form: BTreeMap<String, String> =
             serde_urlencoded::from_bytes(&request.body).map_err(|error| format!("unreadable send form: {error}"))?;
-        if form.from.as_deref().unwrap_or("").is_empty() && form.messaging_service_sid.is_none() {
+        let (Some(to), Some(body)) = (form.remove("To"), form.remove("Body")) else {
+            return Err("unreadable send form: `To` and `Body` are required".into());
+        };
+        let from = form.remove("From");
+        if from.as_deref().unwrap_or("").is_empty() && !form.contains_key("MessagingServiceSid") {
             return Err("neither From nor MessagingServiceSid".into());
         }
+        let callback = form.remove("StatusCallback");
         Ok(vec![WireMessage {
-            destination: form.to,
-            sender: form.from,
-            body: form.body,
-            reference: form.status_callback.as_deref().and_then(|url| query_param(url, "message_id")),
-            callback: form.status_callback,
+            destination: to,
+            sender: from,
+            body,
+            reference: callback.as_deref().and_then(|url| query_param(url, "message_id")),
+            callback,
             idempotency_key: None,
         }])
     }
@@ -286,27 +317,12 @@ impl ProviderProfile for TwilioProfile {
         match verdicts.first() {
             None => json_response(201, &serde_json::json!({ "status": "queued" })),
             Some((index, Verdict::Accept { provider_id })) => {
-                let message = &messages[*index];
-                json_response(
-                    201,
-                    &twilio_wire::MessageResource {
-                        sid: provider_id.clone(),
-                        status: "queued".into(),
-                        to: message.destination.clone(),
-                        from: message.sender.clone(),
-                        body: message.body.clone(),
-                        error_code: None,
-                        error_message: None,
-                        num_segments: Some("1".into()),
-                        price: None,
-                        messaging_service_sid: None,
-                    },
-                )
+                json_response(201, &self.resource(provider_id, "queued", &messages[*index]))
             }
             Some((_, Verdict::Reject { code })) => {
                 let status = if code == "20429" { 429 } else { 400 };
                 let code = code.parse().unwrap_or(0);
-                json_response(status, &twilio_wire::ErrorBody { code, message: format!("error {code}"), status })
+                json_response(status, &twilio::error(code, &format!("error {code}"), status))
             }
         }
     }
@@ -360,28 +376,22 @@ impl ProviderProfile for TwilioProfile {
     ) -> WebhookRequest {
         let report = &reports[0];
         let url = target.callback.clone().unwrap_or_else(|| target.account_url.clone());
-        let callback = twilio_wire::StatusCallback {
-            message_sid: report.provider_message_id.clone(),
-            message_status: report.status.clone(),
-            error_code: report.error_code.clone(),
-            account_sid: Some(self.account_sid.clone()),
-        };
-        let body = serde_urlencoded::to_string(&callback).expect("callbacks serialise");
-        let params: BTreeMap<String, String> =
-            serde_urlencoded::from_str::<Vec<(String, String)>>(&body).expect("own form reads").into_iter().collect();
+        let mut params = BTreeMap::from([
+            ("MessageSid".to_owned(), report.provider_message_id.clone()),
+            ("MessageStatus".to_owned(), report.status.clone()),
+            ("AccountSid".to_owned(), self.account_sid.clone()),
+        ]);
+        if let Some(code) = &report.error_code {
+            params.insert("ErrorCode".to_owned(), code.clone());
+        }
+        let body = serde_urlencoded::to_string(&params).expect("callbacks serialise");
         let mut headers = BTreeMap::from([("content-type".to_owned(), "application/x-www-form-urlencoded".to_owned())]);
         match auth {
             Auth::Valid => {
-                headers.insert(
-                    twilio::SIGNATURE_HEADER.into(),
-                    smsim_sim::provider::twilio::signature(&self.auth_token, &url, &params),
-                );
+                headers.insert(twilio::SIGNATURE_HEADER.into(), twilio::signature(&self.auth_token, &url, &params));
             }
             Auth::Invalid => {
-                headers.insert(
-                    twilio::SIGNATURE_HEADER.into(),
-                    smsim_sim::provider::twilio::signature("wrong-token", &url, &params),
-                );
+                headers.insert(twilio::SIGNATURE_HEADER.into(), twilio::signature("wrong-token", &url, &params));
             }
             Auth::Missing => {}
         }
@@ -393,7 +403,7 @@ impl ProviderProfile for TwilioProfile {
             return None;
         }
         if let Err(error) = self.authorised(request) {
-            return Some(json_response(401, &twilio_wire::ErrorBody { code: 20003, message: error, status: 401 }));
+            return Some(json_response(401, &twilio::error(20003, &error, 401)));
         }
         let to = query_param(&request.url, "To");
         let from = query_param(&request.url, "From");
@@ -410,29 +420,15 @@ impl ProviderProfile for TwilioProfile {
             .iter()
             .skip(page)
             .take(1)
-            .map(|known| twilio_wire::MessageResource {
-                sid: known.provider_id.clone(),
-                status: known.status.clone(),
-                to: known.message.destination.clone(),
-                from: known.message.sender.clone(),
-                body: known.message.body.clone(),
-                error_code: None,
-                error_message: None,
-                num_segments: Some("1".into()),
-                price: None,
-                messaging_service_sid: None,
-            })
+            .map(|known| self.resource(&known.provider_id, &known.status, &known.message))
             .collect();
-        let next_page_uri = (matching.len() > page + 1).then(|| {
-            let mut query: Vec<(&str, String)> = Vec::new();
-            query.extend(to.map(|to| ("To", to)));
-            query.extend(from.map(|from| ("From", from)));
-            query.push(("PageSize", "1".into()));
-            query.push(("Page", (page + 1).to_string()));
-            format!("{}?{}", self.messages_path(), serde_urlencoded::to_string(query).expect("query serialises"))
-        });
-        let list = twilio_wire::MessageList { messages, next_page_uri, page: page as u32, page_size: 1 };
-        Some(json_response(200, &list))
+        let filters: Vec<(&str, String)> = [("To", to), ("From", from)]
+            .into_iter()
+            .filter_map(|(name, value)| value.map(|value| (name, value)))
+            .collect();
+        let filters = serde_urlencoded::to_string(filters).expect("query serialises");
+        let more = matching.len() > page + 1;
+        Some(json_response(200, &twilio::list_page(&self.account_sid, messages, &filters, page, 1, more)))
     }
 }
 
@@ -461,23 +457,24 @@ impl InfobipProfile {
         }
     }
 
-    fn status(raw: &str) -> infobip_wire::Status {
-        match infobip_wire::Group::ALL.into_iter().find(|group| group.name() == raw) {
-            Some(group) => infobip_wire::Status::new(group, group.id() * 10, raw, "as documented"),
-            None => infobip_wire::Status {
-                group_id: 99,
-                group_name: raw.to_owned(),
-                id: 999,
-                name: raw.to_owned(),
-                description: "not documented".into(),
-            },
+    /// The status object of a report whose status is the group `raw` (an undocumented
+    /// name stands for a group of its own).
+    fn status(raw: &str) -> Value {
+        match infobip::STATUSES.iter().find(|(_, _, group, ..)| *group == raw) {
+            Some((_, group_id, ..)) => InfobipProfile::status_of(*group_id, raw, group_id * 10, raw, "as documented"),
+            None => InfobipProfile::status_of(99, raw, 999, raw, "not documented"),
         }
+    }
+
+    /// A status object: its group, its id and name, and what it means.
+    fn status_of(group_id: u32, group_name: &str, id: u32, name: &str, description: &str) -> Value {
+        json!({ "groupId": group_id, "groupName": group_name, "id": id, "name": name, "description": description })
     }
 }
 
 impl ProviderProfile for InfobipProfile {
     fn name(&self) -> &str {
-        "infobip"
+        self.kind().as_str()
     }
 
     fn kind(&self) -> ProviderKind {
@@ -502,25 +499,22 @@ impl ProviderProfile for InfobipProfile {
     fn read_submit(&self, request: &HttpRequest) -> Result<Vec<WireMessage>, String> {
         self.authorised(request)?;
         content_type_is(request, "application/json")?;
-        let send: infobip_wire::SendRequest =
-            serde_json::from_slice(&request.body).map_err(|error| format!("unreadable send request: {error}"))?;
-        let mut messages = Vec::new();
-        for message in send.messages {
-            if message.from.is_empty() {
-                return Err("a message without `from`".into());
-            }
-            for destination in message.destinations {
-                messages.push(WireMessage {
+        let (_, destinations) =
+            infobip::parse_send(&request.body).map_err(|problem| format!("unreadable send request: {problem}"))?;
+        destinations
+            .into_iter()
+            .map(|destination| match destination.from {
+                Some(from) if !from.is_empty() => Ok(WireMessage {
                     destination: destination.to,
-                    sender: Some(message.from.clone()),
-                    body: message.text.clone(),
+                    sender: Some(from),
+                    body: destination.text,
                     reference: destination.message_id,
-                    callback: message.notify_url.clone(),
+                    callback: destination.notify_url,
                     idempotency_key: None,
-                });
-            }
-        }
-        Ok(messages)
+                }),
+                _ => Err("a message without `from`".into()),
+            })
+            .collect()
     }
 
     fn answer(&self, messages: &[WireMessage], verdicts: &[(usize, Verdict)]) -> HttpResponse {
@@ -529,20 +523,17 @@ impl ProviderProfile for InfobipProfile {
             .map(|(index, verdict)| {
                 let message = &messages[*index];
                 let (message_id, status) = match verdict {
-                    Verdict::Accept { provider_id } => (
-                        provider_id.clone(),
-                        infobip_wire::Status::new(infobip_wire::Group::Pending, 26, "PENDING_ACCEPTED", "accepted"),
-                    ),
+                    Verdict::Accept { provider_id } => (provider_id.clone(), infobip::status("PENDING_ACCEPTED")),
                     Verdict::Reject { code } => (
                         message.reference.clone().unwrap_or_default(),
-                        infobip_wire::Status::new(infobip_wire::Group::Rejected, 51, code, "refused"),
+                        InfobipProfile::status_of(5, "REJECTED", 51, code, "refused"),
                     ),
                 };
-                infobip_wire::SentMessage { to: message.destination.clone(), message_id, status }
+                json!({ "to": message.destination, "messageId": message_id, "status": status })
             })
-            .collect();
+            .collect::<Vec<Value>>();
         let bulk_id = format!("bulk-{}", messages.first().map_or("empty", |message| message.destination.as_str()));
-        json_response(200, &infobip_wire::SendResponse { bulk_id: Some(bulk_id), messages: sent })
+        json_response(200, &json!({ "bulkId": bulk_id, "messages": sent }))
     }
 
     fn answers_in_any_order(&self) -> bool {
@@ -598,31 +589,28 @@ impl ProviderProfile for InfobipProfile {
         auth: Auth,
     ) -> WebhookRequest {
         let url = token_url(&target.account_url, &self.webhook_token, auth);
-        let results = reports
+        let results: Vec<Value> = reports
             .iter()
-            .map(|report| infobip_wire::DeliveryReport {
-                bulk_id: None,
-                message_id: report.provider_message_id.clone(),
-                to: String::new(),
-                sent_at: None,
-                done_at: None,
-                sms_count: Some(1),
-                price: None,
-                status: InfobipProfile::status(&report.status),
-                error: report.error_code.as_ref().map(|code| infobip_wire::ReportError {
-                    group_id: 1,
-                    group_name: "HANDSET_ERRORS".into(),
-                    id: 1,
-                    name: code.clone(),
-                    description: "as reported".into(),
-                    permanent: true,
-                }),
+            .map(|report| {
+                let mut result = json!({
+                    "messageId": report.provider_message_id,
+                    "to": "",
+                    "smsCount": 1,
+                    "status": InfobipProfile::status(&report.status),
+                });
+                if let Some(code) = &report.error_code {
+                    result["error"] = json!({
+                        "groupId": 1, "groupName": "HANDSET_ERRORS", "id": 1, "name": code,
+                        "description": "as reported", "permanent": true,
+                    });
+                }
+                result
             })
             .collect();
         WebhookRequest {
             url,
             headers: BTreeMap::from([("content-type".to_owned(), "application/json".to_owned())]),
-            body: serde_json::to_vec(&infobip_wire::DeliveryReports { results }).expect("reports serialise"),
+            body: serde_json::to_vec(&json!({ "results": results })).expect("reports serialise"),
         }
     }
 
@@ -631,29 +619,23 @@ impl ProviderProfile for InfobipProfile {
             return None;
         }
         if let Err(error) = self.authorised(request) {
-            return Some(json_response(
-                401,
-                &serde_json::json!({ "requestError": { "serviceException": { "messageId": "UNAUTHORIZED", "text": error } } }),
-            ));
+            return Some(json_response(401, &infobip::refusal("UNAUTHORIZED", &error)));
         }
         let wanted = query_param(&request.url, "messageId");
         let results = accepted
             .iter()
             .filter(|known| known.provider_id.as_str() == wanted.as_deref().unwrap_or(""))
-            .map(|known| infobip_wire::LogEntry {
-                bulk_id: None,
-                message_id: known.provider_id.clone(),
-                to: known.message.destination.clone(),
-                from: known.message.sender.clone(),
-                text: Some(known.message.body.clone()),
-                sent_at: None,
-                done_at: None,
-                sms_count: Some(1),
-                price: None,
-                status: infobip_wire::Status::new(infobip_wire::Group::Pending, 26, "PENDING_ACCEPTED", "accepted"),
-                error: None,
+            .map(|known| {
+                json!({
+                    "messageId": known.provider_id,
+                    "to": known.message.destination,
+                    "from": known.message.sender,
+                    "text": known.message.body,
+                    "smsCount": 1,
+                    "status": infobip::status("PENDING_ACCEPTED"),
+                })
             })
-            .collect();
-        Some(json_response(200, &infobip_wire::Logs { results }))
+            .collect::<Vec<Value>>();
+        Some(json_response(200, &json!({ "results": results })))
     }
 }
