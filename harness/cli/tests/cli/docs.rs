@@ -10,7 +10,10 @@
 //! * the README stays a front door of at most [`README_MAX_LINES`] lines;
 //! * the reference pages name every entry of the registries they document — invariants,
 //!   coverage marks, faults, incident bugs, provider kinds, certification clauses and
-//!   commands — so adding one to the code without documenting it fails here.
+//!   commands — so adding one to the code without documenting it fails here;
+//! * the provider registry is whole: every provider kind has an engine adapter, a
+//!   simulated wire format, a certification profile and a row in the reference, and the
+//!   "Add a provider" checklist of `CONTRIBUTING.md` names files that exist.
 
 use smsim_core::domain::ProviderKind;
 use smsim_core::incidents::Bug;
@@ -338,4 +341,78 @@ x = \"[not a link](fenced.md)\"
     assert_eq!(broken.len(), 2, "plot.png and ../other.md are missing: {broken:?}");
     assert!(broken.iter().any(|problem| problem.contains(":1: link `plot.png`")), "{broken:?}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// One provider registry: every kind has the engine's adapter entry, the simulated
+/// provider's wire format and the certification profile, each of its own kind, their files,
+/// and a row in the simulated providers' reference.
+#[test]
+fn every_provider_kind_is_registered_everywhere() {
+    let simulated = read(&repository().join("docs/src/reference/simulated-providers.md"));
+    let mut problems = Vec::new();
+    for kind in ProviderKind::ALL {
+        if smsim_core::adapter::provider(kind).kind != kind {
+            problems.push(format!("the engine's registry answers `{kind}` with another kind's adapter"));
+        }
+        if smsim_sim::provider::wire_format(kind).kind != kind {
+            problems.push(format!("the simulated provider answers `{kind}` with another kind's wire format"));
+        }
+        let profile = smsim_certify::profiles::builtin(kind);
+        if profile.kind() != kind || profile.name() != kind.as_str() {
+            problems.push(format!(
+                "the certification profile of `{kind}` is `{}` ({})",
+                profile.name(),
+                profile.kind()
+            ));
+        }
+        for file in [format!("core/src/adapter/{kind}.rs"), format!("harness/sim/src/provider/{kind}.rs")] {
+            if !repository().join(&file).is_file() {
+                problems.push(format!("`{kind}` has no {file}"));
+            }
+        }
+        let row = format!("| `{kind}` | `harness/sim/src/provider/{kind}.rs` |");
+        if !simulated.contains(&row) {
+            problems.push(format!("reference/simulated-providers.md has no row `{row}`"));
+        }
+    }
+    assert_none(problems, "the provider registry is incomplete");
+}
+
+/// Whether a code span of CONTRIBUTING.md names a file or directory of the repository.
+fn names_a_path(span: &str) -> bool {
+    span.contains('/')
+        && !span.starts_with('/')
+        && !span.contains(char::is_whitespace)
+        && !span.contains(['…', '{', '(', ':'])
+}
+
+/// The "Add a provider" checklist names only files that exist. A `<kind>` path must exist
+/// for every kind; the default kind's files may leave the kind out of their names
+/// (`scenarios/happy-path.toml`, `smsim-serve.toml`).
+#[test]
+fn the_add_a_provider_checklist_names_files_that_exist() {
+    let contributing = read(&repository().join("CONTRIBUTING.md"));
+    let section = contributing
+        .split("### 1. Add a provider")
+        .nth(1)
+        .and_then(|rest| rest.split("\n### ").next())
+        .expect("CONTRIBUTING.md has its \"Add a provider\" checklist");
+    let paths: Vec<&str> = section.split('`').skip(1).step_by(2).filter(|span| names_a_path(span)).collect();
+    assert!(paths.len() >= 20, "the checklist names only {} paths: {paths:?}", paths.len());
+    let exists = |path: &str| repository().join(path).exists();
+    let mut problems = Vec::new();
+    for path in paths {
+        if path.contains("<kind>") {
+            for kind in ProviderKind::ALL {
+                let named =
+                    [path.replace("<kind>", kind.as_str()), path.replace("-<kind>", ""), path.replace("<kind>-", "")];
+                if !named.iter().any(|path| exists(path)) {
+                    problems.push(format!("`{path}` does not exist for `{kind}`"));
+                }
+            }
+        } else if !exists(path) {
+            problems.push(format!("`{path}` does not exist"));
+        }
+    }
+    assert_none(problems, "CONTRIBUTING.md's provider checklist names missing files");
 }
