@@ -15,6 +15,7 @@ use smsim_core::adapter::{HttpRequest, HttpResponse, WebhookRequest};
 use smsim_core::domain::report::ReportStatus;
 use smsim_core::domain::ProviderKind;
 use smsim_sim::provider::{infobip, mitto, twilio};
+use smsim_sim::scenario::PriceTable;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -250,6 +251,7 @@ impl TwilioProfile {
             status,
             created_ms: 0,
             updated_ms: 0,
+            price_per_segment_usd: PriceTable::default().twilio_usd_per_segment,
         })
     }
 

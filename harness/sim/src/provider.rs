@@ -30,7 +30,7 @@ use crate::coverage::Mark;
 use crate::exchange::Exchange;
 use crate::fault::FaultRates;
 use crate::net::{SimConnector, SimListener};
-use crate::scenario::Scenario;
+use crate::scenario::{PriceTable, Scenario};
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -71,6 +71,8 @@ pub struct Behaviour {
     /// Fault rates: per request, per message or per report, as each fault says
     /// (`store_transient` is the faulty store's, not the provider's).
     pub faults: FaultRates,
+    /// What each provider says a message cost.
+    pub prices: PriceTable,
 }
 
 impl Behaviour {
@@ -85,6 +87,7 @@ impl Behaviour {
             report_delay_ms: provider.report_delay_ms,
             intermediate_reports: provider.intermediate_reports,
             report_window_ms: provider.report_window_ms,
+            prices: provider.prices,
             ..Behaviour::default()
         }
     }

@@ -107,6 +107,14 @@ pub struct Scenario {
 }
 
 mod defaults {
+    /// Twilio's US price per SMS segment.
+    pub fn twilio_usd_per_segment() -> f64 {
+        0.0079
+    }
+    /// A round Infobip price per message.
+    pub fn infobip_eur_per_message() -> f64 {
+        0.01
+    }
     pub fn duration_s() -> u64 {
         60
     }
@@ -331,6 +339,40 @@ pub struct ProviderSection {
     /// bulk provider's report sender flushes them. 0 sends each report in its own webhook.
     #[serde(default = "defaults::report_window_ms")]
     pub report_window_ms: u64,
+    /// What the simulated providers charge, as their answers state it.
+    #[serde(default, skip_serializing_if = "PriceTable::is_default")]
+    pub prices: PriceTable,
+}
+
+/// The simulated providers' price list: what each says a message cost, in its own
+/// currency and unit, as its answers and logs carry it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceTable {
+    /// Twilio-style: USD per segment (a message resource's `price` is minus this times its
+    /// `num_segments`, once sent).
+    #[serde(default = "defaults::twilio_usd_per_segment")]
+    pub twilio_usd_per_segment: f64,
+    /// Infobip-style: EUR per message (`price.pricePerMessage` of its reports and logs).
+    #[serde(default = "defaults::infobip_eur_per_message")]
+    pub infobip_eur_per_message: f64,
+}
+
+impl Default for PriceTable {
+    fn default() -> Self {
+        PriceTable {
+            twilio_usd_per_segment: defaults::twilio_usd_per_segment(),
+            infobip_eur_per_message: defaults::infobip_eur_per_message(),
+        }
+    }
+}
+
+impl PriceTable {
+    /// Whether it is the default list (left out of a scenario's canonical form, so the
+    /// configuration hash of a scenario that sets no prices stays what it was).
+    pub fn is_default(&self) -> bool {
+        *self == PriceTable::default()
+    }
 }
 
 impl Default for ProviderSection {
@@ -342,6 +384,7 @@ impl Default for ProviderSection {
             report_delay_ms: defaults::report_delay_ms(),
             intermediate_reports: false,
             report_window_ms: defaults::report_window_ms(),
+            prices: PriceTable::default(),
         }
     }
 }
@@ -813,6 +856,15 @@ impl Scenario {
         ] {
             if low > high {
                 return invalid(field.into(), format!("expected [min, max] with min ≤ max, got [{low}, {high}]"));
+            }
+        }
+        let prices = self.provider.prices;
+        for (field, price) in [
+            ("provider.prices.twilio_usd_per_segment", prices.twilio_usd_per_segment),
+            ("provider.prices.infobip_eur_per_message", prices.infobip_eur_per_message),
+        ] {
+            if !(0.0..=100.0).contains(&price) {
+                return invalid(field.into(), format!("expected a price in 0..=100, got {price}"));
             }
         }
         Ok(())

@@ -86,9 +86,6 @@ pub fn refusal(code: &str, text: &str) -> Value {
     json!({ "requestError": { "serviceException": { "messageId": code, "text": text } } })
 }
 
-/// What the simulated provider charges a message, in EUR (Infobip's answers carry it).
-pub const PRICE_PER_MESSAGE_EUR: f64 = 0.01;
-
 /// The mobile network every simulated destination is on (Greece, Cosmote).
 pub const MCC_MNC: &str = "20201";
 
@@ -173,14 +170,15 @@ impl Record {
 }
 
 /// A message's report or log entry: everything Infobip documents for it. `done_ms` is
-/// when its status became final, if it has.
+/// when its status became final, if it has; `price_eur` what one message costs (the
+/// scenario's price table).
 pub fn entry(
     record: &Record,
     message_id: &str,
     to: &str,
-    status_name: &str,
-    done_ms: Option<u64>,
+    (status_name, done_ms): (&str, Option<u64>),
     sms_count: u32,
+    price_eur: f64,
 ) -> Value {
     json!({
         "bulkId": record.bulk_id,
@@ -192,7 +190,7 @@ pub fn entry(
         "smsCount": sms_count,
         "mccMnc": MCC_MNC,
         "callbackData": record.callback_data,
-        "price": { "pricePerMessage": PRICE_PER_MESSAGE_EUR, "currency": "EUR" },
+        "price": { "pricePerMessage": price_eur, "currency": "EUR" },
         "status": status(status_name),
         "error": error(status_name),
     })
@@ -391,6 +389,7 @@ fn notify_request(provider: &Provider, notify_url: &str, bulk_id: &str, reports:
         notify_url.to_owned()
     };
     let now = provider.now_ms();
+    let price = provider.behaviour().prices.infobip_eur_per_message;
     let truth = provider.truth.lock().expect("provider poisoned");
     let results: Vec<Value> = reports
         .iter()
@@ -398,7 +397,7 @@ fn notify_request(provider: &Provider, notify_url: &str, bulk_id: &str, reports:
             let fallback = Record::untracked(bulk_id.to_owned(), now);
             let record = truth.infobip.get(report.provider_id.as_str()).unwrap_or(&fallback);
             let done = is_final(report.status).then_some(now);
-            entry(record, &report.provider_id, &report.destination, report.status, done, 1)
+            entry(record, &report.provider_id, &report.destination, (report.status, done), 1, price)
         })
         .collect();
     drop(truth);
@@ -448,6 +447,7 @@ async fn logs(
     if let Some(fault) = provider.request_fault(&behaviour) {
         return answer_after(&provider, &behaviour, Spoil::None, fault_answer(fault)).await;
     }
+    let price = behaviour.prices.infobip_eur_per_message;
     let now = provider.now_ms();
     let mut results: Vec<Value> = {
         let truth = provider.truth.lock().expect("provider poisoned");
@@ -467,9 +467,9 @@ async fn logs(
                     record.unwrap_or(&fallback),
                     &a.provider_id,
                     destination,
-                    status,
-                    done,
+                    (status, done),
                     smsim_judge::segments::count(body),
+                    price,
                 );
                 entry["text"] = Value::from(body.to_string());
                 Some(entry)
@@ -501,6 +501,7 @@ async fn pull_reports(
         return refusal_answer(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Invalid login details");
     };
     let now = provider.now_ms();
+    let price = provider.behaviour().prices.infobip_eur_per_message;
     let limit = limit_of(&query);
     let mut truth = provider.truth.lock().expect("provider poisoned");
     let due: Vec<(Box<str>, String, String)> = truth
@@ -521,7 +522,7 @@ async fn pull_reports(
         let record = truth.infobip.get_mut(&id).expect("filtered above");
         record.pulled = true;
         let (due_ms, status) = record.pull.expect("filtered above");
-        results.push(entry(record, &id, &to, status, Some(due_ms), smsim_judge::segments::count(&body)));
+        results.push(entry(record, &id, &to, (status, Some(due_ms)), smsim_judge::segments::count(&body), price));
     }
     drop(truth);
     axum::Json(json!({ "results": results })).into_response()
@@ -530,6 +531,15 @@ async fn pull_reports(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reports and logs state the scenario's price per message.
+    #[test]
+    fn an_entry_carries_the_price_table_s_price() {
+        let record = Record::untracked("b1".into(), 0);
+        let entry = entry(&record, "m1", "+306910000001", ("DELIVERED_TO_HANDSET", Some(5)), 2, 0.042);
+        assert_eq!(entry["price"], json!({ "pricePerMessage": 0.042, "currency": "EUR" }));
+        assert_eq!(entry["smsCount"], 2);
+    }
 
     #[test]
     fn requests_are_read_as_infobip_documents_them() {

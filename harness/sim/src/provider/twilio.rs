@@ -14,6 +14,7 @@ use super::{
     Outgoing, Peer, Provider, ReportRules, Spoil, Truth, WireFormat,
 };
 use crate::clock::EPOCH;
+use crate::scenario::PriceTable;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -40,9 +41,6 @@ pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
 
 /// Twilio refuses longer bodies (error 21617).
 pub const MAX_BODY_CHARS: usize = 1_600;
-
-/// What one segment costs in the simulated price list, in USD (Twilio's US SMS price).
-pub const PRICE_PER_SEGMENT_USD: f64 = 0.0079;
 
 /// A message SID: `SM` and 32 hex digits, as the specification's pattern says.
 pub fn message_sid(number: u64) -> String {
@@ -140,6 +138,8 @@ pub struct Message<'a> {
     pub created_ms: u64,
     /// When it last changed.
     pub updated_ms: u64,
+    /// What one segment costs, USD (the scenario's price table).
+    pub price_per_segment_usd: f64,
 }
 
 /// Error code and message of an `undelivered` or `failed` message (30003: unreachable).
@@ -152,7 +152,7 @@ pub fn resource(message: &Message<'_>) -> Value {
     // specification says of `num_segments`).
     let picked = message.from.is_some();
     let settled = matches!(message.status, "sent" | "delivered" | "undelivered");
-    let price = (picked && settled).then(|| format!("{:.5}", -PRICE_PER_SEGMENT_USD * f64::from(segments)));
+    let price = (picked && settled).then(|| format!("{:.5}", -message.price_per_segment_usd * f64::from(segments)));
     let failed = matches!(message.status, "undelivered" | "failed");
     let uri = format!("/{API_VERSION}/Accounts/{}/Messages/{}.json", message.account_sid, message.sid);
     let sent = settled.then(|| rfc2822(message.updated_ms));
@@ -350,6 +350,7 @@ const QUEUED_MS: u64 = 200;
 /// one, the last genuine report's status and time.
 fn view(
     truth: &Truth,
+    prices: &PriceTable,
     now_ms: u64,
     account_sid: &str,
     acceptance: &Acceptance,
@@ -378,6 +379,7 @@ fn view(
         status,
         created_ms: acceptance.at_ms,
         updated_ms,
+        price_per_segment_usd: prices.twilio_usd_per_segment,
     })
 }
 
@@ -447,7 +449,7 @@ async fn send(
             provider_id: sid_of_message.as_str().into(),
             account: account.engine_id.as_str().into(),
         };
-        view(&truth, at_ms, &account.key, &acceptance, &to, &text)
+        view(&truth, &behaviour.prices, at_ms, &account.key, &acceptance, &to, &text)
     };
     caller_crash(&provider, &behaviour, peer);
     if provider.after_accept.get().is_some() {
@@ -509,11 +511,12 @@ async fn list(
         .collect();
     matching.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.provider_id.cmp(&a.1.provider_id)));
     let more = matching.len() > (page + 1) * page_size;
+    let prices = provider.behaviour().prices;
     let messages = matching
         .iter()
         .skip(page * page_size)
         .take(page_size)
-        .map(|(_, acceptance, to, body)| view(&truth, now_ms, &account.key, acceptance, to, body))
+        .map(|(_, acceptance, to, body)| view(&truth, &prices, now_ms, &account.key, acceptance, to, body))
         .collect();
     let filters: Vec<(&str, &String)> = [("To", to.as_ref()), ("From", from.as_ref())]
         .into_iter()
@@ -533,11 +536,12 @@ async fn fetch(
     let Some(account) = account_of(&provider, &sid, &headers) else { return unauthenticated() };
     let message_sid = file.strip_suffix(".json").unwrap_or(&file);
     let now_ms = provider.now_ms();
+    let prices = provider.behaviour().prices;
     let truth = provider.truth.lock().expect("provider poisoned");
     let found = truth.accepted.iter().find_map(|((to, body), acceptances)| {
         let acceptance =
             acceptances.iter().find(|a| *a.provider_id == *message_sid && *a.account == *account.engine_id)?;
-        Some(view(&truth, now_ms, &account.key, acceptance, to, body))
+        Some(view(&truth, &prices, now_ms, &account.key, acceptance, to, body))
     });
     match found {
         Some(resource) => axum::Json(resource).into_response(),
@@ -585,6 +589,28 @@ fn callback_request(
 mod tests {
     use super::*;
 
+    /// A sent message's `price` is minus the scenario's price per segment times its
+    /// segments; a fresh one has none.
+    #[test]
+    fn a_message_is_priced_from_the_price_table_by_its_segments() {
+        let body = "x".repeat(161);
+        let message = |status, price_per_segment_usd| Message {
+            account_sid: "AC1",
+            sid: "SM1",
+            to: "+306910000001",
+            from: Some("+15005550006"),
+            messaging_service_sid: None,
+            body: &body,
+            status,
+            created_ms: 0,
+            updated_ms: 0,
+            price_per_segment_usd,
+        };
+        assert_eq!(resource(&message("delivered", 0.05))["price"], "-0.10000");
+        assert_eq!(resource(&message("delivered", 0.0079))["price"], "-0.01580");
+        assert!(resource(&message("queued", 0.05))["price"].is_null());
+    }
+
     #[test]
     fn the_signature_matches_twilios_published_example() {
         // The example of Twilio's "Webhooks security" page and of twilio-python's tests:
@@ -626,7 +652,7 @@ mod tests {
         truth.twilio_senders.insert(sid.clone(), sender);
         let acceptance = Acceptance { at_ms: 1_000, provider_id: sid.clone(), account: "ta_1".into() };
         let shown = |truth: &Truth, now_ms| {
-            let view = view(truth, now_ms, "AC1", &acceptance, "+306910000001", "hi");
+            let view = view(truth, &PriceTable::default(), now_ms, "AC1", &acceptance, "+306910000001", "hi");
             (view["status"].as_str().unwrap().to_owned(), view["from"].is_null())
         };
         assert_eq!(shown(&truth, 1_000), ("accepted".to_owned(), true));

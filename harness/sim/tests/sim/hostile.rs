@@ -268,6 +268,12 @@ fn unbounded_scenarios_are_refused_at_load_naming_the_bound() {
     let file = directory.path().join("unbounded.toml");
     let cases = [
         ("duration_s = 20", "duration_s = 99999999999", "duration_s", "at most 3600"),
+        (
+            "report_window_ms = 250",
+            "report_window_ms = 250\nprices = { twilio_usd_per_segment = -0.5 }",
+            "provider.prices.twilio_usd_per_segment",
+            "0..=100",
+        ),
         ("heal_s = 30", "heal_s = 9223372036854775807", "heal_s", "at most 3600"),
         ("lease_ms = 5000", "lease_ms = 0", "engine.lease_ms", "at least 1 ms"),
         ("count = 20,", "count = 4294967295,", "tenants[0].contacts.count", "at most 10000000"),
