@@ -97,12 +97,11 @@ impl ContactFields for Contact {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderKind {
-    /// Mitto-style bulk: many messages per request, ids mapped back by position.
+    /// Mitto's wire format ([`ProviderKind::summary`] says what it is).
     Mitto,
-    /// Twilio-style single: one message per request, signed status callbacks.
+    /// Twilio's wire format.
     Twilio,
-    /// Infobip-style bulk: many messages per request, each carrying our id, which the
-    /// answer and the reports echo.
+    /// Infobip's wire format.
     Infobip,
 }
 
@@ -116,6 +115,19 @@ impl ProviderKind {
             ProviderKind::Mitto => "mitto",
             ProviderKind::Twilio => "twilio",
             ProviderKind::Infobip => "infobip",
+        }
+    }
+
+    /// What the wire format is, in one sentence: the reference's table of providers
+    /// prints it.
+    pub fn summary(self) -> &'static str {
+        match self {
+            ProviderKind::Mitto => "Mitto-style bulk: many messages per request, ids mapped back by position.",
+            ProviderKind::Twilio => "Twilio-style single: one message per request, signed status callbacks.",
+            ProviderKind::Infobip => {
+                "Infobip-style bulk: many messages per request, each carrying our id, which the answer and the \
+                 reports echo."
+            }
         }
     }
 

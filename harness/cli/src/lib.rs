@@ -2,6 +2,7 @@
 //!
 //! * [`serve`] runs the engine for real on SQLite and tokio sockets.
 //! * [`bench`] measures simulation speed, real-mode throughput and memory (`smsim bench`).
+//! * [`reference`] renders the book's reference tables from the code's registries.
 //! * [`junit`] writes certification reports and sweeps as JUnit XML.
 //! * [`timeline`] writes a run's timeline as one self-contained HTML page.
 //! * [`sweep_output`] turns sweep reports into JSON and progress lines for CI.
@@ -13,6 +14,7 @@
 pub mod bench;
 pub mod bench_postgres;
 pub mod junit;
+pub mod reference;
 pub mod serve;
 pub mod stdout;
 pub mod sweep_output;

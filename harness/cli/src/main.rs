@@ -64,6 +64,9 @@ enum Command {
     Bench(smsim_cli::bench::BenchArgs),
     /// Measure serve mode's throughput on PostgreSQL with one and three processes.
     BenchPostgres(smsim_cli::bench_postgres::BenchPostgresArgs),
+    /// Write the book's reference tables (docs/src/reference/generated/) from the code's
+    /// registries; with `--check`, fail naming each table that is stale.
+    Reference(smsim_cli::reference::ReferenceArgs),
     /// Simulate seed 1 of a scenario and print this process's peak memory as JSON (the
     /// memory section of `bench` runs it as a child process).
     #[command(hide = true)]
@@ -483,11 +486,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if report.missed().is_empty() || args.no_fail { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::BenchPostgres(args) => smsim_cli::bench_postgres::bench_postgres(&args).map(|_| ExitCode::SUCCESS),
+        Command::Reference(args) => reference(&args),
         Command::BenchPeakRss { scenario } => {
             outln!("{}", serde_json::to_string(&smsim_cli::bench::peak_rss_child(&scenario)?)?);
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Writes or checks the generated reference tables; a stale one fails with the command
+/// that regenerates it.
+fn reference(args: &smsim_cli::reference::ReferenceArgs) -> anyhow::Result<ExitCode> {
+    use clap::CommandFactory;
+    let stale = smsim_cli::reference::reference(args, &Cli::command())?;
+    if stale.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for problem in &stale {
+        eprintln!("{problem}");
+    }
+    eprintln!("regenerate them with `{}` and commit the result", smsim_cli::reference::REGENERATE);
+    Ok(ExitCode::from(1))
 }
 
 fn certify(args: CertifyArgs) -> anyhow::Result<ExitCode> {

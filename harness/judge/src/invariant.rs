@@ -21,122 +21,105 @@ pub enum Kind {
     Sometimes,
 }
 
-/// The invariants, by name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Invariant {
+impl Kind {
+    /// Its name, as reports and the reference print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Always => "always",
+            Kind::Eventually => "eventually",
+            Kind::Sometimes => "sometimes",
+        }
+    }
+}
+
+/// Declares [`Invariant`] from one table of `Variant = "name", kind` rows with their
+/// documentation, so an invariant cannot be listed without its name, its kind and the
+/// sentence the reference page prints for it.
+macro_rules! invariants {
+    ($( $(#[doc = $doc:literal])+ $variant:ident = $name:literal, $kind:ident; )*) => {
+        /// The invariants, by name.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum Invariant {
+            $( $(#[doc = $doc])+ #[serde(rename = $name)] $variant, )*
+        }
+
+        impl Invariant {
+            /// Every invariant.
+            pub const ALL: [Invariant; [$($name),*].len()] = [$( Invariant::$variant ),*];
+
+            /// Its name in scenarios and reports.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $( Invariant::$variant => $name, )*
+                }
+            }
+
+            /// When it must hold: liveness and attribution once faults healed (a report may
+            /// still be on its way before), every other one after every step.
+            pub fn kind(self) -> Kind {
+                match self {
+                    $( Invariant::$variant => Kind::$kind, )*
+                }
+            }
+
+            /// What it demands: its documentation, in one paragraph.
+            pub fn doc(self) -> &'static str {
+                match self {
+                    $( Invariant::$variant => concat!($($doc),+).trim_ascii(), )*
+                }
+            }
+        }
+    };
+}
+
+invariants! {
     /// Status counts ≤ total and sum to it; sent + failed ≤ contacts; stored = recount.
-    Counters,
+    Counters = "counters", Always;
     /// 0 ≤ progress ≤ 100, never decreasing between operator actions.
-    Progress,
+    Progress = "progress", Always;
     /// The provider accepted each message at most once.
-    AtMostOnce,
+    AtMostOnce = "at-most-once", Always;
     /// Balance ≥ 0; charges match acceptances; money conserved.
-    Money,
+    Money = "money", Always;
     /// Every status change follows the lattice; terminal stays terminal.
-    Transitions,
+    Transitions = "transitions", Always;
     /// Completed ⇔ nothing pending; announced once.
-    Completion,
+    Completion = "completion", Always;
     /// Nothing is claimed after a pause or cancel committed.
-    Halt,
+    Halt = "halt", Always;
     /// Submissions per window within the account's and tenant's limits.
-    Rate,
+    Rate = "rate", Always;
     /// No tenant reads or changes another's; forged webhooks change nothing; no message to
     /// an opted-out or invalid number.
-    Isolation,
+    Isolation = "isolation", Always;
     /// After healing: campaigns finish, reports are reflected, leases do not linger.
-    Liveness,
+    Liveness = "liveness", Eventually;
     /// What the operator was told is what happened: an acknowledged cancel ends the
     /// campaign `cancelled` with no acceptance later than one lease after it; an
     /// acknowledged pause stops acceptances within one lease and the campaign does not
     /// complete while paused; an acknowledged resume leads to completion.
-    Operator,
+    Operator = "operator", Always;
     /// Every final report the engine acknowledged ends on the message the provider
     /// accepted under that id, with that report's status.
-    Attribution,
+    Attribution = "attribution", Eventually;
     /// Forged reports are refused and change nothing.
-    Forgery,
+    Forgery = "forgery", Always;
     /// Every message is its campaign's template rendered for its contact: the customer
     /// gets the text the operator wrote, personalised as written.
-    Content,
+    Content = "content", Always;
     /// A message the provider refused with a retryable error (429, 5xx) is tried again no
     /// sooner than the backoff and `Retry-After` allow, and fails for it only once its
     /// attempts are spent; an acknowledged retry-failed requeues the campaign's failures.
-    Retries,
+    Retries = "retries", Always;
     /// Bad input is refused with the documented answer — a template at fault with `400
     /// VALIDATION` on `body_template` naming the byte of the placeholder at fault, an
     /// import's bad rows by index and field — and changes nothing; an import's valid rows
     /// are counted created, updated or unchanged as the judge's own contact book counts
     /// them, and what the tenant then lists is that book.
-    Input,
+    Input = "input", Always;
 }
 
 impl Invariant {
-    /// Every invariant.
-    pub const ALL: [Invariant; 16] = [
-        Invariant::Counters,
-        Invariant::Progress,
-        Invariant::AtMostOnce,
-        Invariant::Money,
-        Invariant::Transitions,
-        Invariant::Completion,
-        Invariant::Halt,
-        Invariant::Rate,
-        Invariant::Isolation,
-        Invariant::Liveness,
-        Invariant::Operator,
-        Invariant::Attribution,
-        Invariant::Forgery,
-        Invariant::Content,
-        Invariant::Retries,
-        Invariant::Input,
-    ];
-
-    /// Its name in scenarios and reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Invariant::Counters => "counters",
-            Invariant::Progress => "progress",
-            Invariant::AtMostOnce => "at-most-once",
-            Invariant::Money => "money",
-            Invariant::Transitions => "transitions",
-            Invariant::Completion => "completion",
-            Invariant::Halt => "halt",
-            Invariant::Rate => "rate",
-            Invariant::Isolation => "isolation",
-            Invariant::Liveness => "liveness",
-            Invariant::Operator => "operator",
-            Invariant::Attribution => "attribution",
-            Invariant::Forgery => "forgery",
-            Invariant::Content => "content",
-            Invariant::Retries => "retries",
-            Invariant::Input => "input",
-        }
-    }
-
-    /// When it must hold: liveness and attribution once faults healed (a report may still
-    /// be on its way before), every other one after every step.
-    pub fn kind(self) -> Kind {
-        // Every invariant is listed: a new one must say which kind it is.
-        match self {
-            Invariant::Liveness | Invariant::Attribution => Kind::Eventually,
-            Invariant::Counters
-            | Invariant::Progress
-            | Invariant::AtMostOnce
-            | Invariant::Money
-            | Invariant::Transitions
-            | Invariant::Completion
-            | Invariant::Halt
-            | Invariant::Rate
-            | Invariant::Isolation
-            | Invariant::Operator
-            | Invariant::Forgery
-            | Invariant::Content
-            | Invariant::Retries
-            | Invariant::Input => Kind::Always,
-        }
-    }
-
     /// The invariant named `name`.
     pub fn parse(name: &str) -> Option<Invariant> {
         Invariant::ALL.into_iter().find(|invariant| invariant.name() == name)
@@ -165,5 +148,8 @@ mod tests {
         assert_eq!(Invariant::Liveness.kind(), Kind::Eventually);
         assert_eq!(Invariant::Money.kind(), Kind::Always);
         assert_eq!(Invariant::Attribution.kind(), Kind::Eventually);
+        assert_eq!(Invariant::ALL.len(), 15);
+        assert_eq!(Invariant::Halt.doc(), "Nothing is claimed after a pause or cancel committed.");
+        assert!(Invariant::Operator.doc().contains("one lease after it; an acknowledged pause"));
     }
 }

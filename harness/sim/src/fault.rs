@@ -13,13 +13,14 @@
 use serde::{Deserialize, Serialize};
 
 /// Declares [`Fault`] and [`FaultRates`] from one table of
-/// `Variant / field: swarm upper bound` rows with their documentation.
+/// `Variant / field: swarm upper bound, per occasion` rows with their documentation (what
+/// happens, on each occasion, with the fault's probability).
 macro_rules! faults {
-    ($( $(#[$doc:meta])* $variant:ident / $field:ident : swarm $upper:literal, )*) => {
+    ($( $(#[doc = $doc:literal])+ $variant:ident / $field:ident : swarm $upper:literal, per $per:literal, )*) => {
         /// A fault that happens with a probability per occasion during the fault phase.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
         pub enum Fault {
-            $( $(#[$doc])* $variant, )*
+            $( $(#[doc = $doc])+ $variant, )*
         }
 
         impl Fault {
@@ -30,6 +31,21 @@ macro_rules! faults {
             pub fn name(self) -> &'static str {
                 match self {
                     $( Fault::$variant => stringify!($field), )*
+                }
+            }
+
+            /// What happens with its probability: its documentation, in one paragraph.
+            pub fn doc(self) -> &'static str {
+                match self {
+                    $( Fault::$variant => concat!($($doc),+).trim_ascii(), )*
+                }
+            }
+
+            /// The occasion its probability applies to (each submit request, each accepted
+            /// message…).
+            pub fn per(self) -> &'static str {
+                match self {
+                    $( Fault::$variant => $per, )*
                 }
             }
 
@@ -45,7 +61,7 @@ macro_rules! faults {
         #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
         #[serde(deny_unknown_fields)]
         pub struct FaultRates {
-            $( $(#[$doc])* #[serde(default)] pub $field: f64, )*
+            $( $(#[doc = $doc])+ #[serde(default)] pub $field: f64, )*
         }
 
         impl FaultRates {
@@ -67,31 +83,36 @@ macro_rules! faults {
 }
 
 faults! {
-    /// A provider request answered 5xx.
-    Provider5xx / provider_5xx: swarm 0.2,
-    /// A provider request answered 429 with `Retry-After`.
-    Provider429 / provider_429: swarm 0.2,
-    /// A provider request accepted whose answer never arrives.
-    TimeoutAfterAccept / timeout_after_accept: swarm 0.1,
-    /// A bulk answer with some per-message errors (Infobip-style: or accepted but left
-    /// out of the answer).
-    PartialBulkFailure / partial_bulk_failure: swarm 0.3,
-    /// A malformed 200 answer (after accepting).
-    MalformedAnswer / malformed_answer: swarm 0.1,
-    /// A delivery report sent twice.
-    DuplicateReport / duplicate_report: swarm 0.5,
-    /// A delivery report sent before the submit answer.
-    ReportBeforeAnswer / report_before_answer: swarm 0.3,
-    /// An intermediate report sent after the final one.
-    IntermediateAfterFinal / intermediate_after_final: swarm 0.3,
-    /// A report for an id nobody sent.
-    UnknownIdReport / unknown_id_report: swarm 0.2,
-    /// A forged report (bad signature or token).
-    ForgedReport / forged_report: swarm 0.2,
-    /// A store call fails transiently.
-    StoreTransient / store_transient: swarm 0.05,
-    /// A worker crashes right after the provider accepted its batch, before it records.
-    CrashAfterAccept / crash_after_accept: swarm 0.1,
+    /// Answered 503 without accepting.
+    Provider5xx / provider_5xx: swarm 0.2, per "submit request (and Infobip log lookup)",
+    /// Answered 429 with `Retry-After: 2` without accepting.
+    Provider429 / provider_429: swarm 0.2, per "submit request (and Infobip log lookup)",
+    /// Accepted, but the answer is held for 600 s (the engine times out: an ambiguous
+    /// outcome).
+    TimeoutAfterAccept / timeout_after_accept: swarm 0.1, per "submit request",
+    /// Each of its messages, with probability 0.3, is refused (Mitto: `THROTTLED` or
+    /// `BLOCKED`; Infobip: `REJECTED_NETWORK`) or, Infobip only, accepted but left out of
+    /// the answer.
+    PartialBulkFailure / partial_bulk_failure: swarm 0.3, per "Mitto or Infobip request",
+    /// Accepted, answered 200 with truncated JSON.
+    MalformedAnswer / malformed_answer: swarm 0.1, per "submit request",
+    /// The final report is sent a second time, 50 ms later.
+    DuplicateReport / duplicate_report: swarm 0.5, per "accepted message",
+    /// The final report is sent at once, before the submit answer (and without an
+    /// intermediate report).
+    ReportBeforeAnswer / report_before_answer: swarm 0.3, per "accepted message",
+    /// An intermediate report 100 ms after the final one.
+    IntermediateAfterFinal / intermediate_after_final: swarm 0.3, per "accepted message",
+    /// Also a delivered report for an id nobody sent.
+    UnknownIdReport / unknown_id_report: swarm 0.2, per "accepted message",
+    /// Also an undelivered report with a wrong token or signature, sent once, at a third
+    /// of the final report's delay.
+    ForgedReport / forged_report: swarm 0.2, per "accepted message",
+    /// Fails with a transient error before touching the store.
+    StoreTransient / store_transient: swarm 0.05, per "writing store call",
+    /// After the provider accepted, the calling worker host is crashed before the answer
+    /// reaches it (restarted 2 s later).
+    CrashAfterAccept / crash_after_accept: swarm 0.1, per "submit request",
 }
 
 impl FaultRates {
@@ -125,6 +146,8 @@ mod tests {
         let names: Vec<String> = Fault::ALL.iter().map(|fault| format!("\"{}\":0.0", fault.name())).collect();
         assert_eq!(json, format!("{{{}}}", names.join(",")));
         assert_eq!(Fault::ALL.len(), 12);
+        assert_eq!(Fault::DuplicateReport.per(), "accepted message");
+        assert_eq!(Fault::DuplicateReport.doc(), "The final report is sent a second time, 50 ms later.");
     }
 
     #[test]
