@@ -26,6 +26,9 @@ use std::path::{Path, PathBuf};
 /// Where the generated tables live, relative to the repository.
 pub const GENERATED_DIR: &str = "docs/src/reference/generated";
 
+/// Where `smsim bench --json` runs are kept, relative to the repository.
+pub const RUNS_DIR: &str = "benches/results/runs";
+
 /// The command that rewrites them, as a stale page's message gives it.
 pub const REGENERATE: &str = "cargo run -p smsim -- reference";
 
@@ -35,6 +38,9 @@ pub struct ReferenceArgs {
     /// The directory of the generated tables.
     #[arg(long, default_value = GENERATED_DIR)]
     pub out: PathBuf,
+    /// The directory of kept `smsim bench --json` runs, shown as a table.
+    #[arg(long, default_value = RUNS_DIR)]
+    pub runs: PathBuf,
     /// Write nothing; exit 1 naming every table that differs from what the code renders.
     #[arg(long)]
     pub check: bool,
@@ -49,9 +55,10 @@ pub struct Page {
     pub markdown: String,
 }
 
-/// Every generated page. `cli` is the command's clap definition, whose help is rendered.
-pub fn pages(cli: &clap::Command) -> Vec<Page> {
-    vec![
+/// Every generated page. `cli` is the command's clap definition, whose help is rendered;
+/// `runs` the directory of kept bench runs.
+pub fn pages(cli: &clap::Command, runs: &Path) -> anyhow::Result<Vec<Page>> {
+    Ok(vec![
         Page { file: "invariants.md", markdown: invariants() },
         Page { file: "coverage-marks.md", markdown: coverage_marks() },
         Page { file: "faults.md", markdown: faults() },
@@ -60,7 +67,8 @@ pub fn pages(cli: &clap::Command) -> Vec<Page> {
         Page { file: "providers.md", markdown: providers() },
         Page { file: "cli-help.md", markdown: cli_help(cli) },
         Page { file: "scenario-keys.md", markdown: scenario_keys_page() },
-    ]
+        Page { file: "bench-runs.md", markdown: bench_runs(runs)? },
+    ])
 }
 
 /// Writes `pages` into `dir`, creating it.
@@ -118,7 +126,7 @@ fn first_difference(committed: &str, rendered: &str) -> String {
 
 /// Runs `smsim reference`: writes the pages, or with `--check` returns the stale ones.
 pub fn reference(args: &ReferenceArgs, cli: &clap::Command) -> anyhow::Result<Vec<String>> {
-    let pages = pages(cli);
+    let pages = pages(cli, &args.runs)?;
     if args.check {
         return Ok(stale(&args.out, &pages));
     }
@@ -305,6 +313,76 @@ fn scenario_keys_page() -> String {
     page
 }
 
+/// Every kept bench run, newest first: where and when it ran, then each figure.
+fn bench_runs(dir: &Path) -> anyhow::Result<String> {
+    use crate::bench::{number, BenchReport, Verdict};
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries.filter_map(|entry| Some(entry.ok()?.path())).collect(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(error) => return Err(anyhow::anyhow!("{}: {error}", dir.display())),
+    };
+    files.retain(|path| path.extension().is_some_and(|extension| extension == "json"));
+    files.sort();
+    files.reverse();
+    let mut page = header(&format!("the `smsim bench --json` runs in `{RUNS_DIR}/`"));
+    if files.is_empty() {
+        page.push_str(
+            "
+No run is kept yet.
+",
+        );
+    }
+    for path in files {
+        let name = path.file_name().expect("a file name").to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+        let run: BenchReport =
+            serde_json::from_str(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+        let load = run
+            .load_average_at_start
+            .map_or("unknown".to_owned(), |[one, five, fifteen]| format!("{one:.2} / {five:.2} / {fifteen:.2}"));
+        let _ = write!(
+            page,
+            "
+### `{name}`
+
+Commit `{}`, {}; {} cores, {}; load average at the start {load} (1, 5, 15 min); \
+             baseline: {}.{}
+
+| section | figure | value | unit | target | verdict |
+|---|---|---|---|---|---|
+",
+            run.commit.as_deref().unwrap_or("unknown"),
+            run.date,
+            run.machine.cores,
+            run.machine.cpu_model.as_deref().unwrap_or("CPU unknown"),
+            run.baseline.as_deref().map_or("none".to_owned(), |baseline| format!("`{baseline}`")),
+            run.note.as_deref().map(|note| format!(" {}", cell(note))).unwrap_or_default(),
+        );
+        for section in &run.sections {
+            for figure in &section.figures {
+                let target = figure.target.map_or("—".to_owned(), |target| {
+                    format!("{} {}", if figure.higher_is_better { "≥" } else { "≤" }, number(target))
+                });
+                let verdict = match figure.verdict {
+                    Verdict::NoTarget => "—",
+                    Verdict::Met => "met",
+                    Verdict::Missed => "**missed**",
+                    Verdict::NotChecked => "not checked",
+                };
+                let _ = writeln!(
+                    page,
+                    "| {} | {} | {} | {} | {target} | {verdict} |",
+                    cell(&section.title),
+                    cell(&figure.name),
+                    figure.value.map_or("—".to_owned(), number),
+                    cell(&figure.unit),
+                );
+            }
+        }
+    }
+    Ok(page)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,7 +402,7 @@ mod tests {
     #[test]
     fn written_pages_are_not_stale_and_a_changed_registry_entry_is() {
         let dir = scratch("stale");
-        let mut pages = pages(&command());
+        let mut pages = pages(&command(), Path::new("/nonexistent/smsim-runs")).unwrap();
         write(&dir, &pages).unwrap();
         assert_eq!(stale(&dir, &pages), Vec::<String>::new());
         // As if a fault's documentation changed in the code after the page was written.
@@ -340,7 +418,7 @@ mod tests {
     #[test]
     fn a_missing_page_and_a_stray_file_are_named() {
         let dir = scratch("missing");
-        let pages = pages(&command());
+        let pages = pages(&command(), Path::new("/nonexistent/smsim-runs")).unwrap();
         write(&dir, &pages).unwrap();
         std::fs::remove_file(dir.join("clauses.md")).unwrap();
         std::fs::write(dir.join("old.md"), "").unwrap();
@@ -348,6 +426,34 @@ mod tests {
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].contains("clauses.md cannot be read"), "{problems:?}");
         assert!(problems[1].contains("old.md is not generated by any registry"), "{problems:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A kept run is shown with its machine, its load and every figure's verdict.
+    #[test]
+    fn a_kept_run_is_a_table_of_its_figures() {
+        let dir = scratch("runs");
+        std::fs::create_dir_all(&dir).unwrap();
+        let run = serde_json::json!({
+            "commit": "4627bd1", "date": "2026-12-07T10:43:14Z",
+            "machine": {"cores": 2, "cpu_model": "AMD EPYC 7B13"},
+            "load_average_at_start": [0.2, 1.16, 1.54], "baseline": null,
+            "sections": [{"title": "3. Sweep scaling", "figures": [{
+                "name": "sweep scaling ÷ reference scaling", "value": 0.8, "unit": "×", "target": 0.85,
+                "higher_is_better": true, "verdict": "missed", "detail": ""
+            }]}]
+        });
+        std::fs::write(dir.join("2026-12-07-4627bd1.json"), run.to_string()).unwrap();
+        std::fs::write(dir.join("notes.txt"), "not a run").unwrap();
+        let page = bench_runs(&dir).unwrap();
+        assert!(page.contains("### `2026-12-07-4627bd1.json`"), "{page}");
+        assert!(page.contains("2 cores, AMD EPYC 7B13; load average at the start 0.20 / 1.16 / 1.54"), "{page}");
+        assert!(
+            page.contains("| 3. Sweep scaling | sweep scaling ÷ reference scaling | 0.80 | × | ≥ 0.85 | **missed** |"),
+            "{page}"
+        );
+        std::fs::write(dir.join("broken.json"), "{").unwrap();
+        assert!(bench_runs(&dir).unwrap_err().to_string().contains("broken.json"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -360,7 +466,7 @@ mod tests {
 
     #[test]
     fn every_registry_entry_has_its_row() {
-        let pages = pages(&command());
+        let pages = pages(&command(), Path::new("/nonexistent/smsim-runs")).unwrap();
         let text = |file: &str| pages.iter().find(|page| page.file == file).unwrap().markdown.clone();
         for invariant in Invariant::ALL {
             assert!(text("invariants.md").contains(&format!("| `{invariant}` | ")), "{invariant}");

@@ -6,13 +6,15 @@
 //! 1. [`simulation`] speed: the happy path simulated against the same scenario run in
 //!    real time (serve mode on SQLite, the simulated provider on loopback), and swarm
 //!    chaos; with `--baseline`, seeds per second against an earlier build's.
-//! 2. [`cost`] per message and per idle step: copies of the happy path with 1 and 1 000
+//! 2. [`cost`] per message and per idle step (the latter for reading: it is turmoil's own
+//!    step cost): copies of the happy path with 1 and 1 000
 //!    contacts and with a long idle stretch, each the same files run through this build
 //!    and, with `--baseline`, an earlier one, interleaved.
-//! 3. Sweep scaling: happy-path seeds per second with one and with two jobs.
+//! 3. Sweep scaling: happy-path seeds per second with one and with two jobs, against the
+//!    machine's own two-thread scaling on a CPU-bound reference measured in the same run.
 //! 4. [`real_mode`] throughput: messages accepted and delivery reports ingested per
 //!    second in serve mode on SQLite, against raw SQLite update rates measured in the
-//!    same run.
+//!    same run; and the engine's CPU time per report, one per webhook against arrays.
 //! 5. [`memory`]: the peak resident set and wall time of simulating a 1 000 000-contact
 //!    campaign, in a child process so that the peak is that simulation's own.
 //!
@@ -20,9 +22,15 @@
 //! wall clock is the point (each such function says so in its `allow`). A missed target
 //! makes `smsim bench` exit 1; a target that needs `--baseline` and has none is printed as
 //! not checked, never as met.
+//!
+//! `--json FILE` writes the run as one JSON object ([`BenchReport`]): the commit, the date,
+//! the [`machine`] and its load average at the start, and every figure with its value,
+//! unit, target and verdict. Runs worth keeping go to `benches/results/runs/` under
+//! [`machine::run_file_name`]; the book's table of them is generated from those files.
 
 mod baseline;
 mod cost;
+pub mod machine;
 mod memory;
 mod real_mode;
 mod simulation;
@@ -32,7 +40,7 @@ pub use memory::{peak_rss_child, PeakRss};
 pub use real_mode::REPORT_SLOTS;
 
 use crate::outln;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use smsim_sim::run::{run, RunOptions};
 use smsim_sim::scenario::Scenario;
 use std::path::PathBuf;
@@ -40,7 +48,9 @@ use std::path::PathBuf;
 /// Options of `smsim bench`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {
-    /// Also write every figure as JSON to this file.
+    /// Also write the run as JSON (commit, date, machine, load, every figure) to this
+    /// file; given a directory, to DATE-COMMIT.json in it (as benches/results/runs/ keeps
+    /// runs).
     #[arg(long)]
     pub json: Option<PathBuf>,
     /// The directory holding happy-path.toml, swarm-chaos.toml and large/.
@@ -69,6 +79,10 @@ pub struct BenchArgs {
     /// Run only these sections (repeat the flag for several); all of them by default.
     #[arg(long, value_enum, value_name = "SECTION")]
     pub only: Vec<Section>,
+    /// A sentence kept with the run in its JSON: what else the machine was doing, what
+    /// was unusual.
+    #[arg(long)]
+    pub note: Option<String>,
     /// Exit 0 even when a target is missed (by default a missed target exits 1, so CI
     /// and scripts can rely on the exit code).
     #[arg(long)]
@@ -99,7 +113,7 @@ impl BenchArgs {
 }
 
 /// Whether a figure's target was checked, and how it came out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// There is no target: the figure is for reading.
@@ -113,7 +127,7 @@ pub enum Verdict {
 }
 
 /// A figure and its target; `higher_is_better` says which side of the target passes.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Figure {
     /// What is measured.
     pub name: String,
@@ -165,22 +179,42 @@ impl Figure {
     }
 }
 
-/// The whole report: sections of figures, in order.
-#[derive(Debug, Default, Serialize)]
+/// One section of the report: its title and its figures, in order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SectionFigures {
+    /// Its title (`3. Sweep scaling`).
+    pub title: String,
+    /// Its figures.
+    pub figures: Vec<Figure>,
+}
+
+/// The whole run, as `--json` writes it: where and when it ran, and its sections of
+/// figures, in order.
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct BenchReport {
-    /// Logical CPUs on this machine.
-    pub cpus: usize,
+    /// The commit measured (`git rev-parse --short HEAD`), if git knows it.
+    pub commit: Option<String>,
+    /// When the run started, in UTC (`2026-12-07T10:43:14Z`).
+    pub date: String,
+    /// The machine.
+    pub machine: machine::Machine,
+    /// The 1-, 5- and 15-minute load averages when the run started, if known: what else
+    /// the machine was doing.
+    pub load_average_at_start: Option<[f64; 3]>,
     /// The baseline binary the relative targets were checked against, if any.
     pub baseline: Option<String>,
-    /// Sections by title, each a list of figures.
-    pub sections: Vec<(String, Vec<Figure>)>,
+    /// What the person who ran it noted (`--note`).
+    #[serde(default)]
+    pub note: Option<String>,
+    /// The sections, in order.
+    pub sections: Vec<SectionFigures>,
 }
 
 impl BenchReport {
     fn with_verdict(&self, verdict: Verdict) -> Vec<&str> {
         self.sections
             .iter()
-            .flat_map(|(_, figures)| figures)
+            .flat_map(|section| &section.figures)
             .filter(|f| f.verdict == verdict)
             .map(|f| f.name.as_str())
             .collect()
@@ -198,19 +232,30 @@ impl BenchReport {
 
     fn push(&mut self, title: &str, figures: Vec<Figure>) {
         print_section(title, &figures);
-        self.sections.push((title.to_owned(), figures));
+        self.sections.push(SectionFigures { title: title.to_owned(), figures });
     }
 }
 
 /// Runs every section and prints each as it completes; [`BenchReport::missed`] says
 /// which targets were missed.
 pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    // The load is read first, before this run adds to it.
+    let load_average_at_start = machine::load_average();
+    let machine = machine::Machine::here();
+    let cpus = machine.cores;
     let current = Binary::current()?;
     let baseline = args.baseline.as_deref().map(Binary::at).transpose()?;
-    let mut report =
-        BenchReport { cpus, baseline: baseline.as_ref().map(|b| b.path.display().to_string()), sections: Vec::new() };
-    outln!("smsim bench ({cpus} CPUs; release build expected)");
+    let mut report = BenchReport {
+        commit: machine::commit(),
+        date: machine::now_utc(),
+        machine,
+        load_average_at_start,
+        baseline: baseline.as_ref().map(|b| b.path.display().to_string()),
+        note: args.note.clone(),
+        sections: Vec::new(),
+    };
+    let load = load_average_at_start.map_or_else(|| "unknown".to_owned(), |load| format!("{:.2}", load[0]));
+    outln!("smsim bench ({cpus} CPUs, load average {load} at the start; release build expected)");
     match &baseline {
         Some(baseline) => outln!("baseline: {}\n", baseline.path.display()),
         None => outln!("no --baseline: the targets relative to an earlier build are not checked\n"),
@@ -239,7 +284,8 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     }
     if let (true, Some(happy_one)) = (args.runs(Section::Scaling), happy_one) {
         let happy_two = simulation::sweep_speed(&happy, &happy_path, args.happy_seeds, 2)?;
-        report.push("3. Sweep scaling", simulation::scaling(happy_one, happy_two, cpus));
+        let reference = simulation::hashing_scaling();
+        report.push("3. Sweep scaling", simulation::scaling(happy_one, happy_two, reference, cpus));
     }
     if args.runs(Section::RealMode) {
         report.push(
@@ -261,8 +307,13 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         outln!("{} not checked without --baseline: {}", not_checked.len(), not_checked.join("; "));
     }
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
-        outln!("figures written to {}", path.display());
+        let path = if path.is_dir() {
+            path.join(machine::run_file_name(&report.date, report.commit.as_deref()))
+        } else {
+            path.clone()
+        };
+        std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")?;
+        outln!("the run written to {}", path.display());
     }
     Ok(report)
 }
@@ -290,7 +341,8 @@ fn print_section(title: &str, figures: &[Figure]) {
     outln!();
 }
 
-fn number(value: f64) -> String {
+/// `value` with as many decimals as its size deserves.
+pub(crate) fn number(value: f64) -> String {
     if value >= 100.0 {
         format!("{value:.0}")
     } else if value >= 10.0 {
@@ -328,20 +380,44 @@ mod tests {
     #[test]
     fn a_missed_target_is_listed_and_an_unmeasured_one_is_not_checked() {
         let report = BenchReport {
-            cpus: 1,
-            baseline: None,
-            sections: vec![(
-                "speed".into(),
-                vec![
+            sections: vec![SectionFigures {
+                title: "speed".into(),
+                figures: vec![
                     Figure::new("fast enough", 120.0, "seeds/s", Some(100.0), true, String::new()),
                     Figure::new("too slow", 80.0, "seeds/s", Some(100.0), true, String::new()),
                     Figure::new("too big", 2.5, "GiB", Some(2.0), false, String::new()),
                     Figure::new("just a figure", 0.0, "s", None, true, String::new()),
                     Figure::maybe("against the baseline", None, "×", Some(0.5), false, String::new()),
                 ],
-            )],
+            }],
+            ..BenchReport::default()
         };
         assert_eq!(report.missed(), ["too slow", "too big"]);
         assert_eq!(report.not_checked(), ["against the baseline"]);
+    }
+
+    /// What `--json` writes reads back as the same run, figures and all.
+    #[test]
+    fn a_run_written_as_json_reads_back() {
+        let report = BenchReport {
+            commit: Some("4627bd1".into()),
+            date: "2026-12-07T10:43:14Z".into(),
+            machine: machine::Machine { cores: 2, cpu_model: Some("AMD EPYC 7B13".into()) },
+            load_average_at_start: Some([0.2, 1.16, 1.54]),
+            baseline: None,
+            note: None,
+            sections: vec![SectionFigures {
+                title: "3. Sweep scaling".into(),
+                figures: vec![Figure::new("sweep ÷ reference", 0.8, "×", Some(0.85), true, "detail".into())],
+            }],
+        };
+        let json = serde_json::to_string_pretty(&report).unwrap();
+        for field in ["\"commit\": \"4627bd1\"", "\"cpu_model\": \"AMD EPYC 7B13\"", "\"verdict\": \"missed\""] {
+            assert!(json.contains(field), "{field} in {json}");
+        }
+        let read: BenchReport = serde_json::from_str(&json).unwrap();
+        assert_eq!(read.machine, report.machine);
+        assert_eq!(read.sections[0].figures[0].verdict, Verdict::Missed);
+        assert_eq!(read.missed(), ["sweep ÷ reference"]);
     }
 }

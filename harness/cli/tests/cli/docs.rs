@@ -14,12 +14,12 @@
 //!   included by a page, so adding to a registry without regenerating fails here;
 //! * the hand-written prose keeps up with the registries where it is not generated: a
 //!   section per invariant and per command, a row per scenario key the parser accepts,
-//!   and the incidents guide's measured table naming every bug.
+//!   and the incidents guide's measured table naming every bug;
 //! * the provider registry is whole: every provider kind has an engine adapter, a
 //!   simulated wire format, a certification profile and a row in the reference, and the
 //!   "Add a provider" checklist of `CONTRIBUTING.md` names files that exist.
 
-use smsim_cli::reference::{scenario_keys, GENERATED_DIR, REGENERATE};
+use smsim_cli::reference::{scenario_keys, GENERATED_DIR, REGENERATE, RUNS_DIR};
 use smsim_core::domain::ProviderKind;
 use smsim_core::incidents::Bug;
 use smsim_sim::invariant::Invariant;
@@ -284,7 +284,9 @@ fn stdout_of(args: &[&str]) -> String {
 #[test]
 fn the_generated_reference_tables_are_current_and_included() {
     let generated = repository().join(GENERATED_DIR);
-    let output = smsim(&["reference", "--check", "--out", generated.to_str().expect("a UTF-8 path")]);
+    let runs = repository().join(RUNS_DIR);
+    let path = |dir: &Path| dir.to_str().expect("a UTF-8 path").to_owned();
+    let output = smsim(&["reference", "--check", "--out", &path(&generated), "--runs", &path(&runs)]);
     assert!(
         output.status.success(),
         "the generated reference tables are stale; run `{REGENERATE}` and commit the result:\n{}",

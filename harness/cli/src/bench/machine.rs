@@ -1,0 +1,170 @@
+//! What a bench run records about where and when it ran, and the CPU time of named
+//! threads: the facts that make a run's figures comparable with another run's.
+//!
+//! Everything here reads Linux's `/proc` (and `git` for the commit); where a file is
+//! missing, the fact is recorded as unknown rather than guessed. The parsers are pure
+//! functions of the files' text, unit-tested on samples.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The machine a run measured.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    /// Logical CPUs available to the process.
+    pub cores: usize,
+    /// The CPU's model name (`/proc/cpuinfo`), if known.
+    pub cpu_model: Option<String>,
+}
+
+impl Machine {
+    /// This machine.
+    pub fn here() -> Machine {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|text| cpu_model(&text));
+        Machine { cores, cpu_model }
+    }
+}
+
+/// The first `model name` of `/proc/cpuinfo`'s text.
+fn cpu_model(cpuinfo: &str) -> Option<String> {
+    cpuinfo.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        (key.trim() == "model name").then(|| value.trim().to_owned())
+    })
+}
+
+/// The 1-, 5- and 15-minute load averages of `/proc/loadavg`, if it can be read.
+pub fn load_average() -> Option<[f64; 3]> {
+    parse_load_average(&std::fs::read_to_string("/proc/loadavg").ok()?)
+}
+
+fn parse_load_average(text: &str) -> Option<[f64; 3]> {
+    let mut fields = text.split_whitespace().map(str::parse::<f64>);
+    Some([fields.next()?.ok()?, fields.next()?.ok()?, fields.next()?.ok()?])
+}
+
+/// The commit the working directory is at (`git rev-parse --short HEAD`), if git knows.
+pub fn commit() -> Option<String> {
+    let output = std::process::Command::new("git").args(["rev-parse", "--short", "HEAD"]).output().ok()?;
+    let commit = String::from_utf8(output.stdout).ok()?.trim().to_owned();
+    (output.status.success() && !commit.is_empty()).then_some(commit)
+}
+
+/// Now, in UTC, as `YYYY-MM-DDTHH:MM:SSZ`.
+// When the run happened is recorded beside its figures; no outcome depends on it.
+#[allow(clippy::disallowed_methods)]
+pub fn now_utc() -> String {
+    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_secs());
+    utc(seconds)
+}
+
+/// `seconds` since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ` (Howard Hinnant's
+/// days-to-civil algorithm).
+fn utc(seconds: u64) -> String {
+    let (days, in_day) = (seconds / 86_400, seconds % 86_400);
+    let shifted = days as i64 + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let (hour, minute, second) = (in_day / 3_600, in_day % 3_600 / 60, in_day % 60);
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
+}
+
+/// The file name a run is kept under in `benches/results/runs/`: its date and commit,
+/// `2026-12-07-4627bd1.json`, so that names sort by date.
+pub fn run_file_name(date: &str, commit: Option<&str>) -> String {
+    let day = date.get(..10).unwrap_or(date);
+    format!("{day}-{}.json", commit.unwrap_or("unknown"))
+}
+
+/// The CPU time, in seconds, that this process's live threads whose name starts with
+/// `prefix` have used so far (`/proc/self/task/*/`; 0 where `/proc` cannot be read).
+pub fn threads_cpu_s(prefix: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0.0 };
+    tasks.filter_map(Result::ok).filter_map(|task| thread_cpu_s(&task.path(), prefix)).sum()
+}
+
+fn thread_cpu_s(task: &Path, prefix: &str) -> Option<f64> {
+    let name = std::fs::read_to_string(task.join("comm")).ok()?;
+    if !name.trim_end().starts_with(prefix) {
+        return None;
+    }
+    // `schedstat` counts nanoseconds; `stat` only clock ticks (10 ms), when the kernel
+    // keeps no scheduler statistics.
+    match std::fs::read_to_string(task.join("schedstat")).ok().and_then(|text| schedstat_cpu_s(&text)) {
+        Some(seconds) => Some(seconds),
+        None => stat_cpu_s(&std::fs::read_to_string(task.join("stat")).ok()?),
+    }
+}
+
+/// The first field of `schedstat`: nanoseconds on a CPU.
+fn schedstat_cpu_s(text: &str) -> Option<f64> {
+    Some(text.split_whitespace().next()?.parse::<u64>().ok()? as f64 / 1e9)
+}
+
+/// `utime` + `stime` of a `stat` line (fields 14 and 15, after the parenthesised name,
+/// which may hold spaces), at Linux's 100 ticks per second.
+fn stat_cpu_s(text: &str) -> Option<f64> {
+    let after_name = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // After the name, field 3 (state) is index 0, so fields 14 and 15 are 11 and 12.
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cpu_model_and_the_load_are_read_from_procs_text() {
+        let cpuinfo = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\nflags\t: fpu\n";
+        assert_eq!(cpu_model(cpuinfo).as_deref(), Some("AMD EPYC 7B13"));
+        assert_eq!(cpu_model("processor\t: 0\n"), None);
+        assert_eq!(parse_load_average("0.20 1.16 1.54 3/119 16054\n"), Some([0.20, 1.16, 1.54]));
+        assert_eq!(parse_load_average("garbage"), None);
+    }
+
+    #[test]
+    fn dates_are_utc_and_name_the_run_file() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc(1_796_640_194), "2026-12-07T10:43:14Z");
+        assert_eq!(run_file_name("2026-12-07T10:43:14Z", Some("4627bd1")), "2026-12-07-4627bd1.json");
+        assert_eq!(run_file_name("2026-12-07T10:43:14Z", None), "2026-12-07-unknown.json");
+    }
+
+    #[test]
+    fn a_threads_cpu_time_is_read_from_schedstat_or_stat() {
+        assert_eq!(schedstat_cpu_s("1500000000 20000 31\n"), Some(1.5));
+        // A name with a space and a parenthesis; utime 250 and stime 50 ticks.
+        let stat = "4242 (smsim (engine) 1) S 1 4242 4242 0 -1 4194368 100 0 0 0 250 50 0 0 20 0 1 0 1234";
+        assert_eq!(stat_cpu_s(stat), Some(3.0));
+        assert_eq!(stat_cpu_s("4242 (x) S 1"), None);
+    }
+
+    /// This thread, named, is found and has used some CPU; a prefix no thread has reads 0.
+    #[test]
+    fn this_process_threads_are_found_by_name() {
+        let spent = std::thread::Builder::new()
+            .name("smsim-cpu-probe".into())
+            .spawn(|| {
+                let mut sum = 0u64;
+                for n in 0..20_000_000u64 {
+                    sum = std::hint::black_box(sum.wrapping_add(n * n));
+                }
+                threads_cpu_s("smsim-cpu-probe")
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(spent > 0.0, "{spent}");
+        assert_eq!(threads_cpu_s("no-thread-is-called-this"), 0.0);
+    }
+}
