@@ -29,8 +29,10 @@ use std::process::Command;
 /// The README is a front door that points into the book, not a manual.
 const README_MAX_LINES: usize = 200;
 
+/// The repository's root, without `..` in it, so that messages name files as a reader
+/// would look for them.
 fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the repository exists")
 }
 
 fn read(path: &Path) -> String {
