@@ -15,6 +15,10 @@
 //!   `_`, `-` or `.`, values at most 1 024 bytes; the first bad one in name order is the
 //!   field refused (`attributes.NAME`). A valid row creates the tenant's contact, changes
 //!   it (other attributes or opt-out) or leaves it as it is.
+//! * **Credit changes** of a tenant with nothing reserved: a `top_up` of 1 to 10¹⁵, an
+//!   `adjust` non-zero within ±10¹⁵, a balance of at most 10¹⁵ after either, else `400
+//!   VALIDATION` on the field; a balance below zero after it is `402 INSUFFICIENT_CREDITS`,
+//!   its message naming what was needed and what was available.
 
 use std::collections::BTreeMap;
 
@@ -24,6 +28,29 @@ pub const MAX_TEMPLATE_SEGMENTS: usize = 10;
 pub const MAX_ATTRIBUTE_NAME: usize = 64;
 /// Attribute values are at most this many bytes.
 pub const MAX_ATTRIBUTE_VALUE: usize = 1024;
+/// A balance, a top-up and an adjustment are at most this many credits (10¹⁵).
+pub const MAX_CREDITS: i64 = 1_000_000_000_000_000;
+
+/// What a credit change of a tenant with `balance` and nothing reserved must be answered:
+/// the new balance, or the status, code and field of its refusal and what its message
+/// must say.
+pub fn credit_change(balance: i64, field: &str, amount: i64) -> Result<i64, (u16, &'static str, Option<String>)> {
+    let invalid = Err((400, "VALIDATION", None));
+    match field {
+        "top_up" if !(1..=MAX_CREDITS).contains(&amount) => return invalid,
+        "adjust" if amount == 0 || amount.unsigned_abs() > MAX_CREDITS.unsigned_abs() => return invalid,
+        _ => {}
+    }
+    let after = balance + amount;
+    if after > MAX_CREDITS {
+        return invalid;
+    }
+    if after < 0 {
+        let says = format!(" {} needed, {balance} available", -amount);
+        return Err((402, "INSUFFICIENT_CREDITS", Some(says)));
+    }
+    Ok(after)
+}
 
 /// Why a template is refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,6 +194,8 @@ pub struct InputModel {
 struct TenantInputs {
     book: ContactBook,
     campaigns: u32,
+    /// Its balance as the credit changes answered so far left it (`None`: none yet).
+    balance: Option<i64>,
     /// A request of it went unanswered (or answered 5xx): what it did is not known, so
     /// what the tenant lists is no longer judged.
     in_doubt: bool,
@@ -176,10 +205,12 @@ struct TenantInputs {
 pub type Finding = (String, Vec<String>);
 
 impl InputModel {
-    /// Judges `answer` to `input`, sent as `tenant`, and takes in what it changed.
+    /// Judges `answer` to `input`, sent as `tenant` (whose opening balance is `opening`),
+    /// and takes in what it changed.
     pub fn sent(
         &mut self,
         tenant: &str,
+        opening: i64,
         input: crate::observation::Input<'_>,
         answer: &crate::observation::InputAnswer<'_>,
     ) -> Option<Finding> {
@@ -226,6 +257,29 @@ impl InputModel {
                     })
                 }
             },
+            Input::Credits { .. } if model.in_doubt => None,
+            Input::Credits { field, amount } => {
+                let balance = *model.balance.get_or_insert(opening);
+                let owed = credit_change(balance, field, amount);
+                match (&owed, answer.status) {
+                    (Ok(after), 200..=299) => {
+                        model.balance = Some(*after);
+                        None
+                    }
+                    (Err((status, code, says)), _)
+                        if answer.status == *status
+                            && answer.code == Some(*code)
+                            && (*status == 402 || answer.field == Some(field))
+                            && says.as_ref().is_none_or(|says| answer.message.is_some_and(|m| m.contains(says))) =>
+                    {
+                        None
+                    }
+                    _ => Some((
+                        format!("a credit change `{field}: {amount}` on a balance of {balance} was not answered as documented"),
+                        vec![answered, format!("owed: {owed:?}")],
+                    )),
+                }
+            }
             Input::Import { rows } => {
                 let Some(counts) = answer.import else {
                     model.in_doubt = true;
@@ -282,6 +336,21 @@ impl InputModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credit_changes_are_answered_from_the_balance() {
+        assert_eq!(credit_change(1_000, "top_up", 1), Ok(1_001));
+        assert_eq!(credit_change(1_000, "adjust", -1_000), Ok(0));
+        assert_eq!(credit_change(1_000, "top_up", 0), Err((400, "VALIDATION", None)));
+        assert_eq!(credit_change(1_000, "adjust", 0), Err((400, "VALIDATION", None)));
+        assert_eq!(credit_change(1_000, "top_up", MAX_CREDITS + 1), Err((400, "VALIDATION", None)));
+        assert_eq!(credit_change(1_000, "adjust", i64::MIN), Err((400, "VALIDATION", None)));
+        assert_eq!(credit_change(1, "top_up", MAX_CREDITS), Err((400, "VALIDATION", None)));
+        assert_eq!(
+            credit_change(1_000, "adjust", -1_001),
+            Err((402, "INSUFFICIENT_CREDITS", Some(" 1001 needed, 1000 available".into())))
+        );
+    }
 
     #[test]
     fn templates_are_refused_where_their_placeholder_is() {

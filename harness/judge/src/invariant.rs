@@ -148,7 +148,7 @@ mod tests {
         assert_eq!(Invariant::Liveness.kind(), Kind::Eventually);
         assert_eq!(Invariant::Money.kind(), Kind::Always);
         assert_eq!(Invariant::Attribution.kind(), Kind::Eventually);
-        assert_eq!(Invariant::ALL.len(), 15);
+        assert_eq!(Invariant::ALL.len(), 16);
         assert_eq!(Invariant::Halt.doc(), "Nothing is claimed after a pause or cancel committed.");
         assert!(Invariant::Operator.doc().contains("one lease after it; an acknowledged pause"));
     }

@@ -432,7 +432,8 @@ impl Judge {
                 self.foreign_account_probe(at_ms, request, answered)
             }
             Observation::InputSent { tenant, input, answer } => {
-                let found = self.inputs.sent(tenant, input, &answer);
+                let opening = self.setup.tenants.iter().find(|t| t.tenant == tenant).map_or(0, |t| t.opening_credits);
+                let found = self.inputs.sent(tenant, opening, input, &answer);
                 self.input_finding(at_ms, found)
             }
             Observation::InputTenantRead { tenant, contacts, campaigns } => {

@@ -136,6 +136,13 @@ pub enum Input<'a> {
         /// The rows, in request order.
         rows: &'a [ContactRow],
     },
+    /// A credit change of the tenant, on the admin route.
+    Credits {
+        /// `top_up` or `adjust`.
+        field: &'a str,
+        /// The amount.
+        amount: i64,
+    },
 }
 
 /// What the engine answered a request of [`Input`], read from its JSON.

@@ -145,6 +145,21 @@ pub struct BadInputPlan {
     pub tenant: usize,
     /// A shared account (`ta_N`) its campaigns name.
     pub account: String,
+    /// The tenant's opening credits (it has nothing reserved: no campaigns).
+    pub credits: i64,
+}
+
+/// Credit changes of the bad input's tenant, opening with `credits`: a top-up of nothing,
+/// an overdraft by one, a top-up of one that makes the same adjustment fit exactly, and a
+/// top-up over the bound.
+fn bad_credit_changes(credits: i64) -> [(OperatorVerb, i64); 5] {
+    [
+        (OperatorVerb::TopUp, 0),
+        (OperatorVerb::Adjust, -(credits + 1)),
+        (OperatorVerb::TopUp, 1),
+        (OperatorVerb::Adjust, -(credits + 1)),
+        (OperatorVerb::TopUp, smsim_core::Credits::MAX.0 + 1),
+    ]
 }
 
 /// Templates at fault, one per rule of the documented syntax: an unclosed `{{`, an empty
@@ -313,6 +328,8 @@ pub enum SentInput {
     Campaign(String),
     /// A contact import of these rows.
     Import(Vec<judge::ContactRow>),
+    /// A credit change: `top_up` or `adjust`, and the amount.
+    Credits(&'static str, i64),
 }
 
 impl DriverLog {
@@ -623,6 +640,35 @@ async fn bad_input(driver: &Driver, plan: &DriverPlan, bad: &BadInputPlan) {
         let body = json_bytes(&json!({ "contacts": contacts }));
         let answer = driver.call(Method::POST, "/v1/contacts", &tenant.api_key, Some(body), &[]).await;
         sent(SentInput::Import(rows), answer);
+    }
+    // Sent as the operator's credit actions are, so the money model hears of them too.
+    let path = format!("/v1/admin/tenants/{}/credits", tenant.id);
+    for (verb, amount) in bad_credit_changes(bad.credits) {
+        let field = if verb == OperatorVerb::TopUp { "top_up" } else { "adjust" };
+        let at = driver.clock.elapsed_ms();
+        let id = driver.log.lock().expect("driver log poisoned").action_sent(at, verb, None, Some(tenant.id), amount);
+        let body = json_bytes(&json!({ field: amount }));
+        let (status, answer) = driver.call(Method::POST, &path, &plan.admin_token, Some(body), &[]).await;
+        driver.log.lock().expect("driver log poisoned").action_answered(driver.clock.elapsed_ms(), id, status);
+        sent(SentInput::Credits(field, amount), (status, answer));
+    }
+    // A campaign whose audience is another tenant's contact: not found, as any of its
+    // objects is (`isolation`).
+    if let Some(other) = plan.tenants.iter().find(|other| other.id != tenant.id && !other.contacts.is_empty()) {
+        let (_, listed) = driver.call(Method::GET, "/v1/contacts", &other.api_key, None, &[]).await;
+        if let Some(contact) = listed.as_array().and_then(|list| list.first()).and_then(|c| c["id"].as_str()) {
+            let body = json!({
+                "name": "bad input",
+                "body_template": "hi",
+                "traffic_account": bad.account,
+                "audience": { "kind": "contacts", "ids": [contact] },
+            });
+            let (status, _) =
+                driver.call(Method::POST, "/v1/campaigns", &tenant.api_key, Some(json_bytes(&body)), &[]).await;
+            let request = format!("POST /v1/campaigns to {}'s contact {contact} by {}", other.name, tenant.name);
+            let at = driver.clock.elapsed_ms();
+            driver.log.lock().expect("driver log poisoned").feed.push((at, Told::CrossTenantProbe { request, status }));
+        }
     }
     let (contacts_status, listed) = driver.call(Method::GET, "/v1/contacts", &tenant.api_key, None, &[]).await;
     let (campaigns_status, campaigns) = driver.call(Method::GET, "/v1/campaigns", &tenant.api_key, None, &[]).await;

@@ -238,6 +238,7 @@ impl Oracle {
                         input: match input {
                             SentInput::Campaign(template) => Input::Campaign { template },
                             SentInput::Import(rows) => Input::Import { rows },
+                            SentInput::Credits(field, amount) => Input::Credits { field, amount: *amount },
                         },
                         answer: InputAnswer {
                             status: *status,

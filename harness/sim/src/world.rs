@@ -538,6 +538,7 @@ fn driver_plan(
             .find(|account| account.owner.is_none())
             .map(|account| account_ids[&account.name].clone())
             .expect("a scenario with bad input has a shared account"),
+        credits: scenario.tenants.iter().find(|tenant| tenant.name == bad.tenant).map_or(0, |tenant| tenant.credits),
     });
     DriverPlan { tenants, campaigns, actions, admin_token: ADMIN_TOKEN.into(), end_ms, bad_input }
 }

@@ -1247,3 +1247,29 @@ fn input_fires_on_an_import_miscounted_or_a_listing_its_imports_did_not_leave() 
     fires(inserted(at, vec![(25, import(right)), (26, read(&[], 0))]), Invariant::Input);
     fires(inserted(at, vec![(25, import(right)), (26, read(listed, 1))]), Invariant::Input);
 }
+
+#[test]
+fn input_fires_on_a_credit_change_answered_otherwise_than_its_balance_owes() {
+    let change = |field: &'static str, amount, answer| Observation::InputSent {
+        tenant: T,
+        input: Input::Credits { field, amount },
+        answer,
+    };
+    let ok = InputAnswer { status: 200, code: None, field: None, message: None, import: None };
+    let short = refusal(402, "INSUFFICIENT_CREDITS", "", "insufficient credits: 1001 needed, 1000 available");
+    let zero = refusal(400, "VALIDATION", "top_up", "expected a top-up of 1 to 10^15 credits, got 0");
+    let at = position(&correct(), |o| matches!(o, Observation::Received { .. }));
+    let right = vec![
+        (25, change("top_up", 0, zero)),
+        (25, change("adjust", -1_001, short)),
+        (25, change("top_up", 1, ok)),
+        (25, change("adjust", -1_001, ok)),
+    ];
+    judge(&inserted(at, right)).1.unwrap();
+    // A valid top-up refused; an overdraft accepted; a refusal that names other amounts.
+    fires(inserted(at, vec![(25, change("top_up", 1, zero))]), Invariant::Input);
+    fires(inserted(at, vec![(25, change("adjust", -1_001, ok))]), Invariant::Input);
+    let wrong = refusal(402, "INSUFFICIENT_CREDITS", "", "insufficient credits: -1001 needed, 1000 available");
+    fires(inserted(at, vec![(25, change("adjust", -1_001, wrong))]), Invariant::Input);
+    fires(inserted(at, vec![(25, change("top_up", 0, ok))]), Invariant::Input);
+}
