@@ -57,7 +57,7 @@
 use super::journal_lines;
 use super::pending::Pending;
 use super::rules::{self, not_found};
-use super::sql::{self, counter_column, ContactRow, SqlTx};
+use super::sql::{self, ContactRow, SqlTx};
 use super::*;
 use crate::domain::rate::{Burst, Rate, TokenBucket};
 use crate::domain::records::{Encoding, Lease};
@@ -448,6 +448,9 @@ struct Tx<'a> {
 /// report's row is written with the others in one statement, not in one round trip each.
 #[derive(Default)]
 struct ReportBatch {
+    /// The messages the batch's reports name by provider id, looked up together before
+    /// the first is applied.
+    ahead: BTreeMap<(TrafficAccountId, String), Option<Message>>,
     /// The rows the batch has moved, newer than the database's copies until written.
     unsaved: BTreeMap<MessageId, Message>,
     /// The provider ids the batch gave to messages: a later report for one of them is
@@ -751,51 +754,14 @@ impl Tx<'_> {
 
     // --- acceptance and reports --------------------------------------------------------------
 
-    fn park(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
-        self.pending.borrow_mut().set_parked(report.traffic_account, true);
-        let seq = self.next_meta("parked_seq")?;
-        let text = serde_json::to_string(&report).map_err(json_error)?;
-        self.execute(
-            "INSERT INTO parked_reports (seq, traffic_account_id, provider_message_id, report, received_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-            &[&big(seq), &big(report.traffic_account.0), &report.provider_message_id, &text, &big(now.0)],
-        )?;
-        Ok(ReportOutcome::Parked)
+    /// The open report batch's copy of message `id`, if the batch moved it.
+    fn batch_row(&self, id: MessageId) -> Option<Message> {
+        self.reports.borrow().as_ref().and_then(|batch| batch.unsaved.get(&id).cloned())
     }
 
-    /// Applies a webhook's `reports` in order, as one after another would, in a few round
-    /// trips however many they are: their messages are looked up with one statement before
-    /// the first is applied, and the rows they move are written with one after the last.
-    fn apply_reports(&self, reports: &[InboundReport], now: Timestamp) -> StoreResult<Vec<ReportOutcome>> {
-        let looked_up = self.messages_for_reports(reports)?;
-        *self.reports.borrow_mut() = Some(ReportBatch::default());
-        let outcomes = reports
-            .iter()
-            .zip(looked_up)
-            .map(|(report, by_provider)| {
-                let given =
-                    self.report_batch().given.contains(&(report.traffic_account, report.provider_message_id.clone()));
-                let by_provider = if given { self.message_for_report(report)? } else { by_provider };
-                self.apply_report_found(report, by_provider, now)
-            })
-            .collect::<StoreResult<Vec<_>>>();
-        let batch = self.reports.borrow_mut().take().expect("the batch is open");
-        let outcomes = outcomes?;
-        match batch.unsaved.len() {
-            0 => {}
-            1 => self.save_state(batch.unsaved.values().next().expect("one row"))?,
-            _ => self.save_states(&batch.unsaved.values().collect::<Vec<_>>())?,
-        }
-        Ok(outcomes)
-    }
-
-    /// The open report batch.
-    fn report_batch(&self) -> RefMut<'_, ReportBatch> {
-        RefMut::map(self.reports.borrow_mut(), |batch| batch.as_mut().expect("a report batch is open"))
-    }
-
-    /// The message `report`'s provider id names, if any: the one given that id last.
-    fn message_for_report(&self, report: &InboundReport) -> StoreResult<Option<Message>> {
+    /// The message `report`'s provider id names, read from the database: the one given
+    /// that id last.
+    fn read_message_for_report(&self, report: &InboundReport) -> StoreResult<Option<Message>> {
         Ok(self
             .messages_where(
                 "traffic_account_id = $1 AND provider_message_id = $2 \
@@ -805,10 +771,10 @@ impl Tx<'_> {
             .pop())
     }
 
-    /// [`Tx::message_for_report`] for each of `reports`, with one statement.
-    fn messages_for_reports(&self, reports: &[InboundReport]) -> StoreResult<Vec<Option<Message>>> {
+    /// [`Tx::read_message_for_report`] for each of `reports`, with one statement.
+    fn read_messages_for_reports(&self, reports: &[InboundReport]) -> StoreResult<Vec<Option<Message>>> {
         if let [report] = reports {
-            return Ok(vec![self.message_for_report(report)?]);
+            return Ok(vec![self.read_message_for_report(report)?]);
         }
         let accounts: Vec<i64> = reports.iter().map(|report| big(report.traffic_account.0)).collect();
         let provider_ids: Vec<&str> = reports.iter().map(|report| report.provider_message_id.as_str()).collect();
@@ -827,43 +793,6 @@ impl Tx<'_> {
             found[usize::try_from(n - 1).expect("ordinals start at 1")] = Some(message_from_row(&row)?);
         }
         Ok(found)
-    }
-
-    /// Applies `report` to the message its provider id found (`by_provider`, read before
-    /// the batch began) or, failing that, the message it names; parks it if neither is
-    /// known. A row the batch has already moved is taken as the batch left it.
-    fn apply_report_found(
-        &self,
-        report: &InboundReport,
-        by_provider: Option<Message>,
-        now: Timestamp,
-    ) -> StoreResult<ReportOutcome> {
-        let newest = |id: MessageId| self.report_batch().unsaved.get(&id).cloned();
-        let by_provider = by_provider.map(|message| newest(message.id).unwrap_or(message));
-        let by_reference = match (&by_provider, report.message_ref) {
-            (None, Some(id)) => match newest(id) {
-                Some(message) => Some(message),
-                None => self.message(id)?,
-            }
-            .filter(|message| message.traffic_account == report.traffic_account),
-            _ => None,
-        };
-        let Some(mut message) = by_provider.or(by_reference) else {
-            return self.park(report.clone(), now);
-        };
-        let before = message.status;
-        let outcome = self.apply_report_to(&mut message, report, now)?;
-        if outcome == ReportOutcome::Parked {
-            return self.park(report.clone(), now);
-        }
-        if let Some(delta) = rules::report_side_effect(&outcome, message.cost) {
-            self.pending.borrow_mut().count(message.id.campaign, counter_column(MessageStatus::Delivered));
-            self.apply_ledger(message.tenant, delta)?;
-        }
-        if rules::report_may_complete(before) {
-            self.complete_if_settled([message.id.campaign], now)?;
-        }
-        Ok(outcome)
     }
 
     // --- claims -------------------------------------------------------------------------------
@@ -949,8 +878,57 @@ impl SqlTx for Tx<'_> {
         self.rows(&sql, &[&big(id.0)], tenant_from_row)?.pop().ok_or_else(|| not_found("tenant", id))
     }
     fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        if let Some(row) = self.batch_row(id) {
+            return Ok(Some(row));
+        }
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE campaign_id = $1 AND contact_id = $2");
         Ok(self.rows(&sql, &[&big(id.campaign.0), &big(id.contact.0)], message_from_row)?.pop())
+    }
+    /// Looks the reports' messages up with one statement, and holds the rows they move
+    /// until [`SqlTx::end_reports`] writes them with one more: a webhook's reports cost a
+    /// few round trips however many they are.
+    fn begin_reports(&self, reports: &[InboundReport]) -> StoreResult<()> {
+        let looked_up = self.read_messages_for_reports(reports)?;
+        let ahead = reports
+            .iter()
+            .map(|report| (report.traffic_account, report.provider_message_id.clone()))
+            .zip(looked_up)
+            .collect();
+        *self.reports.borrow_mut() = Some(ReportBatch { ahead, ..ReportBatch::default() });
+        Ok(())
+    }
+    fn end_reports(&self) -> StoreResult<()> {
+        let batch = self.reports.borrow_mut().take().expect("the batch is open");
+        match batch.unsaved.len() {
+            0 => Ok(()),
+            1 => self.save_state(batch.unsaved.values().next().expect("one row")),
+            _ => self.save_states(&batch.unsaved.values().collect::<Vec<_>>()),
+        }
+    }
+    /// From the batch's lookup, unless the batch gave the id since (the lookup could not
+    /// see that); the batch's copy of the row if it moved it.
+    fn message_for_report(&self, report: &InboundReport) -> StoreResult<Option<Message>> {
+        let key = (report.traffic_account, report.provider_message_id.clone());
+        let ahead = match self.reports.borrow().as_ref() {
+            Some(batch) if !batch.given.contains(&key) => batch.ahead.get(&key).cloned(),
+            _ => None,
+        };
+        let found = match ahead {
+            Some(found) => found,
+            None => self.read_message_for_report(report)?,
+        };
+        Ok(found.map(|message| self.batch_row(message.id).unwrap_or(message)))
+    }
+    fn park(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
+        self.pending.borrow_mut().set_parked(report.traffic_account, true);
+        let seq = self.next_meta("parked_seq")?;
+        let text = serde_json::to_string(&report).map_err(json_error)?;
+        self.execute(
+            "INSERT INTO parked_reports (seq, traffic_account_id, provider_message_id, report, received_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+            &[&big(seq), &big(report.traffic_account.0), &report.provider_message_id, &text, &big(now.0)],
+        )?;
+        Ok(ReportOutcome::Parked)
     }
     fn contacts_after(&self, tenant: TenantId, after: Option<ContactId>, limit: u32) -> StoreResult<Vec<Contact>> {
         self.rows(
@@ -1603,11 +1581,11 @@ impl Store for PostgresStore {
 
     fn apply_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
         let reports = [report];
-        Ok(self.write(|tx| tx.apply_reports(&reports, now))?.pop().expect("one outcome per report"))
+        Ok(self.write(|tx| sql::apply_reports(tx, &reports, now))?.pop().expect("one outcome per report"))
     }
 
     fn apply_reports(&self, reports: Vec<InboundReport>, now: Timestamp) -> StoreResult<Vec<ReportOutcome>> {
-        self.write(|tx| tx.apply_reports(&reports, now))
+        self.write(|tx| sql::apply_reports(tx, &reports, now))
     }
 
     fn reap_expired_leases(&self, now: Timestamp) -> StoreResult<ReapReport> {

@@ -1,7 +1,8 @@
 //! Steps the two SQL stores share, in terms of the row operations each provides
 //! ([`SqlTx`]): a message's move with its counters, ledger and journal, an acceptance with
 //! the reports parked for it, the completion check, a claim, the record of a claim's
-//! submissions, and the operator's and the maintenance's actions (a draft's update, the
+//! submissions, an enqueue and a preview, a webhook's reports (found by provider id, else
+//! by reference, else parked), and the operator's and the maintenance's actions (a draft's update, the
 //! start of scheduled campaigns, pause, resume, cancel, retry of failures, the resolution
 //! and settling of unknown outcomes, the reaper, a contact import). The decisions are the
 //! rules' ([`super::rules`]); the sequence of reads, decisions and writes that applies them
@@ -156,6 +157,25 @@ pub(super) trait SqlTx {
         account: TrafficAccountId,
         provider_message_id: &str,
     ) -> StoreResult<Vec<InboundReport>>;
+
+    /// Before a webhook's `reports` are applied, one after another: a store may look their
+    /// messages up together here, and hold the rows they move until [`SqlTx::end_reports`].
+    fn begin_reports(&self, _reports: &[InboundReport]) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// After a webhook's reports: writes what [`SqlTx::begin_reports`] held back.
+    fn end_reports(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// The message `report`'s provider id names, as this transaction left it: the one of
+    /// its account given that id last.
+    fn message_for_report(&self, report: &InboundReport) -> StoreResult<Option<Message>>;
+
+    /// Keeps `report`, which names no message known yet, for when its provider id becomes
+    /// known (arrival order kept).
+    fn park(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome>;
 
     // --- the steps both stores take alike -------------------------------------------------
 
@@ -414,6 +434,48 @@ pub(super) fn record_submissions(
     tx.save_acceptances(&accepted)?;
     tx.complete_if_settled(affected, now)?;
     Ok(outcomes)
+}
+
+// --- reports ---------------------------------------------------------------------------------
+
+/// [`Store::apply_reports`](super::Store::apply_reports) inside `tx`: a webhook's reports
+/// in order, as one after another would apply them.
+pub(super) fn apply_reports(
+    tx: &impl SqlTx,
+    reports: &[InboundReport],
+    now: Timestamp,
+) -> StoreResult<Vec<ReportOutcome>> {
+    tx.begin_reports(reports)?;
+    let outcomes = reports.iter().map(|report| apply_report(tx, report, now)).collect::<StoreResult<Vec<_>>>();
+    tx.end_reports()?;
+    outcomes
+}
+
+/// One report: its message found by provider id, else by the reference it names (of the
+/// same account), else it is parked; applied as the rules decide (parked, if they say so),
+/// its side effect on the counters and books, then the completion check.
+fn apply_report(tx: &impl SqlTx, report: &InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
+    let by_provider = tx.message_for_report(report)?;
+    let by_reference = match (&by_provider, report.message_ref) {
+        (None, Some(id)) => tx.message(id)?.filter(|message| message.traffic_account == report.traffic_account),
+        _ => None,
+    };
+    let Some(mut message) = by_provider.or(by_reference) else {
+        return tx.park(report.clone(), now);
+    };
+    let before = message.status;
+    let outcome = tx.apply_report_to(&mut message, report, now)?;
+    if outcome == ReportOutcome::Parked {
+        return tx.park(report.clone(), now);
+    }
+    if let Some(delta) = rules::report_side_effect(&outcome, message.cost) {
+        tx.pending().count(message.id.campaign, counter_column(MessageStatus::Delivered));
+        tx.apply_ledger(message.tenant, delta)?;
+    }
+    if rules::report_may_complete(before) {
+        tx.complete_if_settled([message.id.campaign], now)?;
+    }
+    Ok(outcome)
 }
 
 // --- operator actions and the maintenance of unknowns, as both stores take them ----------------

@@ -559,53 +559,6 @@ impl Tx<'_> {
 
     // --- acceptance and reports --------------------------------------------------------------
 
-    fn park(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
-        self.pending.borrow_mut().set_parked(report.traffic_account, true);
-        let seq = self.next_meta("parked_seq")?;
-        let text = serde_json::to_string(&report).map_err(json_error)?;
-        self.tx
-            .prepare_cached("INSERT INTO parked_reports (seq, traffic_account_id, provider_message_id, report, received_at) VALUES (?1, ?2, ?3, ?4, ?5)")
-            .map_err(backend)?
-            .execute(params![seq, report.traffic_account.0, report.provider_message_id, text, now.0])
-            .map_err(backend)?;
-        Ok(ReportOutcome::Parked)
-    }
-
-    /// Applies one report inside this transaction.
-    fn apply_one_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
-        let by_provider = self
-            .messages_where(
-                "INDEXED BY messages_by_provider_id",
-                "traffic_account_id = ?1 AND provider_message_id = ?2 ORDER BY provider_id_assigned DESC LIMIT 1",
-                params![report.traffic_account.0, report.provider_message_id],
-            )?
-            .pop();
-        let by_reference = match (&by_provider, report.message_ref) {
-            (None, Some(id)) => self.message(id)?.filter(|message| message.traffic_account == report.traffic_account),
-            _ => None,
-        };
-        let Some(mut message) = by_provider.or(by_reference) else {
-            return self.park(report, now);
-        };
-        let before = message.status;
-        let outcome = self.apply_report_to(&mut message, &report, now)?;
-        if outcome == ReportOutcome::Parked {
-            return self.park(report, now);
-        }
-        if let Some(delta) = rules::report_side_effect(&outcome, message.cost) {
-            self.tx
-                .prepare_cached("UPDATE campaigns SET n_delivered = n_delivered + 1 WHERE id = ?1")
-                .map_err(backend)?
-                .execute([message.id.campaign.0])
-                .map_err(backend)?;
-            self.apply_ledger(message.tenant, delta)?;
-        }
-        if rules::report_may_complete(before) {
-            self.complete_if_settled([message.id.campaign], now)?;
-        }
-        Ok(outcome)
-    }
-
     // --- claims -------------------------------------------------------------------------------
 
     /// Queued messages of sending campaigns (of `tenant`, if given), and how many of them
@@ -1119,6 +1072,26 @@ impl SqlTx for Tx<'_> {
     }
 
     /// [`Tx::save_state`] for each of `messages` (distinct), one statement per chunk.
+    fn message_for_report(&self, report: &InboundReport) -> StoreResult<Option<Message>> {
+        Ok(self
+            .messages_where(
+                "INDEXED BY messages_by_provider_id",
+                "traffic_account_id = ?1 AND provider_message_id = ?2 ORDER BY provider_id_assigned DESC LIMIT 1",
+                params![report.traffic_account.0, report.provider_message_id],
+            )?
+            .pop())
+    }
+    fn park(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
+        self.pending.borrow_mut().set_parked(report.traffic_account, true);
+        let seq = self.next_meta("parked_seq")?;
+        let text = serde_json::to_string(&report).map_err(json_error)?;
+        self.tx
+            .prepare_cached("INSERT INTO parked_reports (seq, traffic_account_id, provider_message_id, report, received_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .map_err(backend)?
+            .execute(params![seq, report.traffic_account.0, report.provider_message_id, text, now.0])
+            .map_err(backend)?;
+        Ok(ReportOutcome::Parked)
+    }
     fn save_states(&self, messages: &[&Message]) -> StoreResult<()> {
         static TEXTS: ChunkTexts = ChunkTexts::new();
         self.execute_chunked(
@@ -1440,11 +1413,12 @@ impl Store for SqliteStore {
     }
 
     fn apply_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
-        self.transaction(|tx| tx.apply_one_report(report, now))
+        let reports = [report];
+        Ok(self.transaction(|tx| sql::apply_reports(tx, &reports, now))?.pop().expect("one outcome per report"))
     }
 
     fn apply_reports(&self, reports: Vec<InboundReport>, now: Timestamp) -> StoreResult<Vec<ReportOutcome>> {
-        self.transaction(|tx| reports.into_iter().map(|report| tx.apply_one_report(report, now)).collect())
+        self.transaction(|tx| sql::apply_reports(tx, &reports, now))
     }
 
     fn reap_expired_leases(&self, now: Timestamp) -> StoreResult<ReapReport> {
