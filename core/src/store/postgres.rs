@@ -919,6 +919,13 @@ impl SqlTx for Tx<'_> {
         };
         Ok(found.map(|message| self.batch_row(message.id).unwrap_or(message)))
     }
+    fn extend_leases(&self, token: u64, expires_at: Timestamp) -> StoreResult<u32> {
+        let renewed = self.execute(
+            "UPDATE messages SET lease_expires_at = $1 WHERE status = 'submitting' AND lease_token = $2",
+            &[&big(expires_at.0), &big(token)],
+        )?;
+        Ok(renewed as u32)
+    }
     fn park(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
         self.pending.borrow_mut().set_parked(report.traffic_account, true);
         let seq = self.next_meta("parked_seq")?;
@@ -1559,14 +1566,7 @@ impl Store for PostgresStore {
     }
 
     fn renew_lease(&self, token: u64, lease_ms: u64, now: Timestamp) -> StoreResult<u32> {
-        let expires_at = rules::lease_expiry(lease_ms, now)?;
-        self.write(|tx| {
-            let renewed = tx.execute(
-                "UPDATE messages SET lease_expires_at = $1 WHERE status = 'submitting' AND lease_token = $2",
-                &[&big(expires_at.0), &big(token)],
-            )?;
-            Ok(renewed as u32)
-        })
+        self.write(|tx| sql::renew_lease(tx, token, lease_ms, now))
     }
 
     fn record_submissions(

@@ -158,6 +158,10 @@ pub(super) trait SqlTx {
         provider_message_id: &str,
     ) -> StoreResult<Vec<InboundReport>>;
 
+    /// Moves the lease expiry of the messages still `submitting` under `token` to
+    /// `expires_at`; how many.
+    fn extend_leases(&self, token: u64, expires_at: Timestamp) -> StoreResult<u32>;
+
     /// Before a webhook's `reports` are applied, one after another: a store may look their
     /// messages up together here, and hold the rows they move until [`SqlTx::end_reports`].
     fn begin_reports(&self, _reports: &[InboundReport]) -> StoreResult<()> {
@@ -434,6 +438,15 @@ pub(super) fn record_submissions(
     tx.save_acceptances(&accepted)?;
     tx.complete_if_settled(affected, now)?;
     Ok(outcomes)
+}
+
+// --- leases ----------------------------------------------------------------------------------
+
+/// [`Store::renew_lease`](super::Store::renew_lease) inside `tx`: the messages still held
+/// under `token` are held `lease_ms` from `now`; a lease time out of bounds is refused.
+pub(super) fn renew_lease(tx: &impl SqlTx, token: u64, lease_ms: u64, now: Timestamp) -> StoreResult<u32> {
+    let expires_at = rules::lease_expiry(lease_ms, now)?;
+    tx.extend_leases(token, expires_at)
 }
 
 // --- reports ---------------------------------------------------------------------------------

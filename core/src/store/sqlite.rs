@@ -1072,6 +1072,17 @@ impl SqlTx for Tx<'_> {
     }
 
     /// [`Tx::save_state`] for each of `messages` (distinct), one statement per chunk.
+    fn extend_leases(&self, token: u64, expires_at: Timestamp) -> StoreResult<u32> {
+        let renewed = self
+            .tx
+            .prepare_cached(
+                "UPDATE messages SET lease_expires_at = ?1 WHERE status = 'submitting' AND lease_token = ?2",
+            )
+            .map_err(backend)?
+            .execute(params![expires_at.0, token])
+            .map_err(backend)?;
+        Ok(renewed as u32)
+    }
     fn message_for_report(&self, report: &InboundReport) -> StoreResult<Option<Message>> {
         Ok(self
             .messages_where(
@@ -1388,18 +1399,7 @@ impl Store for SqliteStore {
     }
 
     fn renew_lease(&self, token: u64, lease_ms: u64, now: Timestamp) -> StoreResult<u32> {
-        let expires_at = rules::lease_expiry(lease_ms, now)?;
-        self.transaction(|tx| {
-            let renewed = tx
-                .tx
-                .prepare_cached(
-                    "UPDATE messages SET lease_expires_at = ?1 WHERE status = 'submitting' AND lease_token = ?2",
-                )
-                .map_err(backend)?
-                .execute(params![expires_at.0, token])
-                .map_err(backend)?;
-            Ok(renewed as u32)
-        })
+        self.transaction(|tx| sql::renew_lease(tx, token, lease_ms, now))
     }
 
     fn record_submissions(
