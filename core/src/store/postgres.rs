@@ -59,7 +59,7 @@ use super::pending::Pending;
 use super::rules::{self, not_found};
 use super::sql::{self, ContactRow, SqlTx};
 use super::*;
-use crate::domain::rate::{Burst, Rate, TokenBucket};
+use crate::domain::rate::TokenBucket;
 use crate::domain::records::{Encoding, Lease};
 use crate::ids::ContactId;
 use ::postgres as pg;
@@ -805,16 +805,6 @@ impl Tx<'_> {
     }
 
     // --- rate limits --------------------------------------------------------------------------
-
-    fn bucket(&self, kind: &str, id: u64, rate: Rate, now: Timestamp) -> StoreResult<TokenBucket> {
-        let rows = self.query(
-            "SELECT milli_tokens, updated_at FROM rate_buckets WHERE kind = $1 AND id = $2",
-            &[&kind, &big(id)],
-        )?;
-        let stored =
-            rows.first().map(|row| TokenBucket { milli_tokens: u64_at(row, 0), updated_at: Timestamp(u64_at(row, 1)) });
-        Ok(rules::bucket_now(stored, rate, now))
-    }
 }
 
 impl SqlTx for Tx<'_> {
@@ -1037,27 +1027,21 @@ impl SqlTx for Tx<'_> {
         )?;
         Ok(())
     }
-    fn set_enqueued(&self, campaign: &mut Campaign, counts: StatusCounts, now: Timestamp) -> StoreResult<()> {
+    fn write_enqueued(&self, id: CampaignId, counts: StatusCounts, now: Timestamp) -> StoreResult<()> {
         self.execute(
             "UPDATE campaigns SET n_queued = $1, n_skipped = $2, enqueued_at = $3 WHERE id = $4",
-            &[&i64::from(counts.queued), &i64::from(counts.skipped), &big(now.0), &big(campaign.id.0)],
+            &[&i64::from(counts.queued), &i64::from(counts.skipped), &big(now.0), &big(id.0)],
         )?;
-        campaign.counts = counts;
-        campaign.enqueued_at = Some(now);
         Ok(())
     }
-    fn set_pause_reason(&self, campaign: &mut Campaign, reason: Option<PauseReason>) -> StoreResult<()> {
-        let text = reason.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
-        campaign.pause_reason = reason;
-        self.execute("UPDATE campaigns SET pause_reason = $1 WHERE id = $2", &[&text, &big(campaign.id.0)])?;
+    fn write_pause_reason(&self, id: CampaignId, reason: Option<&PauseReason>) -> StoreResult<()> {
+        let text = reason.map(serde_json::to_string).transpose().map_err(json_error)?;
+        self.execute("UPDATE campaigns SET pause_reason = $1 WHERE id = $2", &[&text, &big(id.0)])?;
         Ok(())
     }
-    fn check_new_campaign(&self, tenant: TenantId, new: &NewCampaign) -> StoreResult<()> {
-        let owner_of = |id: ContactId| {
-            let rows = self.query("SELECT tenant_id FROM contacts WHERE id = $1", &[&big(id.0)])?;
-            Ok(rows.first().map(|row| TenantId(u64_at(row, 0))))
-        };
-        rules::check_new_campaign(tenant, new, |id| self.account(id), owner_of)
+    fn contact_owner(&self, id: ContactId) -> StoreResult<Option<TenantId>> {
+        let rows = self.query("SELECT tenant_id FROM contacts WHERE id = $1", &[&big(id.0)])?;
+        Ok(rows.first().map(|row| TenantId(u64_at(row, 0))))
     }
     fn write_campaign_fields(&self, campaign: &Campaign) -> StoreResult<()> {
         let audience = serde_json::to_string(&campaign.audience).map_err(json_error)?;
@@ -1091,17 +1075,14 @@ impl SqlTx for Tx<'_> {
         self.rows(&sql, &[&big(id.0)], account_from_row)?.pop().ok_or_else(|| not_found("traffic account", id))
     }
 
-    /// Walks `account`'s due messages in (due time, id) order through a [`rules::RateWalk`].
-    /// The queue is read a page at a time, only as far as the walk goes; the rows of the
-    /// messages taken come back with the walk (in its order), so that a claim does not
-    /// read each again.
-    fn walk_due(
+    /// The queue read a page of [`WALK_PAGE`] rows at a time, each page after the last row
+    /// read, only as far as the walk goes.
+    fn visit_due(
         &self,
-        account: &TrafficAccount,
-        max: u32,
-        burst: Burst,
+        account: TrafficAccountId,
         now: Timestamp,
-    ) -> StoreResult<(rules::RateWalk, Vec<Message>)> {
+        visit: &mut dyn FnMut(Message, Option<u32>) -> StoreResult<bool>,
+    ) -> StoreResult<()> {
         static WALK_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             format!(
                 "SELECT {}, t.rate_limit_per_s \
@@ -1112,39 +1093,30 @@ impl SqlTx for Tx<'_> {
                 joined_message_columns()
             )
         });
-        let account_bucket = match account.rate_limit_per_s {
-            Some(per_s) => {
-                let rate = Rate::new(per_s, burst);
-                Some((rate, self.bucket("account", account.id.0, rate, now)?))
-            }
-            None => None,
-        };
-        let mut walk = rules::RateWalk::new(max, account_bucket, burst);
-        let mut taken = Vec::new();
         // The position after the last row read: (due time, campaign, contact).
         let mut after = (i64::MIN, i64::MIN, i64::MIN);
-        while walk.wants_more() {
+        loop {
             let page =
-                self.query(&WALK_SQL, &[&big(account.id.0), &big(now.0), &after.0, &after.1, &after.2, &WALK_PAGE])?;
+                self.query(&WALK_SQL, &[&big(account.0), &big(now.0), &after.0, &after.1, &after.2, &WALK_PAGE])?;
             for row in &page {
-                if !walk.wants_more() {
-                    break;
-                }
                 let message = message_from_row(row)?;
                 after = (big(message.next_attempt_at.0), big(message.id.campaign.0), big(message.id.contact.0));
-                let tenant = message.tenant;
                 let tenant_rate = row.get::<_, Option<i64>>(MESSAGE_COLUMN_COUNT).map(|rate| rate as u32);
-                let before = walk.taken.len();
-                walk.offer(message.id, tenant, tenant_rate, now, |rate| self.bucket("tenant", tenant.0, rate, now))?;
-                if walk.taken.len() > before {
-                    taken.push(message);
+                if !visit(message, tenant_rate)? {
+                    return Ok(());
                 }
             }
             if (page.len() as i64) < WALK_PAGE {
-                break;
+                return Ok(());
             }
         }
-        Ok((walk, taken))
+    }
+    fn stored_bucket(&self, kind: &str, id: u64) -> StoreResult<Option<TokenBucket>> {
+        let rows = self.query(
+            "SELECT milli_tokens, updated_at FROM rate_buckets WHERE kind = $1 AND id = $2",
+            &[&kind, &big(id)],
+        )?;
+        Ok(rows.first().map(|row| TokenBucket { milli_tokens: u64_at(row, 0), updated_at: Timestamp(u64_at(row, 1)) }))
     }
 
     fn save_bucket(&self, kind: &str, id: u64, bucket: TokenBucket) -> StoreResult<()> {
@@ -1362,6 +1334,8 @@ impl SqlTx for Tx<'_> {
 }
 
 impl Store for PostgresStore {
+    sql::engine_steps!(write = write, read = read);
+
     fn create_tenant(&self, new: NewTenant, _now: Timestamp) -> StoreResult<Tenant> {
         new.check()?;
         self.write(|tx| {
@@ -1475,20 +1449,6 @@ impl Store for PostgresStore {
         })
     }
 
-    fn update_campaign(
-        &self,
-        tenant: TenantId,
-        id: CampaignId,
-        patch: CampaignPatch,
-        _now: Timestamp,
-    ) -> StoreResult<Campaign> {
-        self.write(|tx| sql::update_campaign(tx, tenant, id, &patch))
-    }
-
-    fn campaign(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Campaign> {
-        self.read(|tx| tx.campaign_of(tenant, id))
-    }
-
     fn campaigns(&self, tenant: TenantId) -> StoreResult<Vec<Campaign>> {
         self.read(|tx| {
             tx.tenant(tenant)?;
@@ -1501,40 +1461,6 @@ impl Store for PostgresStore {
         self.read(|tx| {
             tx.rows(&format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns ORDER BY id"), &[], campaign_from_row)
         })
-    }
-
-    fn preview(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Preview> {
-        self.read(|tx| sql::preview(tx, tenant, id))
-    }
-
-    fn enqueue(
-        &self,
-        tenant: TenantId,
-        id: CampaignId,
-        key: Option<IdempotencyKey>,
-        now: Timestamp,
-    ) -> StoreResult<EnqueueReceipt> {
-        self.write(|tx| sql::enqueue(tx, tenant, id, key.as_ref(), now))
-    }
-
-    fn start_due_campaigns(&self, now: Timestamp) -> StoreResult<Vec<CampaignId>> {
-        self.write(|tx| sql::start_due_campaigns(tx, now))
-    }
-
-    fn pause(&self, tenant: TenantId, id: CampaignId, reason: PauseReason, now: Timestamp) -> StoreResult<Campaign> {
-        self.write(|tx| sql::pause(tx, tenant, id, &reason, now))
-    }
-
-    fn resume(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
-        self.write(|tx| sql::resume(tx, tenant, id, now))
-    }
-
-    fn cancel(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
-        self.write(|tx| sql::cancel(tx, tenant, id, now))
-    }
-
-    fn retry_failed(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<RetryReceipt> {
-        self.write(|tx| sql::retry_failed(tx, tenant, id, now))
     }
 
     fn failures_by_code(&self, tenant: TenantId, id: CampaignId) -> StoreResult<BTreeMap<String, u32>> {
@@ -1556,42 +1482,6 @@ impl Store for PostgresStore {
         })
     }
 
-    fn message(&self, id: MessageId) -> StoreResult<Message> {
-        self.read(|tx| tx.message(id)?.ok_or_else(|| not_found("message", id)))
-    }
-
-    fn claim(&self, request: ClaimRequest, now: Timestamp) -> StoreResult<ClaimOutcome> {
-        rules::lease_expiry(request.lease_ms, now)?;
-        self.write(|tx| sql::claim(tx, &request, now))
-    }
-
-    fn renew_lease(&self, token: u64, lease_ms: u64, now: Timestamp) -> StoreResult<u32> {
-        self.write(|tx| sql::renew_lease(tx, token, lease_ms, now))
-    }
-
-    fn record_submissions(
-        &self,
-        token: u64,
-        results: Vec<(MessageId, SubmissionResult)>,
-        now: Timestamp,
-    ) -> StoreResult<Vec<RecordOutcome>> {
-        rules::check_submission_times(&results)?;
-        self.write(|tx| sql::record_submissions(tx, token, &results, now))
-    }
-
-    fn apply_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
-        let reports = [report];
-        Ok(self.write(|tx| sql::apply_reports(tx, &reports, now))?.pop().expect("one outcome per report"))
-    }
-
-    fn apply_reports(&self, reports: Vec<InboundReport>, now: Timestamp) -> StoreResult<Vec<ReportOutcome>> {
-        self.write(|tx| sql::apply_reports(tx, &reports, now))
-    }
-
-    fn reap_expired_leases(&self, now: Timestamp) -> StoreResult<ReapReport> {
-        self.write(|tx| sql::reap_expired_leases(tx, now))
-    }
-
     fn unknown_messages(&self, limit: u32) -> StoreResult<Vec<Message>> {
         self.read(|tx| {
             tx.messages_where(
@@ -1599,22 +1489,6 @@ impl Store for PostgresStore {
                 &[&i64::from(limit)],
             )
         })
-    }
-
-    fn resolve_unknown(&self, id: MessageId, resolution: Resolution, now: Timestamp) -> StoreResult<bool> {
-        self.write(|tx| sql::resolve_unknown(tx, id, &resolution, now))
-    }
-
-    fn settle_stale_unknowns(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<Vec<MessageId>> {
-        self.write(|tx| sql::settle_stale_unknowns(tx, older_than_ms, now))
-    }
-
-    fn expire_parked_reports(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<u64> {
-        self.write(|tx| sql::expire_parked_reports(tx, older_than_ms, now))
-    }
-
-    fn parked_summary(&self) -> StoreResult<Vec<ParkedSummary>> {
-        self.read(|tx| Ok(rules::summarize_parked(tx.parked_reports()?)))
     }
 
     fn queue_stats(&self, tenant: Option<TenantId>, now: Timestamp) -> StoreResult<QueueStats> {

@@ -18,7 +18,7 @@ use super::{
     StoreResult, SubmissionResult,
 };
 use crate::domain::ledger::LedgerDelta;
-use crate::domain::rate::{Burst, TokenBucket};
+use crate::domain::rate::{Burst, Rate, TokenBucket};
 use crate::domain::records::{Campaign, Contact, Message, MessageError, StatusCounts, Tenant, TrafficAccount};
 use crate::domain::{CampaignStatus, MessageStatus, PauseReason, TransitionCause};
 use crate::ids::ContactId;
@@ -26,6 +26,123 @@ use crate::money::Credits;
 use crate::{CampaignId, MessageId, TenantId, Timestamp, TrafficAccountId};
 use std::cell::RefMut;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// The [`Store`](super::Store) methods that are one step of this engine in one
+/// transaction, written once for every SQL store: `$write` and `$read` name the store's own
+/// methods that run a closure in a writing and in a reading transaction (which may run it
+/// again after a passing failure, so the closures only borrow what they are given).
+/// `impl Store for … { engine_steps!(write = …, read = …); … }` writes them; the store
+/// writes by hand only the methods where its statements differ.
+macro_rules! engine_steps {
+    (write = $write:ident, read = $read:ident) => {
+        fn update_campaign(
+            &self,
+            tenant: TenantId,
+            id: CampaignId,
+            patch: CampaignPatch,
+            _now: Timestamp,
+        ) -> StoreResult<Campaign> {
+            self.$write(|tx| sql::update_campaign(tx, tenant, id, &patch))
+        }
+
+        fn campaign(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Campaign> {
+            self.$read(|tx| tx.campaign_of(tenant, id))
+        }
+
+        fn preview(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Preview> {
+            self.$read(|tx| sql::preview(tx, tenant, id))
+        }
+
+        fn enqueue(
+            &self,
+            tenant: TenantId,
+            id: CampaignId,
+            key: Option<IdempotencyKey>,
+            now: Timestamp,
+        ) -> StoreResult<EnqueueReceipt> {
+            self.$write(|tx| sql::enqueue(tx, tenant, id, key.as_ref(), now))
+        }
+
+        fn start_due_campaigns(&self, now: Timestamp) -> StoreResult<Vec<CampaignId>> {
+            self.$write(|tx| sql::start_due_campaigns(tx, now))
+        }
+
+        fn pause(
+            &self,
+            tenant: TenantId,
+            id: CampaignId,
+            reason: PauseReason,
+            now: Timestamp,
+        ) -> StoreResult<Campaign> {
+            self.$write(|tx| sql::pause(tx, tenant, id, &reason, now))
+        }
+
+        fn resume(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
+            self.$write(|tx| sql::resume(tx, tenant, id, now))
+        }
+
+        fn cancel(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
+            self.$write(|tx| sql::cancel(tx, tenant, id, now))
+        }
+
+        fn retry_failed(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<RetryReceipt> {
+            self.$write(|tx| sql::retry_failed(tx, tenant, id, now))
+        }
+
+        fn message(&self, id: MessageId) -> StoreResult<Message> {
+            self.$read(|tx| tx.message(id)?.ok_or_else(|| not_found("message", id)))
+        }
+
+        fn claim(&self, request: ClaimRequest, now: Timestamp) -> StoreResult<ClaimOutcome> {
+            rules::lease_expiry(request.lease_ms, now)?;
+            self.$write(|tx| sql::claim(tx, &request, now))
+        }
+
+        fn renew_lease(&self, token: u64, lease_ms: u64, now: Timestamp) -> StoreResult<u32> {
+            self.$write(|tx| sql::renew_lease(tx, token, lease_ms, now))
+        }
+
+        fn record_submissions(
+            &self,
+            token: u64,
+            results: Vec<(MessageId, SubmissionResult)>,
+            now: Timestamp,
+        ) -> StoreResult<Vec<RecordOutcome>> {
+            rules::check_submission_times(&results)?;
+            self.$write(|tx| sql::record_submissions(tx, token, &results, now))
+        }
+
+        fn apply_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
+            let reports = [report];
+            Ok(self.$write(|tx| sql::apply_reports(tx, &reports, now))?.pop().expect("one outcome per report"))
+        }
+
+        fn apply_reports(&self, reports: Vec<InboundReport>, now: Timestamp) -> StoreResult<Vec<ReportOutcome>> {
+            self.$write(|tx| sql::apply_reports(tx, &reports, now))
+        }
+
+        fn reap_expired_leases(&self, now: Timestamp) -> StoreResult<ReapReport> {
+            self.$write(|tx| sql::reap_expired_leases(tx, now))
+        }
+
+        fn resolve_unknown(&self, id: MessageId, resolution: Resolution, now: Timestamp) -> StoreResult<bool> {
+            self.$write(|tx| sql::resolve_unknown(tx, id, &resolution, now))
+        }
+
+        fn settle_stale_unknowns(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<Vec<MessageId>> {
+            self.$write(|tx| sql::settle_stale_unknowns(tx, older_than_ms, now))
+        }
+
+        fn expire_parked_reports(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<u64> {
+            self.$write(|tx| sql::expire_parked_reports(tx, older_than_ms, now))
+        }
+
+        fn parked_summary(&self) -> StoreResult<Vec<ParkedSummary>> {
+            self.$read(|tx| Ok(rules::summarize_parked(tx.parked_reports()?)))
+        }
+    };
+}
+pub(super) use engine_steps;
 
 /// A contact as an import finds it: id, attributes, opt-out.
 pub(super) type ContactRow = (ContactId, BTreeMap<String, String>, bool);
@@ -51,15 +168,14 @@ pub(super) trait SqlTx {
     /// The scheduled campaigns whose time has come by `now`, in id order.
     fn scheduled_due(&self, now: Timestamp) -> StoreResult<Vec<Campaign>>;
 
-    /// Checks a new or changed campaign's references: its account usable by `tenant`, its
-    /// audience `tenant`'s contacts.
-    fn check_new_campaign(&self, tenant: TenantId, new: &NewCampaign) -> StoreResult<()>;
+    /// The tenant contact `id` belongs to, if it exists.
+    fn contact_owner(&self, id: ContactId) -> StoreResult<Option<TenantId>>;
 
     /// Writes the fields of a draft that an update may change.
     fn write_campaign_fields(&self, campaign: &Campaign) -> StoreResult<()>;
 
-    /// Sets and writes `campaign`'s pause reason.
-    fn set_pause_reason(&self, campaign: &mut Campaign, reason: Option<PauseReason>) -> StoreResult<()>;
+    /// Writes campaign `id`'s pause reason.
+    fn write_pause_reason(&self, id: CampaignId, reason: Option<&PauseReason>) -> StoreResult<()>;
 
     /// At most `limit` of `tenant`'s contacts with ids above `after` (all, without it), in
     /// id order: one page of an enqueue or a preview.
@@ -78,7 +194,7 @@ pub(super) trait SqlTx {
     fn store_receipt(&self, tenant: TenantId, key: &IdempotencyKey, receipt: &EnqueueReceipt) -> StoreResult<()>;
 
     /// Writes an enqueued campaign's first counters and its enqueue time.
-    fn set_enqueued(&self, campaign: &mut Campaign, counts: StatusCounts, now: Timestamp) -> StoreResult<()>;
+    fn write_enqueued(&self, id: CampaignId, counts: StatusCounts, now: Timestamp) -> StoreResult<()>;
 
     /// The message `id`, if it exists.
     fn message(&self, id: MessageId) -> StoreResult<Option<Message>>;
@@ -111,15 +227,18 @@ pub(super) trait SqlTx {
     /// The traffic account `id`.
     fn account(&self, id: TrafficAccountId) -> StoreResult<TrafficAccount>;
 
-    /// Walks `account`'s due messages in (due time, id) order through a
-    /// [`rules::RateWalk`], returning the rows of the messages taken in its order.
-    fn walk_due(
+    /// Offers `account`'s messages due by `now` (queued, of a sending campaign) to `visit`
+    /// in (due time, campaign, contact) order, each with its tenant's rate limit, until
+    /// `visit` answers `false` or none is left.
+    fn visit_due(
         &self,
-        account: &TrafficAccount,
-        max: u32,
-        burst: Burst,
+        account: TrafficAccountId,
         now: Timestamp,
-    ) -> StoreResult<(rules::RateWalk, Vec<Message>)>;
+        visit: &mut dyn FnMut(Message, Option<u32>) -> StoreResult<bool>,
+    ) -> StoreResult<()>;
+
+    /// The stored rate-limit bucket `id` of `kind` (`account` or `tenant`), if any.
+    fn stored_bucket(&self, kind: &str, id: u64) -> StoreResult<Option<TokenBucket>>;
 
     /// Stores a rate-limit bucket (`kind` is `account` or `tenant`).
     fn save_bucket(&self, kind: &str, id: u64, bucket: TokenBucket) -> StoreResult<()>;
@@ -187,6 +306,19 @@ pub(super) trait SqlTx {
     /// is not told apart from a missing one).
     fn campaign_of(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Campaign> {
         self.campaign(id)?.filter(|campaign| campaign.tenant == tenant).ok_or_else(|| not_found("campaign", id))
+    }
+
+    /// Checks a new or changed campaign's references: its account usable by `tenant`, its
+    /// audience `tenant`'s contacts.
+    fn check_new_campaign(&self, tenant: TenantId, new: &NewCampaign) -> StoreResult<()> {
+        rules::check_new_campaign(tenant, new, |id| self.account(id), |id| self.contact_owner(id))
+    }
+
+    /// Sets and writes `campaign`'s pause reason.
+    fn set_pause_reason(&self, campaign: &mut Campaign, reason: Option<PauseReason>) -> StoreResult<()> {
+        self.write_pause_reason(campaign.id, reason.as_ref())?;
+        campaign.pause_reason = reason;
+        Ok(())
     }
 
     /// Takes the next value of the counter `key`.
@@ -356,6 +488,43 @@ pub(super) fn counter_column(status: MessageStatus) -> &'static str {
     }
 }
 
+/// A rate-limit bucket as it stands at `now`: the stored one refilled, or a full one.
+fn bucket(tx: &impl SqlTx, kind: &str, id: u64, rate: Rate, now: Timestamp) -> StoreResult<TokenBucket> {
+    Ok(rules::bucket_now(tx.stored_bucket(kind, id)?, rate, now))
+}
+
+/// Walks `account`'s due messages in (due time, id) order through a [`rules::RateWalk`],
+/// returning the rows of the messages taken, in its order.
+fn walk_due(
+    tx: &impl SqlTx,
+    account: &TrafficAccount,
+    max: u32,
+    burst: Burst,
+    now: Timestamp,
+) -> StoreResult<(rules::RateWalk, Vec<Message>)> {
+    let account_bucket = match account.rate_limit_per_s {
+        Some(per_s) => {
+            let rate = Rate::new(per_s, burst);
+            Some((rate, bucket(tx, "account", account.id.0, rate, now)?))
+        }
+        None => None,
+    };
+    let mut walk = rules::RateWalk::new(max, account_bucket, burst);
+    let mut taken = Vec::new();
+    if walk.wants_more() {
+        tx.visit_due(account.id, now, &mut |message, tenant_rate| {
+            let tenant = message.tenant;
+            let before = walk.taken.len();
+            walk.offer(message.id, tenant, tenant_rate, now, |rate| bucket(tx, "tenant", tenant.0, rate, now))?;
+            if walk.taken.len() > before {
+                taken.push(message);
+            }
+            Ok(walk.wants_more())
+        })?;
+    }
+    Ok((walk, taken))
+}
+
 /// [`Store::claim`](super::Store::claim) inside `tx`: the oldest due account's messages
 /// taken within the rate limits, each moved to `submitting` under one new lease (the next
 /// fencing token) and written together.
@@ -364,7 +533,7 @@ pub(super) fn claim(tx: &impl SqlTx, request: &ClaimRequest, now: Timestamp) -> 
         Ok(account) => tx.account(account)?,
         Err(idle) => return Ok(ClaimOutcome::Idle(idle)),
     };
-    let (walk, taken) = tx.walk_due(&account, request.max_messages, request.burst, now)?;
+    let (walk, taken) = walk_due(tx, &account, request.max_messages, request.burst, now)?;
     if let Some((_, bucket)) = walk.account_bucket {
         tx.save_bucket("account", account.id.0, bucket)?;
     }
@@ -553,7 +722,9 @@ pub(super) fn enqueue(
     })?;
     let plan = rules::enqueue_plan(&campaign, target, &tally, available)?;
     tx.apply_ledger(tenant, LedgerDelta::reserve(plan.reserve))?;
-    tx.set_enqueued(&mut campaign, plan.counts, now)?;
+    tx.write_enqueued(campaign.id, plan.counts, now)?;
+    campaign.counts = plan.counts;
+    campaign.enqueued_at = Some(now);
     for status in plan.statuses {
         tx.set_campaign_status(&mut campaign, status, now)?;
     }

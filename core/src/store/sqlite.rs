@@ -36,7 +36,7 @@ use super::pending::Pending;
 use super::rules::{self, not_found};
 use super::sql::{self, ContactRow, SqlTx};
 use super::*;
-use crate::domain::rate::{Burst, Rate, TokenBucket};
+use crate::domain::rate::TokenBucket;
 use crate::domain::records::{Encoding, Lease};
 use crate::ids::ContactId;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
@@ -339,7 +339,7 @@ const FIRST_DUE_OF_ACCOUNT_SQL: &str =
      AND c.id = m.campaign_id AND c.status = 'sending' \
      ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id LIMIT 1";
 
-/// Account `?1`'s messages due by `?2`, in (due time, id) order ([`Tx::walk_due`]).
+/// Account `?1`'s messages due by `?2`, in (due time, id) order ([`SqlTx::visit_due`]).
 const DUE_WALK_SQL: &str = concat!(
     "SELECT ",
     message_columns!("m."),
@@ -574,18 +574,6 @@ impl Tx<'_> {
 
     // --- rate limits --------------------------------------------------------------------------
 
-    fn bucket(&self, kind: &str, id: u64, rate: Rate, now: Timestamp) -> StoreResult<TokenBucket> {
-        let stored: Option<(u64, u64)> = self
-            .tx
-            .prepare_cached("SELECT milli_tokens, updated_at FROM rate_buckets WHERE kind = ?1 AND id = ?2")
-            .map_err(backend)?
-            .query_row(params![kind, id], |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()
-            .map_err(backend)?;
-        let stored = stored.map(|(milli_tokens, at)| TokenBucket { milli_tokens, updated_at: Timestamp(at) });
-        Ok(rules::bucket_now(stored, rate, now))
-    }
-
     fn count(&self, sql: &str, parameters: impl rusqlite::Params) -> StoreResult<u32> {
         self.tx.prepare_cached(sql).map_err(backend)?.query_row(parameters, |row| row.get(0)).map_err(backend)
     }
@@ -779,34 +767,27 @@ impl SqlTx for Tx<'_> {
             .map_err(backend)?;
         Ok(())
     }
-    fn set_enqueued(&self, campaign: &mut Campaign, counts: StatusCounts, now: Timestamp) -> StoreResult<()> {
+    fn write_enqueued(&self, id: CampaignId, counts: StatusCounts, now: Timestamp) -> StoreResult<()> {
         self.tx
             .prepare_cached("UPDATE campaigns SET n_queued = ?1, n_skipped = ?2, enqueued_at = ?3 WHERE id = ?4")
             .map_err(backend)?
-            .execute(params![counts.queued, counts.skipped, now.0, campaign.id.0])
+            .execute(params![counts.queued, counts.skipped, now.0, id.0])
             .map_err(backend)?;
-        campaign.counts = counts;
-        campaign.enqueued_at = Some(now);
         Ok(())
     }
-    fn set_pause_reason(&self, campaign: &mut Campaign, reason: Option<PauseReason>) -> StoreResult<()> {
-        let text = reason.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
-        campaign.pause_reason = reason;
+    fn write_pause_reason(&self, id: CampaignId, reason: Option<&PauseReason>) -> StoreResult<()> {
+        let text = reason.map(serde_json::to_string).transpose().map_err(json_error)?;
         self.tx
             .prepare_cached("UPDATE campaigns SET pause_reason = ?1 WHERE id = ?2")
             .map_err(backend)?
-            .execute(params![text, campaign.id.0])
+            .execute(params![text, id.0])
             .map_err(backend)?;
         Ok(())
     }
-    fn check_new_campaign(&self, tenant: TenantId, new: &NewCampaign) -> StoreResult<()> {
-        let owner_of = |id: ContactId| {
-            let mut statement =
-                self.tx.prepare_cached("SELECT tenant_id FROM contacts WHERE id = ?1").map_err(backend)?;
-            let owner: Option<u64> = statement.query_row([id.0], |row| row.get(0)).optional().map_err(backend)?;
-            Ok(owner.map(TenantId))
-        };
-        rules::check_new_campaign(tenant, new, |id| self.account(id), owner_of)
+    fn contact_owner(&self, id: ContactId) -> StoreResult<Option<TenantId>> {
+        let mut statement = self.tx.prepare_cached("SELECT tenant_id FROM contacts WHERE id = ?1").map_err(backend)?;
+        let owner: Option<u64> = statement.query_row([id.0], |row| row.get(0)).optional().map_err(backend)?;
+        Ok(owner.map(TenantId))
     }
     fn write_campaign_fields(&self, campaign: &Campaign) -> StoreResult<()> {
         let audience = serde_json::to_string(&campaign.audience).map_err(json_error)?;
@@ -869,41 +850,34 @@ impl SqlTx for Tx<'_> {
             .ok_or_else(|| not_found("traffic account", id))
     }
 
-    /// Walks `account`'s due messages in (due time, id) order, taking up to `max` within
-    /// the account's and the tenants' rate limits. Rows are read only as far as the walk
-    /// goes, so a claim of 200 reads about 200 rows whatever the length of the queue; the
-    /// rows of the messages taken come back with the walk (in its order), so the claim
-    /// does not read them a second time.
-    fn walk_due(
+    /// Rows are read only as far as the walk goes, so a claim of 200 reads about 200 rows
+    /// whatever the length of the queue.
+    fn visit_due(
         &self,
-        account: &TrafficAccount,
-        max: u32,
-        burst: Burst,
+        account: TrafficAccountId,
         now: Timestamp,
-    ) -> StoreResult<(rules::RateWalk, Vec<Message>)> {
-        let account_bucket = match account.rate_limit_per_s {
-            Some(per_s) => {
-                let rate = Rate::new(per_s, burst);
-                Some((rate, self.bucket("account", account.id.0, rate, now)?))
-            }
-            None => None,
-        };
-        let mut walk = rules::RateWalk::new(max, account_bucket, burst);
-        let mut taken = Vec::new();
+        visit: &mut dyn FnMut(Message, Option<u32>) -> StoreResult<bool>,
+    ) -> StoreResult<()> {
         let mut statement = self.tx.prepare_cached(DUE_WALK_SQL).map_err(backend)?;
-        let mut rows = statement.query(params![account.id.0, now.0]).map_err(backend)?;
-        while walk.wants_more() {
-            let Some(row) = rows.next().map_err(backend)? else { break };
+        let mut rows = statement.query(params![account.0, now.0]).map_err(backend)?;
+        while let Some(row) = rows.next().map_err(backend)? {
             let message = message_from_row(row).map_err(backend)?;
             let tenant_rate: Option<u32> = row.get(23).map_err(backend)?;
-            let tenant = message.tenant;
-            let before = walk.taken.len();
-            walk.offer(message.id, tenant, tenant_rate, now, |rate| self.bucket("tenant", tenant.0, rate, now))?;
-            if walk.taken.len() > before {
-                taken.push(message);
+            if !visit(message, tenant_rate)? {
+                break;
             }
         }
-        Ok((walk, taken))
+        Ok(())
+    }
+    fn stored_bucket(&self, kind: &str, id: u64) -> StoreResult<Option<TokenBucket>> {
+        let stored: Option<(u64, u64)> = self
+            .tx
+            .prepare_cached("SELECT milli_tokens, updated_at FROM rate_buckets WHERE kind = ?1 AND id = ?2")
+            .map_err(backend)?
+            .query_row(params![kind, id], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()
+            .map_err(backend)?;
+        Ok(stored.map(|(milli_tokens, at)| TokenBucket { milli_tokens, updated_at: Timestamp(at) }))
     }
 
     fn save_bucket(&self, kind: &str, id: u64, bucket: TokenBucket) -> StoreResult<()> {
@@ -1180,6 +1154,8 @@ impl SqlTx for Tx<'_> {
 }
 
 impl Store for SqliteStore {
+    sql::engine_steps!(write = transaction, read = transaction);
+
     fn create_tenant(&self, new: NewTenant, _now: Timestamp) -> StoreResult<Tenant> {
         new.check()?;
         self.transaction(|tx| {
@@ -1301,20 +1277,6 @@ impl Store for SqliteStore {
         })
     }
 
-    fn update_campaign(
-        &self,
-        tenant: TenantId,
-        id: CampaignId,
-        patch: CampaignPatch,
-        _now: Timestamp,
-    ) -> StoreResult<Campaign> {
-        self.transaction(|tx| sql::update_campaign(tx, tenant, id, &patch))
-    }
-
-    fn campaign(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Campaign> {
-        self.transaction(|tx| tx.campaign_of(tenant, id))
-    }
-
     fn campaigns(&self, tenant: TenantId) -> StoreResult<Vec<Campaign>> {
         self.transaction(|tx| {
             tx.tenant(tenant)?;
@@ -1336,40 +1298,6 @@ impl Store for SqliteStore {
         })
     }
 
-    fn preview(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Preview> {
-        self.transaction(|tx| sql::preview(tx, tenant, id))
-    }
-
-    fn enqueue(
-        &self,
-        tenant: TenantId,
-        id: CampaignId,
-        key: Option<IdempotencyKey>,
-        now: Timestamp,
-    ) -> StoreResult<EnqueueReceipt> {
-        self.transaction(|tx| sql::enqueue(tx, tenant, id, key.as_ref(), now))
-    }
-
-    fn start_due_campaigns(&self, now: Timestamp) -> StoreResult<Vec<CampaignId>> {
-        self.transaction(|tx| sql::start_due_campaigns(tx, now))
-    }
-
-    fn pause(&self, tenant: TenantId, id: CampaignId, reason: PauseReason, now: Timestamp) -> StoreResult<Campaign> {
-        self.transaction(|tx| sql::pause(tx, tenant, id, &reason, now))
-    }
-
-    fn resume(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
-        self.transaction(|tx| sql::resume(tx, tenant, id, now))
-    }
-
-    fn cancel(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
-        self.transaction(|tx| sql::cancel(tx, tenant, id, now))
-    }
-
-    fn retry_failed(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<RetryReceipt> {
-        self.transaction(|tx| sql::retry_failed(tx, tenant, id, now))
-    }
-
     fn failures_by_code(&self, tenant: TenantId, id: CampaignId) -> StoreResult<BTreeMap<String, u32>> {
         self.transaction(|tx| {
             tx.campaign_of(tenant, id)?;
@@ -1389,60 +1317,8 @@ impl Store for SqliteStore {
         })
     }
 
-    fn message(&self, id: MessageId) -> StoreResult<Message> {
-        self.transaction(|tx| tx.message(id)?.ok_or_else(|| not_found("message", id)))
-    }
-
-    fn claim(&self, request: ClaimRequest, now: Timestamp) -> StoreResult<ClaimOutcome> {
-        rules::lease_expiry(request.lease_ms, now)?;
-        self.transaction(|tx| sql::claim(tx, &request, now))
-    }
-
-    fn renew_lease(&self, token: u64, lease_ms: u64, now: Timestamp) -> StoreResult<u32> {
-        self.transaction(|tx| sql::renew_lease(tx, token, lease_ms, now))
-    }
-
-    fn record_submissions(
-        &self,
-        token: u64,
-        results: Vec<(MessageId, SubmissionResult)>,
-        now: Timestamp,
-    ) -> StoreResult<Vec<RecordOutcome>> {
-        rules::check_submission_times(&results)?;
-        self.transaction(|tx| sql::record_submissions(tx, token, &results, now))
-    }
-
-    fn apply_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
-        let reports = [report];
-        Ok(self.transaction(|tx| sql::apply_reports(tx, &reports, now))?.pop().expect("one outcome per report"))
-    }
-
-    fn apply_reports(&self, reports: Vec<InboundReport>, now: Timestamp) -> StoreResult<Vec<ReportOutcome>> {
-        self.transaction(|tx| sql::apply_reports(tx, &reports, now))
-    }
-
-    fn reap_expired_leases(&self, now: Timestamp) -> StoreResult<ReapReport> {
-        self.transaction(|tx| sql::reap_expired_leases(tx, now))
-    }
-
     fn unknown_messages(&self, limit: u32) -> StoreResult<Vec<Message>> {
         self.transaction(|tx| tx.messages_where(UNKNOWN_INDEX, UNKNOWN_OLDEST_FIRST, [limit]))
-    }
-
-    fn resolve_unknown(&self, id: MessageId, resolution: Resolution, now: Timestamp) -> StoreResult<bool> {
-        self.transaction(|tx| sql::resolve_unknown(tx, id, &resolution, now))
-    }
-
-    fn settle_stale_unknowns(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<Vec<MessageId>> {
-        self.transaction(|tx| sql::settle_stale_unknowns(tx, older_than_ms, now))
-    }
-
-    fn expire_parked_reports(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<u64> {
-        self.transaction(|tx| sql::expire_parked_reports(tx, older_than_ms, now))
-    }
-
-    fn parked_summary(&self) -> StoreResult<Vec<ParkedSummary>> {
-        self.transaction(|tx| Ok(rules::summarize_parked(tx.parked_reports()?)))
     }
 
     fn queue_stats(&self, tenant: Option<TenantId>, now: Timestamp) -> StoreResult<QueueStats> {
