@@ -123,6 +123,27 @@ fn infobip_node_sdk_sends_pulls_and_reads_logs_against_smsim_provider() {
     assert!(output.contains("\"failed\":0") && output.contains("ok   a pulled report is given once"), "{output}");
 }
 
+/// Infobip's generated Python client, whose models are Infobip's OpenAPI schemas: every
+/// answer, log and report of the simulated Infobip loads into its model, with no field the
+/// specification lacks.
+#[test]
+fn infobip_openapi_models_load_every_answer_and_report_of_smsim_provider() {
+    let Some(python) = installed("SMSIM_TWILIO_PYTHON", "venv/bin/python", "the official Python clients") else {
+        return;
+    };
+    let (_provider, base) = provider("infobip", "official-key", "official-secret");
+    let mut command = Command::new(python);
+    command.arg(root().join("harness/cli/tests/official/infobip_models.py")).args([&base, "official-key"]);
+    let (passed, output) = run_bounded(command, Duration::from_secs(90));
+    assert!(passed, "infobip-api-python-client against smsim provider:\n{output}");
+    assert!(
+        output.contains("\"failed\": 0")
+            && output.contains("ok   the logs of a bulk loads into SmsLogsResponse, every field specified")
+            && output.contains("ok   pushed report webhook 0 loads into SmsDeliveryResult"),
+        "{output}"
+    );
+}
+
 /// The engine's Twilio webhook accepts exactly the callbacks Twilio's official validator
 /// accepts: signatures computed by twilio-python over the URL Twilio called, checked at the
 /// URL the engine sees — default ports added or dropped, other ports, query strings,
