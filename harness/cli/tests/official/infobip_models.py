@@ -120,6 +120,8 @@ while len(pushed) < 1 and time.monotonic() < deadline:
 check(len(pushed) >= 1, "a pushed report arrived", f"{len(pushed)} webhooks")
 for index, webhook in enumerate(pushed):
     holds(SmsDeliveryResult, webhook, f"pushed report webhook {index}")
+counts = [report.get("smsCount") for webhook in pushed for report in webhook.get("results", [])]
+check(counts and all(count == 2 for count in counts), "a pushed report counts the message's two UCS-2 parts", f"{counts}")
 
 logs = None
 while time.monotonic() < deadline:

@@ -159,13 +159,15 @@ pub struct Record {
     pub pull: Option<(u64, &'static str)>,
     /// Pulled already (a report is pulled once).
     pub pulled: bool,
+    /// Its parts, as its reports count them (`smsCount`).
+    pub sms_count: u32,
 }
 
 impl Record {
     /// A message the provider kept nothing extra of (a stray report's id, or an acceptance
     /// recorded before this record existed): its bulk and when it was sent.
     pub fn untracked(bulk_id: String, sent_ms: u64) -> Record {
-        Record { bulk_id, from: None, callback_data: None, sent_ms, pull: None, pulled: false }
+        Record { bulk_id, from: None, callback_data: None, sent_ms, pull: None, pulled: false, sms_count: 1 }
     }
 }
 
@@ -332,6 +334,7 @@ async fn send(
                     sent_ms: provider.now_ms(),
                     pull,
                     pulled: false,
+                    sms_count: smsim_judge::segments::count(&message.text),
                 };
                 provider.truth.lock().expect("provider poisoned").infobip.insert(id.as_str().into(), record);
                 accepted.push((id, message.to.clone(), message.notify_url.clone()));
@@ -397,7 +400,7 @@ fn notify_request(provider: &Provider, notify_url: &str, bulk_id: &str, reports:
             let fallback = Record::untracked(bulk_id.to_owned(), now);
             let record = truth.infobip.get(report.provider_id.as_str()).unwrap_or(&fallback);
             let done = is_final(report.status).then_some(now);
-            entry(record, &report.provider_id, &report.destination, (report.status, done), 1, price)
+            entry(record, &report.provider_id, &report.destination, (report.status, done), record.sms_count, price)
         })
         .collect();
     drop(truth);
