@@ -59,21 +59,10 @@ pub fn now_utc() -> String {
     utc(seconds)
 }
 
-/// `seconds` since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ` (Howard Hinnant's
-/// days-to-civil algorithm).
+/// `seconds` since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ`.
 fn utc(seconds: u64) -> String {
-    let (days, in_day) = (seconds / 86_400, seconds % 86_400);
-    let shifted = days as i64 + 719_468;
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted - era * 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    let (hour, minute, second) = (in_day / 3_600, in_day % 3_600 / 60, in_day % 60);
-    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
+    let time = i64::try_from(seconds).ok().and_then(|seconds| chrono::DateTime::from_timestamp(seconds, 0));
+    time.map_or_else(|| "unknown".to_owned(), |time| time.format("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
 
 /// The file name a run is kept under in `benches/results/runs/`: its date and commit,
