@@ -83,7 +83,7 @@ bugs! {
     /// `accepted`.
     FinalReopened = "final-reopened", seed "—", at "domain: `MessageStatus::allows`";
     /// Prices each message by its template's segments, not its rendered body's.
-    TemplatePriced = "template-priced", seed "—", at "domain: `plan_messages`";
+    TemplatePriced = "template-priced", seed "—", at "domain: `plan_each`";
     /// Refunds an unknown outcome instead of charging it.
     UnknownRefunded = "unknown-refunded", seed "—", at "domain: `ledger::is_charged`";
     /// A cancel with nothing left in flight ends the campaign `completed`.

@@ -1,9 +1,9 @@
-//! The messages an enqueue creates, computed before anything is written.
+//! The messages an enqueue creates.
 //!
-//! Planning is pure: given the campaign, its traffic account and the tenant's contacts
-//! it renders every body, counts its segments and prices it. The store then checks the
-//! total against the tenant's available credit and writes all of it, or nothing, in one
-//! transaction. Because the plan is exact (the rendered body, not the template, decides
+//! Planning is pure: given the campaign, its traffic account and a page of the tenant's
+//! contacts it renders each body, counts its segments and prices it. The store sums the
+//! pages, checks the total against the tenant's available credit and keeps all of it, or
+//! nothing, in one transaction. Because the plan is exact (the rendered body, not the template, decides
 //! GSM-7 or UCS-2), a personalisation that turns one message into three segments is
 //! reserved as three.
 
@@ -59,53 +59,15 @@ pub struct PlannedMessage {
     pub skip: Option<SkipReason>,
 }
 
-/// The whole plan of an enqueue.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Plan {
-    /// One entry per audience contact, in contact id order.
-    pub messages: Vec<PlannedMessage>,
-}
-
-impl Plan {
-    /// The credits the plan must reserve.
-    pub fn cost(&self) -> Credits {
-        self.messages.iter().map(|message| message.cost).sum()
-    }
-
-    /// Messages that will be sent.
-    pub fn sendable(&self) -> usize {
-        self.messages.iter().filter(|message| message.skip.is_none()).count()
-    }
-
-    /// Messages created already skipped.
-    pub fn skipped(&self) -> usize {
-        self.messages.len() - self.sendable()
-    }
-
-    /// Total segments of the messages that will be sent.
-    pub fn segments(&self) -> u64 {
-        self.messages.iter().filter(|message| message.skip.is_none()).map(|message| u64::from(message.segments)).sum()
-    }
-}
-
 /// Plans the messages of `campaign` sent through `account` to those of `contacts` that
-/// are in its audience. `contacts` may be in any order; the plan is in contact id order.
+/// are in its audience, one at a time, in contact id order (`contacts` may be in any
+/// order): a caller counts or writes each and keeps no more than it needs. A rendered body
+/// of more than [`MAX_SEGMENTS`] parts is an error naming its contact.
 ///
 /// Numbers were validated against the numbering plan once, when the contacts were
 /// imported (a stored contact's number is canonical E.164); planning checks only their
 /// form, so a number that is not E.164 (a hand-edited database, say) is skipped rather
 /// than sent.
-pub fn plan_messages<C: ContactFields>(
-    campaign: &Campaign,
-    account: &TrafficAccount,
-    contacts: &[C],
-) -> Result<Plan, TemplateError> {
-    Ok(Plan { messages: plan_each(campaign, account, contacts).collect::<Result<_, _>>()? })
-}
-
-/// The messages [`plan_messages`] plans, one at a time, so a caller that only counts (a
-/// preview) holds one rendered body at a time, not the campaign's. A rendered body of
-/// more than [`MAX_SEGMENTS`] parts is an error naming its contact.
 pub fn plan_each<'a, C: ContactFields>(
     campaign: &'a Campaign,
     account: &'a TrafficAccount,
@@ -199,6 +161,14 @@ mod tests {
         Contact { id: ContactId(id), tenant: TENANT, phone: phone.into(), attributes: Default::default(), opted_out }
     }
 
+    fn plan(contacts: &[Contact]) -> Vec<PlannedMessage> {
+        plan_each(&campaign(), &account(), contacts).collect::<Result<_, _>>().unwrap()
+    }
+
+    fn cost(plan: &[PlannedMessage]) -> Credits {
+        plan.iter().map(|message| message.cost).sum()
+    }
+
     #[test]
     fn a_plan_is_in_contact_order_and_prices_only_what_it_sends() {
         let contacts = [
@@ -207,28 +177,30 @@ mod tests {
             contact(2, "+306912345002", false),
             Contact { tenant: TenantId(2), ..contact(4, "+306912345004", false) },
         ];
-        let plan = plan_messages(&campaign(), &account(), &contacts).unwrap();
+        let plan = plan(&contacts);
         let planned: Vec<(u64, Option<SkipReason>, Credits)> =
-            plan.messages.iter().map(|m| (m.contact.0, m.skip, m.cost)).collect();
+            plan.iter().map(|m| (m.contact.0, m.skip, m.cost)).collect();
         assert_eq!(
             planned,
             [(1, Some(SkipReason::OptedOut), Credits::ZERO), (2, None, Credits(3)), (3, None, Credits(3))]
         );
-        assert_eq!(plan.messages[1].body, "Hello there");
-        assert_eq!(plan.messages[1].sender, "ACME");
-        assert_eq!((plan.cost(), plan.sendable(), plan.skipped(), plan.segments()), (Credits(6), 2, 1, 2));
+        assert_eq!(plan[1].body, "Hello there");
+        assert_eq!(plan[1].sender, "ACME");
+        let sent: Vec<&PlannedMessage> = plan.iter().filter(|m| m.skip.is_none()).collect();
+        let segments: u32 = sent.iter().map(|m| m.segments).sum();
+        assert_eq!((cost(&plan), sent.len(), plan.len() - sent.len(), segments), (Credits(6), 2, 1, 2));
     }
 
     #[test]
     fn a_number_not_in_e164_form_is_skipped_unpriced_and_kept_as_stored() {
         let contacts = [contact(1, "6912345678", false), contact(2, "+306912345002", false)];
-        let plan = plan_messages(&campaign(), &account(), &contacts).unwrap();
-        let first = &plan.messages[0];
+        let plan = plan(&contacts);
+        let first = &plan[0];
         assert_eq!(
             (first.skip, first.cost, first.destination.as_str()),
             (Some(SkipReason::InvalidNumber), Credits::ZERO, "6912345678")
         );
-        assert_eq!(plan.messages[1].skip, None);
-        assert_eq!(plan.cost(), Credits(3));
+        assert_eq!(plan[1].skip, None);
+        assert_eq!(cost(&plan), Credits(3));
     }
 }

@@ -251,15 +251,6 @@ impl Preview {
         }
     }
 
-    /// The preview of `plan` for a tenant with `available` credit.
-    pub fn of(plan: &crate::domain::plan::Plan, available: Credits) -> Preview {
-        let mut preview = Preview::empty(available);
-        for message in &plan.messages {
-            preview.add(message);
-        }
-        preview
-    }
-
     /// Counts one more planned message in (its body is not kept).
     pub fn add(&mut self, message: &crate::domain::plan::PlannedMessage) {
         self.audience += 1;
