@@ -1,22 +1,27 @@
-//! The in-memory store: the simulator's store and the reference model of the store
-//! semantics.
+//! The in-memory store: the simulator's store, a backend of the store engine
+//! ([`super::engine`]) like SQLite and PostgreSQL.
 //!
-//! One mutex guards the whole state, so every trait method is trivially one transaction.
-//! All-or-nothing is kept by checking everything an operation can refuse *before* its
-//! first write. Every message status change goes through [`State::move_message`], which
-//! keeps the campaign counters, the tenant's credit columns, the journal and the indexes
-//! in step with the message — the one place where a counter can change.
+//! The engine sequences every step of the contract; this file provides its row operations
+//! over plain collections ([`Backend`] for [`Tx`]), and the reads that are not a step
+//! (listings, recounts, statistics). One mutex guards the whole state, so every call is
+//! trivially one transaction ([`MemoryStore::transaction`]).
 //!
-//! Indexes keep the hot paths proportional to the work, not to the store: the claimable
-//! queue holds only queued messages of sending campaigns, ordered by due time.
+//! A simulated campaign holds a million messages, so the rows are compact (shared
+//! campaign fields, shared bodies, boxed rarely-set fields) and indexes keep the hot paths
+//! proportional to the work, not to the store: the claimable queue holds only queued
+//! messages of sending campaigns, ordered by due time. [`State::write_state`] is the one
+//! place a stored message's status changes, and it moves the message between the indexes
+//! with it.
 
-use super::rules::{self, not_found, ReapDecision, ReportPlan, SubmissionPlan};
+use super::engine::{self, Backend, ContactRow, DueVisit};
+use super::pending::Pending;
+use super::rules::{self, not_found};
 use super::*;
 use crate::domain::ledger::LedgerDelta;
-use crate::domain::rate::{Rate, TokenBucket};
-use crate::domain::records::{ContactFields, Encoding, Lease};
-use crate::domain::status::TransitionCause;
+use crate::domain::rate::TokenBucket;
+use crate::domain::records::{Encoding, Lease};
 use crate::ids::ContactId;
+use std::cell::{Cell, RefCell, RefMut};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -38,6 +43,37 @@ impl MemoryStore {
         // A panic while holding the lock is a store bug; the state may be half-written,
         // so refusing to go on is the only safe answer.
         self.state.lock().expect("memory store poisoned by an earlier panic")
+    }
+
+    /// Runs `work` as one transaction of the store engine. What it writes stands at once,
+    /// except what this store can undo: the journal entries and `meta` counters it took,
+    /// and the rows of an enqueue, kept in the transaction until the enqueue is decided
+    /// ([`Backend::write_enqueued`]). The engine refuses before its first other write (the
+    /// contract at the head of [`rules`]); a refusal after one is a store bug, and stops
+    /// the store rather than leave it half-written.
+    fn transaction<T>(&self, work: impl FnOnce(&Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        let mut state = self.lock();
+        let (journal_before, meta_before) = (state.journal.len(), state.meta);
+        let tx = Tx {
+            state: RefCell::new(&mut state),
+            pending: RefCell::default(),
+            enqueue: RefCell::default(),
+            wrote: Cell::new(false),
+        };
+        match work(&tx) {
+            Ok(value) => {
+                tx.write_pending()?;
+                assert!(tx.enqueue.borrow().is_none(), "store bug: messages created for an enqueue never decided");
+                Ok(value)
+            }
+            Err(error) => {
+                assert!(!tx.wrote.get(), "store bug: a step refused after a write this store cannot undo: {error}");
+                let state = tx.state.into_inner();
+                state.journal.truncate(journal_before);
+                state.meta = meta_before;
+                Err(error)
+            }
+        }
     }
 }
 
@@ -62,16 +98,6 @@ impl StoredContact {
             attributes: self.attributes.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect(),
             opted_out: self.opted_out,
         }
-    }
-
-    /// Whether the contact holds exactly `attributes`.
-    fn has_attributes(&self, attributes: &BTreeMap<String, String>) -> bool {
-        self.attributes.len() == attributes.len()
-            && self
-                .attributes
-                .iter()
-                .zip(attributes)
-                .all(|((name, value), (other_name, other_value))| **name == **other_name && **value == **other_value)
     }
 }
 
@@ -101,18 +127,18 @@ struct StoredMessage {
 impl StoredMessage {
     /// `message` as kept, its body taken from `bodies` where already there. Its tenant,
     /// account, sender and creation time are its campaign's ([`CampaignMessages`]).
-    fn new(message: Message, bodies: &mut BTreeSet<Arc<str>>) -> StoredMessage {
+    fn new(message: &Message, bodies: &mut BTreeSet<Arc<str>>) -> StoredMessage {
         let body = match bodies.get(message.body.as_str()) {
             Some(known) => known.clone(),
             None => {
-                let body: Arc<str> = message.body.into();
+                let body: Arc<str> = message.body.as_str().into();
                 bodies.insert(body.clone());
                 body
             }
         };
         StoredMessage {
             id: message.id,
-            destination: message.destination.into_boxed_str(),
+            destination: message.destination.as_str().into(),
             body,
             encoding: message.encoding,
             segments: message.segments,
@@ -120,10 +146,10 @@ impl StoredMessage {
             status: message.status,
             attempts: message.attempts,
             next_attempt_at: message.next_attempt_at,
-            lease: message.lease.map(Box::new),
-            provider_message_id: message.provider_message_id.map(String::into_boxed_str),
-            bulk_id: message.bulk_id.map(Arc::from),
-            last_error: message.last_error.map(Box::new),
+            lease: message.lease.clone().map(Box::new),
+            provider_message_id: message.provider_message_id.as_deref().map(Box::from),
+            bulk_id: message.bulk_id.as_deref().map(Arc::from),
+            last_error: message.last_error.clone().map(Box::new),
             updated_at: message.updated_at,
         }
     }
@@ -150,35 +176,6 @@ impl StoredMessage {
             created_at: campaign.created_at,
             updated_at: self.updated_at,
         }
-    }
-}
-
-/// A stored contact with its id, as planning reads it.
-struct ContactRef<'a> {
-    id: ContactId,
-    contact: &'a StoredContact,
-}
-
-impl ContactFields for ContactRef<'_> {
-    fn id(&self) -> ContactId {
-        self.id
-    }
-
-    fn tenant(&self) -> TenantId {
-        self.contact.tenant
-    }
-
-    fn phone(&self) -> &str {
-        &self.contact.phone
-    }
-
-    fn attribute(&self, name: &str) -> Option<&str> {
-        let attributes = &self.contact.attributes;
-        attributes.binary_search_by(|(known, _)| (**known).cmp(name)).ok().map(|index| &*attributes[index].1)
-    }
-
-    fn opted_out(&self) -> bool {
-        self.contact.opted_out
     }
 }
 
@@ -254,10 +251,6 @@ impl Messages {
         Some(&mut campaign.rows[position])
     }
 
-    fn contains_key(&self, id: &MessageId) -> bool {
-        self.get(id).is_some()
-    }
-
     /// The whole message `id`.
     fn message(&self, id: &MessageId) -> Option<Message> {
         let campaign = self.campaigns.get(&id.campaign)?;
@@ -317,6 +310,41 @@ enum BucketKey {
     Tenant(TenantId),
 }
 
+impl BucketKey {
+    /// The bucket of `kind` (`account` or `tenant`, as the engine names them) `id`.
+    fn of(kind: &str, id: u64) -> BucketKey {
+        match kind {
+            "account" => BucketKey::Account(TrafficAccountId(id)),
+            "tenant" => BucketKey::Tenant(TenantId(id)),
+            other => panic!("store bug: no rate-limit bucket of kind {other:?}"),
+        }
+    }
+}
+
+/// The counters the engine takes values of ([`Backend::take_meta`]), which the SQL stores
+/// keep in their `meta` table.
+#[derive(Clone, Copy, Debug, Default)]
+struct Meta {
+    journal_seq: u64,
+    fencing_token: u64,
+    provider_id_assigned: u64,
+    parked_seq: u64,
+    parked_expired: u64,
+}
+
+impl Meta {
+    fn slot(&mut self, key: &str) -> &mut u64 {
+        match key {
+            "journal_seq" => &mut self.journal_seq,
+            "fencing_token" => &mut self.fencing_token,
+            "provider_id_assigned" => &mut self.provider_id_assigned,
+            "parked_seq" => &mut self.parked_seq,
+            engine::PARKED_EXPIRED => &mut self.parked_expired,
+            other => panic!("store bug: no counter {other:?}"),
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     tenants: BTreeMap<TenantId, Tenant>,
@@ -328,37 +356,31 @@ struct State {
     campaigns: BTreeMap<CampaignId, Campaign>,
     messages: Messages,
     /// Messages by (account, provider id): one entry per accepted message, so the id is
-    /// boxed without spare capacity.
+    /// boxed without spare capacity. The message given an id last holds it.
     by_provider_id: BTreeMap<(TrafficAccountId, Box<str>), MessageId>,
     /// Queued messages of sending campaigns, per account, by (due time, id).
     ready: BTreeMap<TrafficAccountId, BTreeSet<(Timestamp, MessageId)>>,
-    /// Submitting messages by (lease expiry, id).
+    /// Leased messages by (lease expiry, id).
     leases: BTreeSet<(Timestamp, MessageId)>,
-    /// Submitting messages by fencing token.
+    /// Leased messages by fencing token.
     by_token: BTreeMap<u64, BTreeSet<MessageId>>,
     /// Unknown messages by (time they became unknown, id).
     unknowns: BTreeSet<(Timestamp, MessageId)>,
-    /// Parked reports in arrival order.
+    /// Parked reports by the number they were parked under: arrival order.
     parked: BTreeMap<u64, ParkedReport>,
     parked_by_provider_id: BTreeMap<(TrafficAccountId, Box<str>), BTreeSet<u64>>,
     buckets: BTreeMap<BucketKey, TokenBucket>,
     idempotency: BTreeMap<(TenantId, String), (String, EnqueueReceipt)>,
     journal: Vec<JournalEntry>,
+    meta: Meta,
     /// The bulk id last recorded: a bulk request's messages share it.
     last_bulk_id: Option<Arc<str>>,
-    next_seq: u64,
-    next_token: u64,
-    next_parked: u64,
-    /// Parked reports removed unmatched after the retention.
-    parked_expired: u64,
     next_tenant: u64,
     next_account: u64,
     next_campaign: u64,
 }
 
 impl State {
-    // --- lookups ------------------------------------------------------------------------
-
     fn tenant(&self, id: TenantId) -> StoreResult<&Tenant> {
         self.tenants.get(&id).ok_or_else(|| not_found("tenant", id))
     }
@@ -371,93 +393,69 @@ impl State {
         self.campaigns.get(&id).filter(|campaign| campaign.tenant == tenant).ok_or_else(|| not_found("campaign", id))
     }
 
-    fn campaign_mut(&mut self, id: CampaignId) -> &mut Campaign {
-        self.campaigns.get_mut(&id).expect("message refers to a missing campaign")
-    }
-
-    fn tenant_contacts(&self, tenant: TenantId) -> Vec<Contact> {
-        self.tenant_audience(tenant).iter().map(|found| found.contact.to_contact(found.id)).collect()
-    }
-
-    /// The tenant's contacts as planning reads them, without copying them.
-    fn tenant_audience(&self, tenant: TenantId) -> Vec<ContactRef<'_>> {
-        self.contacts
-            .iter()
-            .filter(|(_, contact)| contact.tenant == tenant)
-            .map(|(id, contact)| ContactRef { id, contact })
-            .collect()
-    }
-
-    /// `attributes` as a contact keeps them, names shared through the store's name set.
-    fn compact_attributes(&mut self, attributes: BTreeMap<String, String>) -> Box<[(Arc<str>, Box<str>)]> {
-        attributes
-            .into_iter()
-            .map(|(name, value)| {
-                let name = match self.attribute_names.get(name.as_str()) {
-                    Some(known) => known.clone(),
-                    None => {
-                        let name: Arc<str> = name.into();
-                        self.attribute_names.insert(name.clone());
-                        name
-                    }
-                };
-                (name, value.into_boxed_str())
-            })
-            .collect()
-    }
-
     fn campaign_messages(&self, campaign: CampaignId) -> impl Iterator<Item = &StoredMessage> {
         self.messages.campaign(campaign).iter()
     }
 
-    // --- journal ------------------------------------------------------------------------
-
-    fn next_seq(&mut self) -> u64 {
-        self.next_seq += 1;
-        self.next_seq
+    /// The whole messages `ids` name, each of which exists.
+    fn messages_named(&self, ids: impl IntoIterator<Item = MessageId>) -> Vec<Message> {
+        ids.into_iter()
+            .map(|id| self.messages.message(&id).expect("store bug: an index names a missing message"))
+            .collect()
     }
 
-    fn journal_campaign(&mut self, campaign: CampaignId, from: CampaignStatus, to: CampaignStatus, at: Timestamp) {
-        let seq = self.next_seq();
-        self.journal.push(JournalEntry::Campaign { seq, at, campaign, from, to });
+    /// `attributes` as a contact keeps them, names shared through the store's name set.
+    fn compact_attributes(&mut self, attributes: &BTreeMap<String, String>) -> Box<[(Arc<str>, Box<str>)]> {
+        attributes
+            .iter()
+            .map(|(name, value)| {
+                let name = match self.attribute_names.get(name.as_str()) {
+                    Some(known) => known.clone(),
+                    None => {
+                        let name: Arc<str> = name.as_str().into();
+                        self.attribute_names.insert(name.clone());
+                        name
+                    }
+                };
+                (name, value.as_str().into())
+            })
+            .collect()
     }
 
-    // --- validation ---------------------------------------------------------------------
-
-    fn check_new_campaign(&self, tenant: TenantId, new: &NewCampaign) -> StoreResult<()> {
-        rules::check_new_campaign(
-            tenant,
-            new,
-            |id| self.account(id).cloned(),
-            |id| Ok(self.contacts.get(&id).map(|contact| contact.tenant)),
-        )
+    /// Adds `delta` to `tenant`'s books.
+    fn apply_ledger(&mut self, tenant: TenantId, delta: LedgerDelta) {
+        let books = self.tenants.get_mut(&tenant).expect("store bug: books of a missing tenant");
+        books.balance += delta.balance;
+        books.reserved += delta.reserved;
+        books.charged += delta.charged;
+        // SQLite keeps this with a CHECK constraint; here nothing else would.
+        assert!(rules::books_hold(books), "ledger broken for {tenant}: {books:?}");
     }
 
-    // --- the one place a message changes status --------------------------------------------
-
-    /// Moves message `id` to `to`, keeping counters, ledger, journal and indexes in step.
-    /// `error` replaces the message's last error when given. Refuses illegal moves with a
-    /// panic: every caller has checked the status it starts from, so an illegal move here
-    /// is a store bug.
-    fn move_message(
-        &mut self,
-        id: MessageId,
-        to: MessageStatus,
-        cause: TransitionCause,
-        error: Option<MessageError>,
-        now: Timestamp,
-    ) {
-        let message = self.messages.get_mut(&id).expect("move of a missing message");
-        let from = message.status;
-        let change = rules::move_message(id, from, to, cause, message.cost, message.last_error.as_deref(), error);
-        if let Some(error) = change.error {
-            message.last_error = Some(Box::new(error));
+    /// Writes `message`'s state (status, attempts, due time, lease, error, update time)
+    /// over its stored row, and moves it between the indexes its status and lease put it
+    /// in: the one place a stored message's status changes.
+    fn write_state(&mut self, message: &Message) {
+        let id = message.id;
+        let account = self.messages.owner(&id).1;
+        let stored = self.messages.get_mut(&id).expect("store bug: a write to a missing message");
+        let (status, due, since, lease) =
+            (stored.status, stored.next_attempt_at, stored.updated_at, stored.lease.take());
+        stored.status = message.status;
+        stored.attempts = message.attempts;
+        stored.next_attempt_at = message.next_attempt_at;
+        stored.updated_at = message.updated_at;
+        stored.lease = message.lease.clone().map(Box::new);
+        if stored.last_error.as_deref() != message.last_error.as_ref() {
+            stored.last_error = message.last_error.clone().map(Box::new);
         }
-        let previous_change = message.updated_at;
-        message.status = to;
-        message.updated_at = now;
-        let (due, lease) = (message.next_attempt_at, message.lease.take());
-        let (tenant, account) = self.messages.owner(&id);
+        match status {
+            MessageStatus::Queued => self.unready(account, due, id),
+            // A message's update time changes only with its status, so it still says when
+            // the message became unknown.
+            MessageStatus::Unknown => _ = self.unknowns.remove(&(since, id)),
+            _ => {}
+        }
         if let Some(lease) = lease {
             self.leases.remove(&(lease.expires_at, id));
             if let Some(held) = self.by_token.get_mut(&lease.token) {
@@ -467,42 +465,31 @@ impl State {
                 }
             }
         }
-        match from {
-            MessageStatus::Queued => {
-                if let Some(ready) = self.ready.get_mut(&account) {
-                    ready.remove(&(due, id));
-                }
-            }
-            MessageStatus::Unknown => {
-                // A message's `updated_at` only changes with its status, so it still says
-                // when the message became unknown.
-                self.unknowns.remove(&(previous_change, id));
-            }
-            _ => {}
-        }
-        match to {
-            MessageStatus::Unknown => {
-                self.unknowns.insert((now, id));
-            }
+        match message.status {
             MessageStatus::Queued => self.index_if_claimable(id),
+            MessageStatus::Unknown => _ = self.unknowns.insert((message.updated_at, id)),
             _ => {}
         }
-        self.apply_ledger(tenant, change.ledger);
-        self.campaign_mut(id.campaign).counts.shift(from, to);
-        let seq = self.next_seq();
-        self.journal.push(JournalEntry::Message { seq, at: now, message: id, from: Some(from), to, cause });
+        if let Some(lease) = &message.lease {
+            self.leases.insert((lease.expires_at, id));
+            self.by_token.entry(lease.token).or_default().insert(id);
+        }
     }
 
-    fn apply_ledger(&mut self, tenant: TenantId, delta: LedgerDelta) {
-        if delta == LedgerDelta::NONE {
-            return;
+    /// Writes the provider ids `message` was just given: the message given an id last
+    /// holds it.
+    fn write_provider_ids(&mut self, message: &Message) {
+        let bulk_id = message.bulk_id.as_deref().map(|bulk_id| match &self.last_bulk_id {
+            Some(last) if **last == *bulk_id => last.clone(),
+            _ => self.last_bulk_id.insert(bulk_id.into()).clone(),
+        });
+        let stored = self.messages.get_mut(&message.id).expect("store bug: a write to a missing message");
+        stored.provider_message_id = message.provider_message_id.as_deref().map(Box::from);
+        stored.bulk_id = bulk_id;
+        if let Some(provider_message_id) = &message.provider_message_id {
+            let account = self.messages.owner(&message.id).1;
+            self.by_provider_id.insert((account, provider_message_id.as_str().into()), message.id);
         }
-        let books = self.tenants.get_mut(&tenant).expect("message of a missing tenant");
-        books.balance += delta.balance;
-        books.reserved += delta.reserved;
-        books.charged += delta.charged;
-        // SQLite keeps this with a CHECK constraint; here nothing else would.
-        assert!(rules::books_hold(books), "ledger broken for {tenant}: {books:?}");
     }
 
     /// Puts a queued message in the claimable index if its campaign is sending.
@@ -515,120 +502,419 @@ impl State {
         }
     }
 
-    fn set_campaign_status(&mut self, id: CampaignId, to: CampaignStatus, now: Timestamp) {
-        let campaign = self.campaign_mut(id);
-        let from = campaign.status;
-        (campaign.status, campaign.completed_at) = rules::campaign_move(campaign, to, now);
-        self.journal_campaign(id, from, to, now);
-        // Claimability of the campaign's queued messages follows its status.
-        let queued: Vec<MessageId> = self
+    /// Takes message `id`, due at `due`, out of `account`'s claimable index.
+    fn unready(&mut self, account: TrafficAccountId, due: Timestamp, id: MessageId) {
+        if let Some(ready) = self.ready.get_mut(&account) {
+            ready.remove(&(due, id));
+        }
+    }
+
+    /// Writes campaign `id`'s status; its queued messages are claimable while it sends.
+    fn write_campaign_status(&mut self, id: CampaignId, status: CampaignStatus, completed_at: Option<Timestamp>) {
+        let campaign = self.campaigns.get_mut(&id).expect("store bug: a write to a missing campaign");
+        (campaign.status, campaign.completed_at) = (status, completed_at);
+        let queued: Vec<(MessageId, Timestamp)> = self
             .campaign_messages(id)
             .filter(|message| message.status == MessageStatus::Queued)
-            .map(|message| message.id)
+            .map(|message| (message.id, message.next_attempt_at))
             .collect();
-        for message in queued {
-            if to == CampaignStatus::Sending {
+        for (message, due) in queued {
+            if status == CampaignStatus::Sending {
                 self.index_if_claimable(message);
             } else {
-                let (account, due) = (self.messages.owner(&message).1, self.messages[&message].next_attempt_at);
-                if let Some(ready) = self.ready.get_mut(&account) {
-                    ready.remove(&(due, message));
-                }
+                self.unready(self.messages.owner(&message).1, due, message);
             }
         }
     }
+}
 
-    /// The completion rule: a sending campaign with nothing pending is completed.
-    fn complete_if_settled(&mut self, campaigns: impl IntoIterator<Item = CampaignId>, now: Timestamp) {
-        let affected: BTreeSet<CampaignId> = campaigns.into_iter().collect();
-        for id in affected {
-            let campaign = &self.campaigns[&id];
-            if rules::completes(campaign.status, &campaign.counts) {
-                self.set_campaign_status(id, CampaignStatus::Completed, now);
-            }
+/// The rows of an enqueue, kept in its transaction until it is decided.
+struct Enqueued {
+    campaign: CampaignId,
+    tenant: TenantId,
+    traffic_account: TrafficAccountId,
+    sender: Arc<str>,
+    created_at: Timestamp,
+    rows: Vec<StoredMessage>,
+    /// The bodies so far, each kept once.
+    bodies: BTreeSet<Arc<str>>,
+}
+
+/// One transaction of the engine over the state ([`MemoryStore::transaction`]).
+struct Tx<'a> {
+    state: RefCell<&'a mut State>,
+    /// Sums the engine owes the state; written by [`Backend::write_pending`] before anything
+    /// reads them back, and at the end.
+    pending: RefCell<Pending>,
+    enqueue: RefCell<Option<Enqueued>>,
+    /// Whether anything was written that a refusal could not undo.
+    wrote: Cell<bool>,
+}
+
+impl<'a> Tx<'a> {
+    /// The state, to write rows that a refusal could not undo.
+    fn write(&self) -> RefMut<'_, &'a mut State> {
+        self.wrote.set(true);
+        self.state.borrow_mut()
+    }
+}
+
+impl Backend for Tx<'_> {
+    fn pending(&self) -> RefMut<'_, Pending> {
+        self.pending.borrow_mut()
+    }
+
+    fn take_meta(&self, key: &'static str, count: u64) -> StoreResult<u64> {
+        self.pending.borrow_mut().take_meta(key, count, || Ok(*self.state.borrow_mut().meta.slot(key)))
+    }
+
+    fn write_pending(&self) -> StoreResult<()> {
+        let (journal, writes) = {
+            let mut pending = self.pending.borrow_mut();
+            (pending.take_journal(), pending.take_writes())
+        };
+        let mut state = self.state.borrow_mut();
+        state.journal.extend(journal);
+        for (key, value) in writes.meta {
+            *state.meta.slot(key) = value;
         }
+        if !writes.counters.is_empty() || !writes.ledger.is_empty() {
+            self.wrote.set(true);
+        }
+        for ((campaign, status), shift) in writes.counters {
+            let counts =
+                &mut state.campaigns.get_mut(&campaign).expect("store bug: counts of a missing campaign").counts;
+            let counter = counts.get_mut(status);
+            *counter = u32::try_from(i64::from(*counter) + shift)
+                .expect("store bug: a campaign counter out of step with its messages");
+        }
+        for (tenant, delta) in writes.ledger {
+            state.apply_ledger(tenant, delta);
+        }
+        Ok(())
     }
 
-    fn set_lease(&mut self, id: MessageId, lease: Lease) {
-        self.leases.insert((lease.expires_at, id));
-        self.by_token.entry(lease.token).or_default().insert(id);
-        self.messages.get_mut(&id).expect("lease on a missing message").lease = Some(Box::new(lease));
+    fn tenant(&self, id: TenantId) -> StoreResult<Tenant> {
+        self.write_pending()?;
+        self.state.borrow().tenant(id).cloned()
     }
 
-    // --- acceptance and reports ------------------------------------------------------------
+    fn campaign(&self, id: CampaignId) -> StoreResult<Option<Campaign>> {
+        self.write_pending()?;
+        Ok(self.state.borrow().campaigns.get(&id).cloned())
+    }
 
-    /// Records that the provider accepted `id` (from `submitting` or `unknown`) and applies
-    /// the reports parked for it. Returns the number of parked reports consumed.
-    fn accept(&mut self, id: MessageId, provider_message_id: String, bulk_id: Option<String>, now: Timestamp) -> u32 {
-        self.move_message(id, MessageStatus::Accepted, TransitionCause::Engine, None, now);
-        let bulk_id = bulk_id.map(|bulk_id| match &self.last_bulk_id {
-            Some(last) if **last == *bulk_id => last.clone(),
-            _ => self.last_bulk_id.insert(bulk_id.into()).clone(),
+    fn scheduled_due(&self, now: Timestamp) -> StoreResult<Vec<Campaign>> {
+        self.write_pending()?;
+        let state = self.state.borrow();
+        let due = state.campaigns.values().filter(|campaign| {
+            campaign.status == CampaignStatus::Scheduled && campaign.schedule_at.is_none_or(|at| at <= now)
         });
-        let message = self.messages.get_mut(&id).expect("accepted a missing message");
-        message.provider_message_id = Some(provider_message_id.as_str().into());
-        message.bulk_id = bulk_id;
-        let key = (self.messages.owner(&id).1, provider_message_id.into_boxed_str());
-        self.by_provider_id.insert(key.clone(), id);
-        let parked = self.parked_by_provider_id.remove(&key).unwrap_or_default();
-        let mut consumed = 0;
-        for number in parked {
-            let ParkedReport { report, .. } = self.parked.remove(&number).expect("parked index out of step");
-            self.apply_report_to(id, &report, now);
-            consumed += 1;
-        }
-        consumed
+        Ok(due.cloned().collect())
     }
 
-    fn park(&mut self, report: InboundReport, now: Timestamp) -> ReportOutcome {
-        self.next_parked += 1;
-        let number = self.next_parked;
-        self.parked_by_provider_id
-            .entry((report.traffic_account, report.provider_message_id.as_str().into()))
-            .or_default()
-            .insert(number);
-        self.parked.insert(number, ParkedReport { report, received_at: now });
-        ReportOutcome::Parked
+    fn contact_owner(&self, id: ContactId) -> StoreResult<Option<TenantId>> {
+        Ok(self.state.borrow().contacts.get(&id).map(|contact| contact.tenant))
     }
 
-    /// Applies `report` to message `id` by [`rules::report_plan`]. A decision to park is
-    /// returned as `Parked` without parking (the caller decides).
-    fn apply_report_to(&mut self, id: MessageId, report: &InboundReport, now: Timestamp) -> ReportOutcome {
-        let message = &self.messages[&id];
-        match rules::report_plan(id, message.status, message.provider_message_id.is_some(), report) {
-            ReportPlan::Apply { moves, assign_provider_id, outcome } => {
-                for (step, error) in moves {
-                    self.move_message(id, step, TransitionCause::Engine, error, now);
-                }
-                if assign_provider_id {
-                    let message = self.messages.get_mut(&id).expect("report on a missing message");
-                    message.provider_message_id = Some(report.provider_message_id.as_str().into());
-                    let key: (TrafficAccountId, Box<str>) =
-                        (self.messages.owner(&id).1, report.provider_message_id.as_str().into());
-                    self.by_provider_id.insert(key.clone(), id);
-                    // The message learned its provider id from this report: the reports
-                    // parked under that id while its submission was unrecorded are its too.
-                    for number in self.parked_by_provider_id.remove(&key).unwrap_or_default() {
-                        let ParkedReport { report, .. } =
-                            self.parked.remove(&number).expect("parked index out of step");
-                        self.apply_report_to(id, &report, now);
-                    }
-                }
-                outcome
+    fn write_campaign_fields(&self, campaign: &Campaign) -> StoreResult<()> {
+        let mut state = self.write();
+        let stored = state.campaigns.get_mut(&campaign.id).expect("store bug: a write to a missing campaign");
+        let new = NewCampaign {
+            name: campaign.name.clone(),
+            body_template: campaign.body_template.clone(),
+            sender: campaign.sender.clone(),
+            audience: campaign.audience.clone(),
+            traffic_account: campaign.traffic_account,
+            schedule_at: campaign.schedule_at,
+        };
+        rules::apply_patch(stored, new);
+        Ok(())
+    }
+
+    fn write_pause_reason(&self, id: CampaignId, reason: Option<&PauseReason>) -> StoreResult<()> {
+        let mut state = self.write();
+        state.campaigns.get_mut(&id).expect("store bug: a write to a missing campaign").pause_reason = reason.cloned();
+        Ok(())
+    }
+
+    fn contacts_after(&self, tenant: TenantId, after: Option<ContactId>, limit: u32) -> StoreResult<Vec<Contact>> {
+        let state = self.state.borrow();
+        // Ids are handed out from 1: the contact after id `n` is at index `n`.
+        let start = after.map_or(0, |id| usize::try_from(id.0).unwrap_or(usize::MAX));
+        let page = state.contacts.iter().skip(start).filter(|(_, contact)| contact.tenant == tenant);
+        Ok(page.take(limit as usize).map(|(id, contact)| contact.to_contact(id)).collect())
+    }
+
+    /// Keeps the rows in the transaction until the enqueue is decided: a refused enqueue
+    /// leaves nothing behind. The first page makes room for the whole audience at once
+    /// (a million-row vector grown by doubling would hold the old and the new at once).
+    fn insert_messages(&self, messages: &[Message]) -> StoreResult<()> {
+        let Some(first) = messages.first() else { return Ok(()) };
+        let mut enqueue = self.enqueue.borrow_mut();
+        let enqueue = enqueue.get_or_insert_with(|| {
+            let mut state = self.state.borrow_mut();
+            let audience = state.contacts.iter().filter(|(_, contact)| contact.tenant == first.tenant).count();
+            state.journal.reserve(audience);
+            Enqueued {
+                campaign: first.id.campaign,
+                tenant: first.tenant,
+                traffic_account: first.traffic_account,
+                sender: first.sender.as_str().into(),
+                created_at: first.created_at,
+                rows: Vec::with_capacity(audience),
+                bodies: BTreeSet::new(),
             }
-            ReportPlan::Ignore(outcome) => outcome,
-            ReportPlan::Park => ReportOutcome::Parked,
+        });
+        for message in messages {
+            assert!(
+                message.id.campaign == enqueue.campaign
+                    && message.tenant == enqueue.tenant
+                    && message.traffic_account == enqueue.traffic_account
+                    && *message.sender == *enqueue.sender
+                    && message.created_at == enqueue.created_at,
+                "store bug: an enqueue's messages differ in what their campaign gives them"
+            );
+            enqueue.rows.push(StoredMessage::new(message, &mut enqueue.bodies));
         }
+        Ok(())
     }
 
-    // --- rate limits ------------------------------------------------------------------------
+    /// The enqueue is decided: its rows join the store.
+    fn write_enqueued(&self, id: CampaignId, counts: StatusCounts, now: Timestamp) -> StoreResult<()> {
+        let enqueue = self.enqueue.borrow_mut().take();
+        let mut state = self.write();
+        if let Some(enqueue) = enqueue {
+            assert_eq!(enqueue.campaign, id, "store bug: another campaign's messages enqueued");
+            let messages = CampaignMessages {
+                tenant: enqueue.tenant,
+                traffic_account: enqueue.traffic_account,
+                sender: enqueue.sender,
+                created_at: enqueue.created_at,
+                rows: enqueue.rows.into_boxed_slice(),
+            };
+            state.messages.insert_campaign(id, messages);
+        }
+        let campaign = state.campaigns.get_mut(&id).expect("store bug: a write to a missing campaign");
+        campaign.counts = counts;
+        campaign.enqueued_at = Some(now);
+        Ok(())
+    }
 
-    fn bucket(&self, key: BucketKey, rate: Rate, now: Timestamp) -> TokenBucket {
-        rules::bucket_now(self.buckets.get(&key).copied(), rate, now)
+    fn stored_receipt(&self, tenant: TenantId, key: &str) -> StoreResult<Option<(String, EnqueueReceipt)>> {
+        Ok(self.state.borrow().idempotency.get(&(tenant, key.to_owned())).cloned())
+    }
+
+    fn store_receipt(&self, tenant: TenantId, key: &IdempotencyKey, receipt: &EnqueueReceipt) -> StoreResult<()> {
+        let stored = (key.request_hash.clone(), receipt.clone());
+        self.write().idempotency.insert((tenant, key.key.clone()), stored);
+        Ok(())
+    }
+
+    fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        Ok(self.state.borrow().messages.message(&id))
+    }
+
+    fn messages_in(&self, id: CampaignId, status: MessageStatus) -> StoreResult<Vec<Message>> {
+        let state = self.state.borrow();
+        let ids = state.campaign_messages(id).filter(|message| message.status == status).map(|message| message.id);
+        Ok(state.messages_named(ids.collect::<Vec<_>>()))
+    }
+
+    fn stale_unknowns(&self, cutoff: Timestamp) -> StoreResult<Vec<Message>> {
+        let state = self.state.borrow();
+        let stale = state.unknowns.iter().take_while(|(since, _)| *since <= cutoff).map(|(_, id)| *id);
+        Ok(state.messages_named(stale.collect::<BTreeSet<_>>()))
+    }
+
+    fn expired_leases(&self, now: Timestamp) -> StoreResult<Vec<Message>> {
+        let state = self.state.borrow();
+        let expired = state.leases.iter().take_while(|(expires, _)| *expires <= now).map(|(_, id)| *id);
+        Ok(state.messages_named(expired.collect::<BTreeSet<_>>()))
+    }
+
+    fn contact_by_phone(&self, tenant: TenantId, phone: &str) -> StoreResult<Option<ContactRow>> {
+        let state = self.state.borrow();
+        let Some(&id) = state.contact_by_phone.get(&(tenant, phone.into())) else { return Ok(None) };
+        let contact = &state.contacts[&id];
+        let attributes = contact.attributes.iter().map(|(name, value)| (name.to_string(), value.to_string()));
+        Ok(Some((id, attributes.collect(), contact.opted_out)))
+    }
+
+    fn update_contact(&self, id: ContactId, row: &NewContact) -> StoreResult<()> {
+        let mut state = self.write();
+        let (attributes, opted_out) = (state.compact_attributes(&row.attributes), row.opted_out);
+        let contact = state.contacts.get_mut(&id).expect("store bug: a write to a missing contact");
+        (contact.attributes, contact.opted_out) = (attributes, opted_out);
+        Ok(())
+    }
+
+    fn insert_contact(&self, tenant: TenantId, phone: &str, row: &NewContact) -> StoreResult<()> {
+        let mut state = self.write();
+        let (attributes, opted_out) = (state.compact_attributes(&row.attributes), row.opted_out);
+        let phone: Box<str> = phone.into();
+        let id = state.contacts.push(StoredContact { tenant, phone: phone.clone(), attributes, opted_out });
+        state.contact_by_phone.insert((tenant, phone), id);
+        Ok(())
+    }
+
+    fn write_campaign_status(&self, campaign: &Campaign) -> StoreResult<()> {
+        self.write().write_campaign_status(campaign.id, campaign.status, campaign.completed_at);
+        Ok(())
+    }
+
+    fn first_due(&self, account: Option<TrafficAccountId>) -> StoreResult<Option<(Timestamp, TrafficAccountId)>> {
+        let state = self.state.borrow();
+        let first = |ready: &BTreeSet<(Timestamp, MessageId)>| ready.first().copied();
+        Ok(match account {
+            Some(account) => state.ready.get(&account).and_then(first).map(|(due, _)| (due, account)),
+            None => state
+                .ready
+                .iter()
+                .filter_map(|(account, ready)| first(ready).map(|(due, id)| (due, id, *account)))
+                .min()
+                .map(|(due, _, account)| (due, account)),
+        })
+    }
+
+    fn account(&self, id: TrafficAccountId) -> StoreResult<TrafficAccount> {
+        self.state.borrow().account(id).cloned()
+    }
+
+    fn visit_due(&self, account: TrafficAccountId, now: Timestamp, visit: DueVisit<'_>) -> StoreResult<()> {
+        let state = self.state.borrow();
+        let Some(ready) = state.ready.get(&account) else { return Ok(()) };
+        for &(_, id) in ready.range(..=(now, MessageId::new(CampaignId(u64::MAX), ContactId(u64::MAX)))) {
+            let message = state.messages.message(&id).expect("store bug: the queue names a missing message");
+            let tenant_rate = state.tenants[&message.tenant].rate_limit_per_s;
+            if !visit(message, tenant_rate)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn stored_bucket(&self, kind: &str, id: u64) -> StoreResult<Option<TokenBucket>> {
+        Ok(self.state.borrow().buckets.get(&BucketKey::of(kind, id)).copied())
+    }
+
+    fn save_bucket(&self, kind: &str, id: u64, bucket: TokenBucket) -> StoreResult<()> {
+        self.write().buckets.insert(BucketKey::of(kind, id), bucket);
+        Ok(())
+    }
+
+    fn save_claimed(&self, messages: &[Message]) -> StoreResult<()> {
+        let mut state = self.write();
+        messages.iter().for_each(|message| state.write_state(message));
+        Ok(())
+    }
+
+    fn messages_by_id(&self, ids: &[MessageId]) -> StoreResult<BTreeMap<MessageId, Message>> {
+        let state = self.state.borrow();
+        Ok(ids.iter().filter_map(|id| Some((*id, state.messages.message(id)?))).collect())
+    }
+
+    fn save_state(&self, message: &Message) -> StoreResult<()> {
+        self.write().write_state(message);
+        Ok(())
+    }
+
+    fn save_provider_ids(&self, message: &Message) -> StoreResult<()> {
+        self.write().write_provider_ids(message);
+        Ok(())
+    }
+
+    fn save_states(&self, messages: &[&Message]) -> StoreResult<()> {
+        let mut state = self.write();
+        messages.iter().for_each(|message| state.write_state(message));
+        Ok(())
+    }
+
+    /// In the order the provider ids were given: the message given an id last holds it.
+    fn save_acceptances(&self, accepted: &[(&Message, u64)]) -> StoreResult<()> {
+        let mut in_order = accepted.to_vec();
+        in_order.sort_by_key(|(_, assigned)| *assigned);
+        let mut state = self.write();
+        for (message, _) in in_order {
+            state.write_state(message);
+            state.write_provider_ids(message);
+        }
+        Ok(())
+    }
+
+    fn any_parked_reports(&self, account: TrafficAccountId) -> StoreResult<bool> {
+        let state = self.state.borrow();
+        let first = state.parked_by_provider_id.range((account, Box::from(""))..).next();
+        Ok(first.is_some_and(|((parked_under, _), _)| *parked_under == account))
+    }
+
+    fn parked_reports(&self) -> StoreResult<Vec<(InboundReport, Timestamp)>> {
+        let state = self.state.borrow();
+        Ok(state.parked.values().map(|parked| (parked.report.clone(), parked.received_at)).collect())
+    }
+
+    fn delete_parked_received_by(&self, cutoff: Timestamp) -> StoreResult<u64> {
+        let mut state = self.write();
+        let expired: Vec<u64> =
+            state.parked.iter().filter(|(_, parked)| parked.received_at <= cutoff).map(|(number, _)| *number).collect();
+        for number in &expired {
+            let ParkedReport { report, .. } = state.parked.remove(number).expect("listed just now");
+            let key = (report.traffic_account, report.provider_message_id.as_str().into());
+            if let Some(numbers) = state.parked_by_provider_id.get_mut(&key) {
+                numbers.remove(number);
+                if numbers.is_empty() {
+                    state.parked_by_provider_id.remove(&key);
+                }
+            }
+        }
+        Ok(expired.len() as u64)
+    }
+
+    fn take_parked_reports(
+        &self,
+        account: TrafficAccountId,
+        provider_message_id: &str,
+    ) -> StoreResult<Vec<InboundReport>> {
+        let mut state = self.write();
+        let numbers = state.parked_by_provider_id.remove(&(account, provider_message_id.into())).unwrap_or_default();
+        let reports = numbers.iter().map(|number| state.parked.remove(number).expect("parked index out of step"));
+        Ok(reports.map(|parked| parked.report).collect())
+    }
+
+    fn extend_leases(&self, token: u64, expires_at: Timestamp) -> StoreResult<u32> {
+        let held = self.state.borrow().by_token.get(&token).map(|held| held.iter().copied().collect::<Vec<_>>());
+        let held = held.unwrap_or_default();
+        for &id in &held {
+            let mut message =
+                self.state.borrow().messages.message(&id).expect("store bug: a lease of a missing message");
+            if let Some(lease) = &mut message.lease {
+                lease.expires_at = expires_at;
+            }
+            self.save_state(&message)?;
+        }
+        Ok(held.len() as u32)
+    }
+
+    fn message_for_report(&self, report: &InboundReport) -> StoreResult<Option<Message>> {
+        let state = self.state.borrow();
+        let key = (report.traffic_account, report.provider_message_id.as_str().into());
+        Ok(state.by_provider_id.get(&key).and_then(|id| state.messages.message(id)))
+    }
+
+    fn park(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
+        self.pending().set_parked(report.traffic_account, true);
+        let number = self.next_meta("parked_seq")?;
+        let mut state = self.write();
+        let key = (report.traffic_account, report.provider_message_id.as_str().into());
+        state.parked_by_provider_id.entry(key).or_default().insert(number);
+        state.parked.insert(number, ParkedReport { report, received_at: now });
+        Ok(ReportOutcome::Parked)
     }
 }
 
 impl Store for MemoryStore {
+    engine::engine_steps!(write = transaction, read = transaction);
+
     fn create_tenant(&self, new: NewTenant, _now: Timestamp) -> StoreResult<Tenant> {
         new.check()?;
         let mut state = self.lock();
@@ -699,46 +985,22 @@ impl Store for MemoryStore {
         Ok(self.lock().accounts.values().cloned().collect())
     }
 
-    fn import_contacts(&self, tenant: TenantId, rows: Vec<NewContact>, _now: Timestamp) -> StoreResult<ImportReport> {
-        let mut state = self.lock();
-        state.tenant(tenant)?;
-        rules::import_contacts(rows, |phone, contact| {
-            let phone = phone.into_boxed_str();
-            let existing = state.contact_by_phone.get(&(tenant, phone.clone())).copied();
-            let same = existing.map(|id| {
-                let stored = &state.contacts[&id];
-                stored.has_attributes(&contact.attributes) && stored.opted_out == contact.opted_out
-            });
-            let change = rules::contact_change(same);
-            let id = match (change, existing) {
-                (rules::ContactChange::Unchanged, _) => return Ok(change),
-                (_, Some(id)) => id,
-                (_, None) => {
-                    let stored =
-                        StoredContact { tenant, phone: phone.clone(), attributes: Box::new([]), opted_out: false };
-                    let id = state.contacts.push(stored);
-                    state.contact_by_phone.insert((tenant, phone), id);
-                    id
-                }
-            };
-            let attributes = state.compact_attributes(contact.attributes);
-            let stored = state.contacts.get_mut(&id).expect("phone index out of step");
-            stored.attributes = attributes;
-            stored.opted_out = contact.opted_out;
-            Ok(change)
-        })
-    }
-
     fn contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>> {
         let state = self.lock();
         state.tenant(tenant)?;
-        Ok(state.tenant_contacts(tenant))
+        let contacts = state.contacts.iter().filter(|(_, contact)| contact.tenant == tenant);
+        Ok(contacts.map(|(id, contact)| contact.to_contact(id)).collect())
     }
 
     fn create_campaign(&self, tenant: TenantId, new: NewCampaign, now: Timestamp) -> StoreResult<Campaign> {
         let mut state = self.lock();
         state.tenant(tenant)?;
-        state.check_new_campaign(tenant, &new)?;
+        rules::check_new_campaign(
+            tenant,
+            &new,
+            |id| state.account(id).cloned(),
+            |id| Ok(state.contacts.get(&id).map(|contact| contact.tenant)),
+        )?;
         state.next_campaign += 1;
         let campaign = Campaign {
             id: CampaignId(state.next_campaign),
@@ -760,26 +1022,6 @@ impl Store for MemoryStore {
         Ok(campaign)
     }
 
-    fn update_campaign(
-        &self,
-        tenant: TenantId,
-        id: CampaignId,
-        patch: CampaignPatch,
-        _now: Timestamp,
-    ) -> StoreResult<Campaign> {
-        let mut state = self.lock();
-        let mut updated = state.campaign_of(tenant, id)?.clone();
-        let new = rules::patched_campaign(&updated, patch)?;
-        state.check_new_campaign(tenant, &new)?;
-        rules::apply_patch(&mut updated, new);
-        state.campaigns.insert(id, updated.clone());
-        Ok(updated)
-    }
-
-    fn campaign(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Campaign> {
-        self.lock().campaign_of(tenant, id).cloned()
-    }
-
     fn campaigns(&self, tenant: TenantId) -> StoreResult<Vec<Campaign>> {
         let state = self.lock();
         state.tenant(tenant)?;
@@ -788,164 +1030,6 @@ impl Store for MemoryStore {
 
     fn all_campaigns(&self) -> StoreResult<Vec<Campaign>> {
         Ok(self.lock().campaigns.values().cloned().collect())
-    }
-
-    fn preview(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Preview> {
-        let state = self.lock();
-        let campaign = state.campaign_of(tenant, id)?;
-        let account = state.account(campaign.traffic_account)?;
-        let available = state.tenant(tenant)?.available();
-        rules::preview(campaign, account, &state.tenant_audience(tenant), available)
-    }
-
-    fn enqueue(
-        &self,
-        tenant: TenantId,
-        id: CampaignId,
-        key: Option<IdempotencyKey>,
-        now: Timestamp,
-    ) -> StoreResult<EnqueueReceipt> {
-        let mut state = self.lock();
-        let campaign = state.campaign_of(tenant, id)?.clone();
-        if let Some(key) = &key {
-            let stored = state.idempotency.get(&(tenant, key.key.clone()));
-            if let Some(receipt) = rules::replay(stored.map(|(hash, receipt)| (hash.as_str(), receipt)), key)? {
-                return Ok(receipt);
-            }
-        }
-        let target = rules::enqueue_target(&campaign, now)?;
-        let account = state.account(campaign.traffic_account)?.clone();
-        let available = state.tenant(tenant)?.available();
-        // The messages are built a page of contacts at a time, as the SQL stores do: the
-        // rows kept are all this store holds of the campaign, with no plan beside them.
-        let sender: Arc<str> = campaign.sender.clone().unwrap_or_else(|| account.sender.clone()).into();
-        let mut tally = Preview::empty(available);
-        let mut bodies = BTreeSet::new();
-        let contacts = state.tenant_audience(tenant);
-        // Room for every contact's message made once (the audience may be fewer), not by
-        // doubling a million-row vector, which holds the old and the new buffer at once.
-        let mut created = Vec::with_capacity(contacts.len());
-        for page in contacts.chunks(rules::CONTACT_PAGE as usize) {
-            for message in rules::enqueue_page(&campaign, &account, page, &mut tally, now)? {
-                assert!(*message.sender == *sender, "store bug: one campaign's messages from two senders");
-                created.push(StoredMessage::new(message, &mut bodies));
-            }
-        }
-        let plan = rules::enqueue_plan(&campaign, target, &tally, available)?;
-        // Everything that could refuse has been checked: write.
-        assert!(state.campaign_messages(id).next().is_none(), "store bug: messages of {id} created twice");
-        // One journal entry per message: room made once, not by doubling a million-entry
-        // vector (which holds the old and the new buffer at once).
-        state.journal.reserve(created.len());
-        for message in &created {
-            let seq = state.next_seq();
-            state.journal.push(JournalEntry::created(seq, now, message.id, message.status));
-        }
-        let messages = CampaignMessages {
-            tenant,
-            traffic_account: account.id,
-            sender,
-            created_at: now,
-            rows: created.into_boxed_slice(),
-        };
-        state.messages.insert_campaign(id, messages);
-        state.tenants.get_mut(&tenant).expect("checked above").reserved += plan.reserve;
-        {
-            let stored = state.campaign_mut(id);
-            stored.counts = plan.counts;
-            stored.enqueued_at = Some(now);
-        }
-        for status in plan.statuses {
-            state.set_campaign_status(id, status, now);
-        }
-        if let Some(key) = key {
-            state.idempotency.insert((tenant, key.key), (key.request_hash, plan.receipt.clone()));
-        }
-        Ok(plan.receipt)
-    }
-
-    fn start_due_campaigns(&self, now: Timestamp) -> StoreResult<Vec<CampaignId>> {
-        let mut state = self.lock();
-        let due: Vec<CampaignId> = state
-            .campaigns
-            .values()
-            .filter(|campaign| {
-                campaign.status == CampaignStatus::Scheduled && campaign.schedule_at.is_none_or(|at| at <= now)
-            })
-            .map(|campaign| campaign.id)
-            .collect();
-        for &id in &due {
-            state.set_campaign_status(id, CampaignStatus::Sending, now);
-        }
-        state.complete_if_settled(due.iter().copied(), now);
-        Ok(due)
-    }
-
-    fn pause(&self, tenant: TenantId, id: CampaignId, reason: PauseReason, now: Timestamp) -> StoreResult<Campaign> {
-        let mut state = self.lock();
-        rules::pause_check(state.campaign_of(tenant, id)?)?;
-        state.set_campaign_status(id, CampaignStatus::Paused, now);
-        state.campaign_mut(id).pause_reason = Some(reason);
-        Ok(state.campaigns[&id].clone())
-    }
-
-    fn resume(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
-        let mut state = self.lock();
-        let plan = rules::resume_plan(state.campaign_of(tenant, id)?)?;
-        state.set_campaign_status(id, CampaignStatus::Sending, now);
-        state.campaign_mut(id).pause_reason = None;
-        if plan.requeue_in_flight {
-            let in_flight: Vec<MessageId> =
-                state.campaign_messages(id).filter(|m| m.status == MessageStatus::Submitting).map(|m| m.id).collect();
-            for message in in_flight {
-                state.move_message(message, MessageStatus::Queued, TransitionCause::Engine, None, now);
-            }
-        }
-        state.complete_if_settled([id], now);
-        Ok(state.campaigns[&id].clone())
-    }
-
-    fn cancel(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
-        let mut state = self.lock();
-        rules::cancel_check(state.campaign_of(tenant, id)?)?;
-        let queued: Vec<MessageId> = state
-            .campaign_messages(id)
-            .filter(|message| message.status == MessageStatus::Queued)
-            .map(|message| message.id)
-            .collect();
-        for message in queued {
-            state.move_message(message, MessageStatus::Cancelled, TransitionCause::Engine, None, now);
-        }
-        let status = rules::cancelled_status(&state.campaigns[&id]);
-        state.set_campaign_status(id, status, now);
-        state.campaign_mut(id).pause_reason = None;
-        Ok(state.campaigns[&id].clone())
-    }
-
-    fn retry_failed(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<RetryReceipt> {
-        let mut state = self.lock();
-        rules::retry_failed_check(state.campaign_of(tenant, id)?)?;
-        let retryable: Vec<(MessageId, Credits)> = state
-            .campaign_messages(id)
-            .filter(|message| {
-                rules::is_retryable_failure(
-                    message.status,
-                    message.last_error.as_ref().map(|error| error.code.as_str()),
-                )
-            })
-            .map(|message| (message.id, message.cost))
-            .collect();
-        let cost: Credits = retryable.iter().map(|(_, cost)| *cost).sum();
-        rules::check_affordable(cost, state.tenant(tenant)?.available())?;
-        for &(message, _) in &retryable {
-            {
-                let stored = state.messages.get_mut(&message).expect("listed above");
-                stored.attempts = 0;
-                stored.next_attempt_at = now;
-            }
-            state.move_message(message, MessageStatus::Queued, TransitionCause::OperatorRetry, None, now);
-        }
-        Ok(RetryReceipt { requeued: retryable.len() as u32, reserved: cost })
     }
 
     fn failures_by_code(&self, tenant: TenantId, id: CampaignId) -> StoreResult<BTreeMap<String, u32>> {
@@ -979,173 +1063,6 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn message(&self, id: MessageId) -> StoreResult<Message> {
-        self.lock().messages.message(&id).ok_or_else(|| not_found("message", id))
-    }
-
-    fn claim(&self, request: ClaimRequest, now: Timestamp) -> StoreResult<ClaimOutcome> {
-        // Checked before anything moves: this store has no rollback.
-        rules::lease_expiry(request.lease_ms, now)?;
-        let mut state = self.lock();
-        let first_due = |ready: &BTreeSet<(Timestamp, MessageId)>| ready.iter().next().map(|(due, _)| *due);
-        // The oldest queued message: of the account asked for, or of any account.
-        let oldest = match request.traffic_account {
-            Some(account) => state.ready.get(&account).and_then(first_due).map(|due| (due, account)),
-            None => state
-                .ready
-                .iter()
-                .filter_map(|(account, ready)| ready.iter().next().map(|&(due, id)| (due, id, *account)))
-                .min()
-                .map(|(due, _, account)| (due, account)),
-        };
-        let account_id = match rules::claim_account(oldest, now) {
-            Ok(account) => account,
-            Err(idle) => return Ok(ClaimOutcome::Idle(idle)),
-        };
-        let account = state.account(account_id)?.clone();
-        let account_rate = account.rate_limit_per_s.map(|per_s| Rate::new(per_s, request.burst));
-        let account_bucket = account_rate.map(|rate| (rate, state.bucket(BucketKey::Account(account_id), rate, now)));
-        let mut walk = rules::RateWalk::new(request.max_messages, account_bucket, request.burst);
-        let empty = BTreeSet::new();
-        let ready = state.ready.get(&account_id).unwrap_or(&empty);
-        for &(_, id) in ready.range(..=(now, MessageId::new(CampaignId(u64::MAX), ContactId(u64::MAX)))) {
-            if !walk.wants_more() {
-                break;
-            }
-            let (tenant, _) = state.messages.owner(&id);
-            let rate = state.tenants[&tenant].rate_limit_per_s;
-            walk.offer(id, tenant, rate, now, |rate| Ok(state.bucket(BucketKey::Tenant(tenant), rate, now)))?;
-        }
-        // Save the buckets as they stand after this claim, whether or not it took anything.
-        if let Some((_, bucket)) = walk.account_bucket {
-            state.buckets.insert(BucketKey::Account(account_id), bucket);
-        }
-        for (tenant, (_, bucket)) in &walk.tenant_buckets {
-            state.buckets.insert(BucketKey::Tenant(*tenant), *bucket);
-        }
-        if walk.taken.is_empty() {
-            return Ok(ClaimOutcome::Idle(walk.idle(now)));
-        }
-        state.next_token += 1;
-        let lease = rules::claim_lease(&request, state.next_token, now)?;
-        let mut messages = Vec::with_capacity(walk.taken.len());
-        for id in walk.taken {
-            state.move_message(id, MessageStatus::Submitting, TransitionCause::Engine, None, now);
-            state.messages.get_mut(&id).expect("claimed").attempts += 1;
-            state.set_lease(id, lease.clone());
-            messages.push(state.messages.message(&id).expect("claimed"));
-        }
-        Ok(ClaimOutcome::Claimed(Claim {
-            token: lease.token,
-            traffic_account: account_id,
-            expires_at: lease.expires_at,
-            messages,
-        }))
-    }
-
-    fn renew_lease(&self, token: u64, lease_ms: u64, now: Timestamp) -> StoreResult<u32> {
-        let expires_at = rules::lease_expiry(lease_ms, now)?;
-        let mut state = self.lock();
-        let held: Vec<MessageId> =
-            state.by_token.get(&token).map(|held| held.iter().copied().collect()).unwrap_or_default();
-        for &id in &held {
-            let old = *state.messages[&id].lease.clone().expect("indexed by token, so leased");
-            state.leases.remove(&(old.expires_at, id));
-            state.set_lease(id, Lease { expires_at, ..old });
-        }
-        Ok(held.len() as u32)
-    }
-
-    fn record_submissions(
-        &self,
-        token: u64,
-        results: Vec<(MessageId, SubmissionResult)>,
-        now: Timestamp,
-    ) -> StoreResult<Vec<RecordOutcome>> {
-        rules::check_submission_times(&results)?;
-        let mut state = self.lock();
-        if let Some((missing, _)) = results.iter().find(|(id, _)| !state.messages.contains_key(id)) {
-            return Err(not_found("message", missing));
-        }
-        let mut outcomes = Vec::with_capacity(results.len());
-        let mut affected = BTreeSet::new();
-        for (id, result) in results {
-            let message = &state.messages[&id];
-            let lease_token = message.lease.as_ref().map(|lease| lease.token);
-            let parked_reports_applied = match rules::record_submission(message.status, lease_token, token, result) {
-                SubmissionPlan::Fenced => {
-                    outcomes.push(RecordOutcome::Fenced { status: message.status });
-                    continue;
-                }
-                SubmissionPlan::Accept { provider_message_id, bulk_id } => {
-                    state.accept(id, provider_message_id, bulk_id, now)
-                }
-                SubmissionPlan::Move { to, error, next_attempt_at } => {
-                    if let Some(due) = next_attempt_at {
-                        state.messages.get_mut(&id).expect("checked").next_attempt_at = due;
-                    }
-                    state.move_message(id, to, TransitionCause::Engine, Some(error), now);
-                    0
-                }
-            };
-            affected.insert(id.campaign);
-            outcomes.push(RecordOutcome::Recorded { status: state.messages[&id].status, parked_reports_applied });
-        }
-        state.complete_if_settled(affected, now);
-        Ok(outcomes)
-    }
-
-    fn apply_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
-        let mut state = self.lock();
-        let by_provider =
-            state.by_provider_id.get(&(report.traffic_account, report.provider_message_id.as_str().into())).copied();
-        let by_reference = report
-            .message_ref
-            .filter(|id| state.messages.contains_key(id) && state.messages.owner(id).1 == report.traffic_account);
-        let Some(id) = by_provider.or(by_reference) else {
-            return Ok(state.park(report, now));
-        };
-        let before = state.messages[&id].status;
-        let outcome = state.apply_report_to(id, &report, now);
-        if outcome == ReportOutcome::Parked {
-            return Ok(state.park(report, now));
-        }
-        let (tenant, cost) = (state.messages.owner(&id).0, state.messages[&id].cost);
-        if let Some(delta) = rules::report_side_effect(&outcome, cost) {
-            state.campaign_mut(id.campaign).counts.delivered += 1;
-            let books = state.tenants.get_mut(&tenant).expect("message of a missing tenant");
-            books.balance += delta.balance;
-            books.charged += delta.charged;
-        }
-        if rules::report_may_complete(before) {
-            state.complete_if_settled([id.campaign], now);
-        }
-        Ok(outcome)
-    }
-
-    fn reap_expired_leases(&self, now: Timestamp) -> StoreResult<ReapReport> {
-        let mut state = self.lock();
-        let mut expired: Vec<MessageId> =
-            state.leases.iter().take_while(|(expires, _)| *expires <= now).map(|(_, id)| *id).collect();
-        expired.sort();
-        let mut report = ReapReport::default();
-        for id in expired {
-            let (_, account) = state.messages.owner(&id);
-            match rules::reap(state.accounts[&account].idempotent_submissions) {
-                ReapDecision::Requeue => {
-                    state.messages.get_mut(&id).expect("leased").next_attempt_at = now;
-                    state.move_message(id, MessageStatus::Queued, TransitionCause::Engine, None, now);
-                    report.requeued.push(id);
-                }
-                ReapDecision::Unknown => {
-                    state.move_message(id, MessageStatus::Unknown, TransitionCause::Engine, None, now);
-                    report.unknown.push(id);
-                }
-            }
-        }
-        Ok(report)
-    }
-
     fn unknown_messages(&self, limit: u32) -> StoreResult<Vec<Message>> {
         let state = self.lock();
         Ok(state
@@ -1154,41 +1071,6 @@ impl Store for MemoryStore {
             .take(limit as usize)
             .map(|(_, id)| state.messages.message(id).expect("indexed"))
             .collect())
-    }
-
-    fn resolve_unknown(&self, id: MessageId, resolution: Resolution, now: Timestamp) -> StoreResult<bool> {
-        let mut state = self.lock();
-        let status = state.messages.get(&id).ok_or_else(|| not_found("message", id))?.status;
-        let Some(resolution) = rules::resolve_plan(status, resolution) else {
-            return Ok(false);
-        };
-        match resolution {
-            Resolution::Accepted { provider_message_id } => {
-                state.accept(id, provider_message_id, None, now);
-            }
-            Resolution::NotAccepted { error } => {
-                state.move_message(id, MessageStatus::Failed, TransitionCause::Engine, Some(error), now);
-            }
-        }
-        state.complete_if_settled([id.campaign], now);
-        Ok(true)
-    }
-
-    fn settle_stale_unknowns(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<Vec<MessageId>> {
-        let mut state = self.lock();
-        let mut stale: Vec<MessageId> = match rules::stale_cutoff(older_than_ms, now) {
-            Some(cutoff) => {
-                state.unknowns.iter().take_while(|(since, _)| *since <= cutoff).map(|(_, id)| *id).collect()
-            }
-            None => Vec::new(),
-        };
-        stale.sort();
-        for &id in &stale {
-            let error = rules::unknown_outcome_error();
-            state.move_message(id, MessageStatus::Failed, TransitionCause::Engine, Some(error), now);
-        }
-        state.complete_if_settled(stale.iter().map(|id| id.campaign), now);
-        Ok(stale)
     }
 
     fn queue_stats(&self, tenant: Option<TenantId>, now: Timestamp) -> StoreResult<QueueStats> {
@@ -1229,36 +1111,8 @@ impl Store for MemoryStore {
                     .is_some_and(|account| account.owner == Some(tenant)),
             })
             .count() as u32;
-        stats.parked_reports_expired = tenant.is_none().then_some(state.parked_expired);
+        stats.parked_reports_expired = tenant.is_none().then_some(state.meta.parked_expired);
         Ok(stats)
-    }
-
-    fn parked_summary(&self) -> StoreResult<Vec<ParkedSummary>> {
-        let state = self.lock();
-        Ok(rules::summarize_parked(state.parked.values().map(|parked| (parked.report.clone(), parked.received_at))))
-    }
-
-    fn expire_parked_reports(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<u64> {
-        let mut state = self.lock();
-        let cutoff = now.0.saturating_sub(older_than_ms);
-        let expired: Vec<u64> = state
-            .parked
-            .iter()
-            .filter(|(_, parked)| parked.received_at.0 <= cutoff)
-            .map(|(number, _)| *number)
-            .collect();
-        for number in &expired {
-            let ParkedReport { report, .. } = state.parked.remove(number).expect("listed just now");
-            let key = (report.traffic_account, report.provider_message_id.as_str().into());
-            if let Some(numbers) = state.parked_by_provider_id.get_mut(&key) {
-                numbers.remove(number);
-                if numbers.is_empty() {
-                    state.parked_by_provider_id.remove(&key);
-                }
-            }
-        }
-        state.parked_expired += expired.len() as u64;
-        Ok(expired.len() as u64)
     }
 
     fn recount(&self, campaign: CampaignId) -> StoreResult<StatusCounts> {
@@ -1288,5 +1142,50 @@ impl Store for MemoryStore {
 
     fn take_journal(&self) -> StoreResult<Vec<JournalEntry>> {
         Ok(std::mem::take(&mut self.lock().journal))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused() -> StoreError {
+        StoreError::Conflict("refused".into())
+    }
+
+    #[test]
+    fn a_refusal_undoes_the_journal_entries_and_counters_it_took() {
+        let store = MemoryStore::new();
+        let entry = |seq| JournalEntry::Campaign {
+            seq,
+            at: Timestamp(1),
+            campaign: CampaignId(1),
+            from: CampaignStatus::Draft,
+            to: CampaignStatus::Sending,
+        };
+        let result = store.transaction(|tx| -> StoreResult<()> {
+            tx.journal(entry)?;
+            tx.write_pending()?;
+            tx.take_meta("fencing_token", 3)?;
+            Err(refused())
+        });
+        assert_eq!(result, Err(refused()));
+        assert_eq!(store.take_journal().unwrap(), [], "the entry written before the refusal is undone");
+        let (seq, token) =
+            store.transaction(|tx| Ok((tx.take_meta("journal_seq", 1)?, tx.take_meta("fencing_token", 1)?))).unwrap();
+        assert_eq!((seq, token), (1, 1), "the counters taken before the refusal are given back");
+        store.transaction(|tx| tx.journal(entry)).unwrap();
+        assert_eq!(store.take_journal().unwrap(), [entry(2)], "a committed transaction keeps what it took");
+    }
+
+    #[test]
+    #[should_panic(expected = "refused after a write this store cannot undo")]
+    fn a_refusal_after_a_write_it_cannot_undo_stops_the_store() {
+        let store = MemoryStore::new();
+        let bucket = TokenBucket { milli_tokens: 0, updated_at: Timestamp(0) };
+        let _ = store.transaction(|tx| -> StoreResult<()> {
+            tx.save_bucket("account", 1, bucket)?;
+            Err(refused())
+        });
     }
 }

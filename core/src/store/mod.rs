@@ -8,11 +8,12 @@
 //! transaction as the message status changes that move them, so they always equal a
 //! recount — which [`Store::recount`] and [`Store::ledger_recount`] let anyone verify.
 //!
-//! Two implementations pass one conformance suite: [`memory::MemoryStore`] (the
-//! simulator's; also the reference model in the differential test) and
-//! [`sqlite::SqliteStore`] (the embedded default for real use). What each operation
-//! decides is written once, in [`rules`]; a backend reads rows, asks the rules and writes
-//! what they decide (the module documents the contract a new backend keeps).
+//! Three backends pass one conformance suite: [`memory::MemoryStore`] (the simulator's),
+//! [`sqlite::SqliteStore`] (the embedded default for real use) and, behind the `postgres`
+//! feature, `postgres::PostgresStore`. What each operation decides is written once, in
+//! [`rules`]; the order in which it is read, decided and written is written once, in the
+//! store engine (`engine.rs`), over each backend's row operations (its `Backend` trait).
+//! A backend provides rows and transactions, and decides nothing.
 //!
 //! Methods take the current time as an argument: the store has no clock of its own.
 
@@ -20,14 +21,12 @@ pub mod conformance;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod journal_lines;
 pub use crate::domain::rate::Burst;
+mod engine;
 pub mod memory;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod pending;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod rules;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

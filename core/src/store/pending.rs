@@ -12,6 +12,7 @@
 
 use super::{JournalEntry, StoreResult};
 use crate::domain::ledger::LedgerDelta;
+use crate::domain::MessageStatus;
 use crate::{CampaignId, TenantId, TrafficAccountId};
 use std::collections::BTreeMap;
 
@@ -21,8 +22,8 @@ pub(super) struct Pending {
     /// `meta` counters read in this transaction: key, last value taken, whether advanced
     /// since last written.
     meta: Vec<(&'static str, u64, bool)>,
-    /// Campaign counter shifts by (campaign, counter column).
-    counters: BTreeMap<(CampaignId, &'static str), i64>,
+    /// Campaign counter shifts by (campaign, the status counted).
+    counters: BTreeMap<(CampaignId, MessageStatus), i64>,
     /// Ledger deltas by tenant.
     ledger: BTreeMap<TenantId, LedgerDelta>,
     /// Whether each account met so far has parked reports (an acceptance looks for
@@ -38,7 +39,7 @@ pub(super) struct Pending {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct Writes {
     pub meta: Vec<(&'static str, u64)>,
-    pub counters: Vec<((CampaignId, &'static str), i64)>,
+    pub counters: Vec<((CampaignId, MessageStatus), i64)>,
     pub ledger: Vec<(TenantId, LedgerDelta)>,
 }
 
@@ -64,15 +65,15 @@ impl Pending {
         Ok(*last + 1 - count)
     }
 
-    /// One message of `campaign` leaves the counter column `from` for `to`.
-    pub fn shift(&mut self, campaign: CampaignId, from: &'static str, to: &'static str) {
+    /// One message of `campaign` leaves the counter of `from` for that of `to`.
+    pub fn shift(&mut self, campaign: CampaignId, from: MessageStatus, to: MessageStatus) {
         *self.counters.entry((campaign, from)).or_default() -= 1;
         *self.counters.entry((campaign, to)).or_default() += 1;
     }
 
-    /// Adds one to `campaign`'s counter column `column`.
-    pub fn count(&mut self, campaign: CampaignId, column: &'static str) {
-        *self.counters.entry((campaign, column)).or_default() += 1;
+    /// Adds one to `campaign`'s counter of `status`.
+    pub fn count(&mut self, campaign: CampaignId, status: MessageStatus) {
+        *self.counters.entry((campaign, status)).or_default() += 1;
     }
 
     /// Adds `delta` to `tenant`'s books.
@@ -148,10 +149,11 @@ mod tests {
     fn counters_and_ledger_are_summed_and_zero_sums_are_left_out() {
         let mut pending = Pending::default();
         let (one, two) = (CampaignId(1), CampaignId(2));
-        pending.shift(one, "n_queued", "n_submitting");
-        pending.shift(one, "n_queued", "n_submitting");
-        pending.shift(one, "n_submitting", "n_accepted");
-        pending.count(two, "n_delivered");
+        use MessageStatus::{Accepted, Delivered, Queued, Submitting};
+        pending.shift(one, Queued, Submitting);
+        pending.shift(one, Queued, Submitting);
+        pending.shift(one, Submitting, Accepted);
+        pending.count(two, Delivered);
         let reserve = LedgerDelta { balance: Credits(-5), reserved: Credits(5), charged: Credits::ZERO };
         let release = LedgerDelta { balance: Credits(5), reserved: Credits(-5), charged: Credits::ZERO };
         pending.add_ledger(TenantId(1), reserve);
@@ -160,7 +162,7 @@ mod tests {
         let writes = pending.take_writes();
         assert_eq!(
             writes.counters,
-            [((one, "n_accepted"), 1), ((one, "n_queued"), -2), ((one, "n_submitting"), 1), ((two, "n_delivered"), 1)]
+            [((one, Queued), -2), ((one, Submitting), 1), ((one, Accepted), 1), ((two, Delivered), 1)]
         );
         assert_eq!(writes.ledger, [(TenantId(2), reserve)], "tenant 1's changes cancel out");
         assert_eq!(pending.take_writes(), Writes::default(), "nothing is owed twice");

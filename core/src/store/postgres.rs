@@ -45,7 +45,7 @@
 //! rows back and before the commit; a claim, a record of submissions, an enqueue and a
 //! webhook's delivery reports read and write their messages with one statement per batch,
 //! each column bound as an array and joined with `UNNEST`. The steps it takes exactly as
-//! the SQLite store does live once in [`super::sql`].
+//! the SQLite store does live once in [`super::engine`].
 //!
 //! # Schema
 //!
@@ -54,10 +54,10 @@
 //! store works in one schema (`public` unless told otherwise), so several stores — the
 //! tests make one per case — can share a database.
 
+use super::engine::{self, Backend, ContactRow, DueVisit};
 use super::journal_lines;
 use super::pending::Pending;
 use super::rules::{self, not_found};
-use super::sql::{self, ContactRow, SqlTx};
 use super::*;
 use crate::domain::rate::TokenBucket;
 use crate::domain::records::{Encoding, Lease};
@@ -807,7 +807,7 @@ impl Tx<'_> {
     // --- rate limits --------------------------------------------------------------------------
 }
 
-impl SqlTx for Tx<'_> {
+impl Backend for Tx<'_> {
     fn expired_leases(&self, now: Timestamp) -> StoreResult<Vec<Message>> {
         self.messages_where(EXPIRED_LEASES, &[&big(now.0)])
     }
@@ -825,7 +825,8 @@ impl SqlTx for Tx<'_> {
             .transpose()
     }
 
-    fn update_contact(&self, id: ContactId, attributes: &str, opted_out: bool) -> StoreResult<()> {
+    fn update_contact(&self, id: ContactId, row: &NewContact) -> StoreResult<()> {
+        let (attributes, opted_out) = (engine::attributes_json(&row.attributes)?, row.opted_out);
         self.execute(
             "UPDATE contacts SET attributes = $1, opted_out = $2 WHERE id = $3",
             &[&attributes, &opted_out, &big(id.0)],
@@ -833,7 +834,8 @@ impl SqlTx for Tx<'_> {
         Ok(())
     }
 
-    fn insert_contact(&self, tenant: TenantId, phone: &str, attributes: &str, opted_out: bool) -> StoreResult<()> {
+    fn insert_contact(&self, tenant: TenantId, phone: &str, row: &NewContact) -> StoreResult<()> {
+        let (attributes, opted_out) = (engine::attributes_json(&row.attributes)?, row.opted_out);
         let id = self.next_id("contacts")?;
         self.execute(
             "INSERT INTO contacts (id, tenant_id, phone, attributes, opted_out) VALUES ($1, $2, $3, $4, $5)",
@@ -875,7 +877,7 @@ impl SqlTx for Tx<'_> {
         Ok(self.rows(&sql, &[&big(id.campaign.0), &big(id.contact.0)], message_from_row)?.pop())
     }
     /// Looks the reports' messages up with one statement, and holds the rows they move
-    /// until [`SqlTx::end_reports`] writes them with one more: a webhook's reports cost a
+    /// until [`Backend::end_reports`] writes them with one more: a webhook's reports cost a
     /// few round trips however many they are.
     fn begin_reports(&self, reports: &[InboundReport]) -> StoreResult<()> {
         let looked_up = self.read_messages_for_reports(reports)?;
@@ -949,7 +951,8 @@ impl SqlTx for Tx<'_> {
         for (key, value) in writes.meta {
             self.execute("UPDATE meta SET value = $2 WHERE key = $1", &[&key, &big(value)])?;
         }
-        for ((campaign, column), shift) in writes.counters {
+        for ((campaign, status), shift) in writes.counters {
+            let column = engine::counter_column(status);
             let sql = format!("UPDATE campaigns SET {column} = {column} + $1 WHERE id = $2");
             self.execute(&sql, &[&shift, &big(campaign.0)])?;
         }
@@ -1077,12 +1080,7 @@ impl SqlTx for Tx<'_> {
 
     /// The queue read a page of [`WALK_PAGE`] rows at a time, each page after the last row
     /// read, only as far as the walk goes.
-    fn visit_due(
-        &self,
-        account: TrafficAccountId,
-        now: Timestamp,
-        visit: &mut dyn FnMut(Message, Option<u32>) -> StoreResult<bool>,
-    ) -> StoreResult<()> {
+    fn visit_due(&self, account: TrafficAccountId, now: Timestamp, visit: DueVisit<'_>) -> StoreResult<()> {
         static WALK_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             format!(
                 "SELECT {}, t.rate_limit_per_s \
@@ -1208,15 +1206,12 @@ impl SqlTx for Tx<'_> {
         })
     }
 
-    fn set_campaign_status(&self, campaign: &mut Campaign, to: CampaignStatus, now: Timestamp) -> StoreResult<()> {
-        let from = campaign.status;
-        (campaign.status, campaign.completed_at) = rules::campaign_move(campaign, to, now);
+    fn write_campaign_status(&self, campaign: &Campaign) -> StoreResult<()> {
         self.execute(
             "UPDATE campaigns SET status = $1, completed_at = $2 WHERE id = $3",
-            &[&to.as_str(), &campaign.completed_at.map(|at| big(at.0)), &big(campaign.id.0)],
+            &[&campaign.status.as_str(), &campaign.completed_at.map(|at| big(at.0)), &big(campaign.id.0)],
         )?;
-        let id = campaign.id;
-        self.journal(|seq| JournalEntry::Campaign { seq, at: now, campaign: id, from, to })
+        Ok(())
     }
 
     fn pending(&self) -> RefMut<'_, Pending> {
@@ -1334,7 +1329,7 @@ impl SqlTx for Tx<'_> {
 }
 
 impl Store for PostgresStore {
-    sql::engine_steps!(write = write, read = read);
+    engine::engine_steps!(write = write, read = read);
 
     fn create_tenant(&self, new: NewTenant, _now: Timestamp) -> StoreResult<Tenant> {
         new.check()?;
@@ -1411,10 +1406,6 @@ impl Store for PostgresStore {
         self.read(|tx| {
             tx.rows(&format!("SELECT {ACCOUNT_COLUMNS} FROM traffic_accounts ORDER BY id"), &[], account_from_row)
         })
-    }
-
-    fn import_contacts(&self, tenant: TenantId, rows: Vec<NewContact>, _now: Timestamp) -> StoreResult<ImportReport> {
-        self.write(|tx| sql::import_contacts(tx, tenant, rows.clone()))
     }
 
     fn contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>> {
@@ -1510,7 +1501,7 @@ impl Store for PostgresStore {
                 )?,
                 parked_reports_expired: match tenant {
                     None => {
-                        let rows = tx.query("SELECT value FROM meta WHERE key = $1", &[&sql::PARKED_EXPIRED])?;
+                        let rows = tx.query("SELECT value FROM meta WHERE key = $1", &[&engine::PARKED_EXPIRED])?;
                         rows.first().map(|row| row.get::<_, i64>(0) as u64)
                     }
                     Some(_) => None,

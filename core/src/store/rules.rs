@@ -1,18 +1,19 @@
 //! The store's rules, written once: what every [`Store`] operation decides, as pure
-//! functions over rows a backend has read. A backend reads, asks these functions, and
-//! writes what they answer; it decides nothing of its own. The historical bugs of
+//! functions over rows the store engine has read. The engine ([`super::engine`]) reads
+//! through a backend's row operations, asks these functions, and has the backend write
+//! what they answer; neither decides anything of its own. The historical bugs of
 //! [`crate::incidents`] that live in the store are switched here, so they act on every
 //! backend alike.
 //!
 //! Nothing here does I/O, reads a clock or draws randomness: time comes in as `now`.
 //!
-//! # The contract a backend keeps
+//! # The contract the engine keeps
 //!
-//! Every [`Store`] method is one transaction that commits all it writes or nothing, and
-//! checks what it depends on inside that transaction (row locks or a single writer).
-//! Refusals ([`StoreError`]) come before the first write, but for an enqueue's, which
-//! come once its pages are written and undo them with the rest of the transaction.
-//! Beyond that, a backend:
+//! Every [`Store`] method is one transaction of a backend that commits all it writes or
+//! nothing, and checks what it depends on inside that transaction (row locks or a single
+//! writer). Refusals ([`StoreError`]) come before the first write, but for an enqueue's,
+//! which come once its pages are written and undo them with the rest of the transaction.
+//! Beyond that, the engine, for every backend alike:
 //!
 //! 1. **Moves a message only through [`move_message`]**, and writes *all* of the returned
 //!    [`MessageMove`] in the same transaction: the status and `updated_at = now`; the
@@ -52,8 +53,9 @@
 //!    cancel each queued message), [`retry_failed_check`] with [`is_retryable_failure`]
 //!    and [`check_affordable`], [`credit_change`], [`patched_campaign`].
 //!
-//! The conformance suite (`store::conformance`) and the differential property test hold
-//! a backend to this; a new backend should pass both unchanged.
+//! A new backend implements the engine's row operations and its transaction; the
+//! conformance suite (`store::conformance`) and the differential property test hold it to
+//! this contract, and should pass unchanged.
 
 use super::*;
 use crate::domain::ledger::{is_charged, on_transition, LedgerDelta, UNKNOWN_OUTCOME};
@@ -364,13 +366,13 @@ pub fn contact_change(existing_same: Option<bool>) -> ContactChange {
 /// Imports `rows`: each valid row goes to `write` with its canonical number, which writes
 /// it and says what it did; invalid rows are reported by their index.
 pub fn import_contacts(
-    rows: Vec<NewContact>,
-    mut write: impl FnMut(String, NewContact) -> StoreResult<ContactChange>,
+    rows: &[NewContact],
+    mut write: impl FnMut(String, &NewContact) -> StoreResult<ContactChange>,
 ) -> StoreResult<ImportReport> {
     check_import_size(rows.len())?;
     let mut report = ImportReport::default();
-    for (row, contact) in rows.into_iter().enumerate() {
-        match import_row(row, &contact) {
+    for (row, contact) in rows.iter().enumerate() {
+        match import_row(row, contact) {
             Err(error) => report.errors.push(error),
             Ok(phone) => match write(phone, contact)? {
                 ContactChange::Created => report.created += 1,
@@ -411,19 +413,6 @@ pub fn attribute_error(attributes: &BTreeMap<String, String>) -> Option<(String,
 }
 
 // --- enqueue ----------------------------------------------------------------------------
-
-/// What enqueueing `campaign` over the tenant's contacts would create and cost, for a
-/// tenant with `available` credit.
-pub fn preview<C: ContactFields>(
-    campaign: &Campaign,
-    account: &TrafficAccount,
-    contacts: &[C],
-    available: Credits,
-) -> StoreResult<Preview> {
-    let mut preview = Preview::empty(available);
-    count_page(campaign, account, contacts, &mut preview)?;
-    Ok(preview)
-}
 
 /// Contacts read and planned at a time by an enqueue or a preview: what one request holds
 /// is a page of contacts and their rendered messages, whatever the audience's size.

@@ -8,8 +8,8 @@
 //! the rules and writes what they decide. The steps it takes exactly as the PostgreSQL
 //! store does — a message's move with its counters, ledger and journal (the one place a
 //! message changes status), an acceptance, a report on a message, the completion check, a
-//! record of submissions — are written once in [`super::sql`], over the row operations
-//! this file provides (`SqlTx`). The store conformance suite and a differential property
+//! record of submissions — are written once in [`super::engine`], over the row operations
+//! this file provides (`Backend`). The store conformance suite and a differential property
 //! test hold it to the in-memory store's answers.
 //!
 //! A batch costs statements per chunk of messages, not per message *and* per shared row:
@@ -31,10 +31,10 @@
 //! scan), those read in (time, id) order take that order from the index, and a claim
 //! streams the due queue only as far as it takes messages.
 
+use super::engine::{self, Backend, ContactRow, DueVisit};
 use super::journal_lines;
 use super::pending::Pending;
 use super::rules::{self, not_found};
-use super::sql::{self, ContactRow, SqlTx};
 use super::*;
 use crate::domain::rate::TokenBucket;
 use crate::domain::records::{Encoding, Lease};
@@ -339,7 +339,7 @@ const FIRST_DUE_OF_ACCOUNT_SQL: &str =
      AND c.id = m.campaign_id AND c.status = 'sending' \
      ORDER BY m.next_attempt_at, m.campaign_id, m.contact_id LIMIT 1";
 
-/// Account `?1`'s messages due by `?2`, in (due time, id) order ([`SqlTx::visit_due`]).
+/// Account `?1`'s messages due by `?2`, in (due time, id) order ([`Backend::visit_due`]).
 const DUE_WALK_SQL: &str = concat!(
     "SELECT ",
     message_columns!("m."),
@@ -579,7 +579,7 @@ impl Tx<'_> {
     }
 }
 
-impl SqlTx for Tx<'_> {
+impl Backend for Tx<'_> {
     /// The messages in flight, a set bounded by the claims out, read whole.
     fn expired_leases(&self, now: Timestamp) -> StoreResult<Vec<Message>> {
         self.messages_where(
@@ -605,7 +605,8 @@ impl SqlTx for Tx<'_> {
             .transpose()
     }
 
-    fn update_contact(&self, id: ContactId, attributes: &str, opted_out: bool) -> StoreResult<()> {
+    fn update_contact(&self, id: ContactId, row: &NewContact) -> StoreResult<()> {
+        let (attributes, opted_out) = (engine::attributes_json(&row.attributes)?, row.opted_out);
         self.tx
             .prepare_cached("UPDATE contacts SET attributes = ?1, opted_out = ?2 WHERE id = ?3")
             .map_err(backend)?
@@ -614,7 +615,8 @@ impl SqlTx for Tx<'_> {
         Ok(())
     }
 
-    fn insert_contact(&self, tenant: TenantId, phone: &str, attributes: &str, opted_out: bool) -> StoreResult<()> {
+    fn insert_contact(&self, tenant: TenantId, phone: &str, row: &NewContact) -> StoreResult<()> {
+        let (attributes, opted_out) = (engine::attributes_json(&row.attributes)?, row.opted_out);
         self.tx
             .prepare_cached("INSERT INTO contacts (tenant_id, phone, attributes, opted_out) VALUES (?1, ?2, ?3, ?4)")
             .map_err(backend)?
@@ -695,7 +697,8 @@ impl SqlTx for Tx<'_> {
                 .execute(params![key, value])
                 .map_err(backend)?;
         }
-        for ((campaign, column), shift) in writes.counters {
+        for ((campaign, status), shift) in writes.counters {
+            let column = engine::counter_column(status);
             let sql = format!("UPDATE campaigns SET {column} = {column} + ?1 WHERE id = ?2");
             self.tx.prepare_cached(&sql).map_err(backend)?.execute(params![shift, campaign.0]).map_err(backend)?;
         }
@@ -852,12 +855,7 @@ impl SqlTx for Tx<'_> {
 
     /// Rows are read only as far as the walk goes, so a claim of 200 reads about 200 rows
     /// whatever the length of the queue.
-    fn visit_due(
-        &self,
-        account: TrafficAccountId,
-        now: Timestamp,
-        visit: &mut dyn FnMut(Message, Option<u32>) -> StoreResult<bool>,
-    ) -> StoreResult<()> {
+    fn visit_due(&self, account: TrafficAccountId, now: Timestamp, visit: DueVisit<'_>) -> StoreResult<()> {
         let mut statement = self.tx.prepare_cached(DUE_WALK_SQL).map_err(backend)?;
         let mut rows = statement.query(params![account.0, now.0]).map_err(backend)?;
         while let Some(row) = rows.next().map_err(backend)? {
@@ -971,16 +969,13 @@ impl SqlTx for Tx<'_> {
         })
     }
 
-    fn set_campaign_status(&self, campaign: &mut Campaign, to: CampaignStatus, now: Timestamp) -> StoreResult<()> {
-        let from = campaign.status;
-        (campaign.status, campaign.completed_at) = rules::campaign_move(campaign, to, now);
+    fn write_campaign_status(&self, campaign: &Campaign) -> StoreResult<()> {
         self.tx
             .prepare_cached("UPDATE campaigns SET status = ?1, completed_at = ?2 WHERE id = ?3")
             .map_err(backend)?
-            .execute(params![to.as_str(), campaign.completed_at.map(|at| at.0), campaign.id.0])
+            .execute(params![campaign.status.as_str(), campaign.completed_at.map(|at| at.0), campaign.id.0])
             .map_err(backend)?;
-        let id = campaign.id;
-        self.journal(|seq| JournalEntry::Campaign { seq, at: now, campaign: id, from, to })
+        Ok(())
     }
 
     fn pending(&self) -> RefMut<'_, Pending> {
@@ -1154,7 +1149,7 @@ impl SqlTx for Tx<'_> {
 }
 
 impl Store for SqliteStore {
-    sql::engine_steps!(write = transaction, read = transaction);
+    engine::engine_steps!(write = transaction, read = transaction);
 
     fn create_tenant(&self, new: NewTenant, _now: Timestamp) -> StoreResult<Tenant> {
         new.check()?;
@@ -1249,10 +1244,6 @@ impl Store for SqliteStore {
         })
     }
 
-    fn import_contacts(&self, tenant: TenantId, rows: Vec<NewContact>, _now: Timestamp) -> StoreResult<ImportReport> {
-        self.transaction(|tx| sql::import_contacts(tx, tenant, rows))
-    }
-
     fn contacts(&self, tenant: TenantId) -> StoreResult<Vec<Contact>> {
         self.transaction(|tx| {
             tx.tenant(tenant)?;
@@ -1345,7 +1336,7 @@ impl Store for SqliteStore {
                         tx.tx
                             .prepare_cached("SELECT value FROM meta WHERE key = ?1")
                             .map_err(backend)?
-                            .query_row([sql::PARKED_EXPIRED], |row| row.get(0))
+                            .query_row([engine::PARKED_EXPIRED], |row| row.get(0))
                             .map_err(backend)?,
                     ),
                 },

@@ -1,13 +1,17 @@
-//! Steps the two SQL stores share, in terms of the row operations each provides
-//! ([`SqlTx`]): a message's move with its counters, ledger and journal, an acceptance with
-//! the reports parked for it, the completion check, a claim, the record of a claim's
+//! The store engine: the one place that sequences the store's contract. Every step that
+//! changes state is written here once, over the row operations a backend provides
+//! ([`Backend`]): a message's move with its counters, ledger and journal, an acceptance
+//! with the reports parked for it, the completion check, a claim, the record of a claim's
 //! submissions, an enqueue and a preview, a webhook's reports (found by provider id, else
-//! by reference, else parked), and the operator's and the maintenance's actions (a draft's update, the
-//! start of scheduled campaigns, pause, resume, cancel, retry of failures, the resolution
-//! and settling of unknown outcomes, the reaper, a contact import). The decisions are the
-//! rules' ([`super::rules`]); the sequence of reads, decisions and writes that applies them
-//! lives here once, so that SQLite and PostgreSQL cannot drift apart in it. What differs
-//! between the stores — statements, round trips, batching — stays in each.
+//! by reference, else parked), and the operator's and the maintenance's actions (a
+//! draft's update, the start of scheduled campaigns, pause, resume, cancel, retry of
+//! failures, the resolution and settling of unknown outcomes, the reaper, a contact
+//! import).
+//!
+//! The decisions are the rules' ([`super::rules`]); the sequence of reads, decisions and
+//! writes that applies them lives here, so the in-memory store, SQLite and PostgreSQL
+//! cannot drift apart in it. What differs between the backends — collections or
+//! statements, round trips, batching, how a transaction is undone — stays in each.
 
 use super::pending::Pending;
 use super::rules::{self, not_found, ReapDecision, ReportPlan, SubmissionPlan};
@@ -28,7 +32,7 @@ use std::cell::RefMut;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The [`Store`](super::Store) methods that are one step of this engine in one
-/// transaction, written once for every SQL store: `$write` and `$read` name the store's own
+/// transaction, written once for every backend: `$write` and `$read` name the store's own
 /// methods that run a closure in a writing and in a reading transaction (which may run it
 /// again after a passing failure, so the closures only borrow what they are given).
 /// `impl Store for … { engine_steps!(write = …, read = …); … }` writes them; the store
@@ -42,7 +46,7 @@ macro_rules! engine_steps {
             patch: CampaignPatch,
             _now: Timestamp,
         ) -> StoreResult<Campaign> {
-            self.$write(|tx| sql::update_campaign(tx, tenant, id, &patch))
+            self.$write(|tx| engine::update_campaign(tx, tenant, id, &patch))
         }
 
         fn campaign(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Campaign> {
@@ -50,7 +54,7 @@ macro_rules! engine_steps {
         }
 
         fn preview(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Preview> {
-            self.$read(|tx| sql::preview(tx, tenant, id))
+            self.$read(|tx| engine::preview(tx, tenant, id))
         }
 
         fn enqueue(
@@ -60,11 +64,11 @@ macro_rules! engine_steps {
             key: Option<IdempotencyKey>,
             now: Timestamp,
         ) -> StoreResult<EnqueueReceipt> {
-            self.$write(|tx| sql::enqueue(tx, tenant, id, key.as_ref(), now))
+            self.$write(|tx| engine::enqueue(tx, tenant, id, key.as_ref(), now))
         }
 
         fn start_due_campaigns(&self, now: Timestamp) -> StoreResult<Vec<CampaignId>> {
-            self.$write(|tx| sql::start_due_campaigns(tx, now))
+            self.$write(|tx| engine::start_due_campaigns(tx, now))
         }
 
         fn pause(
@@ -74,19 +78,19 @@ macro_rules! engine_steps {
             reason: PauseReason,
             now: Timestamp,
         ) -> StoreResult<Campaign> {
-            self.$write(|tx| sql::pause(tx, tenant, id, &reason, now))
+            self.$write(|tx| engine::pause(tx, tenant, id, &reason, now))
         }
 
         fn resume(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
-            self.$write(|tx| sql::resume(tx, tenant, id, now))
+            self.$write(|tx| engine::resume(tx, tenant, id, now))
         }
 
         fn cancel(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
-            self.$write(|tx| sql::cancel(tx, tenant, id, now))
+            self.$write(|tx| engine::cancel(tx, tenant, id, now))
         }
 
         fn retry_failed(&self, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<RetryReceipt> {
-            self.$write(|tx| sql::retry_failed(tx, tenant, id, now))
+            self.$write(|tx| engine::retry_failed(tx, tenant, id, now))
         }
 
         fn message(&self, id: MessageId) -> StoreResult<Message> {
@@ -95,11 +99,11 @@ macro_rules! engine_steps {
 
         fn claim(&self, request: ClaimRequest, now: Timestamp) -> StoreResult<ClaimOutcome> {
             rules::lease_expiry(request.lease_ms, now)?;
-            self.$write(|tx| sql::claim(tx, &request, now))
+            self.$write(|tx| engine::claim(tx, &request, now))
         }
 
         fn renew_lease(&self, token: u64, lease_ms: u64, now: Timestamp) -> StoreResult<u32> {
-            self.$write(|tx| sql::renew_lease(tx, token, lease_ms, now))
+            self.$write(|tx| engine::renew_lease(tx, token, lease_ms, now))
         }
 
         fn record_submissions(
@@ -109,32 +113,41 @@ macro_rules! engine_steps {
             now: Timestamp,
         ) -> StoreResult<Vec<RecordOutcome>> {
             rules::check_submission_times(&results)?;
-            self.$write(|tx| sql::record_submissions(tx, token, &results, now))
+            self.$write(|tx| engine::record_submissions(tx, token, &results, now))
         }
 
         fn apply_report(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
             let reports = [report];
-            Ok(self.$write(|tx| sql::apply_reports(tx, &reports, now))?.pop().expect("one outcome per report"))
+            Ok(self.$write(|tx| engine::apply_reports(tx, &reports, now))?.pop().expect("one outcome per report"))
         }
 
         fn apply_reports(&self, reports: Vec<InboundReport>, now: Timestamp) -> StoreResult<Vec<ReportOutcome>> {
-            self.$write(|tx| sql::apply_reports(tx, &reports, now))
+            self.$write(|tx| engine::apply_reports(tx, &reports, now))
         }
 
         fn reap_expired_leases(&self, now: Timestamp) -> StoreResult<ReapReport> {
-            self.$write(|tx| sql::reap_expired_leases(tx, now))
+            self.$write(|tx| engine::reap_expired_leases(tx, now))
         }
 
         fn resolve_unknown(&self, id: MessageId, resolution: Resolution, now: Timestamp) -> StoreResult<bool> {
-            self.$write(|tx| sql::resolve_unknown(tx, id, &resolution, now))
+            self.$write(|tx| engine::resolve_unknown(tx, id, &resolution, now))
         }
 
         fn settle_stale_unknowns(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<Vec<MessageId>> {
-            self.$write(|tx| sql::settle_stale_unknowns(tx, older_than_ms, now))
+            self.$write(|tx| engine::settle_stale_unknowns(tx, older_than_ms, now))
         }
 
         fn expire_parked_reports(&self, older_than_ms: u64, now: Timestamp) -> StoreResult<u64> {
-            self.$write(|tx| sql::expire_parked_reports(tx, older_than_ms, now))
+            self.$write(|tx| engine::expire_parked_reports(tx, older_than_ms, now))
+        }
+
+        fn import_contacts(
+            &self,
+            tenant: TenantId,
+            rows: Vec<NewContact>,
+            _now: Timestamp,
+        ) -> StoreResult<ImportReport> {
+            self.$write(|tx| engine::import_contacts(tx, tenant, &rows))
         }
 
         fn parked_summary(&self) -> StoreResult<Vec<ParkedSummary>> {
@@ -144,14 +157,22 @@ macro_rules! engine_steps {
 }
 pub(super) use engine_steps;
 
+/// What a claim's walk is offered each due message with ([`Backend::visit_due`]): the
+/// message and its tenant's rate limit; it answers whether it wants more.
+pub(super) type DueVisit<'a> = &'a mut dyn FnMut(Message, Option<u32>) -> StoreResult<bool>;
+
 /// A contact as an import finds it: id, attributes, opt-out.
 pub(super) type ContactRow = (ContactId, BTreeMap<String, String>, bool);
 
-/// The row operations of an SQL store's open transaction, and the steps built on them that
-/// both stores take alike: a message's move (counters, ledger and journal with it), an
+/// The row operations of a backend's open transaction, and the steps built on them that
+/// every backend takes alike: a message's move (counters, ledger and journal with it), an
 /// acceptance with the reports parked for it, the completion check.
-pub(super) trait SqlTx {
-    // --- what each store provides ---------------------------------------------------------
+///
+/// A backend's transaction commits all it writes or nothing. The engine refuses before its
+/// first write, except an enqueue, whose refusal comes once its pages are inserted
+/// ([`Backend::insert_messages`]) and must undo them with the rest.
+pub(super) trait Backend {
+    // --- what each backend provides -------------------------------------------------------
 
     /// The sums this transaction owes the database ([`Pending`]).
     fn pending(&self) -> RefMut<'_, Pending>;
@@ -211,14 +232,14 @@ pub(super) trait SqlTx {
     /// `tenant`'s contact with the number `phone`, if any: its id, attributes and opt-out.
     fn contact_by_phone(&self, tenant: TenantId, phone: &str) -> StoreResult<Option<ContactRow>>;
 
-    /// Gives contact `id` new attributes (as JSON) and opt-out.
-    fn update_contact(&self, id: ContactId, attributes: &str, opted_out: bool) -> StoreResult<()>;
+    /// Gives contact `id` the attributes and opt-out of `row`.
+    fn update_contact(&self, id: ContactId, row: &NewContact) -> StoreResult<()>;
 
-    /// Adds a contact to `tenant`, its attributes as JSON.
-    fn insert_contact(&self, tenant: TenantId, phone: &str, attributes: &str, opted_out: bool) -> StoreResult<()>;
+    /// Adds to `tenant` the contact of `row`, under the number `phone` (its canonical form).
+    fn insert_contact(&self, tenant: TenantId, phone: &str, row: &NewContact) -> StoreResult<()>;
 
-    /// Moves `campaign` to `to`, with its journal entry.
-    fn set_campaign_status(&self, campaign: &mut Campaign, to: CampaignStatus, now: Timestamp) -> StoreResult<()>;
+    /// Writes `campaign`'s status and completion time.
+    fn write_campaign_status(&self, campaign: &Campaign) -> StoreResult<()>;
 
     /// The due time and account of the oldest queued message of a sending campaign, of
     /// `account` if one is given; ties go to the smaller message id.
@@ -230,12 +251,7 @@ pub(super) trait SqlTx {
     /// Offers `account`'s messages due by `now` (queued, of a sending campaign) to `visit`
     /// in (due time, campaign, contact) order, each with its tenant's rate limit, until
     /// `visit` answers `false` or none is left.
-    fn visit_due(
-        &self,
-        account: TrafficAccountId,
-        now: Timestamp,
-        visit: &mut dyn FnMut(Message, Option<u32>) -> StoreResult<bool>,
-    ) -> StoreResult<()>;
+    fn visit_due(&self, account: TrafficAccountId, now: Timestamp, visit: DueVisit<'_>) -> StoreResult<()>;
 
     /// The stored rate-limit bucket `id` of `kind` (`account` or `tenant`), if any.
     fn stored_bucket(&self, kind: &str, id: u64) -> StoreResult<Option<TokenBucket>>;
@@ -282,12 +298,12 @@ pub(super) trait SqlTx {
     fn extend_leases(&self, token: u64, expires_at: Timestamp) -> StoreResult<u32>;
 
     /// Before a webhook's `reports` are applied, one after another: a store may look their
-    /// messages up together here, and hold the rows they move until [`SqlTx::end_reports`].
+    /// messages up together here, and hold the rows they move until [`Backend::end_reports`].
     fn begin_reports(&self, _reports: &[InboundReport]) -> StoreResult<()> {
         Ok(())
     }
 
-    /// After a webhook's reports: writes what [`SqlTx::begin_reports`] held back.
+    /// After a webhook's reports: writes what [`Backend::begin_reports`] held back.
     fn end_reports(&self) -> StoreResult<()> {
         Ok(())
     }
@@ -300,7 +316,7 @@ pub(super) trait SqlTx {
     /// known (arrival order kept).
     fn park(&self, report: InboundReport, now: Timestamp) -> StoreResult<ReportOutcome>;
 
-    // --- the steps both stores take alike -------------------------------------------------
+    // --- the steps every backend takes alike -----------------------------------------------
 
     /// Campaign `id`, if `tenant` owns it; not found otherwise (another tenant's campaign
     /// is not told apart from a missing one).
@@ -312,6 +328,15 @@ pub(super) trait SqlTx {
     /// audience `tenant`'s contacts.
     fn check_new_campaign(&self, tenant: TenantId, new: &NewCampaign) -> StoreResult<()> {
         rules::check_new_campaign(tenant, new, |id| self.account(id), |id| self.contact_owner(id))
+    }
+
+    /// Moves `campaign` to `to` as [`rules::campaign_move`] decides, with its journal entry.
+    fn set_campaign_status(&self, campaign: &mut Campaign, to: CampaignStatus, now: Timestamp) -> StoreResult<()> {
+        let from = campaign.status;
+        (campaign.status, campaign.completed_at) = rules::campaign_move(campaign, to, now);
+        self.write_campaign_status(campaign)?;
+        let id = campaign.id;
+        self.journal(|seq| JournalEntry::Campaign { seq, at: now, campaign: id, from, to })
     }
 
     /// Sets and writes `campaign`'s pause reason.
@@ -381,7 +406,7 @@ pub(super) trait SqlTx {
             message.lease = None;
         }
         self.apply_ledger(message.tenant, change.ledger)?;
-        self.pending().shift(message.id.campaign, counter_column(from), counter_column(to));
+        self.pending().shift(message.id.campaign, from, to);
         let id = message.id;
         self.journal(|seq| JournalEntry::Message { seq, at: now, message: id, from: Some(from), to, cause })
     }
@@ -471,6 +496,12 @@ pub(super) trait SqlTx {
     }
 }
 
+/// A contact's attributes as the SQL stores keep them: one JSON object.
+pub(super) fn attributes_json(attributes: &BTreeMap<String, String>) -> StoreResult<String> {
+    serde_json::to_string(attributes)
+        .map_err(|error| StoreError::Backend(format!("contact attributes as JSON: {error}")))
+}
+
 /// The campaign counter column of `status` (the same in both SQL schemas).
 pub(super) fn counter_column(status: MessageStatus) -> &'static str {
     match status {
@@ -489,14 +520,14 @@ pub(super) fn counter_column(status: MessageStatus) -> &'static str {
 }
 
 /// A rate-limit bucket as it stands at `now`: the stored one refilled, or a full one.
-fn bucket(tx: &impl SqlTx, kind: &str, id: u64, rate: Rate, now: Timestamp) -> StoreResult<TokenBucket> {
+fn bucket(tx: &impl Backend, kind: &str, id: u64, rate: Rate, now: Timestamp) -> StoreResult<TokenBucket> {
     Ok(rules::bucket_now(tx.stored_bucket(kind, id)?, rate, now))
 }
 
 /// Walks `account`'s due messages in (due time, id) order through a [`rules::RateWalk`],
 /// returning the rows of the messages taken, in its order.
 fn walk_due(
-    tx: &impl SqlTx,
+    tx: &impl Backend,
     account: &TrafficAccount,
     max: u32,
     burst: Burst,
@@ -528,7 +559,7 @@ fn walk_due(
 /// [`Store::claim`](super::Store::claim) inside `tx`: the oldest due account's messages
 /// taken within the rate limits, each moved to `submitting` under one new lease (the next
 /// fencing token) and written together.
-pub(super) fn claim(tx: &impl SqlTx, request: &ClaimRequest, now: Timestamp) -> StoreResult<ClaimOutcome> {
+pub(super) fn claim(tx: &impl Backend, request: &ClaimRequest, now: Timestamp) -> StoreResult<ClaimOutcome> {
     let account = match rules::claim_account(tx.first_due(request.traffic_account)?, now) {
         Ok(account) => tx.account(account)?,
         Err(idle) => return Ok(ClaimOutcome::Idle(idle)),
@@ -564,18 +595,22 @@ pub(super) fn claim(tx: &impl SqlTx, request: &ClaimRequest, now: Timestamp) -> 
 /// end: with its provider ids if it was accepted here (the number they were given kept),
 /// else its state alone.
 pub(super) fn record_submissions(
-    tx: &impl SqlTx,
+    tx: &impl Backend,
     token: u64,
     results: &[(MessageId, SubmissionResult)],
     now: Timestamp,
 ) -> StoreResult<Vec<RecordOutcome>> {
     let ids: BTreeSet<MessageId> = results.iter().map(|(id, _)| *id).collect();
     let mut current = tx.messages_by_id(&ids.into_iter().collect::<Vec<_>>())?;
+    // Refused before anything is written, as every step refuses.
+    if let Some((missing, _)) = results.iter().find(|(id, _)| !current.contains_key(id)) {
+        return Err(not_found("message", missing));
+    }
     let mut changed: BTreeMap<MessageId, Option<u64>> = BTreeMap::new();
     let mut outcomes = Vec::with_capacity(results.len());
     let mut affected = BTreeSet::new();
     for (id, result) in results {
-        let message = current.get_mut(id).ok_or_else(|| not_found("message", id))?;
+        let message = current.get_mut(id).expect("read above");
         let lease_token = message.lease.as_ref().map(|lease| lease.token);
         let parked_reports_applied = match rules::record_submission(message.status, lease_token, token, result.clone())
         {
@@ -613,7 +648,7 @@ pub(super) fn record_submissions(
 
 /// [`Store::renew_lease`](super::Store::renew_lease) inside `tx`: the messages still held
 /// under `token` are held `lease_ms` from `now`; a lease time out of bounds is refused.
-pub(super) fn renew_lease(tx: &impl SqlTx, token: u64, lease_ms: u64, now: Timestamp) -> StoreResult<u32> {
+pub(super) fn renew_lease(tx: &impl Backend, token: u64, lease_ms: u64, now: Timestamp) -> StoreResult<u32> {
     let expires_at = rules::lease_expiry(lease_ms, now)?;
     tx.extend_leases(token, expires_at)
 }
@@ -623,7 +658,7 @@ pub(super) fn renew_lease(tx: &impl SqlTx, token: u64, lease_ms: u64, now: Times
 /// [`Store::apply_reports`](super::Store::apply_reports) inside `tx`: a webhook's reports
 /// in order, as one after another would apply them.
 pub(super) fn apply_reports(
-    tx: &impl SqlTx,
+    tx: &impl Backend,
     reports: &[InboundReport],
     now: Timestamp,
 ) -> StoreResult<Vec<ReportOutcome>> {
@@ -636,7 +671,7 @@ pub(super) fn apply_reports(
 /// One report: its message found by provider id, else by the reference it names (of the
 /// same account), else it is parked; applied as the rules decide (parked, if they say so),
 /// its side effect on the counters and books, then the completion check.
-fn apply_report(tx: &impl SqlTx, report: &InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
+fn apply_report(tx: &impl Backend, report: &InboundReport, now: Timestamp) -> StoreResult<ReportOutcome> {
     let by_provider = tx.message_for_report(report)?;
     let by_reference = match (&by_provider, report.message_ref) {
         (None, Some(id)) => tx.message(id)?.filter(|message| message.traffic_account == report.traffic_account),
@@ -651,7 +686,7 @@ fn apply_report(tx: &impl SqlTx, report: &InboundReport, now: Timestamp) -> Stor
         return tx.park(report.clone(), now);
     }
     if let Some(delta) = rules::report_side_effect(&outcome, message.cost) {
-        tx.pending().count(message.id.campaign, counter_column(MessageStatus::Delivered));
+        tx.pending().count(message.id.campaign, MessageStatus::Delivered);
         tx.apply_ledger(message.tenant, delta)?;
     }
     if rules::report_may_complete(before) {
@@ -660,11 +695,11 @@ fn apply_report(tx: &impl SqlTx, report: &InboundReport, now: Timestamp) -> Stor
     Ok(outcome)
 }
 
-// --- operator actions and the maintenance of unknowns, as both stores take them ----------------
+// --- operator actions and the maintenance of unknowns ------------------------------------------
 
 /// Calls `each` on `tenant`'s contacts a page ([`rules::CONTACT_PAGE`]) at a time, in id order.
 fn each_contact_page(
-    tx: &impl SqlTx,
+    tx: &impl Backend,
     tenant: TenantId,
     mut each: impl FnMut(&[Contact]) -> StoreResult<()>,
 ) -> StoreResult<()> {
@@ -681,7 +716,7 @@ fn each_contact_page(
 }
 
 /// [`Store::preview`](super::Store::preview) inside `tx`.
-pub(super) fn preview(tx: &impl SqlTx, tenant: TenantId, id: CampaignId) -> StoreResult<Preview> {
+pub(super) fn preview(tx: &impl Backend, tenant: TenantId, id: CampaignId) -> StoreResult<Preview> {
     let campaign = tx.campaign_of(tenant, id)?;
     let account = tx.account(campaign.traffic_account)?;
     let mut preview = Preview::empty(tx.tenant(tenant)?.available());
@@ -693,7 +728,7 @@ pub(super) fn preview(tx: &impl SqlTx, tenant: TenantId, id: CampaignId) -> Stor
 /// journalled a page at a time, then the decision on the whole, which a refusal undoes
 /// with the transaction.
 pub(super) fn enqueue(
-    tx: &impl SqlTx,
+    tx: &impl Backend,
     tenant: TenantId,
     id: CampaignId,
     key: Option<&IdempotencyKey>,
@@ -736,7 +771,7 @@ pub(super) fn enqueue(
 
 /// [`Store::update_campaign`](super::Store::update_campaign) inside `tx`.
 pub(super) fn update_campaign(
-    tx: &impl SqlTx,
+    tx: &impl Backend,
     tenant: TenantId,
     id: CampaignId,
     patch: &CampaignPatch,
@@ -750,7 +785,7 @@ pub(super) fn update_campaign(
 }
 
 /// [`Store::start_due_campaigns`](super::Store::start_due_campaigns) inside `tx`.
-pub(super) fn start_due_campaigns(tx: &impl SqlTx, now: Timestamp) -> StoreResult<Vec<CampaignId>> {
+pub(super) fn start_due_campaigns(tx: &impl Backend, now: Timestamp) -> StoreResult<Vec<CampaignId>> {
     let mut started = Vec::new();
     for mut campaign in tx.scheduled_due(now)? {
         tx.set_campaign_status(&mut campaign, CampaignStatus::Sending, now)?;
@@ -762,7 +797,7 @@ pub(super) fn start_due_campaigns(tx: &impl SqlTx, now: Timestamp) -> StoreResul
 
 /// [`Store::pause`](super::Store::pause) inside `tx`.
 pub(super) fn pause(
-    tx: &impl SqlTx,
+    tx: &impl Backend,
     tenant: TenantId,
     id: CampaignId,
     reason: &PauseReason,
@@ -777,7 +812,7 @@ pub(super) fn pause(
 
 /// [`Store::resume`](super::Store::resume) inside `tx`: messages still in flight from
 /// before the pause go back to the queue if the rules say so.
-pub(super) fn resume(tx: &impl SqlTx, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
+pub(super) fn resume(tx: &impl Backend, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
     let mut campaign = tx.campaign_of(tenant, id)?;
     let plan = rules::resume_plan(&campaign)?;
     tx.set_campaign_status(&mut campaign, CampaignStatus::Sending, now)?;
@@ -793,7 +828,7 @@ pub(super) fn resume(tx: &impl SqlTx, tenant: TenantId, id: CampaignId, now: Tim
 
 /// [`Store::cancel`](super::Store::cancel) inside `tx`: the queued messages are cancelled;
 /// those in flight keep their outcome.
-pub(super) fn cancel(tx: &impl SqlTx, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
+pub(super) fn cancel(tx: &impl Backend, tenant: TenantId, id: CampaignId, now: Timestamp) -> StoreResult<Campaign> {
     rules::cancel_check(&tx.campaign_of(tenant, id)?)?;
     for mut message in tx.messages_in(id, MessageStatus::Queued)? {
         tx.move_message(&mut message, MessageStatus::Cancelled, TransitionCause::Engine, None, now)?;
@@ -808,7 +843,7 @@ pub(super) fn cancel(tx: &impl SqlTx, tenant: TenantId, id: CampaignId, now: Tim
 /// [`Store::retry_failed`](super::Store::retry_failed) inside `tx`: the retryable failures
 /// go back to the queue, all or none, as the tenant's credit allows.
 pub(super) fn retry_failed(
-    tx: &impl SqlTx,
+    tx: &impl Backend,
     tenant: TenantId,
     id: CampaignId,
     now: Timestamp,
@@ -831,7 +866,7 @@ pub(super) fn retry_failed(
 
 /// [`Store::resolve_unknown`](super::Store::resolve_unknown) inside `tx`.
 pub(super) fn resolve_unknown(
-    tx: &impl SqlTx,
+    tx: &impl Backend,
     id: MessageId,
     resolution: &Resolution,
     now: Timestamp,
@@ -857,7 +892,7 @@ pub(super) fn resolve_unknown(
 pub(super) const PARKED_EXPIRED: &str = "parked_expired";
 
 /// [`Store::expire_parked_reports`](super::Store::expire_parked_reports) inside `tx`.
-pub(super) fn expire_parked_reports(tx: &impl SqlTx, older_than_ms: u64, now: Timestamp) -> StoreResult<u64> {
+pub(super) fn expire_parked_reports(tx: &impl Backend, older_than_ms: u64, now: Timestamp) -> StoreResult<u64> {
     let expired = tx.delete_parked_received_by(Timestamp(now.0.saturating_sub(older_than_ms)))?;
     if expired > 0 {
         tx.take_meta(PARKED_EXPIRED, expired)?;
@@ -867,7 +902,7 @@ pub(super) fn expire_parked_reports(tx: &impl SqlTx, older_than_ms: u64, now: Ti
 
 /// [`Store::settle_stale_unknowns`](super::Store::settle_stale_unknowns) inside `tx`.
 pub(super) fn settle_stale_unknowns(
-    tx: &impl SqlTx,
+    tx: &impl Backend,
     older_than_ms: u64,
     now: Timestamp,
 ) -> StoreResult<Vec<MessageId>> {
@@ -888,7 +923,7 @@ pub(super) fn settle_stale_unknowns(
 /// [`Store::reap_expired_leases`](super::Store::reap_expired_leases) inside `tx`: each
 /// expired lease's message goes back to the queue if its account takes a submission twice
 /// without harm, else to unknown.
-pub(super) fn reap_expired_leases(tx: &impl SqlTx, now: Timestamp) -> StoreResult<ReapReport> {
+pub(super) fn reap_expired_leases(tx: &impl Backend, now: Timestamp) -> StoreResult<ReapReport> {
     let mut report = ReapReport::default();
     for mut message in tx.expired_leases(now)? {
         match rules::reap(tx.account(message.traffic_account)?.idempotent_submissions) {
@@ -909,11 +944,9 @@ pub(super) fn reap_expired_leases(tx: &impl SqlTx, now: Timestamp) -> StoreResul
 /// [`Store::import_contacts`](super::Store::import_contacts) inside `tx`: a row whose
 /// number `tenant` already holds updates that contact, or leaves it as it is if nothing
 /// changed.
-pub(super) fn import_contacts(tx: &impl SqlTx, tenant: TenantId, rows: Vec<NewContact>) -> StoreResult<ImportReport> {
+pub(super) fn import_contacts(tx: &impl Backend, tenant: TenantId, rows: &[NewContact]) -> StoreResult<ImportReport> {
     tx.tenant(tenant)?;
     rules::import_contacts(rows, |phone, contact| {
-        let attributes = serde_json::to_string(&contact.attributes)
-            .map_err(|error| StoreError::Backend(format!("contact attributes as JSON: {error}")))?;
         let existing = tx.contact_by_phone(tenant, &phone)?;
         let same = existing
             .as_ref()
@@ -921,8 +954,8 @@ pub(super) fn import_contacts(tx: &impl SqlTx, tenant: TenantId, rows: Vec<NewCo
         let change = rules::contact_change(same);
         match (change, existing) {
             (rules::ContactChange::Unchanged, _) => {}
-            (_, Some((id, _, _))) => tx.update_contact(id, &attributes, contact.opted_out)?,
-            (_, None) => tx.insert_contact(tenant, &phone, &attributes, contact.opted_out)?,
+            (_, Some((id, _, _))) => tx.update_contact(id, contact)?,
+            (_, None) => tx.insert_contact(tenant, &phone, contact)?,
         }
         Ok(change)
     })
