@@ -93,31 +93,41 @@ impl ContactFields for Contact {
     }
 }
 
-/// The wire format an account speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProviderKind {
+/// Writes [`ProviderKind`] and [`ProviderKind::ALL`] from one list, so a kind cannot be
+/// left out of `ALL` (every registry built on `ALL` would silently miss it), and its name
+/// in paths, configuration and JSON from the same row.
+macro_rules! provider_kinds {
+    ($($(#[$doc:meta])* $kind:ident = $name:literal,)+) => {
+        /// The wire format an account speaks.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum ProviderKind {
+            $($(#[$doc])* #[serde(rename = $name)] $kind,)+
+        }
+
+        impl ProviderKind {
+            /// Every kind.
+            pub const ALL: [ProviderKind; [$($name),+].len()] = [$(ProviderKind::$kind),+];
+
+            /// The kind's name in paths and configuration.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ProviderKind::$kind => $name,)+
+                }
+            }
+        }
+    };
+}
+
+provider_kinds! {
     /// Mitto's wire format ([`ProviderKind::summary`] says what it is).
-    Mitto,
+    Mitto = "mitto",
     /// Twilio's wire format.
-    Twilio,
+    Twilio = "twilio",
     /// Infobip's wire format.
-    Infobip,
+    Infobip = "infobip",
 }
 
 impl ProviderKind {
-    /// Every kind.
-    pub const ALL: [ProviderKind; 3] = [ProviderKind::Mitto, ProviderKind::Twilio, ProviderKind::Infobip];
-
-    /// The kind's name in paths and configuration.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::Mitto => "mitto",
-            ProviderKind::Twilio => "twilio",
-            ProviderKind::Infobip => "infobip",
-        }
-    }
-
     /// What the wire format is, in one sentence: the reference's table of providers
     /// prints it.
     pub fn summary(self) -> &'static str {
@@ -450,4 +460,22 @@ pub struct Message {
     pub created_at: Timestamp,
     /// When its status last changed.
     pub updated_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn every_provider_kind_is_named_alike_in_json_paths_and_parsing() {
+        for kind in ProviderKind::ALL {
+            assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{}\"", kind.as_str()));
+            assert_eq!(serde_json::from_str::<ProviderKind>(&format!("\"{kind}\"")).unwrap(), kind);
+            assert_eq!(ProviderKind::parse(kind.as_str()), Some(kind));
+        }
+        let names: BTreeSet<&str> = ProviderKind::ALL.iter().map(|kind| kind.as_str()).collect();
+        assert_eq!(names.len(), ProviderKind::ALL.len(), "two kinds share a name");
+        assert_eq!(ProviderKind::parse("Mitto"), None, "names are exact");
+    }
 }
