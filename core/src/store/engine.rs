@@ -18,8 +18,8 @@ use super::rules::{self, not_found, ReapDecision, ReportPlan, SubmissionPlan};
 use super::NewCampaign;
 use super::{
     CampaignPatch, Claim, ClaimOutcome, ClaimRequest, EnqueueReceipt, IdempotencyKey, ImportReport, InboundReport,
-    JournalEntry, NewContact, Preview, ReapReport, RecordOutcome, ReportOutcome, Resolution, RetryReceipt, StoreError,
-    StoreResult, SubmissionResult,
+    JournalEntry, NewContact, Preview, ReapReport, RecordOutcome, ReportOutcome, Resolution, RetryReceipt, StoreResult,
+    SubmissionResult,
 };
 use crate::domain::ledger::LedgerDelta;
 use crate::domain::rate::{Burst, Rate, TokenBucket};
@@ -497,12 +497,14 @@ pub(super) trait Backend {
 }
 
 /// A contact's attributes as the SQL stores keep them: one JSON object.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(super) fn attributes_json(attributes: &BTreeMap<String, String>) -> StoreResult<String> {
     serde_json::to_string(attributes)
-        .map_err(|error| StoreError::Backend(format!("contact attributes as JSON: {error}")))
+        .map_err(|error| super::StoreError::Backend(format!("contact attributes as JSON: {error}")))
 }
 
 /// The campaign counter column of `status` (the same in both SQL schemas).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(super) fn counter_column(status: MessageStatus) -> &'static str {
     match status {
         MessageStatus::Queued => "n_queued",

@@ -99,7 +99,7 @@ pub const CLAUSES: &[Clause] = &[
     ),
     Clause::new(
         "submit.request",
-        "credentials, sender, destination and text are sent as the provider requires",
+        "credentials are sent as the provider requires, and each message's own sender, destination and text",
         Body::Async(|c| Box::pin(request_shape(c))),
     ),
     Clause::new(
@@ -572,8 +572,15 @@ async fn request_shape(context: &Context) -> Verdict {
                 message.destination, message.body, wire.destination, wire.body
             ));
         }
-        if wire.sender.as_ref().is_some_and(|sender| *sender != message.sender) {
-            return Err(format!("sender {:?} sent as {:?}", message.sender, wire.sender));
+        match &wire.sender {
+            Some(sender) if *sender == message.sender => {}
+            Some(sender) => return Err(format!("sender {:?} sent as {sender:?}", message.sender)),
+            None => {
+                return Err(format!(
+                    "sender {:?} not sent: the provider would send from the account's default",
+                    message.sender
+                ))
+            }
         }
     }
     Ok(())

@@ -18,7 +18,8 @@ use std::collections::BTreeMap;
 pub struct WireMessage {
     /// Destination.
     pub destination: String,
-    /// Sender, as sent (`None` when the provider takes a sender profile instead).
+    /// Sender, as sent (`None` when none was: a sender profile such as Twilio's messaging
+    /// service, or the account's default sender, stands in for it).
     pub sender: Option<String>,
     /// Body.
     pub body: String,

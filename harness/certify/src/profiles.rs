@@ -503,20 +503,18 @@ impl ProviderProfile for InfobipProfile {
         content_type_is(request, "application/json")?;
         let (_, destinations) =
             infobip::parse_send(&request.body).map_err(|problem| format!("unreadable send request: {problem}"))?;
-        destinations
-            .into_iter()
-            .map(|destination| match destination.from {
-                Some(from) if !from.is_empty() => Ok(WireMessage {
-                    destination: destination.to,
-                    sender: Some(from),
-                    body: destination.text,
-                    reference: destination.message_id,
-                    callback: destination.notify_url,
-                    idempotency_key: None,
-                }),
-                _ => Err("a message without `from`".into()),
-            })
-            .collect()
+        // `from` is optional in Infobip's schema (`SmsTextualMessage`): without it Infobip
+        // sends from the account's default sender, so the provider takes the message, and
+        // `submit.request` holds the sender to the one given.
+        let messages = destinations.into_iter().map(|destination| WireMessage {
+            destination: destination.to,
+            sender: destination.from.filter(|from| !from.is_empty()),
+            body: destination.text,
+            reference: destination.message_id,
+            callback: destination.notify_url,
+            idempotency_key: None,
+        });
+        Ok(messages.collect())
     }
 
     fn answer(&self, messages: &[WireMessage], verdicts: &[(usize, Verdict)]) -> HttpResponse {

@@ -222,6 +222,45 @@ fn an_adapter_that_leaks_its_key_fails_the_secrets_clause() {
     assert_eq!(failed(&report), BTreeSet::from(["submit.secrets"]), "{}", report.table());
 }
 
+/// Sends every message without its sender. Infobip takes that (its `from` is optional)
+/// and sends from the account's default: the provider accepts, and the clause on the
+/// request's shape is what finds it.
+#[derive(Debug)]
+struct SenderDropped(Arc<dyn ProviderAdapter>);
+
+#[async_trait::async_trait]
+impl ProviderAdapter for SenderDropped {
+    fn kind(&self) -> ProviderKind {
+        self.0.kind()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.0.capabilities()
+    }
+    async fn submit(&self, batch: &[OutboundMessage]) -> Vec<SubmitOutcome> {
+        let dropped: Vec<OutboundMessage> =
+            batch.iter().map(|message| OutboundMessage { sender: String::new(), ..message.clone() }).collect();
+        self.0.submit(&dropped).await
+    }
+    async fn lookup(&self, message: &OutboundMessage) -> LookupOutcome {
+        self.0.lookup(message).await
+    }
+    fn parse_webhook(&self, request: &WebhookRequest) -> Result<Vec<ParsedReport>, WebhookError> {
+        self.0.parse_webhook(request)
+    }
+}
+
+#[test]
+fn an_infobip_adapter_that_drops_the_sender_is_accepted_by_the_provider_and_fails_the_request_clause() {
+    let subject = Subject::new("infobip-no-sender", InfobipProfile::default(), |account, client, base| {
+        Ok(Arc::new(SenderDropped(adapter_for(account, client, base)?)) as Arc<dyn ProviderAdapter>)
+    });
+    let report = certify::certify(&subject, &options(&["submit.request", "submit.single"]));
+    assert_eq!(failed(&report), BTreeSet::from(["submit.request"]), "{}", report.table());
+    let table = report.table();
+    assert!(table.contains("not sent: the provider would send from the account's default"), "{table}");
+    assert!(!table.contains("the provider refused"), "Infobip takes a message without `from`: {table}");
+}
+
 /// The Infobip-style adapter as someone would write it who assumed the answer lists the
 /// messages in request order: ids mapped back by position.
 struct PositionMapped {
