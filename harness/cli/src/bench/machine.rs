@@ -79,11 +79,21 @@ pub fn threads_cpu_s(prefix: &str) -> f64 {
     tasks.filter_map(Result::ok).filter_map(|task| thread_cpu_s(&task.path(), prefix)).sum()
 }
 
+/// The CPU time, in seconds, the calling thread has used so far (0 where `/proc` cannot
+/// be read).
+pub fn this_thread_cpu_s() -> f64 {
+    task_cpu_s(Path::new("/proc/thread-self")).unwrap_or(0.0)
+}
+
 fn thread_cpu_s(task: &Path, prefix: &str) -> Option<f64> {
     let name = std::fs::read_to_string(task.join("comm")).ok()?;
     if !name.trim_end().starts_with(prefix) {
         return None;
     }
+    task_cpu_s(task)
+}
+
+fn task_cpu_s(task: &Path) -> Option<f64> {
     // `schedstat` counts nanoseconds; `stat` only clock ticks (10 ms), when the kernel
     // keeps no scheduler statistics.
     match std::fs::read_to_string(task.join("schedstat")).ok().and_then(|text| schedstat_cpu_s(&text)) {
