@@ -106,6 +106,9 @@ bugs! {
     /// Checks a template's length but not its placeholders, so a malformed one is stored
     /// and fails only when it renders.
     TemplateUnchecked = "template-unchecked", seed "—", at "domain: `template::check`";
+    /// Records a final report's status but not the error code it carries: the message keeps
+    /// its earlier error, or none, and its failures are filed under the wrong cause.
+    ReportErrorDropped = "report-error-dropped", seed "—", at "store rules: `report_error`";
 }
 
 impl fmt::Display for Bug {

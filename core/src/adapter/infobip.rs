@@ -583,9 +583,14 @@ fn parsed(report: wire::DeliveryReport) -> ParsedReport {
     ParsedReport {
         status: report_status(&report.status.group_name),
         message_ref: report.message_id.parse::<MessageId>().ok(),
-        error_code: report.error.map(|error| error.name).filter(|name| !name.is_empty() && name != "NO_ERROR"),
+        error_code: error_code(report.error),
         provider_message_id: report.message_id,
     }
+}
+
+/// The error code of a report's or a log entry's error: its name, unless it says none.
+fn error_code(error: Option<wire::ReportError>) -> Option<String> {
+    error.map(|error| error.name).filter(|name| !name.is_empty() && name != "NO_ERROR")
 }
 
 #[async_trait::async_trait]
@@ -630,14 +635,16 @@ impl ProviderAdapter for InfobipAdapter {
             Err(error) => return LookupOutcome::Unavailable { detail: format!("unreadable lookup answer: {error}") },
         };
         // A log that ignored the filter must not lend us another message's status.
-        let status = logs
+        let found = logs
             .results
             .into_iter()
             .filter(|entry| entry.message_id == id)
-            .map(|entry| report_status(&entry.status.group_name))
-            .find(|status| *status != ReportStatus::Rejected);
-        match status {
-            Some(status) => LookupOutcome::Accepted { provider_message_id: id, status: Some(status) },
+            .map(|entry| (report_status(&entry.status.group_name), error_code(entry.error)))
+            .find(|(status, _)| *status != ReportStatus::Rejected);
+        match found {
+            Some((status, error_code)) => {
+                LookupOutcome::Accepted { provider_message_id: id, status: Some(status), error_code }
+            }
             None => LookupOutcome::NotFound,
         }
     }

@@ -110,6 +110,9 @@ pub enum LookupOutcome {
         provider_message_id: String,
         /// Its current status, if the provider says.
         status: Option<ReportStatus>,
+        /// The error code the provider gives it, if it failed and the provider says (as
+        /// its reports would carry it).
+        error_code: Option<String>,
     },
     /// The provider has no such message.
     NotFound,

@@ -386,6 +386,7 @@ impl ProviderAdapter for TwilioAdapter {
             if let Some(resource) = page.messages.into_iter().find(|resource| resource.body == message.body) {
                 return LookupOutcome::Accepted {
                     status: Some(report_status(&resource.status)),
+                    error_code: resource.error_code.map(|code| code.to_string()),
                     provider_message_id: resource.sid,
                 };
             }

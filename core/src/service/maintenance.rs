@@ -134,7 +134,7 @@ impl Maintenance {
             }
             let now = self.clock.now();
             let resolution = match adapter.lookup(&outbound(&message)).await {
-                LookupOutcome::Accepted { provider_message_id, status } => {
+                LookupOutcome::Accepted { provider_message_id, status, error_code } => {
                     let resolution = Resolution::Accepted { provider_message_id: provider_message_id.clone() };
                     if self.store.resolve_unknown(message.id, resolution, self.clock.now())? {
                         resolved += 1;
@@ -145,7 +145,7 @@ impl Maintenance {
                             provider_message_id,
                             message_ref: Some(message.id),
                             status,
-                            error_code: None,
+                            error_code,
                         };
                         self.store.apply_report(report, self.clock.now())?;
                     }

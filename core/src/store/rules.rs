@@ -134,6 +134,9 @@ pub fn books_hold(books: &Tenant) -> bool {
 
 /// The error a final report records on its message.
 pub fn report_error(to: MessageStatus, report: &InboundReport) -> Option<MessageError> {
+    if active(Bug::ReportErrorDropped) {
+        return None;
+    }
     let code = report.error_code.clone()?;
     matches!(to, MessageStatus::Undelivered | MessageStatus::Expired | MessageStatus::Rejected).then(|| MessageError {
         code,

@@ -404,7 +404,8 @@ async fn twilio_lookup_finds_an_ambiguous_submission_by_body() {
         found,
         smsim_core::adapter::LookupOutcome::Accepted {
             provider_message_id: "SM9".into(),
-            status: Some(ReportStatus::Delivered)
+            status: Some(ReportStatus::Delivered),
+            error_code: None
         }
     );
     wanted[1].body = "never sent".into();
@@ -451,7 +452,11 @@ async fn twilio_lookup_of_a_messaging_service_send_asks_without_from_and_follows
     let wanted = messages(2);
     assert_eq!(
         adapter.lookup(&wanted[0]).await,
-        LookupOutcome::Accepted { provider_message_id: "SM1".into(), status: Some(ReportStatus::Delivered) },
+        LookupOutcome::Accepted {
+            provider_message_id: "SM1".into(),
+            status: Some(ReportStatus::Delivered),
+            error_code: None
+        },
         "found on the second page, by destination and body"
     );
     assert_eq!(adapter.lookup(&wanted[1]).await, LookupOutcome::NotFound, "both pages read, no such body");
@@ -872,7 +877,11 @@ async fn infobip_lookup_asks_for_our_id_and_is_exact() {
     let wanted = messages(5);
     assert_eq!(
         adapter.lookup(&wanted[0]).await,
-        LookupOutcome::Accepted { provider_message_id: "msg_1_1".into(), status: Some(ReportStatus::Delivered) }
+        LookupOutcome::Accepted {
+            provider_message_id: "msg_1_1".into(),
+            status: Some(ReportStatus::Delivered),
+            error_code: None
+        }
     );
     assert_eq!(adapter.lookup(&wanted[1]).await, LookupOutcome::NotFound, "another message's entry is not ours");
     assert_eq!(adapter.lookup(&wanted[2]).await, LookupOutcome::NotFound, "a refused message was never sent");

@@ -83,7 +83,7 @@ impl ProviderAdapter for ScriptedAdapter {
     }
     async fn lookup(&self, message: &OutboundMessage) -> LookupOutcome {
         match self.script.lock().unwrap().accepted.get(&message.id) {
-            Some(id) => LookupOutcome::Accepted { provider_message_id: id.clone(), status: None },
+            Some(id) => LookupOutcome::Accepted { provider_message_id: id.clone(), status: None, error_code: None },
             None => LookupOutcome::NotFound,
         }
     }

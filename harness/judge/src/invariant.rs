@@ -100,7 +100,8 @@ invariants! {
     /// complete while paused; an acknowledged resume leads to completion.
     Operator = "operator", Always;
     /// Every final report the engine acknowledged ends on the message the provider
-    /// accepted under that id, with that report's status.
+    /// accepted under that id, with that report's status, and with the error code the
+    /// report carried, if it carried one, as the message's last error.
     Attribution = "attribution", Eventually;
     /// Forged reports are refused and change nothing.
     Forgery = "forgery", Always;

@@ -91,6 +91,9 @@ struct MessageModel {
     forbidden: bool,
     /// When it last moved to `failed` (ms).
     failed_ms: u64,
+    /// The error code its row showed when a report settled it (`None`: none, or not
+    /// settled by a report): rare, so held as text.
+    report_error: Option<Box<str>>,
 }
 
 /// What the provider did with one key.
@@ -255,6 +258,8 @@ struct AccountModel {
 struct AnsweredReport {
     provider_id: String,
     status: Status,
+    /// The error code it carried, if any.
+    error_code: Option<String>,
     at_ms: u64,
 }
 
@@ -448,8 +453,8 @@ impl Judge {
             Observation::Accepted { account, destination, body, provider_id } => {
                 self.accepted(at_ms, account, destination, body, provider_id)
             }
-            Observation::ReportAnswered { account, provider_id, status, forged, answered } => {
-                self.report_answered(at_ms, account, provider_id, status, forged, answered)
+            Observation::ReportAnswered { account, provider_id, status, error_code, forged, answered } => {
+                self.report_answered(at_ms, account, provider_id, (status, error_code), forged, answered)
             }
             Observation::MessageMoved { message, campaign, from, to, mover, row } => {
                 self.sees_messages = true;
@@ -936,7 +941,7 @@ impl Judge {
         at_ms: u64,
         account: &str,
         provider_id: &str,
-        status: &str,
+        (status, error_code): (&str, Option<&str>),
         forged: bool,
         answered: Option<u16>,
     ) -> Result<(), Violation> {
@@ -953,7 +958,12 @@ impl Judge {
         let Some(final_status) = final_status(self.accounts[account_index as usize].wire, status) else {
             return Ok(());
         };
-        let report = AnsweredReport { provider_id: provider_id.to_owned(), status: final_status, at_ms };
+        let report = AnsweredReport {
+            provider_id: provider_id.to_owned(),
+            status: final_status,
+            error_code: error_code.map(str::to_owned),
+            at_ms,
+        };
         let slot = (account_index, fnv(&[provider_id]));
         if forged && answered.is_some() {
             self.refused_forgeries.entry(slot).or_default().push(report);
@@ -1031,6 +1041,9 @@ impl Judge {
                 if to_status == Status::Failed {
                     model.failed_ms = at_ms;
                 }
+                if to_status.is_final_report() {
+                    model.report_error = row.error_code.map(Box::from);
+                }
                 let after = money_of(to_status, unknown_outcome);
                 let (cost, tenant) = (model.cost, campaign.tenant);
                 self.move_money(tenant, cost, before, after);
@@ -1065,6 +1078,7 @@ impl Judge {
                 provider_id: 0,
                 forbidden: self.setup.forbidden_destinations.contains(row.destination),
                 failed_ms: 0,
+                report_error: None,
             },
         );
         self.move_money(tenant, cost, Money::Free, money_of(status, false));
@@ -1689,6 +1703,11 @@ impl Judge {
         Some((message, &self.messages[&message]))
     }
 
+    /// Every acknowledged final report is reflected on the message the provider accepted
+    /// under its id: the message ends with the report's status and, if the report carried
+    /// an error code, with that code as its last error (DESIGN.md, "Domain": a message keeps
+    /// its last error, code and retryable; the provider's report is the last word on why it
+    /// was not delivered).
     fn check_attribution(&mut self, at_ms: u64) -> Result<(), Violation> {
         let mut found = None;
         for (&slot, reports) in &self.acknowledged {
@@ -1714,8 +1733,47 @@ impl Judge {
                 ));
                 break;
             }
+            if reflected {
+                if let Some(found_here) = Self::error_problem(at_ms, message, model, reports) {
+                    found = Some(found_here);
+                    break;
+                }
+            }
         }
         self.fail_if(found)
+    }
+
+    /// A message a report settled records the error code that report carried: of the
+    /// acknowledged reports with the status it ended in, those that carried a code name
+    /// the codes it may show (a report that carried none leaves its earlier error as it
+    /// was, so proves nothing).
+    fn error_problem(
+        at_ms: u64,
+        message: MessageRef,
+        model: &MessageModel,
+        reports: &[AnsweredReport],
+    ) -> Option<Violation> {
+        let carried: Vec<&str> =
+            reports.iter().filter(|r| r.status == model.status).filter_map(|r| r.error_code.as_deref()).collect();
+        let recorded = model.report_error.as_deref();
+        if carried.is_empty() || recorded.is_some_and(|code| carried.contains(&code)) {
+            return None;
+        }
+        let report = reports.iter().find(|r| r.status == model.status && r.error_code.is_some())?;
+        Some(violation(
+            Invariant::Attribution,
+            at_ms,
+            format!(
+                "report {} {} carried error {}, but {} ended {} with error {}",
+                report.provider_id,
+                report.status,
+                carried[0],
+                message_name(message),
+                model.status,
+                recorded.unwrap_or("none"),
+            ),
+            vec![format!("acknowledged at {} ms; codes the reports carried: {carried:?}", report.at_ms)],
+        ))
     }
 
     fn check_forgeries_changed_nothing(&mut self, at_ms: u64) -> Result<(), Violation> {

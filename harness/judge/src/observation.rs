@@ -323,6 +323,9 @@ pub enum Observation<'a> {
         provider_id: &'a str,
         /// The provider's status string.
         status: &'a str,
+        /// The error code the report carried, as its wire format writes it (Twilio's
+        /// `ErrorCode`, Infobip's error `name`, Mitto's `errorCode`), if it carried one.
+        error_code: Option<&'a str>,
         /// Deliberately forged (the provider knows).
         forged: bool,
         /// The engine's HTTP answer.

@@ -117,6 +117,7 @@ pub fn tell_provider(judge: &mut Judge, truth: &mut Truth) -> Result<(), Violati
                     account: &report.account,
                     provider_id: &report.provider_id,
                     status: report.status,
+                    error_code: report.error_code,
                     forged: report.forged,
                     answered: *answered,
                 }
@@ -310,8 +311,10 @@ impl Oracle {
                     self.messages += 1;
                 }
                 // The row is read where the judge needs what it says: its key at creation,
-                // its provider id at acceptance, its error when it fails.
-                let wanted = from.is_none() || matches!(to.as_str(), "accepted" | "failed");
+                // its provider id at acceptance, its error when it fails or a report settles
+                // it as not delivered.
+                let wanted = from.is_none()
+                    || matches!(to.as_str(), "accepted" | "failed" | "undelivered" | "expired" | "rejected");
                 let stored = wanted.then(|| read(store.message(message), "a message the journal moved"));
                 let row = stored.as_ref().map_or(MessageRow::default(), |m| MessageRow {
                     destination: &m.destination,

@@ -129,6 +129,9 @@ pub struct SentReport {
     pub provider_id: Box<str>,
     /// The status string sent (one of the provider's fixed statuses).
     pub status: &'static str,
+    /// The error code it carried, as its wire format writes it, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<&'static str>,
     /// Whether the status is final.
     pub is_final: bool,
     /// Deliberately forged (wrong signature or token).
@@ -678,6 +681,10 @@ struct ReportRules {
     attempts: u32,
     /// Whether an answer other than 2xx is tried again (else only a missing answer is).
     retries_error_answers: bool,
+    /// The error code a report of a status carries, as the format writes it, if any: what
+    /// its webhooks send and what the ground truth records (`attribution` holds the
+    /// message's last error to it).
+    error_code: fn(&str) -> Option<&'static str>,
 }
 
 /// Notes a request and its answer in [`Truth::exchanges`] when a timeline is kept: noted
@@ -956,6 +963,7 @@ async fn send_webhook(provider: Arc<Provider>, client: Arc<dyn HttpClient>, chan
                     account,
                     provider_id: report.provider_id.as_str().into(),
                     status: report.status,
+                    error_code: (channel.rules().error_code)(report.status),
                     is_final: report.is_final,
                     forged: report.forged,
                     answered: None,

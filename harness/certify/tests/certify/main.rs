@@ -391,7 +391,7 @@ impl ProviderAdapter for FirstPageOnly {
             return LookupOutcome::Unavailable { detail: "unreadable".into() };
         };
         match page.messages.into_iter().find(|m| m.body == message.body) {
-            Some(found) => LookupOutcome::Accepted { provider_message_id: found.sid, status: None },
+            Some(found) => LookupOutcome::Accepted { provider_message_id: found.sid, status: None, error_code: None },
             None => LookupOutcome::NotFound,
         }
     }

@@ -126,6 +126,7 @@ fn correct() -> History {
                 account: A,
                 provider_id: "p1",
                 status: "Delivered",
+                error_code: None,
                 forged: false,
                 answered: Some(200),
             },
@@ -136,6 +137,7 @@ fn correct() -> History {
                 account: A,
                 provider_id: "p2",
                 status: "Delivered",
+                error_code: None,
                 forged: false,
                 answered: Some(200),
             },
@@ -433,6 +435,40 @@ fn attribution_fires_on_an_acknowledged_report_that_never_landed() {
     assert_eq!(judge.finish(100).unwrap_err().invariant, Invariant::Attribution);
 }
 
+/// [`correct`], but message 2's report is `Failure` carrying error code `carried`, and its
+/// row shows `recorded` once it moved to undelivered.
+fn failed_by_report(carried: Option<&'static str>, recorded: Option<&'static str>) -> History {
+    let mut history = correct();
+    for (_, observation) in history.iter_mut() {
+        match observation {
+            Observation::ReportAnswered { provider_id: "p2", status, error_code, .. } => {
+                (*status, *error_code) = ("Failure", carried);
+            }
+            Observation::MessageMoved { message: (1, 2), to: "delivered", .. } => {
+                *observation = moved(2, Some("accepted"), "undelivered", row("+302", None, recorded));
+            }
+            _ => {}
+        }
+    }
+    history.retain(|(_, o)| !matches!(o, Observation::CampaignRead(_)));
+    history
+}
+
+#[test]
+fn attribution_fires_on_a_message_that_lost_its_reports_error_code() {
+    // The error code a final report carried is the message's last error: dropped, or
+    // another code kept, the failures by error code name the wrong cause.
+    let dropped = fires(failed_by_report(Some("E42"), None), Invariant::Attribution);
+    assert!(dropped.message.contains("carried error E42") && dropped.message.contains("with error none"), "{dropped}");
+    let other = fires(failed_by_report(Some("E42"), Some("429")), Invariant::Attribution);
+    assert!(other.message.contains("with error 429"), "{other}");
+    // Silent when the message records the code, and when the report carried none (its
+    // earlier error, if any, stands).
+    judge(&failed_by_report(Some("E42"), Some("E42"))).1.unwrap();
+    judge(&failed_by_report(None, None)).1.unwrap();
+    judge(&failed_by_report(None, Some("429"))).1.unwrap();
+}
+
 #[test]
 fn completion_fires_on_a_campaign_completed_with_a_message_pending() {
     let mut history = correct();
@@ -574,6 +610,7 @@ fn forgery_fires_on_an_acknowledged_forgery_or_one_that_changed_a_message() {
         account: A,
         provider_id: "p1",
         status: "Failure",
+        error_code: None,
         forged: true,
         answered: Some(answered),
     };

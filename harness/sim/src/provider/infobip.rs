@@ -61,13 +61,26 @@ pub fn status(name: &str) -> Value {
     json!({ "groupId": group_id, "groupName": group_name, "id": id, "name": name, "description": description })
 }
 
-/// The error object that goes with status `name`.
-pub fn error(name: &str) -> Value {
-    let (group_id, group_name, id, error, description, permanent) = match name {
+/// The error that goes with status `name`: group id, group name, id, name, description,
+/// permanent.
+fn error_of(name: &str) -> (u32, &'static str, u32, &'static str, &'static str, bool) {
+    match name {
         "UNDELIVERABLE_NOT_DELIVERED" => (1, "HANDSET_ERRORS", 27, "EC_ABSENT_SUBSCRIBER", "Absent subscriber", false),
         "EXPIRED_EXPIRED" => (1, "HANDSET_ERRORS", 1, "EC_UNKNOWN_SUBSCRIBER", "Unknown subscriber", true),
         _ => (0, "OK", 0, "NO_ERROR", "No Error", false),
-    };
+    }
+}
+
+/// The error code a report with status `name` carries: its error's name, unless that is
+/// `NO_ERROR`.
+pub fn report_error_code(name: &str) -> Option<&'static str> {
+    let (.., error, _, _) = error_of(name);
+    (error != "NO_ERROR").then_some(error)
+}
+
+/// The error object that goes with status `name`.
+pub fn error(name: &str) -> Value {
+    let (group_id, group_name, id, error, description, permanent) = error_of(name);
     json!({
         "groupId": group_id, "groupName": group_name, "id": id, "name": error,
         "description": description, "permanent": permanent,
@@ -216,6 +229,7 @@ pub(super) static WIRE_FORMAT: WireFormat = WireFormat {
         other_failures: &["EXPIRED_EXPIRED", "REJECTED_NETWORK"],
         attempts: 5,
         retries_error_answers: true,
+        error_code: report_error_code,
     },
 };
 
@@ -536,6 +550,16 @@ async fn pull_reports(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A report's error code is its error object's name, and none for `NO_ERROR`.
+    #[test]
+    fn a_reports_error_code_is_its_errors_name() {
+        for (status, ..) in STATUSES {
+            let name = error(status)["name"].as_str().unwrap().to_owned();
+            assert_eq!(report_error_code(status), (name != "NO_ERROR").then_some(name.as_str()), "{status}");
+        }
+        assert_eq!(report_error_code("EXPIRED_EXPIRED"), Some("EC_UNKNOWN_SUBSCRIBER"));
+    }
 
     /// Reports and logs state the scenario's price per message.
     #[test]

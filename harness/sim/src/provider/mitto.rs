@@ -134,6 +134,9 @@ pub(super) static WIRE_FORMAT: WireFormat = WireFormat {
         other_failures: &[],
         attempts: 5,
         retries_error_answers: true,
+        // The documentation names an `errorCode` for failures but no values: the simulated
+        // provider sends none.
+        error_code: |_| None,
     },
 };
 
@@ -235,7 +238,7 @@ fn webhook(engine_url: &str, account: &AccountBinding, reports: &[Outgoing]) -> 
     let wire = |report: &Outgoing| DeliveryReport {
         message_id: report.provider_id.clone(),
         delivery_status: report.status.into(),
-        error_code: None,
+        error_code: (WIRE_FORMAT.reports.error_code)(report.status).map(str::to_owned),
     };
     let body = match reports {
         [report] => DeliveryReports::One(wire(report)),

@@ -145,6 +145,12 @@ pub struct Message<'a> {
 /// Error code and message of an `undelivered` or `failed` message (30003: unreachable).
 pub const UNDELIVERED: (i64, &str) = (30003, "Unreachable destination handset");
 
+/// The `ErrorCode` a status callback with `status` carries: [`UNDELIVERED`]'s, written as
+/// the form parameter writes it, for a message that did not arrive.
+pub fn callback_error_code(status: &str) -> Option<&'static str> {
+    matches!(status, "undelivered" | "failed").then_some("30003")
+}
+
 /// The message resource, every documented field present (null where Twilio has none).
 pub fn resource(message: &Message<'_>) -> Value {
     let segments = smsim_judge::segments::count(message.body);
@@ -258,8 +264,8 @@ pub fn callback_params(
     if let Some(service) = messaging_service_sid {
         params.insert("MessagingServiceSid".into(), service.to_owned());
     }
-    if matches!(status, "undelivered" | "failed") {
-        params.insert("ErrorCode".into(), UNDELIVERED.0.to_string());
+    if let Some(code) = callback_error_code(status) {
+        params.insert("ErrorCode".into(), code.to_owned());
     }
     params
 }
@@ -294,6 +300,7 @@ pub(super) static WIRE_FORMAT: WireFormat = WireFormat {
         other_failures: &["failed"],
         attempts: 2,
         retries_error_answers: false,
+        error_code: callback_error_code,
     },
 };
 
@@ -589,6 +596,17 @@ fn callback_request(
 mod tests {
     use super::*;
 
+    /// A callback's `ErrorCode` is the resource's `error_code`, for the statuses that have one.
+    #[test]
+    fn a_callback_carries_the_resources_error_code() {
+        let code = UNDELIVERED.0.to_string();
+        assert_eq!(callback_error_code("undelivered"), Some(code.as_str()));
+        assert_eq!(callback_error_code("failed"), Some(code.as_str()));
+        assert_eq!(callback_error_code("delivered"), None);
+        let params = callback_params("AC1", "SM1", "failed", None, "+306910000001", None);
+        assert_eq!(params.get("ErrorCode"), Some(&code));
+    }
+
     /// A sent message's `price` is minus the scenario's price per segment times its
     /// segments; a fresh one has none.
     #[test]
@@ -663,6 +681,7 @@ mod tests {
             account: "ta_1".into(),
             provider_id: sid,
             status: "sent",
+            error_code: None,
             is_final: false,
             forged: false,
             answered: Some(200),
