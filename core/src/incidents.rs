@@ -109,6 +109,9 @@ bugs! {
     /// Records a final report's status but not the error code it carries: the message keeps
     /// its earlier error, or none, and its failures are filed under the wrong cause.
     ReportErrorDropped = "report-error-dropped", seed "—", at "store rules: `report_error`";
+    /// Takes a worker's write for a message that is still `submitting`, whoever holds its lease
+    /// now: a stale worker's hand-back puts another worker's message back in the queue.
+    StaleWriteTaken = "stale-write-taken", seed "—", at "store rules: `record_submission`";
 }
 
 impl fmt::Display for Bug {

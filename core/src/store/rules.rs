@@ -728,7 +728,10 @@ pub fn record_submission(
     token: u64,
     result: SubmissionResult,
 ) -> SubmissionPlan {
-    let holds_lease = status == MessageStatus::Submitting && lease_token == Some(token);
+    // A message is held by the token its lease carries, not by being `submitting`: the
+    // reaper and a retry may have given it to another worker since this one claimed it.
+    let token_ignored = active(Bug::StaleWriteTaken);
+    let holds_lease = status == MessageStatus::Submitting && (lease_token == Some(token) || token_ignored);
     let late_acceptance = status == MessageStatus::Unknown && matches!(result, SubmissionResult::Accepted { .. });
     if !holds_lease && !late_acceptance {
         return SubmissionPlan::Fenced;

@@ -136,6 +136,12 @@ mod defaults {
     pub fn unknown_settle_after_ms() -> u64 {
         60_000
     }
+    pub fn lookup_grace_ms() -> u64 {
+        5_000
+    }
+    pub fn is_lookup_grace_ms(ms: &u64) -> bool {
+        *ms == lookup_grace_ms()
+    }
     pub fn price() -> i64 {
         55
     }
@@ -176,6 +182,11 @@ pub struct EngineSection {
     /// failed `UNKNOWN_OUTCOME`, charged.
     #[serde(default = "defaults::unknown_settle_after_ms")]
     pub unknown_settle_after_ms: u64,
+    /// How long (ms) after a message became unknown a status lookup's "not found" is
+    /// trusted (it is then settled as never accepted, refunded). Left out of the resolved
+    /// configuration at its default, so a scenario that does not set it keeps its hash.
+    #[serde(default = "defaults::lookup_grace_ms", skip_serializing_if = "defaults::is_lookup_grace_ms")]
+    pub lookup_grace_ms: u64,
     /// The store the engine runs on: `memory` (the default), or `sqlite`, an in-memory
     /// SQLite database, so the rows the SQL backends write and read back are judged too.
     #[serde(default)]
@@ -205,6 +216,7 @@ impl Default for EngineSection {
             lease_ms: defaults::lease_ms(),
             claim_batch: defaults::claim_batch(),
             unknown_settle_after_ms: defaults::unknown_settle_after_ms(),
+            lookup_grace_ms: defaults::lookup_grace_ms(),
             store: StoreKind::default(),
             rate_burst: Default::default(),
         }
@@ -928,6 +940,7 @@ impl Scenario {
             return Err(("engine.lease_ms".into(), "expected a lease of at least 1 ms".into()));
         }
         at_most("engine.unknown_settle_after_ms", self.engine.unknown_settle_after_ms, MAX_DURATION_MS, "ms")?;
+        at_most("engine.lookup_grace_ms", self.engine.lookup_grace_ms, MAX_DURATION_MS, "ms")?;
         at_most("engine.claim_batch", self.engine.claim_batch, MAX_CLAIM_BATCH, "messages")?;
         for (field, [_, high]) in [
             ("provider.latency_ms", self.provider.latency_ms),

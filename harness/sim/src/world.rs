@@ -228,7 +228,7 @@ pub fn engine_config(scenario: &Scenario) -> EngineConfig {
         idle_poll_ms: 250,
         maintenance_interval_ms: 1_000,
         unknown_settle_after_ms: scenario.engine.unknown_settle_after_ms,
-        lookup_grace_ms: 5_000,
+        lookup_grace_ms: scenario.engine.lookup_grace_ms,
         rate_burst: scenario.engine.rate_burst,
         ..EngineConfig::default()
     }
