@@ -15,6 +15,8 @@
 //!   `_`, `-` or `.`, values at most 1 024 bytes; the first bad one in name order is the
 //!   field refused (`attributes.NAME`). A valid row creates the tenant's contact, changes
 //!   it (other attributes or opt-out) or leaves it as it is.
+//! * **Imports** carry at most 10 000 rows: one of more is refused whole, `413
+//!   PAYLOAD_TOO_LARGE`, and changes nothing; one of exactly 10 000 is taken row by row.
 //! * **Credit changes** of a tenant with nothing reserved: a `top_up` of 1 to 10¹⁵, an
 //!   `adjust` non-zero within ±10¹⁵, a balance of at most 10¹⁵ after either, else `400
 //!   VALIDATION` on the field; a balance below zero after it is `402 INSUFFICIENT_CREDITS`,
@@ -30,6 +32,8 @@ pub const MAX_ATTRIBUTE_NAME: usize = 64;
 pub const MAX_ATTRIBUTE_VALUE: usize = 1024;
 /// A balance, a top-up and an adjustment are at most this many credits (10¹⁵).
 pub const MAX_CREDITS: i64 = 1_000_000_000_000_000;
+/// An import carries at most this many rows.
+pub const MAX_IMPORT_ROWS: usize = 10_000;
 
 /// What a credit change of a tenant with `balance` and nothing reserved must be answered:
 /// the new balance, or the status, code and field of its refusal and what its message
@@ -279,6 +283,19 @@ impl InputModel {
                         vec![answered, format!("owed: {owed:?}")],
                     )),
                 }
+            }
+            Input::Import { rows } if rows.len() > MAX_IMPORT_ROWS => {
+                let right = answer.status == 413 && answer.code == Some("PAYLOAD_TOO_LARGE");
+                if (200..300).contains(&answer.status) {
+                    // Taken: what it changed is not the judge's to guess.
+                    model.in_doubt = true;
+                }
+                (!right).then(|| {
+                    (
+                        format!("an import of {} rows, more than {MAX_IMPORT_ROWS}, was not refused whole", rows.len()),
+                        vec![answered, "owed: 413 PAYLOAD_TOO_LARGE".into()],
+                    )
+                })
             }
             Input::Import { rows } => {
                 let Some(counts) = answer.import else {

@@ -114,7 +114,8 @@ invariants! {
     Retries = "retries", Always;
     /// Bad input is refused with the documented answer — a template at fault with `400
     /// VALIDATION` on `body_template` naming the byte of the placeholder at fault, an
-    /// import's bad rows by index and field — and changes nothing; an import's valid rows
+    /// import's bad rows by index and field, an import of more than 10 000 rows whole with
+    /// `413 PAYLOAD_TOO_LARGE` — and changes nothing; an import's valid rows
     /// are counted created, updated or unchanged as the judge's own contact book counts
     /// them, and what the tenant then lists is that book.
     Input = "input", Always;

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use smsim_core::adapter::http::HyperClient;
 use smsim_core::adapter::{HttpClient, HttpError, HttpRequest};
+use smsim_core::store::rules::MAX_IMPORT_ROWS;
 use smsim_core::{CampaignId, TenantId};
 use smsim_judge as judge;
 use std::collections::BTreeMap;
@@ -179,7 +180,8 @@ fn bad_templates() -> Vec<String> {
 /// Two imports of rows at fault beside valid ones: refused numbers (no `+`, nothing after
 /// it, too short for any plan), attribute names too long or of bad characters, a value one
 /// byte too long, each bound met exactly, a number written with spaces, and rows that
-/// repeat a number unchanged, changed, and in the next import.
+/// repeat a number unchanged, changed, and in the next import. Then the bound on an
+/// import's rows, from both sides: one row more than it, and exactly as many.
 fn bad_imports() -> Vec<Vec<judge::ContactRow>> {
     let row = |phone: &str, attributes: &[(&str, &str)], opted_out| judge::ContactRow {
         phone: phone.into(),
@@ -206,6 +208,9 @@ fn bad_imports() -> Vec<Vec<judge::ContactRow>> {
             row("+306912390002", &[("first_name", "Nikos")], false),
             row("+306912390003", &[("first_name", "Eleni")], false),
         ],
+        // One row more than an import may carry, refused whole; then exactly as many, taken.
+        (0..=MAX_IMPORT_ROWS).map(|n| row(&format!("+3069124{n:05}"), &[], false)).collect(),
+        (0..MAX_IMPORT_ROWS).map(|n| row(&format!("+3069124{n:05}"), &[], false)).collect(),
     ]
 }
 

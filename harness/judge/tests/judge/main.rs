@@ -1286,6 +1286,28 @@ fn input_fires_on_an_import_miscounted_or_a_listing_its_imports_did_not_leave() 
 }
 
 #[test]
+fn input_fires_on_an_import_of_more_rows_than_allowed_taken_or_one_of_exactly_the_limit_refused() {
+    let row =
+        |n: usize| ContactRow { phone: format!("+3069124{n:05}"), attributes: Default::default(), opted_out: false };
+    let at_limit: &'static [ContactRow] = Box::leak((0..10_000).map(row).collect::<Vec<_>>().into_boxed_slice());
+    let over: &'static [ContactRow] = Box::leak((0..10_001).map(row).collect::<Vec<_>>().into_boxed_slice());
+    let import = |rows, answer| Observation::InputSent { tenant: "mallory", input: Input::Import { rows }, answer };
+    let too_large = refusal(413, "PAYLOAD_TOO_LARGE", "", "at most 10000 contacts per import, got 10001");
+    let taken: &'static ImportCounts = Box::leak(Box::new(ImportCounts { created: 10_000, ..ImportCounts::default() }));
+    let counted = InputAnswer { status: 200, code: None, field: None, message: None, import: Some(taken) };
+    let at = position(&correct(), |o| matches!(o, Observation::Received { .. }));
+    judge(&inserted(at, vec![(25, import(over, too_large)), (26, import(at_limit, counted))])).1.unwrap();
+    // One row too many, taken; or refused as a field at fault rather than whole.
+    let over_taken = InputAnswer { status: 200, ..counted };
+    fires(inserted(at, vec![(25, import(over, over_taken))]), Invariant::Input);
+    let as_a_field = refusal(400, "VALIDATION", "rows", "at most 10000 contacts per import, got 10001");
+    fires(inserted(at, vec![(25, import(over, as_a_field))]), Invariant::Input);
+    // Exactly the limit, refused.
+    let at_limit_refused = refusal(413, "PAYLOAD_TOO_LARGE", "", "at most 10000 contacts per import, got 10000");
+    fires(inserted(at, vec![(25, import(at_limit, at_limit_refused))]), Invariant::Input);
+}
+
+#[test]
 fn input_fires_on_a_credit_change_answered_otherwise_than_its_balance_owes() {
     let change = |field: &'static str, amount, answer| Observation::InputSent {
         tenant: T,
