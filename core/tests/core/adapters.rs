@@ -386,7 +386,14 @@ async fn twilio_error_codes_are_classified() {
 async fn twilio_lookup_finds_an_ambiguous_submission_by_body() {
     let server = MockServer::start().await;
     let list = twilio_wire::MessageList {
-        messages: vec![twilio_resource("SM9", "delivered", "hello 1"), twilio_resource("SM8", "sent", "other")],
+        messages: vec![
+            twilio_resource("SM9", "delivered", "hello 1"),
+            twilio_resource("SM8", "sent", "other"),
+            twilio_wire::MessageResource {
+                error_code: Some(30003),
+                ..twilio_resource("SM7", "undelivered", "hello 3")
+            },
+        ],
         next_page_uri: None,
         page: 0,
         page_size: 50,
@@ -398,7 +405,7 @@ async fn twilio_lookup_finds_an_ambiguous_submission_by_body() {
         .await;
     let adapter =
         TwilioAdapter::from_account(&account(ProviderKind::Twilio, &server.uri()), client(), "https://e").unwrap();
-    let mut wanted = messages(2);
+    let mut wanted = messages(3);
     let found = adapter.lookup(&wanted[0]).await;
     assert_eq!(
         found,
@@ -410,6 +417,16 @@ async fn twilio_lookup_finds_an_ambiguous_submission_by_body() {
     );
     wanted[1].body = "never sent".into();
     assert_eq!(adapter.lookup(&wanted[1]).await, smsim_core::adapter::LookupOutcome::NotFound);
+    // Not delivered: the resource's error code is what the lookup carries, as the status
+    // callback would.
+    assert_eq!(
+        adapter.lookup(&wanted[2]).await,
+        smsim_core::adapter::LookupOutcome::Accepted {
+            provider_message_id: "SM7".into(),
+            status: Some(ReportStatus::Undelivered),
+            error_code: Some("30003".into())
+        }
+    );
 }
 
 /// A message sent through a messaging service went out from a number of the service's
@@ -862,6 +879,21 @@ async fn infobip_lookup_asks_for_our_id_and_is_exact() {
         ("msg_1_3", logs(vec![log("msg_1_3", infobip_wire::Group::Rejected, "REJECTED_DESTINATION")])),
         ("msg_1_4", ResponseTemplate::new(503)),
         ("msg_1_5", ResponseTemplate::new(200).set_body_raw("{\"results\":[", "application/json")),
+        // Not delivered: its error's name is the code the lookup carries, as a report would.
+        (
+            "msg_1_6",
+            logs(vec![infobip_wire::LogEntry {
+                error: Some(infobip_wire::ReportError {
+                    group_id: 1,
+                    group_name: "HANDSET_ERRORS".into(),
+                    id: 27,
+                    name: "EC_ABSENT_SUBSCRIBER".into(),
+                    description: "Absent subscriber".into(),
+                    permanent: false,
+                }),
+                ..log("msg_1_6", infobip_wire::Group::Undeliverable, "UNDELIVERABLE_NOT_DELIVERED")
+            }]),
+        ),
     ];
     for (id, response) in routes {
         Mock::given(method("GET"))
@@ -874,7 +906,7 @@ async fn infobip_lookup_asks_for_our_id_and_is_exact() {
     }
     let adapter =
         InfobipAdapter::from_account(&account(ProviderKind::Infobip, &server.uri()), client(), "https://e").unwrap();
-    let wanted = messages(5);
+    let wanted = messages(6);
     assert_eq!(
         adapter.lookup(&wanted[0]).await,
         LookupOutcome::Accepted {
@@ -887,6 +919,14 @@ async fn infobip_lookup_asks_for_our_id_and_is_exact() {
     assert_eq!(adapter.lookup(&wanted[2]).await, LookupOutcome::NotFound, "a refused message was never sent");
     assert!(matches!(adapter.lookup(&wanted[3]).await, LookupOutcome::Unavailable { .. }));
     assert!(matches!(adapter.lookup(&wanted[4]).await, LookupOutcome::Unavailable { .. }));
+    assert_eq!(
+        adapter.lookup(&wanted[5]).await,
+        LookupOutcome::Accepted {
+            provider_message_id: "msg_1_6".into(),
+            status: Some(ReportStatus::Undelivered),
+            error_code: Some("EC_ABSENT_SUBSCRIBER".into())
+        }
+    );
 }
 
 #[test]
