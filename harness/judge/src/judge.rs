@@ -228,6 +228,10 @@ struct TenantModel {
     /// Per credit change in doubt: the least the tenant had available (by the judge's
     /// ledger) since it was sent, and whether another change was in doubt beside it.
     doubt_windows: BTreeMap<u64, (i64, bool)>,
+    /// The credit changes acknowledged, each with its number among all tenants'
+    /// acknowledgements ([`Judge::credit_changes_acknowledged`]) and its amount: a
+    /// reading asked for before one was acknowledged may not show it.
+    acknowledged: Vec<(u64, i64)>,
 }
 
 impl TenantModel {
@@ -236,10 +240,21 @@ impl TenantModel {
         self.funded - self.reserved - self.charged
     }
 
-    /// Every total the driver may have funded, given the changes in doubt.
-    fn possible_funding(&self) -> BTreeSet<i64> {
-        let mut possible = BTreeSet::from([self.funded]);
-        for &(_, amount) in self.in_doubt.iter().take(12) {
+    /// The amounts of the credit changes acknowledged after the first `requested_after`
+    /// (none, without it).
+    fn acknowledged_since(&self, requested_after: Option<u64>) -> Vec<i64> {
+        let Some(after) = requested_after else { return Vec::new() };
+        self.acknowledged.iter().filter(|(number, _)| *number > after).map(|(_, amount)| *amount).collect()
+    }
+
+    /// Every total the driver may have funded, given the changes in doubt, as a reading
+    /// asked for once `requested_after` changes had been acknowledged may show it: the
+    /// changes acknowledged since are in doubt for it too.
+    fn possible_funding(&self, requested_after: Option<u64>) -> BTreeSet<i64> {
+        let late = self.acknowledged_since(requested_after);
+        let mut possible = BTreeSet::from([self.funded - late.iter().sum::<i64>()]);
+        let in_doubt = self.in_doubt.iter().map(|(_, amount)| *amount).chain(late);
+        for amount in in_doubt.take(12) {
             let more: Vec<i64> = possible.iter().map(|total| total + amount).collect();
             possible.extend(more);
         }
@@ -295,6 +310,8 @@ pub struct Judge {
     sees_messages: bool,
     /// The tenants bad input was sent as (`input`).
     inputs: InputModel,
+    /// Credit changes acknowledged so far, all tenants'.
+    credit_acks: u64,
 }
 
 fn violation(invariant: Invariant, at_ms: u64, message: impl Into<String>, evidence: Vec<String>) -> Violation {
@@ -318,6 +335,7 @@ impl Judge {
                 books_read: 0,
                 last_charged: None,
                 doubt_windows: BTreeMap::new(),
+                acknowledged: Vec::new(),
             })
             .collect();
         let accounts = setup
@@ -352,6 +370,7 @@ impl Judge {
             broken: None,
             sees_messages: false,
             inputs: InputModel::default(),
+            credit_acks: 0,
         }
     }
 
@@ -380,6 +399,12 @@ impl Judge {
     /// Fails with `found`, if a check found something.
     fn fail_if(&mut self, found: Option<Violation>) -> Result<(), Violation> {
         found.map_or(Ok(()), |found| self.fail(found))
+    }
+
+    /// How many credit changes, all tenants', the judge has been told were acknowledged:
+    /// what a books reading asked for now names as `requested_after`.
+    pub fn credit_changes_acknowledged(&self) -> u64 {
+        self.credit_acks
     }
 
     /// Checks run so far, per invariant.
@@ -462,8 +487,8 @@ impl Judge {
             }
             Observation::CampaignMoved { campaign, from, to } => self.campaign_moved(at_ms, campaign, from, to),
             Observation::CampaignRead(reading) => self.campaign_read(at_ms, reading),
-            Observation::BooksRead { tenant, balance, reserved, charged } => {
-                self.books_read(at_ms, tenant, balance, reserved, charged)
+            Observation::BooksRead { tenant, balance, reserved, charged, requested_after } => {
+                self.books_read(at_ms, tenant, (balance, reserved, charged), requested_after)
             }
         }
     }
@@ -560,6 +585,8 @@ impl Judge {
             // A refusal (4xx) changed nothing; no answer or a 5xx may have changed it.
             if acknowledged {
                 tenant.funded += tenant.in_doubt.remove(position).1;
+                self.credit_acks += 1;
+                tenant.acknowledged.push((self.credit_acks, amount));
             } else if (400..500).contains(&status) {
                 tenant.in_doubt.remove(position);
             }
@@ -1522,13 +1549,15 @@ impl Judge {
         }
     }
 
+    /// The engine showed `tenant`'s books: its balance and reservations when it shows
+    /// them, and its charges, in a reading asked for once `requested_after` credit changes
+    /// had been acknowledged.
     fn books_read(
         &mut self,
         at_ms: u64,
         tenant: &str,
-        balance: Option<i64>,
-        reserved: Option<i64>,
-        charged: i64,
+        (balance, reserved, charged): (Option<i64>, Option<i64>, i64),
+        requested_after: Option<u64>,
     ) -> Result<(), Violation> {
         let index = self.tenant(tenant) as usize;
         self.tenants[index].books_read += 1;
@@ -1537,14 +1566,16 @@ impl Judge {
             return Ok(());
         }
         let books = &self.tenants[index];
-        let possible = books.possible_funding();
+        let possible = books.possible_funding(requested_after);
         let unknown = |value: Option<i64>| value.map_or("?".into(), |v| v.to_string());
         let shown = format!("shown: balance {}, reserved {}, charged {charged}", unknown(balance), unknown(reserved));
         let most = possible.iter().max().copied().unwrap_or(books.funded);
         let model = format!(
-            "the judge: funded {} ({} changes in doubt), reserved {}, charged {}",
+            "the judge: funded {} ({} changes in doubt, {} acknowledged after the reading was asked for), reserved {}, \
+             charged {}",
             books.funded,
             books.in_doubt.len(),
+            books.acknowledged_since(requested_after).len(),
             books.reserved,
             books.charged
         );

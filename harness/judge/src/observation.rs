@@ -368,5 +368,12 @@ pub enum Observation<'a> {
         reserved: Option<i64>,
         /// Spent.
         charged: i64,
+        /// How many credit changes the judge had been told were acknowledged
+        /// ([`Judge::credit_changes_acknowledged`]) when the reading was asked for. Changes
+        /// acknowledged since may or may not show in it: live mode reads beside its
+        /// actions, and a reading asked for before a top-up's answer may be answered after
+        /// it. `None`: the reading shows every change acknowledged before it (the
+        /// simulator reads between steps).
+        requested_after: Option<u64>,
     },
 }

@@ -255,10 +255,18 @@ impl LiveJudge {
     }
 
     /// The engine showed `tenant`'s books (charges, and its balance and reservations when
-    /// the profile reads them).
-    pub fn books_read(&mut self, at_ms: u64, tenant: &str, books: crate::driver::Books) {
+    /// the profile reads them), in answer to a reading asked for once `requested_after`
+    /// credit changes had been acknowledged ([`LiveJudge::credit_changes_acknowledged`]).
+    pub fn books_read(&mut self, at_ms: u64, tenant: &str, books: crate::driver::Books, requested_after: u64) {
         let crate::driver::Books { charged, balance, reserved } = books;
-        self.observe(at_ms, Observation::BooksRead { tenant, balance, reserved, charged });
+        let requested_after = Some(requested_after);
+        self.observe(at_ms, Observation::BooksRead { tenant, balance, reserved, charged, requested_after });
+    }
+
+    /// How many credit changes the judge has been told were acknowledged: note it when a
+    /// books reading is asked for, and give it with the answer ([`LiveJudge::books_read`]).
+    pub fn credit_changes_acknowledged(&self) -> u64 {
+        self.judge.credit_changes_acknowledged()
     }
 
     /// The end checks, after the heal: the first violation found, if any, and the verdicts.

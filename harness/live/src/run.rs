@@ -726,11 +726,13 @@ impl Live {
                 rounds.lock().expect("rounds poisoned").push(trace.now_ms());
             }
             for tenant in &tenants {
+                // A top-up answered while this reading is on its way may or may not show in it.
+                let requested_after = judge.lock().expect("judge poisoned").credit_changes_acknowledged();
                 match driver.books(tenant, &global, false).await {
                     Ok(Some(books)) => {
                         let mut judge = judge.lock().expect("judge poisoned");
                         judge.provider(&mut provider.truth.lock().expect("provider poisoned"));
-                        judge.books_read(provider.now_ms(), tenant, books);
+                        judge.books_read(provider.now_ms(), tenant, books, requested_after);
                     }
                     Ok(None) => {}
                     Err(error) => *failure.lock().expect("failure poisoned") = Some(error),
@@ -835,6 +837,7 @@ impl Live {
             TruthView::of(&truth, self.provider.now_ms())
         };
         let campaigns = self.outcomes(&last, &truth);
+        let requested_after = self.judge.lock().expect("judge poisoned").credit_changes_acknowledged();
         let (tenants, books) = self.tenants(&campaigns).await?;
         let (violation, verdicts) = {
             let mut judge = self.judge.lock().expect("judge poisoned");
@@ -847,7 +850,7 @@ impl Live {
                     reserved: None,
                 }));
                 if let Some(books) = books {
-                    judge.books_read(at_ms, &tenant.name, books);
+                    judge.books_read(at_ms, &tenant.name, books, requested_after);
                 }
             }
             judge.finish(at_ms)

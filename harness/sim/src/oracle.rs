@@ -381,6 +381,7 @@ impl Oracle {
                 balance: Some(books.balance.get()),
                 reserved: Some(books.reserved.get()),
                 charged: books.charged.get(),
+                requested_after: None,
             },
         )
     }

@@ -101,7 +101,13 @@ fn reading(
 }
 
 fn books(balance: i64, reserved: i64, charged: i64) -> Observation<'static> {
-    Observation::BooksRead { tenant: T, balance: Some(balance), reserved: Some(reserved), charged }
+    Observation::BooksRead {
+        tenant: T,
+        balance: Some(balance),
+        reserved: Some(reserved),
+        charged,
+        requested_after: None,
+    }
 }
 
 /// Two messages of one campaign, sent, accepted, delivered; the campaign completes.
@@ -293,6 +299,34 @@ fn money_follows_acknowledged_top_ups_and_doubts_unanswered_ones() {
     let mut unanswered = history.clone();
     unanswered[at + 1].1 = Observation::ActionAnswered { id: 7, status: 0 };
     judge(&unanswered).1.unwrap();
+}
+
+/// Live mode reads the books beside its actions: a reading asked for before a top-up was
+/// acknowledged, and answered after, may show the books without it.
+#[test]
+fn money_doubts_a_top_up_acknowledged_while_a_reading_of_the_books_was_on_its_way() {
+    let at = position(&correct(), |o| matches!(o, Observation::BooksRead { charged: 20, .. }));
+    let top_up = vec![
+        (35, Observation::ActionSent { id: 7, campaign: None, tenant: Some(T), act: Act::Credits(500) }),
+        (36, Observation::ActionAnswered { id: 7, status: 200 }),
+    ];
+    let before_the_top_up = |requested_after| Observation::BooksRead {
+        tenant: T,
+        balance: Some(980),
+        reserved: Some(0),
+        charged: 20,
+        requested_after: Some(requested_after),
+    };
+    let mut history = inserted(at, top_up);
+    let last = history.len() - 1;
+    history[last].1 = books(1_480, 0, 20);
+    // Asked for before the acknowledgement (none had been acknowledged): either total.
+    history[at + 2].1 = before_the_top_up(0);
+    judge(&history).1.unwrap_or_else(|violation| panic!("{violation}"));
+    // Asked for after it: the top-up must show.
+    history[at + 2].1 = before_the_top_up(1);
+    let violation = fires(history, Invariant::Money);
+    assert!(violation.evidence.iter().any(|line| line.contains("0 acknowledged after")), "{violation}");
 }
 
 #[test]
@@ -687,7 +721,7 @@ fn live_reading(
 }
 
 fn charges(charged: i64) -> Observation<'static> {
-    Observation::BooksRead { tenant: T, balance: None, reserved: None, charged }
+    Observation::BooksRead { tenant: T, balance: None, reserved: None, charged, requested_after: None }
 }
 
 /// Three messages: two accepted and delivered (one of two segments: 161 GSM-7 characters),
