@@ -26,6 +26,7 @@
 use crate::input::InputModel;
 use crate::invariant::Invariant;
 use crate::lattice::{self, CampaignState, Mover, Status};
+use crate::messages::MessageTable;
 use crate::observation::{Act, CampaignReading, MessageRef, MessageRow, Observation, Setup, Wire};
 use crate::reports::final_status;
 use crate::segments;
@@ -91,9 +92,6 @@ struct MessageModel {
     forbidden: bool,
     /// When it last moved to `failed` (ms).
     failed_ms: u64,
-    /// The error code its row showed when a report settled it (`None`: none, or not
-    /// settled by a report): rare, so held as text.
-    report_error: Option<Box<str>>,
 }
 
 /// What the provider did with one key.
@@ -104,8 +102,6 @@ struct KeyRecord {
     acceptances: u32,
     first_accepted_ms: u64,
     account: u32,
-    /// The provider's last refusal of it, if that is the last thing it did with it.
-    refusal: Option<Refusal>,
     /// Retryable refusals of it so far: at least as many attempts were made.
     retryable_refusals: u32,
 }
@@ -271,10 +267,10 @@ struct AccountModel {
 
 /// A report the engine answered, remembered for the end checks.
 struct AnsweredReport {
-    provider_id: String,
+    provider_id: Box<str>,
     status: Status,
     /// The error code it carried, if any.
-    error_code: Option<String>,
+    error_code: Option<Box<str>>,
     at_ms: u64,
 }
 
@@ -287,7 +283,7 @@ pub struct Judge {
     accounts: Vec<AccountModel>,
     campaigns: Vec<CampaignModel>,
     campaign_index: BTreeMap<String, u32>,
-    messages: BTreeMap<MessageRef, MessageModel>,
+    messages: MessageTable<MessageModel>,
     keys: BTreeMap<u64, KeyRecord>,
     /// (account, provider id hash) → key.
     provider_ids: BTreeMap<(u32, u64), u64>,
@@ -312,6 +308,12 @@ pub struct Judge {
     inputs: InputModel,
     /// Credit changes acknowledged so far, all tenants'.
     credit_acks: u64,
+    /// The provider's last refusal of a key, if that is the last thing it did with it:
+    /// rare, so kept apart from [`KeyRecord`], one of which every message has.
+    refusals: BTreeMap<u64, Refusal>,
+    /// The error code a message's row showed when a report settled it: rare, so kept
+    /// apart from [`MessageModel`].
+    report_errors: BTreeMap<MessageRef, Box<str>>,
 }
 
 fn violation(invariant: Invariant, at_ms: u64, message: impl Into<String>, evidence: Vec<String>) -> Violation {
@@ -357,7 +359,7 @@ impl Judge {
             accounts,
             campaigns: Vec::new(),
             campaign_index: BTreeMap::new(),
-            messages: BTreeMap::new(),
+            messages: MessageTable::default(),
             keys: BTreeMap::new(),
             provider_ids: BTreeMap::new(),
             acknowledged: BTreeMap::new(),
@@ -371,6 +373,8 @@ impl Judge {
             sees_messages: false,
             inputs: InputModel::default(),
             credit_acks: 0,
+            refusals: BTreeMap::new(),
+            report_errors: BTreeMap::new(),
         }
     }
 
@@ -709,13 +713,14 @@ impl Judge {
         retry_after_ms: Option<u64>,
     ) {
         let account = self.account(account);
-        let record = self.keys.entry(key_of(destination, body)).or_default();
+        let key = key_of(destination, body);
+        let record = self.keys.entry(key).or_default();
         let refusal = Refusal { at_ms, status, retry_after_ms };
         record.account = account;
-        record.refusal = Some(refusal);
         if refusal.retryable() {
             record.retryable_refusals += 1;
         }
+        self.refusals.insert(key, refusal);
     }
 
     /// `rate`, where it is measured at the provider: in any one-second window, an account's
@@ -774,7 +779,7 @@ impl Judge {
     /// its campaign's failures again since.
     fn check_retry_spacing(&mut self, at_ms: u64, key: u64, destination: &str) -> Result<(), Violation> {
         let Some(record) = self.keys.get(&key) else { return Ok(()) };
-        let (Some(refusal), attempts) = (record.refusal, record.retryable_refusals) else { return Ok(()) };
+        let (Some(&refusal), attempts) = (self.refusals.get(&key), record.retryable_refusals) else { return Ok(()) };
         let message = record.message;
         if !refusal.retryable() {
             return Ok(());
@@ -808,9 +813,7 @@ impl Judge {
         if let Some(body) = body {
             let key = key_of(destination, body);
             self.check_retry_spacing(at_ms, key, destination)?;
-            if let Some(record) = self.keys.get_mut(&key) {
-                record.refusal = None;
-            }
+            self.refusals.remove(&key);
         }
         // With nothing forbidden there is nothing to check: no vacuous "held".
         let any_forbidden = !self.setup.forbidden_destinations.is_empty();
@@ -986,17 +989,22 @@ impl Judge {
             return Ok(());
         };
         let report = AnsweredReport {
-            provider_id: provider_id.to_owned(),
+            provider_id: provider_id.into(),
             status: final_status,
-            error_code: error_code.map(str::to_owned),
+            error_code: error_code.map(Box::from),
             at_ms,
         };
         let slot = (account_index, fnv(&[provider_id]));
-        if forged && answered.is_some() {
-            self.refused_forgeries.entry(slot).or_default().push(report);
+        // Room for one: a message's final report comes once unless duplicated (a default
+        // `Vec` would make room for four, a million times over).
+        let list = if forged && answered.is_some() {
+            &mut self.refused_forgeries
         } else if acknowledged {
-            self.acknowledged.entry(slot).or_default().push(report);
-        }
+            &mut self.acknowledged
+        } else {
+            return Ok(());
+        };
+        list.entry(slot).or_insert_with(|| Vec::with_capacity(1)).push(report);
         Ok(())
     }
 
@@ -1069,7 +1077,10 @@ impl Judge {
                     model.failed_ms = at_ms;
                 }
                 if to_status.is_final_report() {
-                    model.report_error = row.error_code.map(Box::from);
+                    match row.error_code {
+                        Some(code) => _ = self.report_errors.insert(message, code.into()),
+                        None => _ = self.report_errors.remove(&message),
+                    }
                 }
                 let after = money_of(to_status, unknown_outcome);
                 let (cost, tenant) = (model.cost, campaign.tenant);
@@ -1092,7 +1103,7 @@ impl Judge {
         let account = &self.accounts[campaign.account as usize];
         let cost = segments::cost(row.body, account.price_per_segment);
         let key = key_of(row.destination, row.body);
-        let tenant = campaign.tenant;
+        let (tenant, expected) = (campaign.tenant, campaign.contacts);
         self.keys.entry(key).or_default().message = Some(message);
         self.messages.insert(
             message,
@@ -1105,8 +1116,8 @@ impl Judge {
                 provider_id: 0,
                 forbidden: self.setup.forbidden_destinations.contains(row.destination),
                 failed_ms: 0,
-                report_error: None,
             },
+            expected,
         );
         self.move_money(tenant, cost, Money::Free, money_of(status, false));
     }
@@ -1227,7 +1238,7 @@ impl Judge {
     /// `retries`: a submission the provider refused retryably fails only once the
     /// message's attempts are spent.
     fn check_given_up(&mut self, at_ms: u64, name: &str, key: u64, row: MessageRow<'_>) -> Result<(), Violation> {
-        let refusal = self.keys.get(&key).and_then(|record| record.refusal);
+        let refusal = self.refusals.get(&key).copied();
         let (Some(refusal), Some(policy), Some(attempts)) = (refusal, self.setup.retry, row.attempts) else {
             return Ok(());
         };
@@ -1765,7 +1776,7 @@ impl Judge {
                 break;
             }
             if reflected {
-                if let Some(found_here) = Self::error_problem(at_ms, message, model, reports) {
+                if let Some(found_here) = self.error_problem(at_ms, message, model, reports) {
                     found = Some(found_here);
                     break;
                 }
@@ -1779,6 +1790,7 @@ impl Judge {
     /// the codes it may show (a report that carried none leaves its earlier error as it
     /// was, so proves nothing).
     fn error_problem(
+        &self,
         at_ms: u64,
         message: MessageRef,
         model: &MessageModel,
@@ -1786,7 +1798,7 @@ impl Judge {
     ) -> Option<Violation> {
         let carried: Vec<&str> =
             reports.iter().filter(|r| r.status == model.status).filter_map(|r| r.error_code.as_deref()).collect();
-        let recorded = model.report_error.as_deref();
+        let recorded = self.report_errors.get(&message).map(|code| &**code);
         if carried.is_empty() || recorded.is_some_and(|code| carried.contains(&code)) {
             return None;
         }

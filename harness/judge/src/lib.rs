@@ -18,6 +18,7 @@ pub mod input;
 pub mod invariant;
 pub mod judge;
 pub mod lattice;
+mod messages;
 pub mod observation;
 pub mod reports;
 pub mod segments;
