@@ -24,6 +24,18 @@ pub struct FaultsFired {
     pub restarts: u32,
     /// Planned faults that found no engine to act on, or no request to hold.
     pub missed: u32,
+    /// The missed ones, by why.
+    pub missed_why: BTreeMap<String, u32>,
+}
+
+/// The missed faults by why, as the report's `fired` line ends: ` (2 when …; 1 when …)`,
+/// or nothing when none was missed.
+fn missed_why(by_why: &BTreeMap<String, u32>) -> String {
+    if by_why.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = by_why.iter().map(|(why, count)| format!("{count}: {why}")).collect();
+    format!(" ({})", parts.join("; "))
 }
 
 /// The outcome of `smsim live`.
@@ -158,8 +170,14 @@ pub fn summary(report: &LiveReport) -> String {
     let fired = &report.fired;
     let _ = writeln!(
         out,
-        "  fired: {} SIGKILLs ({} between acceptance and commit), {} SIGSTOP pauses, {} service kills, {} restarts, {} missed",
-        fired.kills, fired.kills_between_accept_and_commit, fired.pauses, fired.service_kills, fired.restarts, fired.missed
+        "  fired: {} SIGKILLs ({} between acceptance and commit), {} SIGSTOP pauses, {} service kills, {} restarts, {} missed{}",
+        fired.kills,
+        fired.kills_between_accept_and_commit,
+        fired.pauses,
+        fired.service_kills,
+        fired.restarts,
+        fired.missed,
+        missed_why(&fired.missed_why)
     );
     let _ = writeln!(
         out,
@@ -203,7 +221,17 @@ pub fn summary(report: &LiveReport) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::Sampling;
+    use super::{missed_why, Sampling};
+    use std::collections::BTreeMap;
+
+    /// A missed fault says why, with how many times; none missed says nothing.
+    #[test]
+    fn missed_faults_are_reported_with_why() {
+        assert_eq!(missed_why(&BTreeMap::new()), "");
+        let by_why =
+            BTreeMap::from([("the service was not running".to_owned(), 1), ("its target was down".to_owned(), 2)]);
+        assert_eq!(missed_why(&by_why), " (2: its target was down; 1: the service was not running)");
+    }
 
     /// Gaps across a kill or stop are the engine's; the rest are the sampler's.
     #[test]

@@ -210,6 +210,8 @@ struct Live {
     /// When the fault phase killed or stopped the engine (trace clock, ms): a gap between
     /// rounds across one of these is the engine's, not the sampler's.
     disruptions: Mutex<Vec<u64>>,
+    /// Planned faults that did not fire, by why.
+    missed: Mutex<BTreeMap<&'static str, u32>>,
 }
 
 async fn execute(scenario: Scenario, profile: Profile, options: &LiveOptions) -> Result<LiveReport, LiveError> {
@@ -298,6 +300,7 @@ async fn execute(scenario: Scenario, profile: Profile, options: &LiveOptions) ->
         sampling: Arc::default(),
         rounds: Arc::default(),
         disruptions: Mutex::default(),
+        missed: Mutex::default(),
     };
     let started = live.trace.now_ms();
     live.fault_phase(&plan, &trap, kill_queue).await?;
@@ -528,10 +531,12 @@ impl Live {
     /// answer go; the restart delay and who was killed.
     fn kill_between_accept_and_commit(&self, request: KillRequest) -> (u64, Vec<String>) {
         let killed = self.kill(&request.victims);
-        let event = if killed.is_empty() { "missed" } else { "kill_between_accept_and_commit" };
         let fields =
             json!({ "restart_after_ms": request.restart_after_ms, "processes": killed, "accepted": request.accepted });
-        self.trace.event(event, fields);
+        match killed.is_empty() {
+            true => self.missed("kill_on_accept", NOT_RUNNING, fields),
+            false => self.trace.event("kill_between_accept_and_commit", fields),
+        }
         let _ = request.done.send(());
         (request.restart_after_ms, killed)
     }
@@ -563,8 +568,11 @@ impl Live {
             Step::Operator(index) => self.spawn_operator(index),
             Step::Fault(Fault::Kill { restart_after_ms, target, .. }) => {
                 let killed = self.kill(&target);
-                let event = if killed.is_empty() { "missed" } else { "kill" };
-                self.trace.event(event, json!({ "restart_after_ms": restart_after_ms, "processes": killed }));
+                let fields = json!({ "restart_after_ms": restart_after_ms, "processes": killed });
+                match killed.is_empty() {
+                    true => self.missed("kill", NOT_RUNNING, fields),
+                    false => self.trace.event("kill", fields),
+                }
                 return (!killed.is_empty()).then_some((restart_after_ms, Step::Restart(killed)));
             }
             Step::Fault(Fault::KillOnAccept { restart_after_ms, target, .. }) => {
@@ -580,15 +588,21 @@ impl Live {
                     names.into_iter().filter(|name| fleet.get(name).is_some_and(&mut pause)).collect()
                 };
                 self.disrupted(&paused);
-                let event = if paused.is_empty() { "missed" } else { "sigstop" };
-                self.trace.event(event, json!({ "for_ms": for_ms, "processes": paused }));
+                let fields = json!({ "for_ms": for_ms, "processes": paused });
+                match paused.is_empty() {
+                    true => self.missed("pause", "its target was not running, or was paused already", fields),
+                    false => self.trace.event("sigstop", fields),
+                }
                 return (!paused.is_empty()).then_some((for_ms, Step::Continue(paused)));
             }
             Step::Fault(Fault::ServiceKill { restart_after_ms, service, .. }) => {
                 let killed = self.fleet.lock().expect("fleet lock poisoned").get(&service).is_some_and(Program::kill);
                 self.disrupted(std::slice::from_ref(&service));
-                let event = if killed { "service_kill" } else { "missed" };
-                self.trace.event(event, json!({ "restart_after_ms": restart_after_ms, "service": service }));
+                let fields = json!({ "restart_after_ms": restart_after_ms, "service": service });
+                match killed {
+                    true => self.trace.event("service_kill", fields),
+                    false => self.missed("service_kill", "the service was not running", fields),
+                }
                 return killed.then_some((restart_after_ms, Step::Restart(vec![service])));
             }
             Step::Restart(names) => self.restart(&names),
@@ -763,14 +777,17 @@ fn judge_reading(
     })
 }
 
+/// Why a kill found nothing to kill.
+const NOT_RUNNING: &str = "its target was not running (killed earlier, and not yet restarted)";
+
 impl Live {
     /// Ends the faults: disarms the trap, turns the provider's faults off, continues or
     /// restarts every service and process, and waits until each is ready.
     async fn heal(&self, trap: &Trap) -> Result<(), LiveError> {
         let unfired = std::mem::take(&mut *trap.0.lock().expect("trap poisoned"));
         for (_, target) in unfired {
-            let why = "no request accepted (from its target) after arming";
-            self.trace.event("missed", json!({ "fault": "kill_on_accept", "target": target, "why": why }));
+            let why = "no request (from its target) was accepted after it was armed";
+            self.missed("kill_on_accept", why, json!({ "target": target }));
         }
         self.provider.heal();
         let names: Vec<String> = {
@@ -923,7 +940,23 @@ impl Live {
             service_kills: self.trace.count("service_kill"),
             restarts: self.trace.count("restart"),
             missed: self.trace.count("missed"),
+            missed_why: self
+                .missed
+                .lock()
+                .expect("missed poisoned")
+                .iter()
+                .map(|(why, n)| (why.to_string(), *n))
+                .collect(),
         }
+    }
+
+    /// A planned `fault` that did not fire, and `why`: in the trace with `fields`, and
+    /// counted for the report.
+    fn missed(&self, fault: &str, why: &'static str, mut fields: serde_json::Value) {
+        fields["fault"] = json!(fault);
+        fields["why"] = json!(why);
+        self.trace.event("missed", fields);
+        *self.missed.lock().expect("missed poisoned").entry(why).or_default() += 1;
     }
 
     fn outcomes(&self, last: &BTreeMap<String, Reading>, truth: &TruthView) -> Vec<CampaignOutcome> {
