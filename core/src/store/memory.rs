@@ -207,7 +207,15 @@ impl Contacts {
     }
 
     fn iter(&self) -> impl Iterator<Item = (ContactId, &StoredContact)> {
-        self.rows.iter().enumerate().map(|(index, contact)| (ContactId(index as u64 + 1), contact))
+        self.after(None)
+    }
+
+    /// The contacts with ids above `after` (all, without it), in id order, found by index:
+    /// a page of an enqueue starts where the last ended without walking the ones before.
+    fn after(&self, after: Option<ContactId>) -> impl Iterator<Item = (ContactId, &StoredContact)> {
+        // Ids are handed out from 1: the contact after id `n` is at index `n`.
+        let start = after.map_or(0, |id| usize::try_from(id.0).unwrap_or(usize::MAX)).min(self.rows.len());
+        self.rows[start..].iter().zip(start as u64 + 1..).map(|(contact, id)| (ContactId(id), contact))
     }
 }
 
@@ -640,9 +648,7 @@ impl Backend for Tx<'_> {
 
     fn contacts_after(&self, tenant: TenantId, after: Option<ContactId>, limit: u32) -> StoreResult<Vec<Contact>> {
         let state = self.state.borrow();
-        // Ids are handed out from 1: the contact after id `n` is at index `n`.
-        let start = after.map_or(0, |id| usize::try_from(id.0).unwrap_or(usize::MAX));
-        let page = state.contacts.iter().skip(start).filter(|(_, contact)| contact.tenant == tenant);
+        let page = state.contacts.after(after).filter(|(_, contact)| contact.tenant == tenant);
         Ok(page.take(limit as usize).map(|(id, contact)| contact.to_contact(id)).collect())
     }
 
